@@ -1,0 +1,124 @@
+"""KVStore: the one storage interface of contivpy (etcd v3 semantics).
+
+Two implementations pass the same contract suite (tests/contract/test_kv_contract.py):
+``contivpy.common.kv.etcd.EtcdKV`` (aetcd, a real etcd server) and
+``contivpy.common.kv.memory.MemoryKV`` (in-process, for unit tests and single-node use).
+
+Design and invariants
+- Keys and values are ``str`` (values are JSON text in practice). Keys follow the
+  original Contiv layout under ``/contiv.io/`` (see ``contivpy.model.keys``).
+- Every write that allocates or depends on what it read is a ``txn`` with compares
+  (create-if-absent: ``Compare(key, "version", "==", 0)``; CAS: ``Compare(key, "mod", "==", rev)``).
+  Blind ``put`` is only for keys with a single owner.
+- ``get_prefix`` returns the store revision it read at; ``watch_prefix(prefix, start_revision=rev+1)``
+  then delivers every later change exactly once, in revision order, and survives a restart of
+  the etcd server (the implementation re-watches from the last delivered revision + 1). If that
+  revision was compacted it raises ``CompactedError`` and the caller re-lists.
+- Leases: ``grant_lease(ttl)`` returns an id; keys put with ``lease=id`` vanish when the lease
+  expires or is revoked; ``keepalive`` refreshes it (callers run it in a task every ttl/3).
+- All methods raise ``contivpy.common.errors.StoreError`` on transport failures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+CompareTarget = Literal["value", "version", "create", "mod", "lease"]
+CompareOp = Literal["==", "!=", "<", ">"]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    key: str
+    value: str
+    create_revision: int
+    mod_revision: int
+    version: int
+    lease: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One change seen by a watch. ``type`` is "put" or "delete"; ``value`` is "" for deletes."""
+
+    type: Literal["put", "delete"]
+    key: str
+    value: str
+    mod_revision: int
+    prev_value: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    key: str
+    target: CompareTarget
+    op: CompareOp
+    value: str | int
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    key: str
+    value: str
+    lease: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    key: str
+    prefix: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TxnResult:
+    succeeded: bool
+    revision: int
+    # For a failed txn, callers usually re-read; nothing else is returned.
+    extra: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class KVStore(Protocol):
+    async def get(self, key: str) -> KeyValue | None: ...
+
+    async def get_prefix(self, prefix: str) -> tuple[list[KeyValue], int]:
+        """All keys under ``prefix`` sorted by key, and the store revision of the read."""
+        ...
+
+    async def put(self, key: str, value: str, lease: int = 0) -> int:
+        """Blind write; returns the new store revision."""
+        ...
+
+    async def delete(self, key: str) -> bool:
+        """True if the key existed."""
+        ...
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Number of keys deleted."""
+        ...
+
+    async def txn(
+        self,
+        compares: Sequence[Compare],
+        success: Sequence[Put | Delete],
+        failure: Sequence[Put | Delete] = (),
+    ) -> TxnResult: ...
+
+    async def grant_lease(self, ttl: int) -> int: ...
+
+    async def keepalive(self, lease_id: int) -> None:
+        """Refresh the lease once; raises StoreError if it has expired."""
+        ...
+
+    async def revoke_lease(self, lease_id: int) -> None: ...
+
+    def watch_prefix(self, prefix: str, start_revision: int = 0) -> AsyncIterator[Event]:
+        """Changes under ``prefix`` from ``start_revision`` (0 = from now) on; never ends by itself."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+__all__ = ["KVStore", "KeyValue", "Event", "Compare", "Put", "Delete", "TxnResult"]

@@ -1,0 +1,119 @@
+"""Every etcd key contivpy reads or writes, in the original Contiv layout (contiv-reference §4).
+
+Identifier conventions (reproduced exactly):
+- network id        ``<network>.<tenant>``            model key ``<tenant>:<network>``
+- EPG state id      ``<group>:<tenant>``              model key ``<tenant>:<group>``
+- endpoint id       ``<network>.<tenant>-<endpointID>``
+- docknet id        ``<tenant>.<network>.<group>``    (group "" for a plain network)
+- service registry  ``/contiv.io/service/<name>/<ip>:<port>``
+
+This module is pure string building: no I/O, importable from anywhere (netctl excepted).
+"""
+
+from __future__ import annotations
+
+ROOT = "/contiv.io/"
+OBJ = ROOT + "obj/modeldb/"
+STATE = ROOT + "state/"
+OPER = ROOT + "oper/"
+SERVICE = ROOT + "service/"
+LOCK = ROOT + "lock/"
+MASTER_CONFIG_GLOBAL = ROOT + "master/config/global"
+
+LEADER_LOCK = LOCK + "netmaster/leader"
+
+# --- model objects (REST config JSON) ---------------------------------------------------
+
+
+def obj_prefix(obj_type: str) -> str:
+    """``obj_type`` is the model type name: tenant, network, endpointGroup, policy, rule, ..."""
+    return f"{OBJ}{obj_type}/"
+
+
+def obj_key(obj_type: str, key: str) -> str:
+    return f"{OBJ}{obj_type}/{key}"
+
+
+# --- ids -----------------------------------------------------------------------------------
+
+
+def network_id(network: str, tenant: str) -> str:
+    return f"{network}.{tenant}"
+
+
+def epg_id(group: str, tenant: str) -> str:
+    return f"{group}:{tenant}"
+
+
+def endpoint_state_id(network: str, tenant: str, endpoint_id: str) -> str:
+    return f"{network}.{tenant}-{endpoint_id}"
+
+
+def docknet_id(tenant: str, network: str, group: str = "") -> str:
+    return f"{tenant}.{network}.{group}"
+
+
+# --- desired state written by netmaster, watched by netplugin -----------------------------
+
+NETS = STATE + "nets/"
+EPS = STATE + "eps/"
+EPGS = STATE + "endpointGroups/"
+POLICY = STATE + "policy/"
+POLICY_RULE = STATE + "policyRule/"
+SERVICE_LB = STATE + "serviceLB/"
+PROVIDER = STATE + "provider/"
+BGP = STATE + "bgp/"
+STATE_GLOBAL = STATE + "global/global"
+STATE_AUTO_VLAN = STATE + "auto-vlan/global"
+STATE_AUTO_VXLAN = STATE + "auto-vxlan/global"
+
+
+def net_state(net_id: str) -> str:
+    return NETS + net_id
+
+
+def ep_state(ep_id: str) -> str:
+    return EPS + ep_id
+
+
+def epg_state(epg_state_id: str) -> str:
+    return EPGS + epg_state_id
+
+
+# --- oper state ------------------------------------------------------------------------------
+
+OPER_EPS = OPER + "eps/"
+OPER_OVS_DRIVER = OPER + "ovs-driver/"
+OPER_DOCKNET = OPER + "docknet/"
+OPER_GLOBAL = OPER + "global/global"
+OPER_AUTO_VLAN = OPER + "auto-vlan/global"
+OPER_AUTO_VXLAN = OPER + "auto-vxlan/global"
+
+
+def ep_oper(ep_id: str) -> str:
+    return OPER_EPS + ep_id
+
+
+def ovs_driver_oper(host: str) -> str:
+    return OPER_OVS_DRIVER + host
+
+
+def docknet_oper(docknet: str) -> str:
+    return OPER_DOCKNET + docknet
+
+
+# --- service registry ------------------------------------------------------------------------
+
+
+def service_prefix(name: str) -> str:
+    return f"{SERVICE}{name}/"
+
+
+def service_key(name: str, host_addr: str, port: int) -> str:
+    return f"{SERVICE}{name}/{host_addr}:{port}"
+
+
+SVC_NETMASTER = "netmaster"
+SVC_NETMASTER_RPC = "netmaster.rpc"
+SVC_NETPLUGIN = "netplugin"
+SVC_NETPLUGIN_VTEP = "netplugin.vtep"
