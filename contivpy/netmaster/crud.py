@@ -1,0 +1,403 @@
+"""Generic CRUD over the object registry: validate -> hook -> ONE etcd txn -> side effects.
+
+Objects
+    A model object is a plain ``dict`` in canonical REST form (``contivpy.model.objects``): exact
+    JSON field names, only non-empty fields present (Go ``omitempty``), ``key`` always set, and
+    ``link-sets`` / ``links`` present for the types that have them. ``objects.dumps(type, obj)``
+    renders it byte-for-byte like the original (field order included).
+
+HOOK CONTRACT (per type, module ``contivpy.netmaster.hooks.<name>``, see registry.ObjType.hooks)
+    Every function is optional; a missing module means "no hooks".
+
+        async def on_create(ctx: TxnContext, obj: dict) -> Plan | None
+        async def on_update(ctx: TxnContext, old: dict, new: dict) -> Plan | None
+        async def on_delete(ctx: TxnContext, obj: dict) -> Plan | None
+        async def oper(ctx: TxnContext, obj: dict) -> dict          # inspect "Oper" (read only)
+
+    - ``obj``/``new`` are validated (key, regexes, ranges, defaults) before the hook runs. A hook
+      may mutate ``obj``/``new`` (e.g. set a link); what it leaves there is what gets stored.
+      ``on_update`` receives the stored ``old`` (with its link-sets/links) and the request ``new``
+      whose link-sets/links were copied from ``old``.
+    - A hook refuses by raising a ``contivpy.common.errors.ContivError`` subclass; ``str(err)`` is
+      the HTTP 500 body (the original's message).
+    - A hook must be PURE over what it reads through ``ctx``: crud may run it several times.
+      All reads go through ``ctx.get_obj / ctx.list_objs / ctx.read / ctx.read_json``; each point
+      read records a compare (mod_revision == seen, or version == 0 if absent) that fences the
+      commit. If the txn fails on any compare, crud discards the attempt, re-reads and re-runs
+      the hook (``MAX_ATTEMPTS``), then fails with "concurrent update, please retry".
+    - Writes: the hook returns ``Plan(compares=[...], ops=[Put|Delete...], after_commit=[...])``.
+      crud merges ``plan.compares`` + recorded read compares + the leader fence, and
+      ``plan.ops`` + staged model-object writes + the object write itself into ONE ``kv.txn``.
+      Model objects other than the one being written are changed with ``ctx.put_obj`` /
+      ``ctx.delete_obj`` (staged; later ``ctx.get_obj`` calls see the staged version).
+    - ``after_commit`` callables (``async def f() -> None``) run after a successful commit, in
+      order; they must be idempotent (Docker network create/delete, ...). Their failure is
+      logged and turned into the response error, but the commit stays (as in the original,
+      where state was written before the Docker call).
+    - Link maintenance: crud itself keeps the declared single links (registry ``ObjType.links``,
+      e.g. network ``links.Tenant`` and tenant ``link-sets.Networks``) in the same txn. Hooks
+      handle many-to-many links (EPG policies, app-profile groups, ...) with ``link_set_add`` /
+      ``link_set_remove`` on the objects they stage.
+
+``TxnContext`` attributes: ``kv`` (KVStore), ``config`` (netmaster Config: ``cluster_mode``,
+``docker_host``, ``plugin_name``, ``fwd_mode``, ``net_mode``, ``infra``), ``docker`` (Docker
+client or None; lazily built by daemon in docker/swarm-mode), ``registry`` (type table),
+``extras`` (dict shared per Crud instance for other helpers' services, e.g. ``extras["ipam"]``).
+
+Leader start: ``Crud.ensure_defaults(fwd_mode)`` creates tenant ``default`` if missing and calls
+``contivpy.netmaster.hooks.global_.ensure_global_defaults(ctx, fwd_mode) -> Plan`` (owned by the
+network/IPAM helper) inside a txn (same retry rules).
+
+Concurrency: one ``asyncio.Lock`` per Crud serialises the write path in this process (single
+leader); etcd compares guard against anything else (a deposed leader, /plugin/* allocations).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import importlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from contivpy.common.errors import ConflictError, ContivError, NotFoundError, StoreError
+from contivpy.common.kv.base import Compare, Delete, KeyValue, KVStore, Put
+from contivpy.model import keys, objects
+from contivpy.netmaster import registry as reg
+
+log = logging.getLogger("netmaster.crud")
+
+MAX_ATTEMPTS = 8
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Plan:
+    compares: list[Compare] = field(default_factory=list)
+    ops: list[Put | Delete] = field(default_factory=list)
+    after_commit: list[AfterCommit] = field(default_factory=list)
+
+    def extend(self, other: Plan | None) -> Plan:
+        if other is not None:
+            self.compares += other.compares
+            self.ops += other.ops
+            self.after_commit += other.after_commit
+        return self
+
+
+def link_set_add(obj: dict, set_name: str, target_type: str, target_key: str) -> None:
+    """Add ``{type,key}`` to ``obj["link-sets"][set_name]`` (sorted on output)."""
+    obj.setdefault("link-sets", {}).setdefault(set_name, {})[target_key] = {
+        "type": target_type,
+        "key": target_key,
+    }
+
+
+def link_set_remove(obj: dict, set_name: str, target_key: str) -> None:
+    sets = obj.get("link-sets", {})
+    members = sets.get(set_name)
+    if members and target_key in members:
+        del members[target_key]
+        if not members:
+            del sets[set_name]
+
+
+def set_link(obj: dict, link_name: str, target_type: str, target_key: str) -> None:
+    obj.setdefault("links", {})[link_name] = {"type": target_type, "key": target_key} if target_key else {}
+
+
+class TxnContext:
+    """One attempt's view of the store: records what was read, stages model-object writes."""
+
+    def __init__(self, crud: Crud) -> None:
+        self.kv: KVStore = crud.kv
+        self.config = crud.config
+        self.docker = crud.docker
+        self.registry = reg
+        self.extras = crud.extras
+        self._reads: dict[str, KeyValue | None] = {}
+        self._staged: dict[str, dict | None] = {}  # etcd key -> obj (None = delete)
+
+    # --- reads (recorded) ---------------------------------------------------------------
+    async def read(self, key: str) -> KeyValue | None:
+        if key not in self._reads:
+            self._reads[key] = await self.kv.get(key)
+        return self._reads[key]
+
+    async def read_json(self, key: str) -> Any | None:
+        kv = await self.read(key)
+        return None if kv is None else json.loads(kv.value)
+
+    async def get_obj(self, obj_type: str, key: str) -> dict | None:
+        ek = keys.obj_key(obj_type, key)
+        if ek in self._staged:
+            staged = self._staged[ek]
+            return staged
+        kv = await self.read(ek)
+        if kv is None:
+            return None
+        obj = json.loads(kv.value)
+        # Work on a private copy: a hook mutating it must call put_obj to persist.
+        return obj
+
+    async def list_objs(self, obj_type: str) -> list[dict]:
+        """All objects of a type, sorted by key, staged writes applied (not compare-fenced:
+        the CRUD lock and the leader fence serialise model writers)."""
+        prefix = keys.obj_prefix(obj_type)
+        kvs, _rev = await self.kv.get_prefix(prefix)
+        out: dict[str, dict] = {k.key: json.loads(k.value) for k in kvs}
+        for ek, obj in self._staged.items():
+            if ek.startswith(prefix):
+                if obj is None:
+                    out.pop(ek, None)
+                else:
+                    out[ek] = obj
+        return [out[k] for k in sorted(out)]
+
+    # --- staged writes -------------------------------------------------------------------
+    def put_obj(self, obj_type: str, obj: dict) -> None:
+        self._staged[keys.obj_key(obj_type, obj["key"])] = obj
+
+    def delete_obj(self, obj_type: str, key: str) -> None:
+        self._staged[keys.obj_key(obj_type, key)] = None
+
+    # --- commit helpers (crud only) -------------------------------------------------------
+    def _read_compares(self) -> list[Compare]:
+        out = []
+        for k, kv in self._reads.items():
+            if kv is None:
+                out.append(Compare(k, "version", "==", 0))
+            else:
+                out.append(Compare(k, "mod", "==", kv.mod_revision))
+        return out
+
+    def _staged_ops(self) -> list[Put | Delete]:
+        ops: list[Put | Delete] = []
+        for ek, obj in self._staged.items():
+            if obj is None:
+                ops.append(Delete(ek))
+            else:
+                obj_type = ek[len(keys.OBJ) :].split("/", 1)[0]
+                ops.append(Put(ek, objects.dumps(obj_type, obj)))
+        return ops
+
+
+def _hooks(t: reg.ObjType) -> Any | None:
+    if not t.hooks:
+        return None
+    try:
+        return importlib.import_module(t.hooks)
+    except ModuleNotFoundError as exc:
+        if exc.name != t.hooks:
+            raise
+        return None
+
+
+async def _call(mod: Any, name: str, *args: Any) -> Plan | None:
+    fn = getattr(mod, name, None) if mod is not None else None
+    if fn is None:
+        return None
+    return await fn(*args)
+
+
+class Crud:
+    """Create/update/delete/get/list/inspect of model objects, one txn per write."""
+
+    def __init__(
+        self,
+        kv: KVStore,
+        config: Any = None,
+        docker: Any = None,
+        fence: Callable[[], Compare | None] | None = None,
+    ) -> None:
+        self.kv = kv
+        self.config = config
+        self.docker = docker
+        self.fence = fence or (lambda: None)
+        self.extras: dict[str, Any] = {}
+        self.lock = asyncio.Lock()
+
+    # --- reads ---------------------------------------------------------------------------
+    async def get(self, obj_type: str, key: str) -> dict:
+        kv = await self.kv.get(keys.obj_key(obj_type, key))
+        if kv is None:
+            raise NotFoundError(f"{obj_type} not found")
+        return json.loads(kv.value)
+
+    async def list(self, obj_type: str) -> list[dict]:
+        kvs, _ = await self.kv.get_prefix(keys.obj_prefix(obj_type))
+        return [json.loads(k.value) for k in kvs]  # get_prefix is sorted by key
+
+    async def list_raw(self, obj_type: str) -> list[str]:
+        """Stored JSON texts sorted by key (fast path for GET list: no re-encoding)."""
+        kvs, _ = await self.kv.get_prefix(keys.obj_prefix(obj_type))
+        return [k.value for k in kvs]
+
+    async def inspect(self, obj_type: str, key: str) -> dict:
+        t = reg.TYPES[obj_type]
+        obj = await self.get(obj_type, key)
+        out: dict[str, Any] = {"Config": obj}
+        if t.has_oper:
+            ctx = TxnContext(self)
+            mod = _hooks(t)
+            fn = getattr(mod, "oper", None) if mod is not None else None
+            out["Oper"] = (await fn(ctx, obj)) if fn is not None else {}
+        return out
+
+    # --- writes --------------------------------------------------------------------------
+    async def create_or_update(self, obj_type: str, key: str, body: dict) -> dict:
+        """``body`` is the decoded request object (objects.decode); returns the stored object."""
+        t = reg.TYPES[obj_type]
+        async with self.lock:
+            for _ in range(MAX_ATTEMPTS):
+                ctx = TxnContext(self)
+                new = copy.deepcopy(body)
+                new["key"] = key
+                objects.validate(obj_type, new)
+                old = await ctx.get_obj(obj_type, key)
+                plan = Plan()
+                mod = _hooks(t)
+                if old is None:
+                    objects.reset_links(obj_type, new)
+                    await self._link_parents(ctx, t, new)
+                    plan.extend(await _call(mod, "on_create", ctx, new))
+                else:
+                    for f in ("link-sets", "links"):
+                        if f in old:
+                            new[f] = copy.deepcopy(old[f])
+                    await self._relink_parents(ctx, t, old, new)
+                    plan.extend(await _call(mod, "on_update", ctx, old, new))
+                ctx.put_obj(obj_type, new)
+                if await self._commit(ctx, plan):
+                    await self._after(plan)
+                    return new
+            raise ConflictError("concurrent update, please retry")
+
+    async def delete(self, obj_type: str, key: str) -> None:
+        t = reg.TYPES[obj_type]
+        async with self.lock:
+            for _ in range(MAX_ATTEMPTS):
+                ctx = TxnContext(self)
+                old = await ctx.get_obj(obj_type, key)
+                if old is None:
+                    raise NotFoundError(f"{obj_type} not found")
+                plan = Plan()
+                plan.extend(await _call(_hooks(t), "on_delete", ctx, old))
+                await self._unlink_parents(ctx, t, old)
+                ctx.delete_obj(obj_type, key)
+                if await self._commit(ctx, plan):
+                    await self._after(plan)
+                    return
+            raise ConflictError("concurrent update, please retry")
+
+    async def run_plan(self, build: Callable[[TxnContext], Awaitable[Plan | None]]) -> None:
+        """Run ``build(ctx)`` under the write lock and commit its plan with the usual retries
+        (for leader-start defaults and other non-REST writers)."""
+        async with self.lock:
+            for _ in range(MAX_ATTEMPTS):
+                ctx = TxnContext(self)
+                plan = Plan().extend(await build(ctx))
+                if await self._commit(ctx, plan):
+                    await self._after(plan)
+                    return
+            raise ConflictError("concurrent update, please retry")
+
+    async def ensure_defaults(self, fwd_mode: str) -> None:
+        """Leader start: tenant ``default`` and the global object (via the global hook owner)."""
+        try:
+            await self.get("tenant", "default")
+        except NotFoundError:
+            await self.create_or_update("tenant", "default", {"tenantName": "default"})
+        try:
+            glob = importlib.import_module("contivpy.netmaster.hooks.global_")
+        except ModuleNotFoundError:
+            glob = None
+        fn = getattr(glob, "ensure_global_defaults", None)
+        if fn is not None:
+            await self.run_plan(lambda ctx: fn(ctx, fwd_mode))
+        else:
+            await self.run_plan(lambda ctx: _minimal_global(ctx, fwd_mode))
+
+    # --- internals -------------------------------------------------------------------------
+    async def _link_parents(self, ctx: TxnContext, t: reg.ObjType, obj: dict) -> None:
+        for rel in t.links:
+            target_key = rel.target_key(obj)
+            if not target_key:
+                continue
+            parent = await ctx.get_obj(rel.target_type, target_key)
+            if parent is None:
+                continue  # the hook decides whether a missing parent is an error
+            if rel.link_name:
+                set_link(obj, rel.link_name, rel.target_type, target_key)
+            if rel.own_set:
+                link_set_add(obj, rel.own_set, rel.target_type, target_key)
+            if rel.reverse_set:
+                parent = copy.deepcopy(parent)
+                link_set_add(parent, rel.reverse_set, t.name, obj["key"])
+                ctx.put_obj(rel.target_type, parent)
+
+    async def _relink_parents(self, ctx: TxnContext, t: reg.ObjType, old: dict, new: dict) -> None:
+        """Update: re-point relations whose target key changed (e.g. EPG netProfile)."""
+        changed = [r for r in t.links if r.target_key(old) != r.target_key(new)]
+        if not changed:
+            return
+        sub = reg.ObjType(t.name, t.plural, t.has_oper, links=tuple(changed))
+        await self._unlink_parents(ctx, sub, old, new)
+        await self._link_parents(ctx, sub, new)
+
+    async def _unlink_parents(
+        self, ctx: TxnContext, t: reg.ObjType, obj: dict, holder: dict | None = None
+    ) -> None:
+        holder = obj if holder is None else holder
+        for rel in t.links:
+            target_key = rel.target_key(obj)
+            if rel.link_name:
+                set_link(holder, rel.link_name, rel.target_type, "")
+            if rel.own_set and target_key:
+                link_set_remove(holder, rel.own_set, target_key)
+            if not rel.reverse_set:
+                continue
+            parent = await ctx.get_obj(rel.target_type, target_key) if target_key else None
+            if parent is not None:
+                parent = copy.deepcopy(parent)
+                link_set_remove(parent, rel.reverse_set, obj["key"])
+                ctx.put_obj(rel.target_type, parent)
+
+    async def _commit(self, ctx: TxnContext, plan: Plan) -> bool:
+        compares = ctx._read_compares() + plan.compares
+        fence = self.fence()
+        if fence is not None:
+            compares.append(fence)
+        ops = plan.ops + ctx._staged_ops()
+        res = await self.kv.txn(compares, ops)
+        if not res.succeeded and fence is not None:
+            kv = await self.kv.get(fence.key)
+            if kv is None or kv.create_revision != fence.value:
+                from contivpy.common.errors import NotLeaderError
+
+                raise NotLeaderError("netmaster is not the leader any more")
+        return res.succeeded
+
+    async def _after(self, plan: Plan) -> None:
+        for fn in plan.after_commit:
+            try:
+                await fn()
+            except ContivError:
+                raise
+            except Exception as exc:  # a side effect failed after the commit
+                log.exception("after-commit action failed")
+                raise StoreError(str(exc)) from exc
+
+
+async def _minimal_global(ctx: TxnContext, fwd_mode: str) -> Plan | None:
+    """Fallback used only while hooks.global_ is absent: the default global object."""
+    if await ctx.get_obj("global", "global") is not None:
+        return None
+    ctx.put_obj("global", objects.default_global(fwd_mode))
+    return None
+
+
+__all__ = ["Crud", "Plan", "TxnContext", "link_set_add", "link_set_remove", "set_link", "MAX_ATTEMPTS"]

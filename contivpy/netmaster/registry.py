@@ -1,0 +1,126 @@
+"""The object type table: one row per REST collection; it drives routes, CRUD and links.
+
+Each ``ObjType`` names the model type (the etcd ``/contiv.io/obj/modeldb/<name>/`` segment and
+the ``type`` of links pointing at it), the REST plural (``/api/v1/<plural>/``, spelled as the
+original: ``policys``, ``Bgps``), whether inspect has an ``Oper`` part, the hooks module, and
+the single-valued relations crud maintains by itself (``Relation``):
+
+- ``link_name``: the object's own ``links.<Name>`` = ``{type,key}`` of the target
+- ``own_set``: or the object's own ``link-sets.<Name>`` gets the target (rule -> Policies)
+- ``reverse_set``: the target's ``link-sets.<Name>`` gets this object
+
+Relations are applied on create, re-pointed on update when the target key changes, and removed
+on delete, inside the object's txn. Missing targets are skipped here; hooks refuse them with the
+original's message. Volumes/volumeProfiles are routed but have no callbacks in the original, so
+every write answers "Invalid object type" (``ObjType.invalid``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Relation:
+    target_type: str
+    target_key: Callable[[dict], str]
+    link_name: str = ""
+    own_set: str = ""
+    reverse_set: str = ""
+
+
+@dataclass(frozen=True)
+class ObjType:
+    name: str
+    plural: str
+    has_oper: bool
+    hooks: str = ""
+    links: tuple[Relation, ...] = field(default_factory=tuple)
+    invalid: bool = False
+
+
+def _tenant(o: dict) -> str:
+    return o.get("tenantName", "")
+
+
+def _tk(name_field: str) -> Callable[[dict], str]:
+    def key(o: dict) -> str:
+        name = o.get(name_field, "")
+        return f"{o.get('tenantName', '')}:{name}" if name else ""
+
+    return key
+
+
+_H = "contivpy.netmaster.hooks."
+
+_ROWS = [
+    ObjType("aciGw", "aciGws", True, _H + "aci_gw"),
+    ObjType(
+        "appProfile",
+        "appProfiles",
+        False,
+        _H + "app_profile",
+        (Relation("tenant", _tenant, link_name="Tenant", reverse_set="AppProfiles"),),
+    ),
+    ObjType("Bgp", "Bgps", True, _H + "bgp"),
+    ObjType(
+        "endpointGroup",
+        "endpointGroups",
+        True,
+        _H + "group",
+        (
+            Relation("network", _tk("networkName"), link_name="Network", reverse_set="EndpointGroups"),
+            Relation("netprofile", _tk("netProfile"), link_name="NetProfile", reverse_set="EndpointGroups"),
+            Relation("tenant", _tenant, link_name="Tenant", reverse_set="EndpointGroups"),
+        ),
+    ),
+    ObjType("extContractsGroup", "extContractsGroups", False, _H + "ext_contracts"),
+    ObjType("global", "globals", True, _H + "global_"),
+    ObjType(
+        "netprofile",
+        "netprofiles",
+        False,
+        _H + "netprofile",
+        (Relation("tenant", _tenant, link_name="Tenant", reverse_set="NetProfiles"),),
+    ),
+    ObjType(
+        "network",
+        "networks",
+        True,
+        _H + "network",
+        (Relation("tenant", _tenant, link_name="Tenant", reverse_set="Networks"),),
+    ),
+    ObjType(
+        "policy",
+        "policys",
+        True,
+        _H + "policy",
+        (Relation("tenant", _tenant, link_name="Tenant", reverse_set="Policies"),),
+    ),
+    ObjType(
+        "rule",
+        "rules",
+        False,
+        _H + "rule",
+        (Relation("policy", _tk("policyName"), own_set="Policies", reverse_set="Rules"),),
+    ),
+    ObjType(
+        "serviceLB",
+        "serviceLBs",
+        True,
+        _H + "service_lb",
+        (
+            Relation("network", _tk("networkName"), link_name="Network", reverse_set="Servicelbs"),
+            Relation("tenant", _tenant, link_name="Tenant", reverse_set="Servicelbs"),
+        ),
+    ),
+    ObjType("tenant", "tenants", True, _H + "tenant"),
+    ObjType("volume", "volumes", False, invalid=True),
+    ObjType("volumeProfile", "volumeProfiles", False, invalid=True),
+]
+
+TYPES: dict[str, ObjType] = {t.name: t for t in _ROWS}
+BY_PLURAL: dict[str, ObjType] = {t.plural: t for t in _ROWS}
+
+__all__ = ["ObjType", "Relation", "TYPES", "BY_PLURAL"]
