@@ -1,0 +1,344 @@
+"""IPv4/IPv6 address management of one network (pure: mutates state records, no I/O).
+
+State lives in the network record (``NetworkState.ipAllocMap``, a Go-encoded bitmap with one bit
+per host offset of the subnet) and, for EPGs with an ``ipPool``, in the EPG record
+(``epgIpAllocMap``). Persistence and concurrency are the caller's: ``endpoints.py`` and the
+network/group hooks read a record, call these functions, and commit the new JSON with a CAS on
+the record's mod revision, so a lost race is re-run on fresh state and nothing is handed out twice.
+
+Invariants (contiv-reference §4.2)
+- At creation, offset 0 (network) and the last offset (broadcast) are marked used; a given gateway
+  is marked used (no gateway is assumed otherwise); for range subnets every offset outside the
+  range is used. These are *reserved*: ``release`` never clears them.
+- First fit: the lowest clear bit; released addresses are reused at once.
+- An EPG ``ipPool`` range is marked used in the network map for the EPG's lifetime; the EPG map
+  has the network's size with everything outside the pool marked used.
+- ``epAddrCount`` counts endpoint addresses: +1 when a bit goes clear->set by an allocation,
+  -1 when a release clears a set bit (never negative).
+- FIX (decisions.md): a *preferred* address that is already taken is refused
+  ("ip address X is not available"); ``reserve`` (createEndpoint carrying the address that
+  /plugin/allocAddress handed out) is idempotent instead.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from contivpy.common import netaddr
+from contivpy.common.errors import ResourceExhaustedError, ValidationError
+from contivpy.model.state import EndpointGroupState, NetworkState
+from contivpy.netmaster.bitset import Bitset
+
+EMPTY_BITSET = Bitset().encode()
+
+
+# --- network creation --------------------------------------------------------------------------
+
+
+def init_network_map(subnet: netaddr.Subnet, gateway: str = "") -> Bitset:
+    size = subnet.size
+    bm = Bitset()
+    bm.set(size - 1)
+    bm.set(0)
+    if gateway:
+        bm.set(netaddr.host_id(subnet.subnet_ip, subnet.length, gateway))
+    if subnet.is_range:
+        lo = subnet.range_start - subnet.subnet_ip
+        hi = subnet.range_end - subnet.subnet_ip
+        bm.set_range(0, lo - 1)
+        bm.set_range(hi + 1, size - 1)
+    return bm
+
+
+def new_network_state(
+    *,
+    network: str,
+    tenant: str,
+    nw_type: str,
+    encap: str,
+    subnet: str,
+    gateway: str = "",
+    ipv6_subnet: str = "",
+    ipv6_gateway: str = "",
+    cfgd_tag: str = "",
+) -> NetworkState:
+    """Build the state record of a new network (tags are filled in by the caller)."""
+    sn = netaddr.parse_subnet(subnet)
+    if gateway and not netaddr.is_ipv4(gateway):
+        raise ValidationError("invalid IP")
+    st = NetworkState(
+        id=f"{network}.{tenant}",
+        tenant=tenant,
+        networkName=network,
+        nwType=nw_type,
+        pktTagType=encap,
+        subnetIP=sn.subnet_str,
+        subnetLen=sn.length,
+        gateway=gateway,
+        ipAddrRange=sn.ip_addr_range,
+        ipAllocMap=init_network_map(sn, gateway).encode(),
+        networkTag=cfgd_tag or f"{network}.{tenant}",
+    )
+    if ipv6_subnet:
+        v6 = netaddr.parse_subnet_v6(ipv6_subnet)
+        st.ipv6SubnetIP = ipv6_subnet.split("/")[0]
+        st.ipv6SubnetLen = v6.prefixlen
+        if ipv6_gateway:
+            st.ipv6AllocMap = {_v6_host_id(v6, ipv6_gateway): True}
+            st.ipv6Gateway = ipv6_gateway
+    return st
+
+
+def subnet_of(net: NetworkState) -> netaddr.Subnet:
+    """The parsed subnet of a state record (range form when ipAddrRange is a strict range)."""
+    base = netaddr.ip_to_int(net.subnetIP)
+    size = 1 << (32 - net.subnetLen)
+    lo_s, _, hi_s = net.ipAddrRange.partition("-")
+    lo, hi = netaddr.ip_to_int(lo_s), netaddr.ip_to_int(hi_s)
+    is_range = not (hi == base + size - 1)
+    return netaddr.Subnet(net.ipAddrRange, base, net.subnetLen, lo, hi, is_range)
+
+
+# --- v4 allocation -------------------------------------------------------------------------------
+
+
+def _pool(epg: EndpointGroupState | None) -> bool:
+    return epg is not None and bool(epg.ipPool)
+
+
+def allocate(net: NetworkState, epg: EndpointGroupState | None = None, preferred: str = "") -> str:
+    """Allocate an IPv4 address (first fit, or ``preferred``) for an endpoint; returns the IP."""
+    base = netaddr.ip_to_int(net.subnetIP)
+    size = 1 << (32 - net.subnetLen)
+    use_pool = _pool(epg)
+    bm = Bitset.decode(epg.epgIpAllocMap if use_pool else net.ipAllocMap)  # type: ignore[union-attr]
+    if preferred:
+        hid = netaddr.host_id(base, net.subnetLen, preferred)
+        if bm.test(hid):
+            raise ResourceExhaustedError(f"ip address {preferred} is not available")
+    else:
+        hid = bm.next_clear(0)
+        if hid is None or hid >= size:
+            if use_pool:
+                raise ResourceExhaustedError(
+                    f"auto allocation failed - address exhaustion in pool {epg.ipPool}"  # type: ignore[union-attr]
+                )
+            raise ResourceExhaustedError(
+                f"auto allocation failed - address exhaustion in subnet {net.subnetIP}/{net.subnetLen}"
+            )
+    bm.set(hid)
+    _store(net, epg, bm, use_pool)
+    net.epAddrCount += 1
+    return netaddr.host_ip(base, hid)
+
+
+def reserve(net: NetworkState, epg: EndpointGroupState | None, ip: str) -> None:
+    """Mark ``ip`` used for an endpoint (idempotent: already-set is fine, counted once)."""
+    base = netaddr.ip_to_int(net.subnetIP)
+    hid = netaddr.host_id(base, net.subnetLen, ip)
+    use_pool = _pool(epg)
+    bm = Bitset.decode(epg.epgIpAllocMap if use_pool else net.ipAllocMap)  # type: ignore[union-attr]
+    if bm.test(hid):
+        return
+    bm.set(hid)
+    _store(net, epg, bm, use_pool)
+    net.epAddrCount += 1
+
+
+def release(net: NetworkState, epg: EndpointGroupState | None, ip: str) -> bool:
+    """Free an endpoint address; reserved offsets are never freed. True if something was freed."""
+    base = netaddr.ip_to_int(net.subnetIP)
+    hid = netaddr.host_id(base, net.subnetLen, ip)
+    if _is_reserved(net, epg, hid):
+        return False
+    use_pool = _pool(epg)
+    bm = Bitset.decode(epg.epgIpAllocMap if use_pool else net.ipAllocMap)  # type: ignore[union-attr]
+    if not bm.test(hid):
+        return False
+    bm.clear(hid)
+    _store(net, epg, bm, use_pool)
+    net.epAddrCount = max(0, net.epAddrCount - 1)
+    return True
+
+
+def _is_reserved(net: NetworkState, epg: EndpointGroupState | None, hid: int) -> bool:
+    size = 1 << (32 - net.subnetLen)
+    if hid in (0, size - 1):
+        return True
+    base = netaddr.ip_to_int(net.subnetIP)
+    if net.gateway and hid == netaddr.host_id(base, net.subnetLen, net.gateway):
+        return True
+    sn = subnet_of(net)
+    if sn.is_range and not sn.range_start - base <= hid <= sn.range_end - base:
+        return True
+    if _pool(epg):
+        lo, hi = netaddr.parse_ip_pool(epg.ipPool, sn)  # type: ignore[union-attr]
+        return not lo <= hid <= hi
+    return False
+
+
+def _store(net: NetworkState, epg: EndpointGroupState | None, bm: Bitset, use_pool: bool) -> None:
+    if use_pool:
+        epg.epgIpAllocMap = bm.encode()  # type: ignore[union-attr]
+    else:
+        net.ipAllocMap = bm.encode()
+
+
+def owner_of(net: NetworkState, epgs: list[EndpointGroupState], ip: str) -> EndpointGroupState | None:
+    """The EPG whose ip-pool contains ``ip`` (address released by IP only), else None."""
+    sn = subnet_of(net)
+    hid = netaddr.host_id(sn.subnet_ip, sn.length, ip)
+    for epg in epgs:
+        if epg.ipPool:
+            lo, hi = netaddr.parse_ip_pool(epg.ipPool, sn)
+            if lo <= hid <= hi:
+                return epg
+    return None
+
+
+# --- EPG pools -------------------------------------------------------------------------------------
+
+
+def attach_pool(net: NetworkState, epg: EndpointGroupState, pool: str) -> None:
+    """Validate ``pool`` against the network map, mark it used there, build the EPG map."""
+    if ":" in pool:
+        raise ValidationError("ipv6 address pool is not supported for Endpoint Groups")
+    sn = subnet_of(net)
+    lo, hi = netaddr.parse_ip_pool(pool, sn)
+    nm = Bitset.decode(net.ipAllocMap)
+    for hid in range(lo, hi + 1):
+        if nm.test(hid):
+            raise ValidationError(f"ip address {netaddr.host_ip(sn.subnet_ip, hid)} is not available")
+    nm.set_range(lo, hi)
+    net.ipAllocMap = nm.encode()
+    size = sn.size
+    em = Bitset()
+    em.set(size - 1)
+    em.set(0)
+    em.set_range(0, lo - 1)
+    em.set_range(hi + 1, size - 1)
+    epg.ipPool = pool
+    epg.epgIpAllocMap = em.encode()
+
+
+def detach_pool(net: NetworkState, epg: EndpointGroupState) -> None:
+    if not epg.ipPool:
+        return
+    lo, hi = netaddr.parse_ip_pool(epg.ipPool, subnet_of(net))
+    nm = Bitset.decode(net.ipAllocMap)
+    nm.clear_range(lo, hi)
+    net.ipAllocMap = nm.encode()
+
+
+# --- listings (inspect Oper) ---------------------------------------------------------------------------
+
+
+def _in_range_bits(bm: Bitset, lo: int, hi: int) -> list[int]:
+    return [i for i in bm.iter_set() if lo <= i <= hi]
+
+
+def list_allocated(net: NetworkState) -> str:
+    """Used offsets except network/broadcast/outside-range: includes gateway and EPG pools."""
+    sn = subnet_of(net)
+    size = sn.size
+    lo, hi = 1, size - 2
+    if sn.is_range:
+        lo = max(lo, sn.range_start - sn.subnet_ip)
+        hi = min(hi, sn.range_end - sn.subnet_ip)
+    bits = _in_range_bits(Bitset.decode(net.ipAllocMap), lo, hi)
+    return netaddr.render_ip_runs(sn.subnet_ip, netaddr.runs(bits))
+
+
+def list_available(net: NetworkState) -> str:
+    return _available(Bitset.decode(net.ipAllocMap), netaddr.ip_to_int(net.subnetIP), net.subnetLen)
+
+
+def epg_list_available(net: NetworkState, epg: EndpointGroupState) -> str:
+    return _available(Bitset.decode(epg.epgIpAllocMap), netaddr.ip_to_int(net.subnetIP), net.subnetLen)
+
+
+def epg_list_allocated(net: NetworkState, epg: EndpointGroupState) -> str:
+    if not epg.ipPool:
+        return ""
+    sn = subnet_of(net)
+    lo, hi = netaddr.parse_ip_pool(epg.ipPool, sn)
+    lo, hi = max(lo, 1), min(hi, sn.size - 2)
+    bits = _in_range_bits(Bitset.decode(epg.epgIpAllocMap), lo, hi)
+    return netaddr.render_ip_runs(sn.subnet_ip, netaddr.runs(bits))
+
+
+def _available(bm: Bitset, base: int, length: int) -> str:
+    size = 1 << (32 - length)
+    limit = min(size, bm.length)
+    free = (~bm.bits) & ((1 << limit) - 1)
+    return netaddr.render_ip_runs(base, netaddr.runs(Bitset(limit, free).iter_set()))
+
+
+# --- IPv6 (host ids kept in a map, next after the last one handed out) -----------------------------------
+
+
+def _v6_host_id(net6: ipaddress.IPv6Network, addr: str) -> str:
+    try:
+        a = ipaddress.IPv6Address(addr)
+    except ValueError as exc:
+        raise ValidationError(f"Invalid hostAddr {addr} ") from exc
+    if a not in net6:
+        raise ValidationError(f"hostIP {addr} is exceeding beyond subnet {net6}")
+    return str(ipaddress.IPv6Address(int(a) - int(net6.network_address)))
+
+
+def allocate_v6(net: NetworkState, preferred: str = "") -> str:
+    net6 = ipaddress.IPv6Network(f"{net.ipv6SubnetIP}/{net.ipv6SubnetLen}", strict=False)
+    used = dict(net.ipv6AllocMap or {})
+    if preferred:
+        hid = _v6_host_id(net6, preferred)
+        if hid in used:
+            raise ResourceExhaustedError(f"ip address {preferred} is not available")
+    else:
+        max_hosts = (1 << (128 - net6.prefixlen)) - 1
+        if len(used) >= max_hosts - 1:
+            raise ResourceExhaustedError(f"Reached MaxHosts ({max_hosts}). Cannot allocate more hosts")
+        cur = int(ipaddress.IPv6Address(net.ipv6LastHost or "::"))
+        while True:
+            cur += 1
+            if cur >= max_hosts:
+                cur = 1
+            hid = str(ipaddress.IPv6Address(cur))
+            if hid not in used:
+                break
+        net.ipv6LastHost = hid
+    used[hid] = True
+    net.ipv6AllocMap = used
+    return str(ipaddress.IPv6Address(int(net6.network_address) + int(ipaddress.IPv6Address(hid))))
+
+
+def release_v6(net: NetworkState, addr: str) -> None:
+    if not net.ipv6SubnetIP or not addr:
+        return
+    net6 = ipaddress.IPv6Network(f"{net.ipv6SubnetIP}/{net.ipv6SubnetLen}", strict=False)
+    hid = _v6_host_id(net6, addr)
+    if net.ipv6Gateway and hid == _v6_host_id(net6, net.ipv6Gateway):
+        return
+    used = dict(net.ipv6AllocMap or {})
+    used.pop(hid, None)
+    net.ipv6AllocMap = used or None
+
+
+__all__ = [
+    "EMPTY_BITSET",
+    "init_network_map",
+    "new_network_state",
+    "subnet_of",
+    "allocate",
+    "reserve",
+    "release",
+    "owner_of",
+    "attach_pool",
+    "detach_pool",
+    "list_allocated",
+    "list_available",
+    "epg_list_available",
+    "epg_list_allocated",
+    "allocate_v6",
+    "release_v6",
+]
