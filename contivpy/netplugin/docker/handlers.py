@@ -1,0 +1,303 @@
+"""Docker NetworkDriver + IpamDriver call handlers: wire requests -> EndpointBackend calls.
+
+One coroutine per libnetwork method (``ROUTES`` maps ``/NetworkDriver.Join`` etc. to them). They
+return the success body; any ``ContivError`` they raise becomes ONE ``{"Err": msg}`` reply with
+HTTP 500 (server.py). Behaviour is the original's (contiv-reference §5.5) with its bugs fixed:
+
+- ``ReleaseAddress`` works: the NetworkID is the PoolID without ``|<pool>``. It does not double
+  free: the gateway (reserved by netmaster itself, answered locally), an address that
+  ``DeleteEndpoint`` already released through ``/plugin/deleteEndpoint`` (remembered here), and
+  an address still held by an endpoint in etcd are not released again. So a rollback after a
+  failed CreateEndpoint really returns the address, and a normal ``docker rm`` frees it once.
+- An explicit address (``docker run --ip``) is reserved in netmaster as the preferred address
+  instead of being echoed without reservation.
+- ``CreateEndpoint`` refuses an endpoint id that exists or is being created (Err, nothing
+  allocated). Unknown networks, malformed PoolIDs and bad bodies give a clear Err.
+- Scope is ``local``: Docker >= 20.10 without a cluster store refuses ``global`` networks; each
+  host's engine gets its own copy of every contiv network (sync.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from contivpy.common.errors import ConflictError, NotFoundError, ValidationError
+from contivpy.common.kv.base import KVStore
+from contivpy.model import keys
+
+from . import wire
+from .backend import ContivNet, EndpointBackend, EndpointSpec
+from .resolver import NetworkResolver, PoolRef, net_from_options, parse_pool_id
+
+log = logging.getLogger(__name__)
+
+JoinHook = Callable[[str, str, str], Awaitable[None]]  # (state id, docker endpoint id, sandbox key)
+
+
+def _plain_ip(addr: str) -> str:
+    ip = addr.split("/", 1)[0].strip()
+    if ip:
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise ValidationError(f"invalid address {addr!r}") from None
+    return ip
+
+
+class PluginHandlers:
+    def __init__(
+        self,
+        kv: KVStore,
+        backend: EndpointBackend,
+        resolver: NetworkResolver,
+        scope: str = "local",
+        connectivity_scope: str = "global",
+        on_join: JoinHook | None = None,
+    ) -> None:
+        self.kv = kv
+        self.backend = backend
+        self.resolver = resolver
+        self.scope = scope
+        self.connectivity_scope = connectivity_scope
+        self.on_join = on_join
+        self._creating: set[str] = set()
+        # (alloc NetworkID, ip) released by /plugin/deleteEndpoint, awaiting Docker's ReleaseAddress
+        self._released: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self.routes: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
+            "/Plugin.Activate": self.activate,
+            "/Plugin.Deactivate": self.empty_ok,
+            "/NetworkDriver.GetCapabilities": self.get_capabilities,
+            "/NetworkDriver.CreateNetwork": self.create_network,
+            "/NetworkDriver.DeleteNetwork": self.delete_network,
+            "/NetworkDriver.AllocateNetwork": self.allocate_network,
+            "/NetworkDriver.FreeNetwork": self.empty_ok,
+            "/NetworkDriver.CreateEndpoint": self.create_endpoint,
+            "/NetworkDriver.DeleteEndpoint": self.delete_endpoint,
+            "/NetworkDriver.Join": self.join,
+            "/NetworkDriver.Leave": self.empty_ok,
+            "/NetworkDriver.EndpointOperInfo": self.endpoint_oper_info,
+            "/NetworkDriver.DiscoverNew": self.empty_ok,
+            "/NetworkDriver.DiscoverDelete": self.empty_ok,
+            "/NetworkDriver.ProgramExternalConnectivity": self.empty_ok,
+            "/NetworkDriver.RevokeExternalConnectivity": self.empty_ok,
+            "/IpamDriver.GetCapabilities": self.ipam_capabilities,
+            "/IpamDriver.GetDefaultAddressSpaces": self.address_spaces,
+            "/IpamDriver.RequestPool": self.request_pool,
+            "/IpamDriver.ReleasePool": self.release_pool,
+            "/IpamDriver.RequestAddress": self.request_address,
+            "/IpamDriver.ReleaseAddress": self.release_address,
+        }
+
+    # ---- plugin / capabilities ------------------------------------------------------------
+
+    async def activate(self, body: dict) -> dict:
+        return wire.activate_response()
+
+    async def empty_ok(self, body: dict) -> dict:
+        return wire.ok()
+
+    async def get_capabilities(self, body: dict) -> dict:
+        return wire.capabilities(self.scope, self.connectivity_scope)
+
+    async def ipam_capabilities(self, body: dict) -> dict:
+        return wire.ipam_capabilities()
+
+    async def address_spaces(self, body: dict) -> dict:
+        return wire.address_spaces()
+
+    # ---- networks -------------------------------------------------------------------------
+
+    async def create_network(self, body: dict) -> dict:
+        # contiv state is authoritative and the docker network is created by contiv itself
+        # (netmaster / sync.py), so nothing to do; parse only to reject garbage.
+        wire.parse(wire.CreateNetworkRequest, body)
+        return wire.ok()
+
+    async def delete_network(self, body: dict) -> dict:
+        req = wire.parse(wire.NetworkRequest, body)
+        self.resolver.forget(req.NetworkID)
+        return wire.ok()
+
+    async def allocate_network(self, body: dict) -> dict:
+        wire.parse(wire.AllocateNetworkRequest, body)
+        return wire.allocate_network_response()
+
+    # ---- endpoints ------------------------------------------------------------------------
+
+    async def create_endpoint(self, body: dict) -> dict:
+        req = wire.parse(wire.CreateEndpointRequest, body)
+        if not req.EndpointID:
+            raise ValidationError("EndpointID is required")
+        ip = _plain_ip(req.Interface.Address)
+        if not ip:
+            raise ValidationError("Interface.Address is required: use the netplugin IPAM driver")
+        net = await self.resolver.resolve(req.NetworkID)
+        spec = EndpointSpec(
+            net=net,
+            endpoint_id=req.EndpointID,
+            ip_address=ip,
+            ipv6_address=_plain_ip(req.Interface.AddressIPv6),
+            container=req.EndpointID,
+        )
+        if spec.state_id in self._creating or await self.backend.get_endpoint(spec.state_id):
+            raise ConflictError(f"endpoint {req.EndpointID} already exists")
+        self._creating.add(spec.state_id)
+        try:
+            ep = await self.backend.create_endpoint(spec)
+        finally:
+            self._creating.discard(spec.state_id)
+        return wire.create_endpoint_response("" if req.Interface.MacAddress else ep.mac_address)
+
+    async def delete_endpoint(self, body: dict) -> dict:
+        req = wire.parse(wire.EndpointRequest, body)
+        if not req.EndpointID:
+            raise ValidationError("EndpointID is required")
+        net = await self.resolver.resolve(req.NetworkID)
+        state_id = keys.endpoint_state_id(net.network, net.tenant, req.EndpointID)
+        ep = await self.backend.get_endpoint(state_id)
+        ip = ep.ip_address if ep else await self._state_ip(state_id)
+        await self.backend.delete_endpoint(EndpointSpec(net=net, endpoint_id=req.EndpointID, ip_address=ip))
+        if ip:
+            self._released[(net.alloc_id, ip)] = None
+            while len(self._released) > 4096:
+                self._released.popitem(last=False)
+        return wire.ok()
+
+    async def join(self, body: dict) -> dict:
+        req = wire.parse(wire.JoinRequest, body)
+        net = await self.resolver.resolve(req.NetworkID)
+        state_id = keys.endpoint_state_id(net.network, net.tenant, req.EndpointID)
+        ep = await self.backend.get_endpoint(state_id)
+        if ep is None or not ep.port_name:
+            raise NotFoundError(f"Could not find created endpoint {state_id}")
+        state = await self._net_state(net)
+        if self.on_join is not None:
+            try:
+                await self.on_join(state_id, req.EndpointID, req.SandboxKey)
+            except Exception:  # a name-learning hiccup must not fail the container start
+                log.exception("join hook failed for %s", state_id)
+        return wire.join_response(ep.port_name, state.get("gateway", ""), state.get("ipv6Gateway", ""))
+
+    async def endpoint_oper_info(self, body: dict) -> dict:
+        wire.parse(wire.EndpointRequest, body)
+        return wire.oper_info_response()
+
+    # ---- IPAM -----------------------------------------------------------------------------
+
+    async def request_pool(self, body: dict) -> dict:
+        req = wire.parse(wire.RequestPoolRequest, body)
+        net = net_from_options(req.Options)
+        pool = req.Pool
+        tag = req.Options.get("contiv-tag")
+        if net is None and tag:
+            net, pool = await self._by_tag(str(tag), pool)
+        if net is None:
+            raise ValidationError(
+                "RequestPool: options tenant/network (or contiv-tag) missing: create the network "
+                "with netctl, contiv creates the docker network"
+            )
+        state = await self._net_state(net)
+        if net.group and await self.kv.get(keys.epg_state(keys.epg_id(net.group, net.tenant))) is None:
+            raise NotFoundError(f"endpoint group {net.group} not found in tenant {net.tenant}")
+        if not pool:
+            pool = f"{state.get('subnetIP')}/{state.get('subnetLen')}"
+        try:
+            pool = str(ipaddress.ip_network(pool, strict=False))
+        except ValueError:
+            raise ValidationError(f"invalid pool {pool!r}") from None
+        return wire.request_pool_response(PoolRef(net, pool).pool_id, pool)
+
+    async def release_pool(self, body: dict) -> dict:
+        req = wire.parse(wire.ReleasePoolRequest, body)
+        parse_pool_id(req.PoolID)
+        return wire.ipam_ok()
+
+    async def request_address(self, body: dict) -> dict:
+        req = wire.parse(wire.RequestAddressRequest, body)
+        ref = parse_pool_id(req.PoolID)
+        ip = _plain_ip(req.Address)
+        if req.Options.get(wire.REQUEST_ADDRESS_TYPE) == wire.GATEWAY_REQUEST:
+            # the gateway is reserved by netmaster at network creation: answer locally
+            return wire.request_address_response(f"{ip}/{ref.prefix_len}" if ip else ref.pool)
+        addr = await self.backend.alloc_address(ref.net.alloc_id, ref.pool, ip)
+        if "/" not in addr:
+            addr = f"{addr}/{ref.prefix_len}"
+        return wire.request_address_response(addr)
+
+    async def release_address(self, body: dict) -> dict:
+        req = wire.parse(wire.ReleaseAddressRequest, body)
+        ref = parse_pool_id(req.PoolID)
+        ip = _plain_ip(req.Address)
+        if not ip:
+            raise ValidationError("ReleaseAddress: Address is required")
+        key = (ref.net.alloc_id, ip)
+        if key in self._released:
+            del self._released[key]  # already freed by /plugin/deleteEndpoint
+            return wire.ipam_ok()
+        if ip == str(ipaddress.ip_network(ref.pool, strict=False).network_address):
+            return wire.ipam_ok()  # the dummy gateway answer (pool address)
+        state = await self._net_state(ref.net)
+        if ip == state.get("gateway"):
+            return wire.ipam_ok()
+        if await self._held_by_endpoint(ref.net, ip):
+            return wire.ipam_ok()
+        await self.backend.release_address(ref.net.alloc_id, ip)
+        return wire.ipam_ok()
+
+    # ---- helpers --------------------------------------------------------------------------
+
+    async def _net_state(self, net: ContivNet) -> dict:
+        kvp = await self.kv.get(keys.net_state(net.net_id))
+        if kvp is None:
+            raise NotFoundError(f"network {net.network} not found in tenant {net.tenant}")
+        try:
+            return json.loads(kvp.value)
+        except json.JSONDecodeError:
+            raise NotFoundError(f"network {net.net_id}: unreadable state") from None
+
+    async def _state_ip(self, state_id: str) -> str:
+        kvp = await self.kv.get(keys.ep_state(state_id))
+        if kvp is None:
+            return ""
+        try:
+            return json.loads(kvp.value).get("ipAddress", "")
+        except json.JSONDecodeError:
+            return ""
+
+    async def _held_by_endpoint(self, net: ContivNet, ip: str) -> bool:
+        kvs, _ = await self.kv.get_prefix(keys.ep_state(net.net_id + "-"))
+        for kvp in kvs:
+            try:
+                if json.loads(kvp.value).get("ipAddress") == ip:
+                    return True
+            except json.JSONDecodeError:
+                continue
+        return False
+
+    async def _by_tag(self, tag: str, pool: str) -> tuple[ContivNet | None, str]:
+        kvs, _ = await self.kv.get_prefix(keys.EPGS)
+        for kvp in kvs:
+            rec = json.loads(kvp.value)
+            if rec.get("groupTag") == tag:
+                return ContivNet(rec.get("tenantName", "default"), rec["networkName"], rec["groupName"]), pool
+        kvs, _ = await self.kv.get_prefix(keys.NETS)
+        for kvp in kvs:
+            rec = json.loads(kvp.value)
+            if rec.get("networkTag") == tag:
+                return ContivNet(rec.get("tenant", "default"), rec["networkName"]), pool
+        raise NotFoundError(f"no network or endpoint group has contiv-tag {tag}")
+
+
+async def run_handler(handlers: PluginHandlers, path: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+    """Dispatch one call; (status, body). Unknown path -> (404, {}) handled by the caller."""
+    fn = handlers.routes.get(path)
+    if fn is None:
+        return 404, {}
+    body = wire.parse_body(raw)
+    return 200, await asyncio.shield(fn(body))
