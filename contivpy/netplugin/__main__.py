@@ -1,0 +1,53 @@
+"""``netplugin`` entry point: parse flags (exit 22 on config errors), set up logging, run the agent.
+
+SIGTERM/SIGINT stop the agent cleanly; like the original, bridges, ports and flows are left in place
+so containers keep their connectivity while the agent is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from contivpy.netplugin.config import EXIT_CONFIG, ConfigError, parse
+
+
+async def _amain(cfg) -> int:
+    from contivpy.netplugin.daemon import Agent, FatalConfigError
+
+    agent = Agent(cfg)
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await agent.run()
+    except asyncio.CancelledError:
+        logging.getLogger("netplugin").info("netplugin stopping")
+        return 0
+    except FatalConfigError as e:
+        logging.getLogger("netplugin").error("%s", e)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cfg = parse(argv)
+    except ConfigError as e:
+        if str(e):
+            print(f"netplugin: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    logging.basicConfig(
+        level=cfg.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    return asyncio.run(_amain(cfg))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

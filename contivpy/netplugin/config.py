@@ -1,0 +1,214 @@
+"""netplugin configuration: flags (HEAD and legacy spellings), ``CONTIV_NETPLUGIN_*`` env, validation.
+
+Precedence: command line > environment > default. Every validation failure raises ``ConfigError`` whose
+message is printed as-is and makes the process exit with code 22 (EINVAL), like the original.
+
+Accepted spellings (contiv-reference §5.1):
+- HEAD: ``--etcd-endpoints/--etcd``, ``--consul-endpoints/--consul``, ``--mode/--plugin-mode/--cluster-mode``,
+  ``--netmode/--network-mode``, ``--fwdmode/--forward-mode``, ``--host/--host-label``, ``--vtep-ip``,
+  ``--ctrl-ip``, ``--vlan-uplinks/--vlan-if`` (repeatable, comma lists), ``--vxlan-port``, ``--log-level``.
+- legacy 1.1.x: ``-cluster-store etcd://h:p``, ``-plugin-mode``, ``-vlan-if``, ``-host-label``, ``-vtep-ip``,
+  ``-ctrl-ip``, ``-debug``, ``-vxlan-port``.
+- contivpy additions: ``--ovsdb ADDRESS`` (unix:PATH | tcp:IP:PORT), ``--ovs-datapath system|netdev``,
+  ``--ovs-rundir`` (where vswitchd puts ``<bridge>.mgmt``; informational), ``--plugin-socket``, ``--docker-host``,
+  ``--mtu N|auto`` (default 1450 like 1.1.x; ``auto`` = lowest host MTU - 50 like HEAD), ``--debug-listen``.
+
+Decision (docs/decisions.md): the original exits when ``--netmode vlan`` has no ``--vlan-if``. The seed
+command line ``netplugin --etcd-endpoints ... --mode docker --netmode vlan --fwdmode bridge`` has none, so
+contivpy starts anyway, logs a warning and builds the VLAN bridge without an uplink (VLAN networks then only
+connect endpoints of the same host). ``--netmode vxlan --fwdmode bridge`` is rejected like HEAD does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import socket
+from dataclasses import dataclass, field
+
+EXIT_CONFIG = 22
+MODES = ("docker", "kubernetes", "swarm-mode", "test")
+NETMODES = ("vlan", "vxlan")
+FWDMODES = ("bridge", "routing")
+
+
+class ConfigError(Exception):
+    """Bad configuration: message for the user, exit code 22."""
+
+
+@dataclass
+class Config:
+    etcd_endpoints: list[str] = field(default_factory=lambda: ["http://127.0.0.1:2379"])
+    consul_endpoints: list[str] = field(default_factory=list)
+    mode: str = ""
+    netmode: str = ""
+    fwdmode: str = ""
+    host: str = ""
+    vtep_ip: str = ""
+    ctrl_ip: str = ""
+    vlan_uplinks: list[str] = field(default_factory=list)
+    vxlan_port: int = 4789
+    log_level: str = "INFO"
+    ovsdb: str = "unix:/var/run/openvswitch/db.sock"
+    ovs_datapath: str = "system"
+    ovs_rundir: str = "/var/run/openvswitch"
+    plugin_socket: str = "/run/docker/plugins/netplugin.sock"
+    docker_host: str = "unix:///var/run/docker.sock"
+    mtu: int | str = 1450
+    debug_listen: str = "0.0.0.0:9090"
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def store_url(self) -> str:
+        return self.etcd_endpoints[0] if self.etcd_endpoints else ""
+
+
+def _default_host_ip() -> str:
+    """IP of the hostname if it resolves locally, else the first non-loopback IPv4 (original behaviour)."""
+    try:
+        ip = socket.gethostbyname(socket.gethostname())
+        if not ip.startswith("127."):
+            return ip
+    except OSError:
+        pass
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # no packet is sent for a UDP connect
+            return s.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="netplugin", allow_abbrev=False, description="Contiv per-host network agent"
+    )
+    a = p.add_argument
+    a("--etcd-endpoints", "--etcd", dest="etcd", action="append")
+    a("-cluster-store", "--cluster-store", dest="cluster_store")
+    a("--consul-endpoints", "--consul", dest="consul", action="append")
+    a("--mode", "--plugin-mode", "--cluster-mode", "-plugin-mode", dest="mode")
+    a("--netmode", "--network-mode", dest="netmode")
+    a("--fwdmode", "--forward-mode", dest="fwdmode")
+    a("--host", "--host-label", "-host-label", dest="host")
+    a("--vtep-ip", "-vtep-ip", dest="vtep_ip")
+    a("--ctrl-ip", "-ctrl-ip", dest="ctrl_ip")
+    a("--vlan-uplinks", "--vlan-if", "-vlan-if", dest="vlan_if", action="append")
+    a("--vxlan-port", "-vxlan-port", dest="vxlan_port")
+    a("--log-level", dest="log_level")
+    a("-debug", "--debug", dest="debug", action="store_true", default=None)
+    a("--ovsdb", dest="ovsdb")
+    a("--ovs-datapath", dest="ovs_datapath")
+    a("--ovs-rundir", dest="ovs_rundir")
+    a("--plugin-socket", dest="plugin_socket")
+    a("--docker-host", dest="docker_host")
+    a("--mtu", dest="mtu")
+    a("--debug-listen", dest="debug_listen")
+    a("--version", "-version", action="store_true")
+    return p
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+def parse(argv: list[str] | None = None, env: dict[str, str] | None = None) -> Config:
+    env = dict(os.environ if env is None else env)
+    p = _parser()
+    try:
+        ns = p.parse_args(argv)
+    except SystemExit as e:  # argparse already printed its usage message
+        raise ConfigError("") from e
+    if ns.version:
+        raise SystemExit(0)
+
+    def pick(flag, name, default=None):
+        if flag is not None:
+            return flag
+        return env.get(f"CONTIV_NETPLUGIN_{name}", default)
+
+    cfg = Config()
+    etcd = _split(ns.etcd) or _split(
+        [env["CONTIV_NETPLUGIN_ETCD_ENDPOINTS"]] if env.get("CONTIV_NETPLUGIN_ETCD_ENDPOINTS") else None
+    )
+    consul = _split(ns.consul) or _split(
+        [env["CONTIV_NETPLUGIN_CONSUL_ENDPOINTS"]] if env.get("CONTIV_NETPLUGIN_CONSUL_ENDPOINTS") else None
+    )
+    if ns.cluster_store:
+        scheme, _, rest = ns.cluster_store.partition("://")
+        if scheme == "etcd":
+            etcd = [f"http://{rest}"]
+        elif scheme == "consul":
+            consul = [f"http://{rest}"]
+        else:
+            raise ConfigError(f"invalid cluster-store {ns.cluster_store}")
+    if etcd and consul:
+        raise ConfigError("ambiguous netplugin db endpoints: both etcd and consul are configured")
+    if consul:
+        raise ConfigError("consul is not supported by contivpy; use --etcd-endpoints")
+    if etcd:
+        cfg.etcd_endpoints = etcd
+
+    cfg.mode = (pick(ns.mode, "MODE", "") or "").strip()
+    if not cfg.mode:
+        raise ConfigError("netplugin mode is not set")
+    if cfg.mode not in MODES:
+        raise ConfigError(f"unknown netplugin mode: {cfg.mode}")
+    cfg.netmode = (pick(ns.netmode, "NET_MODE", "") or "").strip()
+    if not cfg.netmode:
+        raise ConfigError("netplugin network mode is not set")
+    if cfg.netmode not in NETMODES:
+        raise ConfigError(f"invalid netplugin network mode: [{cfg.netmode}]")
+    cfg.fwdmode = (pick(ns.fwdmode, "FORWARD_MODE", "") or "").strip()
+    if not cfg.fwdmode:
+        raise ConfigError("netplugin forwarding mode is not set")
+    if cfg.fwdmode not in FWDMODES:
+        raise ConfigError(f"invalid netplugin forwarding mode: [{cfg.fwdmode}]")
+    if cfg.netmode == "vxlan" and cfg.fwdmode == "bridge":
+        raise ConfigError("invalid netplugin forwarding mode: [bridge] (vxlan network mode requires routing)")
+
+    cfg.host = pick(ns.host, "HOST", "") or socket.gethostname()
+    cfg.ctrl_ip = pick(ns.ctrl_ip, "CONTROL_IP", "") or _default_host_ip()
+    cfg.vtep_ip = pick(ns.vtep_ip, "VTEP_IP", "") or cfg.ctrl_ip
+    for what, ip in (("vtep-ip", cfg.vtep_ip), ("ctrl-ip", cfg.ctrl_ip)):
+        try:
+            ipaddress.IPv4Address(ip)
+        except ValueError as e:
+            raise ConfigError(f"invalid {what} {ip!r}: {e}") from e
+    cfg.vlan_uplinks = _split(ns.vlan_if) or _split(
+        [env["CONTIV_NETPLUGIN_VLAN_UPLINKS"]] if env.get("CONTIV_NETPLUGIN_VLAN_UPLINKS") else None
+    )
+    if cfg.netmode == "vlan" and not cfg.vlan_uplinks:
+        cfg.warnings.append("no --vlan-if given in vlan mode: VLAN networks will not reach other hosts")
+    try:
+        cfg.vxlan_port = int(pick(ns.vxlan_port, "VXLAN_PORT", 4789))
+        if not 0 < cfg.vxlan_port < 65536:
+            raise ValueError("out of range")
+    except ValueError as e:
+        raise ConfigError(f"invalid vxlan-port: {e}") from e
+    lvl = pick(ns.log_level, "LOG_LEVEL", "INFO").upper()
+    cfg.log_level = "DEBUG" if ns.debug else {"WARN": "WARNING"}.get(lvl, lvl)
+    if cfg.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"invalid log level: {lvl}")
+    cfg.ovsdb = pick(ns.ovsdb, "OVSDB", cfg.ovsdb)
+    if not cfg.ovsdb.startswith(("unix:", "tcp:")):
+        raise ConfigError(f"invalid --ovsdb address {cfg.ovsdb!r} (want unix:PATH or tcp:IP:PORT)")
+    cfg.ovs_datapath = pick(ns.ovs_datapath, "OVS_DATAPATH", cfg.ovs_datapath)
+    if cfg.ovs_datapath not in ("system", "netdev"):
+        raise ConfigError(f"invalid --ovs-datapath {cfg.ovs_datapath!r} (want system or netdev)")
+    cfg.ovs_rundir = pick(ns.ovs_rundir, "OVS_RUNDIR", cfg.ovs_rundir)
+    cfg.plugin_socket = pick(ns.plugin_socket, "PLUGIN_SOCKET", cfg.plugin_socket)
+    cfg.docker_host = pick(ns.docker_host, "DOCKER_HOST", cfg.docker_host)
+    mtu = str(pick(ns.mtu, "MTU", "1450"))
+    if mtu == "auto":
+        cfg.mtu = "auto"
+    else:
+        try:
+            cfg.mtu = int(mtu)
+            if not 576 <= cfg.mtu <= 9000:
+                raise ValueError("must be 576..9000")
+        except ValueError as e:
+            raise ConfigError(f"invalid mtu {mtu!r}: {e}") from e
+    cfg.debug_listen = pick(ns.debug_listen, "DEBUG_LISTEN", cfg.debug_listen)
+    return cfg

@@ -1,0 +1,213 @@
+"""netplugin composition root: wires config, etcd, OVS, managers, registration and the servers.
+
+Start-up (contiv-reference §5.2, with etcd watches instead of the ofnet RPC relay):
+  1. open the store; wait (1 s retries, logged) until etcd answers and ``/contiv.io/master/config/global``
+     has a ``fwd-mode``; exit if it differs from ``--fwdmode`` (the original's rule);
+  2. create/fix the bridges and uplinks over OVSDB and start the flow programmers; an unreachable OVSDB
+     is logged clearly and retried every second;
+  3. list ``state/nets``, ``service/netplugin.vtep`` and ``oper/eps`` and apply that snapshot (graceful
+     restart: nothing is programmed from a partial view), re-bind local endpoints, prune stale ports;
+  4. in one TaskGroup: the watches (from the listed revision + 1), the reconcile loop, the service
+     registration (10 s leases), the debug REST server (:9090) and the Docker plugin (when present).
+
+Reconcile loop (Felix style): watch events go to a queue; the loop drains it, feeds each event to its
+manager's ``on_update`` and then applies in dependency order (adds: networks, VTEPs, remote endpoints;
+removes: the reverse). A failed apply is retried after a second; state is desired-vs-applied so retries
+are idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+
+from aiohttp import web
+
+from contivpy.common.errors import CompactedError, ContivError, ExternalServiceError, StoreError
+from contivpy.common.kv import open_store
+from contivpy.common.kv.base import KVStore
+from contivpy.model import keys
+from contivpy.netplugin.config import Config
+from contivpy.netplugin.datapath import RPC_PORTS, Datapath
+from contivpy.netplugin.debug_api import make_app
+from contivpy.netplugin.managers.endpoint import EndpointService, RemoteEndpointManager
+from contivpy.netplugin.managers.network import NetworkManager
+from contivpy.netplugin.managers.vtep import VtepManager
+from contivpy.netplugin.netmaster_client import NetmasterClient
+from contivpy.netplugin.registration import Registration
+
+log = logging.getLogger("netplugin")
+
+
+class FatalConfigError(Exception):
+    pass
+
+
+class Agent:
+    def __init__(self, cfg: Config, kv: KVStore | None = None) -> None:
+        self.cfg = cfg
+        self.kv = kv or open_store(cfg.store_url)
+        self.dp = Datapath(cfg)
+        self.nets = NetworkManager(self.dp)
+        self.vteps = VtepManager(self.dp, cfg.vtep_ip)
+        self.remote = RemoteEndpointManager(self.dp, self.nets, self.vteps, cfg.host)
+        self.netmaster = NetmasterClient(self.kv)
+        self.endpoints = EndpointService(cfg, self.kv, self.dp, self.nets, self.netmaster)
+        self.arp_mode = "proxy"
+        self.ready = asyncio.Event()
+        self._queue: asyncio.Queue[tuple[Callable, str, str | None]] = asyncio.Queue()
+        self._apply_lock = asyncio.Lock()
+        self._watches = [
+            (keys.NETS, self.nets.on_update),
+            (keys.service_prefix(keys.SVC_NETPLUGIN_VTEP), self.vteps.on_update),
+            (keys.OPER_EPS, self.remote.on_update),
+        ]
+
+    # -- start-up steps ----------------------------------------------------------------------
+    async def _wait_global(self) -> None:
+        n = 0
+        while True:
+            try:
+                kv = await self.kv.get(keys.MASTER_CONFIG_GLOBAL)
+                if kv is not None:
+                    g = json.loads(kv.value)
+                    fwd = g.get("fwd-mode") or g.get("fwdMode") or ""
+                    if fwd:
+                        if fwd != self.cfg.fwdmode:
+                            raise FatalConfigError(
+                                f"netplugin's local forward mode [{self.cfg.fwdmode}] doesn't match "
+                                f"global settings [{fwd}]"
+                            )
+                        self.arp_mode = g.get("arp-mode") or g.get("arpMode") or "proxy"
+                        return
+                msg = "waiting for the global configuration from netmaster (/contiv.io/master/config/global)"
+            except StoreError as e:
+                msg = f"cannot reach the state store at {self.cfg.store_url}: {e}; retrying"
+            except ValueError:
+                msg = "malformed global configuration; waiting"
+            if n % 5 == 0:
+                log.warning(msg)
+            n += 1
+            await asyncio.sleep(1)
+
+    async def _start_datapath(self) -> None:
+        n = 0
+        while True:
+            try:
+                await self.dp.start()
+                return
+            except ExternalServiceError as e:
+                if n % 5 == 0:
+                    log.error("OVS not usable (%s) at %s; retrying every second", e, self.cfg.ovsdb)
+                n += 1
+                await self.dp.ovs.close()
+                await asyncio.sleep(1)
+
+    async def _list(self) -> dict[str, int]:
+        revs = {}
+        for prefix, handler in self._watches:
+            items, rev = await self.kv.get_prefix(prefix)
+            for it in items:
+                handler(it.key[len(prefix) :], it.value)
+            revs[prefix] = rev
+        return revs
+
+    async def apply(self) -> None:
+        async with self._apply_lock:
+            await self.nets.apply_adds()
+            await self.vteps.apply_adds()
+            await self.remote.apply_removes()
+            await self.remote.apply_adds()
+            await self.vteps.apply_removes()
+            in_use = self.remote.nets_in_use() | {
+                f"{e.network}.{e.tenant}" for e in self.endpoints.local.values()
+            }
+            await self.nets.apply_removes(in_use)
+
+    # -- loops ---------------------------------------------------------------------------------
+    async def _watch(self, prefix: str, handler: Callable, rev: int) -> None:
+        while True:
+            try:
+                async for ev in self.kv.watch_prefix(prefix, start_revision=rev + 1):
+                    rev = ev.mod_revision
+                    await self._queue.put(
+                        (handler, ev.key[len(prefix) :], ev.value if ev.type == "put" else None)
+                    )
+            except CompactedError:
+                items, rev = await self.kv.get_prefix(prefix)
+                log.warning("watch on %s compacted; re-listed at revision %d", prefix, rev)
+                for it in items:
+                    await self._queue.put((handler, it.key[len(prefix) :], it.value))
+            except StoreError as e:
+                log.warning("watch on %s failed: %s; retrying", prefix, e)
+                await asyncio.sleep(1)
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            handler, key, value = await self._queue.get()
+            handler(key, value)
+            while not self._queue.empty():
+                handler, key, value = self._queue.get_nowait()
+                handler(key, value)
+            while True:
+                try:
+                    await self.apply()
+                    break
+                except ContivError as e:
+                    log.error("datapath apply failed: %s; retrying", e)
+                    await asyncio.sleep(1)
+
+    async def _serve_debug(self) -> None:
+        runner = web.AppRunner(make_app(self), access_log=None)
+        await runner.setup()
+        host, _, port = self.cfg.debug_listen.rpartition(":")
+        site = web.TCPSite(runner, host or "0.0.0.0", int(port), reuse_address=True)
+        await site.start()
+        log.info("debug REST server listening on %s", self.cfg.debug_listen)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    async def _serve_docker(self) -> None:
+        try:
+            from contivpy.netplugin.docker.server import serve  # type: ignore[attr-defined]
+        except ImportError:
+            log.info("Docker plugin not available in this build; endpoint API only on the debug server")
+            return
+        await serve(self, self.cfg)
+
+    async def run(self) -> None:
+        for w in self.cfg.warnings:
+            log.warning(w)
+        try:
+            await self._wait_global()
+            await self._start_datapath()
+            revs = await self._list()
+            await self.apply()
+            await self.endpoints.restore()
+            await self.vteps.prune_stale()
+            reg = Registration(
+                self.kv,
+                [
+                    (keys.SVC_NETPLUGIN, self.cfg.ctrl_ip, RPC_PORTS["contivVxlanBridge"]),
+                    (keys.SVC_NETPLUGIN, self.cfg.ctrl_ip, RPC_PORTS["contivVlanBridge"]),
+                    (keys.SVC_NETPLUGIN_VTEP, self.cfg.vtep_ip, self.cfg.vxlan_port),
+                ],
+                self.cfg.host,
+            )
+            async with asyncio.TaskGroup() as tg:
+                for prefix, handler in self._watches:
+                    tg.create_task(self._watch(prefix, handler, revs[prefix]))
+                tg.create_task(self._reconcile_loop())
+                tg.create_task(reg.run())
+                tg.create_task(self._serve_debug())
+                tg.create_task(self._serve_docker())
+                self.ready.set()
+                log.info("netplugin started on host %s (vtep %s)", self.cfg.host, self.cfg.vtep_ip)
+        finally:
+            await self.netmaster.close()
+            await self.dp.stop()
+            await self.kv.close()

@@ -1,0 +1,192 @@
+"""The agent's datapath: two OVS bridges (OVSDB side here) and their OpenFlow programmers.
+
+``Datapath`` is what the managers call; it never sees etcd. It owns
+- the OVSDB client (bridges, access ports, VXLAN ports, uplinks),
+- one flow programmer per bridge, chosen at start: ``OfnetFlows`` (the ofnet package's ``OfnetAgent``,
+  the real Contiv pipeline with ARP proxy) when ``contivpy.ofnet.agent`` is importable, else
+  ``OfctlFlows`` (a minimal L2 pipeline via ``ovs-ofctl``, flood-ARP, used only as a fallback).
+
+Bridges (contiv-reference §5.2): ``contivVxlanBridge`` (controller tcp:127.0.0.1:6633) and
+``contivVlanBridge`` (6634), ``fail_mode=secure``, OpenFlow10-13, ``datapath_type`` from ``--ovs-datapath``;
+uplinks on the VLAN bridge: one -> that interface as a trunk port, several -> bond ``uplinkPort``.
+
+Invariant: OVSDB objects are created before flows reference their ofport, and flows are removed before
+the port is deleted. Every method is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from contivpy.netplugin.ovsdb import OvsdbClient
+
+log = logging.getLogger(__name__)
+
+VXLAN_BRIDGE = "contivVxlanBridge"
+VLAN_BRIDGE = "contivVlanBridge"
+CTRL_PORTS = {VXLAN_BRIDGE: 6633, VLAN_BRIDGE: 6634}
+RPC_PORTS = {VXLAN_BRIDGE: 9002, VLAN_BRIDGE: 9003}
+
+
+def vtep_port_name(ip: str) -> str:
+    return "vxif" + ip.replace(".", "")
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """A network as the datapath sees it."""
+
+    id: str  # <net>.<tenant>
+    tenant: str
+    encap: str  # vxlan | vlan
+    vlan: int  # local VLAN on the vxlan bridge, or the VLAN on the wire
+    vni: int
+    gateway: str
+    subnet_len: int
+
+    @property
+    def bridge(self) -> str:
+        return VXLAN_BRIDGE if self.encap == "vxlan" else VLAN_BRIDGE
+
+
+@dataclass(frozen=True)
+class EpSpec:
+    id: str
+    net: NetSpec
+    ip: str
+    mac: str
+    epg_id: int = 0
+    ipv6: str = ""
+    ofport: int = 0  # local endpoints
+    vtep_ip: str = ""  # remote endpoints
+
+
+class FlowProgrammer(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def connected(self) -> bool: ...
+    async def add_network(self, net: NetSpec) -> None: ...
+    async def remove_network(self, net: NetSpec) -> None: ...
+    async def add_local_endpoint(self, ep: EpSpec) -> None: ...
+    async def remove_local_endpoint(self, ep: EpSpec) -> None: ...
+    async def add_vtep(self, ip: str, ofport: int) -> None: ...
+    async def remove_vtep(self, ip: str) -> None: ...
+    async def add_remote_endpoint(self, ep: EpSpec) -> None: ...
+    async def remove_remote_endpoint(self, ep: EpSpec) -> None: ...
+    def inspect(self) -> dict[str, Any]: ...
+
+
+def _make_programmer(bridge: str, cfg, ovs_rundir: str) -> FlowProgrammer:
+    try:
+        from contivpy.netplugin.ofnet_flows import OfnetFlows
+
+        return OfnetFlows(bridge, cfg)
+    except ImportError as e:
+        log.warning("ofnet agent not available (%s): using the ovs-ofctl fallback pipeline on %s", e, bridge)
+        from contivpy.netplugin.ofctl_flows import OfctlFlows
+
+        return OfctlFlows(bridge, f"unix:{ovs_rundir}/{bridge}.mgmt", bridge == VXLAN_BRIDGE)
+
+
+class Datapath:
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+        self.ovs = OvsdbClient(cfg.ovsdb)
+        self.flows: dict[str, FlowProgrammer] = {}
+        self.vteps: dict[str, int] = {}  # peer ip -> ofport
+
+    async def start(self) -> None:
+        """Create/fix both bridges and the uplinks, then start the flow programmers (waits for OVS to connect)."""
+        for br, port in CTRL_PORTS.items():
+            await self.ovs.ensure_bridge(br, f"tcp:127.0.0.1:{port}", datapath_type=self.cfg.ovs_datapath)
+        await self._ensure_uplinks()
+        for br in CTRL_PORTS:
+            fp = _make_programmer(br, self.cfg, self.cfg.ovs_rundir)
+            self.flows[br] = fp
+            await fp.start()
+
+    async def _ensure_uplinks(self) -> None:
+        ups = self.cfg.vlan_uplinks
+        existing = await self.ovs.list_ports(VLAN_BRIDGE)
+        if len(ups) == 1:
+            await self.ovs.ensure_port(
+                VLAN_BRIDGE,
+                ups[0],
+                vlan_mode="trunk",
+                external_ids={"endpoint-id": "uplinkPort"},
+                existing=existing,
+            )
+            log.info("Added uplink [%s] to OVS switch %s.", ups[0], VLAN_BRIDGE)
+        elif len(ups) > 1:
+            log.warning("bonded uplinks are not supported yet; using only %s", ups[0])
+            await self.ovs.ensure_port(
+                VLAN_BRIDGE,
+                ups[0],
+                vlan_mode="trunk",
+                external_ids={"endpoint-id": "uplinkPort"},
+                existing=existing,
+            )
+
+    async def stop(self) -> None:
+        for fp in self.flows.values():
+            await fp.stop()
+        await self.ovs.close()
+
+    def connected(self, bridge: str) -> bool:
+        fp = self.flows.get(bridge)
+        return bool(fp and fp.connected())
+
+    # -- networks --------------------------------------------------------------------------
+    async def add_network(self, net: NetSpec) -> None:
+        await self.flows[net.bridge].add_network(net)
+
+    async def remove_network(self, net: NetSpec) -> None:
+        await self.flows[net.bridge].remove_network(net)
+
+    # -- local endpoints ---------------------------------------------------------------------
+    async def plug_port(self, net: NetSpec, ovs_port: str, ep_id: str, existing=None) -> int:
+        await self.ovs.ensure_port(
+            net.bridge,
+            ovs_port,
+            tag=net.vlan,
+            vlan_mode="access",
+            external_ids={"endpoint-id": ep_id},
+            existing=existing,
+        )
+        return await self.ovs.wait_ofport(ovs_port)
+
+    async def add_local_endpoint(self, ep: EpSpec) -> None:
+        await self.flows[ep.net.bridge].add_local_endpoint(ep)
+
+    async def remove_local_endpoint(self, ep: EpSpec, ovs_port: str) -> None:
+        await self.flows[ep.net.bridge].remove_local_endpoint(ep)
+        await self.ovs.remove_port(ep.net.bridge, ovs_port)
+
+    # -- VTEPs ---------------------------------------------------------------------------------
+    async def add_vtep(self, ip: str, existing=None) -> int:
+        name = vtep_port_name(ip)
+        await self.ovs.ensure_vxlan_port(VXLAN_BRIDGE, name, ip, self.cfg.vxlan_port, existing=existing)
+        ofport = await self.ovs.wait_ofport(name)
+        await self.flows[VXLAN_BRIDGE].add_vtep(ip, ofport)
+        self.vteps[ip] = ofport
+        log.info("VTEP %s added as %s (ofport %d)", ip, name, ofport)
+        return ofport
+
+    async def remove_vtep(self, ip: str) -> None:
+        await self.flows[VXLAN_BRIDGE].remove_vtep(ip)
+        await self.ovs.remove_port(VXLAN_BRIDGE, vtep_port_name(ip))
+        self.vteps.pop(ip, None)
+        log.info("VTEP %s removed", ip)
+
+    # -- remote endpoints ----------------------------------------------------------------------
+    async def add_remote_endpoint(self, ep: EpSpec) -> None:
+        await self.flows[ep.net.bridge].add_remote_endpoint(ep)
+
+    async def remove_remote_endpoint(self, ep: EpSpec) -> None:
+        await self.flows[ep.net.bridge].remove_remote_endpoint(ep)
+
+    def inspect(self, bridge: str) -> dict[str, Any]:
+        fp = self.flows.get(bridge)
+        return fp.inspect() if fp else {}

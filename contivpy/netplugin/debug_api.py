@@ -1,0 +1,92 @@
+"""Debug/inspect REST API of the agent on :9090 (contiv-reference §5.4).
+
+GET ``/inspect/driver`` -> ``{"vxlan": <agent state>, "vlan": <agent state>}`` where each state has the
+original's keys (``LocalIp``, ``MyPort``, ``MyAddr``, ``IsConnected``, ``DpName``, ``VtepTable{ip: ofport}``,
+``EndpointDb{id: endpoint}``, ``FwdMode``, ``ArpMode``, ...); DELETE ``/debug/reclaimEndpoint/{id}``.
+contivpy additions (used by tests and benchmarks, same semantics as the Docker plugin's calls):
+POST ``/debug/endpoints`` ``{"tenant","network","group","endpointID","ip"}`` -> EndpointInfo JSON,
+GET/DELETE ``/debug/endpoints/{tenant}/{network}/{endpointID}``.
+Errors: HTTP 500 with a plain-text message (the original's convention); never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from contivpy.common.errors import ContivError, NotFoundError
+from contivpy.netplugin.datapath import RPC_PORTS, VLAN_BRIDGE, VXLAN_BRIDGE
+
+log = logging.getLogger(__name__)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except ContivError as e:
+        return web.Response(status=500, text=str(e))
+    except Exception:
+        log.exception("debug API %s %s failed", request.method, request.path)
+        return web.Response(status=500, text="internal error")
+
+
+def make_app(agent) -> web.Application:
+    app = web.Application(middlewares=[_errors])
+
+    async def inspect_driver(_req):
+        out = {}
+        for key, br in (("vxlan", VXLAN_BRIDGE), ("vlan", VLAN_BRIDGE)):
+            st = {
+                "LocalIp": agent.cfg.vtep_ip,
+                "MyPort": RPC_PORTS[br],
+                "MyAddr": agent.cfg.ctrl_ip,
+                "IsConnected": agent.dp.connected(br),
+                "DpName": key,
+                "FwdMode": agent.cfg.fwdmode,
+                "ArpMode": agent.arp_mode,
+                "VtepTable": {},
+                "EndpointDb": {},
+            }
+            st.update(agent.dp.inspect(br))
+            if br == VXLAN_BRIDGE:
+                st["VtepTable"] = dict(agent.vteps.applied)
+            out[key] = st
+        return web.json_response(out)
+
+    async def reclaim(req):
+        await agent.endpoints.reclaim(req.match_info["id"])
+        return web.json_response({})
+
+    async def create_ep(req):
+        b = await req.json()
+        info = await agent.endpoints.create_endpoint(
+            b.get("tenant", "default"),
+            b.get("network", ""),
+            b.get("group", ""),
+            b.get("endpointID", ""),
+            b.get("ip"),
+        )
+        return web.json_response(info.as_dict())
+
+    async def get_ep(req):
+        m = req.match_info
+        info = await agent.endpoints.get_endpoint(m["tenant"], m["network"], m["ep"])
+        if info is None:
+            raise NotFoundError("endpoint not found")
+        return web.json_response(info.as_dict())
+
+    async def delete_ep(req):
+        m = req.match_info
+        await agent.endpoints.delete_endpoint(m["tenant"], m["network"], req.query.get("group", ""), m["ep"])
+        return web.json_response({})
+
+    app.router.add_get("/inspect/driver", inspect_driver)
+    app.router.add_delete("/debug/reclaimEndpoint/{id}", reclaim)
+    app.router.add_post("/debug/endpoints", create_ep)
+    app.router.add_get("/debug/endpoints/{tenant}/{network}/{ep}", get_ep)
+    app.router.add_delete("/debug/endpoints/{tenant}/{network}/{ep}", delete_ep)
+    return app

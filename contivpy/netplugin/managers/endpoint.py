@@ -1,0 +1,384 @@
+"""Endpoints: local endpoint operations (the API the Docker plugin calls) and remote-endpoint learning.
+
+Local endpoint create (``EndpointService.create_endpoint``), in this order, each step idempotent:
+  1. the network must exist in etcd (``/contiv.io/state/nets/<net>.<tenant>``) -- else NotFoundError and
+     nothing is touched;
+  2. POST ``/plugin/createEndpoint`` to the netmaster leader (allocates/records the IP, MAC, EPG);
+  3. port number: compare-and-swap on ``/contiv.io/oper/ovs-driver/<host>`` (``currPortNum`` + 1, skipping
+     names that already exist as links; the endpoint is recorded in ``LocalEpInfo`` in the same write);
+  4. veth ``vportN``/``vvportN`` (MAC, MTU, TX checksum offload off), OVS access port ``vvportN``
+     (tag, ``external_ids:endpoint-id``), wait for its ofport, install the flows;
+  5. write ``/contiv.io/oper/eps/<id>``: from now on every other host learns the endpoint.
+A failure in 3-5 undoes what was done (flows, port, veth, LocalEpInfo) and releases the endpoint in
+netmaster, so nothing is left half-created.
+
+Delete runs the same steps backwards; every step tolerates "already gone".
+
+Restart (``restore``): local endpoints listed in ``LocalEpInfo`` whose ``vvportN`` still exists are
+re-bound (OVS port kept as is, so its ofport and flows stay identical); OVS ports with an
+``endpoint-id`` that no local endpoint claims are removed.
+
+Remote endpoints (``RemoteEndpointManager``): desired = every ``/contiv.io/oper/eps/`` record whose
+``homingHost`` is another host; installed once its network and its VTEP are applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from contivpy.common.errors import ContivError, ExternalServiceError, NotFoundError, ValidationError
+from contivpy.common.kv.base import Compare, KVStore, Put
+from contivpy.model import keys
+from contivpy.netplugin import links
+from contivpy.netplugin.datapath import VLAN_BRIDGE, VXLAN_BRIDGE, Datapath, EpSpec
+from contivpy.netplugin.managers.network import NetworkManager, net_spec
+from contivpy.netplugin.netmaster_client import NetmasterClient
+from contivpy.netplugin.records import EndpointInfo, OperEndpoint, OvsDriverOper
+
+log = logging.getLogger(__name__)
+MAX_PORT = 0xFFFE
+
+
+class RemoteEndpointManager:
+    def __init__(self, dp: Datapath, nets: NetworkManager, vteps, host: str) -> None:
+        self.dp, self.nets, self.vteps, self.host = dp, nets, vteps, host
+        self.desired: dict[str, OperEndpoint] = {}
+        self.applied: dict[str, EpSpec] = {}
+
+    def on_update(self, ep_id: str, value: str | None) -> None:
+        if value is None:
+            self.desired.pop(ep_id, None)
+            return
+        try:
+            ep = OperEndpoint.from_json(value)
+        except (ValueError, TypeError):
+            log.warning("ignoring malformed oper endpoint %s", ep_id)
+            return
+        if ep.homingHost != self.host:
+            self.desired[ep_id] = ep
+        else:
+            self.desired.pop(ep_id, None)
+
+    def _spec(self, ep: OperEndpoint) -> EpSpec | None:
+        net = self.nets.get(ep.netID)
+        if net is None:
+            return None
+        if net.encap == "vxlan" and ep.vtepIP not in self.vteps.applied:
+            return None
+        return EpSpec(
+            ep.id or ep.endpointID,
+            net,
+            ep.ipAddress,
+            ep.macAddress,
+            ep.endpointGroupId,
+            ep.ipv6Address,
+            vtep_ip=ep.vtepIP,
+        )
+
+    async def apply_adds(self) -> None:
+        for eid, ep in list(self.desired.items()):
+            spec = self._spec(ep)
+            if spec is None:
+                continue
+            cur = self.applied.get(eid)
+            if cur == spec:
+                continue
+            if cur is not None:
+                await self.dp.remove_remote_endpoint(cur)
+            await self.dp.add_remote_endpoint(spec)
+            self.applied[eid] = spec
+
+    async def apply_removes(self) -> None:
+        for eid, spec in list(self.applied.items()):
+            ep = self.desired.get(eid)
+            gone = ep is None or self.nets.get(spec.net.id) is None
+            if not gone and spec.net.encap == "vxlan" and spec.vtep_ip not in self.vteps.applied:
+                gone = True
+            if gone:
+                await self.dp.remove_remote_endpoint(spec)
+                del self.applied[eid]
+
+    def nets_in_use(self) -> set[str]:
+        return {s.net.id for s in self.applied.values()}
+
+
+class EndpointService:
+    """Local endpoint operations; also the restart reconciler for local endpoints."""
+
+    def __init__(
+        self, cfg, kv: KVStore, dp: Datapath, nets: NetworkManager, netmaster: NetmasterClient
+    ) -> None:
+        self.cfg, self.kv, self.dp, self.nets, self.netmaster = cfg, kv, dp, nets, netmaster
+        self.local: dict[str, EndpointInfo] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._mtu: int | None = None
+
+    async def mtu(self) -> int:
+        if self._mtu is None:
+            self._mtu = (await links.host_mtu()) - 50 if self.cfg.mtu == "auto" else int(self.cfg.mtu)
+        return self._mtu
+
+    def _lock(self, ep_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(ep_id, asyncio.Lock())
+
+    # -- port counter (persisted, CAS) ---------------------------------------------------------
+    async def _alloc_port(self, ep_id: str, epg_key: str, bridge_type: str) -> int:
+        key = keys.ovs_driver_oper(self.cfg.host)
+        while True:
+            kv = await self.kv.get(key)
+            rec = OvsDriverOper.from_json(kv.value) if kv else OvsDriverOper(id=self.cfg.host)
+            info = rec.LocalEpInfo.get(ep_id)
+            if info:
+                return int(info["Ovsportname"].removeprefix("vvport"))
+            used = {v.get("Ovsportname") for v in rec.LocalEpInfo.values()}
+            n = rec.currPortNum
+            for _ in range(MAX_PORT):
+                n = n + 1 if n < MAX_PORT else 1
+                if f"vvport{n}" in used or await links.link_exists(f"vport{n}", f"vvport{n}"):
+                    continue
+                break
+            else:
+                raise ExternalServiceError("no free port number")
+            rec.currPortNum = n
+            rec.LocalEpInfo[ep_id] = {
+                "Ovsportname": f"vvport{n}",
+                "EpgKey": epg_key,
+                "BridgeType": bridge_type,
+            }
+            cmp = Compare(key, "mod", "==", kv.mod_revision) if kv else Compare(key, "version", "==", 0)
+            if (await self.kv.txn([cmp], [Put(key, rec.to_json())])).succeeded:
+                return n
+
+    async def _forget_port(self, ep_id: str) -> None:
+        key = keys.ovs_driver_oper(self.cfg.host)
+        while True:
+            kv = await self.kv.get(key)
+            if kv is None:
+                return
+            rec = OvsDriverOper.from_json(kv.value)
+            if rec.LocalEpInfo.pop(ep_id, None) is None:
+                return
+            if (
+                await self.kv.txn([Compare(key, "mod", "==", kv.mod_revision)], [Put(key, rec.to_json())])
+            ).succeeded:
+                return
+
+    # -- public API ----------------------------------------------------------------------------
+    async def create_endpoint(
+        self,
+        tenant: str,
+        network: str,
+        group: str,
+        endpoint_id: str,
+        ip: str | None = None,
+        *,
+        ipv6: str | None = None,
+        container: str = "",
+        ep_common_name: str = "",
+    ) -> EndpointInfo:
+        if not tenant or not network or not endpoint_id:
+            raise ValidationError("tenant, network and endpoint id are required")
+        net_id = keys.network_id(network, tenant)
+        nkv = await self.kv.get(keys.net_state(net_id))
+        if nkv is None:
+            raise NotFoundError(f"network {net_id} not found")
+        spec = net_spec(nkv.value)
+        if spec is None:
+            raise ExternalServiceError(f"network {net_id} has malformed state")
+        ep_id = keys.endpoint_state_id(network, tenant, endpoint_id)
+        async with self._lock(ep_id):
+            if ep_id in self.local:
+                return self.local[ep_id]
+            cfg_ep = await self.netmaster.post(
+                "/plugin/createEndpoint",
+                {
+                    "TenantName": tenant,
+                    "NetworkName": network,
+                    "ServiceName": group,
+                    "EndpointID": endpoint_id,
+                    "EPCommonName": ep_common_name,
+                    "ConfigEP": {
+                        "Container": container or endpoint_id,
+                        "Host": self.cfg.host,
+                        "IPAddress": (ip or "").split("/")[0],
+                        "IPv6Address": ipv6 or "",
+                        "ServiceName": group,
+                    },
+                },
+            )
+            ep = (cfg_ep or {}).get("EndpointConfig", cfg_ep) or {}
+            try:
+                return await self._plug(spec, ep_id, endpoint_id, tenant, network, group, ep)
+            except BaseException:
+                await self._release(tenant, network, group, endpoint_id, ep.get("ipAddress", ""))
+                raise
+
+    async def _plug(self, spec, ep_id, endpoint_id, tenant, network, group, ep: dict) -> EndpointInfo:
+        ip, mac = ep.get("ipAddress", ""), ep.get("macAddress", "")
+        if not ip:
+            raise ExternalServiceError(f"netmaster returned no address for endpoint {ep_id}")
+        mac = mac or links.endpoint_mac(ip)
+        epg_key = ep.get("endpointGroupKey", "")
+        n = await self._alloc_port(ep_id, epg_key, spec.encap)
+        port, ovs_port = f"vport{n}", f"vvport{n}"
+        done: list[str] = []
+        try:
+            await links.ensure_veth(port, ovs_port, mac=mac, mtu=await self.mtu(), tx_off=True)
+            done.append("veth")
+            await self._wait_network(spec.id)
+            ofport = await self.dp.plug_port(spec, ovs_port, ep_id)
+            done.append("port")
+            eps = EpSpec(
+                ep_id,
+                spec,
+                ip,
+                mac,
+                int(ep.get("endpointGroupId") or 0),
+                ep.get("ipv6Address", ""),
+                ofport=ofport,
+            )
+            await self.dp.add_local_endpoint(eps)
+            done.append("flows")
+            oper = OperEndpoint(
+                id=ep_id, netID=spec.id, endpointID=endpoint_id, serviceName=group,
+                endpointGroupId=eps.epg_id, endpointGroupKey=epg_key, contUUID=ep.get("containerId", ""),
+                ipAddress=ip, ipv6Address=eps.ipv6, macAddress=mac, homingHost=self.cfg.host,
+                intfName=ep.get("intfName", ""), portName=port, vtepIP=self.cfg.vtep_ip,
+            )  # fmt: skip
+            await self.kv.put(keys.ep_oper(ep_id), oper.to_json())
+        except BaseException:
+            log.warning("endpoint %s: create failed, rolling back %s", ep_id, done)
+            await self._unplug(ep_id, spec, ip, mac, ovs_port, port, flows="flows" in done)
+            raise
+        info = EndpointInfo(
+            id=ep_id, endpoint_id=endpoint_id, tenant=tenant, network=network, group=group,
+            ip_address=ip, prefix_len=spec.subnet_len, ipv6_address=eps.ipv6, mac_address=mac,
+            gateway=spec.gateway, port_name=port, ovs_port=ovs_port, ofport=ofport, bridge=spec.bridge,
+            mtu=await self.mtu(), vtep_ip=self.cfg.vtep_ip, host=self.cfg.host,
+        )  # fmt: skip
+        self.local[ep_id] = info
+        log.info("endpoint %s created: %s %s on %s (ofport %d)", ep_id, ip, mac, ovs_port, ofport)
+        return info
+
+    async def _wait_network(self, net_id: str, timeout: float = 10.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.nets.get(net_id) is None:
+            if asyncio.get_running_loop().time() > deadline:
+                raise ExternalServiceError(f"network {net_id} is not programmed on this host yet")
+            await asyncio.sleep(0.01)
+
+    async def _unplug(self, ep_id, spec, ip, mac, ovs_port, port, flows: bool = True) -> None:
+        if flows:
+            try:
+                await self.dp.remove_local_endpoint(EpSpec(ep_id, spec, ip, mac), ovs_port)
+            except ContivError as e:
+                log.warning("endpoint %s: flow removal failed: %s", ep_id, e)
+        await self.dp.ovs.remove_port(spec.bridge, ovs_port)
+        await links.remove_link(ovs_port)
+        await links.remove_link(port)
+        await self._forget_port(ep_id)
+
+    async def _release(self, tenant, network, group, endpoint_id, ip) -> None:
+        try:
+            await self.netmaster.post(
+                "/plugin/deleteEndpoint",
+                {
+                    "TenantName": tenant,
+                    "NetworkName": network,
+                    "ServiceName": group,
+                    "EndpointID": endpoint_id,
+                    "IPv4Address": ip,
+                },
+            )
+        except ContivError as e:
+            log.warning("endpoint %s: netmaster release failed: %s", endpoint_id, e)
+
+    async def delete_endpoint(self, tenant: str, network: str, group: str, endpoint_id: str) -> None:
+        """Remove flows, OVS port, veth and oper state, then release the endpoint in netmaster."""
+        ep_id = keys.endpoint_state_id(network, tenant, endpoint_id)
+        async with self._lock(ep_id):
+            oper = await self.get_oper(ep_id)
+            info = self.local.pop(ep_id, None)
+            ip = info.ip_address if info else (oper.ipAddress if oper else "")
+            await self.reclaim(ep_id)
+            await self._release(tenant, network, group, endpoint_id, ip)
+        self._locks.pop(ep_id, None)
+
+    async def reclaim(self, ep_id: str) -> bool:
+        """Local datapath cleanup of one endpoint (also ``DELETE /debug/reclaimEndpoint/{id}``)."""
+        info = self.local.pop(ep_id, None)
+        oper = await self.get_oper(ep_id)
+        if info is None and oper is None:
+            await self._forget_port(ep_id)
+            return False
+        net = self.nets.get(info.network + "." + info.tenant if info else oper.netID)
+        port = info.port_name if info else oper.portName
+        ovs_port = "v" + port
+        ip, mac = (info.ip_address, info.mac_address) if info else (oper.ipAddress, oper.macAddress)
+        await self.kv.delete(keys.ep_oper(ep_id))
+        if net is not None:
+            await self._unplug(ep_id, net, ip, mac, ovs_port, port)
+        else:
+            for br in (VXLAN_BRIDGE, VLAN_BRIDGE):
+                await self.dp.ovs.remove_port(br, ovs_port)
+            await links.remove_link(ovs_port)
+            await self._forget_port(ep_id)
+        log.info("endpoint %s deleted", ep_id)
+        return True
+
+    async def get_oper(self, ep_id: str) -> OperEndpoint | None:
+        kv = await self.kv.get(keys.ep_oper(ep_id))
+        return OperEndpoint.from_json(kv.value) if kv else None
+
+    async def get_endpoint(self, tenant: str, network: str, endpoint_id: str) -> EndpointInfo | None:
+        return self.local.get(keys.endpoint_state_id(network, tenant, endpoint_id))
+
+    # -- restart -------------------------------------------------------------------------------
+    async def restore(self) -> None:
+        kv = await self.kv.get(keys.ovs_driver_oper(self.cfg.host))
+        rec = OvsDriverOper.from_json(kv.value) if kv else OvsDriverOper()
+        keep: set[str] = set()
+        for ep_id, li in rec.LocalEpInfo.items():
+            oper = await self.get_oper(ep_id)
+            ovs_port = li.get("Ovsportname", "")
+            net = self.nets.get(oper.netID) if oper else None
+            if oper is None or net is None or not await links.link_exists(ovs_port):
+                log.warning(
+                    "endpoint %s: cannot restore (oper=%s net=%s port=%s)",
+                    ep_id,
+                    bool(oper),
+                    bool(net),
+                    ovs_port,
+                )
+                continue
+            ofport = await self.dp.plug_port(
+                net, ovs_port, ep_id, existing=await self.dp.ovs.list_ports(net.bridge)
+            )
+            await self.dp.add_local_endpoint(
+                EpSpec(
+                    ep_id,
+                    net,
+                    oper.ipAddress,
+                    oper.macAddress,
+                    oper.endpointGroupId,
+                    oper.ipv6Address,
+                    ofport=ofport,
+                )
+            )
+            tenant = net.tenant
+            network = oper.netID[: -(len(tenant) + 1)] if tenant else oper.netID
+            self.local[ep_id] = EndpointInfo(
+                id=ep_id, endpoint_id=oper.endpointID, tenant=tenant, network=network, group=oper.serviceName,
+                ip_address=oper.ipAddress, prefix_len=net.subnet_len, ipv6_address=oper.ipv6Address,
+                mac_address=oper.macAddress, gateway=net.gateway, port_name=oper.portName, ovs_port=ovs_port,
+                ofport=ofport, bridge=net.bridge, mtu=await self.mtu(), vtep_ip=self.cfg.vtep_ip, host=self.cfg.host,
+            )  # fmt: skip
+            keep.add(ovs_port)
+            log.info("endpoint %s restored on %s (ofport %d)", ep_id, ovs_port, ofport)
+        for br in (VXLAN_BRIDGE, VLAN_BRIDGE):
+            for name, p in (await self.dp.ovs.list_ports(br)).items():
+                if name.startswith("vvport") and name not in keep:
+                    await self.dp.ovs.remove_port(br, name)
+                    log.info("removed stale endpoint port %s (%s)", name, json.dumps(p.external_ids))

@@ -1,0 +1,87 @@
+"""HTTP client netplugin -> netmaster ``/plugin/*`` (contiv-reference §2.4, §5.2).
+
+Target: the holder of the leader lock ``/contiv.io/lock/netmaster/leader`` (value ``ip:port``, or a JSON
+object carrying it); when nobody holds it, every netmaster registered under
+``/contiv.io/service/netmaster/`` is tried. Connection failures are retried 3 times with 1 s pauses
+(the original's behaviour). netmaster answers errors with HTTP 500 and a text body, which becomes an
+``ExternalServiceError`` carrying netmaster's message verbatim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import aiohttp
+
+from contivpy.common.errors import ContivError, ExternalServiceError
+from contivpy.common.kv.base import KVStore
+from contivpy.model import keys
+
+log = logging.getLogger(__name__)
+
+
+def _addr_of(value: str) -> str:
+    value = value.strip()
+    if value.startswith("{"):
+        try:
+            d = json.loads(value)
+        except ValueError:
+            return ""
+        for k in ("HostAddr", "hostAddr", "address", "Address", "holder"):
+            if d.get(k):
+                port = d.get("Port") or d.get("port")
+                return f"{d[k]}:{port}" if port and ":" not in str(d[k]) else str(d[k])
+        return ""
+    return value.strip('"')
+
+
+class NetmasterClient:
+    def __init__(
+        self, kv: KVStore, retries: int = 3, retry_delay: float = 1.0, timeout: float = 30.0
+    ) -> None:
+        self.kv = kv
+        self.retries = retries
+        self.retry_delay = retry_delay
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _targets(self) -> list[str]:
+        kv = await self.kv.get(keys.LEADER_LOCK)
+        if kv is not None and _addr_of(kv.value):
+            return [_addr_of(kv.value)]
+        items, _ = await self.kv.get_prefix(keys.service_prefix(keys.SVC_NETMASTER))
+        return [it.key.rsplit("/", 1)[1] for it in items]
+
+    async def post(self, path: str, body: dict[str, Any]) -> Any:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        last: Exception | None = None
+        for attempt in range(self.retries):
+            targets = await self._targets()
+            if not targets:
+                last = ExternalServiceError("netmaster not found: no leader and no registered netmaster")
+            for t in targets:
+                url = f"http://{t}{path}"
+                try:
+                    async with self._session.post(url, json=body) as r:
+                        text = await r.text()
+                        if r.status != 200:
+                            raise ExternalServiceError(
+                                text.strip() or f"netmaster {path} failed: HTTP {r.status}"
+                            )
+                        return json.loads(text) if text.strip() else None
+                except ContivError:
+                    raise
+                except (aiohttp.ClientConnectionError, TimeoutError) as e:
+                    last = e
+                    log.warning("netmaster %s unreachable (%s), attempt %d", url, e, attempt + 1)
+            await asyncio.sleep(self.retry_delay)
+        raise ExternalServiceError(f"cannot reach netmaster for {path}: {last}")

@@ -1,0 +1,395 @@
+"""OVSDB adapter of the netplugin agent: a small asyncio RFC 7047 client (no thread, no ovsdbapp).
+
+Why not ovsdbapp: its IDL runs in its own thread, its Open_vSwitch transactions wait for vswitchd's
+``cur_cfg`` and it mirrors the whole database; the agent needs a dozen idempotent operations, each one
+transaction, awaited on the event loop. This module is the only place that speaks OVSDB.
+
+Design
+- One persistent connection (unix:PATH or tcp:IP:PORT). Requests are matched to replies by id; the
+  server's ``echo`` keep-alives are answered. On a broken connection every pending call fails with
+  ``ExternalServiceError`` and the next call reconnects.
+- Operations are *ensure*-style and idempotent (design guide A2): ``ensure_bridge``, ``ensure_port``
+  (access / trunk / vxlan / internal), ``remove_port`` (absent is fine), ``list_ports`` (to reconcile after a
+  restart) and ``wait_ofport``. Each one commits in one ``transact``; Port and Interface rows are garbage
+  collected by ovsdb-server when the bridge stops referencing them.
+- An existing port whose settings already match is left untouched, so its ofport (and every flow naming
+  it) survives an agent restart. A port with different settings is replaced.
+
+Contiv specifics (contiv-reference §5.2/5.3): bridges ``contivVxlanBridge``/``contivVlanBridge`` with
+``fail_mode=secure``, OpenFlow10..13 and controller ``tcp:127.0.0.1:6633/6634``; ports carry
+``external_ids:endpoint-id``; VXLAN ports ``vxif<ip without dots>`` with ``remote_ip``, ``key=flow``,
+``tos=inherit``, ``dst_port``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from contivpy.common.errors import ExternalServiceError
+
+log = logging.getLogger(__name__)
+
+DB = "Open_vSwitch"
+_decoder = json.JSONDecoder()
+
+
+def _set(values) -> list:
+    return ["set", list(values)]
+
+
+def _map(d: dict[str, str]) -> list:
+    return ["map", [[k, str(v)] for k, v in sorted(d.items())]]
+
+
+def _from_set(v) -> list:
+    if isinstance(v, list) and v and v[0] == "set":
+        return v[1]
+    return [v]
+
+
+def _from_map(v) -> dict[str, str]:
+    if isinstance(v, list) and v and v[0] == "map":
+        return {k: val for k, val in v[1]}
+    return {}
+
+
+@dataclass(frozen=True)
+class PortInfo:
+    name: str
+    tag: int | None = None
+    vlan_mode: str = ""
+    type: str = ""
+    options: dict[str, str] = field(default_factory=dict)
+    external_ids: dict[str, str] = field(default_factory=dict)
+    ofport: int | None = None
+
+
+class OvsdbClient:
+    def __init__(self, address: str, timeout: float = 10.0) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._pending: dict[int, asyncio.Future] = {}
+        self._ids = itertools.count(1)
+        self._rx_task: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+
+    # -- transport -------------------------------------------------------------------------
+    async def connect(self) -> None:
+        async with self._lock:
+            if self._writer is not None and not self._writer.is_closing():
+                return
+            try:
+                if self.address.startswith("unix:"):
+                    r, w = await asyncio.wait_for(
+                        asyncio.open_unix_connection(self.address[5:]), self.timeout
+                    )
+                elif self.address.startswith("tcp:"):
+                    host, port = self.address[4:].rsplit(":", 1)
+                    r, w = await asyncio.wait_for(asyncio.open_connection(host, int(port)), self.timeout)
+                else:
+                    raise ExternalServiceError(f"unsupported OVSDB address {self.address!r}")
+            except (OSError, TimeoutError) as e:
+                raise ExternalServiceError(f"cannot connect to OVSDB at {self.address}: {e}") from e
+            self._reader, self._writer = r, w
+            self._rx_task = asyncio.get_running_loop().create_task(self._rx_loop(r, w))
+
+    async def close(self) -> None:
+        w, t = self._writer, self._rx_task
+        self._writer = self._reader = None
+        if w is not None:
+            w.close()
+            with contextlib.suppress(Exception):
+                await w.wait_closed()
+        if t is not None:
+            t.cancel()
+            with contextlib.suppress(BaseException):
+                await t
+        self._fail_pending("OVSDB connection closed")
+
+    def _fail_pending(self, msg: str) -> None:
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(ExternalServiceError(msg))
+        self._pending.clear()
+
+    async def _rx_loop(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        buf = ""
+        try:
+            while True:
+                chunk = await r.read(65536)
+                if not chunk:
+                    break
+                buf += chunk.decode()
+                while buf:
+                    buf = buf.lstrip()
+                    if not buf:
+                        break
+                    try:
+                        msg, end = _decoder.raw_decode(buf)
+                    except json.JSONDecodeError:
+                        break  # incomplete message
+                    buf = buf[end:]
+                    self._dispatch(msg, w)
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            if self._writer is w:
+                self._writer = self._reader = None
+            self._fail_pending(f"OVSDB connection to {self.address} lost")
+
+    def _dispatch(self, msg: dict, w: asyncio.StreamWriter) -> None:
+        if msg.get("method") == "echo":
+            w.write(
+                json.dumps({"id": msg.get("id"), "result": msg.get("params", []), "error": None}).encode()
+            )
+            return
+        fut = self._pending.pop(msg.get("id"), None)
+        if fut is not None and not fut.done():
+            if msg.get("error") is not None:
+                fut.set_exception(ExternalServiceError(f"OVSDB error: {msg['error']}"))
+            else:
+                fut.set_result(msg.get("result"))
+
+    async def call(self, method: str, params: list) -> Any:
+        await self.connect()
+        rid = next(self._ids)
+        fut = asyncio.get_running_loop().create_future()
+        self._pending[rid] = fut
+        assert self._writer is not None
+        self._writer.write(json.dumps({"method": method, "params": params, "id": rid}).encode())
+        try:
+            return await asyncio.wait_for(fut, self.timeout)
+        except TimeoutError as e:
+            self._pending.pop(rid, None)
+            raise ExternalServiceError(f"OVSDB {method} timed out") from e
+
+    async def transact(self, *ops: dict) -> list:
+        result = await self.call("transact", [DB, *ops])
+        for i, r in enumerate(result or []):
+            if isinstance(r, dict) and r.get("error"):
+                op = ops[i]["op"] if i < len(ops) else "commit"
+                raise ExternalServiceError(f"OVSDB {op} failed: {r.get('error')}: {r.get('details', '')}")
+        return result
+
+    async def select(self, table: str, where: list, columns: list[str] | None = None) -> list[dict]:
+        op: dict = {"op": "select", "table": table, "where": where}
+        if columns:
+            op["columns"] = columns
+        return (await self.transact(op))[0]["rows"]
+
+    # -- bridges ---------------------------------------------------------------------------
+    async def bridge_exists(self, name: str) -> bool:
+        return bool(await self.select("Bridge", [["name", "==", name]], ["name"]))
+
+    async def ensure_bridge(
+        self,
+        name: str,
+        controller: str | None,
+        datapath_type: str = "system",
+        fail_mode: str = "secure",
+        protocols: tuple[str, ...] = ("OpenFlow10", "OpenFlow11", "OpenFlow12", "OpenFlow13"),
+    ) -> None:
+        """Create the bridge (with its internal port) or fix its settings in place (never recreated)."""
+        settings = {"fail_mode": fail_mode, "protocols": _set(protocols), "datapath_type": datapath_type}
+        rows = await self.select("Bridge", [["name", "==", name]], ["_uuid", "controller"])
+        ops: list[dict] = []
+        if controller:
+            ops.append(
+                {"op": "insert", "table": "Controller", "row": {"target": controller}, "uuid-name": "ctl"}
+            )
+            settings["controller"] = _set([["named-uuid", "ctl"]])
+        if rows:
+            ops.append({"op": "update", "table": "Bridge", "where": [["name", "==", name]], "row": settings})
+            await self.transact(*ops)
+            return
+        ops += [
+            {
+                "op": "insert",
+                "table": "Interface",
+                "row": {"name": name, "type": "internal"},
+                "uuid-name": "bi",
+            },
+            {
+                "op": "insert",
+                "table": "Port",
+                "row": {"name": name, "interfaces": ["named-uuid", "bi"]},
+                "uuid-name": "bp",
+            },
+            {
+                "op": "insert",
+                "table": "Bridge",
+                "row": {"name": name, "ports": _set([["named-uuid", "bp"]]), **settings},
+                "uuid-name": "br",
+            },
+            {
+                "op": "mutate",
+                "table": "Open_vSwitch",
+                "where": [],
+                "mutations": [["bridges", "insert", _set([["named-uuid", "br"]])]],
+            },
+        ]
+        await self.transact(*ops)
+        log.info("created OVS bridge %s (datapath %s, controller %s)", name, datapath_type, controller)
+
+    async def delete_bridge(self, name: str) -> None:
+        rows = await self.select("Bridge", [["name", "==", name]], ["_uuid"])
+        if rows:
+            await self.transact(
+                {
+                    "op": "mutate",
+                    "table": "Open_vSwitch",
+                    "where": [],
+                    "mutations": [["bridges", "delete", _set([rows[0]["_uuid"]])]],
+                }
+            )
+
+    # -- ports -----------------------------------------------------------------------------
+    async def list_ports(self, bridge: str) -> dict[str, PortInfo]:
+        """Every port of ``bridge`` except the bridge's own internal port, by name."""
+        br = await self.select("Bridge", [["name", "==", bridge]], ["ports"])
+        if not br:
+            return {}
+        port_uuids = {u[1] for u in _from_set(br[0]["ports"])}
+        ports, ifaces = await self.transact(
+            {"op": "select", "table": "Port", "where": [], "columns": ["_uuid", "name", "tag", "vlan_mode", "interfaces", "external_ids"]},
+            {"op": "select", "table": "Interface", "where": [], "columns": ["_uuid", "name", "type", "options", "ofport", "external_ids"]},
+        )  # fmt: skip
+        by_uuid = {i["_uuid"][1]: i for i in ifaces["rows"]}
+        out: dict[str, PortInfo] = {}
+        for p in ports["rows"]:
+            if p["_uuid"][1] not in port_uuids or p["name"] == bridge:
+                continue
+            iface_ids = [u[1] for u in _from_set(p["interfaces"])]
+            i = by_uuid.get(iface_ids[0], {}) if iface_ids else {}
+            tag = _from_set(p["tag"])
+            ofp = _from_set(i.get("ofport", ["set", []]))
+            vm = _from_set(p["vlan_mode"])
+            out[p["name"]] = PortInfo(
+                name=p["name"],
+                tag=tag[0] if tag else None,
+                vlan_mode=vm[0] if vm else "",
+                type=i.get("type", ""),
+                options=_from_map(i.get("options")),
+                external_ids=_from_map(p["external_ids"]),
+                ofport=ofp[0] if ofp else None,
+            )
+        return out
+
+    async def ensure_port(
+        self,
+        bridge: str,
+        name: str,
+        *,
+        tag: int | None = None,
+        vlan_mode: str | None = None,
+        type: str = "",
+        options: dict[str, str] | None = None,
+        external_ids: dict[str, str] | None = None,
+        existing: dict[str, PortInfo] | None = None,
+    ) -> bool:
+        """Make ``name`` a port of ``bridge`` with exactly these settings. Returns True if it (re)created it."""
+        options, external_ids = options or {}, external_ids or {}
+        cur = (existing if existing is not None else await self.list_ports(bridge)).get(name)
+        if cur is not None:
+            same = (
+                cur.tag == tag
+                and cur.type == type
+                and cur.options == {k: str(v) for k, v in options.items()}
+                and cur.external_ids == external_ids
+                and (vlan_mode is None or cur.vlan_mode == vlan_mode)
+            )
+            if same:
+                return False
+        # A port of that name anywhere (this or another bridge) is removed in the same transaction.
+        ops = await self._remove_port_ops(name)
+        iface_row: dict = {"name": name}
+        if type:
+            iface_row["type"] = type
+        if options:
+            iface_row["options"] = _map(options)
+        if external_ids:
+            iface_row["external_ids"] = _map(external_ids)
+        port_row: dict = {"name": name, "interfaces": ["named-uuid", "iface"]}
+        if tag is not None:
+            port_row["tag"] = tag
+        if vlan_mode:
+            port_row["vlan_mode"] = vlan_mode
+        if external_ids:
+            port_row["external_ids"] = _map(external_ids)
+        ops += [
+            {"op": "insert", "table": "Interface", "row": iface_row, "uuid-name": "iface"},
+            {"op": "insert", "table": "Port", "row": port_row, "uuid-name": "port"},
+            {
+                "op": "mutate",
+                "table": "Bridge",
+                "where": [["name", "==", bridge]],
+                "mutations": [["ports", "insert", _set([["named-uuid", "port"]])]],
+            },
+            {"op": "select", "table": "Bridge", "where": [["name", "==", bridge]], "columns": ["name"]},
+        ]
+        res = await self.transact(*ops)
+        if not res[len(ops) - 1].get("rows"):
+            raise ExternalServiceError(f"OVS bridge {bridge} does not exist")
+        return True
+
+    async def _remove_port_ops(self, name: str) -> list[dict]:
+        rows = await self.select("Port", [["name", "==", name]], ["_uuid"])
+        if not rows:
+            return []
+        uuid = rows[0]["_uuid"]
+        return [
+            {
+                "op": "mutate",
+                "table": "Bridge",
+                "where": [["ports", "includes", _set([uuid])]],
+                "mutations": [["ports", "delete", _set([uuid])]],
+            }
+        ]
+
+    async def remove_port(self, bridge: str, name: str) -> bool:
+        """Remove port ``name`` (from whatever bridge holds it). Absent is fine; returns True if removed."""
+        ops = await self._remove_port_ops(name)
+        if ops:
+            await self.transact(*ops)
+        return bool(ops)
+
+    async def ensure_vxlan_port(
+        self, bridge: str, name: str, remote_ip: str, dst_port: int = 4789, existing: dict | None = None
+    ) -> bool:
+        return await self.ensure_port(
+            bridge,
+            name,
+            vlan_mode="trunk",
+            type="vxlan",
+            options={"remote_ip": remote_ip, "key": "flow", "tos": "inherit", "dst_port": str(dst_port)},
+            external_ids={"endpoint-id": name},
+            existing=existing,
+        )
+
+    async def wait_ofport(self, name: str, timeout: float = 5.0) -> int:
+        """Wait until vswitchd has attached the interface and return its OpenFlow port number."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        delay = 0.002
+        while True:
+            rows = await self.select("Interface", [["name", "==", name]], ["ofport", "error"])
+            if rows:
+                ofp = _from_set(rows[0]["ofport"])
+                if ofp and ofp[0] > 0:
+                    return ofp[0]
+                if ofp and ofp[0] == -1:
+                    err = _from_set(rows[0].get("error", ["set", []]))
+                    if err:
+                        raise ExternalServiceError(f"OVS could not add interface {name}: {err[0]}")
+            if loop.time() > deadline:
+                raise ExternalServiceError(f"timed out waiting for OVS to attach interface {name}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
