@@ -1,0 +1,181 @@
+"""List-then-watch over a KVStore prefix, with re-list on compaction or store failure.
+
+API
+- ``list_and_watch(kv, prefix)`` -> async iterator of ``Snapshot | Event``. The first item is a
+  ``Snapshot(items, revision)`` (every key under the prefix at ``revision``); then each later
+  change as a ``contivpy.common.kv.Event`` in revision order, exactly once. If the watch start
+  revision was compacted (``CompactedError``) or the store failed (``StoreError``), it re-lists
+  (retrying with backoff while the store is down) and yields a fresh Snapshot: consumers must
+  treat every Snapshot as "replace your whole view", e.g. with ``Mirror``.
+- ``Mirror`` keeps the current ``dict[key, value]`` for a prefix and turns any item (Snapshot or
+  Event) into the list of effective changes (synthetic puts/deletes for a Snapshot diff), so a
+  consumer can handle a re-list like ordinary events.
+- ``PumpedIterator`` runs an async generator in its own task and hands items over through a
+  queue. Cancelling a pending ``__anext__`` (a timeout) neither loses an item nor ends the
+  iteration; ``aclose()`` stops the task. Errors of the generator are raised by ``__anext__``.
+
+Invariant: the Events following a Snapshot are exactly the changes with revision > snapshot
+revision, so Snapshot + Events always reconstruct the store's state for the prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from contivpy.common.errors import CompactedError, StoreError
+from contivpy.common.kv.base import Event, KeyValue, KVStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Every key under the prefix at ``revision``: ``items`` key -> value, ``kvs`` key -> KeyValue."""
+
+    items: dict[str, str]
+    revision: int
+    kvs: dict[str, KeyValue] = field(default_factory=dict, compare=False, repr=False)
+
+
+class _Failure:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_END = object()
+
+
+class PumpedIterator:
+    """Async iterator fed by ``source`` (an async iterable) running in a task of its own."""
+
+    def __init__(self, source: AsyncIterator, name: str = "pumped-iterator") -> None:
+        self._source = source
+        self._name = name
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._task: asyncio.Task | None = None
+        self._closed = False
+
+    async def _run(self) -> None:
+        try:
+            async for item in self._source:
+                self._queue.put_nowait(item)
+            self._queue.put_nowait(_END)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            self._queue.put_nowait(_Failure(err))
+        finally:
+            aclose = getattr(self._source, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+
+    def __aiter__(self) -> PumpedIterator:
+        return self
+
+    async def __anext__(self):
+        if self._closed:
+            raise StopAsyncIteration
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=self._name)
+        item = await self._queue.get()
+        if item is _END:
+            await self.aclose()
+            raise StopAsyncIteration
+        if isinstance(item, _Failure):
+            await self.aclose()
+            raise item.error
+        return item
+
+    async def aclose(self) -> None:
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+    async def __aenter__(self) -> PumpedIterator:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+
+async def _list_and_watch(
+    kv: KVStore, prefix: str, retry_delay: float, max_delay: float
+) -> AsyncIterator[Snapshot | Event]:
+    delay = retry_delay
+    while True:
+        try:
+            kvs, rev = await kv.get_prefix(prefix)
+        except StoreError as err:
+            log.warning("listing %r failed (%s); retrying in %.1fs", prefix, err, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+            continue
+        delay = retry_delay
+        yield Snapshot({k.key: k.value for k in kvs}, rev, {k.key: k for k in kvs})
+        watch = kv.watch_prefix(prefix, rev + 1)
+        try:
+            async for ev in watch:
+                yield ev
+        except CompactedError as err:
+            log.info("watch on %r compacted (%s); re-listing", prefix, err)
+        except StoreError as err:
+            log.warning("watch on %r failed (%s); re-listing in %.1fs", prefix, err, delay)
+            await asyncio.sleep(delay)
+        finally:
+            aclose = getattr(watch, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+
+
+def list_and_watch(
+    kv: KVStore, prefix: str, *, retry_delay: float = 0.2, max_delay: float = 5.0
+) -> PumpedIterator:
+    """Snapshot, then Events, forever (a new Snapshot after a compaction/store failure).
+
+    Use as ``async with list_and_watch(kv, p) as it: async for item in it: ...`` or call
+    ``await it.aclose()`` when done.
+    """
+    return PumpedIterator(_list_and_watch(kv, prefix, retry_delay, max_delay), name=f"list-watch {prefix}")
+
+
+class Mirror:
+    """The current view of a prefix; ``apply`` returns the effective changes of an item."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, str] = {}
+        self.revision = 0
+
+    def apply(self, item: Snapshot | Event) -> list[Event]:
+        if isinstance(item, Snapshot):
+            changes: list[Event] = []
+            for key in sorted(self.items.keys() - item.items.keys()):
+                changes.append(Event("delete", key, "", item.revision, self.items[key]))
+            for key in sorted(item.items):
+                old = self.items.get(key)
+                if old != item.items[key]:
+                    changes.append(Event("put", key, item.items[key], item.revision, old))
+            self.items = dict(item.items)
+            self.revision = item.revision
+            return changes
+        self.revision = max(self.revision, item.mod_revision)
+        if item.type == "delete":
+            if item.key not in self.items:
+                return []
+            del self.items[item.key]
+            return [item]
+        self.items[item.key] = item.value
+        return [item]
+
+
+__all__ = ["Snapshot", "list_and_watch", "Mirror", "PumpedIterator"]
