@@ -63,7 +63,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from contivpy.common.errors import ConflictError, ContivError, NotFoundError, StoreError
+from contivpy.common.errors import (
+    ConflictError,
+    ContivError,
+    NotFoundError,
+    NotLeaderError,
+    StoreError,
+)
 from contivpy.common.kv.base import Compare, Delete, KeyValue, KVStore, Put
 from contivpy.model import keys, objects
 from contivpy.netmaster import registry as reg
@@ -373,13 +379,22 @@ class Crud:
             compares.append(fence)
         ops = plan.ops + ctx._staged_ops()
         res = await self.kv.txn(compares, ops)
-        if not res.succeeded and fence is not None:
-            kv = await self.kv.get(fence.key)
-            if kv is None or kv.create_revision != fence.value:
-                from contivpy.common.errors import NotLeaderError
-
-                raise NotLeaderError("netmaster is not the leader any more")
+        if not res.succeeded and fence is not None and not await self._fence_holds(fence):
+            raise NotLeaderError("netmaster is not the leader any more")
         return res.succeeded
+
+    async def _fence_holds(self, fence: Compare) -> bool:
+        kv = await self.kv.get(fence.key)
+        if kv is None:
+            return False
+        actual = {
+            "lease": kv.lease,
+            "create": kv.create_revision,
+            "mod": kv.mod_revision,
+            "version": kv.version,
+            "value": kv.value,
+        }[fence.target]
+        return actual == fence.value
 
     async def _after(self, plan: Plan) -> None:
         for fn in plan.after_commit:

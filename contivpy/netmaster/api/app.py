@@ -1,0 +1,42 @@
+"""netmaster aiohttp application factory.
+
+Middlewares, outermost first: follower proxy (everything goes to the leader while we are not
+it), then the one error mapping. Routes: model API (routes.py), non-model endpoints (misc.py)
+and, when present, the /plugin/* routes of ``contivpy.netmaster.api.plugin_routes`` (owned by
+the IPAM helper; contract: ``add_routes(app: web.Application) -> None`` using the AppKeys of
+``contivpy.netmaster.api.keys``).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from aiohttp import web
+
+from contivpy.model.objects import MAX_BODY
+from contivpy.netmaster.api import misc, routes
+from contivpy.netmaster.api.errors import error_middleware
+from contivpy.netmaster.api.keys import CONFIG, CRUD, KV, STATE, LeaderState
+from contivpy.netmaster.api.proxy import proxy_middleware, session_ctx
+
+
+def make_app(crud, config, kv, state: LeaderState, rpc=None) -> web.Application:
+    app = web.Application(middlewares=[proxy_middleware, error_middleware], client_max_size=MAX_BODY + 4096)
+    app[CRUD], app[CONFIG], app[KV], app[STATE] = crud, config, kv, state
+    if rpc is not None:
+        app[misc.RPC] = rpc
+    app.cleanup_ctx.append(session_ctx)
+    routes.add_routes(app)
+    misc.add_routes(app)
+    try:
+        plugin = importlib.import_module("contivpy.netmaster.api.plugin_routes")
+    except ModuleNotFoundError as exc:
+        if exc.name != "contivpy.netmaster.api.plugin_routes":
+            raise
+        plugin = None
+    if plugin is not None:
+        plugin.add_routes(app)
+    return app
+
+
+__all__ = ["make_app"]

@@ -1,0 +1,57 @@
+"""Follower -> leader reverse proxy (the original's runFollower catch-all route).
+
+A middleware placed before the error middleware: while this process is not the leader, every
+request (any path, any method) is forwarded to ``http://<leader lock holder>`` and the leader's
+status, headers and body are relayed unchanged. A request that already went through one proxy
+(``X-Contiv-Proxied``) is never forwarded again, which avoids loops while the lock changes hands.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
+
+from contivpy.netmaster.api.errors import text_error
+from contivpy.netmaster.api.keys import STATE
+
+log = logging.getLogger("netmaster.proxy")
+
+SESSION: web.AppKey[ClientSession] = web.AppKey("proxy_session", ClientSession)
+_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"}
+_MARK = "X-Contiv-Proxied"
+
+
+async def session_ctx(app: web.Application):
+    app[SESSION] = ClientSession(timeout=ClientTimeout(total=60), auto_decompress=False)
+    yield
+    await app[SESSION].close()
+
+
+@web.middleware
+async def proxy_middleware(request: web.Request, handler) -> web.StreamResponse:
+    state = request.app[STATE]
+    if state.is_leader:
+        return await handler(request)
+    if request.headers.get(_MARK) or not state.leader_url:
+        return text_error("netmaster leader is not available, please retry")
+    url = f"http://{state.leader_url}{request.path_qs}"
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+    headers[_MARK] = "1"
+    body = await request.read()
+    try:
+        async with request.app[SESSION].request(
+            request.method, url, headers=headers, data=body or None, allow_redirects=False
+        ) as resp:
+            data = await resp.read()
+            out = web.Response(status=resp.status, body=data)
+            for k, v in resp.headers.items():
+                if k.lower() not in _HOP and k.lower() not in ("date", "server"):
+                    out.headers[k] = v
+            return out
+    except (ClientError, OSError, TimeoutError) as exc:
+        log.warning("proxy to leader %s failed: %s", state.leader_url, exc)
+        return text_error(f"failed to reach netmaster leader {state.leader_url}: {exc}")
+
+
+__all__ = ["proxy_middleware", "session_ctx", "SESSION"]

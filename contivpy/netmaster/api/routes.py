@@ -1,0 +1,123 @@
+"""Generic model routes driven by the registry (contiv-reference §2.1).
+
+    GET    /api/v1/<plural>/                 list, sorted by key (the original: random order)
+    GET    /api/v1/<plural>/<key>/           one object
+    POST   /api/v1/<plural>/<key>/           create or update (PUT is the same handler)
+    DELETE /api/v1/<plural>/<key>/           delete; body = the key as a JSON string
+    GET    /api/v1/inspect/<plural>/<key>/   {"Config": ..., "Oper": ...}
+    GET    /api/v1/inspect/endpoints/<id>/   {"Oper": EndpointOper} (via the network hooks owner)
+
+Unknown plurals and missing trailing slashes fall through to the router's 404. Success bodies are
+JSON + "\\n" with ``Content-Type: application/json``; stored objects are already canonical JSON,
+so lists are served by joining the stored texts (no re-encoding).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+from aiohttp import web
+
+from contivpy.common.errors import NotFoundError, ValidationError
+from contivpy.model import objects
+from contivpy.netmaster import registry as reg
+from contivpy.netmaster.api.keys import CRUD
+from contivpy.netmaster.crud import TxnContext
+
+
+def _json(text: str) -> web.Response:
+    # Exactly "application/json" like the original (aiohttp would append a charset).
+    return web.Response(body=(text + "\n").encode(), headers={"Content-Type": "application/json"})
+
+
+def _type(request: web.Request) -> reg.ObjType:
+    t = reg.BY_PLURAL.get(request.match_info["plural"])
+    if t is None:
+        raise web.HTTPNotFound()
+    return t
+
+
+async def list_objs(request: web.Request) -> web.Response:
+    t = _type(request)
+    raw = await request.app[CRUD].list_raw(t.name)
+    return _json("[" + ",".join(raw) + "]")
+
+
+async def get_obj(request: web.Request) -> web.Response:
+    t = _type(request)
+    obj = await request.app[CRUD].get(t.name, request.match_info["key"])
+    return _json(objects.dumps(t.name, obj))
+
+
+async def _body(request: web.Request) -> bytes:
+    if request.content_length is not None and request.content_length > objects.MAX_BODY:
+        raise ValidationError(f"request body too large (limit {objects.MAX_BODY} bytes)")
+    return await request.read()
+
+
+async def put_obj(request: web.Request) -> web.Response:
+    t = _type(request)
+    key = request.match_info["key"]
+    body = objects.decode(t.name, await _body(request))
+    if t.invalid:
+        body["key"] = key
+        objects.validate(t.name, body)
+        raise ValidationError("Invalid object type")
+    obj = await request.app[CRUD].create_or_update(t.name, key, body)
+    return _json(objects.dumps(t.name, obj))
+
+
+async def delete_obj(request: web.Request) -> web.Response:
+    t = _type(request)
+    key = request.match_info["key"]
+    await request.app[CRUD].delete(t.name, key)
+    return _json(json.dumps(key))
+
+
+async def inspect_obj(request: web.Request) -> web.Response:
+    plural = request.match_info["plural"]
+    key = request.match_info["key"]
+    crud = request.app[CRUD]
+    if plural == "endpoints":
+        return _json(json.dumps(go_order(await _inspect_endpoint(crud, key)), separators=(",", ":")))
+    t = _type(request)
+    out = await crud.inspect(t.name, key)
+    text = '{"Config":' + objects.dumps(t.name, out["Config"])
+    if "Oper" in out:
+        text += ',"Oper":' + json.dumps(go_order(out["Oper"]), separators=(",", ":"))
+    return _json(text + "}")
+
+
+async def _inspect_endpoint(crud, key: str) -> dict:
+    """Delegates to ``hooks.network.inspect_endpoint(ctx, key) -> dict`` (network owner)."""
+    try:
+        mod = importlib.import_module("contivpy.netmaster.hooks.network")
+    except ModuleNotFoundError:
+        mod = None
+    fn = getattr(mod, "inspect_endpoint", None)
+    if fn is None:
+        raise NotFoundError("endpoint not found")
+    return {"Oper": await fn(TxnContext(crud), key)}
+
+
+def go_order(v):
+    """Oper structs of the original marshal in declaration order = alphabetical, ``key`` first."""
+    if isinstance(v, dict):
+        ks = sorted(v, key=lambda k: (k != "key", k))
+        return {k: go_order(v[k]) for k in ks}
+    if isinstance(v, list):
+        return [go_order(x) for x in v]
+    return v
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/inspect/{plural}/{key}/", inspect_obj)
+    app.router.add_get("/api/v1/{plural}/", list_objs)
+    app.router.add_get("/api/v1/{plural}/{key}/", get_obj)
+    app.router.add_post("/api/v1/{plural}/{key}/", put_obj)
+    app.router.add_put("/api/v1/{plural}/{key}/", put_obj)
+    app.router.add_delete("/api/v1/{plural}/{key}/", delete_obj)
+
+
+__all__ = ["add_routes"]
