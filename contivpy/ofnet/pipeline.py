@@ -1,0 +1,105 @@
+"""Contiv's OpenFlow 1.3 pipeline, declared once.
+
+Every table the datapaths use is a :class:`Table` value in :data:`TABLES`; flow builders
+refer to these objects (``INPUT``, ``VLAN`` ...), never to bare integers, and canonical
+flow text prints the table *name*.  The numbering is the original ofnet's
+(contiv-reference §6.1) and is wire-visible: ``ovs-ofctl dump-flows`` shows the ids.
+
+Priorities are named bands (:class:`Prio`).  A table's *miss* flow (priority 1, empty
+match) is part of the base flow set and depends on the datapath (vxlan drops unknown
+ports in table 1 and unknown MACs in table 9; the vlan bridge continues to table 4 and
+ends with NORMAL).
+
+Invariants: table ids are unique; ``goto`` only ever points to a higher id (OpenFlow
+forbids going backwards), which :func:`check_goto` enforces for every built flow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+__all__ = [
+    "Table",
+    "Prio",
+    "TABLES",
+    "INPUT",
+    "VLAN",
+    "HOST_DNAT",
+    "SVC_DNAT",
+    "DST_GROUP",
+    "POLICY",
+    "SVC_SNAT",
+    "IP",
+    "HOST_SNAT",
+    "MAC_DEST",
+    "table_by_id",
+    "check_goto",
+    "DNS_VLAN",
+]
+
+
+@dataclass(frozen=True, order=True)
+class Table:
+    """One OpenFlow table: wire id, short name, and what its miss flow does (per datapath)."""
+
+    id: int
+    name: str
+    purpose: str = ""
+
+    def __str__(self) -> str:
+        return self.name
+
+
+INPUT = Table(0, "input", "drop multicast src; ARP/DNS punt to controller; else -> vlan")
+VLAN = Table(1, "vlan", "classify by in_port / VTEP+VNI: VLAN push, metadata VRF+src EPG")
+HOST_DNAT = Table(2, "host_dnat", "(vrouter) traffic from contivh0: private IP -> endpoint IP")
+SVC_DNAT = Table(3, "svc_dnat", "service LB DNAT; miss -> dst_group")
+DST_GROUP = Table(4, "dst_group", "dst IP (+VRF) -> dst EPG in metadata; miss -> policy")
+POLICY = Table(5, "policy", "ACL rules (10 + rule priority); miss -> svc_snat (default allow)")
+SVC_SNAT = Table(6, "svc_snat", "service LB reverse NAT; miss -> mac_dest")
+IP = Table(7, "ip", "(vrouter) /32 routing")
+HOST_SNAT = Table(8, "host_snat", "(vrouter) egress via contivh0")
+MAC_DEST = Table(9, "mac_dest", "dst MAC+VLAN -> port/VTEP; per-VLAN flood; vlan bridge: NORMAL")
+
+TABLES: tuple[Table, ...] = (
+    INPUT,
+    VLAN,
+    HOST_DNAT,
+    SVC_DNAT,
+    DST_GROUP,
+    POLICY,
+    SVC_SNAT,
+    IP,
+    HOST_SNAT,
+    MAC_DEST,
+)
+_BY_ID = {t.id: t for t in TABLES}
+assert len(_BY_ID) == len(TABLES), "duplicate table id"
+
+#: VLAN used to re-inject DNS queries the controller did not answer (original: 4093).
+DNS_VLAN = 4093
+
+
+class Prio(IntEnum):
+    """Named priority bands (contiv-reference §6.1)."""
+
+    MISS = 1
+    FLOOD = 10  # per-VLAN flood flows in mac_dest
+    PORT = 10  # local endpoint port classification in table vlan (as the original)
+    PORT_DSCP = 11  # same, IP traffic with DSCP marking
+    POLICY_BASE = 10  # policy flow priority = POLICY_BASE + rule priority
+    MATCH = 100  # exact matches (MAC, dst IP, VTEP classification, ARP punt)
+    DNS_REINJECT = 101
+    UPLINK_DNS = 102  # DNS from uplink/VTEP bypasses the punt
+
+
+def table_by_id(table_id: int) -> Table:
+    """The declared table with this id; an undeclared id (e.g. read back from OVS) gets a generic name."""
+    t = _BY_ID.get(table_id)
+    return t if t is not None else Table(table_id, f"table{table_id}")
+
+
+def check_goto(src: Table, dst: Table) -> None:
+    if dst.id <= src.id:
+        raise ValueError(f"goto from {src.name}({src.id}) to {dst.name}({dst.id}) goes backwards")

@@ -1,0 +1,161 @@
+"""Plain input values of the ofnet facade (no etcd, no model imports).
+
+The netplugin agent converts its state records into these and calls :class:`OfnetAgent`.
+Each validates itself on construction and raises ``ValidationError`` with a clear message;
+all are frozen (hashable, comparable), so re-applying an identical value is a no-op.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from contivpy.common.errors import ValidationError
+
+from .flows import _norm_mac
+
+__all__ = ["Network", "LocalEndpoint", "RemoteEndpoint", "Vtep", "Rule", "PROTOCOLS"]
+
+PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "igmp": 2}
+
+
+def _ip(v: str, what: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(v))
+    except ValueError:
+        raise ValidationError(f"invalid {what} IP address {v!r}") from None
+
+
+def _mac(v: str) -> str:
+    try:
+        return _norm_mac(v)
+    except ValueError:
+        raise ValidationError(f"invalid MAC address {v!r}") from None
+
+
+def _range(v: int, lo: int, hi: int, what: str) -> None:
+    if not isinstance(v, int) or not lo <= v <= hi:
+        raise ValidationError(f"{what} {v!r} out of range {lo}-{hi}")
+
+
+@dataclass(frozen=True)
+class Network:
+    vlan: int
+    vni: int = 0
+    gateway: str = ""
+    vrf: str = "default"
+
+    def __post_init__(self) -> None:
+        _range(self.vlan, 1, 4094, "vlan")
+        _range(self.vni, 0, 0xFFFFFF, "vni")
+        if self.gateway:
+            object.__setattr__(self, "gateway", _ip(self.gateway, "gateway"))
+
+
+@dataclass(frozen=True)
+class LocalEndpoint:
+    ofport: int
+    mac: str
+    ip: str
+    vlan: int
+    epg: int = 0
+    vrf: str = "default"
+    dscp: int = 0
+    endpoint_id: str = ""
+
+    def __post_init__(self) -> None:
+        _range(self.ofport, 1, 0xFFFFFF00, "ofport")
+        object.__setattr__(self, "mac", _mac(self.mac))
+        object.__setattr__(self, "ip", _ip(self.ip, "endpoint"))
+        _range(self.vlan, 1, 4094, "vlan")
+        _range(self.epg, 0, 0x7FFF, "endpoint group id")
+        _range(self.dscp, 0, 63, "dscp")
+
+    @property
+    def key(self) -> str:
+        return f"{self.ip}:{self.vrf}"
+
+
+@dataclass(frozen=True)
+class RemoteEndpoint:
+    mac: str
+    ip: str
+    vtep_ip: str
+    vni: int = 0
+    vrf: str = "default"
+    epg: int = 0
+    vlan: int = 0  # vlan bridge: the network's VLAN (vni == 0)
+    timestamp: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mac", _mac(self.mac))
+        object.__setattr__(self, "ip", _ip(self.ip, "endpoint"))
+        object.__setattr__(self, "vtep_ip", _ip(self.vtep_ip, "originator"))
+        _range(self.vni, 0, 0xFFFFFF, "vni")
+        _range(self.vlan, 0, 4094, "vlan")
+        _range(self.epg, 0, 0x7FFF, "endpoint group id")
+
+    @property
+    def key(self) -> str:
+        return f"{self.ip}:{self.vrf}"
+
+
+@dataclass(frozen=True)
+class Vtep:
+    ofport: int
+    remote_ip: str
+
+    def __post_init__(self) -> None:
+        _range(self.ofport, 1, 0xFFFFFF00, "ofport")
+        object.__setattr__(self, "remote_ip", _ip(self.remote_ip, "VTEP"))
+
+
+def _cidr(v: str, what: str) -> str:
+    try:
+        return str(ipaddress.IPv4Network(v, strict=False))
+    except ValueError:
+        raise ValidationError(f"invalid {what} address {v!r}") from None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An ofnet policy rule (OfnetPolicyRule): table policy, priority 10 + ``priority``."""
+
+    rule_id: str
+    priority: int = 1
+    src_epg: int = 0
+    dst_epg: int = 0
+    src_ip: str = ""
+    dst_ip: str = ""
+    protocol: int = 0
+    src_port: int = 0
+    dst_port: int = 0
+    tcp_flags: str = ""  # "", "syn,!ack"
+    action: str = "allow"
+
+    def __post_init__(self) -> None:
+        if not self.rule_id:
+            raise ValidationError("rule id is required")
+        _range(self.priority, 0, 0xFFFF - 10, "priority")
+        _range(self.src_epg, 0, 0x7FFF, "endpoint group id")
+        _range(self.dst_epg, 0, 0x7FFF, "endpoint group id")
+        if isinstance(self.protocol, str):
+            p = PROTOCOLS.get(self.protocol.lower())
+            if p is None and not self.protocol.isdigit():
+                raise ValidationError(f"invalid protocol {self.protocol!r}")
+            object.__setattr__(self, "protocol", p if p is not None else int(self.protocol))
+        _range(self.protocol, 0, 255, "protocol")
+        _range(self.src_port, 0, 65535, "port")
+        _range(self.dst_port, 0, 65535, "port")
+        if (self.src_port or self.dst_port) and self.protocol not in (6, 17):
+            raise ValidationError("a port match needs protocol tcp or udp")
+        if self.src_ip:
+            object.__setattr__(self, "src_ip", _cidr(self.src_ip, "source"))
+        if self.dst_ip:
+            object.__setattr__(self, "dst_ip", _cidr(self.dst_ip, "destination"))
+        if self.tcp_flags not in ("", "syn,!ack", "syn", "ack", "!ack"):
+            raise ValidationError(f"invalid tcp flags {self.tcp_flags!r}")
+        if self.tcp_flags and self.protocol != 6:
+            raise ValidationError("tcp flags need protocol tcp")
+        if self.action not in ("allow", "deny"):
+            raise ValidationError(f"invalid rule action {self.action!r}")
