@@ -189,6 +189,7 @@ class Agent:
             await self.apply()
             await self.endpoints.restore()
             await self.vteps.prune_stale()
+            await self.dp.sync_complete()
             reg = Registration(
                 self.kv,
                 [

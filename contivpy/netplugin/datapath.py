@@ -106,6 +106,15 @@ class Datapath:
             fp = _make_programmer(br, self.cfg, self.cfg.ovs_rundir)
             self.flows[br] = fp
             await fp.start()
+        if self.cfg.vlan_uplinks and hasattr(self.flows[VLAN_BRIDGE], "add_uplink"):
+            ofport = await self.ovs.wait_ofport(self.cfg.vlan_uplinks[0])
+            await self.flows[VLAN_BRIDGE].add_uplink(ofport)
+
+    async def sync_complete(self) -> None:
+        """The full state has been re-applied after a start: let the programmers prune leftovers."""
+        for fp in self.flows.values():
+            if hasattr(fp, "sync_complete"):
+                await fp.sync_complete()
 
     async def _ensure_uplinks(self) -> None:
         ups = self.cfg.vlan_uplinks

@@ -1,0 +1,123 @@
+"""Flow programmer backed by the ofnet package's ``OfnetAgent`` (the real Contiv pipeline).
+
+One agent per bridge: ``vxlan`` datapath on contivVxlanBridge (controller port 6633) and ``vlan`` on
+contivVlanBridge (6634). This adapter only converts the agent's ``NetSpec``/``EpSpec`` values into
+ofnet's input types; VRF = tenant name. ``sync_complete`` is called by the daemon once the full state
+has been re-applied after a (re)start, so flows nobody owns any more are pruned only then.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contivpy.ofnet.agent import OfnetAgent
+from contivpy.ofnet.types import LocalEndpoint, RemoteEndpoint
+
+
+class OfnetFlows:
+    def __init__(self, bridge: str, cfg) -> None:
+        self.bridge = bridge
+        self.kind = "vxlan" if bridge == "contivVxlanBridge" else "vlan"
+        self.agent = OfnetAgent(bridge, self.kind, arp_mode="proxy")
+        self._local: dict[str, LocalEndpoint] = {}
+        self._remote: dict[str, RemoteEndpoint] = {}
+        self._remote_ids: dict[str, str] = {}
+
+    async def start(self) -> None:
+        await self.agent.start()
+        await self.agent.wait_connected(30)
+
+    async def stop(self) -> None:
+        await self.agent.stop()
+
+    def connected(self) -> bool:
+        return bool(self.agent.controller.connected)
+
+    async def sync_complete(self) -> None:
+        await self.agent.sync_complete()
+
+    async def add_uplink(self, ofport: int) -> None:
+        await self.agent.add_uplink(ofport)
+
+    async def set_arp_mode(self, mode: str) -> None:
+        await self.agent.set_arp_mode(mode)
+
+    async def add_network(self, net) -> None:
+        vni = net.vni if self.kind == "vxlan" else 0
+        await self.agent.add_network(net.vlan, vni, net.gateway, net.tenant or "default")
+
+    async def remove_network(self, net) -> None:
+        await self.agent.remove_network(net.vlan)
+
+    async def add_local_endpoint(self, ep) -> None:
+        lep = LocalEndpoint(
+            ofport=ep.ofport,
+            mac=ep.mac,
+            ip=ep.ip,
+            vlan=ep.net.vlan,
+            epg=ep.epg_id,
+            vrf=ep.net.tenant or "default",
+            endpoint_id=ep.id,
+        )
+        await self.agent.add_local_endpoint(lep)
+        self._local[ep.id] = lep
+
+    async def remove_local_endpoint(self, ep) -> None:
+        lep = self._local.pop(ep.id, None)
+        if lep is not None:
+            await self.agent.remove_local_endpoint(lep.ofport)
+        elif ep.ofport:
+            await self.agent.remove_local_endpoint(ep.ofport)
+
+    async def add_vtep(self, ip: str, ofport: int) -> None:
+        await self.agent.add_vtep(ofport, ip)
+
+    async def remove_vtep(self, ip: str) -> None:
+        await self.agent.remove_vtep(ip)
+
+    async def add_remote_endpoint(self, ep) -> None:
+        rep = RemoteEndpoint(
+            mac=ep.mac,
+            ip=ep.ip,
+            vtep_ip=ep.vtep_ip,
+            vni=ep.net.vni if self.kind == "vxlan" else 0,
+            vrf=ep.net.tenant or "default",
+            epg=ep.epg_id,
+            vlan=ep.net.vlan if self.kind == "vlan" else 0,
+        )
+        await self.agent.add_remote_endpoint(rep)
+        self._remote[ep.id] = rep
+
+    async def remove_remote_endpoint(self, ep) -> None:
+        rep = self._remote.pop(ep.id, None)
+        if rep is not None:
+            await self.agent.remove_remote_endpoint(rep.key)
+
+    def inspect(self) -> dict[str, Any]:
+        db: dict[str, Any] = {}
+        for eid, e in self._local.items():
+            db[eid] = {
+                "EndpointID": f"{e.ip}:{e.vrf}",
+                "IpAddr": e.ip,
+                "MacAddrStr": e.mac,
+                "Vlan": e.vlan,
+                "PortNo": e.ofport,
+                "EndpointGroup": e.epg,
+                "Vrf": e.vrf,
+            }
+        for eid, r in self._remote.items():
+            db[eid] = {
+                "EndpointID": f"{r.ip}:{r.vrf}",
+                "IpAddr": r.ip,
+                "MacAddrStr": r.mac,
+                "Vni": r.vni,
+                "OriginatorIp": r.vtep_ip,
+                "EndpointGroup": r.epg,
+                "Vrf": r.vrf,
+            }
+        return {
+            "IsConnected": self.connected(),
+            "EndpointDb": db,
+            "ArpMode": self.agent.arp_mode,
+            "Stats": self.agent.statistics(),
+        }
