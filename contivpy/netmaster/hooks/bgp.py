@@ -1,0 +1,71 @@
+"""Bgp hooks: the config is mirrored to ``/contiv.io/state/bgp/<hostname>`` as
+``{"hostname","router-ip","as","neighbor-as","neighbor"}`` (watched by the host's netplugin, which
+runs the BGP speaker in routing mode); delete removes it. Oper (routes, neighbor status) comes live
+from the host's netplugin ``:9090/inspect/bgp``; when it cannot be reached the oper part is empty
+(the original failed the whole inspect)."""
+
+from __future__ import annotations
+
+import json
+
+from contivpy.common.errors import ValidationError
+from contivpy.common.kv.base import Delete, Put
+from contivpy.model import keys
+from contivpy.netmaster.crud import Plan, TxnContext
+
+
+def _state(obj: dict) -> Put:
+    st = {
+        "hostname": obj.get("hostname", ""),
+        "router-ip": obj.get("routerip", ""),
+        "as": obj.get("as", ""),
+        "neighbor-as": obj.get("neighbor-as", ""),
+        "neighbor": obj.get("neighbor", ""),
+    }
+    return Put(keys.BGP + obj["hostname"], json.dumps(st, separators=(",", ":")))
+
+
+async def on_create(ctx: TxnContext, obj: dict) -> Plan:
+    if not obj.get("hostname"):
+        raise ValidationError("Invalid host name")
+    return Plan(ops=[_state(obj)])
+
+
+async def on_update(ctx: TxnContext, old: dict, new: dict) -> Plan:
+    return await on_create(ctx, new)
+
+
+async def on_delete(ctx: TxnContext, obj: dict) -> Plan:
+    return Plan(ops=[Delete(keys.BGP + obj["hostname"])])
+
+
+async def oper(ctx: TxnContext, obj: dict) -> dict:
+    kvs, _ = await ctx.kv.get_prefix(keys.service_prefix(keys.SVC_NETPLUGIN))
+    host = ""
+    for item in kvs:
+        svc = json.loads(item.value)
+        if svc.get("Hostname") == obj.get("hostname"):
+            host = svc.get("HostAddr", "")
+    if not host:
+        return {}
+    try:
+        import aiohttp
+
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as s:
+            async with s.get(f"http://{host}:9090/inspect/bgp") as r:
+                if r.status != 200:
+                    return {}
+                data = await r.json(content_type=None)
+    except Exception:
+        return {}
+    out: dict = {}
+    peers = data.get("Peers") or []
+    if peers:
+        st = peers[0].get("State") or {}
+        out["neighborStatus"] = str(st.get("SessionState", ""))
+        out["adminStatus"] = str(st.get("AdminState", ""))
+    routes = data.get("Dsts") or []
+    if routes:
+        out["routes"] = routes
+        out["numRoutes"] = len(routes)
+    return {k: v for k, v in out.items() if v}

@@ -1,0 +1,94 @@
+"""Rule hooks (contiv-reference §2.3, apiController RuleCreate/RuleDelete).
+
+Create: direction checks with the original's messages, referenced EPG / network must exist,
+the policy must exist ("Policy not found"), an incoming rule with ``toIpAddress`` needs the
+policy attached to exactly one EPG that owns that IP; then the rule links to its matching EPG
+(``links.MatchEndpointGroup`` + EPG ``link-sets.MatchRules``) and every EPG that has the policy
+gets the rule in its EPG-policy state (policy_state). The rule <-> policy link-sets are kept by
+crud (registry relation). Update is refused. Delete removes the links and the ofnet rules.
+"""
+
+from __future__ import annotations
+
+import json
+
+from contivpy.common.errors import ConflictError, NotFoundError, ValidationError
+from contivpy.model import keys
+from contivpy.netmaster.crud import Plan, TxnContext, link_set_add, link_set_remove, set_link
+from contivpy.netmaster.hooks import policy_state
+
+
+def _direction_checks(r: dict) -> None:
+    g = r.get
+    if g("direction") == "in":
+        if g("toNetwork") or g("toEndpointGroup"):
+            raise ValidationError("can not specify 'to' parameters in incoming rule")
+        if g("fromNetwork") and g("fromIpAddress"):
+            raise ValidationError("can not specify both from network and from ip address")
+        if g("fromNetwork") and g("fromEndpointGroup"):
+            raise ValidationError("can not specify both from network and from EndpointGroup")
+    elif g("direction") == "out":
+        if g("fromNetwork") or g("fromEndpointGroup") or g("fromIpAddress"):
+            raise ValidationError("can not specify 'from' parameters in outgoing rule")
+        if g("toNetwork") and g("toIpAddress"):
+            raise ValidationError("can not specify both to-network and to-ip address")
+        if g("toNetwork") and g("toEndpointGroup"):
+            raise ValidationError("can not specify both to-network and to-EndpointGroup")
+    else:
+        raise ValidationError("invalid direction for the rule")
+
+
+async def on_create(ctx: TxnContext, obj: dict) -> Plan:
+    _direction_checks(obj)
+    tenant = obj["tenantName"]
+    epg = None
+    group = obj.get("fromEndpointGroup") or obj.get("toEndpointGroup")
+    if group:
+        epg = await ctx.get_obj("endpointGroup", f"{tenant}:{group}")
+        if epg is None:
+            raise NotFoundError("endpoint group not found")
+    elif obj.get("fromNetwork"):
+        if await ctx.get_obj("network", f"{tenant}:{obj['fromNetwork']}") is None:
+            raise NotFoundError("from Network not found")
+    elif obj.get("toNetwork"):
+        if await ctx.get_obj("network", f"{tenant}:{obj['toNetwork']}") is None:
+            raise NotFoundError("to Network not found")
+    policy = await ctx.get_obj("policy", f"{tenant}:{obj['policyName']}")
+    if policy is None:
+        raise NotFoundError("Policy not found")
+    groups = (policy.get("link-sets") or {}).get("EndpointGroups") or {}
+    if obj["direction"] == "in" and obj.get("toIpAddress"):
+        ip = obj["toIpAddress"]
+        if len(groups) != 1:
+            raise ValidationError(
+                f"failed to configure {ip}, {len(groups)} endpoint groups linked to policy {obj['policyName']} "
+            )
+        g = next(iter(groups)).replace(f"{tenant}:", "", 1) + ":" + tenant
+        kvs, _ = await ctx.kv.get_prefix(keys.EPS)
+        if not any(
+            (ep := json.loads(k.value)).get("ipAddress") == ip and ep.get("endpointGroupKey") == g
+            for k in kvs
+        ):
+            raise ValidationError(f"failed to configure {ip}, ip address is not in epg {g}")
+    if epg is not None:
+        link_set_add(epg, "MatchRules", "rule", obj["key"])
+        ctx.put_obj("endpointGroup", epg)
+        set_link(obj, "MatchEndpointGroup", "endpointGroup", epg["key"])
+    return await policy_state.policy_rules_plan(ctx, policy, extra_rule=obj)
+
+
+async def on_update(ctx: TxnContext, old: dict, new: dict) -> None:
+    raise ConflictError("can not update a rule after its created")
+
+
+async def on_delete(ctx: TxnContext, obj: dict) -> Plan:
+    policy = await ctx.get_obj("policy", f"{obj['tenantName']}:{obj['policyName']}")
+    if policy is None:
+        raise NotFoundError("Policy not found")
+    epg_key = ((obj.get("links") or {}).get("MatchEndpointGroup") or {}).get("key")
+    if epg_key:
+        epg = await ctx.get_obj("endpointGroup", epg_key)
+        if epg is not None:
+            link_set_remove(epg, "MatchRules", obj["key"])
+            ctx.put_obj("endpointGroup", epg)
+    return await policy_state.policy_rules_plan(ctx, policy, removed_rule_key=obj["key"])

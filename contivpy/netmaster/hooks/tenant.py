@@ -1,0 +1,73 @@
+"""Tenant hooks (contiv-reference §2.3): create validates, update is refused, delete is refused
+while the tenant still owns app profiles, groups, policies, netprofiles or networks (checked in
+the original's order, with its messages). Oper counts the link-sets and lists network/group oper
+through the network owner's ``hooks.network.oper`` / ``hooks.group.oper`` when present."""
+
+from __future__ import annotations
+
+import importlib
+
+from contivpy.common.errors import ConflictError, ValidationError
+from contivpy.netmaster.crud import TxnContext
+
+
+async def on_create(ctx: TxnContext, obj: dict) -> None:
+    if not obj.get("tenantName"):
+        raise ValidationError("Invalid tenant name")
+
+
+async def on_update(ctx: TxnContext, old: dict, new: dict) -> None:
+    raise ConflictError("Cant change tenant parameters after its created")
+
+
+_CHECKS = [
+    ("AppProfiles", "cannot delete {t}, has {n} app profiles"),
+    ("EndpointGroups", "cannot delete {t} has {n} endpoint groups"),
+    ("Policies", "cannot delete {t} has {n} policies"),
+    ("NetProfiles", "Cannot delete {t} has {n} netprofiles"),
+    ("Networks", "cannot delete {t} has {n} networks"),
+]
+
+
+async def on_delete(ctx: TxnContext, obj: dict) -> None:
+    sets = obj.get("link-sets") or {}
+    for name, msg in _CHECKS:
+        n = len(sets.get(name) or {})
+        if n:
+            raise ConflictError(msg.format(t=obj["tenantName"], n=n))
+
+
+async def _sub_oper(ctx: TxnContext, module: str, obj_type: str, keys: list[str]) -> list[dict]:
+    try:
+        mod = importlib.import_module(f"contivpy.netmaster.hooks.{module}")
+    except ModuleNotFoundError:
+        return []
+    fn = getattr(mod, "oper", None)
+    out = []
+    for k in keys:
+        o = await ctx.get_obj(obj_type, k)
+        if o is not None and fn is not None:
+            out.append(await fn(ctx, o))
+    return out
+
+
+async def oper(ctx: TxnContext, obj: dict) -> dict:
+    sets = obj.get("link-sets") or {}
+    out: dict = {}
+    for name, field in [
+        ("Networks", "totalNetworks"),
+        ("EndpointGroups", "totalEPGs"),
+        ("NetProfiles", "totalNetprofiles"),
+        ("Policies", "totalPolicies"),
+        ("AppProfiles", "totalAppProfiles"),
+        ("Servicelbs", "totalServicelbs"),
+    ]:
+        if sets.get(name):
+            out[field] = len(sets[name])
+    nets = await _sub_oper(ctx, "network", "network", sorted(sets.get("Networks") or {}))
+    epgs = await _sub_oper(ctx, "group", "endpointGroup", sorted(sets.get("EndpointGroups") or {}))
+    if any(nets):
+        out["networks"] = [{k: v for k, v in n.items() if k != "endpoints"} for n in nets]
+    if any(epgs):
+        out["endpointGroups"] = [{k: v for k, v in e.items() if k != "endpoints"} for e in epgs]
+    return out
