@@ -1,0 +1,76 @@
+"""stdout/stderr writing and the logrus-style error line of the original netctl.
+
+* ``out(text)`` writes UTF-8 bytes to stdout unchanged (no newline translation).
+* ``log_error(msg)`` writes what ``logrus.Error(msg)`` wrote with the vendored logrus:
+  not on a terminal ``time="<RFC3339>" level=error msg=<value> `` + newline, where the
+  value is wrapped in double quotes, *unescaped*, unless it consists only of
+  ``[A-Za-z0-9.-]`` (so a netmaster body's trailing newline stays inside the quotes);
+  on a terminal ``ERRO[0000] <msg padded to 44>`` in red, as logrus did on a TTY.
+  Timestamps are UTC (the original used local time; our hosts run in UTC).
+* ``Exit(code)`` unwinds to ``main`` which returns the code; nothing calls ``sys.exit``
+  deep inside, so tests can run ``main()`` in-process.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class Exit(Exception):
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _write(stream, text: str) -> None:
+    buf = getattr(stream, "buffer", None)
+    if buf is not None:
+        stream.flush()
+        buf.write(text.encode("utf-8", "surrogateescape"))
+        buf.flush()
+    else:  # e.g. a StringIO installed by a test
+        stream.write(text)
+
+
+def out(text: str) -> None:
+    _write(sys.stdout, text)
+
+
+def err(text: str) -> None:
+    _write(sys.stderr, text)
+
+
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.")
+
+
+def _value(text: str) -> str:
+    if text and all(c in _SAFE for c in text):
+        return text
+    if not text:
+        return text
+    return f'"{text}"'
+
+
+def format_error_line(msg: str, now: float | None = None, tty: bool = False) -> str:
+    if tty:
+        return f"\x1b[31mERRO\x1b[0m[0000] {msg:<44} \n"
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if now is None else now))
+    return f"time={_value(stamp)} level=error msg={_value(msg)} \n"
+
+
+def log_error(msg: str) -> None:
+    try:
+        tty = sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    err(format_error_line(msg, tty=tty))
+
+
+def fail(code: int, msg: str, ctx=None) -> None:
+    """``errExit``: log ``msg`` (if any), print the command's help if ``ctx`` is given, exit."""
+    if msg:
+        log_error(msg)
+    if ctx is not None:
+        ctx.show_help()
+    raise Exit(code)

@@ -1,0 +1,92 @@
+"""Go ``text/tabwriter`` semantics, exactly as netctl (and codegangsta/cli help) used them.
+
+Model (the one of Go's tabwriter, written from its documented behaviour):
+
+* The text is split into lines at ``\\n``; each line into cells at ``\\t``. Every cell but
+  the last one of a line is *tab-terminated*; the last cell is the trailing text and is
+  never padded or aligned.
+* A *column block* for column ``k`` is a maximal run of consecutive lines that all have a
+  tab-terminated cell ``k``. Its width is ``max(minwidth, max(cell width) + padding)``
+  over the block; every cell ``k`` of the block is padded to that width. Blocks are found
+  recursively left to right, so a line with fewer cells ends the blocks of the deeper
+  columns (that is why the "Incoming Rules"/"Outgoing Rules" tables align independently).
+* Widths count runes (Python ``len`` of a ``str``). Padding with spaces pads to the exact
+  width; padding with ``\\t`` rounds the cell width up to a multiple of ``tabwidth`` and
+  writes ``ceil((cellw - textw) / tabwidth)`` tabs (Go's tab-padding mode).
+* Empty cells are padded like any other. Trailing spaces are kept.
+
+``format_table(text)`` gives netctl's table writer (minwidth 0, padding 2, spaces);
+``format_help(text)`` gives codegangsta's help writer (minwidth 0, tabwidth 8, padding 1, tabs).
+"""
+
+from __future__ import annotations
+
+
+def tabwrite(text: str, minwidth: int = 0, tabwidth: int = 8, padding: int = 1, padchar: str = " ") -> str:
+    """Return ``text`` as Go's ``tabwriter.NewWriter(w, minwidth, tabwidth, padding, padchar, 0)``
+    followed by ``Flush`` would write it."""
+    raw_lines = text.split("\n")
+    # lines[i] = list of cells; the last raw line is the unterminated tail (often "").
+    lines = [ln.split("\t") for ln in raw_lines]
+    out: list[str] = []
+    widths: list[int] = []
+    use_tabs = padchar == "\t"
+
+    def pad(textw: int, cellw: int) -> str:
+        if use_tabs:
+            if tabwidth == 0:
+                return ""
+            cellw = (cellw + tabwidth - 1) // tabwidth * tabwidth
+            n = cellw - textw
+            return "\t" * ((n + tabwidth - 1) // tabwidth)
+        return padchar * (cellw - textw)
+
+    def write_lines(line0: int, line1: int) -> None:
+        for i in range(line0, line1):
+            cells = lines[i]
+            parts = []
+            for j, cell in enumerate(cells[:-1]):
+                parts.append(cell)
+                if j < len(widths):
+                    parts.append(pad(len(cell), widths[j]))
+            parts.append(cells[-1])
+            out.append("".join(parts))
+            if i + 1 < len(lines):
+                out.append("\n")
+
+    def fmt(line0: int, line1: int) -> None:
+        column = len(widths)
+        this = line0
+        while this < line1:
+            if column >= len(lines[this]) - 1:
+                this += 1
+                continue
+            write_lines(line0, this)
+            line0 = this
+            width = minwidth
+            while this < line1:
+                cells = lines[this]
+                if column >= len(cells) - 1:
+                    break
+                w = len(cells[column]) + padding
+                if w > width:
+                    width = w
+                this += 1
+            widths.append(width)
+            fmt(line0, this)
+            widths.pop()
+            line0 = this
+        write_lines(line0, line1)
+
+    fmt(0, len(lines))
+    return "".join(out)
+
+
+def format_table(text: str) -> str:
+    """netctl's tables: ``tabwriter.NewWriter(os.Stdout, 0, 2, 2, ' ', 0)``."""
+    return tabwrite(text, minwidth=0, tabwidth=2, padding=2, padchar=" ")
+
+
+def format_help(text: str) -> str:
+    """codegangsta/cli help output: ``tabwriter.NewWriter(out, 0, 8, 1, '\\t', 0)``."""
+    return tabwrite(text, minwidth=0, tabwidth=8, padding=1, padchar="\t")
