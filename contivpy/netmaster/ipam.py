@@ -312,6 +312,14 @@ def allocate_v6(net: NetworkState, preferred: str = "") -> str:
     return str(ipaddress.IPv6Address(int(net6.network_address) + int(ipaddress.IPv6Address(hid))))
 
 
+def reserve_v6(net: NetworkState, addr: str) -> None:
+    """Mark an IPv6 address used (idempotent)."""
+    net6 = ipaddress.IPv6Network(f"{net.ipv6SubnetIP}/{net.ipv6SubnetLen}", strict=False)
+    used = dict(net.ipv6AllocMap or {})
+    used[_v6_host_id(net6, addr)] = True
+    net.ipv6AllocMap = used
+
+
 def release_v6(net: NetworkState, addr: str) -> None:
     if not net.ipv6SubnetIP or not addr:
         return
@@ -340,5 +348,6 @@ __all__ = [
     "epg_list_available",
     "epg_list_allocated",
     "allocate_v6",
+    "reserve_v6",
     "release_v6",
 ]

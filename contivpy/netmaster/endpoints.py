@@ -1,0 +1,314 @@
+"""Endpoint lifecycle and address allocation behind /plugin/* (contiv-reference §2.4, §4.3).
+
+Every operation is one etcd txn: it reads the records it changes (network state, EPG state,
+endpoint state), applies ``ipam``, and commits with compares on their mod revisions (endpoint
+create: ``version == 0``). A lost race re-runs on fresh state, so concurrent requests and several
+netmaster processes never hand out one address twice, and a request that fails half-way leaves
+nothing allocated. A per-network ``asyncio.Lock`` keeps one process from racing itself (no CAS
+storms under load).
+
+Identifiers: NetworkID ``<net>.<tenant>`` or ``<net>:<epg>.<tenant>`` (names may contain dots: the
+split that names an existing network wins); endpoint state id ``<net>.<tenant>-<container>`` (or
+``<host>-native-intf`` without a container, as the original).
+
+Fixes (decisions.md): a preferred address already in use is refused; ``releaseAddress`` accepts
+the Docker PoolID form ``<NetworkID>|<pool>`` and never frees an address still owned by an
+endpoint (a late Docker ReleaseAddress cannot free an address that was handed out again);
+``deleteEndpoint`` of an unknown endpoint succeeds (idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from contivpy.common import netaddr
+from contivpy.common.errors import ConflictError, NotFoundError, ValidationError
+from contivpy.common.kv.base import Compare, Delete, KeyValue, KVStore, Put
+from contivpy.model import keys
+from contivpy.model.state import EndpointGroupState, EndpointState, NetworkState
+from contivpy.netmaster import ipam
+
+log = logging.getLogger("netmaster.endpoints")
+
+MAX_ATTEMPTS = 50
+
+
+@dataclass
+class _Rec:
+    """A record read for this attempt (None value = absent)."""
+
+    key: str
+    kv: KeyValue | None
+
+    def compare(self) -> Compare:
+        if self.kv is None:
+            return Compare(self.key, "version", "==", 0)
+        return Compare(self.key, "mod", "==", self.kv.mod_revision)
+
+
+class Allocator:
+    """Address and endpoint allocation for one netmaster (shared by all /plugin/* requests)."""
+
+    def __init__(
+        self,
+        kv: KVStore,
+        cluster_mode: str = "docker",
+        provider_update: Callable[[dict], Awaitable[None]] | None = None,
+    ) -> None:
+        self.kv = kv
+        self.cluster_mode = cluster_mode
+        self.provider_update = provider_update
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _lock(self, net_id: str) -> asyncio.Lock:
+        lock = self._locks.get(net_id)
+        if lock is None:
+            lock = self._locks[net_id] = asyncio.Lock()
+        return lock
+
+    async def _read(self, key: str) -> _Rec:
+        return _Rec(key, await self.kv.get(key))
+
+    # --- id resolution ----------------------------------------------------------------------
+    async def resolve(self, network_id: str) -> tuple[str, str, str]:
+        """NetworkID -> (network, group, tenant) of an existing network."""
+        net_part, group = network_id, ""
+        if ":" in network_id:
+            head, _, rest = network_id.partition(":")
+            group, _, tenant = rest.rpartition(".")
+            if not group:
+                raise NotFoundError(f"network {network_id} not found")
+            if await self.kv.get(keys.net_state(keys.network_id(head, tenant))) is None:
+                raise NotFoundError(f"network {head}.{tenant} not found")
+            return head, group, tenant
+        idx = len(net_part)
+        while True:
+            idx = net_part.rfind(".", 0, idx)
+            if idx <= 0:
+                raise NotFoundError(f"network {network_id} not found")
+            net, tenant = net_part[:idx], net_part[idx + 1 :]
+            if await self.kv.get(keys.net_state(keys.network_id(net, tenant))) is not None:
+                return net, group, tenant
+
+    async def _find_by_pool(self, address_pool: str) -> str | None:
+        pool, _, tenant = address_pool.partition(":")
+        subnet_ip, _, length = pool.partition("/")
+        items, _ = await self.kv.get_prefix(keys.NETS)
+        for item in items:
+            st = NetworkState.from_json(item.value)
+            if tenant and st.tenant != tenant:
+                continue
+            if str(st.subnetLen) == length and netaddr.is_ipv4(subnet_ip):
+                mask = netaddr.mask(st.subnetLen)
+                if netaddr.ip_to_int(subnet_ip) & mask == netaddr.ip_to_int(st.subnetIP):
+                    return st.id
+        return None
+
+    # --- allocAddress / releaseAddress ------------------------------------------------------------
+    async def alloc_address(self, network_id: str, address_pool: str = "", preferred: str = "") -> dict:
+        if not network_id:
+            found = await self._find_by_pool(address_pool) if address_pool else None
+            if found is None:
+                if self.cluster_mode == "swarm-mode" and address_pool:
+                    pool = address_pool.partition(":")[0]
+                    ip, _, length = pool.partition("/")
+                    first = netaddr.int_to_ip((netaddr.ip_to_int(ip) & netaddr.mask(int(length))) + 1)
+                    return {"NetworkID": network_id, "IPv4Address": f"{first}/{length}"}
+                raise NotFoundError(f"network with subnet {address_pool} not found")
+            network_id = found
+        net, group, tenant = await self.resolve(network_id)
+        net_id = keys.network_id(net, tenant)
+        async with self._lock(net_id):
+            for _ in range(MAX_ATTEMPTS):
+                nrec = await self._read(keys.net_state(net_id))
+                if nrec.kv is None:
+                    raise NotFoundError(f"network {net_id} not found")
+                st = NetworkState.from_json(nrec.kv.value)
+                recs, epg = [nrec], None
+                if group:
+                    erec = await self._read(keys.epg_state(keys.epg_id(group, tenant)))
+                    if erec.kv is None:
+                        raise NotFoundError(f"endpoint group {group} not found")
+                    epg = EndpointGroupState.from_json(erec.kv.value)
+                    recs.append(erec)
+                ip = ipam.allocate(st, epg, preferred)
+                ops: list[Put | Delete] = [Put(nrec.key, st.to_json())]
+                if epg is not None and epg.ipPool:
+                    ops.append(Put(recs[1].key, epg.to_json()))
+                if (await self.kv.txn([r.compare() for r in recs], ops)).succeeded:
+                    return {"NetworkID": network_id, "IPv4Address": f"{ip}/{st.subnetLen}"}
+        raise ConflictError("concurrent update, please retry")
+
+    async def release_address(self, network_id: str, address: str) -> None:
+        network_id = network_id.split("|", 1)[0]
+        ip = address.split("/", 1)[0]
+        if not netaddr.is_ipv4(ip):
+            raise ValidationError(f"invalid ip address {address}")
+        net, group, tenant = await self.resolve(network_id)
+        net_id = keys.network_id(net, tenant)
+        async with self._lock(net_id):
+            for _ in range(MAX_ATTEMPTS):
+                eps, _ = await self.kv.get_prefix(keys.EPS + net_id + "-")
+                if any(EndpointState.from_json(e.value).ipAddress == ip for e in eps):
+                    return  # still owned by an endpoint: deleteEndpoint frees it
+                nrec = await self._read(keys.net_state(net_id))
+                if nrec.kv is None:
+                    raise NotFoundError(f"network {net_id} not found")
+                st = NetworkState.from_json(nrec.kv.value)
+                epg, erec = await self._owner_epg(st, group, tenant, ip)
+                if not ipam.release(st, epg, ip):
+                    return
+                recs = [nrec] + ([erec] if erec else [])
+                ops: list[Put | Delete] = [Put(nrec.key, st.to_json())]
+                if erec is not None and epg is not None:
+                    ops.append(Put(erec.key, epg.to_json()))
+                if (await self.kv.txn([r.compare() for r in recs], ops)).succeeded:
+                    return
+        raise ConflictError("concurrent update, please retry")
+
+    async def _owner_epg(
+        self, st: NetworkState, group: str, tenant: str, ip: str
+    ) -> tuple[EndpointGroupState | None, _Rec | None]:
+        """The EPG whose pool holds ``ip`` (named group first, else any EPG of the network)."""
+        if group:
+            erec = await self._read(keys.epg_state(keys.epg_id(group, tenant)))
+            if erec.kv is not None:
+                epg = EndpointGroupState.from_json(erec.kv.value)
+                if epg.ipPool:
+                    return epg, erec
+        items, _ = await self.kv.get_prefix(keys.EPGS)
+        epgs = [EndpointGroupState.from_json(i.value) for i in items]
+        mine = [e for e in epgs if e.networkName == st.networkName and e.tenantName == st.tenant and e.ipPool]
+        owner = ipam.owner_of(st, mine, ip)
+        if owner is None:
+            return None, None
+        erec = await self._read(keys.epg_state(owner.id))
+        if erec.kv is None:
+            return None, None
+        return EndpointGroupState.from_json(erec.kv.value), erec
+
+    # --- endpoints ---------------------------------------------------------------------------------
+    @staticmethod
+    def endpoint_id(net_id: str, container: str, host: str) -> str:
+        return f"{net_id}-{container}" if container else f"{host}-native-intf"
+
+    async def create_endpoint(self, req: dict) -> EndpointState:
+        tenant, net = req.get("TenantName", ""), req.get("NetworkName", "")
+        cfg = req.get("ConfigEP") or {}
+        group = req.get("ServiceName", "") or cfg.get("ServiceName", "")
+        container = cfg.get("Container", "") or req.get("EndpointID", "")
+        net_id = keys.network_id(net, tenant)
+        ep_key = keys.ep_state(self.endpoint_id(net_id, container, cfg.get("Host", "")))
+        async with self._lock(net_id):
+            for _ in range(MAX_ATTEMPTS):
+                eprec = await self._read(ep_key)
+                if eprec.kv is not None:
+                    return EndpointState.from_json(eprec.kv.value)
+                nrec = await self._read(keys.net_state(net_id))
+                if nrec.kv is None:
+                    raise NotFoundError(f"network {net_id} not found")
+                st = NetworkState.from_json(nrec.kv.value)
+                epg, erec = None, None
+                if group:
+                    erec = await self._read(keys.epg_state(keys.epg_id(group, tenant)))
+                    if erec.kv is None:
+                        raise NotFoundError(f"endpoint group {group} not found")
+                    epg = EndpointGroupState.from_json(erec.kv.value)
+                ip = cfg.get("IPAddress", "")
+                if ip:
+                    ipam.reserve(st, epg, ip)
+                else:
+                    ip = ipam.allocate(st, epg)
+                ip6 = cfg.get("IPv6Address", "")
+                if st.ipv6SubnetIP:
+                    if ip6:
+                        ipam.reserve_v6(st, ip6)
+                    else:
+                        ip6 = ipam.allocate_v6(st)
+                st.epCount += 1
+                ep = EndpointState(
+                    id=ep_key[len(keys.EPS) :],
+                    netID=net_id,
+                    endpointID=req.get("EndpointID", "") or container,
+                    serviceName=group,
+                    endpointGroupId=epg.endpointGroupId if epg else 0,
+                    endpointGroupKey=epg.id if epg else "",
+                    ipAddress=ip,
+                    ipv6Address=ip6,
+                    macAddress=netaddr.mac_from_ip(ip),
+                    homingHost=cfg.get("Host", ""),
+                    epCommonName=req.get("EPCommonName", ""),
+                )
+                recs = [eprec, nrec]
+                ops: list[Put | Delete] = [Put(ep_key, ep.to_json()), Put(nrec.key, st.to_json())]
+                if epg is not None and erec is not None:
+                    epg.epCount += 1
+                    recs.append(erec)
+                    ops.append(Put(erec.key, epg.to_json()))
+                if (await self.kv.txn([r.compare() for r in recs], ops)).succeeded:
+                    return ep
+        raise ConflictError("concurrent update, please retry")
+
+    async def delete_endpoint(self, req: dict) -> EndpointState:
+        tenant, net = req.get("TenantName", ""), req.get("NetworkName", "")
+        net_id = keys.network_id(net, tenant)
+        ep_key = keys.ep_state(self.endpoint_id(net_id, req.get("EndpointID", ""), req.get("Host", "")))
+        async with self._lock(net_id):
+            for _ in range(MAX_ATTEMPTS):
+                eprec = await self._read(ep_key)
+                if eprec.kv is None:
+                    return EndpointState()
+                ep = EndpointState.from_json(eprec.kv.value)
+                nrec = await self._read(keys.net_state(net_id))
+                recs, ops = [eprec], [Delete(ep_key)]
+                if nrec.kv is not None:
+                    st = NetworkState.from_json(nrec.kv.value)
+                    epg, erec = None, None
+                    if ep.endpointGroupKey:
+                        erec = await self._read(keys.epg_state(ep.endpointGroupKey))
+                        if erec.kv is not None:
+                            epg = EndpointGroupState.from_json(erec.kv.value)
+                            epg.epCount = max(0, epg.epCount - 1)
+                    if ep.ipAddress:
+                        ipam.release(st, epg, ep.ipAddress)
+                    if ep.ipv6Address:
+                        ipam.release_v6(st, ep.ipv6Address)
+                    st.epCount = max(0, st.epCount - 1)
+                    recs.append(nrec)
+                    ops.append(Put(nrec.key, st.to_json()))
+                    if epg is not None and erec is not None:
+                        recs.append(erec)
+                        ops.append(Put(erec.key, epg.to_json()))
+                if (await self.kv.txn([r.compare() for r in recs], ops)).succeeded:
+                    return ep
+        raise ConflictError("concurrent update, please retry")
+
+    async def update_endpoint(self, req: dict) -> dict:
+        """Container start/die: service-provider bookkeeping (delegated to ``provider_update``)."""
+        if self.provider_update is not None:
+            await self.provider_update(req)
+        return {"IPAddress": req.get("IPAddress", "")}
+
+
+async def endpoint_inspect(kv: KVStore, key: str) -> dict:
+    """``/api/v1/inspect/endpoints/<key>/``: the first endpoint whose endpoint id, container id or
+    name contains ``key`` -> ``{"Oper": {...}}`` (virtualPort from the host's oper record)."""
+    from contivpy.netmaster.hooks.network import endpoint_oper
+
+    items, _ = await kv.get_prefix(keys.EPS)
+    for item in items:
+        ep = EndpointState.from_json(item.value)
+        if key in ep.endpointID or key in ep.containerId or key in ep.epCommonName:
+            oper_kv = await kv.get(keys.ep_oper(ep.id))
+            port = ""
+            if oper_kv is not None:
+                port = json.loads(oper_kv.value).get("portName", "")
+            return {"Oper": {"key": key, **endpoint_oper(ep, "v" + port if port else "")}}
+    raise NotFoundError("endpoint not found")
+
+
+__all__ = ["Allocator", "endpoint_inspect", "MAX_ATTEMPTS"]

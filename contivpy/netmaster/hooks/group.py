@@ -1,0 +1,257 @@
+"""Endpoint-group hooks: create (EPG id, ip-pool, policies, Docker network), update, delete, Oper.
+
+State ``/contiv.io/state/endpointGroups/<group>:<tenant>`` (EndpointGroupState) inherits the
+network's tags. EPG ids are persisted: the lowest id 1..65535 without a reservation key
+``/contiv.io/master/epgid/<id>`` (value = EPG state id) is taken with a create-if-absent compare in
+the same txn (FIX: the original used an in-memory counter reset on restart; decisions.md).
+
+ip-pool: validated against the network map and marked used there (ipam.attach_pool), in the
+same txn as the EPG state (the network state read is compare-fenced).
+
+Policies: the EPG's ``Policies`` link-set and each policy's ``EndpointGroups`` link-set are kept
+here; the EPG-policy rule state comes from ``hooks.policy_state`` (attach_plan / detach_plan).
+
+Docker (docker mode): the group's Docker network is ensured as the *last* step of the hook, before
+the commit (the original did it before writing state too). It is idempotent: a re-run of the hook
+after a lost compare adopts the network it created. Delete removes it before the commit.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+from contivpy.common.errors import ConflictError, NotFoundError, ResourceExhaustedError, ValidationError
+from contivpy.common.kv.base import Delete, Put
+from contivpy.model import keys
+from contivpy.model.state import EndpointGroupState
+from contivpy.netmaster import dockernet, ipam
+from contivpy.netmaster.crud import Plan, link_set_add, link_set_remove
+from contivpy.netmaster.hooks import _alloc as A
+from contivpy.netmaster.hooks.network import (
+    docker_client,
+    docker_enabled,
+    endpoint_oper,
+    endpoints_where,
+    omit,
+)
+
+log = logging.getLogger("netmaster.hooks.group")
+
+MAX_EPG_ID = 65535
+EPG_ID_PREFIX = keys.ROOT + "master/epgid/"
+
+
+def epg_id_key(epg_id: int) -> str:
+    return f"{EPG_ID_PREFIX}{epg_id}"
+
+
+async def _alloc_epg_id(ctx: Any, epg_state_id: str) -> tuple[int, Put]:
+    items, _ = await ctx.kv.get_prefix(EPG_ID_PREFIX)
+    used = {int(i.key[len(EPG_ID_PREFIX) :]) for i in items if i.key[len(EPG_ID_PREFIX) :].isdigit()}
+    for cand in range(1, MAX_EPG_ID + 1):
+        if cand in used:
+            continue
+        if await ctx.read(epg_id_key(cand)) is None:  # records the create-if-absent compare
+            return cand, Put(epg_id_key(cand), epg_state_id)
+    raise ResourceExhaustedError("no endpoint group ids available")
+
+
+def _policy_mod():
+    try:
+        from contivpy.netmaster.hooks import policy_state
+    except ImportError:  # pragma: no cover - policy owner absent
+        return None
+    return policy_state
+
+
+async def _attach(ctx: Any, epg: dict, epg_id: int, policy_name: str, plan: Plan) -> None:
+    tenant = epg["tenantName"]
+    pkey = f"{tenant}:{policy_name}"
+    policy = await ctx.get_obj("policy", pkey)
+    if policy is None:
+        raise NotFoundError("Policy not found")
+    policy = copy.deepcopy(policy)
+    link_set_add(policy, "EndpointGroups", "endpointGroup", epg["key"])
+    ctx.put_obj("policy", policy)
+    link_set_add(epg, "Policies", "policy", pkey)
+    mod = _policy_mod()
+    if mod is not None:
+        plan.extend(await mod.attach_plan(ctx, tenant, epg["groupName"], epg_id, policy_name))
+
+
+async def _detach(ctx: Any, epg: dict, policy_name: str, plan: Plan) -> None:
+    tenant = epg["tenantName"]
+    pkey = f"{tenant}:{policy_name}"
+    policy = await ctx.get_obj("policy", pkey)
+    if policy is not None:
+        policy = copy.deepcopy(policy)
+        link_set_remove(policy, "EndpointGroups", epg["key"])
+        ctx.put_obj("policy", policy)
+    link_set_remove(epg, "Policies", pkey)
+    mod = _policy_mod()
+    if mod is not None:
+        plan.extend(await mod.detach_plan(ctx, tenant, epg["groupName"], policy_name))
+
+
+async def _apply_netprofile(ctx: Any, obj: dict, state: EndpointGroupState) -> None:
+    name = obj.get("netProfile", "")
+    if not name:
+        state.dscp, state.bandwidth, state.burst = 0, "", 0
+        return
+    prof = await ctx.get_obj("netprofile", f"{obj['tenantName']}:{name}")
+    if prof is None:
+        raise NotFoundError("netprofile not found")
+    state.dscp, state.bandwidth, state.burst = (
+        prof.get("DSCP", 0),
+        prof.get("bandwidth", ""),
+        prof.get("burst", 0),
+    )
+
+
+async def on_create(ctx: Any, obj: dict) -> Plan:
+    tenant = obj.get("tenantName", "")
+    group = obj["groupName"]
+    if await ctx.get_obj("tenant", tenant) is None:
+        raise NotFoundError("Tenant not found")
+    net_name = obj.get("networkName", "")
+    if await ctx.get_obj("network", f"{tenant}:{net_name}") is None:
+        raise NotFoundError(f"Network {net_name} not found")
+    clash = await ctx.get_obj("network", obj["key"])
+    if clash is not None:
+        raise ConflictError(f"Network {clash.get('networkName', '')} conflicts with the endpointGroup name")
+    net_id = keys.network_id(net_name, tenant)
+    net, _ = await A.read_net(ctx, net_id)
+    if net is None:
+        raise NotFoundError(f"Network {net_name} not found")
+    glob = await ctx.get_obj("global", "global")
+    epg_sid = keys.epg_id(group, tenant)
+    plan = Plan()
+    epg_id, id_put = await _alloc_epg_id(ctx, epg_sid)
+    plan.ops.append(id_put)
+    state = EndpointGroupState(
+        id=epg_sid,
+        groupName=group,
+        tenantName=tenant,
+        networkName=net_name,
+        endpointGroupId=epg_id,
+        pktTagType=net.pktTagType,
+        pktTag=net.pktTag,
+        extPktTag=net.extPktTag,
+        epgIpAllocMap=ipam.EMPTY_BITSET,
+        groupTag=obj.get("cfgdTag") or f"{group}.{tenant}",
+    )
+    if A.aci_mode(glob):
+        if state.pktTagType != "vlan":
+            raise ValidationError("network type must be VLAN for ACI mode")
+        vl = await A.load_vlans(ctx, glob)
+        state.pktTag = vl.allocate(0)
+        plan.ops += await A.tag_ops(ctx, vl)
+    if obj.get("ipPool"):
+        ipam.attach_pool(net, state, obj["ipPool"])
+        plan.ops.append(Put(keys.net_state(net_id), net.to_json()))
+    await _apply_netprofile(ctx, obj, state)
+    for pname in obj.get("policies") or []:
+        await _attach(ctx, obj, epg_id, pname, plan)
+    plan.ops.append(Put(keys.epg_state(epg_sid), state.to_json()))
+    if docker_enabled(ctx, glob):
+        await dockernet.create_docknet(
+            docker_client(ctx), ctx.kv, dockernet.plugin_name(ctx.config), net, group
+        )
+    return plan
+
+
+async def on_update(ctx: Any, old: dict, new: dict) -> Plan:
+    if old.get("networkName", "") != new.get("networkName", ""):
+        raise ConflictError("Cannot change network association after epg is created.")
+    if old.get("ipPool", "") != new.get("ipPool", ""):
+        raise ConflictError("Cannot change IP pool after epg is created.")
+    plan = Plan()
+    epg_sid = keys.epg_id(old["groupName"], old["tenantName"])
+    kv = await ctx.read(keys.epg_state(epg_sid))
+    state = EndpointGroupState.from_json(kv.value) if kv is not None else None
+    old_p, new_p = list(old.get("policies") or []), list(new.get("policies") or [])
+    for pname in new_p:
+        if pname not in old_p:
+            await _attach(ctx, new, state.endpointGroupId if state else 0, pname, plan)
+    for pname in old_p:
+        if pname not in new_p:
+            await _detach(ctx, new, pname, plan)
+    if state is not None and old.get("netProfile", "") != new.get("netProfile", ""):
+        await _apply_netprofile(ctx, new, state)
+        plan.ops.append(Put(keys.epg_state(epg_sid), state.to_json()))
+    return plan
+
+
+async def on_delete(ctx: Any, obj: dict) -> Plan:
+    tenant, group = obj.get("tenantName", ""), obj["groupName"]
+    app = ((obj.get("links") or {}).get("AppProfile") or {}).get("key", "")
+    if app:
+        raise ConflictError(f"Cannot delete {group}, associated to appProfile {app}")
+    if A.cluster_mode(ctx) == "swarm-mode":
+        dn = await ctx.read_json(
+            keys.docknet_oper(keys.docknet_id(tenant, obj.get("networkName", ""), group))
+        )
+        if dn is not None:
+            raise ConflictError(
+                f"cannot delete group {group} mapped to docker network {dn.get('docknetUUID', '')}"
+            )
+    plan = Plan()
+    epg_sid = keys.epg_id(group, tenant)
+    state = await A.read_epg(ctx, epg_sid)
+    for pname in obj.get("policies") or []:
+        await _detach(ctx, obj, pname, plan)
+    if state is None:
+        return plan
+    if state.epCount != 0:
+        raise ConflictError(f"Error: EPG {group} has active endpoints")
+    glob = await ctx.get_obj("global", "global")
+    net_id = keys.network_id(state.networkName, tenant)
+    net, _ = await A.read_net(ctx, net_id)
+    if net is not None and state.ipPool:
+        ipam.detach_pool(net, state)
+        plan.ops.append(Put(keys.net_state(net_id), net.to_json()))
+    if A.aci_mode(glob) and state.pktTagType == "vlan":
+        vl = await A.load_vlans(ctx, glob)
+        vl.release(state.pktTag)
+        plan.ops += await A.tag_ops(ctx, vl)
+    plan.ops.append(Delete(keys.epg_state(epg_sid)))
+    if state.endpointGroupId:
+        owner = await ctx.read(epg_id_key(state.endpointGroupId))
+        if owner is not None and owner.value == epg_sid:
+            plan.ops.append(Delete(epg_id_key(state.endpointGroupId)))
+    if docker_enabled(ctx, glob):
+        await dockernet.delete_docknet(docker_client(ctx), ctx.kv, tenant, state.networkName, group)
+    return plan
+
+
+async def oper(ctx: Any, obj: dict) -> dict:
+    tenant, group = obj["tenantName"], obj["groupName"]
+    epg_sid = keys.epg_id(group, tenant)
+    kv = await ctx.kv.get(keys.epg_state(epg_sid))
+    if kv is None:
+        return {}
+    st = EndpointGroupState.from_json(kv.value)
+    from contivpy.model.state import NetworkState
+
+    nkv = await ctx.kv.get(keys.net_state(keys.network_id(st.networkName, tenant)))
+    allocated = available = ""
+    if nkv is not None:
+        net = NetworkState.from_json(nkv.value)
+        allocated, available = ipam.epg_list_allocated(net, st), ipam.epg_list_available(net, st)
+    eps = await endpoints_where(ctx.kv, lambda ep: ep.endpointGroupKey == epg_sid)
+    return omit(
+        [
+            ("allocatedIPAddresses", allocated),
+            ("availableIPAddresses", available),
+            ("endpoints", [endpoint_oper(ep) for ep in eps]),
+            ("externalPktTag", st.extPktTag),
+            ("groupTag", st.groupTag),
+            ("numEndpoints", st.epCount),
+            ("pktTag", st.pktTag),
+        ]
+    )
+
+
+__all__ = ["on_create", "on_update", "on_delete", "oper", "epg_id_key", "EPG_ID_PREFIX"]
