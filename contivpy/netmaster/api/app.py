@@ -3,8 +3,8 @@
 Middlewares, outermost first: follower proxy (everything goes to the leader while we are not
 it), then the one error mapping. Routes: model API (routes.py), non-model endpoints (misc.py)
 and, when present, the /plugin/* routes of ``contivpy.netmaster.api.plugin_routes`` (owned by
-the IPAM helper; contract: ``add_routes(app: web.Application) -> None`` using the AppKeys of
-``contivpy.netmaster.api.keys``).
+the IPAM helper: ``add_plugin_routes(app, Allocator(kv, cluster_mode))``, or
+``add_routes(app)`` using the AppKeys of ``contivpy.netmaster.api.keys``).
 """
 
 from __future__ import annotations
@@ -34,8 +34,14 @@ def make_app(crud, config, kv, state: LeaderState, rpc=None) -> web.Application:
         if exc.name != "contivpy.netmaster.api.plugin_routes":
             raise
         plugin = None
-    if plugin is not None:
+    if plugin is not None and hasattr(plugin, "add_routes"):
         plugin.add_routes(app)
+    elif plugin is not None and hasattr(plugin, "add_plugin_routes"):
+        from contivpy.netmaster.endpoints import Allocator
+
+        allocator = Allocator(kv, getattr(config, "cluster_mode", "docker"))
+        crud.extras["allocator"] = allocator
+        plugin.add_plugin_routes(app, allocator)
     return app
 
 

@@ -51,6 +51,11 @@ async def _sub_oper(ctx: TxnContext, module: str, obj_type: str, keys: list[str]
     return out
 
 
+def _brief(oper: dict, tag: str) -> dict:
+    """The original's tenant inspect lists networks/groups without endpoints and tags."""
+    return {k: v for k, v in oper.items() if k not in ("endpoints", tag)}
+
+
 async def oper(ctx: TxnContext, obj: dict) -> dict:
     sets = obj.get("link-sets") or {}
     out: dict = {}
@@ -67,7 +72,7 @@ async def oper(ctx: TxnContext, obj: dict) -> dict:
     nets = await _sub_oper(ctx, "network", "network", sorted(sets.get("Networks") or {}))
     epgs = await _sub_oper(ctx, "group", "endpointGroup", sorted(sets.get("EndpointGroups") or {}))
     if any(nets):
-        out["networks"] = [{k: v for k, v in n.items() if k != "endpoints"} for n in nets]
+        out["networks"] = [_brief(n, "networkTag") for n in nets]
     if any(epgs):
-        out["endpointGroups"] = [{k: v for k, v in e.items() if k != "endpoints"} for e in epgs]
+        out["endpointGroups"] = [_brief(e, "groupTag") for e in epgs]
     return out
