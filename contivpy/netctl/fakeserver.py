@@ -51,7 +51,7 @@ class ReplayServer(ThreadingHTTPServer):
         self.routes: dict = dict(routes or {})
         self.requests: list = []
         self.lock = threading.Lock()
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:
@@ -65,3 +65,39 @@ class ReplayServer(ThreadingHTTPServer):
         self.shutdown()
         self.server_close()
         self._thread.join(5)
+
+
+def run_inprocess(args: list[str], env: dict | None = None) -> tuple[int, str, str]:
+    """Run ``netctl <args>`` in this process; return (exit status, stdout, stderr).
+
+    stdout/stderr are swapped for byte buffers and ``env`` entries are set (a value of
+    ``None`` removes the variable) for the duration of the call only.
+    """
+    import io
+    import os
+    import sys
+
+    from contivpy.netctl.app import run
+
+    saved_env = {k: os.environ.get(k) for k in (env or {})}
+    saved = sys.stdout, sys.stderr
+    so = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    se = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    try:
+        for k, v in (env or {}).items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        sys.stdout, sys.stderr = so, se
+        code = run(["netctl", *args])
+        so.flush()
+        se.flush()
+    finally:
+        sys.stdout, sys.stderr = saved
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return code, so.buffer.getvalue().decode("utf-8"), se.buffer.getvalue().decode("utf-8")
