@@ -85,9 +85,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="netplugin", allow_abbrev=False, description="Contiv per-host network agent"
     )
     a = p.add_argument
-    a("--etcd-endpoints", "--etcd", dest="etcd", action="append")
+    a("--etcd-endpoints", "--etcd", dest="etcd")
     a("-cluster-store", "--cluster-store", dest="cluster_store")
-    a("--consul-endpoints", "--consul", dest="consul", action="append")
+    a("--consul-endpoints", "--consul", dest="consul")
     a("--mode", "--plugin-mode", "--cluster-mode", "-plugin-mode", dest="mode")
     a("--netmode", "--network-mode", dest="netmode")
     a("--fwdmode", "--forward-mode", dest="fwdmode")
@@ -129,10 +129,10 @@ def parse(argv: list[str] | None = None, env: dict[str, str] | None = None) -> C
         return env.get(f"CONTIV_NETPLUGIN_{name}", default)
 
     cfg = Config()
-    etcd = _split(ns.etcd) or _split(
+    etcd = _split([ns.etcd] if ns.etcd else None) or _split(
         [env["CONTIV_NETPLUGIN_ETCD_ENDPOINTS"]] if env.get("CONTIV_NETPLUGIN_ETCD_ENDPOINTS") else None
     )
-    consul = _split(ns.consul) or _split(
+    consul = _split([ns.consul] if ns.consul else None) or _split(
         [env["CONTIV_NETPLUGIN_CONSUL_ENDPOINTS"]] if env.get("CONTIV_NETPLUGIN_CONSUL_ENDPOINTS") else None
     )
     if ns.cluster_store:

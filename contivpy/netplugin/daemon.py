@@ -190,6 +190,7 @@ class Agent:
             await self.endpoints.restore()
             await self.vteps.prune_stale()
             await self.dp.sync_complete()
+            # Not revoked on shutdown: a restarting agent keeps its peers' tunnels (lease TTL 10 s).
             reg = Registration(
                 self.kv,
                 [
