@@ -50,7 +50,10 @@ def test_unknown_flag_is_incorrect_usage_exit_0_transcript_4_2():
         (["network", "create", "n1"], "Subnet is required"),
         (["network", "create", "-s", "10.1.1.0/24"], "Network name required"),
         (["network", "create", "-s", "10.1.1.0/24", "a", "b"], "Network name required"),
-        (["network", "create", "-s", "10.1.1.0/24", "-g", "10.1.1", "n"], "Invalid gateway - Enter in A.B.C.D format"),
+        (
+            ["network", "create", "-s", "10.1.1.0/24", "-g", "10.1.1", "n"],
+            "Invalid gateway - Enter in A.B.C.D format",
+        ),
         (["network", "create", "-s", "10.1.1.0/24", "--g6", "zz", "n"], "Invalid IPv6 gateway "),
         (["network", "ls", "extra"], "More arguments than required"),
         (["network", "inspect"], "Network name required"),
@@ -87,11 +90,26 @@ def test_usage_errors_exit_1_with_help(args, msg):
     [
         (["policy", "rule-add", "p", "1", "-e", "g"], "Cant specify to-group for incoming rule"),
         (["policy", "rule-add", "p", "1", "-o", "n"], "Cant specify to-network for incoming rule"),
-        (["policy", "rule-add", "p", "1", "-g", "a", "-n", "b"], "Can't specify both from-group argument and -from-network "),
-        (["policy", "rule-add", "p", "1", "-d", "out", "-g", "a"], "Cant specify from-group for outgoing rule"),
-        (["policy", "rule-add", "p", "1", "-d", "out", "-n", "a"], "Cant specify from-network for outgoing rule"),
-        (["policy", "rule-add", "p", "1", "-d", "out", "-i", "1.1.1.1"], "Cant specify from-ip-address for outgoing rule"),
-        (["policy", "rule-add", "p", "1", "-d", "out", "-e", "a", "-o", "b"], "Can't specify both -to-group and -to-network"),
+        (
+            ["policy", "rule-add", "p", "1", "-g", "a", "-n", "b"],
+            "Can't specify both from-group argument and -from-network ",
+        ),
+        (
+            ["policy", "rule-add", "p", "1", "-d", "out", "-g", "a"],
+            "Cant specify from-group for outgoing rule",
+        ),
+        (
+            ["policy", "rule-add", "p", "1", "-d", "out", "-n", "a"],
+            "Cant specify from-network for outgoing rule",
+        ),
+        (
+            ["policy", "rule-add", "p", "1", "-d", "out", "-i", "1.1.1.1"],
+            "Cant specify from-ip-address for outgoing rule",
+        ),
+        (
+            ["policy", "rule-add", "p", "1", "-d", "out", "-e", "a", "-o", "b"],
+            "Can't specify both -to-group and -to-network",
+        ),
         (["policy", "rule-add", "p", "1", "-direction=sideways"], "Unknown direction"),
         (["external-contracts", "create", "c1", "-a", "x"], "Either provided or consumed must be specified"),
         (["external-contracts", "create", "c1", "-p", "-c"], "Cannot use both provided and consumed"),
@@ -149,7 +167,9 @@ def test_rule_add_single_dash_long_forms(tmp_path):
 def test_two_forms_of_one_flag():
     code, out, err = netctl("network", "create", "-t", "a", "--tenant", "b", "x")
     assert (code, err) == (0, "")
-    assert out.startswith("Cannot use two forms of the same flag: t tenant\n\nNAME:\n   netctl network create")
+    assert out.startswith(
+        "Cannot use two forms of the same flag: t tenant\n\nNAME:\n   netctl network create"
+    )
 
 
 @pytest.mark.parametrize(

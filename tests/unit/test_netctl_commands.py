@@ -49,7 +49,10 @@ STACK = (
 ROUTES = {
     ("GET", "/api/v1/tenants/default/"): (200, TENANT_DEFAULT),
     ("GET", "/api/v1/tenants/t1/"): (200, '{"key":"t1","tenantName":"t1","link-sets":{}}'),
-    ("GET", "/api/v1/tenants/"): (200, f'[{TENANT_DEFAULT},{{"key":"t1","tenantName":"t1","link-sets":{{}}}}]'),
+    ("GET", "/api/v1/tenants/"): (
+        200,
+        f'[{TENANT_DEFAULT},{{"key":"t1","tenantName":"t1","link-sets":{{}}}}]',
+    ),
     ("GET", "/api/v1/networks/"): (200, f"[{NET_N2},{NET_TEST}]"),
     ("GET", "/api/v1/endpointGroups/"): (200, f"[{GROUP_WEB}]"),
     ("GET", "/api/v1/policys/"): (200, f"[{POLICY_P1}]"),
@@ -310,7 +313,9 @@ def test_netmaster_down_is_exit_2_with_go_style_message(tmp_path):
 
 def test_netmaster_env_var_and_bad_url(tmp_path):
     with ReplayServer(ROUTES) as srv:
-        code, out, _ = run_inprocess(["tenant", "ls", "-q"], env={"HOME": str(tmp_path), "NETMASTER": srv.url})
+        code, out, _ = run_inprocess(
+            ["tenant", "ls", "-q"], env={"HOME": str(tmp_path), "NETMASTER": srv.url}
+        )
         assert (code, out) == (0, "default\nt1\n")
     code, out, err = run_inprocess(["--netmaster", "ftp://x", "tenant", "ls"], env={"HOME": str(tmp_path)})
     assert (code, out) == (1, "")

@@ -24,9 +24,7 @@ def test_network_table_rows_keep_trailing_spaces():
 
 def test_line_without_tab_ends_column_blocks():
     text = "a\tbbbbbbbb\tc\nx\ty\tz\nbreak\nlonger-cell\tq\tr\n"
-    assert format_table(text) == (
-        "a  bbbbbbbb  c\nx  y         z\nbreak\nlonger-cell  q  r\n"
-    )
+    assert format_table(text) == ("a  bbbbbbbb  c\nx  y         z\nbreak\nlonger-cell  q  r\n")
 
 
 def test_fewer_cells_end_only_deeper_blocks():
@@ -48,7 +46,10 @@ def test_tab_padding_mode_of_help_writer():
     assert format_help(text) == '   --tenant, -t "default"\tName of the tenant\n   \n'
     text2 = "   --policy, -p [--policy option --policy option]\tPolicy\n   -x\ty\n"
     # cell width 48+1 -> 56 (multiple of 8): 1 tab after the long cell, 7 tabs after "   -x"
-    assert format_help(text2) == "   --policy, -p [--policy option --policy option]\tPolicy\n   -x" + "\t" * 7 + "y\n"
+    assert (
+        format_help(text2)
+        == "   --policy, -p [--policy option --policy option]\tPolicy\n   -x" + "\t" * 7 + "y\n"
+    )
 
 
 def test_minwidth_and_padding_parameters():
