@@ -276,3 +276,18 @@ async def test_open_store_urls():
     for bad in ["", "consul://h:8500", "http://:99", "http://h:notaport"]:
         with pytest.raises(ValidationError):
             open_store(bad)
+
+
+async def test_close_ends_open_watch_and_calls(kv):
+    _, rev = await kv.get_prefix(P)
+    it = kv.watch_prefix(P, rev + 1)
+    await kv.put(P + "k", "v")
+    assert brief(await take(it, 1)) == [("put", P + "k", "v")]
+    pending = asyncio.ensure_future(anext(it))
+    await asyncio.sleep(0.2)
+    await kv.close()
+    with pytest.raises(StoreError):
+        async with asyncio.timeout(5):
+            await pending
+    with pytest.raises(StoreError):
+        await kv.get(P + "k")

@@ -209,3 +209,25 @@ async def test_registry_reregisters_after_lease_loss_and_restart(etcd_server, et
     finally:
         await reg.close()
     assert await ctl_value(etcd_server, info.key) == ""
+
+
+async def test_leader_survives_etcd_restart(etcd_server, etcd_kv, etcd_kv2):
+    a = LeaderElection(etcd_kv, holder_id="127.0.0.1:9999", ttl=9)
+    b = LeaderElection(etcd_kv2, holder_id="127.0.0.2:9999", ttl=9)
+    a.start()
+    await until(lambda: a.is_leader, 10)
+    b.start()
+    flips: list[bool] = []
+    a.add_callback(flips.append)
+    try:
+        await until(lambda: b.leader() == a.holder_id, 5)
+        await asyncio.to_thread(etcd_server.stop)
+        await asyncio.sleep(2)
+        await asyncio.to_thread(etcd_server.start)
+        await asyncio.sleep(8)  # a few refresh periods after the restart
+        assert a.is_leader and not b.is_leader and flips == []
+        assert await ctl_value(etcd_server, keys.LEADER_LOCK) == a.holder_id
+        assert b.leader() == a.holder_id
+    finally:
+        await a.stop()
+        await b.stop()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import AsyncIterator, Sequence
 
 import aetcd
@@ -97,11 +98,15 @@ class EtcdKV:
         self.tls = tls
         self._timeout = timeout
         self._client = aetcd.Client(host=host, port=port, timeout=timeout)
+        self._closed = False
+        self._watches: weakref.WeakSet[_EtcdWatch] = weakref.WeakSet()
 
     def __repr__(self) -> str:
         return f"EtcdKV({self.host}:{self.port})"
 
     async def _stubs(self) -> aetcd.Client:
+        if self._closed:
+            raise StoreError("etcd store is closed")
         c = self._client
         if self.tls and c.channel is None:
             self._open_tls_channel(c)
@@ -244,7 +249,9 @@ class EtcdKV:
     # ---- watch -------------------------------------------------------------------------
 
     def watch_prefix(self, prefix: str, start_revision: int = 0) -> AsyncIterator[Event]:
-        return _EtcdWatch(self, prefix, start_revision)
+        w = _EtcdWatch(self, prefix, start_revision)
+        self._watches.add(w)
+        return w
 
     async def _pump(self, prefix: str, next_rev: int, queue: asyncio.Queue) -> None:
         """Feed ``queue`` with Events forever, re-watching after stream failures."""
@@ -305,6 +312,10 @@ class EtcdKV:
             )
 
     async def close(self) -> None:
+        """Close the client; open watch iterators end with StoreError("... closed")."""
+        self._closed = True
+        for w in list(self._watches):
+            await w._fail(StoreError("etcd store is closed"))
         with contextlib.suppress(Exception):
             await self._client.close()
 
@@ -330,6 +341,7 @@ class _EtcdWatch:
         self._start = start_revision
         self._queue: asyncio.Queue = asyncio.Queue()
         self._task: asyncio.Task | None = None
+        self._started = False  # the pump runs at most once
         self._closed = False
 
     def __aiter__(self) -> _EtcdWatch:
@@ -346,7 +358,8 @@ class _EtcdWatch:
     async def __anext__(self) -> Event:
         if self._closed:
             raise StopAsyncIteration
-        if self._task is None:
+        if not self._started:
+            self._started = True
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name=f"etcd-watch {self._prefix}"
             )
@@ -358,6 +371,17 @@ class _EtcdWatch:
         if isinstance(err, StoreError):
             raise err
         raise StoreError(f"etcd watch on {self._prefix!r} failed: {_describe(err)}") from err
+
+    async def _fail(self, err: StoreError) -> None:
+        """Stop the pump and make the next ``__anext__`` raise ``err``."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        self._started = True
+        if not self._closed:
+            self._queue.put_nowait(_Failure(err))
 
     async def aclose(self) -> None:
         self._closed = True
