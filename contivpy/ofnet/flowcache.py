@@ -49,6 +49,9 @@ class FlowCache:
         self._queue: list[tuple[str, list[tuple[int, bytes]], asyncio.Future]] = []
         self._flusher: asyncio.Task | None = None
         self._synced = False
+        # read back at connect and not yet claimed by this instance (kept until prune())
+        self._adopted: dict[int, set[tuple]] = {}
+        self._adopted_buckets: dict[int, set[tuple]] = {}
         self.stats = defaultdict(int)
         controller.on_connect.append(self._on_connect)
 
@@ -100,6 +103,8 @@ class FlowCache:
         """Delete our flows/groups that no owner wants (call after the first full sync)."""
         async with self._lock:
             self._synced = True
+            self._adopted.clear()
+            self._adopted_buckets.clear()
             sw = self._ctl.switch
             if sw is None or sw.closed:
                 return 0
@@ -114,16 +119,32 @@ class FlowCache:
         if have is _UNKNOWN:
             read = [codec.flow_from_stats(s) for s in await sw.flow_stats(cookie, (1 << 64) - 1)]
             have = {f.key: f for f in read}
+        # Before the first full sync (fresh start) the agent replays its state piecewise;
+        # removing what is "not wanted yet" would disrupt traffic, so only adds/modifies are
+        # sent and leftovers wait for prune().  An owner emptied on purpose is still removed.
+        lenient = not self._synced and bool(want)
+        adopted = self._adopted.get(cookie, set())
+        adopted -= want.keys()
         pre, mid, post = [], [], []
         for gid, g in want_groups.items():
             cur = self._installed_groups.get(gid)
-            if cur != g:
+            target = g
+            inherited = self._adopted_buckets.get(gid, set())
+            inherited -= set(g.buckets)
+            if lenient and cur is not None and cur.type == g.type and inherited:
+                extra = tuple(b for b in cur.buckets if b in inherited)
+                target = Group(gid, g.buckets + extra, g.type)
+            if cur != target:
                 cmd = codec.GROUP_ADD if cur is None else codec.GROUP_MODIFY
-                pre.append(self._enc_group(sw, g, cmd))
-                self._installed_groups[gid] = g
+                pre.append(self._enc_group(sw, target, cmd))
+                self._installed_groups[gid] = target
+        keep = {}
         for key, f in have.items():
             if key not in want:
-                mid.append(self._enc_flow(sw, f, codec.DELETE_STRICT))
+                if lenient and key in adopted:
+                    keep[key] = f
+                else:
+                    mid.append(self._enc_flow(sw, f, codec.DELETE_STRICT))
         for key, f in want.items():
             cur = have.get(key)
             if cur is None:
@@ -135,8 +156,9 @@ class FlowCache:
         for gid in old_groups:
             if gid not in want_groups and gid in self._installed_groups and not self._group_wanted(gid):
                 post.append(self._enc_group(sw, self._installed_groups.pop(gid), codec.GROUP_DELETE))
-        self._installed[cookie] = dict(want) if want else {}
-        if not want:
+        if want or keep:
+            self._installed[cookie] = {**keep, **want}
+        else:
             self._installed.pop(cookie, None)
         return pre + mid + post
 
@@ -156,17 +178,30 @@ class FlowCache:
         return xid, codec.encode_group_mod(g, cmd, xid)
 
     def _prune_msgs(self, sw: OfSwitch) -> list[tuple[int, bytes]]:
-        wanted = {cookie_for(o) for o in self._desired}
-        msgs = []
+        by_cookie = {cookie_for(o): d for o, d in self._desired.items()}
+        flows, groups = [], []
         for cookie in list(self._installed):
-            if cookie not in wanted:
-                for f in (self._installed.pop(cookie) or {}).values():
-                    msgs.append(self._enc_flow(sw, f, codec.DELETE_STRICT))
-        for gid in list(self._installed_groups):
-            if not self._group_wanted(gid):
-                msgs.append(self._enc_group(sw, self._installed_groups.pop(gid), codec.GROUP_DELETE))
-        self.stats["pruned"] += len(msgs)
-        return msgs
+            inst = self._installed[cookie] or {}
+            want = by_cookie.get(cookie, {})
+            for key, f in inst.items():
+                if key not in want:
+                    flows.append(self._enc_flow(sw, f, codec.DELETE_STRICT))
+            left = {k: f for k, f in inst.items() if k in want}
+            if left:
+                self._installed[cookie] = left
+            else:
+                self._installed.pop(cookie)
+        desired_groups = {gid: g for d in self._desired_groups.values() for gid, g in d.items()}
+        pre = []
+        for gid, cur in list(self._installed_groups.items()):
+            g = desired_groups.get(gid)
+            if g is None:
+                groups.append(self._enc_group(sw, self._installed_groups.pop(gid), codec.GROUP_DELETE))
+            elif g != cur:
+                pre.append(self._enc_group(sw, g, codec.GROUP_MODIFY))
+                self._installed_groups[gid] = g
+        self.stats["pruned"] += len(flows) + len(groups)
+        return pre + flows + groups
 
     # ---- sending -----------------------------------------------------------------------------
     async def _flush(self) -> None:
@@ -222,6 +257,9 @@ class FlowCache:
                     installed[s.cookie][f.key] = f
             self._installed = dict(installed)
             self._installed_groups = {d.group_id: codec.group_from_desc(d) for d in await sw.group_desc()}
+            if not self._synced:
+                self._adopted = {c: set(d) for c, d in self._installed.items()}
+                self._adopted_buckets = {gid: set(g.buckets) for gid, g in self._installed_groups.items()}
             msgs: list[tuple[int, bytes]] = []
             # groups first (flows may point at them), then every owner's flows
             all_groups = {}
