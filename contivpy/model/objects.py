@@ -331,7 +331,7 @@ def _jtype(v: Any) -> str:
     if isinstance(v, bool):
         return "bool"
     if isinstance(v, int | float):
-        return f"number {json.dumps(v)}"
+        return "number"
     if isinstance(v, str):
         return "string"
     if isinstance(v, list):
@@ -396,6 +396,10 @@ def decode(obj_type: str, raw: bytes | str) -> dict:
             v, ok = int(v), True
         if f.kind == "int" and ok and not -(2**63) <= v < 2**63:
             ok = False
+        if not ok and f.kind == "int" and isinstance(v, int | float) and not isinstance(v, bool):
+            raise ValidationError(
+                f"json: cannot unmarshal number {json.dumps(v)} into Go struct field {spec.go}.{name} of type int"
+            )
         if not ok:
             raise ValidationError(
                 f"json: cannot unmarshal {_jtype(v)} into Go struct field {spec.go}.{name} of type {_go_kind(f)}"
