@@ -93,4 +93,13 @@ def _parse(spec: str) -> list[tuple[str, str, str | None]]:
     return fields
 
 
-STRUCTS: dict[str, list[tuple[str, str, str | None]]] = {k: _parse(v) for k, v in _SPECS.items()}
+class _Structs(dict):
+    """Specs are parsed on first use (netctl touches two or three types per run)."""
+
+    def __missing__(self, name: str) -> list[tuple[str, str, str | None]]:
+        fields = _parse(_SPECS[name])
+        self[name] = fields
+        return fields
+
+
+STRUCTS: dict[str, list[tuple[str, str, str | None]]] = _Structs()
