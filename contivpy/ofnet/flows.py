@@ -72,7 +72,9 @@ _IP_FIELDS = ("ipv4_src", "ipv4_dst")
 
 def _norm_mac(v: str) -> str:
     parts = v.lower().replace("-", ":").split(":")
-    if len(parts) != 6 or not all(len(p) <= 2 and p for p in parts):
+    if len(parts) != 6 or not all(
+        len(p) <= 2 and p and all(c in "0123456789abcdef" for c in p) for p in parts
+    ):
         raise ValueError(f"invalid MAC address {v!r}")
     return ":".join(p.zfill(2) for p in parts)
 
