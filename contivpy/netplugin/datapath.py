@@ -65,6 +65,7 @@ class EpSpec:
 
 class FlowProgrammer(Protocol):
     async def start(self) -> None: ...
+    async def wait_ready(self) -> None: ...
     async def stop(self) -> None: ...
     def connected(self) -> bool: ...
     async def add_network(self, net: NetSpec) -> None: ...
@@ -98,14 +99,20 @@ class Datapath:
         self.vteps: dict[str, int] = {}  # peer ip -> ofport
 
     async def start(self) -> None:
-        """Create/fix both bridges and the uplinks, then start the flow programmers (waits for OVS to connect)."""
+        """Listen as controller, create/fix both bridges and the uplinks, then wait for OVS to connect.
+
+        The controllers listen *before* the bridges are (re)configured: rewriting the Controller row makes
+        vswitchd connect at once instead of after its reconnect backoff (max_backoff is also set to 1 s).
+        """
+        for br in CTRL_PORTS:
+            if br not in self.flows:
+                self.flows[br] = _make_programmer(br, self.cfg, self.cfg.ovs_rundir)
+                await self.flows[br].start()
         for br, port in CTRL_PORTS.items():
             await self.ovs.ensure_bridge(br, f"tcp:127.0.0.1:{port}", datapath_type=self.cfg.ovs_datapath)
         await self._ensure_uplinks()
-        for br in CTRL_PORTS:
-            fp = _make_programmer(br, self.cfg, self.cfg.ovs_rundir)
-            self.flows[br] = fp
-            await fp.start()
+        for fp in self.flows.values():
+            await fp.wait_ready()
         if self.cfg.vlan_uplinks and hasattr(self.flows[VLAN_BRIDGE], "add_uplink"):
             ofport = await self.ovs.wait_ofport(self.cfg.vlan_uplinks[0])
             await self.flows[VLAN_BRIDGE].add_uplink(ofport)

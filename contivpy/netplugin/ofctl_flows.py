@@ -50,6 +50,9 @@ class OfctlFlows:
         return out.decode()
 
     async def start(self) -> None:
+        pass
+
+    async def wait_ready(self) -> None:
         await self._sync()
         self._ok = True
 

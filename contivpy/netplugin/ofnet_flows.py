@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from contivpy.common.errors import ExternalServiceError
 from contivpy.ofnet.agent import OfnetAgent
 from contivpy.ofnet.types import LocalEndpoint, RemoteEndpoint
 
@@ -25,7 +26,12 @@ class OfnetFlows:
 
     async def start(self) -> None:
         await self.agent.start()
-        await self.agent.wait_connected(30)
+
+    async def wait_ready(self) -> None:
+        try:
+            await self.agent.wait_connected(30)
+        except TimeoutError as e:
+            raise ExternalServiceError(f"OVS switch {self.kind} Failed to connect") from e
 
     async def stop(self) -> None:
         await self.agent.stop()

@@ -203,7 +203,12 @@ class OvsdbClient:
         ops: list[dict] = []
         if controller:
             ops.append(
-                {"op": "insert", "table": "Controller", "row": {"target": controller}, "uuid-name": "ctl"}
+                {
+                    "op": "insert",
+                    "table": "Controller",
+                    "row": {"target": controller, "max_backoff": 1000},
+                    "uuid-name": "ctl",
+                }
             )
             settings["controller"] = _set([["named-uuid", "ctl"]])
         if rows:
