@@ -1,0 +1,103 @@
+"""Two real netmaster processes on one etcd: the follower reverse-proxies every request to the
+leader; when the leader stops (SIGTERM: lease revoked) or dies (SIGKILL: lease expires after the
+TTL) the follower takes over with the data intact."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+
+pytestmark = pytest.mark.etcd
+
+
+def wait_for(fn, timeout: float = 15.0, step: float = 0.1):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as exc:  # process/socket still coming up
+            last = exc
+        time.sleep(step)
+    raise AssertionError(f"condition not met in {timeout}s (last: {last!r})")
+
+
+def role(etcd_server, nm) -> str:
+    out = etcd_server.etcdctl(
+        "get", f"/contiv.io/service/netmaster/127.0.0.1:{nm.port}", "--print-value-only"
+    )
+    return json.loads(out)["Role"] if out else ""
+
+
+def test_follower_proxies_to_leader(netmaster_factory, etcd_server):
+    leader = netmaster_factory()
+    follower = netmaster_factory()
+    finfo = follower.info()  # proxied: the leader answers
+    assert finfo["current-state"] == "leader" and finfo["leader-ip"] == f"127.0.0.1:{leader.port}"
+    assert sorted(finfo["netmaster-nodes"]) == ["127.0.0.1"]
+    assert wait_for(lambda: role(etcd_server, follower) == "follower")
+    assert role(etcd_server, leader) == "leader"
+    # writes through the follower land on the leader; errors and 404s are relayed verbatim
+    t = follower.json("POST", "/api/v1/tenants/viaf/", {"tenantName": "viaf"})
+    assert t == {"key": "viaf", "tenantName": "viaf", "link-sets": {}}
+    assert leader.json("GET", "/api/v1/tenants/viaf/") == t
+    st, hdrs, body = follower.request("DELETE", "/api/v1/tenants/nosuch/")
+    assert (st, body, hdrs["Content-Type"]) == (500, "tenant not found\n", "text/plain; charset=utf-8")
+    assert follower.request("GET", "/api/v1/networks")[:3:2] == (404, "404 page not found\n")
+    st, hdrs, body = follower.request("GET", "/api/v1/tenants/")
+    assert hdrs["Content-Type"] == "application/json" and body == leader.request("GET", "/api/v1/tenants/")[2]
+    assert etcd_server.etcdctl("get", "/contiv.io/lock/netmaster/leader", "--print-value-only").strip() == (
+        f"127.0.0.1:{leader.port}"
+    )
+
+
+def test_failover_on_sigterm(netmaster_factory, etcd_server):
+    leader = netmaster_factory()
+    follower = netmaster_factory()
+    leader.json("POST", "/api/v1/tenants/keep/", {"tenantName": "keep"})
+    t0 = time.monotonic()
+    leader.stop(signal.SIGTERM)
+    assert wait_for(lambda: follower.info()["current-state"] == "leader", timeout=10)
+    took = time.monotonic() - t0
+    assert took < 5, took  # lease revoked at shutdown: no TTL wait
+    assert follower.info()["leader-ip"] == f"127.0.0.1:{follower.port}"
+    assert follower.json("GET", "/api/v1/tenants/keep/")["tenantName"] == "keep"
+    assert wait_for(lambda: role(etcd_server, follower) == "leader")
+    # the old leader's service key went away with its lease
+    assert etcd_server.etcdctl("get", f"/contiv.io/service/netmaster/127.0.0.1:{leader.port}") == ""
+    follower.json("POST", "/api/v1/tenants/after/", {"tenantName": "after"})
+
+
+def test_failover_on_sigkill_after_ttl(netmaster_factory, etcd_server):
+    env = {"CONTIV_NETMASTER_LEADER_TTL": "3"}
+    leader = netmaster_factory(env=env)
+    follower = netmaster_factory(env=env)
+    assert follower.info()["leader-ip"] == f"127.0.0.1:{leader.port}"
+    leader.stop(signal.SIGKILL)
+    # until the lease expires the follower cannot reach a leader: a clear error, no hang
+    st, _, body = follower.request("GET", "/api/v1/tenants/")
+    assert st in (200, 500) and "Traceback" not in body
+    assert wait_for(
+        lambda: follower.request("GET", "/info")[0] == 200 and follower.info()["current-state"] == "leader",
+        timeout=15,
+    )
+    assert [t["key"] for t in follower.json("GET", "/api/v1/tenants/")] == ["default"]
+    assert follower.json("GET", "/api/v1/globals/global/")["fwdMode"] == "bridge"
+
+
+def test_restart_reacquires_own_lock_at_once(netmaster_factory, etcd_server):
+    """kill -9 then restart with the same control URL: the lock (same value) is taken over at once."""
+    nm = netmaster_factory(env={"CONTIV_NETMASTER_LEADER_TTL": "30"})
+    nm.json("POST", "/api/v1/tenants/persist/", {"tenantName": "persist"})
+    nm.stop(signal.SIGKILL)
+    t0 = time.monotonic()
+    nm.start()
+    nm.wait_ready()
+    assert nm.info()["current-state"] == "leader"
+    assert time.monotonic() - t0 < 5
+    assert nm.json("GET", "/api/v1/tenants/persist/")["key"] == "persist"
