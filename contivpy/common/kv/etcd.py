@@ -256,9 +256,17 @@ class EtcdKV:
     async def _pump(self, prefix: str, next_rev: int, queue: asyncio.Queue) -> None:
         """Feed ``queue`` with Events forever, re-watching after stream failures."""
         key, end = _range(prefix)
-        if next_rev <= 0:
-            _, rev = await self.get_prefix(prefix)
-            next_rev = rev + 1
+        delay = 0.1
+        while next_rev <= 0:  # "from now": the revision of a first successful read
+            try:
+                _, rev = await self.get_prefix(prefix)
+                next_rev = rev + 1
+            except StoreError as err:
+                if self._closed:
+                    raise
+                log.warning("etcd watch on %r cannot start (%s); retrying in %.1fs", prefix, err, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
         delay = 0.1
         while True:
             watch = None
