@@ -172,12 +172,18 @@ class Agent:
             await runner.cleanup()
 
     async def _serve_docker(self) -> None:
-        try:
-            from contivpy.netplugin.docker.server import serve  # type: ignore[attr-defined]
-        except ImportError:
-            log.info("Docker plugin not available in this build; endpoint API only on the debug server")
+        """Docker libnetwork remote driver + IPAM on ``--plugin-socket`` (docker and swarm-mode)."""
+        if self.cfg.mode not in ("docker", "swarm-mode"):
             return
-        await serve(self, self.cfg)
+        from contivpy.netplugin.docker.plugin import DockerPlugin
+        from contivpy.netplugin.docker_backend import AgentBackend
+
+        host = self.cfg.docker_host if self.cfg.docker_host not in ("", "none") else None
+        plugin = DockerPlugin(
+            self.kv, AgentBackend(self.endpoints), socket_path=self.cfg.plugin_socket, docker_host=host
+        )
+        log.info("Docker plugin listening on %s", self.cfg.plugin_socket)
+        await plugin.run()
 
     async def run(self) -> None:
         for w in self.cfg.warnings:

@@ -9,6 +9,7 @@ endpoint delete on every host, network delete, oper/ovs-driver records in etcd, 
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -86,6 +87,17 @@ def test_two_hosts_ping_and_tcp_over_vxlan(bed):
     assert i1["id"] in drv["vxlan"]["EndpointDb"] and i2["id"] in drv["vxlan"]["EndpointDb"]
 
 
+def test_docker_plugin_socket_served(bed):
+    h1 = bed.hosts[1]
+    out = subprocess.run(
+        ["curl", "-s", "--unix-socket", h1.plugin_socket, "-XPOST", "http://x/Plugin.Activate", "-d", ""],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert json.loads(out) == {"Implements": ["NetworkDriver", "IpamDriver"]}
+
+
 def test_networks_isolated(bed):
     h1, h2 = bed.hosts[1], bed.hosts[2]
     bed.create_network("iso-a", "10.104.1.0/24")
@@ -132,9 +144,6 @@ def test_delete_endpoint_and_network(bed):
     wait_for(lambda: has_flow(h2, f"dl_dst={i1['mac_address']}"), 10, what="remote flow")
     # "docker" removes the container first; then DeleteEndpoint
     bed_c = h1.containers.pop(h1.containers.index(c1))
-    h1.exec("true")
-    import subprocess
-
     subprocess.run(["ip", "netns", "del", bed_c.name], check=True)
     delete_ep(h1, "del-net", "d1")
     assert i1["ovs_port"] not in h1.ports("contivVxlanBridge")
