@@ -1,0 +1,68 @@
+"""Composition of the Docker side of netplugin: ``DockerPlugin(...).run()``.
+
+The agent (contivpy.netplugin daemon) builds one ``DockerPlugin`` in docker mode and runs it in
+its TaskGroup:
+
+    plugin = DockerPlugin(kv, backend, socket_path=cfg.plugin_socket, docker_host=cfg.docker_host)
+    tg.create_task(plugin.run())
+
+- serves the NetworkDriver + IpamDriver socket (server.py, handlers.py);
+- with a ``docker_host``: keeps the local engine's networks in sync with etcd (sync.py), resolves
+  Docker network ids through the engine, and learns container names for DNS (names.py);
+- ``run()`` returns only when cancelled; it removes the socket on the way out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from contivpy.common.kv.base import KVStore
+
+from .backend import EndpointBackend
+from .engine import DockerEngine
+from .handlers import JoinHook, PluginHandlers
+from .resolver import NetworkResolver
+from .server import DEFAULT_SOCKET, PluginServer
+from .sync import DockerNetworkSync
+
+log = logging.getLogger(__name__)
+
+
+class DockerPlugin:
+    def __init__(
+        self,
+        kv: KVStore,
+        backend: EndpointBackend,
+        socket_path: str = DEFAULT_SOCKET,
+        docker_host: str | None = None,
+        sync_networks: bool = True,
+        driver_name: str = "netplugin",
+        resync: float = 30.0,
+        on_join: JoinHook | None = None,
+    ) -> None:
+        self.kv = kv
+        self.engine = DockerEngine(docker_host) if docker_host else None
+        self.resolver = NetworkResolver(kv, self.engine)
+        self.handlers = PluginHandlers(kv, backend, self.resolver, on_join=on_join)
+        self.server = PluginServer(self.handlers, socket_path)
+        self.sync: DockerNetworkSync | None = None
+        if self.engine is not None and sync_networks:
+            self.sync = DockerNetworkSync(kv, self.engine, self.resolver, driver_name, resync)
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        await self.server.start()
+        self.ready.set()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                if self.sync is not None:
+                    tg.create_task(self.sync.run())
+                tg.create_task(asyncio.Event().wait())  # serve until cancelled
+        finally:
+            with contextlib.suppress(Exception):
+                await self.server.stop()
+            if self.engine is not None:
+                with contextlib.suppress(Exception):
+                    await self.engine.close()

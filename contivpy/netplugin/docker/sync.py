@@ -1,0 +1,240 @@
+"""Keep this host's Docker engine networks in sync with the contiv networks and groups in etcd.
+
+Why: Docker >= 20.10 has no usable cluster store (``--cluster-store`` is gone in 23), so the
+plugin reports scope ``local`` and every host's engine needs its own copy of each contiv network
+(netmaster in docker mode creates it only on its own ``--docker-host``). Each netplugin does it
+for its host, from the same etcd state every host already watches.
+
+Desired set (the original's naming and options, contiv-reference §5.5):
+- every ``/contiv.io/state/nets/<net>.<tenant>`` (except ``nwType`` infra) -> network ``<net>``
+  (``<net>/<tenant>`` unless tenant default);
+- every ``/contiv.io/state/endpointGroups/<group>:<tenant>`` -> network ``<group>[/<tenant>]``
+  with its network's subnet;
+- driver and IPAM driver ``netplugin``; IPAM config subnet + gateway; IPAM options ``tenant``,
+  ``network`` (+ ``group``); driver options ``tenant``, ``encap``, ``pkt-tag``.
+
+Reconcile = list etcd + list the engine's ``netplugin`` networks, create the missing ones, delete
+the ones contiv no longer has (Docker refuses while containers are attached: retried later), and
+recreate one whose subnet/options no longer match (only when it has no containers). It runs on
+every etcd change under the two prefixes (list@rev + watch rev+1) and every ``resync`` seconds;
+failures (engine down, restarting) are retried with backoff. Idempotent: a 409 "already exists"
+from a concurrent creator (netmaster on the same engine) is success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+from dataclasses import dataclass
+
+from contivpy.common.errors import CompactedError, ContivError, StoreError
+from contivpy.common.kv.base import KVStore
+from contivpy.model import keys
+
+from .backend import ContivNet
+from .engine import DockerEngine, EngineError
+from .resolver import NetworkResolver, net_from_options
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DesiredNet:
+    net: ContivNet
+    subnet: str
+    gateway: str
+    encap: str
+    pkt_tag: int
+    subnet6: str = ""
+    gateway6: str = ""
+
+    def spec(self, driver: str) -> dict:
+        ipam_opts = {"tenant": self.net.tenant, "network": self.net.network}
+        if self.net.group:
+            ipam_opts["group"] = self.net.group
+        cfg = [{"Subnet": self.subnet, **({"Gateway": self.gateway} if self.gateway else {})}]
+        if self.subnet6:
+            cfg.append({"Subnet": self.subnet6, **({"Gateway": self.gateway6} if self.gateway6 else {})})
+        return {
+            "Name": self.net.docker_name,
+            "CheckDuplicate": True,
+            "Driver": driver,
+            "Attachable": True,
+            "EnableIPv6": bool(self.subnet6),
+            "IPAM": {"Driver": driver, "Config": cfg, "Options": ipam_opts},
+            "Options": {"tenant": self.net.tenant, "encap": self.encap, "pkt-tag": str(self.pkt_tag)},
+        }
+
+    def matches(self, actual: dict) -> bool:
+        ipam = actual.get("IPAM") or {}
+        if net_from_options(ipam.get("Options") or {}) != self.net:
+            return False
+        subnets = {c.get("Subnet") for c in ipam.get("Config") or []}
+        return self.subnet in subnets
+
+
+def _desired_from(state: dict) -> DesiredNet | None:
+    try:
+        subnet = str(ipaddress.ip_network(f"{state['subnetIP']}/{state['subnetLen']}", strict=False))
+    except (KeyError, ValueError):
+        return None
+    encap = state.get("pktTagType") or "vxlan"
+    tag = state.get("extPktTag") if encap == "vxlan" else state.get("pktTag")
+    subnet6 = ""
+    if state.get("ipv6SubnetIP"):
+        try:
+            subnet6 = str(
+                ipaddress.ip_network(f"{state['ipv6SubnetIP']}/{state['ipv6SubnetLen']}", strict=False)
+            )
+        except (KeyError, ValueError):
+            subnet6 = ""
+    return DesiredNet(
+        net=ContivNet(state.get("tenant") or "default", state.get("networkName") or ""),
+        subnet=subnet,
+        gateway=state.get("gateway") or "",
+        encap=encap,
+        pkt_tag=int(tag or 0),
+        subnet6=subnet6,
+        gateway6=state.get("ipv6Gateway") or "",
+    )
+
+
+async def desired_networks(kv: KVStore) -> dict[str, DesiredNet]:
+    """Docker network name -> what it must be, from the etcd state."""
+    out: dict[str, DesiredNet] = {}
+    nets: dict[str, DesiredNet] = {}
+    kvs, _ = await kv.get_prefix(keys.NETS)
+    for kvp in kvs:
+        try:
+            st = json.loads(kvp.value)
+        except json.JSONDecodeError:
+            continue
+        d = _desired_from(st)
+        if d is None or not d.net.network:
+            continue
+        nets[d.net.net_id] = d
+        if st.get("nwType") != "infra":
+            out[d.net.docker_name] = d
+    kvs, _ = await kv.get_prefix(keys.EPGS)
+    for kvp in kvs:
+        try:
+            st = json.loads(kvp.value)
+        except json.JSONDecodeError:
+            continue
+        tenant = st.get("tenantName") or "default"
+        base = nets.get(keys.network_id(st.get("networkName", ""), tenant))
+        if base is None or not st.get("groupName"):
+            continue
+        g = ContivNet(tenant, base.net.network, st["groupName"])
+        out[g.docker_name] = DesiredNet(g, base.subnet, base.gateway, base.encap, base.pkt_tag)
+    return out
+
+
+class DockerNetworkSync:
+    def __init__(
+        self,
+        kv: KVStore,
+        engine: DockerEngine,
+        resolver: NetworkResolver | None = None,
+        driver: str = "netplugin",
+        resync: float = 30.0,
+    ) -> None:
+        self.kv = kv
+        self.engine = engine
+        self.resolver = resolver
+        self.driver = driver
+        self.resync = resync
+        self._dirty = asyncio.Event()
+        self.synced = asyncio.Event()  # set after each fully successful reconcile
+        self.last_error: str = ""
+
+    def kick(self) -> None:
+        self._dirty.set()
+
+    async def reconcile_once(self) -> bool:
+        """One pass; True when the engine matches etcd (nothing left to retry)."""
+        want = await desired_networks(self.kv)
+        have = {
+            n["Name"]: n
+            for n in await self.engine.list_networks(self.driver)
+            if n.get("Driver") == self.driver
+        }
+        clean = True
+        for name, nw in have.items():
+            d = want.get(name)
+            if d is not None and d.matches(nw):
+                if self.resolver is not None:
+                    self.resolver.remember(nw["Id"], d.net)
+                continue
+            try:  # not contiv's any more, or stale (another subnet/options): remove
+                await self.engine.delete_network(nw["Id"])
+                if self.resolver is not None:
+                    self.resolver.forget(nw["Id"])
+                log.info("docker network %s removed", name)
+            except EngineError as e:
+                if e.status != 404:
+                    clean = False
+                    self.last_error = str(e)
+                    log.info("docker network %s not removed yet: %s", name, e)
+        for name, d in want.items():
+            if name in have and d.matches(have[name]):
+                continue
+            try:
+                net_id = await self.engine.create_network(d.spec(self.driver))
+                log.info("docker network %s created (%s)", name, net_id[:12])
+            except EngineError as e:
+                if e.status == 409:  # a concurrent creator won; pick it up next pass
+                    net_id = ""
+                else:
+                    clean = False
+                    self.last_error = str(e)
+                    log.warning("docker network %s not created: %s", name, e)
+                    continue
+            if net_id and self.resolver is not None:
+                self.resolver.remember(net_id, d.net)
+        return clean
+
+    async def _watch(self, prefix: str) -> None:
+        while True:
+            try:
+                _, rev = await self.kv.get_prefix(prefix)
+                self.kick()
+                async for _ev in self.kv.watch_prefix(prefix, start_revision=rev + 1):
+                    self.kick()
+            except CompactedError:
+                continue
+            except StoreError as e:
+                log.warning("watch %s: %s; retrying", prefix, e)
+                await asyncio.sleep(1.0)
+
+    async def _loop(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                await asyncio.wait_for(self._dirty.wait(), timeout=self.resync)
+            except TimeoutError:
+                pass
+            self._dirty.clear()
+            try:
+                ok = await self.reconcile_once()
+            except (ContivError, OSError) as e:
+                ok = False
+                self.last_error = str(e)
+                log.warning("docker network sync failed: %s", e)
+            if ok:
+                backoff = 0.5
+                self.last_error = ""
+                self.synced.set()
+            else:
+                self.synced.clear()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                self.kick()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._watch(keys.NETS))
+            tg.create_task(self._watch(keys.EPGS))
+            tg.create_task(self._loop())
