@@ -12,7 +12,7 @@ API
   consumer can handle a re-list like ordinary events.
 - ``PumpedIterator`` runs an async generator in its own task and hands items over through a
   queue. Cancelling a pending ``__anext__`` (a timeout) neither loses an item nor ends the
-  iteration; ``aclose()`` stops the task. Errors of the generator are raised by ``__anext__``.
+  iteration; ``aclose()`` stops the task, and so does dropping the iterator (``__del__``). Errors of the generator are raised by ``__anext__``.
 
 Invariant: the Events following a Snapshot are exactly the changes with revision > snapshot
 revision, so Snapshot + Events always reconstruct the store's state for the prefix.
@@ -51,6 +51,23 @@ class _Failure:
 _END = object()
 
 
+async def _pump(source: AsyncIterator, queue: asyncio.Queue) -> None:
+    """Copy ``source`` into ``queue`` (holds no reference to the PumpedIterator)."""
+    try:
+        async for item in source:
+            queue.put_nowait(item)
+        queue.put_nowait(_END)
+    except asyncio.CancelledError:
+        raise
+    except Exception as err:
+        queue.put_nowait(_Failure(err))
+    finally:
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
+
+
 class PumpedIterator:
     """Async iterator fed by ``source`` (an async iterable) running in a task of its own."""
 
@@ -61,20 +78,11 @@ class PumpedIterator:
         self._task: asyncio.Task | None = None
         self._closed = False
 
-    async def _run(self) -> None:
-        try:
-            async for item in self._source:
-                self._queue.put_nowait(item)
-            self._queue.put_nowait(_END)
-        except asyncio.CancelledError:
-            raise
-        except Exception as err:
-            self._queue.put_nowait(_Failure(err))
-        finally:
-            aclose = getattr(self._source, "aclose", None)
-            if aclose is not None:
-                with contextlib.suppress(Exception):
-                    await aclose()
+    def __del__(self) -> None:  # dropped without aclose(): stop the pump
+        task = self._task
+        if task is not None and not task.done():
+            with contextlib.suppress(Exception):
+                task.cancel()
 
     def __aiter__(self) -> PumpedIterator:
         return self
@@ -83,7 +91,9 @@ class PumpedIterator:
         if self._closed:
             raise StopAsyncIteration
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=self._name)
+            self._task = asyncio.get_running_loop().create_task(
+                _pump(self._source, self._queue), name=self._name
+            )
         item = await self._queue.get()
         if item is _END:
             await self.aclose()

@@ -291,3 +291,16 @@ async def test_close_ends_open_watch_and_calls(kv):
             await pending
     with pytest.raises(StoreError):
         await kv.get(P + "k")
+
+
+async def test_dropped_watch_stops(kv):
+    """Leaving ``async for`` with break and dropping the iterator releases the watch."""
+    _, rev = await kv.get_prefix(P)
+    await kv.put(P + "k", "v")
+    async for ev in kv.watch_prefix(P, rev + 1):
+        assert ev.value == "v"
+        break
+    await asyncio.sleep(0.2)
+    pumps = [t for t in asyncio.all_tasks() if t.get_name().startswith("etcd-watch") and not t.done()]
+    assert pumps == []
+    assert getattr(kv, "_watchers", []) == []

@@ -335,12 +335,22 @@ class _Failure:
         self.error = error
 
 
+async def _pump_into(store: EtcdKV, prefix: str, start: int, queue: asyncio.Queue) -> None:
+    try:
+        await store._pump(prefix, start, queue)
+    except asyncio.CancelledError:
+        raise
+    except Exception as err:  # delivered to the consumer by __anext__
+        queue.put_nowait(_Failure(err))
+
+
 class _EtcdWatch:
     """Watch iterator backed by a pump task (started on first ``__anext__``).
 
     Cancelling a pending ``__anext__`` (a timeout) only cancels the queue read: the watch and
     its position survive. A terminal error of the pump (CompactedError, StoreError) is raised
-    by the next ``__anext__``; ``aclose()`` stops the pump.
+    by the next ``__anext__``; ``aclose()`` stops the pump, and so does dropping the iterator
+    (``__del__``), e.g. after ``break`` out of ``async for``.
     """
 
     def __init__(self, store: EtcdKV, prefix: str, start_revision: int) -> None:
@@ -355,13 +365,12 @@ class _EtcdWatch:
     def __aiter__(self) -> _EtcdWatch:
         return self
 
-    async def _run(self) -> None:
-        try:
-            await self._store._pump(self._prefix, self._start, self._queue)
-        except asyncio.CancelledError:
-            raise
-        except Exception as err:  # delivered to the consumer by __anext__
-            self._queue.put_nowait(_Failure(err))
+    def __del__(self) -> None:
+        # Dropped without aclose(): stop the pump (it holds no reference to us).
+        task = self._task
+        if task is not None and not task.done():
+            with contextlib.suppress(Exception):
+                task.cancel()
 
     async def __anext__(self) -> Event:
         if self._closed:
@@ -369,7 +378,8 @@ class _EtcdWatch:
         if not self._started:
             self._started = True
             self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"etcd-watch {self._prefix}"
+                _pump_into(self._store, self._prefix, self._start, self._queue),
+                name=f"etcd-watch {self._prefix}",
             )
         item = await self._queue.get()  # cancel-safe: a cancelled get removes nothing
         if not isinstance(item, _Failure):

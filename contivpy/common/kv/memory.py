@@ -22,6 +22,7 @@ Invariants
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -289,9 +290,15 @@ class _MemoryWatch:
         return ev
 
     async def aclose(self) -> None:
+        self._unregister()
+
+    def _unregister(self) -> None:
         self._closed = True
-        if self._entry in self._store._watchers:
+        with contextlib.suppress(ValueError):
             self._store._watchers.remove(self._entry)
+
+    def __del__(self) -> None:  # dropped without aclose(): stop feeding our queue
+        self._unregister()
 
     async def __aenter__(self) -> _MemoryWatch:
         return self
