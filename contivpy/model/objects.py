@@ -44,16 +44,23 @@ _NAME_EMPTY_OK = r"(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9\-]*[a-zA-Z0-9])\.)*([A-Za
 class F:
     """One config field: JSON name, kind ("str" | "int" | "list"), checks, default."""
 
-    __slots__ = ("name", "kind", "maxlen", "regex", "lo", "hi", "default")
+    __slots__ = ("name", "kind", "maxlen", "pattern", "_regex", "lo", "hi", "default")
 
     def __init__(self, name, kind="str", maxlen=0, regex=None, lo=None, hi=None, default=None):
         self.name = name
         self.kind = kind
         self.maxlen = maxlen
-        self.regex = re.compile(regex) if regex is not None else None
+        self.pattern = regex
+        self._regex = None  # compiled on first use: keeps netmaster start-up fast
         self.lo = lo
         self.hi = hi
         self.default = default
+
+    @property
+    def regex(self) -> re.Pattern | None:
+        if self._regex is None and self.pattern is not None:
+            self._regex = re.compile(self.pattern)
+        return self._regex
 
 
 class Spec:
