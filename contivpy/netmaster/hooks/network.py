@@ -57,10 +57,14 @@ async def on_create(ctx: Any, obj: dict) -> Plan:
     name = obj["networkName"]
     subnet, v6 = obj.get("subnet", ""), obj.get("ipv6Subnet", "")
     sn = netaddr.parse_subnet(subnet)
-    for key in sorted((tenant.get("link-sets") or {}).get("Networks") or {}):
+    # One prefix read (not fenced per network, like list_objs): N point reads would be O(N)
+    # round trips and N txn compares (etcd refuses > 128 ops: the 126th network failed).
+    linked = (tenant.get("link-sets") or {}).get("Networks") or {}
+    by_key = {o["key"]: o for o in await ctx.list_objs("network") if o["key"] in linked}
+    for key in sorted(linked):
         if key == obj["key"]:
             continue
-        other = await ctx.get_obj("network", key)
+        other = by_key.get(key)
         if other is None:
             raise NotFoundError(f"network key {key} not found")
         if v6 and other.get("ipv6Subnet") and netaddr.subnets_overlap_v6(v6, other["ipv6Subnet"]):
