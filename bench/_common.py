@@ -1,0 +1,303 @@
+"""Shared helpers for the control-plane benchmarks: a private etcd + netmaster, a tiny HTTP client.
+
+Design
+- ``BenchEnv`` (context manager) makes one temp dir (prefix ``tbm-``), starts ``/usr/bin/etcd`` on
+  free 127.0.0.1 ports with its data dir there, and starts netmaster processes on demand
+  (``python -m contivpy.netmaster --mode test ...`` on a free port, ``--rpc-port 0``).
+- Invariants: only the PIDs started here are ever signalled (SIGTERM, then SIGKILL, each
+  process in its own session); everything is on loopback; the temp dir is removed on exit even
+  when the benchmark fails.
+- ``request(port, method, path, body)`` is a blocking one-shot ``http.client`` call for set-up;
+  ``KeepAliveClient`` is a minimal asyncio HTTP/1.1 keep-alive client (Content-Length bodies only,
+  which is what aiohttp answers) used by the load loops so the client costs little CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ETCD_BIN = os.environ.get("CONTIVPY_ETCD_BIN", "/usr/bin/etcd")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_pid(proc: subprocess.Popen | None, sig: int = signal.SIGTERM) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def vmrss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def request(port: int, method: str, path: str, body=None, timeout: float = 10.0) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        if isinstance(body, dict | list):
+            body = json.dumps(body)
+        hdrs = {"Content-Type": "application/json"} if body is not None else {}
+        conn.request(method, path, body=body.encode() if isinstance(body, str) else body, headers=hdrs)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()
+
+
+class KeepAliveClient:
+    """One persistent HTTP/1.1 connection; ``request`` returns (status, body bytes)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def connect(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        assert self.reader is not None and self.writer is not None
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        if body:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        self.writer.write(head.encode() + b"\r\n" + body)
+        status_line = await self.reader.readline()
+        status = int(status_line.split()[1])
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+            elif name.strip().lower() == b"transfer-encoding":
+                raise RuntimeError("chunked answers are not supported by this client")
+        data = await self.reader.readexactly(length) if length else b""
+        return status, data
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            try:
+                await self.writer.wait_closed()
+            except OSError:
+                pass
+
+
+class Netmaster:
+    def __init__(self, env: BenchEnv, extra: list[str] | None = None) -> None:
+        self.env = env
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.cmd = [
+            sys.executable,
+            "-m",
+            "contivpy.netmaster",
+            "--etcd-endpoints",
+            env.etcd_url,
+            "--mode",
+            "test",
+            "--netmode",
+            "vlan",
+            "--fwdmode",
+            "bridge",
+            "--listen-url",
+            f"127.0.0.1:{self.port}",
+            "--control-url",
+            f"127.0.0.1:{self.port}",
+            "--rpc-port",
+            "0",
+            *(extra or []),
+        ]
+        self.log_path = env.tmp / f"tbm-netmaster-{self.port}.log"
+        self.proc: subprocess.Popen | None = None
+        self.t_spawn = 0.0
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def spawn(self) -> None:
+        pyenv = dict(os.environ, PYTHONPATH=str(ROOT))
+        with open(self.log_path, "ab") as log:
+            self.t_spawn = time.perf_counter()
+            self.proc = subprocess.Popen(
+                self.cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=pyenv,
+                cwd=str(ROOT),
+                start_new_session=True,
+            )
+
+    def first_answer(self, path: str = "/version", poll: float = 0.002, timeout: float = 20.0) -> float:
+        """Poll ``path`` until it answers 200; seconds since spawn."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"netmaster exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                if request(self.port, "GET", path, timeout=1)[0] == 200:
+                    return time.perf_counter() - self.t_spawn
+            except OSError:
+                pass
+            time.sleep(poll)
+        raise RuntimeError(f"netmaster did not answer in {timeout}s: {self.log_path.read_text()[-2000:]}")
+
+    def wait_leader(self, timeout: float = 20.0) -> None:
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            try:
+                status, text = request(self.port, "GET", "/info", timeout=2)
+                if status == 200 and json.loads(text).get("current-state") == "leader":
+                    return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.02)
+        raise RuntimeError("netmaster did not become leader")
+
+    def start(self) -> Netmaster:
+        self.spawn()
+        self.first_answer()
+        self.wait_leader()
+        return self
+
+    def stop(self) -> None:
+        stop_pid(self.proc)
+
+
+class BenchEnv:
+    """etcd in a temp dir + netmasters started on demand; everything torn down on exit."""
+
+    def __init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="tbm-bench-"))
+        self.etcd_port = free_port()
+        self.peer_port = free_port()
+        self.etcd_url = f"http://127.0.0.1:{self.etcd_port}"
+        self.etcd: subprocess.Popen | None = None
+        self.netmasters: list[Netmaster] = []
+
+    def __enter__(self) -> BenchEnv:
+        try:
+            self._start_etcd()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _start_etcd(self) -> None:
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        cmd = [
+            ETCD_BIN,
+            "--name=tbm",
+            f"--data-dir={self.tmp / 'etcd'}",
+            f"--listen-client-urls={self.etcd_url}",
+            f"--advertise-client-urls={self.etcd_url}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=tbm={peer}",
+            "--initial-cluster-token=tbm",
+        ]
+        with open(self.tmp / "etcd.log", "ab") as log:
+            self.etcd = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.etcd.poll() is not None:
+                raise RuntimeError(f"etcd exited: {(self.tmp / 'etcd.log').read_text()[-2000:]}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.etcd_port, timeout=1)
+                conn.request("GET", "/health")
+                if conn.getresponse().status == 200:
+                    conn.close()
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("etcd did not start")
+
+    def wipe(self) -> None:
+        subprocess.run(
+            ["etcdctl", f"--endpoints={self.etcd_url}", "del", "--prefix", "/contiv.io"],
+            env=dict(os.environ, ETCDCTL_API="3"),
+            check=True,
+            capture_output=True,
+        )
+
+    def netmaster(self, extra: list[str] | None = None) -> Netmaster:
+        nm = Netmaster(self, extra)
+        self.netmasters.append(nm)
+        return nm
+
+    def __exit__(self, *exc) -> None:
+        for nm in self.netmasters:
+            stop_pid(nm.proc)
+        stop_pid(self.etcd)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def create_networks(port: int, n: int, prefix: str = "bench", conns: int = 4) -> None:
+    """Create ``n`` networks ``<prefix>NNNN`` (10.<100+i//256>.<i%256>.0/24) over keep-alive conns."""
+
+    async def run() -> None:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(n):
+            queue.put_nowait(i)
+
+        async def worker() -> None:
+            c = KeepAliveClient(port)
+            await c.connect()
+            try:
+                while not queue.empty():
+                    i = queue.get_nowait()
+                    name = f"{prefix}{i:04d}"
+                    body = {
+                        "networkName": name,
+                        "tenantName": "default",
+                        "encap": "vxlan",
+                        "subnet": f"10.{100 + i // 256}.{i % 256}.0/24",
+                    }
+                    st, data = await c.request(
+                        "POST", f"/api/v1/networks/default:{name}/", json.dumps(body).encode()
+                    )
+                    if st != 200:
+                        raise RuntimeError(f"create {name}: {st} {data[:300]!r}")
+            finally:
+                await c.close()
+
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(conns):
+                tg.create_task(worker())
+
+    asyncio.run(run())

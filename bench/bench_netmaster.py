@@ -1,0 +1,238 @@
+"""Control-plane benchmarks of the netmaster (``--mode test``, private etcd, loopback only).
+
+Usage:  python bench/bench_netmaster.py [--startup] [--rss] [--list-rps] [--alloc] [--netctl] [--runs N]
+        (no selector = all of them)
+
+Each measurement runs ``--runs`` times (default 5) and prints every run plus the median, against
+targets of the "Control plane" issue (figures of the original in docs/benchmarks.md):
+
+- ``--startup``   spawn ``python -m contivpy.netmaster`` (etcd up, /contiv.io empty) and poll
+                  GET /version every 2 ms: ms to the first 200 (target <= 400 ms); also to the
+                  first 200 of GET /api/v1/networks/ (needs leadership).
+- ``--rss``       VmRSS 2 s after start (target <= 60 MB), then after creating 1,000 networks and
+                  listing them (target <= 80 MB). A fresh netmaster and keyspace per run.
+- ``--list-rps``  GET /api/v1/networks/ with 100 networks, 4 keep-alive connections, 3,000
+                  requests (or 10 s) per run, after a warm-up: requests/s (target >= 2,000).
+- ``--alloc``     N concurrent POST /plugin/allocAddress on one /20 network (N=100: 100
+                  connections, one request each; N=1000: 100 connections, 10 each): allocations/s,
+                  asserting every answer is 200 and no address is handed out twice (target >= 500/s).
+- ``--netctl``    ``netctl --netmaster URL network ls`` (the installed console script), 30 runs
+                  against the netmaster holding the 100 networks: median ms (target <= 40 ms).
+
+Everything started here is stopped by PID at the end (bench/_common.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import BenchEnv, KeepAliveClient, create_networks, median, request, vmrss_kb  # noqa: E402
+
+RESULTS: dict[str, dict] = {}
+
+
+def report(name: str, unit: str, runs: list[float], target: str) -> None:
+    med = median(runs)
+    RESULTS[name] = {"median": med, "runs": runs, "unit": unit, "target": target}
+    shown = ", ".join(f"{r:.1f}" for r in runs)
+    print(f"{name:<34} median {med:9.1f} {unit:<6} target {target:<10} runs [{shown}]", flush=True)
+
+
+# --- start-up ------------------------------------------------------------------------------------
+def bench_startup(env: BenchEnv, runs: int) -> None:
+    first, leader = [], []
+    for _ in range(runs):
+        env.wipe()
+        nm = env.netmaster()
+        nm.spawn()
+        try:
+            first.append(nm.first_answer("/version") * 1000)
+            leader.append(nm.first_answer("/api/v1/networks/") * 1000)
+        finally:
+            nm.stop()
+    report("start -> first GET /version 200", "ms", first, "<= 400")
+    report("start -> first GET networks 200", "ms", leader, "-")
+
+
+# --- memory --------------------------------------------------------------------------------------
+def bench_rss(env: BenchEnv, runs: int) -> None:
+    idle, full = [], []
+    for _ in range(runs):
+        env.wipe()
+        nm = env.netmaster().start()
+        try:
+            time.sleep(2)
+            idle.append(vmrss_kb(nm.pid) / 1024)
+            create_networks(nm.port, 1000)
+            for _ in range(5):
+                status, text = request(nm.port, "GET", "/api/v1/networks/")
+                assert status == 200 and len(json.loads(text)) == 1000
+            time.sleep(1)
+            full.append(vmrss_kb(nm.pid) / 1024)
+        finally:
+            nm.stop()
+    report("VmRSS idle (2 s after start)", "MB", idle, "<= 60")
+    report("VmRSS with 1,000 networks", "MB", full, "<= 80")
+
+
+# --- GET list throughput -------------------------------------------------------------------------
+async def _list_round(port: int, total: int, conns: int, limit_s: float) -> float:
+    clients = [KeepAliveClient(port) for _ in range(conns)]
+    for c in clients:
+        await c.connect()
+    done = 0
+    deadline = time.perf_counter() + limit_s
+
+    async def worker(c: KeepAliveClient) -> None:
+        nonlocal done
+        while done < total and time.perf_counter() < deadline:
+            done += 1
+            status, body = await c.request("GET", "/api/v1/networks/")
+            if status != 200 or len(body) < 10000:
+                raise RuntimeError(f"bad list answer {status} ({len(body)} bytes)")
+
+    t0 = time.perf_counter()
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for c in clients:
+                tg.create_task(worker(c))
+    finally:
+        for c in clients:
+            await c.close()
+    return done / (time.perf_counter() - t0)
+
+
+def bench_list(env: BenchEnv, runs: int, nm=None) -> None:
+    own = nm is None
+    if own:
+        env.wipe()
+        nm = env.netmaster().start()
+        create_networks(nm.port, 100)
+    try:
+        status, text = request(nm.port, "GET", "/api/v1/networks/")
+        assert status == 200 and len(json.loads(text)) == 100, "expected 100 networks"
+        print(f"  (list body {len(text)} bytes)")
+        asyncio.run(_list_round(nm.port, 500, 4, 5))  # warm-up
+        rates = [asyncio.run(_list_round(nm.port, 3000, 4, 10)) for _ in range(runs)]
+        report("GET /api/v1/networks/ (100 nets)", "req/s", rates, ">= 2000")
+    finally:
+        if own:
+            nm.stop()
+
+
+# --- allocAddress --------------------------------------------------------------------------------
+async def _alloc_round(port: int, net_id: str, pool: str, n: int, conns: int) -> tuple[float, list[str]]:
+    clients = [KeepAliveClient(port) for _ in range(min(n, conns))]
+    for c in clients:
+        await c.connect()
+    per = [n // len(clients) + (1 if i < n % len(clients) else 0) for i in range(len(clients))]
+    body = json.dumps({"NetworkID": net_id, "AddressPool": pool, "PreferredIPv4Address": ""}).encode()
+    got: list[str] = []
+    start = asyncio.Event()
+
+    async def worker(c: KeepAliveClient, count: int) -> None:
+        await start.wait()
+        for _ in range(count):
+            status, data = await c.request("POST", "/plugin/allocAddress", body)
+            if status != 200:
+                raise RuntimeError(f"allocAddress {status}: {data[:300]!r}")
+            got.append(json.loads(data)["IPv4Address"])
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for c, count in zip(clients, per, strict=True):
+                tg.create_task(worker(c, count))
+            await asyncio.sleep(0.05)
+            t0 = time.perf_counter()
+            start.set()
+        elapsed = time.perf_counter() - t0
+    finally:
+        for c in clients:
+            await c.close()
+    return n / elapsed, got
+
+
+def bench_alloc(env: BenchEnv, runs: int) -> None:
+    env.wipe()
+    nm = env.netmaster().start()
+    try:
+        for n in (100, 1000):
+            rates = []
+            for r in range(runs):
+                name = f"tbmalloc{n}x{r}"
+                subnet = f"10.{200 + r}.{16 if n == 1000 else 0}.0/20"
+                body = {"networkName": name, "tenantName": "default", "encap": "vxlan", "subnet": subnet}
+                status, text = request(nm.port, "POST", f"/api/v1/networks/default:{name}/", body)
+                assert status == 200, text
+                rate, got = asyncio.run(_alloc_round(nm.port, f"{name}.default", subnet, n, 100))
+                if len(got) != n or len(set(got)) != n:
+                    raise SystemExit(
+                        f"DUPLICATE or missing addresses: {len(got)} answers, {len(set(got))} distinct"
+                    )
+                rates.append(rate)
+            report(f"allocAddress N={n} (100 conns)", "/s", rates, ">= 500")
+        print("  (no duplicate address in any run)")
+    finally:
+        nm.stop()
+
+
+# --- netctl --------------------------------------------------------------------------------------
+def bench_netctl(env: BenchEnv, runs: int) -> None:
+    script = Path(sys.executable).with_name("netctl")
+    env.wipe()
+    nm = env.netmaster().start()
+    try:
+        create_networks(nm.port, 100)
+        cmd = [str(script), "--netmaster", nm.url, "network", "ls"]
+        penv = dict(os.environ)
+        penv.pop("NETMASTER", None)
+        subprocess.run(cmd, env=penv, check=True, capture_output=True)  # warm the byte-code cache
+        times = []
+        for _ in range(30):
+            t = time.perf_counter()
+            p = subprocess.run(cmd, env=penv, capture_output=True)
+            times.append((time.perf_counter() - t) * 1000)
+            if p.returncode != 0 or p.stdout.count(b"\n") != 102:
+                raise SystemExit(f"netctl failed ({p.returncode}): {p.stderr[-300:]!r}")
+        report("netctl network ls (30 runs)", "ms", times, "<= 40")
+        if runs:
+            bench_list(env, runs, nm)
+    finally:
+        nm.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for flag in ("startup", "rss", "list-rps", "alloc", "netctl"):
+        ap.add_argument(f"--{flag}", action="store_true")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--json", help="also write the results to this file")
+    a = ap.parse_args()
+    every = not (a.startup or a.rss or a.list_rps or a.alloc or a.netctl)
+    print(f"load average {os.getloadavg()[0]:.2f}, {a.runs} runs per figure", flush=True)
+    with BenchEnv() as env:
+        if every or a.startup:
+            bench_startup(env, a.runs)
+        if every or a.netctl:
+            bench_netctl(env, a.runs if (every or a.list_rps) else 0)
+        elif a.list_rps:
+            bench_list(env, a.runs)
+        if every or a.alloc:
+            bench_alloc(env, a.runs)
+        if every or a.rss:
+            bench_rss(env, a.runs)
+    if a.json:
+        Path(a.json).write_text(json.dumps(RESULTS, indent=1))
+
+
+if __name__ == "__main__":
+    main()
