@@ -57,7 +57,8 @@ def bed():
 
 def test_two_hosts_ping_and_tcp_over_vxlan(bed):
     h1, h2 = bed.hosts[1], bed.hosts[2]
-    bed.create_network("test-net", "10.103.1.0/24")
+    out = bed.netctl("network", "create", "--subnet", "10.103.1.0/24", "test-net")
+    assert "Creating network default:test-net" in out
     i1, c1 = make_ep(h1, "test-net", "ep1")
     i2, c2 = make_ep(h2, "test-net", "ep2")
     assert i1["mac_address"] == "02:02:" + ":".join(f"{int(x):02x}" for x in i1["ip_address"].split("."))
