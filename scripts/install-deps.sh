@@ -17,4 +17,4 @@ if ((${#missing[@]})); then
 fi
 here=$(cd "$(dirname "$0")/.." && pwd)
 python3 -c 'import contivpy, aetcd, os_ken, ovsdbapp, pyroute2, aiohttp, pydantic, pytest_asyncio' 2>/dev/null \
-  || python3 -m pip install -q -e "$here[test]"
+  || python3 -m pip install -q -e "$here[test]" --config-settings editable_mode=compat

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -257,6 +258,20 @@ def test_version_and_unreachable_netmaster(netmaster, tmp_path):
 def test_console_entry_point_against_real_netmaster(netmaster, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "contivpy.netctl", "--netmaster", netmaster.url, "tenant", "ls"],
+        capture_output=True,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"Name     \n------   \ndefault  \n", b"")
+
+
+def test_installed_launcher_against_real_netmaster(netmaster, tmp_path):
+    """The installed ``netctl`` is the sh launcher (bin/netctl) that starts Python with -S; it must behave
+    exactly like the module entry point, without the environment's site hooks."""
+    script = Path(sys.executable).with_name("netctl")
+    assert script.read_bytes().startswith(b"#!/bin/sh"), "netctl is not the bin/netctl launcher"
+    proc = subprocess.run(
+        [str(script), "--netmaster", netmaster.url, "tenant", "ls"],
         capture_output=True,
         env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
         timeout=60,
