@@ -1,0 +1,92 @@
+"""netplugin flags: both spellings, env, defaults, exit code 22 with a clear message on bad config."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from contivpy.netplugin.config import ConfigError, parse
+
+SEED = [
+    "--etcd-endpoints",
+    "http://10.0.0.1:2379",
+    "--mode",
+    "docker",
+    "--netmode",
+    "vlan",
+    "--fwdmode",
+    "bridge",
+]
+
+
+def test_seed_line_is_accepted_without_vlan_if():
+    cfg = parse(SEED + ["--vtep-ip", "10.0.0.5"], env={})
+    assert cfg.store_url == "http://10.0.0.1:2379"
+    assert (cfg.mode, cfg.netmode, cfg.fwdmode) == ("docker", "vlan", "bridge")
+    assert cfg.vlan_uplinks == [] and cfg.warnings  # decision: warn instead of exit
+    assert cfg.ctrl_ip and cfg.vtep_ip == "10.0.0.5"
+    assert cfg.ovsdb == "unix:/var/run/openvswitch/db.sock" and cfg.ovs_datapath == "system"
+    assert cfg.plugin_socket == "/run/docker/plugins/netplugin.sock" and cfg.mtu == 1450
+
+
+def test_legacy_single_dash_flags():
+    cfg = parse(
+        ["-cluster-store", "etcd://10.1.1.1:2379", "-plugin-mode", "docker", "--netmode", "vlan", "--fwdmode", "bridge",
+         "-vlan-if", "eth2,eth3", "-host-label", "n1", "-vtep-ip", "10.1.1.2", "-ctrl-ip", "10.1.1.3", "-debug"],
+        env={},
+    )  # fmt: skip
+    assert cfg.etcd_endpoints == ["http://10.1.1.1:2379"]
+    assert cfg.vlan_uplinks == ["eth2", "eth3"] and cfg.host == "n1"
+    assert (cfg.vtep_ip, cfg.ctrl_ip, cfg.log_level) == ("10.1.1.2", "10.1.1.3", "DEBUG")
+
+
+def test_env_and_aliases():
+    env = {
+        "CONTIV_NETPLUGIN_ETCD_ENDPOINTS": "http://e1:2379,http://e2:2379",
+        "CONTIV_NETPLUGIN_MODE": "docker",
+        "CONTIV_NETPLUGIN_NET_MODE": "vlan",
+        "CONTIV_NETPLUGIN_FORWARD_MODE": "bridge",
+        "CONTIV_NETPLUGIN_VLAN_UPLINKS": "eth9",
+        "CONTIV_NETPLUGIN_VTEP_IP": "10.2.2.2",
+        "CONTIV_NETPLUGIN_CONTROL_IP": "10.2.2.3",
+        "CONTIV_NETPLUGIN_HOST": "hx",
+    }
+    cfg = parse(["--vlan-uplinks", "eth1", "--ovs-datapath", "netdev", "--mtu", "auto"], env=env)
+    assert cfg.store_url == "http://e1:2379" and cfg.vlan_uplinks == ["eth1"] and cfg.host == "hx"
+    assert cfg.ovs_datapath == "netdev" and cfg.mtu == "auto"
+
+
+@pytest.mark.parametrize(
+    "argv,msg",
+    [
+        (["--netmode", "vlan", "--fwdmode", "bridge"], "mode is not set"),
+        (["--mode", "docker", "--fwdmode", "bridge"], "network mode is not set"),
+        (["--mode", "docker", "--netmode", "vlan"], "forwarding mode is not set"),
+        (["--mode", "bogus", "--netmode", "vlan", "--fwdmode", "bridge"], "unknown netplugin mode"),
+        (
+            ["--mode", "docker", "--netmode", "vxlan", "--fwdmode", "bridge"],
+            "invalid netplugin forwarding mode",
+        ),
+        (SEED + ["--vtep-ip", "1.2.3"], "invalid vtep-ip"),
+        (SEED + ["--ovs-datapath", "dpdk"], "invalid --ovs-datapath"),
+        (SEED + ["--ovsdb", "/tmp/x"], "invalid --ovsdb"),
+        (SEED + ["--mtu", "20"], "invalid mtu"),
+    ],
+)
+def test_config_errors(argv, msg):
+    with pytest.raises(ConfigError, match=msg):
+        parse(argv, env={})
+
+
+def test_exit_code_22_and_message():
+    r = subprocess.run(
+        [sys.executable, "-m", "contivpy.netplugin", "--mode", "docker"], capture_output=True, text=True
+    )
+    assert r.returncode == 22
+    assert "netplugin network mode is not set" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run(
+        [sys.executable, "-m", "contivpy.netplugin", "--bogus"], capture_output=True, text=True
+    )
+    assert r.returncode == 22 and "Traceback" not in r.stderr
