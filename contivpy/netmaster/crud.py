@@ -225,13 +225,26 @@ class Crud:
         self.fence = fence or (lambda: None)
         self.extras: dict[str, Any] = {}
         self.lock = asyncio.Lock()
+        self.cache: Any = None  # objcache.ObjCache, set by the daemon
+        self.obj_rev = 0  # revision of this process's last txn that touched model objects
+
+    async def _cached(self) -> Any:
+        c = self.cache
+        if c is not None and (c.fresh(self.obj_rev) or await c.wait_fresh(self.obj_rev)):
+            return c
+        return None
 
     # --- reads ---------------------------------------------------------------------------
     async def get(self, obj_type: str, key: str) -> dict:
-        kv = await self.kv.get(keys.obj_key(obj_type, key))
-        if kv is None:
+        cache = await self._cached()
+        if cache is not None:
+            raw = cache.get_raw(obj_type, key)
+        else:
+            kv = await self.kv.get(keys.obj_key(obj_type, key))
+            raw = None if kv is None else kv.value
+        if raw is None:
             raise NotFoundError(f"{obj_type} not found")
-        return json.loads(kv.value)
+        return json.loads(raw)
 
     async def list(self, obj_type: str) -> list[dict]:
         kvs, _ = await self.kv.get_prefix(keys.obj_prefix(obj_type))
@@ -239,6 +252,9 @@ class Crud:
 
     async def list_raw(self, obj_type: str) -> list[str]:
         """Stored JSON texts sorted by key (fast path for GET list: no re-encoding)."""
+        cache = await self._cached()
+        if cache is not None:
+            return cache.list_raw(obj_type)
         kvs, _ = await self.kv.get_prefix(keys.obj_prefix(obj_type))
         return [k.value for k in kvs]
 
@@ -379,6 +395,8 @@ class Crud:
             compares.append(fence)
         ops = plan.ops + ctx._staged_ops()
         res = await self.kv.txn(compares, ops)
+        if res.succeeded and any(op.key.startswith(keys.OBJ) for op in ops):
+            self.obj_rev = max(self.obj_rev, res.revision)
         if not res.succeeded and fence is not None and not await self._fence_holds(fence):
             raise NotLeaderError("netmaster is not the leader any more")
         return res.succeeded

@@ -29,6 +29,7 @@ from contivpy.netmaster.api.keys import LeaderState
 from contivpy.netmaster.config import Config
 from contivpy.netmaster.crud import Crud
 from contivpy.netmaster.leader import Leadership, ServiceRegistration
+from contivpy.netmaster.objcache import ObjCache
 from contivpy.netmaster.rpc import OfnetMaster
 
 log = logging.getLogger("netmaster")
@@ -98,6 +99,7 @@ class Daemon:
         self.leadership = Leadership(self.kv, cfg.control_url, self._on_change, ttl=ttl)
         self.crud = Crud(self.kv, cfg, fence=lambda: self.leadership.fence if self.leadership else None)
         self.crud.extras["rpc"] = self.rpc
+        self.crud.cache = ObjCache(self.kv)
         await self.rpc.start()
         app = make_app(self.crud, cfg, self.kv, self.state, self.rpc)
         await self._listen(app)
@@ -113,7 +115,11 @@ class Daemon:
             loop.add_signal_handler(sig, self._stop.set)
         try:
             async with asyncio.TaskGroup() as tg:
-                tasks = [tg.create_task(self.leadership.run()), tg.create_task(self._services_loop())]
+                tasks = [
+                    tg.create_task(self.leadership.run()),
+                    tg.create_task(self._services_loop()),
+                    tg.create_task(self.crud.cache.run()),
+                ]
                 await self._stop.wait()
                 for t in tasks:
                     t.cancel()

@@ -105,17 +105,25 @@ class Leadership:
         return Compare(keys.LEADER_LOCK, "lease", "==", self.lease) if self.is_leader else None
 
     async def _try_acquire(self) -> bool:
-        if not self.lease:
-            self.lease = await self.kv.grant_lease(self.ttl)
+        """One campaign step. A follower holds no lease: a fresh one is granted per attempt (a
+        follower cannot keep a lease alive, and an expired lease would make every put fail)."""
         cur = await self.kv.get(keys.LEADER_LOCK)
-        put = Put(keys.LEADER_LOCK, self.my_url, self.lease)
+        if cur is not None and cur.value != self.my_url:
+            return False
+        if cur is not None and self.lease and cur.lease == self.lease:
+            return True
+        lease = await self.kv.grant_lease(self.ttl)
+        put = Put(keys.LEADER_LOCK, self.my_url, lease)
         if cur is None:
             res = await self.kv.txn([Compare(keys.LEADER_LOCK, "version", "==", 0)], [put])
-        elif cur.value == self.my_url and cur.lease != self.lease:
+        else:  # our own control URL from a previous life (kill -9): take it over at once
             res = await self.kv.txn([Compare(keys.LEADER_LOCK, "mod", "==", cur.mod_revision)], [put])
-        else:
-            return cur.lease == self.lease
-        return res.succeeded
+        if res.succeeded:
+            self.lease = lease
+            return True
+        with contextlib.suppress(StoreError):
+            await self.kv.revoke_lease(lease)
+        return False
 
     async def _set(self, leader: bool, holder: str) -> None:
         changed = leader != self.is_leader or holder != self.holder
@@ -149,8 +157,8 @@ class Leadership:
             except ContivError as exc:
                 log.warning("leader election: %s", exc)
                 if self.is_leader:
-                    self.lease = 0
                     await self._set(False, "")
+                self.lease = 0
             await asyncio.sleep(self.poll)
 
     async def close(self) -> None:
