@@ -459,3 +459,57 @@ def test_other_collections_crud(netmaster, etcd_server):
     assert "default:lb1" not in netmaster.json("GET", "/api/v1/networks/default:test-net/")["link-sets"].get(
         "Servicelbs", {}
     )
+
+
+def test_inspect_endpoint_after_plugin_create(netmaster):
+    """Transcript §4.4/§4.6: endpoint created through /plugin/*, then /api/v1/inspect/endpoints/."""
+    netmaster.json("POST", "/api/v1/tenants/t1/", {"tenantName": "t1"})
+    net = dict(
+        NET_BODY,
+        networkName="n2",
+        tenantName="t1",
+        subnet="20.1.1.0/24",
+        encap="vlan",
+        pktTag=100,
+        gateway="20.1.1.254",
+    )
+    netmaster.json("POST", "/api/v1/networks/t1:n2/", net)
+    alloc = netmaster.json(
+        "POST", "/plugin/allocAddress", {"NetworkID": "n2.t1", "AddressPool": "", "PreferredIPv4Address": ""}
+    )
+    assert alloc == {"NetworkID": "n2.t1", "IPv4Address": "20.1.1.1/24"}
+    netmaster.json(
+        "POST",
+        "/plugin/createEndpoint",
+        {
+            "TenantName": "t1",
+            "NetworkName": "n2",
+            "ServiceName": "",
+            "EndpointID": "ep0123456789abcdef",
+            "EPCommonName": "ctr1",
+            "ConfigEP": {
+                "Container": "ep0123456789abcdef",
+                "Host": "host1",
+                "IPAddress": "20.1.1.1",
+                "ServiceName": "",
+            },
+        },
+    )
+    st, hdrs, body = netmaster.request("GET", "/api/v1/inspect/endpoints/ep0123456789abcdef/")
+    assert (st, hdrs["Content-Type"]) == (200, "application/json")
+    assert body == (
+        '{"Oper":{"key":"ep0123456789abcdef","containerName":"ctr1","endpointID":"ep0123456789abcdef",'
+        '"homingHost":"host1","ipAddress":["20.1.1.1",""],"labels":"map[]","macAddress":"02:02:14:01:01:01",'
+        '"network":"n2.t1"}}\n'
+    )
+    assert (
+        netmaster.json("GET", "/api/v1/inspect/endpoints/ctr1/")["Oper"]["endpointID"] == "ep0123456789abcdef"
+    )
+    assert netmaster.request("GET", "/api/v1/inspect/endpoints/nosuch/")[:3:2] == (
+        500,
+        "endpoint not found\n",
+    )
+    st, _, body = netmaster.request("DELETE", "/api/v1/networks/t1:n2/")
+    assert (st, body) == (500, "Error: Network has active endpoints\n")
+    # the tenant keeps its link (the original's in-memory corruption bug is not reproduced)
+    assert netmaster.request("DELETE", "/api/v1/tenants/t1/")[2] == "cannot delete t1 has 1 networks\n"

@@ -20,7 +20,7 @@ import json
 from aiohttp import web
 
 from contivpy.common.errors import NotFoundError, ValidationError
-from contivpy.model import objects
+from contivpy.model import keys, objects
 from contivpy.netmaster import registry as reg
 from contivpy.netmaster.api.keys import CRUD
 from contivpy.netmaster.crud import TxnContext
@@ -90,15 +90,21 @@ async def inspect_obj(request: web.Request) -> web.Response:
 
 
 async def _inspect_endpoint(crud, key: str) -> dict:
-    """Delegates to ``hooks.network.inspect_endpoint(ctx, key) -> dict`` (network owner)."""
-    try:
-        mod = importlib.import_module("contivpy.netmaster.hooks.network")
-    except ModuleNotFoundError:
-        mod = None
+    """First endpoint whose endpoint id, container id or container name contains ``key``
+    (the original's linear search); ``virtualPort`` = "v" + the owning netplugin's port name."""
+    mod = importlib.import_module("contivpy.netmaster.hooks.network")
     fn = getattr(mod, "inspect_endpoint", None)
-    if fn is None:
+    if fn is not None:
+        return {"Oper": await fn(TxnContext(crud), key)}
+    eps = await mod.endpoints_where(
+        crud.kv, lambda ep: key in ep.endpointID or key in ep.containerId or key in ep.epCommonName
+    )
+    if not eps:
         raise NotFoundError("endpoint not found")
-    return {"Oper": await fn(TxnContext(crud), key)}
+    ep = eps[0]
+    oper = await crud.kv.get(keys.ep_oper(f"{ep.netID}-{ep.endpointID}"))
+    port = json.loads(oper.value).get("portName", "") if oper is not None else ""
+    return {"Oper": {"key": key, **mod.endpoint_oper(ep, "v" + port if port else "")}}
 
 
 def go_order(v):
