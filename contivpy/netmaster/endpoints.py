@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from contivpy.common import netaddr
-from contivpy.common.errors import ConflictError, NotFoundError, ValidationError
+from contivpy.common.errors import ConflictError, ContivError, NotFoundError, ValidationError
 from contivpy.common.kv.base import Compare, Delete, KeyValue, KVStore, Put
 from contivpy.model import keys
 from contivpy.model.state import EndpointGroupState, EndpointState, NetworkState
@@ -35,6 +35,7 @@ from contivpy.netmaster import ipam
 log = logging.getLogger("netmaster.endpoints")
 
 MAX_ATTEMPTS = 50
+MAX_BATCH = 64  # allocAddress requests served by one txn
 
 
 @dataclass
@@ -50,6 +51,16 @@ class _Rec:
         return Compare(self.key, "mod", "==", self.kv.mod_revision)
 
 
+@dataclass
+class _AllocReq:
+    """One queued allocAddress request (served by whichever request holds the network lock)."""
+
+    network_id: str
+    group: str
+    preferred: str
+    fut: asyncio.Future
+
+
 class Allocator:
     """Address and endpoint allocation for one netmaster (shared by all /plugin/* requests)."""
 
@@ -63,6 +74,7 @@ class Allocator:
         self.cluster_mode = cluster_mode
         self.provider_update = provider_update
         self._locks: dict[str, asyncio.Lock] = {}
+        self._pending: dict[str, list[_AllocReq]] = {}
 
     def _lock(self, net_id: str) -> asyncio.Lock:
         lock = self._locks.get(net_id)
@@ -122,26 +134,75 @@ class Allocator:
             network_id = found
         net, group, tenant = await self.resolve(network_id)
         net_id = keys.network_id(net, tenant)
-        async with self._lock(net_id):
-            for _ in range(MAX_ATTEMPTS):
-                nrec = await self._read(keys.net_state(net_id))
-                if nrec.kv is None:
-                    raise NotFoundError(f"network {net_id} not found")
-                st = NetworkState.from_json(nrec.kv.value)
-                recs, epg = [nrec], None
-                if group:
-                    erec = await self._read(keys.epg_state(keys.epg_id(group, tenant)))
-                    if erec.kv is None:
-                        raise NotFoundError(f"endpoint group {group} not found")
-                    epg = EndpointGroupState.from_json(erec.kv.value)
-                    recs.append(erec)
-                ip = ipam.allocate(st, epg, preferred)
+        # Group commit: queue the request, then take the network lock; whoever gets it serves
+        # every queued request of the network in ONE read + txn (a waiter finding its own
+        # request already served just returns). Same compares and retries as one request.
+        req = _AllocReq(network_id, group, preferred, asyncio.get_running_loop().create_future())
+        pending = self._pending.setdefault(net_id, [])
+        pending.append(req)
+        try:
+            await self._lock(net_id).acquire()
+        except asyncio.CancelledError:
+            if req in pending:
+                pending.remove(req)
+            raise
+        try:
+            while not req.fut.done():  # (ours may lie beyond the first batch)
+                # at most MAX_BATCH per txn: each distinct EPG adds a compare (etcd: <= 128 ops)
+                batch, pending[:] = pending[:MAX_BATCH], pending[MAX_BATCH:]
+                try:
+                    await self._alloc_batch(net_id, tenant, batch)
+                finally:
+                    for r in batch:  # cancelled half-way: nobody is left waiting forever
+                        if not r.fut.done():
+                            r.fut.set_exception(ConflictError("concurrent update, please retry"))
+        finally:
+            self._lock(net_id).release()
+        return req.fut.result()
+
+    async def _alloc_batch(self, net_id: str, tenant: str, batch: list[_AllocReq]) -> None:
+        for _ in range(MAX_ATTEMPTS):
+            nrec = await self._read(keys.net_state(net_id))
+            if nrec.kv is None:
+                for r in batch:
+                    r.fut.set_exception(NotFoundError(f"network {net_id} not found"))
+                return
+            st = NetworkState.from_json(nrec.kv.value)
+            epgs: dict[str, tuple[_Rec, EndpointGroupState | None]] = {}
+            done: list[tuple[_AllocReq, str]] = []
+            failed: list[tuple[_AllocReq, Exception]] = []
+            for r in batch:
+                epg = None
+                if r.group:
+                    if r.group not in epgs:
+                        erec = await self._read(keys.epg_state(keys.epg_id(r.group, tenant)))
+                        ev = None if erec.kv is None else EndpointGroupState.from_json(erec.kv.value)
+                        epgs[r.group] = (erec, ev)
+                    epg = epgs[r.group][1]
+                    if epg is None:
+                        failed.append((r, NotFoundError(f"endpoint group {r.group} not found")))
+                        continue
+                try:
+                    ip = ipam.allocate(st, epg, r.preferred)  # mutates only on success
+                except (ContivError, ValueError) as exc:
+                    failed.append((r, exc))
+                    continue
+                done.append((r, f"{ip}/{st.subnetLen}"))
+            if done:
+                recs = [nrec] + [erec for erec, _ in epgs.values()]
                 ops: list[Put | Delete] = [Put(nrec.key, st.to_json())]
-                if epg is not None and epg.ipPool:
-                    ops.append(Put(recs[1].key, epg.to_json()))
-                if (await self.kv.txn([r.compare() for r in recs], ops)).succeeded:
-                    return {"NetworkID": network_id, "IPv4Address": f"{ip}/{st.subnetLen}"}
-        raise ConflictError("concurrent update, please retry")
+                ops += [
+                    Put(erec.key, ev.to_json()) for erec, ev in epgs.values() if ev is not None and ev.ipPool
+                ]
+                if not (await self.kv.txn([r.compare() for r in recs], ops)).succeeded:
+                    continue
+            for r, addr in done:
+                r.fut.set_result({"NetworkID": r.network_id, "IPv4Address": addr})
+            for r, exc in failed:
+                r.fut.set_exception(exc)
+            return
+        for r in batch:
+            r.fut.set_exception(ConflictError("concurrent update, please retry"))
 
     async def release_address(self, network_id: str, address: str) -> None:
         network_id = network_id.split("|", 1)[0]
