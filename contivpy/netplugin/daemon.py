@@ -105,13 +105,13 @@ class Agent:
                 await self.dp.ovs.close()
                 await asyncio.sleep(1)
 
-    async def _list(self) -> dict[str, int]:
+    async def _list(self) -> dict[str, tuple[int, set[str]]]:
         revs = {}
         for prefix, handler in self._watches:
             items, rev = await self.kv.get_prefix(prefix)
             for it in items:
                 handler(it.key[len(prefix) :], it.value)
-            revs[prefix] = rev
+            revs[prefix] = (rev, {it.key[len(prefix) :] for it in items})
         return revs
 
     async def apply(self) -> None:
@@ -127,19 +127,25 @@ class Agent:
             await self.nets.apply_removes(in_use)
 
     # -- loops ---------------------------------------------------------------------------------
-    async def _watch(self, prefix: str, handler: Callable, rev: int) -> None:
+    async def _watch(self, prefix: str, handler: Callable, rev: int, known: set[str]) -> None:
+        """Feed the reconcile queue from ``rev + 1`` on; a compacted start re-lists and emits the diff."""
         while True:
             try:
                 async for ev in self.kv.watch_prefix(prefix, start_revision=rev + 1):
                     rev = ev.mod_revision
-                    await self._queue.put(
-                        (handler, ev.key[len(prefix) :], ev.value if ev.type == "put" else None)
-                    )
+                    tail = ev.key[len(prefix) :]
+                    (known.add if ev.type == "put" else known.discard)(tail)
+                    await self._queue.put((handler, tail, ev.value if ev.type == "put" else None))
             except CompactedError:
                 items, rev = await self.kv.get_prefix(prefix)
                 log.warning("watch on %s compacted; re-listed at revision %d", prefix, rev)
-                for it in items:
-                    await self._queue.put((handler, it.key[len(prefix) :], it.value))
+                now = {it.key[len(prefix) :]: it.value for it in items}
+                for tail in known - set(now):
+                    await self._queue.put((handler, tail, None))
+                for tail, value in now.items():
+                    await self._queue.put((handler, tail, value))
+                known.clear()
+                known.update(now)
             except StoreError as e:
                 log.warning("watch on %s failed: %s; retrying", prefix, e)
                 await asyncio.sleep(1)
@@ -208,7 +214,7 @@ class Agent:
             )
             async with asyncio.TaskGroup() as tg:
                 for prefix, handler in self._watches:
-                    tg.create_task(self._watch(prefix, handler, revs[prefix]))
+                    tg.create_task(self._watch(prefix, handler, *revs[prefix]))
                 tg.create_task(self._reconcile_loop())
                 tg.create_task(reg.run())
                 tg.create_task(self._serve_debug())

@@ -248,8 +248,10 @@ class EndpointService:
                 intfName=ep.get("intfName", ""), portName=port, vtepIP=self.cfg.vtep_ip,
             )  # fmt: skip
             await self.kv.put(keys.ep_oper(ep_id), oper.to_json())
-        except BaseException:
-            log.warning("endpoint %s: create failed, rolling back %s", ep_id, done)
+        except BaseException as e:
+            log.warning(
+                "endpoint %s: create failed (%s), rolling back %s", ep_id, e or type(e).__name__, done
+            )
             await self._unplug(ep_id, spec, ip, mac, ovs_port, port, flows="flows" in done)
             raise
         info = EndpointInfo(
