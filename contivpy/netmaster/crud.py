@@ -119,13 +119,22 @@ class TxnContext:
     """One attempt's view of the store: records what was read, stages model-object writes."""
 
     def __init__(self, crud: Crud) -> None:
+        self._crud = crud
         self.kv: KVStore = crud.kv
         self.config = crud.config
-        self.docker = crud.docker
         self.registry = reg
         self.extras = crud.extras
         self._reads: dict[str, KeyValue | None] = {}
         self._staged: dict[str, dict | None] = {}  # etcd key -> obj (None = delete)
+
+    @property
+    def docker(self) -> Any:
+        """The Docker client shared by every txn of this Crud (set lazily by its first user)."""
+        return self._crud.docker
+
+    @docker.setter
+    def docker(self, value: Any) -> None:
+        self._crud.docker = value
 
     # --- reads (recorded) ---------------------------------------------------------------
     async def read(self, key: str) -> KeyValue | None:

@@ -57,6 +57,8 @@ class Daemon:
         self.runners: list[web.AppRunner] = []
         self.rpc = OfnetMaster(cfg.control_ip, cfg.rpc_port)
         self._stop = asyncio.Event()
+        self._tg: asyncio.TaskGroup | None = None
+        self._bg: list[asyncio.Task] = []
 
     async def _on_change(self, leader: bool, holder: str) -> None:
         assert self.crud is not None and self.services is not None
@@ -66,6 +68,8 @@ class Daemon:
             self.state.is_leader = True
             log.info("became leader (%s)", holder)
             await self.services.set_role("leader")
+            if self.cfg.cluster_mode == "docker" and self._tg is not None:
+                self._bg.append(self._tg.create_task(self._reconcile_docker()))
         else:
             was = self.state.is_leader
             self.state.is_leader = False
@@ -75,6 +79,22 @@ class Daemon:
                 await self.services.set_role("follower")
             else:
                 log.info("following leader %r", holder)
+
+    async def _reconcile_docker(self) -> None:
+        """Recreate Docker networks missing after a crash between commit and Docker call."""
+        try:
+            from contivpy.netmaster import dockernet
+            from contivpy.netmaster.crud import TxnContext
+            from contivpy.netmaster.hooks.network import docker_client
+
+            assert self.crud is not None
+            n = await dockernet.reconcile_docker_networks(
+                self.kv, docker_client(TxnContext(self.crud)), self.cfg
+            )
+            if n:
+                log.info("recreated %d missing docker networks", n)
+        except Exception as exc:  # Docker down: the next leader start retries
+            log.warning("docker network reconcile failed: %s", exc)
 
     async def _listen(self, app: web.Application) -> None:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -115,13 +135,15 @@ class Daemon:
             loop.add_signal_handler(sig, self._stop.set)
         try:
             async with asyncio.TaskGroup() as tg:
+                self._tg = tg
                 tasks = [
                     tg.create_task(self.leadership.run()),
                     tg.create_task(self._services_loop()),
                     tg.create_task(self.crud.cache.run()),
                 ]
                 await self._stop.wait()
-                for t in tasks:
+                self._tg = None
+                for t in tasks + self._bg:
                     t.cancel()
         finally:
             await self.close()
