@@ -60,8 +60,13 @@ class ServiceRegistration:
         await self.kv.txn([], ops)
 
     async def set_role(self, role: str) -> None:
+        """Record the role and republish; a store failure is retried by ``run``."""
         self.role = role
-        await self.publish()
+        try:
+            await self.publish()
+        except StoreError as exc:
+            log.warning("service registration update failed: %s", exc)
+            self.lease = 0
 
     async def run(self) -> None:
         while True:
@@ -128,8 +133,20 @@ class Leadership:
     async def _set(self, leader: bool, holder: str) -> None:
         changed = leader != self.is_leader or holder != self.holder
         self.is_leader, self.holder = leader, holder
-        if changed:
+        if not changed:
+            return
+        try:
             await self.on_change(leader, holder)
+        except Exception as exc:  # a failed transition must not kill the election loop
+            log.warning(
+                "leadership transition (leader=%s) failed: %s",
+                leader,
+                exc,
+                exc_info=not isinstance(exc, ContivError),
+            )
+            if leader:  # leader start did not complete: give the lock up, campaign again later
+                self.is_leader, self.holder = False, ""
+                await self.close()
 
     async def run(self) -> None:
         last_keepalive = 0.0
@@ -154,8 +171,8 @@ class Leadership:
                         continue
                     cur = await self.kv.get(keys.LEADER_LOCK)
                     await self._set(False, cur.value if cur else "")
-            except ContivError as exc:
-                log.warning("leader election: %s", exc)
+            except Exception as exc:  # store errors (and bugs) never end the election loop
+                log.warning("leader election: %s", exc, exc_info=not isinstance(exc, ContivError))
                 if self.is_leader:
                     await self._set(False, "")
                 self.lease = 0

@@ -101,3 +101,23 @@ def test_restart_reacquires_own_lock_at_once(netmaster_factory, etcd_server):
     assert nm.info()["current-state"] == "leader"
     assert time.monotonic() - t0 < 5
     assert nm.json("GET", "/api/v1/tenants/persist/")["key"] == "persist"
+
+
+def test_etcd_outage_clear_error_then_recovery(netmaster_factory, etcd_server):
+    nm = netmaster_factory()
+    nm.json("POST", "/api/v1/tenants/before/", {"tenantName": "before"})
+    etcd_server.stop()
+    try:
+        t0 = time.monotonic()
+        st, hdrs, body = nm.request("POST", "/api/v1/tenants/during/", {"tenantName": "during"})
+        assert st == 500 and hdrs["Content-Type"] == "text/plain; charset=utf-8", body
+        assert "Traceback" not in body and body.endswith("\n")
+        assert time.monotonic() - t0 < 30
+    finally:
+        etcd_server.start()
+    # the daemon survived; once etcd is back, writes work again and nothing was half-written
+    assert wait_for(
+        lambda: nm.request("POST", "/api/v1/tenants/after/", {"tenantName": "after"})[0] == 200, timeout=40
+    )
+    keys = [t["key"] for t in nm.json("GET", "/api/v1/tenants/")]
+    assert "before" in keys and "after" in keys
