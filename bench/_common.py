@@ -32,6 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 ETCD_BIN = os.environ.get("CONTIVPY_ETCD_BIN", "/usr/bin/etcd")
 
 
+def compile_bytecode() -> None:
+    """Write contivpy's byte code, as ``pip install`` does (this environment sets
+    PYTHONDONTWRITEBYTECODE, so without it every netmaster start would recompile its sources)."""
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "contivpy"), quiet=1)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -210,6 +218,7 @@ class BenchEnv:
         self.netmasters: list[Netmaster] = []
 
     def __enter__(self) -> BenchEnv:
+        compile_bytecode()
         try:
             self._start_etcd()
         except BaseException:
