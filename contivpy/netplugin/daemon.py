@@ -34,6 +34,7 @@ from contivpy.netplugin.datapath import RPC_PORTS, Datapath
 from contivpy.netplugin.debug_api import make_app
 from contivpy.netplugin.managers.endpoint import EndpointService, RemoteEndpointManager
 from contivpy.netplugin.managers.network import NetworkManager
+from contivpy.netplugin.managers.policy import PolicyManager
 from contivpy.netplugin.managers.vtep import VtepManager
 from contivpy.netplugin.netmaster_client import NetmasterClient
 from contivpy.netplugin.registration import Registration
@@ -53,6 +54,7 @@ class Agent:
         self.nets = NetworkManager(self.dp)
         self.vteps = VtepManager(self.dp, cfg.vtep_ip)
         self.remote = RemoteEndpointManager(self.dp, self.nets, self.vteps, cfg.host)
+        self.policy = PolicyManager(self.dp)
         self.netmaster = NetmasterClient(self.kv)
         self.endpoints = EndpointService(cfg, self.kv, self.dp, self.nets, self.netmaster)
         self.arp_mode = "proxy"
@@ -63,6 +65,7 @@ class Agent:
             (keys.NETS, self.nets.on_update),
             (keys.service_prefix(keys.SVC_NETPLUGIN_VTEP), self.vteps.on_update),
             (keys.OPER_EPS, self.remote.on_update),
+            (keys.POLICY_RULE, self.policy.on_update),
         ]
 
     # -- start-up steps ----------------------------------------------------------------------
@@ -120,6 +123,7 @@ class Agent:
             await self.vteps.apply_adds()
             await self.remote.apply_removes()
             await self.remote.apply_adds()
+            await self.policy.apply()
             await self.vteps.apply_removes()
             in_use = self.remote.nets_in_use() | {
                 f"{e.network}.{e.tenant}" for e in self.endpoints.local.values()

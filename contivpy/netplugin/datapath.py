@@ -203,6 +203,25 @@ class Datapath:
     async def remove_remote_endpoint(self, ep: EpSpec) -> None:
         await self.flows[ep.net.bridge].remove_remote_endpoint(ep)
 
+    # -- policy --------------------------------------------------------------------------------
+    async def add_rule(self, fields: dict) -> str:
+        """Install one policy rule on both bridges; returns "" or the validation error (bad rule data
+        from the store must not block the other rules)."""
+        from contivpy.common.errors import ValidationError
+
+        for fp in self.flows.values():
+            if hasattr(fp, "add_rule"):
+                try:
+                    await fp.add_rule(fields)
+                except ValidationError as e:
+                    return str(e)
+        return ""
+
+    async def remove_rule(self, rule_id: str) -> None:
+        for fp in self.flows.values():
+            if hasattr(fp, "remove_rule"):
+                await fp.remove_rule(rule_id)
+
     def inspect(self, bridge: str) -> dict[str, Any]:
         fp = self.flows.get(bridge)
         return fp.inspect() if fp else {}

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from contivpy.common.errors import ExternalServiceError
+from contivpy.common.errors import ExternalServiceError, NotFoundError
 from contivpy.ofnet.agent import OfnetAgent
-from contivpy.ofnet.types import LocalEndpoint, RemoteEndpoint
+from contivpy.ofnet.types import LocalEndpoint, RemoteEndpoint, Rule
 
 
 class OfnetFlows:
@@ -98,6 +98,15 @@ class OfnetFlows:
         rep = self._remote.pop(ep.id, None)
         if rep is not None:
             await self.agent.remove_remote_endpoint(rep.key)
+
+    async def add_rule(self, fields: dict) -> None:
+        await self.agent.add_rule(Rule(**fields))
+
+    async def remove_rule(self, rule_id: str) -> None:
+        try:
+            await self.agent.remove_rule(rule_id)
+        except NotFoundError:
+            pass
 
     def inspect(self) -> dict[str, Any]:
         db: dict[str, Any] = {}

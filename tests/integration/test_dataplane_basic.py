@@ -181,3 +181,35 @@ def test_unknown_network_refused_cleanly(bed):
     assert h1.links() == before_links
     assert bed.etcdctl("get", "/contiv.io/oper/ovs-driver/h1", "--print-value-only") == drv_before
     assert h1.netplugin.poll() is None
+
+
+def test_policy_rules_from_etcd_enforced(bed):
+    h1, h2 = bed.hosts[1], bed.hosts[2]
+    bed.netctl("network", "create", "--subnet", "10.108.1.0/24", "pnet")
+    bed.netctl("policy", "create", "pol1")
+    bed.netctl(
+        "policy", "rule-add", "pol1", "1", "--direction", "in", "--protocol", "tcp", "--action", "deny"
+    )
+    bed.netctl("group", "create", "-p", "pol1", "pnet", "web")
+    iw, web = make_ep(h1, "pnet", "web1", group="web")
+    _, cli = make_ep(h2, "pnet", "cli1")
+    assert iw["group"] == "web"
+    epg = oper(bed, iw["id"])["endpointGroupId"]
+    assert epg > 0
+    # rule installed on every host (table 5, priority 10 + 1, dst EPG in metadata bits 1-15)
+    for h in (h1, h2):
+        wait_for(
+            lambda h=h: has_flow(h, "table=5", "priority=11", "tcp", "actions=drop"), 10, what="deny rule"
+        )
+    assert cli.ping(web.ip), "ICMP is not covered by the tcp deny rule"
+    assert not cli.tcp_ok(web, port=7601, budget=3), "TCP into group web must be denied"
+    # a higher-priority allow for one port opens just that port
+    bed.netctl(
+        "policy", "rule-add", "pol1", "2", "--direction", "in", "--protocol", "tcp", "--port", "7602",
+        "--priority", "2", "--action", "allow",
+    )  # fmt: skip
+    wait_for(lambda: has_flow(h2, "table=5", "priority=12", "tp_dst=7602"), 10, what="allow rule on h2")
+    assert cli.tcp_ok(web, port=7602)
+    bed.netctl("policy", "rule-rm", "pol1", "1")
+    wait_for(lambda: not has_flow(h2, "table=5", "priority=11"), 10, what="deny rule removed")
+    assert cli.tcp_ok(web, port=7603)

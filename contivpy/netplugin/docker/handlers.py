@@ -59,6 +59,7 @@ class PluginHandlers:
         scope: str = "local",
         connectivity_scope: str = "global",
         on_join: JoinHook | None = None,
+        on_delete: Callable[[str], None] | None = None,
     ) -> None:
         self.kv = kv
         self.backend = backend
@@ -66,6 +67,7 @@ class PluginHandlers:
         self.scope = scope
         self.connectivity_scope = connectivity_scope
         self.on_join = on_join
+        self.on_delete = on_delete
         self._creating: set[str] = set()
         # (alloc NetworkID, ip) released by /plugin/deleteEndpoint, awaiting Docker's ReleaseAddress
         self._released: OrderedDict[tuple[str, str], None] = OrderedDict()
@@ -162,6 +164,8 @@ class PluginHandlers:
         state_id = keys.endpoint_state_id(net.network, net.tenant, req.EndpointID)
         ep = await self.backend.get_endpoint(state_id)
         ip = ep.ip_address if ep else await self._state_ip(state_id)
+        if self.on_delete is not None:
+            self.on_delete(state_id)
         await self.backend.delete_endpoint(EndpointSpec(net=net, endpoint_id=req.EndpointID, ip_address=ip))
         if ip:
             self._released[(net.alloc_id, ip)] = None

@@ -9,6 +9,7 @@ its TaskGroup:
 - serves the NetworkDriver + IpamDriver socket (server.py, handlers.py);
 - with a ``docker_host``: keeps the local engine's networks in sync with etcd (sync.py), resolves
   Docker network ids through the engine, and learns container names for DNS (names.py);
+- DNS: a resolver socket on 127.0.0.2:53 in every local container's netns (names.py);
 - ``run()`` returns only when cancelled; it removes the socket on the way out.
 """
 
@@ -22,7 +23,8 @@ from contivpy.common.kv.base import KVStore
 
 from .backend import EndpointBackend
 from .engine import DockerEngine
-from .handlers import JoinHook, PluginHandlers
+from .handlers import PluginHandlers
+from .names import ContainerDns
 from .resolver import NetworkResolver
 from .server import DEFAULT_SOCKET, PluginServer
 from .sync import DockerNetworkSync
@@ -40,12 +42,19 @@ class DockerPlugin:
         sync_networks: bool = True,
         driver_name: str = "netplugin",
         resync: float = 30.0,
-        on_join: JoinHook | None = None,
+        dns: bool = True,
     ) -> None:
         self.kv = kv
         self.engine = DockerEngine(docker_host) if docker_host else None
         self.resolver = NetworkResolver(kv, self.engine)
-        self.handlers = PluginHandlers(kv, backend, self.resolver, on_join=on_join)
+        self.dns = ContainerDns(kv, self.engine) if dns else None
+        self.handlers = PluginHandlers(
+            kv,
+            backend,
+            self.resolver,
+            on_join=self.dns.on_join if self.dns else None,
+            on_delete=self.dns.on_delete if self.dns else None,
+        )
         self.server = PluginServer(self.handlers, socket_path)
         self.sync: DockerNetworkSync | None = None
         if self.engine is not None and sync_networks:
@@ -59,6 +68,8 @@ class DockerPlugin:
             async with asyncio.TaskGroup() as tg:
                 if self.sync is not None:
                     tg.create_task(self.sync.run())
+                if self.dns is not None:
+                    tg.create_task(self.dns.run())
                 tg.create_task(asyncio.Event().wait())  # serve until cancelled
         finally:
             with contextlib.suppress(Exception):
