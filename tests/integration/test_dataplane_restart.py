@@ -98,3 +98,26 @@ def test_unreachable_ovsdb_and_etcd_at_start():
         h.stop_netplugin()
         # both fine again -> starts normally
         h.start_netplugin()
+
+
+def test_seed_command_line_starts_without_vlan_if():
+    """`netplugin --etcd-endpoints ... --mode docker --netmode vlan --fwdmode bridge` (+ test bed OVS flags)."""
+    with Testbed(1) as bed:
+        h = bed.hosts[1]
+        h.start_netplugin(uplink=False)
+        assert "no --vlan-if given in vlan mode" in h.log_tail(50)
+        assert h.ports("contivVlanBridge") == []
+        assert h.vsctl("get", "bridge", "contivVxlanBridge", "fail_mode").strip() == "secure"
+        assert h.vsctl("get", "bridge", "contivVlanBridge", "datapath_type").strip() == "netdev"
+        ctl = h.vsctl("get-controller", "contivVlanBridge").strip()
+        assert ctl == "tcp:127.0.0.1:6634"
+        # service registration with the original's keys and value
+        v = json.loads(
+            bed.etcdctl("get", f"/contiv.io/service/netplugin.vtep/{h.ip}:4789", "--print-value-only")
+        )
+        assert v["ServiceName"] == "netplugin.vtep" and v["HostAddr"] == h.ip and v["Port"] == 4789
+        keys_ = bed.etcdctl("get", "--prefix", "/contiv.io/service/netplugin/", "--keys-only").split()
+        assert sorted(keys_) == [
+            f"/contiv.io/service/netplugin/{h.ip}:9002",
+            f"/contiv.io/service/netplugin/{h.ip}:9003",
+        ]
