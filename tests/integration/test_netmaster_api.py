@@ -451,9 +451,12 @@ def test_other_collections_crud(netmaster, etcd_server):
     assert (
         netmaster.json("GET", "/api/v1/inspect/serviceLBs/default:lb2/")["Oper"]["serviceVip"] == "10.103.1.1"
     )
-    assert (
-        netmaster.request("DELETE", "/api/v1/networks/default:test-net/")[0] == 500
-    )  # groups/services use it
+    services = json.loads(netmaster.request("GET", "/services")[2])
+    assert sorted(x["servicename"] for x in services) == ["lb1", "lb2"]
+    assert json.loads(netmaster.request("GET", "/service/lb1:default")[2])["ipaddress"] == "10.103.1.50"
+    assert netmaster.request("GET", "/service/nosuch:default")[:3:2] == (500, "service not found\n")
+    # groups and services still use the network
+    assert netmaster.request("DELETE", "/api/v1/networks/default:test-net/")[0] == 500
     netmaster.json("DELETE", "/api/v1/serviceLBs/default:lb1/")
     assert etcd_get(etcd_server, "/contiv.io/state/serviceLB/lb1:default") is None
     assert "default:lb1" not in netmaster.json("GET", "/api/v1/networks/default:test-net/")["link-sets"].get(
