@@ -213,3 +213,18 @@ def test_policy_rules_from_etcd_enforced(bed):
     bed.netctl("policy", "rule-rm", "pol1", "1")
     wait_for(lambda: not has_flow(h2, "table=5", "priority=11"), 10, what="deny rule removed")
     assert cli.tcp_ok(web, port=7603)
+
+
+def test_reclaim_endpoint_debug_route(bed):
+    h1, h2 = bed.hosts[1], bed.hosts[2]
+    bed.netctl("network", "create", "--subnet", "10.109.1.0/24", "rcl")
+    st, info = http_json("POST", h1.debug_url + "/debug/endpoints", {"network": "rcl", "endpointID": "rc1"})
+    assert st == 200
+    wait_for(lambda: has_flow(h2, f"dl_dst={info['mac_address']}"), 10, what="remote flow")
+    st, _ = http_json("DELETE", f"{h1.debug_url}/debug/reclaimEndpoint/{info['id']}")
+    assert st == 200
+    assert info["ovs_port"] not in h1.ports("contivVxlanBridge") and info["port_name"] not in h1.links()
+    assert oper(bed, info["id"]) is None and not has_flow(h1, f"nw_dst={info['ip_address']}")
+    wait_for(lambda: not has_flow(h2, f"dl_dst={info['mac_address']}"), 10, what="remote flow gone")
+    st, _ = http_json("DELETE", f"{h1.debug_url}/debug/reclaimEndpoint/{info['id']}")
+    assert st == 200  # reclaiming again is harmless

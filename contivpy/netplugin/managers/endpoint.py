@@ -28,7 +28,13 @@ import asyncio
 import json
 import logging
 
-from contivpy.common.errors import ContivError, ExternalServiceError, NotFoundError, ValidationError
+from contivpy.common.errors import (
+    ConflictError,
+    ContivError,
+    ExternalServiceError,
+    NotFoundError,
+    ValidationError,
+)
 from contivpy.common.kv.base import Compare, KVStore, Put
 from contivpy.model import keys
 from contivpy.netplugin import links
@@ -87,7 +93,12 @@ class RemoteEndpointManager:
                 continue
             if cur is not None:
                 await self.dp.remove_remote_endpoint(cur)
-            await self.dp.add_remote_endpoint(spec)
+                del self.applied[eid]
+            try:
+                await self.dp.add_remote_endpoint(spec)
+            except (ValidationError, ConflictError) as e:  # bad data: skip it, keep the others converging
+                log.error("remote endpoint %s not installed: %s", eid, e)
+                continue
             self.applied[eid] = spec
 
     async def apply_removes(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 
+from contivpy.common.errors import ConflictError, ValidationError
 from contivpy.netplugin.datapath import Datapath, NetSpec
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,10 @@ class NetworkManager:
         self.dp = dp
         self.desired: dict[str, NetSpec] = {}
         self.applied: dict[str, NetSpec] = {}
+        self.rejected: set[str] = set()
 
     def on_update(self, net_id: str, value: str | None) -> None:
+        self.rejected.discard(net_id)
         if value is None:
             self.desired.pop(net_id, None)
             return
@@ -51,8 +54,13 @@ class NetworkManager:
 
     async def apply_adds(self) -> None:
         for nid, spec in list(self.desired.items()):
-            if nid not in self.applied:
-                await self.dp.add_network(spec)
+            if nid not in self.applied and nid not in self.rejected:
+                try:
+                    await self.dp.add_network(spec)
+                except (ValidationError, ConflictError) as e:  # bad data: skip it, keep the others converging
+                    log.error("network %s not programmed: %s", nid, e)
+                    self.rejected.add(nid)
+                    continue
                 self.applied[nid] = spec
                 log.info("network %s added (%s vlan %d vni %d)", nid, spec.encap, spec.vlan, spec.vni)
 
