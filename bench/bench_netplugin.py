@@ -77,7 +77,9 @@ def iperf(client_ns: str, server_ns: str, server_ip: str, port: int) -> float:
 
 
 def stats(name: str, xs: list[float]) -> dict:
-    print(f"{name}: p50 {statistics.median(xs):.1f} ms, p99 {pct(xs, 99):.1f} ms", file=sys.stderr, flush=True)
+    print(
+        f"{name}: p50 {statistics.median(xs):.1f} ms, p99 {pct(xs, 99):.1f} ms", file=sys.stderr, flush=True
+    )
     return {
         "metric": name,
         "n": len(xs),
