@@ -66,7 +66,23 @@ class Agent:
             (keys.service_prefix(keys.SVC_NETPLUGIN_VTEP), self.vteps.on_update),
             (keys.OPER_EPS, self.remote.on_update),
             (keys.POLICY_RULE, self.policy.on_update),
+            (keys.MASTER_CONFIG_GLOBAL, self._on_global),
         ]
+        self._arp_applied = ""
+
+    def _on_global(self, _tail: str, value: str | None) -> None:
+        """Global config changes: ``arp-mode`` toggles ARP proxy/flood; a ``fwd-mode`` change needs a
+        restart of the agent (the original re-initialised its driver), which is logged."""
+        if not value:
+            return
+        try:
+            g = json.loads(value)
+        except ValueError:
+            return
+        self.arp_mode = g.get("arp-mode") or g.get("arpMode") or self.arp_mode
+        fwd = g.get("fwd-mode") or g.get("fwdMode") or ""
+        if fwd and fwd != self.cfg.fwdmode:
+            log.error("global forwarding mode changed to %s: restart netplugin with --fwdmode %s", fwd, fwd)
 
     # -- start-up steps ----------------------------------------------------------------------
     async def _wait_global(self) -> None:
@@ -124,6 +140,9 @@ class Agent:
             await self.remote.apply_removes()
             await self.remote.apply_adds()
             await self.policy.apply()
+            if self.arp_mode != self._arp_applied:
+                await self.dp.set_arp_mode(self.arp_mode)
+                self._arp_applied = self.arp_mode
             await self.vteps.apply_removes()
             in_use = self.remote.nets_in_use() | {
                 f"{e.network}.{e.tenant}" for e in self.endpoints.local.values()

@@ -203,6 +203,11 @@ class Datapath:
     async def remove_remote_endpoint(self, ep: EpSpec) -> None:
         await self.flows[ep.net.bridge].remove_remote_endpoint(ep)
 
+    async def set_arp_mode(self, mode: str) -> None:
+        for fp in self.flows.values():
+            if hasattr(fp, "set_arp_mode"):
+                await fp.set_arp_mode(mode)
+
     # -- policy --------------------------------------------------------------------------------
     async def add_rule(self, fields: dict) -> str:
         """Install one policy rule on both bridges; returns "" or the validation error (bad rule data

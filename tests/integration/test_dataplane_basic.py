@@ -228,3 +228,22 @@ def test_reclaim_endpoint_debug_route(bed):
     wait_for(lambda: not has_flow(h2, f"dl_dst={info['mac_address']}"), 10, what="remote flow gone")
     st, _ = http_json("DELETE", f"{h1.debug_url}/debug/reclaimEndpoint/{info['id']}")
     assert st == 200  # reclaiming again is harmless
+
+
+def test_arp_mode_follows_global_config(bed):
+    h1, h2 = bed.hosts[1], bed.hosts[2]
+    bed.netctl("network", "create", "--subnet", "10.112.1.0/24", "arpnet")
+    _, c1 = make_ep(h1, "arpnet", "arp1")
+    _, c2 = make_ep(h2, "arpnet", "arp2")
+    assert has_flow(h1, "arp,arp_op=1", "CONTROLLER")
+    bed.netctl("global", "set", "--arp-mode", "flood")
+    try:
+        for h in (h1, h2):
+            wait_for(
+                lambda h=h: not has_flow(h, "arp,arp_op=1", "CONTROLLER"), 10, what="ARP punt flow removed"
+            )
+        c1.exec("ip", "neigh", "flush", "all")
+        assert c1.ping(c2.ip), "ARP by flooding must still resolve"
+    finally:
+        bed.netctl("global", "set", "--arp-mode", "proxy")
+    wait_for(lambda: has_flow(h1, "arp,arp_op=1", "CONTROLLER"), 10, what="ARP punt flow back")
