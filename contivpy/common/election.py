@@ -2,10 +2,17 @@
 
 Mechanics (contiv-reference §1.3, objdb/etcdLock.go): the lock key (default
 ``/contiv.io/lock/netmaster/leader``) holds the holder id ``"<ip>:<port>"``. Campaign = grant a
-lease of ``ttl`` seconds + ``txn(version == 0 -> put key=holder_id with the lease)``. The leader
-refreshes its lease every ttl/3 and re-reads the key to check that it still owns it (same
-create revision). Everybody watches the key (``list_and_watch``) so ``leader()`` always knows the
-current holder; followers campaign as soon as the key disappears (lease expiry, resign, revoke).
+lease of ``ttl`` seconds + one txn:
+- key absent: ``txn(version == 0 -> put key=holder_id with the lease)``;
+- key present with value == my holder id (my own lock from a previous life, e.g. after kill -9 and
+  restart, or after an etcd outage made me step down): ``txn(value == holder_id -> put
+  key=holder_id with the new lease)``, i.e. the lock is retaken at once instead of waiting up to
+  ``ttl`` seconds for the old lease to expire (as the original does: a lock holding our own id is
+  ours). The old lease is left to expire (or revoked if it was granted by this instance).
+The leader refreshes its lease every ttl/3 and re-reads the key to check that it still owns it
+(same mod revision). Everybody watches the key (``list_and_watch``) so ``leader()`` always knows
+the current holder; followers campaign as soon as the key disappears (lease expiry, resign,
+revoke).
 
 API
 - ``LeaderElection(kv, key=keys.LEADER_LOCK, holder_id="ip:port", ttl=30)``
@@ -15,13 +22,21 @@ API
 - ``is_leader``, ``leader() -> str | None`` (holder id seen in the store), ``await wait_leader()``.
 - ``add_callback(cb)``: ``cb(is_leader: bool)`` on each transition (a returned coroutine is run
   as a task); ``changes()``: async iterator of ``"leader"`` / ``"follower"`` transitions.
-- ``fence() -> Compare``: ``create_revision == <the revision that made me leader>``; adding it to a
-  txn makes the write fail once this process is no longer the leader (raises NotLeaderError now
-  if it is not the leader).
+- ``fence() -> Compare``: ``mod_revision == <the revision of the txn that made me leader>``;
+  adding it to a txn makes the write fail once this process is no longer the leader (raises
+  NotLeaderError now if it is not the leader).
 
 Invariants
+- A leadership term is identified by the key's **mod revision** written by the winning campaign
+  txn (for a fresh key it equals the create revision). Nobody writes the key during a term (lease
+  keepalives do not change it), and every new term - a re-created key, or a takeover of my own id,
+  which keeps the create revision but not the mod revision - writes it. So the fence and the
+  "still mine" check compare the mod revision: a previous life's fence (same holder id, old
+  term) fails after a takeover, exactly like another holder's.
+- Holder ids must be unique among live instances (netmaster uses its control URL, which only one
+  live process can listen on): two live instances with one id would take the lock from each other.
 - ``is_leader`` is True only between a successful campaign txn and the first sign of loss: the key
-  gone or re-created, a failed refresh followed by a read showing the key is not ours, or no
+  gone or rewritten, a failed refresh followed by a read showing the key is not ours, or no
   successful refresh for ``ttl - ttl/3`` seconds (the lease may be about to expire server-side).
 - Transitions are reported in order, once each.
 """
@@ -36,7 +51,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from contivpy.common.errors import NotLeaderError, StoreError
-from contivpy.common.kv.base import Compare, Delete, KVStore, Put
+from contivpy.common.kv.base import Compare, Delete, KeyValue, KVStore, Put
 from contivpy.common.watch import Snapshot, list_and_watch
 from contivpy.model import keys
 
@@ -104,7 +119,7 @@ class LeaderElection:
     def fence(self) -> Compare:
         if not self._leader:
             raise NotLeaderError(f"{self.holder_id} is not the leader (leader: {self._holder or 'none'})")
-        return Compare(self.key, "create", "==", self._my_rev)
+        return Compare(self.key, "mod", "==", self._my_rev)
 
     def add_callback(self, cb: Callable[[bool], object]) -> None:
         self._callbacks.append(cb)
@@ -147,12 +162,18 @@ class LeaderElection:
 
     # ---- campaign / lead ---------------------------------------------------------------
 
-    async def _campaign(self) -> bool:
+    async def _campaign(self, cur: KeyValue | None) -> bool:
+        """One attempt: create the key if absent, or retake it if it holds my own id."""
+        if cur is not None and cur.value != self.holder_id:
+            return False
         lease = await self.kv.grant_lease(self.ttl)
+        guard = (
+            Compare(self.key, "version", "==", 0)
+            if cur is None
+            else Compare(self.key, "value", "==", self.holder_id)
+        )
         try:
-            res = await self.kv.txn(
-                [Compare(self.key, "version", "==", 0)], [Put(self.key, self.holder_id, lease)]
-            )
+            res = await self.kv.txn([guard], [Put(self.key, self.holder_id, lease)])
         except BaseException:
             with contextlib.suppress(Exception):
                 await self.kv.revoke_lease(lease)
@@ -161,7 +182,12 @@ class LeaderElection:
             with contextlib.suppress(StoreError):
                 await self.kv.revoke_lease(lease)
             return False
-        self._lease, self._my_rev = lease, res.revision
+        old_lease, self._lease, self._my_rev = self._lease, lease, res.revision
+        if cur is not None:
+            log.info("%s: retook my own lock %s (previous lease %x)", self.holder_id, self.key, cur.lease)
+        if old_lease and old_lease != lease:  # a lease of an earlier term of this instance
+            with contextlib.suppress(StoreError):
+                await self.kv.revoke_lease(old_lease)
         self._holder = self.holder_id
         self._holder_seen.set()
         self._set_leader(True)
@@ -169,7 +195,7 @@ class LeaderElection:
 
     async def _still_mine(self) -> bool:
         cur = await self.kv.get(self.key)
-        return cur is not None and cur.create_revision == self._my_rev
+        return cur is not None and cur.mod_revision == self._my_rev
 
     async def _wait_change(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -213,7 +239,7 @@ class LeaderElection:
         self._set_leader(False)
         with contextlib.suppress(StoreError, TimeoutError):
             async with asyncio.timeout(5):
-                await self.kv.txn([Compare(self.key, "create", "==", self._my_rev)], [Delete(self.key)])
+                await self.kv.txn([Compare(self.key, "mod", "==", self._my_rev)], [Delete(self.key)])
                 await self.kv.revoke_lease(self._lease)
 
     async def run(self) -> None:
@@ -227,8 +253,8 @@ class LeaderElection:
                 if observer.done():
                     observer.result()  # re-raise an observer crash
                 try:
-                    if self._holder is None or not await self.kv.get(self.key):
-                        await self._campaign()
+                    if self._holder is None or self._holder == self.holder_id:
+                        await self._campaign(await self.kv.get(self.key))
                 except StoreError as err:
                     log.warning("%s: campaign failed: %s", self.holder_id, err)
                 if self._leader:

@@ -10,7 +10,7 @@ import pytest
 
 from contivpy.common.election import LeaderElection
 from contivpy.common.errors import NotLeaderError
-from contivpy.common.kv import Put
+from contivpy.common.kv import Compare, Put
 from contivpy.common.kv.etcd import EtcdKV
 from contivpy.common.registry import ServiceEvent, ServiceInfo, ServiceRegistry
 from contivpy.model import keys
@@ -111,6 +111,58 @@ async def test_leader_keeps_lock_while_refreshing(etcd_server, etcd_kv):
         assert await ctl_value(etcd_server, keys.LEADER_LOCK) == "127.0.0.1:9999"
     finally:
         await a.stop()
+
+
+async def test_restart_retakes_own_lock_at_once_and_fences_old_term(etcd_server, etcd_kv, etcd_kv2):
+    """A previous life of "127.0.0.1:9999" (kill -9: its key stays on a live 30 s lease) is retaken
+    at once by a new instance with the same id; another id waits; the old term's fence is dead."""
+    lease = json.loads(await etcd_server.aetcdctl("lease", "grant", "30", "-w", "json"))["ID"]
+    await etcd_server.aetcdctl("put", keys.LEADER_LOCK, "127.0.0.1:9999", f"--lease={lease:x}")
+    old = json.loads(await etcd_server.aetcdctl("get", keys.LEADER_LOCK, "-w", "json"))["kvs"][0]
+    old_fence = Compare(keys.LEADER_LOCK, "mod", "==", old["mod_revision"])
+    assert (await etcd_kv.txn([old_fence], [Put("/tkv/fenced", "old")])).succeeded
+    other = LeaderElection(etcd_kv2, holder_id="127.0.0.2:9999", ttl=30)
+    other.start()
+    again = LeaderElection(etcd_kv, holder_id="127.0.0.1:9999", ttl=30)
+    try:
+        await until(lambda: other.leader() == "127.0.0.1:9999", 5)
+        t0 = time.monotonic()
+        again.start()
+        await until(lambda: again.is_leader, 5)
+        assert time.monotonic() - t0 < 2  # not the 30 s of the old lease
+        cur = json.loads(await etcd_server.aetcdctl("get", keys.LEADER_LOCK, "-w", "json"))["kvs"][0]
+        assert cur["lease"] == again._lease != lease
+        assert cur["create_revision"] == old["create_revision"] < cur["mod_revision"]
+        # the new term's fence refers to the new key version; the previous life's fence is dead
+        assert again.fence() == Compare(keys.LEADER_LOCK, "mod", "==", cur["mod_revision"])
+        assert (await etcd_kv.txn([again.fence()], [Put("/tkv/fenced", "new")])).succeeded
+        assert not (await etcd_kv.txn([old_fence], [Put("/tkv/fenced", "stale")])).succeeded
+        assert (await etcd_kv.get("/tkv/fenced")).value == "new"
+        # the old lease no longer carries the lock: revoking it (its expiry) changes nothing
+        await etcd_server.aetcdctl("lease", "revoke", f"{lease:x}")
+        await asyncio.sleep(0.5)
+        assert again.is_leader and not other.is_leader
+        assert await ctl_value(etcd_server, keys.LEADER_LOCK) == "127.0.0.1:9999"
+        assert other.leader() == "127.0.0.1:9999"
+    finally:
+        await again.stop()
+        await other.stop()
+    await etcd_kv.delete("/tkv/fenced")
+
+
+async def test_other_holder_id_does_not_take_a_live_lock(etcd_server, etcd_kv, etcd_kv2):
+    lease = json.loads(await etcd_server.aetcdctl("lease", "grant", "8", "-w", "json"))["ID"]
+    await etcd_server.aetcdctl("put", keys.LEADER_LOCK, "127.0.0.9:9999", f"--lease={lease:x}")
+    b = LeaderElection(etcd_kv2, holder_id="127.0.0.2:9999", ttl=6)
+    b.start()
+    try:
+        await until(lambda: b.leader() == "127.0.0.9:9999", 5)
+        await asyncio.sleep(1.5)
+        assert not b.is_leader  # someone else's lock: wait for its lease to go
+        await until(lambda: b.is_leader, 12)
+        assert await ctl_value(etcd_server, keys.LEADER_LOCK) == "127.0.0.2:9999"
+    finally:
+        await b.stop()
 
 
 async def test_election_on_memory_kv(memory_kv):
