@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, BenchEnv, KeepAliveClient, create_networks, median, request, vmrss_kb  # noqa: E402
+from _common import ROOT, BenchEnv, KeepAliveClient, cpu_ms, create_networks, median, request, vmrss_kb  # noqa: E402
 
 RESULTS: dict[str, dict] = {}
 
@@ -51,18 +51,25 @@ def report(name: str, unit: str, runs: list[float], target: str) -> None:
 
 # --- start-up ------------------------------------------------------------------------------------
 def bench_startup(env: BenchEnv, runs: int) -> None:
-    first, leader = [], []
+    first, leader, cpu, floor = [], [], [], []
     for _ in range(runs):
+        # reference, interleaved: a bare interpreter importing only the dependencies (aiohttp, aetcd)
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "from aiohttp import web; import aetcd"], check=True)
+        floor.append((time.perf_counter() - t) * 1000)
         env.wipe()
         nm = env.netmaster()
         nm.spawn()
         try:
             first.append(nm.first_answer("/version") * 1000)
+            cpu.append(cpu_ms(nm.pid))
             leader.append(nm.first_answer("/api/v1/networks/") * 1000)
         finally:
             nm.stop()
     report("start -> first GET /version 200", "ms", first, "<= 400")
     report("start -> first GET networks 200", "ms", leader, "-")
+    report("  netmaster CPU until then", "ms", cpu, "-")
+    report("  (python -c 'import aiohttp.web, aetcd')", "ms", floor, "-")
 
 
 # --- memory --------------------------------------------------------------------------------------
