@@ -29,8 +29,9 @@ def ip_(*args: str) -> str:
 
 
 class VethBackend:
-    def __init__(self, netns: str, subnet: str, gateway: str) -> None:
+    def __init__(self, netns: str, subnet: str, gateway: str, kv=None) -> None:
         self.netns = netns
+        self.kv = kv
         self.net = ipaddress.ip_network(subnet)
         self.used = {self.net.network_address, self.net.broadcast_address, ipaddress.ip_address(gateway)}
         self.eps: dict[str, PluggedEndpoint] = {}
@@ -75,12 +76,18 @@ class VethBackend:
         await asyncio.to_thread(ip_, "-n", self.netns, "link", "set", o, "up")
         ep = PluggedEndpoint(spec.state_id, spec.ip_address, mac, c)
         self.eps[spec.state_id] = ep
+        if self.kv is not None:  # the endpoint state netmaster would write
+            st = {"id": spec.state_id, "netID": spec.net.net_id, "endpointID": spec.endpoint_id,
+                  "serviceName": spec.net.group, "ipAddress": spec.ip_address, "epCommonName": ""}  # fmt: skip
+            await self.kv.put(keys.ep_state(spec.state_id), json.dumps(st))
         self.calls.append(("create", spec.state_id, spec.ip_address))
         return ep
 
     async def delete_endpoint(self, spec: EndpointSpec):
         ep = self.eps.pop(spec.state_id, None)
         self.calls.append(("delete", spec.state_id, spec.ip_address))
+        if self.kv is not None:
+            await self.kv.delete(keys.ep_state(spec.state_id))
         if ep:
             o = "v" + ep.port_name
             await asyncio.to_thread(
@@ -118,7 +125,7 @@ async def bed(etcd_kv, tdk_netns, docker_host_factory):
     await etcd_kv.put(keys.epg_state(f"{grp}:default"), json.dumps(epg))
     sock = base / "np" / "netplugin.sock"
     dh = await asyncio.to_thread(docker_host_factory, netns, base, str(sock))
-    backend = VethBackend(netns, "10.77.1.0/24", "10.77.1.254")
+    backend = VethBackend(netns, "10.77.1.0/24", "10.77.1.254", etcd_kv)
     plugin = DockerPlugin(etcd_kv, backend, socket_path=str(sock), docker_host=dh.host_url, resync=2.0)
     task = asyncio.create_task(plugin.run())
     await plugin.ready.wait()
@@ -202,3 +209,45 @@ async def test_network_rm_refused_while_attached_then_synced_away(bed):
     assert net in await asyncio.to_thread(dh.networks)
     await asyncio.to_thread(dh.docker, "rm", "-f", "tdkc9")
     await until(lambda: _gone(dh, net), timeout=30, what="network removed after container left")
+
+
+async def test_dns_names_groups_and_tenant_scope(bed):
+    dh, plugin, backend, net, grp, kv = bed
+    await until(lambda: _nets(dh, {net, grp}), what="networks")
+    # a container of another host (its endpoint state only) and one of another tenant
+    remote = {"id": f"{net}.default-r1", "netID": f"{net}.default", "endpointID": "r1",
+              "ipAddress": "10.77.1.99", "epCommonName": "tdkremote"}  # fmt: skip
+    other = {"id": "x.tdkother-r2", "netID": "x.tdkother", "endpointID": "r2",
+             "ipAddress": "10.77.1.98", "epCommonName": "tdksecret"}  # fmt: skip
+    await kv.put(keys.ep_state(remote["id"]), json.dumps(remote))
+    await kv.put(keys.ep_state(other["id"]), json.dumps(other))
+    try:
+        await asyncio.to_thread(dh.import_busybox)
+        await asyncio.to_thread(dh.run, "tdkd1", net, "--dns", "127.0.0.2")
+        await asyncio.to_thread(dh.run, "tdkd2", grp, "--dns", "127.0.0.2")
+
+        # the owning host recorded the container names in the endpoint states (CAS)
+        async def named():
+            vals = [json.loads(k.value) for k in (await kv.get_prefix(keys.ep_state(f"{net}.default-")))[0]]
+            return {v["epCommonName"] for v in vals} >= {"tdkd1", "tdkd2"}
+
+        await until(named, what="epCommonName recorded")
+        out = await asyncio.to_thread(dh.exec, "tdkd1", "nslookup", "tdkremote")
+        assert "10.77.1.99" in out
+        out = await asyncio.to_thread(dh.exec, "tdkd1", "nslookup", grp)
+        assert "10.77.1.2" in out  # the group's member (tdkd2)
+        r = await asyncio.to_thread(dh.docker_rc, "exec", "tdkd1", "nslookup", "tdksecret")
+        assert "10.77.1.98" not in r.stdout  # other tenant: not resolvable
+        # the resolver socket lives in the container netns, not in the host's
+        ss = subprocess.run(
+            ["ip", "netns", "exec", dh.netns, "ss", "-lun"], capture_output=True, text=True
+        ).stdout
+        assert "127.0.0.2:53" not in ss
+        pid = await asyncio.to_thread(dh.pid_of, "tdkd1")
+        ss = subprocess.run(
+            ["nsenter", "-t", str(pid), "-n", "ss", "-lun"], capture_output=True, text=True
+        ).stdout
+        assert "127.0.0.2:53" in ss
+    finally:
+        await kv.delete(keys.ep_state(remote["id"]))
+        await kv.delete(keys.ep_state(other["id"]))

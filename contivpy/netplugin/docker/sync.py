@@ -212,8 +212,9 @@ class DockerNetworkSync:
     async def _loop(self) -> None:
         backoff = 0.5
         while True:
-            try:
-                await asyncio.wait_for(self._dirty.wait(), timeout=self.resync)
+            try:  # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+                async with asyncio.timeout(self.resync):
+                    await self._dirty.wait()
             except TimeoutError:
                 pass
             self._dirty.clear()

@@ -1,0 +1,161 @@
+"""End to end with real Docker: two hosts, each with its own OVS, dockerd and netplugin; etcd and
+netmaster; networks made with the real netctl; containers started with ``docker run --net``.
+
+Order matters (module-scoped bed): the seed network ``test-net`` and containers tdkc1 (host 1) /
+tdkc2 (host 2) are used by the later tests.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.root, pytest.mark.ovs, pytest.mark.etcd, pytest.mark.docker]
+
+
+def wait_until(pred, timeout=30.0, what="condition", interval=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    raise TimeoutError(what)
+
+
+def wait_net(dbed, name: str, present: bool = True, timeout: float = 30.0):
+    def ok():
+        return all((name in d.networks()) == present for d in dbed.dockers.values())
+
+    wait_until(ok, timeout, f"docker network {name} {'on' if present else 'gone from'} every host")
+
+
+def eth0(d, name: str) -> tuple[str, str]:
+    out = d.exec(name, "ip", "-o", "-4", "addr", "show", "eth0")
+    ip = out.split(" inet ")[1].split()[0]
+    mac = d.exec(name, "cat", "/sys/class/net/eth0/address").strip()
+    return ip, mac
+
+
+def ep_state(bed, net_id: str) -> list[dict]:
+    out = bed.etcdctl("get", "--prefix", f"/contiv.io/state/eps/{net_id}-", "--print-value-only")
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_seed_network_on_both_hosts_and_ping(docker_bed2):
+    bed, d1, d2 = docker_bed2.bed, docker_bed2.dockers[1], docker_bed2.dockers[2]
+    out = bed.netctl("network", "create", "--subnet", "10.1.1.0/24", "-g", "10.1.1.254", "test-net")
+    assert out.strip() == "Creating network default:test-net"
+    wait_net(docker_bed2, "test-net")
+    n = d2.networks()["test-net"]
+    assert n["Scope"] == "local" and n["IPAM"]["Driver"] == "netplugin"
+    d1.run("tdkc1", "test-net")
+    d2.run("tdkc2", "test-net")
+    ip1, mac1 = eth0(d1, "tdkc1")
+    ip2, mac2 = eth0(d2, "tdkc2")
+    assert (ip1, mac1) == ("10.1.1.1/24", "02:02:0a:01:01:01")
+    assert (ip2, mac2) == ("10.1.1.2/24", "02:02:0a:01:01:02")
+    assert "mtu 1450" in d1.exec("tdkc1", "ip", "link", "show", "eth0")
+    assert "default via 10.1.1.254" in d1.exec("tdkc1", "ip", "route")
+    assert d1.ping("tdkc1", "10.1.1.2"), "h1 -> h2 by IP"
+    assert d2.ping("tdkc2", "10.1.1.1"), "h2 -> h1 by IP"
+    eps = ep_state(bed, "test-net.default")
+    assert sorted(e["ipAddress"] for e in eps) == ["10.1.1.1", "10.1.1.2"]
+
+
+def test_netctl_network_rm_refused_while_containers_attached(docker_bed2):
+    bed = docker_bed2.bed
+    r = bed_netctl_rc(bed, "network", "rm", "test-net")
+    assert r.returncode != 0
+    assert "active endpoints" in (r.stdout + r.stderr)
+    assert "test-net" in docker_bed2.dockers[1].networks()
+
+
+def bed_netctl_rc(bed, *args):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "contivpy.netctl", "--netmaster", bed.netmaster_url, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_second_tenant_same_subnet_is_isolated(docker_bed2):
+    bed, d1, d2 = docker_bed2.bed, docker_bed2.dockers[1], docker_bed2.dockers[2]
+    bed.netctl("tenant", "create", "t1")
+    bed.netctl("network", "create", "-t", "t1", "--subnet", "10.1.1.0/24", "-g", "10.1.1.254", "test-net")
+    wait_net(docker_bed2, "test-net/t1")
+    d1.run("tdkt1a", "test-net/t1")
+    assert eth0(d1, "tdkt1a")[0] == "10.1.1.1/24"
+    # 10.1.1.2 exists in tenant default (tdkc2): unreachable from t1
+    assert not d1.ping("tdkt1a", "10.1.1.2", budget=3), "tenant t1 reached tenant default"
+    d2.run("tdkt1b", "test-net/t1")
+    assert eth0(d2, "tdkt1b")[0] == "10.1.1.2/24"
+    assert d1.ping("tdkt1a", "10.1.1.2"), "t1 containers reach each other"
+    d1.docker("rm", "-f", "tdkt1a")
+    d2.docker("rm", "-f", "tdkt1b")
+
+
+def test_endpoint_group_network(docker_bed2):
+    bed, d1, d2 = docker_bed2.bed, docker_bed2.dockers[1], docker_bed2.dockers[2]
+    bed.netctl("group", "create", "test-net", "web")
+    wait_net(docker_bed2, "web")
+    assert d1.networks()["web"]["IPAM"]["Options"] == {
+        "tenant": "default",
+        "network": "test-net",
+        "group": "web",
+    }
+    d1.run("tdkw1", "web")
+    d2.run("tdkw2", "web")
+    ipw2 = eth0(d2, "tdkw2")[0].split("/")[0]
+    assert d1.ping("tdkw1", ipw2), "web h1 -> web h2"
+    assert d2.ping("tdkw2", "10.1.1.1"), "web h2 -> test-net h1 (default allow)"
+    eps = {e["ipAddress"]: e for e in ep_state(bed, "test-net.default")}
+    assert eps[ipw2]["endpointGroupKey"] == "web:default"
+    d1.docker("rm", "-f", "tdkw1")
+    d2.docker("rm", "-f", "tdkw2")
+    bed.netctl("group", "rm", "test-net", "web")
+    wait_net(docker_bed2, "web", present=False)
+
+
+def test_twenty_containers_in_parallel(docker_bed2):
+    bed, d1, d2 = docker_bed2.bed, docker_bed2.dockers[1], docker_bed2.dockers[2]
+    names = [(d1 if i % 2 else d2, f"tdkp{i}") for i in range(20)]
+    with cf.ThreadPoolExecutor(20) as ex:
+        list(ex.map(lambda dn: dn[0].run(dn[1], "test-net"), names))
+    ips = {n: eth0(d, n)[0].split("/")[0] for d, n in names}
+    assert len(set(ips.values())) == 20
+    assert set(ips.values()).isdisjoint({"10.1.1.1", "10.1.1.2", "10.1.1.254"})
+    # every container reaches one on the other host; one container reaches all
+    with cf.ThreadPoolExecutor(10) as ex:
+        peers = [(d, n, ips[names[(k + 1) % 20][1]]) for k, (d, n) in enumerate(names)]
+        assert all(ex.map(lambda p: p[0].ping(p[1], p[2]), peers))
+        assert all(ex.map(lambda ip: d1.ping("tdkc1", ip), ips.values()))
+    with cf.ThreadPoolExecutor(10) as ex:
+        list(ex.map(lambda dn: dn[0].docker("rm", "-f", dn[1]), names))
+    eps = ep_state(bed, "test-net.default")
+    assert sorted(e["ipAddress"] for e in eps) == ["10.1.1.1", "10.1.1.2"]
+
+
+def test_rm_cleans_ports_flows_and_addresses_then_network_rm(docker_bed2):
+    bed, d1, d2 = docker_bed2.bed, docker_bed2.dockers[1], docker_bed2.dockers[2]
+    h1 = bed.hosts[1]
+    ports_before = [p for p in h1.ports("contivVxlanBridge") if p.startswith("vvport")]
+    assert ports_before
+    d1.docker("stop", "-t", "1", "tdkc1")
+    d1.docker("rm", "tdkc1")
+    d2.docker("rm", "-f", "tdkc2")
+    wait_until(lambda: not ep_state(bed, "test-net.default"), 15, "endpoint state removed")
+    assert not [p for p in h1.ports("contivVxlanBridge") if p.startswith("vvport")]
+    assert not [f for f in h1.flows() if "02:02:0a:01:01:01" in f or "10.1.1.1," in f]
+    net = json.loads(bed.etcdctl("get", "/contiv.io/state/nets/test-net.default", "--print-value-only"))
+    assert net["epCount"] == 0 and net["epAddrCount"] == 0
+    out = bed.netctl("network", "rm", "test-net")
+    assert "Deleting network default:test-net" in out
+    wait_net(docker_bed2, "test-net", present=False)
