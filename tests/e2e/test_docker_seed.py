@@ -52,8 +52,8 @@ def test_seed_network_on_both_hosts_and_ping(docker_bed2):
     wait_net(docker_bed2, "test-net")
     n = d2.networks()["test-net"]
     assert n["Scope"] == "local" and n["IPAM"]["Driver"] == "netplugin"
-    d1.run("tdkc1", "test-net")
-    d2.run("tdkc2", "test-net")
+    d1.run("tdkc1", "test-net", "--dns", "127.0.0.2")
+    d2.run("tdkc2", "test-net", "--dns", "127.0.0.2")
     ip1, mac1 = eth0(d1, "tdkc1")
     ip2, mac2 = eth0(d2, "tdkc2")
     assert (ip1, mac1) == ("10.1.1.1/24", "02:02:0a:01:01:01")
@@ -64,6 +64,19 @@ def test_seed_network_on_both_hosts_and_ping(docker_bed2):
     assert d2.ping("tdkc2", "10.1.1.1"), "h2 -> h1 by IP"
     eps = ep_state(bed, "test-net.default")
     assert sorted(e["ipAddress"] for e in eps) == ["10.1.1.1", "10.1.1.2"]
+
+
+def test_ping_by_name_across_hosts(docker_bed2):
+    bed, d1, d2 = docker_bed2.bed, docker_bed2.dockers[1], docker_bed2.dockers[2]
+    wait_until(
+        lambda: {e["epCommonName"] for e in ep_state(bed, "test-net.default")} >= {"tdkc1", "tdkc2"},
+        20,
+        "container names recorded in the endpoint state",
+    )
+    assert d1.ping("tdkc1", "tdkc2"), "h1 -> h2 by name"
+    assert d2.ping("tdkc2", "tdkc1"), "h2 -> h1 by name"
+    out = d1.exec("tdkc1", "nslookup", "tdkc2")
+    assert "10.1.1.2" in out
 
 
 def test_netctl_network_rm_refused_while_containers_attached(docker_bed2):
@@ -122,6 +135,24 @@ def test_endpoint_group_network(docker_bed2):
     d2.docker("rm", "-f", "tdkw2")
     bed.netctl("group", "rm", "test-net", "web")
     wait_net(docker_bed2, "web", present=False)
+
+
+def test_kill9_netplugin_restart_keeps_docker_and_connectivity(docker_bed2):
+    import signal
+
+    bed, d1, d2 = docker_bed2.bed, docker_bed2.dockers[1], docker_bed2.dockers[2]
+    h1 = bed.hosts[1]
+    h1.stop_netplugin(signal.SIGKILL)
+    # the data path keeps forwarding while the agent is down
+    assert d1.ping("tdkc1", "10.1.1.2"), "connectivity while netplugin is down"
+    h1.start_netplugin("--docker-host", d1.host_url)
+    # the same dockerd keeps using the plugin: a new container on h1 works and reaches h2
+    d1.run("tdkr1", "test-net", "--dns", "127.0.0.2")
+    ip = eth0(d1, "tdkr1")[0].split("/")[0]
+    assert d2.ping("tdkc2", ip), "new container after restart reachable"
+    assert d1.ping("tdkc1", "10.1.1.2") and d2.ping("tdkc2", "10.1.1.1"), "old containers keep connectivity"
+    assert d1.ping("tdkc1", "tdkc2"), "DNS served again after the restart"
+    d1.docker("rm", "-f", "tdkr1")
 
 
 def test_twenty_containers_in_parallel(docker_bed2):

@@ -113,7 +113,7 @@ async def until(pred, timeout=20.0, what="condition"):
 @pytest.fixture
 async def bed(etcd_kv, tdk_netns, docker_host_factory):
     netns, base = tdk_netns
-    net = f"tdk{uuid.uuid4().hex[:5]}"
+    net = f"tdk-{uuid.uuid4().hex[:5]}"  # a "-" in the name, like test-net
     grp = f"{net}g"
     state = {
         "id": f"{net}.default", "tenant": "default", "networkName": net, "nwType": "data",

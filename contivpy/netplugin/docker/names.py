@@ -216,12 +216,13 @@ class ContainerDns:
         if tr is not None:
             tr.close()
 
-    async def _serve(self, state_id: str, container_id: str) -> None:
+    async def _serve(self, state_id: str, docker_ep_id: str, container_id: str) -> None:
         """Resolver socket in the container's netns, reached through its init process: the
         SandboxKey bind mount may live in a mount namespace of dockerd that we cannot see."""
         if state_id in self._servers:
             return
-        tenant = state_id.partition("-")[0].rpartition(".")[2]
+        # state id = <net>.<tenant>-<docker endpoint id>; names may contain '-', tenants no '.'
+        tenant = state_id[: -len(docker_ep_id) - 1].rpartition(".")[2]
         try:
             info = await self.engine.inspect_container(container_id)  # type: ignore[union-attr]
             pid = int((info.get("State") or {}).get("Pid") or 0)
@@ -253,7 +254,7 @@ class ContainerDns:
             if c is not None:
                 name = ((c.get("Names") or [""])[0]).lstrip("/")
                 await self.record_name(state_id, name, c.get("Id", ""))
-                await self._serve(state_id, c.get("Id", ""))
+                await self._serve(state_id, docker_ep_id, c.get("Id", ""))
                 return
             await asyncio.sleep(0.2)
         log.info("container of endpoint %s not seen within %ss: no DNS name", state_id, timeout)
@@ -290,7 +291,7 @@ class ContainerDns:
             for nw in ((c.get("NetworkSettings") or {}).get("Networks") or {}).values():
                 state_id = by_ep.get(nw.get("EndpointID"))
                 if state_id:
-                    await self._serve(state_id, c["Id"])
+                    await self._serve(state_id, nw["EndpointID"], c["Id"])
 
     async def run(self) -> None:
         try:
