@@ -1,14 +1,22 @@
 """netmaster composition root: store, RPC server, REST listener(s), leadership, registry.
 
 Start-up order (contiv-reference §1.3, made fast: first API answer in well under 400 ms):
-1. open the KV store (``http(s)://`` -> EtcdKV, ``memory://`` -> in-process MemoryKV for demos);
+1. open the KV store (``contivpy.common.kv.open_store``: ``http(s)://``/``etcd://`` -> EtcdKV,
+   ``memory://`` -> in-process MemoryKV for demos);
 2. start the ofnet master JSON-RPC server on <control-ip>:<rpc-port> (9001);
 3. listen on the external address and, if different, the control address (both serve the same
    app; while follower every request is proxied to the leader);
-4. register services ``netmaster`` and ``netmaster.rpc`` (Role follower), then run the election.
-On becoming leader: create tenant ``default`` and the global object (``Crud.ensure_defaults``),
-then flip to leader (API served locally) and re-register with Role leader. On losing the lock:
-back to follower. SIGTERM/SIGINT: revoke leases (lock and services vanish at once), close.
+4. register services ``netmaster`` and ``netmaster.rpc`` (Role follower) with
+   ``contivpy.common.registry.ServiceRegistry`` (retried until the store answers), and run the
+   election (``contivpy.common.election.LeaderElection`` on the leader lock, holder id = control
+   URL, TTL ``CONTIV_NETMASTER_LEADER_TTL`` or 30 s; a restarted netmaster retakes its own lock).
+On becoming leader: create tenant ``default`` and the global object (``Crud.ensure_defaults``,
+retried while still leader), then flip to leader (API served locally) and switch both services
+to Role leader. On losing the lock: back to follower at once (synchronous callback: no request is
+served or fenced as leader afterwards), then Role follower. Transitions are handled in order by
+one task reading ``election.changes()``. The lock holder (``/info`` leader-ip, proxy target) is
+read from the election's watch. Every CRUD txn carries ``election.fence()``. SIGTERM/SIGINT:
+delete the lock and service keys and revoke their leases (a follower takes over at once), close.
 
 Everything runs in one ``asyncio.TaskGroup``; no module globals.
 """
@@ -20,30 +28,23 @@ import contextlib
 import logging
 import os
 import signal
-from urllib.parse import urlparse
+from dataclasses import replace
 
 from aiohttp import web
 
+from contivpy.common.election import LeaderElection
+from contivpy.common.errors import StoreError
+from contivpy.common.kv import open_store
+from contivpy.common.registry import ServiceInfo, ServiceRegistry
+from contivpy.model import keys
 from contivpy.netmaster.api.app import make_app
 from contivpy.netmaster.api.keys import LeaderState
 from contivpy.netmaster.config import Config
 from contivpy.netmaster.crud import Crud
-from contivpy.netmaster.leader import Leadership, ServiceRegistration
 from contivpy.netmaster.objcache import ObjCache
 from contivpy.netmaster.rpc import OfnetMaster
 
 log = logging.getLogger("netmaster")
-
-
-async def open_store(url: str):
-    u = urlparse(url)
-    if u.scheme == "memory":
-        from contivpy.common.kv.memory import MemoryKV
-
-        return MemoryKV()
-    from contivpy.common.kv.etcd import EtcdKV
-
-    return EtcdKV(u.hostname or "127.0.0.1", u.port or 2379, tls=u.scheme == "https")
 
 
 class Daemon:
@@ -52,33 +53,97 @@ class Daemon:
         self.state = LeaderState(local_ip=cfg.control_ip)
         self.kv = None
         self.crud: Crud | None = None
-        self.leadership: Leadership | None = None
-        self.services: ServiceRegistration | None = None
+        self.election: LeaderElection | None = None
+        self.registry: ServiceRegistry | None = None
+        self.services: list[ServiceInfo] = []
+        self._role = "follower"
+        self._svc_lock = asyncio.Lock()
         self.runners: list[web.AppRunner] = []
         self.rpc = OfnetMaster(cfg.control_ip, cfg.rpc_port)
         self._stop = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
         self._bg: list[asyncio.Task] = []
 
-    async def _on_change(self, leader: bool, holder: str) -> None:
-        assert self.crud is not None and self.services is not None
-        if leader:
-            self.state.leader_url = holder
-            await self.crud.ensure_defaults(self.cfg.fwd_mode)
-            self.state.is_leader = True
-            log.info("became leader (%s)", holder)
-            await self.services.set_role("leader")
-            if self.cfg.cluster_mode == "docker" and self._tg is not None:
-                self._bg.append(self._tg.create_task(self._reconcile_docker()))
-        else:
-            was = self.state.is_leader
+    # ---- leadership ----------------------------------------------------------------------
+
+    def _fence(self):
+        election = self.election
+        return election.fence() if election is not None and election.is_leader else None
+
+    def _on_transition(self, leader: bool) -> None:
+        """Synchronous part of a transition: stop serving as leader the moment the lock is lost."""
+        if not leader:
             self.state.is_leader = False
-            self.state.leader_url = holder
-            if was:
-                log.warning("lost leadership; new leader %r", holder)
-                await self.services.set_role("follower")
-            else:
-                log.info("following leader %r", holder)
+
+    async def _transitions(self, changes) -> None:
+        async for change in changes:
+            try:
+                if change == "leader":
+                    await self._become_leader()
+                else:
+                    log.warning("lost leadership; new leader %r", self.state.leader_url)
+                    await self._set_role("follower")
+            except Exception as exc:  # a failed transition never ends the daemon
+                log.warning("leadership transition (%s) failed: %s", change, exc, exc_info=True)
+
+    async def _become_leader(self) -> None:
+        assert self.crud is not None and self.election is not None
+        while self.election.is_leader:
+            try:
+                await self.crud.ensure_defaults(self.cfg.fwd_mode)
+                break
+            except Exception as exc:  # store trouble: retry while we still hold the lock
+                log.warning("leader start failed (retrying): %s", exc)
+                await asyncio.sleep(1)
+        if not self.election.is_leader:
+            return
+        self.state.is_leader = True
+        log.info("became leader (%s)", self.cfg.control_url)
+        await self._set_role("leader")
+        if self.cfg.cluster_mode == "docker" and self._tg is not None:
+            self._bg.append(self._tg.create_task(self._reconcile_docker()))
+
+    async def _run_election(self) -> None:
+        """``election.run()``, restarted should it ever fail (store errors are handled inside)."""
+        assert self.election is not None
+        while True:
+            try:
+                await self.election.run()
+                return
+            except Exception as exc:
+                log.warning("leader election failed, restarting: %s", exc, exc_info=True)
+                self.state.is_leader = False
+                await asyncio.sleep(1)
+
+    # ---- service registry ----------------------------------------------------------------
+
+    async def _set_role(self, role: str) -> None:
+        """Record the Role and rewrite the registered services (the refresher retries failures)."""
+        assert self.registry is not None
+        async with self._svc_lock:
+            self._role = role
+            registered = {info.key for info in self.registry.registered()}
+            for info in self.services:
+                if info.key in registered:
+                    try:
+                        await self.registry.update_role(info, role)
+                    except StoreError as exc:
+                        log.warning("service registration update failed: %s", exc)
+
+    async def _register_services(self) -> None:
+        assert self.registry is not None
+        pending = list(self.services)
+        while pending:
+            async with self._svc_lock:
+                try:
+                    await self.registry.register(replace(pending[0], role=self._role))
+                    pending.pop(0)
+                    continue
+                except StoreError as exc:  # store not reachable yet: keep serving, retry
+                    log.warning("service registration failed: %s", exc)
+            await asyncio.sleep(1)
+
+    # ---- docker / listeners --------------------------------------------------------------
 
     async def _reconcile_docker(self) -> None:
         """Recreate Docker networks missing after a crash between commit and Docker call."""
@@ -114,22 +179,22 @@ class Daemon:
 
     async def run(self) -> None:
         cfg = self.cfg
-        self.kv = await open_store(cfg.etcd_url)
+        self.kv = open_store(cfg.etcd_url)
         ttl = int(os.environ.get("CONTIV_NETMASTER_LEADER_TTL", "30"))
-        self.leadership = Leadership(self.kv, cfg.control_url, self._on_change, ttl=ttl)
-        self.crud = Crud(self.kv, cfg, fence=lambda: self.leadership.fence if self.leadership else None)
+        self.election = LeaderElection(self.kv, keys.LEADER_LOCK, holder_id=cfg.control_url, ttl=ttl)
+        self.election.add_callback(self._on_transition)
+        self.state.election = self.election
+        self.crud = Crud(self.kv, cfg, fence=self._fence)
         self.crud.extras["rpc"] = self.rpc
         self.crud.cache = ObjCache(self.kv)
         await self.rpc.start()
         app = make_app(self.crud, cfg, self.kv, self.state, self.rpc)
         await self._listen(app)
-        self.services = ServiceRegistration(
-            self.kv,
-            [
-                ("netmaster", cfg.control_ip, cfg.control_port),
-                ("netmaster.rpc", cfg.control_ip, self.rpc.port),
-            ],
-        )
+        self.registry = ServiceRegistry(self.kv)
+        self.services = [
+            ServiceInfo(keys.SVC_NETMASTER, cfg.control_ip, cfg.control_port, role="follower"),
+            ServiceInfo(keys.SVC_NETMASTER_RPC, cfg.control_ip, self.rpc.port, role="follower"),
+        ]
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
@@ -137,8 +202,9 @@ class Daemon:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 tasks = [
-                    tg.create_task(self.leadership.run()),
-                    tg.create_task(self._services_loop()),
+                    tg.create_task(self._transitions(self.election.changes())),
+                    tg.create_task(self._run_election()),
+                    tg.create_task(self._register_services()),
                     tg.create_task(self.crud.cache.run()),
                 ]
                 await self._stop.wait()
@@ -148,22 +214,13 @@ class Daemon:
         finally:
             await self.close()
 
-    async def _services_loop(self) -> None:
-        assert self.services is not None
-        while True:
-            try:
-                await self.services.publish()
-                break
-            except Exception as exc:  # store not reachable yet: keep serving, retry
-                log.warning("service registration failed: %s", exc)
-                await asyncio.sleep(1)
-        await self.services.run()
-
     async def close(self) -> None:
-        for closer in (self.leadership, self.services):
-            if closer is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(closer.close(), 3)
+        if self.election is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.election.stop(), 3)
+        if self.registry is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.registry.close(), 3)
         for runner in self.runners:
             with contextlib.suppress(Exception):
                 await runner.cleanup()
@@ -173,4 +230,4 @@ class Daemon:
                 await self.kv.close()
 
 
-__all__ = ["Daemon", "open_store"]
+__all__ = ["Daemon"]

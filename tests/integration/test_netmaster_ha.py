@@ -56,9 +56,30 @@ def test_follower_proxies_to_leader(netmaster_factory, etcd_server):
     )
 
 
+def svc_value(etcd_server, name: str, port: int) -> str:
+    return etcd_server.etcdctl(
+        "get", f"/contiv.io/service/{name}/127.0.0.1:{port}", "--print-value-only"
+    ).strip()
+
+
+def svc_json(name: str, role: str, port: int) -> str:
+    return (
+        f'{{"ServiceName":"{name}","Role":"{role}","Version":"","TTL":10,'
+        f'"HostAddr":"127.0.0.1","Port":{port},"Hostname":""}}'
+    )
+
+
 def test_failover_on_sigterm(netmaster_factory, etcd_server):
     leader = netmaster_factory()
     follower = netmaster_factory()
+    # service values, byte for byte: Role follower, then leader after the takeover
+    assert wait_for(
+        lambda: (
+            svc_value(etcd_server, "netmaster", follower.port)
+            == svc_json("netmaster", "follower", follower.port)
+        )
+    )
+    assert svc_value(etcd_server, "netmaster", leader.port) == svc_json("netmaster", "leader", leader.port)
     leader.json("POST", "/api/v1/tenants/keep/", {"tenantName": "keep"})
     t0 = time.monotonic()
     leader.stop(signal.SIGTERM)
@@ -68,6 +89,13 @@ def test_failover_on_sigterm(netmaster_factory, etcd_server):
     assert follower.info()["leader-ip"] == f"127.0.0.1:{follower.port}"
     assert follower.json("GET", "/api/v1/tenants/keep/")["tenantName"] == "keep"
     assert wait_for(lambda: role(etcd_server, follower) == "leader")
+    assert svc_value(etcd_server, "netmaster", follower.port) == svc_json(
+        "netmaster", "leader", follower.port
+    )
+    rpc = etcd_server.etcdctl(
+        "get", "--prefix", "/contiv.io/service/netmaster.rpc/", "--print-value-only"
+    ).split()
+    assert len(rpc) == 1 and rpc[0] == svc_json("netmaster.rpc", "leader", json.loads(rpc[0])["Port"])
     # the old leader's service key went away with its lease
     assert etcd_server.etcdctl("get", f"/contiv.io/service/netmaster/127.0.0.1:{leader.port}") == ""
     follower.json("POST", "/api/v1/tenants/after/", {"tenantName": "after"})
