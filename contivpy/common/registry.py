@@ -17,7 +17,9 @@ Design
 
 Invariants
 - One registration per key; registering the same key again replaces the info.
-- ``close()`` deregisters everything this registry registered.
+- ``close()`` deregisters everything this registry registered; ``close(deregister=False)`` only
+  stops refreshing, so the keys live on until their leases expire (netplugin: a restarting agent
+  keeps its peers' tunnels).
 """
 
 from __future__ import annotations
@@ -172,10 +174,17 @@ class ServiceRegistry:
     def registered(self) -> list[ServiceInfo]:
         return [r.info for r in self._regs.values()]
 
-    async def close(self) -> None:
+    async def close(self, deregister: bool = True) -> None:
         for reg in list(self._regs.values()):
-            with contextlib.suppress(StoreError):
-                await self.deregister(reg.info)
+            if deregister:
+                with contextlib.suppress(StoreError):
+                    await self.deregister(reg.info)
+                continue
+            self._regs.pop(reg.info.key, None)
+            if reg.task is not None:
+                reg.task.cancel()
+                with contextlib.suppress(BaseException):
+                    await reg.task
 
     # ---- everybody's registrations -----------------------------------------------------
 

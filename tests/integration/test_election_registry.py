@@ -241,6 +241,20 @@ async def test_registry_key_expires_without_refresh(etcd_server, etcd_kv):
     reg._regs.clear()
 
 
+async def test_registry_close_without_deregister_leaves_keys_to_expire(etcd_server, etcd_kv):
+    reg = ServiceRegistry(etcd_kv)
+    info = ServiceInfo("netplugin.vtep", "192.0.2.7", 4789, ttl=3)
+    await reg.register(info)
+    task = reg._regs[info.key].task
+    await reg.close(deregister=False)
+    assert task.done() and reg.registered() == []
+    assert json.loads(await ctl_value(etcd_server, info.key))["HostAddr"] == "192.0.2.7"  # still there
+    t0 = time.monotonic()
+    while await ctl_value(etcd_server, info.key) != "":
+        assert time.monotonic() - t0 < 8, "key did not expire after close(deregister=False)"
+        await asyncio.sleep(0.3)
+
+
 async def test_registry_reregisters_after_lease_loss_and_restart(etcd_server, etcd_kv):
     reg = ServiceRegistry(etcd_kv)
     info = ServiceInfo("netmaster.rpc", "127.0.0.1", 9001, ttl=3)
