@@ -133,7 +133,7 @@ def test_endpoint_group_network(docker_bed2):
     assert eps[ipw2]["endpointGroupKey"] == "web:default"
     d1.docker("rm", "-f", "tdkw1")
     d2.docker("rm", "-f", "tdkw2")
-    bed.netctl("group", "rm", "test-net", "web")
+    bed.netctl("group", "rm", "web")
     wait_net(docker_bed2, "web", present=False)
 
 

@@ -71,7 +71,12 @@ class DesiredNet:
         ipam = actual.get("IPAM") or {}
         if net_from_options(ipam.get("Options") or {}) != self.net:
             return False
-        subnets = {c.get("Subnet") for c in ipam.get("Config") or []}
+        subnets = set()
+        for c in ipam.get("Config") or []:
+            try:  # netmaster's copy may carry a non-normalised subnet (10.1.1.5/24 is accepted)
+                subnets.add(str(ipaddress.ip_network(c.get("Subnet") or "", strict=False)))
+            except ValueError:
+                continue
         return self.subnet in subnets
 
 
