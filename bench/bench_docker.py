@@ -6,7 +6,7 @@ Measures (printed as a Markdown table):
 - ``docker run -d --net test-net`` wall time vs ``docker run -d --net none`` (same image, same
   host, sequential, n each): p50 and the ratio = what the contiv plugin adds to a container start;
 - ``--parallel`` containers started at once across both hosts (half each): per-container p50/p99
-  and the total wall time;
+  and the total wall time, next to the same with ``--net none`` (dockerd/containerd's own cost);
 - ``netctl network create`` -> the network usable on both hosts (docker network present on both
   engines through netplugin's sync, and a container started on it on each host).
 Everything it starts is stopped by the fixture code (tests/fixtures/docker.py), also on failure.
@@ -68,6 +68,14 @@ def main() -> None:
         res["docker run --net test-net p50 (ms)"] = round(statistics.median(contiv), 1)
         res["ratio test-net / none"] = round(statistics.median(contiv) / statistics.median(none), 2)
         d1.remove_all_containers()
+
+        base = [((d1, d2)[i % 2], f"tdkbq{i}") for i in range(args.parallel)]
+        with ThreadPoolExecutor(args.parallel) as ex:
+            lat0 = list(ex.map(lambda dn: timed(dn[0].run, dn[1], "none"), base))
+        res[f"{args.parallel} parallel docker run --net none p50 (ms)"] = round(pct(lat0, 50), 1)
+        res[f"{args.parallel} parallel docker run --net none p99 (ms)"] = round(pct(lat0, 99), 1)
+        for d in (d1, d2):
+            d.remove_all_containers()
 
         names = [((d1, d2)[i % 2], f"tdkbp{i}") for i in range(args.parallel)]
         t0 = time.perf_counter()
