@@ -73,8 +73,10 @@ def main() -> int:
             time.sleep(0.1)
         for h in (1, 2):
             docker(h, "network", "ls")
-        docker(1, "run", "-itd", "--net", "test-net", "--dns", "127.0.0.2", "--name", "cbox1", "tdkbusybox:1")
-        docker(2, "run", "-itd", "--net", "test-net", "--dns", "127.0.0.2", "--name", "cbox2", "tdkbusybox:1")
+            dbed.dockers[h].docker("tag", "tdkbusybox:1", "busybox")  # the hosts' private image stores
+        # --dns 127.0.0.2: netplugin's resolver inside each container (docs/docker.md "DNS")
+        docker(1, "run", "-itd", "--net", "test-net", "--dns", "127.0.0.2", "--name", "cbox1", "busybox")
+        docker(2, "run", "-itd", "--net", "test-net", "--dns", "127.0.0.2", "--name", "cbox2", "busybox")
         docker(1, "exec", "cbox1", "ifconfig", "eth0")
         docker(2, "exec", "cbox2", "ifconfig", "eth0")
         for h, src, dst in ((1, "cbox1", "cbox2"), (2, "cbox2", "cbox1")):
