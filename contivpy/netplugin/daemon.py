@@ -8,7 +8,13 @@ Start-up (contiv-reference §5.2, with etcd watches instead of the ofnet RPC rel
   3. list ``state/nets``, ``service/netplugin.vtep`` and ``oper/eps`` and apply that snapshot (graceful
      restart: nothing is programmed from a partial view), re-bind local endpoints, prune stale ports;
   4. in one TaskGroup: the watches (from the listed revision + 1), the reconcile loop, the service
-     registration (10 s leases), the debug REST server (:9090) and the Docker plugin (when present).
+     registration (``contivpy.common.registry``, 10 s leases, retried every second until etcd answers),
+     the debug REST server (:9090) and the Docker plugin (when present).
+
+Watches use ``contivpy.common.watch.list_and_watch`` + ``Mirror``: step 3 consumes the first Snapshot of
+each prefix, the watch tasks the rest; a re-list (compaction, store failure) is turned into the diff.
+On shutdown the service keys are *not* deleted (``close(deregister=False)``): a restarting agent keeps
+its peers' tunnels until the 10 s leases expire.
 
 Reconcile loop (Felix style): watch events go to a queue; the loop drains it, feeds each event to its
 manager's ``on_update`` and then applies in dependency order (adds: networks, VTEPs, remote endpoints;
@@ -25,19 +31,20 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from contivpy.common.errors import CompactedError, ContivError, ExternalServiceError, StoreError
+from contivpy.common.errors import ContivError, ExternalServiceError, StoreError
 from contivpy.common.kv import open_store
 from contivpy.common.kv.base import KVStore
+from contivpy.common.registry import ServiceInfo, ServiceRegistry
+from contivpy.common.watch import Mirror, PumpedIterator, list_and_watch
 from contivpy.model import keys
 from contivpy.netplugin.config import Config
-from contivpy.netplugin.datapath import RPC_PORTS, Datapath
+from contivpy.netplugin.datapath import RPC_PORTS, VLAN_BRIDGE, VXLAN_BRIDGE, Datapath
 from contivpy.netplugin.debug_api import make_app
 from contivpy.netplugin.managers.endpoint import EndpointService, RemoteEndpointManager
 from contivpy.netplugin.managers.network import NetworkManager
 from contivpy.netplugin.managers.policy import PolicyManager
 from contivpy.netplugin.managers.vtep import VtepManager
 from contivpy.netplugin.netmaster_client import NetmasterClient
-from contivpy.netplugin.registration import Registration
 
 log = logging.getLogger("netplugin")
 
@@ -56,6 +63,7 @@ class Agent:
         self.remote = RemoteEndpointManager(self.dp, self.nets, self.vteps, cfg.host)
         self.policy = PolicyManager(self.dp)
         self.netmaster = NetmasterClient(self.kv)
+        self.registry = ServiceRegistry(self.kv)
         self.endpoints = EndpointService(cfg, self.kv, self.dp, self.nets, self.netmaster)
         self.arp_mode = "proxy"
         self.ready = asyncio.Event()
@@ -69,6 +77,7 @@ class Agent:
             (keys.MASTER_CONFIG_GLOBAL, self._on_global),
         ]
         self._arp_applied = ""
+        self._streams: dict[str, tuple[PumpedIterator, Mirror]] = {}
 
     def _on_global(self, _tail: str, value: str | None) -> None:
         """Global config changes: ``arp-mode`` toggles ARP proxy/flood; a ``fwd-mode`` change needs a
@@ -124,14 +133,14 @@ class Agent:
                 await self.dp.ovs.close()
                 await asyncio.sleep(1)
 
-    async def _list(self) -> dict[str, tuple[int, set[str]]]:
-        revs = {}
+    async def _list(self) -> None:
+        """Open a list+watch stream per prefix and apply its first Snapshot (the initial state)."""
         for prefix, handler in self._watches:
-            items, rev = await self.kv.get_prefix(prefix)
-            for it in items:
-                handler(it.key[len(prefix) :], it.value)
-            revs[prefix] = (rev, {it.key[len(prefix) :] for it in items})
-        return revs
+            it = list_and_watch(self.kv, prefix)
+            mirror = Mirror()
+            self._streams[prefix] = (it, mirror)
+            for ev in mirror.apply(await anext(it)):
+                handler(ev.key[len(prefix) :], ev.value if ev.type == "put" else None)
 
     async def apply(self) -> None:
         async with self._apply_lock:
@@ -150,28 +159,36 @@ class Agent:
             await self.nets.apply_removes(in_use)
 
     # -- loops ---------------------------------------------------------------------------------
-    async def _watch(self, prefix: str, handler: Callable, rev: int, known: set[str]) -> None:
-        """Feed the reconcile queue from ``rev + 1`` on; a compacted start re-lists and emits the diff."""
-        while True:
-            try:
-                async for ev in self.kv.watch_prefix(prefix, start_revision=rev + 1):
-                    rev = ev.mod_revision
-                    tail = ev.key[len(prefix) :]
-                    (known.add if ev.type == "put" else known.discard)(tail)
-                    await self._queue.put((handler, tail, ev.value if ev.type == "put" else None))
-            except CompactedError:
-                items, rev = await self.kv.get_prefix(prefix)
-                log.warning("watch on %s compacted; re-listed at revision %d", prefix, rev)
-                now = {it.key[len(prefix) :]: it.value for it in items}
-                for tail in known - set(now):
-                    await self._queue.put((handler, tail, None))
-                for tail, value in now.items():
-                    await self._queue.put((handler, tail, value))
-                known.clear()
-                known.update(now)
-            except StoreError as e:
-                log.warning("watch on %s failed: %s; retrying", prefix, e)
-                await asyncio.sleep(1)
+    async def _watch(self, prefix: str, handler: Callable) -> None:
+        """Feed the reconcile queue with the changes after the initial Snapshot (re-lists as diffs)."""
+        it, mirror = self._streams[prefix]
+        async for item in it:
+            for ev in mirror.apply(item):
+                await self._queue.put(
+                    (handler, ev.key[len(prefix) :], ev.value if ev.type == "put" else None)
+                )
+
+    async def _register(self) -> None:
+        """Register ``netplugin`` (:9002, :9003) and ``netplugin.vtep``; retry every second while etcd is
+        away. Afterwards the registry refreshes the leases and re-registers by itself after a lost lease."""
+        cfg = self.cfg
+        services = [
+            ServiceInfo(keys.SVC_NETPLUGIN, cfg.ctrl_ip, RPC_PORTS[VXLAN_BRIDGE], hostname=cfg.host),
+            ServiceInfo(keys.SVC_NETPLUGIN, cfg.ctrl_ip, RPC_PORTS[VLAN_BRIDGE], hostname=cfg.host),
+            ServiceInfo(keys.SVC_NETPLUGIN_VTEP, cfg.vtep_ip, cfg.vxlan_port, hostname=cfg.host),
+        ]
+        n = 0
+        for info in services:
+            while True:
+                try:
+                    await self.registry.register(info)
+                    break
+                except StoreError as e:
+                    if n % 5 == 0:
+                        log.warning("service registration of %s failed: %s; retrying", info.key, e)
+                    n += 1
+                    await asyncio.sleep(1)
+        log.info("registered services %s", [i.key for i in services])
 
     async def _reconcile_loop(self) -> None:
         while True:
@@ -220,31 +237,25 @@ class Agent:
         try:
             await self._wait_global()
             await self._start_datapath()
-            revs = await self._list()
+            await self._list()
             await self.apply()
             await self.endpoints.restore()
             await self.vteps.prune_stale()
             await self.dp.sync_complete()
-            # Not revoked on shutdown: a restarting agent keeps its peers' tunnels (lease TTL 10 s).
-            reg = Registration(
-                self.kv,
-                [
-                    (keys.SVC_NETPLUGIN, self.cfg.ctrl_ip, RPC_PORTS["contivVxlanBridge"]),
-                    (keys.SVC_NETPLUGIN, self.cfg.ctrl_ip, RPC_PORTS["contivVlanBridge"]),
-                    (keys.SVC_NETPLUGIN_VTEP, self.cfg.vtep_ip, self.cfg.vxlan_port),
-                ],
-                self.cfg.host,
-            )
             async with asyncio.TaskGroup() as tg:
                 for prefix, handler in self._watches:
-                    tg.create_task(self._watch(prefix, handler, *revs[prefix]))
+                    tg.create_task(self._watch(prefix, handler))
                 tg.create_task(self._reconcile_loop())
-                tg.create_task(reg.run())
+                tg.create_task(self._register())
                 tg.create_task(self._serve_debug())
                 tg.create_task(self._serve_docker())
                 self.ready.set()
                 log.info("netplugin started on host %s (vtep %s)", self.cfg.host, self.cfg.vtep_ip)
         finally:
+            for it, _ in self._streams.values():
+                await it.aclose()
+            # Not deregistered on shutdown: a restarting agent keeps its peers' tunnels (lease TTL 10 s).
+            await self.registry.close(deregister=False)
             await self.netmaster.close()
             await self.dp.stop()
             await self.kv.close()
