@@ -42,6 +42,9 @@ def main() -> int:
     except _pytest.outcomes.Skipped as e:
         print(f"cannot run the demo here: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # start_docker_bed has already removed what it started
+        print("\ninterrupted", file=sys.stderr)
+        return 130
     print(f"up in {time.monotonic() - t0:.1f} s")
     try:
         bed = dbed.bed
