@@ -2,9 +2,8 @@
 
 ``Datapath`` is what the managers call; it never sees etcd. It owns
 - the OVSDB client (bridges, access ports, VXLAN ports, uplinks),
-- one flow programmer per bridge, chosen at start: ``OfnetFlows`` (the ofnet package's ``OfnetAgent``,
-  the real Contiv pipeline with ARP proxy) when ``contivpy.ofnet.agent`` is importable, else
-  ``OfctlFlows`` (a minimal L2 pipeline via ``ovs-ofctl``, flood-ARP, used only as a fallback).
+- one flow programmer per bridge: ``OfnetFlows`` (``ofnet_flows.py``, an adapter onto the ofnet package's
+  ``OfnetAgent``, the real Contiv pipeline with ARP proxy). There is no other pipeline.
 
 Bridges (contiv-reference §5.2): ``contivVxlanBridge`` (controller tcp:127.0.0.1:6633) and
 ``contivVlanBridge`` (6634), ``fail_mode=secure``, OpenFlow10-13, ``datapath_type`` from ``--ovs-datapath``;
@@ -18,8 +17,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from contivpy.netplugin.ofnet_flows import OfnetFlows
 from contivpy.netplugin.ovsdb import OvsdbClient
 
 log = logging.getLogger(__name__)
@@ -63,39 +63,11 @@ class EpSpec:
     vtep_ip: str = ""  # remote endpoints
 
 
-class FlowProgrammer(Protocol):
-    async def start(self) -> None: ...
-    async def wait_ready(self) -> None: ...
-    async def stop(self) -> None: ...
-    def connected(self) -> bool: ...
-    async def add_network(self, net: NetSpec) -> None: ...
-    async def remove_network(self, net: NetSpec) -> None: ...
-    async def add_local_endpoint(self, ep: EpSpec) -> None: ...
-    async def remove_local_endpoint(self, ep: EpSpec) -> None: ...
-    async def add_vtep(self, ip: str, ofport: int) -> None: ...
-    async def remove_vtep(self, ip: str) -> None: ...
-    async def add_remote_endpoint(self, ep: EpSpec) -> None: ...
-    async def remove_remote_endpoint(self, ep: EpSpec) -> None: ...
-    def inspect(self) -> dict[str, Any]: ...
-
-
-def _make_programmer(bridge: str, cfg, ovs_rundir: str) -> FlowProgrammer:
-    try:
-        from contivpy.netplugin.ofnet_flows import OfnetFlows
-
-        return OfnetFlows(bridge, cfg)
-    except ImportError as e:
-        log.warning("ofnet agent not available (%s): using the ovs-ofctl fallback pipeline on %s", e, bridge)
-        from contivpy.netplugin.ofctl_flows import OfctlFlows
-
-        return OfctlFlows(bridge, f"unix:{ovs_rundir}/{bridge}.mgmt", bridge == VXLAN_BRIDGE)
-
-
 class Datapath:
     def __init__(self, cfg) -> None:
         self.cfg = cfg
         self.ovs = OvsdbClient(cfg.ovsdb)
-        self.flows: dict[str, FlowProgrammer] = {}
+        self.flows: dict[str, OfnetFlows] = {}
         self.vteps: dict[str, int] = {}  # peer ip -> ofport
 
     async def start(self) -> None:
@@ -106,22 +78,21 @@ class Datapath:
         """
         for br in CTRL_PORTS:
             if br not in self.flows:
-                self.flows[br] = _make_programmer(br, self.cfg, self.cfg.ovs_rundir)
+                self.flows[br] = OfnetFlows(br, self.cfg)
                 await self.flows[br].start()
         for br, port in CTRL_PORTS.items():
             await self.ovs.ensure_bridge(br, f"tcp:127.0.0.1:{port}", datapath_type=self.cfg.ovs_datapath)
         await self._ensure_uplinks()
         for fp in self.flows.values():
             await fp.wait_ready()
-        if self.cfg.vlan_uplinks and hasattr(self.flows[VLAN_BRIDGE], "add_uplink"):
+        if self.cfg.vlan_uplinks:
             ofport = await self.ovs.wait_ofport(self.cfg.vlan_uplinks[0])
             await self.flows[VLAN_BRIDGE].add_uplink(ofport)
 
     async def sync_complete(self) -> None:
         """The full state has been re-applied after a start: let the programmers prune leftovers."""
         for fp in self.flows.values():
-            if hasattr(fp, "sync_complete"):
-                await fp.sync_complete()
+            await fp.sync_complete()
 
     async def _ensure_uplinks(self) -> None:
         ups = self.cfg.vlan_uplinks
@@ -205,8 +176,7 @@ class Datapath:
 
     async def set_arp_mode(self, mode: str) -> None:
         for fp in self.flows.values():
-            if hasattr(fp, "set_arp_mode"):
-                await fp.set_arp_mode(mode)
+            await fp.set_arp_mode(mode)
 
     # -- policy --------------------------------------------------------------------------------
     async def add_rule(self, fields: dict) -> str:
@@ -215,17 +185,15 @@ class Datapath:
         from contivpy.common.errors import ValidationError
 
         for fp in self.flows.values():
-            if hasattr(fp, "add_rule"):
-                try:
-                    await fp.add_rule(fields)
-                except ValidationError as e:
-                    return str(e)
+            try:
+                await fp.add_rule(fields)
+            except ValidationError as e:
+                return str(e)
         return ""
 
     async def remove_rule(self, rule_id: str) -> None:
         for fp in self.flows.values():
-            if hasattr(fp, "remove_rule"):
-                await fp.remove_rule(rule_id)
+            await fp.remove_rule(rule_id)
 
     def inspect(self, bridge: str) -> dict[str, Any]:
         fp = self.flows.get(bridge)

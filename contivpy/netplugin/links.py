@@ -35,11 +35,6 @@ ETHTOOL_STXCSUM = 0x00000017
 _SKIP_MTU_PREFIXES = ("docker", "veth", "vport", "vvport", "lo", "ovs-", "contiv")
 
 
-def endpoint_mac(ip: str) -> str:
-    """Contiv endpoint MAC: ``02:02:`` + the IPv4 address bytes."""
-    return "02:02:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
-
-
 def _tx_csum_off(ifname: str) -> None:
     buf = array.array("B", struct.pack("II", ETHTOOL_STXCSUM, 0))
     addr, _ = buf.buffer_info()

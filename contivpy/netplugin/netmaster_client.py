@@ -1,8 +1,9 @@
 """HTTP client netplugin -> netmaster ``/plugin/*`` (contiv-reference §2.4, §5.2).
 
 Target: the holder of the leader lock ``/contiv.io/lock/netmaster/leader`` (value ``ip:port``, or a JSON
-object carrying it); when nobody holds it, every netmaster registered under
-``/contiv.io/service/netmaster/`` is tried. Connection failures are retried 3 times with 1 s pauses
+object carrying it); when nobody holds it, every netmaster in the service registry
+(``contivpy.common.registry``, ``/contiv.io/service/netmaster/``) is tried, the one with Role ``leader``
+first. Connection failures are retried 3 times with 1 s pauses
 (the original's behaviour). netmaster answers errors with HTTP 500 and a text body, which becomes an
 ``ExternalServiceError`` carrying netmaster's message verbatim.
 """
@@ -18,6 +19,7 @@ import aiohttp
 
 from contivpy.common.errors import ContivError, ExternalServiceError
 from contivpy.common.kv.base import KVStore
+from contivpy.common.registry import ServiceRegistry
 from contivpy.model import keys
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ class NetmasterClient:
         self, kv: KVStore, retries: int = 3, retry_delay: float = 1.0, timeout: float = 30.0
     ) -> None:
         self.kv = kv
+        self.registry = ServiceRegistry(kv)
         self.retries = retries
         self.retry_delay = retry_delay
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -57,8 +60,9 @@ class NetmasterClient:
         kv = await self.kv.get(keys.LEADER_LOCK)
         if kv is not None and _addr_of(kv.value):
             return [_addr_of(kv.value)]
-        items, _ = await self.kv.get_prefix(keys.service_prefix(keys.SVC_NETMASTER))
-        return [it.key.rsplit("/", 1)[1] for it in items]
+        infos = await self.registry.list(keys.SVC_NETMASTER)
+        infos.sort(key=lambda i: i.role != "leader")  # stable: leader first, then the store's order
+        return [f"{i.host_addr}:{i.port}" for i in infos]
 
     async def post(self, path: str, body: dict[str, Any]) -> Any:
         if self._session is None:

@@ -36,6 +36,7 @@ from contivpy.common.errors import (
     ValidationError,
 )
 from contivpy.common.kv.base import Compare, KVStore, Put
+from contivpy.common.netaddr import mac_from_ip
 from contivpy.model import keys
 from contivpy.netplugin import links
 from contivpy.netplugin.datapath import VLAN_BRIDGE, VXLAN_BRIDGE, Datapath, EpSpec
@@ -230,7 +231,7 @@ class EndpointService:
         ip, mac = ep.get("ipAddress", ""), ep.get("macAddress", "")
         if not ip:
             raise ExternalServiceError(f"netmaster returned no address for endpoint {ep_id}")
-        mac = mac or links.endpoint_mac(ip)
+        mac = mac or mac_from_ip(ip)
         epg_key = ep.get("endpointGroupKey", "")
         n = await self._alloc_port(ep_id, epg_key, spec.encap)
         port, ovs_port = f"vport{n}", f"vvport{n}"

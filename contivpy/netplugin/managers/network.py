@@ -7,28 +7,31 @@ Desired = every network state in etcd. A network is added to the bridge of its e
 
 from __future__ import annotations
 
-import json
 import logging
 
 from contivpy.common.errors import ConflictError, ValidationError
+from contivpy.model.state import NetworkState
 from contivpy.netplugin.datapath import Datapath, NetSpec
 
 log = logging.getLogger(__name__)
 
 
 def net_spec(value: str) -> NetSpec | None:
+    """The datapath view of a ``NetworkState`` record (None, logged, if it is malformed)."""
     try:
-        d = json.loads(value)
+        st = NetworkState.from_json(value)
+        if not st.id:
+            raise ValueError("no id")
         return NetSpec(
-            id=d["id"],
-            tenant=d.get("tenant", ""),
-            encap=d.get("pktTagType") or "vxlan",
-            vlan=int(d.get("pktTag") or 0),
-            vni=int(d.get("extPktTag") or 0),
-            gateway=d.get("gateway", ""),
-            subnet_len=int(d.get("subnetLen") or 0),
+            id=st.id,
+            tenant=st.tenant or "",
+            encap=st.pktTagType or "vxlan",
+            vlan=int(st.pktTag or 0),
+            vni=int(st.extPktTag or 0),
+            gateway=st.gateway or "",
+            subnet_len=int(st.subnetLen or 0),
         )
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         log.warning("ignoring malformed network state: %s", e)
         return None
 
