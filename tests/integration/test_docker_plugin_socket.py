@@ -69,6 +69,7 @@ class RecordingBackend:
             self.used.discard(ipaddress.ip_address(spec.ip_address))  # deleteEndpoint releases
 
     async def get_endpoint(self, state_id):
+        await asyncio.sleep(0.01)  # like a KV read: lets a concurrent duplicate interleave
         return self.eps.get(state_id)
 
 

@@ -147,10 +147,12 @@ class PluginHandlers:
             ipv6_address=_plain_ip(req.Interface.AddressIPv6),
             container=req.EndpointID,
         )
-        if spec.state_id in self._creating or await self.backend.get_endpoint(spec.state_id):
+        if spec.state_id in self._creating:
             raise ConflictError(f"endpoint {req.EndpointID} already exists")
-        self._creating.add(spec.state_id)
+        self._creating.add(spec.state_id)  # before any await: concurrent duplicates see it
         try:
+            if await self.backend.get_endpoint(spec.state_id):
+                raise ConflictError(f"endpoint {req.EndpointID} already exists")
             ep = await self.backend.create_endpoint(spec)
         finally:
             self._creating.discard(spec.state_id)
