@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from contivpy.netplugin.datapath import VXLAN_BRIDGE, Datapath
+from contivpy.netplugin.datapath import VXLAN_BRIDGE, Datapath, vtep_port_name
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,6 @@ class VtepManager:
 
     async def prune_stale(self) -> None:
         for name in await self.dp.ovs.list_ports(VXLAN_BRIDGE):
-            if name.startswith("vxif") and name not in {"vxif" + ip.replace(".", "") for ip in self.applied}:
+            if name.startswith("vxif") and name not in {vtep_port_name(ip) for ip in self.applied}:
                 await self.dp.ovs.remove_port(VXLAN_BRIDGE, name)
                 log.info("removed stale VXLAN port %s", name)
