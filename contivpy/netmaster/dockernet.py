@@ -15,18 +15,16 @@ Create is idempotent (an existing network with our driver is adopted; another dr
 
 ``reconcile_docker_networks`` re-creates missing Docker networks for every network/EPG state (run
 by the leader at start: closes the window where netmaster died between the etcd commit and the
-Docker call). See docs/decisions.md "Docker networks".
+Docker call). See docs/decisions.md "Docker networks". The Engine API client, the naming and the
+create payload are shared with netplugin: ``contivpy/common/dockerapi.py``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
-from urllib.parse import quote
 
-import aiohttp
-
+from contivpy.common.dockerapi import DEFAULT_DOCKER_HOST, DockerClient, docker_net_name, network_create_body
 from contivpy.common.errors import ExternalServiceError
 from contivpy.common.kv.base import KVStore
 from contivpy.model import keys
@@ -34,88 +32,12 @@ from contivpy.model.state import DocknetState, EndpointGroupState, NetworkState
 
 log = logging.getLogger("netmaster.dockernet")
 
-DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
-API = "/v1.23"
+#: the original netmaster's Engine API client version
+API_VERSION = "1.23"
 
 
-class DockerClient:
-    """Minimal async Docker Engine API client (networks only) over a unix socket."""
-
-    def __init__(self, host: str = DEFAULT_DOCKER_HOST, timeout: float = 30.0) -> None:
-        if not host.startswith("unix://"):
-            raise ValueError(f"unsupported docker host {host}")
-        self.host = host
-        self.path = host[len("unix://") :]
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
-        self._session: aiohttp.ClientSession | None = None
-
-    @classmethod
-    def from_config(cls, config: Any) -> DockerClient:
-        return cls(getattr(config, "docker_host", "") or DEFAULT_DOCKER_HOST)
-
-    def _sess(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.UnixConnector(path=self.path), timeout=self.timeout
-            )
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def _req(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        try:
-            async with self._sess().request(
-                method, "http://docker" + API + path, json=body if body is not None else None
-            ) as resp:
-                text = await resp.text()
-                data: Any = None
-                if text.strip():
-                    try:
-                        data = json.loads(text)
-                    except ValueError:
-                        data = {"message": text.strip()}
-                return resp.status, data
-        except (aiohttp.ClientConnectionError, FileNotFoundError, ConnectionRefusedError) as exc:
-            raise ExternalServiceError(
-                f"Cannot connect to the Docker daemon at {self.host}. Is the docker daemon running?"
-            ) from exc
-        except TimeoutError as exc:
-            raise ExternalServiceError(f"Docker daemon at {self.host} timed out") from exc
-
-    @staticmethod
-    def _err(status: int, data: Any) -> ExternalServiceError:
-        msg = data.get("message") if isinstance(data, dict) else None
-        return ExternalServiceError(msg or f"docker engine error (HTTP {status})")
-
-    async def inspect_network(self, name: str) -> dict | None:
-        status, data = await self._req("GET", "/networks/" + quote(name, safe=""))
-        if status == 404:
-            return None
-        if status != 200:
-            raise self._err(status, data)
-        return data
-
-    async def create_network(self, body: dict) -> str:
-        status, data = await self._req("POST", "/networks/create", body)
-        if status not in (200, 201):
-            raise self._err(status, data)
-        return data.get("Id", "")
-
-    async def delete_network(self, name_or_id: str) -> bool:
-        status, data = await self._req("DELETE", "/networks/" + quote(name_or_id, safe=""))
-        if status == 404:
-            return False
-        if status not in (200, 204):
-            raise self._err(status, data)
-        return True
-
-
-def docker_net_name(tenant: str, network: str, group: str = "") -> str:
-    name = group or network
-    return name if tenant == "default" else f"{name}/{tenant}"
+def client_from_config(config: Any) -> DockerClient:
+    return DockerClient(getattr(config, "docker_host", "") or DEFAULT_DOCKER_HOST, api_version=API_VERSION)
 
 
 def plugin_name(config: Any) -> str:
@@ -123,30 +45,18 @@ def plugin_name(config: Any) -> str:
 
 
 def create_body(plugin: str, net: NetworkState, group: str = "") -> dict:
-    ipam_opts = {"network": net.networkName, "tenant": net.tenant}
-    if group:
-        ipam_opts = {"group": group, **ipam_opts}
-    cfg: dict[str, str] = {"Subnet": f"{net.subnetIP}/{net.subnetLen}"}
-    if net.gateway:
-        cfg["Gateway"] = net.gateway
-    configs = [cfg]
-    if net.ipv6SubnetIP:
-        v6 = {"Subnet": f"{net.ipv6SubnetIP}/{net.ipv6SubnetLen}"}
-        if net.ipv6Gateway:
-            v6["Gateway"] = net.ipv6Gateway
-        configs.append(v6)
-    tag = net.extPktTag if net.pktTagType == "vxlan" else net.pktTag
-    return {
-        "CheckDuplicate": True,
-        "Driver": plugin,
-        "EnableIPv6": bool(net.ipv6SubnetIP),
-        "IPAM": {"Driver": plugin, "Options": ipam_opts, "Config": configs},
-        "Internal": False,
-        "Attachable": True,
-        "Options": {"encap": net.pktTagType, "pkt-tag": str(tag), "tenant": net.tenant},
-        "Labels": None,
-        "Name": docker_net_name(net.tenant, net.networkName, group),
-    }
+    return network_create_body(
+        plugin,
+        tenant=net.tenant,
+        network=net.networkName,
+        group=group,
+        subnet=f"{net.subnetIP}/{net.subnetLen}",
+        gateway=net.gateway,
+        subnet6=f"{net.ipv6SubnetIP}/{net.ipv6SubnetLen}" if net.ipv6SubnetIP else "",
+        gateway6=net.ipv6Gateway,
+        encap=net.pktTagType,
+        pkt_tag=net.extPktTag if net.pktTagType == "vxlan" else net.pktTag,
+    )
 
 
 async def create_docknet(
@@ -154,7 +64,7 @@ async def create_docknet(
 ) -> str:
     """Ensure the Docker network of (network, group) exists; record the mapping; returns its id."""
     name = docker_net_name(net.tenant, net.networkName, group)
-    existing = await docker.inspect_network(name)
+    existing = await docker.find_network(name)
     if existing is not None:
         if existing.get("Driver") != plugin:
             raise ExternalServiceError("network name used by another driver")
@@ -175,8 +85,7 @@ async def delete_docknet(
     """Remove the Docker network (missing = done) and its mapping. Docker refuses while it has
     endpoints; that error propagates and nothing else is changed."""
     name = docker_net_name(tenant, network, group)
-    if await docker.inspect_network(name) is not None:
-        await docker.delete_network(name)
+    await docker.delete_network(name)  # False when already gone
     await kv.delete(keys.docknet_oper(keys.docknet_id(tenant, network, group)))
 
 
@@ -201,7 +110,7 @@ async def reconcile_docker_networks(kv: KVStore, docker: DockerClient, config: A
             todo.append((net, epg.groupName))
     for net, group in todo:
         try:
-            if await docker.inspect_network(docker_net_name(net.tenant, net.networkName, group)) is None:
+            if await docker.find_network(docker_net_name(net.tenant, net.networkName, group)) is None:
                 await create_docknet(docker, kv, plugin, net, group)
                 created += 1
         except Exception:  # keep sweeping; the next leader start retries
@@ -212,6 +121,7 @@ async def reconcile_docker_networks(kv: KVStore, docker: DockerClient, config: A
 __all__ = [
     "DockerClient",
     "DEFAULT_DOCKER_HOST",
+    "client_from_config",
     "docker_net_name",
     "plugin_name",
     "create_body",

@@ -36,7 +36,7 @@ log = logging.getLogger("netmaster.hooks.network")
 
 def docker_client(ctx: Any) -> dockernet.DockerClient:
     if ctx.docker is None:
-        ctx.docker = dockernet.DockerClient.from_config(ctx.config)
+        ctx.docker = dockernet.client_from_config(ctx.config)
     return ctx.docker
 
 

@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from contivpy.common.dockerapi import docker_net_name
 from contivpy.common.kv.base import KVStore
 from contivpy.model import keys
 
@@ -46,9 +47,8 @@ class ContivNet:
 
     @property
     def docker_name(self) -> str:
-        """The original's Docker network name: group name or network name, ``/<tenant>`` unless default."""
-        name = self.group or self.network
-        return name if self.tenant == "default" else f"{name}/{self.tenant}"
+        """The original's Docker network name (``common.dockerapi.docker_net_name``)."""
+        return docker_net_name(self.tenant, self.network, self.group)
 
 
 @dataclass(frozen=True, slots=True)

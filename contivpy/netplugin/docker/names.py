@@ -42,11 +42,10 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from contivpy.common.dockerapi import DockerClient
 from contivpy.common.errors import CompactedError, ContivError, StoreError
 from contivpy.common.kv.base import Compare, KVStore, Put
 from contivpy.model import keys
-
-from .engine import DockerEngine
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +196,7 @@ class _Proto(asyncio.DatagramProtocol):
 class ContainerDns:
     """Per local container: learn its name after Join, serve DNS inside its netns."""
 
-    def __init__(self, kv: KVStore, engine: DockerEngine | None, host_label: str = "") -> None:
+    def __init__(self, kv: KVStore, engine: DockerClient | None, host_label: str = "") -> None:
         self.kv = kv
         self.engine = engine
         self.table = NameTable(kv)

@@ -19,10 +19,10 @@ import asyncio
 import contextlib
 import logging
 
+from contivpy.common.dockerapi import DockerClient
 from contivpy.common.kv.base import KVStore
 
 from .backend import EndpointBackend
-from .engine import DockerEngine
 from .handlers import PluginHandlers
 from .names import ContainerDns
 from .resolver import NetworkResolver
@@ -45,7 +45,7 @@ class DockerPlugin:
         dns: bool = True,
     ) -> None:
         self.kv = kv
-        self.engine = DockerEngine(docker_host) if docker_host else None
+        self.engine = DockerClient(docker_host) if docker_host else None
         self.resolver = NetworkResolver(kv, self.engine)
         self.dns = ContainerDns(kv, self.engine) if dns else None
         self.handlers = PluginHandlers(

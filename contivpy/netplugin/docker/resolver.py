@@ -17,12 +17,12 @@ import ipaddress
 import json
 from dataclasses import dataclass
 
+from contivpy.common.dockerapi import DockerClient
 from contivpy.common.errors import ContivError, NotFoundError, ValidationError
 from contivpy.common.kv.base import KVStore
 from contivpy.model import keys
 
 from .backend import ContivNet
-from .engine import DockerEngine
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +64,7 @@ def net_from_options(opts: dict) -> ContivNet | None:
 
 
 class NetworkResolver:
-    def __init__(self, kv: KVStore, engine: DockerEngine | None = None) -> None:
+    def __init__(self, kv: KVStore, engine: DockerClient | None = None) -> None:
         self.kv = kv
         self.engine = engine
         self._cache: dict[str, ContivNet] = {}

@@ -11,7 +11,8 @@ Desired set (the original's naming and options, contiv-reference §5.5):
 - every ``/contiv.io/state/endpointGroups/<group>:<tenant>`` -> network ``<group>[/<tenant>]``
   with its network's subnet;
 - driver and IPAM driver ``netplugin``; IPAM config subnet + gateway; IPAM options ``tenant``,
-  ``network`` (+ ``group``); driver options ``tenant``, ``encap``, ``pkt-tag``.
+  ``network`` (+ ``group``); driver options ``tenant``, ``encap``, ``pkt-tag`` (the payload is
+  ``common/dockerapi.network_create_body``, shared with netmaster).
 
 Reconcile = list etcd + list the engine's ``netplugin`` networks, create the missing ones, delete
 the ones contiv no longer has (Docker refuses while containers are attached: retried later), and
@@ -29,12 +30,12 @@ import json
 import logging
 from dataclasses import dataclass
 
+from contivpy.common.dockerapi import DockerApiError, DockerClient, network_create_body
 from contivpy.common.errors import CompactedError, ContivError, StoreError
 from contivpy.common.kv.base import KVStore
 from contivpy.model import keys
 
 from .backend import ContivNet
-from .engine import DockerEngine, EngineError
 from .resolver import NetworkResolver, net_from_options
 
 log = logging.getLogger(__name__)
@@ -51,21 +52,18 @@ class DesiredNet:
     gateway6: str = ""
 
     def spec(self, driver: str) -> dict:
-        ipam_opts = {"tenant": self.net.tenant, "network": self.net.network}
-        if self.net.group:
-            ipam_opts["group"] = self.net.group
-        cfg = [{"Subnet": self.subnet, **({"Gateway": self.gateway} if self.gateway else {})}]
-        if self.subnet6:
-            cfg.append({"Subnet": self.subnet6, **({"Gateway": self.gateway6} if self.gateway6 else {})})
-        return {
-            "Name": self.net.docker_name,
-            "CheckDuplicate": True,
-            "Driver": driver,
-            "Attachable": True,
-            "EnableIPv6": bool(self.subnet6),
-            "IPAM": {"Driver": driver, "Config": cfg, "Options": ipam_opts},
-            "Options": {"tenant": self.net.tenant, "encap": self.encap, "pkt-tag": str(self.pkt_tag)},
-        }
+        return network_create_body(
+            driver,
+            tenant=self.net.tenant,
+            network=self.net.network,
+            group=self.net.group,
+            subnet=self.subnet,
+            gateway=self.gateway,
+            subnet6=self.subnet6,
+            gateway6=self.gateway6,
+            encap=self.encap,
+            pkt_tag=self.pkt_tag,
+        )
 
     def matches(self, actual: dict) -> bool:
         ipam = actual.get("IPAM") or {}
@@ -141,7 +139,7 @@ class DockerNetworkSync:
     def __init__(
         self,
         kv: KVStore,
-        engine: DockerEngine,
+        engine: DockerClient,
         resolver: NetworkResolver | None = None,
         driver: str = "netplugin",
         resync: float = 30.0,
@@ -174,22 +172,21 @@ class DockerNetworkSync:
                     self.resolver.remember(nw["Id"], d.net)
                 continue
             try:  # not contiv's any more, or stale (another subnet/options): remove
-                await self.engine.delete_network(nw["Id"])
+                if await self.engine.delete_network(nw["Id"]):
+                    log.info("docker network %s removed", name)
                 if self.resolver is not None:
                     self.resolver.forget(nw["Id"])
-                log.info("docker network %s removed", name)
-            except EngineError as e:
-                if e.status != 404:
-                    clean = False
-                    self.last_error = str(e)
-                    log.info("docker network %s not removed yet: %s", name, e)
+            except DockerApiError as e:
+                clean = False
+                self.last_error = str(e)
+                log.info("docker network %s not removed yet: %s", name, e)
         for name, d in want.items():
             if name in have and d.matches(have[name]):
                 continue
             try:
                 net_id = await self.engine.create_network(d.spec(self.driver))
                 log.info("docker network %s created (%s)", name, net_id[:12])
-            except EngineError as e:
+            except DockerApiError as e:
                 if e.status == 409:  # a concurrent creator won; pick it up next pass
                     net_id = ""
                 else:

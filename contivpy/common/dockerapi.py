@@ -1,0 +1,188 @@
+"""The one Docker Engine API client of contivpy, plus the Docker network naming and create payload.
+
+Used by netmaster (docker cluster mode: ``netmaster/dockernet.py`` creates/deletes the Docker
+network of every contiv network and group on its ``--docker-host``) and by netplugin (its Docker
+plugin keeps the local engine's networks in sync, resolves network ids and learns container names).
+
+- ``DockerClient(docker_host, api_version="")``: asyncio client over the engine's unix socket
+  (aiohttp, imported lazily so importing this module stays cheap). ``api_version`` ``"1.23"``
+  sends ``/v1.23/...`` (the original netmaster's client version); empty = unversioned paths, the
+  engine answers with its own version. Every failure raises ``DockerApiError`` (an
+  ``ExternalServiceError``) carrying the engine's ``message`` and the HTTP ``status`` (0 when the
+  engine could not be reached: "Cannot connect to the Docker daemon at ... Is the docker daemon
+  running?", the docker CLI's words). ``find_network`` and ``delete_network`` treat 404 as
+  "absent" (None / False) instead of raising.
+- ``docker_net_name``: the original's name (contiv-reference §5.5): the group name for an endpoint
+  group, else the network name, ``/<tenant>`` appended unless the tenant is ``default``.
+- ``network_create_body``: the ``POST /networks/create`` payload contiv sends for a network or
+  group (driver = IPAM driver = plugin name, CheckDuplicate, Attachable, IPAM options
+  tenant/network[/group], driver options tenant/encap/pkt-tag, v4 [+ v6] IPAM config).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from contivpy.common.errors import ExternalServiceError
+
+__all__ = [
+    "DEFAULT_DOCKER_HOST",
+    "DockerApiError",
+    "DockerClient",
+    "docker_net_name",
+    "network_create_body",
+    "socket_path",
+]
+
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+
+
+class DockerApiError(ExternalServiceError):
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def socket_path(docker_host: str) -> str:
+    """``unix:///run/docker.sock`` or a plain path -> the socket path."""
+    if docker_host.startswith("unix://"):
+        return docker_host[len("unix://") :]
+    if "://" in docker_host:
+        raise DockerApiError(f"unsupported docker host {docker_host!r}: only unix sockets")
+    return docker_host
+
+
+def docker_net_name(tenant: str, network: str, group: str = "") -> str:
+    name = group or network
+    return name if tenant == "default" else f"{name}/{tenant}"
+
+
+def network_create_body(
+    plugin: str,
+    *,
+    tenant: str,
+    network: str,
+    subnet: str,
+    gateway: str = "",
+    encap: str = "vxlan",
+    pkt_tag: int | str = 0,
+    group: str = "",
+    subnet6: str = "",
+    gateway6: str = "",
+) -> dict:
+    ipam_opts = {"network": network, "tenant": tenant}
+    if group:
+        ipam_opts = {"group": group, **ipam_opts}
+    configs: list[dict[str, str]] = [{"Subnet": subnet, **({"Gateway": gateway} if gateway else {})}]
+    if subnet6:
+        configs.append({"Subnet": subnet6, **({"Gateway": gateway6} if gateway6 else {})})
+    return {
+        "CheckDuplicate": True,
+        "Driver": plugin,
+        "EnableIPv6": bool(subnet6),
+        "IPAM": {"Driver": plugin, "Options": ipam_opts, "Config": configs},
+        "Internal": False,
+        "Attachable": True,
+        "Options": {"encap": encap, "pkt-tag": str(pkt_tag), "tenant": tenant},
+        "Labels": None,
+        "Name": docker_net_name(tenant, network, group),
+    }
+
+
+class DockerClient:
+    def __init__(
+        self, docker_host: str = DEFAULT_DOCKER_HOST, timeout: float = 30.0, api_version: str = ""
+    ) -> None:
+        self.host = docker_host if "://" in docker_host else f"unix://{docker_host}"
+        self.path = socket_path(docker_host)
+        self.prefix = f"/v{api_version}" if api_version else ""
+        self._timeout = timeout
+        self._session = None
+
+    def _sess(self):
+        import aiohttp
+
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path=self.path),
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+            )
+        return self._session
+
+    def _unreachable(self, exc: BaseException | None = None) -> DockerApiError:
+        if isinstance(exc, TimeoutError):
+            return DockerApiError(f"Docker daemon at {self.host} timed out")
+        return DockerApiError(
+            f"Cannot connect to the Docker daemon at {self.host}. Is the docker daemon running?"
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _call(self, method: str, path: str, body: Any = None, params: dict | None = None) -> Any:
+        import aiohttp
+
+        url = "http://docker" + self.prefix + path
+        try:
+            async with self._sess().request(method, url, json=body, params=params) as resp:
+                raw = await resp.read()
+                data: Any = None
+                if raw.strip():
+                    try:
+                        data = json.loads(raw)
+                    except ValueError:
+                        data = {"message": raw.decode(errors="replace").strip()}
+                if resp.status >= 400:
+                    msg = data.get("message") if isinstance(data, dict) else None
+                    raise DockerApiError(msg or f"docker engine error (HTTP {resp.status})", resp.status)
+                return data
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            raise self._unreachable(e) from None
+
+    async def ping(self) -> bool:
+        try:
+            await self._call("GET", "/_ping")
+            return True
+        except DockerApiError:
+            return False
+
+    # ---- networks -----------------------------------------------------------------------------
+    async def list_networks(self, driver: str | None = None) -> list[dict]:
+        params = {"filters": json.dumps({"driver": [driver]})} if driver else None
+        return await self._call("GET", "/networks", params=params) or []
+
+    async def inspect_network(self, name_or_id: str) -> dict:
+        return await self._call("GET", "/networks/" + quote(name_or_id, safe=""))
+
+    async def find_network(self, name_or_id: str) -> dict | None:
+        try:
+            return await self.inspect_network(name_or_id)
+        except DockerApiError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    async def create_network(self, body: dict) -> str:
+        data = await self._call("POST", "/networks/create", body=body)
+        return (data or {}).get("Id", "")
+
+    async def delete_network(self, name_or_id: str) -> bool:
+        """True when deleted, False when it did not exist."""
+        try:
+            await self._call("DELETE", "/networks/" + quote(name_or_id, safe=""))
+            return True
+        except DockerApiError as e:
+            if e.status == 404:
+                return False
+            raise
+
+    # ---- containers ---------------------------------------------------------------------------
+    async def inspect_container(self, cid: str) -> dict:
+        return await self._call("GET", f"/containers/{quote(cid, safe='')}/json")
+
+    async def list_containers(self) -> list[dict]:
+        return await self._call("GET", "/containers/json") or []
