@@ -44,6 +44,7 @@ from contivpy.netplugin.managers.endpoint import EndpointService, RemoteEndpoint
 from contivpy.netplugin.managers.network import NetworkManager
 from contivpy.netplugin.managers.policy import PolicyManager
 from contivpy.netplugin.managers.vtep import VtepManager
+from contivpy.netplugin.nameserver import NameServer
 from contivpy.netplugin.netmaster_client import NetmasterClient
 
 log = logging.getLogger("netplugin")
@@ -65,6 +66,7 @@ class Agent:
         self.netmaster = NetmasterClient(self.kv)
         self.registry = ServiceRegistry(self.kv)
         self.endpoints = EndpointService(cfg, self.kv, self.dp, self.nets, self.netmaster)
+        self.names = NameServer(self.kv)  # DNS for containers, via the OpenFlow punt (nameserver.py)
         self.arp_mode = "proxy"
         self.ready = asyncio.Event()
         self._queue: asyncio.Queue[tuple[Callable, str, str | None]] = asyncio.Queue()
@@ -237,6 +239,8 @@ class Agent:
         try:
             await self._wait_global()
             await self._start_datapath()
+            for fp in self.dp.flows.values():
+                self.names.attach(fp.agent)
             await self._list()
             await self.apply()
             await self.endpoints.restore()
@@ -249,6 +253,7 @@ class Agent:
                 tg.create_task(self._register())
                 tg.create_task(self._serve_debug())
                 tg.create_task(self._serve_docker())
+                tg.create_task(self.names.run())
                 self.ready.set()
                 log.info("netplugin started on host %s (vtep %s)", self.cfg.host, self.cfg.vtep_ip)
         finally:

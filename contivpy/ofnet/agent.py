@@ -15,8 +15,13 @@ prune leftovers.  VRF ids are allocated per tenant name in first-use order (firs
 so replaying networks in a stable order reproduces the same metadata values.
 
 Packet-ins: ARP requests (proxy mode) are answered from the endpoint tables (see
-:mod:`arp`); DNS queries from container MACs go to ``dns_resolver`` (if set) and are
-otherwise re-injected with VLAN 4093 so they continue through the pipeline.
+:mod:`arp`); on the vxlan bridge an ARP request of a local endpoint for its network's gateway
+(held by no endpoint) is answered with ``arp.GATEWAY_MAC``, so off-subnet traffic, DNS queries to
+an upstream resolver included, leaves the container (then it is dropped in table 9: bridge mode
+has no router). DNS queries from container MACs go to ``dns_resolver(in_port, frame)`` (if set;
+``local_endpoint(in_port).vrf`` gives the asker's tenant), which returns the reply frame sent out
+of ``in_port``, or None: then the query is re-injected with VLAN 4093 so it continues through the
+pipeline.
 """
 
 from __future__ import annotations
@@ -77,7 +82,17 @@ class OfnetAgent:
         self._remote: dict[str, RemoteEndpoint] = {}
         self._rules: dict[str, Rule] = {}
         self._uplinks: set[int] = set()
-        self._counters = {"arp_replies": 0, "arp_reinjects": 0, "arp_ignored": 0, "dns_reinjects": 0}
+        self._counters = dict.fromkeys(
+            (
+                "arp_replies",
+                "arp_gateway_replies",
+                "arp_reinjects",
+                "arp_ignored",
+                "dns_answers",
+                "dns_reinjects",
+            ),
+            0,
+        )
         self._base_task = None
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -327,6 +342,12 @@ class OfnetAgent:
         src_l, src_r = self._endpoint(req.src_ip, vrf)
         dst_l, dst_r = self._endpoint(req.dst_ip, vrf)
         dst = dst_l or dst_r
+        if dst is None and vtep is None and self._is_gateway(in_port, req.dst_ip):
+            await sw.packet_out(
+                OFPP_CONTROLLER, [Output(in_port)], arpmod.arp_reply_frame(req, arpmod.GATEWAY_MAC)
+            )
+            self._counters["arp_gateway_replies"] += 1
+            return
         verdict = arpmod.decide(
             req, from_vtep=vtep is not None, src_known=bool(src_l or src_r), dst_mac=dst.mac if dst else None,
             dst_local=dst_l is not None,
@@ -349,6 +370,19 @@ class OfnetAgent:
         else:
             self._counters["arp_ignored"] += 1
 
+    def _is_gateway(self, in_port: int, ip: str) -> bool:
+        """vxlan bridge only: the gateway of the asking local port's network (nobody else answers
+        for it in bridge mode; on the vlan bridge a real router on the uplink may)."""
+        lep = self._local.get(in_port)
+        if self.datapath != "vxlan" or lep is None:
+            return False
+        net = self._networks.get(lep.vlan)
+        return net is not None and bool(net.gateway) and net.gateway == ip
+
+    def local_endpoint(self, ofport: int) -> LocalEndpoint | None:
+        """The local endpoint on ``ofport`` (its ``vrf`` scopes a DNS resolver's answers)."""
+        return self._local.get(ofport)
+
     @staticmethod
     def _rebuild_request(req: arpmod.ArpRequest) -> bytes:
         from os_ken.lib.packet import arp, ethernet, packet
@@ -366,6 +400,7 @@ class OfnetAgent:
             answer = await self.dns_resolver(in_port, data)
             if answer:
                 await sw.packet_out(OFPP_CONTROLLER, [Output(in_port)], answer)
+                self._counters["dns_answers"] += 1
                 return
         acts = [PushVlan(), SetField("vlan_vid", OFPVID_PRESENT | DNS_VLAN), Output(OFPP_TABLE)]
         await sw.packet_out(in_port, acts, data)

@@ -9,6 +9,9 @@ follows the original vxlan bridge (contiv-reference §6.2):
 * target known and (sender known or target local) -> reply with the target's MAC;
 * sender known, target unknown, from a local port -> re-inject the request to every VTEP
   (vxlan) or to the uplinks (vlan bridge).
+
+The agent answers a local endpoint's request for its network's gateway with ``GATEWAY_MAC``
+(vxlan bridge; see agent.py) before this decision.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from dataclasses import dataclass
 from os_ken.lib.packet import arp as osk_arp
 from os_ken.lib.packet import ethernet, ipv4, packet, udp
 
-__all__ = ["ArpRequest", "parse_arp_request", "arp_reply_frame", "decide", "is_dns_query"]
+__all__ = ["ArpRequest", "GATEWAY_MAC", "parse_arp_request", "arp_reply_frame", "decide", "is_dns_query"]
+
+#: MAC the vxlan bridge answers for a network's gateway address (ofnet's router MAC).
+GATEWAY_MAC = "00:00:11:11:11:11"
 
 
 @dataclass(frozen=True)

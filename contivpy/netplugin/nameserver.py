@@ -1,0 +1,210 @@
+"""The agent's DNS server for containers (contiv-reference §6.6, the original's netplugin/nameserver).
+
+Path of a query: table 0 of both bridges punts UDP/53 from container MACs (``02:02:*``) to the
+OpenFlow controller; ``OfnetAgent`` hands the frame to the resolver installed by
+``NameServer.attach(agent)`` together with the ingress port. The resolver finds the asking
+endpoint's tenant (its VRF, from ``agent.local_endpoint(in_port)``) and answers from the name
+table when the name is the tenant's; the reply frame (addresses and ports swapped, so it comes
+from the server the container asked) is sent out of the ingress port. Every other query (unknown
+name, another tenant's name, not a parsable query, not from a local endpoint) gets no answer from
+us: the agent re-injects it with VLAN 4093 and it is forwarded like any other packet.
+
+With Docker, containers on a user-defined network ask Docker's embedded resolver (127.0.0.11),
+which answers the names of its own host and forwards the rest, from inside the container's
+network namespace, to the daemon's DNS servers: out of eth0 towards the network's gateway, whose
+ARP the vxlan bridge answers, into table 0. No per-container socket, no ``--dns`` on docker run.
+
+Answers (the original's): A (and AAAA) records, TTL 120, authoritative, for
+- endpoint / container names (``epCommonName`` of ``/contiv.io/state/eps/*``);
+- endpoint-group names (``serviceName`` of the endpoints): the member addresses, at most 10;
+- service-LB names (``/contiv.io/state/serviceLB/*``): the VIP.
+A known name asked for another type (AAAA without v6 address, MX, ...) gets NOERROR without
+data, so resolvers do not wait for a forwarded answer. Names are case-insensitive.
+
+The name table is rebuilt from etcd lazily: watches on the three prefixes only mark it stale and
+the next query rebuilds it (one read per prefix), so a busy endpoint prefix costs nothing until
+someone asks a name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+from collections import defaultdict
+
+import dns.flags
+import dns.message
+import dns.opcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+from os_ken.lib.packet import ethernet, ipv4, packet, udp
+
+from contivpy.common.errors import CompactedError, StoreError
+from contivpy.common.kv.base import KVStore
+from contivpy.model import keys
+
+__all__ = ["NameTable", "NameServer", "answer", "reply_frame", "TTL", "MAX_GROUP_RECORDS"]
+
+log = logging.getLogger(__name__)
+
+TTL = 120
+MAX_GROUP_RECORDS = 10
+PREFIXES = (keys.EPS, keys.EPGS, keys.SERVICE_LB)
+
+
+class NameTable:
+    """tenant -> name (lower case) -> [address], rebuilt from etcd when stale."""
+
+    def __init__(self, kv: KVStore) -> None:
+        self.kv = kv
+        self.names: dict[str, dict[str, list[str]]] = {}
+        self.stale = True
+        self.rebuilds = 0
+        self._lock = asyncio.Lock()
+
+    async def rebuild(self) -> None:
+        self.stale = False  # a change seen during the reads marks it stale again
+        names: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+        eps, _ = await self.kv.get_prefix(keys.EPS)
+        for kvp in eps:
+            try:
+                ep = json.loads(kvp.value)
+            except json.JSONDecodeError:
+                continue
+            tenant = (ep.get("netID") or "").rpartition(".")[2]
+            addrs = [a for a in (ep.get("ipAddress"), ep.get("ipv6Address")) if a]
+            if not tenant or not addrs:
+                continue
+            if ep.get("epCommonName"):
+                names[tenant][ep["epCommonName"].lower()].extend(addrs)
+            if ep.get("serviceName"):
+                groups[(tenant, ep["serviceName"].lower())].extend(addrs)
+        for (tenant, group), addrs in groups.items():
+            v4 = sorted(a for a in addrs if ":" not in a)[:MAX_GROUP_RECORDS]
+            v6 = sorted(a for a in addrs if ":" in a)[:MAX_GROUP_RECORDS]
+            names[tenant][group].extend(v4 + v6)
+        svcs, _ = await self.kv.get_prefix(keys.SERVICE_LB)
+        for kvp in svcs:
+            try:
+                svc = json.loads(kvp.value)
+            except json.JSONDecodeError:
+                continue
+            if svc.get("servicename") and svc.get("ipaddress"):
+                names[svc.get("tenantname") or "default"][svc["servicename"].lower()].append(svc["ipaddress"])
+        self.names = {t: dict(v) for t, v in names.items()}
+        self.rebuilds += 1
+
+    async def refresh(self) -> None:
+        if self.stale:
+            async with self._lock:
+                if self.stale:
+                    await self.rebuild()
+
+    def lookup(self, tenant: str, name: str) -> list[str]:
+        return list(dict.fromkeys(self.names.get(tenant, {}).get(name.rstrip(".").lower(), [])))
+
+    async def _watch(self, prefix: str) -> None:
+        while True:
+            try:
+                _, rev = await self.kv.get_prefix(prefix)
+                self.stale = True
+                async for _ev in self.kv.watch_prefix(prefix, start_revision=rev + 1):
+                    self.stale = True
+            except CompactedError:
+                continue
+            except StoreError as e:
+                self.stale = True
+                log.warning("name table watch %s: %s", prefix, e)
+                await asyncio.sleep(1.0)
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            for prefix in PREFIXES:
+                tg.create_task(self._watch(prefix))
+
+
+def answer(table: NameTable, tenant: str, wire: bytes) -> bytes | None:
+    """The DNS reply to one query when the name is ``tenant``'s; None = not ours (forward it)."""
+    try:
+        q = dns.message.from_wire(wire)
+    except Exception:  # noqa: BLE001 - anything unparsable is not ours to answer
+        return None
+    if q.flags & dns.flags.QR or q.opcode() != dns.opcode.QUERY or len(q.question) != 1:
+        return None
+    qs = q.question[0]
+    addrs = table.lookup(tenant, qs.name.to_text())
+    if not addrs:
+        return None
+    r = dns.message.make_response(q)
+    r.flags |= dns.flags.AA
+    for rdtype, fam in ((dns.rdatatype.A, 4), (dns.rdatatype.AAAA, 6)):
+        want = [a for a in addrs if ipaddress.ip_address(a).version == fam]
+        if want and qs.rdtype in (rdtype, dns.rdatatype.ANY):
+            r.answer.append(dns.rrset.from_text_list(qs.name, TTL, dns.rdataclass.IN, rdtype, want))
+    return r.to_wire()
+
+
+def parse_query_frame(frame: bytes) -> tuple[ethernet.ethernet, ipv4.ipv4, udp.udp, bytes] | None:
+    try:
+        pkt = packet.Packet(frame)
+    except Exception:  # noqa: BLE001 - garbage from the wire
+        return None
+    eth, ip4, u = pkt.get_protocol(ethernet.ethernet), pkt.get_protocol(ipv4.ipv4), pkt.get_protocol(udp.udp)
+    if eth is None or ip4 is None or u is None or u.dst_port != 53:
+        return None
+    payload = pkt.protocols[-1]
+    return eth, ip4, u, payload if isinstance(payload, bytes | bytearray) else b""
+
+
+def reply_frame(eth: ethernet.ethernet, ip4: ipv4.ipv4, u: udp.udp, dns_reply: bytes) -> bytes:
+    """The query's frame turned around: from the server the container asked, back to it."""
+    p = packet.Packet()
+    p.add_protocol(ethernet.ethernet(dst=eth.src, src=eth.dst, ethertype=eth.ethertype))
+    p.add_protocol(
+        ipv4.ipv4(src=ip4.dst, dst=ip4.src, proto=ip4.proto, ttl=64, identification=ip4.identification)
+    )
+    p.add_protocol(udp.udp(src_port=u.dst_port, dst_port=u.src_port))
+    p.add_protocol(dns_reply)
+    p.serialize()
+    return bytes(p.data)
+
+
+class NameServer:
+    """One per agent: the name table plus a resolver per OpenFlow agent (bridge)."""
+
+    def __init__(self, kv: KVStore) -> None:
+        self.table = NameTable(kv)
+        self.stats = {"queries": 0, "answered": 0, "forwarded": 0}
+
+    def attach(self, agent) -> None:
+        """Install the resolver on an ``OfnetAgent`` (anything with ``local_endpoint(ofport)``
+        returning an object with ``vrf``, and a ``dns_resolver`` attribute)."""
+
+        async def resolve(in_port: int, frame: bytes) -> bytes | None:
+            return await self.resolve(agent, in_port, frame)
+
+        agent.dns_resolver = resolve
+
+    async def resolve(self, agent, in_port: int, frame: bytes) -> bytes | None:
+        self.stats["queries"] += 1
+        lep = agent.local_endpoint(in_port)
+        parsed = parse_query_frame(frame)
+        reply = None
+        if lep is not None and parsed is not None:
+            try:
+                await self.table.refresh()
+            except StoreError as e:  # etcd unreachable: answer from what we have
+                log.warning("name table not refreshed: %s", e)
+            reply = answer(self.table, lep.vrf, parsed[3])
+        if reply is None:
+            self.stats["forwarded"] += 1
+            return None
+        self.stats["answered"] += 1
+        return reply_frame(*parsed[:3], reply)
+
+    async def run(self) -> None:
+        await self.table.run()
