@@ -128,6 +128,11 @@ class TxnContext:
         self._staged: dict[str, dict | None] = {}  # etcd key -> obj (None = delete)
 
     @property
+    def crud(self) -> Crud:
+        """The Crud running this txn (follow-up jobs commit through ``crud.commit_ops``)."""
+        return self._crud
+
+    @property
     def docker(self) -> Any:
         """The Docker client shared by every txn of this Crud (set lazily by its first user)."""
         return self._crud.docker
@@ -351,6 +356,21 @@ class Crud:
             await self.run_plan(lambda ctx: fn(ctx, fwd_mode))
         else:
             await self.run_plan(lambda ctx: _minimal_global(ctx, fwd_mode))
+        from contivpy.netmaster import followup  # roll forward what a previous leader left pending
+
+        async with self.lock:
+            await followup.resume(self)
+
+    async def commit_ops(self, compares: list[Compare], ops: list[Put | Delete]) -> bool:
+        """One follow-up txn outside a hook (``netmaster.followup``): the leader fence is added,
+        the read-your-writes revision of the object cache is bumped. Call with ``lock`` held."""
+        fence = self.fence()
+        res = await self.kv.txn(list(compares) + ([fence] if fence is not None else []), ops)
+        if res.succeeded and any(op.key.startswith(keys.OBJ) for op in ops):
+            self.obj_rev = max(self.obj_rev, res.revision)
+        if not res.succeeded and fence is not None and not await self._fence_holds(fence):
+            raise NotLeaderError("netmaster is not the leader any more")
+        return res.succeeded
 
     # --- internals -------------------------------------------------------------------------
     async def _link_parents(self, ctx: TxnContext, t: reg.ObjType, obj: dict) -> None:

@@ -9,7 +9,8 @@ ip-pool: validated against the network map and marked used there (ipam.attach_po
 same txn as the EPG state (the network state read is compare-fenced).
 
 Policies: the EPG's ``Policies`` link-set and each policy's ``EndpointGroups`` link-set are kept
-here; the EPG-policy rule state comes from ``hooks.policy_state`` (attach_plan / detach_plan).
+here; the EPG-policy rule state is rebuilt by the ``hooks.policy_state`` follow-up job scheduled
+in the same txn (its size grows with the policy's rules: never in the request's txn).
 
 Docker (docker mode): the group's Docker network is ensured as the *last* step of the hook, before
 the commit (the original did it before writing state too). It is idempotent: a re-run of the hook
@@ -78,7 +79,7 @@ async def _attach(ctx: Any, epg: dict, epg_id: int, policy_name: str, plan: Plan
     link_set_add(epg, "Policies", "policy", pkey)
     mod = _policy_mod()
     if mod is not None:
-        plan.extend(await mod.attach_plan(ctx, tenant, epg["groupName"], epg_id, policy_name))
+        mod.schedule(ctx, plan, tenant, policy_name)
 
 
 async def _detach(ctx: Any, epg: dict, policy_name: str, plan: Plan) -> None:
@@ -92,7 +93,7 @@ async def _detach(ctx: Any, epg: dict, policy_name: str, plan: Plan) -> None:
     link_set_remove(epg, "Policies", pkey)
     mod = _policy_mod()
     if mod is not None:
-        plan.extend(await mod.detach_plan(ctx, tenant, epg["groupName"], policy_name))
+        mod.schedule(ctx, plan, tenant, policy_name)
 
 
 async def _apply_netprofile(ctx: Any, obj: dict, state: EndpointGroupState) -> None:

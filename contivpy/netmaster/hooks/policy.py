@@ -1,15 +1,27 @@
 """Policy hooks: create needs the tenant; update is a no-op (the stored object is kept);
 delete is refused while an EPG uses the policy ("Policy is being used") and deletes the
-policy's rules in the same txn (with their MatchRules links). Oper counts the endpoints of the
-groups the policy is attached to."""
+policy's rules. Oper lists the endpoints of the groups the policy is attached to.
+
+Bounded txn: the delete removes every rule object of the policy with ONE prefix delete
+(``/contiv.io/obj/modeldb/rule/<tenant>:<policy>:``; names cannot hold ':'), whatever their
+number. The ``MatchRules`` links those rules left on groups (one group object per referenced
+group: unbounded) are removed by the ``unmatch`` follow-up job (``netmaster.followup``) whose
+intent key rides in the same txn; the job drops from every group of the tenant the MatchRules
+entries of this policy whose rule object no longer exists (idempotent)."""
 
 from __future__ import annotations
 
 import json
 
 from contivpy.common.errors import ConflictError, NotFoundError, ValidationError
-from contivpy.model import keys
-from contivpy.netmaster.crud import TxnContext, link_set_remove
+from contivpy.common.kv.base import Delete
+from contivpy.model import keys, objects
+from contivpy.model.state import EndpointState
+from contivpy.netmaster import followup
+from contivpy.netmaster.crud import Plan, TxnContext, link_set_remove
+from contivpy.netmaster.hooks.network import endpoint_oper
+
+UNMATCH = "unmatch"
 
 
 async def on_create(ctx: TxnContext, obj: dict) -> None:
@@ -24,23 +36,41 @@ async def on_update(ctx: TxnContext, old: dict, new: dict) -> None:
     new.update(old)
 
 
-async def on_delete(ctx: TxnContext, obj: dict) -> None:
+async def on_delete(ctx: TxnContext, obj: dict) -> Plan | None:
     if await ctx.get_obj("tenant", obj["tenantName"]) is None:
         raise NotFoundError(f"Tenant {obj['tenantName']} not found")
     sets = obj.get("link-sets") or {}
     if sets.get("EndpointGroups"):
         raise ConflictError("Policy is being used")
-    for rkey in sorted(sets.get("Rules") or {}):
-        rule = await ctx.get_obj("rule", rkey)
-        if rule is None:
-            continue
-        epg_key = ((rule.get("links") or {}).get("MatchEndpointGroup") or {}).get("key")
-        if epg_key:
-            epg = await ctx.get_obj("endpointGroup", epg_key)
-            if epg is not None:
-                link_set_remove(epg, "MatchRules", rkey)
-                ctx.put_obj("endpointGroup", epg)
-        ctx.delete_obj("rule", rkey)
+    if not sets.get("Rules"):
+        return None
+    plan = Plan()
+    plan.ops.append(Delete(keys.obj_key("rule", f"{obj['key']}:"), prefix=True))
+    followup.schedule(ctx, plan, UNMATCH, obj["key"])
+    return plan
+
+
+@followup.job(UNMATCH)
+async def _unmatch(crud, policy_key: str) -> None:
+    """Drop MatchRules entries of ``policy_key``'s rules that no longer exist from the tenant's groups."""
+    tenant = policy_key.split(":", 1)[0]
+    rule_prefix = f"{policy_key}:"
+    live = {i.key for i in (await crud.kv.get_prefix(keys.obj_key("rule", rule_prefix)))[0]}
+    items, _ = await crud.kv.get_prefix(keys.obj_key("endpointGroup", f"{tenant}:"))
+    stale = []
+    for item in items:
+        matches = ((json.loads(item.value).get("link-sets") or {}).get("MatchRules")) or {}
+        if any(k.startswith(rule_prefix) and keys.obj_key("rule", k) not in live for k in matches):
+            stale.append(item.key)
+
+    def change(_key: str, value: str) -> str | None:
+        epg = json.loads(value)
+        for k in list(((epg.get("link-sets") or {}).get("MatchRules")) or {}):
+            if k.startswith(rule_prefix) and keys.obj_key("rule", k) not in live:
+                link_set_remove(epg, "MatchRules", k)
+        return objects.dumps("endpointGroup", epg)
+
+    await followup.cas_update(crud, stale, change)
 
 
 async def oper(ctx: TxnContext, obj: dict) -> dict:
@@ -50,13 +80,17 @@ async def oper(ctx: TxnContext, obj: dict) -> dict:
     eps = []
     kvs, _ = await ctx.kv.get_prefix(keys.EPS)
     for item in kvs:
-        ep = json.loads(item.value)
-        gk = ep.get("endpointGroupKey", "")  # "<group>:<tenant>"
+        ep = EndpointState.from_json(item.value)
+        gk = ep.endpointGroupKey  # "<group>:<tenant>"
         if ":" in gk:
             g, t = gk.split(":", 1)
             if f"{t}:{g}" in groups:
                 eps.append(ep)
     out: dict = {}
     if eps:
+        out["endpoints"] = [endpoint_oper(ep) for ep in eps]
         out["numEndpoints"] = len(eps)
     return out
+
+
+__all__ = ["on_create", "on_update", "on_delete", "oper", "UNMATCH"]

@@ -1,31 +1,38 @@
-"""EPG-policy state: contiv rules expanded to ofnet rules (contiv-reference §6.5), as txn ops.
+"""EPG-policy state: contiv rules expanded to ofnet rules (contiv-reference §6.5), kept by a follow-up job.
 
 Keys (written only here):
 - ``/contiv.io/state/policy/<tenant>:<group>:<tenant>:<policy>`` = EpgPolicy
   ``{"id","EpgPolicyKey","EndpointGroupID","RuleMaps":{<ruleKey>:{"Rule":<rule>,"OfnetRules":{id: r}}}}``
-- ``/contiv.io/state/policyRule/<ofnetRuleId>`` = ``{"id":"", <OfnetPolicyRule fields>}``
+- ``/contiv.io/state/policyRule/<ofnetRuleId>`` = ``{"id":"", <OfnetPolicyRule fields>}`` with
+  ``ofnetRuleId = <epgPolicyKey>:<ruleKey>:<dir>`` (so every ofnet rule of a (group, policy) pair
+  lies under the prefix ``<epgPolicyKey>:``; names cannot hold ':').
 
-The EPG-policy state of a (group, policy) pair is a pure function of the group's EPG id, the
-policy's rules and the referenced groups' ids / networks' subnets, so every change is
-"recompute and replace": ``epg_policy_plan`` rebuilds the pair's records and deletes the ofnet
-rules that are gone. Public entry points (used by hooks.rule / hooks.policy, and by the
-endpoint-group owner):
+Bounded txns (etcd refuses > 128 ops): this state grows with rules x groups, so the hooks never
+write it in the request's txn. They call ``schedule(ctx, plan, tenant, policy)``, which puts the
+intent key ``/contiv.io/master/pending/policy/<tenant>:<policy>`` into the request's txn
+(``netmaster.followup``); after the commit ``sync_policy`` recomputes every (group, policy) pair
+of that policy from the committed model (a pure function of the policy's ``EndpointGroups`` and
+``Rules`` link-sets, the rule objects, the groups' EPG ids and the networks' subnets), diffs it
+against the stored records (one prefix read per pair) and writes only the difference in bounded
+txns: a rule-add writes the new rule's 1-2 ofnet rules and the pair record per group, a rule
+delete one prefix delete per group, a detach one record delete + one prefix delete. A failure
+part-way leaves the intent key; the job is idempotent and is re-run by the next leader start
+(or the next change of the policy).
 
-    await attach_plan(ctx, tenant, group, epg_id, policy_name) -> Plan   # EPG gets the policy
-    await detach_plan(ctx, tenant, group, policy_name) -> Plan           # EPG drops it
-    await policy_rules_plan(ctx, policy_obj, extra_rule=None, removed_rule_key="") -> Plan
-        # every EPG linked to the policy, after a rule was added/removed in this txn
+Reads here are plain (not compare-fenced): they run under the crud lock, after the commit, and
+the values used (EPG ids, subnets, rule bodies) never change during an object's life.
 """
 
 from __future__ import annotations
 
 import json
 
-from contivpy.common.kv.base import Delete, Put
+from contivpy.common.kv.base import Delete, KVStore, Put
 from contivpy.model import keys, objects
-from contivpy.netmaster.crud import Plan, TxnContext
+from contivpy.netmaster import followup
 
 _PROTO = {"tcp": 6, "udp": 17, "icmp": 1, "igmp": 2, "": 0}
+KIND = "policy"
 
 
 def epg_policy_key(tenant: str, group: str, policy: str) -> str:
@@ -51,25 +58,45 @@ def _proto(p: str) -> int:
     return n if 0 <= n < 256 else 0
 
 
-async def _remote(ctx: TxnContext, rule: dict) -> tuple[int, str, str]:
+class Lookup:
+    """Memoised reads of EPG ids and network subnets (one store read per distinct name)."""
+
+    def __init__(self, kv: KVStore) -> None:
+        self.kv = kv
+        self._epg: dict[str, int | None] = {}
+        self._subnet: dict[str, str | None] = {}
+
+    async def epg_id(self, tenant: str, group: str) -> int | None:
+        sid = keys.epg_id(group, tenant)
+        if sid not in self._epg:
+            kv = await self.kv.get(keys.epg_state(sid))
+            self._epg[sid] = int(json.loads(kv.value).get("endpointGroupId", 0)) if kv else None
+        return self._epg[sid]
+
+    async def subnet(self, tenant: str, net: str) -> str | None:
+        k = f"{tenant}:{net}"
+        if k not in self._subnet:
+            kv = await self.kv.get(keys.obj_key("network", k))
+            self._subnet[k] = json.loads(kv.value).get("subnet", "") if kv else None
+        return self._subnet[k]
+
+
+async def _remote(look: Lookup, rule: dict) -> tuple[int, str, str]:
     """(remote EPG id, from-ip, to-ip) with networks replaced by their subnets."""
     tenant = rule.get("tenantName", "")
     frm, to = rule.get("fromIpAddress", ""), rule.get("toIpAddress", "")
     group = rule.get("fromEndpointGroup") or rule.get("toEndpointGroup")
     if group:
-        st = await ctx.read_json(keys.epg_state(keys.epg_id(group, tenant)))
-        return (int(st.get("endpointGroupId", 0)) if st else 0), frm, to
+        return (await look.epg_id(tenant, group) or 0), frm, to
     if rule.get("fromNetwork"):
-        net = await ctx.get_obj("network", f"{tenant}:{rule['fromNetwork']}")
-        frm = net.get("subnet", "") if net else frm
+        frm = await look.subnet(tenant, rule["fromNetwork"]) or frm
     elif rule.get("toNetwork"):
-        net = await ctx.get_obj("network", f"{tenant}:{rule['toNetwork']}")
-        to = net.get("subnet", "") if net else to
+        to = await look.subnet(tenant, rule["toNetwork"]) or to
     return 0, frm, to
 
 
-async def ofnet_rules(ctx: TxnContext, gp_key: str, epg_id: int, rule: dict) -> dict[str, dict]:
-    remote, frm, to = await _remote(ctx, rule)
+async def ofnet_rules(look: Lookup, gp_key: str, epg_id: int, rule: dict) -> dict[str, dict]:
+    remote, frm, to = await _remote(look, rule)
     port = int(rule.get("port", 0))
     tcp0 = rule.get("protocol") == "tcp" and port == 0
     out: dict[str, dict] = {}
@@ -105,82 +132,78 @@ async def ofnet_rules(ctx: TxnContext, gp_key: str, epg_id: int, rule: dict) -> 
     return out
 
 
-async def epg_policy_plan(
-    ctx: TxnContext, tenant: str, group: str, epg_id: int | None, policy: str, rules: list[dict] | None
-) -> Plan:
-    """Replace the (group, policy) records; ``rules=None`` removes them. ``epg_id=None`` reads it
-    from the EPG state."""
-    plan = Plan()
+def _dumps(value: dict) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+async def _pair_ops(look: Lookup, tenant: str, group: str, epg_id: int, policy: str, rules: list[dict]):
+    """Ops turning the stored (group, policy) records into the ones computed from ``rules``."""
     gp_key = epg_policy_key(tenant, group, policy)
-    state_key = keys.POLICY + gp_key
-    old = await ctx.read_json(state_key) or {}
-    old_ids = {rid for rm in (old.get("RuleMaps") or {}).values() for rid in (rm.get("OfnetRules") or {})}
-    if rules is None:
-        plan.ops += [ctx_delete(state_key)] if old else []
-        plan.ops += [ctx_delete(keys.POLICY_RULE + rid) for rid in sorted(old_ids)]
-        return plan
-    if epg_id is None:
-        st = await ctx.read_json(keys.epg_state(keys.epg_id(group, tenant))) or {}
-        epg_id = int(st.get("endpointGroupId", 0))
     rule_maps: dict[str, dict] = {}
-    new_ids: set[str] = set()
-    for rule in sorted(rules, key=lambda r: r["key"]):
-        ofr = await ofnet_rules(ctx, gp_key, epg_id, rule)
+    want: dict[str, str] = {}
+    for rule in rules:
+        ofr = await ofnet_rules(look, gp_key, epg_id, rule)
         rule_maps[rule["key"]] = {"Rule": objects.canonical("rule", rule), "OfnetRules": ofr}
-        for rid, r in ofr.items():
-            new_ids.add(rid)
-            plan.ops.append(ctx_put(keys.POLICY_RULE + rid, {"id": "", **r}))
+        want.update({keys.POLICY_RULE + rid: _dumps({"id": "", **r}) for rid, r in ofr.items()})
+    have_items, _ = await look.kv.get_prefix(keys.POLICY_RULE + gp_key + ":")
+    have = {i.key: i.value for i in have_items}
+    ops: list[Put | Delete] = [Put(k, v) for k, v in sorted(want.items()) if have.get(k) != v]
     state = {"id": gp_key, "EpgPolicyKey": gp_key, "EndpointGroupID": epg_id, "RuleMaps": rule_maps}
-    plan.ops.append(ctx_put(state_key, state))
-    plan.ops += [ctx_delete(keys.POLICY_RULE + rid) for rid in sorted(old_ids - new_ids)]
-    return plan
+    cur = await look.kv.get(keys.POLICY + gp_key)
+    if cur is None or cur.value != _dumps(state):
+        ops.append(Put(keys.POLICY + gp_key, _dumps(state)))
+    ops += [Delete(k) for k in sorted(set(have) - set(want))]
+    return ops
 
 
-async def _policy_rules(ctx: TxnContext, policy: dict) -> list[dict]:
-    out = []
-    for rkey in sorted((policy.get("link-sets") or {}).get("Rules") or {}):
-        r = await ctx.get_obj("rule", rkey)
-        if r is not None:
-            out.append(r)
-    return out
+def _pair_delete_ops(gp_key: str) -> list[Put | Delete]:
+    return [Delete(keys.POLICY + gp_key), Delete(keys.POLICY_RULE + gp_key + ":", prefix=True)]
 
 
-async def attach_plan(ctx: TxnContext, tenant: str, group: str, epg_id: int, policy_name: str) -> Plan:
-    policy = await ctx.get_obj("policy", f"{tenant}:{policy_name}")
-    rules = await _policy_rules(ctx, policy) if policy else []
-    return await epg_policy_plan(ctx, tenant, group, epg_id, policy_name, rules)
+async def policy_ops(kv: KVStore, tenant: str, policy: str) -> list[Put | Delete]:
+    """Every op that brings the EPG-policy state of ``tenant:policy`` in line with the model."""
+    look = Lookup(kv)
+    pkv = await kv.get(keys.obj_key("policy", f"{tenant}:{policy}"))
+    pobj = json.loads(pkv.value) if pkv else {}
+    sets = pobj.get("link-sets") or {}
+    linked_rules = set(sets.get("Rules") or {})
+    rule_items, _ = await kv.get_prefix(keys.obj_key("rule", f"{tenant}:{policy}:"))
+    rules = [r for r in (json.loads(i.value) for i in rule_items) if r.get("key") in linked_rules]
+    rules.sort(key=lambda r: r["key"])
+    want_groups: dict[str, int] = {}
+    for epg_key in sorted(sets.get("EndpointGroups") or {}):
+        group = epg_key.split(":", 1)[1]
+        epg_id = await look.epg_id(tenant, group)
+        if epg_id is not None:  # a group without state is going away: its pair goes too
+            want_groups[group] = epg_id
+    ops: list[Put | Delete] = []
+    for group, epg_id in want_groups.items():
+        ops += await _pair_ops(look, tenant, group, epg_id, policy, rules)
+    suffix = f":{tenant}:{policy}"
+    items, _ = await kv.get_prefix(f"{keys.POLICY}{tenant}:")
+    for item in items:
+        rest = item.key[len(keys.POLICY) + len(tenant) + 1 :]
+        if rest.endswith(suffix) and ":" not in rest[: -len(suffix)]:
+            group = rest[: -len(suffix)]
+            if group not in want_groups:
+                ops += _pair_delete_ops(epg_policy_key(tenant, group, policy))
+    return ops
 
 
-async def detach_plan(ctx: TxnContext, tenant: str, group: str, policy_name: str) -> Plan:
-    return await epg_policy_plan(ctx, tenant, group, None, policy_name, None)
+async def sync_policy(crud, tenant: str, policy: str) -> int:
+    """Write ``policy_ops`` in bounded txns; returns the number of txns used."""
+    return await followup.write_ops(crud, await policy_ops(crud.kv, tenant, policy))
 
 
-async def policy_rules_plan(
-    ctx: TxnContext, policy: dict, extra_rule: dict | None = None, removed_rule_key: str = ""
-) -> Plan:
-    plan = Plan()
-    rules = [r for r in await _policy_rules(ctx, policy) if r["key"] != removed_rule_key]
-    if extra_rule is not None:
-        rules = [r for r in rules if r["key"] != extra_rule["key"]] + [extra_rule]
-    for epg_key in sorted((policy.get("link-sets") or {}).get("EndpointGroups") or {}):
-        tenant, group = epg_key.split(":", 1)
-        plan.extend(await epg_policy_plan(ctx, tenant, group, None, policy["policyName"], rules))
-    return plan
+@followup.job(KIND)
+async def _job(crud, job_id: str) -> None:
+    tenant, policy = job_id.split(":", 1)
+    await sync_policy(crud, tenant, policy)
 
 
-def ctx_put(key: str, value: dict) -> Put:
-    return Put(key, json.dumps(value, separators=(",", ":")))
+def schedule(ctx, plan, tenant: str, policy: str) -> None:
+    """Rebuild the EPG-policy state of ``tenant:policy`` after this request's commit."""
+    followup.schedule(ctx, plan, KIND, f"{tenant}:{policy}")
 
 
-def ctx_delete(key: str) -> Delete:
-    return Delete(key)
-
-
-__all__ = [
-    "epg_policy_key",
-    "ofnet_rules",
-    "epg_policy_plan",
-    "attach_plan",
-    "detach_plan",
-    "policy_rules_plan",
-]
+__all__ = ["epg_policy_key", "ofnet_rules", "policy_ops", "sync_policy", "schedule", "Lookup", "KIND"]

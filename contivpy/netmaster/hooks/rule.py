@@ -6,6 +6,10 @@ policy attached to exactly one EPG that owns that IP; then the rule links to its
 (``links.MatchEndpointGroup`` + EPG ``link-sets.MatchRules``) and every EPG that has the policy
 gets the rule in its EPG-policy state (policy_state). The rule <-> policy link-sets are kept by
 crud (registry relation). Update is refused. Delete removes the links and the ofnet rules.
+
+Bounded txn: the request's txn holds the rule, the policy (link-set), the matching EPG (link-set)
+and the intent key of the policy's EPG-policy state, whatever the number of rules or groups; the
+ofnet rules are written by the ``policy_state`` follow-up job after the commit.
 """
 
 from __future__ import annotations
@@ -74,7 +78,14 @@ async def on_create(ctx: TxnContext, obj: dict) -> Plan:
         link_set_add(epg, "MatchRules", "rule", obj["key"])
         ctx.put_obj("endpointGroup", epg)
         set_link(obj, "MatchEndpointGroup", "endpointGroup", epg["key"])
-    return await policy_state.policy_rules_plan(ctx, policy, extra_rule=obj)
+    return _sync(ctx, policy)
+
+
+def _sync(ctx: TxnContext, policy: dict) -> Plan:
+    plan = Plan()
+    if (policy.get("link-sets") or {}).get("EndpointGroups"):
+        policy_state.schedule(ctx, plan, policy["tenantName"], policy["policyName"])
+    return plan
 
 
 async def on_update(ctx: TxnContext, old: dict, new: dict) -> None:
@@ -91,4 +102,4 @@ async def on_delete(ctx: TxnContext, obj: dict) -> Plan:
         if epg is not None:
             link_set_remove(epg, "MatchRules", obj["key"])
             ctx.put_obj("endpointGroup", epg)
-    return await policy_state.policy_rules_plan(ctx, policy, removed_rule_key=obj["key"])
+    return _sync(ctx, policy)
