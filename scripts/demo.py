@@ -3,7 +3,9 @@
 running the seed scenario, printed the way a user would type and see it.
 
 Everything runs on this machine in network namespaces (test-bed layout of tests/fixtures/testbed.py
-and tests/fixtures/docker.py); nothing leaves the machine. All of it is torn down on exit, on
+and tests/fixtures/docker.py); nothing leaves the machine. Each dockerd runs with
+``--dns 192.168.213.253`` (tests/fixtures/docker.py DNS_UPSTREAM: a test-bed address nobody holds),
+so the containers never get a real resolver. All of it is torn down on exit, on
 failure and on Ctrl-C / SIGTERM. Needs root, etcd, openvswitch, docker.io and busybox-static
 (`make deps`).
 """
@@ -77,9 +79,9 @@ def main() -> int:
         for h in (1, 2):
             docker(h, "network", "ls")
             dbed.dockers[h].docker("tag", "tdkbusybox:1", "busybox")  # the hosts' private image stores
-        # --dns 127.0.0.2: netplugin's resolver inside each container (docs/docker.md "DNS")
-        docker(1, "run", "-itd", "--net", "test-net", "--dns", "127.0.0.2", "--name", "cbox1", "busybox")
-        docker(2, "run", "-itd", "--net", "test-net", "--dns", "127.0.0.2", "--name", "cbox2", "busybox")
+        # the seed's plain commands: names are answered by netplugin (docs/docker.md "DNS by container name")
+        docker(1, "run", "-itd", "--net", "test-net", "--name", "cbox1", "busybox")
+        docker(2, "run", "-itd", "--net", "test-net", "--name", "cbox2", "busybox")
         docker(1, "exec", "cbox1", "ifconfig", "eth0")
         docker(2, "exec", "cbox2", "ifconfig", "eth0")
         for h, src, dst in ((1, "cbox1", "cbox2"), (2, "cbox2", "cbox1")):

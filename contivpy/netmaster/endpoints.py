@@ -349,10 +349,33 @@ class Allocator:
         raise ConflictError("concurrent update, please retry")
 
     async def update_endpoint(self, req: dict) -> dict:
-        """Container start/die: service-provider bookkeeping (delegated to ``provider_update``)."""
+        """Container start/die: the container's id and name go into the endpoint state (what the
+        name servers of every host answer from); service-provider bookkeeping is delegated to
+        ``provider_update``. ``EndpointID`` is the endpoint state id ``<net>.<tenant>-<epid>``."""
+        ep_id, name, cid = (req.get(f) or "" for f in ("EndpointID", "EPCommonName", "ContainerID"))
+        for field, v in (("EndpointID", ep_id), ("EPCommonName", name), ("ContainerID", cid)):
+            if not isinstance(v, str):
+                raise ValidationError(f"{field} must be a string")
+        if ep_id and (name or cid):
+            await self._set_container(ep_id, name, cid)
         if self.provider_update is not None:
             await self.provider_update(req)
         return {"IPAddress": req.get("IPAddress", "")}
+
+    async def _set_container(self, ep_id: str, name: str, cid: str) -> None:
+        key = keys.ep_state(ep_id)
+        for _ in range(MAX_ATTEMPTS):
+            rec = await self._read(key)
+            if rec.kv is None:
+                raise NotFoundError(f"endpoint {ep_id} not found")
+            ep = EndpointState.from_json(rec.kv.value)
+            want = (name or ep.epCommonName, cid or ep.containerId)
+            if (ep.epCommonName, ep.containerId) == want:
+                return
+            ep.epCommonName, ep.containerId = want
+            if (await self.kv.txn([rec.compare()], [Put(key, ep.to_json())])).succeeded:
+                return
+        raise ConflictError("concurrent update, please retry")
 
 
 async def endpoint_inspect(kv: KVStore, key: str) -> dict:

@@ -2,7 +2,8 @@
 
 A thin adapter: address calls go to netmaster ``/plugin/allocAddress`` / ``/plugin/releaseAddress``;
 endpoint calls go to ``EndpointService`` (which calls ``/plugin/createEndpoint``/``deleteEndpoint`` and
-plugs/unplugs veth, OVS port and flows). See ``contivpy.netplugin.docker.backend`` for the contract.
+plugs/unplugs veth, OVS port and flows); ``record_container`` (a container's name after Join, for DNS)
+goes to ``/plugin/updateEndpoint``. See ``contivpy.netplugin.docker.backend`` for the contract.
 """
 
 from __future__ import annotations
@@ -52,3 +53,10 @@ class AgentBackend:
                 info.id, info.ip_address, info.mac_address, info.port_name, info.ipv6_address
             )
         return await read_oper_endpoint(self.endpoints.kv, state_id)
+
+    async def record_container(self, state_id: str, name: str, container_id: str) -> None:
+        """After Join: netmaster writes the container's name and id into the endpoint state."""
+        await self.endpoints.netmaster.post(
+            "/plugin/updateEndpoint",
+            {"EndpointID": state_id, "EPCommonName": name, "ContainerID": container_id},
+        )

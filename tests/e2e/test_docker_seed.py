@@ -52,8 +52,8 @@ def test_seed_network_on_both_hosts_and_ping(docker_bed2):
     wait_net(docker_bed2, "test-net")
     n = d2.networks()["test-net"]
     assert n["Scope"] == "local" and n["IPAM"]["Driver"] == "netplugin"
-    d1.run("tdkc1", "test-net", "--dns", "127.0.0.2")
-    d2.run("tdkc2", "test-net", "--dns", "127.0.0.2")
+    d1.run("tdkc1", "test-net")  # as the seed: no --dns (dockerd's --dns is a test-bed address)
+    d2.run("tdkc2", "test-net")
     ip1, mac1 = eth0(d1, "tdkc1")
     ip2, mac2 = eth0(d2, "tdkc2")
     assert (ip1, mac1) == ("10.1.1.1/24", "02:02:0a:01:01:01")
@@ -77,6 +77,83 @@ def test_ping_by_name_across_hosts(docker_bed2):
     assert d2.ping("tdkc2", "tdkc1"), "h2 -> h1 by name"
     out = d1.exec("tdkc1", "nslookup", "tdkc2")
     assert "10.1.1.2" in out
+    # the seed's exact command
+    assert "4 packets received" in d1.exec("tdkc1", "ping", "-c", "4", "tdkc2", timeout=60)
+    # answered by h1's agent from the OpenFlow punt (Docker only knows its own host's names)
+    assert dns_stats(bed.hosts[1])["dns_answers"] > 0
+    assert dns_stats(bed.hosts[2])["dns_answers"] > 0
+
+
+def dns_stats(host) -> dict:
+    from tests.fixtures.testbed import http_json
+
+    st, body = http_json("GET", host.debug_url + "/inspect/driver")
+    assert st == 200
+    return body["vxlan"]["Stats"]
+
+
+def test_dns_groups_tenants_and_unknown_names(docker_bed2):
+    """Group names give the members; another tenant's names are not answered; an unknown name is
+    left to the pipeline (re-injected, dropped in bridge mode) and no DNS query leaves a host."""
+    import subprocess
+
+    from tests.fixtures.docker import DNS_UPSTREAM
+
+    bed, d1, d2 = docker_bed2.bed, docker_bed2.dockers[1], docker_bed2.dockers[2]
+    bed.netctl("group", "create", "test-net", "tdndb")
+    bed.netctl("tenant", "create", "tdnt")
+    bed.netctl("network", "create", "-t", "tdnt", "--subnet", "10.9.9.0/24", "-g", "10.9.9.254", "tdnnet")
+    wait_net(docker_bed2, "tdndb")
+    wait_net(docker_bed2, "tdnnet/tdnt")
+    dump = None
+    try:
+        d1.run("tdndb1", "tdndb")
+        d2.run("tdndb2", "tdndb")
+        d2.run("tdnsecret", "tdnnet/tdnt")
+        d1.run("tdnasker", "tdnnet/tdnt")
+        members = {eth0(d1, "tdndb1")[0].split("/")[0], eth0(d2, "tdndb2")[0].split("/")[0]}
+        secret = eth0(d2, "tdnsecret")[0].split("/")[0]
+        wait_until(
+            lambda: (
+                {e.get("epCommonName") for e in ep_state(bed, "tdnnet.tdnt")} >= {"tdnsecret", "tdnasker"}
+            ),
+            20,
+            "names recorded",
+        )
+        # group name -> every member, from a container of another group on either host
+        out = d1.exec("tdkc1", "nslookup", "tdndb")
+        assert all(ip in out for ip in members), out
+        # the tenant's own container resolves its name across hosts; tenant default does not
+        assert secret in d1.exec("tdnasker", "nslookup", "tdnsecret")
+        assert d1.ping("tdnasker", "tdnsecret"), "tenant tdnt: ping by name across hosts"
+        before = dns_stats(bed.hosts[1])
+        r = d1.docker_rc("exec", "tdkc1", "nslookup", "tdnsecret")
+        assert secret not in r.stdout, r.stdout
+        # an unknown name: not answered by the agent, and nothing leaves towards the upstream
+        dump = subprocess.Popen(
+            ["tcpdump", "-i", "tnpul", "-n", "-l", "-p",
+             f"host {DNS_UPSTREAM} or udp port 53 or (udp port 4789 and udp[52:2] = 53)"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        time.sleep(1.0)
+        r = d1.docker_rc("exec", "tdkc1", "nslookup", "tdn-nothere.example")
+        assert "Address" not in r.stdout.split("tdn-nothere")[-1], r.stdout
+        after = dns_stats(bed.hosts[1])
+        assert after["dns_reinjects"] > before["dns_reinjects"], (before, after)
+        assert after["dns_answers"] == before["dns_answers"], "the agent answered a name it must not"
+        time.sleep(0.5)
+        dump.terminate()
+        leaked = dump.communicate(timeout=10)[0]
+        assert not leaked.strip(), f"DNS traffic on the underlay: {leaked}"
+    finally:
+        if dump is not None and dump.poll() is None:
+            dump.kill()
+            dump.wait()
+        for d, n in ((d1, "tdndb1"), (d2, "tdndb2"), (d2, "tdnsecret"), (d1, "tdnasker")):
+            d.docker_rc("rm", "-f", n)
+        bed_netctl_rc(bed, "group", "rm", "tdndb")
+        bed_netctl_rc(bed, "network", "rm", "-t", "tdnt", "tdnnet")
+        bed_netctl_rc(bed, "tenant", "rm", "tdnt")
 
 
 def test_netctl_network_rm_refused_while_containers_attached(docker_bed2):
@@ -147,7 +224,7 @@ def test_kill9_netplugin_restart_keeps_docker_and_connectivity(docker_bed2):
     assert d1.ping("tdkc1", "10.1.1.2"), "connectivity while netplugin is down"
     h1.start_netplugin("--docker-host", d1.host_url)
     # the same dockerd keeps using the plugin: a new container on h1 works and reaches h2
-    d1.run("tdkr1", "test-net", "--dns", "127.0.0.2")
+    d1.run("tdkr1", "test-net")
     ip = eth0(d1, "tdkr1")[0].split("/")[0]
     assert d2.ping("tdkc2", ip), "new container after restart reachable"
     assert d1.ping("tdkc1", "10.1.1.2") and d2.ping("tdkc2", "10.1.1.1"), "old containers keep connectivity"

@@ -88,6 +88,10 @@ class EndpointBackend(Protocol):
 
     async def get_endpoint(self, state_id: str) -> PluggedEndpoint | None: ...
 
+    # Optional (looked up with getattr, so not part of the runtime check):
+    # async def record_container(self, state_id: str, name: str, container_id: str) -> None
+    #     the container (Docker name and id) of a joined endpoint, for DNS by name.
+
 
 async def read_oper_endpoint(kv: KVStore, state_id: str) -> PluggedEndpoint | None:
     """The agent's oper record of a plugged endpoint (``/contiv.io/oper/eps/<id>``), if any."""

@@ -8,8 +8,10 @@ its TaskGroup:
 
 - serves the NetworkDriver + IpamDriver socket (server.py, handlers.py);
 - with a ``docker_host``: keeps the local engine's networks in sync with etcd (sync.py), resolves
-  Docker network ids through the engine, and learns container names for DNS (names.py);
-- DNS: a resolver socket on 127.0.0.2:53 in every local container's netns (names.py);
+  Docker network ids through the engine, and after Join has the container's name recorded in its
+  endpoint state (names.py, through the backend's optional ``record_container``, which the agent
+  sends to netmaster ``/plugin/updateEndpoint``). DNS itself is answered by the agent's name
+  server (``netplugin/nameserver.py``) from OpenFlow packet-ins, in any mode;
 - ``run()`` returns only when cancelled; it removes the socket on the way out.
 """
 
@@ -24,7 +26,7 @@ from contivpy.common.kv.base import KVStore
 
 from .backend import EndpointBackend
 from .handlers import PluginHandlers
-from .names import ContainerDns
+from .names import ContainerNames
 from .resolver import NetworkResolver
 from .server import DEFAULT_SOCKET, PluginServer
 from .sync import DockerNetworkSync
@@ -47,13 +49,10 @@ class DockerPlugin:
         self.kv = kv
         self.engine = DockerClient(docker_host) if docker_host else None
         self.resolver = NetworkResolver(kv, self.engine)
-        self.dns = ContainerDns(kv, self.engine) if dns else None
+        record = getattr(backend, "record_container", None)
+        self.names = ContainerNames(self.engine, record) if self.engine and record and dns else None
         self.handlers = PluginHandlers(
-            kv,
-            backend,
-            self.resolver,
-            on_join=self.dns.on_join if self.dns else None,
-            on_delete=self.dns.on_delete if self.dns else None,
+            kv, backend, self.resolver, on_join=self.names.on_join if self.names else None
         )
         self.server = PluginServer(self.handlers, socket_path)
         self.sync: DockerNetworkSync | None = None
@@ -68,12 +67,12 @@ class DockerPlugin:
             async with asyncio.TaskGroup() as tg:
                 if self.sync is not None:
                     tg.create_task(self.sync.run())
-                if self.dns is not None:
-                    tg.create_task(self.dns.run())
                 tg.create_task(asyncio.Event().wait())  # serve until cancelled
         finally:
             with contextlib.suppress(Exception):
                 await self.server.stop()
+            if self.names is not None:
+                await self.names.close()
             if self.engine is not None:
                 with contextlib.suppress(Exception):
                     await self.engine.close()
