@@ -14,7 +14,7 @@ import importlib
 from aiohttp import web
 
 from contivpy.model.objects import MAX_BODY
-from contivpy.netmaster.api import misc, routes
+from contivpy.netmaster.api import epcleanup, misc, routes
 from contivpy.netmaster.api.errors import error_middleware
 from contivpy.netmaster.api.keys import CONFIG, CRUD, KV, STATE, LeaderState
 from contivpy.netmaster.api.proxy import proxy_middleware, session_ctx
@@ -28,6 +28,7 @@ def make_app(crud, config, kv, state: LeaderState, rpc=None) -> web.Application:
     app.cleanup_ctx.append(session_ctx)
     routes.add_routes(app)
     misc.add_routes(app)
+    epcleanup.add_routes(app)
     try:
         plugin = importlib.import_module("contivpy.netmaster.api.plugin_routes")
     except ModuleNotFoundError as exc:
