@@ -250,3 +250,28 @@ async def test_refused_request_writes_nothing(etcd_kv):
         await crud.delete("policy", "default:tchp")
     _, after = await etcd_kv.get_prefix("/contiv.io/")
     assert after == before  # no revision moved: nothing was written
+
+
+async def test_group_policies_bounded_with_clear_error(etcd_kv):
+    from contivpy.netmaster.hooks.group import MAX_POLICIES
+
+    crud, ckv = await _crud(etcd_kv)
+    await _net(crud, "tchnet", "10.200.0.0/16")
+    names = [f"tchp{i:02d}" for i in range(MAX_POLICIES + 1)]
+    for n in names:
+        await crud.create_or_update("policy", f"default:{n}", {"policyName": n, "tenantName": "default"})
+        r = {"tenantName": "default", "policyName": n, "ruleId": "1", "direction": "in", "action": "deny"}
+        await crud.create_or_update("rule", f"default:{n}:1", r)
+    with pytest.raises(Exception, match=f"too many policies for a group \\({MAX_POLICIES + 1}, at most"):
+        await _group(crud, "tchg", "tchnet", names)
+    assert await etcd_kv.get(keys.obj_key("endpointGroup", "default:tchg")) is None
+    await _group(crud, "tchg", "tchnet", names[:MAX_POLICIES])  # the most a group may hold
+    assert len(await _keys(etcd_kv, keys.POLICY)) == MAX_POLICIES
+    await _group(crud, "tchg", "tchnet", names[1 : MAX_POLICIES + 1])  # swap one
+    assert await etcd_kv.get(keys.POLICY + "default:tchg:default:tchp00") is None
+    assert await etcd_kv.get(keys.POLICY + f"default:tchg:default:{names[-1]}") is not None
+    await crud.delete("endpointGroup", "default:tchg")
+    assert await _keys(etcd_kv, keys.POLICY) == {} and await _keys(etcd_kv, keys.POLICY_RULE) == {}
+    assert await _keys(etcd_kv, followup.PENDING_PREFIX) == {}
+    assert ckv.max_ops <= 128, ckv.max_ops
+    print("max txn ops", ckv.max_ops)

@@ -9,8 +9,9 @@ ip-pool: validated against the network map and marked used there (ipam.attach_po
 same txn as the EPG state (the network state read is compare-fenced).
 
 Policies: the EPG's ``Policies`` link-set and each policy's ``EndpointGroups`` link-set are kept
-here; the EPG-policy rule state is rebuilt by the ``hooks.policy_state`` follow-up job scheduled
-in the same txn (its size grows with the policy's rules: never in the request's txn).
+here (at most ``MAX_POLICIES`` per group: each costs 3 ops in the request's txn, which etcd
+caps at 128); the EPG-policy rule state is rebuilt by the ``hooks.policy_state`` follow-up job
+scheduled in the same txn (its size grows with the policy's rules: never in the request's txn).
 
 Docker (docker mode): the group's Docker network is ensured as the *last* step of the hook, before
 the commit (the original did it before writing state too). It is idempotent: a re-run of the hook
@@ -57,6 +58,15 @@ async def _alloc_epg_id(ctx: Any, epg_state_id: str) -> tuple[int, Put]:
         if await ctx.read(epg_id_key(cand)) is None:  # records the create-if-absent compare
             return cand, Put(epg_id_key(cand), epg_state_id)
     raise ResourceExhaustedError("no endpoint group ids available")
+
+
+MAX_POLICIES = 32  # per group: attach/detach costs 3 txn ops each (read, write, intent key); etcd max 128
+
+
+def _check_policies(names: list[str]) -> None:
+    n = len(set(names))
+    if n > MAX_POLICIES:
+        raise ValidationError(f"too many policies for a group ({n}, at most {MAX_POLICIES})")
 
 
 def _policy_mod():
@@ -153,6 +163,7 @@ async def on_create(ctx: Any, obj: dict) -> Plan:
         ipam.attach_pool(net, state, obj["ipPool"])
         plan.ops.append(Put(keys.net_state(net_id), net.to_json()))
     await _apply_netprofile(ctx, obj, state)
+    _check_policies(obj.get("policies") or [])
     for pname in obj.get("policies") or []:
         await _attach(ctx, obj, epg_id, pname, plan)
     plan.ops.append(Put(keys.epg_state(epg_sid), state.to_json()))
@@ -173,6 +184,7 @@ async def on_update(ctx: Any, old: dict, new: dict) -> Plan:
     kv = await ctx.read(keys.epg_state(epg_sid))
     state = EndpointGroupState.from_json(kv.value) if kv is not None else None
     old_p, new_p = list(old.get("policies") or []), list(new.get("policies") or [])
+    _check_policies(new_p)
     for pname in new_p:
         if pname not in old_p:
             await _attach(ctx, new, state.endpointGroupId if state else 0, pname, plan)
