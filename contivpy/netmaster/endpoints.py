@@ -35,7 +35,9 @@ from contivpy.netmaster import ipam
 log = logging.getLogger("netmaster.endpoints")
 
 MAX_ATTEMPTS = 50
-MAX_BATCH = 64  # allocAddress requests served by one txn
+# allocAddress requests served by one txn. A batch of B requests touches at most B groups: its txn has
+# 1 + B compares and 1 + B puts, which must stay within etcd's default --max-txn-ops of 128.
+MAX_BATCH = 60
 
 
 @dataclass
