@@ -16,5 +16,14 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 here=$(cd "$(dirname "$0")/.." && pwd)
-python3 -c 'import contivpy, aetcd, os_ken, ovsdbapp, pyroute2, aiohttp, pydantic, pytest_asyncio' 2>/dev/null \
-  || python3 -m pip install -q -e "$here[test]" --config-settings editable_mode=compat
+# The Python package: (re)install in editable mode unless the importable contivpy already is this checkout
+# (a CI clone in another folder must not run against an older checkout's code).
+if ! python3 -I - "$here" <<'PY' 2>/dev/null
+import os, sys
+import contivpy, aetcd, os_ken, ovsdbapp, pyroute2, aiohttp, pydantic, pytest_asyncio, dns  # noqa: F401
+here = os.path.realpath(sys.argv[1])
+sys.exit(0 if os.path.realpath(os.path.dirname(os.path.dirname(contivpy.__file__))) == here else 1)
+PY
+then
+  python3 -m pip install -q -e "$here[test]" --config-settings editable_mode=compat
+fi
