@@ -68,7 +68,7 @@ def main() -> int:
                 raise RuntimeError(f"docker {' '.join(args)} failed")
             return r.stdout
 
-        netctl(1, "network", "create", "--subnet", "10.1.1.0/24", "-g", "10.1.1.254", "test-net")
+        netctl(1, "network", "create", "--subnet", "10.103.1.0/24", "-g", "10.103.1.254", "test-net")
         for h in (1, 2):
             netctl(h, "network", "ls")
         deadline = time.monotonic() + 30
@@ -87,7 +87,7 @@ def main() -> int:
         for h, src, dst in ((1, "cbox1", "cbox2"), (2, "cbox2", "cbox1")):
             d = dbed.dockers[h]
             d.ping(src, dst, budget=10)  # names are recorded right after start: wait for them
-            docker(h, "exec", src, "ping", "-c", "3", dst)
+            docker(h, "exec", src, "ping", "-c", "4", dst)
         netctl(1, "network", "inspect", "test-net")
         print("\ndemo finished: cleaning up")
         return 0
