@@ -1,19 +1,27 @@
-"""Desired-state records netmaster writes under /contiv.io/state (and docknet oper), as JSON.
+"""The JSON records netmaster and netplugin share through etcd: one class per record, used by every
+writer and every reader (nobody parses these values by hand).
 
 Field names and order are the original's (original-transcripts §5.2, §5.3); every field is
 always emitted (the original's state structs have no ``omitempty``). Bitmaps stay encoded strings
 here (``contivpy.netmaster.bitset`` decodes them): this module is importable by netplugin too.
 
-    NetworkState        /contiv.io/state/nets/<net>.<tenant>
-    EndpointGroupState  /contiv.io/state/endpointGroups/<group>:<tenant>
-    EndpointState       /contiv.io/state/eps/<net>.<tenant>-<endpointID>
-    DocknetState        /contiv.io/oper/docknet/<tenant>.<net>.<group>
+    NetworkState        /contiv.io/state/nets/<net>.<tenant>                 netmaster
+    EndpointGroupState  /contiv.io/state/endpointGroups/<group>:<tenant>     netmaster
+    EndpointState       /contiv.io/state/eps/<net>.<tenant>-<endpointID>     netmaster
+    PolicyRuleState     /contiv.io/state/policyRule/<ruleId>                 netmaster (follow-up job)
+    GlobalConfig        /contiv.io/master/config/global                      netmaster
+    DocknetState        /contiv.io/oper/docknet/<tenant>.<net>.<group>       netmaster
+    OperEndpoint        /contiv.io/oper/eps/<net>.<tenant>-<endpointID>      netplugin (owning host)
+    OvsDriverOper       /contiv.io/oper/ovs-driver/<host>                    netplugin (CAS only)
+
+``from_json`` ignores unknown fields, fills missing ones with defaults and raises ``ValueError``
+for text that is not a JSON object.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 
@@ -30,6 +38,8 @@ class _Record:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]):
+        if not isinstance(data, dict):
+            raise ValueError(f"{cls.__name__}: a JSON object is required")
         kwargs = {}
         for f in fields(cls):  # type: ignore[arg-type]
             name = cls.JSON.get(f.name, f.name)
@@ -120,4 +130,98 @@ class DocknetState(_Record):
     docknetUUID: str = ""
 
 
-__all__ = ["NetworkState", "EndpointGroupState", "EndpointState", "DocknetState"]
+@dataclass
+class PolicyRuleState(_Record):
+    """An ofnet policy rule (the original's ``OfnetPolicyRule`` with ``CommonState`` embedded).
+
+    ``RuleId`` is ``<tenant>:<group>:<tenant>:<policy>:<ruleKey>:<dir>``; ``Action`` allow|deny.
+    The same rule without ``id`` sits in the EPG policy record's ``RuleMaps`` (``rule_dict``).
+    """
+
+    id: str = ""
+    RuleId: str = ""
+    Priority: int = 0
+    SrcEndpointGroup: int = 0
+    DstEndpointGroup: int = 0
+    SrcIpAddr: str = ""
+    DstIpAddr: str = ""
+    IpProtocol: int = 0
+    SrcPort: int = 0
+    DstPort: int = 0
+    TcpFlags: str = ""
+    Action: str = ""
+
+    def rule_dict(self) -> dict[str, Any]:
+        d = self.to_dict()
+        del d["id"]
+        return d
+
+
+@dataclass
+class GlobalConfig(_Record):
+    """The cluster-wide settings netplugin needs before it starts (netmaster copies them from the
+    global object on every change)."""
+
+    JSON: ClassVar[dict[str, str]] = {
+        "nwInfraType": "nw-infra-type",
+        "fwdMode": "fwd-mode",
+        "arpMode": "arp-mode",
+        "pvtSubnet": "pvt-subnet",
+    }
+
+    id: str = ""
+    nwInfraType: str = ""
+    fwdMode: str = ""
+    arpMode: str = ""
+    pvtSubnet: str = ""
+
+
+@dataclass
+class OperEndpoint(_Record):
+    """What the owning host plugged: it exists only once veth, OVS port and flows are in place, and
+    every other host learns the endpoint (with the VTEP to reach it) from it.
+
+    ``endpointGroupId``/``endpointGroupKey`` are a contivpy addition (the original sent a remote
+    endpoint's group through the ofnet RPC, decisions.md); the rest is the original's record.
+    """
+
+    id: str = ""
+    netID: str = ""
+    endpointID: str = ""
+    serviceName: str = ""
+    endpointGroupId: int = 0
+    endpointGroupKey: str = ""
+    contUUID: str = ""
+    ipAddress: str = ""
+    ipv6Address: str = ""
+    macAddress: str = ""
+    homingHost: str = ""
+    intfName: str = ""
+    portName: str = ""
+    vtepIP: str = ""
+
+
+@dataclass
+class OvsDriverOper(_Record):
+    """The host's persisted OVS port counter and its local endpoints
+    (``LocalEpInfo{<ep id>: {"Ovsportname", "EpgKey", "BridgeType"}}``)."""
+
+    id: str = ""
+    currPortNum: int = 0
+    LocalEpInfo: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.currPortNum = int(self.currPortNum or 0)
+        self.LocalEpInfo = self.LocalEpInfo or {}
+
+
+__all__ = [
+    "NetworkState",
+    "EndpointGroupState",
+    "EndpointState",
+    "PolicyRuleState",
+    "GlobalConfig",
+    "DocknetState",
+    "OperEndpoint",
+    "OvsDriverOper",
+]

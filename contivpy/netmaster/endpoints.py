@@ -20,7 +20,6 @@ endpoint (a late Docker ReleaseAddress cannot free an address that was handed ou
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from contivpy.common import netaddr
 from contivpy.common.errors import ConflictError, ContivError, NotFoundError, ValidationError
 from contivpy.common.kv.base import Compare, Delete, KeyValue, KVStore, Put
 from contivpy.model import keys
-from contivpy.model.state import EndpointGroupState, EndpointState, NetworkState
+from contivpy.model.state import EndpointGroupState, EndpointState, NetworkState, OperEndpoint
 from contivpy.netmaster import ipam
 
 log = logging.getLogger("netmaster.endpoints")
@@ -389,12 +388,22 @@ async def endpoint_inspect(kv: KVStore, key: str) -> dict:
     for item in items:
         ep = EndpointState.from_json(item.value)
         if key in ep.endpointID or key in ep.containerId or key in ep.epCommonName:
-            oper_kv = await kv.get(keys.ep_oper(ep.id))
-            port = ""
-            if oper_kv is not None:
-                port = json.loads(oper_kv.value).get("portName", "")
+            oper = await read_oper_endpoint(kv, ep.id)
+            port = oper.portName if oper is not None else ""
             return {"Oper": {"key": key, **endpoint_oper(ep, "v" + port if port else "")}}
     raise NotFoundError("endpoint not found")
 
 
-__all__ = ["Allocator", "endpoint_inspect", "MAX_ATTEMPTS"]
+async def read_oper_endpoint(kv: KVStore, ep_id: str) -> OperEndpoint | None:
+    """The owning host's ``/contiv.io/oper/eps/<id>`` record; None when absent or unreadable."""
+    item = await kv.get(keys.ep_oper(ep_id))
+    if item is None:
+        return None
+    try:
+        return OperEndpoint.from_json(item.value)
+    except ValueError:
+        log.warning("ignoring malformed oper record of endpoint %s", ep_id)
+        return None
+
+
+__all__ = ["Allocator", "endpoint_inspect", "read_oper_endpoint", "MAX_ATTEMPTS"]

@@ -25,7 +25,6 @@ are idempotent.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
 
@@ -37,6 +36,7 @@ from contivpy.common.kv.base import KVStore
 from contivpy.common.registry import ServiceInfo, ServiceRegistry
 from contivpy.common.watch import Mirror, PumpedIterator, list_and_watch
 from contivpy.model import keys
+from contivpy.model.state import GlobalConfig
 from contivpy.netplugin.config import Config
 from contivpy.netplugin.datapath import RPC_PORTS, VLAN_BRIDGE, VXLAN_BRIDGE, Datapath
 from contivpy.netplugin.debug_api import make_app
@@ -87,11 +87,11 @@ class Agent:
         if not value:
             return
         try:
-            g = json.loads(value)
+            g = GlobalConfig.from_json(value)
         except ValueError:
             return
-        self.arp_mode = g.get("arp-mode") or g.get("arpMode") or self.arp_mode
-        fwd = g.get("fwd-mode") or g.get("fwdMode") or ""
+        self.arp_mode = g.arpMode or self.arp_mode
+        fwd = g.fwdMode
         if fwd and fwd != self.cfg.fwdmode:
             log.error("global forwarding mode changed to %s: restart netplugin with --fwdmode %s", fwd, fwd)
 
@@ -101,17 +101,15 @@ class Agent:
         while True:
             try:
                 kv = await self.kv.get(keys.MASTER_CONFIG_GLOBAL)
-                if kv is not None:
-                    g = json.loads(kv.value)
-                    fwd = g.get("fwd-mode") or g.get("fwdMode") or ""
-                    if fwd:
-                        if fwd != self.cfg.fwdmode:
-                            raise FatalConfigError(
-                                f"netplugin's local forward mode [{self.cfg.fwdmode}] doesn't match "
-                                f"global settings [{fwd}]"
-                            )
-                        self.arp_mode = g.get("arp-mode") or g.get("arpMode") or "proxy"
-                        return
+                g = GlobalConfig.from_json(kv.value) if kv is not None else GlobalConfig()
+                if g.fwdMode:
+                    if g.fwdMode != self.cfg.fwdmode:
+                        raise FatalConfigError(
+                            f"netplugin's local forward mode [{self.cfg.fwdmode}] doesn't match "
+                            f"global settings [{g.fwdMode}]"
+                        )
+                    self.arp_mode = g.arpMode or "proxy"
+                    return
                 msg = "waiting for the global configuration from netmaster (/contiv.io/master/config/global)"
             except StoreError as e:
                 msg = f"cannot reach the state store at {self.cfg.store_url}: {e}; retrying"

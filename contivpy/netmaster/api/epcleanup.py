@@ -21,7 +21,6 @@ Answer: ``{"endpoints": [<ep state id>...], "reclaimed": [<ep state id>...]}`` (
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 
@@ -34,7 +33,7 @@ from contivpy.model import keys
 from contivpy.model.state import EndpointState
 from contivpy.netmaster.api.keys import CRUD, KV
 from contivpy.netmaster.api.plugin_routes import ALLOCATOR
-from contivpy.netmaster.endpoints import Allocator
+from contivpy.netmaster.endpoints import Allocator, read_oper_endpoint
 
 log = logging.getLogger("netmaster.epcleanup")
 
@@ -108,8 +107,8 @@ async def cleanup(kv, allocator: Allocator, tenant: str, category: str, ident: s
     for ep in deleted:
         host = ep.homingHost
         if not host:
-            oper = await kv.get(keys.ep_oper(ep.id))
-            host = json.loads(oper.value).get("homingHost", "") if oper else ""
+            oper = await read_oper_endpoint(kv, ep.id)
+            host = oper.homingHost if oper else ""
         if host in hosts:
             targets.append((hosts[host], ep.id))
         else:

@@ -5,7 +5,7 @@
     POST   /api/v1/<plural>/<key>/           create or update (PUT is the same handler)
     DELETE /api/v1/<plural>/<key>/           delete; body = the key as a JSON string
     GET    /api/v1/inspect/<plural>/<key>/   {"Config": ..., "Oper": ...}
-    GET    /api/v1/inspect/endpoints/<id>/   {"Oper": EndpointOper} (via the network hooks owner)
+    GET    /api/v1/inspect/endpoints/<id>/   {"Oper": EndpointOper} (``endpoints.endpoint_inspect``)
 
 Unknown plurals and missing trailing slashes fall through to the router's 404. Success bodies are
 JSON + "\\n" with ``Content-Type: application/json``; stored objects are already canonical JSON,
@@ -14,16 +14,15 @@ so lists are served by joining the stored texts (no re-encoding).
 
 from __future__ import annotations
 
-import importlib
 import json
 
 from aiohttp import web
 
-from contivpy.common.errors import NotFoundError, ValidationError
-from contivpy.model import keys, objects
+from contivpy.common.errors import ValidationError
+from contivpy.model import objects
 from contivpy.netmaster import registry as reg
 from contivpy.netmaster.api.keys import CRUD
-from contivpy.netmaster.crud import TxnContext
+from contivpy.netmaster.endpoints import endpoint_inspect
 
 
 def _json(text: str) -> web.Response:
@@ -80,31 +79,13 @@ async def inspect_obj(request: web.Request) -> web.Response:
     key = request.match_info["key"]
     crud = request.app[CRUD]
     if plural == "endpoints":
-        return _json(json.dumps(go_order(await _inspect_endpoint(crud, key)), separators=(",", ":")))
+        return _json(json.dumps(go_order(await endpoint_inspect(crud.kv, key)), separators=(",", ":")))
     t = _type(request)
     out = await crud.inspect(t.name, key)
     text = '{"Config":' + objects.dumps(t.name, out["Config"])
     if "Oper" in out:
         text += ',"Oper":' + json.dumps(go_order(out["Oper"]), separators=(",", ":"))
     return _json(text + "}")
-
-
-async def _inspect_endpoint(crud, key: str) -> dict:
-    """First endpoint whose endpoint id, container id or container name contains ``key``
-    (the original's linear search); ``virtualPort`` = "v" + the owning netplugin's port name."""
-    mod = importlib.import_module("contivpy.netmaster.hooks.network")
-    fn = getattr(mod, "inspect_endpoint", None)
-    if fn is not None:
-        return {"Oper": await fn(TxnContext(crud), key)}
-    eps = await mod.endpoints_where(
-        crud.kv, lambda ep: key in ep.endpointID or key in ep.containerId or key in ep.epCommonName
-    )
-    if not eps:
-        raise NotFoundError("endpoint not found")
-    ep = eps[0]
-    oper = await crud.kv.get(keys.ep_oper(f"{ep.netID}-{ep.endpointID}"))
-    port = json.loads(oper.value).get("portName", "") if oper is not None else ""
-    return {"Oper": {"key": key, **mod.endpoint_oper(ep, "v" + port if port else "")}}
 
 
 def go_order(v):

@@ -27,6 +27,7 @@ from contivpy.common import netaddr
 from contivpy.common.errors import ConflictError
 from contivpy.common.kv.base import Delete, Put
 from contivpy.model import keys, objects
+from contivpy.model.state import GlobalConfig
 from contivpy.netmaster.crud import Plan
 from contivpy.netmaster.hooks import _alloc as A
 from contivpy.netmaster.hooks.network import omit
@@ -38,15 +39,12 @@ DEFAULT_PVT_SUBNET = "172.19.0.0/16"
 
 
 def master_config_json(g: dict) -> str:
-    return A.dumps(
-        {
-            "id": "",
-            "nw-infra-type": g.get("networkInfraType", ""),
-            "fwd-mode": g.get("fwdMode", ""),
-            "arp-mode": g.get("arpMode", ""),
-            "pvt-subnet": g.get("pvtSubnet", ""),
-        }
-    )
+    return GlobalConfig(
+        nwInfraType=g.get("networkInfraType", ""),
+        fwdMode=g.get("fwdMode", ""),
+        arpMode=g.get("arpMode", ""),
+        pvtSubnet=g.get("pvtSubnet", ""),
+    ).to_json()
 
 
 def state_global_json(g: dict) -> str:

@@ -29,6 +29,7 @@ import json
 
 from contivpy.common.kv.base import Delete, KVStore, Put
 from contivpy.model import keys, objects
+from contivpy.model.state import PolicyRuleState
 from contivpy.netmaster import followup
 
 _PROTO = {"tcp": 6, "udp": 17, "icmp": 1, "igmp": 2, "": 0}
@@ -95,40 +96,33 @@ async def _remote(look: Lookup, rule: dict) -> tuple[int, str, str]:
     return 0, frm, to
 
 
-async def ofnet_rules(look: Lookup, gp_key: str, epg_id: int, rule: dict) -> dict[str, dict]:
+async def ofnet_rules(look: Lookup, gp_key: str, epg_id: int, rule: dict) -> dict[str, PolicyRuleState]:
     remote, frm, to = await _remote(look, rule)
     port = int(rule.get("port", 0))
     tcp0 = rule.get("protocol") == "tcp" and port == 0
-    out: dict[str, dict] = {}
+    out: dict[str, PolicyRuleState] = {}
     for d in _dirs(rule):
-        r = {
-            "RuleId": f"{gp_key}:{rule['key']}:{d}",
-            "Priority": int(rule.get("priority", 1)),
-            "SrcEndpointGroup": 0,
-            "DstEndpointGroup": 0,
-            "SrcIpAddr": "",
-            "DstIpAddr": "",
-            "IpProtocol": _proto(rule.get("protocol", "")),
-            "SrcPort": 0,
-            "DstPort": 0,
-            "TcpFlags": "",
-            "Action": rule.get("action", ""),
-        }
+        r = PolicyRuleState(
+            RuleId=f"{gp_key}:{rule['key']}:{d}",
+            Priority=int(rule.get("priority", 1)),
+            IpProtocol=_proto(rule.get("protocol", "")),
+            Action=rule.get("action", ""),
+        )
         if d in ("inRx", "outRx"):
-            r["DstEndpointGroup"], r["SrcEndpointGroup"] = epg_id, remote
+            r.DstEndpointGroup, r.SrcEndpointGroup = epg_id, remote
         else:
-            r["SrcEndpointGroup"], r["DstEndpointGroup"] = epg_id, remote
+            r.SrcEndpointGroup, r.DstEndpointGroup = epg_id, remote
         if d == "inRx":
-            r["SrcIpAddr"], r["DstIpAddr"], r["DstPort"] = frm, to, port
-            r["TcpFlags"] = "syn,!ack" if tcp0 else ""
+            r.SrcIpAddr, r.DstIpAddr, r.DstPort = frm, to, port
+            r.TcpFlags = "syn,!ack" if tcp0 else ""
         elif d == "inTx":
-            r["DstIpAddr"], r["SrcIpAddr"], r["SrcPort"] = frm, to, port
+            r.DstIpAddr, r.SrcIpAddr, r.SrcPort = frm, to, port
         elif d == "outRx":
-            r["SrcIpAddr"], r["SrcPort"] = to, port
+            r.SrcIpAddr, r.SrcPort = to, port
         else:
-            r["DstIpAddr"], r["DstPort"] = to, port
-            r["TcpFlags"] = "syn,!ack" if tcp0 else ""
-        out[r["RuleId"]] = r
+            r.DstIpAddr, r.DstPort = to, port
+            r.TcpFlags = "syn,!ack" if tcp0 else ""
+        out[r.RuleId] = r
     return out
 
 
@@ -143,8 +137,9 @@ async def _pair_ops(look: Lookup, tenant: str, group: str, epg_id: int, policy: 
     want: dict[str, str] = {}
     for rule in rules:
         ofr = await ofnet_rules(look, gp_key, epg_id, rule)
-        rule_maps[rule["key"]] = {"Rule": objects.canonical("rule", rule), "OfnetRules": ofr}
-        want.update({keys.POLICY_RULE + rid: _dumps({"id": "", **r}) for rid, r in ofr.items()})
+        ofnet = {rid: r.rule_dict() for rid, r in ofr.items()}
+        rule_maps[rule["key"]] = {"Rule": objects.canonical("rule", rule), "OfnetRules": ofnet}
+        want.update({keys.POLICY_RULE + rid: r.to_json() for rid, r in ofr.items()})
     have_items, _ = await look.kv.get_prefix(keys.POLICY_RULE + gp_key + ":")
     have = {i.key: i.value for i in have_items}
     ops: list[Put | Delete] = [Put(k, v) for k, v in sorted(want.items()) if have.get(k) != v]

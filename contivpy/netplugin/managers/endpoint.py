@@ -38,11 +38,12 @@ from contivpy.common.errors import (
 from contivpy.common.kv.base import Compare, KVStore, Put
 from contivpy.common.netaddr import mac_from_ip
 from contivpy.model import keys
+from contivpy.model.state import OperEndpoint, OvsDriverOper
 from contivpy.netplugin import links
 from contivpy.netplugin.datapath import VLAN_BRIDGE, VXLAN_BRIDGE, Datapath, EpSpec
 from contivpy.netplugin.managers.network import NetworkManager, net_spec
 from contivpy.netplugin.netmaster_client import NetmasterClient
-from contivpy.netplugin.records import EndpointInfo, OperEndpoint, OvsDriverOper
+from contivpy.netplugin.records import EndpointInfo
 
 log = logging.getLogger(__name__)
 MAX_PORT = 0xFFFE

@@ -1,17 +1,16 @@
 """PolicyManager: ``/contiv.io/state/policyRule/<ruleId>`` (written by netmaster) -> ofnet policy rules.
 
 The original delivered these rules through the ofnet master RPC and ignored the etcd copies; contivpy
-reads the etcd records (same JSON: ``RuleId``, ``Priority``, ``SrcEndpointGroup``, ``DstEndpointGroup``,
-``SrcIpAddr``, ``DstIpAddr``, ``IpProtocol``, ``SrcPort``, ``DstPort``, ``TcpFlags``, ``Action``) and installs
-each rule on both bridges (table 5, priority 10 + rule priority). A rule whose fields change is
+reads the etcd records (``contivpy.model.state.PolicyRuleState``, the original's OfnetPolicyRule JSON)
+and installs each rule on both bridges (table 5, priority 10 + rule priority). A rule whose fields change is
 removed and re-added (ofnet refuses a different rule under an existing id).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 
+from contivpy.model.state import PolicyRuleState
 from contivpy.netplugin.datapath import Datapath
 
 log = logging.getLogger(__name__)
@@ -32,11 +31,12 @@ _FIELDS = {
 
 
 def rule_fields(value: str) -> dict | None:
+    """The ofnet ``add_rule`` arguments of a ``PolicyRuleState`` record; None when malformed."""
     try:
-        d = json.loads(value)
+        rec = PolicyRuleState.from_json(value)
     except ValueError:
         return None
-    out = {py: d[js] for js, py in _FIELDS.items() if js in d and d[js] not in (None, "")}
+    out = {py: getattr(rec, js) for js, py in _FIELDS.items() if getattr(rec, js) not in (None, "")}
     return out if out.get("rule_id") else None
 
 
