@@ -15,7 +15,7 @@ here (``contivpy.netmaster.bitset`` decodes them): this module is importable by 
     OvsDriverOper       /contiv.io/oper/ovs-driver/<host>                    netplugin (CAS only)
 
 ``from_json`` ignores unknown fields, fills missing ones with defaults and raises ``ValueError``
-for text that is not a JSON object.
+for text that is not a JSON object; ``parse`` returns None instead.
 """
 
 from __future__ import annotations
@@ -50,6 +50,14 @@ class _Record:
     @classmethod
     def from_json(cls, text: str):
         return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def parse(cls, text: str):
+        """``from_json``, or None for a malformed value (for readers that skip those)."""
+        try:
+            return cls.from_json(text)
+        except ValueError:
+            return None
 
 
 @dataclass

@@ -42,9 +42,11 @@ import dns.rdatatype
 import dns.rrset
 from os_ken.lib.packet import ethernet, ipv4, packet, udp
 
-from contivpy.common.errors import CompactedError, StoreError
+from contivpy.common.errors import StoreError
 from contivpy.common.kv.base import KVStore
+from contivpy.common.watch import list_and_watch
 from contivpy.model import keys
+from contivpy.model.state import EndpointState
 
 __all__ = ["NameTable", "NameServer", "answer", "reply_frame", "TTL", "MAX_GROUP_RECORDS"]
 
@@ -71,18 +73,17 @@ class NameTable:
         groups: dict[tuple[str, str], list[str]] = defaultdict(list)
         eps, _ = await self.kv.get_prefix(keys.EPS)
         for kvp in eps:
-            try:
-                ep = json.loads(kvp.value)
-            except json.JSONDecodeError:
+            ep = EndpointState.parse(kvp.value)
+            if ep is None:
                 continue
-            tenant = (ep.get("netID") or "").rpartition(".")[2]
-            addrs = [a for a in (ep.get("ipAddress"), ep.get("ipv6Address")) if a]
+            tenant = ep.netID.rpartition(".")[2]
+            addrs = [a for a in (ep.ipAddress, ep.ipv6Address) if a]
             if not tenant or not addrs:
                 continue
-            if ep.get("epCommonName"):
-                names[tenant][ep["epCommonName"].lower()].extend(addrs)
-            if ep.get("serviceName"):
-                groups[(tenant, ep["serviceName"].lower())].extend(addrs)
+            if ep.epCommonName:
+                names[tenant][ep.epCommonName.lower()].extend(addrs)
+            if ep.serviceName:
+                groups[(tenant, ep.serviceName.lower())].extend(addrs)
         for (tenant, group), addrs in groups.items():
             v4 = sorted(a for a in addrs if ":" not in a)[:MAX_GROUP_RECORDS]
             v6 = sorted(a for a in addrs if ":" in a)[:MAX_GROUP_RECORDS]
@@ -108,18 +109,10 @@ class NameTable:
         return list(dict.fromkeys(self.names.get(tenant, {}).get(name.rstrip(".").lower(), [])))
 
     async def _watch(self, prefix: str) -> None:
-        while True:
-            try:
-                _, rev = await self.kv.get_prefix(prefix)
+        """Every change (and every re-list after compaction or an etcd outage) marks the table stale."""
+        async with list_and_watch(self.kv, prefix) as it:
+            async for _item in it:
                 self.stale = True
-                async for _ev in self.kv.watch_prefix(prefix, start_revision=rev + 1):
-                    self.stale = True
-            except CompactedError:
-                continue
-            except StoreError as e:
-                self.stale = True
-                log.warning("name table watch %s: %s", prefix, e)
-                await asyncio.sleep(1.0)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:

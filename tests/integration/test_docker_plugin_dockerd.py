@@ -17,8 +17,9 @@ import uuid
 
 import pytest
 
+from contivpy.common.netaddr import mac_from_ip
 from contivpy.model import keys
-from contivpy.netplugin.docker.backend import EndpointSpec, PluggedEndpoint, mac_for_ip
+from contivpy.netplugin.docker.backend import EndpointSpec, PluggedEndpoint
 from contivpy.netplugin.docker.plugin import DockerPlugin
 
 pytestmark = [pytest.mark.etcd, pytest.mark.docker, pytest.mark.root]
@@ -56,7 +57,7 @@ class VethBackend:
     async def create_endpoint(self, spec: EndpointSpec):
         self.port += 1
         c, o = f"vport{self.port}", f"vvport{self.port}"
-        mac = mac_for_ip(spec.ip_address)
+        mac = mac_from_ip(spec.ip_address)
         await asyncio.to_thread(
             ip_,
             "-n",

@@ -17,8 +17,9 @@ import aiohttp
 import pytest
 
 from contivpy.common.errors import ExternalServiceError
+from contivpy.common.netaddr import mac_from_ip
 from contivpy.model import keys
-from contivpy.netplugin.docker.backend import EndpointSpec, PluggedEndpoint, mac_for_ip
+from contivpy.netplugin.docker.backend import EndpointSpec, PluggedEndpoint
 from contivpy.netplugin.docker.handlers import PluginHandlers
 from contivpy.netplugin.docker.resolver import NetworkResolver
 from contivpy.netplugin.docker.server import PluginServer
@@ -59,7 +60,9 @@ class RecordingBackend:
         if self.fail_create:
             raise ExternalServiceError("ovs: cannot add port")
         self.port += 1
-        ep = PluggedEndpoint(spec.state_id, spec.ip_address, mac_for_ip(spec.ip_address), f"vport{self.port}")
+        ep = PluggedEndpoint(
+            spec.state_id, spec.ip_address, mac_from_ip(spec.ip_address), f"vport{self.port}"
+        )
         self.eps[spec.state_id] = ep
         return ep
 

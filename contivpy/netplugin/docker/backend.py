@@ -17,13 +17,13 @@ Invariants an implementation must keep:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from contivpy.common.dockerapi import docker_net_name
 from contivpy.common.kv.base import KVStore
 from contivpy.model import keys
+from contivpy.model.state import OperEndpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,18 +99,7 @@ async def read_oper_endpoint(kv: KVStore, state_id: str) -> PluggedEndpoint | No
     if kvp is None:
         return None
     try:
-        rec = json.loads(kvp.value)
-    except json.JSONDecodeError:
+        rec = OperEndpoint.from_json(kvp.value)
+    except ValueError:
         return None
-    return PluggedEndpoint(
-        state_id=state_id,
-        ip_address=rec.get("ipAddress", ""),
-        mac_address=rec.get("macAddress", ""),
-        port_name=rec.get("portName", ""),
-        ipv6_address=rec.get("ipv6Address", ""),
-    )
-
-
-def mac_for_ip(ip: str) -> str:
-    """Contiv's endpoint MAC: ``02:02:`` + the IPv4 bytes in hex."""
-    return "02:02:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
+    return PluggedEndpoint(state_id, rec.ipAddress, rec.macAddress, rec.portName, rec.ipv6Address)

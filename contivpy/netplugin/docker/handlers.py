@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -30,6 +29,7 @@ from typing import Any
 from contivpy.common.errors import ConflictError, NotFoundError, ValidationError
 from contivpy.common.kv.base import KVStore
 from contivpy.model import keys
+from contivpy.model.state import EndpointGroupState, EndpointState, NetworkState
 
 from . import wire
 from .backend import ContivNet, EndpointBackend, EndpointSpec
@@ -59,7 +59,6 @@ class PluginHandlers:
         scope: str = "local",
         connectivity_scope: str = "global",
         on_join: JoinHook | None = None,
-        on_delete: Callable[[str], None] | None = None,
     ) -> None:
         self.kv = kv
         self.backend = backend
@@ -67,7 +66,6 @@ class PluginHandlers:
         self.scope = scope
         self.connectivity_scope = connectivity_scope
         self.on_join = on_join
-        self.on_delete = on_delete
         self._creating: set[str] = set()
         # (alloc NetworkID, ip) released by /plugin/deleteEndpoint, awaiting Docker's ReleaseAddress
         self._released: OrderedDict[tuple[str, str], None] = OrderedDict()
@@ -166,8 +164,6 @@ class PluginHandlers:
         state_id = keys.endpoint_state_id(net.network, net.tenant, req.EndpointID)
         ep = await self.backend.get_endpoint(state_id)
         ip = ep.ip_address if ep else await self._state_ip(state_id)
-        if self.on_delete is not None:
-            self.on_delete(state_id)
         await self.backend.delete_endpoint(EndpointSpec(net=net, endpoint_id=req.EndpointID, ip_address=ip))
         if ip:
             self._released[(net.alloc_id, ip)] = None
@@ -188,7 +184,7 @@ class PluginHandlers:
                 await self.on_join(state_id, req.EndpointID, req.SandboxKey)
             except Exception:  # a name-learning hiccup must not fail the container start
                 log.exception("join hook failed for %s", state_id)
-        return wire.join_response(ep.port_name, state.get("gateway", ""), state.get("ipv6Gateway", ""))
+        return wire.join_response(ep.port_name, state.gateway, state.ipv6Gateway)
 
     async def endpoint_oper_info(self, body: dict) -> dict:
         wire.parse(wire.EndpointRequest, body)
@@ -212,7 +208,7 @@ class PluginHandlers:
         if net.group and await self.kv.get(keys.epg_state(keys.epg_id(net.group, net.tenant))) is None:
             raise NotFoundError(f"endpoint group {net.group} not found in tenant {net.tenant}")
         if not pool:
-            pool = f"{state.get('subnetIP')}/{state.get('subnetLen')}"
+            pool = f"{state.subnetIP}/{state.subnetLen}"
         try:
             pool = str(ipaddress.ip_network(pool, strict=False))
         except ValueError:
@@ -249,7 +245,7 @@ class PluginHandlers:
         if ip == str(ipaddress.ip_network(ref.pool, strict=False).network_address):
             return wire.ipam_ok()  # the dummy gateway answer (pool address)
         state = await self._net_state(ref.net)
-        if ip == state.get("gateway"):
+        if ip == state.gateway:
             return wire.ipam_ok()
         if await self._held_by_endpoint(ref.net, ip):
             return wire.ipam_ok()
@@ -258,45 +254,35 @@ class PluginHandlers:
 
     # ---- helpers --------------------------------------------------------------------------
 
-    async def _net_state(self, net: ContivNet) -> dict:
+    async def _net_state(self, net: ContivNet) -> NetworkState:
         kvp = await self.kv.get(keys.net_state(net.net_id))
         if kvp is None:
             raise NotFoundError(f"network {net.network} not found in tenant {net.tenant}")
-        try:
-            return json.loads(kvp.value)
-        except json.JSONDecodeError:
-            raise NotFoundError(f"network {net.net_id}: unreadable state") from None
+        state = NetworkState.parse(kvp.value)
+        if state is None:
+            raise NotFoundError(f"network {net.net_id}: unreadable state")
+        return state
 
     async def _state_ip(self, state_id: str) -> str:
         kvp = await self.kv.get(keys.ep_state(state_id))
-        if kvp is None:
-            return ""
-        try:
-            return json.loads(kvp.value).get("ipAddress", "")
-        except json.JSONDecodeError:
-            return ""
+        ep = EndpointState.parse(kvp.value) if kvp is not None else None
+        return ep.ipAddress if ep is not None else ""
 
     async def _held_by_endpoint(self, net: ContivNet, ip: str) -> bool:
         kvs, _ = await self.kv.get_prefix(keys.ep_state(net.net_id + "-"))
-        for kvp in kvs:
-            try:
-                if json.loads(kvp.value).get("ipAddress") == ip:
-                    return True
-            except json.JSONDecodeError:
-                continue
-        return False
+        return any((ep := EndpointState.parse(kvp.value)) is not None and ep.ipAddress == ip for kvp in kvs)
 
     async def _by_tag(self, tag: str, pool: str) -> tuple[ContivNet | None, str]:
         kvs, _ = await self.kv.get_prefix(keys.EPGS)
         for kvp in kvs:
-            rec = json.loads(kvp.value)
-            if rec.get("groupTag") == tag:
-                return ContivNet(rec.get("tenantName", "default"), rec["networkName"], rec["groupName"]), pool
+            g = EndpointGroupState.parse(kvp.value)
+            if g is not None and g.groupTag == tag and g.networkName and g.groupName:
+                return ContivNet(g.tenantName or "default", g.networkName, g.groupName), pool
         kvs, _ = await self.kv.get_prefix(keys.NETS)
         for kvp in kvs:
-            rec = json.loads(kvp.value)
-            if rec.get("networkTag") == tag:
-                return ContivNet(rec.get("tenant", "default"), rec["networkName"]), pool
+            n = NetworkState.parse(kvp.value)
+            if n is not None and n.networkTag == tag and n.networkName:
+                return ContivNet(n.tenant or "default", n.networkName), pool
         raise NotFoundError(f"no network or endpoint group has contiv-tag {tag}")
 
 

@@ -14,13 +14,13 @@ PoolIDs are ``<network>.<tenant>|<pool>`` or ``<network>:<group>.<tenant>|<pool>
 from __future__ import annotations
 
 import ipaddress
-import json
 from dataclasses import dataclass
 
 from contivpy.common.dockerapi import DockerClient
 from contivpy.common.errors import ContivError, NotFoundError, ValidationError
 from contivpy.common.kv.base import KVStore
 from contivpy.model import keys
+from contivpy.model.state import DocknetState, EndpointGroupState
 
 from .backend import ContivNet
 
@@ -94,16 +94,9 @@ class NetworkResolver:
     async def _from_docknet(self, docker_id: str) -> ContivNet | None:
         kvs, _ = await self.kv.get_prefix(keys.OPER_DOCKNET)
         for kvp in kvs:
-            try:
-                rec = json.loads(kvp.value)
-            except json.JSONDecodeError:
-                continue
-            if rec.get("docknetUUID") == docker_id and rec.get("networkName"):
-                return ContivNet(
-                    tenant=rec.get("tenantName") or "default",
-                    network=rec["networkName"],
-                    group=rec.get("serviceName") or "",
-                )
+            rec = DocknetState.parse(kvp.value)
+            if rec is not None and rec.docknetUUID == docker_id and rec.networkName:
+                return ContivNet(rec.tenantName or "default", rec.networkName, rec.serviceName)
         return None
 
     async def _from_engine(self, docker_id: str) -> ContivNet | None:
@@ -125,11 +118,7 @@ class NetworkResolver:
         if await self.kv.get(keys.net_state(keys.network_id(base, tenant))) is not None:
             return ContivNet(tenant=tenant, network=base)
         kvp = await self.kv.get(keys.epg_state(keys.epg_id(base, tenant)))
-        if kvp is not None:
-            try:
-                network = json.loads(kvp.value).get("networkName") or ""
-            except json.JSONDecodeError:
-                network = ""
-            if network:
-                return ContivNet(tenant=tenant, network=network, group=base)
+        group = EndpointGroupState.parse(kvp.value) if kvp is not None else None
+        if group is not None and group.networkName:
+            return ContivNet(tenant=tenant, network=group.networkName, group=base)
         return None

@@ -26,14 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 from dataclasses import dataclass
 
 from contivpy.common.dockerapi import DockerApiError, DockerClient, network_create_body
-from contivpy.common.errors import CompactedError, ContivError, StoreError
+from contivpy.common.errors import ContivError
 from contivpy.common.kv.base import KVStore
+from contivpy.common.watch import list_and_watch
 from contivpy.model import keys
+from contivpy.model.state import EndpointGroupState, NetworkState
 
 from .backend import ContivNet
 from .resolver import NetworkResolver, net_from_options
@@ -78,29 +79,26 @@ class DesiredNet:
         return self.subnet in subnets
 
 
-def _desired_from(state: dict) -> DesiredNet | None:
+def _subnet(ip: str, length: int) -> str:
     try:
-        subnet = str(ipaddress.ip_network(f"{state['subnetIP']}/{state['subnetLen']}", strict=False))
-    except (KeyError, ValueError):
+        return str(ipaddress.ip_network(f"{ip}/{length}", strict=False)) if ip else ""
+    except ValueError:
+        return ""
+
+
+def _desired_from(state: NetworkState) -> DesiredNet | None:
+    subnet = _subnet(state.subnetIP, state.subnetLen)
+    if not subnet or not state.networkName:
         return None
-    encap = state.get("pktTagType") or "vxlan"
-    tag = state.get("extPktTag") if encap == "vxlan" else state.get("pktTag")
-    subnet6 = ""
-    if state.get("ipv6SubnetIP"):
-        try:
-            subnet6 = str(
-                ipaddress.ip_network(f"{state['ipv6SubnetIP']}/{state['ipv6SubnetLen']}", strict=False)
-            )
-        except (KeyError, ValueError):
-            subnet6 = ""
+    encap = state.pktTagType or "vxlan"
     return DesiredNet(
-        net=ContivNet(state.get("tenant") or "default", state.get("networkName") or ""),
+        net=ContivNet(state.tenant or "default", state.networkName),
         subnet=subnet,
-        gateway=state.get("gateway") or "",
+        gateway=state.gateway,
         encap=encap,
-        pkt_tag=int(tag or 0),
-        subnet6=subnet6,
-        gateway6=state.get("ipv6Gateway") or "",
+        pkt_tag=int((state.extPktTag if encap == "vxlan" else state.pktTag) or 0),
+        subnet6=_subnet(state.ipv6SubnetIP, state.ipv6SubnetLen),
+        gateway6=state.ipv6Gateway,
     )
 
 
@@ -110,28 +108,24 @@ async def desired_networks(kv: KVStore) -> dict[str, DesiredNet]:
     nets: dict[str, DesiredNet] = {}
     kvs, _ = await kv.get_prefix(keys.NETS)
     for kvp in kvs:
-        try:
-            st = json.loads(kvp.value)
-        except json.JSONDecodeError:
-            continue
-        d = _desired_from(st)
-        if d is None or not d.net.network:
+        st = NetworkState.parse(kvp.value)
+        d = _desired_from(st) if st is not None else None
+        if d is None:
             continue
         nets[d.net.net_id] = d
-        if st.get("nwType") != "infra":
+        if st.nwType != "infra":
             out[d.net.docker_name] = d
     kvs, _ = await kv.get_prefix(keys.EPGS)
     for kvp in kvs:
-        try:
-            st = json.loads(kvp.value)
-        except json.JSONDecodeError:
+        g = EndpointGroupState.parse(kvp.value)
+        if g is None or not g.groupName:
             continue
-        tenant = st.get("tenantName") or "default"
-        base = nets.get(keys.network_id(st.get("networkName", ""), tenant))
-        if base is None or not st.get("groupName"):
+        tenant = g.tenantName or "default"
+        base = nets.get(keys.network_id(g.networkName, tenant))
+        if base is None:
             continue
-        g = ContivNet(tenant, base.net.network, st["groupName"])
-        out[g.docker_name] = DesiredNet(g, base.subnet, base.gateway, base.encap, base.pkt_tag)
+        c = ContivNet(tenant, base.net.network, g.groupName)
+        out[c.docker_name] = DesiredNet(c, base.subnet, base.gateway, base.encap, base.pkt_tag)
     return out
 
 
@@ -199,17 +193,10 @@ class DockerNetworkSync:
         return clean
 
     async def _watch(self, prefix: str) -> None:
-        while True:
-            try:
-                _, rev = await self.kv.get_prefix(prefix)
+        """Any change under ``prefix`` (or a re-list after compaction/outage) triggers a reconcile."""
+        async with list_and_watch(self.kv, prefix) as it:
+            async for _item in it:
                 self.kick()
-                async for _ev in self.kv.watch_prefix(prefix, start_revision=rev + 1):
-                    self.kick()
-            except CompactedError:
-                continue
-            except StoreError as e:
-                log.warning("watch %s: %s; retrying", prefix, e)
-                await asyncio.sleep(1.0)
 
     async def _loop(self) -> None:
         backoff = 0.5
