@@ -35,7 +35,9 @@ log = logging.getLogger("netmaster.endpoints")
 
 MAX_ATTEMPTS = 50
 # allocAddress requests served by one txn. A batch of B requests touches at most B groups: its txn has
-# 1 + B compares and 1 + B puts, which must stay within etcd's default --max-txn-ops of 128.
+# 1 + B compares and 1 + B puts. etcd refuses a txn whose compares, or whose success ops, number more
+# than --max-txn-ops (default 128; each list counts on its own), so B must stay below 128; 60 leaves
+# room. Test: test_tbm_controlplane_scale.test_alloc_batch_of_one_request_per_pool_group_fits_etcd_txn.
 MAX_BATCH = 60
 
 

@@ -10,6 +10,7 @@
 """
 
 import asyncio
+import ipaddress
 
 import pytest
 
@@ -80,3 +81,64 @@ async def test_group_commit_beyond_max_batch_no_duplicates(kv):
     # released addresses are handed out again by the next batch (first fit)
     await a.release_address("tbmbig.default", "10.8.0.5")
     assert (await a.alloc_address("tbmbig.default"))["IPv4Address"] == "10.8.0.5/20"
+
+
+class _TxnSizes:
+    """The store, recording the compare and op counts of every txn (etcd refuses more than 128 of
+    either: ``--max-txn-ops``)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.sizes: list[tuple[int, int]] = []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def txn(self, compares, success, failure=()):
+        self.sizes.append((len(compares), len(success)))
+        return await self.inner.txn(compares, success, failure)
+
+
+@pytest.mark.etcd
+async def test_alloc_batch_of_one_request_per_pool_group_fits_etcd_txn(etcd_kv):
+    """One allocAddress per endpoint group with an ip-pool, all queued on one network: every group
+    in a batch adds a compare and a put, so without MAX_BATCH the batch of 130 groups would be one
+    txn of 131 compares and etcd would refuse it ("too many operations in txn request")."""
+    n_groups = 130
+    crud = await _crud(etcd_kv)
+    await _net(crud, "ttibatch", "10.7.0.0/22")
+    base = ipaddress.ip_address("10.7.0.0")
+    pools = {}
+    for i in range(n_groups):
+        first = base + 10 + 4 * i
+        pools[f"ttig{i:03d}"] = [str(first + k) for k in range(4)]
+        body = {
+            "groupName": f"ttig{i:03d}",
+            "tenantName": "default",
+            "networkName": "ttibatch",
+            "ipPool": f"{first}-{first + 3}",
+        }
+        await crud.create_or_update("endpointGroup", f"default:ttig{i:03d}", body)
+    store = _TxnSizes(etcd_kv)
+    a = Allocator(store)
+    lock = a._lock("ttibatch.default")
+    await lock.acquire()  # every request queues behind it: the holder then serves them in batches
+    try:
+        jobs = [asyncio.create_task(a.alloc_address(f"ttibatch:{g}.default")) for g in pools]
+        async with asyncio.timeout(30):
+            while len(a._pending.get("ttibatch.default", [])) < n_groups:
+                await asyncio.sleep(0.01)
+    finally:
+        lock.release()
+    res = await asyncio.gather(*jobs, return_exceptions=True)
+    errors = [r for r in res if isinstance(r, BaseException)]
+    assert errors == [], errors[:3]  # "too many operations in txn request" would land here
+    ips = [r["IPv4Address"] for r in res]
+    assert len(set(ips)) == n_groups
+    for g, r in zip(pools, res, strict=True):
+        assert r["IPv4Address"].split("/")[0] in pools[g]  # from the group's own pool
+    biggest = max(store.sizes)
+    assert biggest == (MAX_BATCH + 1, MAX_BATCH + 1)  # a full batch really went out in one txn
+    assert max(max(c, o) for c, o in store.sizes) <= 128
+    st = NetworkState.from_json((await etcd_kv.get(keys.net_state("ttibatch.default"))).value)
+    assert st.epAddrCount == n_groups
