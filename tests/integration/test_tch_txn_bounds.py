@@ -275,3 +275,42 @@ async def test_group_policies_bounded_with_clear_error(etcd_kv):
     assert await _keys(etcd_kv, followup.PENDING_PREFIX) == {}
     assert ckv.max_ops <= 128, ckv.max_ops
     print("max txn ops", ckv.max_ops)
+
+
+async def test_group_policy_changes_per_update_bounded(etcd_kv):
+    """Replacing all MAX_POLICIES policies of a group in one update would need 2 x 32 policy objects
+    in one txn (128 puts + the group's own: etcd refused it with "too many operations"); it is
+    refused with a clear error and nothing written; the same change in two updates works. (tti)"""
+    from contivpy.netmaster.hooks.group import MAX_POLICIES
+
+    crud, _ = await _crud(etcd_kv)
+    sizes: list[tuple[int, int]] = []
+    inner_txn = etcd_kv.txn
+
+    async def txn(compares, success, failure=()):
+        sizes.append((len(compares), len(success)))
+        return await inner_txn(compares, success, failure)
+
+    await _net(crud, "ttinet", "10.201.0.0/16")
+    names = [f"ttip{i:02d}" for i in range(2 * MAX_POLICIES)]
+    for n in names:
+        await crud.create_or_update("policy", f"default:{n}", {"policyName": n, "tenantName": "default"})
+    old, new = names[:MAX_POLICIES], names[MAX_POLICIES:]
+    await _group(crud, "ttig", "ttinet", old)
+    _, rev = await etcd_kv.get_prefix("/contiv.io/")
+    with pytest.raises(
+        Exception, match=f"too many policy changes for a group in one update \\({2 * MAX_POLICIES}"
+    ):
+        await _group(crud, "ttig", "ttinet", new)
+    assert (await etcd_kv.get_prefix("/contiv.io/"))[1] == rev  # nothing written
+    etcd_kv.txn = txn
+    try:
+        half = MAX_POLICIES // 2
+        await _group(crud, "ttig", "ttinet", old[half:] + new[:half])  # MAX_POLICIES changes
+        await _group(crud, "ttig", "ttinet", new)
+    finally:
+        del etcd_kv.txn
+    g = await crud.get("endpointGroup", "default:ttig")
+    assert sorted(g["policies"]) == new
+    assert sorted(k.rsplit(":", 1)[1] for k in await _keys(etcd_kv, keys.POLICY)) == new
+    assert max(max(c, o) for c, o in sizes) <= 128, sizes

@@ -9,9 +9,10 @@ ip-pool: validated against the network map and marked used there (ipam.attach_po
 same txn as the EPG state (the network state read is compare-fenced).
 
 Policies: the EPG's ``Policies`` link-set and each policy's ``EndpointGroups`` link-set are kept
-here (at most ``MAX_POLICIES`` per group: each costs 3 ops in the request's txn, which etcd
-caps at 128); the EPG-policy rule state is rebuilt by the ``hooks.policy_state`` follow-up job
-scheduled in the same txn (its size grows with the policy's rules: never in the request's txn).
+here (at most ``MAX_POLICIES`` per group and per update: each costs a compare and two puts in the
+request's txn, and etcd caps each at 128); the EPG-policy rule state is rebuilt by the
+``hooks.policy_state`` follow-up job scheduled in the same txn (its size grows with the policy's
+rules: never in the request's txn).
 
 Docker (docker mode): the group's Docker network is ensured as the *last* step of the hook, before
 the commit (the original did it before writing state too). It is idempotent: a re-run of the hook
@@ -60,13 +61,23 @@ async def _alloc_epg_id(ctx: Any, epg_state_id: str) -> tuple[int, Put]:
     raise ResourceExhaustedError("no endpoint group ids available")
 
 
-MAX_POLICIES = 32  # per group: attach/detach costs 3 txn ops each (read, write, intent key); etcd max 128
+# Each policy attached or detached adds to the request's txn a compare (the policy object read) and
+# two puts (its EndpointGroups link-set, the follow-up intent key); etcd refuses more than 128
+# compares or puts in one txn. So a group holds at most MAX_POLICIES and one update attaches plus
+# detaches at most MAX_POLICIES (replacing all 32 at once would be 128 puts + the group's own).
+MAX_POLICIES = 32
 
 
-def _check_policies(names: list[str]) -> None:
+def _check_policies(names: list[str], old: list[str] | None = None) -> None:
     n = len(set(names))
     if n > MAX_POLICIES:
         raise ValidationError(f"too many policies for a group ({n}, at most {MAX_POLICIES})")
+    changed = len(set(names) ^ set(old or []))
+    if changed > MAX_POLICIES:
+        raise ValidationError(
+            f"too many policy changes for a group in one update ({changed}, at most {MAX_POLICIES}): "
+            "attach or detach them in several updates"
+        )
 
 
 def _policy_mod():
@@ -184,7 +195,7 @@ async def on_update(ctx: Any, old: dict, new: dict) -> Plan:
     kv = await ctx.read(keys.epg_state(epg_sid))
     state = EndpointGroupState.from_json(kv.value) if kv is not None else None
     old_p, new_p = list(old.get("policies") or []), list(new.get("policies") or [])
-    _check_policies(new_p)
+    _check_policies(new_p, old_p)
     for pname in new_p:
         if pname not in old_p:
             await _attach(ctx, new, state.endpointGroupId if state else 0, pname, plan)
