@@ -1,7 +1,7 @@
 """Follow-up jobs: derived state whose size grows with a collection, written after the commit.
 
 Why
-    etcd refuses a txn with more than 128 operations (compares + ops, ``--max-txn-ops``). Records
+    etcd refuses a txn with more than 128 compares or 128 ops (``--max-txn-ops``). Records
     derived from the model whose count grows with a collection (a policy's ofnet rules for every
     group that uses it, the EPG states of every group of a netprofile, the ``links.AppProfile`` of
     every group of an app profile, the ``MatchRules`` links left on groups by a deleted policy's
