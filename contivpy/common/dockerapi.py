@@ -17,11 +17,21 @@ plugin keeps the local engine's networks in sync, resolves network ids and learn
 - ``network_create_body``: the ``POST /networks/create`` payload contiv sends for a network or
   group (driver = IPAM driver = plugin name, CheckDuplicate, Attachable, IPAM options
   tenant/network[/group], driver options tenant/encap/pkt-tag, v4 [+ v6] IPAM config).
+- ``one_network(client, name, driver)``: the network named ``name`` after removing duplicates.
+  Docker 20.10 checks ``CheckDuplicate`` before creating, without a lock: two concurrent creators
+  of one name on one engine (netmaster in docker mode and the netplugin of the host whose engine
+  is netmaster's ``--docker-host``, both creating every contiv network) can both succeed. Every
+  creator calls this after creating (or on 409): among the same-named networks of ``driver`` the
+  oldest (``Created``, then ``Id``) is kept, the others are deleted (one Docker still uses is left
+  for a later pass). The rule is deterministic, so concurrent callers keep the same one.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -33,8 +43,11 @@ __all__ = [
     "DockerClient",
     "docker_net_name",
     "network_create_body",
+    "one_network",
     "socket_path",
 ]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 
@@ -186,3 +199,38 @@ class DockerClient:
 
     async def list_containers(self) -> list[dict]:
         return await self._call("GET", "/containers/json") or []
+
+
+_CREATED = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?$")
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+
+def _age_key(net: dict) -> tuple[datetime, str]:
+    """Sort key: ``Created`` (RFC 3339, up to 9 fraction digits, Docker trims trailing zeros), ``Id``."""
+    m = _CREATED.match(str(net.get("Created") or ""))
+    when = _NEVER
+    if m:
+        zone = m.group(3) or "Z"
+        try:
+            when = datetime.fromisoformat(
+                f"{m.group(1)}.{(m.group(2) or '')[:6].ljust(6, '0')}{'+00:00' if zone == 'Z' else zone}"
+            )
+        except ValueError:
+            pass
+    return when, str(net.get("Id") or "")
+
+
+async def one_network(client: DockerClient, name: str, driver: str) -> dict | None:
+    """The network called ``name`` (None if there is none); duplicates of ``driver`` removed, the
+    oldest kept. A same-named network of another driver is returned as is (the caller refuses it)."""
+    nets = [n for n in await client.list_networks() if n.get("Name") == name]
+    ours = sorted((n for n in nets if n.get("Driver") == driver), key=_age_key)
+    if not ours:
+        return nets[0] if nets else None
+    for extra in ours[1:]:
+        try:
+            if await client.delete_network(extra["Id"]):
+                log.info("duplicate docker network %s (%s) removed", name, extra["Id"][:12])
+        except DockerApiError as e:  # still in use: a later pass removes it
+            log.warning("duplicate docker network %s (%s) not removed: %s", name, extra["Id"][:12], e)
+    return ours[0]

@@ -11,7 +11,9 @@ Engine API v1.23 on a unix socket (default ``/var/run/docker.sock``):
 
 The Docker network id is recorded in ``/contiv.io/oper/docknet/<tenant>.<network>.<group>``.
 Create is idempotent (an existing network with our driver is adopted; another driver gives
-"network name used by another driver"); delete treats "not found" as done.
+"network name used by another driver"); delete treats "not found" as done. The netplugin of the
+host whose engine this is creates the same networks from etcd: a 409 from create means it was
+first, and duplicates from Docker's unlocked CheckDuplicate are removed (``one_network``).
 
 ``reconcile_docker_networks`` re-creates missing Docker networks for every network/EPG state (run
 by the leader at start: closes the window where netmaster died between the etcd commit and the
@@ -24,7 +26,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from contivpy.common.dockerapi import DEFAULT_DOCKER_HOST, DockerClient, docker_net_name, network_create_body
+from contivpy.common.dockerapi import (
+    DEFAULT_DOCKER_HOST,
+    DockerApiError,
+    DockerClient,
+    docker_net_name,
+    network_create_body,
+    one_network,
+)
 from contivpy.common.errors import ExternalServiceError
 from contivpy.common.kv.base import KVStore
 from contivpy.model import keys
@@ -64,13 +73,20 @@ async def create_docknet(
 ) -> str:
     """Ensure the Docker network of (network, group) exists; record the mapping; returns its id."""
     name = docker_net_name(net.tenant, net.networkName, group)
-    existing = await docker.find_network(name)
-    if existing is not None:
-        if existing.get("Driver") != plugin:
-            raise ExternalServiceError("network name used by another driver")
-        uuid = existing.get("Id", "")
-    else:
-        uuid = await docker.create_network(create_body(plugin, net, group))
+    existing = await one_network(docker, name, plugin)
+    if existing is None:
+        try:
+            await docker.create_network(create_body(plugin, net, group))
+        except DockerApiError as e:
+            if e.status != 409:  # 409: a concurrent creator (the host's netplugin) was first
+                raise
+        # both creators may have succeeded (Docker 20.10 races on CheckDuplicate): keep one
+        existing = await one_network(docker, name, plugin)
+        if existing is None:
+            raise ExternalServiceError(f"docker network {name} vanished while being created")
+    if existing.get("Driver") != plugin:
+        raise ExternalServiceError("network name used by another driver")
+    uuid = existing.get("Id", "")
     did = keys.docknet_id(net.tenant, net.networkName, group)
     rec = DocknetState(
         id=did, tenantName=net.tenant, networkName=net.networkName, serviceName=group, docknetUUID=uuid

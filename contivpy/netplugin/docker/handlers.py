@@ -204,9 +204,9 @@ class PluginHandlers:
                 "RequestPool: options tenant/network (or contiv-tag) missing: create the network "
                 "with netctl, contiv creates the docker network"
             )
+        # the group is not checked: netmaster creates a group's Docker network before it commits the
+        # group's state (as the original did), so the state is not there yet; the network's is
         state = await self._net_state(net)
-        if net.group and await self.kv.get(keys.epg_state(keys.epg_id(net.group, net.tenant))) is None:
-            raise NotFoundError(f"endpoint group {net.group} not found in tenant {net.tenant}")
         if not pool:
             pool = f"{state.subnetIP}/{state.subnetLen}"
         try:

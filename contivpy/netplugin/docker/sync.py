@@ -19,7 +19,10 @@ the ones contiv no longer has (Docker refuses while containers are attached: ret
 recreate one whose subnet/options no longer match (only when it has no containers). It runs on
 every etcd change under the two prefixes (list@rev + watch rev+1) and every ``resync`` seconds;
 failures (engine down, restarting) are retried with backoff. Idempotent: a 409 "already exists"
-from a concurrent creator (netmaster on the same engine) is success.
+from a concurrent creator (netmaster on the same engine) is success, and same-named duplicates
+(Docker 20.10 does not lock ``CheckDuplicate``: both creators can win) are reduced to the oldest
+(``common/dockerapi.one_network``, the rule netmaster applies too), after each create, once more
+2 s later, and on every pass.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import ipaddress
 import logging
 from dataclasses import dataclass
 
-from contivpy.common.dockerapi import DockerApiError, DockerClient, network_create_body
+from contivpy.common.dockerapi import DockerApiError, DockerClient, network_create_body, one_network
 from contivpy.common.errors import ContivError
 from contivpy.common.kv.base import KVStore
 from contivpy.common.watch import list_and_watch
@@ -150,14 +153,24 @@ class DockerNetworkSync:
     def kick(self) -> None:
         self._dirty.set()
 
+    def _recheck_soon(self, delay: float = 2.0) -> None:
+        """One more pass shortly after a create: a concurrent creator's copy that was not listed
+        yet when ours was checked is removed then rather than at the next periodic resync."""
+        asyncio.get_running_loop().call_later(delay, self.kick)
+
     async def reconcile_once(self) -> bool:
         """One pass; True when the engine matches etcd (nothing left to retry)."""
         want = await desired_networks(self.kv)
-        have = {
-            n["Name"]: n
-            for n in await self.engine.list_networks(self.driver)
-            if n.get("Driver") == self.driver
-        }
+        listed = [n for n in await self.engine.list_networks(self.driver) if n.get("Driver") == self.driver]
+        have: dict[str, dict] = {}
+        for n in listed:
+            have.setdefault(n["Name"], n)
+        for name in {n["Name"] for n in listed if n is not have[n["Name"]]}:
+            kept = await one_network(self.engine, name, self.driver)  # duplicates: keep the oldest
+            if kept is None:
+                del have[name]
+            else:
+                have[name] = kept
         clean = True
         for name, nw in have.items():
             d = want.get(name)
@@ -180,6 +193,10 @@ class DockerNetworkSync:
             try:
                 net_id = await self.engine.create_network(d.spec(self.driver))
                 log.info("docker network %s created (%s)", name, net_id[:12])
+                # a concurrent creator (netmaster on this engine) may have succeeded too
+                kept = await one_network(self.engine, name, self.driver)
+                net_id = kept["Id"] if kept is not None and kept.get("Driver") == self.driver else ""
+                self._recheck_soon()
             except DockerApiError as e:
                 if e.status == 409:  # a concurrent creator won; pick it up next pass
                     net_id = ""
