@@ -10,7 +10,7 @@ Accepted spellings (contiv-reference §5.1):
 - legacy 1.1.x: ``-cluster-store etcd://h:p``, ``-plugin-mode``, ``-vlan-if``, ``-host-label``, ``-vtep-ip``,
   ``-ctrl-ip``, ``-debug``, ``-vxlan-port``.
 - contivpy additions: ``--ovsdb ADDRESS`` (unix:PATH | tcp:IP:PORT), ``--ovs-datapath system|netdev``,
-  ``--ovs-rundir`` (where vswitchd puts ``<bridge>.mgmt``; informational), ``--plugin-socket``, ``--docker-host``,
+  ``--plugin-socket``, ``--docker-host`` (``none``: no engine to keep networks in sync with),
   ``--mtu N|auto`` (default 1450 like 1.1.x; ``auto`` = lowest host MTU - 50 like HEAD), ``--debug-listen``.
 
 Decision (docs/decisions.md): the original exits when ``--netmode vlan`` has no ``--vlan-if``. The seed
@@ -52,7 +52,6 @@ class Config:
     log_level: str = "INFO"
     ovsdb: str = "unix:/var/run/openvswitch/db.sock"
     ovs_datapath: str = "system"
-    ovs_rundir: str = "/var/run/openvswitch"
     plugin_socket: str = "/run/docker/plugins/netplugin.sock"
     docker_host: str = "unix:///var/run/docker.sock"
     mtu: int | str = 1450
@@ -100,7 +99,6 @@ def _parser() -> argparse.ArgumentParser:
     a("-debug", "--debug", dest="debug", action="store_true", default=None)
     a("--ovsdb", dest="ovsdb")
     a("--ovs-datapath", dest="ovs_datapath")
-    a("--ovs-rundir", dest="ovs_rundir")
     a("--plugin-socket", dest="plugin_socket")
     a("--docker-host", dest="docker_host")
     a("--mtu", dest="mtu")
@@ -197,7 +195,6 @@ def parse(argv: list[str] | None = None, env: dict[str, str] | None = None) -> C
     cfg.ovs_datapath = pick(ns.ovs_datapath, "OVS_DATAPATH", cfg.ovs_datapath)
     if cfg.ovs_datapath not in ("system", "netdev"):
         raise ConfigError(f"invalid --ovs-datapath {cfg.ovs_datapath!r} (want system or netdev)")
-    cfg.ovs_rundir = pick(ns.ovs_rundir, "OVS_RUNDIR", cfg.ovs_rundir)
     cfg.plugin_socket = pick(ns.plugin_socket, "PLUGIN_SOCKET", cfg.plugin_socket)
     cfg.docker_host = pick(ns.docker_host, "DOCKER_HOST", cfg.docker_host)
     mtu = str(pick(ns.mtu, "MTU", "1450"))

@@ -1,6 +1,9 @@
 """End to end with real Docker: two hosts, each with its own OVS, dockerd and netplugin; etcd and
 netmaster; networks made with the real netctl; containers started with ``docker run --net``.
 
+The bed starts netmaster and each netplugin with exactly the issue's command lines (checked from
+/proc/<pid>/cmdline against the issue's text by the first test, and again once the seed has run).
+
 Order matters (module-scoped bed): the seed network ``test-net`` and containers tdkc1 (host 1) /
 tdkc2 (host 2) are used by the later tests.
 """
@@ -9,6 +12,8 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import json
+import os
+import re
 import time
 
 import pytest
@@ -27,8 +32,11 @@ def wait_until(pred, timeout=30.0, what="condition", interval=0.2):
 
 
 def wait_net(dbed, name: str, present: bool = True, timeout: float = 30.0):
+    def count(d) -> int:  # by name: netmaster and host 1's agent both create it, one must remain
+        return sum(1 for n in d.api("GET", "/networks")[1] if n["Name"] == name)
+
     def ok():
-        return all((name in d.networks()) == present for d in dbed.dockers.values())
+        return all(count(d) == int(present) for d in dbed.dockers.values())
 
     wait_until(ok, timeout, f"docker network {name} {'on' if present else 'gone from'} every host")
 
@@ -43,6 +51,97 @@ def eth0(d, name: str) -> tuple[str, str]:
 def ep_state(bed, net_id: str) -> list[dict]:
     out = bed.etcdctl("get", "--prefix", f"/contiv.io/state/eps/{net_id}-", "--print-value-only")
     return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+# The issue's command lines, verbatim. IP, PATH and NAME stand for the bed's concrete values; the
+# ports 2379/9999 may be free ones instead (other runs on this machine may hold them).
+ISSUE_NETMASTER = (
+    "netmaster --etcd-endpoints http://IP:2379 --mode docker --netmode vlan --fwdmode bridge "
+    "--listen-url IP:9999 --control-url IP:9999 --docker-host unix://PATH"
+)
+ISSUE_NETPLUGIN = (
+    "netplugin --etcd-endpoints http://IP:2379 --mode docker --netmode vlan --fwdmode bridge --host NAME "
+    "--vtep-ip IP --ctrl-ip IP --ovsdb unix:PATH --ovs-datapath netdev --plugin-socket PATH "
+    "--docker-host unix://PATH"
+)
+_PLACEHOLDERS = {"IP": r"\d{1,3}(?:\.\d{1,3}){3}", "PATH": r"/[^\s]+", "NAME": r"[A-Za-z0-9][A-Za-z0-9_.-]*"}
+
+
+def issue_patterns(line: str) -> tuple[str, list[re.Pattern]]:
+    """(program, one regex per argument after it) from the issue's command line."""
+    prog, *args = line.split()
+    out = []
+    for a in args:
+        rx = re.escape(a)
+        for ph, sub in _PLACEHOLDERS.items():
+            rx = rx.replace(ph, sub)
+        out.append(re.compile(rx.replace("2379", r"\d+").replace("9999", r"\d+")))
+    return prog, out
+
+
+def daemon_argv(pid: int) -> tuple[str, list[str]]:
+    """(program, arguments after it) of a running daemon from /proc/<pid>/cmdline."""
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        argv = [a.decode() for a in f.read().split(b"\0")[:-1]]
+    assert argv[1] == "-m" and argv[2].startswith("contivpy."), argv
+    return argv[2].removeprefix("contivpy."), argv[3:]
+
+
+def assert_matches_issue(pid: int, line: str) -> dict[str, str]:
+    prog, pats = issue_patterns(line)
+    got_prog, args = daemon_argv(pid)
+    assert got_prog == prog
+    assert len(args) == len(pats), f"{prog} argv differs from the issue's:\n  {args}\n  {line}"
+    for a, p in zip(args, pats, strict=True):
+        assert p.fullmatch(a), f"{prog}: {a!r} does not match the issue's {p.pattern!r} ({args})"
+    return dict(zip(args[0::2], args[1::2], strict=True))
+
+
+def same_ns(pid_a: int | str, path_b: str, kind: str = "net") -> bool:
+    return os.stat(f"/proc/{pid_a}/ns/{kind}").st_ino == os.stat(path_b).st_ino
+
+
+def assert_issue_command_lines(dbed) -> None:
+    """netmaster and every netplugin run with exactly the issue's flags (and these values), each
+    netplugin and dockerd in its host's netns, each dockerd in its own mount namespace, and the
+    host's underlay IP on an OVS bridge holding the underlay port."""
+    bed = dbed.bed
+    h1 = bed.hosts[1]
+    nm = assert_matches_issue(bed.netmaster_proc.pid, ISSUE_NETMASTER)
+    assert nm["--etcd-endpoints"] == bed.etcd_url
+    assert nm["--listen-url"] == nm["--control-url"] == bed.netmaster_url.removeprefix("http://")
+    assert nm["--docker-host"] == dbed.dockers[1].host_url == h1.docker_host
+    assert same_ns(bed.netmaster_proc.pid, "/proc/self/ns/net")  # root netns: the control address
+    mount_ns = set()
+    for i, h in bed.hosts.items():
+        np = assert_matches_issue(h.netplugin.pid, ISSUE_NETPLUGIN)
+        d = dbed.dockers[i]
+        assert np == {
+            "--etcd-endpoints": bed.etcd_url, "--mode": "docker", "--netmode": "vlan", "--fwdmode": "bridge",
+            "--host": h.name, "--vtep-ip": h.ip, "--ctrl-ip": h.ip, "--ovsdb": f"unix:{h.db_sock}",
+            "--ovs-datapath": "netdev", "--plugin-socket": h.plugin_socket, "--docker-host": d.host_url,
+        }  # fmt: skip
+        assert os.path.exists(d.host_url.removeprefix("unix://")), (
+            "engine socket reachable from the root netns"
+        )
+        assert same_ns(h.netplugin.pid, f"/run/netns/{h.netns}")
+        dpid = int((d.dir / "docker.pid").read_text())
+        assert open(f"/proc/{dpid}/comm").read().strip() == "dockerd"
+        assert same_ns(dpid, f"/run/netns/{h.netns}")
+        assert not same_ns(dpid, "/proc/self/ns/mnt", "mnt")
+        mount_ns.add(os.stat(f"/proc/{dpid}/ns/mnt").st_ino)
+        assert f" {h.ip}/24 " in h.exec("ip", "-o", "-4", "addr", "show", "dev", "br-phy")
+        assert h.ports("br-phy") == ["eth1"]
+        assert " inet " not in h.exec("ip", "-o", "-4", "addr", "show", "dev", "eth1")
+    assert len(mount_ns) == len(bed.hosts), "each dockerd in its own mount namespace"
+
+
+def test_daemons_run_with_the_issue_command_lines(docker_bed2):
+    assert_issue_command_lines(docker_bed2)
+    # the patterns are strict: an extra flag, a missing one or another value is caught
+    _, pats = issue_patterns(ISSUE_NETPLUGIN)
+    assert not pats[-1].fullmatch("none") and not pats[1].fullmatch("http://h1:2379")
+    assert len(pats) == 22 and len(issue_patterns(ISSUE_NETMASTER)[1]) == 14
 
 
 def test_seed_network_on_both_hosts_and_ping(docker_bed2):
@@ -82,6 +181,8 @@ def test_ping_by_name_across_hosts(docker_bed2):
     # answered by h1's agent from the OpenFlow punt (Docker only knows its own host's names)
     assert dns_stats(bed.hosts[1])["dns_answers"] > 0
     assert dns_stats(bed.hosts[2])["dns_answers"] > 0
+    # the seed ran against the daemons started with the issue's command lines (same processes)
+    assert_issue_command_lines(docker_bed2)
 
 
 def dns_stats(host) -> dict:
@@ -222,7 +323,7 @@ def test_kill9_netplugin_restart_keeps_docker_and_connectivity(docker_bed2):
     h1.stop_netplugin(signal.SIGKILL)
     # the data path keeps forwarding while the agent is down
     assert d1.ping("tdkc1", "10.1.1.2"), "connectivity while netplugin is down"
-    h1.start_netplugin("--docker-host", d1.host_url)
+    h1.start_netplugin()
     # the same dockerd keeps using the plugin: a new container on h1 works and reaches h2
     d1.run("tdkr1", "test-net")
     ip = eth0(d1, "tdkr1")[0].split("/")[0]
