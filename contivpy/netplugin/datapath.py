@@ -96,25 +96,19 @@ class Datapath:
 
     async def _ensure_uplinks(self) -> None:
         ups = self.cfg.vlan_uplinks
-        existing = await self.ovs.list_ports(VLAN_BRIDGE)
-        if len(ups) == 1:
-            await self.ovs.ensure_port(
-                VLAN_BRIDGE,
-                ups[0],
-                vlan_mode="trunk",
-                external_ids={"endpoint-id": "uplinkPort"},
-                existing=existing,
-            )
-            log.info("Added uplink [%s] to OVS switch %s.", ups[0], VLAN_BRIDGE)
-        elif len(ups) > 1:
+        if not ups:
+            return
+        if len(ups) > 1:
             log.warning("bonded uplinks are not supported yet; using only %s", ups[0])
-            await self.ovs.ensure_port(
-                VLAN_BRIDGE,
-                ups[0],
-                vlan_mode="trunk",
-                external_ids={"endpoint-id": "uplinkPort"},
-                existing=existing,
-            )
+        await self.ovs.ensure_port(
+            VLAN_BRIDGE,
+            ups[0],
+            vlan_mode="trunk",
+            external_ids={"endpoint-id": "uplinkPort"},
+            existing=await self.ovs.list_ports(VLAN_BRIDGE),
+        )
+        if len(ups) == 1:
+            log.info("Added uplink [%s] to OVS switch %s.", ups[0], VLAN_BRIDGE)
 
     async def stop(self) -> None:
         for fp in self.flows.values():

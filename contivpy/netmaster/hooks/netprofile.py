@@ -15,6 +15,7 @@ import json
 
 from contivpy.common.errors import ConflictError, NotFoundError, ValidationError
 from contivpy.model import keys
+from contivpy.model.state import EndpointGroupState
 from contivpy.netmaster import followup
 from contivpy.netmaster.crud import Plan, TxnContext
 
@@ -44,11 +45,11 @@ async def on_update(ctx: TxnContext, old: dict, new: dict) -> Plan:
 
 
 def _apply(profile: dict | None, value: str) -> str:
-    st = json.loads(value)
-    st["Bandwidth"] = (profile or {}).get("bandwidth", "")
-    st["DSCP"] = (profile or {}).get("DSCP", 0)
-    st["Burst"] = (profile or {}).get("burst", 0)
-    return json.dumps(st, separators=(",", ":"))
+    st = EndpointGroupState.from_json(value)
+    st.bandwidth = (profile or {}).get("bandwidth", "")
+    st.dscp = (profile or {}).get("DSCP", 0)
+    st.burst = (profile or {}).get("burst", 0)
+    return st.to_json()
 
 
 @followup.job(KIND)

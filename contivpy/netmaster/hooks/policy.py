@@ -19,7 +19,7 @@ from contivpy.model import keys, objects
 from contivpy.model.state import EndpointState
 from contivpy.netmaster import followup
 from contivpy.netmaster.crud import Plan, TxnContext, link_set_remove
-from contivpy.netmaster.hooks.network import endpoint_oper
+from contivpy.netmaster.hooks.network import endpoint_oper, endpoints_where
 
 UNMATCH = "unmatch"
 
@@ -77,15 +77,12 @@ async def oper(ctx: TxnContext, obj: dict) -> dict:
     groups = set((obj.get("link-sets") or {}).get("EndpointGroups") or {})
     if not groups:
         return {}
-    eps = []
-    kvs, _ = await ctx.kv.get_prefix(keys.EPS)
-    for item in kvs:
-        ep = EndpointState.from_json(item.value)
-        gk = ep.endpointGroupKey  # "<group>:<tenant>"
-        if ":" in gk:
-            g, t = gk.split(":", 1)
-            if f"{t}:{g}" in groups:
-                eps.append(ep)
+
+    def linked(ep: EndpointState) -> bool:
+        g, sep, t = ep.endpointGroupKey.partition(":")  # "<group>:<tenant>"
+        return bool(sep) and f"{t}:{g}" in groups
+
+    eps = await endpoints_where(ctx.kv, linked)
     out: dict = {}
     if eps:
         out["endpoints"] = [endpoint_oper(ep) for ep in eps]

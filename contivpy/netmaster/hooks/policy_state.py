@@ -29,7 +29,7 @@ import json
 
 from contivpy.common.kv.base import Delete, KVStore, Put
 from contivpy.model import keys, objects
-from contivpy.model.state import PolicyRuleState
+from contivpy.model.state import EndpointGroupState, PolicyRuleState
 from contivpy.netmaster import followup
 
 _PROTO = {"tcp": 6, "udp": 17, "icmp": 1, "igmp": 2, "": 0}
@@ -71,7 +71,7 @@ class Lookup:
         sid = keys.epg_id(group, tenant)
         if sid not in self._epg:
             kv = await self.kv.get(keys.epg_state(sid))
-            self._epg[sid] = int(json.loads(kv.value).get("endpointGroupId", 0)) if kv else None
+            self._epg[sid] = int(EndpointGroupState.from_json(kv.value).endpointGroupId) if kv else None
         return self._epg[sid]
 
     async def subnet(self, tenant: str, net: str) -> str | None:

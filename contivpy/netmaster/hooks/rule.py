@@ -14,12 +14,10 @@ ofnet rules are written by the ``policy_state`` follow-up job after the commit.
 
 from __future__ import annotations
 
-import json
-
 from contivpy.common.errors import ConflictError, NotFoundError, ValidationError
-from contivpy.model import keys
 from contivpy.netmaster.crud import Plan, TxnContext, link_set_add, link_set_remove, set_link
 from contivpy.netmaster.hooks import policy_state
+from contivpy.netmaster.hooks.network import endpoints_where
 
 
 def _direction_checks(r: dict) -> None:
@@ -68,11 +66,7 @@ async def on_create(ctx: TxnContext, obj: dict) -> Plan:
                 f"failed to configure {ip}, {len(groups)} endpoint groups linked to policy {obj['policyName']} "
             )
         g = next(iter(groups)).replace(f"{tenant}:", "", 1) + ":" + tenant
-        kvs, _ = await ctx.kv.get_prefix(keys.EPS)
-        if not any(
-            (ep := json.loads(k.value)).get("ipAddress") == ip and ep.get("endpointGroupKey") == g
-            for k in kvs
-        ):
+        if not await endpoints_where(ctx.kv, lambda ep: ep.ipAddress == ip and ep.endpointGroupKey == g):
             raise ValidationError(f"failed to configure {ip}, ip address is not in epg {g}")
     if epg is not None:
         link_set_add(epg, "MatchRules", "rule", obj["key"])
