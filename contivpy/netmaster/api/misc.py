@@ -15,7 +15,8 @@ import json
 
 from aiohttp import web
 
-from contivpy.common.errors import NotFoundError
+from contivpy.common.errors import NotFoundError, ValidationError
+from contivpy.common.registry import ServiceInfo
 from contivpy.model import keys
 from contivpy.netmaster.api.keys import CONFIG, KV, STATE
 from contivpy.netmaster.config import version_info
@@ -38,8 +39,8 @@ async def _service_ips(kv, name: str) -> list[str]:
     ips: list[str] = []
     for item in kvs:
         try:
-            ip = json.loads(item.value).get("HostAddr", "")
-        except (ValueError, AttributeError):
+            ip = ServiceInfo.from_json(item.value).host_addr
+        except ValidationError:
             ip = item.key.rsplit("/", 1)[-1].rsplit(":", 1)[0]
         if ip and ip not in ips:
             ips.append(ip)

@@ -10,6 +10,7 @@ import json
 
 from contivpy.common.errors import ValidationError
 from contivpy.common.kv.base import Delete, Put
+from contivpy.common.registry import ServiceInfo
 from contivpy.model import keys
 from contivpy.netmaster.crud import Plan, TxnContext
 
@@ -43,9 +44,12 @@ async def oper(ctx: TxnContext, obj: dict) -> dict:
     kvs, _ = await ctx.kv.get_prefix(keys.service_prefix(keys.SVC_NETPLUGIN))
     host = ""
     for item in kvs:
-        svc = json.loads(item.value)
-        if svc.get("Hostname") == obj.get("hostname"):
-            host = svc.get("HostAddr", "")
+        try:
+            svc = ServiceInfo.from_json(item.value)
+        except ValidationError:
+            continue
+        if svc.hostname == obj.get("hostname"):
+            host = svc.host_addr
     if not host:
         return {}
     try:
