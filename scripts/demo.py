@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """`make demo`: etcd + netmaster + two simulated hosts (own netns, OVS, dockerd, netplugin each)
-running the seed scenario, printed the way a user would type and see it.
+running the seed scenario, printed the way a user would type and see it. netmaster
+(``--mode docker --docker-host`` = host 1's dockerd) and each netplugin run with the issue's plain
+command lines, printed first.
 
 Everything runs on this machine in network namespaces (test-bed layout of tests/fixtures/testbed.py
 and tests/fixtures/docker.py); nothing leaves the machine. Each dockerd runs with
@@ -28,6 +30,12 @@ def show(where: str, argv: list[str], out: str) -> None:
         print(out.rstrip())
 
 
+def daemon_args(pid: int) -> list[str]:
+    """The arguments after ``python -m contivpy.<daemon>`` of a running daemon."""
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return [a.decode() for a in f.read().split(b"\0")[3:-1]]
+
+
 def main() -> int:
     import _pytest.outcomes
 
@@ -50,6 +58,10 @@ def main() -> int:
     print(f"up in {time.monotonic() - t0:.1f} s")
     try:
         bed = dbed.bed
+        print("\nthe daemons run with these command lines (each netplugin in its host's netns):")
+        show("control", ["netmaster", *daemon_args(bed.netmaster_proc.pid)], "")
+        for i, h in bed.hosts.items():
+            show(f"host{i}", ["netplugin", *daemon_args(h.netplugin.pid)], "")
 
         def netctl(host: int, *args: str) -> None:
             cmd = ["netctl", *args]
