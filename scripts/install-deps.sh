@@ -20,7 +20,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 # (a CI clone in another folder must not run against an older checkout's code).
 if ! python3 -I - "$here" <<'PY' 2>/dev/null
 import os, sys
-import contivpy, aetcd, os_ken, ovsdbapp, pyroute2, aiohttp, pydantic, pytest_asyncio, dns  # noqa: F401
+import contivpy, aetcd, os_ken, pyroute2, aiohttp, pydantic, pytest_asyncio, dns  # noqa: F401
 here = os.path.realpath(sys.argv[1])
 sys.exit(0 if os.path.realpath(os.path.dirname(os.path.dirname(contivpy.__file__))) == here else 1)
 PY
