@@ -3,7 +3,7 @@
 Design
 - ``BenchEnv`` (context manager) makes one temp dir (prefix ``tbm-``), starts ``/usr/bin/etcd`` on
   free 127.0.0.1 ports with its data dir there, and starts netmaster processes on demand
-  (``python -m contivpy.netmaster --mode test ...`` on a free port, ``--rpc-port 0``).
+  (the installed ``netmaster --mode test ...``, else ``python -m contivpy.netmaster``, on a free port, ``--rpc-port 0``).
 - Invariants: only the PIDs started here are ever signalled (SIGTERM, then SIGKILL, each
   process in its own session); everything is on loopback; the temp dir is removed on exit even
   when the benchmark fails.
@@ -133,10 +133,11 @@ class Netmaster:
         self.env = env
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # the installed `netmaster` (bin/netmaster launcher next to this interpreter): what users run
+        script = Path(sys.executable).with_name("netmaster")
+        launch = [str(script)] if script.exists() else [sys.executable, "-m", "contivpy.netmaster"]
         self.cmd = [
-            sys.executable,
-            "-m",
-            "contivpy.netmaster",
+            *launch,
             "--etcd-endpoints",
             env.etcd_url,
             "--mode",

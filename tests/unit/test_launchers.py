@@ -1,0 +1,38 @@
+"""The installed commands are the sh launchers of bin/ (Python started with -S, see bin/netctl).
+
+They must start the right program with its arguments, from the installed copy next to the
+interpreter and from the checkout's bin/ directory alike.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(__file__).resolve().parents[2] / "bin"
+COMMANDS = ["netctl", "netmaster", "netplugin"]
+
+
+def test_launchers_are_identical_copies():
+    texts = {c: (BIN / c).read_bytes() for c in COMMANDS}
+    assert texts["netctl"].startswith(b"#!/bin/sh")
+    assert texts["netctl"] == texts["netmaster"] == texts["netplugin"]
+
+
+@pytest.mark.parametrize("where", ["installed", "checkout"])
+def test_launchers_run_their_program(where):
+    base = Path(sys.executable).parent if where == "installed" else BIN
+    for cmd in COMMANDS:
+        assert (base / cmd).read_bytes().startswith(b"#!/bin/sh"), f"{base / cmd} is not the launcher"
+    out = subprocess.run([str(base / "netmaster"), "--version"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith("Version: "), out
+    out = subprocess.run(
+        [str(base / "netplugin"), "--mode", "bogus"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 22, out  # netplugin's own config error exit code, not a launcher failure
+    out = subprocess.run([str(base / "netctl"), "--version"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "Version:" in out.stdout, out
+    assert "Traceback" not in out.stderr
