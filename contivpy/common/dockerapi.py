@@ -24,6 +24,9 @@ plugin keeps the local engine's networks in sync, resolves network ids and learn
   creator calls this after creating (or on 409): among the same-named networks of ``driver`` the
   oldest (``Created``, then ``Id``) is kept, the others are deleted (one Docker still uses is left
   for a later pass). The rule is deterministic, so concurrent callers keep the same one.
+- ``parse_docker_time`` reads Docker's RFC 3339 times (``Created``, ``/info`` ``SystemTime``);
+  ``DockerClient.engine_time()`` is the engine's clock, against which netplugin's sync measures a
+  network's age (``netplugin/docker/sync.py``: grace period before deleting an unconfirmed one).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ __all__ = [
     "docker_net_name",
     "network_create_body",
     "one_network",
+    "parse_docker_time",
     "socket_path",
 ]
 
@@ -163,6 +167,12 @@ class DockerClient:
         except DockerApiError:
             return False
 
+    async def engine_time(self) -> datetime:
+        """The engine's clock (``/info`` ``SystemTime``); this host's clock if the engine omits it."""
+        info = await self._call("GET", "/info") or {}
+        when = parse_docker_time(info.get("SystemTime") if isinstance(info, dict) else None)
+        return when if when is not None else datetime.now(UTC)
+
     # ---- networks -----------------------------------------------------------------------------
     async def list_networks(self, driver: str | None = None) -> list[dict]:
         params = {"filters": json.dumps({"driver": [driver]})} if driver else None
@@ -201,23 +211,28 @@ class DockerClient:
         return await self._call("GET", "/containers/json") or []
 
 
-_CREATED = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?$")
+_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?$")
 _NEVER = datetime.max.replace(tzinfo=UTC)
 
 
+def parse_docker_time(value: Any) -> datetime | None:
+    """Docker's RFC 3339 time (up to 9 fraction digits, trailing zeros trimmed) -> aware datetime;
+    None when absent or unreadable."""
+    m = _TIME.match(str(value or ""))
+    if not m:
+        return None
+    zone = m.group(3) or "Z"
+    try:
+        return datetime.fromisoformat(
+            f"{m.group(1)}.{(m.group(2) or '')[:6].ljust(6, '0')}{'+00:00' if zone == 'Z' else zone}"
+        )
+    except ValueError:
+        return None
+
+
 def _age_key(net: dict) -> tuple[datetime, str]:
-    """Sort key: ``Created`` (RFC 3339, up to 9 fraction digits, Docker trims trailing zeros), ``Id``."""
-    m = _CREATED.match(str(net.get("Created") or ""))
-    when = _NEVER
-    if m:
-        zone = m.group(3) or "Z"
-        try:
-            when = datetime.fromisoformat(
-                f"{m.group(1)}.{(m.group(2) or '')[:6].ljust(6, '0')}{'+00:00' if zone == 'Z' else zone}"
-            )
-        except ValueError:
-            pass
-    return when, str(net.get("Id") or "")
+    """Sort key: ``Created`` (unreadable = newest), then ``Id``."""
+    return parse_docker_time(net.get("Created")) or _NEVER, str(net.get("Id") or "")
 
 
 async def one_network(client: DockerClient, name: str, driver: str) -> dict | None:

@@ -17,7 +17,11 @@ first, and duplicates from Docker's unlocked CheckDuplicate are removed (``one_n
 
 ``reconcile_docker_networks`` re-creates missing Docker networks for every network/EPG state (run
 by the leader at start: closes the window where netmaster died between the etcd commit and the
-Docker call). See docs/decisions.md "Docker networks". The Engine API client, the naming and the
+Docker call), and rewrites a docknet record that is missing or names another Docker id than the
+engine's network of that name (a copy replaced behind netmaster's back, e.g. by a duplicate
+reduction, would otherwise leave the recorded id stale forever). The netplugin on this engine never
+deletes a network netmaster has just created and not yet committed (netplugin/docker/sync.py:
+deletions need positive evidence), so the EPG create-before-commit order does not stale it. See docs/decisions.md "Docker networks". The Engine API client, the naming and the
 create payload are shared with netplugin: ``contivpy/common/dockerapi.py``.
 """
 
@@ -87,12 +91,26 @@ async def create_docknet(
     if existing.get("Driver") != plugin:
         raise ExternalServiceError("network name used by another driver")
     uuid = existing.get("Id", "")
+    await _record(kv, net, group, uuid)
+    return uuid
+
+
+async def _record(kv: KVStore, net: NetworkState, group: str, uuid: str) -> None:
     did = keys.docknet_id(net.tenant, net.networkName, group)
     rec = DocknetState(
         id=did, tenantName=net.tenant, networkName=net.networkName, serviceName=group, docknetUUID=uuid
     )
     await kv.put(keys.docknet_oper(did), rec.to_json())
-    return uuid
+
+
+async def _refresh_record(kv: KVStore, net: NetworkState, group: str, uuid: str) -> bool:
+    """Rewrite the docknet record if it is missing or names another id; True when rewritten."""
+    kvp = await kv.get(keys.docknet_oper(keys.docknet_id(net.tenant, net.networkName, group)))
+    rec = DocknetState.parse(kvp.value) if kvp is not None else None
+    if rec is not None and rec.docknetUUID == uuid:
+        return False
+    await _record(kv, net, group, uuid)
+    return True
 
 
 async def delete_docknet(
@@ -106,8 +124,9 @@ async def delete_docknet(
 
 
 async def reconcile_docker_networks(kv: KVStore, docker: DockerClient, config: Any) -> int:
-    """Create missing Docker networks for all contiv networks (non-infra) and EPGs; returns the
-    number created. Errors are logged per object and do not stop the sweep."""
+    """Create missing Docker networks for all contiv networks (non-infra) and EPGs and refresh stale
+    docknet records; returns the number created. Errors are logged per object and do not stop the
+    sweep."""
     plugin = plugin_name(config)
     created = 0
     nets, _ = await kv.get_prefix(keys.NETS)
@@ -126,9 +145,14 @@ async def reconcile_docker_networks(kv: KVStore, docker: DockerClient, config: A
             todo.append((net, epg.groupName))
     for net, group in todo:
         try:
-            if await docker.find_network(docker_net_name(net.tenant, net.networkName, group)) is None:
+            name = docker_net_name(net.tenant, net.networkName, group)
+            found = await docker.find_network(name)
+            if found is None:
                 await create_docknet(docker, kv, plugin, net, group)
                 created += 1
+            elif found.get("Driver") == plugin and found.get("Id"):
+                if await _refresh_record(kv, net, group, found["Id"]):
+                    log.info("docknet record of %s refreshed (%s)", name, found["Id"][:12])
         except Exception:  # keep sweeping; the next leader start retries
             log.exception("reconcile of docker network for %s/%s failed", net.id, group)
     return created

@@ -302,6 +302,10 @@ def test_endpoint_group_network(docker_bed2):
         "network": "test-net",
         "group": "web",
     }
+    # netmaster (engine of host 1) recorded the id of the network host 1 has: its netplugin's sync
+    # did not delete it in the window between netmaster's Docker create and its etcd commit
+    rec = json.loads(bed.etcdctl("get", "/contiv.io/oper/docknet/default.test-net.web", "--print-value-only"))
+    assert rec["docknetUUID"] == d1.networks()["web"]["Id"]
     d1.run("tdkw1", "web")
     d2.run("tdkw2", "web")
     ipw2 = eth0(d2, "tdkw2")[0].split("/")[0]

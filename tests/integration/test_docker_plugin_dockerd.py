@@ -10,6 +10,7 @@ to move into the container. (With the full agent + netmaster: tests/e2e/test_doc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import subprocess
@@ -17,10 +18,12 @@ import uuid
 
 import pytest
 
+from contivpy.common.dockerapi import DockerClient, network_create_body
 from contivpy.common.netaddr import mac_from_ip
 from contivpy.model import keys
 from contivpy.netplugin.docker.backend import EndpointSpec, PluggedEndpoint
 from contivpy.netplugin.docker.plugin import DockerPlugin
+from contivpy.netplugin.docker.sync import DockerNetworkSync
 
 pytestmark = [pytest.mark.etcd, pytest.mark.docker, pytest.mark.root]
 
@@ -115,8 +118,8 @@ async def until(pred, timeout=20.0, what="condition"):
         await asyncio.sleep(0.1)
 
 
-@pytest.fixture
-async def bed(etcd_kv, tdk_netns, docker_host_factory):
+@contextlib.asynccontextmanager
+async def _plugin_bed(etcd_kv, tdk_netns, docker_host_factory, sync_networks: bool = True):
     netns, base = tdk_netns
     net = f"tdk-{uuid.uuid4().hex[:5]}"  # a "-" in the name, like test-net
     grp = f"{net}g"
@@ -131,7 +134,14 @@ async def bed(etcd_kv, tdk_netns, docker_host_factory):
     sock = base / "np" / "netplugin.sock"
     dh = await asyncio.to_thread(docker_host_factory, netns, base, str(sock))
     backend = VethBackend(netns, "10.77.1.0/24", "10.77.1.254", etcd_kv)
-    plugin = DockerPlugin(etcd_kv, backend, socket_path=str(sock), docker_host=dh.host_url, resync=2.0)
+    plugin = DockerPlugin(
+        etcd_kv,
+        backend,
+        socket_path=str(sock),
+        docker_host=dh.host_url,
+        resync=2.0,
+        sync_networks=sync_networks,
+    )
     task = asyncio.create_task(plugin.run())
     await plugin.ready.wait()
     try:
@@ -142,6 +152,19 @@ async def bed(etcd_kv, tdk_netns, docker_host_factory):
         await etcd_kv.delete(keys.epg_state(f"{grp}:default"))
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.fixture
+async def bed(etcd_kv, tdk_netns, docker_host_factory):
+    async with _plugin_bed(etcd_kv, tdk_netns, docker_host_factory) as b:
+        yield b
+
+
+@pytest.fixture
+async def bed_nosync(etcd_kv, tdk_netns, docker_host_factory):
+    """The plugin serves its socket, but no sync runs: the test drives ``reconcile_once`` itself."""
+    async with _plugin_bed(etcd_kv, tdk_netns, docker_host_factory, sync_networks=False) as b:
+        yield b
 
 
 async def test_sync_creates_networks_with_contiv_options(bed):
@@ -232,3 +255,58 @@ async def test_join_records_container_name_and_id(bed):
     got = await until(named, what="container names recorded")
     assert got == {"tdkd1": c1, "tdkd2": c2}
     assert all(sid.startswith(f"{net}.default-") for sid in backend.named)
+
+
+async def test_sync_keeps_unconfirmed_new_network_and_removes_deleted_ones(bed_nosync):
+    """The race with netmaster on this engine: netmaster creates a group's Docker network BEFORE
+    it commits the group to etcd. A sync pass in that window must not delete it (netmaster's
+    recorded docknet id would go stale); a network whose etcd object is deleted still goes, and an
+    orphan (create never committed) goes once its grace period on the engine's clock is over."""
+    dh, plugin, backend, net, grp, kv = bed_nosync
+    engine = DockerClient(dh.host_url)
+    sync = DockerNetworkSync(kv, engine)  # default grace (60 s)
+    g2, g3 = f"{net}h", f"{net}i"
+    try:
+        assert await sync.reconcile_once()
+        have = await asyncio.to_thread(dh.networks)
+        assert {net, grp} <= set(have) and g2 not in have
+        # netmaster's step 1: the group's network, straight through the Engine API; no etcd group yet
+        body = network_create_body("netplugin", tenant="default", network=net, group=g2,
+                                   subnet="10.77.1.0/24", gateway="10.77.1.254", pkt_tag=5001)  # fmt: skip
+        g2_id = await engine.create_network(body)
+        assert await sync.reconcile_once()  # a pass inside the window
+        have = await asyncio.to_thread(dh.networks)
+        assert g2 in have and have[g2]["Id"] == g2_id, "sync deleted netmaster's uncommitted network"
+        # netmaster's step 2: the commit; the pass adopts that very network
+        epg = {"id": f"{g2}:default", "groupName": g2, "tenantName": "default", "networkName": net}
+        await kv.put(keys.epg_state(f"{g2}:default"), json.dumps(epg))
+        assert await sync.reconcile_once()
+        assert (await asyncio.to_thread(dh.networks))[g2]["Id"] == g2_id
+        # etcd objects deleted (seen before, so confirmed): removed at once, young as they are
+        await kv.delete(keys.epg_state(f"{g2}:default"))
+        await kv.delete(keys.epg_state(f"{grp}:default"))
+        assert await sync.reconcile_once()
+        have = await asyncio.to_thread(dh.networks)
+        assert g2 not in have and grp not in have and net in have
+        # an orphan never committed: kept within its grace, removed after it without any etcd event
+        sync.grace = 3.0
+        body = network_create_body("netplugin", tenant="default", network=net, group=g3,
+                                   subnet="10.77.1.0/24", gateway="10.77.1.254", pkt_tag=5001)  # fmt: skip
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await engine.create_network(body)
+        sync.synced.clear()
+        task = asyncio.create_task(sync.run())  # resync 30 s: only the grace timer triggers a pass
+        try:
+            async with asyncio.timeout(10):
+                await sync.synced.wait()  # the first pass (etcd snapshot)
+            if loop.time() - t0 < sync.grace - 0.5:  # (unless this machine stalled past the grace)
+                assert g3 in await asyncio.to_thread(dh.networks), "orphan removed within its grace"
+            await until(lambda: _gone(dh, g3), timeout=15, what="orphan removed after its grace period")
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        assert net in await asyncio.to_thread(dh.networks)
+    finally:
+        await kv.delete(keys.epg_state(f"{g2}:default"))
+        await engine.close()

@@ -157,6 +157,17 @@ async def test_network_and_group_docker_networks(dockerd, docker_client):
     dockerd.docker("network", "rm", "tal-n2/talt")
     assert await dockernet.reconcile_docker_networks(kv, docker_client, crud.config) == 1
     assert "tal-n2/talt" in {n["Name"] for n in _api(dockerd, "/networks")}
+    # ... and refreshes a docknet record that names another id (copy replaced) or is missing
+    stale = DocknetState(
+        id="default.tal-net.", tenantName="default", networkName="tal-net", docknetUUID="f" * 64
+    )
+    await kv.put(keys.docknet_oper("default.tal-net."), stale.to_json())
+    await kv.delete(keys.docknet_oper("default.tal-net.tal-web"))
+    assert await dockernet.reconcile_docker_networks(kv, docker_client, crud.config) == 0
+    rec = DocknetState.from_json((await kv.get(keys.docknet_oper("default.tal-net."))).value)
+    assert rec.docknetUUID == nets["tal-net"]["Id"] and rec.networkName == "tal-net"
+    rec = DocknetState.from_json((await kv.get(keys.docknet_oper("default.tal-net.tal-web"))).value)
+    assert rec.docknetUUID == nets["tal-web"]["Id"] and rec.serviceName == "tal-web"
 
     await crud.delete("endpointGroup", "default:tal-web")
     await crud.delete("network", "default:tal-net")

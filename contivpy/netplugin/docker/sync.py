@@ -14,8 +14,9 @@ Desired set (the original's naming and options, contiv-reference §5.5):
   ``network`` (+ ``group``); driver options ``tenant``, ``encap``, ``pkt-tag`` (the payload is
   ``common/dockerapi.network_create_body``, shared with netmaster).
 
-Reconcile = list etcd + list the engine's ``netplugin`` networks, create the missing ones, delete
-the ones contiv no longer has (Docker refuses while containers are attached: retried later), and
+Reconcile = list the engine's ``netplugin`` networks, then etcd (in that order: a network listed
+before etcd is read was there while etcd said what it says), create the missing ones, delete the
+ones contiv no longer has (Docker refuses while containers are attached: retried later), and
 recreate one whose subnet/options no longer match (only when it has no containers). It runs on
 every etcd change under the two prefixes (list@rev + watch rev+1) and every ``resync`` seconds;
 failures (engine down, restarting) are retried with backoff. Idempotent: a 409 "already exists"
@@ -23,6 +24,21 @@ from a concurrent creator (netmaster on the same engine) is success, and same-na
 (Docker 20.10 does not lock ``CheckDuplicate``: both creators can win) are reduced to the oldest
 (``common/dockerapi.one_network``, the rule netmaster applies too), after each create, once more
 2 s later, and on every pass.
+
+Invariant: a network is deleted for having no etcd counterpart only with positive evidence that
+the counterpart is gone. netmaster creates a group's Docker network on its ``--docker-host``
+*before* it commits the group (so a Docker refusal changes nothing); on that engine a network with
+no etcd object may be one about to be committed, and deleting it would leave netmaster's recorded
+id (``/contiv.io/oper/docknet/...``) stale. Evidence is either
+- *confirmed*: this sync saw that very Docker id while etcd had its counterpart (listed as
+  matching, or created from etcd by this sync), and now etcd has none; or
+- *age*: its ``Created`` is at least ``grace`` seconds (60) before the engine's clock
+  (``/info`` ``SystemTime``, so host clock skew does not matter; an unreadable ``Created`` counts
+  as old). A younger unconfirmed network is kept and the pass is re-run when its grace ends, so a
+  create that never commits (netmaster died, commit refused) is still removed.
+Confirmations are kept in memory for ids still listed; after a restart only the age rule applies.
+A network whose name is wanted but whose subnet/options differ is evidence by itself (etcd says
+what that name must be) and is recreated at once.
 """
 
 from __future__ import annotations
@@ -31,8 +47,15 @@ import asyncio
 import ipaddress
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
-from contivpy.common.dockerapi import DockerApiError, DockerClient, network_create_body, one_network
+from contivpy.common.dockerapi import (
+    DockerApiError,
+    DockerClient,
+    network_create_body,
+    one_network,
+    parse_docker_time,
+)
 from contivpy.common.errors import ContivError
 from contivpy.common.kv.base import KVStore
 from contivpy.common.watch import list_and_watch
@@ -140,12 +163,16 @@ class DockerNetworkSync:
         resolver: NetworkResolver | None = None,
         driver: str = "netplugin",
         resync: float = 30.0,
+        grace: float = 60.0,
     ) -> None:
         self.kv = kv
         self.engine = engine
         self.resolver = resolver
         self.driver = driver
         self.resync = resync
+        self.grace = grace
+        self._confirmed: set[str] = set()  # Docker ids seen while etcd had their counterpart
+        self._grace_timer: asyncio.TimerHandle | None = None
         self._dirty = asyncio.Event()
         self.synced = asyncio.Event()  # set after each fully successful reconcile
         self.last_error: str = ""
@@ -158,10 +185,33 @@ class DockerNetworkSync:
         yet when ours was checked is removed then rather than at the next periodic resync."""
         asyncio.get_running_loop().call_later(delay, self.kick)
 
+    def _recheck_at(self, delay: float) -> None:
+        """One pass when the earliest pending grace period ends (one timer, the earliest wins)."""
+        loop = asyncio.get_running_loop()
+        when = loop.time() + max(delay, 0.0) + 0.5
+        t = self._grace_timer
+        if t is not None and not t.cancelled() and loop.time() < t.when() <= when:
+            return
+        if t is not None:
+            t.cancel()
+        self._grace_timer = loop.call_later(when - loop.time(), self.kick)
+
+    async def _orphan_wait(self, nw: dict, now: list[datetime]) -> float:
+        """0 when ``nw`` (not wanted by etcd) may be deleted now, else the seconds of grace left."""
+        if nw["Id"] in self._confirmed:
+            return 0.0
+        created = parse_docker_time(nw.get("Created"))
+        if created is None:
+            return 0.0
+        if not now:  # the engine's clock, read once per pass and only when needed
+            now.append(await self.engine.engine_time())
+        return max(0.0, self.grace - (now[0] - created).total_seconds())
+
     async def reconcile_once(self) -> bool:
-        """One pass; True when the engine matches etcd (nothing left to retry)."""
-        want = await desired_networks(self.kv)
+        """One pass; True when the engine matches etcd or only networks within their grace period
+        are left (a pass is scheduled for then)."""
         listed = [n for n in await self.engine.list_networks(self.driver) if n.get("Driver") == self.driver]
+        want = await desired_networks(self.kv)  # read after the list: see the module docstring
         have: dict[str, dict] = {}
         for n in listed:
             have.setdefault(n["Name"], n)
@@ -171,16 +221,31 @@ class DockerNetworkSync:
                 del have[name]
             else:
                 have[name] = kept
+        self._confirmed &= {n["Id"] for n in have.values()}
         clean = True
+        now: list[datetime] = []
         for name, nw in have.items():
             d = want.get(name)
             if d is not None and d.matches(nw):
+                self._confirmed.add(nw["Id"])
                 if self.resolver is not None:
                     self.resolver.remember(nw["Id"], d.net)
                 continue
+            if d is None:  # no etcd counterpart: maybe netmaster's, created before its commit
+                try:
+                    wait = await self._orphan_wait(nw, now)
+                except DockerApiError as e:
+                    clean = False
+                    self.last_error = str(e)
+                    continue
+                if wait > 0:
+                    log.info("docker network %s not in etcd; kept %.0f s more (grace)", name, wait)
+                    self._recheck_at(wait)
+                    continue
             try:  # not contiv's any more, or stale (another subnet/options): remove
                 if await self.engine.delete_network(nw["Id"]):
                     log.info("docker network %s removed", name)
+                self._confirmed.discard(nw["Id"])
                 if self.resolver is not None:
                     self.resolver.forget(nw["Id"])
             except DockerApiError as e:
@@ -205,8 +270,10 @@ class DockerNetworkSync:
                     self.last_error = str(e)
                     log.warning("docker network %s not created: %s", name, e)
                     continue
-            if net_id and self.resolver is not None:
-                self.resolver.remember(net_id, d.net)
+            if net_id:
+                self._confirmed.add(net_id)  # made (or found) for an etcd object that exists
+                if self.resolver is not None:
+                    self.resolver.remember(net_id, d.net)
         return clean
 
     async def _watch(self, prefix: str) -> None:
