@@ -18,7 +18,8 @@ its peers' tunnels until the 10 s leases expire.
 
 Reconcile loop (Felix style): watch events go to a queue; the loop drains it, feeds each event to its
 manager's ``on_update`` and then applies in dependency order (adds: networks, VTEPs, remote endpoints;
-removes: the reverse). A failed apply is retried after a second; state is desired-vs-applied so retries
+removes: the reverse); group QoS (netprofiles, ``state/endpointGroups``) is re-applied to the bound local
+endpoints after the policies. A failed apply is retried after a second; state is desired-vs-applied so retries
 are idempotent.
 """
 
@@ -43,6 +44,7 @@ from contivpy.netplugin.debug_api import make_app
 from contivpy.netplugin.managers.endpoint import EndpointService, RemoteEndpointManager
 from contivpy.netplugin.managers.network import NetworkManager
 from contivpy.netplugin.managers.policy import PolicyManager
+from contivpy.netplugin.managers.qos import QosManager
 from contivpy.netplugin.managers.vtep import VtepManager
 from contivpy.netplugin.nameserver import NameServer
 from contivpy.netplugin.netmaster_client import NetmasterClient
@@ -65,7 +67,8 @@ class Agent:
         self.policy = PolicyManager(self.dp)
         self.netmaster = NetmasterClient(self.kv)
         self.registry = ServiceRegistry(self.kv)
-        self.endpoints = EndpointService(cfg, self.kv, self.dp, self.nets, self.netmaster)
+        self.qos = QosManager(self.dp)
+        self.endpoints = EndpointService(cfg, self.kv, self.dp, self.nets, self.netmaster, self.qos)
         self.names = NameServer(self.kv)  # DNS for containers, via the OpenFlow punt (nameserver.py)
         self.arp_mode = "proxy"
         self.ready = asyncio.Event()
@@ -76,6 +79,7 @@ class Agent:
             (keys.service_prefix(keys.SVC_NETPLUGIN_VTEP), self.vteps.on_update),
             (keys.OPER_EPS, self.remote.on_update),
             (keys.POLICY_RULE, self.policy.on_update),
+            (keys.EPGS, self.qos.on_update),
             (keys.MASTER_CONFIG_GLOBAL, self._on_global),
         ]
         self._arp_applied = ""
@@ -149,6 +153,7 @@ class Agent:
             await self.remote.apply_removes()
             await self.remote.apply_adds()
             await self.policy.apply()
+            await self.qos.apply()
             if self.arp_mode != self._arp_applied:
                 await self.dp.set_arp_mode(self.arp_mode)
                 self._arp_applied = self.arp_mode

@@ -61,6 +61,7 @@ class EpSpec:
     ipv6: str = ""
     ofport: int = 0  # local endpoints
     vtep_ip: str = ""  # remote endpoints
+    dscp: int = 0  # local endpoints: DSCP of the group's netprofile (0 = none)
 
 
 class Datapath:
@@ -140,6 +141,9 @@ class Datapath:
 
     async def add_local_endpoint(self, ep: EpSpec) -> None:
         await self.flows[ep.net.bridge].add_local_endpoint(ep)
+
+    async def set_port_policing(self, ovs_port: str, rate_kbps: int, burst_kb: int) -> None:
+        await self.ovs.set_ingress_policing(ovs_port, rate_kbps, burst_kb)
 
     async def remove_local_endpoint(self, ep: EpSpec, ovs_port: str) -> None:
         await self.flows[ep.net.bridge].remove_local_endpoint(ep)

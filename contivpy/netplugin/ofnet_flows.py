@@ -63,6 +63,7 @@ class OfnetFlows:
             vlan=ep.net.vlan,
             epg=ep.epg_id,
             vrf=ep.net.tenant or "default",
+            dscp=ep.dscp,
             endpoint_id=ep.id,
         )
         await self.agent.add_local_endpoint(lep)
@@ -118,6 +119,7 @@ class OfnetFlows:
                 "Vlan": e.vlan,
                 "PortNo": e.ofport,
                 "EndpointGroup": e.epg,
+                "Dscp": e.dscp,
                 "Vrf": e.vrf,
             }
         for eid, r in self._remote.items():

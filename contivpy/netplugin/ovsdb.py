@@ -18,7 +18,8 @@ Design
 Contiv specifics (contiv-reference §5.2/5.3): bridges ``contivVxlanBridge``/``contivVlanBridge`` with
 ``fail_mode=secure``, OpenFlow10..13 and controller ``tcp:127.0.0.1:6633/6634``; ports carry
 ``external_ids:endpoint-id``; VXLAN ports ``vxif<ip without dots>`` with ``remote_ip``, ``key=flow``,
-``tos=inherit``, ``dst_port``.
+``tos=inherit``, ``dst_port``; endpoint Interfaces get ``ingress_policing_rate``/``_burst`` from the
+group's netprofile (``set_ingress_policing``).
 """
 
 from __future__ import annotations
@@ -378,6 +379,14 @@ class OvsdbClient:
             external_ids={"endpoint-id": name},
             existing=existing,
         )
+
+    async def set_ingress_policing(self, name: str, rate_kbps: int, burst_kb: int) -> None:
+        """Set Interface ``name``'s ``ingress_policing_rate``/``_burst`` (0/0 = no policing); idempotent."""
+        row = {"ingress_policing_rate": int(rate_kbps), "ingress_policing_burst": int(burst_kb)}
+        where = [["name", "==", name]]
+        res = await self.transact({"op": "update", "table": "Interface", "where": where, "row": row})
+        if not res or not res[0].get("count"):
+            raise ExternalServiceError(f"OVS interface {name} does not exist")
 
     async def wait_ofport(self, name: str, timeout: float = 5.0) -> int:
         """Wait until vswitchd has attached the interface and return its OpenFlow port number."""

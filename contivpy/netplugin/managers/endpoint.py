@@ -7,7 +7,8 @@ Local endpoint create (``EndpointService.create_endpoint``), in this order, each
   3. port number: compare-and-swap on ``/contiv.io/oper/ovs-driver/<host>`` (``currPortNum`` + 1, skipping
      names that already exist as links; the endpoint is recorded in ``LocalEpInfo`` in the same write);
   4. veth ``vportN``/``vvportN`` (MAC, MTU, TX checksum offload off), OVS access port ``vvportN``
-     (tag, ``external_ids:endpoint-id``), wait for its ofport, install the flows;
+     (tag, ``external_ids:endpoint-id``), wait for its ofport, install the flows and the port policing
+     with the group's netprofile (``QosManager.bind``);
   5. write ``/contiv.io/oper/eps/<id>``: from now on every other host learns the endpoint.
 A failure in 3-5 undoes what was done (flows, port, veth, LocalEpInfo) and releases the endpoint in
 netmaster, so nothing is left half-created.
@@ -42,6 +43,7 @@ from contivpy.model.state import OperEndpoint, OvsDriverOper
 from contivpy.netplugin import links
 from contivpy.netplugin.datapath import VLAN_BRIDGE, VXLAN_BRIDGE, Datapath, EpSpec
 from contivpy.netplugin.managers.network import NetworkManager, net_spec
+from contivpy.netplugin.managers.qos import QosManager
 from contivpy.netplugin.netmaster_client import NetmasterClient
 from contivpy.netplugin.records import EndpointInfo
 
@@ -121,9 +123,10 @@ class EndpointService:
     """Local endpoint operations; also the restart reconciler for local endpoints."""
 
     def __init__(
-        self, cfg, kv: KVStore, dp: Datapath, nets: NetworkManager, netmaster: NetmasterClient
+        self, cfg, kv: KVStore, dp: Datapath, nets: NetworkManager, netmaster: NetmasterClient, qos=None
     ) -> None:
         self.cfg, self.kv, self.dp, self.nets, self.netmaster = cfg, kv, dp, nets, netmaster
+        self.qos = qos or QosManager(dp)  # flows + port policing of bound local endpoints
         self.local: dict[str, EndpointInfo] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._mtu: int | None = None
@@ -252,8 +255,8 @@ class EndpointService:
                 ep.get("ipv6Address", ""),
                 ofport=ofport,
             )
-            await self.dp.add_local_endpoint(eps)
             done.append("flows")
+            await self.qos.bind(eps, ovs_port, epg_key)
             oper = OperEndpoint(
                 id=ep_id, netID=spec.id, endpointID=endpoint_id, serviceName=group,
                 endpointGroupId=eps.epg_id, endpointGroupKey=epg_key, contUUID=ep.get("containerId", ""),
@@ -285,6 +288,7 @@ class EndpointService:
             await asyncio.sleep(0.01)
 
     async def _unplug(self, ep_id, spec, ip, mac, ovs_port, port, flows: bool = True) -> None:
+        await self.qos.unbind(ep_id)
         if flows:
             try:
                 await self.dp.remove_local_endpoint(EpSpec(ep_id, spec, ip, mac), ovs_port)
@@ -336,6 +340,7 @@ class EndpointService:
         if net is not None:
             await self._unplug(ep_id, net, ip, mac, ovs_port, port)
         else:
+            await self.qos.unbind(ep_id)
             for br in (VXLAN_BRIDGE, VLAN_BRIDGE):
                 await self.dp.ovs.remove_port(br, ovs_port)
             await links.remove_link(ovs_port)
@@ -371,17 +376,10 @@ class EndpointService:
             ofport = await self.dp.plug_port(
                 net, ovs_port, ep_id, existing=await self.dp.ovs.list_ports(net.bridge)
             )
-            await self.dp.add_local_endpoint(
-                EpSpec(
-                    ep_id,
-                    net,
-                    oper.ipAddress,
-                    oper.macAddress,
-                    oper.endpointGroupId,
-                    oper.ipv6Address,
-                    ofport=ofport,
-                )
-            )
+            eps = EpSpec(
+                ep_id, net, oper.ipAddress, oper.macAddress, oper.endpointGroupId, oper.ipv6Address, ofport=ofport
+            )  # fmt: skip
+            await self.qos.bind(eps, ovs_port, oper.endpointGroupKey)
             tenant = net.tenant
             network = oper.netID[: -(len(tenant) + 1)] if tenant else oper.netID
             self.local[ep_id] = EndpointInfo(
