@@ -9,7 +9,7 @@ import time
 import pytest
 
 from contivpy.common.election import LeaderElection
-from contivpy.common.errors import NotLeaderError
+from contivpy.common.errors import NotLeaderError, StoreError
 from contivpy.common.kv import Compare, Put
 from contivpy.common.kv.etcd import EtcdKV
 from contivpy.common.registry import ServiceEvent, ServiceInfo, ServiceRegistry
@@ -77,6 +77,24 @@ async def test_two_elections_one_wins_and_resign_hands_over(etcd_server, etcd_kv
     assert await ctl_value(etcd_server, keys.LEADER_LOCK) == ""  # stop() released the lock
 
 
+class _Partitioned:
+    """A store whose writes fail, as for a process cut off from etcd (reads pass through)."""
+
+    _WRITES = {"grant_lease", "keepalive", "revoke_lease", "txn", "put", "delete", "delete_prefix"}
+
+    def __init__(self, kv) -> None:
+        self._kv = kv
+
+    def __getattr__(self, name):
+        if name in self._WRITES:
+
+            async def fail(*args, **kwargs):
+                raise StoreError("partitioned")
+
+            return fail
+        return getattr(self._kv, name)
+
+
 async def test_lease_revoke_moves_leadership(etcd_server, etcd_kv, etcd_kv2):
     seen: list[tuple[str, bool]] = []
     a = LeaderElection(etcd_kv, holder_id="127.0.0.1:9999", ttl=6)
@@ -89,7 +107,9 @@ async def test_lease_revoke_moves_leadership(etcd_server, etcd_kv, etcd_kv2):
     try:
         await until(lambda: b.leader() == "127.0.0.1:9999", 5)
         assert not b.is_leader
-        # the etcd side drops a's lease (as if a had been partitioned away for > TTL)
+        # a is cut off from etcd (its writes fail) and the etcd side drops its lease, as after a
+        # partition longer than the TTL; without the cut a could simply win the lock back
+        a.kv = _Partitioned(real_kv := a.kv)
         await etcd_server.aetcdctl("lease", "revoke", f"{a._lease:x}")
         took = await until(lambda: b.is_leader, 6)
         await until(lambda: not a.is_leader, 8)
@@ -97,6 +117,8 @@ async def test_lease_revoke_moves_leadership(etcd_server, etcd_kv, etcd_kv2):
         assert seen[0] == ("a", True) and ("b", True) in seen and ("a", False) in seen
         assert took < 6
     finally:
+        if isinstance(a.kv, _Partitioned):
+            a.kv = real_kv
         await a.stop()
         await b.stop()
 

@@ -57,13 +57,17 @@ async def test_group_commit_keeps_each_request_outcome(kv):
         a.alloc_address("tbmn:nogroup.default"),
     ] + [a.alloc_address("tbmn.default") for _ in range(6)]
     res = await asyncio.gather(*jobs, return_exceptions=True)
-    assert res[0] == {"NetworkID": "tbmn.default", "IPv4Address": "10.9.0.3/29"}
-    assert isinstance(res[1], ResourceExhaustedError) and "10.9.0.3 is not available" in str(res[1])
+    # requests may reach the network's queue in any order: assert outcomes, not which one came first
     assert isinstance(res[2], NotFoundError) and "endpoint group nogroup not found" in str(res[2])
-    got = [r["IPv4Address"] for r in res[3:] if isinstance(r, dict)]
-    assert sorted(got) == ["10.9.0.1/29", "10.9.0.2/29", "10.9.0.4/29", "10.9.0.5/29", "10.9.0.6/29"]
-    errs = [r for r in res[3:] if not isinstance(r, dict)]
-    assert len(errs) == 1 and isinstance(errs[0], ResourceExhaustedError)
+    preferred, auto = res[:2], res[3:]
+    got_pref = [r for r in preferred if isinstance(r, dict)]
+    assert len(got_pref) <= 1  # one address, two requests for it: never both
+    assert all(r == {"NetworkID": "tbmn.default", "IPv4Address": "10.9.0.3/29"} for r in got_pref)
+    assert all(isinstance(r, ResourceExhaustedError) for r in preferred if not isinstance(r, dict))
+    assert any("10.9.0.3 is not available" in str(r) for r in preferred if not isinstance(r, dict))
+    got = [r["IPv4Address"] for r in got_pref + [r for r in auto if isinstance(r, dict)]]
+    assert sorted(got) == [f"10.9.0.{i}/29" for i in range(1, 7)]  # every host once, no duplicate
+    assert all(isinstance(r, ResourceExhaustedError) for r in auto if not isinstance(r, dict))
     st = NetworkState.from_json((await kv.get(keys.net_state("tbmn.default"))).value)
     assert st.epAddrCount == 6 and ipam.list_allocated(st) == "10.9.0.1-10.9.0.6"
 
