@@ -243,6 +243,25 @@ async def test_etcd_watch_survives_server_restart(etcd_server, etcd_kv):
 
 
 @pytest.mark.etcd
+async def test_etcd_unary_calls_work_right_after_restart(etcd_server, etcd_kv):
+    """After etcd was down for a while, the first call once it is back succeeds (no retry loop):
+    the channel reconnects within ~1 s and a call waits up to ``ready_grace`` for it. With gRPC's
+    default backoff the channel stayed in TRANSIENT_FAILURE for seconds and calls failed with
+    UNAVAILABLE (the CI failure of test_registry_and_watches_on_shared_modules)."""
+    await etcd_kv.put(P + "k", "1")
+    await asyncio.to_thread(etcd_server.stop)
+    try:
+        with pytest.raises(StoreError):
+            await etcd_kv.get(P + "k")
+        await asyncio.sleep(6.0)  # long enough for the default backoff to reach several seconds
+    finally:
+        await asyncio.to_thread(etcd_server.start)
+    assert (await etcd_kv.get(P + "k")).value == "1"
+    await etcd_kv.put(P + "k", "2")
+    assert (await etcd_kv.get(P + "k")).value == "2"
+
+
+@pytest.mark.etcd
 async def test_etcd_values_visible_to_etcdctl(etcd_server, etcd_kv):
     await etcd_kv.put(P + "json", '{"a": 1}')
     assert etcd_server.etcdctl("get", P + "json", "--print-value-only").strip() == '{"a": 1}'

@@ -6,7 +6,12 @@ Design
   fixture with the same loop scope as the tests). Never keep one in a module global.
 - Unary calls go straight to the gRPC stubs aetcd opened (``kvstub``, ``leasestub``) so that every
   answer carries its header revision; every failure (gRPC status, aetcd ClientError, timeout,
-  OSError) becomes ``StoreError``. Unary calls reconnect by themselves after an etcd restart.
+  OSError) becomes ``StoreError``.
+- Reconnection: the channel retries a lost connection every 0.1 s .. 1 s (gRPC's default backoff
+  grows to 120 s, so a client could stay "UNAVAILABLE" for seconds after etcd came back). Before a
+  call, a channel that is not READY gets up to ``ready_grace`` seconds (2 s) to become so; then the
+  call is sent (and fails fast if etcd is still down). A call is never re-sent: a write that may
+  have been applied is reported as failed, not repeated.
 - ``watch_prefix`` is an async generator that owns the resume logic: it remembers the next
   revision it owes the caller (``last delivered + 1``; for ``start_revision=0`` the store revision
   read when the generator starts, + 1). When the stream dies (etcd restart, network error) it
@@ -29,6 +34,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import aetcd
 import aetcd.exceptions as aexc
+import grpc
 from aetcd import rpc
 from aetcd.utils import prefix_range_end
 
@@ -51,6 +57,12 @@ _OPS = {
     ">": rpc.Compare.GREATER,
 }
 _RETRYABLE_WATCH = (aexc.ClientError, rpc.AioRpcError, OSError, TimeoutError)
+# Reconnect quickly after an etcd restart instead of gRPC's default backoff (1 s growing to 120 s).
+_CHANNEL_OPTIONS = {
+    "grpc.initial_reconnect_backoff_ms": 100,
+    "grpc.min_reconnect_backoff_ms": 100,
+    "grpc.max_reconnect_backoff_ms": 1000,
+}
 
 
 def _range(prefix: str) -> tuple[bytes, bytes]:
@@ -91,13 +103,19 @@ class EtcdKV:
     """KVStore on etcd v3. ``EtcdKV("127.0.0.1", 2379)``; connection is lazy (first call)."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 2379, timeout: float = 10.0, tls: bool = False
+        self,
+        host: str = "127.0.0.1",
+        port: int = 2379,
+        timeout: float = 10.0,
+        tls: bool = False,
+        ready_grace: float = 2.0,
     ) -> None:
         self.host = host
         self.port = port
         self.tls = tls
         self._timeout = timeout
-        self._client = aetcd.Client(host=host, port=port, timeout=timeout)
+        self._ready_grace = min(ready_grace, timeout)
+        self._client = aetcd.Client(host=host, port=port, timeout=timeout, options=_CHANNEL_OPTIONS)
         self._closed = False
         self._watches: weakref.WeakSet[_EtcdWatch] = weakref.WeakSet()
 
@@ -111,14 +129,34 @@ class EtcdKV:
         if self.tls and c.channel is None:
             self._open_tls_channel(c)
         await c.connect()
+        await self._await_ready(c.channel)
         return c
+
+    async def _await_ready(self, channel) -> None:
+        """Give a channel that is (re)connecting up to ``ready_grace`` s to become READY."""
+        state = channel.get_state(try_to_connect=True)
+        if state is grpc.ChannelConnectivity.READY:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._ready_grace
+        while state not in (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.SHUTDOWN):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return  # let the call go out and report the channel's own error
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await channel.wait_for_state_change(state)
+            state = channel.get_state(try_to_connect=True)
 
     def _open_tls_channel(self, c: aetcd.Client) -> None:
         # aetcd only opens plaintext channels: set up the same stubs on a TLS channel ourselves.
-        import grpc
         from aetcd import watcher
 
-        c.channel = grpc.aio.secure_channel(f"{self.host}:{self.port}", grpc.ssl_channel_credentials())
+        c.channel = grpc.aio.secure_channel(
+            f"{self.host}:{self.port}",
+            grpc.ssl_channel_credentials(),
+            options=list(_CHANNEL_OPTIONS.items()),
+        )
         c.kvstub = rpc.KVStub(c.channel)
         c.clusterstub = rpc.ClusterStub(c.channel)
         c.leasestub = rpc.LeaseStub(c.channel)
