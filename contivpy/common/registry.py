@@ -34,7 +34,8 @@ from typing import Literal
 
 from contivpy.common.errors import StoreError, ValidationError
 from contivpy.common.kv.base import Compare, Delete, KVStore, Put
-from contivpy.common.watch import Mirror, PumpedIterator, list_and_watch
+from contivpy.common.pump import PumpedIterator
+from contivpy.common.watch import Mirror, list_and_watch
 from contivpy.model import keys
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,8 @@ API
 - ``Mirror`` keeps the current ``dict[key, value]`` for a prefix and turns any item (Snapshot or
   Event) into the list of effective changes (synthetic puts/deletes for a Snapshot diff), so a
   consumer can handle a re-list like ordinary events.
-- ``PumpedIterator`` runs an async generator in its own task and hands items over through a
-  queue. Cancelling a pending ``__anext__`` (a timeout) neither loses an item nor ends the
-  iteration; ``aclose()`` stops the task, and so does dropping the iterator (``__del__``). Errors of the generator are raised by ``__anext__``.
+- The iterator is a ``common.pump.PumpedIterator``: a consumer may read it with a timeout
+  without losing an item or its position.
 
 Invariant: the Events following a Snapshot are exactly the changes with revision > snapshot
 revision, so Snapshot + Events always reconstruct the store's state for the prefix.
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 
 from contivpy.common.errors import CompactedError, StoreError
 from contivpy.common.kv.base import Event, KeyValue, KVStore
+from contivpy.common.pump import PumpedIterator
 
 log = logging.getLogger(__name__)
 
@@ -39,83 +39,6 @@ class Snapshot:
     items: dict[str, str]
     revision: int
     kvs: dict[str, KeyValue] = field(default_factory=dict, compare=False, repr=False)
-
-
-class _Failure:
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-_END = object()
-
-
-async def _pump(source: AsyncIterator, queue: asyncio.Queue) -> None:
-    """Copy ``source`` into ``queue`` (holds no reference to the PumpedIterator)."""
-    try:
-        async for item in source:
-            queue.put_nowait(item)
-        queue.put_nowait(_END)
-    except asyncio.CancelledError:
-        raise
-    except Exception as err:
-        queue.put_nowait(_Failure(err))
-    finally:
-        aclose = getattr(source, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(Exception):
-                await aclose()
-
-
-class PumpedIterator:
-    """Async iterator fed by ``source`` (an async iterable) running in a task of its own."""
-
-    def __init__(self, source: AsyncIterator, name: str = "pumped-iterator") -> None:
-        self._source = source
-        self._name = name
-        self._queue: asyncio.Queue = asyncio.Queue()
-        self._task: asyncio.Task | None = None
-        self._closed = False
-
-    def __del__(self) -> None:  # dropped without aclose(): stop the pump
-        task = self._task
-        if task is not None and not task.done():
-            with contextlib.suppress(Exception):
-                task.cancel()
-
-    def __aiter__(self) -> PumpedIterator:
-        return self
-
-    async def __anext__(self):
-        if self._closed:
-            raise StopAsyncIteration
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                _pump(self._source, self._queue), name=self._name
-            )
-        item = await self._queue.get()
-        if item is _END:
-            await self.aclose()
-            raise StopAsyncIteration
-        if isinstance(item, _Failure):
-            await self.aclose()
-            raise item.error
-        return item
-
-    async def aclose(self) -> None:
-        self._closed = True
-        task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-
-    async def __aenter__(self) -> PumpedIterator:
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.aclose()
 
 
 async def _list_and_watch(
@@ -188,4 +111,4 @@ class Mirror:
         return [item]
 
 
-__all__ = ["Snapshot", "list_and_watch", "Mirror", "PumpedIterator"]
+__all__ = ["Snapshot", "list_and_watch", "Mirror"]

@@ -34,8 +34,9 @@ from aiohttp import web
 from contivpy.common.errors import ContivError, ExternalServiceError, StoreError
 from contivpy.common.kv import open_store
 from contivpy.common.kv.base import KVStore
+from contivpy.common.pump import PumpedIterator
 from contivpy.common.registry import ServiceInfo, ServiceRegistry
-from contivpy.common.watch import Mirror, PumpedIterator, list_and_watch
+from contivpy.common.watch import Mirror, list_and_watch
 from contivpy.model import keys
 from contivpy.model.state import GlobalConfig
 from contivpy.netplugin.config import Config

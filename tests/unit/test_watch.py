@@ -8,7 +8,8 @@ import pytest
 
 from contivpy.common.errors import StoreError
 from contivpy.common.kv import Event
-from contivpy.common.watch import Mirror, PumpedIterator, Snapshot, list_and_watch
+from contivpy.common.pump import PumpedIterator
+from contivpy.common.watch import Mirror, Snapshot, list_and_watch
 
 P = "/tkv/lw/"
 
@@ -139,5 +140,29 @@ async def test_pumped_iterator_raises_source_error():
     assert await anext(it) == 1
     with pytest.raises(StoreError, match="boom"):
         await anext(it)
+    with pytest.raises(StopAsyncIteration):
+        await anext(it)
+
+
+async def test_pumped_iterator_fail_wakes_pending_reader_and_stops_source():
+    stopped = asyncio.Event()
+
+    async def forever():
+        try:
+            yield 1
+            await asyncio.Event().wait()
+            yield 2  # never reached
+        finally:
+            stopped.set()
+
+    it = PumpedIterator(forever())
+    assert await anext(it) == 1
+    pending = asyncio.ensure_future(anext(it))
+    await asyncio.sleep(0.05)
+    await it.fail(StoreError("store closed"))
+    with pytest.raises(StoreError, match="store closed"):
+        async with asyncio.timeout(2):
+            await pending
+    assert stopped.is_set()  # the source was closed, not left running
     with pytest.raises(StopAsyncIteration):
         await anext(it)

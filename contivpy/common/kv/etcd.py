@@ -12,7 +12,8 @@ Design
   call, a channel that is not READY gets up to ``ready_grace`` seconds (2 s) to become so; then the
   call is sent (and fails fast if etcd is still down). A call is never re-sent: a write that may
   have been applied is reported as failed, not repeated.
-- ``watch_prefix`` is an async generator that owns the resume logic: it remembers the next
+- ``watch_prefix`` returns a ``common.pump.PumpedIterator`` over ``_events``, an async generator
+  that owns the resume logic: it remembers the next
   revision it owes the caller (``last delivered + 1``; for ``start_revision=0`` the store revision
   read when the generator starts, + 1). When the stream dies (etcd restart, network error) it
   re-watches from that revision with exponential backoff (0.1 s .. 2 s), so the caller sees every
@@ -40,6 +41,7 @@ from aetcd.utils import prefix_range_end
 
 from contivpy.common.errors import CompactedError, StoreError
 from contivpy.common.kv.base import Compare, Delete, Event, KeyValue, Put, TxnResult
+from contivpy.common.pump import PumpedIterator
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +119,7 @@ class EtcdKV:
         self._ready_grace = min(ready_grace, timeout)
         self._client = aetcd.Client(host=host, port=port, timeout=timeout, options=_CHANNEL_OPTIONS)
         self._closed = False
-        self._watches: weakref.WeakSet[_EtcdWatch] = weakref.WeakSet()
+        self._watches: weakref.WeakSet[PumpedIterator] = weakref.WeakSet()
 
     def __repr__(self) -> str:
         return f"EtcdKV({self.host}:{self.port})"
@@ -287,12 +289,22 @@ class EtcdKV:
     # ---- watch -------------------------------------------------------------------------
 
     def watch_prefix(self, prefix: str, start_revision: int = 0) -> AsyncIterator[Event]:
-        w = _EtcdWatch(self, prefix, start_revision)
+        w = PumpedIterator(self._events(prefix, start_revision), name=f"etcd-watch {prefix}")
         self._watches.add(w)
         return w
 
-    async def _pump(self, prefix: str, next_rev: int, queue: asyncio.Queue) -> None:
-        """Feed ``queue`` with Events forever, re-watching after stream failures."""
+    async def _events(self, prefix: str, next_rev: int) -> AsyncIterator[Event]:
+        """Every change under ``prefix`` from ``next_rev`` on, forever, re-watching after stream
+        failures. Ends only by an error: CompactedError, or StoreError once the store is closed."""
+        try:
+            async for ev in self._watch_forever(prefix, next_rev):
+                yield ev
+        except StoreError:
+            raise
+        except Exception as err:
+            raise StoreError(f"etcd watch on {prefix!r} failed: {_describe(err)}") from err
+
+    async def _watch_forever(self, prefix: str, next_rev: int) -> AsyncIterator[Event]:
         key, end = _range(prefix)
         delay = 0.1
         while next_rev <= 0:  # "from now": the revision of a first successful read
@@ -314,16 +326,14 @@ class EtcdKV:
                 delay = 0.1
                 async for ev in watch:
                     deleted = ev.kind == "DELETE"
-                    queue.put_nowait(
-                        Event(
-                            "delete" if deleted else "put",
-                            ev.kv.key.decode(),
-                            "" if deleted else ev.kv.value.decode(),
-                            ev.kv.mod_revision,
-                            ev.prev_kv.value.decode() if ev.prev_kv is not None else None,
-                        )
-                    )
                     next_rev = ev.kv.mod_revision + 1
+                    yield Event(
+                        "delete" if deleted else "put",
+                        ev.kv.key.decode(),
+                        "" if deleted else ev.kv.value.decode(),
+                        ev.kv.mod_revision,
+                        ev.prev_kv.value.decode() if ev.prev_kv is not None else None,
+                    )
                 # The iterator ended without an error: the stream was closed under us.
                 log.info("etcd watch on %r ended; re-watching from revision %d", prefix, next_rev)
             except aexc.RevisionCompactedError as err:
@@ -361,97 +371,9 @@ class EtcdKV:
         """Close the client; open watch iterators end with StoreError("... closed")."""
         self._closed = True
         for w in list(self._watches):
-            await w._fail(StoreError("etcd store is closed"))
+            await w.fail(StoreError("etcd store is closed"))
         with contextlib.suppress(Exception):
             await self._client.close()
-
-
-class _Failure:
-    __slots__ = ("error",)
-
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-
-
-async def _pump_into(store: EtcdKV, prefix: str, start: int, queue: asyncio.Queue) -> None:
-    try:
-        await store._pump(prefix, start, queue)
-    except asyncio.CancelledError:
-        raise
-    except Exception as err:  # delivered to the consumer by __anext__
-        queue.put_nowait(_Failure(err))
-
-
-class _EtcdWatch:
-    """Watch iterator backed by a pump task (started on first ``__anext__``).
-
-    Cancelling a pending ``__anext__`` (a timeout) only cancels the queue read: the watch and
-    its position survive. A terminal error of the pump (CompactedError, StoreError) is raised
-    by the next ``__anext__``; ``aclose()`` stops the pump, and so does dropping the iterator
-    (``__del__``), e.g. after ``break`` out of ``async for``.
-    """
-
-    def __init__(self, store: EtcdKV, prefix: str, start_revision: int) -> None:
-        self._store = store
-        self._prefix = prefix
-        self._start = start_revision
-        self._queue: asyncio.Queue = asyncio.Queue()
-        self._task: asyncio.Task | None = None
-        self._started = False  # the pump runs at most once
-        self._closed = False
-
-    def __aiter__(self) -> _EtcdWatch:
-        return self
-
-    def __del__(self) -> None:
-        # Dropped without aclose(): stop the pump (it holds no reference to us).
-        task = self._task
-        if task is not None and not task.done():
-            with contextlib.suppress(Exception):
-                task.cancel()
-
-    async def __anext__(self) -> Event:
-        if self._closed:
-            raise StopAsyncIteration
-        if not self._started:
-            self._started = True
-            self._task = asyncio.get_running_loop().create_task(
-                _pump_into(self._store, self._prefix, self._start, self._queue),
-                name=f"etcd-watch {self._prefix}",
-            )
-        item = await self._queue.get()  # cancel-safe: a cancelled get removes nothing
-        if not isinstance(item, _Failure):
-            return item
-        await self.aclose()
-        err = item.error
-        if isinstance(err, StoreError):
-            raise err
-        raise StoreError(f"etcd watch on {self._prefix!r} failed: {_describe(err)}") from err
-
-    async def _fail(self, err: StoreError) -> None:
-        """Stop the pump and make the next ``__anext__`` raise ``err``."""
-        task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-        self._started = True
-        if not self._closed:
-            self._queue.put_nowait(_Failure(err))
-
-    async def aclose(self) -> None:
-        self._closed = True
-        task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-
-    async def __aenter__(self) -> _EtcdWatch:
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.aclose()
 
 
 __all__ = ["EtcdKV"]
