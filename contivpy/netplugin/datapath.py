@@ -128,8 +128,10 @@ class Datapath:
         await self.flows[net.bridge].remove_network(net)
 
     # -- local endpoints ---------------------------------------------------------------------
-    async def plug_port(self, net: NetSpec, ovs_port: str, ep_id: str, existing=None) -> int:
-        await self.ovs.ensure_port(
+    async def plug_port(self, net: NetSpec, ovs_port: str, ep_id: str, existing=None) -> tuple[int, bool]:
+        """Attach ``ovs_port`` as the endpoint's access port; returns (ofport, created): ``created``
+        means a new Interface row, so its ingress policing is OVS's default 0/0."""
+        created = await self.ovs.ensure_port(
             net.bridge,
             ovs_port,
             tag=net.vlan,
@@ -137,7 +139,7 @@ class Datapath:
             external_ids={"endpoint-id": ep_id},
             existing=existing,
         )
-        return await self.ovs.wait_ofport(ovs_port)
+        return await self.ovs.wait_ofport(ovs_port), created
 
     async def add_local_endpoint(self, ep: EpSpec) -> None:
         await self.flows[ep.net.bridge].add_local_endpoint(ep)

@@ -244,7 +244,7 @@ class EndpointService:
             await links.ensure_veth(port, ovs_port, mac=mac, mtu=await self.mtu(), tx_off=True)
             done.append("veth")
             await self._wait_network(spec.id)
-            ofport = await self.dp.plug_port(spec, ovs_port, ep_id)
+            ofport, fresh = await self.dp.plug_port(spec, ovs_port, ep_id)
             done.append("port")
             eps = EpSpec(
                 ep_id,
@@ -256,7 +256,7 @@ class EndpointService:
                 ofport=ofport,
             )
             done.append("flows")
-            await self.qos.bind(eps, ovs_port, epg_key)
+            await self.qos.bind(eps, ovs_port, epg_key, fresh_port=fresh)
             oper = OperEndpoint(
                 id=ep_id, netID=spec.id, endpointID=endpoint_id, serviceName=group,
                 endpointGroupId=eps.epg_id, endpointGroupKey=epg_key, contUUID=ep.get("containerId", ""),
@@ -373,13 +373,13 @@ class EndpointService:
                     ovs_port,
                 )
                 continue
-            ofport = await self.dp.plug_port(
+            ofport, fresh = await self.dp.plug_port(
                 net, ovs_port, ep_id, existing=await self.dp.ovs.list_ports(net.bridge)
             )
             eps = EpSpec(
                 ep_id, net, oper.ipAddress, oper.macAddress, oper.endpointGroupId, oper.ipv6Address, ofport=ofport
             )  # fmt: skip
-            await self.qos.bind(eps, ovs_port, oper.endpointGroupKey)
+            await self.qos.bind(eps, ovs_port, oper.endpointGroupKey, fresh_port=fresh)
             tenant = net.tenant
             network = oper.netID[: -(len(tenant) + 1)] if tenant else oper.netID
             self.local[ep_id] = EndpointInfo(
