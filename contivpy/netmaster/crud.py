@@ -3,7 +3,7 @@
 Objects
     A model object is a plain ``dict`` in canonical REST form (``contivpy.model.objects``): exact
     JSON field names, only non-empty fields present (Go ``omitempty``), ``key`` always set, and
-    ``link-sets`` / ``links`` present for the types that have them. ``objects.dumps(type, obj)``
+    ``link-sets`` / ``links`` present for the types that have them. ``codec.dumps(type, obj)``
     renders it byte-for-byte like the original (field order included).
 
 HOOK CONTRACT (per type, module ``contivpy.netmaster.hooks.<name>``, see registry.ObjType.hooks)
@@ -71,7 +71,7 @@ from contivpy.common.errors import (
     StoreError,
 )
 from contivpy.common.kv.base import Compare, Delete, KeyValue, KVStore, Put
-from contivpy.model import keys, objects
+from contivpy.model import codec, keys
 from contivpy.netmaster import registry as reg
 
 log = logging.getLogger("netmaster.crud")
@@ -201,7 +201,7 @@ class TxnContext:
                 ops.append(Delete(ek))
             else:
                 obj_type = ek[len(keys.OBJ) :].split("/", 1)[0]
-                ops.append(Put(ek, objects.dumps(obj_type, obj)))
+                ops.append(Put(ek, codec.dumps(obj_type, obj)))
         return ops
 
 
@@ -285,19 +285,19 @@ class Crud:
 
     # --- writes --------------------------------------------------------------------------
     async def create_or_update(self, obj_type: str, key: str, body: dict) -> dict:
-        """``body`` is the decoded request object (objects.decode); returns the stored object."""
+        """``body`` is the decoded request object (codec.decode); returns the stored object."""
         t = reg.TYPES[obj_type]
         async with self.lock:
             for _ in range(MAX_ATTEMPTS):
                 ctx = TxnContext(self)
                 new = copy.deepcopy(body)
                 new["key"] = key
-                objects.validate(obj_type, new)
+                codec.validate(obj_type, new)
                 old = await ctx.get_obj(obj_type, key)
                 plan = Plan()
                 mod = _hooks(t)
                 if old is None:
-                    objects.reset_links(obj_type, new)
+                    codec.reset_links(obj_type, new)
                     await self._link_parents(ctx, t, new)
                     plan.extend(await _call(mod, "on_create", ctx, new))
                 else:
@@ -458,7 +458,7 @@ async def _minimal_global(ctx: TxnContext, fwd_mode: str) -> Plan | None:
     """Fallback used only while hooks.global_ is absent: the default global object."""
     if await ctx.get_obj("global", "global") is not None:
         return None
-    ctx.put_obj("global", objects.default_global(fwd_mode))
+    ctx.put_obj("global", codec.default_global(fwd_mode))
     return None
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from contivpy.common.errors import NotLeaderError, ValidationError
 from contivpy.common.kv.base import Compare, Put
-from contivpy.model import objects
+from contivpy.model import codec, objects
 from contivpy.netmaster import registry
 from contivpy.netmaster.crud import Crud, Plan
 
@@ -63,7 +63,7 @@ def test_every_registry_type_has_a_spec():
         ),
         (
             "global",
-            objects.default_global("bridge"),
+            codec.default_global("bridge"),
             '{"key":"global","arpMode":"proxy","fwdMode":"bridge","name":"global","networkInfraType":"default",'
             '"pvtSubnet":"172.19.0.0/16","vlans":"1-4094","vxlans":"1-10000"}',
         ),
@@ -89,11 +89,11 @@ def test_every_registry_type_has_a_spec():
     ],
 )
 def test_canonical_json_matches_transcripts(obj_type, obj, text):
-    assert objects.dumps(obj_type, obj) == text
+    assert codec.dumps(obj_type, obj) == text
 
 
 def test_decode_and_validate():
-    body = objects.decode(
+    body = codec.decode(
         "rule",
         b'{"ruleId":"1","policyName":"p1","tenantName":"default","direction":"in",'
         b'"action":"allow","port":0,"links":{"MatchEndpointGroup":{}},"key":"ignored"}',
@@ -106,7 +106,7 @@ def test_decode_and_validate():
         "action": "allow",
     }
     body["key"] = "default:p1:1"
-    objects.validate("rule", body)
+    codec.validate("rule", body)
     assert body["priority"] == 1  # default
     net = {
         "key": "default:n",
@@ -115,7 +115,7 @@ def test_decode_and_validate():
         "encap": "vxlan",
         "subnet": "10.1.1.5/24",
     }
-    objects.validate("network", net)  # the original accepts a host address as subnet
+    codec.validate("network", net)  # the original accepts a host address as subnet
     assert net["nwType"] == "data"
     for bad, msg in [
         ({"subnet": "10.1.1.0/33"}, "subnet string invalid format"),
@@ -125,12 +125,12 @@ def test_decode_and_validate():
         ({"key": "default:m"}, "Invalid Key"),
     ]:
         with pytest.raises(ValidationError) as exc:
-            objects.validate("network", dict(net, **bad))
+            codec.validate("network", dict(net, **bad))
         assert str(exc.value) == msg
     with pytest.raises(ValidationError, match='unknown field "x"'):
-        objects.decode("tenant", '{"x":1}')
+        codec.decode("tenant", '{"x":1}')
     with pytest.raises(ValidationError, match="request body too large"):
-        objects.decode("tenant", b" " * (objects.MAX_BODY + 1))
+        codec.decode("tenant", b" " * (objects.MAX_BODY + 1))
 
 
 async def test_crud_links_one_txn_and_retries(memory_kv):

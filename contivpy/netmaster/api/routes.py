@@ -19,7 +19,7 @@ import json
 from aiohttp import web
 
 from contivpy.common.errors import ValidationError
-from contivpy.model import objects
+from contivpy.model import codec, objects
 from contivpy.netmaster import registry as reg
 from contivpy.netmaster.api.keys import CRUD
 from contivpy.netmaster.endpoints import endpoint_inspect
@@ -46,7 +46,7 @@ async def list_objs(request: web.Request) -> web.Response:
 async def get_obj(request: web.Request) -> web.Response:
     t = _type(request)
     obj = await request.app[CRUD].get(t.name, request.match_info["key"])
-    return _json(objects.dumps(t.name, obj))
+    return _json(codec.dumps(t.name, obj))
 
 
 async def _body(request: web.Request) -> bytes:
@@ -58,13 +58,13 @@ async def _body(request: web.Request) -> bytes:
 async def put_obj(request: web.Request) -> web.Response:
     t = _type(request)
     key = request.match_info["key"]
-    body = objects.decode(t.name, await _body(request))
+    body = codec.decode(t.name, await _body(request))
     if t.invalid:
         body["key"] = key
-        objects.validate(t.name, body)
+        codec.validate(t.name, body)
         raise ValidationError("Invalid object type")
     obj = await request.app[CRUD].create_or_update(t.name, key, body)
-    return _json(objects.dumps(t.name, obj))
+    return _json(codec.dumps(t.name, obj))
 
 
 async def delete_obj(request: web.Request) -> web.Response:
@@ -82,7 +82,7 @@ async def inspect_obj(request: web.Request) -> web.Response:
         return _json(json.dumps(go_order(await endpoint_inspect(crud.kv, key)), separators=(",", ":")))
     t = _type(request)
     out = await crud.inspect(t.name, key)
-    text = '{"Config":' + objects.dumps(t.name, out["Config"])
+    text = '{"Config":' + codec.dumps(t.name, out["Config"])
     if "Oper" in out:
         text += ',"Oper":' + json.dumps(go_order(out["Oper"]), separators=(",", ":"))
     return _json(text + "}")

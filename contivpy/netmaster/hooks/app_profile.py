@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 from contivpy.common.errors import NotFoundError, ValidationError
-from contivpy.model import keys, objects
+from contivpy.model import codec, keys
 from contivpy.netmaster import followup
 from contivpy.netmaster.crud import Plan, TxnContext, link_set_add, link_set_remove, set_link
 
@@ -91,7 +91,7 @@ async def _relink(crud, prof_key: str) -> None:
         if w is None:
             return None
         set_link(epg, "AppProfile", "appProfile" if w else "", w)
-        return objects.dumps("endpointGroup", epg)
+        return codec.dumps("endpointGroup", epg)
 
     await followup.cas_update(crud, todo, change)
 

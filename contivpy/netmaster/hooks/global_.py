@@ -26,7 +26,7 @@ from typing import Any
 from contivpy.common import netaddr
 from contivpy.common.errors import ConflictError
 from contivpy.common.kv.base import Delete, Put
-from contivpy.model import keys, objects
+from contivpy.model import codec, keys
 from contivpy.model.state import GlobalConfig
 from contivpy.netmaster.crud import Plan
 from contivpy.netmaster.hooks import _alloc as A
@@ -86,7 +86,7 @@ async def ensure_global_defaults(ctx: Any, fwd_mode: str) -> Plan:
     plan = Plan()
     g = await ctx.get_obj("global", "global")
     if g is None:
-        g = objects.default_global(fwd_mode)
+        g = codec.default_global(fwd_mode)
         infra = getattr(ctx.config, "infra", "") if ctx.config is not None else ""
         if infra:
             g["networkInfraType"] = infra

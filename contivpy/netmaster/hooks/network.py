@@ -24,7 +24,7 @@ from typing import Any
 from contivpy.common import netaddr
 from contivpy.common.errors import ConflictError, ContivError, NotFoundError, ValidationError
 from contivpy.common.kv.base import Compare, Delete, KVStore, Put
-from contivpy.model import keys, objects
+from contivpy.model import codec, keys
 from contivpy.model.state import EndpointState, NetworkState
 from contivpy.netmaster import dockernet, ipam
 from contivpy.netmaster.crud import Plan, link_set_remove
@@ -154,7 +154,7 @@ async def rollback_create(kv: KVStore, obj: dict) -> bool:
             tenant = json.loads(t_kv.value)
             link_set_remove(tenant, "Networks", obj["key"])
             compares.append(Compare(t_key, "mod", "==", t_kv.mod_revision))
-            ops.append(Put(t_key, objects.dumps("tenant", tenant)))
+            ops.append(Put(t_key, codec.dumps("tenant", tenant)))
         if (await kv.txn(compares, ops)).succeeded:
             return True
     log.error("rollback of network %s lost too many races", obj["key"])

@@ -15,7 +15,7 @@ import json
 
 from contivpy.common.errors import ConflictError, NotFoundError, ValidationError
 from contivpy.common.kv.base import Delete
-from contivpy.model import keys, objects
+from contivpy.model import codec, keys
 from contivpy.model.state import EndpointState
 from contivpy.netmaster import followup
 from contivpy.netmaster.crud import Plan, TxnContext, link_set_remove
@@ -68,7 +68,7 @@ async def _unmatch(crud, policy_key: str) -> None:
         for k in list(((epg.get("link-sets") or {}).get("MatchRules")) or {}):
             if k.startswith(rule_prefix) and keys.obj_key("rule", k) not in live:
                 link_set_remove(epg, "MatchRules", k)
-        return objects.dumps("endpointGroup", epg)
+        return codec.dumps("endpointGroup", epg)
 
     await followup.cas_update(crud, stale, change)
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 
 from contivpy.common.kv.base import Delete, KVStore, Put
-from contivpy.model import keys, objects
+from contivpy.model import codec, keys
 from contivpy.model.state import EndpointGroupState, PolicyRuleState
 from contivpy.netmaster import followup
 
@@ -138,7 +138,7 @@ async def _pair_ops(look: Lookup, tenant: str, group: str, epg_id: int, policy: 
     for rule in rules:
         ofr = await ofnet_rules(look, gp_key, epg_id, rule)
         ofnet = {rid: r.rule_dict() for rid, r in ofr.items()}
-        rule_maps[rule["key"]] = {"Rule": objects.canonical("rule", rule), "OfnetRules": ofnet}
+        rule_maps[rule["key"]] = {"Rule": codec.canonical("rule", rule), "OfnetRules": ofnet}
         want.update({keys.POLICY_RULE + rid: r.to_json() for rid, r in ofr.items()})
     have_items, _ = await look.kv.get_prefix(keys.POLICY_RULE + gp_key + ":")
     have = {i.key: i.value for i in have_items}
