@@ -80,7 +80,7 @@ def main() -> int:
                 raise RuntimeError(f"docker {' '.join(args)} failed")
             return r.stdout
 
-        netctl(1, "network", "create", "--subnet", "10.103.1.0/24", "-g", "10.103.1.254", "test-net")
+        netctl(1, "network", "create", "--subnet", "10.103.1.0/24", "test-net")  # the seed, verbatim
         for h in (1, 2):
             netctl(h, "network", "ls")
         deadline = time.monotonic() + 30

@@ -45,6 +45,7 @@ class NetSpec:
     vni: int
     gateway: str
     subnet_len: int
+    subnet: str = ""  # "<subnetIP>/<subnetLen>"
 
     @property
     def bridge(self) -> str:

@@ -50,7 +50,7 @@ class OfnetFlows:
 
     async def add_network(self, net) -> None:
         vni = net.vni if self.kind == "vxlan" else 0
-        await self.agent.add_network(net.vlan, vni, net.gateway, net.tenant or "default")
+        await self.agent.add_network(net.vlan, vni, net.gateway, net.tenant or "default", net.subnet)
 
     async def remove_network(self, net) -> None:
         await self.agent.remove_network(net.vlan)

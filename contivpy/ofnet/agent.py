@@ -16,7 +16,8 @@ so replaying networks in a stable order reproduces the same metadata values.
 
 Packet-ins: ARP requests (proxy mode) are answered from the endpoint tables (see
 :mod:`arp`); on the vxlan bridge an ARP request of a local endpoint for its network's gateway
-(held by no endpoint) is answered with ``arp.GATEWAY_MAC``, so off-subnet traffic, DNS queries to
+(held by no endpoint), or for a network without a gateway any address outside its subnet, is
+answered with ``arp.GATEWAY_MAC``, so off-subnet traffic, DNS queries to
 an upstream resolver included, leaves the container (then it is dropped in table 9: bridge mode
 has no router). DNS queries from container MACs go to ``dns_resolver(in_port, frame)`` (if set;
 ``local_endpoint(in_port).vrf`` gives the asker's tenant), which returns the reply frame sent out
@@ -27,6 +28,7 @@ pipeline.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 from collections.abc import Awaitable, Callable
@@ -131,8 +133,10 @@ class OfnetAgent:
     def _vlan_of_vni(self, vni: int) -> int | None:
         return next((n.vlan for n in self._networks.values() if n.vni == vni and vni), None)
 
-    async def add_network(self, vlan: int, vni: int = 0, gateway: str = "", vrf: str = "default") -> None:
-        net = Network(vlan, vni, gateway, vrf)
+    async def add_network(
+        self, vlan: int, vni: int = 0, gateway: str = "", vrf: str = "default", subnet: str = ""
+    ) -> None:
+        net = Network(vlan, vni, gateway, vrf, subnet)
         if self.datapath == "vxlan" and not vni:
             raise ValidationError("a vxlan network needs a VNI")
         other = next((n for n in self._networks.values() if n.vni == vni and vni and n.vlan != vlan), None)
@@ -342,7 +346,7 @@ class OfnetAgent:
         src_l, src_r = self._endpoint(req.src_ip, vrf)
         dst_l, dst_r = self._endpoint(req.dst_ip, vrf)
         dst = dst_l or dst_r
-        if dst is None and vtep is None and self._is_gateway(in_port, req.dst_ip):
+        if dst is None and vtep is None and self._is_router_address(in_port, req.dst_ip):
             await sw.packet_out(
                 OFPP_CONTROLLER, [Output(in_port)], arpmod.arp_reply_frame(req, arpmod.GATEWAY_MAC)
             )
@@ -370,14 +374,25 @@ class OfnetAgent:
         else:
             self._counters["arp_ignored"] += 1
 
-    def _is_gateway(self, in_port: int, ip: str) -> bool:
-        """vxlan bridge only: the gateway of the asking local port's network (nobody else answers
-        for it in bridge mode; on the vlan bridge a real router on the uplink may)."""
+    def _is_router_address(self, in_port: int, ip: str) -> bool:
+        """vxlan bridge only (nobody else answers in bridge mode; on the vlan bridge a real router
+        on the uplink may): the gateway of the asking local port's network or, for a network
+        without one, any address outside its subnet (such containers route everything off the
+        subnet straight out of eth0: the plugin's Join gives them ``default dev eth0``)."""
         lep = self._local.get(in_port)
         if self.datapath != "vxlan" or lep is None:
             return False
         net = self._networks.get(lep.vlan)
-        return net is not None and bool(net.gateway) and net.gateway == ip
+        if net is None:
+            return False
+        if net.gateway:
+            return net.gateway == ip
+        if not net.subnet:
+            return False
+        try:
+            return ipaddress.IPv4Address(ip) not in ipaddress.IPv4Network(net.subnet)
+        except ValueError:
+            return False
 
     def local_endpoint(self, ofport: int) -> LocalEndpoint | None:
         """The local endpoint on ``ofport`` (its ``vrf`` scopes a DNS resolver's answers)."""

@@ -44,12 +44,15 @@ class Network:
     vni: int = 0
     gateway: str = ""
     vrf: str = "default"
+    subnet: str = ""  # "a.b.c.d/len"; without a gateway, ARP for anything outside it is answered
 
     def __post_init__(self) -> None:
         _range(self.vlan, 1, 4094, "vlan")
         _range(self.vni, 0, 0xFFFFFF, "vni")
         if self.gateway:
             object.__setattr__(self, "gateway", _ip(self.gateway, "gateway"))
+        if self.subnet:
+            object.__setattr__(self, "subnet", _cidr(self.subnet, "subnet"))
 
 
 @dataclass(frozen=True)

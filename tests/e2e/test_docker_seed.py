@@ -146,7 +146,8 @@ def test_daemons_run_with_the_issue_command_lines(docker_bed2):
 
 def test_seed_network_on_both_hosts_and_ping(docker_bed2):
     bed, d1, d2 = docker_bed2.bed, docker_bed2.dockers[1], docker_bed2.dockers[2]
-    out = bed.netctl("network", "create", "--subnet", "10.1.1.0/24", "-g", "10.1.1.254", "test-net")
+    # the seed's exact command: no gateway (names must resolve all the same, see test below)
+    out = bed.netctl("network", "create", "--subnet", "10.103.1.0/24", "test-net")
     assert out.strip() == "Creating network default:test-net"
     wait_net(docker_bed2, "test-net")
     n = d2.networks()["test-net"]
@@ -155,14 +156,17 @@ def test_seed_network_on_both_hosts_and_ping(docker_bed2):
     d2.run("tdkc2", "test-net")
     ip1, mac1 = eth0(d1, "tdkc1")
     ip2, mac2 = eth0(d2, "tdkc2")
-    assert (ip1, mac1) == ("10.1.1.1/24", "02:02:0a:01:01:01")
-    assert (ip2, mac2) == ("10.1.1.2/24", "02:02:0a:01:01:02")
+    assert (ip1, mac1) == ("10.103.1.1/24", "02:02:0a:67:01:01")
+    assert (ip2, mac2) == ("10.103.1.2/24", "02:02:0a:67:01:02")
     assert "mtu 1450" in d1.exec("tdkc1", "ip", "link", "show", "eth0")
-    assert "default via 10.1.1.254" in d1.exec("tdkc1", "ip", "route")
-    assert d1.ping("tdkc1", "10.1.1.2"), "h1 -> h2 by IP"
-    assert d2.ping("tdkc2", "10.1.1.1"), "h2 -> h1 by IP"
+    # no gateway: the plugin's Join gives "default dev eth0" and no docker_gwbridge second interface
+    for d, c in ((d1, "tdkc1"), (d2, "tdkc2")):
+        assert "default dev eth0" in d.exec(c, "ip", "route")
+        assert "eth1" not in d.exec(c, "ip", "link")
+    assert d1.ping("tdkc1", "10.103.1.2"), "h1 -> h2 by IP"
+    assert d2.ping("tdkc2", "10.103.1.1"), "h2 -> h1 by IP"
     eps = ep_state(bed, "test-net.default")
-    assert sorted(e["ipAddress"] for e in eps) == ["10.1.1.1", "10.1.1.2"]
+    assert sorted(e["ipAddress"] for e in eps) == ["10.103.1.1", "10.103.1.2"]
 
 
 def test_ping_by_name_across_hosts(docker_bed2):
@@ -175,7 +179,7 @@ def test_ping_by_name_across_hosts(docker_bed2):
     assert d1.ping("tdkc1", "tdkc2"), "h1 -> h2 by name"
     assert d2.ping("tdkc2", "tdkc1"), "h2 -> h1 by name"
     out = d1.exec("tdkc1", "nslookup", "tdkc2")
-    assert "10.1.1.2" in out
+    assert "10.103.1.2" in out
     # the seed's exact command
     assert "4 packets received" in d1.exec("tdkc1", "ping", "-c", "4", "tdkc2", timeout=60)
     # answered by h1's agent from the OpenFlow punt (Docker only knows its own host's names)
@@ -280,15 +284,15 @@ def bed_netctl_rc(bed, *args):
 def test_second_tenant_same_subnet_is_isolated(docker_bed2):
     bed, d1, d2 = docker_bed2.bed, docker_bed2.dockers[1], docker_bed2.dockers[2]
     bed.netctl("tenant", "create", "t1")
-    bed.netctl("network", "create", "-t", "t1", "--subnet", "10.1.1.0/24", "-g", "10.1.1.254", "test-net")
+    bed.netctl("network", "create", "-t", "t1", "--subnet", "10.103.1.0/24", "-g", "10.103.1.254", "test-net")
     wait_net(docker_bed2, "test-net/t1")
     d1.run("tdkt1a", "test-net/t1")
-    assert eth0(d1, "tdkt1a")[0] == "10.1.1.1/24"
-    # 10.1.1.2 exists in tenant default (tdkc2): unreachable from t1
-    assert not d1.ping("tdkt1a", "10.1.1.2", budget=3), "tenant t1 reached tenant default"
+    assert eth0(d1, "tdkt1a")[0] == "10.103.1.1/24"
+    # 10.103.1.2 exists in tenant default (tdkc2): unreachable from t1
+    assert not d1.ping("tdkt1a", "10.103.1.2", budget=3), "tenant t1 reached tenant default"
     d2.run("tdkt1b", "test-net/t1")
-    assert eth0(d2, "tdkt1b")[0] == "10.1.1.2/24"
-    assert d1.ping("tdkt1a", "10.1.1.2"), "t1 containers reach each other"
+    assert eth0(d2, "tdkt1b")[0] == "10.103.1.2/24"
+    assert d1.ping("tdkt1a", "10.103.1.2"), "t1 containers reach each other"
     d1.docker("rm", "-f", "tdkt1a")
     d2.docker("rm", "-f", "tdkt1b")
 
@@ -310,7 +314,7 @@ def test_endpoint_group_network(docker_bed2):
     d2.run("tdkw2", "web")
     ipw2 = eth0(d2, "tdkw2")[0].split("/")[0]
     assert d1.ping("tdkw1", ipw2), "web h1 -> web h2"
-    assert d2.ping("tdkw2", "10.1.1.1"), "web h2 -> test-net h1 (default allow)"
+    assert d2.ping("tdkw2", "10.103.1.1"), "web h2 -> test-net h1 (default allow)"
     eps = {e["ipAddress"]: e for e in ep_state(bed, "test-net.default")}
     assert eps[ipw2]["endpointGroupKey"] == "web:default"
     d1.docker("rm", "-f", "tdkw1")
@@ -326,13 +330,15 @@ def test_kill9_netplugin_restart_keeps_docker_and_connectivity(docker_bed2):
     h1 = bed.hosts[1]
     h1.stop_netplugin(signal.SIGKILL)
     # the data path keeps forwarding while the agent is down
-    assert d1.ping("tdkc1", "10.1.1.2"), "connectivity while netplugin is down"
+    assert d1.ping("tdkc1", "10.103.1.2"), "connectivity while netplugin is down"
     h1.start_netplugin()
     # the same dockerd keeps using the plugin: a new container on h1 works and reaches h2
     d1.run("tdkr1", "test-net")
     ip = eth0(d1, "tdkr1")[0].split("/")[0]
     assert d2.ping("tdkc2", ip), "new container after restart reachable"
-    assert d1.ping("tdkc1", "10.1.1.2") and d2.ping("tdkc2", "10.1.1.1"), "old containers keep connectivity"
+    assert d1.ping("tdkc1", "10.103.1.2") and d2.ping("tdkc2", "10.103.1.1"), (
+        "old containers keep connectivity"
+    )
     assert d1.ping("tdkc1", "tdkc2"), "DNS served again after the restart"
     d1.docker("rm", "-f", "tdkr1")
 
@@ -344,7 +350,7 @@ def test_twenty_containers_in_parallel(docker_bed2):
         list(ex.map(lambda dn: dn[0].run(dn[1], "test-net"), names))
     ips = {n: eth0(d, n)[0].split("/")[0] for d, n in names}
     assert len(set(ips.values())) == 20
-    assert set(ips.values()).isdisjoint({"10.1.1.1", "10.1.1.2", "10.1.1.254"})
+    assert set(ips.values()).isdisjoint({"10.103.1.1", "10.103.1.2", "10.103.1.254"})
     # every container reaches one on the other host; one container reaches all
     with cf.ThreadPoolExecutor(10) as ex:
         peers = [(d, n, ips[names[(k + 1) % 20][1]]) for k, (d, n) in enumerate(names)]
@@ -353,7 +359,7 @@ def test_twenty_containers_in_parallel(docker_bed2):
     with cf.ThreadPoolExecutor(10) as ex:
         list(ex.map(lambda dn: dn[0].docker("rm", "-f", dn[1]), names))
     eps = ep_state(bed, "test-net.default")
-    assert sorted(e["ipAddress"] for e in eps) == ["10.1.1.1", "10.1.1.2"]
+    assert sorted(e["ipAddress"] for e in eps) == ["10.103.1.1", "10.103.1.2"]
 
 
 def test_rm_cleans_ports_flows_and_addresses_then_network_rm(docker_bed2):
@@ -366,7 +372,7 @@ def test_rm_cleans_ports_flows_and_addresses_then_network_rm(docker_bed2):
     d2.docker("rm", "-f", "tdkc2")
     wait_until(lambda: not ep_state(bed, "test-net.default"), 15, "endpoint state removed")
     assert not [p for p in h1.ports("contivVxlanBridge") if p.startswith("vvport")]
-    assert not [f for f in h1.flows() if "02:02:0a:01:01:01" in f or "10.1.1.1," in f]
+    assert not [f for f in h1.flows() if "02:02:0a:67:01:01" in f or "10.103.1.1," in f]
     net = json.loads(bed.etcdctl("get", "/contiv.io/state/nets/test-net.default", "--print-value-only"))
     assert net["epCount"] == 0 and net["epAddrCount"] == 0
     out = bed.netctl("network", "rm", "test-net")

@@ -376,3 +376,26 @@ async def test_twenty_parallel_endpoints_unique(plugin):
     ips = [r[0] for r in res]
     ports = [r[2]["InterfaceName"]["SrcName"] for r in res]
     assert len(set(ips)) == 20 and len(set(ports)) == 20
+
+
+@pytest.mark.parametrize(
+    ("encap", "routes"),
+    [
+        ("vxlan", [{"Destination": "0.0.0.0/0", "RouteType": 1, "NextHop": ""}]),
+        ("vlan", None),
+    ],
+)
+async def test_join_without_gateway(plugin, encap, routes):
+    """No gateway: a vxlan network's container gets ``default dev eth0`` (connected route) and no
+    docker_gwbridge (DisableGatewayService), so its DNS queries reach the agent; a vlan network
+    keeps Docker's default behaviour."""
+    key = keys.net_state(f"net1.{plugin.tenant}")
+    net = json.loads((await plugin.kv.get(key)).value)
+    net.pop("gateway")
+    net["pktTagType"] = encap
+    await plugin.kv.put(key, json.dumps(net))
+    pool = await _netcreate(plugin)
+    _, _, join = await _container_start(plugin, pool["PoolID"], "fedcba9876543210" * 4)
+    assert join["Gateway"] == ""
+    assert join["StaticRoutes"] == routes
+    assert join["DisableGatewayService"] is (routes is not None)

@@ -204,3 +204,42 @@ async def test_punt_answers_tenant_names_and_reinjects_the_rest(ovs_instance, et
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await ag.stop()
+
+
+@pytest.mark.ovs
+@pytest.mark.root
+@pytest.mark.timeout(180)
+async def test_network_without_gateway_answers_off_subnet_arp_and_names(ovs_instance, etcd_kv):
+    """A network without a gateway: the container has ``default dev eth0`` (the plugin's Join), so
+    it ARPs for its upstream resolver itself. The agent answers ARP for addresses outside the
+    subnet (not inside it) with the router MAC, and the query is then punted and answered."""
+    ovs = ovs_instance
+    ag = OfnetAgent(BR, "vxlan", sock=ovs.listen_socket(0), echo_interval=1.0)
+    await ag.start()
+    ns = NameServer(etcd_kv)
+    ns.attach(ag)
+    task = asyncio.create_task(ns.run())
+    c1 = f"tdnc1{uuid.uuid4().hex[:5]}"
+    try:
+        await asyncio.to_thread(ovs.add_bridge, BR, ag.port)
+        await ag.wait_connected(20)
+        p1 = await asyncio.to_thread(ovs.add_veth_port, BR, "tdnvp1", c1, "eth0", MAC1, "10.1.1.1/24")
+        await asyncio.to_thread(_ns, c1, "ip", "route", "add", "default", "dev", "eth0")
+        await ag.add_network(1, 1, "", "default", subnet="10.1.1.0/24")
+        await ag.add_local_endpoint(LocalEndpoint(p1, MAC1, "10.1.1.1", 1))
+        await put_ep(etcd_kv, "n.default-e2", netID="n.default", ipAddress="10.1.1.2", epCommonName="tdnweb")
+
+        r = await asyncio.to_thread(_ns, c1, "busybox", "nslookup", "tdnweb", UPSTREAM)
+        assert "10.1.1.2" in r.stdout, r.stdout + r.stderr
+        neigh = await asyncio.to_thread(_ns, c1, "ip", "neigh", "show", UPSTREAM)
+        assert "00:00:11:11:11:11" in neigh.stdout, neigh.stdout
+        assert ag.statistics()["arp_gateway_replies"] >= 1
+
+        # an unknown address inside the subnet is not the router's
+        await asyncio.to_thread(_ns, c1, "ping", "-c", "1", "-W", "1", "10.1.1.77")
+        neigh = await asyncio.to_thread(_ns, c1, "ip", "neigh", "show", "10.1.1.77")
+        assert "00:00:11:11:11:11" not in neigh.stdout, neigh.stdout
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await ag.stop()

@@ -184,7 +184,12 @@ class PluginHandlers:
                 await self.on_join(state_id, req.EndpointID, req.SandboxKey)
             except Exception:  # a name-learning hiccup must not fail the container start
                 log.exception("join hook failed for %s", state_id)
-        return wire.join_response(ep.port_name, state.gateway, state.ipv6Gateway)
+        return wire.join_response(
+            ep.port_name,
+            state.gateway,
+            state.ipv6Gateway,
+            default_on_link=(state.pktTagType or "vxlan") == "vxlan",
+        )
 
     async def endpoint_oper_info(self, body: dict) -> dict:
         wire.parse(wire.EndpointRequest, body)

@@ -155,14 +155,26 @@ def create_endpoint_response(mac: str) -> dict[str, Any]:
     return {"Err": "", "Interface": {"Address": "", "AddressIPv6": "", "MacAddress": mac}}
 
 
-def join_response(src_name: str, gateway: str, gateway_v6: str = "") -> dict[str, Any]:
+#: libnetwork's route type for a route bound to the interface, without a next hop
+ROUTE_CONNECTED = 1
+
+
+def join_response(
+    src_name: str, gateway: str, gateway_v6: str = "", default_on_link: bool = False
+) -> dict[str, Any]:
+    """``default_on_link`` (a vxlan network without a gateway): ``default dev eth0`` instead of
+    Docker's second interface on docker_gwbridge, so the container's DNS queries to its upstream
+    servers go through OVS to the agent's name server (see docs/docker.md)."""
+    routes = None
+    if default_on_link and not gateway:
+        routes = [{"Destination": "0.0.0.0/0", "RouteType": ROUTE_CONNECTED, "NextHop": ""}]
     return {
         "Err": "",
         "InterfaceName": {"SrcName": src_name, "DstName": "", "DstPrefix": "eth"},
         "Gateway": gateway,
         "GatewayIPv6": gateway_v6,
-        "StaticRoutes": None,
-        "DisableGatewayService": False,
+        "StaticRoutes": routes,
+        "DisableGatewayService": routes is not None,
     }
 
 

@@ -30,6 +30,7 @@ def net_spec(value: str) -> NetSpec | None:
             vni=int(st.extPktTag or 0),
             gateway=st.gateway or "",
             subnet_len=int(st.subnetLen or 0),
+            subnet=f"{st.subnetIP}/{st.subnetLen}" if st.subnetIP and st.subnetLen else "",
         )
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         log.warning("ignoring malformed network state: %s", e)
