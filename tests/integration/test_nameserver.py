@@ -7,6 +7,7 @@ the rest, which then travels the pipeline like any packet.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import uuid
@@ -139,6 +140,24 @@ BR = "contivVxlanBridge"
 MAC1, MAC2 = "02:02:0a:01:01:01", "02:02:0a:01:01:02"
 
 
+@contextlib.asynccontextmanager
+async def punt_agent(ovs, etcd_kv):
+    """An OfnetAgent on BR of ``ovs`` (connected) with a NameServer attached and running."""
+    ag = OfnetAgent(BR, "vxlan", sock=ovs.listen_socket(0), echo_interval=1.0)
+    await ag.start()
+    ns = NameServer(etcd_kv)
+    ns.attach(ag)
+    task = asyncio.create_task(ns.run())
+    try:
+        await asyncio.to_thread(ovs.add_bridge, BR, ag.port)
+        await ag.wait_connected(20)
+        yield ag
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await ag.stop()
+
+
 def _ns(ns, *cmd, timeout=30):
     return subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True, timeout=timeout)
 
@@ -148,16 +167,9 @@ def _ns(ns, *cmd, timeout=30):
 @pytest.mark.timeout(180)
 async def test_punt_answers_tenant_names_and_reinjects_the_rest(ovs_instance, etcd_kv):
     ovs = ovs_instance
-    ag = OfnetAgent(BR, "vxlan", sock=ovs.listen_socket(0), echo_interval=1.0)
-    await ag.start()
-    ns = NameServer(etcd_kv)
-    ns.attach(ag)
-    task = asyncio.create_task(ns.run())
     sfx = uuid.uuid4().hex[:5]
     c1, c2 = f"tdnc1{sfx}", f"tdnc2{sfx}"
-    try:
-        await asyncio.to_thread(ovs.add_bridge, BR, ag.port)
-        await ag.wait_connected(20)
+    async with punt_agent(ovs, etcd_kv) as ag:
         p1 = await asyncio.to_thread(ovs.add_veth_port, BR, "tdnvp1", c1, "eth0", MAC1, "10.1.1.1/24")
         p2 = await asyncio.to_thread(ovs.add_veth_port, BR, "tdnvp2", c2, "eth0", MAC2, "10.1.1.2/24")
         for c in (c1, c2):
@@ -200,10 +212,6 @@ async def test_punt_answers_tenant_names_and_reinjects_the_rest(ovs_instance, et
         flows = ovs.dump_flows(BR)
         reinj = [f for f in flows if "dl_vlan=4093" in f]
         assert reinj and "n_packets=0" not in ovs.ofctl("dump-flows", BR, "dl_vlan=4093")
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await ag.stop()
 
 
 @pytest.mark.ovs
@@ -214,15 +222,8 @@ async def test_network_without_gateway_answers_off_subnet_arp_and_names(ovs_inst
     it ARPs for its upstream resolver itself. The agent answers ARP for addresses outside the
     subnet (not inside it) with the router MAC, and the query is then punted and answered."""
     ovs = ovs_instance
-    ag = OfnetAgent(BR, "vxlan", sock=ovs.listen_socket(0), echo_interval=1.0)
-    await ag.start()
-    ns = NameServer(etcd_kv)
-    ns.attach(ag)
-    task = asyncio.create_task(ns.run())
     c1 = f"tdnc1{uuid.uuid4().hex[:5]}"
-    try:
-        await asyncio.to_thread(ovs.add_bridge, BR, ag.port)
-        await ag.wait_connected(20)
+    async with punt_agent(ovs, etcd_kv) as ag:
         p1 = await asyncio.to_thread(ovs.add_veth_port, BR, "tdnvp1", c1, "eth0", MAC1, "10.1.1.1/24")
         await asyncio.to_thread(_ns, c1, "ip", "route", "add", "default", "dev", "eth0")
         await ag.add_network(1, 1, "", "default", subnet="10.1.1.0/24")
@@ -239,7 +240,3 @@ async def test_network_without_gateway_answers_off_subnet_arp_and_names(ovs_inst
         await asyncio.to_thread(_ns, c1, "ping", "-c", "1", "-W", "1", "10.1.1.77")
         neigh = await asyncio.to_thread(_ns, c1, "ip", "neigh", "show", "10.1.1.77")
         assert "00:00:11:11:11:11" not in neigh.stdout, neigh.stdout
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await ag.stop()
