@@ -13,6 +13,8 @@ here (``contivpy.netmaster.bitset`` decodes them): this module is importable by 
     DocknetState        /contiv.io/oper/docknet/<tenant>.<net>.<group>       netmaster
     OperEndpoint        /contiv.io/oper/eps/<net>.<tenant>-<endpointID>      netplugin (owning host)
     OvsDriverOper       /contiv.io/oper/ovs-driver/<host>                    netplugin (CAS only)
+    ServiceLBState      /contiv.io/state/serviceLB/<service>:<tenant>        netmaster
+    ProviderState       /contiv.io/state/provider/<service>:<tenant>         netmaster
 
 ``from_json`` ignores unknown fields, fills missing ones with defaults and raises ``ValueError``
 for text that is not a JSON object; ``parse`` returns None instead.
@@ -223,7 +225,42 @@ class OvsDriverOper(_Record):
         self.LocalEpInfo = self.LocalEpInfo or {}
 
 
+@dataclass
+class ServiceLBState(_Record):
+    """A service load balancer: VIP ``ipaddress`` in network ``subnet`` (the network *name*) of
+    ``tenantname``; ``ports`` ``"<svcPort>:<provPort>:<TCP|UDP>"``; ``selectors`` ``{k: v}``;
+    ``providers`` ``{"<ip>:<tenant>": {provider record}}`` (bookkeeping of netmaster)."""
+
+    id: str = ""
+    servicename: str = ""
+    tenantname: str = ""
+    subnet: str = ""
+    ports: list[str] = field(default_factory=list)
+    selectors: dict[str, str] = field(default_factory=dict)
+    ipaddress: str = ""
+    providers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ports = list(self.ports or [])
+        self.selectors = dict(self.selectors or {})
+        self.providers = dict(self.providers or {})
+
+
+@dataclass
+class ProviderState(_Record):
+    """The provider IPs of one service (``ServiceName`` = ``<service>:<tenant>``), sorted: what
+    every netplugin programs the service's backends from."""
+
+    ServiceName: str = ""
+    Providers: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.Providers = list(self.Providers or [])
+
+
 __all__ = [
+    "ServiceLBState",
+    "ProviderState",
     "NetworkState",
     "EndpointGroupState",
     "EndpointState",

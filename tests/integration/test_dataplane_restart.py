@@ -111,7 +111,18 @@ def test_seed_command_line_starts_without_vlan_if():
         assert h.vsctl("get", "bridge", "contivVlanBridge", "datapath_type").strip() == "netdev"
         ctl = h.vsctl("get-controller", "contivVlanBridge").strip()
         assert ctl == "tcp:127.0.0.1:6634"
-        # service registration with the original's keys and value
+        # service registration with the original's keys and value (registered concurrently with
+        # the bridges: the agent may answer /inspect/driver before its keys are written)
+        vtep_key = f"/contiv.io/service/netplugin.vtep/{h.ip}:4789"
+        wait_for(lambda: bed.etcdctl("get", vtep_key, "--print-value-only").strip(), 15, what="vtep key")
+        wait_for(
+            lambda: (
+                len(bed.etcdctl("get", "--prefix", "/contiv.io/service/netplugin/", "--keys-only").split())
+                == 2
+            ),
+            15,
+            what="netplugin keys",
+        )
         v = json.loads(
             bed.etcdctl("get", f"/contiv.io/service/netplugin.vtep/{h.ip}:4789", "--print-value-only")
         )
