@@ -29,6 +29,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.fixtures.netmaster import netmaster_args  # noqa: E402  (one definition of the flags)
+
 ETCD_BIN = os.environ.get("CONTIVPY_ETCD_BIN", "/usr/bin/etcd")
 
 
@@ -136,24 +141,7 @@ class Netmaster:
         # the installed `netmaster` (bin/netmaster launcher next to this interpreter): what users run
         script = Path(sys.executable).with_name("netmaster")
         launch = [str(script)] if script.exists() else [sys.executable, "-m", "contivpy.netmaster"]
-        self.cmd = [
-            *launch,
-            "--etcd-endpoints",
-            env.etcd_url,
-            "--mode",
-            "test",
-            "--netmode",
-            "vlan",
-            "--fwdmode",
-            "bridge",
-            "--listen-url",
-            f"127.0.0.1:{self.port}",
-            "--control-url",
-            f"127.0.0.1:{self.port}",
-            "--rpc-port",
-            "0",
-            *(extra or []),
-        ]
+        self.cmd = [*launch, *netmaster_args(env.etcd_url, self.port), *(extra or [])]
         self.log_path = env.tmp / f"tbm-netmaster-{self.port}.log"
         self.proc: subprocess.Popen | None = None
         self.t_spawn = 0.0
