@@ -80,6 +80,26 @@ def epg_state(epg_state_id: str) -> str:
     return EPGS + epg_state_id
 
 
+# Service-provider candidates (contivpy addition, decisions.md "Service providers"): one record per
+# endpoint started with labels, and a per-tenant generation every writer of candidates or service
+# provider lists bumps (the fence that keeps a service create and a container start from missing
+# each other).
+SVC_PROVIDER = STATE + "svcProvider/"
+SVC_PROVIDER_GEN = STATE + "svcProviderGen/"
+
+
+def svc_provider_prefix(tenant: str) -> str:
+    return f"{SVC_PROVIDER}{tenant}/"
+
+
+def svc_provider(tenant: str, ep_id: str) -> str:
+    return f"{SVC_PROVIDER}{tenant}/{ep_id}"
+
+
+def svc_provider_gen(tenant: str) -> str:
+    return SVC_PROVIDER_GEN + tenant
+
+
 # --- oper state ------------------------------------------------------------------------------
 
 OPER_EPS = OPER + "eps/"

@@ -15,6 +15,8 @@ here (``contivpy.netmaster.bitset`` decodes them): this module is importable by 
     OvsDriverOper       /contiv.io/oper/ovs-driver/<host>                    netplugin (CAS only)
     ServiceLBState      /contiv.io/state/serviceLB/<service>:<tenant>        netmaster
     ProviderState       /contiv.io/state/provider/<service>:<tenant>         netmaster
+    ProviderCandidate   /contiv.io/state/svcProvider/<tenant>/<endpoint id>  netmaster (contivpy addition)
+    ProviderGeneration  /contiv.io/state/svcProviderGen/<tenant>             netmaster (contivpy addition)
 
 ``from_json`` ignores unknown fields, fills missing ones with defaults and raises ``ValueError``
 for text that is not a JSON object; ``parse`` returns None instead.
@@ -258,7 +260,36 @@ class ProviderState(_Record):
         self.Providers = list(self.Providers or [])
 
 
+@dataclass
+class ProviderCandidate(_Record):
+    """An endpoint whose container started with labels (the original's in-memory provider DB,
+    persisted): the original's ``Provider`` field names. The same dict, without ``Services``,
+    is the bookkeeping entry of every service it provides (``ServiceLBState.providers``)."""
+
+    EpIDKey: str = ""
+    IPAddress: str = ""
+    ContainerID: str = ""
+    Container: str = ""
+    Tenant: str = ""
+    Network: str = ""
+    Labels: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.Labels = dict(self.Labels or {})
+
+
+@dataclass
+class ProviderGeneration(_Record):
+    """Per-tenant counter bumped (CAS) by every txn that changes the tenant's provider candidates
+    or service provider lists."""
+
+    tenant: str = ""
+    generation: int = 0
+
+
 __all__ = [
+    "ProviderCandidate",
+    "ProviderGeneration",
     "ServiceLBState",
     "ProviderState",
     "NetworkState",

@@ -189,6 +189,9 @@ class Daemon:
         self.crud.cache = ObjCache(self.kv)
         await self.rpc.start()
         app = make_app(self.crud, cfg, self.kv, self.state, self.rpc)
+        allocator = self.crud.extras.get("allocator")
+        if allocator is not None:  # /plugin/updateEndpoint start/die -> service providers
+            allocator.provider_update = allocator.providers.update
         await self._listen(app)
         self.registry = ServiceRegistry(self.kv)
         self.services = [

@@ -30,6 +30,7 @@ from contivpy.common.kv.base import Compare, Delete, KeyValue, KVStore, Put
 from contivpy.model import keys
 from contivpy.model.state import EndpointGroupState, EndpointState, NetworkState, OperEndpoint
 from contivpy.netmaster import ipam
+from contivpy.netmaster.providers import ProviderBook, check_request
 
 log = logging.getLogger("netmaster.endpoints")
 
@@ -75,7 +76,8 @@ class Allocator:
     ) -> None:
         self.kv = kv
         self.cluster_mode = cluster_mode
-        self.provider_update = provider_update
+        self.provider_update = provider_update  # daemon wires ``self.providers.update``
+        self.providers = ProviderBook(kv, self.resolve)
         self._locks: dict[str, asyncio.Lock] = {}
         self._pending: dict[str, list[_AllocReq]] = {}
 
@@ -324,7 +326,8 @@ class Allocator:
         async with self._lock(net_id):
             for _ in range(MAX_ATTEMPTS):
                 eprec = await self._read(ep_key)
-                if eprec.kv is None:
+                if eprec.kv is None:  # (a retried delete still drops a provider left behind)
+                    await self.providers.remove(tenant, ep_key[len(keys.EPS) :])
                     return EndpointState()
                 ep = EndpointState.from_json(eprec.kv.value)
                 nrec = await self._read(keys.net_state(net_id))
@@ -348,34 +351,39 @@ class Allocator:
                         recs.append(erec)
                         ops.append(Put(erec.key, epg.to_json()))
                 if (await self.kv.txn([r.compare() for r in recs], ops)).succeeded:
+                    await self.providers.remove(tenant, ep.id)  # no longer a service provider
                     return ep
         raise ConflictError("concurrent update, please retry")
 
     async def update_endpoint(self, req: dict) -> dict:
         """Container start/die: the container's id and name go into the endpoint state (what the
-        name servers of every host answer from); service-provider bookkeeping is delegated to
-        ``provider_update``. ``EndpointID`` is the endpoint state id ``<net>.<tenant>-<epid>``."""
+        name servers of every host answer from), with its labels on ``start``; service-provider
+        bookkeeping (providers.py) is delegated to ``provider_update``. ``EndpointID`` is the
+        endpoint state id ``<net>.<tenant>-<epid>``. Every field is checked before any write."""
         ep_id, name, cid = (req.get(f) or "" for f in ("EndpointID", "EPCommonName", "ContainerID"))
         for field, v in (("EndpointID", ep_id), ("EPCommonName", name), ("ContainerID", cid)):
             if not isinstance(v, str):
                 raise ValidationError(f"{field} must be a string")
-        if ep_id and (name or cid):
-            await self._set_container(ep_id, name, cid)
+        event, labels = check_request(req)
+        if event == "start" and labels:
+            await self.providers.check_start(req)
+        if ep_id and event != "die" and (name or cid or labels):
+            await self._set_container(ep_id, name, cid, labels)
         if self.provider_update is not None:
             await self.provider_update(req)
         return {"IPAddress": req.get("IPAddress", "")}
 
-    async def _set_container(self, ep_id: str, name: str, cid: str) -> None:
+    async def _set_container(self, ep_id: str, name: str, cid: str, labels: dict | None = None) -> None:
         key = keys.ep_state(ep_id)
         for _ in range(MAX_ATTEMPTS):
             rec = await self._read(key)
             if rec.kv is None:
                 raise NotFoundError(f"endpoint {ep_id} not found")
             ep = EndpointState.from_json(rec.kv.value)
-            want = (name or ep.epCommonName, cid or ep.containerId)
-            if (ep.epCommonName, ep.containerId) == want:
+            want = (name or ep.epCommonName, cid or ep.containerId, labels or ep.labels)
+            if (ep.epCommonName, ep.containerId, ep.labels) == want:
                 return
-            ep.epCommonName, ep.containerId = want
+            ep.epCommonName, ep.containerId, ep.labels = want
             if (await self.kv.txn([rec.compare()], [Put(key, ep.to_json())])).succeeded:
                 return
         raise ConflictError("concurrent update, please retry")

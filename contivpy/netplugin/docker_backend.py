@@ -54,9 +54,14 @@ class AgentBackend:
             )
         return await read_oper_endpoint(self.endpoints.kv, state_id)
 
-    async def record_container(self, state_id: str, name: str, container_id: str) -> None:
-        """After Join: netmaster writes the container's name and id into the endpoint state."""
-        await self.endpoints.netmaster.post(
-            "/plugin/updateEndpoint",
-            {"EndpointID": state_id, "EPCommonName": name, "ContainerID": container_id},
-        )
+    async def record_container(
+        self, state_id: str, name: str, container_id: str, labels: dict[str, str] | None = None
+    ) -> None:
+        """After Join (the container runs): netmaster writes the container's name, id and labels
+        into the endpoint state and matches the labels against service LB selectors (``start``)."""
+        req: dict = {"EndpointID": state_id, "EPCommonName": name, "ContainerID": container_id}
+        info = self.endpoints.local.get(state_id)
+        if info is not None:
+            req.update(IPAddress=info.ip_address, Tenant=info.tenant, Network=info.network)
+        req.update(Labels=dict(labels or {}), Event="start")
+        await self.endpoints.netmaster.post("/plugin/updateEndpoint", req)

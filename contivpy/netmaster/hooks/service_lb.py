@@ -7,7 +7,14 @@ allocated from the service network's IPAM (``/contiv.io/state/nets/<net>.<tenant
 written: ``{"id","servicename","tenantname","subnet"(network name),"ports","selectors"{},
 "ipaddress","providers"{}}``. Update = re-create keeping the VIP when the network and requested
 address are unchanged. Delete releases the VIP and removes the serviceLB and provider states.
-Provider matching (containers whose labels carry the selectors) is done by /plugin/updateEndpoint.
+
+Providers (netmaster/providers.py): create and update match the tenant's persisted provider
+candidates (endpoints started with labels, ``/contiv.io/state/svcProvider/<tenant>/``) against
+the selectors and write ``providers`` and ``/contiv.io/state/provider/<svc>:<tenant>``
+(``{"ServiceName","Providers":[sorted IPs]}``) in the same txn, fenced (read = compare) and
+bumped on the tenant's generation record so a container start racing the create is never lost.
+Later container start/die and endpoint deletes are applied by /plugin/updateEndpoint and
+/plugin/deleteEndpoint. Oper lists the providers as EndpointOper entries.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import json
 from contivpy.common.errors import NotFoundError, ValidationError
 from contivpy.common.kv.base import Delete, Put
 from contivpy.model import keys
+from contivpy.model.state import EndpointState, ProviderCandidate, ProviderGeneration, ServiceLBState
+from contivpy.netmaster import providers as prov
 from contivpy.netmaster.crud import Plan, TxnContext
 
 
@@ -86,6 +95,22 @@ async def _release_vip(ctx: TxnContext, obj: dict, vip: str, plan: Plan) -> None
         plan.ops.append(Put(skey, net.to_json()))
 
 
+async def _match(ctx: TxnContext, obj: dict, vip: str, plan: Plan) -> None:
+    """serviceLB state with its providers + provider state + generation bump, into ``plan``."""
+    tenant = obj["tenantName"]
+    gitem = await ctx.read(keys.svc_provider_gen(tenant))  # fence: recorded compare
+    gen = None if gitem is None else ProviderGeneration.parse(gitem.value)
+    items, _ = await ctx.kv.get_prefix(keys.svc_provider_prefix(tenant))
+    cands = [c for c in (ProviderCandidate.parse(i.value) for i in items) if c is not None]
+    svc = ServiceLBState.from_json(_state(obj, vip).value)
+    svc.providers = prov.match_all(svc, cands)
+    plan.ops += [
+        Put(keys.SERVICE_LB + svc.id, svc.to_json()),
+        Put(keys.PROVIDER + svc.id, prov.provider_state(svc).to_json()),
+        prov.gen_put(tenant, gen),
+    ]
+
+
 def _state(obj: dict, vip: str, providers: dict | None = None) -> Put:
     st = {
         "id": _svc_id(obj),
@@ -104,7 +129,7 @@ async def on_create(ctx: TxnContext, obj: dict) -> Plan:
     await _checks(ctx, obj)
     plan = Plan()
     vip = await _allocate_vip(ctx, obj, plan)
-    plan.ops.append(_state(obj, vip))
+    await _match(ctx, obj, vip, plan)
     return plan
 
 
@@ -117,7 +142,7 @@ async def on_update(ctx: TxnContext, old: dict, new: dict) -> Plan:
     if not (same and vip):
         await _release_vip(ctx, old, vip, plan)
         vip = await _allocate_vip(ctx, new, plan)
-    plan.ops.append(_state(new, vip, cur.get("providers")))
+    await _match(ctx, new, vip, plan)  # selectors or network may have changed
     return plan
 
 
@@ -138,19 +163,18 @@ async def oper(ctx: TxnContext, obj: dict) -> dict:
     out: dict = {}
     if cur.get("ipaddress"):
         out["serviceVip"] = cur["ipaddress"]
+    from contivpy.netmaster.endpoints import read_oper_endpoint
+    from contivpy.netmaster.hooks.network import endpoint_oper
+
     providers = []
-    for prov in (cur.get("providers") or {}).values():
-        ep = await ctx.read_json(keys.ep_state(prov.get("EpIDKey", ""))) if prov.get("EpIDKey") else None
+    entries = sorted((cur.get("providers") or {}).values(), key=lambda p: prov.ip_key(p.get("IPAddress", "")))
+    for entry in entries:
+        item = await ctx.kv.get(keys.ep_state(entry.get("EpIDKey", ""))) if entry.get("EpIDKey") else None
+        ep = None if item is None else EndpointState.parse(item.value)
         if ep is not None:
-            providers.append(
-                {
-                    "network": ep.get("netID", ""),
-                    "endpointID": ep.get("endpointID", ""),
-                    "ipAddress": [ep.get("ipAddress", ""), ep.get("ipv6Address", "")],
-                    "macAddress": ep.get("macAddress", ""),
-                    "homingHost": ep.get("homingHost", ""),
-                }
-            )
+            oper_ep = await read_oper_endpoint(ctx.kv, ep.id)
+            port = oper_ep.portName if oper_ep is not None else ""
+            providers.append(endpoint_oper(ep, "v" + port if port else ""))
     if providers:
         out["providers"] = providers
         out["numProviders"] = len(providers)

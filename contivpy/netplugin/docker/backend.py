@@ -89,8 +89,10 @@ class EndpointBackend(Protocol):
     async def get_endpoint(self, state_id: str) -> PluggedEndpoint | None: ...
 
     # Optional (looked up with getattr, so not part of the runtime check):
-    # async def record_container(self, state_id: str, name: str, container_id: str) -> None
-    #     the container (Docker name and id) of a joined endpoint, for DNS by name.
+    # async def record_container(self, state_id: str, name: str, container_id: str,
+    #                            labels: dict[str, str] | None = None) -> None
+    #     the container (Docker name, id and labels) of a joined endpoint, for DNS by name and
+    #     service-LB provider matching (netmaster /plugin/updateEndpoint, Event "start").
 
 
 async def read_oper_endpoint(kv: KVStore, state_id: str) -> PluggedEndpoint | None:

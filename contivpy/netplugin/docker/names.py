@@ -1,8 +1,9 @@
 """Container names for DNS: after Join, the owning host tells netmaster which container holds the
-endpoint and under which name (contiv-reference §2.4 ``/plugin/updateEndpoint`` with
-``EndpointID``, ``ContainerID``, ``EPCommonName``); netmaster writes them into
-``/contiv.io/state/eps/<id>`` (CAS) and every agent's name server (``netplugin/nameserver.py``)
-answers from there.
+endpoint, under which name and with which labels (contiv-reference §2.4 ``/plugin/updateEndpoint``
+with ``EndpointID``, ``ContainerID``, ``EPCommonName``, ``Labels``, ``Event: start``); netmaster
+writes them into ``/contiv.io/state/eps/<id>`` (CAS), every agent's name server
+(``netplugin/nameserver.py``) answers from there, and the labels make the container a provider of
+the service LBs whose selectors they carry.
 
 Docker's Join carries no container id or name: the container is found through the local engine as
 the one whose network settings hold the joined endpoint id (polled until it runs, <= 60 s). After
@@ -20,8 +21,8 @@ from contivpy.common.errors import ContivError
 
 log = logging.getLogger(__name__)
 
-#: ``record(state_id, name, container_id)``: store the container of an endpoint (netmaster's route)
-Recorder = Callable[[str, str, str], Awaitable[None]]
+#: ``record(state_id, name, container_id, labels)``: store the container of an endpoint (netmaster's route)
+Recorder = Callable[[str, str, str, dict[str, str]], Awaitable[None]]
 
 
 class ContainerNames:
@@ -53,7 +54,8 @@ class ContainerNames:
                 c = await self.find_container(docker_ep_id)
                 if c is not None:
                     name = ((c.get("Names") or [""])[0]).lstrip("/")
-                    await self.record(state_id, name, c.get("Id", ""))
+                    labels = {str(k): str(v) for k, v in (c.get("Labels") or {}).items()}
+                    await self.record(state_id, name, c.get("Id", ""), labels)
                     return
             except ContivError as e:
                 log.info("container name of %s not recorded yet: %s", state_id, e)
