@@ -6,7 +6,7 @@ See docs/ovs-pipeline.md for the table-by-table description.
 
 from .agent import DEFAULT_PORTS, OfnetAgent
 from .switch import OpenFlowError, SwitchDisconnected
-from .types import LocalEndpoint, Network, RemoteEndpoint, Rule, Vtep
+from .types import LocalEndpoint, Network, RemoteEndpoint, Rule, Service, Vtep
 
 __all__ = [
     "OfnetAgent",
@@ -16,6 +16,7 @@ __all__ = [
     "Network",
     "Vtep",
     "Rule",
+    "Service",
     "OpenFlowError",
     "SwitchDisconnected",
 ]

@@ -23,6 +23,10 @@ has no router). DNS queries from container MACs go to ``dns_resolver(in_port, fr
 ``local_endpoint(in_port).vrf`` gives the asker's tenant), which returns the reply frame sent out
 of ``in_port``, or None: then the query is re-injected with VLAN 4093 so it continues through the
 pipeline.
+
+Service load balancing (tables svc_dnat/svc_snat, VIP ARP answers) lives in :mod:`svcproxy`;
+``add_service``/``remove_service`` manage it, and every endpoint change lets it re-check its
+clients' provider choices.  Without services it installs nothing.
 """
 
 from __future__ import annotations
@@ -39,9 +43,10 @@ from . import arp as arpmod
 from . import builders as B
 from .flowcache import FlowCache
 from .flows import OFPP_CONTROLLER, OFPP_TABLE, OFPVID_PRESENT, Output, PushVlan, SetField
-from .pipeline import DNS_VLAN
+from .pipeline import DNS_VLAN, SVC_DNAT
+from .svcproxy import ServiceProxy
 from .switch import OfController
-from .types import LocalEndpoint, Network, RemoteEndpoint, Rule, Vtep
+from .types import LocalEndpoint, Network, RemoteEndpoint, Rule, Service, Vtep
 
 __all__ = ["OfnetAgent", "DEFAULT_PORTS"]
 
@@ -76,6 +81,8 @@ class OfnetAgent:
         )  # fmt: skip
         self.controller.on_packet_in = self._packet_in
         self.cache = FlowCache(self.controller)
+        self.svc = ServiceProxy(self)
+        self.controller.on_connect.append(lambda _sw: self.svc.recover())  # after the cache's read-back
         self.dns_resolver: DnsResolver | None = None
         self._vrf_ids: dict[str, int] = {}
         self._networks: dict[int, Network] = {}
@@ -184,12 +191,14 @@ class OfnetAgent:
         if old is not None and old.vlan != ep.vlan:
             owners.append(self._net_owner(old.vlan))
         await self._apply(*owners)
+        await self.svc.refresh()
 
     async def remove_local_endpoint(self, ofport: int) -> None:
         ep = self._local.pop(ofport, None)
         if ep is None:
             return
         await self._apply((f"lep:{ofport}", [], []), self._net_owner(ep.vlan))
+        await self.svc.refresh()
 
     def _lep_owner(self, ep: LocalEndpoint):
         return (f"lep:{ep.ofport}", B.local_endpoint_flows(ep, self._vrf_id(ep.vrf), self.datapath), [])
@@ -226,12 +235,14 @@ class OfnetAgent:
         self._vrf_id(ep.vrf)
         self._remote[ep.key] = ep
         await self._apply(self._rep_owner(ep.key))
+        await self.svc.refresh()
 
     async def remove_remote_endpoint(self, ep: RemoteEndpoint | str) -> None:
         key = ep if isinstance(ep, str) else ep.key
         if self._remote.pop(key, None) is None:
             return
         await self._apply((f"rep:{key}", [], []))
+        await self.svc.refresh()
 
     def _rep_owner(self, key: str):
         ep = self._remote.get(key)
@@ -283,6 +294,20 @@ class OfnetAgent:
         self.arp_mode = mode
         await self.cache.apply("arp", B.arp_punt_flows(mode))
 
+    # ---- service load balancer (svcproxy.py) ------------------------------------------------------
+    async def add_service(self, svc: Service) -> None:
+        """Add or update a service (VIP + ports + providers); clients whose provider changes re-punt."""
+        if not isinstance(svc, Service):
+            raise ValidationError("add_service needs a Service")
+        await self.svc.add(svc)
+
+    async def remove_service(self, vip: str, vrf: str = "default") -> bool:
+        """Remove a service and all its flows; False if it was not there."""
+        return await self.svc.remove(vip, vrf)
+
+    def services(self) -> list[dict]:
+        return self.svc.stats()
+
     # ---- introspection -----------------------------------------------------------------------
     def statistics(self) -> dict:
         flows = self.cache.desired_flows()
@@ -301,12 +326,14 @@ class OfnetAgent:
             "remote_endpoints": len(self._remote),
             "vteps": len(self._vteps),
             "rules": len(self._rules),
+            "services": len(self.svc.services),
             "flows": len(flows),
             "flows_per_table": per_table,
             "groups": len(self.cache.desired_groups()),
             "cache": dict(self.cache.stats),
             "switch": dict(sw.stats) if sw else {},
             **self._counters,
+            **self.svc.counters,
         }
 
     # ---- internals -------------------------------------------------------------------------
@@ -326,6 +353,9 @@ class OfnetAgent:
     async def _packet_in(self, sw, msg) -> None:
         in_port = msg.match.get("in_port")
         data = bytes(msg.data)
+        if msg.table_id == SVC_DNAT.id:
+            await self.svc.packet_in(sw, in_port, data)
+            return
         req = arpmod.parse_arp_request(data)
         if req is not None:
             await self._arp(sw, in_port, msg.match.get("tunnel_id"), req)
@@ -346,6 +376,11 @@ class OfnetAgent:
         src_l, src_r = self._endpoint(req.src_ip, vrf)
         dst_l, dst_r = self._endpoint(req.dst_ip, vrf)
         dst = dst_l or dst_r
+        vmac = self.svc.vip_mac(req.dst_ip, vrf) if vtep is None and in_port in self._local else None
+        if vmac is not None and dst is None:  # a service VIP, asked by a local endpoint of its tenant
+            await sw.packet_out(OFPP_CONTROLLER, [Output(in_port)], arpmod.arp_reply_frame(req, vmac))
+            self._counters["arp_replies"] += 1
+            return
         if dst is None and vtep is None and self._is_router_address(in_port, req.dst_ip):
             await sw.packet_out(
                 OFPP_CONTROLLER, [Output(in_port)], arpmod.arp_reply_frame(req, arpmod.GATEWAY_MAC)

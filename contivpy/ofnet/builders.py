@@ -11,6 +11,11 @@ Shapes follow the original's dump-flows (original-transcripts §8, original-perf
   flood groups           localFlood = 2*vlan-1 (local ports), allFlood = 2*vlan (local ports + VTEPs with tun_id);
                          buckets: [set tun_id,] pop_vlan, output
   vlan bridge            port flow without VLAN push; no MAC flows; mac_dest miss = NORMAL; uplink -> svc_snat
+  service (svcproxy.py)  svc_dnat priority=10 <proto>,metadata=VRF,nw_dst=VIP -> CONTROLLER (one per proto)
+  service client         svc_dnat priority=100 <proto>,metadata=VRF,nw_src=client,nw_dst=VIP,tp_dst=svcPort
+                           -> set nw_dst=provider, tp_dst=provPort, dl_dst=provider MAC, goto dst_group
+                         svc_snat priority=100 <proto>,metadata=VRF,nw_src=provider,nw_dst=client,tp_src=provPort
+                           -> set nw_src=VIP, tp_src=svcPort, goto mac_dest
 
 Everything returns lists of :class:`Flow`/:class:`Group` without cookies (the flow cache
 stamps the owner's cookie).  No I/O here.
@@ -45,7 +50,7 @@ from .pipeline import (
     VLAN,
     Prio,
 )
-from .types import LocalEndpoint, Network, RemoteEndpoint, Rule, Vtep
+from .types import LocalEndpoint, Network, RemoteEndpoint, Rule, Service, Vtep
 
 __all__ = [
     "base_flows",
@@ -59,6 +64,8 @@ __all__ = [
     "vtep_flows",
     "uplink_flows",
     "rule_flows",
+    "service_watch_flows",
+    "service_client_flows",
 ]
 
 ETH_IP = 0x0800
@@ -264,3 +271,44 @@ def rule_flows(rule: Rule) -> list[Flow]:
         kw["tcp_flags"] = flags
     goto = SVC_SNAT if rule.action == "allow" else None
     return [Flow(POLICY, Prio.POLICY_BASE + rule.priority, Match.of(**kw), goto=goto)]
+
+
+_L4 = {"tcp": (IP_PROTO_TCP, "tcp_src", "tcp_dst"), "udp": (IP_PROTO_UDP, "udp_src", "udp_dst")}
+
+
+def service_watch_flows(svc: Service, vrf_id: int) -> list[Flow]:
+    """Punt the first packet of a client to the VIP (one flow per protocol of the service)."""
+    md = (F.VRF.value(vrf_id), F.VRF.mask)
+    out = []
+    for proto in sorted({p for _, _, p in svc.ports}):
+        m = Match.of(eth_type=ETH_IP, ip_proto=_L4[proto][0], metadata=md, ipv4_dst=svc.vip)
+        out.append(Flow(SVC_DNAT, Prio.SVC_WATCH, m, (Controller(),)))
+    return out
+
+
+def service_client_flows(
+    svc: Service, vrf_id: int, client: str, provider: str, provider_mac: str
+) -> list[Flow]:
+    """Per-client DNAT (client -> VIP:svcPort becomes provider:provPort) and the reverse SNAT."""
+    md = (F.VRF.value(vrf_id), F.VRF.mask)
+    out = []
+    for svc_port, prov_port, proto in svc.ports:
+        num, src, dst = _L4[proto]
+        dnat = Match.of(
+            eth_type=ETH_IP, ip_proto=num, metadata=md, ipv4_src=client, ipv4_dst=svc.vip, **{dst: svc_port}
+        )
+        acts = (SetField("ipv4_dst", provider), SetField(dst, prov_port), SetField("eth_dst", provider_mac))
+        out.append(Flow(SVC_DNAT, Prio.MATCH, dnat, acts, goto=DST_GROUP))
+        snat = Match.of(
+            eth_type=ETH_IP, ip_proto=num, metadata=md, ipv4_src=provider, ipv4_dst=client, **{src: prov_port}
+        )
+        out.append(
+            Flow(
+                SVC_SNAT,
+                Prio.MATCH,
+                snat,
+                (SetField("ipv4_src", svc.vip), SetField(src, svc_port)),
+                goto=MAC_DEST,
+            )
+        )
+    return out

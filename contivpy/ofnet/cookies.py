@@ -39,6 +39,8 @@ class Category(IntEnum):
     RULE = 6
     ARP = 7
     UPLINK = 8
+    SERVICE = 9  # service LB: watch flows of one VIP ("svc:<vip>:<vrf>")
+    SVC_CLIENT = 10  # service LB: NAT flows of one client of one VIP ("svcc:<vip>:<vrf>:<client>")
     OTHER = 15
 
 
@@ -51,6 +53,8 @@ _PREFIX = {
     "rule": Category.RULE,
     "arp": Category.ARP,
     "uplink": Category.UPLINK,
+    "svc": Category.SERVICE,
+    "svcc": Category.SVC_CLIENT,
 }
 
 

@@ -63,6 +63,16 @@ class FlowCache:
         src = [self._desired.get(owner, {})] if owner else self._desired.values()
         return [f for d in src for f in d.values()]
 
+    def installed_flows(self, cookie_filter=None) -> list[Flow]:
+        """Flows believed installed (read back at connect, then tracked), optionally only those whose
+        cookie passes ``cookie_filter`` (the service proxy re-adopts its per-client flows this way)."""
+        return [
+            f
+            for c, d in self._installed.items()
+            if d and (cookie_filter is None or cookie_filter(c))
+            for f in d.values()
+        ]
+
     def desired_groups(self) -> list[Group]:
         return [g for d in self._desired_groups.values() for g in d.values()]
 

@@ -89,6 +89,7 @@ class Prio(IntEnum):
     PORT = 10  # local endpoint port classification in table vlan (as the original)
     PORT_DSCP = 11  # same, IP traffic with DSCP marking
     POLICY_BASE = 10  # policy flow priority = POLICY_BASE + rule priority
+    SVC_WATCH = 10  # svc_dnat: first packet to a service VIP+proto -> controller (original: 10)
     MATCH = 100  # exact matches (MAC, dst IP, VTEP classification, ARP punt)
     DNS_REINJECT = 101
     UPLINK_DNS = 102  # DNS from uplink/VTEP bypasses the punt

@@ -14,7 +14,7 @@ from contivpy.common.errors import ValidationError
 
 from .flows import _norm_mac
 
-__all__ = ["Network", "LocalEndpoint", "RemoteEndpoint", "Vtep", "Rule", "PROTOCOLS"]
+__all__ = ["Network", "LocalEndpoint", "RemoteEndpoint", "Vtep", "Rule", "Service", "PROTOCOLS"]
 
 PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "igmp": 2}
 
@@ -162,3 +162,56 @@ class Rule:
             raise ValidationError("tcp flags need protocol tcp")
         if self.action not in ("allow", "deny"):
             raise ValidationError(f"invalid rule action {self.action!r}")
+
+
+def _port_spec(p) -> tuple[int, int, str]:
+    """``(svc_port, prov_port, proto)`` or the record form ``"<svcPort>:<provPort>:<TCP|UDP>"``."""
+    if isinstance(p, str):
+        parts = p.split(":")
+        if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+            raise ValidationError(f"invalid service port {p!r} (want svcPort:provPort:TCP|UDP)")
+        p = (int(parts[0]), int(parts[1]), parts[2])
+    if not isinstance(p, tuple | list) or len(p) != 3:
+        raise ValidationError(f"invalid service port {p!r} (want (svc_port, prov_port, proto))")
+    svc, prov, proto = p
+    proto = str(proto).lower()
+    if proto not in ("tcp", "udp"):
+        raise ValidationError(f"invalid service protocol {p[2]!r} (TCP or UDP)")
+    _range(svc, 1, 65535, "service port")
+    _range(prov, 1, 65535, "provider port")
+    return (svc, prov, proto)
+
+
+@dataclass(frozen=True)
+class Service:
+    """A service load balancer: ``vip`` in tenant ``vrf``; ``ports`` (svc_port, prov_port, "tcp"|"udp");
+    ``providers`` = backend IPs (normalised: sorted, unique; may be empty = no backend yet)."""
+
+    vip: str
+    vrf: str = "default"
+    ports: tuple[tuple[int, int, str], ...] = ()
+    providers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "vip", _ip(self.vip, "service"))
+        if not self.vrf or not isinstance(self.vrf, str):
+            raise ValidationError("service tenant (vrf) is required")
+        if isinstance(self.ports, str) or not self.ports:
+            raise ValidationError(f"service {self.vip} needs at least one port")
+        ports = tuple(sorted({_port_spec(p) for p in self.ports}))
+        seen = set()
+        for svc, _, proto in ports:
+            if (svc, proto) in seen:
+                raise ValidationError(f"service port {svc}/{proto} mapped twice")
+            seen.add((svc, proto))
+        object.__setattr__(self, "ports", ports)
+        if isinstance(self.providers, str):
+            raise ValidationError("providers must be a list of IP addresses")
+        provs = tuple(sorted({_ip(p, "provider") for p in self.providers}, key=ipaddress.IPv4Address))
+        if self.vip in provs:
+            raise ValidationError(f"provider {self.vip} is the service address itself")
+        object.__setattr__(self, "providers", provs)
+
+    @property
+    def key(self) -> str:
+        return f"{self.vip}:{self.vrf}"
