@@ -46,6 +46,7 @@ from contivpy.netplugin.managers.endpoint import EndpointService, RemoteEndpoint
 from contivpy.netplugin.managers.network import NetworkManager
 from contivpy.netplugin.managers.policy import PolicyManager
 from contivpy.netplugin.managers.qos import QosManager
+from contivpy.netplugin.managers.service import ServiceManager
 from contivpy.netplugin.managers.vtep import VtepManager
 from contivpy.netplugin.nameserver import NameServer
 from contivpy.netplugin.netmaster_client import NetmasterClient
@@ -69,6 +70,7 @@ class Agent:
         self.netmaster = NetmasterClient(self.kv)
         self.registry = ServiceRegistry(self.kv)
         self.qos = QosManager(self.dp)
+        self.services = ServiceManager(self.dp)  # service LB (vxlan bridge)
         self.endpoints = EndpointService(cfg, self.kv, self.dp, self.nets, self.netmaster, self.qos)
         self.names = NameServer(self.kv)  # DNS for containers, via the OpenFlow punt (nameserver.py)
         self.arp_mode = "proxy"
@@ -81,6 +83,8 @@ class Agent:
             (keys.OPER_EPS, self.remote.on_update),
             (keys.POLICY_RULE, self.policy.on_update),
             (keys.EPGS, self.qos.on_update),
+            (keys.SERVICE_LB, self.services.on_lb),
+            (keys.PROVIDER, self.services.on_provider),
             (keys.MASTER_CONFIG_GLOBAL, self._on_global),
         ]
         self._arp_applied = ""
@@ -155,6 +159,7 @@ class Agent:
             await self.remote.apply_adds()
             await self.policy.apply()
             await self.qos.apply()
+            await self.services.apply()
             if self.arp_mode != self._arp_applied:
                 await self.dp.set_arp_mode(self.arp_mode)
                 self._arp_applied = self.arp_mode

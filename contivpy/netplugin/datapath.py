@@ -196,6 +196,18 @@ class Datapath:
         for fp in self.flows.values():
             await fp.remove_rule(rule_id)
 
+    # -- service load balancers (vxlan bridge only; docs/ovs-pipeline.md) -----------------------
+    async def add_service(self, svc) -> None:
+        """Add/update an ``ofnet.types.Service`` (VIP, ports, provider IPs; VRF = tenant)."""
+        await self.flows[VXLAN_BRIDGE].add_service(svc)
+
+    async def remove_service(self, vip: str, tenant: str) -> None:
+        await self.flows[VXLAN_BRIDGE].remove_service(vip, tenant)
+
+    def service_stats(self) -> list[dict]:
+        fp = self.flows.get(VXLAN_BRIDGE)
+        return fp.services() if fp else []
+
     def inspect(self, bridge: str) -> dict[str, Any]:
         fp = self.flows.get(bridge)
         return fp.inspect() if fp else {}

@@ -5,7 +5,8 @@ original's keys (``LocalIp``, ``MyPort``, ``MyAddr``, ``IsConnected``, ``DpName`
 ``EndpointDb{id: endpoint}``, ``FwdMode``, ``ArpMode``, ...); DELETE ``/debug/reclaimEndpoint/{id}``.
 contivpy additions (used by tests and benchmarks, same semantics as the Docker plugin's calls):
 POST ``/debug/endpoints`` ``{"tenant","network","group","endpointID","ip"}`` -> EndpointInfo JSON,
-GET/DELETE ``/debug/endpoints/{tenant}/{network}/{endpointID}``.
+GET/DELETE ``/debug/endpoints/{tenant}/{network}/{endpointID}``; GET ``/svcstats`` -> per service LB: VIP,
+tenant, ports, providers (known ones) and the client -> provider choices of this host.
 Errors: HTTP 500 with a plain-text message (the original's convention); never a traceback.
 """
 
@@ -84,7 +85,11 @@ def make_app(agent) -> web.Application:
         await agent.endpoints.delete_endpoint(m["tenant"], m["network"], req.query.get("group", ""), m["ep"])
         return web.json_response({})
 
+    async def svcstats(_req):  # service LB state (contivpy: client -> provider map, not flow counters)
+        return web.json_response(agent.services.stats())
+
     app.router.add_get("/inspect/driver", inspect_driver)
+    app.router.add_get("/svcstats", svcstats)
     app.router.add_delete("/debug/reclaimEndpoint/{id}", reclaim)
     app.router.add_post("/debug/endpoints", create_ep)
     app.router.add_get("/debug/endpoints/{tenant}/{network}/{ep}", get_ep)

@@ -109,6 +109,15 @@ class OfnetFlows:
         except NotFoundError:
             pass
 
+    async def add_service(self, svc) -> None:
+        await self.agent.add_service(svc)
+
+    async def remove_service(self, vip: str, tenant: str) -> None:
+        await self.agent.remove_service(vip, tenant or "default")
+
+    def services(self) -> list[dict]:
+        return self.agent.services()
+
     def inspect(self) -> dict[str, Any]:
         db: dict[str, Any] = {}
         for eid, e in self._local.items():
