@@ -99,6 +99,12 @@ class Daemon:
             return
         self.state.is_leader = True
         log.info("became leader (%s)", self.cfg.control_url)
+        allocator = self.crud.extras.get("allocator")
+        if allocator is not None:
+            try:
+                await allocator.providers.prune()
+            except Exception as exc:  # best effort; the next leader start retries
+                log.warning("service provider prune failed: %s", exc)
         await self._set_role("leader")
         if self.cfg.cluster_mode == "docker" and self._tg is not None:
             self._bg.append(self._tg.create_task(self._reconcile_docker()))

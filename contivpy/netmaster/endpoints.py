@@ -327,7 +327,7 @@ class Allocator:
             for _ in range(MAX_ATTEMPTS):
                 eprec = await self._read(ep_key)
                 if eprec.kv is None:  # (a retried delete still drops a provider left behind)
-                    await self.providers.remove(tenant, ep_key[len(keys.EPS) :])
+                    await self.providers.remove(tenant, ep_key[len(keys.EPS) :], ep_gone=True)
                     return EndpointState()
                 ep = EndpointState.from_json(eprec.kv.value)
                 nrec = await self._read(keys.net_state(net_id))
@@ -351,7 +351,7 @@ class Allocator:
                         recs.append(erec)
                         ops.append(Put(erec.key, epg.to_json()))
                 if (await self.kv.txn([r.compare() for r in recs], ops)).succeeded:
-                    await self.providers.remove(tenant, ep.id)  # no longer a service provider
+                    await self.providers.remove(tenant, ep.id, ep_gone=True)  # no longer a provider
                     return ep
         raise ConflictError("concurrent update, please retry")
 

@@ -202,12 +202,25 @@ class ProviderBook:
                 await self.remove(c.Tenant, c.EpIDKey)
 
     # --- deleteEndpoint / die ------------------------------------------------------------------
-    async def remove(self, tenant: str, ep_id: str) -> None:
-        """The endpoint stops being a provider (idempotent)."""
-        await self._sync(tenant, ep_id, None)
+    async def remove(self, tenant: str, ep_id: str, ep_gone: bool = False) -> None:
+        """The endpoint stops being a provider (idempotent). ``ep_gone``: only while its endpoint
+        state is absent (deleteEndpoint, prune: a re-created endpoint keeps its new candidate)."""
+        await self._sync(tenant, ep_id, None, ep_gone)
+
+    async def prune(self) -> int:
+        """Leader start: drop candidates whose endpoint is gone (a netmaster that died between a
+        deleteEndpoint commit and its provider removal). Returns how many were removed."""
+        items, _ = await self.kv.get_prefix(keys.SVC_PROVIDER)
+        n = 0
+        for item in items:
+            c = ProviderCandidate.parse(item.value)
+            if c is not None and c.EpIDKey and await self.kv.get(keys.ep_state(c.EpIDKey)) is None:
+                await self.remove(c.Tenant, c.EpIDKey, ep_gone=True)
+                n += 1
+        return n
 
     # --- the one writer ---------------------------------------------------------------------------
-    async def _sync(self, tenant: str, ep_id: str, make) -> None:
+    async def _sync(self, tenant: str, ep_id: str, make, ep_gone: bool = False) -> None:
         ckey = keys.svc_provider(tenant, ep_id)
         gkey = keys.svc_provider_gen(tenant)
         async with self._lock(tenant):
@@ -223,6 +236,8 @@ class ProviderBook:
                         raise NotFoundError(f"endpoint {ep_id} not found")
                     compares.append(_compare(eitem.key, eitem))
                     cand = make(ep)
+                elif ep_gone:
+                    compares.append(Compare(keys.ep_state(ep_id), "version", "==", 0))
                 citem = await self.kv.get(ckey)
                 if cand is None and citem is None:
                     return  # every provider entry has its candidate: nothing refers to ep_id

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -233,3 +234,21 @@ def test_bad_input_is_refused_and_leaves_etcd_unchanged(bed, etcd_server):
     # still serving: a good request afterwards works
     assert bed.update("a", {"app": "web"})[0] == 200
     assert providers(etcd_server, "tspweb") == [ip]
+
+
+def test_leader_start_prunes_providers_of_vanished_endpoints(bed, etcd_server, netmaster_factory):
+    bed.service("tspweb", ["app=web"])
+    sid1, ip1 = bed.endpoint("a")
+    _, ip2 = bed.endpoint("b")
+    for n in ("a", "b"):
+        assert bed.update(n, {"app": "web"})[0] == 200
+    # a netmaster that died between the deleteEndpoint commit and the provider removal
+    etcd_server.etcdctl("del", f"/contiv.io/state/eps/{sid1}")
+    bed.nm.stop()
+    nm2 = netmaster_factory()
+    deadline = time.monotonic() + 20
+    while providers(etcd_server, "tspweb") != [ip2] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert providers(etcd_server, "tspweb") == [ip2]
+    assert etcd_json(etcd_server, f"/contiv.io/state/svcProvider/{T}/{sid1}") is None
+    assert nm2.json("GET", f"/api/v1/inspect/serviceLBs/{T}:tspweb/")["Oper"]["numProviders"] == 1
