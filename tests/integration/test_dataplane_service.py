@@ -20,7 +20,7 @@ import pytest
 from contivpy.model import keys
 from contivpy.model.state import ProviderState, ServiceLBState
 from contivpy.ofnet.svcproxy import hrw_choice
-from tests.fixtures.testbed import Testbed, wait_for
+from tests.fixtures.testbed import Testbed, http_json, wait_for
 from tests.integration.test_dataplane_basic import has_flow, make_ep
 from tests.integration.test_dataplane_restart import snapshot
 
@@ -128,6 +128,9 @@ def _run(bed, procs):
             h1, "table=6", "priority=100", f"nw_src={pv_ip[name]},nw_dst={c.ip}", f"{VIP}->ip_src"
         )
     assert not has_flow(h2, "table=3", "priority=100")  # clients' NAT lives on the client's host only
+    st, stats = http_json("GET", h1.debug_url + "/svcstats")
+    assert st == 200 and stats[0]["ServiceIP"] == VIP and stats[0]["Tenant"] == "default"
+    assert stats[0]["Clients"] == {c.ip: pv_ip[name] for name, c in chosen.items()}
 
     # a long-lived connection through the remote provider (host 2) survives an agent kill -9
     far = chosen["p2"]
