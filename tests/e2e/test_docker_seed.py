@@ -362,6 +362,50 @@ def test_twenty_containers_in_parallel(docker_bed2):
     assert sorted(e["ipAddress"] for e in eps) == ["10.103.1.1", "10.103.1.2"]
 
 
+def test_service_lb_to_labelled_containers(docker_bed2):
+    """`netctl service create -l app=tdkweb -p 80:8080:TCP`: containers started with that label on
+    both hosts become its providers (labels sent after Join); clients on both hosts reach a provider
+    through the VIP; removing the provider a client used moves that client to the other one."""
+    bed, d1, d2 = docker_bed2.bed, docker_bed2.dockers[1], docker_bed2.dockers[2]
+    web = ("sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www")
+    try:
+        d1.run("tdks1", "test-net", "--label", "app=tdkweb", "--hostname", "tdks1", cmd=web)
+        d2.run("tdks2", "test-net", "--label", "app=tdkweb", "--hostname", "tdks2", cmd=web)
+        out = bed.netctl(
+            "service", "create", "-s", "test-net", "-l", "app=tdkweb", "-p", "80:8080:TCP", "tdksvc"
+        )
+        assert out.strip() == "Creating ServiceLB default:tdksvc"
+
+        def providers() -> list[str]:
+            raw = bed.etcdctl("get", "/contiv.io/state/provider/tdksvc:default", "--print-value-only")
+            return json.loads(raw)["Providers"] if raw.strip() else []
+
+        ips = {n: eth0(d, n)[0].split("/")[0] for d, n in ((d1, "tdks1"), (d2, "tdks2"))}
+        wait_until(lambda: sorted(providers()) == sorted(ips.values()), 30, "both providers recorded")
+        vip = json.loads(bed.netctl("service", "inspect", "tdksvc"))["Oper"]["serviceVip"]
+
+        def fetch(d, c) -> str:
+            # busybox-static's `wget -T` crashes (SIGSEGV): bound it with `timeout` instead
+            r = d.docker_rc("exec", c, "timeout", "3", "wget", "-q", "-O", "-", f"http://{vip}:80/")
+            return r.stdout.strip() if r.returncode == 0 else ""
+
+        used = {}
+        for d, c in ((d1, "tdkc1"), (d2, "tdkc2")):
+            used[c] = wait_until(lambda d=d, c=c: fetch(d, c), 30, f"{c} -> VIP {vip}:80")
+            assert used[c] in ("tdks1", "tdks2")
+        # the provider tdkc1 used goes away: tdkc1 is moved to the other one
+        gone = used["tdkc1"]
+        (d1 if gone == "tdks1" else d2).docker("rm", "-f", gone)
+        other = "tdks2" if gone == "tdks1" else "tdks1"
+        wait_until(lambda: providers() == [ips[other]], 30, "provider removed")
+        assert wait_until(lambda: fetch(d1, "tdkc1") == other, 30, "tdkc1 moved to the other provider")
+    finally:
+        for d, n in ((d1, "tdks1"), (d2, "tdks2")):
+            d.docker_rc("rm", "-f", n)
+        bed_netctl_rc(bed, "service", "rm", "tdksvc")
+    assert not bed.etcdctl("get", "--prefix", "/contiv.io/state/provider/tdksvc", "--keys-only").strip()
+
+
 def test_rm_cleans_ports_flows_and_addresses_then_network_rm(docker_bed2):
     bed, d1, d2 = docker_bed2.bed, docker_bed2.dockers[1], docker_bed2.dockers[2]
     h1 = bed.hosts[1]
