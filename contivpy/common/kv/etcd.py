@@ -85,8 +85,7 @@ def _describe(err: BaseException) -> str:
         if err.code() is grpc.StatusCode.RESOURCE_EXHAUSTED:
             # e.g. a /8 network's address bitmap (2.8 MB) against etcd's default 1.5 MiB limit
             return (
-                f"request too large for etcd ({err.details()}); "
-                "start etcd with a larger --max-request-bytes"
+                f"request too large for etcd ({err.details()}); start etcd with a larger --max-request-bytes"
             )
         return f"{err.code().name}: {err.details()}"
     if isinstance(err, aexc.RevisionCompactedError):
