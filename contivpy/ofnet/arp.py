@@ -21,7 +21,15 @@ from dataclasses import dataclass
 from os_ken.lib.packet import arp as osk_arp
 from os_ken.lib.packet import ethernet, ipv4, packet, udp
 
-__all__ = ["ArpRequest", "GATEWAY_MAC", "parse_arp_request", "arp_reply_frame", "decide", "is_dns_query"]
+__all__ = [
+    "ArpRequest",
+    "GATEWAY_MAC",
+    "parse_arp_request",
+    "arp_reply_frame",
+    "arp_request_frame",
+    "decide",
+    "is_dns_query",
+]
 
 #: MAC the vxlan bridge answers for a network's gateway address (ofnet's router MAC).
 GATEWAY_MAC = "00:00:11:11:11:11"
@@ -56,6 +64,17 @@ def arp_reply_frame(req: ArpRequest, answer_mac: str) -> bytes:
             dst_mac=req.src_mac,
             dst_ip=req.src_ip,
         )
+    )
+    p.serialize()
+    return bytes(p.data)
+
+
+def arp_request_frame(req: ArpRequest) -> bytes:
+    """The broadcast ARP request ``req`` rebuilt (re-injected towards VTEPs or uplinks)."""
+    p = packet.Packet()
+    p.add_protocol(ethernet.ethernet(dst="ff:ff:ff:ff:ff:ff", src=req.src_mac, ethertype=0x0806))
+    p.add_protocol(
+        osk_arp.arp(src_mac=req.src_mac, src_ip=req.src_ip, dst_mac="00:00:00:00:00:00", dst_ip=req.dst_ip)
     )
     p.serialize()
     return bytes(p.data)
