@@ -33,9 +33,12 @@ class ToAllocator:
 
     async def post(self, path: str, body: dict):
         body = json.loads(json.dumps(body))
-        self.posts.append((path, body))
         assert path == "/plugin/updateEndpoint"
-        return await self.alloc.update_endpoint(body)
+        out = await self.alloc.update_endpoint(body)
+        # recorded once answered: the test waits for this, then closes the learner (which cancels
+        # a call still in flight; with real etcd the call takes a few ms)
+        self.posts.append((path, body))
+        return out
 
 
 class FakeEndpoints:
