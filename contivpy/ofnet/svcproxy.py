@@ -39,7 +39,7 @@ from os_ken.lib.packet import ethernet, ipv4, packet, tcp, udp
 
 from . import builders as B
 from .cookies import Category, category_of
-from .flows import OFPP_TABLE, Output
+from .flows import OFPP_TABLE, Ct, Output
 from .pipeline import SVC_DNAT, Prio
 from .types import Service, _ip
 
@@ -164,7 +164,7 @@ class ServiceProxy:
             svc = self.services.get(f"{vip}:{vrf}")
             if svc is None or client in self.clients.get(svc.key, {}) or not self._is_local(client, vrf):
                 continue
-            prov = next((a.value for a in f.actions if getattr(a, "name", "") == "ipv4_dst"), None)
+            prov = next((a.nat.ip for a in f.actions if isinstance(a, Ct) and a.nat is not None), None)
             known = self.known_providers(svc)
             if prov is None or hrw_choice(client, known) != prov:
                 continue
