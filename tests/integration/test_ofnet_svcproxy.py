@@ -130,11 +130,11 @@ async def test_vip_balances_by_hash_and_replies_come_from_the_vip(bed):
     for c, p in (("c1", P1), ("c2", P2)):
         dnat = (
             f"table=3, priority=100,tcp,metadata=0x100000000/0xff00000000,nw_src={ip[c]},nw_dst={VIP},tp_dst=80 "
-            f"actions=set_field:{p}->ip_dst,set_field:8080->tcp_dst,set_field:{mac(p)}->eth_dst,goto_table:4"
+            f"actions=set_field:{mac(p)}->eth_dst,ct(commit,table=4,zone=65000,nat(dst={p}:8080))"
         )
         snat = (
             f"table=6, priority=100,tcp,metadata=0x100000000/0xff00000000,nw_src={p},nw_dst={ip[c]},tp_src=8080 "
-            f"actions=set_field:{VIP}->ip_src,set_field:80->tcp_src,goto_table:9"
+            f"actions=ct(table=9,zone=65000,nat)"
         )
         assert dnat in flows and snat in flows, "\n".join(flows)
     assert len(flows) == len(before) + 1 + 4
@@ -157,6 +157,28 @@ async def test_vip_balances_by_hash_and_replies_come_from_the_vip(bed):
     assert await ag.remove_service(VIP, "default") is False
     assert ovs.dump_flows(BR) == before
     assert ag.controller.switch.stats["errors"] == 0
+
+
+async def test_direct_connection_to_a_provider_after_using_the_vip(bed):
+    """Stateful reverse NAT: once a client used the VIP, its *direct* connection to the same
+    provider's port is not rewritten (the reply comes from the provider, which sees the client's
+    own address), while connections through the VIP still come back from VIP:svcPort."""
+    ovs, ag, ns, ip, _eps = bed
+    await ag.add_service(Service(VIP, "default", [(SVC_PORT, PROV_PORT, "TCP")], [P1, P2]))
+    assert await connect(ns["c1"]) == f"{VIP} {SVC_PORT} p1 {ip['c1']}"
+    assert [f for f in svc_flows(ovs) if f"nw_src={P1},nw_dst={ip['c1']},tp_src={PROV_PORT}" in f]
+
+    # direct to the chosen provider (stateless SNAT rewrote this reply to VIP:80 -> timeout)
+    assert await connect(ns["c1"], P1, PROV_PORT) == f"{P1} {PROV_PORT} p1 {ip['c1']}"
+    assert await connect(ns["c1"]) == f"{VIP} {SVC_PORT} p1 {ip['c1']}"
+    assert await connect(ns["c1"], P1, PROV_PORT) == f"{P1} {PROV_PORT} p1 {ip['c1']}"
+    # conntrack (zone 65000) holds the VIP connections with their DNAT, not the direct ones
+    ct = await asyncio.to_thread(ovs.appctl, "dpctl/dump-conntrack", "zone=65000")
+    vip_conns = [ln for ln in ct.splitlines() if f"src={ip['c1']},dst={VIP}" in ln]
+    assert vip_conns and all(f"src={P1},dst={ip['c1']},sport={PROV_PORT}" in ln for ln in vip_conns), ct
+    assert not [ln for ln in ct.splitlines() if f"src={ip['c1']},dst={P1}," in ln], ct
+    assert ag.statistics()["svc_punts"] == 1
+    assert await ag.remove_service(VIP, "default") is True
 
 
 async def test_local_provider_endpoint_removal_and_restart_adoption(bed):

@@ -54,10 +54,10 @@ def test_builders_golden_and_codec_round_trip():
     assert [str(f) for f in flows] == [
         "table=svc_dnat, priority=10,tcp,metadata=0x200000000/0xff00000000,nw_dst=10.1.1.100 actions=CONTROLLER:65535",
         "table=svc_dnat, priority=100,tcp,metadata=0x200000000/0xff00000000,nw_src=10.1.1.1,nw_dst=10.1.1.100,"
-        "tp_dst=80 actions=set_field:10.1.1.3->nw_dst,set_field:8080->tp_dst,set_field:02:02:0a:01:01:03->dl_dst,"
-        "goto_table:dst_group",
+        "tp_dst=80 actions=set_field:02:02:0a:01:01:03->dl_dst,"
+        "ct(commit,table=dst_group,zone=65000,nat(dst=10.1.1.3:8080))",
         "table=svc_snat, priority=100,tcp,metadata=0x200000000/0xff00000000,nw_src=10.1.1.3,nw_dst=10.1.1.1,"
-        "tp_src=8080 actions=set_field:10.1.1.100->nw_src,set_field:80->tp_src,goto_table:mac_dest",
+        "tp_src=8080 actions=ct(table=mac_dest,zone=65000,nat)",
     ]
     for f in flows:
         f = f.with_cookie(cookie_for("svcc:10.1.1.100:t1:10.1.1.1"))
