@@ -13,9 +13,9 @@ Shapes follow the original's dump-flows (original-transcripts §8, original-perf
   vlan bridge            port flow without VLAN push; no MAC flows; mac_dest miss = NORMAL; uplink -> svc_snat
   service (svcproxy.py)  svc_dnat priority=10 <proto>,metadata=VRF,nw_dst=VIP -> CONTROLLER (one per proto)
   service client         svc_dnat priority=100 <proto>,metadata=VRF,nw_src=client,nw_dst=VIP,tp_dst=svcPort
-                           -> set nw_dst=provider, tp_dst=provPort, dl_dst=provider MAC, goto dst_group
+                           -> set dl_dst=provider MAC, ct(commit,zone=Z,nat(dst=provider:provPort)) -> dst_group
                          svc_snat priority=100 <proto>,metadata=VRF,nw_src=provider,nw_dst=client,tp_src=provPort
-                           -> set nw_src=VIP, tp_src=svcPort, goto mac_dest
+                           -> ct(zone=Z,nat) -> mac_dest (un-NATs only connections committed via the VIP)
 
 Everything returns lists of :class:`Flow`/:class:`Group` without cookies (the flow cache
 stamps the owner's cookie).  No I/O here.
@@ -29,10 +29,12 @@ from . import fields as F
 from .flows import (
     OFPVID_PRESENT,
     Controller,
+    Ct,
     Flow,
     Group,
     GroupAction,
     Match,
+    Nat,
     Normal,
     Output,
     PopVlan,
@@ -45,6 +47,7 @@ from .pipeline import (
     INPUT,
     MAC_DEST,
     POLICY,
+    SVC_CT_ZONE,
     SVC_DNAT,
     SVC_SNAT,
     VLAN,
@@ -289,7 +292,10 @@ def service_watch_flows(svc: Service, vrf_id: int) -> list[Flow]:
 def service_client_flows(
     svc: Service, vrf_id: int, client: str, provider: str, provider_mac: str
 ) -> list[Flow]:
-    """Per-client DNAT (client -> VIP:svcPort becomes provider:provPort) and the reverse SNAT."""
+    """Per-client stateful NAT in conntrack zone SVC_CT_ZONE: svc_dnat commits client -> VIP:svcPort
+    with a DNAT to provider:provPort (and sets the provider's MAC), recirculating into dst_group;
+    svc_snat sends the provider's replies to this client through ``ct(nat)``, which un-NATs only
+    connections committed through the VIP (a direct connection's reply passes unchanged)."""
     md = (F.VRF.value(vrf_id), F.VRF.mask)
     out = []
     for svc_port, prov_port, proto in svc.ports:
@@ -297,18 +303,10 @@ def service_client_flows(
         dnat = Match.of(
             eth_type=ETH_IP, ip_proto=num, metadata=md, ipv4_src=client, ipv4_dst=svc.vip, **{dst: svc_port}
         )
-        acts = (SetField("ipv4_dst", provider), SetField(dst, prov_port), SetField("eth_dst", provider_mac))
-        out.append(Flow(SVC_DNAT, Prio.MATCH, dnat, acts, goto=DST_GROUP))
+        ct = Ct(SVC_CT_ZONE, DST_GROUP, commit=True, nat=Nat("dst", provider, prov_port))
+        out.append(Flow(SVC_DNAT, Prio.MATCH, dnat, (SetField("eth_dst", provider_mac), ct)))
         snat = Match.of(
             eth_type=ETH_IP, ip_proto=num, metadata=md, ipv4_src=provider, ipv4_dst=client, **{src: prov_port}
         )
-        out.append(
-            Flow(
-                SVC_SNAT,
-                Prio.MATCH,
-                snat,
-                (SetField("ipv4_src", svc.vip), SetField(src, svc_port)),
-                goto=MAC_DEST,
-            )
-        )
+        out.append(Flow(SVC_SNAT, Prio.MATCH, snat, (Ct(SVC_CT_ZONE, MAC_DEST, nat=Nat()),)))
     return out

@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 from functools import lru_cache
 
-from os_ken.ofproto import ofproto_parser
+from os_ken.ofproto import nicira_ext, ofproto_parser
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
@@ -24,10 +24,12 @@ from .flows import (
     OFPP_NORMAL,
     Action,
     Controller,
+    Ct,
     Flow,
     Group,
     GroupAction,
     Match,
+    Nat,
     Normal,
     Output,
     PopVlan,
@@ -86,7 +88,47 @@ def _action(a: Action):
         return parser.OFPActionPopVlan()
     if isinstance(a, SetField):
         return parser.OFPActionSetField(**{a.name: a.value})
+    if isinstance(a, Ct):
+        return _ct_action(a)
     raise TypeError(f"unknown action {a!r}")
+
+
+_NAT_FLAGS = {None: 0, "src": 1, "dst": 2}  # NX_NAT_F_SRC / NX_NAT_F_DST (not exported by os-ken)
+_NAT_KIND = {v: k for k, v in _NAT_FLAGS.items()}
+
+
+def _ct_action(a: Ct):
+    nat = []
+    if a.nat is not None:
+        kw = {}
+        if a.nat.ip is not None:
+            kw["range_ipv4_min"] = a.nat.ip  # min only (max = min), as ovs-ofctl encodes one address
+        if a.nat.port is not None:
+            kw["range_proto_min"] = a.nat.port
+        nat.append(parser.NXActionNAT(_NAT_FLAGS[a.nat.kind], **kw))
+    return parser.NXActionCT(
+        flags=nicira_ext.NX_CT_F_COMMIT if a.commit else 0,
+        zone_src="",
+        zone_ofs_nbits=a.zone,
+        recirc_table=a.table.id if a.table is not None else nicira_ext.NX_CT_RECIRC_NONE,
+        alg=0,
+        actions=nat,
+    )
+
+
+def _ct_back(a) -> Ct:
+    if a.zone_src or a.alg or a.flags & ~nicira_ext.NX_CT_F_COMMIT:
+        raise ValueError(f"unsupported ct action in read-back: {a!r}")
+    nat = None
+    for n in a.actions:
+        if not isinstance(n, parser.NXActionNAT) or n.flags not in _NAT_KIND:
+            raise ValueError(f"unsupported ct nested action in read-back: {n!r}")
+        single_ip = n.range_ipv4_max in ("", n.range_ipv4_min)
+        if not single_ip or n.range_proto_max not in (None, n.range_proto_min):
+            raise ValueError(f"unsupported nat range in read-back: {n!r}")
+        nat = Nat(_NAT_KIND[n.flags], n.range_ipv4_min or None, n.range_proto_min)
+    table = None if a.recirc_table == nicira_ext.NX_CT_RECIRC_NONE else table_by_id(a.recirc_table)
+    return Ct(a.zone_ofs_nbits, table, bool(a.flags & nicira_ext.NX_CT_F_COMMIT), nat)
 
 
 def actions_to_osken(actions) -> list:
@@ -108,6 +150,8 @@ def _action_back(a) -> Action:
         return PopVlan()
     if isinstance(a, parser.OFPActionSetField):
         return SetField(a.key, a.value)
+    if isinstance(a, parser.NXActionCT):
+        return _ct_back(a)
     raise ValueError(f"unsupported action in read-back: {a!r}")
 
 
@@ -218,10 +262,11 @@ def _fast_flow_mod(flow: Flow, command: int) -> bytes:
 @lru_cache(maxsize=1 << 16)
 def _flow_bytes(flow: Flow, command: int) -> bytes:
     if all(n in _OXM for n, _, _ in flow.match.fields) and all(
-        not isinstance(a, SetField) or a.name in _OXM for a in flow.actions
+        not isinstance(a, (SetField, Ct)) or (isinstance(a, SetField) and a.name in _OXM)
+        for a in flow.actions
     ):
         return _fast_flow_mod(flow, command)
-    return encode_msg(flow_mod(flow, command), 0)  # e.g. tcp_flags (ONF experimenter OXM)
+    return encode_msg(flow_mod(flow, command), 0)  # e.g. tcp_flags (ONF experimenter OXM), ct
 
 
 def encode_flow_mod(flow: Flow, command: int, xid: int) -> bytes:

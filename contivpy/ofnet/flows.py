@@ -30,6 +30,8 @@ __all__ = [
     "PushVlan",
     "PopVlan",
     "SetField",
+    "Nat",
+    "Ct",
     "Action",
     "Flow",
     "Group",
@@ -189,7 +191,58 @@ class SetField:
         return f"set_field:{self.value}->{_OVS_NAME.get(self.name, self.name)}"
 
 
-Action = Output | Controller | Normal | GroupAction | PushVlan | PopVlan | SetField
+@dataclass(frozen=True)
+class Nat:
+    """Nicira ``nat`` inside ``ct``: ``kind`` "dst"/"src" with one address (and port), or None =
+    bare ``nat`` (apply the connection's existing NAT, e.g. un-NAT a reply)."""
+
+    kind: str | None = None
+    ip: str | None = None
+    port: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in (None, "dst", "src"):
+            raise ValueError(f"invalid nat kind {self.kind!r}")
+        if self.ip is not None:
+            object.__setattr__(self, "ip", str(ipaddress.IPv4Address(self.ip)))
+        if (self.kind is None) != (self.ip is None) or (self.port is not None and self.ip is None):
+            raise ValueError("nat: an address needs a kind and a port needs an address")
+
+    def __str__(self) -> str:
+        if self.kind is None:
+            return "nat"
+        return f"nat({self.kind}={self.ip}" + (f":{self.port})" if self.port is not None else ")")
+
+
+@dataclass(frozen=True)
+class Ct:
+    """Nicira ``ct`` (conntrack) action: optional commit, an immediate zone, recirculation into
+    ``table`` (which must lie after the flow's own table) and an optional :class:`Nat`.  Text as
+    ``ovs-ofctl dump-flows`` prints it: ``ct(commit,table=4,zone=Z,nat(dst=ip:port))``."""
+
+    zone: int
+    table: Table | None = None
+    commit: bool = False
+    nat: Nat | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.zone <= 0xFFFF:
+            raise ValueError(f"ct zone {self.zone} out of range")
+
+    def text(self, names: bool = True) -> str:
+        parts = ["commit"] if self.commit else []
+        if self.table is not None:
+            parts.append(f"table={self.table.name if names else self.table.id}")
+        parts.append(f"zone={self.zone}")
+        if self.nat is not None:
+            parts.append(str(self.nat))
+        return f"ct({','.join(parts)})"
+
+    def __str__(self) -> str:
+        return self.text()
+
+
+Action = Output | Controller | Normal | GroupAction | PushVlan | PopVlan | SetField | Ct
 
 
 @dataclass(frozen=True)
@@ -205,6 +258,9 @@ class Flow:
     def __post_init__(self) -> None:
         if self.goto is not None:
             check_goto(self.table, self.goto)
+        for a in self.actions:
+            if isinstance(a, Ct) and a.table is not None:
+                check_goto(self.table, a.table)
         if not 0 <= self.priority <= 0xFFFF:
             raise ValueError(f"priority {self.priority} out of range")
 
@@ -230,7 +286,7 @@ class Flow:
         tbl = self.table.name if names else str(self.table.id)
         m = _match_text(self.match)
         head = f"table={tbl}, priority={self.priority}" + (f",{m}" if m else "")
-        acts = [str(a) for a in self.actions]
+        acts = [a.text(names) if isinstance(a, Ct) else str(a) for a in self.actions]
         if self.write_metadata is not None:
             v, mk = self.write_metadata
             acts.append(f"write_metadata:{v:#x}/{mk:#x}" if v else f"write_metadata:0/{mk:#x}")

@@ -36,6 +36,7 @@ __all__ = [
     "table_by_id",
     "check_goto",
     "DNS_VLAN",
+    "SVC_CT_ZONE",
 ]
 
 
@@ -93,6 +94,11 @@ class Prio(IntEnum):
     MATCH = 100  # exact matches (MAC, dst IP, VTEP classification, ARP punt)
     DNS_REINJECT = 101
     UPLINK_DNS = 102  # DNS from uplink/VTEP bypasses the punt
+
+
+# conntrack zone of the service LB's NAT (svc_dnat commits client -> VIP connections with a DNAT,
+# svc_snat un-NATs their replies); no other part of the pipeline uses conntrack.
+SVC_CT_ZONE = 65000
 
 
 def table_by_id(table_id: int) -> Table:

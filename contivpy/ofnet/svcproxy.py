@@ -3,12 +3,15 @@
 A :class:`~contivpy.ofnet.types.Service` is a VIP in a tenant (VRF) with port mappings
 ``svc_port -> prov_port/proto`` and provider IPs.  As in the original ofnet, the first packet of a
 client to the VIP hits a per-service *watch* flow (svc_dnat, priority 10, one per protocol) and
-is punted; the controller chooses a provider, installs the client's NAT flows (svc_dnat p100: client
--> VIP:svcPort becomes provider:provPort with the provider's MAC; svc_snat p100: provider:provPort ->
-client gets source VIP:svcPort) and re-injects the packet (VLAN tag stripped, ``in_port`` = the
-client's port) to OFPP_TABLE, where it now takes the new DNAT flow.  Replies are un-NATed on the
-client's host: a local provider's reply passes svc_snat, a remote one's enters from the VTEP and
-goes vlan -> svc_snat.  ARP for a VIP from a local endpoint of its tenant is answered with
+is punted; the controller chooses a provider, installs the client's NAT flows and re-injects the
+packet (VLAN tag stripped, ``in_port`` = the client's port) to OFPP_TABLE, where it now takes the
+new DNAT flow.  The NAT is stateful (conntrack zone ``SVC_CT_ZONE``): svc_dnat p100 sets the
+provider's MAC and does ``ct(commit,nat(dst=provider:provPort))``, recirculating into dst_group
+(metadata survives the recirculation); svc_snat p100 sends provider:provPort -> client through
+``ct(nat)`` into mac_dest, which restores VIP:svcPort only on connections committed through the
+VIP, so the client's direct connections to the provider pass unchanged.  Replies are un-NATed on
+the client's host, the one that committed the connection: a local provider's reply passes
+svc_snat, a remote one's enters from the VTEP and goes vlan -> svc_snat.  ARP for a VIP from a local endpoint of its tenant is answered with
 ``02:02:<vip bytes>`` (the agent's ``_arp`` asks :meth:`ServiceProxy.vip_mac`).
 
 Differences from the original (on purpose):
@@ -39,7 +42,7 @@ from os_ken.lib.packet import ethernet, ipv4, packet, tcp, udp
 
 from . import builders as B
 from .cookies import Category, category_of
-from .flows import OFPP_TABLE, Output
+from .flows import OFPP_TABLE, Ct, Output
 from .pipeline import SVC_DNAT, Prio
 from .types import Service, _ip
 
@@ -155,6 +158,7 @@ class ServiceProxy:
         vrf_names = {i: n for n, i in self.agent._vrf_ids.items()}
         owners = []
         flows = self.agent.cache.installed_flows(lambda c: category_of(c) == Category.SVC_CLIENT)
+        # the provider is the DNAT address of the svc_dnat flow's ct action
         for f in flows:
             if f.table.id != SVC_DNAT.id or f.priority != Prio.MATCH:
                 continue
@@ -164,7 +168,7 @@ class ServiceProxy:
             svc = self.services.get(f"{vip}:{vrf}")
             if svc is None or client in self.clients.get(svc.key, {}) or not self._is_local(client, vrf):
                 continue
-            prov = next((a.value for a in f.actions if getattr(a, "name", "") == "ipv4_dst"), None)
+            prov = next((a.nat.ip for a in f.actions if isinstance(a, Ct) and a.nat is not None), None)
             known = self.known_providers(svc)
             if prov is None or hrw_choice(client, known) != prov:
                 continue

@@ -122,10 +122,14 @@ def _run(bed, procs):
     pv_ip = {v: k for k, v in provs.items()}
     for name, c in chosen.items():
         assert has_flow(
-            h1, "table=3", "priority=100", f"nw_src={c.ip},nw_dst={VIP}", f"{pv_ip[name]}->ip_dst"
+            h1,
+            "table=3",
+            "priority=100",
+            f"nw_src={c.ip},nw_dst={VIP}",
+            f"nat(dst={pv_ip[name]}:{PROV_PORT})",
         )
         assert has_flow(
-            h1, "table=6", "priority=100", f"nw_src={pv_ip[name]},nw_dst={c.ip}", f"{VIP}->ip_src"
+            h1, "table=6", "priority=100", f"nw_src={pv_ip[name]},nw_dst={c.ip}", "ct(table=9,zone=65000,nat)"
         )
     assert not has_flow(h2, "table=3", "priority=100")  # clients' NAT lives on the client's host only
     st, stats = http_json("GET", h1.debug_url + "/svcstats")

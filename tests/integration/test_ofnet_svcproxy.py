@@ -42,6 +42,27 @@ s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
 print(s.getpeername()[0], s.getpeername()[1], s.recv(100).decode().strip())
 """
 
+UDP_SERVER = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", int(sys.argv[2])))
+print("ready", flush=True)
+while True:
+    _, peer = s.recvfrom(100)
+    s.sendto(f"{sys.argv[1]} {peer[0]}".encode(), peer)
+"""
+UDP_CLIENT = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+for _ in range(3):
+    s.sendto(b"x", (sys.argv[1], int(sys.argv[2])))
+    try:
+        data, peer = s.recvfrom(100)
+        break
+    except socket.timeout:
+        continue
+print(peer[0], peer[1], data.decode())
+"""
+
 
 def mac(ip: str) -> str:
     return "02:02:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
@@ -130,11 +151,11 @@ async def test_vip_balances_by_hash_and_replies_come_from_the_vip(bed):
     for c, p in (("c1", P1), ("c2", P2)):
         dnat = (
             f"table=3, priority=100,tcp,metadata=0x100000000/0xff00000000,nw_src={ip[c]},nw_dst={VIP},tp_dst=80 "
-            f"actions=set_field:{p}->ip_dst,set_field:8080->tcp_dst,set_field:{mac(p)}->eth_dst,goto_table:4"
+            f"actions=set_field:{mac(p)}->eth_dst,ct(commit,table=4,zone=65000,nat(dst={p}:8080))"
         )
         snat = (
             f"table=6, priority=100,tcp,metadata=0x100000000/0xff00000000,nw_src={p},nw_dst={ip[c]},tp_src=8080 "
-            f"actions=set_field:{VIP}->ip_src,set_field:80->tcp_src,goto_table:9"
+            f"actions=ct(table=9,zone=65000,nat)"
         )
         assert dnat in flows and snat in flows, "\n".join(flows)
     assert len(flows) == len(before) + 1 + 4
@@ -157,6 +178,42 @@ async def test_vip_balances_by_hash_and_replies_come_from_the_vip(bed):
     assert await ag.remove_service(VIP, "default") is False
     assert ovs.dump_flows(BR) == before
     assert ag.controller.switch.stats["errors"] == 0
+
+
+async def test_direct_connection_to_a_provider_after_using_the_vip(bed):
+    """Stateful reverse NAT: once a client used the VIP, its *direct* connection to the same
+    provider's port is not rewritten (the reply comes from the provider, which sees the client's
+    own address), while connections through the VIP still come back from VIP:svcPort."""
+    ovs, ag, ns, ip, _eps = bed
+    await ag.add_service(Service(VIP, "default", [(SVC_PORT, PROV_PORT, "TCP"), (81, 8081, "UDP")], [P1, P2]))
+    assert await connect(ns["c1"]) == f"{VIP} {SVC_PORT} p1 {ip['c1']}"
+    assert [f for f in svc_flows(ovs) if f"nw_src={P1},nw_dst={ip['c1']},tp_src={PROV_PORT}" in f]
+
+    # direct to the chosen provider (stateless SNAT rewrote this reply to VIP:80 -> timeout)
+    assert await connect(ns["c1"], P1, PROV_PORT) == f"{P1} {PROV_PORT} p1 {ip['c1']}"
+    assert await connect(ns["c1"]) == f"{VIP} {SVC_PORT} p1 {ip['c1']}"
+    assert await connect(ns["c1"], P1, PROV_PORT) == f"{P1} {PROV_PORT} p1 {ip['c1']}"
+    # conntrack (zone 65000) holds the VIP connections with their DNAT, not the direct ones
+    ct = await asyncio.to_thread(ovs.appctl, "dpctl/dump-conntrack", "zone=65000")
+    vip_conns = [ln for ln in ct.splitlines() if f"src={ip['c1']},dst={VIP}" in ln]
+    assert vip_conns and all(f"src={P1},dst={ip['c1']},sport={PROV_PORT}" in ln for ln in vip_conns), ct
+    assert not [ln for ln in ct.splitlines() if f"src={ip['c1']},dst={P1}," in ln], ct
+    assert ag.statistics()["svc_punts"] == 1
+
+    # UDP: same conntrack NAT (the reply's source is VIP:81 through the VIP, P1:8081 when direct)
+    udp = subprocess.Popen(
+        ["ip", "netns", "exec", ns["p1"], sys.executable, "-c", UDP_SERVER, "p1", "8081"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert (await asyncio.to_thread(udp.stdout.readline)).strip() == "ready"
+        for dst, port in ((VIP, 81), (P1, 8081), (VIP, 81)):
+            r = await asyncio.to_thread(_ns, ns["c1"], sys.executable, "-c", UDP_CLIENT, dst, str(port))
+            assert r.stdout.strip() == f"{dst} {port} p1 {ip['c1']}", r.stdout + r.stderr
+    finally:
+        udp.kill()
+        udp.wait()
+    assert await ag.remove_service(VIP, "default") is True
 
 
 async def test_local_provider_endpoint_removal_and_restart_adoption(bed):

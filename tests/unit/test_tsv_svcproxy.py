@@ -15,6 +15,8 @@ from contivpy.netplugin.managers.service import ServiceManager
 from contivpy.ofnet import builders as B
 from contivpy.ofnet import codec
 from contivpy.ofnet.cookies import Category, category_of, cookie_for
+from contivpy.ofnet.flows import Ct, Flow, Nat
+from contivpy.ofnet.pipeline import DST_GROUP, SVC_CT_ZONE, SVC_SNAT
 from contivpy.ofnet.svcproxy import _strip_vlan, hrw_choice, vip_mac
 from contivpy.ofnet.types import Service
 
@@ -54,10 +56,10 @@ def test_builders_golden_and_codec_round_trip():
     assert [str(f) for f in flows] == [
         "table=svc_dnat, priority=10,tcp,metadata=0x200000000/0xff00000000,nw_dst=10.1.1.100 actions=CONTROLLER:65535",
         "table=svc_dnat, priority=100,tcp,metadata=0x200000000/0xff00000000,nw_src=10.1.1.1,nw_dst=10.1.1.100,"
-        "tp_dst=80 actions=set_field:10.1.1.3->nw_dst,set_field:8080->tp_dst,set_field:02:02:0a:01:01:03->dl_dst,"
-        "goto_table:dst_group",
+        "tp_dst=80 actions=set_field:02:02:0a:01:01:03->dl_dst,"
+        "ct(commit,table=dst_group,zone=65000,nat(dst=10.1.1.3:8080))",
         "table=svc_snat, priority=100,tcp,metadata=0x200000000/0xff00000000,nw_src=10.1.1.3,nw_dst=10.1.1.1,"
-        "tp_src=8080 actions=set_field:10.1.1.100->nw_src,set_field:80->tp_src,goto_table:mac_dest",
+        "tp_src=8080 actions=ct(table=mac_dest,zone=65000,nat)",
     ]
     for f in flows:
         f = f.with_cookie(cookie_for("svcc:10.1.1.100:t1:10.1.1.1"))
@@ -73,6 +75,31 @@ def test_builders_golden_and_codec_round_trip():
     assert category_of(cookie_for("svc:10.1.1.100:t1")) == Category.SERVICE
     assert category_of(cookie_for("svcc:10.1.1.100:t1:10.1.1.1")) == Category.SVC_CLIENT
     assert vip_mac("10.1.1.100") == "02:02:0a:01:01:64"
+
+
+def test_ct_action_text_validation_and_read_back_of_ovs_encoding():
+    dnat = Ct(SVC_CT_ZONE, DST_GROUP, commit=True, nat=Nat("dst", "10.1.1.3", 8080))
+    assert dnat.text(names=False) == "ct(commit,table=4,zone=65000,nat(dst=10.1.1.3:8080))"
+    assert str(Ct(7, None, nat=Nat())) == "ct(zone=7,nat)"
+    assert str(Nat("src", "10.1.1.9")) == "nat(src=10.1.1.9)"
+    for bad in (
+        lambda: Nat("dst"),
+        lambda: Nat(None, "10.1.1.3"),
+        lambda: Nat("both", "10.1.1.3"),
+        lambda: Nat("dst", "10.1.1.300", 80),
+        lambda: Ct(70000),
+        lambda: Flow(SVC_SNAT, 100, actions=(Ct(1, DST_GROUP),)),  # recirculation must go forward
+    ):
+        with pytest.raises(ValueError):
+            bad()
+    # OVS may read a single address back with max == min: still the same action
+    nat = codec.parser.NXActionNAT(2, "10.1.1.3", "10.1.1.3", range_proto_min=8080, range_proto_max=8080)
+    ct = codec.parser.NXActionCT(1, "", SVC_CT_ZONE, 4, 0, [nat])
+    assert codec._action_back(ct) == dnat
+    with pytest.raises(ValueError):  # a real range is not something we build
+        codec._action_back(
+            codec.parser.NXActionCT(1, "", 1, 4, 0, [codec.parser.NXActionNAT(2, "1.1.1.1", "1.1.1.9")])
+        )
 
 
 def test_strip_vlan():
