@@ -8,8 +8,8 @@ written into etcd (what netmaster writes). Measures, per run (medians over the c
 - service programmed: etcd write of the records -> the VIP's watch flow present on both hosts;
 - TCP connect time to the VIP for the client's FIRST connection (SYN punted to the agent,
   provider chosen, per-client DNAT/SNAT flows installed with a barrier, packet re-injected), its
-  SECOND one (flows in place: datapath only), and a direct connection to the OTHER provider's IP
-  (local or remote, whichever the client was not given);
+  SECOND one (flows in place: datapath only), a direct connection to its own provider's IP (it
+  must work: the reverse NAT is conntrack's) and one to the OTHER provider's IP (first contact);
 - whether every answer came from a provider through the VIP (checked, not timed).
 Connect times are measured inside each client's namespace by one Python process per client
 (``socket.create_connection``), so process start-up is not part of them.
@@ -58,10 +58,11 @@ def conn(ip, port):
     return dt, name, peer
 first = conn(sys.argv[1], 80)
 second = conn(sys.argv[1], 80)
-# direct, to the provider the client was NOT given: its per-client SNAT flow rewrites every reply
-# from its own provider's port (as in the original), so a direct connection there would fail
+# direct to the client's own provider (works: the reverse NAT is conntrack's, only for VIP
+# connections) and to the other one (first contact, ARP included)
+own = conn(sys.argv[2] if first[1] == "p1" else sys.argv[3], 8080)
 direct = conn(sys.argv[3] if first[1] == "p1" else sys.argv[2], 8080)
-print(json.dumps({"first": first, "second": second, "direct": direct}))
+print(json.dumps({"first": first, "second": second, "own": own, "direct": direct}))
 """
 
 
@@ -121,12 +122,14 @@ def one_run(n: int) -> dict:
                 d = json.loads(r.stdout)
                 assert d["first"][1] in provs and d["first"][2] == VIP, d
                 assert d["second"][1] == d["first"][1] and d["second"][2] == VIP, d
+                assert d["own"][1] == d["first"][1] and d["own"][2] != VIP, d
                 res.append(d)
             return {
                 "programmed_ms": programmed,
                 "first_ms": statistics.median(d["first"][0] for d in res),
                 "second_ms": statistics.median(d["second"][0] for d in res),
                 "direct_ms": statistics.median(d["direct"][0] for d in res),
+                "own_ms": statistics.median(d["own"][0] for d in res),
                 "first_max_ms": max(d["first"][0] for d in res),
                 "first_slow": [(d["first"][1], round(d["first"][0])) for d in res if d["first"][0] > 500],
                 "spread": {p: sum(1 for d in res if d["first"][1] == p) for p in provs},
@@ -147,7 +150,7 @@ def main() -> None:
     runs = [one_run(a.n) for _ in range(a.runs)]
     med = {
         k: statistics.median(r[k] for r in runs)
-        for k in ("programmed_ms", "first_ms", "second_ms", "direct_ms")
+        for k in ("programmed_ms", "first_ms", "second_ms", "own_ms", "direct_ms")
     }
     print(f"{a.runs} runs, {a.n} clients each; medians of the per-run medians")
     print("| metric | median ms | runs |")
@@ -156,6 +159,7 @@ def main() -> None:
         ("programmed_ms", "records written -> watch flow on both hosts"),
         ("first_ms", "first TCP connect to the VIP (punt + flows + re-inject)"),
         ("second_ms", "second TCP connect to the VIP (flows in place)"),
+        ("own_ms", "TCP connect directly to the client's own provider (after using the VIP)"),
         ("direct_ms", "TCP connect to the other provider's own IP (first contact)"),
     ):
         print(f"| {label} | {med[k]:.2f} | {', '.join(f'{r[k]:.2f}' for r in runs)} |")
