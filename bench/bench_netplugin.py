@@ -46,6 +46,20 @@ def create(host, net: str, ep: str) -> tuple[float, dict]:
     return dt, info
 
 
+def container_ep(host, net: str, ep: str, group: str = ""):
+    """An endpoint through the agent's endpoint API, its port moved into a namespace of its own
+    (what Docker does): ``(info, container)``. Shared by bench_service.py and bench_qos.py."""
+    st, info = http_json(
+        "POST",
+        host.debug_url + "/debug/endpoints",
+        {"network": net, "endpointID": ep, "group": group},
+        timeout=60,
+    )
+    if st != 200:
+        raise RuntimeError(f"create {ep}: {info}")
+    return info, host.container(info["port_name"], f"{info['ip_address']}/{info['prefix_len']}", None)
+
+
 def delete(host, net: str, ep: str) -> float:
     t0 = time.perf_counter()
     st, out = http_json("DELETE", f"{host.debug_url}/debug/endpoints/default/{net}/{ep}", timeout=60)

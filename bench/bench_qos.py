@@ -11,43 +11,17 @@ container of the same network without the group. Prints the medians (Mbit/s) ove
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fixtures.testbed import Testbed, http_json  # noqa: E402
+from bench_netplugin import container_ep as make_ep  # noqa: E402
+from bench_netplugin import iperf  # noqa: E402
 
-
-def make_ep(host, net: str, ep: str, group: str = ""):
-    st, info = http_json(
-        "POST",
-        host.debug_url + "/debug/endpoints",
-        {"network": net, "endpointID": ep, "group": group},
-        timeout=60,
-    )
-    if st != 200:
-        raise RuntimeError(f"create {ep}: {info}")
-    return info, host.container(info["port_name"], f"{info['ip_address']}/{info['prefix_len']}", None)
-
-
-def iperf_mbps(client_ns: str, server_ns: str, server_ip: str, port: int) -> float:
-    srv = subprocess.Popen(["ip", "netns", "exec", server_ns, "iperf3", "-s", "-1", "-p", str(port)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        time.sleep(0.3)
-        out = subprocess.run(
-            ["ip", "netns", "exec", client_ns, "iperf3", "-c", server_ip, "-p", str(port), "-t", "3", "-J"],
-            capture_output=True, text=True, timeout=30,
-        ).stdout  # fmt: skip
-        return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e6
-    finally:
-        srv.kill()
-        srv.wait()
+from tests.fixtures.testbed import Testbed  # noqa: E402
 
 
 def main() -> None:
@@ -74,8 +48,8 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"policing rate {want} not applied")
                 time.sleep(0.1)
-            results[bw] = [iperf_mbps(c_pol.name, c_dst.name, c_dst.ip, 5400 + k) for k in range(a.runs)]
-        results["none"] = [iperf_mbps(c_free.name, c_dst.name, c_dst.ip, 5410 + k) for k in range(a.runs)]
+            results[bw] = [1000 * iperf(c_pol.name, c_dst.name, c_dst.ip, 5400 + k) for k in range(a.runs)]
+        results["none"] = [1000 * iperf(c_free.name, c_dst.name, c_dst.ip, 5410 + k) for k in range(a.runs)]
     print(f"iperf3 TCP 3 s, host 1 -> host 2 over VXLAN, {a.runs} runs, Mbit/s")
     print("| sender | ingress_policing_rate (kbps) | median Mbit/s | runs |")
     print("|---|---|---|---|")

@@ -27,9 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_netplugin import container_ep  # noqa: E402
+
 from contivpy.model import keys  # noqa: E402
 from contivpy.model.state import ProviderState, ServiceLBState  # noqa: E402
-from tests.fixtures.testbed import Testbed, http_json  # noqa: E402
+from tests.fixtures.testbed import Testbed  # noqa: E402
 
 SID, VIP, NET = "tbssvc:default", "10.121.1.250", "tbsnet"
 
@@ -67,13 +69,7 @@ print(json.dumps({"first": first, "second": second, "own": own, "direct": direct
 
 
 def make_ep(host, ep: str):
-    """An endpoint through the agent's endpoint API, moved into a namespace of its own."""
-    st, info = http_json(
-        "POST", host.debug_url + "/debug/endpoints", {"network": NET, "endpointID": ep}, timeout=60
-    )
-    if st != 200:
-        raise RuntimeError(f"create {ep}: {info}")
-    return info, host.container(info["port_name"], f"{info['ip_address']}/{info['prefix_len']}", None)
+    return container_ep(host, NET, ep)
 
 
 def one_run(n: int) -> dict:
