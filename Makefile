@@ -1,13 +1,13 @@
 # contivpy: the two commands a new user needs are `make demo` and `make test` (see README.md).
-PYTHON ?= python3
+# The project's virtual environment, made by scripts/install-deps.sh with Debian's own python3.
+PYTHON ?= .venv/bin/python
 
 .PHONY: deps install demo test lint bench
 
 deps:            ## install the system packages and the Python package (idempotent)
 	bash scripts/install-deps.sh
 
-install:
-	$(PYTHON) -m pip install -q -e '.[test]'
+install: deps
 
 demo: deps       ## etcd + netmaster + two simulated hosts (OVS, dockerd, netplugin) running the seed scenario
 	$(PYTHON) scripts/demo.py
@@ -16,4 +16,4 @@ test: deps       ## the whole test suite against real etcd, OVS and dockerd star
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests
 
 lint:
-	ruff check . && ruff format --check .
+	$(PYTHON) -m ruff check . && $(PYTHON) -m ruff format --check .

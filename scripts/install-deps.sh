@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Install what a fresh Debian machine lacks for contivpy: etcd, Open vSwitch, Docker, network tools,
-# busybox (test container image) and the Python package with its test extras. Idempotent and quiet
-# when everything is already there. Needs root (apt-get).
+# busybox (test container image), python3-venv, then the project's virtual environment `.venv` (made
+# with Debian's own /usr/bin/python3, never with whatever python3 comes first on PATH) holding contivpy
+# in editable mode with its test extras. Debian's python3 refuses system-wide pip installs (PEP 668), so
+# nothing is installed outside .venv. Idempotent and quiet when everything is already there. Needs root.
 set -euo pipefail
 pkgs=(etcd-server etcd-client openvswitch-switch docker.io iproute2 ethtool busybox-static
-      iputils-ping tcpdump iperf3 procps make)
+      iputils-ping tcpdump iperf3 procps make python3 python3-venv)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -16,14 +18,21 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 here=$(cd "$(dirname "$0")/.." && pwd)
-# The Python package: (re)install in editable mode unless the importable contivpy already is this checkout
-# (a CI clone in another folder must not run against an older checkout's code).
-if ! python3 -I - "$here" <<'PY' 2>/dev/null
+venv="$here/.venv"
+base=/usr/bin/python3
+[ -x "$base" ] || base=$(command -v python3)
+if [ ! -x "$venv/bin/python" ]; then
+  echo "creating $venv with $base"
+  "$base" -m venv "$venv"
+fi
+# (Re)install in editable mode unless the venv's contivpy already is this checkout with every dependency.
+if ! "$venv/bin/python" -I - "$here" <<'PY' 2>/dev/null
 import os, sys
-import contivpy, aetcd, os_ken, pyroute2, aiohttp, pydantic, pytest_asyncio, dns  # noqa: F401
+import contivpy, aetcd, os_ken, pyroute2, aiohttp, pydantic, pytest_asyncio, dns, hypothesis, cryptography  # noqa: F401
 here = os.path.realpath(sys.argv[1])
 sys.exit(0 if os.path.realpath(os.path.dirname(os.path.dirname(contivpy.__file__))) == here else 1)
 PY
 then
-  python3 -m pip install -q -e "$here[test]" --config-settings editable_mode=compat
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$here[test]" \
+    --config-settings editable_mode=compat
 fi
