@@ -15,7 +15,10 @@ retried while still leader), then flip to leader (API served locally) and switch
 to Role leader. On losing the lock: back to follower at once (synchronous callback: no request is
 served or fenced as leader afterwards), then Role follower. Transitions are handled in order by
 one task reading ``election.changes()``. The lock holder (``/info`` leader-ip, proxy target) is
-read from the election's watch. Every CRUD txn carries ``election.fence()``. SIGTERM/SIGINT:
+read from the election's watch. Leader-only writers (CRUD, follow-up jobs, the /plugin/*
+Allocator and its providers, docker reconcile, epcleanup) get ``FencedStore(kv, election.fence)``:
+every write they send carries the current term's lock compare or is refused (NotLeaderError);
+election, service registry and the object cache use the raw store. SIGTERM/SIGINT:
 delete the lock and service keys and revoke their leases (a follower takes over at once), close.
 
 Everything runs in one ``asyncio.TaskGroup``; no module globals.
@@ -35,6 +38,7 @@ from aiohttp import web
 from contivpy.common.election import LeaderElection
 from contivpy.common.errors import StoreError
 from contivpy.common.kv import open_store
+from contivpy.common.kv.fenced import FencedStore
 from contivpy.common.registry import ServiceInfo, ServiceRegistry
 from contivpy.model import keys
 from contivpy.netmaster.api.app import make_app
@@ -52,6 +56,7 @@ class Daemon:
         self.cfg = cfg
         self.state = LeaderState(local_ip=cfg.control_ip)
         self.kv = None
+        self.fenced: FencedStore | None = None  # the view every leader-only writer gets
         self.crud: Crud | None = None
         self.election: LeaderElection | None = None
         self.registry: ServiceRegistry | None = None
@@ -65,10 +70,6 @@ class Daemon:
         self._bg: list[asyncio.Task] = []
 
     # ---- leadership ----------------------------------------------------------------------
-
-    def _fence(self):
-        election = self.election
-        return election.fence() if election is not None and election.is_leader else None
 
     def _on_transition(self, leader: bool) -> None:
         """Synchronous part of a transition: stop serving as leader the moment the lock is lost."""
@@ -160,7 +161,7 @@ class Daemon:
 
             assert self.crud is not None
             n = await dockernet.reconcile_docker_networks(
-                self.kv, docker_client(TxnContext(self.crud)), self.cfg
+                self.fenced, docker_client(TxnContext(self.crud)), self.cfg
             )
             if n:
                 log.info("recreated %d missing docker networks", n)
@@ -190,11 +191,14 @@ class Daemon:
         self.election = LeaderElection(self.kv, keys.LEADER_LOCK, holder_id=cfg.control_url, ttl=ttl)
         self.election.add_callback(self._on_transition)
         self.state.election = self.election
-        self.crud = Crud(self.kv, cfg, fence=self._fence)
+        # Every leader-only writer gets the fenced view: each write carries the compare on this
+        # term's lock revision (or is refused before it is sent when we are not the leader).
+        self.fenced = FencedStore(self.kv, self.election.fence)
+        self.crud = Crud(self.fenced, cfg)
         self.crud.extras["rpc"] = self.rpc
         self.crud.cache = ObjCache(self.kv)
         await self.rpc.start()
-        app = make_app(self.crud, cfg, self.kv, self.state, self.rpc)
+        app = make_app(self.crud, cfg, self.fenced, self.state, self.rpc)
         allocator = self.crud.extras.get("allocator")
         if allocator is not None:  # /plugin/updateEndpoint start/die -> service providers
             allocator.provider_update = allocator.providers.update
