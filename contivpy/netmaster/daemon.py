@@ -186,7 +186,7 @@ class Daemon:
 
     async def run(self) -> None:
         cfg = self.cfg
-        self.kv = open_store(cfg.etcd_url)
+        self.kv = open_store(cfg.etcd_url, cfg.etcd_ca_file, cfg.etcd_cert_file, cfg.etcd_key_file)
         ttl = int(os.environ.get("CONTIV_NETMASTER_LEADER_TTL", "30"))
         self.election = LeaderElection(self.kv, keys.LEADER_LOCK, holder_id=cfg.control_url, ttl=ttl)
         self.election.add_callback(self._on_transition)
