@@ -9,7 +9,9 @@ Start-up order (contiv-reference §1.3, made fast: first API answer in well unde
 4. register services ``netmaster`` and ``netmaster.rpc`` (Role follower) with
    ``contivpy.common.registry.ServiceRegistry`` (retried until the store answers), and run the
    election (``contivpy.common.election.LeaderElection`` on the leader lock, holder id = control
-   URL, TTL ``CONTIV_NETMASTER_LEADER_TTL`` or 30 s; a restarted netmaster retakes its own lock).
+   URL, TTL ``CONTIV_NETMASTER_LEADER_TTL`` or ``DEFAULT_LEADER_TTL`` = 6 s; a restarted netmaster
+   retakes its own lock). With 6 s, a kill -9'd leader's lock expires 4-6 s after its last refresh
+   and the followers, watching the key, campaign the moment it is deleted (decisions.md).
 On becoming leader: create tenant ``default`` and the global object (``Crud.ensure_defaults``,
 retried while still leader), then flip to leader (API served locally) and switch both services
 to Role leader. On losing the lock: back to follower at once (synchronous callback: no request is
@@ -49,6 +51,25 @@ from contivpy.netmaster.objcache import ObjCache
 from contivpy.netmaster.rpc import OfnetMaster
 
 log = logging.getLogger("netmaster")
+
+DEFAULT_LEADER_TTL = 6  # seconds; the original used 30 (decisions.md: leader lease TTL)
+
+
+def leader_ttl(env) -> int:
+    """The leader lock's lease TTL: ``CONTIV_NETMASTER_LEADER_TTL`` (seconds, >= 2) or the default."""
+    raw = env.get("CONTIV_NETMASTER_LEADER_TTL", "")
+    if not raw:
+        return DEFAULT_LEADER_TTL
+    try:
+        ttl = int(raw)
+    except ValueError:
+        ttl = 0
+    if ttl < 2:
+        log.warning(
+            "ignoring CONTIV_NETMASTER_LEADER_TTL=%r (an integer >= 2); using %ds", raw, DEFAULT_LEADER_TTL
+        )
+        return DEFAULT_LEADER_TTL
+    return ttl
 
 
 class Daemon:
@@ -187,7 +208,7 @@ class Daemon:
     async def run(self) -> None:
         cfg = self.cfg
         self.kv = open_store(cfg.etcd_url, cfg.etcd_ca_file, cfg.etcd_cert_file, cfg.etcd_key_file)
-        ttl = int(os.environ.get("CONTIV_NETMASTER_LEADER_TTL", "30"))
+        ttl = leader_ttl(os.environ)
         self.election = LeaderElection(self.kv, keys.LEADER_LOCK, holder_id=cfg.control_url, ttl=ttl)
         self.election.add_callback(self._on_transition)
         self.state.election = self.election
