@@ -260,11 +260,12 @@ class EtcdKV:
     async def _idempotent(self, call):
         """Run ``call(client)``; re-send it once if it failed UNAVAILABLE (the member we were on
         went away: the channel fails over). Only for calls that are safe to repeat: reads and
-        lease keepalive/revoke/grant (a duplicate grant is an unused lease that expires)."""
+        lease keepalive/revoke/grant (a duplicate grant is an unused lease that expires). With a
+        single endpoint there is nowhere else to go: no re-send (an outage fails in ready_grace)."""
         try:
             return await call(await self._stubs())
         except rpc.AioRpcError as err:
-            if err.code() is not grpc.StatusCode.UNAVAILABLE or self._closed:
+            if err.code() is not grpc.StatusCode.UNAVAILABLE or self._closed or len(self.endpoints) < 2:
                 raise
             log.info("etcd call failed (%s); retrying once on another member", _describe(err))
             return await call(await self._stubs())
