@@ -10,6 +10,10 @@ original's (contiv-reference §1.1); ``__main__`` logs it and exits with code 22
 fix: the original swapped the "forwarding mode is not set" / "unknown forwarding mode"
 messages; contivpy prints the one that matches the problem.
 
+etcd: ``--etcd-endpoints`` takes a comma list; every member is used (``etcd_url`` keeps the whole
+list). ``--etcd-tls-ca-file``, ``--etcd-tls-cert-file``, ``--etcd-tls-key-file``
+(``CONTIV_NETMASTER_ETCD_TLS_*``) configure TLS to https:// endpoints (docs/deployment.md).
+
 Extensions (not in the original): ``--docker-host`` (the original hard-coded
 unix:///var/run/docker.sock) and ``--rpc-port`` (the original hard-coded 9001), both needed to
 run several instances on one machine in tests.
@@ -35,7 +39,10 @@ class ConfigError(ContivError):
 
 @dataclass
 class Config:
-    etcd_url: str = "http://127.0.0.1:2379"
+    etcd_url: str = "http://127.0.0.1:2379"  # comma list of the etcd cluster's client URLs
+    etcd_ca_file: str = ""
+    etcd_cert_file: str = ""
+    etcd_key_file: str = ""
     cluster_mode: str = "docker"
     net_mode: str = "vlan"
     fwd_mode: str = "bridge"
@@ -62,6 +69,9 @@ class Config:
 # (dest, names, env suffix, default, is_bool)
 _FLAGS = [
     ("etcd", ["--etcd-endpoints", "--etcd"], "ETCD_ENDPOINTS", "", False),
+    ("etcd_ca", ["--etcd-tls-ca-file"], "ETCD_TLS_CA_FILE", "", False),
+    ("etcd_cert", ["--etcd-tls-cert-file"], "ETCD_TLS_CERT_FILE", "", False),
+    ("etcd_key", ["--etcd-tls-key-file"], "ETCD_TLS_KEY_FILE", "", False),
     ("consul", ["--consul-endpoints", "--consul"], "CONSUL_ENDPOINTS", "", False),
     ("cluster_store", ["--cluster-store"], None, "", False),
     ("mode", ["--mode", "--plugin-mode", "--cluster-mode"], "MODE", "", False),
@@ -206,10 +216,29 @@ def build(ns: argparse.Namespace, env: dict[str, str] | None = None) -> Config:
     endpoints = [e.strip() for e in (etcd or "http://127.0.0.1:2379").split(",") if e.strip()]
     if not endpoints:
         raise ConfigError(f"invalid {BIN} etcd endpoints: empty")
-    u = urlparse(endpoints[0] if "://" in endpoints[0] else "http://" + endpoints[0])
-    if not u.hostname or u.scheme not in ("http", "https", "memory"):
-        raise ConfigError(f"invalid {BIN} etcd endpoint: {endpoints[0]}")
-    cfg.etcd_url = u.geturl()
+    urls = []
+    for ep in endpoints:  # every member is used (the store fails over between them)
+        u = urlparse(ep if "://" in ep else "http://" + ep)
+        try:
+            ok = bool(u.hostname) and u.scheme in ("http", "https", "memory") and (u.port or 1) > 0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"invalid {BIN} etcd endpoint: {ep}")
+        urls.append(u.geturl())
+    if len({u.split("://")[0] for u in urls}) > 1:
+        raise ConfigError(f"invalid {BIN} etcd endpoints: mixed schemes in {','.join(endpoints)}")
+    cfg.etcd_url = ",".join(urls)
+    cfg.etcd_ca_file = str(vals["etcd_ca"])
+    cfg.etcd_cert_file = str(vals["etcd_cert"])
+    cfg.etcd_key_file = str(vals["etcd_key"])
+    if bool(cfg.etcd_cert_file) != bool(cfg.etcd_key_file):
+        raise ConfigError(f"{BIN}: --etcd-tls-cert-file and --etcd-tls-key-file must be given together")
+    if (cfg.etcd_ca_file or cfg.etcd_cert_file) and not urls[0].startswith("https://"):
+        raise ConfigError(f"{BIN}: etcd TLS files need https:// etcd endpoints")
+    for path in (cfg.etcd_ca_file, cfg.etcd_cert_file, cfg.etcd_key_file):
+        if path and not os.access(path, os.R_OK):
+            raise ConfigError(f"{BIN}: cannot read etcd TLS file {path}")
 
     cfg.plugin_name = str(vals["name"])
     listen = str(vals["listen"])

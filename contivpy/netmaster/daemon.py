@@ -9,13 +9,18 @@ Start-up order (contiv-reference §1.3, made fast: first API answer in well unde
 4. register services ``netmaster`` and ``netmaster.rpc`` (Role follower) with
    ``contivpy.common.registry.ServiceRegistry`` (retried until the store answers), and run the
    election (``contivpy.common.election.LeaderElection`` on the leader lock, holder id = control
-   URL, TTL ``CONTIV_NETMASTER_LEADER_TTL`` or 30 s; a restarted netmaster retakes its own lock).
+   URL, TTL ``CONTIV_NETMASTER_LEADER_TTL`` or ``DEFAULT_LEADER_TTL`` = 6 s; a restarted netmaster
+   retakes its own lock). With 6 s, a kill -9'd leader's lock expires 4-6 s after its last refresh
+   and the followers, watching the key, campaign the moment it is deleted (decisions.md).
 On becoming leader: create tenant ``default`` and the global object (``Crud.ensure_defaults``,
 retried while still leader), then flip to leader (API served locally) and switch both services
 to Role leader. On losing the lock: back to follower at once (synchronous callback: no request is
 served or fenced as leader afterwards), then Role follower. Transitions are handled in order by
 one task reading ``election.changes()``. The lock holder (``/info`` leader-ip, proxy target) is
-read from the election's watch. Every CRUD txn carries ``election.fence()``. SIGTERM/SIGINT:
+read from the election's watch. Leader-only writers (CRUD, follow-up jobs, the /plugin/*
+Allocator and its providers, docker reconcile, epcleanup) get ``FencedStore(kv, election.fence)``:
+every write they send carries the current term's lock compare or is refused (NotLeaderError);
+election, service registry and the object cache use the raw store. SIGTERM/SIGINT:
 delete the lock and service keys and revoke their leases (a follower takes over at once), close.
 
 Everything runs in one ``asyncio.TaskGroup``; no module globals.
@@ -35,6 +40,7 @@ from aiohttp import web
 from contivpy.common.election import LeaderElection
 from contivpy.common.errors import StoreError
 from contivpy.common.kv import open_store
+from contivpy.common.kv.fenced import FencedStore
 from contivpy.common.registry import ServiceInfo, ServiceRegistry
 from contivpy.model import keys
 from contivpy.netmaster.api.app import make_app
@@ -46,12 +52,32 @@ from contivpy.netmaster.rpc import OfnetMaster
 
 log = logging.getLogger("netmaster")
 
+DEFAULT_LEADER_TTL = 6  # seconds; the original used 30 (decisions.md: leader lease TTL)
+
+
+def leader_ttl(env) -> int:
+    """The leader lock's lease TTL: ``CONTIV_NETMASTER_LEADER_TTL`` (seconds, >= 2) or the default."""
+    raw = env.get("CONTIV_NETMASTER_LEADER_TTL", "")
+    if not raw:
+        return DEFAULT_LEADER_TTL
+    try:
+        ttl = int(raw)
+    except ValueError:
+        ttl = 0
+    if ttl < 2:
+        log.warning(
+            "ignoring CONTIV_NETMASTER_LEADER_TTL=%r (an integer >= 2); using %ds", raw, DEFAULT_LEADER_TTL
+        )
+        return DEFAULT_LEADER_TTL
+    return ttl
+
 
 class Daemon:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.state = LeaderState(local_ip=cfg.control_ip)
         self.kv = None
+        self.fenced: FencedStore | None = None  # the view every leader-only writer gets
         self.crud: Crud | None = None
         self.election: LeaderElection | None = None
         self.registry: ServiceRegistry | None = None
@@ -65,10 +91,6 @@ class Daemon:
         self._bg: list[asyncio.Task] = []
 
     # ---- leadership ----------------------------------------------------------------------
-
-    def _fence(self):
-        election = self.election
-        return election.fence() if election is not None and election.is_leader else None
 
     def _on_transition(self, leader: bool) -> None:
         """Synchronous part of a transition: stop serving as leader the moment the lock is lost."""
@@ -160,7 +182,7 @@ class Daemon:
 
             assert self.crud is not None
             n = await dockernet.reconcile_docker_networks(
-                self.kv, docker_client(TxnContext(self.crud)), self.cfg
+                self.fenced, docker_client(TxnContext(self.crud)), self.cfg
             )
             if n:
                 log.info("recreated %d missing docker networks", n)
@@ -185,16 +207,19 @@ class Daemon:
 
     async def run(self) -> None:
         cfg = self.cfg
-        self.kv = open_store(cfg.etcd_url)
-        ttl = int(os.environ.get("CONTIV_NETMASTER_LEADER_TTL", "30"))
+        self.kv = open_store(cfg.etcd_url, cfg.etcd_ca_file, cfg.etcd_cert_file, cfg.etcd_key_file)
+        ttl = leader_ttl(os.environ)
         self.election = LeaderElection(self.kv, keys.LEADER_LOCK, holder_id=cfg.control_url, ttl=ttl)
         self.election.add_callback(self._on_transition)
         self.state.election = self.election
-        self.crud = Crud(self.kv, cfg, fence=self._fence)
+        # Every leader-only writer gets the fenced view: each write carries the compare on this
+        # term's lock revision (or is refused before it is sent when we are not the leader).
+        self.fenced = FencedStore(self.kv, self.election.fence)
+        self.crud = Crud(self.fenced, cfg)
         self.crud.extras["rpc"] = self.rpc
         self.crud.cache = ObjCache(self.kv)
         await self.rpc.start()
-        app = make_app(self.crud, cfg, self.kv, self.state, self.rpc)
+        app = make_app(self.crud, cfg, self.fenced, self.state, self.rpc)
         allocator = self.crud.extras.get("allocator")
         if allocator is not None:  # /plugin/updateEndpoint start/die -> service providers
             allocator.provider_update = allocator.providers.update

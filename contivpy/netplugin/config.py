@@ -11,7 +11,9 @@ Accepted spellings (contiv-reference §5.1):
   ``-ctrl-ip``, ``-debug``, ``-vxlan-port``.
 - contivpy additions: ``--ovsdb ADDRESS`` (unix:PATH | tcp:IP:PORT), ``--ovs-datapath system|netdev``,
   ``--plugin-socket``, ``--docker-host`` (``none``: no engine to keep networks in sync with),
-  ``--mtu N|auto`` (default 1450 like 1.1.x; ``auto`` = lowest host MTU - 50 like HEAD), ``--debug-listen``.
+  ``--mtu N|auto`` (default 1450 like 1.1.x; ``auto`` = lowest host MTU - 50 like HEAD), ``--debug-listen``,
+  ``--etcd-tls-ca-file``/``--etcd-tls-cert-file``/``--etcd-tls-key-file`` (``CONTIV_NETPLUGIN_ETCD_TLS_*``;
+  https:// endpoints). Every ``--etcd-endpoints`` member is used (``store_url`` is the whole list).
 
 Decision (docs/decisions.md): the original exits when ``--netmode vlan`` has no ``--vlan-if``. The seed
 command line ``netplugin --etcd-endpoints ... --mode docker --netmode vlan --fwdmode bridge`` has none, so
@@ -58,9 +60,23 @@ class Config:
     debug_listen: str = "0.0.0.0:9090"
     warnings: list[str] = field(default_factory=list)
 
+    etcd_ca_file: str = ""
+    etcd_cert_file: str = ""
+    etcd_key_file: str = ""
+
     @property
     def store_url(self) -> str:
-        return self.etcd_endpoints[0] if self.etcd_endpoints else ""
+        """Every etcd endpoint, comma separated (the store fails over between them)."""
+        return ",".join(self.etcd_endpoints)
+
+    @property
+    def store_tls(self) -> dict[str, str]:
+        """Keyword arguments of ``open_store`` for etcd over TLS."""
+        return {
+            "ca_file": self.etcd_ca_file,
+            "cert_file": self.etcd_cert_file,
+            "key_file": self.etcd_key_file,
+        }
 
 
 def _default_host_ip() -> str:
@@ -85,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     a = p.add_argument
     a("--etcd-endpoints", "--etcd", dest="etcd")
+    a("--etcd-tls-ca-file", dest="etcd_ca")
+    a("--etcd-tls-cert-file", dest="etcd_cert")
+    a("--etcd-tls-key-file", dest="etcd_key")
     a("-cluster-store", "--cluster-store", dest="cluster_store")
     a("--consul-endpoints", "--consul", dest="consul")
     a("--mode", "--plugin-mode", "--cluster-mode", "-plugin-mode", dest="mode")
@@ -147,6 +166,18 @@ def parse(argv: list[str] | None = None, env: dict[str, str] | None = None) -> C
         raise ConfigError("consul is not supported by contivpy; use --etcd-endpoints")
     if etcd:
         cfg.etcd_endpoints = etcd
+    if len({e.split("://")[0] if "://" in e else "http" for e in cfg.etcd_endpoints}) > 1:
+        raise ConfigError(f"invalid etcd endpoints {','.join(cfg.etcd_endpoints)}: mixed schemes")
+    cfg.etcd_ca_file = pick(ns.etcd_ca, "ETCD_TLS_CA_FILE", "") or ""
+    cfg.etcd_cert_file = pick(ns.etcd_cert, "ETCD_TLS_CERT_FILE", "") or ""
+    cfg.etcd_key_file = pick(ns.etcd_key, "ETCD_TLS_KEY_FILE", "") or ""
+    if bool(cfg.etcd_cert_file) != bool(cfg.etcd_key_file):
+        raise ConfigError("--etcd-tls-cert-file and --etcd-tls-key-file must be given together")
+    if (cfg.etcd_ca_file or cfg.etcd_cert_file) and not cfg.etcd_endpoints[0].startswith("https://"):
+        raise ConfigError("etcd TLS files need https:// etcd endpoints")
+    for path in (cfg.etcd_ca_file, cfg.etcd_cert_file, cfg.etcd_key_file):
+        if path and not os.access(path, os.R_OK):
+            raise ConfigError(f"cannot read etcd TLS file {path}")
 
     cfg.mode = (pick(ns.mode, "MODE", "") or "").strip()
     if not cfg.mode:

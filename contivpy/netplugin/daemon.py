@@ -61,7 +61,7 @@ class FatalConfigError(Exception):
 class Agent:
     def __init__(self, cfg: Config, kv: KVStore | None = None) -> None:
         self.cfg = cfg
-        self.kv = kv or open_store(cfg.store_url)
+        self.kv = kv or open_store(cfg.store_url, **cfg.store_tls)
         self.dp = Datapath(cfg)
         self.nets = NetworkManager(self.dp)
         self.vteps = VtepManager(self.dp, cfg.vtep_ip)

@@ -290,11 +290,17 @@ async def test_open_store_urls():
         s = open_store(url)
         assert isinstance(s, EtcdKV) and (s.host, s.port) == hp and not s.tls
     assert open_store("https://h:2379").tls
+    # a comma list: every member is used (defect 7: the first one only, before)
+    s = open_store("http://1.2.3.4:1111, http://5.6.7.8:2222,etcd://9.9.9.9")
+    assert s.endpoints == [("1.2.3.4", 1111), ("5.6.7.8", 2222), ("9.9.9.9", 2379)]
     from contivpy.common.errors import ValidationError
 
-    for bad in ["", "consul://h:8500", "http://:99", "http://h:notaport"]:
+    bad_urls = ["", "consul://h:8500", "http://:99", "http://h:notaport", "http://a:1,https://b:2"]
+    for bad in bad_urls:
         with pytest.raises(ValidationError):
             open_store(bad)
+    with pytest.raises(ValidationError):  # TLS files need https:// endpoints
+        open_store("http://h:2379", ca_file="/x")
 
 
 async def test_close_ends_open_watch_and_calls(kv):

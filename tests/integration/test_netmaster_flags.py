@@ -72,7 +72,7 @@ def test_head_flags_and_aliases():
         ]
     )
     assert (c.etcd_url, c.cluster_mode, c.net_mode, c.fwd_mode, c.infra) == (
-        "http://10.0.0.1:2379",
+        "http://10.0.0.1:2379,http://10.0.0.2:2379",  # every member (defect 7)
         "kubernetes",
         "vxlan",
         "routing",

@@ -4,9 +4,12 @@
 ``--cluster-store`` plus an in-process store:
 
     http://host:port            etcd v3 (gRPC on the client port)
-    https://host:port           etcd v3 over TLS (system trust roots; no client certs)
+    https://host:port           etcd v3 over TLS (``ca_file`` or the system trust roots;
+                                a client certificate with ``cert_file``/``key_file``)
     etcd://host:port            legacy cluster-store form, same as http://
-    "url1,url2,..."             a comma list: the first URL is used (as the original)
+    "url1,url2,..."             a comma list of members of one etcd cluster: every one is used
+                                (one channel, fail-over between members; see kv/etcd.py); all
+                                must have the same scheme
     memory://                   MemoryKV (single process, nothing persisted)
 
 aetcd/grpc are imported lazily (inside ``open_store``) so that importing ``contivpy.common.kv``
@@ -23,8 +26,23 @@ from contivpy.common.kv.base import Compare, Delete, Event, KeyValue, KVStore, P
 DEFAULT_ETCD_PORT = 2379
 
 
+def parse_store_urls(url: str) -> list[tuple[str, str, int]]:
+    """(scheme, host, port) of every URL of a comma list; one scheme for all (ValidationError)."""
+    parts = [u.strip() for u in (url or "").split(",") if u.strip()]
+    if not parts:
+        raise ValidationError("empty KV store URL")
+    out = [parse_store_url(u) for u in parts]
+    schemes = {"http" if s == "etcd" else s for s, _, _ in out}
+    if len(schemes) > 1:
+        raise ValidationError(f"KV store URLs {url!r} mix schemes: use all http:// or all https://")
+    if "memory" in schemes and len(out) > 1:
+        raise ValidationError("memory:// cannot be combined with other store URLs")
+    return out
+
+
 def parse_store_url(url: str) -> tuple[str, str, int]:
-    """Return (scheme, host, port) for a store URL; raise ValidationError on bad input."""
+    """Return (scheme, host, port) for a store URL (the first of a comma list); raise
+    ValidationError on bad input."""
     first = (url or "").split(",")[0].strip()
     if not first:
         raise ValidationError("empty KV store URL")
@@ -45,16 +63,26 @@ def parse_store_url(url: str) -> tuple[str, str, int]:
     return scheme, host, port or DEFAULT_ETCD_PORT
 
 
-def open_store(url: str) -> KVStore:
-    """Build (without connecting) the store for ``url``; see the module docstring for the forms."""
-    scheme, host, port = parse_store_url(url)
+def open_store(url: str, ca_file: str = "", cert_file: str = "", key_file: str = "") -> KVStore:
+    """Build (without connecting) the store for ``url``; see the module docstring for the forms.
+    The TLS files apply to https:// endpoints (given with http:// they are an error)."""
+    urls = parse_store_urls(url)
+    scheme = urls[0][0]
     if scheme == "memory":
         from contivpy.common.kv.memory import MemoryKV
 
         return MemoryKV()
+    if (ca_file or cert_file or key_file) and scheme != "https":
+        raise ValidationError("etcd TLS files given but the etcd endpoints are not https:// URLs")
     from contivpy.common.kv.etcd import EtcdKV
 
-    return EtcdKV(host, port, tls=scheme == "https")
+    return EtcdKV(
+        endpoints=[(h, p) for _, h, p in urls],
+        tls=scheme == "https",
+        ca_file=ca_file,
+        cert_file=cert_file,
+        key_file=key_file,
+    )
 
 
 __all__ = [
@@ -67,4 +95,5 @@ __all__ = [
     "TxnResult",
     "open_store",
     "parse_store_url",
+    "parse_store_urls",
 ]

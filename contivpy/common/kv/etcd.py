@@ -7,6 +7,18 @@ Design
 - Unary calls go straight to the gRPC stubs aetcd opened (``kvstub``, ``leasestub``) so that every
   answer carries its header revision; every failure (gRPC status, aetcd ClientError, timeout,
   OSError) becomes ``StoreError``.
+- Endpoints: ``EtcdKV(endpoints=[(host, port), ...])`` opens one gRPC channel on all of them
+  (target ``ipv4:a:p,b:p,...``, host names resolved when the channel opens) with gRPC's
+  pick_first policy: calls go to one member; when its connection drops the channel moves to the
+  next member that accepts a connection. etcd members forward writes to the raft leader, so any
+  member serves every call; leases are cluster-wide, so keepalives through a surviving member
+  keep them alive.
+- Retries: a call that fails UNAVAILABLE (the member went away under it) is re-sent once only if
+  repeating it is harmless: reads, lease grant/keepalive/revoke. Writes (put, delete, txn) are
+  never re-sent by us (gRPC itself retries only what never left the client): the caller gets
+  StoreError and decides.
+- TLS: ``tls=True`` or any of ``ca_file``/``cert_file``/``key_file`` -> a TLS channel verifying the
+  server against ``ca_file`` (system roots if empty), presenting the client certificate if given.
 - Reconnection: the channel retries a lost connection every 0.1 s .. 1 s (gRPC's default backoff
   grows to 120 s, so a client could stay "UNAVAILABLE" for seconds after etcd came back). Before a
   call, a channel that is not READY gets up to ``ready_grace`` seconds (2 s) to become so; then the
@@ -29,7 +41,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import socket
 import weakref
 from collections.abc import AsyncIterator, Sequence
 
@@ -64,7 +78,40 @@ _CHANNEL_OPTIONS = {
     "grpc.initial_reconnect_backoff_ms": 100,
     "grpc.min_reconnect_backoff_ms": 100,
     "grpc.max_reconnect_backoff_ms": 1000,
+    # notice a member that vanished without closing its socket (etcd's default
+    # --grpc-keepalive-min-time is 5 s: pinging more often would get us disconnected)
+    "grpc.keepalive_time_ms": 10_000,
+    "grpc.keepalive_timeout_ms": 5_000,
 }
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_file(path: str, what: str) -> bytes | None:
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as err:
+        raise StoreError(f"cannot read etcd TLS {what} {path}: {err.strerror}") from err
+
+
+def _credentials(ca_file: str, cert_file: str, key_file: str) -> grpc.ChannelCredentials:
+    """TLS credentials: the CA file (system roots when empty) and an optional client cert/key."""
+    if bool(cert_file) != bool(key_file):
+        raise StoreError("etcd TLS client certificate and key must be given together")
+    return grpc.ssl_channel_credentials(
+        root_certificates=_read_file(ca_file, "CA file"),
+        private_key=_read_file(key_file, "key file"),
+        certificate_chain=_read_file(cert_file, "certificate file"),
+    )
 
 
 def _range(prefix: str) -> tuple[bytes, bytes]:
@@ -116,26 +163,31 @@ class EtcdKV:
         timeout: float = 10.0,
         tls: bool = False,
         ready_grace: float = 2.0,
+        *,
+        endpoints: Sequence[tuple[str, int]] = (),
+        ca_file: str = "",
+        cert_file: str = "",
+        key_file: str = "",
     ) -> None:
-        self.host = host
-        self.port = port
-        self.tls = tls
+        self.endpoints = list(endpoints) or [(host, port)]
+        self.host, self.port = self.endpoints[0]
+        self.tls = tls or bool(ca_file or cert_file or key_file)
+        self._creds = _credentials(ca_file, cert_file, key_file) if self.tls else None
         self._timeout = timeout
         self._ready_grace = min(ready_grace, timeout)
-        self._client = aetcd.Client(host=host, port=port, timeout=timeout, options=_CHANNEL_OPTIONS)
+        self._client = aetcd.Client(host=self.host, port=self.port, timeout=timeout, options=_CHANNEL_OPTIONS)
         self._closed = False
         self._watches: weakref.WeakSet[PumpedIterator] = weakref.WeakSet()
 
     def __repr__(self) -> str:
-        return f"EtcdKV({self.host}:{self.port})"
+        return "EtcdKV(" + ",".join(f"{h}:{p}" for h, p in self.endpoints) + ")"
 
     async def _stubs(self) -> aetcd.Client:
         if self._closed:
             raise StoreError("etcd store is closed")
         c = self._client
-        if self.tls and c.channel is None:
-            self._open_tls_channel(c)
-        await c.connect()
+        if c.channel is None:
+            await self._open_channel(c)
         await self._await_ready(c.channel)
         return c
 
@@ -155,21 +207,68 @@ class EtcdKV:
                     await channel.wait_for_state_change(state)
             state = channel.get_state(try_to_connect=True)
 
-    def _open_tls_channel(self, c: aetcd.Client) -> None:
-        # aetcd only opens plaintext channels: set up the same stubs on a TLS channel ourselves.
+    async def _target(self) -> str:
+        """The gRPC target: ``host:port`` for one endpoint, else an ``ipv4:``/``ipv6:`` address list
+        (host names resolved once, here) that the channel's pick_first policy fails over across."""
+        if len(self.endpoints) == 1:
+            return f"{self.host}:{self.port}"
+        loop = asyncio.get_running_loop()
+        v4: list[str] = []
+        v6: list[str] = []
+        for host, port in self.endpoints:
+            if _is_ip(host):
+                addrs = [host]
+            else:
+                try:
+                    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                except OSError as err:
+                    log.warning("etcd endpoint %s:%d does not resolve (%s); skipped", host, port, err)
+                    continue
+                addrs = list(dict.fromkeys(i[4][0] for i in infos))
+            for a in addrs:
+                (v6 if ":" in a else v4).append(f"[{a}]:{port}" if ":" in a else f"{a}:{port}")
+        if v4:
+            return "ipv4:" + ",".join(v4)  # one address family per target: IPv4 first
+        if v6:
+            return "ipv6:" + ",".join(v6)
+        raise StoreError("no etcd endpoint resolves: " + ",".join(f"{h}:{p}" for h, p in self.endpoints))
+
+    async def _open_channel(self, c: aetcd.Client) -> None:
+        # aetcd opens one plaintext host:port channel: set up the same stubs on our own channel
+        # (every endpoint, pick_first failover, TLS when asked).
         from aetcd import watcher
 
-        c.channel = grpc.aio.secure_channel(
-            f"{self.host}:{self.port}",
-            grpc.ssl_channel_credentials(),
-            options=list(_CHANNEL_OPTIONS.items()),
-        )
+        target = await self._target()
+        if c.channel is not None:  # opened by another task meanwhile
+            return
+        options = list(_CHANNEL_OPTIONS.items())
+        if len(self.endpoints) > 1:
+            # TLS name checks use the first endpoint's host name (server certs must carry it, or
+            # each member's address; see docs/deployment.md).
+            options.append(("grpc.default_authority", f"{self.host}:{self.port}"))
+        if self._creds is not None:
+            c.channel = grpc.aio.secure_channel(target, self._creds, options=options)
+        else:
+            c.channel = grpc.aio.insecure_channel(target, options=options)
         c.kvstub = rpc.KVStub(c.channel)
         c.clusterstub = rpc.ClusterStub(c.channel)
         c.leasestub = rpc.LeaseStub(c.channel)
         c.maintenancestub = rpc.MaintenanceStub(c.channel)
         c._watcher = watcher.Watcher(rpc.WatchStub(c.channel), timeout=self._timeout, metadata=c.metadata)
         c._connected.set()
+
+    async def _idempotent(self, call):
+        """Run ``call(client)``; re-send it once if it failed UNAVAILABLE (the member we were on
+        went away: the channel fails over). Only for calls that are safe to repeat: reads and
+        lease keepalive/revoke/grant (a duplicate grant is an unused lease that expires). With a
+        single endpoint there is nowhere else to go: no re-send (an outage fails in ready_grace)."""
+        try:
+            return await call(await self._stubs())
+        except rpc.AioRpcError as err:
+            if err.code() is not grpc.StatusCode.UNAVAILABLE or self._closed or len(self.endpoints) < 2:
+                raise
+            log.info("etcd call failed (%s); retrying once on another member", _describe(err))
+            return await call(await self._stubs())
 
     async def connect(self) -> None:
         """Open the channel and check that etcd answers (raises StoreError if not)."""
@@ -178,13 +277,14 @@ class EtcdKV:
     # ---- reads -------------------------------------------------------------------------
 
     async def _range_call(self, key: bytes, range_end: bytes | None):
-        c = await self._stubs()
         req = rpc.RangeRequest(key=key)
         if range_end is not None:
             req.range_end = range_end
             req.sort_order = rpc.RangeRequest.ASCEND
             req.sort_target = rpc.RangeRequest.KEY
-        return await c.kvstub.Range(req, timeout=self._timeout, metadata=c.metadata)
+        return await self._idempotent(
+            lambda c: c.kvstub.Range(req, timeout=self._timeout, metadata=c.metadata)
+        )
 
     async def get(self, key: str) -> KeyValue | None:
         async with _store_errors("get"):
@@ -265,30 +365,36 @@ class EtcdKV:
 
     async def grant_lease(self, ttl: int) -> int:
         async with _store_errors("lease grant"):
-            c = await self._stubs()
-            resp = await c.leasestub.LeaseGrant(
-                rpc.LeaseGrantRequest(TTL=ttl), timeout=self._timeout, metadata=c.metadata
+            resp = await self._idempotent(
+                lambda c: c.leasestub.LeaseGrant(
+                    rpc.LeaseGrantRequest(TTL=ttl), timeout=self._timeout, metadata=c.metadata
+                )
             )
         if resp.error:
             raise StoreError(f"etcd lease grant failed: {resp.error}")
         return resp.ID
 
     async def keepalive(self, lease_id: int) -> None:
-        async with _store_errors("lease keepalive"):
-            c = await self._stubs()
+        async def once(c):
             stream = c.leasestub.LeaseKeepAlive(
                 [rpc.LeaseKeepAliveRequest(ID=lease_id)], timeout=self._timeout, metadata=c.metadata
             )
-            reply = await anext(aiter(stream), None)
-            stream.cancel()
+            try:
+                return await anext(aiter(stream), None)
+            finally:
+                stream.cancel()
+
+        async with _store_errors("lease keepalive"):
+            reply = await self._idempotent(once)
         if reply is None or reply.TTL <= 0:
             raise StoreError(f"lease {lease_id:x} not found (expired or revoked)")
 
     async def revoke_lease(self, lease_id: int) -> None:
         async with _store_errors("lease revoke"):
-            c = await self._stubs()
-            await c.leasestub.LeaseRevoke(
-                rpc.LeaseRevokeRequest(ID=lease_id), timeout=self._timeout, metadata=c.metadata
+            await self._idempotent(
+                lambda c: c.leasestub.LeaseRevoke(
+                    rpc.LeaseRevokeRequest(ID=lease_id), timeout=self._timeout, metadata=c.metadata
+                )
             )
 
     # ---- watch -------------------------------------------------------------------------
