@@ -369,3 +369,72 @@ async def test_hook_runs_have_no_docker_side_effect(etcd_kv, dockerd, docker_cli
     assert await kv.get(keys.epg_state("tal-web:default")) is None  # nothing committed either
     await crud.delete("network", "default:tal-net")
     dockerd.docker("network", "rm", "tal-net")
+
+
+def _wait(pred, timeout: float = 60.0, what: str = "condition"):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            v = pred()
+        except (OSError, KeyError, ValueError):
+            v = None
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.docker
+@pytest.mark.root
+@pytest.mark.etcd
+def test_new_leader_reconciler_converges(netmaster_factory, etcd_server, tdk_netns, tal_plugin):
+    """Real netmasters in docker mode sharing one engine. With Docker down the leader commits a
+    network create and answers 200 (the old code answered Docker's error and rolled it back), showing
+    the key pending in /debug/docknets; it then hands over (SIGTERM). When Docker comes back, the
+    new leader's reconciler creates the network and records it, and its start-up sync removes a
+    contiv network whose object is gone; a delete through the new leader removes it from Docker."""
+    netns, base = tdk_netns
+    dh = DockerHost(netns, base, plugin_socket=tal_plugin)
+    try:
+        dh.start()
+        dh.docker(
+            "network", "create", "-d", "netplugin", "--ipam-driver", "netplugin", "--ipam-opt", "tenant=default",
+            "--ipam-opt", "network=tal-gone", "--subnet", "10.9.9.0/24", "tal-gone",
+        )  # fmt: skip
+        dh.halt()
+        args = ["--mode", "docker", "--docker-host", dh.host_url]
+        nm1 = netmaster_factory(args=args)
+        nm2 = netmaster_factory(args=args)
+        assert nm1.info()["leader-ip"] == f"127.0.0.1:{nm1.port}"
+        body = {**NET, "encap": "vlan", "subnet": "10.103.1.0/24"}
+        st, _, text = nm1.request("POST", "/api/v1/networks/default:tal-net/", body)
+        assert st == 200, text
+        assert json.loads(text)["networkName"] == "tal-net"
+
+        def pending():
+            nets = nm1.json("GET", "/debug/docknets")["networks"]
+            return nets.get("tal-net", {}).get("state") == "retrying"
+
+        _wait(pending, 30, "tal-net retrying on the leader")
+        nm1.stop()
+        _wait(lambda: nm2.info()["leader-ip"] == f"127.0.0.1:{nm2.port}", 30, "nm2 leader")
+        dh.start()
+        _wait(lambda: "tal-net" in dh.networks() and "tal-gone" not in dh.networks(), 60, "converged")
+        net_id = dh.networks()["tal-net"]["Id"]
+
+        def recorded():
+            out = etcd_server.etcdctl("get", keys.docknet_oper("default.tal-net."), "--print-value-only")
+            return out.strip() and json.loads(out)["docknetUUID"] == net_id
+
+        _wait(recorded, 30, "docknet record")
+        assert nm2.json("GET", "/debug/docknets")["networks"]["tal-net"]["state"] == "ok"
+        st, _, text = nm2.request("DELETE", "/api/v1/networks/default:tal-net/")
+        assert st == 200, text
+        _wait(lambda: "tal-net" not in dh.networks(), 60, "tal-net removed")
+        _wait(
+            lambda: not etcd_server.etcdctl("get", "--prefix", keys.OPER_DOCKNET, "--keys-only").strip(), 30
+        )
+    finally:
+        dh.stop()
