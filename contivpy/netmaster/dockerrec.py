@@ -17,15 +17,18 @@ Key: the Docker network name. ``reconcile(name)`` reads the current etcd records
 - ACI mode (global ``networkInfraType`` aci): nothing (the original made no Docker networks there).
 Every failure (Docker down, Docker refusing a delete while containers are attached, a lost compare)
 raises: the key alone is retried with exponential backoff (``common/reconcile.Reconciler``, capped
-at ``MAX_DELAY``) while the other keys go on; a new event for the key retries it at once.
+at ``MAX_DELAY``) while the other keys go on; a new event for the key retries it at once. A key
+that finds Docker unreachable wakes the sync loop, which then lists Docker every ``DOCKER_RETRY``
+s and, at the first success, re-queues every key (so Docker's return is seen within ~2 s without
+short per-key backoffs and their log lines).
 
 Producers: a list+watch of ``state/nets/`` and ``state/endpointGroups/`` (a put enqueues the
 record's name, a delete the previous record's name, via ``Mirror``) and a full sync: every etcd
 name, every docknet record and every Docker network of our driver with contiv options (so a
 network whose object went away while no leader ran is removed, and one removed behind our back is
 recreated). The workers start (``mark_synced``) once both prefixes are listed and the first Docker
-listing was tried. The full sync repeats every ``resync`` seconds (every ``DOCKER_RETRY`` s while
-the Docker listing fails).
+listing was tried. The full sync repeats every ``resync`` seconds; while Docker cannot be listed it
+enqueues nothing and is tried every ``DOCKER_RETRY`` s.
 
 Leadership: the daemon runs ``run()`` only while it is leader and cancels it the moment
 leadership is lost; the next leader's full sync converges whatever was in flight. Docker calls
@@ -46,7 +49,7 @@ from collections.abc import Callable
 from typing import Any
 
 from contivpy.common.dockerapi import DockerApiError, DockerClient, docker_net_name
-from contivpy.common.errors import ConflictError
+from contivpy.common.errors import ConflictError, StoreError
 from contivpy.common.kv.base import Compare, Delete, KeyValue, KVStore, Put
 from contivpy.common.reconcile import Reconciler
 from contivpy.common.watch import Mirror, Snapshot, list_and_watch
@@ -56,10 +59,11 @@ from contivpy.netmaster import dockernet
 
 log = logging.getLogger("netmaster.dockerrec")
 
-#: per-key retry backoff cap (s): a network created while Docker is down appears at most this long
-#: after Docker answers again
-MAX_DELAY = 5.0
-#: full sync period (s), and its period while the Docker listing fails
+#: per-key retry backoff cap (s)
+MAX_DELAY = 30.0
+#: full sync period (s), and the Docker polling period while Docker is unreachable: the first
+#: successful listing re-queues every key, so a network made while Docker was down appears about
+#: DOCKER_RETRY s after Docker answers again, whatever the keys' backoff
 RESYNC = 30.0
 DOCKER_RETRY = 2.0
 _SKIP = object()
@@ -132,6 +136,7 @@ class DocknetReconciler:
         self._listed = {keys.NETS: asyncio.Event(), keys.EPGS: asyncio.Event()}
         self._names: dict[str, str] = {}  # etcd state key -> its Docker network name (watched)
         self._count: Counter[str] = Counter()  # Docker network name -> etcd records naming it
+        self._unreachable = asyncio.Event()  # set by a key that could not reach Docker
 
     # ---- running ----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -161,15 +166,29 @@ class DocknetReconciler:
 
     async def _sync_loop(self) -> None:
         for ev in self._listed.values():
-            await ev.wait()
+            await ev.wait()  # the first listings enqueued every etcd name
         while True:
-            docker_ok = await self.full_sync()
+            try:
+                docker_ok = await self.full_sync()
+            except StoreError as e:  # etcd unreachable: the watches re-list; sync again soon
+                log.warning("docker network full sync failed: %s", e)
+                docker_ok = False
             self.rec.mark_synced()
-            await asyncio.sleep(self.resync if docker_ok else min(self.resync, DOCKER_RETRY))
+            if docker_ok:
+                self._unreachable.clear()
+                with contextlib.suppress(TimeoutError):  # a key found Docker unreachable: poll it
+                    await asyncio.wait_for(self._unreachable.wait(), self.resync)
+            await asyncio.sleep(min(self.resync, DOCKER_RETRY))
 
     async def full_sync(self) -> bool:
-        """Enqueue every name etcd or Docker knows; False if Docker could not be listed."""
-        names: set[str] = set()
+        """Enqueue every name etcd, a docknet record or Docker knows; when Docker cannot be listed,
+        enqueue nothing (every key would only fail again) and return False."""
+        try:
+            listed = await self.docker.list_networks(driver=self.plugin)
+        except DockerApiError as e:
+            log.warning("docker networks not listed (%s); retrying in %.0fs", e, DOCKER_RETRY)
+            return False
+        names = {n["Name"] for n in listed if dockernet.is_contiv(n, self.plugin) and n.get("Name")}
         for prefix in (keys.NETS, keys.EPGS):
             kvs, _ = await self.kv.get_prefix(prefix)
             names.update(n for n in (_name_of(prefix, i.value) for i in kvs) if n)
@@ -178,17 +197,9 @@ class DocknetReconciler:
             rec = DocknetState.parse(i.value)
             if rec is not None and rec.networkName:
                 names.add(docker_net_name(rec.tenantName or "default", rec.networkName, rec.serviceName))
-        docker_ok = True
-        try:
-            for n in await self.docker.list_networks(driver=self.plugin):
-                if dockernet.is_contiv(n, self.plugin) and n.get("Name"):
-                    names.add(n["Name"])
-        except DockerApiError as e:
-            log.warning("docker networks not listed (%s); retrying in %.0fs", e, DOCKER_RETRY)
-            docker_ok = False
         for name in sorted(names):
             self.rec.enqueue(name)
-        return docker_ok
+        return True
 
     def _track(self, key: str, name: str | None) -> None:
         old = self._names.pop(key, None)
@@ -227,6 +238,14 @@ class DocknetReconciler:
         return (parent, base, ekv) if parent is not None else None
 
     async def reconcile(self, name: str) -> None:
+        try:
+            await self._reconcile(name)
+        except DockerApiError as e:
+            if e.status == 0:  # unreachable: the sync loop polls Docker and retries all on its return
+                self._unreachable.set()
+            raise
+
+    async def _reconcile(self, name: str) -> None:
         reads = _Reads(self.kv)
         want = await self._wanted(reads, name)
         if want is _SKIP:
