@@ -162,15 +162,16 @@ class Daemon:
 
         assert self.crud is not None
         while True:
-            rec = DocknetReconciler(self.kv, self.cfg, fence=self._fence)
-            self.crud.extras["docknet"] = rec
+            rec = None
             try:
+                rec = DocknetReconciler(self.kv, self.cfg, fence=self._fence)
+                self.crud.extras["docknet"] = rec
                 await rec.run()
             except Exception as exc:  # never ends the daemon: start over with a full sync
                 log.warning("docker network reconciler failed, restarting: %s", exc, exc_info=True)
                 await asyncio.sleep(1)
             finally:
-                if self.crud.extras.get("docknet") is rec:
+                if rec is not None and self.crud.extras.get("docknet") is rec:
                     del self.crud.extras["docknet"]
 
     async def _listen(self, app: web.Application) -> None:
