@@ -137,6 +137,7 @@ class DocknetReconciler:
         self._names: dict[str, str] = {}  # etcd state key -> its Docker network name (watched)
         self._count: Counter[str] = Counter()  # Docker network name -> etcd records naming it
         self._unreachable = asyncio.Event()  # set by a key that could not reach Docker
+        self._docker_down = False  # the last Docker listing failed
 
     # ---- running ----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -186,8 +187,13 @@ class DocknetReconciler:
         try:
             listed = await self.docker.list_networks(driver=self.plugin)
         except DockerApiError as e:
-            log.warning("docker networks not listed (%s); retrying in %.0fs", e, DOCKER_RETRY)
+            if not self._docker_down:  # once per outage: it is polled every DOCKER_RETRY s
+                log.warning("docker networks not listed (%s); polling every %.0fs", e, DOCKER_RETRY)
+            self._docker_down = True
             return False
+        if self._docker_down:
+            log.info("docker answers again: reconciling every network")
+        self._docker_down = False
         names = {n["Name"] for n in listed if dockernet.is_contiv(n, self.plugin) and n.get("Name")}
         for prefix in (keys.NETS, keys.EPGS):
             kvs, _ = await self.kv.get_prefix(prefix)
