@@ -438,3 +438,32 @@ def test_new_leader_reconciler_converges(netmaster_factory, etcd_server, tdk_net
         )
     finally:
         dh.stop()
+
+
+@pytest.mark.docker
+@pytest.mark.root
+@pytest.mark.etcd
+async def test_docknet_record_write_carries_the_leader_fence(etcd_kv, dockerd, docker_client):
+    """The reconciler's etcd writes are leader-only: with a fence that no longer holds (a deposed
+    leader), the Docker network may be made but no docknet record is written or deleted."""
+    from contivpy.common.kv.base import Compare
+
+    kv = etcd_kv
+    crud = await _crud(kv, dockerd.host_url)
+    await kv.put("/contiv.io/lock/tal-fence", "holder")
+    lost = Compare("/contiv.io/lock/tal-fence", "value", "==", "another holder")
+    rec = DocknetReconciler(kv, crud.config, docker=docker_client, fence=lambda: lost, resync=3600)
+    async with _running(rec):
+        await crud.create_or_update("network", "default:tal-net", NET)
+        await _until(lambda: rec.status()["networks"].get("tal-net", {}).get("state") == "retrying", 30)
+        assert "leadership lost" in rec.status()["networks"]["tal-net"]["lastError"]
+        assert await _record(kv, "default.tal-net.") is None
+    held = Compare("/contiv.io/lock/tal-fence", "value", "==", "holder")
+    rec = DocknetReconciler(kv, crud.config, docker=docker_client, fence=lambda: held, resync=3600)
+    async with _running(rec):
+        await _until(_record_of(kv, "default.tal-net."), 30, "record written under a holding fence")
+        await crud.delete("network", "default:tal-net")
+        await _until(lambda: "tal-net" not in dockerd.networks(), 30, "removed")
+        await _until(lambda: rec.rec.idle(), 30, "idle")
+        assert await _record(kv, "default.tal-net.") is None
+    await kv.delete("/contiv.io/lock/tal-fence")
