@@ -1,4 +1,4 @@
-"""Generic CRUD over the object registry: validate -> hook -> ONE etcd txn -> side effects.
+"""Generic CRUD over the object registry: validate -> hook -> ONE etcd txn -> follow-up jobs.
 
 Objects
     A model object is a plain ``dict`` in canonical REST form (``contivpy.model.objects``): exact
@@ -31,9 +31,10 @@ HOOK CONTRACT (per type, module ``contivpy.netmaster.hooks.<name>``, see registr
       Model objects other than the one being written are changed with ``ctx.put_obj`` /
       ``ctx.delete_obj`` (staged; later ``ctx.get_obj`` calls see the staged version).
     - ``after_commit`` callables (``async def f() -> None``) run after a successful commit, in
-      order; they must be idempotent (Docker network create/delete, ...). Their failure is
-      logged and turned into the response error, but the commit stays (as in the original,
-      where state was written before the Docker call).
+      order; they must be idempotent (follow-up jobs, ``netmaster/followup.py``). Their failure
+      is logged and turned into the response error, but the commit stays. External side
+      effects (Docker networks) are NOT done here: a reconciler acts on the committed state
+      (``netmaster/dockerrec.py``), so a commit never waits for, or is undone by, Docker.
     - Link maintenance: crud itself keeps the declared single links (registry ``ObjType.links``,
       e.g. network ``links.Tenant`` and tenant ``link-sets.Networks``) in the same txn. Hooks
       handle many-to-many links (EPG policies, app-profile groups, ...) with ``link_set_add`` /
@@ -41,7 +42,7 @@ HOOK CONTRACT (per type, module ``contivpy.netmaster.hooks.<name>``, see registr
 
 ``TxnContext`` attributes: ``kv`` (KVStore), ``config`` (netmaster Config: ``cluster_mode``,
 ``docker_host``, ``plugin_name``, ``fwd_mode``, ``net_mode``, ``infra``), ``docker`` (Docker
-client or None; lazily built by daemon in docker/swarm-mode), ``registry`` (type table),
+client or None; no hook calls Docker), ``registry`` (type table),
 ``extras`` (dict shared per Crud instance for other helpers' services, e.g. ``extras["ipam"]``).
 
 Leader start: ``Crud.ensure_defaults(fwd_mode)`` creates tenant ``default`` if missing and calls

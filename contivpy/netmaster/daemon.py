@@ -89,6 +89,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
         self._bg: list[asyncio.Task] = []
+        self._docker_task: asyncio.Task | None = None
 
     # ---- leadership ----------------------------------------------------------------------
 
@@ -96,6 +97,9 @@ class Daemon:
         """Synchronous part of a transition: stop serving as leader the moment the lock is lost."""
         if not leader:
             self.state.is_leader = False
+            if self._docker_task is not None:  # the Docker network reconciler is leader-only
+                self._docker_task.cancel()
+                self._docker_task = None
 
     async def _transitions(self, changes) -> None:
         async for change in changes:
@@ -128,8 +132,8 @@ class Daemon:
             except Exception as exc:  # best effort; the next leader start retries
                 log.warning("service provider prune failed: %s", exc)
         await self._set_role("leader")
-        if self.cfg.cluster_mode == "docker" and self._tg is not None:
-            self._bg.append(self._tg.create_task(self._reconcile_docker()))
+        if self.cfg.cluster_mode == "docker" and self._tg is not None and self._docker_task is None:
+            self._docker_task = self._tg.create_task(self._reconcile_docker())
 
     async def _run_election(self) -> None:
         """``election.run()``, restarted should it ever fail (store errors are handled inside)."""
@@ -174,20 +178,23 @@ class Daemon:
     # ---- docker / listeners --------------------------------------------------------------
 
     async def _reconcile_docker(self) -> None:
-        """Recreate Docker networks missing after a crash between commit and Docker call."""
-        try:
-            from contivpy.netmaster import dockernet
-            from contivpy.netmaster.crud import TxnContext
-            from contivpy.netmaster.hooks.network import docker_client
+        """Leader only (cancelled when leadership is lost): keep --docker-host's Docker networks
+        in line with etcd (``netmaster/dockerrec.py``)."""
+        from contivpy.netmaster.dockerrec import DocknetReconciler
 
-            assert self.crud is not None
-            n = await dockernet.reconcile_docker_networks(
-                self.fenced, docker_client(TxnContext(self.crud)), self.cfg
-            )
-            if n:
-                log.info("recreated %d missing docker networks", n)
-        except Exception as exc:  # Docker down: the next leader start retries
-            log.warning("docker network reconcile failed: %s", exc)
+        assert self.crud is not None
+        while True:
+            rec = None
+            try:
+                rec = DocknetReconciler(self.fenced, self.cfg)  # FencedStore: every write carries the fence
+                self.crud.extras["docknet"] = rec
+                await rec.run()
+            except Exception as exc:  # never ends the daemon: start over with a full sync
+                log.warning("docker network reconciler failed, restarting: %s", exc, exc_info=True)
+                await asyncio.sleep(1)
+            finally:
+                if rec is not None and self.crud.extras.get("docknet") is rec:
+                    del self.crud.extras["docknet"]
 
     async def _listen(self, app: web.Application) -> None:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -243,8 +250,9 @@ class Daemon:
                 ]
                 await self._stop.wait()
                 self._tg = None
-                for t in tasks + self._bg:
-                    t.cancel()
+                for t in tasks + self._bg + [self._docker_task]:
+                    if t is not None:
+                        t.cancel()
         finally:
             await self.close()
 

@@ -1,32 +1,35 @@
-"""Netmaster-side Docker networks (docker cluster mode): the Engine API client and the mapping.
+"""Netmaster-side Docker networks (docker cluster mode): the Engine API operations for ONE network.
 
 In ``docker`` mode every contiv network and endpoint group is also a Docker network
-(contiv-reference §5.5/5.6, transcripts §4.8 fake-engine log), created by netmaster through the
-Engine API v1.23 on a unix socket (default ``/var/run/docker.sock``):
+(contiv-reference §5.5/5.6, transcripts §4.8 fake-engine log) on netmaster's ``--docker-host``,
+reached through the Engine API v1.23 (default ``unix:///var/run/docker.sock``):
 
     name      ``<group or network>`` for tenant ``default``, else ``<group or network>/<tenant>``
     driver    = IPAM driver = the plugin name (default ``netplugin``); CheckDuplicate, Attachable
     options   tenant, encap, pkt-tag (VNI for vxlan, VLAN for vlan)
     IPAM      options tenant, network[, group]; Config [{Subnet: <net addr>/<len>[, Gateway]}]
 
-The Docker network id is recorded in ``/contiv.io/oper/docknet/<tenant>.<network>.<group>``.
-Create is idempotent (an existing network with our driver is adopted; another driver gives
-"network name used by another driver"); delete treats "not found" as done. The netplugin of the
-host whose engine this is creates the same networks from etcd: a 409 from create means it was
-first, and duplicates from Docker's unlocked CheckDuplicate are removed (``one_network``).
+This module only talks to Docker. WHEN to call it is decided by the leader-only reconciler
+``netmaster/dockerrec.py`` after the etcd commit (the hooks never call Docker), which also writes
+the ``/contiv.io/oper/docknet/<tenant>.<network>.<group>`` record once Docker succeeded.
 
-``reconcile_docker_networks`` re-creates missing Docker networks for every network/EPG state (run
-by the leader at start: closes the window where netmaster died between the etcd commit and the
-Docker call), and rewrites a docknet record that is missing or names another Docker id than the
-engine's network of that name (a copy replaced behind netmaster's back, e.g. by a duplicate
-reduction, would otherwise leave the recorded id stale forever). The netplugin on this engine never
-deletes a network netmaster has just created and not yet committed (netplugin/docker/sync.py:
-deletions need positive evidence), so the EPG create-before-commit order does not stale it. See docs/decisions.md "Docker networks". The Engine API client, the naming and the
-create payload are shared with netplugin: ``contivpy/common/dockerapi.py``.
+- ``ensure_network`` is idempotent: an existing network of our driver with the same contiv IPAM
+  options and subnet is adopted; one of our driver that no longer matches (an older object of the
+  same name) is replaced; another driver gives "network name used by another driver". A 409 from
+  create means a concurrent creator (the netplugin of the host whose engine this is creates the same
+  networks from etcd) was first; duplicates from Docker's unlocked CheckDuplicate are reduced to the
+  oldest (``common/dockerapi.one_network``, the rule netplugin applies too).
+- ``remove_network`` deletes the network of that name only if it is ours (``is_contiv``: our driver
+  and contiv IPAM options); "not found" is done. Docker refuses while containers are attached: that
+  error propagates (the reconciler retries the key).
+
+The Engine API client, the naming and the create payload are shared with netplugin:
+``contivpy/common/dockerapi.py``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from typing import Any
 
@@ -39,9 +42,7 @@ from contivpy.common.dockerapi import (
     one_network,
 )
 from contivpy.common.errors import ExternalServiceError
-from contivpy.common.kv.base import KVStore
-from contivpy.model import keys
-from contivpy.model.state import DocknetState, EndpointGroupState, NetworkState
+from contivpy.model.state import NetworkState
 
 log = logging.getLogger("netmaster.dockernet")
 
@@ -72,12 +73,45 @@ def create_body(plugin: str, net: NetworkState, group: str = "") -> dict:
     )
 
 
-async def create_docknet(
-    docker: DockerClient, kv: KVStore, plugin: str, net: NetworkState, group: str = ""
-) -> str:
-    """Ensure the Docker network of (network, group) exists; record the mapping; returns its id."""
+def is_contiv(found: dict, plugin: str) -> bool:
+    """A Docker network contiv made: our driver, and IPAM options naming a tenant and a network."""
+    opts = (found.get("IPAM") or {}).get("Options") or {}
+    return found.get("Driver") == plugin and bool(opts.get("tenant")) and bool(opts.get("network"))
+
+
+def _norm(subnet: str) -> str:
+    try:
+        return str(ipaddress.ip_network(subnet, strict=False))
+    except ValueError:
+        return ""
+
+
+def matches(found: dict, plugin: str, net: NetworkState, group: str = "") -> bool:
+    """``found`` is the network (network, group) wants: same contiv IPAM options and v4 subnet
+    (what netplugin's sync compares too, so the two never disagree about one network)."""
+    ipam = found.get("IPAM") or {}
+    opts = ipam.get("Options") or {}
+    want_opts = create_body(plugin, net, group)["IPAM"]["Options"]
+    if {k: opts.get(k, "") for k in ("tenant", "network", "group")} != {
+        k: want_opts.get(k, "") for k in ("tenant", "network", "group")
+    }:
+        return False
+    subnets = {_norm(c.get("Subnet") or "") for c in ipam.get("Config") or []}
+    return _norm(f"{net.subnetIP}/{net.subnetLen}") in subnets
+
+
+async def ensure_network(docker: DockerClient, plugin: str, net: NetworkState, group: str = "") -> str:
+    """The Docker network of (network, group) exists as etcd says; returns its id."""
     name = docker_net_name(net.tenant, net.networkName, group)
     existing = await one_network(docker, name, plugin)
+    if existing is not None and existing.get("Driver") != plugin:
+        raise ExternalServiceError("network name used by another driver")
+    if existing is not None and not matches(existing, plugin, net, group):
+        log.info(
+            "docker network %s (%s) no longer matches its object: replacing it", name, existing["Id"][:12]
+        )
+        await docker.delete_network(existing["Id"])  # refused while in use: the key is retried
+        existing = None
     if existing is None:
         try:
             await docker.create_network(create_body(plugin, net, group))
@@ -88,74 +122,20 @@ async def create_docknet(
         existing = await one_network(docker, name, plugin)
         if existing is None:
             raise ExternalServiceError(f"docker network {name} vanished while being created")
-    if existing.get("Driver") != plugin:
-        raise ExternalServiceError("network name used by another driver")
-    uuid = existing.get("Id", "")
-    await _record(kv, net, group, uuid)
-    return uuid
+        if existing.get("Driver") != plugin:
+            raise ExternalServiceError("network name used by another driver")
+    return existing.get("Id", "")
 
 
-async def _record(kv: KVStore, net: NetworkState, group: str, uuid: str) -> None:
-    did = keys.docknet_id(net.tenant, net.networkName, group)
-    rec = DocknetState(
-        id=did, tenantName=net.tenant, networkName=net.networkName, serviceName=group, docknetUUID=uuid
-    )
-    await kv.put(keys.docknet_oper(did), rec.to_json())
-
-
-async def _refresh_record(kv: KVStore, net: NetworkState, group: str, uuid: str) -> bool:
-    """Rewrite the docknet record if it is missing or names another id; True when rewritten."""
-    kvp = await kv.get(keys.docknet_oper(keys.docknet_id(net.tenant, net.networkName, group)))
-    rec = DocknetState.parse(kvp.value) if kvp is not None else None
-    if rec is not None and rec.docknetUUID == uuid:
+async def remove_network(docker: DockerClient, plugin: str, name: str) -> bool:
+    """Delete the Docker network ``name`` if contiv made it; True when one was deleted."""
+    found = await docker.find_network(name)
+    if found is None:
         return False
-    await _record(kv, net, group, uuid)
-    return True
-
-
-async def delete_docknet(
-    docker: DockerClient, kv: KVStore, tenant: str, network: str, group: str = ""
-) -> None:
-    """Remove the Docker network (missing = done) and its mapping. Docker refuses while it has
-    endpoints; that error propagates and nothing else is changed."""
-    name = docker_net_name(tenant, network, group)
-    await docker.delete_network(name)  # False when already gone
-    await kv.delete(keys.docknet_oper(keys.docknet_id(tenant, network, group)))
-
-
-async def reconcile_docker_networks(kv: KVStore, docker: DockerClient, config: Any) -> int:
-    """Create missing Docker networks for all contiv networks (non-infra) and EPGs and refresh stale
-    docknet records; returns the number created. Errors are logged per object and do not stop the
-    sweep."""
-    plugin = plugin_name(config)
-    created = 0
-    nets, _ = await kv.get_prefix(keys.NETS)
-    by_id: dict[str, NetworkState] = {}
-    todo: list[tuple[NetworkState, str]] = []
-    for item in nets:
-        net = NetworkState.from_json(item.value)
-        by_id[net.id] = net
-        if net.nwType != "infra":
-            todo.append((net, ""))
-    epgs, _ = await kv.get_prefix(keys.EPGS)
-    for item in epgs:
-        epg = EndpointGroupState.from_json(item.value)
-        net = by_id.get(f"{epg.networkName}.{epg.tenantName}")
-        if net is not None:
-            todo.append((net, epg.groupName))
-    for net, group in todo:
-        try:
-            name = docker_net_name(net.tenant, net.networkName, group)
-            found = await docker.find_network(name)
-            if found is None:
-                await create_docknet(docker, kv, plugin, net, group)
-                created += 1
-            elif found.get("Driver") == plugin and found.get("Id"):
-                if await _refresh_record(kv, net, group, found["Id"]):
-                    log.info("docknet record of %s refreshed (%s)", name, found["Id"][:12])
-        except Exception:  # keep sweeping; the next leader start retries
-            log.exception("reconcile of docker network for %s/%s failed", net.id, group)
-    return created
+    if not is_contiv(found, plugin):
+        log.info("docker network %s is not contiv's (driver %s): left alone", name, found.get("Driver"))
+        return False
+    return await docker.delete_network(found.get("Id") or name)
 
 
 __all__ = [
@@ -165,7 +145,8 @@ __all__ = [
     "docker_net_name",
     "plugin_name",
     "create_body",
-    "create_docknet",
-    "delete_docknet",
-    "reconcile_docker_networks",
+    "is_contiv",
+    "matches",
+    "ensure_network",
+    "remove_network",
 ]

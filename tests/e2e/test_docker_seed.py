@@ -306,10 +306,14 @@ def test_endpoint_group_network(docker_bed2):
         "network": "test-net",
         "group": "web",
     }
-    # netmaster (engine of host 1) recorded the id of the network host 1 has: its netplugin's sync
-    # did not delete it in the window between netmaster's Docker create and its etcd commit
-    rec = json.loads(bed.etcdctl("get", "/contiv.io/oper/docknet/default.test-net.web", "--print-value-only"))
-    assert rec["docknetUUID"] == d1.networks()["web"]["Id"]
+
+    # netmaster (engine of host 1) records, after Docker succeeded, the id of the network host 1
+    # has (its reconciler and host 1's netplugin both create it: one copy is kept, the same by both)
+    def recorded():
+        out = bed.etcdctl("get", "/contiv.io/oper/docknet/default.test-net.web", "--print-value-only")
+        return out.strip() and json.loads(out)["docknetUUID"] == d1.networks()["web"]["Id"]
+
+    wait_until(recorded, 30, "docknet record of web names host 1's network")
     d1.run("tdkw1", "web")
     d2.run("tdkw2", "web")
     ipw2 = eth0(d2, "tdkw2")[0].split("/")[0]

@@ -258,10 +258,11 @@ async def test_join_records_container_name_and_id(bed):
 
 
 async def test_sync_keeps_unconfirmed_new_network_and_removes_deleted_ones(bed_nosync):
-    """The race with netmaster on this engine: netmaster creates a group's Docker network BEFORE
-    it commits the group to etcd. A sync pass in that window must not delete it (netmaster's
-    recorded docknet id would go stale); a network whose etcd object is deleted still goes, and an
-    orphan (create never committed) goes once its grace period on the engine's clock is over."""
+    """A network created on this engine before its group is in etcd (a creator that makes the
+    Docker network first; netmaster itself now does so only after its commit). A sync pass in that
+    window must not delete it (a recorded docknet id would go stale); a network whose etcd object
+    is deleted still goes, and an orphan (object never committed) goes once its grace period on
+    the engine's clock is over."""
     dh, plugin, backend, net, grp, kv = bed_nosync
     engine = DockerClient(dh.host_url)
     sync = DockerNetworkSync(kv, engine)  # default grace (60 s)
@@ -270,14 +271,14 @@ async def test_sync_keeps_unconfirmed_new_network_and_removes_deleted_ones(bed_n
         assert await sync.reconcile_once()
         have = await asyncio.to_thread(dh.networks)
         assert {net, grp} <= set(have) and g2 not in have
-        # netmaster's step 1: the group's network, straight through the Engine API; no etcd group yet
+        # step 1: the group's network, straight through the Engine API; no etcd group yet
         body = network_create_body("netplugin", tenant="default", network=net, group=g2,
                                    subnet="10.77.1.0/24", gateway="10.77.1.254", pkt_tag=5001)  # fmt: skip
         g2_id = await engine.create_network(body)
         assert await sync.reconcile_once()  # a pass inside the window
         have = await asyncio.to_thread(dh.networks)
-        assert g2 in have and have[g2]["Id"] == g2_id, "sync deleted netmaster's uncommitted network"
-        # netmaster's step 2: the commit; the pass adopts that very network
+        assert g2 in have and have[g2]["Id"] == g2_id, "sync deleted a not-yet-committed network"
+        # step 2: the commit; the pass adopts that very network
         epg = {"id": f"{g2}:default", "groupName": g2, "tenantName": "default", "networkName": net}
         await kv.put(keys.epg_state(f"{g2}:default"), json.dumps(epg))
         assert await sync.reconcile_once()

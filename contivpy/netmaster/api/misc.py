@@ -4,6 +4,9 @@
     GET /info           {"current-state","leader-ip","local-ip","netmaster-nodes","netplugin-nodes"}
     GET /services       [service-LB state, ...]   GET /service/{id}   one service-LB state
     GET /debug/ofnet    ofnet master dump (contivpy.netmaster.rpc)
+    GET /debug/docknets Docker network reconciler (docker mode, leader): {"running", "synced",
+                        "networks": {<docker name>: {"state": ok|pending|retrying, "attempts",
+                        "lastError", "nextRetryIn"}}} (a contivpy addition)
 
 Like the original these answer ``text/plain; charset=utf-8`` (Go's content sniffing of a body
 written without a Content-Type) and carry no trailing newline.
@@ -18,7 +21,7 @@ from aiohttp import web
 from contivpy.common.errors import NotFoundError, ValidationError
 from contivpy.common.registry import ServiceInfo
 from contivpy.model import keys
-from contivpy.netmaster.api.keys import CONFIG, KV, STATE
+from contivpy.netmaster.api.keys import CONFIG, CRUD, KV, STATE
 from contivpy.netmaster.config import version_info
 
 RPC: web.AppKey[object] = web.AppKey("rpc", object)
@@ -90,12 +93,20 @@ async def get_ofnet(request: web.Request) -> web.Response:
     return _plain(dump)
 
 
+async def get_docknets(request: web.Request) -> web.Response:
+    rec = request.app[CRUD].extras.get("docknet")
+    if rec is None:
+        return _plain({"running": False, "synced": False, "networks": {}})
+    return _plain({"running": True, **rec.status()})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/version", get_version)
     app.router.add_get("/info", get_info)
     app.router.add_get("/services", get_services)
     app.router.add_get("/service/{id}", get_service)
     app.router.add_get("/debug/ofnet", get_ofnet)
+    app.router.add_get("/debug/docknets", get_docknets)
 
 
 __all__ = ["add_routes", "RPC"]

@@ -1,4 +1,4 @@
-"""Endpoint-group hooks: create (EPG id, ip-pool, policies, Docker network), update, delete, Oper.
+"""Endpoint-group hooks: create (EPG id, ip-pool, policies), update, delete, Oper.
 
 State ``/contiv.io/state/endpointGroups/<group>:<tenant>`` (EndpointGroupState) inherits the
 network's tags. EPG ids are persisted: the lowest id 1..65535 without a reservation key
@@ -14,9 +14,10 @@ request's txn, and etcd caps each at 128); the EPG-policy rule state is rebuilt 
 ``hooks.policy_state`` follow-up job scheduled in the same txn (its size grows with the policy's
 rules: never in the request's txn).
 
-Docker (docker mode): the group's Docker network is ensured as the *last* step of the hook, before
-the commit (the original did it before writing state too). It is idempotent: a re-run of the hook
-after a lost compare adopts the network it created. Delete removes it before the commit.
+Docker (docker mode): the hooks never call Docker (pure, may be re-run). The committed group state
+is the desired Docker network; the leader's reconciler (``netmaster/dockerrec.py``) creates it
+after the commit and removes it after a delete commits (the original created it before writing
+state, and left it behind when a later step failed).
 """
 
 from __future__ import annotations
@@ -29,16 +30,10 @@ from contivpy.common.errors import ConflictError, NotFoundError, ResourceExhaust
 from contivpy.common.kv.base import Delete, Put
 from contivpy.model import keys
 from contivpy.model.state import EndpointGroupState
-from contivpy.netmaster import dockernet, ipam
+from contivpy.netmaster import ipam
 from contivpy.netmaster.crud import Plan, link_set_add, link_set_remove
 from contivpy.netmaster.hooks import _alloc as A
-from contivpy.netmaster.hooks.network import (
-    docker_client,
-    docker_enabled,
-    endpoint_oper,
-    endpoints_where,
-    omit,
-)
+from contivpy.netmaster.hooks.network import endpoint_oper, endpoints_where, omit
 
 log = logging.getLogger("netmaster.hooks.group")
 
@@ -178,10 +173,6 @@ async def on_create(ctx: Any, obj: dict) -> Plan:
     for pname in obj.get("policies") or []:
         await _attach(ctx, obj, epg_id, pname, plan)
     plan.ops.append(Put(keys.epg_state(epg_sid), state.to_json()))
-    if docker_enabled(ctx, glob):
-        await dockernet.create_docknet(
-            docker_client(ctx), ctx.kv, dockernet.plugin_name(ctx.config), net, group
-        )
     return plan
 
 
@@ -245,8 +236,6 @@ async def on_delete(ctx: Any, obj: dict) -> Plan:
         owner = await ctx.read(epg_id_key(state.endpointGroupId))
         if owner is not None and owner.value == epg_sid:
             plan.ops.append(Delete(epg_id_key(state.endpointGroupId)))
-    if docker_enabled(ctx, glob):
-        await dockernet.delete_docknet(docker_client(ctx), ctx.kv, tenant, state.networkName, group)
     return plan
 
 

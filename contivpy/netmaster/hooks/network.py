@@ -1,47 +1,33 @@
-"""Network hooks: create (tags + IPAM state + Docker network), update refusal, delete, inspect Oper.
+"""Network hooks: create (tags + IPAM state), update refusal, delete, inspect Oper.
 
 Create (contiv-reference §2.3, messages verbatim): global config ready for the encap, tenant
 exists, subnet (and v6 subnet) does not overlap another network of the same tenant, no EPG with
 the same key; then the state record ``/contiv.io/state/nets/<net>.<tenant>`` and the tag
-resource record go into crud's txn (fenced on every record read). Infra networks, ACI mode and
-non-docker cluster modes stop there.
+resource record go into crud's txn (fenced on every record read).
 
-Docker (docker cluster mode): the Docker network is created after the commit. FIX of the
-original (which left the contiv network behind when Docker failed): if the Docker create fails,
-the etcd write is rolled back by a compensating txn (tags released, state, model object and the
-tenant link removed) and the Docker error is returned. Leader start runs
-``dockernet.reconcile_docker_networks`` for the crash window between commit and Docker call.
-Delete removes the Docker network *before* the commit (Docker refuses while it has endpoints:
-nothing is changed then), as the original did.
+Docker (docker cluster mode): the hooks never call Docker. The committed state record IS the
+desired Docker network; the leader's reconciler (``netmaster/dockerrec.py``) creates it after the
+commit, and removes it after a delete commits, retrying while Docker is down. So these hooks are
+pure and may be re-run, and a commit is never rolled back because of Docker (decisions.md).
+Swarm mode: a network mapped to a Docker network (docknet record) cannot be deleted.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from contivpy.common import netaddr
-from contivpy.common.errors import ConflictError, ContivError, NotFoundError, ValidationError
-from contivpy.common.kv.base import Compare, Delete, KVStore, Put
-from contivpy.model import codec, keys
+from contivpy.common.errors import ConflictError, NotFoundError, ValidationError
+from contivpy.common.kv.base import Delete, KVStore, Put
+from contivpy.model import keys
 from contivpy.model.state import EndpointState, NetworkState
-from contivpy.netmaster import dockernet, ipam
-from contivpy.netmaster.crud import Plan, link_set_remove
+from contivpy.netmaster import ipam
+from contivpy.netmaster.crud import Plan
 from contivpy.netmaster.hooks import _alloc as A
 from contivpy.netmaster.tags import VlanResource, VxlanResource
 
 log = logging.getLogger("netmaster.hooks.network")
-
-
-def docker_client(ctx: Any) -> dockernet.DockerClient:
-    if ctx.docker is None:
-        ctx.docker = dockernet.client_from_config(ctx.config)
-    return ctx.docker
-
-
-def docker_enabled(ctx: Any, glob: dict | None) -> bool:
-    return A.cluster_mode(ctx) == "docker" and not A.aci_mode(glob)
 
 
 async def on_create(ctx: Any, obj: dict) -> Plan:
@@ -103,62 +89,7 @@ async def on_create(ctx: Any, obj: dict) -> Plan:
         state.extPktTag, state.pktTag = res.allocate(requested)
     plan.ops += await A.tag_ops(ctx, res)
     plan.ops.append(Put(keys.net_state(net_id), state.to_json()))
-    if state.nwType != "infra" and docker_enabled(ctx, glob):
-        plan.after_commit.append(_docker_create(ctx, obj, state))
     return plan
-
-
-def _docker_create(ctx: Any, obj: dict, state: NetworkState):
-    async def run() -> None:
-        try:
-            await dockernet.create_docknet(
-                docker_client(ctx), ctx.kv, dockernet.plugin_name(ctx.config), state
-            )
-        except ContivError:
-            await rollback_create(ctx.kv, obj)
-            raise
-
-    return run
-
-
-async def rollback_create(kv: KVStore, obj: dict) -> bool:
-    """Undo a committed network create (compensating CAS txn). False if the network is in use."""
-    tenant_name, name = obj["tenantName"], obj["networkName"]
-    net_key = keys.net_state(keys.network_id(name, tenant_name))
-    for _ in range(10):
-        net_kv = await kv.get(net_key)
-        if net_kv is None:
-            return True
-        state = NetworkState.from_json(net_kv.value)
-        if state.epCount or state.epAddrCount:
-            log.error("not rolling back network %s: addresses already in use", state.id)
-            return False
-        compares = [Compare(net_key, "mod", "==", net_kv.mod_revision)]
-        ops: list[Put | Delete] = [Delete(net_key), Delete(keys.obj_key("network", obj["key"]))]
-        tag_state = keys.STATE_AUTO_VLAN if state.pktTagType == "vlan" else keys.STATE_AUTO_VXLAN
-        tag_oper = keys.OPER_AUTO_VLAN if state.pktTagType == "vlan" else keys.OPER_AUTO_VXLAN
-        st_kv, op_kv = await kv.get(tag_state), await kv.get(tag_oper)
-        if st_kv is not None and op_kv is not None:
-            compares.append(Compare(tag_oper, "mod", "==", op_kv.mod_revision))
-            if state.pktTagType == "vlan":
-                vl = VlanResource.load(st_kv.value, op_kv.value)
-                vl.release(state.pktTag)
-                ops.append(Put(tag_oper, vl.oper_json()))
-            else:
-                vx = VxlanResource.load(st_kv.value, op_kv.value)
-                vx.release(state.extPktTag, state.pktTag)
-                ops.append(Put(tag_oper, vx.oper_json()))
-        t_key = keys.obj_key("tenant", tenant_name)
-        t_kv = await kv.get(t_key)
-        if t_kv is not None:
-            tenant = json.loads(t_kv.value)
-            link_set_remove(tenant, "Networks", obj["key"])
-            compares.append(Compare(t_key, "mod", "==", t_kv.mod_revision))
-            ops.append(Put(t_key, codec.dumps("tenant", tenant)))
-        if (await kv.txn(compares, ops)).succeeded:
-            return True
-    log.error("rollback of network %s lost too many races", obj["key"])
-    return False
 
 
 async def on_update(ctx: Any, old: dict, new: dict) -> Plan:
@@ -189,11 +120,8 @@ async def on_delete(ctx: Any, obj: dict) -> Plan:
     if state is None:
         return plan
     glob = await ctx.get_obj("global", "global")
-    if state.nwType != "infra":
-        if state.epCount > 0:
-            raise ConflictError("Error: Network has active endpoints")
-        if docker_enabled(ctx, glob):
-            await dockernet.delete_docknet(docker_client(ctx), ctx.kv, tenant_name, name, "")
+    if state.nwType != "infra" and state.epCount > 0:
+        raise ConflictError("Error: Network has active endpoints")
     if state.pktTagType == "vlan":
         vl = await A.load_vlans(ctx, glob)
         vl.release(state.pktTag)
@@ -265,4 +193,4 @@ async def oper(ctx: Any, obj: dict) -> dict:
     )
 
 
-__all__ = ["on_create", "on_update", "on_delete", "oper", "endpoint_oper", "go_map_str", "rollback_create"]
+__all__ = ["on_create", "on_update", "on_delete", "oper", "endpoint_oper", "go_map_str"]

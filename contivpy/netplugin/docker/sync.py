@@ -26,16 +26,16 @@ from a concurrent creator (netmaster on the same engine) is success, and same-na
 2 s later, and on every pass.
 
 Invariant: a network is deleted for having no etcd counterpart only with positive evidence that
-the counterpart is gone. netmaster creates a group's Docker network on its ``--docker-host``
-*before* it commits the group (so a Docker refusal changes nothing); on that engine a network with
-no etcd object may be one about to be committed, and deleting it would leave netmaster's recorded
-id (``/contiv.io/oper/docknet/...``) stale. Evidence is either
+the counterpart is gone. A network with no etcd object may be one about to be registered (netmaster
+now creates its Docker networks only after the commit, netmaster/dockerrec.py, but another creator
+may not), and deleting it would have the next pass recreate it under a new id and leave a recorded
+id (``/contiv.io/oper/docknet/...``) stale until netmaster's next sync. Evidence is either
 - *confirmed*: this sync saw that very Docker id while etcd had its counterpart (listed as
   matching, or created from etcd by this sync), and now etcd has none; or
 - *age*: its ``Created`` is at least ``grace`` seconds (60) before the engine's clock
   (``/info`` ``SystemTime``, so host clock skew does not matter; an unreadable ``Created`` counts
   as old). A younger unconfirmed network is kept and the pass is re-run when its grace ends, so a
-  create that never commits (netmaster died, commit refused) is still removed.
+  network whose object never appears is still removed.
 Confirmations are kept in memory for ids still listed; after a restart only the age rule applies.
 A network whose name is wanted but whose subnet/options differ is evidence by itself (etcd says
 what that name must be) and is recreated at once.
