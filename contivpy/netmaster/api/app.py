@@ -1,6 +1,6 @@
 """netmaster aiohttp application factory.
 
-Middlewares, outermost first: follower proxy (everything goes to the leader while we are not
+Middlewares, outermost first: auth (``contivpy.netmaster.auth``; only with ``--auth``), follower proxy (everything goes to the leader while we are not
 it), then the one error mapping. Routes: model API (routes.py), non-model endpoints (misc.py)
 and, when present, the /plugin/* routes of ``contivpy.netmaster.api.plugin_routes`` (owned by
 the IPAM helper: ``add_plugin_routes(app, Allocator(kv, cluster_mode))``, or
@@ -14,6 +14,7 @@ import importlib
 from aiohttp import web
 
 from contivpy.model.objects import MAX_BODY
+from contivpy.netmaster import auth
 from contivpy.netmaster.api import epcleanup, misc, routes
 from contivpy.netmaster.api.errors import error_middleware
 from contivpy.netmaster.api.keys import CONFIG, CRUD, KV, STATE, LeaderState
@@ -21,8 +22,11 @@ from contivpy.netmaster.api.proxy import proxy_middleware, session_ctx
 
 
 def make_app(crud, config, kv, state: LeaderState, rpc=None) -> web.Application:
-    app = web.Application(middlewares=[proxy_middleware, error_middleware], client_max_size=MAX_BODY + 4096)
+    mws = [auth.auth_middleware, proxy_middleware, error_middleware]  # auth: a no-op unless installed
+    app = web.Application(middlewares=mws, client_max_size=MAX_BODY + 4096)
     app[CRUD], app[CONFIG], app[KV], app[STATE] = crud, config, kv, state
+    if getattr(config, "auth", False):  # before the model routes (login would match /api/v1/{p}/{k}/)
+        auth.install(app, kv, config.auth_admin_password, config.auth_token_ttl)
     if rpc is not None:
         app[misc.RPC] = rpc
     app.cleanup_ctx.append(session_ctx)
