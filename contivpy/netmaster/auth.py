@@ -221,7 +221,7 @@ class AuthStore:
         for _ in range(5):
             user, rev = await self.get(name)
             if user is None:
-                raise AuthError(f"user {name} not found", 404)
+                raise AuthError(f"user {name} not found")
             if "role" in change:
                 _check_role(change["role"])
                 if change["role"] != "admin" and await self._admins() == [name]:
@@ -243,7 +243,7 @@ class AuthStore:
     async def delete(self, name: str) -> None:
         user, rev = await self.get(name)
         if user is None:
-            raise AuthError(f"user {name} not found", 404)
+            raise AuthError(f"user {name} not found")
         if user.role == "admin" and await self._admins() == [name]:
             raise AuthError("the last admin cannot be deleted")
         k = keys.AUTH_USERS + name
@@ -381,7 +381,7 @@ async def create_user(request: web.Request) -> web.Response:
 async def get_user(request: web.Request) -> web.Response:
     user, _ = await request.app[STORE].get(request.match_info["name"])
     if user is None:
-        raise AuthError(f"user {request.match_info['name']} not found", 404)
+        raise AuthError(f"user {request.match_info['name']} not found")
     return _json(user.public())
 
 
