@@ -200,7 +200,7 @@ class AuthStore:
         if got is None:
             return None
         user, _ = await self.get(got[0])
-        return user if user is not None and hmac.compare_digest(user.gen, got[1]) else None
+        return user if user is not None and hmac.compare_digest(user.gen.encode(), got[1].encode()) else None
 
     async def create(self, name: str, password: str, role: str, tenants: list[str]) -> User:
         if not _NAME.match(name):
@@ -259,6 +259,10 @@ def _check_role(role) -> None:
 def _check_password(pw) -> None:
     if not isinstance(pw, str) or not 8 <= len(pw) <= 1024:
         raise AuthError("password must be 8 to 1024 characters")
+    try:
+        pw.encode()
+    except UnicodeError:
+        raise AuthError("password must be valid UTF-8 text") from None
 
 
 # ---- the middleware -------------------------------------------------------------------------------
@@ -307,9 +311,11 @@ async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
     if not store.secret:
         return text_error("netmaster auth state is not ready (etcd unreachable?), please retry", 503)
     token = request.headers.get(TOKEN_HEADER, "")
-    if not token or len(token) > 4096:
+    if not token or len(token) > 4096 or not token.isascii():
         return _unauthorized()
-    if request.path.startswith("/plugin/") and hmac.compare_digest(token, store.agent_token):
+    if request.path.startswith("/plugin/") and hmac.compare_digest(
+        token.encode(), store.agent_token.encode()
+    ):
         return await handler(request)
     try:
         user = await store.check(token)
@@ -337,7 +343,7 @@ async def _body(request: web.Request) -> dict:
     raw = await request.read()  # bounded by the application's client_max_size
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeError):
+    except (ValueError, UnicodeError, RecursionError):
         raise AuthError("invalid JSON", 400) from None
     if not isinstance(body, dict):
         raise AuthError("invalid JSON: an object is expected", 400)

@@ -147,8 +147,10 @@ def test_login_roles_and_tenant_grants(secure_nm, etcd_server, tmp_path):
     for path in ("/api/v1/tenants/", "/info", "/plugin/allocAddress"):
         status, _, text = secure_nm.request("GET" if "plugin" not in path else "POST", path, {})
         assert status == 401 and "netctl login" in text, (path, status, text)
-    status, _, _ = secure_nm.request("GET", "/api/v1/tenants/", headers={"x-auth-token": "forged.token"})
-    assert status == 401
+    for forged in ("forged.token", ".", "\xe9\xe9.\xe9", "eyJ1IjoiYWRtaW4ifQ.AAAA", "x" * 5000):
+        for method, path in (("GET", "/api/v1/tenants/"), ("POST", "/plugin/allocAddress")):
+            status, _, text = secure_nm.request(method, path, {}, headers={"x-auth-token": forged})
+            assert status == 401 and "netctl login" in text, (forged, path, status, text)
     assert secure_nm.request("GET", "/version")[0] == 200
     code, _, err = netctl(url, admin, "tenant", "ls")
     assert code == 3 and "Unauthorized: log in first" in err
@@ -176,6 +178,30 @@ def test_login_roles_and_tenant_grants(secure_nm, etcd_server, tmp_path):
     ]
     code, _, err = netctl(url, admin, "user", "create", "ops1", "-p", "ops-password-1")
     assert code == 3 and "user ops1 already exists" in err
+    # bad input to the auth routes: a clear answer, never a Python error
+    hdr = {"x-auth-token": _token(admin)}
+    for path, body, want in (
+        ("/api/v1/auth_proxy/login/", "[" * 5000, "invalid JSON"),
+        (
+            "/api/v1/auth_proxy/login/",
+            '{"username": 1, "password": "x"}',
+            "username and password are required",
+        ),
+        ("/api/v1/auth_proxy/local_users/", '{"username": "u1", "password": "\\ud800xxxxxxxx"}', "UTF-8"),
+        (
+            "/api/v1/auth_proxy/local_users/",
+            '{"username": "a/b", "password": "xxxxxxxxx"}',
+            "invalid user name",
+        ),
+        ("/api/v1/auth_proxy/local_users/", '{"username": "u2", "password": "short"}', "8 to 1024"),
+        (
+            "/api/v1/auth_proxy/local_users/",
+            '{"username": "u3", "password": "xxxxxxxxx", "role": "root"}',
+            "role",
+        ),
+    ):
+        status, _, text = secure_nm.request("POST", path, body, headers=hdr)
+        assert status in (400, 500) and want in text and "Traceback" not in text, (body, status, text)
     # passwords are stored as salted scrypt hashes, never in clear
     raw = etcd_server.etcdctl("get", "--print-value-only", "/contiv.io/auth/users/ops1")
     rec = json.loads(raw)
