@@ -104,28 +104,47 @@ def test_auth_disabled_is_unchanged(netmaster, tmp_path):
     assert ok(netmaster.url, tmp_path, "tenant", "create", "ad-t") == "Creating tenant: ad-t\n"
 
 
-def test_auth_requires_tls(tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+NM = [
+    sys.executable,
+    "-m",
+    "contivpy.netmaster",
+    "--mode",
+    "test",
+    "--netmode",
+    "vlan",
+    "--fwdmode",
+    "bridge",
+]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--auth"], "--auth requires TLS"),
+        (["--tls-cert-file", "/etc/hostname"], "must be given together"),
+        (
+            ["--tls-cert-file", "/nonexistent.crt", "--tls-key-file", "/nonexistent.key"],
+            "cannot read TLS file",
+        ),
+        (
+            ["--tls-auto", "--auth", "--auth-admin-password-file", "/nonexistent"],
+            "cannot read admin password",
+        ),
+        (["--tls-auto", "--auth-token-ttl", "0"], "invalid --auth-token-ttl"),
+    ],
+)
+def test_tls_and_auth_flag_errors(flags, message, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), CONTIV_NETMASTER_TLS_DIR=str(tmp_path / "tls"))
     p = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "contivpy.netmaster",
-            "--mode",
-            "test",
-            "--netmode",
-            "vlan",
-            "--fwdmode",
-            "bridge",
-        ]
-        + ["--listen-url", "127.0.0.1:1", "--auth"],
+        [*NM, "--listen-url", "127.0.0.1:1", *flags],
         env=env,
         cwd=str(ROOT),
         capture_output=True,
         text=True,
         timeout=30,
     )
-    assert p.returncode == 22 and "--auth requires TLS" in p.stderr
+    assert p.returncode == 22 and message in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr
 
 
 def test_token_is_sent_only_over_https(netmaster, tmp_path):
