@@ -43,7 +43,9 @@ from aiohttp import web
 
 from contivpy.common.kv.base import Compare, Delete, KVStore, Put
 from contivpy.model import keys
+from contivpy.model.codec import SPECS
 from contivpy.netmaster.api.errors import text_error
+from contivpy.netmaster.registry import BY_PLURAL
 
 log = logging.getLogger("netmaster.auth")
 
@@ -277,9 +279,6 @@ def _unauthorized() -> web.Response:
 
 def _tenant_of(request: web.Request) -> str:
     """The tenant a write targets, or "" when it is not tenant-scoped (then only admin may write)."""
-    from contivpy.model.codec import SPECS
-    from contivpy.netmaster.registry import BY_PLURAL
-
     parts = request.path.strip("/").split("/")
     if len(parts) == 4 and parts[:2] == ["api", "v1"]:
         t = BY_PLURAL.get(parts[2])
