@@ -4,7 +4,8 @@ Middlewares, outermost first: auth (``contivpy.netmaster.auth``, active only wit
 follower proxy (everything goes to the leader while we are not it), then the one error mapping.
 Routes: model API (routes.py), non-model endpoints (misc.py) and, when present, the /plugin/*
 routes of ``contivpy.netmaster.api.plugin_routes`` (owned by the IPAM helper:
-``add_plugin_routes(app, Allocator(kv, cluster_mode))``, or ``add_routes(app)`` using the AppKeys of ``contivpy.netmaster.api.keys``).
+``add_plugin_routes(app, Allocator(kv, cluster_mode))``, or ``add_routes(app)`` using the
+AppKeys of ``contivpy.netmaster.api.keys``).
 """
 
 from __future__ import annotations
