@@ -1,270 +1,42 @@
-"""Login, local users, roles and tokens of netmaster (``--auth``; docs/security.md).
+"""Login, roles and user routes of netmaster (``--auth``; docs/security.md): one aiohttp middleware.
 
-Off by default: without ``--auth`` nothing here is installed and the API behaves as before.
+Off by default: without ``--auth`` nothing is installed and the middleware passes every request
+through. Users, passwords and tokens: netmaster/auth_store.py (all in etcd).
 
-State (all in etcd, so every netmaster, leader or follower, accepts the same tokens):
-- ``/contiv.io/auth/users/<name>``: ``{"username","role","tenants","password","gen"}``; ``password`` is
-  ``scrypt$<n>$<r>$<p>$<salt b64>$<hash b64>`` (hashlib.scrypt, 16-byte random salt), never plaintext;
-  ``gen`` is a random string renewed on every password change, so old tokens stop working.
-- ``/contiv.io/auth/secret``: the HMAC-SHA256 key of the tokens, created once (create-if-absent).
-- ``/contiv.io/auth/agent-token``: the credential netplugin sends for ``/plugin/*`` (create-if-absent).
-  Whoever can read etcd already controls the cluster, so keeping it there adds no exposure.
-
-Token: ``base64url(JSON {"u": user, "g": gen, "e": expiry}) "." base64url(HMAC(secret, payload))``.
-A token is valid while the signature matches, it has not expired and the user still exists with the
-same ``gen`` (one etcd read per request, so a deleted user or a changed password takes effect at once).
-
-``auth_middleware`` (outermost, before the follower proxy) decides for every request:
+``auth_middleware`` (outermost, before the follower proxy, so a follower checks tokens itself and the
+leader checks them again) decides for every request:
 - ``POST /api/v1/auth_proxy/login/`` and ``GET /version``: open;
 - no token or an invalid one: 401; ``/plugin/*``: the agent token or an admin token;
-- role ``admin``: everything; role ``ops``: every GET (except the user list), and writes only to objects
-  keyed by a tenant it was granted (``/api/v1/<plural>/<tenant>:.../``, ``/debug/epcleanup/tenant/<t>/``);
-  anything else 403.
+- role ``admin``: everything; role ``ops``: every GET (except the user routes), and writes only to
+  objects keyed by a tenant it was granted (``/api/v1/<plural>/<tenant>:.../``,
+  ``/debug/epcleanup/tenant/<t>/``); anything else 403.
 User management (admin only): ``/api/v1/auth_proxy/local_users/`` (GET list, POST create) and
-``/api/v1/auth_proxy/local_users/<name>/`` (GET, PATCH ``password``/``role``/``grant``/``revoke``, DELETE).
-Every user write is a create-if-absent or a compare-and-swap on the record; the last admin can be neither
-deleted nor demoted.
+``/api/v1/auth_proxy/local_users/<name>/`` (GET, PATCH ``password``/``role``/``grant``/``revoke``,
+DELETE). Answers are text in netmaster's style; passwords never appear in one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import hmac
 import json
 import logging
-import re
-import secrets
-import time
-from dataclasses import dataclass
 
 from aiohttp import web
 
-from contivpy.common.kv.base import Compare, Delete, KVStore, Put
-from contivpy.model import keys
+from contivpy.common.kv.base import KVStore
 from contivpy.model.codec import SPECS
 from contivpy.netmaster.api.errors import text_error
+from contivpy.netmaster.auth_store import AuthError, AuthStore, User
 from contivpy.netmaster.registry import BY_PLURAL
 
 log = logging.getLogger("netmaster.auth")
 
 LOGIN_PATH = "/api/v1/auth_proxy/login/"
 USERS_PATH = "/api/v1/auth_proxy/local_users/"
-ROLES = ("admin", "ops")
 TOKEN_HEADER = "x-auth-token"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _MAX_BODY = 64 * 1024
-_SCRYPT = (1 << 14, 8, 1)  # n, r, p: ~16 MiB and tens of ms per hash
 _OPEN = {("POST", LOGIN_PATH), ("GET", "/version"), ("HEAD", "/version")}
-
-
-class AuthError(Exception):
-    """A refused user-management request; ``str()`` is the message, ``status`` the HTTP code."""
-
-    def __init__(self, message: str, status: int = 500) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-# ---- passwords and tokens -----------------------------------------------------------------------
-
-
-def _b64(b: bytes) -> str:
-    return base64.urlsafe_b64encode(b).decode().rstrip("=")
-
-
-def _unb64(s: str) -> bytes:
-    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
-
-
-def hash_password(password: str) -> str:
-    n, r, p = _SCRYPT
-    salt = secrets.token_bytes(16)
-    h = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=64 << 20, dklen=32)
-    return f"scrypt${n}${r}${p}${_b64(salt)}${_b64(h)}"
-
-
-def verify_password(stored: str, password: str) -> bool:
-    try:
-        kind, n, r, p, salt, want = stored.split("$")
-        if kind != "scrypt":
-            return False
-        h = hashlib.scrypt(
-            password.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p), maxmem=64 << 20, dklen=32
-        )
-    except (ValueError, TypeError, UnicodeError):
-        return False
-    return hmac.compare_digest(h, _unb64(want))
-
-
-_DUMMY = hash_password(secrets.token_hex(8))  # compared when the user does not exist (same timing)
-
-
-def make_token(secret: bytes, user: str, gen: str, ttl: int) -> str:
-    payload = _b64(json.dumps({"u": user, "g": gen, "e": int(time.time()) + ttl}).encode())
-    return payload + "." + _b64(hmac.new(secret, payload.encode(), hashlib.sha256).digest())
-
-
-def read_token(secret: bytes, token: str) -> tuple[str, str] | None:
-    """(user, gen) of a well-signed, unexpired token; None otherwise."""
-    payload, _, sig = token.partition(".")
-    try:
-        good = hmac.compare_digest(_unb64(sig), hmac.new(secret, payload.encode(), hashlib.sha256).digest())
-        if not good:
-            return None
-        d = json.loads(_unb64(payload))
-        if not isinstance(d, dict) or not isinstance(d.get("e"), int) or d["e"] < time.time():
-            return None
-        user, gen = d.get("u"), d.get("g")
-    except (ValueError, TypeError, UnicodeError):
-        return None
-    return (user, gen) if isinstance(user, str) and isinstance(gen, str) else None
-
-
-# ---- the store ------------------------------------------------------------------------------------
-
-
-@dataclass
-class User:
-    username: str
-    role: str
-    tenants: list[str]
-    password: str
-    gen: str
-
-    def public(self) -> dict:
-        return {"username": self.username, "role": self.role, "tenants": sorted(self.tenants)}
-
-    def dumps(self) -> str:
-        return json.dumps(
-            {**self.public(), "password": self.password, "gen": self.gen}, separators=(",", ":")
-        )
-
-
-def _load(value: str) -> User | None:
-    try:
-        d = json.loads(value)
-        return User(d["username"], d["role"], list(d.get("tenants") or []), d["password"], d["gen"])
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
-class AuthStore:
-    """Users, the token secret and the agent token in etcd. ``await start()`` before use."""
-
-    def __init__(self, kv: KVStore, token_ttl: int = 12 * 3600) -> None:
-        self.kv = kv
-        self.ttl = token_ttl
-        self.secret = b""
-        self.agent_token = ""
-
-    async def _once(self, key: str, value: str) -> str:
-        await self.kv.txn([Compare(key, "version", "==", 0)], [Put(key, value)])
-        got = await self.kv.get(key)
-        assert got is not None
-        return got.value
-
-    async def start(self, admin_password: str = "") -> None:
-        """Create the secret and agent token once; seed user ``admin`` if it is absent (retries the store)."""
-        while True:
-            try:
-                self.secret = bytes.fromhex(await self._once(keys.AUTH_SECRET, secrets.token_hex(32)))
-                self.agent_token = await self._once(keys.AUTH_AGENT_TOKEN, secrets.token_urlsafe(32))
-                if admin_password:
-                    pw = await asyncio.to_thread(hash_password, admin_password)
-                    u = User("admin", "admin", [], pw, secrets.token_hex(8))
-                    k = keys.AUTH_USERS + "admin"
-                    if (await self.kv.txn([Compare(k, "version", "==", 0)], [Put(k, u.dumps())])).succeeded:
-                        log.info("auth: created user admin")
-                return
-            except Exception as exc:  # store not reachable yet
-                log.warning("auth state not ready (retrying): %s", exc)
-                await asyncio.sleep(1)
-
-    async def get(self, name: str) -> tuple[User | None, int]:
-        kv = await self.kv.get(keys.AUTH_USERS + name) if _NAME.match(name) else None
-        return (_load(kv.value), kv.mod_revision) if kv is not None else (None, 0)
-
-    async def list(self) -> list[User]:
-        kvs, _ = await self.kv.get_prefix(keys.AUTH_USERS)
-        return [u for u in (_load(kv.value) for kv in kvs) if u is not None]
-
-    async def login(self, name: str, password: str) -> str | None:
-        user, _ = await self.get(name)
-        ok = await asyncio.to_thread(verify_password, user.password if user else _DUMMY, password)
-        if user is None or not ok:
-            return None
-        return make_token(self.secret, user.username, user.gen, self.ttl)
-
-    async def check(self, token: str) -> User | None:
-        got = read_token(self.secret, token)
-        if got is None:
-            return None
-        user, _ = await self.get(got[0])
-        return user if user is not None and hmac.compare_digest(user.gen.encode(), got[1].encode()) else None
-
-    async def create(self, name: str, password: str, role: str, tenants: list[str]) -> User:
-        if not _NAME.match(name):
-            raise AuthError(f"invalid user name {name!r}: letters, digits, '.', '_', '-' (at most 64)")
-        _check_role(role)
-        _check_password(password)
-        pw = await asyncio.to_thread(hash_password, password)
-        u = User(name, role, sorted(set(tenants)), pw, secrets.token_hex(8))
-        k = keys.AUTH_USERS + name
-        if not (await self.kv.txn([Compare(k, "version", "==", 0)], [Put(k, u.dumps())])).succeeded:
-            raise AuthError(f"user {name} already exists")
-        return u
-
-    async def _admins(self) -> list[str]:
-        return [u.username for u in await self.list() if u.role == "admin"]
-
-    async def update(self, name: str, change: dict) -> User:
-        for _ in range(5):
-            user, rev = await self.get(name)
-            if user is None:
-                raise AuthError(f"user {name} not found")
-            if "role" in change:
-                _check_role(change["role"])
-                if change["role"] != "admin" and await self._admins() == [name]:
-                    raise AuthError("the last admin cannot be demoted")
-                user.role = change["role"]
-            tenants = set(user.tenants)
-            tenants |= set(change.get("grant", []))
-            tenants -= set(change.get("revoke", []))
-            user.tenants = sorted(tenants)
-            if "password" in change:
-                _check_password(change["password"])
-                user.password = await asyncio.to_thread(hash_password, change["password"])
-                user.gen = secrets.token_hex(8)
-            k = keys.AUTH_USERS + name
-            if (await self.kv.txn([Compare(k, "mod", "==", rev)], [Put(k, user.dumps())])).succeeded:
-                return user
-        raise AuthError("concurrent update, please retry")
-
-    async def delete(self, name: str) -> None:
-        user, rev = await self.get(name)
-        if user is None:
-            raise AuthError(f"user {name} not found")
-        if user.role == "admin" and await self._admins() == [name]:
-            raise AuthError("the last admin cannot be deleted")
-        k = keys.AUTH_USERS + name
-        if not (await self.kv.txn([Compare(k, "mod", "==", rev)], [Delete(k)])).succeeded:
-            raise AuthError("concurrent update, please retry")
-
-
-def _check_role(role) -> None:
-    if role not in ROLES:
-        raise AuthError(f"invalid role {role!r}: must be one of {', '.join(ROLES)}")
-
-
-def _check_password(pw) -> None:
-    if not isinstance(pw, str) or not 8 <= len(pw) <= 1024:
-        raise AuthError("password must be 8 to 1024 characters")
-    try:
-        pw.encode()
-    except UnicodeError:
-        raise AuthError("password must be valid UTF-8 text") from None
 
 
 # ---- the middleware -------------------------------------------------------------------------------
@@ -436,4 +208,4 @@ def install(app: web.Application, kv: KVStore, admin_password: str = "", token_t
     app.router.add_delete(USERS_PATH + "{name}/", _guard(delete_user))
 
 
-__all__ = ["auth_middleware", "install", "AuthStore", "hash_password", "verify_password", "STORE", "USER"]
+__all__ = ["auth_middleware", "install", "allowed", "STORE", "USER"]

@@ -17,7 +17,7 @@ served or fenced as leader afterwards), then Role follower. Transitions are hand
 one task reading ``election.changes()``. The lock holder (``/info`` leader-ip, proxy target) is
 read from the election's watch. Every CRUD txn carries ``election.fence()``. With ``--tls-*`` every
 listener serves https and the certificate's fingerprint is published for the follower proxy and
-netplugin (netmaster/tls.py); ``--auth`` is the middleware of netmaster/auth.py. SIGTERM/SIGINT:
+netplugin (netmaster/tls.py); ``--auth`` is the middleware of netmaster/auth.py (users and tokens: auth_store.py). SIGTERM/SIGINT:
 delete the lock and service keys and revoke their leases (a follower takes over at once), close.
 
 Everything runs in one ``asyncio.TaskGroup``; no module globals.

@@ -1,8 +1,8 @@
-"""Password hashes and login tokens of contivpy.netmaster.auth (pure functions, no store)."""
+"""Password hashes and login tokens of contivpy.netmaster.auth_store (pure functions, no store)."""
 
 from __future__ import annotations
 
-from contivpy.netmaster.auth import hash_password, make_token, read_token, verify_password
+from contivpy.netmaster.auth_store import hash_password, make_token, read_token, verify_password
 
 
 def test_password_hash_is_salted_scrypt_and_verifies():
