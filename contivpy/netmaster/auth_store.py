@@ -77,7 +77,13 @@ def verify_password(stored: str, password: str) -> bool:
     return hmac.compare_digest(h, _unb64(want))
 
 
-_DUMMY = hash_password(secrets.token_hex(8))  # compared when the user does not exist (same timing)
+_DUMMY: list[str] = []  # a hash checked when the user does not exist (same timing); made on first use
+
+
+def _dummy() -> str:
+    if not _DUMMY:
+        _DUMMY.append(hash_password(secrets.token_hex(8)))
+    return _DUMMY[0]
 
 
 def make_token(secret: bytes, user: str, gen: str, ttl: int) -> str:
@@ -171,7 +177,8 @@ class AuthStore:
 
     async def login(self, name: str, password: str) -> str | None:
         user, _ = await self.get(name)
-        ok = await asyncio.to_thread(verify_password, user.password if user else _DUMMY, password)
+        stored = user.password if user else await asyncio.to_thread(_dummy)
+        ok = await asyncio.to_thread(verify_password, stored, password)
         if user is None or not ok:
             return None
         return make_token(self.secret, user.username, user.gen, self.ttl)
