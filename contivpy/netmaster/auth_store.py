@@ -202,18 +202,27 @@ class AuthStore:
             raise AuthError(f"user {name} already exists")
         return u
 
-    async def _admins(self) -> list[str]:
-        return [u.username for u in await self.list() if u.role == "admin"]
+    async def _other_admins(self, name: str) -> list[Compare]:
+        """Guards for removing admin ``name``: every other admin record unchanged (none = refuse).
+        Two admins removing each other at once: one txn fails its compare, retries, and is refused."""
+        kvs, _ = await self.kv.get_prefix(keys.AUTH_USERS)
+        others = [kv for kv in kvs if (u := _load(kv.value)) is not None and u.role == "admin"]
+        return [
+            Compare(kv.key, "mod", "==", kv.mod_revision) for kv in others if kv.key != keys.AUTH_USERS + name
+        ]
 
     async def update(self, name: str, change: dict) -> User:
         for _ in range(5):
             user, rev = await self.get(name)
             if user is None:
                 raise AuthError(f"user {name} not found")
+            guards: list[Compare] = []
             if "role" in change:
                 _check_role(change["role"])
-                if change["role"] != "admin" and await self._admins() == [name]:
-                    raise AuthError("the last admin cannot be demoted")
+                if change["role"] != "admin" and user.role == "admin":
+                    guards = await self._other_admins(name)
+                    if not guards:
+                        raise AuthError("the last admin cannot be demoted")
                 user.role = change["role"]
             tenants = set(user.tenants)
             tenants |= set(change.get("grant", []))
@@ -224,19 +233,22 @@ class AuthStore:
                 user.password = await asyncio.to_thread(hash_password, change["password"])
                 user.gen = secrets.token_hex(8)
             k = keys.AUTH_USERS + name
-            if (await self.kv.txn([Compare(k, "mod", "==", rev)], [Put(k, user.dumps())])).succeeded:
+            if (await self.kv.txn([Compare(k, "mod", "==", rev), *guards], [Put(k, user.dumps())])).succeeded:
                 return user
         raise AuthError("concurrent update, please retry")
 
     async def delete(self, name: str) -> None:
-        user, rev = await self.get(name)
-        if user is None:
-            raise AuthError(f"user {name} not found")
-        if user.role == "admin" and await self._admins() == [name]:
-            raise AuthError("the last admin cannot be deleted")
-        k = keys.AUTH_USERS + name
-        if not (await self.kv.txn([Compare(k, "mod", "==", rev)], [Delete(k)])).succeeded:
-            raise AuthError("concurrent update, please retry")
+        for _ in range(5):
+            user, rev = await self.get(name)
+            if user is None:
+                raise AuthError(f"user {name} not found")
+            guards = await self._other_admins(name) if user.role == "admin" else []
+            if user.role == "admin" and not guards:
+                raise AuthError("the last admin cannot be deleted")
+            k = keys.AUTH_USERS + name
+            if (await self.kv.txn([Compare(k, "mod", "==", rev), *guards], [Delete(k)])).succeeded:
+                return
+        raise AuthError("concurrent update, please retry")
 
 
 def _check_role(role) -> None:

@@ -323,3 +323,33 @@ async def test_netplugin_client_reaches_https_auth_netmaster(etcd_kv, secure_nm,
     finally:
         await client.close()
     assert got == {"NetworkID": "np-n1.default", "IPv4Address": "10.72.1.1/24"}
+
+
+async def test_two_admins_removing_each_other_leave_one(etcd_kv):
+    """The last-admin rule holds under concurrency: the txn guards every other admin's record."""
+    import asyncio
+
+    from contivpy.netmaster.auth_store import AuthError, AuthStore
+
+    store = AuthStore(etcd_kv)
+    await store.start()
+    for round_ in range(3):
+        a, b = f"adm-a{round_}", f"adm-b{round_}"
+        for name in (a, b):
+            await store.create(name, "admin-password", "admin", [])
+        if round_:  # the survivor of the previous round leaves first, so a and b are the only admins
+            for u in await store.list():
+                if u.username not in (a, b):
+                    await store.delete(u.username)
+        ops = (
+            (store.delete(a), store.delete(b))
+            if round_ != 1
+            else (
+                store.update(a, {"role": "ops"}),
+                store.update(b, {"role": "ops"}),
+            )
+        )
+        results = await asyncio.gather(*ops, return_exceptions=True)
+        refused = [r for r in results if isinstance(r, AuthError)]
+        assert len(refused) == 1 and "last admin" in str(refused[0]), results
+        assert len([u for u in await store.list() if u.role == "admin"]) == 1
