@@ -11,6 +11,8 @@ State (every netmaster, leader or follower, reads the same keys, so any of them 
 Token: ``base64url(JSON {"u": user, "g": gen, "e": expiry}) "." base64url(HMAC(secret, payload))``.
 A token is valid while the signature matches, it has not expired and the user still exists with the
 same ``gen`` (one etcd read per check, so a deleted user or a changed password takes effect at once).
+While etcd cannot be read, a token verified in the last ``STALE_OK`` (120) seconds is still accepted,
+so requests that do not need etcd (cached reads) keep working through a short outage.
 Every user write is a create-if-absent or a compare-and-swap on the record; the last admin can be
 neither deleted nor demoted. Hashing runs in a thread (it takes tens of ms).
 """
@@ -36,6 +38,7 @@ log = logging.getLogger("netmaster.auth")
 ROLES = ("admin", "ops")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SCRYPT = (1 << 14, 8, 1)  # n, r, p: ~16 MiB and tens of ms per hash
+STALE_OK = 120.0  # seconds a verified token stays usable while etcd is unreachable
 
 
 class AuthError(Exception):
@@ -143,6 +146,9 @@ class AuthStore:
         self.ttl = token_ttl
         self.secret = b""
         self.agent_token = ""
+        # token -> (user, monotonic time of its last successful check against etcd); used only while
+        # etcd cannot be read, for STALE_OK seconds, so reads served from the cache keep working
+        self._recent: dict[str, tuple[User, float]] = {}
 
     async def _once(self, key: str, value: str) -> str:
         await self.kv.txn([Compare(key, "version", "==", 0)], [Put(key, value)])
@@ -184,11 +190,25 @@ class AuthStore:
         return make_token(self.secret, user.username, user.gen, self.ttl)
 
     async def check(self, token: str) -> User | None:
+        """The token's user, read from etcd on every call. If etcd cannot be read, a token that passed
+        this check within the last ``STALE_OK`` seconds is still accepted (raises otherwise)."""
         got = read_token(self.secret, token)
         if got is None:
             return None
-        user, _ = await self.get(got[0])
-        return user if user is not None and hmac.compare_digest(user.gen.encode(), got[1].encode()) else None
+        try:
+            user, _ = await self.get(got[0])
+        except Exception:
+            seen = self._recent.get(token)
+            if seen is not None and time.monotonic() - seen[1] < STALE_OK:
+                return seen[0]
+            raise
+        if user is None or not hmac.compare_digest(user.gen.encode(), got[1].encode()):
+            self._recent.pop(token, None)
+            return None
+        if len(self._recent) >= 1024 and token not in self._recent:
+            self._recent.pop(next(iter(self._recent)))
+        self._recent[token] = (user, time.monotonic())
+        return user
 
     async def create(self, name: str, password: str, role: str, tenants: list[str]) -> User:
         if not _NAME.match(name):
