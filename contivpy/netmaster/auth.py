@@ -24,6 +24,7 @@ import logging
 
 from aiohttp import web
 
+from contivpy.common.errors import StoreError
 from contivpy.common.kv.base import KVStore
 from contivpy.model.codec import SPECS
 from contivpy.netmaster.api.errors import text_error
@@ -183,6 +184,9 @@ def _guard(fn):
             return await fn(request)
         except AuthError as exc:
             return text_error(str(exc), exc.status)
+        except StoreError as exc:
+            log.warning("auth: %s %s: %s", request.method, request.path, exc)
+            return text_error("netmaster auth state is not available (etcd unreachable?), please retry", 503)
 
     return handler
 

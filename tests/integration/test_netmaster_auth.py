@@ -367,5 +367,8 @@ def test_verified_token_survives_a_short_etcd_outage(secure_nm, etcd_server, tmp
         assert "auth state" not in text and status != 401, (status, text)
         forged = {"x-auth-token": "eyJ1IjoiYWRtaW4ifQ.AAAA"}
         assert secure_nm.request("GET", "/api/v1/tenants/", headers=forged)[0] == 401
+        body = {"username": "admin", "password": ADMIN_PW}
+        status, _, text = secure_nm.request("POST", "/api/v1/auth_proxy/login/", body)
+        assert status == 503 and "please retry" in text, (status, text)
     finally:
         etcd_server.start()
