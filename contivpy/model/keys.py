@@ -22,6 +22,13 @@ MASTER_CONFIG_GLOBAL = ROOT + "master/config/global"
 
 LEADER_LOCK = LOCK + "netmaster/leader"
 
+# --- secure access (netmaster --auth / TLS; docs/security.md) ----------------------------------
+AUTH = ROOT + "auth/"
+AUTH_USERS = AUTH + "users/"  # <username> -> {"username","role","tenants","password","gen"}
+AUTH_SECRET = AUTH + "secret"  # HMAC key of the login tokens (hex), created once
+AUTH_AGENT_TOKEN = AUTH + "agent-token"  # netplugin -> netmaster /plugin/* credential
+AUTH_TLS_PIN = AUTH + "tls/"  # <control ip:port> -> sha256 hex of that netmaster's certificate
+
 # --- model objects (REST config JSON) ---------------------------------------------------
 
 

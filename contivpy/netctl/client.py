@@ -9,7 +9,7 @@ Design:
   bodies, the ``x-auth-token`` header when a token is configured. URL = base URL +
   path, concatenated as the original did (a trailing ``/`` on ``--netmaster`` doubles it).
 * Status handling of contivModelClient: 200 ok; 404 -> "Page not found!" (DELETE: success);
-  403 -> "Access denied!"; 500 -> the body text, verbatim (trailing newline included);
+  403 -> "Access denied!"; 401 -> a hint to run ``netctl login``; 500 -> the body text, verbatim (trailing newline included);
   anything else -> the status line ("502 Bad Gateway").
 * Failures raise ``TransportError`` (no HTTP exchange: refused, DNS, timeout, EOF; message in
   Go's ``Get "<url>": dial tcp ...`` form) or ``HTTPError`` (the server answered).
@@ -254,6 +254,10 @@ def check(method: str, status: int, reason: str, body: bytes) -> None:
         raise HTTPError("Page not found!", status, body)
     if status == 403:
         raise HTTPError("Access denied!", status, body)
+    if status == 401:  # contivpy: netmaster --auth without a valid token
+        raise HTTPError(
+            "Unauthorized: log in first with 'netctl --netmaster https://... login'", status, body
+        )
     if status == 500:
         raise HTTPError(body.decode("utf-8", "replace"), status, body)
     raise HTTPError(f"{status} {reason}".rstrip(), status, body)

@@ -417,19 +417,23 @@ def login(ctx) -> None:
     if not ctx.netmaster.startswith("https://"):
         out("login requires a https auth_proxy URL\n")
         fail(EXIT_INVALID, "", ctx)
-    out("Username: ")
-    line = sys.stdin.readline()
-    if not line:
-        fail(EXIT_IO, "EOF")
-    username = line.strip()
+    username = ctx.string("username")
+    if not username:
+        out("Username: ")
+        line = sys.stdin.readline()
+        if not line:
+            fail(EXIT_IO, "EOF")
+        username = line.strip()
     if not username:
         fail(EXIT_INVALID, "you must specify a username")
-    out("Password: ")
-    try:
-        password = _read_password()
-    except OSError as e:
-        fail(EXIT_IO, str(e))
-    out("\n")
+    password = ctx.string("password")
+    if not password:
+        out("Password: ")
+        try:
+            password = _read_password()
+        except OSError as e:
+            fail(EXIT_IO, str(e))
+        out("\n")
     Api(ctx)  # validates the URL and the config file, as getClient(ctx) did
     body = gojson.marshal({"username": username, "password": password}).encode("utf-8", "surrogateescape")
     headers = [("Content-Type", "application/json")]  # http.Client.Post: no custom headers

@@ -7,6 +7,7 @@ keep their declared order (it shows in ``netctl network --help``).
 
 from __future__ import annotations
 
+from contivpy.netctl import commands_auth as u
 from contivpy.netctl import commands_misc as m
 from contivpy.netctl import commands_net as n
 from contivpy.netctl.cli import Command, Flag
@@ -62,6 +63,10 @@ COMMANDS = [
         "login",
         "authenticate to Contiv (you must specify auth_proxy's HTTPS address in the --netmaster flag)",
         m.login,
+        flags=[
+            S("username, u", "user name (prompted if not given)"),
+            S("password, p", "password (prompted if not given)"),
+        ],
     ),
     C(
         "group",
@@ -139,6 +144,36 @@ COMMANDS = [
                     S("gatewayv6, g6", "IPv6 Gateway"),
                     S("nw-tag, tag", "Configured Network Tag"),
                 ],
+            ),
+        ],
+    ),
+    C(
+        "user",
+        "Local user management (netmaster --auth; admin only)",
+        sub=[
+            _ls("List users", u.list_users, [QUIET, JSON]),
+            _rm("Delete a user", u.delete_user, "[user]", ()),
+            C(
+                "create",
+                "Create a user",
+                u.create_user,
+                "[user]",
+                [
+                    S("role, r", "role: admin or ops", "ops"),
+                    L("tenant, t", "tenant an ops user may change (repeatable)"),
+                    S("password, p", "password (prompted if not given)"),
+                ],
+            ),
+            C("inspect", "Inspect a user", u.inspect_user, "[user]"),
+            C("grant", "Allow an ops user to change a tenant", u.grant_user, "[user] [tenant]"),
+            C("revoke", "Take a tenant back from an ops user", u.revoke_user, "[user] [tenant]"),
+            C("role", "Set a user's role (admin or ops)", u.set_role, "[user] [role]"),
+            C(
+                "passwd",
+                "Set a user's password",
+                u.set_password,
+                "[user]",
+                [S("password, p", "new password")],
             ),
         ],
     ),

@@ -13,6 +13,9 @@ messages; contivpy prints the one that matches the problem.
 etcd: ``--etcd-endpoints`` takes a comma list; every member is used (``etcd_url`` keeps the whole
 list). ``--etcd-tls-ca-file``, ``--etcd-tls-cert-file``, ``--etcd-tls-key-file``
 (``CONTIV_NETMASTER_ETCD_TLS_*``) configure TLS to https:// endpoints (docs/deployment.md).
+TLS and auth (``--tls-cert-file``, ``--tls-key-file``, ``--tls-auto``, ``--tls-dir``, ``--auth``,
+``--auth-admin-password-file``, ``--auth-token-ttl``) are contivpy's built-in replacement of the
+original's separate auth_proxy (docs/security.md).
 
 Extensions (not in the original): ``--docker-host`` (the original hard-coded
 unix:///var/run/docker.sock) and ``--rpc-port`` (the original hard-coded 9001), both needed to
@@ -56,6 +59,12 @@ class Config:
     syslog_url: str = "udp://127.0.0.1:514"
     docker_host: str = "unix:///var/run/docker.sock"
     rpc_port: int = 9001
+    # secure access (docs/security.md): HTTPS on every REST listener, login/roles (auth.py)
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    auth: bool = False
+    auth_admin_password: str = ""
+    auth_token_ttl: int = 12 * 3600
 
     @property
     def control_ip(self) -> str:
@@ -87,6 +96,13 @@ _FLAGS = [
     ("syslog_url", ["--syslog-url"], "SYSLOG_URL", "udp://127.0.0.1:514", False),
     ("docker_host", ["--docker-host"], "DOCKER_HOST", "unix:///var/run/docker.sock", False),
     ("rpc_port", ["--rpc-port"], "RPC_PORT", "9001", False),
+    ("tls_cert", ["--tls-cert-file"], "TLS_CERT_FILE", "", False),
+    ("tls_key", ["--tls-key-file"], "TLS_KEY_FILE", "", False),
+    ("tls_auto", ["--tls-auto"], "TLS_AUTO", False, True),
+    ("tls_dir", ["--tls-dir"], "TLS_DIR", "/var/lib/contiv/netmaster", False),
+    ("auth", ["--auth"], "AUTH", False, True),
+    ("auth_pw_file", ["--auth-admin-password-file"], "AUTH_ADMIN_PASSWORD_FILE", "", False),
+    ("auth_ttl", ["--auth-token-ttl"], "AUTH_TOKEN_TTL", "43200", False),
     ("debug", ["--debug"], None, False, True),
     ("version", ["--version", "-v"], None, False, True),
 ]
@@ -270,7 +286,44 @@ def build(ns: argparse.Namespace, env: dict[str, str] | None = None) -> Config:
         raise ConfigError(f"bind port is a integer between 1-65535, got {vals['rpc_port']}") from None
     if not 0 <= cfg.rpc_port <= 65535:
         raise ConfigError(f"bind port is a integer between 1-65535, got {cfg.rpc_port}")
+    _secure(vals, cfg)
     return cfg
+
+
+def _secure(vals: dict[str, object], cfg: Config) -> None:
+    """TLS and auth flags. ``--tls-auto`` generates (or reuses) a pair in ``--tls-dir``; auth needs TLS."""
+    cert, key = str(vals["tls_cert"]), str(vals["tls_key"])
+    if bool(cert) != bool(key):
+        raise ConfigError(f"{BIN}: --tls-cert-file and --tls-key-file must be given together")
+    if not cert and vals["tls_auto"]:
+        from contivpy.netmaster import tls
+
+        names = ["127.0.0.1", "localhost", socket.gethostname(), cfg.control_ip, cfg.listen_url.split(":")[0]]
+        try:
+            cert, key = tls.ensure_self_signed(str(vals["tls_dir"]), [n for n in names if n != "0.0.0.0"])
+        except OSError as exc:
+            raise ConfigError(f"{BIN}: cannot create TLS certificate in {vals['tls_dir']}: {exc}") from None
+    for f in (cert, key):
+        if f and not os.access(f, os.R_OK):
+            raise ConfigError(f"{BIN}: cannot read TLS file {f}")
+    cfg.tls_cert_file, cfg.tls_key_file = cert, key
+    cfg.auth = bool(vals["auth"])
+    if cfg.auth and not cert:
+        raise ConfigError(f"{BIN}: --auth requires TLS (--tls-cert-file/--tls-key-file or --tls-auto)")
+    pw_file = str(vals["auth_pw_file"])
+    if pw_file:
+        try:
+            cfg.auth_admin_password = open(pw_file, encoding="utf-8").read().rstrip("\r\n")
+        except (OSError, UnicodeError) as exc:
+            raise ConfigError(f"{BIN}: cannot read admin password file {pw_file}: {exc}") from None
+        if len(cfg.auth_admin_password) < 8:
+            raise ConfigError(f"{BIN}: admin password in {pw_file} must have at least 8 characters")
+    try:
+        cfg.auth_token_ttl = int(str(vals["auth_ttl"]))
+    except ValueError:
+        cfg.auth_token_ttl = 0
+    if cfg.auth_token_ttl <= 0:
+        raise ConfigError(f"{BIN}: invalid --auth-token-ttl {vals['auth_ttl']} (seconds, > 0)")
 
 
 __all__ = ["Config", "ConfigError", "parse_args", "build", "MODES", "default_host_ip", "version_info"]

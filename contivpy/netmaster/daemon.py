@@ -20,7 +20,10 @@ one task reading ``election.changes()``. The lock holder (``/info`` leader-ip, p
 read from the election's watch. Leader-only writers (CRUD, follow-up jobs, the /plugin/*
 Allocator and its providers, docker reconcile, epcleanup) get ``FencedStore(kv, election.fence)``:
 every write they send carries the current term's lock compare or is refused (NotLeaderError);
-election, service registry and the object cache use the raw store. SIGTERM/SIGINT:
+election, service registry and the object cache use the raw store. With ``--tls-*`` every
+listener serves https and the certificate's fingerprint is published for the follower proxy and
+netplugin (netmaster/tls.py); ``--auth`` is the middleware of netmaster/auth.py (users and tokens:
+auth_store.py). SIGTERM/SIGINT:
 delete the lock and service keys and revoke their leases (a follower takes over at once), close.
 
 Everything runs in one ``asyncio.TaskGroup``; no module globals.
@@ -207,10 +210,31 @@ class Daemon:
             ext_host == "0.0.0.0" and ctl_port == ext_port
         ):
             addrs.append(self.cfg.control_url)
+        ssl_ctx = None
+        if self.cfg.tls_cert_file:
+            from contivpy.netmaster.tls import server_context
+
+            ssl_ctx = server_context(self.cfg.tls_cert_file, self.cfg.tls_key_file)
         for addr in addrs:
             host, port = addr.rsplit(":", 1)
-            await web.TCPSite(runner, host or "0.0.0.0", int(port), reuse_address=True).start()
-            log.info("netmaster listening on %s", addr)
+            site = web.TCPSite(runner, host or "0.0.0.0", int(port), reuse_address=True, ssl_context=ssl_ctx)
+            await site.start()
+            log.info("netmaster listening on %s%s", addr, " (https)" if ssl_ctx else "")
+
+    async def _publish_tls_pin(self) -> None:
+        """Publish our certificate's fingerprint (the follower proxy and netplugin pin it and then use
+        https), or remove a stale one when we serve plain http; retried until the store answers."""
+        from contivpy.netmaster.tls import fingerprint
+
+        fp = fingerprint(self.cfg.tls_cert_file) if self.cfg.tls_cert_file else ""
+        key = keys.AUTH_TLS_PIN + self.cfg.control_url
+        while True:
+            try:
+                await (self.kv.put(key, fp) if fp else self.kv.delete(key))
+                return
+            except StoreError as exc:
+                log.warning("publishing the TLS certificate fingerprint failed (retrying): %s", exc)
+                await asyncio.sleep(1)
 
     async def run(self) -> None:
         cfg = self.cfg
@@ -226,7 +250,7 @@ class Daemon:
         self.crud.extras["rpc"] = self.rpc
         self.crud.cache = ObjCache(self.kv)
         await self.rpc.start()
-        app = make_app(self.crud, cfg, self.fenced, self.state, self.rpc)
+        app = make_app(self.crud, cfg, self.fenced, self.state, self.rpc, auth_kv=self.kv)
         allocator = self.crud.extras.get("allocator")
         if allocator is not None:  # /plugin/updateEndpoint start/die -> service providers
             allocator.provider_update = allocator.providers.update
@@ -247,6 +271,7 @@ class Daemon:
                     tg.create_task(self._run_election()),
                     tg.create_task(self._register_services()),
                     tg.create_task(self.crud.cache.run()),
+                    tg.create_task(self._publish_tls_pin()),
                 ]
                 await self._stop.wait()
                 self._tg = None

@@ -4,7 +4,10 @@ Target: the holder of the leader lock ``/contiv.io/lock/netmaster/leader`` (valu
 object carrying it); when nobody holds it, every netmaster in the service registry
 (``contivpy.common.registry``, ``/contiv.io/service/netmaster/``) is tried, the one with Role ``leader``
 first. Connection failures are retried 3 times with 1 s pauses
-(the original's behaviour). netmaster answers errors with HTTP 500 and a text body, which becomes an
+(the original's behaviour). A netmaster that serves https has published its certificate's SHA-256 under
+``/contiv.io/auth/tls/<ip:port>``: it is then reached over https with that pin, and, when netmaster runs
+with ``--auth``, with the agent token of ``/contiv.io/auth/agent-token`` as ``x-auth-token``
+(docs/security.md). netmaster answers errors with HTTP 500 and a text body, which becomes an
 ``ExternalServiceError`` carrying netmaster's message verbatim.
 """
 
@@ -64,6 +67,13 @@ class NetmasterClient:
         infos.sort(key=lambda i: i.role != "leader")  # stable: leader first, then the store's order
         return [f"{i.host_addr}:{i.port}" for i in infos]
 
+    async def _secure(self, target: str) -> tuple[aiohttp.Fingerprint | None, dict[str, str]]:
+        """https + certificate pin if that netmaster published one; the agent token if auth is on."""
+        pin = await self.kv.get(keys.AUTH_TLS_PIN + target)
+        token = await self.kv.get(keys.AUTH_AGENT_TOKEN)
+        ssl = aiohttp.Fingerprint(bytes.fromhex(pin.value)) if pin is not None else None
+        return ssl, ({"x-auth-token": token.value} if token is not None and ssl else {})
+
     async def post(self, path: str, body: dict[str, Any]) -> Any:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
@@ -73,9 +83,10 @@ class NetmasterClient:
             if not targets:
                 last = ExternalServiceError("netmaster not found: no leader and no registered netmaster")
             for t in targets:
-                url = f"http://{t}{path}"
+                ssl, headers = await self._secure(t)
+                url = f"{'https' if ssl else 'http'}://{t}{path}"
                 try:
-                    async with self._session.post(url, json=body) as r:
+                    async with self._session.post(url, json=body, ssl=ssl, headers=headers) as r:
                         text = await r.text()
                         if r.status != 200:
                             raise ExternalServiceError(

@@ -1,10 +1,11 @@
 """netmaster aiohttp application factory.
 
-Middlewares, outermost first: follower proxy (everything goes to the leader while we are not
-it), then the one error mapping. Routes: model API (routes.py), non-model endpoints (misc.py)
-and, when present, the /plugin/* routes of ``contivpy.netmaster.api.plugin_routes`` (owned by
-the IPAM helper: ``add_plugin_routes(app, Allocator(kv, cluster_mode))``, or
-``add_routes(app)`` using the AppKeys of ``contivpy.netmaster.api.keys``).
+Middlewares, outermost first: auth (``contivpy.netmaster.auth``, active only with ``--auth``),
+follower proxy (everything goes to the leader while we are not it), then the one error mapping.
+Routes: model API (routes.py), non-model endpoints (misc.py) and, when present, the /plugin/*
+routes of ``contivpy.netmaster.api.plugin_routes`` (owned by the IPAM helper:
+``add_plugin_routes(app, Allocator(kv, cluster_mode))``, or ``add_routes(app)`` using the
+AppKeys of ``contivpy.netmaster.api.keys``).
 """
 
 from __future__ import annotations
@@ -14,15 +15,22 @@ import importlib
 from aiohttp import web
 
 from contivpy.model.objects import MAX_BODY
+from contivpy.netmaster import auth
 from contivpy.netmaster.api import epcleanup, misc, routes
 from contivpy.netmaster.api.errors import error_middleware
 from contivpy.netmaster.api.keys import CONFIG, CRUD, KV, STATE, LeaderState
 from contivpy.netmaster.api.proxy import proxy_middleware, session_ctx
 
 
-def make_app(crud, config, kv, state: LeaderState, rpc=None) -> web.Application:
-    app = web.Application(middlewares=[proxy_middleware, error_middleware], client_max_size=MAX_BODY + 4096)
+def make_app(crud, config, kv, state: LeaderState, rpc=None, auth_kv=None) -> web.Application:
+    """``kv``: the store leader-only writers use (netmaster passes its FencedStore); ``auth_kv``: the
+    store of the auth state (default ``kv``); netmaster passes the raw store, since every netmaster,
+    follower or not, creates the token secret if absent and users are written by CAS on their record."""
+    mws = [auth.auth_middleware, proxy_middleware, error_middleware]  # auth: a no-op unless installed
+    app = web.Application(middlewares=mws, client_max_size=MAX_BODY + 4096)
     app[CRUD], app[CONFIG], app[KV], app[STATE] = crud, config, kv, state
+    if getattr(config, "auth", False):  # before the model routes (login would match /api/v1/{p}/{k}/)
+        auth.install(app, auth_kv or kv, config.auth_admin_password, config.auth_token_ttl)
     if rpc is not None:
         app[misc.RPC] = rpc
     app.cleanup_ctx.append(session_ctx)

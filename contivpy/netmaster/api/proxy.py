@@ -4,16 +4,20 @@ A middleware placed before the error middleware: while this process is not the l
 request (any path, any method) is forwarded to ``http://<leader lock holder>`` and the leader's
 status, headers and body are relayed unchanged. A request that already went through one proxy
 (``X-Contiv-Proxied``) is never forwarded again, which avoids loops while the lock changes hands.
+With TLS (``--tls-*``) the leader is reached over https and its certificate is pinned to the SHA-256
+fingerprint it published under ``/contiv.io/auth/tls/<leader ip:port>`` (netmaster/tls.py); headers,
+including ``x-auth-token``, are relayed as they came (the leader checks the token again).
 """
 
 from __future__ import annotations
 
 import logging
 
-from aiohttp import ClientError, ClientSession, ClientTimeout, web
+from aiohttp import ClientError, ClientSession, ClientTimeout, Fingerprint, web
 
+from contivpy.model import keys
 from contivpy.netmaster.api.errors import text_error
-from contivpy.netmaster.api.keys import STATE
+from contivpy.netmaster.api.keys import CONFIG, KV, STATE
 
 log = logging.getLogger("netmaster.proxy")
 
@@ -35,13 +39,19 @@ async def proxy_middleware(request: web.Request, handler) -> web.StreamResponse:
         return await handler(request)
     if request.headers.get(_MARK) or not state.leader_url:
         return text_error("netmaster leader is not available, please retry")
-    url = f"http://{state.leader_url}{request.path_qs}"
+    ssl = None
+    if getattr(request.app[CONFIG], "tls_cert_file", ""):  # the leader serves https: pin its certificate
+        pin = await request.app[KV].get(keys.AUTH_TLS_PIN + state.leader_url)
+        if pin is None:
+            return text_error(f"netmaster leader {state.leader_url} has not published its TLS certificate")
+        ssl = Fingerprint(bytes.fromhex(pin.value))
+    url = f"{'https' if ssl else 'http'}://{state.leader_url}{request.path_qs}"
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
     headers[_MARK] = "1"
     body = await request.read()
     try:
         async with request.app[SESSION].request(
-            request.method, url, headers=headers, data=body or None, allow_redirects=False
+            request.method, url, headers=headers, data=body or None, allow_redirects=False, ssl=ssl
         ) as resp:
             data = await resp.read()
             out = web.Response(status=resp.status, body=data)
