@@ -347,3 +347,22 @@ async def test_endpoint_ids_never_collide_across_tenants_or_networks(etcd_kv):
     await refused(
         kv, a.delete_endpoint({"TenantName": T1, "NetworkName": "tiinone", "EndpointID": "z"}), "not found"
     )
+
+
+async def test_network_state_ids_never_shared_and_delete_drops_allocations(etcd_kv):
+    """Network "a.b" of tenant "c" and network "a" of tenant "b.c" both spell state id "a.b.c": the
+    second is refused instead of silently sharing the first one's addresses. Deleting a network
+    deletes its unclaimed allocation records."""
+    kv = etcd_kv
+    crud = await _crud(kv)
+    await crud.create_or_update("tenant", "tiib.tiic", {"tenantName": "tiib.tiic"})
+    await crud.create_or_update("tenant", "tiic", {"tenantName": "tiic"})
+    await _net(crud, "tiia.tiib", "tiic", "10.66.1.0/24")
+    with pytest.raises(ContivError, match="conflicts with network tiia.tiib of tenant tiic"):
+        await _net(crud, "tiia", "tiib.tiic", "10.66.2.0/24")
+    assert await kv.get(keys.obj_key("network", "tiib.tiic:tiia")) is None
+    a = Allocator(kv)
+    ip = (await a.alloc_address("tiia.tiib.tiic"))["IPv4Address"].split("/")[0]
+    assert await kv.get(keys.addr_alloc("tiia.tiib.tiic", ip)) is not None
+    await crud.delete("network", "tiic:tiia.tiib")
+    assert (await kv.get_prefix(keys.addr_alloc_prefix("tiia.tiib.tiic")))[0] == []
