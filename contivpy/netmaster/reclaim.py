@@ -14,8 +14,14 @@ Safety (see the invariant in ``endpoints.py``)
   them holds is never freed (only the record is dropped).
 - A record whose network is gone, or whose bit is already clear (stale), is just deleted.
 - It takes the Allocator's per-network lock, so it never races this process's own requests.
-Not done: bits set in a bitmap that nothing explains (no record, endpoint, VIP or reservation:
-allocations made before records existed) are left alone and only logged; see decisions.md.
+Unexplained bits (no record, endpoint, VIP or reservation: allocAddress results from before the
+records existed) are freed only when one bit stays unexplained for ``ttl`` seconds, seen in at
+least two passes (first sighting kept in memory: a new leader starts over), and then by a txn that
+re-reads the bitmap FIRST and the explanations after it, and compares the bitmap's mod revision.
+That is safe because every change of an explanation (endpoint create/delete, VIP create/delete,
+record create by allocAddress, claim) rewrites the network record in the same txn: one that
+happened after the bitmap was read fails the compare. Reserved here: network, broadcast,
+gateway, outside the range, and, in the network map, every group ip-pool address.
 
 Period: ``min(60, max(0.5, ttl / 4))`` seconds (ttl = ``CONTIV_NETMASTER_ALLOC_TTL``, default 300).
 """
@@ -27,11 +33,19 @@ import logging
 import time
 from collections.abc import Callable
 
+from contivpy.common import netaddr
 from contivpy.common.errors import ContivError
 from contivpy.common.kv.base import Compare, Delete, Put
 from contivpy.model import keys
-from contivpy.model.state import AddrAllocRecord, EndpointGroupState, NetworkState
+from contivpy.model.state import (
+    AddrAllocRecord,
+    EndpointGroupState,
+    EndpointState,
+    NetworkState,
+    ServiceLBState,
+)
 from contivpy.netmaster import ipam
+from contivpy.netmaster.bitset import Bitset
 from contivpy.netmaster.endpoints import MAX_ATTEMPTS, Allocator
 
 log = logging.getLogger("netmaster.reclaim")
@@ -105,12 +119,133 @@ async def scan_once(alloc: Allocator, now: float | None = None) -> int:
     return n
 
 
+# --- unexplained bits --------------------------------------------------------------------------
+
+
+async def _explanations(kv, st: NetworkState) -> set[str]:
+    """Addresses of network ``st`` held by an endpoint, a service VIP or an allocation record."""
+    out: set[str] = set()
+    items, _ = await kv.get_prefix(keys.EPS + st.id + "-")
+    for i in items:
+        ep = EndpointState.parse(i.value)
+        if ep is not None and ep.netID == st.id:
+            out.add(ep.ipAddress)
+    items, _ = await kv.get_prefix(keys.SERVICE_LB)
+    for i in items:
+        svc = ServiceLBState.parse(i.value)
+        if svc is not None and (svc.tenantname, svc.subnet) == (st.tenant, st.networkName):
+            out.add(svc.ipaddress)
+    items, _ = await kv.get_prefix(keys.addr_alloc_prefix(st.id))
+    out.update(i.key.rpartition("/")[2] for i in items)
+    return out
+
+
+def _unexplained(st: NetworkState, pools: list[EndpointGroupState], owner: str, held: set[str]) -> set[int]:
+    """Set bits of the network map (``owner`` "") or of pool group ``owner``'s map that nothing
+    explains."""
+    sn = ipam.subnet_of(st)
+    epg = next((g for g in pools if g.groupName == owner), None) if owner else None
+    bm = Bitset.decode(epg.epgIpAllocMap if epg is not None else st.ipAllocMap)
+    ranges = [] if owner else [netaddr.parse_ip_pool(g.ipPool, sn) for g in pools]
+    out = set()
+    for hid in bm.iter_set():
+        if hid >= sn.size or ipam._is_reserved(st, epg, hid) or any(lo <= hid <= hi for lo, hi in ranges):
+            continue
+        if netaddr.host_ip(sn.subnet_ip, hid) not in held:
+            out.add(hid)
+    return out
+
+
+async def _network_view(kv, net_id: str):
+    """Bitmaps first (network record, then its pool groups), explanations after them."""
+    nkv = await kv.get(keys.net_state(net_id))
+    st = None if nkv is None else NetworkState.parse(nkv.value)
+    if st is None or not st.subnetIP:
+        return None
+    items, _ = await kv.get_prefix(keys.EPGS)
+    groups = [(i, EndpointGroupState.parse(i.value)) for i in items]
+    pools = [
+        (i, g)
+        for i, g in groups
+        if g is not None and g.ipPool and (g.networkName, g.tenantName) == (st.networkName, st.tenant)
+    ]
+    return nkv, st, pools, await _explanations(kv, st)
+
+
+async def _free_unexplained(alloc: Allocator, net_id: str, owner: str, hids: set[int]) -> int:
+    """Free those of ``hids`` still unexplained, in one txn comparing the bitmap records."""
+    kv = alloc.kv
+    async with alloc.lock(net_id):
+        for _ in range(5):
+            view = await _network_view(kv, net_id)
+            if view is None:
+                return 0
+            nkv, st, pools, held = view
+            gkv = next((i for i, g in pools if g.groupName == owner), None) if owner else None
+            if owner and gkv is None:
+                return 0
+            epg = EndpointGroupState.parse(gkv.value) if gkv is not None else None
+            todo = hids & _unexplained(st, [g for _, g in pools], owner, held)
+            sn = ipam.subnet_of(st)
+            freed = [hid for hid in sorted(todo) if ipam.release(st, epg, netaddr.host_ip(sn.subnet_ip, hid))]
+            if not freed:
+                return 0
+            compares = [Compare(nkv.key, "mod", "==", nkv.mod_revision)]
+            ops: list[Put | Delete] = [Put(nkv.key, st.to_json())]
+            if gkv is not None and epg is not None:
+                compares.append(Compare(gkv.key, "mod", "==", gkv.mod_revision))
+                ops.append(Put(gkv.key, epg.to_json()))
+            if (await kv.txn(compares, ops)).succeeded:
+                ips = ", ".join(netaddr.host_ip(sn.subnet_ip, h) for h in freed)
+                log.warning(
+                    "freed addresses of %s%s that nothing held: %s",
+                    net_id,
+                    f" ({owner})" if owner else "",
+                    ips,
+                )
+                return len(freed)
+    return 0
+
+
+class Reclaimer:
+    """Expired allocation records, then unexplained bits (first sightings kept in memory)."""
+
+    def __init__(self, alloc: Allocator) -> None:
+        self.alloc = alloc
+        self.first_seen: dict[tuple[str, str], dict[int, float]] = {}
+
+    async def scan(self, now: float | None = None) -> int:
+        t = time.time() if now is None else now
+        n = await scan_once(self.alloc, t)
+        items, _ = await self.alloc.kv.get_prefix(keys.NETS)
+        seen: dict[tuple[str, str], dict[int, float]] = {}
+        for item in items:
+            net_id = item.key[len(keys.NETS) :]
+            view = await _network_view(self.alloc.kv, net_id)
+            if view is None:
+                continue
+            _, st, pools, held = view
+            for owner in [""] + [g.groupName for _, g in pools]:
+                key = (net_id, owner)
+                prev = self.first_seen.get(key, {})
+                cur = {h: prev.get(h, t) for h in _unexplained(st, [g for _, g in pools], owner, held)}
+                ripe = {h for h, first in cur.items() if first < t and first <= t - self.alloc.alloc_ttl}
+                if ripe:
+                    n += await _free_unexplained(self.alloc, net_id, owner, ripe)
+                    cur = {h: f for h, f in cur.items() if h not in ripe}
+                if cur:
+                    seen[key] = cur
+        self.first_seen = seen
+        return n
+
+
 async def run(alloc: Allocator, is_leader: Callable[[], bool]) -> None:
     """The leader's reclaim loop: returns as soon as this process is no longer the leader."""
     every = period(alloc.alloc_ttl)
+    reclaimer = Reclaimer(alloc)
     while is_leader():
         try:
-            await scan_once(alloc)
+            await reclaimer.scan()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # store trouble: the next pass retries
@@ -118,4 +253,4 @@ async def run(alloc: Allocator, is_leader: Callable[[], bool]) -> None:
         await asyncio.sleep(every)
 
 
-__all__ = ["run", "scan_once", "reclaim_record", "period"]
+__all__ = ["run", "scan_once", "reclaim_record", "period", "Reclaimer"]
