@@ -16,8 +16,9 @@ Invariants (contiv-reference §4.2)
 - ``epAddrCount`` counts endpoint addresses: +1 when a bit goes clear->set by an allocation,
   -1 when a release clears a set bit (never negative).
 - FIX (decisions.md): a *preferred* address that is already taken is refused
-  ("ip address X is not available"); ``reserve`` (createEndpoint carrying the address that
-  /plugin/allocAddress handed out) is idempotent instead.
+  ("ip address X is not available"). ``check_endpoint_address`` says why an address can never be
+  an endpoint's (malformed, outside subnet/range/pool, network, broadcast, gateway); which used
+  addresses an endpoint may claim (allocation records) is ``endpoints.py``'s business.
 """
 
 from __future__ import annotations
