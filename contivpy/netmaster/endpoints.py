@@ -490,10 +490,16 @@ class Allocator:
         if not tenant or not net:
             raise ValidationError("TenantName and NetworkName are required")
         net_id = keys.network_id(net, tenant)
-        ep_key = keys.ep_state(self.endpoint_id(net_id, _str(req, "EndpointID"), _str(req, "Host")))
+        epid, host = _str(req, "EndpointID"), _str(req, "Host")
+        ep_key = keys.ep_state(self.endpoint_id(net_id, epid, host))
         async with self._lock(net_id):
             for _ in range(MAX_ATTEMPTS):
                 eprec = await self._read(ep_key)
+                if eprec.kv is None and not epid:  # stored by an older version under <host>-native-intf
+                    legacy = await self._read(keys.ep_state(f"{host}-native-intf"))
+                    old = None if legacy.kv is None else EndpointState.parse(legacy.kv.value)
+                    if old is not None and old.netID == net_id:
+                        ep_key, eprec = legacy.key, legacy
                 ep = None if eprec.kv is None else EndpointState.parse(eprec.kv.value)
                 if ep is not None and ep.netID != net_id:
                     ep = None  # another network's key (never deleted from here)

@@ -15,6 +15,7 @@ import json
 import pytest
 
 from contivpy.common.errors import ContivError
+from contivpy.common.kv.base import Delete, Put
 from contivpy.model import keys
 from contivpy.model.state import AddrAllocRecord, EndpointGroupState, EndpointState, NetworkState
 from contivpy.netmaster import ipam
@@ -366,3 +367,23 @@ async def test_network_state_ids_never_shared_and_delete_drops_allocations(etcd_
     assert await kv.get(keys.addr_alloc("tiia.tiib.tiic", ip)) is not None
     await crud.delete("network", "tiic:tiia.tiib")
     assert (await kv.get_prefix(keys.addr_alloc_prefix("tiia.tiib.tiic")))[0] == []
+
+
+async def test_delete_finds_a_native_intf_endpoint_stored_under_the_old_key(etcd_kv):
+    """An infra endpoint stored by an older version under ``<host>-native-intf`` is still deleted
+    (and its address freed) by a deleteEndpoint naming its network and host, and only its own."""
+    kv = etcd_kv
+    crud = await _crud(kv)
+    await _net(crud, "tiio", T1, "10.67.1.0/24")
+    await _net(crud, "tiio", T2, "10.67.1.0/24")
+    a = Allocator(kv)
+    ep = await a.create_endpoint(_ep_req("tiio", T1, "tiitmp", host="tiioh"))
+    old = EndpointState.from_json(ep.to_json())
+    old.id = "tiioh-native-intf"
+    await kv.txn([], [Put(keys.ep_state(old.id), old.to_json())] + [Delete(keys.ep_state(ep.id))])
+    assert (await a.delete_endpoint({"TenantName": T2, "NetworkName": "tiio", "Host": "tiioh"})).id == ""
+    assert await kv.get(keys.ep_state(old.id)) is not None  # another tenant's: untouched
+    gone = await a.delete_endpoint({"TenantName": T1, "NetworkName": "tiio", "Host": "tiioh"})
+    assert gone.id == old.id and await kv.get(keys.ep_state(old.id)) is None
+    st = NetworkState.from_json((await kv.get(keys.net_state("tiio." + T1))).value)
+    assert (ipam.list_allocated(st), st.epCount) == ("", 0)
