@@ -91,6 +91,9 @@ async def reclaim_record(alloc: Allocator, key: str, now: float | None = None) -
                     compares.append(Compare(ekv.key, "mod", "==", ekv.mod_revision))
                 try:
                     held = await alloc.holders(st, ip)
+                    if epg is None and not held:  # a stale record inside a group's pool: not ours to free
+                        owner, _ = await alloc._owner_epg(st, "", st.tenant, ip)
+                        held = [f"the ip pool of group {owner.groupName}"] if owner is not None else []
                     if held:
                         log.warning("allocation %s: address held by %s; dropping the record", key, held[0])
                     else:
