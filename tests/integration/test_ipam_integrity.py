@@ -22,7 +22,7 @@ from contivpy.netmaster import ipam
 from contivpy.netmaster.bitset import Bitset
 from contivpy.netmaster.config import Config
 from contivpy.netmaster.crud import Crud
-from contivpy.netmaster.endpoints import Allocator
+from contivpy.netmaster.endpoints import Allocator, endpoint_inspect
 
 pytestmark = pytest.mark.etcd
 
@@ -322,6 +322,9 @@ async def test_endpoint_ids_never_collide_across_tenants_or_networks(etcd_kv):
     ]
     assert (e1.netID, e2.netID, e3.netID) == (f"tiie.{T1}", f"tiie.{T2}", f"tiie2.{T1}")
     assert e1.endpointID == "tiih-native-intf"
+    # netctl endpoint inspect finds it by that endpoint id
+    oper = (await endpoint_inspect(kv, "tiih-native-intf"))["Oper"]
+    assert oper["endpointID"] == "tiih-native-intf" and oper["network"] in (e1.netID, e2.netID, e3.netID)
     # delete of one (by host, as before, or by its endpoint id) leaves the others and their addresses
     await a.delete_endpoint({"TenantName": T2, "NetworkName": "tiie", "Host": "tiih"})
     assert await kv.get(keys.ep_state(e2.id)) is None
