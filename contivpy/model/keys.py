@@ -87,6 +87,19 @@ def epg_state(epg_state_id: str) -> str:
     return EPGS + epg_state_id
 
 
+# Address allocations handed out by /plugin/allocAddress and not yet claimed by an endpoint (contivpy
+# addition, decisions.md "Allocation records"): ``<net>.<tenant>/<ip>`` -> ``AddrAllocRecord``.
+ADDR_ALLOC = STATE + "addrAlloc/"
+
+
+def addr_alloc_prefix(net_id: str) -> str:
+    return f"{ADDR_ALLOC}{net_id}/"
+
+
+def addr_alloc(net_id: str, ip: str) -> str:
+    return f"{ADDR_ALLOC}{net_id}/{ip}"
+
+
 # Service-provider candidates (contivpy addition, decisions.md "Service providers"): one record per
 # endpoint started with labels, and a per-tenant generation every writer of candidates or service
 # provider lists bumps (the fence that keeps a service create and a container start from missing

@@ -17,6 +17,7 @@ here (``contivpy.netmaster.bitset`` decodes them): this module is importable by 
     ProviderState       /contiv.io/state/provider/<service>:<tenant>         netmaster
     ProviderCandidate   /contiv.io/state/svcProvider/<tenant>/<endpoint id>  netmaster (contivpy addition)
     ProviderGeneration  /contiv.io/state/svcProviderGen/<tenant>             netmaster (contivpy addition)
+    AddrAllocRecord     /contiv.io/state/addrAlloc/<net>.<tenant>/<ip>       netmaster (contivpy addition)
 
 ``from_json`` ignores unknown fields, fills missing ones with defaults and raises ``ValueError``
 for text that is not a JSON object; ``parse`` returns None instead.
@@ -287,7 +288,23 @@ class ProviderGeneration(_Record):
     generation: int = 0
 
 
+@dataclass
+class AddrAllocRecord(_Record):
+    """An address /plugin/allocAddress handed out that no endpoint has claimed yet: it explains the
+    address's bit in the network (or pool group) bitmap until an endpoint claims it (the record is
+    deleted in that endpoint's txn), /plugin/releaseAddress frees it, or the leader's reclaimer
+    frees it after ``expires`` (unix seconds). ``group`` is the group named in the NetworkID
+    (``<net>:<group>.<tenant>``), "" for the plain network."""
+
+    networkId: str = ""
+    address: str = ""
+    group: str = ""
+    created: float = 0.0
+    expires: float = 0.0
+
+
 __all__ = [
+    "AddrAllocRecord",
     "ProviderCandidate",
     "ProviderGeneration",
     "ServiceLBState",

@@ -137,6 +137,10 @@ class Daemon:
         await self._set_role("leader")
         if self.cfg.cluster_mode == "docker" and self._tg is not None and self._docker_task is None:
             self._docker_task = self._tg.create_task(self._reconcile_docker())
+        if allocator is not None and self._tg is not None:  # leaked allocAddress results (reclaim.py)
+            from contivpy.netmaster import reclaim
+
+            self._bg.append(self._tg.create_task(reclaim.run(allocator, lambda: self.state.is_leader)))
 
     async def _run_election(self) -> None:
         """``election.run()``, restarted should it ever fail (store errors are handled inside)."""

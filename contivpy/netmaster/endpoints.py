@@ -1,26 +1,57 @@
 """Endpoint lifecycle and address allocation behind /plugin/* (contiv-reference §2.4, §4.3).
 
 Every operation is one etcd txn: it reads the records it changes (network state, EPG state,
-endpoint state), applies ``ipam``, and commits with compares on their mod revisions (endpoint
-create: ``version == 0``). A lost race re-runs on fresh state, so concurrent requests and several
-netmaster processes never hand out one address twice, and a request that fails half-way leaves
-nothing allocated. A per-network ``asyncio.Lock`` keeps one process from racing itself (no CAS
-storms under load).
+endpoint state, allocation record), applies ``ipam``, and commits with compares on their mod
+revisions (absent records: ``version == 0``). A lost race re-runs on fresh state, so concurrent
+requests and several netmaster processes never hand out one address twice, and a request that
+fails half-way leaves nothing allocated. A per-network ``asyncio.Lock`` keeps one process from
+racing itself (no CAS storms under load); the reclaimer (``reclaim.py``) takes the same lock.
+
+Invariant (checked by the tests and the fuzz suite's consistency check): every set bit of a
+network's ``ipAllocMap`` or of a pool group's ``epgIpAllocMap`` is explained by exactly one of
+- *reserved*: network, broadcast, gateway, outside a range subnet's range; in the network map
+  also every address of a group ip-pool; in a group map every address outside its pool;
+- an endpoint state (``/contiv.io/state/eps/``) of the network whose ``ipAddress`` it is;
+- a service VIP (``/contiv.io/state/serviceLB/``, ``ipaddress``, same tenant and network);
+- an allocation record ``/contiv.io/state/addrAlloc/<net>.<tenant>/<ip>`` (``AddrAllocRecord``:
+  ``{"networkId","address","group","created","expires"}``), written by ``allocAddress`` in the
+  txn that sets the bit.
+A record whose bit is clear is *stale* (its group or network was deleted and re-created): it
+explains nothing, ``allocAddress`` overwrites it, ``createEndpoint`` deletes it, the reclaimer
+deletes it once expired. IPv6 (``ipv6AllocMap``): gateway or an endpoint's ``ipv6Address``.
+
+Rules that keep it
+- ``allocAddress`` sets the bit and creates the record in one txn (expiry: ``alloc_ttl()``,
+  ``CONTIV_NETMASTER_ALLOC_TTL`` seconds, default 300).
+- ``createEndpoint`` takes a *free* address (sets the bit) or *claims* an allocated one: bit set
+  and a record of the same group (or of the plain network, for an endpoint without a pool group),
+  deleted in the endpoint's txn. Everything else is refused before any write: malformed, outside
+  the subnet/range/pool, network, broadcast, gateway, another endpoint's, a service VIP, or any
+  other used address.
+- ``releaseAddress`` frees only an address that has a record (and deletes it); without one the
+  address is held by an endpoint or a VIP, was reserved, or was already freed: nothing to do.
+- ``deleteEndpoint`` frees the endpoint's addresses unless another endpoint of the network holds
+  the same address (state written before these rules).
+- The reclaimer deletes expired records and frees their bits in one CAS txn (never an address an
+  endpoint or VIP holds).
 
 Identifiers: NetworkID ``<net>.<tenant>`` or ``<net>:<epg>.<tenant>`` (names may contain dots: the
-split that names an existing network wins); endpoint state id ``<net>.<tenant>-<container>`` (or
-``<host>-native-intf`` without a container, as the original).
+split that names an existing network wins); endpoint state id ``<net>.<tenant>-<container>``, or
+``<net>.<tenant>-<host>-native-intf`` without a container (the original used ``<host>-native-intf``,
+one key shared by every network: decisions.md). An endpoint key found with another ``netID`` (names
+with dots and dashes can spell one key twice) is never returned, overwritten nor deleted.
 
 Fixes (decisions.md): a preferred address already in use is refused; ``releaseAddress`` accepts
-the Docker PoolID form ``<NetworkID>|<pool>`` and never frees an address still owned by an
-endpoint (a late Docker ReleaseAddress cannot free an address that was handed out again);
-``deleteEndpoint`` of an unknown endpoint succeeds (idempotent).
+the Docker PoolID form ``<NetworkID>|<pool>``; ``deleteEndpoint`` of an unknown endpoint succeeds
+(idempotent).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -28,18 +59,55 @@ from contivpy.common import netaddr
 from contivpy.common.errors import ConflictError, ContivError, NotFoundError, ValidationError
 from contivpy.common.kv.base import Compare, Delete, KeyValue, KVStore, Put
 from contivpy.model import keys
-from contivpy.model.state import EndpointGroupState, EndpointState, NetworkState, OperEndpoint
+from contivpy.model.state import (
+    AddrAllocRecord,
+    EndpointGroupState,
+    EndpointState,
+    NetworkState,
+    OperEndpoint,
+    ServiceLBState,
+)
 from contivpy.netmaster import ipam
 from contivpy.netmaster.providers import ProviderBook, check_request
 
 log = logging.getLogger("netmaster.endpoints")
 
 MAX_ATTEMPTS = 50
-# allocAddress requests served by one txn. A batch of B requests touches at most B groups: its txn has
-# 1 + B compares and 1 + B puts. etcd refuses a txn whose compares, or whose success ops, number more
-# than --max-txn-ops (default 128; each list counts on its own), so B must stay below 128; 60 leaves
-# room. Test: test_tbm_controlplane_scale.test_alloc_batch_of_one_request_per_pool_group_fits_etcd_txn.
+# allocAddress requests served by one txn. A batch of B requests touches at most B groups and creates
+# B allocation records: its txn has 1 + B + B compares (network, groups, records) and 1 + B + B puts.
+# etcd refuses a txn whose compares, or whose success ops, number more than --max-txn-ops (default
+# 128; each list counts on its own), so 1 + 2B <= 128: B <= 63; 60 gives 121.
+# Test: test_tbm_controlplane_scale.test_alloc_batch_of_one_request_per_pool_group_fits_etcd_txn.
 MAX_BATCH = 60
+
+ALLOC_TTL_ENV = "CONTIV_NETMASTER_ALLOC_TTL"
+DEFAULT_ALLOC_TTL = 300.0
+
+
+def alloc_ttl() -> float:
+    """Seconds an allocAddress result stays reserved without an endpoint claiming it
+    (``CONTIV_NETMASTER_ALLOC_TTL``, default 300; an unusable value keeps the default)."""
+    raw = os.environ.get(ALLOC_TTL_ENV, "")
+    if not raw:
+        return DEFAULT_ALLOC_TTL
+    try:
+        ttl = float(raw)
+    except ValueError:
+        ttl = -1.0
+    if not 0 <= ttl < 1e9:
+        log.warning("ignoring %s=%r: using %.0f s", ALLOC_TTL_ENV, raw, DEFAULT_ALLOC_TTL)
+        return DEFAULT_ALLOC_TTL
+    return ttl
+
+
+def _str(d: dict, name: str, label: str = "") -> str:
+    """A request field that must be a string when present (absent/null: "")."""
+    v = d.get(name)
+    if v is None:
+        return ""
+    if not isinstance(v, str):
+        raise ValidationError(f"{label or name} must be a string")
+    return v
 
 
 @dataclass
@@ -73,8 +141,10 @@ class Allocator:
         kv: KVStore,
         cluster_mode: str = "docker",
         provider_update: Callable[[dict], Awaitable[None]] | None = None,
+        alloc_ttl_s: float | None = None,
     ) -> None:
         self.kv = kv
+        self.alloc_ttl = alloc_ttl() if alloc_ttl_s is None else alloc_ttl_s
         self.cluster_mode = cluster_mode
         self.provider_update = provider_update  # daemon wires ``self.providers.update``
         self.providers = ProviderBook(kv, self.resolve)
@@ -86,6 +156,8 @@ class Allocator:
         if lock is None:
             lock = self._locks[net_id] = asyncio.Lock()
         return lock
+
+    lock = _lock  # (public: the reclaimer serialises with the requests of this process)
 
     async def _read(self, key: str) -> _Rec:
         return _Rec(key, await self.kv.get(key))
@@ -166,6 +238,7 @@ class Allocator:
         return req.fut.result()
 
     async def _alloc_batch(self, net_id: str, tenant: str, batch: list[_AllocReq]) -> None:
+        stale: dict[str, KeyValue] | None = None  # allocation records read after a lost txn
         for _ in range(MAX_ATTEMPTS):
             nrec = await self._read(keys.net_state(net_id))
             if nrec.kv is None:
@@ -192,17 +265,27 @@ class Allocator:
                 except (ContivError, ValueError) as exc:
                     failed.append((r, exc))
                     continue
-                done.append((r, f"{ip}/{st.subnetLen}"))
+                done.append((r, ip))
             if done:
                 recs = [nrec] + [erec for erec, _ in epgs.values()]
                 ops: list[Put | Delete] = [Put(nrec.key, st.to_json())]
                 ops += [
                     Put(erec.key, ev.to_json()) for erec, ev in epgs.values() if ev is not None and ev.ipPool
                 ]
+                # one allocation record per address, created with the bit (a stale record left by a
+                # deleted group or network is replaced: compare on what was read after a lost txn)
+                now = time.time()
+                for r, ip in done:
+                    rkey = keys.addr_alloc(net_id, ip)
+                    recs.append(_Rec(rkey, (stale or {}).get(rkey)))
+                    rec = AddrAllocRecord(net_id, ip, r.group, now, now + self.alloc_ttl)
+                    ops.append(Put(rkey, rec.to_json()))
                 if not (await self.kv.txn([r.compare() for r in recs], ops)).succeeded:
+                    items, _ = await self.kv.get_prefix(keys.addr_alloc_prefix(net_id))
+                    stale = {i.key: i for i in items}
                     continue
-            for r, addr in done:
-                r.fut.set_result({"NetworkID": r.network_id, "IPv4Address": addr})
+            for r, ip in done:
+                r.fut.set_result({"NetworkID": r.network_id, "IPv4Address": f"{ip}/{st.subnetLen}"})
             for r, exc in failed:
                 r.fut.set_exception(exc)
             return
@@ -210,6 +293,9 @@ class Allocator:
             r.fut.set_exception(ConflictError("concurrent update, please retry"))
 
     async def release_address(self, network_id: str, address: str) -> None:
+        """Free an address allocAddress handed out and no endpoint claimed (its record goes in the
+        same txn). Without a record there is nothing to release: the address is held by an
+        endpoint or a service VIP, is reserved, or was already freed (idempotent)."""
         network_id = network_id.split("|", 1)[0]
         ip = address.split("/", 1)[0]
         if not netaddr.is_ipv4(ip):
@@ -218,23 +304,47 @@ class Allocator:
         net_id = keys.network_id(net, tenant)
         async with self._lock(net_id):
             for _ in range(MAX_ATTEMPTS):
-                eps, _ = await self.kv.get_prefix(keys.EPS + net_id + "-")
-                if any(EndpointState.from_json(e.value).ipAddress == ip for e in eps):
-                    return  # still owned by an endpoint: deleteEndpoint frees it
-                nrec = await self._read(keys.net_state(net_id))
-                if nrec.kv is None:
-                    raise NotFoundError(f"network {net_id} not found")
-                st = NetworkState.from_json(nrec.kv.value)
-                epg, erec = await self._owner_epg(st, group, tenant, ip)
-                if not ipam.release(st, epg, ip):
+                rrec = await self._read(keys.addr_alloc(net_id, ip))
+                if rrec.kv is None:
                     return
-                recs = [nrec] + ([erec] if erec else [])
-                ops: list[Put | Delete] = [Put(nrec.key, st.to_json())]
-                if erec is not None and epg is not None:
-                    ops.append(Put(erec.key, epg.to_json()))
+                rec = AddrAllocRecord.parse(rrec.kv.value) or AddrAllocRecord()
+                nrec = await self._read(keys.net_state(net_id))
+                recs, ops = [rrec], [Delete(rrec.key)]
+                if nrec.kv is not None:
+                    st = NetworkState.from_json(nrec.kv.value)
+                    held = await self.holders(st, ip)
+                    epg, erec = await self._owner_epg(st, rec.group or group, tenant, ip)
+                    recs.append(nrec)
+                    if erec is not None:
+                        recs.append(erec)
+                    if not held and ipam.release(st, epg, ip):
+                        ops.append(Put(nrec.key, st.to_json()))
+                        if erec is not None and epg is not None:
+                            ops.append(Put(erec.key, epg.to_json()))
                 if (await self.kv.txn([r.compare() for r in recs], ops)).succeeded:
                     return
         raise ConflictError("concurrent update, please retry")
+
+    async def holders(self, st: NetworkState, ip: str, v6: bool = False, skip: str = "") -> list[str]:
+        """Who else explains ``ip`` in network ``st``: ids of endpoints holding it (but ``skip``)
+        and ``service <name>`` for a service VIP (v4 only)."""
+        out = []
+        items, _ = await self.kv.get_prefix(keys.EPS + st.id + "-")
+        for item in items:
+            ep = EndpointState.parse(item.value)
+            if ep is None or ep.netID != st.id or ep.id == skip:
+                continue
+            if (ep.ipv6Address if v6 else ep.ipAddress) == ip:
+                out.append(ep.id)
+        if not v6:
+            items, _ = await self.kv.get_prefix(keys.SERVICE_LB)
+            for item in items:
+                svc = ServiceLBState.parse(item.value)
+                if svc is None or (svc.tenantname, svc.subnet) != (st.tenant, st.networkName):
+                    continue
+                if svc.ipaddress == ip:
+                    out.append(f"service {svc.servicename}")
+        return out
 
     async def _owner_epg(
         self, st: NetworkState, group: str, tenant: str, ip: str
@@ -259,58 +369,75 @@ class Allocator:
 
     # --- endpoints ---------------------------------------------------------------------------------
     @staticmethod
-    def endpoint_id(net_id: str, container: str, host: str) -> str:
-        return f"{net_id}-{container}" if container else f"{host}-native-intf"
+    def endpoint_id(net_id: str, ident: str, host: str) -> str:
+        """Endpoint state id: ``<net>.<tenant>-<container or EndpointID>``, else (an infra port
+        without container) ``<net>.<tenant>-<host>-native-intf``."""
+        if ident:
+            return f"{net_id}-{ident}"
+        if host:
+            return f"{net_id}-{host}-native-intf"
+        raise ValidationError("EndpointID, ConfigEP.Container or ConfigEP.Host is required")
+
+    async def _network(self, net: str, tenant: str) -> tuple[_Rec, NetworkState]:
+        """The network's state record; NotFoundError unless it is exactly (net, tenant)."""
+        net_id = keys.network_id(net, tenant)
+        nrec = await self._read(keys.net_state(net_id))
+        st = None if nrec.kv is None else NetworkState.parse(nrec.kv.value)
+        if st is None or (st.networkName, st.tenant) != (net, tenant):
+            raise NotFoundError(f"network {net_id} not found")
+        return nrec, st
 
     async def create_endpoint(self, req: dict) -> EndpointState:
-        tenant, net = req.get("TenantName", ""), req.get("NetworkName", "")
-        cfg = req.get("ConfigEP") or {}
-        group = req.get("ServiceName", "") or cfg.get("ServiceName", "")
-        container = cfg.get("Container", "") or req.get("EndpointID", "")
+        tenant, net = _str(req, "TenantName"), _str(req, "NetworkName")
+        if not tenant or not net:
+            raise ValidationError("TenantName and NetworkName are required")
+        cfg = req.get("ConfigEP")
+        if cfg is None:
+            cfg = {}
+        if not isinstance(cfg, dict):
+            raise ValidationError("ConfigEP must be an object")
+        group = _str(req, "ServiceName") or _str(cfg, "ServiceName", "ConfigEP.ServiceName")
+        epid, name = _str(req, "EndpointID"), _str(req, "EPCommonName")
+        container, host = _str(cfg, "Container", "ConfigEP.Container"), _str(cfg, "Host", "ConfigEP.Host")
+        want_ip = _str(cfg, "IPAddress", "ConfigEP.IPAddress")
+        want_ip6 = _str(cfg, "IPv6Address", "ConfigEP.IPv6Address")
         net_id = keys.network_id(net, tenant)
-        ep_key = keys.ep_state(self.endpoint_id(net_id, container, cfg.get("Host", "")))
+        ep_key = keys.ep_state(self.endpoint_id(net_id, container or epid, host))
         async with self._lock(net_id):
             for _ in range(MAX_ATTEMPTS):
                 eprec = await self._read(ep_key)
                 if eprec.kv is not None:
-                    return EndpointState.from_json(eprec.kv.value)
-                nrec = await self._read(keys.net_state(net_id))
-                if nrec.kv is None:
-                    raise NotFoundError(f"network {net_id} not found")
-                st = NetworkState.from_json(nrec.kv.value)
+                    cur = EndpointState.parse(eprec.kv.value)
+                    if cur is None or cur.netID != net_id:
+                        raise ConflictError(f"endpoint {ep_key[len(keys.EPS) :]} exists in another network")
+                    return cur
+                nrec, st = await self._network(net, tenant)
                 epg, erec = None, None
                 if group:
                     erec = await self._read(keys.epg_state(keys.epg_id(group, tenant)))
-                    if erec.kv is None:
+                    epg = None if erec.kv is None else EndpointGroupState.parse(erec.kv.value)
+                    if epg is None or epg.networkName != net:
                         raise NotFoundError(f"endpoint group {group} not found")
-                    epg = EndpointGroupState.from_json(erec.kv.value)
-                ip = cfg.get("IPAddress", "")
-                if ip:
-                    ipam.reserve(st, epg, ip)
-                else:
-                    ip = ipam.allocate(st, epg)
-                ip6 = cfg.get("IPv6Address", "")
-                if st.ipv6SubnetIP:
-                    if ip6:
-                        ipam.reserve_v6(st, ip6)
-                    else:
-                        ip6 = ipam.allocate_v6(st)
+                ip, rrec = await self._take_v4(st, epg, group, want_ip)
+                ip6 = await self._take_v6(st, want_ip6)
                 st.epCount += 1
                 ep = EndpointState(
                     id=ep_key[len(keys.EPS) :],
                     netID=net_id,
-                    endpointID=req.get("EndpointID", "") or container,
+                    endpointID=epid or container or f"{host}-native-intf",
                     serviceName=group,
                     endpointGroupId=epg.endpointGroupId if epg else 0,
                     endpointGroupKey=epg.id if epg else "",
                     ipAddress=ip,
                     ipv6Address=ip6,
                     macAddress=netaddr.mac_from_ip(ip),
-                    homingHost=cfg.get("Host", ""),
-                    epCommonName=req.get("EPCommonName", ""),
+                    homingHost=host,
+                    epCommonName=name,
                 )
-                recs = [eprec, nrec]
+                recs = [eprec, nrec, rrec]
                 ops: list[Put | Delete] = [Put(ep_key, ep.to_json()), Put(nrec.key, st.to_json())]
+                if rrec.kv is not None:  # claimed (or stale): from now on the endpoint explains the bit
+                    ops.append(Delete(rrec.key))
                 if epg is not None and erec is not None:
                     epg.epCount += 1
                     recs.append(erec)
@@ -319,17 +446,70 @@ class Allocator:
                     return ep
         raise ConflictError("concurrent update, please retry")
 
+    async def _take_v4(
+        self, st: NetworkState, epg: EndpointGroupState | None, group: str, want: str
+    ) -> tuple[str, _Rec]:
+        """The endpoint's IPv4 address (mutating ``st``/``epg`` when a free bit is taken) and the
+        allocation record to delete with it (compared even when absent)."""
+        if not want:
+            ip = ipam.allocate(st, epg)
+            return ip, await self._read(keys.addr_alloc(st.id, ip))
+        ipam.check_endpoint_address(st, epg, want)
+        rrec = await self._read(keys.addr_alloc(st.id, want))
+        if not ipam.is_used(st, epg, want):
+            ipam.reserve(st, epg, want)
+            return want, rrec
+        rec = None if rrec.kv is None else AddrAllocRecord.parse(rrec.kv.value)
+        if rec is not None and rec.group == group:
+            return want, rrec  # allocated by /plugin/allocAddress for this endpoint's group
+        if rec is not None and not rec.group and not (epg is not None and epg.ipPool):
+            return want, rrec  # allocated in the plain network, same map
+        if rec is not None:
+            raise ValidationError(f"ip address {want} was allocated for group {rec.group or '(none)'}")
+        held = await self.holders(st, want)
+        if held and held[0].startswith("service "):
+            raise ValidationError(f"ip address {want} is the ip address of {held[0]}")
+        if held:
+            raise ValidationError(f"ip address {want} is in use by endpoint {held[0]}")
+        raise ValidationError(f"ip address {want} is not available")
+
+    async def _take_v6(self, st: NetworkState, want: str) -> str:
+        if not want:
+            return ipam.allocate_v6(st) if st.ipv6SubnetIP else ""
+        ipam.check_endpoint_address_v6(st, want)
+        if ipam.is_used_v6(st, want):
+            held = await self.holders(st, want, v6=True)
+            if held:
+                raise ValidationError(f"ip address {want} is in use by endpoint {held[0]}")
+            raise ValidationError(f"ip address {want} is not available")
+        ipam.reserve_v6(st, want)
+        return want
+
     async def delete_endpoint(self, req: dict) -> EndpointState:
-        tenant, net = req.get("TenantName", ""), req.get("NetworkName", "")
+        tenant, net = _str(req, "TenantName"), _str(req, "NetworkName")
+        if not tenant or not net:
+            raise ValidationError("TenantName and NetworkName are required")
         net_id = keys.network_id(net, tenant)
-        ep_key = keys.ep_state(self.endpoint_id(net_id, req.get("EndpointID", ""), req.get("Host", "")))
+        epid, host = _str(req, "EndpointID"), _str(req, "Host")
+        ep_key = keys.ep_state(self.endpoint_id(net_id, epid, host))
         async with self._lock(net_id):
             for _ in range(MAX_ATTEMPTS):
                 eprec = await self._read(ep_key)
-                if eprec.kv is None:  # (a retried delete still drops a provider left behind)
-                    await self.providers.remove(tenant, ep_key[len(keys.EPS) :], ep_gone=True)
+                if eprec.kv is None and not epid:  # stored by an older version under <host>-native-intf
+                    legacy = await self._read(keys.ep_state(f"{host}-native-intf"))
+                    old = None if legacy.kv is None else EndpointState.parse(legacy.kv.value)
+                    if old is not None and old.netID == net_id:
+                        ep_key, eprec = legacy.key, legacy
+                ep = None if eprec.kv is None else EndpointState.parse(eprec.kv.value)
+                if ep is not None and ep.netID != net_id:
+                    ep = None  # another network's key (never deleted from here)
+                elif eprec.kv is not None and ep is None:
+                    ep = EndpointState(id=ep_key[len(keys.EPS) :], netID=net_id)  # unreadable: drop it
+                if ep is None:
+                    await self._network(net, tenant)  # an unknown network is an error, not a no-op
+                    if eprec.kv is None:  # (a retried delete still drops a provider left behind)
+                        await self.providers.remove(tenant, ep_key[len(keys.EPS) :], ep_gone=True)
                     return EndpointState()
-                ep = EndpointState.from_json(eprec.kv.value)
                 nrec = await self._read(keys.net_state(net_id))
                 recs, ops = [eprec], [Delete(ep_key)]
                 if nrec.kv is not None:
@@ -340,9 +520,11 @@ class Allocator:
                         if erec.kv is not None:
                             epg = EndpointGroupState.from_json(erec.kv.value)
                             epg.epCount = max(0, epg.epCount - 1)
-                    if ep.ipAddress:
+                    # another endpoint holding the same address (state older than the address
+                    # rule) keeps it: its bit stays set
+                    if ep.ipAddress and not await self.holders(st, ep.ipAddress, skip=ep.id):
                         ipam.release(st, epg, ep.ipAddress)
-                    if ep.ipv6Address:
+                    if ep.ipv6Address and not await self.holders(st, ep.ipv6Address, v6=True, skip=ep.id):
                         ipam.release_v6(st, ep.ipv6Address)
                     st.epCount = max(0, st.epCount - 1)
                     recs.append(nrec)

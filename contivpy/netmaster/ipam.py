@@ -16,8 +16,9 @@ Invariants (contiv-reference §4.2)
 - ``epAddrCount`` counts endpoint addresses: +1 when a bit goes clear->set by an allocation,
   -1 when a release clears a set bit (never negative).
 - FIX (decisions.md): a *preferred* address that is already taken is refused
-  ("ip address X is not available"); ``reserve`` (createEndpoint carrying the address that
-  /plugin/allocAddress handed out) is idempotent instead.
+  ("ip address X is not available"). ``check_endpoint_address`` says why an address can never be
+  an endpoint's (malformed, outside subnet/range/pool, network, broadcast, gateway); which used
+  addresses an endpoint may claim (allocation records) is ``endpoints.py``'s business.
 """
 
 from __future__ import annotations
@@ -143,6 +144,40 @@ def reserve(net: NetworkState, epg: EndpointGroupState | None, ip: str) -> None:
     bm.set(hid)
     _store(net, epg, bm, use_pool)
     net.epAddrCount += 1
+
+
+def check_endpoint_address(net: NetworkState, epg: EndpointGroupState | None, ip: str) -> int:
+    """The host id of ``ip`` if an endpoint may ever hold it, else a ValidationError saying why:
+    malformed, outside the subnet, the network or broadcast address, the gateway, outside the
+    network's address range, or outside the ip-pool of the endpoint's group (``epg``)."""
+    if not netaddr.is_ipv4(ip):
+        raise ValidationError(f"invalid ip address {ip}")
+    sn = subnet_of(net)
+    hid = netaddr.host_id(sn.subnet_ip, sn.length, ip)
+    if hid == 0:
+        raise ValidationError(f"ip address {ip} is the network address of subnet {sn.cidr}")
+    if hid == sn.size - 1:
+        raise ValidationError(f"ip address {ip} is the broadcast address of subnet {sn.cidr}")
+    if net.gateway and hid == netaddr.host_id(sn.subnet_ip, sn.length, net.gateway):
+        raise ValidationError(f"ip address {ip} is the gateway of network {net.networkName}")
+    if sn.is_range and not sn.range_start - sn.subnet_ip <= hid <= sn.range_end - sn.subnet_ip:
+        raise ValidationError(
+            f"ip address {ip} is outside the address range {net.ipAddrRange} of network {net.networkName}"
+        )
+    if _pool(epg):
+        lo, hi = netaddr.parse_ip_pool(epg.ipPool, sn)  # type: ignore[union-attr]
+        if not lo <= hid <= hi:
+            raise ValidationError(
+                f"ip address {ip} is outside the ip pool {epg.ipPool} of group {epg.groupName}"  # type: ignore[union-attr]
+            )
+    return hid
+
+
+def is_used(net: NetworkState, epg: EndpointGroupState | None, ip: str) -> bool:
+    """Whether the bit of ``ip`` is set in the map an endpoint of ``epg`` allocates from."""
+    hid = netaddr.host_id(netaddr.ip_to_int(net.subnetIP), net.subnetLen, ip)
+    use_pool = _pool(epg)
+    return Bitset.decode(epg.epgIpAllocMap if use_pool else net.ipAllocMap).test(hid)  # type: ignore[union-attr]
 
 
 def release(net: NetworkState, epg: EndpointGroupState | None, ip: str) -> bool:
@@ -312,6 +347,30 @@ def allocate_v6(net: NetworkState, preferred: str = "") -> str:
     return str(ipaddress.IPv6Address(int(net6.network_address) + int(ipaddress.IPv6Address(hid))))
 
 
+def check_endpoint_address_v6(net: NetworkState, addr: str) -> str:
+    """The host id of IPv6 ``addr`` if an endpoint may hold it (else a ValidationError): the network
+    has an IPv6 subnet, ``addr`` is a valid address inside it, not the subnet-router address (host
+    id 0), not the all-ones host id and not the IPv6 gateway. Returns the host id."""
+    if not net.ipv6SubnetIP:
+        raise ValidationError(f"network {net.networkName} has no IPv6 subnet")
+    try:
+        ipaddress.IPv6Address(addr)
+    except ValueError:
+        raise ValidationError(f"invalid ipv6 address {addr}") from None
+    net6 = ipaddress.IPv6Network(f"{net.ipv6SubnetIP}/{net.ipv6SubnetLen}", strict=False)
+    hid = _v6_host_id(net6, addr)
+    if int(ipaddress.IPv6Address(hid)) in (0, net6.num_addresses - 1):
+        raise ValidationError(f"ip address {addr} is reserved in subnet {net6}")
+    if net.ipv6Gateway and hid == _v6_host_id(net6, net.ipv6Gateway):
+        raise ValidationError(f"ip address {addr} is the gateway of network {net.networkName}")
+    return hid
+
+
+def is_used_v6(net: NetworkState, addr: str) -> bool:
+    net6 = ipaddress.IPv6Network(f"{net.ipv6SubnetIP}/{net.ipv6SubnetLen}", strict=False)
+    return _v6_host_id(net6, addr) in (net.ipv6AllocMap or {})
+
+
 def reserve_v6(net: NetworkState, addr: str) -> None:
     """Mark an IPv6 address used (idempotent)."""
     net6 = ipaddress.IPv6Network(f"{net.ipv6SubnetIP}/{net.ipv6SubnetLen}", strict=False)
@@ -339,6 +398,8 @@ __all__ = [
     "subnet_of",
     "allocate",
     "reserve",
+    "check_endpoint_address",
+    "is_used",
     "release",
     "owner_of",
     "attach_pool",
@@ -348,6 +409,8 @@ __all__ = [
     "epg_list_available",
     "epg_list_allocated",
     "allocate_v6",
+    "check_endpoint_address_v6",
+    "is_used_v6",
     "reserve_v6",
     "release_v6",
 ]

@@ -106,8 +106,9 @@ class _TxnSizes:
 @pytest.mark.etcd
 async def test_alloc_batch_of_one_request_per_pool_group_fits_etcd_txn(etcd_kv):
     """One allocAddress per endpoint group with an ip-pool, all queued on one network: every group
-    in a batch adds a compare and a put, so without MAX_BATCH the batch of 130 groups would be one
-    txn of 131 compares and etcd would refuse it ("too many operations in txn request")."""
+    in a batch adds a compare and a put, and every request an allocation record (a compare and a
+    put), so without MAX_BATCH the batch of 130 groups would be one txn of 261 compares and etcd
+    would refuse it ("too many operations in txn request")."""
     n_groups = 130
     crud = await _crud(etcd_kv)
     await _net(crud, "ttibatch", "10.7.0.0/22")
@@ -142,7 +143,8 @@ async def test_alloc_batch_of_one_request_per_pool_group_fits_etcd_txn(etcd_kv):
     for g, r in zip(pools, res, strict=True):
         assert r["IPv4Address"].split("/")[0] in pools[g]  # from the group's own pool
     biggest = max(store.sizes)
-    assert biggest == (MAX_BATCH + 1, MAX_BATCH + 1)  # a full batch really went out in one txn
+    # a full batch really went out in one txn: network + one group and one allocation record per request
+    assert biggest == (2 * MAX_BATCH + 1, 2 * MAX_BATCH + 1)
     assert max(max(c, o) for c, o in store.sizes) <= 128
     st = NetworkState.from_json((await etcd_kv.get(keys.net_state("ttibatch.default"))).value)
     assert st.epAddrCount == n_groups

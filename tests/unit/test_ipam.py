@@ -151,3 +151,47 @@ def test_ipv6():
         ipam.allocate_v6(st, preferred="2001::3")
     ipam.release_v6(st, "2001::2")
     assert "::2" not in st.ipv6AllocMap
+
+
+def test_check_endpoint_address_says_why_an_address_is_never_an_endpoints():
+    st = net("10.5.1.0/24", "10.5.1.254", name="tiun")
+    assert ipam.check_endpoint_address(st, None, "10.5.1.7") == 7
+    for ip, why in [
+        ("10.5.1.0", "network address"),
+        ("10.5.1.255", "broadcast address"),
+        ("10.5.1.254", "gateway of network tiun"),
+        ("10.5.2.1", "exceeding beyond subnet"),
+        ("10.5.1.256", "invalid ip address"),
+        ("", "invalid ip address"),
+    ]:
+        with pytest.raises(ValidationError, match=why):
+            ipam.check_endpoint_address(st, None, ip)
+    rng = net("10.5.2.10-10.5.2.20/24", name="tiur")
+    with pytest.raises(ValidationError, match="outside the address range 10.5.2.10-10.5.2.20"):
+        ipam.check_endpoint_address(rng, None, "10.5.2.9")
+    epg = EndpointGroupState(groupName="tiug")
+    ipam.attach_pool(st, epg, "10.5.1.100-10.5.1.110")
+    assert ipam.check_endpoint_address(st, epg, "10.5.1.100") == 100
+    with pytest.raises(ValidationError, match="outside the ip pool 10.5.1.100-10.5.1.110 of group tiug"):
+        ipam.check_endpoint_address(st, epg, "10.5.1.99")
+    assert ipam.is_used(st, None, "10.5.1.100") and not ipam.is_used(st, epg, "10.5.1.100")
+
+
+def test_check_endpoint_address_v6():
+    st = ipam.new_network_state(
+        network="tiu6", tenant="default", nw_type="data", encap="vxlan", subnet="10.6.1.0/24",
+        ipv6_subnet="2001:db8:6::/120", ipv6_gateway="2001:db8:6::1",
+    )  # fmt: skip
+    assert ipam.check_endpoint_address_v6(st, "2001:db8:6::5") == "::5"
+    for ip, why in [
+        ("2001:db8:6::", "reserved"),
+        ("2001:db8:6::ff", "reserved"),
+        ("2001:db8:6::1", "gateway"),
+        ("2001:db8:7::1", "exceeding beyond subnet"),
+        ("zz::1", "invalid ipv6 address"),
+    ]:
+        with pytest.raises(ValidationError, match=why):
+            ipam.check_endpoint_address_v6(st, ip)
+    assert ipam.is_used_v6(st, "2001:db8:6::1") and not ipam.is_used_v6(st, "2001:db8:6::5")
+    with pytest.raises(ValidationError, match="no IPv6 subnet"):
+        ipam.check_endpoint_address_v6(net(name="tiu4"), "2001:db8:6::5")

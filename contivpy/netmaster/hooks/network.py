@@ -64,6 +64,11 @@ async def on_create(ctx: Any, obj: dict) -> Plan:
     net_id = keys.network_id(name, tenant_name)
     existing, _ = await A.read_net(ctx, net_id)
     plan = Plan()
+    if existing is not None and (existing.networkName, existing.tenant) != (name, tenant_name):
+        # names with dots spell one state id twice ("a.b" in "c", "a" in "b.c"): never share it
+        raise ConflictError(
+            f"network {name} conflicts with network {existing.networkName} of tenant {existing.tenant}"
+        )
     if existing is not None:  # state left from an interrupted create: keep it (as the original)
         return plan
     if obj.get("gateway"):
@@ -131,6 +136,7 @@ async def on_delete(ctx: Any, obj: dict) -> Plan:
         vx.release(state.extPktTag, state.pktTag)
         plan.ops += await A.tag_ops(ctx, vx)
     plan.ops.append(Delete(keys.net_state(net_id)))
+    plan.ops.append(Delete(keys.addr_alloc_prefix(net_id), prefix=True))  # unclaimed allocations
     return plan
 
 
