@@ -64,9 +64,9 @@ class NetworkManager:
             self.desired.pop(net_id, None)
         else:
             spec = net_spec(value)
-            if spec is None or net_id in self.desired:
+            if spec is None:
                 return
-            self.desired[net_id] = spec
+            self.desired.setdefault(net_id, spec)  # a modify keeps the tags (see above), but retries
         self.rec.enqueue(net_id)
 
     def get(self, net_id: str) -> NetSpec | None:
