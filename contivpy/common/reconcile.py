@@ -13,13 +13,14 @@ Invariants
   ``min(max_delay, base_delay * 2**(attempts-1))`` with +-20 % jitter; other keys go on meanwhile.
   ``enqueue`` of a key waiting in backoff queues it at once (the desired state changed, so the next try
   may well succeed); its attempt count is kept, so a key that still fails keeps backing off.
-  A success resets the attempt count and the error.
+  A success resets the attempt count and the error. An exception of a ``permanent`` class (bad data that
+  no retry can fix) is not retried: the key shows ``failed`` until it is enqueued again.
 - Workers start only after ``mark_synced()`` (the first full list has been loaded), so nothing is
   converged from a partial view. Keys enqueued earlier wait in the queue.
 - ``run()`` runs the workers in one ``asyncio.TaskGroup`` until cancelled; on the way out the backoff
   timers are cancelled. ``CancelledError`` inside ``reconcile`` is never treated as a failure.
-- ``status()`` reports every key seen: ``ok`` (last run succeeded), ``pending`` (queued or running) or
-  ``retrying`` (waiting for its backoff timer), with attempts, lastError and nextRetryIn (seconds).
+- ``status()`` reports every key seen: ``ok`` (last run succeeded), ``pending`` (queued or running),
+  ``retrying`` (waiting for its backoff timer) or ``failed`` (permanent error), with attempts, lastError and nextRetryIn (seconds).
   When a ``desired`` predicate is given, a key that reconciled ok and is no longer desired (it was
   deleted) is dropped from the status, so the table does not grow with churn.
 
@@ -42,10 +43,11 @@ log = logging.getLogger("contivpy.reconcile")
 
 
 class _KeyState:
-    __slots__ = ("attempts", "last_error", "retry_at", "timer")
+    __slots__ = ("attempts", "failed", "last_error", "retry_at", "timer")
 
     def __init__(self) -> None:
         self.attempts = 0
+        self.failed = False
         self.last_error = ""
         self.retry_at: float | None = None
         self.timer: asyncio.TimerHandle | None = None
@@ -61,6 +63,7 @@ class Reconciler(Generic[K]):
         base_delay: float = 0.05,
         max_delay: float = 30.0,
         desired: Callable[[K], bool] | None = None,
+        permanent: tuple[type[Exception], ...] = (),
     ) -> None:
         if workers < 1:
             raise ValueError("a reconciler needs at least one worker")
@@ -70,6 +73,7 @@ class Reconciler(Generic[K]):
         self._base = base_delay
         self._max = max_delay
         self._desired = desired
+        self._permanent = permanent
         self._ready: asyncio.Queue[K] = asyncio.Queue()
         self._queued: set[K] = set()
         self._running: set[K] = set()
@@ -148,6 +152,7 @@ class Reconciler(Generic[K]):
     def _succeeded(self, key: K) -> None:
         st = self._keys[key]
         st.attempts = 0
+        st.failed = False
         st.last_error = ""
         st.retry_at = None
         if self._desired is not None and key not in self._dirty and not self._desired(key):
@@ -156,9 +161,12 @@ class Reconciler(Generic[K]):
     def _failed(self, key: K, err: Exception) -> None:
         st = self._keys[key]
         st.attempts += 1
+        st.failed = False
         st.last_error = str(err) or type(err).__name__
         delay = self.backoff(st.attempts)
-        if isinstance(err, ContivError):
+        if isinstance(err, self._permanent):
+            log.error("%s: %s failed: %s; not retried until it changes", self.name, key, err)
+        elif isinstance(err, ContivError):
             log.warning(
                 "%s: %s failed (attempt %d): %s; retry in %.2fs", self.name, key, st.attempts, err, delay
             )
@@ -173,6 +181,9 @@ class Reconciler(Generic[K]):
                 exc_info=err if st.attempts == 1 else None,
             )
         if key in self._dirty:  # changed while it ran: the re-queue below tries the new state now
+            return
+        if isinstance(err, self._permanent):  # bad data: wait for the key to change
+            st.failed = True
             return
         loop = asyncio.get_running_loop()
         st.retry_at = loop.time() + delay
@@ -203,6 +214,10 @@ class Reconciler(Generic[K]):
             and not any(st.timer is not None for st in self._keys.values())
         )
 
+    def settled(self) -> bool:
+        """Nothing queued or running (keys in backoff allowed): every key has been tried."""
+        return self._ready.empty() and not self._running
+
     def status(self) -> dict[str, dict]:
         now = asyncio.get_running_loop().time() if self._has_loop() else 0.0
         out: dict[str, dict] = {}
@@ -211,6 +226,8 @@ class Reconciler(Generic[K]):
                 state = "retrying"
             elif key in self._queued or key in self._running:
                 state = "pending"
+            elif st.failed:
+                state = "failed"
             else:
                 state = "ok"
             nxt = None if st.retry_at is None else round(max(0.0, st.retry_at - now), 3)
@@ -232,9 +249,16 @@ class Reconciler(Generic[K]):
 
     async def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until ``idle()``; False if ``timeout`` passed first (for tests)."""
+        return await self._wait(self.idle, timeout)
+
+    async def wait_settled(self, timeout: float | None = None) -> bool:
+        """Wait until ``settled()`` (the initial sync: every key tried once); False on timeout."""
+        return await self._wait(self.settled, timeout)
+
+    async def _wait(self, cond: Callable[[], bool], timeout: float | None) -> bool:
         try:
             async with asyncio.timeout(timeout):
-                while not self.idle():
+                while not cond():
                     self._changed.clear()
                     await self._changed.wait()
         except TimeoutError:

@@ -5,9 +5,10 @@ Start-up (contiv-reference §5.2, with etcd watches instead of the ofnet RPC rel
      has a ``fwd-mode``; exit if it differs from ``--fwdmode`` (the original's rule);
   2. create/fix the bridges and uplinks over OVSDB and start the flow programmers; an unreachable OVSDB
      is logged clearly and retried every second;
-  3. list ``state/nets``, ``service/netplugin.vtep`` and ``oper/eps`` and apply that snapshot (graceful
-     restart: nothing is programmed from a partial view), re-bind local endpoints, prune stale ports;
-  4. in one TaskGroup: the watches (from the listed revision + 1), the reconcile loop, the service
+  3. list every watched prefix and enqueue the keys, start the reconcilers' workers and wait until each
+     listed key has been tried once (graceful restart: nothing is programmed from a partial view), re-bind
+     local endpoints, prune stale ports and flows;
+  4. in the same TaskGroup: the watches (from the listed revision + 1), the service
      registration (``contivpy.common.registry``, 10 s leases, retried every second until etcd answers),
      the debug REST server (:9090) and the Docker plugin (when present).
 
@@ -16,11 +17,12 @@ each prefix, the watch tasks the rest; a re-list (compaction, store failure) is 
 On shutdown the service keys are *not* deleted (``close(deregister=False)``): a restarting agent keeps
 its peers' tunnels until the 10 s leases expire.
 
-Reconcile loop (Felix style): watch events go to a queue; the loop drains it, feeds each event to its
-manager's ``on_update`` and then applies in dependency order (adds: networks, VTEPs, remote endpoints;
-removes: the reverse); group QoS (netprofiles, ``state/endpointGroups``) is re-applied to the bound local
-endpoints after the policies. A failed apply is retried after a second; state is desired-vs-applied so retries
-are idempotent.
+Reconcilers (``contivpy.common.reconcile``, one per manager, docs/architecture.md): a watch event only
+updates its manager's desired state and enqueues that object's key; each manager's ``reconcile(key)``
+converges that one key. A key that keeps failing (a flow the switch rejects, an OVSDB error) is retried
+with its own backoff and never blocks another key, nor the delete that would clear it. The workers start
+after the initial list (step 3 waits until every listed key has been tried once, then re-binds local
+endpoints and prunes). Per-key status: ``GET /inspect/reconcile`` on the debug REST server.
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from contivpy.common.errors import ContivError, ExternalServiceError, StoreError
+from contivpy.common.errors import ExternalServiceError, StoreError
 from contivpy.common.kv import open_store
 from contivpy.common.kv.base import KVStore
 from contivpy.common.pump import PumpedIterator
+from contivpy.common.reconcile import Reconciler
 from contivpy.common.registry import ServiceInfo, ServiceRegistry
 from contivpy.common.watch import Mirror, list_and_watch
 from contivpy.model import keys
@@ -75,8 +78,18 @@ class Agent:
         self.names = NameServer(self.kv)  # DNS for containers, via the OpenFlow punt (nameserver.py)
         self.arp_mode = "proxy"
         self.ready = asyncio.Event()
-        self._queue: asyncio.Queue[tuple[Callable, str, str | None]] = asyncio.Queue()
-        self._apply_lock = asyncio.Lock()
+        self.nets.in_use = self._net_in_use
+        self.endpoints.released = self.nets.rec.enqueue
+        self.global_rec: Reconciler[str] = Reconciler("global", self._reconcile_global)
+        self.reconcilers: list[Reconciler] = [
+            self.nets.rec,
+            self.vteps.rec,
+            self.remote.rec,
+            self.policy.rec,
+            self.qos.rec,
+            self.services.rec,
+            self.global_rec,
+        ]
         self._watches = [
             (keys.NETS, self.nets.on_update),
             (keys.service_prefix(keys.SVC_NETPLUGIN_VTEP), self.vteps.on_update),
@@ -100,6 +113,7 @@ class Agent:
         except ValueError:
             return
         self.arp_mode = g.arpMode or self.arp_mode
+        self.global_rec.enqueue("arpMode")
         fwd = g.fwdMode
         if fwd and fwd != self.cfg.fwdmode:
             log.error("global forwarding mode changed to %s: restart netplugin with --fwdmode %s", fwd, fwd)
@@ -151,33 +165,34 @@ class Agent:
             for ev in mirror.apply(await anext(it)):
                 handler(ev.key[len(prefix) :], ev.value if ev.type == "put" else None)
 
-    async def apply(self) -> None:
-        async with self._apply_lock:
-            await self.nets.apply_adds()
-            await self.vteps.apply_adds()
-            await self.remote.apply_removes()
-            await self.remote.apply_adds()
-            await self.policy.apply()
-            await self.qos.apply()
-            await self.services.apply()
-            if self.arp_mode != self._arp_applied:
-                await self.dp.set_arp_mode(self.arp_mode)
-                self._arp_applied = self.arp_mode
-            await self.vteps.apply_removes()
-            in_use = self.remote.nets_in_use() | {
-                f"{e.network}.{e.tenant}" for e in self.endpoints.local.values()
-            }
-            await self.nets.apply_removes(in_use)
+    def _net_in_use(self, net_id: str) -> bool:
+        """A network stays programmed while a remote or local endpoint uses it."""
+        return self.remote.uses(net_id) or any(
+            f"{e.network}.{e.tenant}" == net_id for e in self.endpoints.local.values()
+        )
+
+    async def _reconcile_global(self, _key: str) -> None:
+        if self.arp_mode != self._arp_applied:
+            await self.dp.set_arp_mode(self.arp_mode)
+            self._arp_applied = self.arp_mode
+
+    def reconcile_status(self) -> dict[str, dict[str, dict]]:
+        return {r.name: r.status() for r in self.reconcilers}
+
+    async def _settle(self) -> None:
+        """Until every reconciler has tried every queued key (a key of one may enqueue keys of another)."""
+        while not all(r.settled() for r in self.reconcilers):
+            for r in self.reconcilers:
+                await r.wait_settled()
 
     # -- loops ---------------------------------------------------------------------------------
     async def _watch(self, prefix: str, handler: Callable) -> None:
-        """Feed the reconcile queue with the changes after the initial Snapshot (re-lists as diffs)."""
+        """Feed the managers with the changes after the initial Snapshot (re-lists as diffs); each
+        handler records the desired state and enqueues the key in its manager's reconciler."""
         it, mirror = self._streams[prefix]
         async for item in it:
             for ev in mirror.apply(item):
-                await self._queue.put(
-                    (handler, ev.key[len(prefix) :], ev.value if ev.type == "put" else None)
-                )
+                handler(ev.key[len(prefix) :], ev.value if ev.type == "put" else None)
 
     async def _register(self) -> None:
         """Register ``netplugin`` (:9002, :9003) and ``netplugin.vtep``; retry every second while etcd is
@@ -200,21 +215,6 @@ class Agent:
                     n += 1
                     await asyncio.sleep(1)
         log.info("registered services %s", [i.key for i in services])
-
-    async def _reconcile_loop(self) -> None:
-        while True:
-            handler, key, value = await self._queue.get()
-            handler(key, value)
-            while not self._queue.empty():
-                handler, key, value = self._queue.get_nowait()
-                handler(key, value)
-            while True:
-                try:
-                    await self.apply()
-                    break
-                except ContivError as e:
-                    log.error("datapath apply failed: %s; retrying", e)
-                    await asyncio.sleep(1)
 
     async def _serve_debug(self) -> None:
         runner = web.AppRunner(make_app(self), access_log=None)
@@ -251,14 +251,17 @@ class Agent:
             for fp in self.dp.flows.values():
                 self.names.attach(fp.agent)
             await self._list()
-            await self.apply()
-            await self.endpoints.restore()
-            await self.vteps.prune_stale()
-            await self.dp.sync_complete()
             async with asyncio.TaskGroup() as tg:
+                self.global_rec.enqueue("arpMode")
+                for r in self.reconcilers:
+                    tg.create_task(r.run())
+                    r.mark_synced()
+                await self._settle()
+                await self.endpoints.restore()
+                await self.vteps.prune_stale()
+                await self.dp.sync_complete()
                 for prefix, handler in self._watches:
                     tg.create_task(self._watch(prefix, handler))
-                tg.create_task(self._reconcile_loop())
                 tg.create_task(self._register())
                 tg.create_task(self._serve_debug())
                 tg.create_task(self._serve_docker())

@@ -168,6 +168,13 @@ class Datapath:
         self.vteps.pop(ip, None)
         log.info("VTEP %s removed", ip)
 
+    async def vtep_ports(self) -> list[str]:
+        """Names of the VXLAN ports (``vxif*``) on the VXLAN bridge, including an earlier run's."""
+        return [n for n in await self.ovs.list_ports(VXLAN_BRIDGE) if n.startswith("vxif")]
+
+    async def remove_port(self, bridge: str, name: str) -> bool:
+        return await self.ovs.remove_port(bridge, name)
+
     # -- remote endpoints ----------------------------------------------------------------------
     async def add_remote_endpoint(self, ep: EpSpec) -> None:
         await self.flows[ep.net.bridge].add_remote_endpoint(ep)

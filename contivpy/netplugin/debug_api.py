@@ -6,7 +6,9 @@ original's keys (``LocalIp``, ``MyPort``, ``MyAddr``, ``IsConnected``, ``DpName`
 contivpy additions (used by tests and benchmarks, same semantics as the Docker plugin's calls):
 POST ``/debug/endpoints`` ``{"tenant","network","group","endpointID","ip"}`` -> EndpointInfo JSON,
 GET/DELETE ``/debug/endpoints/{tenant}/{network}/{endpointID}``; GET ``/svcstats`` -> per service LB: VIP,
-tenant, ports, providers (known ones) and the client -> provider choices of this host.
+tenant, ports, providers (known ones) and the client -> provider choices of this host;
+GET ``/inspect/reconcile`` -> ``{<reconciler>: {<key>: {"state": ok|pending|retrying|failed, "attempts",
+"lastError", "nextRetryIn"}}}`` (common/reconcile.py).
 Errors: HTTP 500 with a plain-text message (the original's convention); never a traceback.
 """
 
@@ -85,11 +87,15 @@ def make_app(agent) -> web.Application:
         await agent.endpoints.delete_endpoint(m["tenant"], m["network"], req.query.get("group", ""), m["ep"])
         return web.json_response({})
 
+    async def inspect_reconcile(_req):  # per reconciler, per key: state, attempts, lastError, nextRetryIn
+        return web.json_response(agent.reconcile_status())
+
     async def svcstats(_req):  # service LB state (contivpy: client -> provider map, not flow counters)
         return web.json_response(agent.services.stats())
 
     app.router.add_get("/inspect/driver", inspect_driver)
     app.router.add_get("/svcstats", svcstats)
+    app.router.add_get("/inspect/reconcile", inspect_reconcile)
     app.router.add_delete("/debug/reclaimEndpoint/{id}", reclaim)
     app.router.add_post("/debug/endpoints", create_ep)
     app.router.add_get("/debug/endpoints/{tenant}/{network}/{ep}", get_ep)

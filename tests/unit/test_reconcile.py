@@ -209,3 +209,33 @@ async def test_unexpected_exception_is_a_retry_not_a_crash():
         assert await rec.wait_idle(5)
         assert not task.done()
     assert calls == ["a", "a"]
+
+
+async def test_permanent_error_is_failed_until_enqueued_again():
+    w = World()
+    rec = Reconciler("t", w.reconcile, base_delay=0.001, permanent=(ExternalServiceError,))
+    w.failing.add("k")
+    rec.enqueue("k")
+    rec.mark_synced()
+    async with running(rec):
+        assert await rec.wait_idle(5)  # a failed key has no retry timer
+        await asyncio.sleep(0.05)
+        assert w.calls == ["k"]
+        assert rec.status()["k"]["state"] == "failed" and rec.status()["k"]["attempts"] == 1
+        w.failing.clear()
+        rec.enqueue("k")  # the key changed: tried again
+        assert await rec.wait_idle(5)
+    assert w.calls == ["k", "k"] and rec.status()["k"]["state"] == "ok"
+
+
+async def test_settled_allows_keys_in_backoff():
+    w = World()
+    rec = Reconciler("t", w.reconcile, base_delay=30, max_delay=30)
+    w.failing.add("bad")
+    rec.enqueue("bad")
+    rec.enqueue("good")
+    rec.mark_synced()
+    async with running(rec):
+        assert await rec.wait_settled(5)  # every key tried once; "bad" waits for its retry
+        assert rec.settled() and not rec.idle()
+        assert sorted(w.calls) == ["bad", "good"]

@@ -20,7 +20,10 @@ re-bound (OVS port kept as is, so its ofport and flows stay identical); OVS port
 ``endpoint-id`` that no local endpoint claims are removed.
 
 Remote endpoints (``RemoteEndpointManager``): desired = every ``/contiv.io/oper/eps/`` record whose
-``homingHost`` is another host; installed once its network and its VTEP are applied.
+``homingHost`` is another host; one reconciler key per endpoint, installed once its network and its
+VTEP are applied (those managers re-enqueue the endpoints waiting for them), removed when its record, its
+network or its VTEP goes. A local endpoint leaving calls ``released(net_id)`` so that a network whose
+removal waited for it is reconciled again.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 
 from contivpy.common.errors import (
     ConflictError,
@@ -38,9 +42,10 @@ from contivpy.common.errors import (
 )
 from contivpy.common.kv.base import Compare, KVStore, Put
 from contivpy.common.netaddr import mac_from_ip
+from contivpy.common.reconcile import Reconciler
 from contivpy.model import keys
 from contivpy.model.state import OperEndpoint, OvsDriverOper
-from contivpy.netplugin import links
+from contivpy.netplugin import dpapi, links
 from contivpy.netplugin.datapath import VLAN_BRIDGE, VXLAN_BRIDGE, Datapath, EpSpec
 from contivpy.netplugin.managers.network import NetworkManager, net_spec
 from contivpy.netplugin.managers.qos import QosManager
@@ -52,26 +57,54 @@ MAX_PORT = 0xFFFE
 
 
 class RemoteEndpointManager:
-    def __init__(self, dp: Datapath, nets: NetworkManager, vteps, host: str) -> None:
+    """Remote endpoints, one reconciler key per oper endpoint id (see the package docstring)."""
+
+    def __init__(self, dp: dpapi.Datapath, nets: NetworkManager, vteps, host: str) -> None:
         self.dp, self.nets, self.vteps, self.host = dp, nets, vteps, host
         self.desired: dict[str, OperEndpoint] = {}
         self.applied: dict[str, EpSpec] = {}
+        self.rec: Reconciler[str] = Reconciler(
+            "remoteEndpoints",
+            self.reconcile,
+            permanent=(ValidationError, ConflictError),
+            desired=lambda eid: eid in self.desired or eid in self.applied,
+        )
+        nets.dependents.append(self._wake_net)
+        vteps.dependents.append(self._wake_vtep)
 
     def on_update(self, ep_id: str, value: str | None) -> None:
         if value is None:
             self.desired.pop(ep_id, None)
-            return
-        try:
-            ep = OperEndpoint.from_json(value)
-        except (ValueError, TypeError):
-            log.warning("ignoring malformed oper endpoint %s", ep_id)
-            return
-        if ep.homingHost != self.host:
-            self.desired[ep_id] = ep
         else:
-            self.desired.pop(ep_id, None)
+            try:
+                ep = OperEndpoint.from_json(value)
+            except (ValueError, TypeError):
+                log.warning("ignoring malformed oper endpoint %s", ep_id)
+                return
+            if ep.homingHost != self.host:
+                self.desired[ep_id] = ep
+            else:
+                self.desired.pop(ep_id, None)
+        self.rec.enqueue(ep_id)
+
+    def _wake_net(self, net_id: str) -> None:
+        for eid, ep in self.desired.items():
+            if ep.netID == net_id:
+                self.rec.enqueue(eid)
+        for eid, spec in self.applied.items():
+            if spec.net.id == net_id:
+                self.rec.enqueue(eid)
+
+    def _wake_vtep(self, ip: str) -> None:
+        for eid, ep in self.desired.items():
+            if ep.vtepIP == ip:
+                self.rec.enqueue(eid)
+        for eid, spec in self.applied.items():
+            if spec.vtep_ip == ip:
+                self.rec.enqueue(eid)
 
     def _spec(self, ep: OperEndpoint) -> EpSpec | None:
+        """The endpoint as it should be programmed now; None while its network/VTEP is not applied."""
         net = self.nets.get(ep.netID)
         if net is None:
             return None
@@ -87,33 +120,39 @@ class RemoteEndpointManager:
             vtep_ip=ep.vtepIP,
         )
 
-    async def apply_adds(self) -> None:
-        for eid, ep in list(self.desired.items()):
-            spec = self._spec(ep)
-            if spec is None:
-                continue
-            cur = self.applied.get(eid)
-            if cur == spec:
-                continue
-            if cur is not None:
-                await self.dp.remove_remote_endpoint(cur)
-                del self.applied[eid]
-            try:
-                await self.dp.add_remote_endpoint(spec)
-            except (ValidationError, ConflictError) as e:  # bad data: skip it, keep the others converging
+    async def reconcile(self, eid: str) -> None:
+        ep = self.desired.get(eid)
+        spec = self._spec(ep) if ep is not None else None
+        cur = self.applied.get(eid)
+        if cur == spec:
+            return
+        if cur is not None:
+            await self.dp.remove_remote_endpoint(cur)
+            del self.applied[eid]
+            if cur.net.id not in self.nets.desired:
+                self.nets.rec.enqueue(cur.net.id)  # it may have waited for its last user
+        if spec is None:
+            return
+        self.applied[eid] = spec  # the network counts as in use while the install is in flight
+        try:
+            await self.dp.add_remote_endpoint(spec)
+        except BaseException as e:
+            self.applied.pop(eid, None)
+            if spec.net.id not in self.nets.desired:
+                self.nets.rec.enqueue(spec.net.id)
+            if isinstance(e, (ValidationError, ConflictError)):
                 log.error("remote endpoint %s not installed: %s", eid, e)
-                continue
-            self.applied[eid] = spec
+            raise
 
-    async def apply_removes(self) -> None:
-        for eid, spec in list(self.applied.items()):
-            ep = self.desired.get(eid)
-            gone = ep is None or self.nets.get(spec.net.id) is None
-            if not gone and spec.net.encap == "vxlan" and spec.vtep_ip not in self.vteps.applied:
-                gone = True
-            if gone:
-                await self.dp.remove_remote_endpoint(spec)
-                del self.applied[eid]
+    async def apply(self) -> None:
+        for eid in sorted(set(self.desired) | set(self.applied)):
+            try:
+                await self.reconcile(eid)
+            except (ValidationError, ConflictError):
+                continue
+
+    def uses(self, net_id: str) -> bool:
+        return any(s.net.id == net_id for s in self.applied.values())
 
     def nets_in_use(self) -> set[str]:
         return {s.net.id for s in self.applied.values()}
@@ -130,6 +169,7 @@ class EndpointService:
         self.local: dict[str, EndpointInfo] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._mtu: int | None = None
+        self.released: Callable[[str], None] = lambda _net_id: None  # a local endpoint left this network
 
     async def mtu(self) -> int:
         if self._mtu is None:
@@ -332,7 +372,8 @@ class EndpointService:
         if info is None and oper is None:
             await self._forget_port(ep_id)
             return False
-        net = self.nets.get(info.network + "." + info.tenant if info else oper.netID)
+        net_id = info.network + "." + info.tenant if info else oper.netID
+        net = self.nets.get(net_id)
         port = info.port_name if info else oper.portName
         ovs_port = "v" + port
         ip, mac = (info.ip_address, info.mac_address) if info else (oper.ipAddress, oper.macAddress)
@@ -346,6 +387,7 @@ class EndpointService:
             await links.remove_link(ovs_port)
             await self._forget_port(ep_id)
         log.info("endpoint %s deleted", ep_id)
+        self.released(net_id)
         return True
 
     async def get_oper(self, ep_id: str) -> OperEndpoint | None:

@@ -3,15 +3,23 @@
 Desired = every network state in etcd. A network is added to the bridge of its encap (vxlan -> local VLAN
 ``pktTag`` + VNI ``extPktTag`` on contivVxlanBridge; vlan -> VLAN ``pktTag`` on contivVlanBridge). Network
 *modify* events are ignored like the original (netmaster never changes the tags of a live network).
+
+Per key (``reconcile``): desired and not applied -> add, then wake the endpoints waiting for it; applied
+and not desired -> remove once ``in_use(net_id)`` is false (the last user leaving re-enqueues the key).
+Bad data (ValidationError/ConflictError from the datapath) is a permanent failure of that key: shown in
+the status, retried only when the key changes. Datapath errors propagate and are retried with backoff.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from contivpy.common.errors import ConflictError, ValidationError
+from contivpy.common.reconcile import Reconciler
 from contivpy.model.state import NetworkState
-from contivpy.netplugin.datapath import Datapath, NetSpec
+from contivpy.netplugin.datapath import NetSpec
+from contivpy.netplugin.dpapi import Datapath
 
 log = logging.getLogger(__name__)
 
@@ -42,35 +50,52 @@ class NetworkManager:
         self.dp = dp
         self.desired: dict[str, NetSpec] = {}
         self.applied: dict[str, NetSpec] = {}
-        self.rejected: set[str] = set()
+        self.in_use: Callable[[str], bool] = lambda _nid: False
+        self.dependents: list[Callable[[str], None]] = []  # called with a net id once it is applied
+        self.rec: Reconciler[str] = Reconciler(
+            "networks",
+            self.reconcile,
+            permanent=(ValidationError, ConflictError),
+            desired=lambda nid: nid in self.desired or nid in self.applied,
+        )
 
     def on_update(self, net_id: str, value: str | None) -> None:
-        self.rejected.discard(net_id)
         if value is None:
             self.desired.pop(net_id, None)
-            return
-        spec = net_spec(value)
-        if spec is not None and net_id not in self.desired:
-            self.desired[net_id] = spec
+        else:
+            spec = net_spec(value)
+            if spec is None:
+                return
+            self.desired.setdefault(net_id, spec)  # a modify keeps the tags (see above), but retries
+        self.rec.enqueue(net_id)
 
     def get(self, net_id: str) -> NetSpec | None:
         return self.applied.get(net_id)
 
-    async def apply_adds(self) -> None:
-        for nid, spec in list(self.desired.items()):
-            if nid not in self.applied and nid not in self.rejected:
-                try:
-                    await self.dp.add_network(spec)
-                except (ValidationError, ConflictError) as e:  # bad data: skip it, keep the others converging
-                    log.error("network %s not programmed: %s", nid, e)
-                    self.rejected.add(nid)
-                    continue
-                self.applied[nid] = spec
-                log.info("network %s added (%s vlan %d vni %d)", nid, spec.encap, spec.vlan, spec.vni)
+    async def reconcile(self, nid: str) -> None:
+        spec, cur = self.desired.get(nid), self.applied.get(nid)
+        if spec is not None and cur is None:
+            try:
+                await self.dp.add_network(spec)
+            except (ValidationError, ConflictError) as e:
+                log.error("network %s not programmed: %s", nid, e)
+                raise
+            self.applied[nid] = spec
+            log.info("network %s added (%s vlan %d vni %d)", nid, spec.encap, spec.vlan, spec.vni)
+            for wake in self.dependents:
+                wake(nid)
+        elif spec is None and cur is not None and not self.in_use(nid):
+            del self.applied[nid]  # gone for the endpoint managers before the removal is awaited
+            try:
+                await self.dp.remove_network(cur)
+            except BaseException:
+                self.applied.setdefault(nid, cur)
+                raise
+            log.info("network %s removed", nid)
 
-    async def apply_removes(self, in_use: set[str]) -> None:
-        for nid, spec in list(self.applied.items()):
-            if nid not in self.desired and nid not in in_use:
-                await self.dp.remove_network(spec)
-                del self.applied[nid]
-                log.info("network %s removed", nid)
+    async def apply(self) -> None:
+        for nid in sorted(set(self.desired) | set(self.applied)):
+            try:
+                await self.reconcile(nid)
+            except (ValidationError, ConflictError):
+                continue

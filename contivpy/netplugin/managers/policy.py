@@ -3,15 +3,18 @@
 The original delivered these rules through the ofnet master RPC and ignored the etcd copies; contivpy
 reads the etcd records (``contivpy.model.state.PolicyRuleState``, the original's OfnetPolicyRule JSON)
 and installs each rule on both bridges (table 5, priority 10 + rule priority). A rule whose fields change is
-removed and re-added (ofnet refuses a different rule under an existing id).
+removed and re-added (ofnet refuses a different rule under an existing id). One reconciler key per rule
+id; a rule the switch side refuses as bad data is ``failed`` in the status until it changes.
 """
 
 from __future__ import annotations
 
 import logging
 
+from contivpy.common.errors import ValidationError
+from contivpy.common.reconcile import Reconciler
 from contivpy.model.state import PolicyRuleState
-from contivpy.netplugin.datapath import Datapath
+from contivpy.netplugin.dpapi import Datapath
 
 log = logging.getLogger(__name__)
 
@@ -46,30 +49,46 @@ class PolicyManager:
         self.desired: dict[str, dict] = {}
         self.applied: dict[str, dict] = {}
         self.failed: dict[str, str] = {}
+        self.rec: Reconciler[str] = Reconciler(
+            "policyRules",
+            self.reconcile,
+            permanent=(ValidationError,),
+            desired=lambda rid: rid in self.desired or rid in self.applied,
+        )
 
     def on_update(self, rule_id: str, value: str | None) -> None:
         if value is None:
             self.desired.pop(rule_id, None)
+        else:
+            fields = rule_fields(value)
+            if fields is None:
+                log.warning("ignoring malformed policy rule %s", rule_id)
+                return
+            self.desired[rule_id] = fields
+        self.rec.enqueue(rule_id)
+
+    async def reconcile(self, rid: str) -> None:
+        fields, cur = self.desired.get(rid), self.applied.get(rid)
+        if cur == fields:
             return
-        fields = rule_fields(value)
+        if cur is not None:
+            await self.dp.remove_rule(rid)
+            del self.applied[rid]
         if fields is None:
-            log.warning("ignoring malformed policy rule %s", rule_id)
+            self.failed.pop(rid, None)
             return
-        self.desired[rule_id] = fields
+        err = await self.dp.add_rule(fields)
+        if err:
+            if self.failed.get(rid) != err:
+                log.error("policy rule %s not installed: %s", rid, err)
+            self.failed[rid] = err
+            raise ValidationError(err)
+        self.failed.pop(rid, None)
+        self.applied[rid] = fields
 
     async def apply(self) -> None:
-        for rid in list(self.applied):
-            if self.desired.get(rid) != self.applied[rid]:
-                await self.dp.remove_rule(rid)
-                del self.applied[rid]
-        for rid, fields in self.desired.items():
-            if rid in self.applied:
+        for rid in sorted(set(self.desired) | set(self.applied)):
+            try:
+                await self.reconcile(rid)
+            except ValidationError:
                 continue
-            err = await self.dp.add_rule(fields)
-            if err:
-                if self.failed.get(rid) != err:
-                    log.error("policy rule %s not installed: %s", rid, err)
-                self.failed[rid] = err
-                continue
-            self.failed.pop(rid, None)
-            self.applied[rid] = fields

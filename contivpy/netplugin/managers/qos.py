@@ -8,6 +8,8 @@ endpoint of that group (its ``endpointGroupKey``):
 - Bandwidth -> Interface ``ingress_policing_rate`` in kbps, the original's way: value * 1024^k / 1000
   (k = 1, 2, 3 for k/m/g, integer division); Burst -> ``ingress_policing_burst`` as is. 0/0 = no policing.
 
+One reconciler key per group: a change of the group's QoS re-applies it to the group's bound endpoints.
+
 Invariants: an endpoint is *bound* here once its port and flows exist (``bind``) and unbound before they
 go (``unbind``). Every application, the first one included, runs under the endpoint's own lock and reads
 the group's desired QoS inside it, so a netprofile change racing an endpoint create is never lost: either
@@ -21,8 +23,11 @@ import logging
 import re
 from dataclasses import dataclass, replace
 
+from contivpy.common.errors import ContivError
+from contivpy.common.reconcile import Reconciler
 from contivpy.model.state import EndpointGroupState
-from contivpy.netplugin.datapath import Datapath, EpSpec
+from contivpy.netplugin.datapath import EpSpec
+from contivpy.netplugin.dpapi import Datapath
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +64,14 @@ class QosManager:
         self.desired: dict[str, Qos] = {}  # epg state id -> QoS
         self.bound: dict[str, _Bound] = {}  # endpoint state id -> binding
         self._locks: dict[str, asyncio.Lock] = {}
+        self.rec: Reconciler[str] = Reconciler(
+            "groupQos", self.reconcile, desired=lambda k: k in self.desired
+        )
 
     def on_update(self, epg_key: str, value: str | None) -> None:
         if value is None:
             self.desired.pop(epg_key, None)
+            self.rec.enqueue(epg_key)
             return
         try:
             st = EndpointGroupState.from_json(value)
@@ -74,6 +83,7 @@ class QosManager:
             log.error("group %s: DSCP %d out of range, ignored", epg_key, q.dscp)
             q = replace(q, dscp=0)
         self.desired[epg_key] = q
+        self.rec.enqueue(epg_key)
 
     def qos(self, epg_key: str) -> Qos:
         return self.desired.get(epg_key, Qos())
@@ -113,9 +123,23 @@ class QosManager:
         if self._locks.get(ep_id) is lock and not lock.locked():
             del self._locks[ep_id]
 
-    async def apply(self) -> None:
-        """Re-apply QoS to bound endpoints whose group's QoS changed (flows diffed, OVSDB set)."""
+    async def reconcile(self, epg_key: str) -> None:
+        """Re-apply the group's QoS to its bound endpoints whose applied QoS differs. Every endpoint is
+        tried; the first failure is raised afterwards (the group key is retried, done ones are no-ops)."""
+        err: BaseException | None = None
         for ep_id, b in list(self.bound.items()):
+            if b.epg_key != epg_key:
+                continue
             async with self._lock(ep_id):
                 if self.bound.get(ep_id) is b:
-                    await self._apply_one(b)
+                    try:
+                        await self._apply_one(b)
+                    except ContivError as e:
+                        err = err or e
+        if err is not None:
+            raise err
+
+    async def apply(self) -> None:
+        """Re-apply QoS to bound endpoints whose group's QoS changed (flows diffed, OVSDB set)."""
+        for key in sorted({b.epg_key for b in self.bound.values()}):
+            await self.reconcile(key)

@@ -8,9 +8,10 @@ the same id; a service is programmed once its serviceLB record has a VIP and por
 tenant.  Provider IPs are resolved to MACs by the ofnet agent from the endpoints it knows (local
 and remote of the tenant); an unknown provider is skipped until its endpoint appears.
 
-Desired vs applied (like the other managers): ``on_lb``/``on_provider`` only record; ``apply``
-removes services whose desired value went or changed VIP/tenant, then (re-)adds every desired
-service not applied with its current value (ofnet's ``add_service`` is an update for a known VIP).
+Desired vs applied (like the other managers): ``on_lb``/``on_provider`` record and enqueue the
+service id; ``reconcile(sid)`` removes the service if its desired value went or changed VIP/tenant,
+then (re-)adds it if its current value is not the applied one (ofnet's ``add_service`` is an update
+for a known VIP).
 A malformed record is logged once and skipped (it never blocks the other services); datapath
 errors propagate so the reconcile loop retries.  vxlan bridge only (docs/ovs-pipeline.md).
 """
@@ -20,8 +21,9 @@ from __future__ import annotations
 import logging
 
 from contivpy.common.errors import ValidationError
+from contivpy.common.reconcile import Reconciler
 from contivpy.model.state import ProviderState, ServiceLBState
-from contivpy.netplugin.datapath import Datapath
+from contivpy.netplugin.dpapi import Datapath
 from contivpy.ofnet.types import Service
 
 log = logging.getLogger(__name__)
@@ -34,58 +36,66 @@ class ServiceManager:
         self.providers: dict[str, list[str]] = {}
         self.applied: dict[str, Service] = {}
         self.failed: dict[str, str] = {}
+        self.rec: Reconciler[str] = Reconciler(
+            "services", self.reconcile, desired=lambda sid: sid in self.lbs or sid in self.applied
+        )
 
     def on_lb(self, sid: str, value: str | None) -> None:
         if value is None:
             self.lbs.pop(sid, None)
-            return
-        rec = ServiceLBState.parse(value)
-        if rec is None:
-            self._fail(sid, "malformed serviceLB record")
-            return
-        self.lbs[sid] = rec
+        else:
+            rec = ServiceLBState.parse(value)
+            if rec is None:
+                self._fail(sid, "malformed serviceLB record")
+                return
+            self.lbs[sid] = rec
+        self.rec.enqueue(sid)
 
     def on_provider(self, sid: str, value: str | None) -> None:
         if value is None:
             self.providers.pop(sid, None)
-            return
-        rec = ProviderState.parse(value)
-        if rec is None:
-            self._fail(sid, "malformed provider record")
-            return
-        self.providers[sid] = list(rec.Providers)
+        else:
+            rec = ProviderState.parse(value)
+            if rec is None:
+                self._fail(sid, "malformed provider record")
+                return
+            self.providers[sid] = list(rec.Providers)
+        self.rec.enqueue(sid)
 
     def _fail(self, sid: str, err: str) -> None:
         if self.failed.get(sid) != err:
             log.error("service %s not programmed: %s", sid, err)
         self.failed[sid] = err
 
+    def want(self, sid: str) -> Service | None:
+        """The service as it should be programmed (None: absent, no VIP yet, or bad data)."""
+        lb = self.lbs.get(sid)
+        if lb is None or not lb.ipaddress or not lb.ports:
+            return None  # gone, or netmaster has not allocated the VIP yet
+        tenant = lb.tenantname or sid.rpartition(":")[2] or "default"
+        try:
+            svc = Service(lb.ipaddress, tenant, list(lb.ports), self.providers.get(sid, []))
+        except ValidationError as e:
+            self._fail(sid, str(e))
+            return None
+        self.failed.pop(sid, None)
+        return svc
+
     def desired(self) -> dict[str, Service]:
-        out = {}
-        for sid, lb in self.lbs.items():
-            if not lb.ipaddress or not lb.ports:
-                continue  # netmaster has not allocated the VIP yet
-            tenant = lb.tenantname or sid.rpartition(":")[2] or "default"
-            try:
-                out[sid] = Service(lb.ipaddress, tenant, list(lb.ports), self.providers.get(sid, []))
-            except ValidationError as e:
-                self._fail(sid, str(e))
-                continue
-            self.failed.pop(sid, None)
-        return out
+        return {sid: svc for sid in self.lbs if (svc := self.want(sid)) is not None}
+
+    async def reconcile(self, sid: str) -> None:
+        new, old = self.want(sid), self.applied.get(sid)
+        if old is not None and (new is None or new.key != old.key):
+            await self.dp.remove_service(old.vip, old.vrf)
+            del self.applied[sid]
+        if new is not None and self.applied.get(sid) != new:
+            await self.dp.add_service(new)
+            self.applied[sid] = new
 
     async def apply(self) -> None:
-        want = self.desired()
-        for sid in list(self.applied):
-            old, new = self.applied[sid], want.get(sid)
-            if new is None or new.key != old.key:
-                await self.dp.remove_service(old.vip, old.vrf)
-                del self.applied[sid]
-        for sid, svc in want.items():
-            if self.applied.get(sid) == svc:
-                continue
-            await self.dp.add_service(svc)
-            self.applied[sid] = svc
+        for sid in sorted(set(self.lbs) | set(self.applied)):
+            await self.reconcile(sid)
 
     def stats(self) -> list[dict]:
         return self.dp.service_stats()

@@ -1,0 +1,155 @@
+"""FakeDatapath: an in-memory, recording implementation of the ``dpapi.Datapath`` protocol.
+
+For manager unit tests that run in milliseconds without root, OVS or a switch. It keeps what is
+programmed (networks, VTEPs with their ofports and ports, remote/local endpoints, rules, services,
+ARP mode, port policing) and records every call as ``(method, key)`` in ``calls``. It validates its
+inputs with the same ofnet value types the real datapath uses (``contivpy.ofnet.types``), so bad data
+fails the same way, and it passes the same contract suite as the real one
+(``tests/contract/test_datapath_contract.py``).
+
+Failure injection: ``fail(method, key, err)`` makes every call of ``method`` for ``key`` raise ``err``
+(an ``ExternalServiceError`` by default) until ``heal(method, key)``; the key is the one recorded in
+``calls`` (network id, VTEP IP, endpoint id, rule id, ``vip:tenant``). Like OVS, an ``add_vtep`` whose
+peer is not an IPv4 address leaves a port behind (``vtep_ports``) and raises ``ExternalServiceError``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from contivpy.common.errors import ConflictError, ExternalServiceError, ValidationError
+from contivpy.netplugin.datapath import EpSpec, NetSpec, vtep_port_name
+from contivpy.ofnet.types import RemoteEndpoint, Rule
+
+
+class FakeDatapath:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.networks: dict[str, NetSpec] = {}
+        self.vteps: dict[str, int] = {}
+        self.ports: set[str] = set()  # VXLAN ports on the VXLAN bridge
+        self.remote: dict[str, EpSpec] = {}
+        self.local: dict[str, EpSpec] = {}
+        self.policing: dict[str, tuple[int, int]] = {}
+        self.rules: dict[str, dict] = {}
+        self.services: dict[str, Any] = {}
+        self.arp_mode = "proxy"
+        self._failures: dict[tuple[str, str], Exception] = {}
+        self._next_ofport = 100
+
+    # -- failure injection -------------------------------------------------------------------
+    def fail(self, method: str, key: str, err: Exception | None = None) -> None:
+        self._failures[(method, key)] = err or ExternalServiceError(f"{method} {key}: refused by the switch")
+
+    def heal(self, method: str, key: str) -> None:
+        self._failures.pop((method, key), None)
+
+    def _call(self, method: str, key: str) -> None:
+        self.calls.append((method, key))
+        err = self._failures.get((method, key))
+        if err is not None:
+            raise err
+
+    def calls_of(self, method: str) -> list[str]:
+        return [k for m, k in self.calls if m == method]
+
+    # -- networks ------------------------------------------------------------------------------
+    async def add_network(self, net: NetSpec) -> None:
+        self._call("add_network", net.id)
+        if net.encap == "vxlan" and not net.vni:
+            raise ValidationError("a vxlan network needs a VNI")
+        other = next(
+            (n for n in self.networks.values() if n.encap == net.encap and n.vni == net.vni and net.vni),
+            None,
+        )
+        if other is not None and other.vlan != net.vlan:
+            raise ConflictError(f"VNI {net.vni} already mapped to vlan {other.vlan}")
+        self.networks[net.id] = net
+
+    async def remove_network(self, net: NetSpec) -> None:
+        self._call("remove_network", net.id)
+        if any(ep.net.id == net.id for ep in self.local.values()):
+            raise ConflictError(f"vlan {net.vlan} still has local endpoints")
+        self.networks.pop(net.id, None)
+
+    # -- VTEPs ---------------------------------------------------------------------------------
+    async def add_vtep(self, ip: str, existing: Any = None) -> int:
+        self._call("add_vtep", ip)
+        name = vtep_port_name(ip)
+        self.ports.add(name)
+        try:
+            ipaddress.IPv4Address(ip)
+        except ValueError:
+            raise ExternalServiceError(f"OVS could not add interface {name}: bad remote_ip") from None
+        if ip not in self.vteps:
+            self.vteps[ip] = self._next_ofport
+            self._next_ofport += 1
+        return self.vteps[ip]
+
+    async def remove_vtep(self, ip: str) -> None:
+        self._call("remove_vtep", ip)
+        self.vteps.pop(ip, None)
+        self.ports.discard(vtep_port_name(ip))
+
+    async def vtep_ports(self) -> list[str]:
+        return sorted(self.ports)
+
+    async def remove_port(self, bridge: str, name: str) -> bool:
+        self._call("remove_port", name)
+        if name in self.ports:
+            self.ports.discard(name)
+            return True
+        return False
+
+    # -- endpoints -----------------------------------------------------------------------------
+    async def add_remote_endpoint(self, ep: EpSpec) -> None:
+        self._call("add_remote_endpoint", ep.id)
+        vxlan = ep.net.encap == "vxlan"
+        RemoteEndpoint(
+            ep.mac, ep.ip, ep.vtep_ip, vni=ep.net.vni if vxlan else 0, epg=ep.epg_id,
+            vlan=0 if vxlan else ep.net.vlan,
+        )  # fmt: skip
+        self.remote[ep.id] = ep
+
+    async def remove_remote_endpoint(self, ep: EpSpec) -> None:
+        self._call("remove_remote_endpoint", ep.id)
+        self.remote.pop(ep.id, None)
+
+    async def add_local_endpoint(self, ep: EpSpec) -> None:
+        self._call("add_local_endpoint", ep.id)
+        self.local[ep.id] = ep
+
+    async def set_port_policing(self, ovs_port: str, rate_kbps: int, burst_kb: int) -> None:
+        self._call("set_port_policing", ovs_port)
+        self.policing[ovs_port] = (rate_kbps, burst_kb)
+
+    # -- policy, services, ARP -----------------------------------------------------------------
+    async def add_rule(self, fields: dict) -> str:
+        rid = str(fields.get("rule_id", ""))
+        self._call("add_rule", rid)
+        try:
+            Rule(**fields)
+        except ValidationError as e:
+            return str(e)
+        self.rules[rid] = dict(fields)
+        return ""
+
+    async def remove_rule(self, rule_id: str) -> None:
+        self._call("remove_rule", rule_id)
+        self.rules.pop(rule_id, None)
+
+    async def add_service(self, svc: Any) -> None:
+        self._call("add_service", f"{svc.vip}:{svc.vrf}")
+        self.services[f"{svc.vip}:{svc.vrf}"] = svc
+
+    async def remove_service(self, vip: str, tenant: str) -> None:
+        self._call("remove_service", f"{vip}:{tenant}")
+        self.services.pop(f"{vip}:{tenant or 'default'}", None)
+
+    def service_stats(self) -> list[dict]:
+        return [{"vip": s.vip, "tenant": s.vrf} for s in self.services.values()]
+
+    async def set_arp_mode(self, mode: str) -> None:
+        self._call("set_arp_mode", mode)
+        self.arp_mode = mode
