@@ -26,7 +26,7 @@ from contivpy.common.kv.base import Delete, Put
 from contivpy.model import keys
 from contivpy.model.state import EndpointState, ProviderCandidate, ProviderGeneration, ServiceLBState
 from contivpy.netmaster import providers as prov
-from contivpy.netmaster.crud import Plan, TxnContext
+from contivpy.netmaster.txn import Plan, TxnContext
 
 
 def _ports_ok(ports: list[str]) -> bool:

@@ -5,10 +5,8 @@ through the network owner's ``hooks.network.oper`` / ``hooks.group.oper`` when p
 
 from __future__ import annotations
 
-import importlib
-
 from contivpy.common.errors import ConflictError, ValidationError
-from contivpy.netmaster.crud import TxnContext
+from contivpy.netmaster.txn import TxnContext
 
 
 async def on_create(ctx: TxnContext, obj: dict) -> None:
@@ -38,10 +36,9 @@ async def on_delete(ctx: TxnContext, obj: dict) -> None:
 
 
 async def _sub_oper(ctx: TxnContext, module: str, obj_type: str, keys: list[str]) -> list[dict]:
-    try:
-        mod = importlib.import_module(f"contivpy.netmaster.hooks.{module}")
-    except ModuleNotFoundError:
-        return []
+    from contivpy.netmaster import hooks  # the package imports its modules lazily
+
+    mod = hooks.load(module)
     fn = getattr(mod, "oper", None)
     out = []
     for k in keys:
