@@ -19,7 +19,7 @@ from contivpy.netctl.output import Exit, log_error, out
 
 
 def build_app(argv0: str) -> App:
-    from contivpy.netctl.commands_misc import CLIENT_VERSION, version_block
+    from contivpy.netctl.commands_version import CLIENT_VERSION, version_block
     from contivpy.netctl.tree import COMMANDS, NETMASTER_FLAGS
 
     name = os.path.basename(argv0)
