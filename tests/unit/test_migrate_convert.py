@@ -190,3 +190,39 @@ def test_native_intf_endpoint_moves_to_per_network_key(dump):
     assert json.loads(p.target[moved])["id"] == "test-net.default-h1-native-intf"
     assert keys.ep_state("h1-native-intf") not in p.target
     assert p.report.unclaimed == []  # 10.103.1.3 is now explained by the endpoint
+
+
+def test_state_records_with_wrong_types_or_unreadable_bitmaps_refused(dump):
+    src = dict(dump["keys"])
+    net = json.loads(src[keys.net_state("web-net.default")])
+    net["pktTag"] = "2"
+    src[keys.net_state("web-net.default")] = json.dumps(net)
+    epg = json.loads(src[keys.epg_state("app:default")])
+    epg["epgIpAllocMap"] = "!!not base64!!"
+    src[keys.epg_state("app:default")] = json.dumps(epg)
+    p = convert(src, repair=True)
+    lines = [f.line() for f in p.report.problems]
+    assert (
+        f"{keys.net_state('web-net.default')}: field pktTag has the wrong type (string) [not repairable]"
+        in lines
+    )
+    assert (
+        f"{keys.epg_state('app:default')}: unreadable address bitmap, subnet or range [not repairable]"
+        in lines
+    )
+    assert p.report.refused
+
+
+def test_oper_endpoint_records_get_the_group(dump):
+    src = dict(dump["keys"])
+    ep_id = "web-net.default-c4719afa76fa448b5eca99e6736885846501d17956f2fcb2de5c916d723f3a87"
+    src[keys.ep_oper(ep_id)] = json.dumps({"id": ep_id, "netID": "web-net.default", "ipAddress": "10.36.1.1"})
+    src[keys.ep_oper("web-net.default-gone")] = json.dumps({"id": "web-net.default-gone"})
+    p = convert(src)
+    assert [f.line() for f in p.report.problems] == [
+        f"{keys.ep_oper('web-net.default-gone')}: oper record of an endpoint that does not exist [--repair: drop it]"
+    ]
+    r = convert(src, repair=True)
+    oper = json.loads(r.target[keys.ep_oper(ep_id)])
+    assert (oper["endpointGroupId"], oper["endpointGroupKey"]) == (3, "web:default")
+    assert keys.ep_oper("web-net.default-gone") not in r.target

@@ -125,6 +125,8 @@ def main(argv: list[str]) -> int:
         plan = convert(src.keys, repair=args.repair, now=time.time(), alloc_ttl=args.alloc_ttl)
     except MigrateError as exc:
         return _err(f"{exc}; nothing written")
+    except Exception as exc:  # a source shape no check anticipated: never a traceback
+        return _err(f"cannot convert the source ({type(exc).__name__}: {exc}); nothing written")
     rep = plan.report
     sys.stdout.write(f"source: {src.origin}\n" + rep.render())
     if args.report_json:

@@ -27,10 +27,11 @@ map; tags lie in the global ranges and the tag bitmaps match the networks; ids a
 from __future__ import annotations
 
 import asyncio
+import binascii
 import concurrent.futures
 import ipaddress
 import json
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from contivpy.common import netaddr
@@ -258,17 +259,69 @@ class _Conv:
         self.out[key] = self.src[key]
         self.count(f"objects {typ}")
 
+    def _types_ok(self, key: str, cls, obj: dict) -> bool:
+        """Every field of a state record present with the JSON type contivpy reads it as."""
+        for f in fields(cls):
+            name = cls.JSON.get(f.name, f.name)
+            if name not in obj or obj[name] is None:
+                continue
+            v, d = obj[name], f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+            ok = (
+                (isinstance(d, bool) and isinstance(v, bool))
+                or (
+                    isinstance(d, int | float)
+                    and not isinstance(d, bool)
+                    and isinstance(v, int | float)
+                    and not isinstance(v, bool)
+                )
+                or (isinstance(d, str) and isinstance(v, str))
+                or (isinstance(d, dict | type(None)) and isinstance(v, dict))
+                or (isinstance(d, list) and isinstance(v, list))
+            )
+            if not ok:
+                self.problem(
+                    key, f"field {name} has the wrong type ({type(v).__name__.replace('str', 'string')})"
+                )
+                return False
+        return True
+
+    def _readable(self, key: str, *bitmaps: str, net: NetworkState | None = None) -> bool:
+        try:
+            for b in bitmaps:
+                Bitset.decode(b)
+            if net is not None:
+                ipam.subnet_of(net)
+                if net.ipv6SubnetIP:
+                    ipaddress.IPv6Network(f"{net.ipv6SubnetIP}/{net.ipv6SubnetLen}", strict=False)
+        except (ValueError, ContivError, binascii.Error):
+            self.problem(key, "unreadable address bitmap, subnet or range")
+            return False
+        return True
+
     def _load_state(self, key: str, value: str, obj: dict) -> None:
+        kinds = (
+            (keys.NETS, NetworkState),
+            (keys.EPGS, EndpointGroupState),
+            (keys.EPS, EndpointState),
+            (keys.SERVICE_LB, ServiceLBState),
+        )
+        for prefix, cls in kinds:
+            if key.startswith(prefix) and not self._types_ok(key, cls, obj):
+                return
         if key.startswith(keys.NETS):
             st = NetworkState.from_dict(obj)
             if st.id != key[len(keys.NETS) :] or not st.subnetIP:
                 self.problem(key, "network state id or subnet does not match its key")
+                return
+            if not self._readable(key, st.ipAllocMap, net=st):
                 return
             self.nets[st.id] = st
         elif key.startswith(keys.EPGS):
             g = EndpointGroupState.from_dict(obj)
             if g.id != key[len(keys.EPGS) :]:
                 self.problem(key, "group state id does not match its key")
+                return
+            if not self._readable(key, g.epgIpAllocMap):
                 return
             self.epgs[g.id] = g
         elif key.startswith(keys.EPS):
