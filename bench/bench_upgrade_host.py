@@ -67,7 +67,7 @@ def main() -> None:
             h1.start_netplugin(wait=False)
             h1.wait_ready(timeout=60)
             t_ready = time.monotonic() - t1
-            wait_for(lambda: snapshot(h1) == before, 60, 0.02, "flows identical")
+            wait_for(lambda before=before: snapshot(h1) == before, 60, 0.02, "flows identical")
             t_flows = time.monotonic() - t1
             time.sleep(1.0)
             pinger.send_signal(signal.SIGINT)
