@@ -373,3 +373,24 @@ def test_interrupted_import_resumes(etcd_server, netmaster_factory):
     r = migrate("--from-file", str(DUMP), "--rollback", "--etcd-endpoints", etcd_server.url)
     assert r.returncode == 0 and "rolled back: 134 keys deleted" in r.stdout, r.stdout + r.stderr
     assert target_keys(etcd_server) == {}
+
+
+def test_imported_unclaimed_allocation_follows_the_reclaim_rules(etcd_server, netmaster_factory):
+    """The pending allocation 10.103.1.3 is imported with the reclaim TTL: unclaimed, it is freed."""
+    import time
+
+    r = migrate("--from-file", str(DUMP), "--alloc-ttl", "1", "--etcd-endpoints", etcd_server.url)
+    assert r.returncode == 0, r.stderr
+    rec = keys.addr_alloc("test-net.default", "10.103.1.3")
+    assert rec in target_keys(etcd_server)
+    nm = netmaster_factory(env={"CONTIV_NETMASTER_ALLOC_TTL": "1"})
+    deadline = time.monotonic() + 20
+    while rec in target_keys(etcd_server) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert rec not in target_keys(etcd_server)
+    res = nm.json(
+        "POST",
+        "/plugin/allocAddress",
+        {"NetworkID": "test-net.default", "AddressPool": "", "PreferredIPv4Address": ""},
+    )
+    assert res["IPv4Address"] == "10.103.1.3/24"

@@ -226,3 +226,23 @@ def test_oper_endpoint_records_get_the_group(dump):
     oper = json.loads(r.target[keys.ep_oper(ep_id)])
     assert (oper["endpointGroupId"], oper["endpointGroupKey"]) == (3, "web:default")
     assert keys.ep_oper("web-net.default-gone") not in r.target
+
+
+def test_unexplained_pool_address_becomes_a_group_record(dump):
+    from contivpy.model.state import EndpointGroupState
+
+    src = dict(dump["keys"])
+    k = keys.epg_state("db:default")
+    g = EndpointGroupState.from_json(src[k])
+    bm = Bitset.decode(g.epgIpAllocMap)
+    bm.set(15)  # 10.37.1.15, inside db's pool 10.37.1.10-20, no endpoint
+    g.epgIpAllocMap = bm.encode()
+    src[k] = g.to_json()
+    p = convert(src, now=7.0)
+    assert not p.report.refused
+    assert sorted(p.report.unclaimed) == [
+        ("db-net.default", "10.37.1.15", "db"),
+        ("test-net.default", "10.103.1.3", ""),
+    ]
+    rec = AddrAllocRecord.from_json(p.target[keys.addr_alloc("db-net.default", "10.37.1.15")])
+    assert (rec.group, rec.expires) == ("db", 307.0)

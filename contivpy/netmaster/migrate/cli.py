@@ -44,6 +44,13 @@ def parser() -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--from-etcd", metavar="URL", help="the original's etcd, read through the v2 API")
     g.add_argument("--from-file", metavar="PATH", help="a JSON dump of the original's /contiv.io keys")
+    for name in ("ca", "cert", "key"):
+        p.add_argument(
+            f"--from-etcd-{name}-file",
+            default="",
+            metavar="PATH",
+            help=f"TLS {name} file of an https:// source",
+        )
     p.add_argument(
         "--etcd-endpoints",
         "--etcd",
@@ -121,7 +128,15 @@ async def _write(args, target: dict[str, str], digest: str) -> int:
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     try:
-        src = src_mod.from_etcd(args.from_etcd) if args.from_etcd else src_mod.from_file(args.from_file)
+        if args.from_etcd:
+            src = src_mod.from_etcd(
+                args.from_etcd,
+                ca_file=args.from_etcd_ca_file,
+                cert_file=args.from_etcd_cert_file,
+                key_file=args.from_etcd_key_file,
+            )
+        else:
+            src = src_mod.from_file(args.from_file)
         plan = convert(src.keys, repair=args.repair, now=time.time(), alloc_ttl=args.alloc_ttl)
     except MigrateError as exc:
         return _err(f"{exc}; nothing written")

@@ -55,12 +55,15 @@ def _walk(node: dict, out: Source) -> None:
 # --- live etcd (v2 API) -----------------------------------------------------------------------------
 
 
+_SSL: list = [None]  # the TLS context of the source etcd (https:// sources), set by from_etcd
+
+
 def _get(url: str, timeout: float, data: bytes | None = None) -> tuple[int, bytes]:
     req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
     if data is not None:
         req.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (operator-given URL)
+        with urllib.request.urlopen(req, timeout=timeout, context=_SSL[0]) as resp:  # noqa: S310
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -88,12 +91,28 @@ def _v3_has_contiv(base: str, timeout: float) -> bool:
     return False
 
 
-def from_etcd(url: str, timeout: float = 15.0) -> Source:
-    """The original's keyspace read from a live etcd through the v2 API."""
+def from_etcd(
+    url: str, timeout: float = 15.0, ca_file: str = "", cert_file: str = "", key_file: str = ""
+) -> Source:
+    """The original's keyspace read from a live etcd through the v2 API (https:// with the given
+    CA and client certificate, if any)."""
     parts = urlsplit(url if "://" in url else f"http://{url}")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise MigrateError(f"invalid source etcd URL {url!r}: use http://HOST:PORT")
     base = f"{parts.scheme}://{parts.netloc}"
+    _SSL[0] = None
+    if parts.scheme == "https":
+        import ssl
+
+        try:
+            ctx = ssl.create_default_context(cafile=ca_file or None)
+            if cert_file:
+                ctx.load_cert_chain(cert_file, key_file or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise MigrateError(f"source etcd TLS files: {getattr(exc, 'strerror', None) or exc}") from None
+        _SSL[0] = ctx
+    elif ca_file or cert_file or key_file:
+        raise MigrateError("source etcd TLS files given but the source URL is not https://")
     try:
         status, raw = _get(f"{base}/v2/keys{ROOT_DIR}?recursive=true&sorted=true", timeout)
     except (TimeoutError, urllib.error.URLError, OSError) as exc:
