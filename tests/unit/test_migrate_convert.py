@@ -246,3 +246,48 @@ def test_unexplained_pool_address_becomes_a_group_record(dump):
     ]
     rec = AddrAllocRecord.from_json(p.target[keys.addr_alloc("db-net.default", "10.37.1.15")])
     assert (rec.group, rec.expires) == ("db", 307.0)
+
+
+def test_malformed_links_refused(dump):
+    src = dict(dump["keys"])
+    k = keys.obj_key("tenant", "blue")
+    obj = json.loads(src[k])
+    obj["link-sets"]["Networks"] = ["blue:blue-net"]
+    src[k] = json.dumps(obj)
+    p = convert(src, repair=True)
+    assert f"{k}: link-sets or links are not objects of {{type, key}} links [not repairable]" in [
+        f.line() for f in p.report.problems
+    ]
+
+
+ODD_VALUES = [
+    "null",
+    "[]",
+    '"x"',
+    "{}",
+    '{"id":5}',
+    '{"ipAllocMap":5}',
+    '{"labels":{"a":1}}',
+    '{"providers":{"x":5}}',
+    '{"providers":{"x":{"Labels":[1]}}}',
+    '{"link-sets":{"A":{"b":5}}}',
+]
+
+
+def test_odd_values_never_crash_the_converter(dump):
+    """One key of every kind replaced by odd JSON: a report (or MigrateError), never an exception."""
+    seen, sample = set(), []
+    for k in dump["keys"]:
+        kind = k.rsplit("/", 1)[0]
+        if kind not in seen:
+            seen.add(kind)
+            sample.append(k)
+    for k in sample:
+        for v in ODD_VALUES:
+            src = dict(dump["keys"])
+            src[k] = v
+            p = convert(src, repair=True)
+            if k.startswith((keys.LOCK, keys.SERVICE)) or v in ("{}", '{"link-sets":{"A":{"b":5}}}'):
+                continue
+            derived = k.startswith((keys.POLICY, keys.PROVIDER)) and not k.startswith(keys.POLICY_RULE)
+            assert p.report.problems or p.report.unknown or (derived and p.report.changes), (k, v)

@@ -255,6 +255,17 @@ class _Conv:
         if obj.get("key") != name:
             self.problem(key, f"key field {obj.get('key')!r} does not match the key name")
             return
+        sets, links = obj.get("link-sets") or {}, obj.get("links") or {}
+        if not (
+            isinstance(sets, dict)
+            and all(
+                isinstance(m, dict) and all(isinstance(x, dict) for x in m.values()) for m in sets.values()
+            )
+            and isinstance(links, dict)
+            and all(isinstance(x, dict) for x in links.values())
+        ):
+            self.problem(key, "link-sets or links are not objects of {type, key} links")
+            return
         self.objs[typ][name] = obj
         self.out[key] = self.src[key]
         self.count(f"objects {typ}")
@@ -433,6 +444,21 @@ class _Conv:
         for skey, svc in self.svcs.items():
             if f"{svc.tenantname}:{svc.servicename}" not in self.objs["serviceLB"]:
                 self.problem(skey, "service state without its service object")
+        from contivpy.netmaster.hooks.bgp import _state as bgp_state
+
+        for host, obj in self.objs["Bgp"].items():
+            put = bgp_state(obj)
+            have = _loads_obj(self.out.get(put.key, "")) or {}
+            have.pop("id", None)  # the original's records carry an id; contivpy's do not need it
+            if have != json.loads(put.value):
+                if self.problem(
+                    put.key, f"does not match the Bgp object {host}", "rebuild it from the object"
+                ):
+                    self.out[put.key] = put.value
+        for k in [k for k in self.out if k.startswith(keys.BGP)]:
+            if k[len(keys.BGP) :] not in self.objs["Bgp"]:
+                if self.problem(k, "BGP state without its Bgp object", "drop it"):
+                    del self.out[k]
 
     # --- pass 4: tags --------------------------------------------------------------------------
     def check_tags(self) -> None:
@@ -536,11 +562,28 @@ class _Conv:
                     k, "tag bitmap does not match the networks' tags", "rebuild it from the networks"
                 ):
                     self.out[k] = _dumps(v)
+        self._check_global_records(start)
+
+    def _check_global_records(self, start: int) -> None:
+        """``master/config/global``, ``state/global``, ``oper/global``: what contivpy derives from
+        the global object (byte-identical to the original's for the recorded state)."""
+        from contivpy.netmaster.hooks.global_ import master_config_json, oper_global_json, state_global_json
+
+        g = self.objs["global"]["global"]
         oper = _loads_obj(self.out.get(keys.OPER_GLOBAL, "")) or {}
-        if self.out.get(keys.OPER_GLOBAL) is not None and oper.get("freeVXLANsStart") != start:
-            if self.problem(keys.OPER_GLOBAL, f"freeVXLANsStart is not {start}", "set it"):
-                oper["freeVXLANsStart"] = start
-                self.out[keys.OPER_GLOBAL] = _dumps(oper)
+        default_net = oper.get("defaultNetwork") if isinstance(oper.get("defaultNetwork"), str) else ""
+        want = {
+            keys.MASTER_CONFIG_GLOBAL: master_config_json(g),
+            keys.STATE_GLOBAL: state_global_json(g),
+            keys.OPER_GLOBAL: oper_global_json(default_net, start),
+        }
+        for k, v in want.items():
+            if k not in self.out and k == keys.OPER_GLOBAL:
+                self.out[k] = v  # contivpy reads it; the original wrote it lazily
+                continue
+            if _loads_obj(self.out.get(k, "")) != json.loads(v):
+                if self.problem(k, "does not match the global object", "rebuild it from the global object"):
+                    self.out[k] = v
 
     # --- pass 5: endpoints, addresses -------------------------------------------------------------
     def _group_of(self, ep: EndpointState, st: NetworkState) -> EndpointGroupState | None:
@@ -748,10 +791,19 @@ class _Conv:
             want = providers.match_all(svc, cands.get(svc.tenantname, []))
             kept = {}
             for ekey, entry in sorted(svc.providers.items()):
-                if not isinstance(entry, dict):
-                    if self.problem(skey, f"provider entry {ekey} is not an object", "drop it"):
-                        continue
-                    kept[ekey] = entry
+                labels = entry.get("Labels") if isinstance(entry, dict) else None
+                if (
+                    not isinstance(entry, dict)
+                    or not all(
+                        isinstance(entry.get(f, ""), str)
+                        for f in ("EpIDKey", "IPAddress", "ContainerID", "Container", "Tenant", "Network")
+                    )
+                    or not (
+                        labels is None
+                        or (isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values()))
+                    )
+                ):
+                    self.problem(skey, f"provider entry {ekey} is malformed", "drop it")
                     continue
                 kept[ekey] = ProviderCandidate.from_dict(entry).to_dict()
                 if ekey not in want:
