@@ -262,6 +262,10 @@ def test_bad_sources_refused_and_nothing_written(etcd_v2, etcd_server, netmaster
         assert msg in r.stdout + r.stderr, (msg, r.stdout, r.stderr)
         assert "Traceback" not in r.stderr
     assert target_keys(etcd_server) == {}
+    r = migrate("--from-file", str(DUMP), "--dry-run", "--etcd-endpoints", etcd_server.url)
+    assert r.returncode == 0 and r.stdout.endswith("dry run: 134 keys would be written; nothing written\n")
+    assert "put /contiv.io/master/epgid/1 db:default\n" in r.stdout
+    assert target_keys(etcd_server) == {}
 
     # a v3 etcd holding contivpy state: refused as a source, and as a target without --merge
     assert migrate("--from-file", str(DUMP), "--etcd-endpoints", etcd_server.url).returncode == 0
