@@ -1,0 +1,212 @@
+"""netmaster ``--mode kubernetes``: watch the Kubernetes API, converge contiv objects (leader only).
+
+Design (level-triggered, docs/kubernetes.md):
+- One ``Informer`` (``contivpy.common.k8sapi``) per kind fills a ``translate.Cache`` and enqueues
+  reconcile keys; nothing is written from an event handler.
+- Keys: ``ns/<namespace>`` (the namespace's group and every policy of its NetworkPolicies) and
+  ``gc`` (after each full list: find contiv objects with the Kubernetes prefixes whose namespace
+  is no longer known, and enqueue those namespaces so they are removed).
+- ``reconcile(ns/<ns>)`` recomputes ``translate.translate_namespace`` from the cache and converges:
+  group, policies, rules (create missing, delete extra; rule ids are content hashes, so an
+  unchanged policy writes nothing), group attachments, stale policies, and the group once the
+  namespace is gone. Every write is a ``Crud`` call: one fenced txn through the same hooks as the
+  REST API (validation, links, EPG-policy state follow-ups). A restart converges to the same state.
+- Affected keys: a Namespace or Pod change enqueues its namespace and every namespace having a
+  policy with a ``namespaceSelector`` peer (their peer lists may change); a NetworkPolicy change
+  enqueues its namespace.
+- Failures: translation problems are logged (once per distinct text) and the part skipped;
+  store or hook errors make the key retry with backoff (``common/reconcile.py``); a group that
+  cannot be deleted yet (it still has endpoints) is retried the same way.
+
+The reconciler's workers start only after every informer listed once, so nothing is deleted
+from a partial view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from contivpy.common import k8sapi
+from contivpy.common.errors import ContivError, NotFoundError, ValidationError
+from contivpy.common.reconcile import Reconciler
+from contivpy.netmaster.k8snet import translate as T
+
+log = logging.getLogger("netmaster.k8s")
+
+KINDS = ("Namespace", "Pod", "NetworkPolicy")
+
+
+class K8sWatcher:
+    def __init__(self, crud: Any, client: k8sapi.KubeClient, network: str = T.NETWORK) -> None:
+        self.crud = crud
+        self.client = client
+        self.network = network
+        self.cache = T.Cache()
+        self.rec: Reconciler[str] = Reconciler("kubernetes", self._reconcile, max_delay=10.0)
+        self.informers = {k: k8sapi.Informer(client, k, self) for k in KINDS}
+        self._said: set[str] = set()
+
+    # --- informer handler ---------------------------------------------------------------------
+    def _affected(self, kind: str, key: tuple[str, str]) -> set[str]:
+        ns = key[1] if kind == "Namespace" else key[0]
+        out = {ns}
+        if kind in ("Namespace", "Pod"):
+            out |= {n for n in self.cache.namespaces() if self.cache.has_ns_selector(n)}
+        return out
+
+    async def replace(self, kind: str, items: list[dict]) -> None:
+        keys = self.cache.replace(kind, items)
+        affected: set[str] = set()
+        for k in keys:
+            affected |= self._affected(kind, k)
+        for ns in sorted(affected):
+            self.rec.enqueue("ns/" + ns)
+        self.rec.enqueue("gc")
+
+    async def event(self, kind: str, typ: str, obj: dict) -> None:
+        if typ in ("ADDED", "MODIFIED"):
+            key = self.cache.put(kind, obj)
+        elif typ == "DELETED":
+            key = self.cache.drop(kind, obj)
+        else:
+            raise ValueError(f"unknown watch event type {typ!r}")
+        for ns in sorted(self._affected(kind, key)):
+            self.rec.enqueue("ns/" + ns)
+
+    # --- reconcile -------------------------------------------------------------------------------
+    def _say(self, text: str) -> None:
+        if text not in self._said:
+            self._said.add(text)
+            log.warning("kubernetes: %s", text)
+
+    async def _reconcile(self, key: str) -> None:
+        if key == "gc":
+            await self._gc()
+            return
+        ns = key.split("/", 1)[1]
+        desired = T.translate_namespace(self.cache, ns)
+        for p in desired.problems:
+            self._say(p)
+        await self.converge(ns, desired)
+
+    async def _gc(self) -> None:
+        known = set(self.cache.namespaces())
+        owners: set[str] = set()
+        for g in await self.crud.list("endpointGroup"):
+            name = g.get("groupName", "")
+            if g.get("tenantName") == T.TENANT and name.startswith(T.GROUP_PREFIX):
+                owners.add(name[len(T.GROUP_PREFIX) :])
+        for p in await self.crud.list("policy"):
+            ns = T.ns_of_policy(p.get("policyName", ""))
+            if p.get("tenantName") == T.TENANT and ns:
+                owners.add(ns)
+        for ns in sorted(owners - known):
+            self.rec.enqueue("ns/" + ns)
+
+    async def _ensure(self, obj_type: str, key: str, body: dict) -> None:
+        try:
+            await self.crud.get(obj_type, key)
+        except NotFoundError:
+            await self.crud.create_or_update(obj_type, key, body)
+            log.info("kubernetes: created %s %s", obj_type, key)
+
+    async def converge(self, ns: str, d: T.Desired) -> None:
+        tenant = T.TENANT
+        if d.group is not None:
+            await self._ensure(
+                "endpointGroup",
+                f"{tenant}:{d.group}",
+                {"tenantName": tenant, "groupName": d.group, "networkName": self.network},
+            )
+        prefix = T.policy_prefix(ns)
+        for pname, dp in sorted(d.policies.items()):
+            pkey = f"{tenant}:{pname}"
+            await self._ensure("policy", pkey, {"tenantName": tenant, "policyName": pname})
+            have = {
+                r["ruleId"]
+                for r in await self.crud.list("rule")
+                if r.get("tenantName") == tenant and r.get("policyName") == pname
+            }
+            # allows first, then denies: an attached policy never isolates before it allows
+            for rid, body in sorted(dp.rules.items(), key=lambda kv: (kv[1]["action"] != "allow", kv[0])):
+                if rid in have:
+                    continue
+                rule = dict(body, tenantName=tenant, policyName=pname, ruleId=rid)
+                try:
+                    await self.crud.create_or_update("rule", f"{pkey}:{rid}", rule)
+                except ValidationError as exc:
+                    self._say(f"policy {pname}: rule {rule} left out: {exc}")
+            for rid in sorted(have - set(dp.rules)):
+                try:
+                    await self.crud.delete("rule", f"{pkey}:{rid}")
+                except NotFoundError:
+                    pass
+        groups = [g for g in await self.crud.list("endpointGroup") if g.get("tenantName") == tenant]
+        existing = {g["groupName"] for g in groups}
+        for pname, dp in sorted(d.policies.items()):
+            for g in sorted(dp.groups - existing):
+                self._say(f"policy {pname}: group {g} does not exist; not attached there")
+        for g in groups:
+            cur = list(g.get("policies") or [])
+            mine = {p for p in cur if p.startswith(prefix)}
+            want = {p for p, dp in d.policies.items() if g["groupName"] in dp.groups}
+            if mine == want:
+                continue
+            body = {k: v for k, v in g.items() if k not in ("link-sets", "links")}
+            body["policies"] = [p for p in cur if not p.startswith(prefix)] + sorted(want)
+            await self.crud.create_or_update("endpointGroup", g["key"], body)
+            log.info("kubernetes: group %s policies %s", g["key"], body["policies"])
+        for p in await self.crud.list("policy"):
+            pname = p.get("policyName", "")
+            if p.get("tenantName") == tenant and pname.startswith(prefix) and pname not in d.policies:
+                try:
+                    await self.crud.delete("policy", p["key"])
+                    log.info("kubernetes: deleted policy %s", p["key"])
+                except NotFoundError:
+                    pass
+        if d.group is None:
+            try:
+                await self.crud.delete("endpointGroup", f"{tenant}:{T.ns_group(ns)}")
+                log.info("kubernetes: deleted group %s:%s", tenant, T.ns_group(ns))
+            except NotFoundError:
+                pass
+
+    # --- run -------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            for inf in self.informers.values():
+                tg.create_task(inf.run(), name=f"k8s-informer-{inf.kind}")
+            for inf in self.informers.values():
+                await inf.synced.wait()
+            log.info("kubernetes: initial lists loaded; reconciling")
+            self.rec.mark_synced()
+            tg.create_task(self.rec.run(), name="k8s-reconciler")
+
+
+async def run_leader(crud: Any, config_path: str) -> None:
+    """The leader's Kubernetes task: load the API config, then watch until cancelled."""
+    while True:
+        try:
+            cfg = k8sapi.load_config(config_path)
+        except k8sapi.K8sConfigError as exc:
+            log.error("kubernetes: %s", exc)
+            cfg = None
+        if cfg is not None:
+            break
+        log.error(
+            "kubernetes: no Kubernetes API configured (%s has no K8S_API_SERVER and there is no "
+            "service account); retrying in 30s",
+            config_path,
+        )
+        await asyncio.sleep(30)
+    log.info("kubernetes: watching %s (config: %s)", cfg.server, cfg.source)
+    client = k8sapi.KubeClient(cfg)
+    try:
+        await K8sWatcher(crud, client).run()
+    finally:
+        await client.close()
+
+
+__all__ = ["K8sWatcher", "run_leader", "ContivError"]
