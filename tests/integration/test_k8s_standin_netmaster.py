@@ -1,0 +1,267 @@
+"""netmaster --mode kubernetes against a STAND-IN Kubernetes API server (tests/support/k8s_standin.py).
+
+No real API server runs here: the stand-in speaks the list/watch protocol with real-shaped JSON.
+A real netmaster process (real etcd) watches it; the tests assert the contiv objects it creates,
+updates and deletes, through the REST API and etcdctl.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.support.k8s_standin import K8sStandIn, namespace, network_policy, pod
+
+pytestmark = pytest.mark.etcd
+
+NET = {"encap": "vlan", "networkName": "default-net", "subnet": "10.36.0.0/16", "tenantName": "default"}
+
+
+@pytest.fixture
+def standin():
+    s = K8sStandIn().start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def k8s_netmaster(netmaster_factory, standin, tmp_path):
+    cfg = tmp_path / "contiv.json"
+    cfg.write_text(json.dumps({"K8S_API_SERVER": standin.url}))
+
+    def start():
+        nm = netmaster_factory(args=["--mode", "kubernetes", "--k8s-config", str(cfg)])
+        return nm
+
+    nm = start()
+    nm.json("POST", "/api/v1/networks/default:default-net/", NET)
+    nm.restart = start  # type: ignore[attr-defined]
+    return nm
+
+
+def wait_for(cond, timeout: float = 20.0, what: str = ""):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = cond()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what or cond}: last={last!r}")
+
+
+def get(nm, path):
+    st, _, text = nm.request("GET", path)
+    return json.loads(text) if st == 200 else None
+
+
+def rules(nm, policy):
+    return sorted(
+        (r for r in nm.json("GET", "/api/v1/rules/") if r["policyName"] == policy),
+        key=lambda r: (r["direction"], r["action"], r.get("protocol", ""), r.get("port", 0),
+                       r.get("fromIpAddress", "") + r.get("toIpAddress", "")),
+    )  # fmt: skip
+
+
+def brief(rs):
+    return [
+        (r["direction"], r["action"], r["priority"], r.get("protocol", ""), r.get("port", 0),
+         r.get("fromIpAddress") or r.get("toIpAddress") or "")
+        for r in rs
+    ]  # fmt: skip
+
+
+DENY_IN = [("in", "deny", 1, "tcp", 0, ""), ("in", "deny", 1, "udp", 0, "")]
+DENY_OUT = [("out", "deny", 1, "tcp", 0, ""), ("out", "deny", 1, "udp", 0, "")]
+
+
+def group_policies(nm, group):
+    g = get(nm, f"/api/v1/endpointGroups/default:{group}/")
+    return None if g is None else g.get("policies", [])
+
+
+def ofnet_rule_ids(etcd_server, prefix=""):
+    out = etcd_server.etcdctl("get", "--prefix", "--keys-only", "/contiv.io/state/policyRule/" + prefix)
+    return {line for line in out.splitlines() if line}
+
+
+def test_k8s_standin_namespace_create_delete(k8s_netmaster, standin, etcd_server):
+    nm = k8s_netmaster
+    standin.apply("Namespace", namespace("tk-a"))
+    wait_for(lambda: get(nm, "/api/v1/endpointGroups/default:k8s-tk-a/"), what="group k8s-tk-a")
+    g = get(nm, "/api/v1/endpointGroups/default:k8s-tk-a/")
+    assert g["networkName"] == "default-net" and g["tenantName"] == "default"
+    assert etcd_server.etcdctl("get", "--keys-only", "/contiv.io/obj/modeldb/endpointGroup/default:k8s-tk-a")
+    assert etcd_server.etcdctl("get", "--keys-only", "/contiv.io/state/endpointGroups/k8s-tk-a:default")
+    standin.delete("Namespace", "", "tk-a")
+    wait_for(lambda: get(nm, "/api/v1/endpointGroups/default:k8s-tk-a/") is None, what="group deleted")
+    assert not etcd_server.etcdctl("get", "--keys-only", "/contiv.io/state/endpointGroups/k8s-tk-a:default")
+
+
+def test_k8s_standin_policy_pod_selector_update_delete_restart(k8s_netmaster, standin, etcd_server):
+    nm = k8s_netmaster
+    nm.json("POST", "/api/v1/endpointGroups/default:tk-db/",
+            {"groupName": "tk-db", "networkName": "default-net", "tenantName": "default"})  # fmt: skip
+    standin.apply("Namespace", namespace("tk-b"))
+    standin.apply("Pod", pod("tk-b", "web-1", "10.36.0.11", {"app": "web"}))
+    standin.apply("Pod", pod("tk-b", "db-1", "10.36.0.12", {"app": "db", "io.contiv.net-group": "tk-db"}))
+    standin.apply("Pod", pod("tk-b", "other", "10.36.0.13", {"app": "other"}))
+    spec = {
+        "podSelector": {"matchLabels": {"app": "db"}},
+        "policyTypes": ["Ingress"],
+        "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "web"}}}],
+                     "ports": [{"protocol": "TCP", "port": 5432}]}],
+    }  # fmt: skip
+    standin.apply("NetworkPolicy", network_policy("tk-b", "db-allow", spec))
+    pname = "k8s.tk-b.db-allow"
+    allow = ("in", "allow", 2, "tcp", 5432, "10.36.0.11")
+    wait_for(lambda: set(brief(rules(nm, pname))) == {*DENY_IN, allow}, what="policy rules")
+    wait_for(lambda: group_policies(nm, "tk-db") == [pname], what="attached to tk-db")
+    assert group_policies(nm, "k8s-tk-b") in ([], None) or pname not in group_policies(nm, "k8s-tk-b")
+    # the EPG-policy state the data plane reads (contiv-reference: policyRule per direction)
+    wait_for(lambda: len(ofnet_rule_ids(etcd_server, f"default:tk-db:default:{pname}:")) == 4,
+             what="ofnet rules: 2 deny inRx + allow inRx/inTx")  # fmt: skip
+
+    # a second web pod: one more allow rule, from its address
+    standin.apply("Pod", pod("tk-b", "web-2", "10.36.0.14", {"app": "web"}))
+    allow2 = ("in", "allow", 2, "tcp", 5432, "10.36.0.14")
+    wait_for(lambda: set(brief(rules(nm, pname))) == {*DENY_IN, allow, allow2}, what="second web pod")
+
+    # policy update: another port; the old rules go, the new ones come
+    spec["ingress"][0]["ports"] = [{"protocol": "TCP", "port": 5433}]
+    standin.apply("NetworkPolicy", network_policy("tk-b", "db-allow", spec))
+    want = {*DENY_IN, ("in", "allow", 2, "tcp", 5433, "10.36.0.11"), ("in", "allow", 2, "tcp", 5433, "10.36.0.14")}
+    wait_for(lambda: set(brief(rules(nm, pname))) == want, what="updated port")
+
+    # restart: the same state is recomputed, nothing is rewritten
+    before = etcd_server.etcdctl("get", "--prefix", "-w", "json", "/contiv.io/obj/modeldb/rule/")
+    nm.stop()
+    nm2 = nm.restart()
+    wait_for(lambda: "initial lists loaded" in nm2.log_path.read_text(), what="restarted watcher synced")
+    time.sleep(1.5)
+    after = etcd_server.etcdctl("get", "--prefix", "-w", "json", "/contiv.io/obj/modeldb/rule/")
+    revs = lambda out: {kv["key"]: kv["mod_revision"] for kv in json.loads(out).get("kvs", [])}  # noqa: E731
+    assert revs(before) == revs(after) and len(revs(after)) == 4
+
+    # delete: detached, policy and rules gone, data-plane state gone
+    standin.delete("NetworkPolicy", "tk-b", "db-allow")
+    wait_for(lambda: get(nm2, f"/api/v1/policys/default:{pname}/") is None, what="policy deleted")
+    assert group_policies(nm2, "tk-db") == []
+    assert rules(nm2, pname) == []
+    wait_for(lambda: not ofnet_rule_ids(etcd_server, f"default:tk-db:default:{pname}:"), what="ofnet rules gone")
+
+
+def test_k8s_standin_default_deny_namespace_selector_ipblock_egress(k8s_netmaster, standin, etcd_server):
+    nm = k8s_netmaster
+    standin.apply("Namespace", namespace("tk-c"))
+    standin.apply("Namespace", namespace("tk-front", {"team": "front"}))
+    standin.apply("Namespace", namespace("tk-other"))
+    standin.apply("Pod", pod("tk-c", "api", "10.36.1.1", {"app": "api"}))
+    standin.apply("Pod", pod("tk-front", "ui", "10.36.1.2", {"app": "ui"}))
+    standin.apply("Pod", pod("tk-other", "x", "10.36.1.3", {"app": "ui"}))
+    # default deny of everything in tk-c (both directions)
+    standin.apply("NetworkPolicy", network_policy("tk-c", "deny-all",
+                  {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}))  # fmt: skip
+    wait_for(lambda: set(brief(rules(nm, "k8s.tk-c.deny-all"))) == {*DENY_IN, *DENY_OUT}, what="default deny")
+    wait_for(lambda: group_policies(nm, "k8s-tk-c") == ["k8s.tk-c.deny-all"], what="deny attached")
+    # ingress from namespaces labelled team=front; egress to a block minus an exception, UDP 53
+    spec = {
+        "podSelector": {"matchLabels": {"app": "api"}},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "front"}}}]}],
+        "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
+                    "ports": [{"protocol": "UDP", "port": 53}]}],
+    }  # fmt: skip
+    standin.apply("NetworkPolicy", network_policy("tk-c", "api", spec))
+    blocks = ["10.0.0.0/16", "10.128.0.0/9", "10.16.0.0/12", "10.2.0.0/15", "10.32.0.0/11",
+              "10.4.0.0/14", "10.64.0.0/10", "10.8.0.0/13"]  # fmt: skip
+    want = {*DENY_IN, *DENY_OUT, ("in", "allow", 2, "", 0, "10.36.1.2")}
+    want |= {("out", "allow", 2, "udp", 53, b) for b in blocks}
+    wait_for(lambda: set(brief(rules(nm, "k8s.tk-c.api"))) == want, what="nsSelector + ipBlock rules")
+    wait_for(lambda: group_policies(nm, "k8s-tk-c") == ["k8s.tk-c.api", "k8s.tk-c.deny-all"], what="both attached")
+    # label another namespace: its pod becomes a peer
+    standin.apply("Namespace", namespace("tk-other", {"team": "front"}))
+    wait_for(lambda: ("in", "allow", 2, "", 0, "10.36.1.3") in set(brief(rules(nm, "k8s.tk-c.api"))),
+             what="new namespace matches")  # fmt: skip
+    # the ofnet rules of the egress block: outTx + outRx per CIDR rule
+    ids = ofnet_rule_ids(etcd_server, "default:k8s-tk-c:default:k8s.tk-c.api:")
+    assert len(ids) == 4 + 2 + 2 * len(blocks)  # 4 deny, 2 allow-in (no port: inRx only), 16 egress
+    # namespace delete: its policies, then its group go
+    for name in ("api", "deny-all"):
+        standin.delete("NetworkPolicy", "tk-c", name)
+    standin.delete("Pod", "tk-c", "api")
+    standin.delete("Namespace", "", "tk-c")
+    wait_for(lambda: get(nm, "/api/v1/endpointGroups/default:k8s-tk-c/") is None, what="group gone")
+    assert [p for p in nm.json("GET", "/api/v1/policys/") if p["policyName"].startswith("k8s.tk-c.")] == []
+
+
+def _lists(standin, path):
+    return [q for p, q in standin.requests if p == path and q.get("watch") not in ("1", "true")]
+
+
+def _watches(standin, path):
+    return [q for p, q in standin.requests if p == path and q.get("watch") in ("1", "true")]
+
+
+def test_k8s_standin_watch_disconnect_resume_and_410_relist(k8s_netmaster, standin):
+    nm = k8s_netmaster
+    path = "/api/v1/namespaces"
+    standin.apply("Namespace", namespace("tk-d1"))
+    wait_for(lambda: get(nm, "/api/v1/endpointGroups/default:k8s-tk-d1/"), what="first namespace")
+    wait_for(lambda: standin.watch_count() >= 3, what="three watches open")
+    lists = len(_lists(standin, path))
+    seen = standin.rv
+    standin.bookmark()
+    # disconnect: the watcher resumes from the version it has seen, without listing again
+    standin.drop_watches()
+    standin.apply("Namespace", namespace("tk-d2"))
+    wait_for(lambda: get(nm, "/api/v1/endpointGroups/default:k8s-tk-d2/"), what="namespace after disconnect")
+    resumed = [int(q["resourceVersion"]) for q in _watches(standin, path)][-1]
+    assert resumed >= seen - 1 and len(_lists(standin, path)) == lists
+    # 410: history expired while disconnected; an event in the gap is found by the relist
+    wait_for(lambda: standin.watch_count() >= 3, what="watches open again")
+    standin.expire()
+    standin.drop_watches()
+    standin.apply("Namespace", namespace("tk-d3"))
+    wait_for(lambda: get(nm, "/api/v1/endpointGroups/default:k8s-tk-d3/"), what="namespace after 410")
+    assert len(_lists(standin, path)) > lists
+    assert "expired (410); listing again" in nm.log_path.read_text()
+    # a namespace deleted during a gap is removed after the relist, too
+    standin.expire()
+    standin.drop_watches()
+    standin.delete("Namespace", "", "tk-d1")
+    wait_for(lambda: get(nm, "/api/v1/endpointGroups/default:k8s-tk-d1/") is None, what="deleted in the gap")
+
+
+def test_k8s_standin_untranslatable_objects_are_logged_and_skipped(k8s_netmaster, standin):
+    nm = k8s_netmaster
+    standin.apply("Namespace", namespace("tk-e"))
+    standin.apply("Pod", pod("tk-e", "web", "10.36.2.1", {"app": "web"}))
+    # a named port and SCTP cannot be expressed: left out, the rest of the policy applies
+    spec = {
+        "podSelector": {},
+        "ingress": [{"ports": [{"protocol": "TCP", "port": "http"}, {"protocol": "SCTP", "port": 9},
+                               {"protocol": "TCP", "port": 80}]}],
+    }  # fmt: skip
+    standin.apply("NetworkPolicy", network_policy("tk-e", "named", spec))
+    # a policy whose targets cannot be computed is skipped as a whole
+    bad = {"podSelector": {"matchExpressions": [{"key": "app", "operator": "Near", "values": ["x"]}]}}
+    standin.apply("NetworkPolicy", network_policy("tk-e", "badsel", bad))
+    standin.apply("NetworkPolicy", network_policy("tk-e", "nospec", {}) | {"spec": "oops"})
+    wait_for(lambda: set(brief(rules(nm, "k8s.tk-e.named"))) == {*DENY_IN, ("in", "allow", 2, "tcp", 80, "")},
+             what="translatable part")  # fmt: skip
+    wait_for(lambda: "badsel skipped" in nm.log_path.read_text(), what="log line")
+    log = nm.log_path.read_text()
+    assert "named port 'http' left out" in log
+    assert "protocol SCTP left out" in log
+    assert "NetworkPolicy tk-e/badsel skipped: unknown label selector operator 'Near'" in log
+    assert "NetworkPolicy tk-e/nospec skipped: spec is not an object" in log
+    assert get(nm, "/api/v1/policys/default:k8s.tk-e.badsel/") is None
+    assert "Traceback" not in log
+    # the watcher is still alive: later objects are translated
+    standin.apply("Namespace", namespace("tk-e2"))
+    wait_for(lambda: get(nm, "/api/v1/endpointGroups/default:k8s-tk-e2/"), what="watcher alive")
