@@ -48,6 +48,8 @@ WATCH_TIMEOUT = 300  # seconds the server keeps one watch open before ending it
 RETRY_MIN, RETRY_MAX = 0.2, 10.0
 
 # kind -> collection path (cluster-wide lists/watches)
+Obj = dict[str, Any]  # a Kubernetes object as the API sends it (JSON)
+
 RESOURCES: dict[str, str] = {
     "Namespace": "/api/v1/namespaces",
     "Pod": "/api/v1/pods",
@@ -134,9 +136,9 @@ def load_config(path: str = DEFAULT_CONFIG, env: dict[str, str] | None = None) -
 
 
 class Handler(Protocol):
-    async def replace(self, kind: str, items: list[dict]) -> None: ...
+    async def replace(self, kind: str, items: list[Obj]) -> None: ...
 
-    async def event(self, kind: str, typ: str, obj: dict) -> None: ...
+    async def event(self, kind: str, typ: str, obj: Obj) -> None: ...
 
 
 class KubeClient:
@@ -176,9 +178,9 @@ class KubeClient:
             return Gone(text)
         return ApiError(f"{resp.method} {resp.url.path}: HTTP {resp.status}: {text}")
 
-    async def list(self, path: str) -> tuple[list[dict], str]:
+    async def list(self, path: str) -> tuple[list[Obj], str]:
         """Every item of the collection (all pages) and the list's resourceVersion."""
-        items: list[dict] = []
+        items: list[Obj] = []
         cont = ""
         while True:
             params = {"limit": "500"}
@@ -197,7 +199,7 @@ class KubeClient:
             if not cont:
                 return items, str(meta.get("resourceVersion") or "")
 
-    async def watch(self, path: str, rv: str) -> AsyncIterator[tuple[str, dict]]:
+    async def watch(self, path: str, rv: str) -> AsyncIterator[tuple[str, Obj]]:
         """(type, object) pairs from one watch stream; raises ``Gone`` on 410 in either form."""
         params = {
             "watch": "1",
@@ -229,7 +231,7 @@ class KubeClient:
                 yield typ, obj
 
 
-def resource_version(obj: dict) -> str:
+def resource_version(obj: Obj) -> str:
     meta = obj.get("metadata")
     return str(meta.get("resourceVersion") or "") if isinstance(meta, dict) else ""
 
@@ -246,11 +248,12 @@ class Informer:
         self.lists = 0  # how many LISTs were done (1 + relists); for status and tests
         self.synced = asyncio.Event()
 
-    async def _deliver(self, typ: str, obj: dict) -> None:
+    async def _deliver(self, typ: str, obj: Obj) -> None:
         try:
             await self.handler.event(self.kind, typ, obj)
         except Exception as exc:  # one bad object never stops the watch
-            meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+            raw = obj.get("metadata")
+            meta: Obj = raw if isinstance(raw, dict) else {}
             log.warning(
                 "kubernetes: %s %s/%s skipped: %s",
                 self.kind,

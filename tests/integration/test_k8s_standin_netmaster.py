@@ -134,7 +134,11 @@ def test_k8s_standin_policy_pod_selector_update_delete_restart(k8s_netmaster, st
     # policy update: another port; the old rules go, the new ones come
     spec["ingress"][0]["ports"] = [{"protocol": "TCP", "port": 5433}]
     standin.apply("NetworkPolicy", network_policy("tk-b", "db-allow", spec))
-    want = {*DENY_IN, ("in", "allow", 2, "tcp", 5433, "10.36.0.11"), ("in", "allow", 2, "tcp", 5433, "10.36.0.14")}
+    want = {
+        *DENY_IN,
+        ("in", "allow", 2, "tcp", 5433, "10.36.0.11"),
+        ("in", "allow", 2, "tcp", 5433, "10.36.0.14"),
+    }
     wait_for(lambda: set(brief(rules(nm, pname))) == want, what="updated port")
 
     # restart: the same state is recomputed, nothing is rewritten
@@ -152,7 +156,9 @@ def test_k8s_standin_policy_pod_selector_update_delete_restart(k8s_netmaster, st
     wait_for(lambda: get(nm2, f"/api/v1/policys/default:{pname}/") is None, what="policy deleted")
     assert group_policies(nm2, "tk-db") == []
     assert rules(nm2, pname) == []
-    wait_for(lambda: not ofnet_rule_ids(etcd_server, f"default:tk-db:default:{pname}:"), what="ofnet rules gone")
+    wait_for(
+        lambda: not ofnet_rule_ids(etcd_server, f"default:tk-db:default:{pname}:"), what="ofnet rules gone"
+    )
 
 
 def test_k8s_standin_default_deny_namespace_selector_ipblock_egress(k8s_netmaster, standin, etcd_server):
@@ -182,7 +188,9 @@ def test_k8s_standin_default_deny_namespace_selector_ipblock_egress(k8s_netmaste
     want = {*DENY_IN, *DENY_OUT, ("in", "allow", 2, "", 0, "10.36.1.2")}
     want |= {("out", "allow", 2, "udp", 53, b) for b in blocks}
     wait_for(lambda: set(brief(rules(nm, "k8s.tk-c.api"))) == want, what="nsSelector + ipBlock rules")
-    wait_for(lambda: group_policies(nm, "k8s-tk-c") == ["k8s.tk-c.api", "k8s.tk-c.deny-all"], what="both attached")
+    wait_for(
+        lambda: group_policies(nm, "k8s-tk-c") == ["k8s.tk-c.api", "k8s.tk-c.deny-all"], what="both attached"
+    )
     # label another namespace: its pod becomes a peer
     standin.apply("Namespace", namespace("tk-other", {"team": "front"}))
     wait_for(lambda: ("in", "allow", 2, "", 0, "10.36.1.3") in set(brief(rules(nm, "k8s.tk-c.api"))),

@@ -265,7 +265,11 @@ def _ipblock(block: Any, problems: list[str], where: str) -> list[str]:
 
 def _peer_pods(cache: Cache, ns: str, peer: dict) -> list[dict]:
     if "namespaceSelector" in peer:
-        nss = {n for n, o in cache.namespaces().items() if selector_matches(peer["namespaceSelector"], labels_of(o))}
+        nss = {
+            n
+            for n, o in cache.namespaces().items()
+            if selector_matches(peer["namespaceSelector"], labels_of(o))
+        }
     else:
         nss = {ns}
     pod_sel = peer.get("podSelector")
@@ -375,7 +379,10 @@ def translate_policy(cache: Cache, np: dict, problems: list[str]) -> DesiredPoli
         types = ["Ingress"] + (["Egress"] if spec.get("egress") else [])
     if not isinstance(types, list) or any(t not in ("Ingress", "Egress") for t in types):
         raise Untranslatable(f"invalid policyTypes {types!r}")
-    for ptype, direction, sect, peer_key in (("Ingress", "in", "ingress", "from"), ("Egress", "out", "egress", "to")):
+    for ptype, direction, sect, peer_key in (
+        ("Ingress", "in", "ingress", "from"),
+        ("Egress", "out", "egress", "to"),
+    ):
         if ptype not in types:
             continue
         for proto in ("tcp", "udp"):
