@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.support.k8s_standin import K8sStandIn, namespace, network_policy, pod
+from tests.support.k8s_standin import K8sStandIn, endpoints, namespace, network_policy, pod, service
 
 pytestmark = pytest.mark.etcd
 
@@ -273,3 +273,50 @@ def test_k8s_standin_untranslatable_objects_are_logged_and_skipped(k8s_netmaster
     # the watcher is still alive: later objects are translated
     standin.apply("Namespace", namespace("tk-e2"))
     wait_for(lambda: get(nm, "/api/v1/endpointGroups/default:k8s-tk-e2/"), what="watcher alive")
+
+
+def _etcd_json(etcd_server, key):
+    out = etcd_server.etcdctl("get", key, "--print-value-only")
+    return json.loads(out) if out.strip() else None
+
+
+def test_k8s_standin_service_cluster_ip_and_providers(k8s_netmaster, standin, etcd_server):
+    nm = k8s_netmaster
+    ips = []
+    for i in (1, 2):  # the contiv endpoints the CNI path would have created for the two pods
+        body = {"TenantName": "default", "NetworkName": "default-net", "EndpointID": f"tks{i}",
+                "ConfigEP": {"Container": f"tks{i}", "Host": "tksh1", "IPAddress": ""}}  # fmt: skip
+        ips.append(nm.json("POST", "/plugin/createEndpoint", body)["EndpointConfig"]["ipAddress"])
+    standin.apply("Namespace", namespace("tk-s"))
+    for i, ip in enumerate(ips):
+        standin.apply("Pod", pod("tk-s", f"web-{i}", ip, {"app": "web"}))
+    ports = [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    standin.apply("Service", service("tk-s", "web", "10.36.200.10", {"app": "web"}, ports))
+    standin.apply(
+        "Endpoints", endpoints("tk-s", "web", ips, [{"name": "http", "port": 8080, "protocol": "TCP"}])
+    )
+    key = "/contiv.io/state/provider/k8s.tk-s.web:default"
+    wait_for(lambda: (_etcd_json(etcd_server, key) or {}).get("Providers") == sorted(ips), what="providers")
+    lb = get(nm, "/api/v1/serviceLBs/default:k8s.tk-s.web/")
+    assert (
+        lb["ports"] == ["80:8080:TCP"]
+        and lb["selectors"] == ["app=web"]
+        and lb["networkName"] == "default-net"
+    )
+    state = _etcd_json(etcd_server, "/contiv.io/state/serviceLB/k8s.tk-s.web:default")
+    assert state["ipaddress"] == "10.36.200.10"  # the ClusterIP is the contiv VIP
+    # a pod that is not ready any more stops being a provider
+    standin.apply("Pod", pod("tk-s", "web-1", ips[1], {"app": "web"}, ready=False))
+    wait_for(lambda: _etcd_json(etcd_server, key)["Providers"] == [ips[0]], what="not-ready pod dropped")
+    # a ClusterIP outside the pod network: contiv picks the VIP, and says so
+    standin.apply(
+        "Service", service("tk-s", "far", "10.96.0.20", {"app": "web"}, [{"port": 53, "protocol": "UDP"}])
+    )
+    wait_for(lambda: get(nm, "/api/v1/serviceLBs/default:k8s.tk-s.far/"), what="second service")
+    assert "cluster IP 10.96.0.20 is outside default-net" in nm.log_path.read_text()
+    # Service deleted: its load balancer and provider state go
+    standin.delete("Service", "tk-s", "web")
+    wait_for(lambda: get(nm, "/api/v1/serviceLBs/default:k8s.tk-s.web/") is None, what="service deleted")
+    assert _etcd_json(etcd_server, key) is None
+    standin.delete("Service", "tk-s", "far")
+    wait_for(lambda: get(nm, "/api/v1/serviceLBs/default:k8s.tk-s.far/") is None, what="far deleted")

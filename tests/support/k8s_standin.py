@@ -220,8 +220,15 @@ def namespace(name: str, labels: dict[str, str] | None = None) -> dict:
             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}  # fmt: skip
 
 
-def pod(ns: str, name: str, ip: str | None, labels: dict[str, str] | None = None) -> dict:
+def pod(ns: str, name: str, ip: str | None, labels: dict[str, str] | None = None, ready: bool = True) -> dict:
     status: dict[str, Any] = {"phase": "Running" if ip else "Pending", "hostIP": "192.0.2.10"}
+    status["conditions"] = [
+        {
+            "type": "Ready",
+            "status": "True" if ip and ready else "False",
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        }
+    ]
     if ip:
         status["podIP"] = ip
         status["podIPs"] = [{"ip": ip}]
@@ -237,3 +244,14 @@ def pod(ns: str, name: str, ip: str | None, labels: dict[str, str] | None = None
 def network_policy(ns: str, name: str, spec: dict) -> dict:
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
             "metadata": {"name": name, "namespace": ns, "generation": 1}, "spec": spec}  # fmt: skip
+
+
+def service(ns: str, name: str, cluster_ip: str, selector: dict[str, str], ports: list[dict]) -> dict:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
+            "spec": {"type": "ClusterIP", "clusterIP": cluster_ip, "clusterIPs": [cluster_ip],
+                     "selector": selector, "ports": ports}}  # fmt: skip
+
+
+def endpoints(ns: str, name: str, ips: list[str], ports: list[dict]) -> dict:
+    return {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name, "namespace": ns},
+            "subsets": [{"addresses": [{"ip": ip} for ip in ips], "ports": ports}] if ips else []}  # fmt: skip

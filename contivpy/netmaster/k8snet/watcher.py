@@ -31,11 +31,12 @@ from typing import Any
 from contivpy.common import k8sapi
 from contivpy.common.errors import ContivError, NotFoundError, ValidationError
 from contivpy.common.reconcile import Reconciler
+from contivpy.netmaster.k8snet import services as S
 from contivpy.netmaster.k8snet import translate as T
 
 log = logging.getLogger("netmaster.k8s")
 
-KINDS = ("Namespace", "Pod", "NetworkPolicy")
+KINDS = ("Namespace", "Pod", "NetworkPolicy", "Service", "Endpoints")
 
 
 class K8sWatcher:
@@ -50,10 +51,15 @@ class K8sWatcher:
 
     # --- informer handler ---------------------------------------------------------------------
     def _affected(self, kind: str, key: tuple[str, str]) -> set[str]:
+        """Reconcile keys an object change may affect."""
+        if kind in ("Service", "Endpoints"):
+            return {f"svc/{key[0]}/{key[1]}"}
         ns = key[1] if kind == "Namespace" else key[0]
-        out = {ns}
+        out = {"ns/" + ns}
         if kind in ("Namespace", "Pod"):
-            out |= {n for n in self.cache.namespaces() if self.cache.has_ns_selector(n)}
+            out |= {"ns/" + n for n in self.cache.namespaces() if self.cache.has_ns_selector(n)}
+        if kind == "Pod":
+            out.add(f"pod/{key[0]}/{key[1]}")
         return out
 
     async def replace(self, kind: str, items: list[dict]) -> None:
@@ -61,8 +67,8 @@ class K8sWatcher:
         affected: set[str] = set()
         for k in keys:
             affected |= self._affected(kind, k)
-        for ns in sorted(affected):
-            self.rec.enqueue("ns/" + ns)
+        for k in sorted(affected):
+            self.rec.enqueue(k)
         self.rec.enqueue("gc")
 
     async def event(self, kind: str, typ: str, obj: dict) -> None:
@@ -72,8 +78,8 @@ class K8sWatcher:
             key = self.cache.drop(kind, obj)
         else:
             raise ValueError(f"unknown watch event type {typ!r}")
-        for ns in sorted(self._affected(kind, key)):
-            self.rec.enqueue("ns/" + ns)
+        for k in sorted(self._affected(kind, key)):
+            self.rec.enqueue(k)
 
     # --- reconcile -------------------------------------------------------------------------------
     def _say(self, text: str) -> None:
@@ -84,6 +90,14 @@ class K8sWatcher:
     async def _reconcile(self, key: str) -> None:
         if key == "gc":
             await self._gc()
+            return
+        if key.startswith("svc/"):
+            _, ns, name = key.split("/", 2)
+            await self._service(ns, name)
+            return
+        if key.startswith("pod/"):
+            _, ns, name = key.split("/", 2)
+            await self._provider(ns, name)
             return
         ns = key.split("/", 1)[1]
         desired = T.translate_namespace(self.cache, ns)
@@ -104,6 +118,64 @@ class K8sWatcher:
                 owners.add(ns)
         for ns in sorted(owners - known):
             self.rec.enqueue("ns/" + ns)
+        services = self.cache.kind("Service")
+        for svc in await self.crud.list("serviceLB"):
+            parsed = S.parse_service_name(svc.get("serviceName", ""))
+            if svc.get("tenantName") == T.TENANT and parsed and parsed not in services:
+                self.rec.enqueue(f"svc/{parsed[0]}/{parsed[1]}")
+
+    # --- services ------------------------------------------------------------------------------
+    async def _subnet(self) -> str:
+        try:
+            return str((await self.crud.get("network", f"{T.TENANT}:{self.network}")).get("subnet", ""))
+        except NotFoundError:
+            return ""
+
+    async def _service(self, ns: str, name: str) -> None:
+        key = f"{T.TENANT}:{S.service_name(ns, name)}"
+        svc = self.cache.kind("Service").get((ns, name))
+        want = None
+        if svc is not None:
+            problems: list[str] = []
+            want = S.service_lb(
+                svc, self.cache.kind("Endpoints").get((ns, name)), await self._subnet(), problems
+            )
+            for p in problems:
+                self._say(p)
+        try:
+            cur = await self.crud.get("serviceLB", key)
+        except NotFoundError:
+            cur = None
+        if want is None:
+            if cur is not None:
+                await self.crud.delete("serviceLB", key)
+                log.info("kubernetes: deleted service %s", key)
+            return
+        body = want[1]
+        fields = ("networkName", "ports", "selectors", "ipAddress")
+        if cur is not None and all(cur.get(f) == body.get(f) for f in fields):
+            return
+        await self.crud.create_or_update("serviceLB", key, body)
+        log.info("kubernetes: %s service %s", "updated" if cur else "created", key)
+
+    async def _provider(self, ns: str, name: str) -> None:
+        """Keep the pod's provider candidate (labels, address) in line with its readiness."""
+        allocator = self.crud.extras.get("allocator")
+        if allocator is None:
+            return
+        pod = self.cache.kind("Pod").get((ns, name))
+        req = None if pod is None else S.provider(pod)
+        if req is not None:
+            try:
+                await allocator.providers.update(req)
+            except NotFoundError:  # not a contiv endpoint (yet): nothing to balance to
+                log.debug("kubernetes: pod %s/%s has no contiv endpoint at %s", ns, name, req["IPAddress"])
+            return
+        ip = T.pod_ipv4(pod) if pod is not None else None
+        if ip:  # not ready (any more): not a provider; a deleted pod's endpoint removal does this
+            labels = T.labels_of(pod) if pod is not None else {}
+            tenant = labels.get(T.TENANT_LABEL) or T.TENANT
+            await allocator.providers.update({"Event": "die", "Tenant": tenant, "IPAddress": ip})
 
     async def _ensure(self, obj_type: str, key: str, body: dict) -> None:
         try:
