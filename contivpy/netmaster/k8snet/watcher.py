@@ -3,9 +3,11 @@
 Design (level-triggered, docs/kubernetes.md):
 - One ``Informer`` (``contivpy.common.k8sapi``) per kind fills a ``translate.Cache`` and enqueues
   reconcile keys; nothing is written from an event handler.
-- Keys: ``ns/<namespace>`` (the namespace's group and every policy of its NetworkPolicies) and
+- Keys: ``ns/<namespace>`` (the namespace's group and every policy of its NetworkPolicies),
+  ``svc/<ns>/<name>`` (the Service's serviceLB, ``services.py``), ``pod/<ns>/<name>`` (the pod's
+  provider candidate through the existing ``ProviderBook``, as a Docker container's labels) and
   ``gc`` (after each full list: find contiv objects with the Kubernetes prefixes whose namespace
-  is no longer known, and enqueue those namespaces so they are removed).
+  or Service is no longer known, and enqueue their keys so they are removed).
 - ``reconcile(ns/<ns>)`` recomputes ``translate.translate_namespace`` from the cache and converges:
   group, policies, rules (create missing, delete extra; rule ids are content hashes, so an
   unchanged policy writes nothing), group attachments, stale policies, and the group once the
@@ -13,7 +15,8 @@ Design (level-triggered, docs/kubernetes.md):
   REST API (validation, links, EPG-policy state follow-ups). A restart converges to the same state.
 - Affected keys: a Namespace or Pod change enqueues its namespace and every namespace having a
   policy with a ``namespaceSelector`` peer (their peer lists may change); a NetworkPolicy change
-  enqueues its namespace.
+  enqueues its namespace; a Service or Endpoints change its ``svc/`` key; a Pod change also its
+  ``pod/`` key.
 - Failures: translation problems are logged (once per distinct text) and the part skipped;
   store or hook errors make the key retry with backoff (``common/reconcile.py``); a group that
   cannot be deleted yet (it still has endpoints) is retried the same way.
