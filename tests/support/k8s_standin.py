@@ -199,7 +199,12 @@ class K8sStandIn:
         self._requests_open[id(req)] = req
         try:
             while True:
-                ev = await queue.get()
+                try:
+                    ev = await asyncio.wait_for(queue.get(), 0.2)
+                except TimeoutError:  # notice a client that went away without waiting for a write
+                    if req.transport is None or req.transport.is_closing():
+                        break
+                    continue
                 if ev is None:
                     break
                 await resp.write((json.dumps(ev) + "\n").encode())
