@@ -86,7 +86,9 @@ def _read(path: str) -> str:
         return f.read().strip()
 
 
-def load_config(path: str = DEFAULT_CONFIG, env: dict[str, str] | None = None) -> K8sConfig | None:
+def load_config(
+    path: str = DEFAULT_CONFIG, env: dict[str, str] | None = None, sa_dir: str = SA_DIR
+) -> K8sConfig | None:
     env = dict(os.environ) if env is None else env
     if path and os.path.exists(path):
         try:
@@ -118,14 +120,14 @@ def load_config(path: str = DEFAULT_CONFIG, env: dict[str, str] | None = None) -
                     raise K8sConfigError(f"{path}: cannot read {f}")
             return cfg
     host, port = env.get("KUBERNETES_SERVICE_HOST", ""), env.get("KUBERNETES_SERVICE_PORT", "")
-    token_file = os.path.join(SA_DIR, "token")
+    token_file = os.path.join(sa_dir, "token")
     if host and port and os.path.exists(token_file):
         try:
             token = _read(token_file)
         except OSError as exc:
             raise K8sConfigError(f"cannot read {token_file}: {exc}") from None
         h = f"[{host}]" if ":" in host else host
-        ca = os.path.join(SA_DIR, "ca.crt")
+        ca = os.path.join(sa_dir, "ca.crt")
         return K8sConfig(
             server=f"https://{h}:{port}",
             ca_file=ca if os.path.exists(ca) else "",

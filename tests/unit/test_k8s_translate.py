@@ -125,3 +125,21 @@ def test_load_config_contiv_json(tmp_path):
     with pytest.raises(k8sapi.K8sConfigError, match="cannot read"):
         k8sapi.load_config(str(cfg), env={})
     assert k8sapi.load_config(str(tmp_path / "absent.json"), env={}) is None
+
+
+def test_load_config_service_account(tmp_path):
+    (tmp_path / "token").write_text("sa-token\n")
+    (tmp_path / "ca.crt").write_text("x")
+    env = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    got = k8sapi.load_config(str(tmp_path / "absent.json"), env=env, sa_dir=str(tmp_path))
+    assert (got.server, got.token, got.ca_file) == (
+        "https://10.96.0.1:443",
+        "sa-token",
+        str(tmp_path / "ca.crt"),
+    )
+    env6 = dict(env, KUBERNETES_SERVICE_HOST="fd00::1")
+    assert k8sapi.load_config("", env=env6, sa_dir=str(tmp_path)).server == "https://[fd00::1]:443"
+    # contiv.json wins over the service account
+    cfg = tmp_path / "contiv.json"
+    cfg.write_text(json.dumps({"K8S_API_SERVER": "http://127.0.0.1:8080"}))
+    assert k8sapi.load_config(str(cfg), env=env, sa_dir=str(tmp_path)).server == "http://127.0.0.1:8080"

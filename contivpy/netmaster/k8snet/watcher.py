@@ -28,12 +28,14 @@ from a partial view.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
 from contivpy.common import k8sapi
 from contivpy.common.errors import ContivError, NotFoundError, ValidationError
 from contivpy.common.reconcile import Reconciler
+from contivpy.model import keys
 from contivpy.netmaster.k8snet import services as S
 from contivpy.netmaster.k8snet import translate as T
 
@@ -66,9 +68,9 @@ class K8sWatcher:
         return out
 
     async def replace(self, kind: str, items: list[dict]) -> None:
-        keys = self.cache.replace(kind, items)
+        changed = self.cache.replace(kind, items)
         affected: set[str] = set()
-        for k in keys:
+        for k in changed:
             affected |= self._affected(kind, k)
         for k in sorted(affected):
             self.rec.enqueue(k)
@@ -199,11 +201,8 @@ class K8sWatcher:
         for pname, dp in sorted(d.policies.items()):
             pkey = f"{tenant}:{pname}"
             await self._ensure("policy", pkey, {"tenantName": tenant, "policyName": pname})
-            have = {
-                r["ruleId"]
-                for r in await self.crud.list("rule")
-                if r.get("tenantName") == tenant and r.get("policyName") == pname
-            }
+            items, _ = await self.crud.kv.get_prefix(keys.obj_key("rule", f"{pkey}:"))  # this policy's rules
+            have = {json.loads(i.value)["ruleId"] for i in items}
             # allows first, then denies: an attached policy never isolates before it allows
             for rid, body in sorted(dp.rules.items(), key=lambda kv: (kv[1]["action"] != "allow", kv[0])):
                 if rid in have:
