@@ -104,8 +104,11 @@ def test_k8s_standin_namespace_create_delete(k8s_netmaster, standin, etcd_server
 
 def test_k8s_standin_policy_pod_selector_update_delete_restart(k8s_netmaster, standin, etcd_server):
     nm = k8s_netmaster
+    # a group of the user's with a policy of the user's: the watcher adds and removes only its own
+    nm.json("POST", "/api/v1/policys/default:tk-user/", {"policyName": "tk-user", "tenantName": "default"})
     nm.json("POST", "/api/v1/endpointGroups/default:tk-db/",
-            {"groupName": "tk-db", "networkName": "default-net", "tenantName": "default"})  # fmt: skip
+            {"groupName": "tk-db", "networkName": "default-net", "tenantName": "default",
+             "policies": ["tk-user"]})  # fmt: skip
     standin.apply("Namespace", namespace("tk-b"))
     standin.apply("Pod", pod("tk-b", "web-1", "10.36.0.11", {"app": "web"}))
     standin.apply("Pod", pod("tk-b", "db-1", "10.36.0.12", {"app": "db", "io.contiv.net-group": "tk-db"}))
@@ -120,7 +123,7 @@ def test_k8s_standin_policy_pod_selector_update_delete_restart(k8s_netmaster, st
     pname = "k8s.tk-b.db-allow"
     allow = ("in", "allow", 2, "tcp", 5432, "10.36.0.11")
     wait_for(lambda: set(brief(rules(nm, pname))) == {*DENY_IN, allow}, what="policy rules")
-    wait_for(lambda: group_policies(nm, "tk-db") == [pname], what="attached to tk-db")
+    wait_for(lambda: group_policies(nm, "tk-db") == ["tk-user", pname], what="attached to tk-db")
     assert group_policies(nm, "k8s-tk-b") in ([], None) or pname not in group_policies(nm, "k8s-tk-b")
     # the EPG-policy state the data plane reads (contiv-reference: policyRule per direction)
     wait_for(lambda: len(ofnet_rule_ids(etcd_server, f"default:tk-db:default:{pname}:")) == 4,
@@ -154,7 +157,7 @@ def test_k8s_standin_policy_pod_selector_update_delete_restart(k8s_netmaster, st
     # delete: detached, policy and rules gone, data-plane state gone
     standin.delete("NetworkPolicy", "tk-b", "db-allow")
     wait_for(lambda: get(nm2, f"/api/v1/policys/default:{pname}/") is None, what="policy deleted")
-    assert group_policies(nm2, "tk-db") == []
+    assert group_policies(nm2, "tk-db") == ["tk-user"]
     assert rules(nm2, pname) == []
     wait_for(
         lambda: not ofnet_rule_ids(etcd_server, f"default:tk-db:default:{pname}:"), what="ofnet rules gone"

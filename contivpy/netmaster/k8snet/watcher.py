@@ -228,10 +228,20 @@ class K8sWatcher:
             want = {p for p, dp in d.policies.items() if g["groupName"] in dp.groups}
             if mine == want:
                 continue
-            body = {k: v for k, v in g.items() if k not in ("link-sets", "links")}
-            body["policies"] = [p for p in cur if not p.startswith(prefix)] + sorted(want)
-            await self.crud.create_or_update("endpointGroup", g["key"], body)
-            log.info("kubernetes: group %s policies %s", g["key"], body["policies"])
+
+            def change(stored: dict | None, want: set[str] = want) -> dict:
+                if stored is None:  # deleted meanwhile: the create hook refuses a missing network
+                    raise NotFoundError("endpointGroup not found")
+                body = {k: v for k, v in stored.items() if k not in ("link-sets", "links")}
+                others = [p for p in stored.get("policies") or [] if not p.startswith(prefix)]
+                body["policies"] = others + sorted(want)  # the stored group's other policies are kept
+                return body
+
+            try:
+                stored = await self.crud.create_or_update("endpointGroup", g["key"], change)
+            except NotFoundError:
+                continue
+            log.info("kubernetes: group %s policies %s", g["key"], stored.get("policies", []))
         for p in await self.crud.list("policy"):
             pname = p.get("policyName", "")
             if p.get("tenantName") == tenant and pname.startswith(prefix) and pname not in d.policies:
