@@ -342,3 +342,22 @@ def test_k8s_standin_only_the_leader_watches(netmaster_factory, standin, tmp_pat
     standin.apply("Namespace", namespace("tk-h"))
     wait_for(lambda: get(nm2, "/api/v1/endpointGroups/default:k8s-tk-h/"), what="new leader translates")
     wait_for(lambda: standin.watch_count() == 5, what="only the new leader watches")
+
+
+def test_k8s_standin_resync_repairs_rest_drift(netmaster_factory, standin, tmp_path):
+    cfg = tmp_path / "contiv.json"
+    cfg.write_text(json.dumps({"K8S_API_SERVER": standin.url}))
+    nm = netmaster_factory(
+        args=["--mode", "kubernetes", "--k8s-config", str(cfg)], env={"CONTIV_NETMASTER_K8S_RESYNC": "1"}
+    )
+    nm.json("POST", "/api/v1/networks/default:default-net/", NET)
+    standin.apply("Namespace", namespace("tk-r"))
+    standin.apply("NetworkPolicy", network_policy("tk-r", "deny", {"podSelector": {}}))
+    wait_for(lambda: group_policies(nm, "k8s-tk-r") == ["k8s.tk-r.deny"], what="attached")
+    # someone detaches the policy and deletes a rule through the REST API; no Kubernetes event follows
+    g = get(nm, "/api/v1/endpointGroups/default:k8s-tk-r/")
+    nm.json("POST", "/api/v1/endpointGroups/default:k8s-tk-r/", dict(g, policies=[]))
+    victim = rules(nm, "k8s.tk-r.deny")[0]
+    nm.json("DELETE", f"/api/v1/rules/{victim['key']}/")
+    wait_for(lambda: group_policies(nm, "k8s-tk-r") == ["k8s.tk-r.deny"], what="re-attached by the resync")
+    wait_for(lambda: set(brief(rules(nm, "k8s.tk-r.deny"))) == set(DENY_IN), what="rule put back")

@@ -8,7 +8,8 @@ The mapping (docs/kubernetes.md; inexact points in docs/decisions.md):
   another ``io.contiv.tenant`` are not in this tenant: never targets (noted), still peers by IP.
 - A NetworkPolicy ``ns/name`` -> contiv policy ``k8s.<ns>.<name>`` (names longer than 64 characters
   end in a hash instead: ``k8s.<ns>.h<sha1[:12]>``), attached to the groups of the pods its
-  ``podSelector`` selects (plus the group a ``matchLabels`` ``io.contiv.net-group`` names). A group
+  ``podSelector`` selects (plus the group a ``matchLabels`` ``io.contiv.net-group`` names, and
+  ``k8s-<ns>`` for the empty selector, so pods started later are covered from the start). A group
   is the unit contiv enforces on, so the policy applies to every pod of such a group.
 - Isolation: a policy type (Ingress / Egress, defaulted as the API does) adds two deny rules at
   priority 1 in that direction, ``tcp`` (the data plane matches only connection set-up, SYN
@@ -374,6 +375,8 @@ def translate_policy(cache: Cache, np: dict, problems: list[str]) -> DesiredPoli
     named = (pod_sel.get("matchLabels") or {}).get(GROUP_LABEL) if isinstance(pod_sel, dict) else None
     if isinstance(named, str) and named:
         dp.groups.add(named)
+    if isinstance(pod_sel, dict) and not pod_sel.get("matchLabels") and not pod_sel.get("matchExpressions"):
+        dp.groups.add(ns_group(ns))  # every pod of the namespace, also those not started yet
     types = spec.get("policyTypes")
     if types is None:
         types = ["Ingress"] + (["Egress"] if spec.get("egress") else [])

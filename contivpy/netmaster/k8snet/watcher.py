@@ -22,7 +22,8 @@ Design (level-triggered, docs/kubernetes.md):
   cannot be deleted yet (it still has endpoints) is retried the same way.
 
 The reconciler's workers start only after every informer listed once, so nothing is deleted
-from a partial view.
+from a partial view. Every ``RESYNC`` seconds (env ``CONTIV_NETMASTER_K8S_RESYNC``) every
+namespace and Service key is converged again, which repairs drift made through the REST API.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from typing import Any
 
 from contivpy.common import k8sapi
@@ -42,11 +44,23 @@ from contivpy.netmaster.k8snet import translate as T
 log = logging.getLogger("netmaster.k8s")
 
 KINDS = ("Namespace", "Pod", "NetworkPolicy", "Service", "Endpoints")
+RESYNC = 600.0  # seconds between full re-convergences (``CONTIV_NETMASTER_K8S_RESYNC`` overrides)
+
+
+def resync_period(env: dict[str, str]) -> float:
+    try:
+        v = float(env.get("CONTIV_NETMASTER_K8S_RESYNC", "") or RESYNC)
+    except ValueError:
+        v = RESYNC
+    return v if v > 0 else RESYNC
 
 
 class K8sWatcher:
-    def __init__(self, crud: Any, client: k8sapi.KubeClient, network: str = T.NETWORK) -> None:
+    def __init__(
+        self, crud: Any, client: k8sapi.KubeClient, network: str = T.NETWORK, resync: float = RESYNC
+    ) -> None:
         self.crud = crud
+        self.resync = resync
         self.client = client
         self.network = network
         self.cache = T.Cache()
@@ -267,6 +281,18 @@ class K8sWatcher:
             log.info("kubernetes: initial lists loaded; reconciling")
             self.rec.mark_synced()
             tg.create_task(self.rec.run(), name="k8s-reconciler")
+            tg.create_task(self._resync(), name="k8s-resync")
+
+    async def _resync(self) -> None:
+        """Every ``resync`` seconds converge every key again: a contiv object changed or removed
+        through the REST API behind the watcher's back is put back (events alone would not)."""
+        while True:
+            await asyncio.sleep(self.resync)
+            for ns in sorted(self.cache.namespaces()):
+                self.rec.enqueue("ns/" + ns)
+            for ns, name in sorted(self.cache.kind("Service")):
+                self.rec.enqueue(f"svc/{ns}/{name}")
+            self.rec.enqueue("gc")
 
 
 async def run_leader(crud: Any, config_path: str) -> None:
@@ -288,7 +314,7 @@ async def run_leader(crud: Any, config_path: str) -> None:
     log.info("kubernetes: watching %s (config: %s)", cfg.server, cfg.source)
     client = k8sapi.KubeClient(cfg)
     try:
-        await K8sWatcher(crud, client).run()
+        await K8sWatcher(crud, client, resync=resync_period(dict(os.environ))).run()
     finally:
         await client.close()
 
