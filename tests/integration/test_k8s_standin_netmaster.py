@@ -361,3 +361,33 @@ def test_k8s_standin_resync_repairs_rest_drift(netmaster_factory, standin, tmp_p
     nm.json("DELETE", f"/api/v1/rules/{victim['key']}/")
     wait_for(lambda: group_policies(nm, "k8s-tk-r") == ["k8s.tk-r.deny"], what="re-attached by the resync")
     wait_for(lambda: set(brief(rules(nm, "k8s.tk-r.deny"))) == set(DENY_IN), what="rule put back")
+
+
+def test_k8s_standin_tls_client_cert_and_token(netmaster_factory, tmp_path):
+    from tests.fixtures.etcd import make_pki
+
+    pki = make_pki(tmp_path)
+    tls = {"cert": pki["server_cert"], "key": pki["server_key"], "client_ca": pki["ca"]}
+    standin = K8sStandIn(tls=tls, token="tk-secret").start()
+    try:
+        token = tmp_path / "token"
+        token.write_text("tk-secret\n")
+        good = tmp_path / "good.json"
+        good.write_text(json.dumps({"K8S_API_SERVER": standin.url, "K8S_CA": str(pki["ca"]),
+                                    "K8S_CERT": str(pki["client_cert"]), "K8S_KEY": str(pki["client_key"]),
+                                    "K8S_TOKEN": str(token)}))  # fmt: skip
+        nm = netmaster_factory(args=["--mode", "kubernetes", "--k8s-config", str(good)])
+        nm.json("POST", "/api/v1/networks/default:default-net/", NET)
+        standin.apply("Namespace", namespace("tk-t"))
+        wait_for(lambda: get(nm, "/api/v1/endpointGroups/default:k8s-tk-t/"), what="over https with a token")
+        nm.stop()
+        # a wrong token: 401 is logged and retried; netmaster keeps serving, nothing is translated
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps(dict(json.loads(good.read_text()), K8S_TOKEN="wrong")))
+        nm2 = netmaster_factory(args=["--mode", "kubernetes", "--k8s-config", str(bad)])
+        standin.apply("Namespace", namespace("tk-t2"))
+        wait_for(lambda: "HTTP 401" in nm2.log_path.read_text(), what="401 logged")
+        assert get(nm2, "/api/v1/endpointGroups/default:k8s-tk-t2/") is None
+        assert nm2.request("GET", "/version")[0] == 200
+    finally:
+        standin.stop()

@@ -9,7 +9,8 @@ whose object is a ``Status`` with ``code: 410, reason: Expired`` (``gone_as_http
 410 answer instead). Not implemented: field/label selectors on lists, pagination tokens, auth,
 server-side validation (objects are stored as given).
 
-It runs an aiohttp server on 127.0.0.1 in its own thread, so a test drives it from plain
+Optional TLS (server certificate, client certificates) and a required bearer token, answered
+with 401 as the API server does. It runs an aiohttp server on 127.0.0.1 in its own thread, so a test drives it from plain
 synchronous code: ``apply(kind, obj)`` (create or replace: bumps the resourceVersion and sends
 ADDED/MODIFIED), ``delete(kind, ns, name)``, ``drop_watches()`` (breaks every open stream:
 a disconnect), ``expire()`` (forgets the history: the next watch from an old version gets 410),
@@ -38,8 +39,14 @@ KIND_PATH = {kind: path for path, (kind, _) in PATHS.items()}
 
 
 class K8sStandIn:
-    def __init__(self, gone_as_http: bool = False) -> None:
+    def __init__(
+        self, gone_as_http: bool = False, tls: dict[str, Any] | None = None, token: str = ""
+    ) -> None:
+        """``tls``: {"cert", "key"} (https) and optionally "client_ca" (client certificates required);
+        ``token``: a bearer token every request must carry (else 401, as the API server answers)."""
         self.gone_as_http = gone_as_http
+        self.tls = tls
+        self.token = token
         self.rv = 100
         self.objs: dict[str, dict[tuple[str, str], dict]] = {k: {} for k, _ in PATHS.values()}
         self.history: list[tuple[int, str, str, dict]] = []  # (rv, kind, type, obj)
@@ -59,12 +66,21 @@ class K8sStandIn:
         return self
 
     async def _start(self) -> None:
-        app = web.Application()
+        app = web.Application(middlewares=[self._auth])
         for path in PATHS:
             app.router.add_get(path, self._handle)
         self.runner = web.AppRunner(app, handle_signals=False)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        ctx = None
+        if self.tls:
+            import ssl
+
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(str(self.tls["cert"]), str(self.tls["key"]))
+            if self.tls.get("client_ca"):
+                ctx.load_verify_locations(str(self.tls["client_ca"]))
+                ctx.verify_mode = ssl.CERT_REQUIRED
+        site = web.TCPSite(self.runner, "127.0.0.1", 0, ssl_context=ctx)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
@@ -81,7 +97,16 @@ class K8sStandIn:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @web.middleware
+    async def _auth(self, req: web.Request, handler) -> web.StreamResponse:
+        if self.token and req.headers.get("Authorization") != f"Bearer {self.token}":
+            self.requests.append((req.path, {"unauthorized": "1"}))
+            body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": "Unauthorized", "reason": "Unauthorized", "code": 401}  # fmt: skip
+            return web.json_response(body, status=401)
+        return await handler(req)
 
     def _call(self, coro) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
