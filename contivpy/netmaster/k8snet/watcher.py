@@ -64,7 +64,9 @@ class K8sWatcher:
         self.client = client
         self.network = network
         self.cache = T.Cache()
-        self.rec: Reconciler[str] = Reconciler("kubernetes", self._reconcile, max_delay=10.0)
+        self.rec: Reconciler[str] = Reconciler(
+            "kubernetes", self._reconcile, max_delay=10.0, desired=self._desired
+        )
         self.informers = {k: k8sapi.Informer(client, k, self) for k in KINDS}
         self._said: set[str] = set()
 
@@ -101,7 +103,19 @@ class K8sWatcher:
             self.rec.enqueue(k)
 
     # --- reconcile -------------------------------------------------------------------------------
+    def _desired(self, key: str) -> bool:
+        """A key whose object is gone leaves the reconciler's table once converged (no growth with churn)."""
+        kind, _, rest = key.partition("/")
+        if kind == "ns":
+            return rest in self.cache.namespaces()
+        if kind in ("svc", "pod"):
+            ns, _, name = rest.partition("/")
+            return (ns, name) in self.cache.kind("Service" if kind == "svc" else "Pod")
+        return True
+
     def _say(self, text: str) -> None:
+        if len(self._said) > 10000:  # bounded memory of what was already logged
+            self._said.clear()
         if text not in self._said:
             self._said.add(text)
             log.warning("kubernetes: %s", text)
