@@ -266,7 +266,9 @@ def test_k8s_standin_untranslatable_objects_are_logged_and_skipped(k8s_netmaster
     standin.apply("NetworkPolicy", network_policy("tk-e", "nospec", {}) | {"spec": "oops"})
     wait_for(lambda: set(brief(rules(nm, "k8s.tk-e.named"))) == {*DENY_IN, ("in", "allow", 2, "tcp", 80, "")},
              what="translatable part")  # fmt: skip
+    # each policy is its own reconciler key: wait until both skipped ones have been seen
     wait_for(lambda: "badsel skipped" in nm.log_path.read_text(), what="log line")
+    wait_for(lambda: "nospec skipped" in nm.log_path.read_text(), what="log line")
     log = nm.log_path.read_text()
     assert "named port 'http' left out" in log
     assert "protocol SCTP left out" in log
