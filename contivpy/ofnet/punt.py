@@ -21,6 +21,7 @@ import ipaddress
 
 from . import arp as arpmod
 from .flows import OFPP_CONTROLLER, OFPP_TABLE, OFPVID_PRESENT, Output, PushVlan, SetField
+from .hostaccess import mac_of
 from .pipeline import DNS_VLAN, SVC_DNAT
 from .types import LocalEndpoint
 
@@ -48,6 +49,14 @@ class PuntMixin:
             await self._dns(sw, in_port, data)
 
     async def _arp(self, sw, in_port: int, tun_id, req: arpmod.ArpRequest) -> None:
+        if self.host.enabled and in_port == self.host.port:  # the host asks for a private address
+            if self.host.arp_target_port(req.dst_ip) in self._local:
+                mac = mac_of(req.dst_ip)
+                await sw.packet_out(OFPP_CONTROLLER, [Output(in_port)], arpmod.arp_reply_frame(req, mac))
+                self._counters["arp_replies"] += 1
+            else:
+                self._counters["arp_ignored"] += 1
+            return
         vtep = next((v for v in self._vteps.values() if v.ofport == in_port), None)
         if vtep is not None:
             vlan = self._vlan_of_vni(tun_id or 0)
