@@ -2,7 +2,7 @@
 
 Contiv endpoint interfaces (contiv-reference §5.3): a veth pair per endpoint, container side ``vport<N>``
 (moved into the container by Docker/CNI), OVS side ``vvport<N>``; the container side gets the endpoint MAC
-(``02:02:<ipv4 bytes>``) and the MTU (1450 like the 1.1.x agent, or the lowest host MTU - 50 on request).
+(``02:02:<ipv4 bytes>``) and the MTU; the OVS side is ``NOARP`` (the host kernel never answers ARP on it) (1450 like the 1.1.x agent, or the lowest host MTU - 50 on request).
 
 On the userspace (netdev) datapath the container side must have TX checksum offload off, or TCP/UDP
 frames reach the peer with unfinished checksums and are dropped (testbed-recipe.md finding 2 / P1). The
@@ -31,6 +31,7 @@ from contivpy.common.errors import ExternalServiceError
 log = logging.getLogger(__name__)
 
 SIOCETHTOOL = 0x8946
+IFF_NOARP = 0x80
 ETHTOOL_STXCSUM = 0x00000017
 _SKIP_MTU_PREFIXES = ("docker", "veth", "vport", "vvport", "lo", "ovs-", "contiv")
 
@@ -66,6 +67,10 @@ def _ensure_veth(name: str, peer: str, mac: str | None, mtu: int, tx_off: bool) 
         if mac:
             kw["address"] = mac
         ipr.link("set", index=ci, **kw)
+        # NOARP on the OVS side: with the userspace datapath the host kernel also receives the frames
+        # OVS reads from vvportN and would answer a container's ARP for the host's own addresses
+        # (contivh0's, the underlay's) with vvportN's MAC, bypassing the pipeline.
+        ipr.link("set", index=pi, flags=IFF_NOARP, change=IFF_NOARP)
         ipr.link("set", index=pi, mtu=mtu, state="up")
     if tx_off:
         _tx_csum_off(name)

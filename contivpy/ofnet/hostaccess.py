@@ -121,8 +121,9 @@ def host_endpoint_flows(ep: LocalEndpoint, vrf_id: int, port: int, pvt_subnet: s
         SetField("vlan_vid", OFPVID_PRESENT | ep.vlan),
     )
     md = F.combine((F.VRF, vrf_id))
+    vid = OFPVID_PRESENT | ep.vlan  # pop_vlan needs a VLAN in the match (OpenFlow 1.3 consistency)
     return [
-        Flow(HOST_SNAT, Prio.MATCH, Match.of(in_port=ep.ofport, eth_type=ETH_IP), snat),
+        Flow(HOST_SNAT, Prio.MATCH, Match.of(in_port=ep.ofport, eth_type=ETH_IP, vlan_vid=vid), snat),
         Flow(
             HOST_DNAT, Prio.MATCH, Match.of(in_port=port, eth_type=ETH_IP, ipv4_dst=pvt), dnat, md, DST_GROUP
         ),
