@@ -5,6 +5,9 @@ Start-up (contiv-reference §5.2, with etcd watches instead of the ofnet RPC rel
      has a ``fwd-mode``; exit if it differs from ``--fwdmode`` (the original's rule);
   2. create/fix the bridges and uplinks over OVSDB and start the flow programmers; an unreachable OVSDB
      is logged clearly and retried every second;
+  2b. host access (reconciler key ``hostAccess`` of the global reconciler, retried on failure): the host
+     port ``contivh0``, IPv4 forwarding, the tagged iptables nat rules and the host access flows for the
+     global ``pvtSubnet`` (default 172.19.0.0/16); a later ``pvt-subnet`` change re-applies them live;
   3. list every watched prefix and enqueue the keys, start the reconcilers' workers and wait until each
      listed key has been tried once (graceful restart: nothing is programmed from a partial view), re-bind
      local endpoints, prune stale ports and flows;
