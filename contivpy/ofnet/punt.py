@@ -5,8 +5,9 @@ Packet-ins: ARP requests (proxy mode) are answered from the endpoint tables (see
 :mod:`arp`); on the vxlan bridge an ARP request of a local endpoint for its network's gateway
 (held by no endpoint), or for a network without a gateway any address outside its subnet, is
 answered with ``arp.GATEWAY_MAC``, so off-subnet traffic, DNS queries to
-an upstream resolver included, leaves the container (then it is dropped in table 9: bridge mode
-has no router). DNS queries from container MACs go to ``dns_resolver(in_port, frame)`` (if set;
+an upstream resolver included, leaves the container (with a host port it leaves through
+``contivh0``, see :mod:`hostaccess`; without one it is dropped in table 9). ARP requests of the host
+port itself are answered with the private MAC of a local endpoint's private address. DNS queries from container MACs go to ``dns_resolver(in_port, frame)`` (if set;
 ``local_endpoint(in_port).vrf`` gives the asker's tenant), which returns the reply frame sent out
 of ``in_port``, or None: then the query is re-injected with VLAN 4093 so it continues through the
 pipeline.
