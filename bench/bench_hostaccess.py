@@ -9,7 +9,8 @@ iperf3 TCP, 3 s, one stream, runs interleaved, medians in Gbit/s:
   contivh0 -> host 1 kernel (MASQUERADE, forward) -> br-phy -> router -> server;
 - host 1 -> outside server: the same path without the container, the pipeline and the NAT;
 - host 1 -> host 2: the underlay through both hosts' br-phy (the issue's "host <-> host through the
-  same OVS").
+  same OVS");
+- container host 1 -> container host 2 over VXLAN (two bridges per host, like the container's path out).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def main() -> None:
         h1, h2 = bed.hosts[1], bed.hosts[2]
         bed.netctl("network", "create", "--subnet", "10.123.1.0/24", "tbhnet")
         _, c = make_ep(h1, "tbhnet", "tbhc1")
+        _, c2 = make_ep(h2, "tbhnet", "tbhc2")
         c.exec("ip", "route", "replace", "default", "dev", "eth0")
         if not c.ping(OUTSIDE_IP):
             raise RuntimeError("container cannot reach the outside")
@@ -44,6 +46,7 @@ def main() -> None:
             "container h1 -> outside (contivh0 + NAT)": (c.name, "tnpo", OUTSIDE_IP),
             "host h1 -> outside": (h1.netns, "tnpo", OUTSIDE_IP),
             "host h1 -> host h2 (br-phy)": (h1.netns, h2.netns, h2.ip),
+            "container h1 -> container h2 (VXLAN)": (c.name, c2.name, c2.ip),
         }
         res: dict[str, list[float]] = {k: [] for k in paths}
         port = 5500
