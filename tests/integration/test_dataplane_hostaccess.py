@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from tests.fixtures.testbed import OUTSIDE_IP, REPO, http_json, wait_for
+from tests.fixtures.testbed import _TCP_CLIENT, OUTSIDE_IP, REPO, http_json, wait_for
 from tests.integration.test_dataplane_basic import make_ep
 
 pytestmark = [pytest.mark.root, pytest.mark.ovs, pytest.mark.etcd]
@@ -75,6 +75,27 @@ def host_ping(host, ip: str, budget: float = 6.0) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+def host_tcp(host, c, ip: str, port: int = 7790, budget: float = 8.0) -> bool:
+    """busybox nc server in container ``c``; a line sent from the host netns to ``ip:port`` arrives."""
+    srv = subprocess.Popen(
+        ["ip", "netns", "exec", c.name, "busybox", "nc", "-l", "-p", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        time.sleep(0.2)
+        client = _TCP_CLIENT.replace("BUDGET", str(budget)).replace("ADDR", repr((ip, port)))
+        r = subprocess.run(
+            ["ip", "netns", "exec", host.netns, sys.executable, "-c", client], timeout=budget + 5
+        )
+        return r.returncode == 0 and "hello-tnp" in srv.communicate(timeout=5)[0]
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+            srv.wait()
 
 
 def pvt_ip(host, ep_id: str) -> str:
@@ -144,6 +165,7 @@ def test_containers_reach_host_other_host_and_outside(bed):
     assert a1.ping(a2.ip), "same network across hosts (VXLAN) still works"
     # container -> own host, -> other host (underlay addresses)
     assert a1.ping(h1.ip) and a1.ping(h2.ip) and b1.ping(h1.ip) and b1.ping(h2.ip)
+    assert a1.ping("172.19.255.254")  # contivh0's own address is the one private address allowed
     # container -> outside HTTP server: the server sees the container's host address (MASQUERADE)
     url = f"http://{OUTSIDE_IP}/cgi-bin/ip"
     assert wget(a1, url) == h1.ip
@@ -155,6 +177,7 @@ def test_containers_reach_host_other_host_and_outside(bed):
     assert p_a1.startswith("172.19.") and p_b1.startswith("172.19.") and p_a1 != p_b1
     assert p_a1 == "172.19." + ".".join(str(b) for b in divmod(ia1["ofport"], 256))
     assert host_ping(h1, p_a1) and host_ping(h1, p_b1)
+    assert host_tcp(h1, a1, p_a1), "TCP host -> container (private address)"
     # the flows that carried it (n_packets > 0): host_snat and host_dnat of a1
     dump = h1.ofctl("dump-flows", "contivVxlanBridge")
     snat = [ln for ln in dump.splitlines() if "table=8" in ln and f"in_port={ia1['ofport']}" in ln]
