@@ -38,7 +38,7 @@ TAG = "contivpy"
 NODEPORT_CHAIN = "CONTIV-NODEPORT"
 HOST_PORT = "contivh0"
 TABLE = "nat"
-IPTABLES = "iptables"
+IPTABLES: tuple[str, ...] = ("iptables",)  # the command (tests prefix it with ``ip netns exec NS``)
 
 _lock = asyncio.Lock()
 
@@ -59,7 +59,7 @@ def is_ours(rule: str) -> bool:
 
 async def run(*args: str, check: bool = True) -> tuple[int, str]:
     """``iptables -w -t nat ARGS``; returns (rc, stdout). Raises ExternalServiceError when ``check``."""
-    cmd = [IPTABLES, "-w", "-t", TABLE, *args]
+    cmd = [*IPTABLES, "-w", "-t", TABLE, *args]
     try:
         proc = await asyncio.create_subprocess_exec(
             *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
