@@ -32,6 +32,7 @@ from contivpy.common.errors import ConflictError, NotFoundError, ValidationError
 
 from . import builders as B
 from .flowcache import FlowCache
+from .hostaccess import HostAccess
 from .punt import PuntMixin
 from .svcproxy import ServiceProxy
 from .switch import OfController
@@ -71,6 +72,7 @@ class OfnetAgent(PuntMixin):
         self.controller.on_packet_in = self._packet_in
         self.cache = FlowCache(self.controller)
         self.svc = ServiceProxy(self)
+        self.host = HostAccess()  # contivh0 (vxlan bridge): hostaccess.py
         self.controller.on_connect.append(lambda _sw: self.svc.recover())  # after the cache's read-back
         self.dns_resolver: DnsResolver | None = None
         self._vrf_ids: dict[str, int] = {}
@@ -171,11 +173,16 @@ class OfnetAgent(PuntMixin):
         owners = []
         if clash is not None:  # same ip:vrf moved to another port: the old port's flows go
             del self._local[clash.ofport]
-            owners += [(f"lep:{clash.ofport}", [], []), self._net_owner(clash.vlan)]
+            owners += [
+                (f"lep:{clash.ofport}", [], []),
+                (f"hep:{clash.ofport}", [], []),
+                self._net_owner(clash.vlan),
+            ]
         self._vrf_id(ep.vrf)
         old = self._local.get(ep.ofport)
         self._local[ep.ofport] = ep
         owners.append(self._lep_owner(ep))
+        owners.append(self._hep_owner(ep))
         owners.append(self._net_owner(ep.vlan))
         if old is not None and old.vlan != ep.vlan:
             owners.append(self._net_owner(old.vlan))
@@ -186,11 +193,29 @@ class OfnetAgent(PuntMixin):
         ep = self._local.pop(ofport, None)
         if ep is None:
             return
-        await self._apply((f"lep:{ofport}", [], []), self._net_owner(ep.vlan))
+        await self._apply((f"lep:{ofport}", [], []), (f"hep:{ofport}", [], []), self._net_owner(ep.vlan))
         await self.svc.refresh()
 
     def _lep_owner(self, ep: LocalEndpoint):
         return (f"lep:{ep.ofport}", B.local_endpoint_flows(ep, self._vrf_id(ep.vrf), self.datapath), [])
+
+    def _hep_owner(self, ep: LocalEndpoint):
+        if self.datapath != "vxlan":
+            return (f"hep:{ep.ofport}", [], [])
+        return self.host.endpoint_owner(ep, self._vrf_id(ep.vrf))
+
+    # ---- host access (contivh0; hostaccess.py) ------------------------------------------------
+    async def set_host_port(self, ofport: int | None, pvt_subnet: str = "") -> None:
+        """Install (or, with ``None``, remove) the host port's flows and every local endpoint's
+        private-address NAT flows; a changed ``pvt_subnet`` rewrites them all."""
+        if self.datapath != "vxlan":
+            raise ValidationError("the host port exists only on the vxlan bridge")
+        self.host.set(ofport, pvt_subnet)
+        await self._apply(self.host.port_owner(), *[self._hep_owner(ep) for ep in self._local.values()])
+
+    def private_ip(self, ofport: int) -> str:
+        """The private (host access) address of the local endpoint on ``ofport``, or ""."""
+        return self.host.private_ip(ofport) if ofport in self._local else ""
 
     # ---- VTEPs and remote endpoints ------------------------------------------------------------
     async def add_vtep(self, ofport: int, remote_ip: str) -> None:
@@ -316,6 +341,8 @@ class OfnetAgent(PuntMixin):
             "vteps": len(self._vteps),
             "rules": len(self._rules),
             "services": len(self.svc.services),
+            "host_port": self.host.port or 0,
+            "pvt_subnet": self.host.pvt_subnet,
             "flows": len(flows),
             "flows_per_table": per_table,
             "groups": len(self.cache.desired_groups()),

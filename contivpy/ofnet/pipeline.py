@@ -37,6 +37,7 @@ __all__ = [
     "check_goto",
     "DNS_VLAN",
     "SVC_CT_ZONE",
+    "HOST_PORT_SUFFIX",
 ]
 
 
@@ -54,13 +55,13 @@ class Table:
 
 INPUT = Table(0, "input", "drop multicast src; ARP/DNS punt to controller; else -> vlan")
 VLAN = Table(1, "vlan", "classify by in_port / VTEP+VNI: VLAN push, metadata VRF+src EPG")
-HOST_DNAT = Table(2, "host_dnat", "(vrouter) traffic from contivh0: private IP -> endpoint IP")
+HOST_DNAT = Table(2, "host_dnat", "traffic from contivh0: private IP -> endpoint IP")
 SVC_DNAT = Table(3, "svc_dnat", "service LB DNAT; miss -> dst_group")
 DST_GROUP = Table(4, "dst_group", "dst IP (+VRF) -> dst EPG in metadata; miss -> policy")
 POLICY = Table(5, "policy", "ACL rules (10 + rule priority); miss -> svc_snat (default allow)")
 SVC_SNAT = Table(6, "svc_snat", "service LB reverse NAT; miss -> mac_dest")
 IP = Table(7, "ip", "(vrouter) /32 routing")
-HOST_SNAT = Table(8, "host_snat", "(vrouter) egress via contivh0")
+HOST_SNAT = Table(8, "host_snat", "egress via contivh0: endpoint IP -> its private IP")
 MAC_DEST = Table(9, "mac_dest", "dst MAC+VLAN -> port/VTEP; per-VLAN flood; vlan bridge: NORMAL")
 
 TABLES: tuple[Table, ...] = (
@@ -91,6 +92,9 @@ class Prio(IntEnum):
     PORT_DSCP = 11  # same, IP traffic with DSCP marking
     POLICY_BASE = 10  # policy flow priority = POLICY_BASE + rule priority
     SVC_WATCH = 10  # svc_dnat: first packet to a service VIP+proto -> controller (original: 10)
+    HOST_DIVERT = 50  # svc_snat: IP to the router MAC (off-subnet) -> host_snat (host access)
+    HOST_DENY = 51  # svc_snat: same, addressed to the private subnet -> drop
+    HOST_ALLOW = 52  # svc_snat: same, addressed to contivh0's own address -> host_snat
     MATCH = 100  # exact matches (MAC, dst IP, VTEP classification, ARP punt)
     DNS_REINJECT = 101
     UPLINK_DNS = 102  # DNS from uplink/VTEP bypasses the punt
@@ -99,6 +103,12 @@ class Prio(IntEnum):
 # conntrack zone of the service LB's NAT (svc_dnat commits client -> VIP connections with a DNAT,
 # svc_snat un-NATs their replies); no other part of the pipeline uses conntrack.
 SVC_CT_ZONE = 65000
+
+
+# Host access (docs/ovs-pipeline.md): the host port contivh0 takes the address pvtSubnet + 0xfffe
+# (172.19.255.254 for 172.19.0.0/16); a local endpoint on OpenFlow port P gets pvtSubnet + P as its
+# private address.  MACs of both are 02:02:<address bytes>.
+HOST_PORT_SUFFIX = 0xFFFE
 
 
 def table_by_id(table_id: int) -> Table:
