@@ -8,8 +8,9 @@ while the agent is down), and the agent is restarted; not one ping may be lost. 
 flows are checked with ``ovs-ofctl -O OpenFlow13 dump-flows``: one per endpoint (local and remote)
 and one per gateway, and gone with the endpoint when it is deleted.
 
-The outage is kept shorter than the 10 s registration lease: a longer one makes the peers drop
-their tunnels to the host (docs/failure-modes.md), which is another fault.
+A longer outage lets the agent's 10 s registration lease expire; the peers then keep their tunnel
+to the host for ``REMOVE_GRACE`` seconds, so an agent restarted within that time costs nothing
+either (``test_lease_expiry_during_outage_keeps_tunnels``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 
 import pytest
 
+from contivpy.netplugin.managers.vtep import REMOVE_GRACE
 from tests.fixtures.testbed import Testbed, wait_for
 from tests.integration.test_dataplane_basic import delete_ep, has_flow, make_ep
 
@@ -193,3 +195,43 @@ def test_responder_flows_go_with_the_endpoint(bed, eps):
     # the others' flows are untouched
     assert has_flow(h1, "table=10", f"arp_tpa={eps['x2'][0]['ip_address']},")
     assert has_flow(h2, "table=10", f"arp_tpa={eps['x1'][0]['ip_address']},")
+
+
+def test_lease_expiry_during_outage_keeps_tunnels(bed, eps):
+    """The agent stays down until its registration lease has expired and its VTEP key is gone; host 2
+    keeps its tunnel (same port, same ofport, same flows) and, once the agent is back and registered
+    again, nothing was rebuilt and no ping was lost across the hosts."""
+    h1, h2 = bed.hosts[1], bed.hosts[2]
+    cx1, cx2 = eps["x1"][1], eps["x2"][1]
+    port = "vxif" + h1.ip.replace(".", "")
+    key = f"/contiv.io/service/netplugin.vtep/{h1.ip}:4789"
+    ofport = h2.vsctl("get", "interface", port, "ofport").strip()
+    flows_before = h2.flows("contivVxlanBridge")
+    pingers = [Pinger(cx1, cx2.ip, 30.0), Pinger(cx2, cx1.ip, 30.0)]
+    try:
+        time.sleep(1.0)
+        h1.stop_netplugin(signal.SIGKILL)
+        t_kill = time.monotonic()
+        wait_for(
+            lambda: not bed.etcdctl("get", key, "--print-value-only").strip(), 15, 0.2, "h1's lease to expire"
+        )
+        expired_after = time.monotonic() - t_kill
+        flush_all([cx1, cx2])
+        time.sleep(1.0)
+        assert port in h2.ports("contivVxlanBridge")
+        assert "keeping its tunnel" in (h2.dir / "netplugin.log").read_text()
+        h1.start_netplugin()
+        wait_for(
+            lambda: bed.etcdctl("get", key, "--print-value-only").strip(), 15, 0.2, "h1 registered again"
+        )
+        assert time.monotonic() - t_kill < REMOVE_GRACE
+        time.sleep(REMOVE_GRACE - (time.monotonic() - t_kill) + 1)  # past the grace: nothing may go now
+        flush_all([cx1, cx2])
+        results = [p.result(60) for p in pingers]
+    finally:
+        for p in pingers:
+            p.kill()
+    assert h2.vsctl("get", "interface", port, "ofport").strip() == ofport
+    assert h2.flows("contivVxlanBridge") == flows_before
+    lost = [tx - rx for tx, rx, _ in results]
+    assert lost == [0, 0], (expired_after, [r[2] for r in results])
