@@ -296,6 +296,7 @@ class OfnetAgent(PuntMixin):
             *[self._lep_owner(ep) for ep in self._local.values()],
             *[self._rep_owner(k) for k in self._remote],
             *[self._net_owner(v) for v in self._networks],
+            *self.svc.watch_owners(),
         )
 
     @property

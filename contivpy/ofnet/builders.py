@@ -15,7 +15,8 @@ Shapes follow the original's dump-flows (original-transcripts §8, original-perf
   ARP responder (proxy)  svc_snat priority=100 arp,arp_op=1 -> goto arp_responder; arp_responder priority=1 -> CONTROLLER;
                          per endpoint arp_responder priority=100 arp,arp_op=1,<scope>,arp_tpa=IP -> reply in place
                          (vxlan scope dl_vlan=V, remote endpoints also metadata=0/0x1; vlan bridge scope metadata=VRF);
-                         per vxlan network with a gateway: priority=90,metadata=0/0x1,dl_vlan=V,arp_tpa=GW -> GATEWAY_MAC
+                         per vxlan network with a gateway: priority=90,metadata=0/0x1,dl_vlan=V,arp_tpa=GW -> GATEWAY_MAC;
+                         per service: priority=95,metadata=VRF|0/VRF|0x1,vlan present,arp_tpa=VIP -> 02:02:<vip>
   service client         svc_dnat priority=100 <proto>,metadata=VRF,nw_src=client,nw_dst=VIP,tp_dst=svcPort
                            -> set dl_dst=provider MAC, ct(commit,zone=Z,nat(dst=provider:provPort)) -> dst_group
                          svc_snat priority=100 <proto>,metadata=VRF,nw_src=provider,nw_dst=client,tp_src=provPort
@@ -77,6 +78,7 @@ __all__ = [
     "uplink_flows",
     "rule_flows",
     "service_watch_flows",
+    "vip_mac",
     "service_client_flows",
 ]
 
@@ -351,13 +353,27 @@ def rule_flows(rule: Rule) -> list[Flow]:
 _L4 = {"tcp": (IP_PROTO_TCP, "tcp_src", "tcp_dst"), "udp": (IP_PROTO_UDP, "udp_src", "udp_dst")}
 
 
-def service_watch_flows(svc: Service, vrf_id: int) -> list[Flow]:
-    """Punt the first packet of a client to the VIP (one flow per protocol of the service)."""
+def vip_mac(vip: str) -> str:
+    """The proxy MAC of a service VIP: ``02:02:`` + its IPv4 bytes (as the original)."""
+    return "02:02:" + ":".join(f"{int(b):02x}" for b in vip.split("."))
+
+
+def service_watch_flows(svc: Service, vrf_id: int, arp_proxy: bool = False) -> list[Flow]:
+    """Punt the first packet of a client to the VIP (one flow per protocol of the service); with
+    ``arp_proxy``, answer ARP for the VIP from local endpoints of its tenant with :func:`vip_mac`
+    (the service LB is vxlan-only: the VLAN pushed in table vlan is popped; an endpoint holding the
+    address wins)."""
     md = (F.VRF.value(vrf_id), F.VRF.mask)
     out = []
     for proto in sorted({p for _, _, p in svc.ports}):
         m = Match.of(eth_type=ETH_IP, ip_proto=_L4[proto][0], metadata=md, ipv4_dst=svc.vip)
         out.append(Flow(SVC_DNAT, Prio.SVC_WATCH, m, (Controller(),)))
+    if arp_proxy:
+        m = Match.of(
+            eth_type=ETH_ARP, arp_op=ARP_REQUEST, arp_tpa=svc.vip,
+            metadata=F.combine((F.VRF, vrf_id), (F.RX_VTEP, 0)), vlan_vid=(OFPVID_PRESENT, OFPVID_PRESENT),
+        )  # fmt: skip
+        out.append(Flow(ARP_RESPONDER, Prio.ARP_VIP, m, arp_reply_actions(vip_mac(svc.vip), svc.vip, True)))
     return out
 
 

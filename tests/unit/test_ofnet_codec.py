@@ -14,7 +14,7 @@ from contivpy.ofnet import builders as B
 from contivpy.ofnet.cookies import cookie_for
 from contivpy.ofnet.flows import OFPP_IN_PORT, Flow, Match, Move, Output
 from contivpy.ofnet.pipeline import ARP_RESPONDER, MAC_DEST
-from contivpy.ofnet.types import LocalEndpoint, Network, RemoteEndpoint, Rule, Vtep
+from contivpy.ofnet.types import LocalEndpoint, Network, RemoteEndpoint, Rule, Service, Vtep
 
 
 def built_flows():
@@ -26,6 +26,7 @@ def built_flows():
     out += [f for f in B.local_endpoint_flows(lep, 1, "vlan", arp_proxy=True) if f.table == ARP_RESPONDER]
     rep = RemoteEndpoint("02:02:0a:01:01:05", "10.1.1.5", "1.2.3.4", vni=77)
     out += B.remote_endpoint_flows(rep, 1, 3, 9, "vxlan", arp_proxy=True)
+    out += B.service_watch_flows(Service("10.1.1.100", "t", ["80:8080:TCP", "53:53:UDP"]), 2, arp_proxy=True)
     out += B.uplink_flows(1, True) + B.vtep_flows(Vtep(9, "1.2.3.4"), True)
     out += B.rule_flows(Rule("a", 3, 1, 2, "10.0.0.0/8", "10.1.1.1", 17, 53, 5353))
     out += B.rule_flows(Rule("b", 0, 0, 2, protocol=6, tcp_flags="syn,!ack", action="deny"))
@@ -142,7 +143,7 @@ def test_encoding_and_text_agree_with_ovs_ofctl(tmp_path):
     theirs = [_ovs_flow_text(ln) for ln in parsed.stdout.splitlines() if "OFPT_FLOW_MOD" in ln]
     assert len(ours) == len(flows) and ours == theirs
     responder = [t for t in ours if t.startswith("table:10 ")]
-    assert len(responder) == 5 and all("IN_PORT" in t for t in responder[1:])
+    assert len(responder) == 6 and all("IN_PORT" in t for t in responder[1:])
 
 
 def test_move_read_back_from_nxm_headers():

@@ -8,7 +8,7 @@ from contivpy.common.errors import ValidationError
 from contivpy.ofnet import builders as B
 from contivpy.ofnet import cookies, fields
 from contivpy.ofnet.pipeline import TABLES, Prio
-from contivpy.ofnet.types import LocalEndpoint, Network, RemoteEndpoint, Rule, Vtep
+from contivpy.ofnet.types import LocalEndpoint, Network, RemoteEndpoint, Rule, Service, Vtep
 
 
 def texts(flows):
@@ -198,3 +198,15 @@ def test_arp_responder_gateway_flow():
     )
     assert _responder(B.network_flows(Network(1, 5001), 1, [], arp_proxy=True)) == []
     assert _responder(B.network_flows(net, 1, [])) == []
+
+
+def test_arp_responder_vip_flow():
+    svc = Service("10.1.1.100", "t", ["80:8080:TCP"])
+    assert _responder(B.service_watch_flows(svc, 2)) == []
+    assert _responder(B.service_watch_flows(svc, 2, arp_proxy=True)) == [
+        "table=arp_responder, priority=95,arp,metadata=0x200000000/0xff00000001,vlan_vid=0x1000/0x1000,"
+        "arp_op=1,arp_tpa=10.1.1.100 "
+        + REPLY.format(mac="02:02:0a:01:01:64", ip="10.1.1.100", pop="pop_vlan,")
+    ]
+    # endpoints outrank a VIP, which outranks the gateway; anything else is punted
+    assert Prio.ARP_ENDPOINT > Prio.ARP_VIP > Prio.ARP_GATEWAY > Prio.ARP_PUNT
