@@ -1,7 +1,7 @@
 """Data plane acceptance: two hosts (netns, own OVS userspace datapath, br-phy underlay), real etcd, real
 netmaster, one real netplugin process per host; "containers" are netns holding the agent-made vportN.
 
-Covers: cross-host ping and TCP both ways over VXLAN, flows in ofnet's tables, ARP answered by the agent
+Covers: cross-host ping and TCP both ways over VXLAN, flows in ofnet's tables, ARP answered by OVS flows
 (proxy mode), isolation between networks, two tenants with the same subnet, VLAN network over the uplink,
 endpoint delete on every host, network delete, oper/ovs-driver records in etcd, unknown network refused.
 """
