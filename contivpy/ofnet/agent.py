@@ -14,7 +14,13 @@ does not know yet; call :meth:`sync_complete` once the full state has been re-ap
 prune leftovers.  VRF ids are allocated per tenant name in first-use order (first -> 1),
 so replaying networks in a stable order reproduces the same metadata values.
 
-Packet-ins (ARP proxy, DNS punt, service first packets) are handled by :class:`punt.PuntMixin`.
+ARP proxy (default mode): each endpoint owner (``lep:``/``rep:``) and each vxlan network owner
+(its gateway) also carries an ``arp_responder`` flow that answers ARP for its address inside OVS,
+so known addresses resolve while this process is down; they go and come with their owner, and
+with the mode (``set_arp_mode`` re-applies every owner).
+
+Packet-ins (ARP the responder flows do not answer, DNS punt, service first packets) are handled by
+:class:`punt.PuntMixin`.
 
 Service load balancing (tables svc_dnat/svc_snat, VIP ARP answers) lives in :mod:`svcproxy`;
 ``add_service``/``remove_service`` manage it, and every endpoint change lets it re-check its
@@ -162,7 +168,7 @@ class OfnetAgent(PuntMixin):
             return (f"net:{vlan}", [], [])
         vteps = list(self._vteps.values())
         ports = [ep.ofport for ep in self._local.values() if ep.vlan == vlan]
-        flows = B.network_flows(net, self._vrf_id(net.vrf), vteps)
+        flows = B.network_flows(net, self._vrf_id(net.vrf), vteps, self._arp_proxy)
         return (f"net:{vlan}", flows, B.flood_groups(net, ports, vteps))
 
     # ---- local endpoints ---------------------------------------------------------------------
@@ -197,7 +203,8 @@ class OfnetAgent(PuntMixin):
         await self.svc.refresh()
 
     def _lep_owner(self, ep: LocalEndpoint):
-        return (f"lep:{ep.ofport}", B.local_endpoint_flows(ep, self._vrf_id(ep.vrf), self.datapath), [])
+        flows = B.local_endpoint_flows(ep, self._vrf_id(ep.vrf), self.datapath, self._arp_proxy)
+        return (f"lep:{ep.ofport}", flows, [])
 
     def _hep_owner(self, ep: LocalEndpoint):
         if self.datapath != "vxlan":
@@ -266,9 +273,11 @@ class OfnetAgent(PuntMixin):
             vlan, vt = self._vlan_of_vni(ep.vni), self._vteps.get(ep.vtep_ip)
             if vlan is None or vt is None:
                 return (f"rep:{key}", [], [])  # pending until network and VTEP are known
-            flows = B.remote_endpoint_flows(ep, self._vrf_id(ep.vrf), vlan, vt.ofport, "vxlan")
+            flows = B.remote_endpoint_flows(
+                ep, self._vrf_id(ep.vrf), vlan, vt.ofport, "vxlan", self._arp_proxy
+            )
         else:
-            flows = B.remote_endpoint_flows(ep, self._vrf_id(ep.vrf), ep.vlan, None, "vlan")
+            flows = B.remote_endpoint_flows(ep, self._vrf_id(ep.vrf), ep.vlan, None, "vlan", self._arp_proxy)
         return (f"rep:{key}", flows, [])
 
     # ---- vlan bridge uplinks ---------------------------------------------------------------------
@@ -306,7 +315,18 @@ class OfnetAgent(PuntMixin):
         if mode not in ("proxy", "flood"):
             raise ValidationError(f"invalid arp mode {mode!r}")
         self.arp_mode = mode
-        await self.cache.apply("arp", B.arp_punt_flows(mode))
+        # the divert/punt flows, then every owner with responder flows (endpoints, gateways)
+        await self._apply(
+            ("arp", B.arp_punt_flows(mode), []),
+            *[self._lep_owner(ep) for ep in self._local.values()],
+            *[self._rep_owner(k) for k in self._remote],
+            *[self._net_owner(v) for v in self._networks],
+            *self.svc.watch_owners(),
+        )
+
+    @property
+    def _arp_proxy(self) -> bool:
+        return self.arp_mode == "proxy"
 
     # ---- service load balancer (svcproxy.py) ------------------------------------------------------
     async def add_service(self, svc: Service) -> None:
