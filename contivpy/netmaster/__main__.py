@@ -64,10 +64,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ns = config.parse_args(sys.argv[1:] if argv is None else argv)
     if ns.version:
-        v = config.version_info()
-        sys.stdout.write(
-            f"Version: {v['Version']}\nGitCommit: {v['GitCommit']}\nBuildTime: {v['BuildTime']}\n"
-        )
+        from contivpy.version import version_text
+
+        sys.stdout.write(version_text())
         return 0
     setup_logging()
     try:

@@ -11,7 +11,7 @@ import logging
 import signal
 import sys
 
-from contivpy.netplugin.config import EXIT_CONFIG, ConfigError, parse
+from contivpy.netplugin.config import EXIT_CONFIG, ConfigError, ShowVersion, parse
 
 
 async def _amain(cfg) -> int:
@@ -36,6 +36,11 @@ async def _amain(cfg) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         cfg = parse(argv)
+    except ShowVersion:
+        from contivpy.version import version_text
+
+        sys.stdout.write(version_text())
+        return 0
     except ConfigError as e:
         if str(e):
             print(f"netplugin: {e}", file=sys.stderr)
