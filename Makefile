@@ -2,12 +2,31 @@
 # The project's virtual environment, made by scripts/install-deps.sh with Debian's own python3.
 PYTHON ?= .venv/bin/python
 
-.PHONY: deps install demo test lint bench
+# `make install` (docs/deployment.md): a venv at PREFIX made with BASE_PYTHON, the commands linked
+# into SBINDIR, the systemd units into UNITDIR (nothing enabled). DESTDIR stages under another root.
+# SRC is what pip installs: this checkout, or a wheel from `make dist`.
+PREFIX ?= /opt/contivpy
+SBINDIR ?= /usr/local/sbin
+UNITDIR ?= /etc/systemd/system
+BASE_PYTHON ?= /usr/bin/python3
+DESTDIR ?=
+SRC ?= $(CURDIR)
+INSTALL_VARS = PREFIX="$(PREFIX)" SBINDIR="$(SBINDIR)" UNITDIR="$(UNITDIR)" BASE_PYTHON="$(BASE_PYTHON)" \
+	DESTDIR="$(DESTDIR)" SRC="$(SRC)"
+
+.PHONY: deps install uninstall dist demo test lint bench
 
 deps:            ## install the system packages and the Python package (idempotent)
 	bash scripts/install-deps.sh
 
-install: deps
+install:         ## install into $(PREFIX) (a venv), link commands into $(SBINDIR), units into $(UNITDIR)
+	$(INSTALL_VARS) sh scripts/install.sh install
+
+uninstall:       ## reverse `make install` (same variables)
+	$(INSTALL_VARS) sh scripts/install.sh uninstall
+
+dist: deps       ## wheel and sdist into dist/
+	$(PYTHON) -m build -o dist .
 
 demo: deps       ## etcd + netmaster + two simulated hosts (OVS, dockerd, netplugin) running the seed scenario
 	$(PYTHON) scripts/demo.py

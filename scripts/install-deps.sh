@@ -28,7 +28,7 @@ fi
 # (Re)install in editable mode unless the venv's contivpy already is this checkout with every dependency.
 if ! "$venv/bin/python" -I - "$here" <<'PY' 2>/dev/null
 import os, sys
-import contivpy, aetcd, os_ken, pyroute2, aiohttp, pydantic, pytest_asyncio, dns, hypothesis, cryptography  # noqa: F401
+import contivpy, aetcd, os_ken, pyroute2, aiohttp, pydantic, pytest_asyncio, dns, hypothesis, cryptography, prometheus_client, build  # noqa: F401
 here = os.path.realpath(sys.argv[1])
 sys.exit(0 if os.path.realpath(os.path.dirname(os.path.dirname(contivpy.__file__))) == here else 1)
 PY
