@@ -39,7 +39,12 @@ def clean_env() -> dict[str, str]:
 
 def run(*cmd, cwd, timeout=300, env=None) -> subprocess.CompletedProcess:
     r = subprocess.run(
-        [str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env or clean_env()
+        [str(c) for c in cmd],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=env or clean_env(),
     )
     assert r.returncode == 0, f"{cmd} -> {r.returncode}\n{r.stdout}\n{r.stderr}"
     return r
@@ -70,7 +75,13 @@ def test_build_makes_wheel_and_sdist(dist):
     assert "Requires-Dist: prometheus-client" in meta
     with tarfile.open(sdist) as t:
         members = {m.split("/", 1)[1] for m in t.getnames() if "/" in m}
-    for f in ("Makefile", "scripts/install.sh", "systemd/netplugin.service", "docs/deployment.md", "bin/netctl"):
+    for f in (
+        "Makefile",
+        "scripts/install.sh",
+        "systemd/netplugin.service",
+        "docs/deployment.md",
+        "bin/netctl",
+    ):
         assert f in members, f
 
 
