@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ns = config.parse_args(sys.argv[1:] if argv is None else argv)
     if ns.version:
-        from contivpy.version import version_text
+        from contivpy.common.version import version_text
 
         sys.stdout.write(version_text())
         return 0

@@ -330,7 +330,7 @@ __all__ = ["Config", "ConfigError", "parse_args", "build", "MODES", "default_hos
 
 
 def version_info() -> dict[str, str]:
-    """{"GitCommit","Version","BuildTime"} (see contivpy/version.py)."""
-    from contivpy.version import version_info as _info
+    """{"GitCommit","Version","BuildTime"} (see contivpy/common/version.py)."""
+    from contivpy.common.version import version_info as _info
 
     return _info()

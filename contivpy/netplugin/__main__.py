@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = parse(argv)
     except ShowVersion:
-        from contivpy.version import version_text
+        from contivpy.common.version import version_text
 
         sys.stdout.write(version_text())
         return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from contivpy import version
+from contivpy.common import version
 
 ROOT = Path(__file__).resolve().parents[2]
 BLOCK = re.compile(

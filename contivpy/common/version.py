@@ -66,7 +66,7 @@ def version_info() -> dict[str, str]:
     """{"GitCommit","Version","BuildTime"} of this contivpy."""
     from datetime import UTC, datetime
 
-    pkg = Path(__file__).resolve().parent
+    pkg = Path(__file__).resolve().parents[1]  # contivpy/
     commit = git_commit(pkg.parent)
     try:
         from importlib.metadata import version as _v
