@@ -5,7 +5,16 @@
 from __future__ import annotations
 
 from contivpy.netctl import client, gojson
-from contivpy.netctl.api import EXIT_HELP, EXIT_INVALID, EXIT_IO, EXIT_REQUEST, Api, config_path, dump_json
+from contivpy.netctl.api import (
+    EXIT_HELP,
+    EXIT_INVALID,
+    EXIT_IO,
+    EXIT_REQUEST,
+    Api,
+    check_url,
+    config_path,
+    dump_json,
+)
 from contivpy.netctl.api import dump_structs as dump_list
 from contivpy.netctl.commands_net import go_parse_ip, inspect, need, table, tenant_filtered
 from contivpy.netctl.gojson import to_go
@@ -377,7 +386,7 @@ def create_external_contracts(ctx) -> None:
 
 def show_version(ctx) -> None:
     need(ctx, 0, "More arguments than required")
-    url = ctx.netmaster + "/version"
+    url = check_url(ctx) + "/version"
     try:
         status, reason, data = client.request("GET", url, None, (), ctx.insecure)
     except client.TransportError as e:
