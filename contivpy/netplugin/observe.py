@@ -7,6 +7,7 @@
 - ``GET /metrics`` with the state read at scrape time from the agent:
   ``contiv_netplugin_endpoints{kind=local|remote}``, ``contiv_netplugin_flows{bridge,table}``
   (flows installed, by OpenFlow table name), ``contiv_netplugin_openflow_connected{bridge}``,
+  ``contiv_netplugin_ovsdb_connected``,
   ``contiv_netplugin_ready``, ``contiv_netplugin_reconcile_queue_depth{reconciler}``,
   ``contiv_netplugin_reconcile_backoff_keys{reconciler}``,
   ``contiv_netplugin_reconcile_failures_total{reconciler}`` and
@@ -45,6 +46,9 @@ def _collect(agent) -> list[Family]:
         per_table = Counter(getattr(f.table, "name", str(f.table)) for f in fp.agent.cache.installed_flows())
         for table, n in sorted(per_table.items()):
             flows.add(n, br, table)
+    ovsdb = Family("gauge", "contiv_netplugin_ovsdb_connected", "1 while the OVSDB session is open").add(
+        1 if agent.dp.ovs.connected else 0
+    )
     lab = ("reconciler",)
     depth = Family(
         "gauge", "contiv_netplugin_reconcile_queue_depth", "Keys waiting for a reconcile worker", lab
@@ -62,7 +66,7 @@ def _collect(agent) -> list[Family]:
     ready = Family("gauge", "contiv_netplugin_ready", "1 once the first sync is done").add(
         1 if agent.ready.is_set() else 0
     )
-    return [eps, flows, conn, depth, backoff, failures, retries, ready]
+    return [eps, flows, conn, ovsdb, depth, backoff, failures, retries, ready]
 
 
 def install(app: web.Application, agent) -> None:

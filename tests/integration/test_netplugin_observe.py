@@ -92,6 +92,7 @@ def test_netplugin_probes_and_metrics():
 
         m0 = scrape(h)
         assert val(m0, "contiv_netplugin_ready") == 1
+        assert val(m0, "contiv_netplugin_ovsdb_connected") == 1
         for br in ("contivVxlanBridge", "contivVlanBridge"):
             assert val(m0, "contiv_netplugin_openflow_connected", bridge=br) == 1
             assert total(m0, "contiv_netplugin_flows", bridge=br) > 0  # the base pipeline
