@@ -3,8 +3,9 @@ and netmaster).
 
 While the global configuration is missing the agent cannot finish its first sync: /healthz is
 200, /readyz 503 (sync in progress), the other debug routes 503. Once the configuration is back it
-becomes ready; endpoints, flows per table, reconcile counters, Docker plugin calls and etcd
-requests then show in /metrics and move with the actions taken.
+becomes ready; endpoints, flows per table, Docker plugin calls and etcd requests then show in
+/metrics and move with the actions taken, and a VTEP registration that OVS refuses moves the
+reconcile failure and retry counters.
 """
 
 from __future__ import annotations
@@ -141,4 +142,25 @@ def test_netplugin_probes_and_metrics():
         assert st == 200, out
         m3 = scrape(h)
         assert val(m3, "contiv_netplugin_endpoints", kind="local") == 0
+
+        # A VTEP registration OVS refuses (remote_ip is no address): the vteps reconciler fails,
+        # retries with backoff, and the counters move; deleting the key clears the backoff gauge.
+        bad = "/contiv.io/service/netplugin.vtep/obs-bad-peer:4789"
+        bed.etcdctl("put", bad, json.dumps({"ServiceName": "netplugin.vtep", "HostAddr": "obs-bad-peer"}))
+        fails = "contiv_netplugin_reconcile_failures_total"
+        f0 = val(m3, fails, reconciler="vteps")
+        r0 = val(m3, "contiv_netplugin_reconcile_retries_total", reconciler="vteps")
+
+        def failing():
+            m = scrape(h)
+            return m if val(m, fails, reconciler="vteps") >= f0 + 2 else None
+
+        m4 = wait_for(failing, 30, 0.2, "vteps failures counted")
+        assert val(m4, "contiv_netplugin_reconcile_retries_total", reconciler="vteps") >= r0 + 1
+        assert val(m4, fails, reconciler="networks") == val(m3, fails, reconciler="networks")
+        bed.etcdctl("del", bad)
+        wait_for(
+            lambda: val(scrape(h), "contiv_netplugin_reconcile_backoff_keys", reconciler="vteps") == 0,
+            30, 0.2, "vteps backoff cleared",
+        )  # fmt: skip
         assert h.netplugin.poll() is None
