@@ -3,16 +3,19 @@
 PYTHON ?= .venv/bin/python
 
 # `make install` (docs/deployment.md): a venv at PREFIX made with BASE_PYTHON, the commands linked
-# into SBINDIR, the systemd units into UNITDIR (nothing enabled). DESTDIR stages under another root.
+# into SBINDIR, the systemd units into UNITDIR (nothing enabled), netctl's completions into
+# BASHCOMPDIR/ZSHCOMPDIR. DESTDIR stages under another root.
 # SRC is what pip installs: this checkout, or a wheel from `make dist`.
 PREFIX ?= /opt/contivpy
 SBINDIR ?= /usr/local/sbin
 UNITDIR ?= /etc/systemd/system
+BASHCOMPDIR ?= /usr/local/share/bash-completion/completions
+ZSHCOMPDIR ?= /usr/local/share/zsh/site-functions
 BASE_PYTHON ?= /usr/bin/python3
 DESTDIR ?=
 SRC ?= $(CURDIR)
 INSTALL_VARS = PREFIX="$(PREFIX)" SBINDIR="$(SBINDIR)" UNITDIR="$(UNITDIR)" BASE_PYTHON="$(BASE_PYTHON)" \
-	DESTDIR="$(DESTDIR)" SRC="$(SRC)"
+	BASHCOMPDIR="$(BASHCOMPDIR)" ZSHCOMPDIR="$(ZSHCOMPDIR)" DESTDIR="$(DESTDIR)" SRC="$(SRC)"
 
 .PHONY: deps install uninstall dist demo test lint bench
 

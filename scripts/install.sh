@@ -4,17 +4,21 @@
 # install: make a virtual environment at $PREFIX with Debian's own $BASE_PYTHON (never pip into the
 # system Python: PEP 668), pip-install contivpy into it ($SRC: this checkout, or a wheel built by
 # `python3 -m build`), link the commands into $SBINDIR and install the systemd units into $UNITDIR
-# with ExecStart pointing at $SBINDIR and Documentation at $PREFIX. Nothing is enabled or started:
+# with ExecStart pointing at $SBINDIR and Documentation at $PREFIX, and netctl's bash and zsh
+# completions into $BASHCOMPDIR and $ZSHCOMPDIR. Nothing is enabled or started:
 # that stays the administrator's `systemctl enable --now`. $DESTDIR stages everything under another
 # root (links and unit paths still name the final locations).
-# uninstall: disable and stop the units if systemd runs them, remove the units, the links (only
-# links that point into $PREFIX) and the venv (only if it is one: pyvenv.cfg).
+# uninstall: disable and stop the units if systemd runs them, remove the units, the completions
+# (only if they are ours), the links (only links that point into $PREFIX) and the venv (only if it
+# is one: pyvenv.cfg).
 # Both are idempotent.
 set -eu
 action=${1:?usage: install.sh install|uninstall}
 PREFIX=${PREFIX:-/opt/contivpy}
 SBINDIR=${SBINDIR:-/usr/local/sbin}
 UNITDIR=${UNITDIR:-/etc/systemd/system}
+BASHCOMPDIR=${BASHCOMPDIR:-/usr/local/share/bash-completion/completions}
+ZSHCOMPDIR=${ZSHCOMPDIR:-/usr/local/share/zsh/site-functions}
 BASE_PYTHON=${BASE_PYTHON:-/usr/bin/python3}
 DESTDIR=${DESTDIR:-}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -49,6 +53,9 @@ install)
     chmod 0644 "$DESTDIR$UNITDIR/$u.tmp"
     mv -f "$DESTDIR$UNITDIR/$u.tmp" "$DESTDIR$UNITDIR/$u"
   done
+  mkdir -p "$DESTDIR$BASHCOMPDIR" "$DESTDIR$ZSHCOMPDIR"
+  install -m 0644 "$venv/share/bash-completion/completions/netctl" "$DESTDIR$BASHCOMPDIR/netctl"
+  install -m 0644 "$venv/share/zsh/site-functions/_netctl" "$DESTDIR$ZSHCOMPDIR/_netctl"
   if systemd_up; then systemctl daemon-reload; fi
   echo "installed: $SBINDIR/{netctl,netmaster,netplugin}, $UNITDIR/{netmaster,netplugin}.service (not enabled)"
   ;;
@@ -59,6 +66,11 @@ uninstall)
     done
   fi
   for u in $UNITS; do rm -f "$DESTDIR$UNITDIR/$u"; done
+  for pair in "$BASHCOMPDIR/netctl:share/bash-completion/completions/netctl" \
+              "$ZSHCOMPDIR/_netctl:share/zsh/site-functions/_netctl"; do
+    f="$DESTDIR${pair%%:*}"; ours="$venv/${pair#*:}"
+    if [ -f "$f" ] && [ -f "$ours" ] && cmp -s "$f" "$ours"; then rm -f "$f"; fi
+  done
   for c in $COMMANDS; do
     l="$DESTDIR$SBINDIR/$c"
     if [ -L "$l" ] && [ "$(readlink "$l")" = "$PREFIX/bin/$c" ]; then rm -f "$l"; fi

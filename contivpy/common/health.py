@@ -18,13 +18,15 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from contivpy.common.kv.base import KVStore
+
 #: Paths a netmaster follower answers itself instead of proxying to the leader, and that need no token.
 LOCAL_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 PROBE_KEY = "/contiv.io/master/config/global"
 Checks = Callable[[], Awaitable[dict[str, tuple[bool, str]]]]
 
 
-async def etcd_check(kv, timeout: float = 2.0) -> tuple[bool, str]:
+async def etcd_check(kv: KVStore, timeout: float = 2.0) -> tuple[bool, str]:
     try:
         async with asyncio.timeout(timeout):
             await kv.get(PROBE_KEY)

@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+if TYPE_CHECKING:  # aiohttp only for /metrics: the etcd adapter imports this module too
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +105,10 @@ class _Collector:
     def __init__(self, collect: Callable[[], Iterable[Family]]) -> None:
         self._collect = collect
 
-    def describe(self):  # no up-front description: the families depend on live state
+    def describe(self) -> list[Metric]:  # no up-front description: the families depend on live state
         return []
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         try:
             fams = list(self._collect())
         except Exception:  # a broken collector must not break the scrape
@@ -139,7 +143,7 @@ def exposition() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE
 
 
-def add_route(app) -> None:
+def add_route(app: web.Application) -> None:
     """``GET /metrics`` on an aiohttp application."""
     from aiohttp import web
 

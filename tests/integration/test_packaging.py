@@ -80,6 +80,7 @@ def test_build_makes_wheel_and_sdist(dist):
         "scripts/install.sh",
         "systemd/netplugin.service",
         "docs/deployment.md",
+        "contrib/completion/bash/netctl",
         "bin/netctl",
     ):
         assert f in members, f
@@ -142,7 +143,11 @@ def test_make_install_and_uninstall_into_a_temp_root(dist, tmp_path):
     if shutil.which("make") is None:
         pytest.skip("make is missing")
     prefix, sbin, units = tmp_path / "opt/contivpy", tmp_path / "sbin", tmp_path / "units"
-    vars_ = [f"PREFIX={prefix}", f"SBINDIR={sbin}", f"UNITDIR={units}", f"SRC={wheel}"]
+    bashc, zshc = tmp_path / "bash-completion", tmp_path / "zsh"
+    vars_ = [
+        f"PREFIX={prefix}", f"SBINDIR={sbin}", f"UNITDIR={units}", f"SRC={wheel}",
+        f"BASHCOMPDIR={bashc}", f"ZSHCOMPDIR={zshc}",
+    ]  # fmt: skip
     run("make", "-s", "-C", ROOT, "install", *vars_, cwd=tmp_path)
 
     assert (prefix / "pyvenv.cfg").is_file()
@@ -169,10 +174,13 @@ def test_make_install_and_uninstall_into_a_temp_root(dist, tmp_path):
         )
         assert r.returncode == 0 and r.stderr == "", r.stderr
 
+    assert (bashc / "netctl").read_bytes() == (ROOT / "contrib/completion/bash/netctl").read_bytes()
+    assert (zshc / "_netctl").read_bytes() == (ROOT / "contrib/completion/zsh/_netctl").read_bytes()
+
     unrelated = sbin / "other-tool"
     unrelated.symlink_to("/bin/true")
     for _ in range(2):  # idempotent
         run("make", "-s", "-C", ROOT, "uninstall", *vars_, cwd=tmp_path)
         assert not prefix.exists()
         assert [p.name for p in sbin.iterdir()] == ["other-tool"]  # only our links are removed
-        assert list(units.iterdir()) == []
+        assert list(units.iterdir()) == [] and list(bashc.iterdir()) == [] and list(zshc.iterdir()) == []
