@@ -1,12 +1,16 @@
-"""netplugin runs with only the capabilities its systemd unit leaves it (systemd/netplugin.service:
-``CapabilityBoundingSet=CAP_NET_ADMIN``, ``NoNewPrivileges=yes``; docs/deployment.md).
+"""netplugin runs with only what its systemd unit leaves it (systemd/netplugin.service:
+``CapabilityBoundingSet=CAP_NET_ADMIN``, ``NoNewPrivileges=yes``, ``ProtectSystem=full``,
+``ProtectKernelTunables=yes``, ``ProtectHome=yes``; docs/deployment.md).
 
-The unit's bounding set is reproduced with ``setpriv``: for a root process without file
-capabilities, the permitted and effective sets after exec are the bounding set, which is what
-systemd gives the service. Two hosts of the test bed then build a network, endpoints on both and
-cross-host traffic: everything the agent does in production on a host (veth pairs, MTU/MAC,
-SIOCETHTOOL, OVSDB, OpenFlow, etcd, the plugin socket) works without CAP_SYS_ADMIN, CAP_NET_RAW or
-CAP_DAC_OVERRIDE.
+systemd is not PID 1 here, so the unit's sandbox is rebuilt around the agent of each test-bed host:
+``unshare --mount`` with ``/usr``, ``/boot``, ``/etc``, ``/sys`` and ``/proc/sys`` remounted
+read-only and ``/home``, ``/root`` hidden, then ``setpriv`` with the unit's bounding set and
+``no_new_privs`` (for a root process without file capabilities the permitted and effective sets
+after exec are the bounding set, as systemd gives the service). ``PrivateTmp`` is left out: the test
+bed keeps its OVS sockets under /tmp. Two hosts then build a network, endpoints on both and
+cross-host traffic: what the agent does on a host (veth pairs, MTU/MAC, SIOCETHTOOL, OVSDB,
+OpenFlow, etcd, the plugin socket) works without CAP_SYS_ADMIN, CAP_NET_RAW or CAP_DAC_OVERRIDE
+and without writing to the protected paths.
 """
 
 from __future__ import annotations
@@ -40,21 +44,34 @@ def caps_of(pid: int) -> dict[str, int]:
     return out
 
 
-def test_netplugin_works_with_the_units_capabilities_only():
-    if shutil.which("setpriv") is None:
-        pytest.skip("setpriv (util-linux) is absent")
+def test_netplugin_works_in_the_units_sandbox():
+    if shutil.which("setpriv") is None or shutil.which("unshare") is None:
+        pytest.skip("setpriv/unshare (util-linux) are absent")
     from tests.fixtures.testbed import Testbed
 
     caps = unit_caps()
     assert caps == ["CAP_NET_ADMIN"]
     keep = ",".join("+" + c.removeprefix("CAP_").lower() for c in caps)
-    wrap = ["setpriv", f"--bounding-set=-all,{keep}", "--inh-caps=-all", "--no-new-privs", "--"]
+    sandbox = (
+        "set -e; "
+        "for d in /usr /boot /etc /sys /proc/sys; do "
+        '[ -d "$d" ] || continue; mount --bind "$d" "$d"; mount -o remount,bind,ro "$d"; done; '
+        'for d in /home /root; do [ -d "$d" ] && mount -t tmpfs -o ro,mode=0 tpcap "$d"; done; '
+        'exec "$@"'
+    )
+    wrap = [
+        "unshare", "--mount", "--propagation", "private", "sh", "-c", sandbox, "sh",
+        "setpriv", f"--bounding-set=-all,{keep}", "--inh-caps=-all", "--no-new-privs", "--",
+    ]  # fmt: skip
     with Testbed(2) as bed:
         for h in bed.hosts.values():
             h.netplugin_wrap = wrap
         bed.start_all()
         h1, h2 = bed.hosts[1], bed.hosts[2]
         for h in (h1, h2):
+            mounts = Path(f"/proc/{h.netplugin.pid}/mounts").read_text().splitlines()
+            ro = {m.split()[1] for m in mounts if "ro" in m.split()[3].split(",")}
+            assert {"/usr", "/etc", "/sys", "/proc/sys"} <= ro, ro
             c = caps_of(h.netplugin.pid)
             assert c == {"CapPrm": 1 << CAP_NET_ADMIN, "CapEff": 1 << CAP_NET_ADMIN,
                          "CapBnd": 1 << CAP_NET_ADMIN, "NoNewPrivs": 1}, c  # fmt: skip
