@@ -6,7 +6,8 @@
   pattern with the object type filled in when it is a known one (``/api/v1/networks/{key}/``),
   never the raw path, so the label set stays bounded; unmatched paths count as ``unmatched``.
 - ``install(app)``: ``/healthz``, ``/readyz`` (etcd answers a read within 2 s, and this netmaster
-  is the leader or knows the leader) and ``/metrics`` with the state gauges
+  is the leader or knows another leader; not while it holds the lock but has not finished taking
+  over, when requests would still be refused) and ``/metrics`` with the state gauges
   ``contiv_netmaster_leader`` (1 while leader) and ``contiv_netmaster_leader_known`` (1 while a
   leader, this one or another, holds the lock). These paths are served by the process asked: the
   follower proxy and the auth middleware let them through (common/health.py ``LOCAL_PATHS``).
@@ -17,7 +18,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from contivpy.common import health, metrics
-from contivpy.netmaster.api.keys import KV, STATE
+from contivpy.netmaster.api.keys import CONFIG, KV, STATE
 from contivpy.netmaster.registry import BY_PLURAL
 
 
@@ -52,8 +53,11 @@ def install(app: web.Application) -> None:
 
     async def checks() -> dict[str, tuple[bool, str]]:
         etcd = await health.etcd_check(app[KV])
+        own = getattr(app[CONFIG], "control_url", "")
         if state.is_leader:
             leader = (True, "leader")
+        elif state.leader_url and state.leader_url == own:  # lock held, leader start not done yet
+            leader = (False, "taking over as leader")
         elif state.leader_url:
             leader = (True, f"follower of {state.leader_url}")
         else:
