@@ -160,16 +160,20 @@ class Crud:
         return out
 
     # --- writes --------------------------------------------------------------------------
-    async def create_or_update(self, obj_type: str, key: str, body: dict) -> dict:
-        """``body`` is the decoded request object (codec.decode); returns the stored object."""
+    async def create_or_update(
+        self, obj_type: str, key: str, body: dict | Callable[[dict | None], dict]
+    ) -> dict:
+        """``body`` is the decoded request object (codec.decode); returns the stored object.
+        ``body`` may also be a function of the stored object (None if absent) returning the new
+        one: it is called again on every attempt, so a read-modify-write loses no concurrent change."""
         t = reg.TYPES[obj_type]
         async with self.lock:
             for _ in range(MAX_ATTEMPTS):
                 ctx = TxnContext(self)
-                new = copy.deepcopy(body)
+                old = await ctx.get_obj(obj_type, key)
+                new = copy.deepcopy(body(copy.deepcopy(old)) if callable(body) else body)
                 new["key"] = key
                 codec.validate(obj_type, new)
-                old = await ctx.get_obj(obj_type, key)
                 plan = Plan()
                 mod = _hooks(t)
                 if old is None:
