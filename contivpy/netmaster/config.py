@@ -335,39 +335,7 @@ __all__ = ["Config", "ConfigError", "parse_args", "build", "MODES", "default_hos
 
 
 def version_info() -> dict[str, str]:
-    """{"GitCommit","Version","BuildTime"}: read from the checkout without running git."""
-    from datetime import UTC, datetime
-    from pathlib import Path
+    """{"GitCommit","Version","BuildTime"} (see contivpy/common/version.py)."""
+    from contivpy.common.version import version_info as _info
 
-    import contivpy
-
-    pkg = Path(contivpy.__file__).resolve().parent
-    commit = ""
-    git = pkg.parent / ".git"
-    try:
-        head = (git / "HEAD").read_text().strip()
-        if head.startswith("ref: "):
-            ref = head[5:]
-            p = git / ref
-            if p.exists():
-                commit = p.read_text().strip()
-            else:
-                for line in (git / "packed-refs").read_text().splitlines():
-                    if line.endswith(" " + ref):
-                        commit = line.split()[0]
-        else:
-            commit = head
-    except OSError:
-        commit = ""
-    try:
-        from importlib.metadata import version as _v
-
-        ver = _v("contivpy")
-    except Exception:
-        ver = "0.1.0"
-    built = datetime.fromtimestamp(pkg.joinpath("__init__.py").stat().st_mtime, UTC)
-    return {
-        "GitCommit": commit,
-        "Version": f"{ver}-contivpy" + (f"-{commit[:7]}" if commit else ""),
-        "BuildTime": built.strftime("%m-%d-%Y.%H-%M-%S.UTC"),
-    }
+    return _info()

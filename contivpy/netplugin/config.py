@@ -8,7 +8,8 @@ Accepted spellings (contiv-reference §5.1):
   ``--netmode/--network-mode``, ``--fwdmode/--forward-mode``, ``--host/--host-label``, ``--vtep-ip``,
   ``--ctrl-ip``, ``--vlan-uplinks/--vlan-if`` (repeatable, comma lists), ``--vxlan-port``, ``--log-level``.
 - legacy 1.1.x: ``-cluster-store etcd://h:p``, ``-plugin-mode``, ``-vlan-if``, ``-host-label``, ``-vtep-ip``,
-  ``-ctrl-ip``, ``-debug``, ``-vxlan-port``.
+  ``-ctrl-ip``, ``-debug``, ``-vxlan-port``, ``-version``; ``--version``/``-v`` print the version
+  block (``Version:``/``GitCommit:``/``BuildTime:``, as netmaster) and exit 0.
 - contivpy additions: ``--ovsdb ADDRESS`` (unix:PATH | tcp:IP:PORT), ``--ovs-datapath system|netdev``,
   ``--plugin-socket``, ``--docker-host`` (``none``: no engine to keep networks in sync with),
   ``--mtu N|auto`` (default 1450 like 1.1.x; ``auto`` = lowest host MTU - 50 like HEAD), ``--debug-listen``,
@@ -38,6 +39,10 @@ FWDMODES = ("bridge", "routing")
 
 class ConfigError(Exception):
     """Bad configuration: message for the user, exit code 22."""
+
+
+class ShowVersion(Exception):
+    """``--version``/``-version``/``-v`` was given: print the version block, exit 0."""
 
 
 @dataclass
@@ -125,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     a("--mtu", dest="mtu")
     a("--debug-listen", dest="debug_listen")
     a("--cleanup", action="store_true", help="remove contivh0 and contivpy's iptables rules, then exit")
-    a("--version", "-version", action="store_true")
+    a("--version", "-version", "-v", action="store_true", help="print the version and exit")
     return p
 
 
@@ -141,7 +146,7 @@ def parse(argv: list[str] | None = None, env: dict[str, str] | None = None) -> C
     except SystemExit as e:  # argparse already printed its usage message
         raise ConfigError("") from e
     if ns.version:
-        raise SystemExit(0)
+        raise ShowVersion()
 
     def pick(flag, name, default=None):
         if flag is not None:

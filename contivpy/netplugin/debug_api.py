@@ -9,6 +9,8 @@ GET/DELETE ``/debug/endpoints/{tenant}/{network}/{endpointID}``; GET ``/svcstats
 tenant, ports, providers (known ones) and the client -> provider choices of this host;
 GET ``/inspect/reconcile`` -> ``{<reconciler>: {<key>: {"state": ok|pending|retrying|failed, "attempts",
 "lastError", "nextRetryIn"}}}`` (common/reconcile.py).
+Probes and metrics: ``/healthz``, ``/readyz``, ``/metrics`` (netplugin/observe.py), answered from
+start-up on; every other route answers 503 until the agent's first sync is done.
 Errors: HTTP 500 with a plain-text message (the original's convention); never a traceback.
 """
 
@@ -19,6 +21,8 @@ import logging
 from aiohttp import web
 
 from contivpy.common.errors import ContivError, NotFoundError
+from contivpy.common.health import LOCAL_PATHS
+from contivpy.netplugin import observe
 from contivpy.netplugin.datapath import RPC_PORTS, VLAN_BRIDGE, VXLAN_BRIDGE
 
 log = logging.getLogger(__name__)
@@ -38,7 +42,14 @@ async def _errors(request: web.Request, handler):
 
 
 def make_app(agent) -> web.Application:
-    app = web.Application(middlewares=[_errors])
+    @web.middleware
+    async def _starting(request: web.Request, handler):
+        if agent.ready.is_set() or request.path in LOCAL_PATHS:
+            return await handler(request)
+        return web.Response(status=503, text="netplugin is starting (first sync in progress)")
+
+    app = web.Application(middlewares=[_starting, _errors])
+    observe.install(app, agent)  # /healthz, /readyz, /metrics
 
     async def inspect_driver(_req):
         out = {}

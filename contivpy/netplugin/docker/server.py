@@ -8,6 +8,8 @@
   plugin client reads ``Err`` from non-200 replies); any other exception is logged with its
   traceback and answered the same way with a generic message. Unknown methods -> 404
   ``404 page not found``. The server keeps serving after any error.
+- Every call is timed: ``contiv_netplugin_plugin_requests_total{call,code}`` and
+  ``contiv_netplugin_plugin_request_duration_seconds{call}`` (common/metrics.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from contivpy.common import metrics
 from contivpy.common.errors import ContivError
 
 from .handlers import PluginHandlers, run_handler
@@ -35,6 +38,14 @@ def _json(status: int, body: dict) -> web.Response:
 
 def make_app(handlers: PluginHandlers) -> web.Application:
     async def dispatch(request: web.Request) -> web.StreamResponse:
+        elapsed = metrics.timer()
+        resp = await _dispatch(request)
+        # contiv_netplugin_plugin_*: unknown methods share one label (bounded label set)
+        call = request.match_info["method"] if resp.status != 404 else "unknown"
+        metrics.observe_plugin(call, resp.status, elapsed())
+        return resp
+
+    async def _dispatch(request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["method"]
         raw = await request.read()
         try:
