@@ -11,7 +11,9 @@ Accepted spellings (contiv-reference §5.1):
   ``-ctrl-ip``, ``-debug``, ``-vxlan-port``.
 - contivpy additions: ``--ovsdb ADDRESS`` (unix:PATH | tcp:IP:PORT), ``--ovs-datapath system|netdev``,
   ``--plugin-socket``, ``--docker-host`` (``none``: no engine to keep networks in sync with),
-  ``--mtu N|auto`` (default 1450 like 1.1.x; ``auto`` = lowest host MTU - 50 like HEAD), ``--debug-listen``,
+  ``--mtu N|auto`` (default 1450 like 1.1.x; ``auto`` = lowest host MTU - 50 like HEAD),
+  ``--debug-listen HOST:PORT`` (the debug REST, which can create and delete endpoints: 127.0.0.1:9090 by
+  default, unlike the original's :9090 on every interface; docs/security.md),
   ``--etcd-tls-ca-file``/``--etcd-tls-cert-file``/``--etcd-tls-key-file`` (``CONTIV_NETPLUGIN_ETCD_TLS_*``;
   https:// endpoints). Every ``--etcd-endpoints`` member is used (``store_url`` is the whole list).
 
@@ -28,6 +30,8 @@ import ipaddress
 import os
 import socket
 from dataclasses import dataclass, field
+
+from contivpy.common.httpserve import split_hostport
 
 EXIT_CONFIG = 22
 MODES = ("docker", "kubernetes", "swarm-mode", "test")
@@ -57,7 +61,7 @@ class Config:
     plugin_socket: str = "/run/docker/plugins/netplugin.sock"
     docker_host: str = "unix:///var/run/docker.sock"
     mtu: int | str = 1450
-    debug_listen: str = "0.0.0.0:9090"
+    debug_listen: str = "127.0.0.1:9090"  # loopback only unless --debug-listen says otherwise
     warnings: list[str] = field(default_factory=list)
 
     etcd_ca_file: str = ""
@@ -239,4 +243,8 @@ def parse(argv: list[str] | None = None, env: dict[str, str] | None = None) -> C
         except ValueError as e:
             raise ConfigError(f"invalid mtu {mtu!r}: {e}") from e
     cfg.debug_listen = pick(ns.debug_listen, "DEBUG_LISTEN", cfg.debug_listen)
+    try:
+        split_hostport(cfg.debug_listen)
+    except ValueError as e:
+        raise ConfigError(f"invalid --debug-listen: {e}") from e
     return cfg

@@ -31,9 +31,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from aiohttp import web
-
 from contivpy.common.errors import ExternalServiceError, StoreError
+from contivpy.common.httpserve import serve_tcp, split_hostport
 from contivpy.common.kv import open_store
 from contivpy.common.kv.base import KVStore
 from contivpy.common.pump import PumpedIterator
@@ -217,11 +216,9 @@ class Agent:
         log.info("registered services %s", [i.key for i in services])
 
     async def _serve_debug(self) -> None:
-        runner = web.AppRunner(make_app(self), access_log=None)
-        await runner.setup()
-        host, _, port = self.cfg.debug_listen.rpartition(":")
-        site = web.TCPSite(runner, host or "0.0.0.0", int(port), reuse_address=True)
-        await site.start()
+        # 127.0.0.1:9090 unless --debug-listen says otherwise (":PORT" = every interface, as in Go)
+        host, port = split_hostport(self.cfg.debug_listen, default_host="0.0.0.0")
+        runner = await serve_tcp(make_app(self), [(host, port)])
         log.info("debug REST server listening on %s", self.cfg.debug_listen)
         try:
             await asyncio.Event().wait()
