@@ -93,7 +93,7 @@ class ClientGone(ClientError):
         super().__init__("request body not received: connection closed")
 
 
-_BODY = "contiv_body"
+_BODY: web.RequestKey[bytes] = web.RequestKey("contiv_body", bytes)
 
 
 async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:

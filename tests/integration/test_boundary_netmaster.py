@@ -97,7 +97,10 @@ def test_plugin_oversize_body_refused(nm, etcd_server):
     chunked = [
         b"POST /plugin/createEndpoint HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
-        *(b"%x\r\n%s\r\n" % (len(body[i : i + 65536]), body[i : i + 65536]) for i in range(0, len(body), 65536)),
+        *(
+            b"%x\r\n%s\r\n" % (len(body[i : i + 65536]), body[i : i + 65536])
+            for i in range(0, len(body), 65536)
+        ),
         b"0\r\n\r\n",
     ]
     status, text = split_answer(raw_exchange(nm.port, chunked, pause=0))
@@ -105,7 +108,9 @@ def test_plugin_oversize_body_refused(nm, etcd_server):
     assert etcd_server.etcdctl("get", "--prefix", "/contiv.io/state") == before
 
 
-@pytest.mark.parametrize("path", ["/plugin/createEndpoint", "/plugin/allocAddress", "/api/v1/networks/default:tbn/"])
+@pytest.mark.parametrize(
+    "path", ["/plugin/createEndpoint", "/plugin/allocAddress", "/api/v1/networks/default:tbn/"]
+)
 @pytest.mark.parametrize("body", ["[" * 5000, "[" * 5000 + "]" * 5000, '{"a":' * 3000 + "1" + "}" * 3000])
 def test_deeply_nested_json_refused(nm, path, body):
     status, _, text = nm.request("POST", path, body)
@@ -116,10 +121,18 @@ def test_deeply_nested_json_refused(nm, path, body):
 BAD_PLUGIN = [
     ("/plugin/createEndpoint", b"\xff\xfe{}", "invalid UTF-8 in request body"),
     ("/plugin/createEndpoint", b'{"TenantName": "\xff"}', "invalid UTF-8 in request body"),
-    ("/plugin/createEndpoint", b"{bad json", "invalid character 'b' looking for beginning of object key string"),
+    (
+        "/plugin/createEndpoint",
+        b"{bad json",
+        "invalid character 'b' looking for beginning of object key string",
+    ),
     ("/plugin/createEndpoint", b'{"TenantName": "default"', "unexpected end of JSON input"),
     ("/plugin/createEndpoint", b"", "EOF"),
-    ("/plugin/createEndpoint", b"[1,2]", "json: cannot unmarshal array into Go value of type master.CreateEndpointRequest"),
+    (
+        "/plugin/createEndpoint",
+        b"[1,2]",
+        "json: cannot unmarshal array into Go value of type master.CreateEndpointRequest",
+    ),
     (
         "/plugin/createEndpoint",
         b'{"TenantName": 1, "NetworkName": "tbn"}',
@@ -165,7 +178,11 @@ BAD_PLUGIN = [
         b'{"Event": "start", "Labels": ["app"]}',
         "json: cannot unmarshal array into Go struct field UpdateEndpointRequest.Labels of type map[string]string",
     ),
-    ("/plugin/updateEndpoint", b'"start"', "json: cannot unmarshal string into Go value of type master.UpdateEndpointRequest"),
+    (
+        "/plugin/updateEndpoint",
+        b'"start"',
+        "json: cannot unmarshal string into Go value of type master.UpdateEndpointRequest",
+    ),
 ]
 
 
@@ -183,7 +200,11 @@ def test_plugin_bad_input_go_wording(nm, etcd_server):
 
 @pytest.mark.parametrize(
     "line",
-    [b"GARBAGE\r\n\r\n", b"GET /version HTTP/9.9 extra\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03secret-ish"],
+    [
+        b"GARBAGE\r\n\r\n",
+        b"GET /version HTTP/9.9 extra\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03secret-ish",
+    ],
 )
 def test_malformed_request_line_plain_400(nm, line):
     status, text = split_answer(raw_exchange(nm.port, [line]))
