@@ -219,7 +219,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         return {}
     if not isinstance(body, dict):
         raise ValidationError(
-            f"json: cannot unmarshal {jsonwire.go_type(body)} into Go value of type api.Request"
+            f"json: cannot unmarshal {jsonwire.go_type(body)} into Go value of type map[string]interface {{}}"
         )
     return body
 
