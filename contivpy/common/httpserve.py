@@ -9,7 +9,8 @@ clients"):
 
 - Slow request head: the request line and headers must arrive within ``HEADER_TIMEOUT`` (10 s) of
   the connection opening, or of the first byte of a later request on a kept-alive connection;
-  otherwise the connection is closed without an answer (as Go's ReadHeaderTimeout).
+  otherwise the connection is closed without an answer (as Go's ReadHeaderTimeout). With TLS the
+  handshake gets the same limit, then the head gets its own.
 - Slow body: a declared body must arrive within ``BODY_TIMEOUT`` (30 s) of the end of its head;
   otherwise the connection is closed, the handler's read fails with ``ClientGone`` (not logged
   as an error).
@@ -207,11 +208,42 @@ class GuardedRunner(web.AppRunner):
         kwargs.setdefault("handle_signals", False)
         super().__init__(app, keepalive_timeout=self._limits.idle, **kwargs)
 
+    @property
+    def limits(self) -> Timeouts:
+        return self._limits
+
     async def _make_server(self) -> Server:
         server = await super()._make_server()
         server.__class__ = _GuardedServer  # same state, our connection protocol
         server._limits = self._limits
         return server
+
+
+class _TCPSite(web.TCPSite):
+    """``web.TCPSite`` whose TLS handshake is bounded by the header timeout (the head timer starts
+    only once the handshake is done; asyncio's own handshake limit is 60 s)."""
+
+    def __init__(self, *args, handshake_timeout: float, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._handshake_timeout = handshake_timeout
+
+    async def start(self) -> None:
+        if self._ssl_context is None:
+            return await super().start()
+        await web.BaseSite.start(self)  # registers the site with its runner
+        server = self._runner.server
+        assert server is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            server,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port,
+            ssl_handshake_timeout=self._handshake_timeout,
+        )
+        self._bound_port = self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port
 
 
 async def serve_tcp(
@@ -222,7 +254,14 @@ async def serve_tcp(
     await runner.setup()
     try:
         for host, port in addrs:
-            site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
+            site = _TCPSite(
+                runner,
+                host,
+                port,
+                reuse_address=True,
+                ssl_context=ssl_context,
+                handshake_timeout=runner.limits.header,
+            )
             await site.start()
     except BaseException:
         await runner.cleanup()

@@ -263,3 +263,15 @@ def test_netprofile_bad_names_refused(nm, etcd_server, name):
     # a good name is still accepted
     good = {"tenantName": "default", "profileName": "p-1.gold", "bandwidth": "10 mbps"}
     assert nm.request("POST", "/api/v1/netprofiles/default:p-1.gold/", good)[0] == 200
+
+
+def test_https_silent_client_cut_after_header_timeout(netmaster_factory, tmp_path):
+    m = netmaster_factory(args=["--tls-auto", "--tls-dir", str(tmp_path / "tls")], env=TIMEOUTS)
+    try:
+        t0 = time.monotonic()
+        with socket.create_connection(("127.0.0.1", m.port), timeout=15) as s:
+            assert s.recv(1) == b""  # no TLS ClientHello: closed after the header timeout
+        assert time.monotonic() - t0 < 4
+        assert m.request("GET", "/version")[0] == 200  # TLS clients still served
+    finally:
+        assert "Traceback" not in m.log_path.read_text()
