@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from contivpy.common.kv.base import Compare, Put
 from contivpy.model import keys
+from contivpy.netmaster.api.errors import error_middleware
 from contivpy.netmaster.api.plugin_routes import add_plugin_routes
 from contivpy.netmaster.config import Config
 from contivpy.netmaster.crud import Crud
@@ -29,7 +30,7 @@ async def cli(kv):
         "default:tdn-n",
         {"tenantName": "default", "networkName": "tdn-n", "encap": "vxlan", "subnet": "20.7.1.0/24"},
     )
-    app = web.Application()
+    app = web.Application(middlewares=[error_middleware])  # netmaster's one error mapping
     add_plugin_routes(app, Allocator(kv))
     async with TestClient(TestServer(app)) as c:
         r = await c.post(

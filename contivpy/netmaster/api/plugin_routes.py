@@ -12,8 +12,8 @@
 
 As the original's route matcher, a POST without ``Content-Type: application/json`` does not match
 (404 ``404 page not found``). Success: 200, ``application/json``, body + "\\n". Errors: HTTP 500
-``text/plain`` with the message + "\\n" (no stack trace), in the format of the app's one error
-mapping (errors.py ``text_error``; any other exception goes on to that middleware).
+``text/plain`` with the message + "\\n" (no stack trace): every error goes to the app's one error
+mapping (errors.py ``error_middleware``; an app mounting these routes must install it).
 
 The boundary (docs/rest-api.md): the whole body is read (``httpserve.read_body``: split over any
 number of TCP segments, at most 1 MiB), decoded by ``common/jsonwire`` (Go's encoding/json
@@ -35,10 +35,8 @@ from typing import Any
 from aiohttp import web
 
 from contivpy.common import jsonwire
-from contivpy.common.errors import ContivError
 from contivpy.common.httpserve import read_body
 from contivpy.common.jsonwire import Struct
-from contivpy.netmaster.api.errors import text_error
 from contivpy.netmaster.endpoints import Allocator
 
 ALLOCATOR: web.AppKey[Allocator] = web.AppKey("contiv_allocator", Allocator)
@@ -108,11 +106,8 @@ def _wrap(path: str, fn: Handler) -> Callable[[web.Request], Awaitable[web.Respo
     async def handler(request: web.Request) -> web.Response:
         if request.content_type != "application/json":
             return _not_found()
-        try:
-            body = shape.check(jsonwire.loads(await read_body(request, MAX_BODY), empty="EOF"))
-            return _json(await fn(request.app[ALLOCATOR], body))
-        except ContivError as exc:  # the app's mapping (errors.py), also when mounted without it
-            return text_error(str(exc))
+        body = shape.check(jsonwire.loads(await read_body(request, MAX_BODY), empty="EOF"))
+        return _json(await fn(request.app[ALLOCATOR], body))
 
     return handler
 
