@@ -126,7 +126,7 @@ class OfnetMaster:
                 try:
                     text, pending = data.decode("utf-8"), b""
                 except UnicodeDecodeError as exc:
-                    if exc.start < len(data) - 3:
+                    if exc.reason != "unexpected end of data":  # not just a sequence cut by the chunk
                         raise _Refused("invalid UTF-8 in message") from None
                     text, pending = data[: exc.start].decode("utf-8"), data[exc.start :]
                 buf += text

@@ -275,3 +275,42 @@ def test_https_silent_client_cut_after_header_timeout(netmaster_factory, tmp_pat
         assert m.request("GET", "/version")[0] == 200  # TLS clients still served
     finally:
         assert "Traceback" not in m.log_path.read_text()
+
+
+def _rpc_port(etcd_server) -> int:
+    keys = etcd_server.etcdctl("get", "--prefix", "--keys-only", "/contiv.io/service/netmaster.rpc/").split()
+    return int(keys[0].rsplit(":", 1)[1])
+
+
+def _rpc_answer(port: int, data: bytes) -> tuple[dict | None, float]:
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
+        s.sendall(data)
+        f = s.makefile("rb")
+        line = f.readline()
+        rest = f.read()  # the server closes the connection
+    assert rest == b""
+    return (json.loads(line) if line else None), time.monotonic() - t0
+
+
+def test_rpc_port_bounded_and_go_worded(netmaster_factory, etcd_server):
+    m = netmaster_factory(env=TIMEOUTS)
+    port = _rpc_port(etcd_server)
+    for data, err in [
+        (b"nonsense", "invalid character 'n' looking for beginning of value"),
+        (b"\xff\xfe", "invalid UTF-8 in message"),
+        (b"[" * 5000, "exceeded max depth"),
+    ]:
+        answer, _ = _rpc_answer(port, data)
+        assert answer == {"id": None, "result": None, "error": err}
+    # HostPort of the wrong type: the method's own error, not Python's int() message
+    answer, _ = _rpc_answer(
+        port,
+        b'{"method": "OfnetMaster.RegisterNode", "params": [{"HostAddr": "h", "HostPort": "x"}], "id": 1}',
+    )
+    assert answer == {"id": 1, "result": None, "error": "invalid OfnetNode"}
+    # a message started and never finished: cut after the body timeout (1.5 s here)
+    answer, took = _rpc_answer(port, b'{"method": "OfnetMaster.DummyRpc", ')
+    assert answer is None and 1.2 < took < 5
+    assert m.request("GET", "/version")[0] == 200
+    assert "Traceback" not in m.log_path.read_text()
