@@ -6,7 +6,8 @@ decodes request bodies here, so no Python wording ("Expecting value: line 1 colu
 
 - ``loads(raw)``: strict UTF-8 (else ``invalid UTF-8 in request body``), Go syntax messages
   (``invalid character 'b' looking for beginning of object key string``, ``unexpected end of JSON
-  input``), nesting deeper than ``MAX_DEPTH`` refused with Go's ``exceeded max depth``.
+  input``), nesting deeper than ``MAX_DEPTH`` refused with Go's ``exceeded max depth``; an escaped
+  lone surrogate becomes U+FFFD as in Go (so every decoded string encodes to UTF-8).
 - ``Struct``: the shape of a Go request struct (fields of kind ``string``, ``map[string]string``,
   ``bool``, ``int`` or a nested ``Struct``). ``Struct.check(value)`` refuses a non-object
   (``json: cannot unmarshal array into Go value of type master.X``) and a field of the wrong type
@@ -20,6 +21,7 @@ Every failure is a ``ValidationError`` (common/errors.py). Pure: no I/O.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,7 +100,25 @@ def loads(raw: bytes | str, *, empty: str = "unexpected end of JSON input") -> A
         raise ValidationError("exceeded max depth") from None
     if _depth(data) > MAX_DEPTH:
         raise ValidationError("exceeded max depth")
+    if _SURROGATE_ESCAPE.search(text):  # rare: only then walk the value
+        data = _replace_lone_surrogates(data)
     return data
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _replace_lone_surrogates(v: Any) -> Any:
+    """Like Go, an escaped lone surrogate (``"\\ud800"``) decodes to U+FFFD: such a string could not
+    be encoded to UTF-8 later. Depth is bounded by MAX_DEPTH, so recursion is safe."""
+    if isinstance(v, str):
+        return _LONE_SURROGATE.sub("\ufffd", v)
+    if isinstance(v, list):
+        return [_replace_lone_surrogates(x) for x in v]
+    if isinstance(v, dict):
+        return {_replace_lone_surrogates(k): _replace_lone_surrogates(x) for k, x in v.items()}
+    return v
 
 
 @dataclass(frozen=True)

@@ -83,3 +83,10 @@ def test_struct_like_go():
     out = REQ.check({"name": "a", "Name": "b", "n": 2.0, "x": [1], "On": None, "Labels": {"k": None}})
     assert out == {"Name": "b", "N": 2, "Labels": {"k": ""}}
     assert REQ.check(None) == {}
+
+
+def test_lone_surrogates_become_replacement_char():
+    out = jsonwire.loads(b'{"a\\ud800": ["x\\udfffy", "\\ud83d\\ude00"]}')
+    assert out == {"a\ufffd": ["x\ufffdy", "\U0001f600"]}
+    json_text = str(out).encode("utf-8")  # encodable: no surrogate left
+    assert json_text
