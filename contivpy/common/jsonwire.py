@@ -7,7 +7,9 @@ decodes request bodies here, so no Python wording ("Expecting value: line 1 colu
 - ``loads(raw)``: strict UTF-8 (else ``invalid UTF-8 in request body``), Go syntax messages
   (``invalid character 'b' looking for beginning of object key string``, ``unexpected end of JSON
   input``), nesting deeper than ``MAX_DEPTH`` refused with Go's ``exceeded max depth``; an escaped
-  lone surrogate becomes U+FFFD as in Go (so every decoded string encodes to UTF-8).
+  lone surrogate (``"\\ud800"``) is refused (Go would silently make it U+FFFD; contivpy refuses, so
+  a password or name is never changed behind the user's back), so every decoded string encodes to
+  UTF-8.
 - ``Struct``: the shape of a Go request struct (fields of kind ``string``, ``map[string]string``,
   ``bool``, ``int`` or a nested ``Struct``). ``Struct.check(value)`` refuses a non-object
   (``json: cannot unmarshal array into Go value of type master.X``) and a field of the wrong type
@@ -100,25 +102,31 @@ def loads(raw: bytes | str, *, empty: str = "unexpected end of JSON input") -> A
         raise ValidationError("exceeded max depth") from None
     if _depth(data) > MAX_DEPTH:
         raise ValidationError("exceeded max depth")
-    if _SURROGATE_ESCAPE.search(text):  # rare: only then walk the value
-        data = _replace_lone_surrogates(data)
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(data):
+        raise ValidationError(SURROGATE_ERROR)
     return data
 
 
+SURROGATE_ERROR = "invalid surrogate escape in request body (not encodable as UTF-8)"
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _replace_lone_surrogates(v: Any) -> Any:
-    """Like Go, an escaped lone surrogate (``"\\ud800"``) decodes to U+FFFD: such a string could not
-    be encoded to UTF-8 later. Depth is bounded by MAX_DEPTH, so recursion is safe."""
-    if isinstance(v, str):
-        return _LONE_SURROGATE.sub("\ufffd", v)
-    if isinstance(v, list):
-        return [_replace_lone_surrogates(x) for x in v]
-    if isinstance(v, dict):
-        return {_replace_lone_surrogates(k): _replace_lone_surrogates(x) for k, x in v.items()}
-    return v
+def _has_lone_surrogate(v: Any) -> bool:
+    """An escaped lone surrogate (``"\\ud800"``) decodes to a string that cannot be encoded to
+    UTF-8 (etcd, logs, answers). Only walked when the text has such an escape; depth is bounded."""
+    stack = [v]
+    while stack:
+        cur = stack.pop()
+        if isinstance(cur, str):
+            if _LONE_SURROGATE.search(cur):
+                return True
+        elif isinstance(cur, list):
+            stack.extend(cur)
+        elif isinstance(cur, dict):
+            stack.extend(cur)
+            stack.extend(cur.values())
+    return False
 
 
 @dataclass(frozen=True)

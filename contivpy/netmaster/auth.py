@@ -115,8 +115,8 @@ async def _body(request: web.Request) -> dict:
     raw = await read_body(request, _MAX_BODY)
     try:
         body = jsonwire.loads(raw)
-    except ValidationError:
-        raise AuthError("invalid JSON", 400) from None
+    except ValidationError as exc:
+        raise AuthError(f"invalid JSON: {exc}", 400) from None
     if not isinstance(body, dict):
         raise AuthError("invalid JSON: an object is expected", 400)
     return body

@@ -85,8 +85,9 @@ def test_struct_like_go():
     assert REQ.check(None) == {}
 
 
-def test_lone_surrogates_become_replacement_char():
-    out = jsonwire.loads(b'{"a\\ud800": ["x\\udfffy", "\\ud83d\\ude00"]}')
-    assert out == {"a\ufffd": ["x\ufffdy", "\U0001f600"]}
-    json_text = str(out).encode("utf-8")  # encodable: no surrogate left
-    assert json_text
+def test_lone_surrogates_refused_pairs_kept():
+    assert jsonwire.loads(b'{"a": ["\\ud83d\\ude00"]}') == {"a": ["\U0001f600"]}
+    for raw in (b'{"a\\ud800": 1}', b'["x\\udfffy"]', b'"\\uDBFF"'):
+        with pytest.raises(ValidationError) as e:
+            jsonwire.loads(raw)
+        assert str(e.value) == jsonwire.SURROGATE_ERROR
