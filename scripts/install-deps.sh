@@ -25,14 +25,12 @@ if [ ! -x "$venv/bin/python" ]; then
   echo "creating $venv with $base"
   "$base" -m venv "$venv"
 fi
-# (Re)install in editable mode unless the venv's contivpy already is this checkout with every dependency.
-if ! "$venv/bin/python" -I - "$here" <<'PY' 2>/dev/null
-import os, sys
-import contivpy, aetcd, os_ken, pyroute2, aiohttp, pydantic, pytest_asyncio, dns, hypothesis, cryptography  # noqa: F401
-here = os.path.realpath(sys.argv[1])
-sys.exit(0 if os.path.realpath(os.path.dirname(os.path.dirname(contivpy.__file__))) == here else 1)
-PY
-then
+# (Re)install in editable mode when pyproject.toml (the dependency list) or the checkout changed since
+# the last install, or contivpy does not import: a stamp in the venv records what was installed.
+stamp="$venv/.contivpy-installed"
+want="$here $(sha256sum "$here/pyproject.toml" | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! "$venv/bin/python" -I -c 'import contivpy' 2>/dev/null; then
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$here[test]" \
     --config-settings editable_mode=compat
+  echo "$want" > "$stamp"
 fi

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from contivpy.netctl.fakeserver import run_inprocess
+from tests.support.netctl_fakeserver import run_inprocess
 
 pytestmark = pytest.mark.etcd
 

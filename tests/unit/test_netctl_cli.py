@@ -8,8 +8,8 @@ import pytest
 
 from contivpy.netctl import app as netctl_app
 from contivpy.netctl.cli import FlagSet, UsageError, parse_go_int
-from contivpy.netctl.fakeserver import ReplayServer, run_inprocess
 from contivpy.netctl.tree import TENANT, Flag
+from tests.support.netctl_fakeserver import ReplayServer, run_inprocess
 
 TS = re.compile(r'time="[^"]*"')
 DEAD = "http://127.0.0.1:9"  # nothing listens there: commands that reach the network fail with exit 2

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from contivpy.netctl.fakeserver import ReplayServer, run_inprocess
+from tests.support.netctl_fakeserver import ReplayServer, run_inprocess
 
 TENANT_DEFAULT = (
     '{"key":"default","tenantName":"default","link-sets":{"EndpointGroups":{"default:web":{"type":"endpointGroup",'
