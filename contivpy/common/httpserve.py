@@ -37,10 +37,13 @@ import os
 import ssl
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
 
 from contivpy.common.errors import ValidationError
@@ -99,7 +102,7 @@ _BODY: web.RequestKey[bytes] = web.RequestKey("contiv_body", bytes)
 
 async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
     """The whole request body (cached on the request), at most ``limit`` bytes."""
-    cached = request.get(_BODY)
+    cached: bytes | None = request.get(_BODY)
     if cached is not None:
         return cached
     if request.content_length is not None and request.content_length > limit:
@@ -127,12 +130,12 @@ async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
 class _GuardedHandler(RequestHandler):
     """aiohttp's connection protocol with a head deadline, a body deadline and quiet 4xx."""
 
-    def __init__(self, *args, limits: Timeouts, **kwargs) -> None:
+    def __init__(self, *args: Any, limits: Timeouts, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._limits = limits
         self._timer: asyncio.TimerHandle | None = None
         self._timer_kind = ""
-        self._payload = None  # body stream of the last request head parsed
+        self._payload: StreamReader | None = None  # body stream of the last request head parsed
 
     def _arm(self, kind: str, seconds: float) -> None:
         self._disarm()
@@ -173,7 +176,13 @@ class _GuardedHandler(RequestHandler):
         elif self._timer_kind == "body":
             self._disarm()
 
-    def handle_error(self, request, status: int = 500, exc=None, message=None) -> web.StreamResponse:
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
         if 400 <= status < 500:  # malformed HTTP: the client's fault, no raw bytes, no traceback
             log.info(
                 "refused a malformed HTTP request from %s (%s)", self.peername or "a local client", status
@@ -202,7 +211,7 @@ class _GuardedServer(Server):
 class GuardedRunner(web.AppRunner):
     """``web.AppRunner`` whose connections are guarded as the module docstring says."""
 
-    def __init__(self, app: web.Application, limits: Timeouts | None = None, **kwargs) -> None:
+    def __init__(self, app: web.Application, limits: Timeouts | None = None, **kwargs: Any) -> None:
         self._limits = limits or timeouts()
         kwargs.setdefault("access_log", None)
         kwargs.setdefault("handle_signals", False)
@@ -215,6 +224,7 @@ class GuardedRunner(web.AppRunner):
     async def _make_server(self) -> Server:
         server = await super()._make_server()
         server.__class__ = _GuardedServer  # same state, our connection protocol
+        assert isinstance(server, _GuardedServer)
         server._limits = self._limits
         return server
 
@@ -223,7 +233,7 @@ class _TCPSite(web.TCPSite):
     """``web.TCPSite`` whose TLS handshake is bounded by the header timeout (the head timer starts
     only once the handshake is done; asyncio's own handshake limit is 60 s)."""
 
-    def __init__(self, *args, handshake_timeout: float, **kwargs) -> None:
+    def __init__(self, *args: Any, handshake_timeout: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._handshake_timeout = handshake_timeout
 

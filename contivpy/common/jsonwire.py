@@ -149,7 +149,7 @@ class Struct:
             raise ValidationError(f"json: cannot unmarshal {go_type(value)} into Go value of type {self.go}")
         return self._check(value, self.short)
 
-    def _check(self, value: dict, path: str) -> dict[str, Any]:
+    def _check(self, value: dict[str, Any], path: str) -> dict[str, Any]:
         folded = {name.lower(): name for name in self.fields}
         out: dict[str, Any] = {}
         # Go: the exact name wins over a case-insensitive match; later duplicates overwrite earlier
