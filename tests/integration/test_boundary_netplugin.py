@@ -37,18 +37,6 @@ PYTHON_WORDING = (
 )
 
 
-def _drop_debug_listen(args: list[str]) -> list[str]:
-    out, skip = [], False
-    for a in args:
-        if skip:
-            skip = False
-        elif a == "--debug-listen":
-            skip = True
-        else:
-            out.append(a)
-    return out
-
-
 def listeners(h, port: int) -> list[str]:
     out = h.exec("ss", "-ltnH", f"sport = :{port}", check=False)
     return [ln.split()[3] for ln in out.splitlines() if ln.split()]
@@ -96,8 +84,7 @@ def agent():
         h = bed.hosts[1]
         h.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(h.dir, DIR_MODE)  # the socket's directory exists already
-        orig = h.netplugin_args
-        h.netplugin_args = lambda uplink=None: _drop_debug_listen(orig(uplink))  # the default address
+        h.debug_on_host_ip = False  # netplugin's default debug address
         old = os.environ.get("CONTIVPY_HTTP_TIMEOUTS")
         os.environ["CONTIVPY_HTTP_TIMEOUTS"] = TIMEOUTS
         try:
