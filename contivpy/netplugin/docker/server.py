@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -30,6 +31,8 @@ from contivpy.common.httpserve import MAX_BODY, GuardedRunner, read_body, serve_
 from .handlers import PluginHandlers, run_handler
 
 log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 DEFAULT_SOCKET = "/run/docker/plugins/netplugin.sock"
 CONTENT_TYPE = "application/vnd.docker.plugins.v1.2+json"
@@ -44,14 +47,22 @@ def _not_found() -> web.Response:
 
 
 @web.middleware
-async def _router_errors(request: web.Request, handler) -> web.StreamResponse:
-    """The router's own refusals in the original's wording (gorilla mux)."""
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one error mapping of the socket: router refusals in gorilla mux's words, a ContivError
+    (bad body, unknown network, netmaster or OVS failure) as ``{"Err": msg}`` without a traceback,
+    anything else (a bug) logged with its traceback and answered with a generic Err."""
     try:
         return await handler(request)
     except web.HTTPNotFound:
         return _not_found()
     except web.HTTPMethodNotAllowed:
         return web.Response(status=405, text="405 method not allowed\n")
+    except ContivError as e:
+        log.info("%s failed: %s", request.path, e)
+        return _json(500, {"Err": str(e)})
+    except Exception:
+        log.exception("%s: internal error", request.path)
+        return _json(500, {"Err": f"{request.path}: internal error in netplugin (see its log)"})
 
 
 def make_app(handlers: PluginHandlers) -> web.Application:
@@ -59,22 +70,14 @@ def make_app(handlers: PluginHandlers) -> web.Application:
         path = "/" + request.match_info["method"]
         if path not in handlers.routes:
             return _not_found()
-        raw = b""
-        try:
-            raw = await read_body(request, MAX_BODY)
-            status, body = await run_handler(handlers, path, raw)
-        except ContivError as e:
-            log.info("%s failed: %s", path, e)
-            return _json(500, {"Err": str(e)})
-        except Exception:
-            log.exception("%s: internal error", path)
-            return _json(500, {"Err": f"{path}: internal error in netplugin (see its log)"})
+        raw = await read_body(request, MAX_BODY)
+        status, body = await run_handler(handlers, path, raw)
         if status == 404:
             return _not_found()
         log.debug("%s %s -> %s", path, raw[:512], body)
         return _json(status, body)
 
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[_router_errors])
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[_errors])
     app.router.add_post("/{method}", dispatch)
     return app
 
