@@ -24,8 +24,10 @@ import logging
 
 from aiohttp import web
 
-from contivpy.common.errors import StoreError
+from contivpy.common import jsonwire
+from contivpy.common.errors import StoreError, ValidationError
 from contivpy.common.health import LOCAL_PATHS
+from contivpy.common.httpserve import read_body
 from contivpy.common.kv.base import KVStore
 from contivpy.model.codec import SPECS
 from contivpy.netmaster.api.errors import text_error
@@ -111,13 +113,11 @@ def _json(data) -> web.Response:
 
 
 async def _body(request: web.Request) -> dict:
-    if request.content_length is not None and request.content_length > _MAX_BODY:
-        raise AuthError("request body too large")
-    raw = await request.read()  # bounded by the application's client_max_size
+    raw = await read_body(request, _MAX_BODY)
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeError, RecursionError):
-        raise AuthError("invalid JSON", 400) from None
+        body = jsonwire.loads(raw)
+    except ValidationError as exc:
+        raise AuthError(f"invalid JSON: {exc}", 400) from None
     if not isinstance(body, dict):
         raise AuthError("invalid JSON: an object is expected", 400)
     return body

@@ -12,9 +12,12 @@ Accepted spellings (contiv-reference §5.1):
   block (``Version:``/``GitCommit:``/``BuildTime:``, as netmaster) and exit 0.
 - contivpy additions: ``--ovsdb ADDRESS`` (unix:PATH | tcp:IP:PORT), ``--ovs-datapath system|netdev``,
   ``--plugin-socket``, ``--docker-host`` (``none``: no engine to keep networks in sync with),
-  ``--mtu N|auto`` (default 1450 like 1.1.x; ``auto`` = lowest host MTU - 50 like HEAD), ``--debug-listen``,
+  ``--mtu N|auto`` (default 1450 like 1.1.x; ``auto`` = lowest host MTU - 50 like HEAD),
+  ``--debug-listen HOST:PORT`` (the debug REST, which can create and delete endpoints: 127.0.0.1:9090 by
+  default, unlike the original's :9090 on every interface; docs/security.md),
   ``--cleanup`` (clean uninstall of host access: delete ``contivh0`` and the ``contivpy``-tagged iptables
-  rules, then exit; docs/deployment.md), ``--etcd-tls-ca-file``/``--etcd-tls-cert-file``/``--etcd-tls-key-file`` (``CONTIV_NETPLUGIN_ETCD_TLS_*``;
+  rules, then exit; docs/deployment.md),
+  ``--etcd-tls-ca-file``/``--etcd-tls-cert-file``/``--etcd-tls-key-file`` (``CONTIV_NETPLUGIN_ETCD_TLS_*``;
   https:// endpoints). Every ``--etcd-endpoints`` member is used (``store_url`` is the whole list).
 
 Decision (docs/decisions.md): the original exits when ``--netmode vlan`` has no ``--vlan-if``. The seed
@@ -30,6 +33,8 @@ import ipaddress
 import os
 import socket
 from dataclasses import dataclass, field
+
+from contivpy.common.httpserve import split_hostport
 
 EXIT_CONFIG = 22
 MODES = ("docker", "kubernetes", "swarm-mode", "test")
@@ -63,7 +68,7 @@ class Config:
     plugin_socket: str = "/run/docker/plugins/netplugin.sock"
     docker_host: str = "unix:///var/run/docker.sock"
     mtu: int | str = 1450
-    debug_listen: str = "0.0.0.0:9090"
+    debug_listen: str = "127.0.0.1:9090"  # loopback only unless --debug-listen says otherwise
     cleanup: bool = False  # --cleanup: remove host access (contivh0, nat rules) and exit
     warnings: list[str] = field(default_factory=list)
 
@@ -251,4 +256,8 @@ def parse(argv: list[str] | None = None, env: dict[str, str] | None = None) -> C
         except ValueError as e:
             raise ConfigError(f"invalid mtu {mtu!r}: {e}") from e
     cfg.debug_listen = pick(ns.debug_listen, "DEBUG_LISTEN", cfg.debug_listen)
+    try:
+        split_hostport(cfg.debug_listen)
+    except ValueError as e:
+        raise ConfigError(f"invalid --debug-listen: {e}") from e
     return cfg

@@ -36,9 +36,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from aiohttp import web
-
 from contivpy.common.errors import ExternalServiceError, StoreError, ValidationError
+from contivpy.common.httpserve import GuardedRunner, serve_tcp, split_hostport
 from contivpy.common.kv import open_store
 from contivpy.common.kv.base import KVStore
 from contivpy.common.pump import PumpedIterator
@@ -245,17 +244,14 @@ class Agent:
                     await asyncio.sleep(1)
         log.info("registered services %s", [i.key for i in services])
 
-    async def _start_debug(self) -> web.AppRunner:
+    async def _start_debug(self) -> GuardedRunner:
         """Bind the debug REST server before anything else, so that /healthz and /readyz answer
-        during start-up (the other routes answer 503 until the first sync is done)."""
-        runner = web.AppRunner(make_app(self), access_log=None)
-        await runner.setup()
-        host, _, port = self.cfg.debug_listen.rpartition(":")
-        site = web.TCPSite(runner, host or "0.0.0.0", int(port), reuse_address=True)
+        during start-up (the other routes answer 503 until the first sync is done). 127.0.0.1:9090
+        unless --debug-listen says otherwise (":PORT" = every interface, as in Go)."""
+        host, port = split_hostport(self.cfg.debug_listen, default_host="0.0.0.0")
         try:
-            await site.start()
+            runner = await serve_tcp(make_app(self), [(host, port)])
         except OSError as e:
-            await runner.cleanup()
             raise FatalConfigError(f"cannot listen on --debug-listen {self.cfg.debug_listen}: {e}") from e
         log.info("debug REST server listening on %s", self.cfg.debug_listen)
         return runner

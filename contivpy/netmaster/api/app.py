@@ -1,7 +1,10 @@
 """netmaster aiohttp application factory.
 
-Middlewares, outermost first: metrics (observe.py), auth (``contivpy.netmaster.auth``, active only with ``--auth``),
-follower proxy (everything goes to the leader while we are not it), then the one error mapping.
+Middlewares, outermost first: metrics (observe.py), the one error mapping (errors.py: every
+ContivError, including the framing errors of ``common/httpserve``, whichever middleware or handler
+raised it), auth (``contivpy.netmaster.auth``, active only with ``--auth``), follower proxy
+(everything goes to the leader while we are not it). Bodies are read with ``httpserve.read_body``
+(whole body, 1 MiB limit).
 Routes: model API (routes.py), non-model endpoints (misc.py) and, when present, the /plugin/*
 routes of ``contivpy.netmaster.api.plugin_routes`` (owned by the IPAM helper:
 ``add_plugin_routes(app, Allocator(kv, cluster_mode))``, or ``add_routes(app)`` using the
@@ -28,9 +31,9 @@ def make_app(crud, config, kv, state: LeaderState, rpc=None, auth_kv=None) -> we
     follower or not, creates the token secret if absent and users are written by CAS on their record."""
     mws = [
         observe.metrics_middleware,
+        error_middleware,
         auth.auth_middleware,
         proxy_middleware,
-        error_middleware,
     ]  # auth: a no-op unless installed
     app = web.Application(middlewares=mws, client_max_size=MAX_BODY + 4096)
     app[CRUD], app[CONFIG], app[KV], app[STATE] = crud, config, kv, state

@@ -17,6 +17,7 @@ import logging
 from aiohttp import ClientError, ClientSession, ClientTimeout, Fingerprint, web
 
 from contivpy.common.health import LOCAL_PATHS
+from contivpy.common.httpserve import read_body
 from contivpy.model import keys
 from contivpy.netmaster.api.errors import text_error
 from contivpy.netmaster.api.keys import CONFIG, KV, STATE
@@ -50,7 +51,7 @@ async def proxy_middleware(request: web.Request, handler) -> web.StreamResponse:
     url = f"{'https' if ssl else 'http'}://{state.leader_url}{request.path_qs}"
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
     headers[_MARK] = "1"
-    body = await request.read()
+    body = await read_body(request)
     try:
         async with request.app[SESSION].request(
             request.method, url, headers=headers, data=body or None, allow_redirects=False, ssl=ssl
