@@ -10,7 +10,8 @@ Accepted spellings (contiv-reference §5.1):
 - legacy 1.1.x: ``-cluster-store etcd://h:p``, ``-plugin-mode``, ``-vlan-if``, ``-host-label``, ``-vtep-ip``,
   ``-ctrl-ip``, ``-debug``, ``-vxlan-port``.
 - contivpy additions: ``--ovsdb ADDRESS`` (unix:PATH | tcp:IP:PORT), ``--ovs-datapath system|netdev``,
-  ``--plugin-socket``, ``--docker-host`` (``none``: no engine to keep networks in sync with),
+  ``--plugin-socket``, ``--cni-socket`` (the CNI server's unix socket, default
+  ``/run/contiv/contiv-cni.sock``, served in every mode: docs/cni.md), ``--docker-host`` (``none``: no engine to keep networks in sync with),
   ``--mtu N|auto`` (default 1450 like 1.1.x; ``auto`` = lowest host MTU - 50 like HEAD), ``--debug-listen``,
   ``--etcd-tls-ca-file``/``--etcd-tls-cert-file``/``--etcd-tls-key-file`` (``CONTIV_NETPLUGIN_ETCD_TLS_*``;
   https:// endpoints). Every ``--etcd-endpoints`` member is used (``store_url`` is the whole list).
@@ -55,6 +56,7 @@ class Config:
     ovsdb: str = "unix:/var/run/openvswitch/db.sock"
     ovs_datapath: str = "system"
     plugin_socket: str = "/run/docker/plugins/netplugin.sock"
+    cni_socket: str = "/run/contiv/contiv-cni.sock"
     docker_host: str = "unix:///var/run/docker.sock"
     mtu: int | str = 1450
     debug_listen: str = "0.0.0.0:9090"
@@ -119,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     a("--ovsdb", dest="ovsdb")
     a("--ovs-datapath", dest="ovs_datapath")
     a("--plugin-socket", dest="plugin_socket")
+    a("--cni-socket", dest="cni_socket")
     a("--docker-host", dest="docker_host")
     a("--mtu", dest="mtu")
     a("--debug-listen", dest="debug_listen")
@@ -227,6 +230,9 @@ def parse(argv: list[str] | None = None, env: dict[str, str] | None = None) -> C
     if cfg.ovs_datapath not in ("system", "netdev"):
         raise ConfigError(f"invalid --ovs-datapath {cfg.ovs_datapath!r} (want system or netdev)")
     cfg.plugin_socket = pick(ns.plugin_socket, "PLUGIN_SOCKET", cfg.plugin_socket)
+    cfg.cni_socket = pick(ns.cni_socket, "CNI_SOCKET", cfg.cni_socket)
+    if not cfg.cni_socket.startswith("/"):
+        raise ConfigError(f"invalid --cni-socket {cfg.cni_socket!r} (want an absolute path)")
     cfg.docker_host = pick(ns.docker_host, "DOCKER_HOST", cfg.docker_host)
     mtu = str(pick(ns.mtu, "MTU", "1450"))
     if mtu == "auto":

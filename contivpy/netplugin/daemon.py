@@ -10,7 +10,8 @@ Start-up (contiv-reference §5.2, with etcd watches instead of the ofnet RPC rel
      local endpoints, prune stale ports and flows;
   4. in the same TaskGroup: the watches (from the listed revision + 1), the service
      registration (``contivpy.common.registry``, 10 s leases, retried every second until etcd answers),
-     the debug REST server (:9090) and the Docker plugin (when present).
+     the debug REST server (:9090), the Docker plugin (when present) and the CNI server
+     (``--cni-socket``, every mode; attachments interrupted by a restart are rolled back first).
 
 Watches use ``contivpy.common.watch.list_and_watch`` + ``Mirror``: step 3 consumes the first Snapshot of
 each prefix, the watch tasks the rest; a re-list (compaction, store failure) is turned into the diff.
@@ -43,8 +44,11 @@ from contivpy.common.watch import Mirror, list_and_watch
 from contivpy.model import keys
 from contivpy.model.state import GlobalConfig
 from contivpy.netplugin.config import Config
+from contivpy.netplugin.cni.pods import PodService
+from contivpy.netplugin.cni.server import CniServer
 from contivpy.netplugin.datapath import RPC_PORTS, VLAN_BRIDGE, VXLAN_BRIDGE, Datapath
 from contivpy.netplugin.debug_api import make_app
+from contivpy.netplugin.docker_backend import AgentBackend
 from contivpy.netplugin.managers.endpoint import EndpointService, RemoteEndpointManager
 from contivpy.netplugin.managers.network import NetworkManager
 from contivpy.netplugin.managers.policy import PolicyManager
@@ -75,6 +79,7 @@ class Agent:
         self.qos = QosManager(self.dp)
         self.services = ServiceManager(self.dp)  # service LB (vxlan bridge)
         self.endpoints = EndpointService(cfg, self.kv, self.dp, self.nets, self.netmaster, self.qos)
+        self.pods = PodService(self.kv, cfg.host, AgentBackend(self.endpoints))  # CNI attachments
         self.names = NameServer(self.kv)  # DNS for containers, via the OpenFlow punt (nameserver.py)
         self.arp_mode = "proxy"
         self.ready = asyncio.Event()
@@ -233,7 +238,6 @@ class Agent:
         if self.cfg.mode not in ("docker", "swarm-mode"):
             return
         from contivpy.netplugin.docker.plugin import DockerPlugin
-        from contivpy.netplugin.docker_backend import AgentBackend
 
         host = self.cfg.docker_host if self.cfg.docker_host not in ("", "none") else None
         plugin = DockerPlugin(
@@ -241,6 +245,19 @@ class Agent:
         )
         log.info("Docker plugin listening on %s", self.cfg.plugin_socket)
         await plugin.run()
+
+    async def _serve_cni(self) -> None:
+        """The CNI plugin's server on ``--cni-socket``, in every mode (docs/cni.md)."""
+        server = CniServer(self.pods, self.cfg.cni_socket)
+        try:
+            await server.start()
+        except OSError as e:  # the agent keeps serving Docker and the data plane
+            log.error("CNI server not started on %s: %s", self.cfg.cni_socket, e)
+            return
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.stop()
 
     async def run(self) -> None:
         for w in self.cfg.warnings:
@@ -258,6 +275,7 @@ class Agent:
                     r.mark_synced()
                 await self._settle()
                 await self.endpoints.restore()
+                await self.pods.restore()
                 await self.vteps.prune_stale()
                 await self.dp.sync_complete()
                 for prefix, handler in self._watches:
@@ -265,6 +283,7 @@ class Agent:
                 tg.create_task(self._register())
                 tg.create_task(self._serve_debug())
                 tg.create_task(self._serve_docker())
+                tg.create_task(self._serve_cni())
                 tg.create_task(self.names.run())
                 self.ready.set()
                 log.info("netplugin started on host %s (vtep %s)", self.cfg.host, self.cfg.vtep_ip)
