@@ -57,7 +57,7 @@ class Log:
     """Append-only log file; never raises, never writes to stdout."""
 
     def __init__(self) -> None:
-        self.path = os.environ.get("CONTIV_CNI_LOG") or DEFAULT_LOG
+        self.path = DEFAULT_LOG
         self.prefix = ""
 
     def __call__(self, msg: str) -> None:
@@ -335,6 +335,7 @@ def main(argv=None, env=None, stdin=None, stdout=None) -> int:
     stdin = sys.stdin if stdin is None else stdin
     stdout = sys.stdout if stdout is None else stdout
     ctx = {"version": SUPPORTED_VERSIONS[-1]}
+    log.path, log.prefix = env.get("CONTIV_CNI_LOG") or DEFAULT_LOG, ""
     try:
         out = run(env, stdin, ctx)
         if out:

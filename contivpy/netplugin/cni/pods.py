@@ -231,7 +231,7 @@ class PodService:
             spec = EndpointSpec(
                 net=net,
                 endpoint_id=req.endpoint_id,
-                container=req.container_id,
+                container=req.endpoint_id,  # netmaster keys the endpoint state by it (as for Docker)
                 ep_common_name=req.pod_name or req.container_id,
             )
             rec = PodRecord(
@@ -333,7 +333,7 @@ class PodService:
                 return {"result": 0}
             # deleting the host end (vvportN) takes the pod end with it, wherever it is
             await self.backend.delete_endpoint(
-                EndpointSpec(net=rec.net, endpoint_id=rec.endpointId, container=rec.containerId)
+                EndpointSpec(net=rec.net, endpoint_id=rec.endpointId, container=rec.endpointId)
             )
             await self.kv.delete(key)
         self._locks.pop(key, None)
@@ -383,6 +383,6 @@ class PodService:
                 ready += 1
                 continue
             log.warning("pod %s/%s: ADD was interrupted by a restart; rolling back", rec.containerId, rec.ifName)
-            spec = EndpointSpec(net=rec.net, endpoint_id=rec.endpointId, container=rec.containerId)
+            spec = EndpointSpec(net=rec.net, endpoint_id=rec.endpointId, container=rec.endpointId)
             await self._undo(spec, kvp.key)
         log.info("%d CNI attachments on this host", ready)
