@@ -179,9 +179,7 @@ def call_netplugin(sock_path: str, method: str, body: dict, timeout: float) -> d
 
     conn = _Conn("localhost", timeout=timeout)
     try:
-        conn.request(
-            "POST", "/ContivCNI." + method, json.dumps(body), {"Content-Type": "application/json"}
-        )
+        conn.request("POST", "/ContivCNI." + method, json.dumps(body), {"Content-Type": "application/json"})
         resp = conn.getresponse()
         data = resp.read()
     except TimeoutError:
@@ -312,9 +310,7 @@ def run(env, stdin, ctx: dict) -> dict:
     labels.update({k: v for k, v in args.items() if not k.startswith("K8S_") and k != "IgnoreUnknown"})
     netns, ifname = env.get("CNI_NETNS", ""), env["CNI_IFNAME"]
     body = {k: args.get(k, "") for k in _K8S_KEYS}
-    body.update(
-        CNI_CONTAINERID=env["CNI_CONTAINERID"], CNI_NETNS=netns, CNI_IFNAME=ifname, Labels=labels
-    )
+    body.update(CNI_CONTAINERID=env["CNI_CONTAINERID"], CNI_NETNS=netns, CNI_IFNAME=ifname, Labels=labels)
     prev = conf.get("prevResult")
     log.prefix = f"{command} {env['CNI_CONTAINERID'][:12]}/{ifname}: "
     if command == "ADD":
@@ -348,6 +344,10 @@ def main(argv=None, env=None, stdin=None, stdout=None) -> int:
         import traceback
 
         log("internal error: " + "".join(traceback.format_exception(e)))
-        err = {"code": NETPLUGIN_FAILED, "msg": "Contiv: internal error in contivk8s (see its log)", "details": ""}
+        err = {
+            "code": NETPLUGIN_FAILED,
+            "msg": "Contiv: internal error in contivk8s (see its log)",
+            "details": "",
+        }
     stdout.write(json.dumps({"cniVersion": ctx["version"], **err}) + "\n")
     return 1

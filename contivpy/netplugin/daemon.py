@@ -43,9 +43,9 @@ from contivpy.common.registry import ServiceInfo, ServiceRegistry
 from contivpy.common.watch import Mirror, list_and_watch
 from contivpy.model import keys
 from contivpy.model.state import GlobalConfig
-from contivpy.netplugin.config import Config
 from contivpy.netplugin.cni.pods import PodService
 from contivpy.netplugin.cni.server import CniServer
+from contivpy.netplugin.config import Config
 from contivpy.netplugin.datapath import RPC_PORTS, VLAN_BRIDGE, VXLAN_BRIDGE, Datapath
 from contivpy.netplugin.debug_api import make_app
 from contivpy.netplugin.docker_backend import AgentBackend

@@ -26,7 +26,12 @@ def test_contivk8s_launcher_answers_version():
     """The CNI plugin from the checkout's bin/ (installed copies appear with the next install)."""
     env = {"PATH": "/usr/bin:/bin", "CNI_COMMAND": "VERSION", "PYTHONPATH": str(BIN.parent)}
     out = subprocess.run(
-        [str(BIN / "contivk8s")], input='{"cniVersion":"0.4.0"}', capture_output=True, text=True, timeout=60, env=env
+        [str(BIN / "contivk8s")],
+        input='{"cniVersion":"0.4.0"}',
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
     assert out.returncode == 0, out
     assert out.stdout.strip() == '{"cniVersion": "0.4.0", "supportedVersions": ["0.3.1", "0.4.0", "1.0.0"]}'

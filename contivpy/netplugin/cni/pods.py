@@ -362,10 +362,14 @@ class PodService:
             if a not in link["addrs"]:
                 raise CniError(CHECK_FAILED, f"interface {req.ifname} in {netns} lacks address {a}")
         if rec.macAddress and (link["mac"] or "").lower() != rec.macAddress.lower():
-            raise CniError(CHECK_FAILED, f"interface {req.ifname} has MAC {link['mac']}, not {rec.macAddress}")
+            raise CniError(
+                CHECK_FAILED, f"interface {req.ifname} has MAC {link['mac']}, not {rec.macAddress}"
+            )
         if not link["up"]:
             raise CniError(CHECK_FAILED, f"interface {req.ifname} in {netns} is down")
-        if await self.backend.get_endpoint(rec.stateId) is None or not await links.link_exists(rec.hostIfName):
+        if await self.backend.get_endpoint(rec.stateId) is None or not await links.link_exists(
+            rec.hostIfName
+        ):
             raise CniError(CHECK_FAILED, f"endpoint {rec.stateId} is not plugged on this host")
         return self._reply(rec)
 
@@ -382,7 +386,9 @@ class PodService:
             if rec.state == "ready":
                 ready += 1
                 continue
-            log.warning("pod %s/%s: ADD was interrupted by a restart; rolling back", rec.containerId, rec.ifName)
+            log.warning(
+                "pod %s/%s: ADD was interrupted by a restart; rolling back", rec.containerId, rec.ifName
+            )
             spec = EndpointSpec(net=rec.net, endpoint_id=rec.endpointId, container=rec.endpointId)
             await self._undo(spec, kvp.key)
         log.info("%d CNI attachments on this host", ready)
