@@ -90,3 +90,12 @@ def test_exit_code_22_and_message():
         [sys.executable, "-m", "contivpy.netplugin", "--bogus"], capture_output=True, text=True
     )
     assert r.returncode == 22 and "Traceback" not in r.stderr
+
+
+def test_cni_socket_flag_env_and_default():
+    base = ["--mode", "docker", "--netmode", "vlan", "--fwdmode", "bridge"]
+    assert parse(base, env={}).cni_socket == "/run/contiv/contiv-cni.sock"
+    assert parse([*base, "--cni-socket", "/tmp/x/cni.sock"], env={}).cni_socket == "/tmp/x/cni.sock"
+    assert parse(base, env={"CONTIV_NETPLUGIN_CNI_SOCKET": "/run/y.sock"}).cni_socket == "/run/y.sock"
+    with pytest.raises(ConfigError, match="invalid --cni-socket"):
+        parse([*base, "--cni-socket", "rel.sock"], env={})
