@@ -157,12 +157,15 @@ def _setns(fd: int) -> None:
         raise OSError(err, os.strerror(err))
 
 
-def _in_netns_thread(path: str, fn, *args):
-    """Run ``fn(ipr, *args)`` with an IPRoute opened inside the netns at ``path``."""
+def _in_netns_thread(path: str, fn, *args, before=None):
+    """Run ``fn(ipr, *args)`` with an IPRoute opened inside the netns at ``path`` (after
+    ``before()``, if given, in the caller's netns), in a dedicated thread."""
     out: dict = {}
 
     def run() -> None:
         try:
+            if before is not None:
+                before()
             own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
             try:
                 target = os.open(path, os.O_RDONLY)
@@ -300,9 +303,16 @@ async def plug_into_netns(
     ``ifname`` with ``addrs`` (``ip/len``) and a default route via each gateway (or on-link when
     ``on_link`` and no IPv4 gateway). On failure the caller removes the pair (``unplug_from_netns``)."""
     try:
-        await asyncio.to_thread(_move_to, port, path)
         return await asyncio.to_thread(
-            _in_netns_thread, path, _configure, port, ifname, addrs, gateways, on_link
+            _in_netns_thread,
+            path,
+            _configure,
+            port,
+            ifname,
+            addrs,
+            gateways,
+            on_link,
+            before=lambda: _move_to(port, path),
         )
     except (NetlinkError, OSError) as e:
         raise ExternalServiceError(f"cannot configure {ifname} in {path}: {e}") from e

@@ -121,7 +121,11 @@ def test_add_every_version_ping_across_hosts_and_del(bed, pods):
     sid = "default-net.default-ctr-a1"
     ep = etcd_json(bed, f"/contiv.io/state/eps/{sid}")
     assert ep["ipAddress"] == a1.split("/")[0] and ep["homingHost"] == "h1"
-    assert ep.get("epCommonName") == "web-1"
+    wait_for(
+        lambda: etcd_json(bed, f"/contiv.io/state/eps/{sid}").get("epCommonName") == "web-1",
+        10,
+        what="pod name",
+    )
     rec = etcd_json(bed, "/contiv.io/oper/cni/h1/ctr-a1/eth0")
     assert rec["state"] == "ready" and rec["stateId"] == sid and rec["podNamespace"] == "ns1"
     host_port = r1.out["interfaces"][0]["name"]

@@ -9,7 +9,9 @@ win. The endpoint itself is made by the same code path as the Docker plugin's Cr
 ``vportN``/``vvportN``, OVS port, flows, oper record); then ``vportN`` is moved into the pod's netns,
 renamed ``CNI_IFNAME`` and given the address, and a default route via the network's gateway, or, when
 the network has none, an on-link default route (what the Docker Join answers; the host-access port
-of the original never worked, see docs/cni.md). The record turns ``ready`` last.
+of the original never worked, see docs/cni.md). The record turns ``ready`` last; the pod's name and
+labels then go to netmaster in the background (``/plugin/updateEndpoint``, as after a Docker Join:
+DNS by pod name, service providers by label); a DEL of the attachment waits for that first.
 
 Invariants:
 - a failed ADD leaves nothing: the endpoint is deleted (which releases the address in netmaster and
@@ -177,6 +179,7 @@ class PodService:
     def __init__(self, kv: KVStore, host: str, backend: EndpointBackend) -> None:
         self.kv, self.host, self.backend = kv, host, backend
         self._locks: dict[str, asyncio.Lock] = {}
+        self._naming: dict[str, asyncio.Task] = {}  # attachment key -> its name recording
 
     def _key(self, req: PodRequest) -> str:
         return keys.cni_pod(self.host, req.container_id, req.ifname)
@@ -272,8 +275,9 @@ class PodService:
             req.pod_name or req.container_id, req.container_id, rec.ipAddress, net.tenant, net.network,
             req.ifname,
         )  # fmt: skip
-        await self._record_name(rec, req)
-        return self._reply(rec, mtu=(present or {}).get("mtu"))
+        # the pod is ready now: its name and labels (DNS, service providers) follow in the background
+        self._naming[key] = asyncio.create_task(self._record_name(rec, req, key))
+        return self._reply(rec)
 
     async def _undo(self, spec: EndpointSpec, key: str) -> None:
         try:
@@ -283,17 +287,27 @@ class PodService:
             return
         await asyncio.shield(self.kv.delete(key))
 
-    async def _record_name(self, rec: PodRecord, req: PodRequest) -> None:
-        """Name and labels into the endpoint state (DNS by pod name, service providers by label)."""
+    async def _record_name(self, rec: PodRecord, req: PodRequest, key: str) -> None:
+        """Name and labels into the endpoint state (DNS by pod name, service providers by label),
+        as after a Docker Join. A DEL of the attachment waits for it first."""
         record = getattr(self.backend, "record_container", None)
-        if record is None:
-            return
         try:
-            await record(rec.stateId, req.pod_name or req.container_id, req.container_id, req.labels)
+            if record is not None:
+                await record(rec.stateId, req.pod_name or req.container_id, req.container_id, req.labels)
         except ContivError as e:
             log.warning("pod %s: name not recorded: %s", req.container_id, e)
+        except Exception:
+            log.exception("pod %s: name not recorded", req.container_id)
+        finally:
+            if self._naming.get(key) is asyncio.current_task():
+                del self._naming[key]
 
-    def _reply(self, rec: PodRecord, mtu: int | None = None) -> dict[str, Any]:
+    async def settle(self) -> None:
+        """Wait for the background name recordings (tests, shutdown)."""
+        while self._naming:
+            await asyncio.gather(*list(self._naming.values()), return_exceptions=True)
+
+    def _reply(self, rec: PodRecord) -> dict[str, Any]:
         routes = []
         if rec.gateway:
             routes.append({"dst": "0.0.0.0/0", "gw": rec.gateway})
@@ -322,6 +336,9 @@ class PodService:
     async def delete(self, req: PodRequest) -> dict[str, Any]:
         key = self._key(req)
         async with self._lock(key):
+            naming = self._naming.get(key)
+            if naming is not None:
+                await asyncio.gather(naming, return_exceptions=True)
             kvp = await self.kv.get(key)
             if kvp is None:
                 return {"result": 0}
