@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Install what a fresh Debian machine lacks for contivpy: etcd, Open vSwitch, Docker, network tools,
+# Install what a fresh Debian machine lacks for contivpy: etcd, Open vSwitch, Docker, podman, network tools,
 # busybox (test container image), python3-venv, then the project's virtual environment `.venv` (made
 # with Debian's own /usr/bin/python3, never with whatever python3 comes first on PATH) holding contivpy
 # in editable mode with its test extras. Debian's python3 refuses system-wide pip installs (PEP 668), so
 # nothing is installed outside .venv. Idempotent and quiet when everything is already there. Needs root.
 set -euo pipefail
 pkgs=(etcd-server etcd-client openvswitch-switch docker.io iproute2 ethtool busybox-static
-      iputils-ping tcpdump iperf3 procps make python3 python3-venv)
+      iputils-ping tcpdump iperf3 procps make python3 python3-venv
+      podman containernetworking-plugins)  # podman: the CNI tests with a real runtime (docs/cni.md)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
