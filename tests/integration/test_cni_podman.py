@@ -1,11 +1,10 @@
 """CNI with a real runtime: podman (CNI network backend) on both hosts of the test bed runs containers
 on the contiv network through the ``contivk8s`` plugin and netplugin's CNI server.
 
-Covers: podman containers on two hosts get contiv addresses and ping each other; a label in
-``podman run --network contiv`` CNI_ARGS is not needed (defaults: tenant default, network
-default-net); ``podman rm`` (CNI DEL) releases the address, the OVS port and the records.
-Not covered here: a podman container next to a Docker container on one network (the Docker test bed
-fixture is not combined with podman yet).
+Covers: podman containers on two hosts get contiv addresses (the defaults: tenant default, network
+default-net) and ping each other; ``podman rm`` (CNI DEL) releases the address, the OVS port and the
+records; a Docker container (libnetwork plugin) and podman containers on one network, on the same
+host and across hosts, ping each other.
 """
 
 from __future__ import annotations
@@ -17,8 +16,8 @@ from tests.fixtures.podman import PodmanHost, podman_missing
 pytestmark = [pytest.mark.root, pytest.mark.ovs, pytest.mark.etcd]
 
 
-@pytest.fixture(scope="module")
-def bed():
+@pytest.fixture
+def bed():  # function scope: the next test's Docker bed needs the test bed's names free
     why = podman_missing()
     if why:
         pytest.skip(why)
@@ -65,3 +64,31 @@ def test_podman_containers_on_two_hosts_ping_and_rm_releases(bed):
     p1.podman("rm", "-f", "-t", "0", "tnpkpod1")
     p2.podman("rm", "-f", "-t", "0", "tnpkpod2")
     assert state(bed) == before
+
+
+def test_podman_and_docker_containers_on_one_network(docker_bed2):
+    """A Docker container (libnetwork plugin) and podman containers (CNI) on one contiv network, on the
+    same host and across hosts, reach each other: both paths make the same endpoints."""
+    why = podman_missing()
+    if why:
+        pytest.skip(why)
+    from tests.fixtures.testbed import wait_for
+
+    bed, d1 = docker_bed2.bed, docker_bed2.dockers[1]
+    out = bed.netctl("network", "create", "--subnet", "10.124.1.0/24", "-g", "10.124.1.254", "default-net")
+    assert "Creating network default:default-net" in out
+    wait_for(lambda: "default-net" in d1.networks(), 30, what="docker network on h1")
+    pms = [PodmanHost(h) for h in bed.hosts.values()]
+    try:
+        d1.run("tnpkdock", "default-net")
+        ipd = d1.exec("tnpkdock", "ip", "-o", "-4", "addr", "show", "eth0").split()[3].split("/")[0]
+        ip1 = pms[0].run("tnpkpm1")  # same host as the Docker container
+        ip2 = pms[1].run("tnpkpm2")  # the other host
+        assert len({ipd, ip1, ip2}) == 3 and all(ip.startswith("10.124.1.") for ip in (ipd, ip1, ip2))
+        assert d1.ping("tnpkdock", ip1) and d1.ping("tnpkdock", ip2)
+        for pm, name in ((pms[0], "tnpkpm1"), (pms[1], "tnpkpm2")):
+            assert "1 packets received" in pm.exec(name, "ping", "-c", "1", "-W", "2", ipd, check=False)
+    finally:
+        for pm in pms:
+            pm.close()
+        d1.docker("rm", "-f", "tnpkdock", check=False)
