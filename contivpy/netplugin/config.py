@@ -11,7 +11,8 @@ Accepted spellings (contiv-reference §5.1):
   ``-ctrl-ip``, ``-debug``, ``-vxlan-port``.
 - contivpy additions: ``--ovsdb ADDRESS`` (unix:PATH | tcp:IP:PORT), ``--ovs-datapath system|netdev``,
   ``--plugin-socket``, ``--cni-socket`` (the CNI server's unix socket, default
-  ``/run/contiv/contiv-cni.sock``, served in every mode: docs/cni.md), ``--docker-host`` (``none``: no engine to keep networks in sync with),
+  ``/run/contiv/contiv-cni.sock``, served in every mode: docs/cni.md), ``--k8s-config`` (contiv.json
+  naming the Kubernetes API the CNI server reads pod labels from, if the file exists), ``--docker-host`` (``none``: no engine to keep networks in sync with),
   ``--mtu N|auto`` (default 1450 like 1.1.x; ``auto`` = lowest host MTU - 50 like HEAD), ``--debug-listen``,
   ``--etcd-tls-ca-file``/``--etcd-tls-cert-file``/``--etcd-tls-key-file`` (``CONTIV_NETPLUGIN_ETCD_TLS_*``;
   https:// endpoints). Every ``--etcd-endpoints`` member is used (``store_url`` is the whole list).
@@ -57,6 +58,7 @@ class Config:
     ovs_datapath: str = "system"
     plugin_socket: str = "/run/docker/plugins/netplugin.sock"
     cni_socket: str = "/run/contiv/contiv-cni.sock"
+    k8s_config: str = "/var/contiv/config/contiv.json"
     docker_host: str = "unix:///var/run/docker.sock"
     mtu: int | str = 1450
     debug_listen: str = "0.0.0.0:9090"
@@ -122,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     a("--ovs-datapath", dest="ovs_datapath")
     a("--plugin-socket", dest="plugin_socket")
     a("--cni-socket", dest="cni_socket")
+    a("--k8s-config", dest="k8s_config")
     a("--docker-host", dest="docker_host")
     a("--mtu", dest="mtu")
     a("--debug-listen", dest="debug_listen")
@@ -233,6 +236,7 @@ def parse(argv: list[str] | None = None, env: dict[str, str] | None = None) -> C
     cfg.cni_socket = pick(ns.cni_socket, "CNI_SOCKET", cfg.cni_socket)
     if not cfg.cni_socket.startswith("/"):
         raise ConfigError(f"invalid --cni-socket {cfg.cni_socket!r} (want an absolute path)")
+    cfg.k8s_config = pick(ns.k8s_config, "K8S_CONFIG", cfg.k8s_config)
     cfg.docker_host = pick(ns.docker_host, "DOCKER_HOST", cfg.docker_host)
     mtu = str(pick(ns.mtu, "MTU", "1450"))
     if mtu == "auto":

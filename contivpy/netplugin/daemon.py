@@ -246,6 +246,20 @@ class Agent:
         log.info("Docker plugin listening on %s", self.cfg.plugin_socket)
         await plugin.run()
 
+    def _load_k8s(self) -> None:
+        """The Kubernetes API for pod labels: ``--k8s-config`` if that file exists (any mode), else
+        the service account in kubernetes mode; a bad file stops the agent like a bad flag."""
+        from contivpy.common.errors import ValidationError
+        from contivpy.netplugin.cni.k8sapi import K8sApi, K8sConfig
+
+        try:
+            k8s = K8sConfig.load(self.cfg.k8s_config, None if self.cfg.mode == "kubernetes" else {})
+            if k8s is not None:
+                self.pods.k8s = K8sApi(k8s)
+                log.info("pod labels from the Kubernetes API at %s", k8s.server)
+        except (ValidationError, OSError, ValueError) as e:
+            raise FatalConfigError(str(e)) from None
+
     async def _serve_cni(self) -> None:
         """The CNI plugin's server on ``--cni-socket``, in every mode (docs/cni.md)."""
         server = CniServer(self.pods, self.cfg.cni_socket)
@@ -262,6 +276,7 @@ class Agent:
     async def run(self) -> None:
         for w in self.cfg.warnings:
             log.warning(w)
+        self._load_k8s()
         try:
             await self._wait_global()
             await self._start_datapath()
@@ -293,5 +308,7 @@ class Agent:
             # Not deregistered on shutdown: a restarting agent keeps its peers' tunnels (lease TTL 10 s).
             await self.registry.close(deregister=False)
             await self.netmaster.close()
+            if self.pods.k8s is not None:
+                await self.pods.k8s.close()
             await self.dp.stop()
             await self.kv.close()

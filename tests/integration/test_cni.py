@@ -353,6 +353,61 @@ def test_parallel_adds_and_dels(bed, pods):
     assert cni(h2, "DEL", "ctr-pp", peer.path).rc == 0
 
 
+def test_pod_labels_from_kubernetes_api_stand_in(bed, pods):
+    """Stand-in API server (tests/fixtures/k8sapi.py; not a real cluster): with ``--k8s-config`` the
+    pod's labels in the API choose tenant and network and win over CNI_ARGS; an unknown pod falls
+    back to the CNI labels; an API error is "try again later" and leaves nothing behind."""
+    from tests.fixtures.k8sapi import StandInApi
+    from tests.fixtures.testbed import CTRL_IP
+
+    h1 = bed.hosts[1]
+    api = StandInApi(CTRL_IP)
+    conf = h1.dir / "contiv.json"
+    conf.write_text(json.dumps({"K8S_API_SERVER": api.url, "K8S_TOKEN": "tnp-token"}))
+    p1, p2, p3 = pods("k1"), pods("k2"), pods("k3")
+    api.pods[("ns1", "api-pod")] = {
+        "labels": {"io.contiv.tenant": "cnit", "io.contiv.network": "lab-net", "app": "web"}
+    }
+    api.status[("ns1", "broken")] = 500
+    h1.stop_netplugin()
+    try:
+        h1.start_netplugin("--k8s-config", str(conf))
+        before = snapshot(bed)
+        r1 = cni(
+            h1,
+            "ADD",
+            "ctr-k1",
+            p1.path,
+            args="K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=api-pod;io.contiv.network=default-net",
+        )
+        assert r1.rc == 0, r1
+        assert r1.out["ips"][0]["address"].startswith("10.120.3.")  # lab-net of tenant cnit, from the API
+        assert api.auth and all(a == "Bearer tnp-token" for a in api.auth)
+        wait_for(
+            lambda: (
+                (etcd_json(bed, "/contiv.io/state/eps/lab-net.cnit-ctr-k1") or {})
+                .get("labels", {})
+                .get("app")
+                == "web"
+            ),
+            10,
+            what="API labels on the endpoint",
+        )
+        r2 = cni(h1, "ADD", "ctr-k2", p2.path, args="K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=not-in-api")
+        assert r2.rc == 0 and r2.out["ips"][0]["address"].startswith(SUBNET + ".")
+        mid = snapshot(bed)
+        r3 = cni(h1, "ADD", "ctr-k3", p3.path, args="K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=broken")
+        assert r3.rc == 1 and r3.out["code"] == 11 and "Kubernetes API" in r3.out["msg"], r3.out
+        assert snapshot(bed) == mid
+        for cid, ns in (("ctr-k1", p1), ("ctr-k2", p2)):
+            assert cni(h1, "DEL", cid, ns.path).rc == 0
+        assert snapshot(bed) == before
+    finally:
+        h1.stop_netplugin()
+        h1.start_netplugin()
+        api.close()
+
+
 def test_pods_survive_agent_restart(bed, pods):
     h1, h2 = bed.hosts[1], bed.hosts[2]
     p1, p2, p3 = pods("r1"), pods("r2"), pods("r3")

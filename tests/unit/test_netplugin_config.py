@@ -99,3 +99,9 @@ def test_cni_socket_flag_env_and_default():
     assert parse(base, env={"CONTIV_NETPLUGIN_CNI_SOCKET": "/run/y.sock"}).cni_socket == "/run/y.sock"
     with pytest.raises(ConfigError, match="invalid --cni-socket"):
         parse([*base, "--cni-socket", "rel.sock"], env={})
+
+
+def test_k8s_config_flag():
+    base = ["--mode", "kubernetes", "--netmode", "vxlan", "--fwdmode", "routing"]
+    assert parse(base, env={}).k8s_config == "/var/contiv/config/contiv.json"
+    assert parse([*base, "--k8s-config", "/etc/c.json"], env={}).k8s_config == "/etc/c.json"

@@ -24,7 +24,8 @@ Invariants:
   veth's host end survives); ``restore`` here removes the attachments whose ADD was interrupted
   (record still ``adding``: the runtime was told ADD failed).
 
-Labels (tenant/network/group) come from the request's ``Labels`` (the plugin merges the network
+Labels (tenant/network/group) come from the pod in the Kubernetes API when one is configured
+(``k8sapi.py``; they win), else from the request's ``Labels`` (the plugin merges the network
 config's ``args`` and CNI_ARGS); the original's defaults apply: ``default``, ``default-net``, none.
 """
 
@@ -176,8 +177,9 @@ class PodRecord:
 
 
 class PodService:
-    def __init__(self, kv: KVStore, host: str, backend: EndpointBackend) -> None:
+    def __init__(self, kv: KVStore, host: str, backend: EndpointBackend, k8s=None) -> None:
         self.kv, self.host, self.backend = kv, host, backend
+        self.k8s = k8s  # k8sapi.K8sApi when a Kubernetes API is configured: pod labels win
         self._locks: dict[str, asyncio.Lock] = {}
         self._naming: dict[str, asyncio.Task] = {}  # attachment key -> its name recording
 
@@ -215,7 +217,18 @@ class PodService:
         return ContivNet(tenant, network, group), st
 
     # -- ADD ------------------------------------------------------------------------------------
+    async def _pod_labels(self, req: PodRequest) -> None:
+        """The pod's labels from the Kubernetes API (when configured) override the CNI ones."""
+        if self.k8s is None or not (req.pod_name and req.pod_namespace):
+            return
+        api = await self.k8s.pod_labels(req.pod_namespace, req.pod_name)
+        if api is None:
+            log.warning("pod %s/%s not found in the Kubernetes API", req.pod_namespace, req.pod_name)
+            return
+        req.labels = {**req.labels, **api}
+
     async def add(self, req: PodRequest) -> dict[str, Any]:
+        await self._pod_labels(req)
         net, st = await self._resolve(req.labels)
         try:
             present = await links.netns_probe(req.netns, req.ifname)
