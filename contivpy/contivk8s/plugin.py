@@ -285,7 +285,12 @@ def run(env, stdin, ctx: dict) -> dict:
         raise CniError(INVALID_ENV, "CNI_COMMAND is not set")
     if command not in COMMANDS:
         raise CniError(INVALID_ENV, f"unknown CNI_COMMAND {command!r}", f"supported: {', '.join(COMMANDS)}")
-    conf = read_config(stdin)
+    try:
+        conf = read_config(stdin)
+    except CniError:
+        if command != "VERSION":
+            raise
+        conf = {}  # VERSION answers whatever came on stdin
     if isinstance(conf.get("logFile"), str) and conf["logFile"]:
         log.path = conf["logFile"]
     if command == "VERSION":

@@ -37,6 +37,11 @@ def test_version_command(tmp_path, version):
     assert out == {"cniVersion": version, "supportedVersions": ["0.3.1", "0.4.0", "1.0.0"]}
 
 
+def test_version_without_config(tmp_path):
+    rc, out = run({"CNI_COMMAND": "VERSION"}, "", tmp_path)
+    assert rc == 0 and out["supportedVersions"] == ["0.3.1", "0.4.0", "1.0.0"]
+
+
 @pytest.mark.parametrize(
     "env,config,code,msg",
     [
