@@ -40,6 +40,9 @@ def test_bad_contiv_json(tmp_path, text, msg):
 
 def test_nothing_configured(tmp_path):
     assert K8sConfig.load(str(tmp_path / "absent.json"), env={}) is None
+    empty = tmp_path / "contiv.json"
+    empty.write_text("{}")  # no K8S_API_SERVER: the in-cluster service account, if any
+    assert K8sConfig.load(str(empty), env={}) is None
     # service-account env without its token file: not in a cluster
     env = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
     import os

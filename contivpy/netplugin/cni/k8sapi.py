@@ -3,7 +3,7 @@
 Configuration, as the original's: the JSON file ``--k8s-config`` (default
 ``/var/contiv/config/contiv.json``) with ``K8S_API_SERVER`` (``https://host:port``), ``K8S_CA``,
 ``K8S_CERT``, ``K8S_KEY`` (file paths) and ``K8S_TOKEN`` (the token, or a file holding it). Without that
-file, inside a cluster (``KUBERNETES_SERVICE_HOST``/``PORT`` set), the pod's service account is used:
+file (or without ``K8S_API_SERVER`` in it), inside a cluster (``KUBERNETES_SERVICE_HOST``/``PORT`` set), the pod's service account is used:
 ``/var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt}``. Neither: no API, labels come from the
 CNI arguments only.
 
@@ -52,6 +52,8 @@ class K8sConfig:
             except (OSError, ValueError) as e:
                 raise ValidationError(f"cannot read the Kubernetes config {path}: {e}") from None
             server = str(d.get("K8S_API_SERVER") or "").rstrip("/")
+            if not server:
+                return cls._in_cluster(env)
             if not server.startswith(("http://", "https://")):
                 raise ValidationError(f"{path}: K8S_API_SERVER must be an http(s):// URL")
             token = str(d.get("K8S_TOKEN") or "")
@@ -59,6 +61,10 @@ class K8sConfig:
                 with open(token) as f:
                     token = f.read().strip()
             return cls(server, str(d.get("K8S_CA") or ""), str(d.get("K8S_CERT") or ""), str(d.get("K8S_KEY") or ""), token)  # fmt: skip
+        return cls._in_cluster(env)
+
+    @classmethod
+    def _in_cluster(cls, env: dict[str, str]) -> K8sConfig | None:
         host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
         if host and port and os.path.exists(f"{SA_DIR}/token"):
             with open(f"{SA_DIR}/token") as f:
