@@ -278,12 +278,12 @@ class Agent:
         """The Kubernetes API for pod labels: ``--k8s-config`` if that file exists (any mode), else
         the service account in kubernetes mode; a bad file stops the agent like a bad flag."""
         from contivpy.common.errors import ValidationError
-        from contivpy.netplugin.cni.k8sapi import K8sApi, K8sConfig
+        from contivpy.netplugin.cni import k8sapi as cni_k8s
 
         try:
-            k8s = K8sConfig.load(self.cfg.k8s_config, None if self.cfg.mode == "kubernetes" else {})
+            k8s = cni_k8s.load(self.cfg.k8s_config, None if self.cfg.mode == "kubernetes" else {})
             if k8s is not None:
-                self.pods.k8s = K8sApi(k8s)
+                self.pods.k8s = cni_k8s.K8sApi(k8s)
                 log.info("pod labels from the Kubernetes API at %s", k8s.server)
         except (ValidationError, OSError, ValueError) as e:
             raise FatalConfigError(str(e)) from None
