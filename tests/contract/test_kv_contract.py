@@ -72,6 +72,21 @@ async def test_get_prefix_sorted_with_revision(kv):
     assert (await kv.get(P + "pz")).value == "outside"
 
 
+async def test_get_range_bounded_and_ordered(kv):
+    for k in ["10", "20", "30", "40"]:
+        await kv.put(P + "g/" + k, k)
+    await kv.put(P + "h", "outside")
+    got = await kv.get_range(P + "g/15", P + "g/35")
+    assert [i.value for i in got] == ["20", "30"]
+    assert [i.value for i in await kv.get_range(P + "g/", P + "g/35", limit=1)] == ["10"]
+    last_below = await kv.get_range(P + "g/", P + "g/35", limit=1, descending=True)
+    assert [i.value for i in last_below] == ["30"]
+    assert [i.value for i in await kv.get_range(P + "g/", P + "g0", descending=True)] == ["40", "30", "20", "10"]
+    assert await kv.get_range(P + "g/41", P + "g0") == []
+    await kv.delete_prefix(P + "g/")
+    await kv.delete(P + "h")
+
+
 async def test_txn_create_if_absent(kv):
     absent = [Compare(P + "lock", "version", "==", 0)]
     r = await kv.txn(absent, [Put(P + "lock", "me")], [Put(P + "lost", "1")])

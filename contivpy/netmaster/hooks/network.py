@@ -1,7 +1,8 @@
 """Network hooks: create (tags + IPAM state), update refusal, delete, inspect Oper.
 
 Create (contiv-reference §2.3, messages verbatim): global config ready for the encap, tenant
-exists, subnet (and v6 subnet) does not overlap another network of the same tenant, no EPG with
+exists, subnet (and v6 subnet) does not overlap another network of the same tenant (checked in
+the per-tenant subnet index, netmaster/subnetidx.py, whose entries go into the same txn), no EPG with
 the same key; then the state record ``/contiv.io/state/nets/<net>.<tenant>`` and the tag
 resource record go into crud's txn (fenced on every record read).
 
@@ -22,7 +23,7 @@ from contivpy.common.errors import ConflictError, NotFoundError, ValidationError
 from contivpy.common.kv.base import Delete, KVStore, Put
 from contivpy.model import keys
 from contivpy.model.state import EndpointState, NetworkState
-from contivpy.netmaster import ipam
+from contivpy.netmaster import ipam, subnetidx
 from contivpy.netmaster.hooks import _alloc as A
 from contivpy.netmaster.tags import VlanResource, VxlanResource
 from contivpy.netmaster.txn import Plan
@@ -43,27 +44,22 @@ async def on_create(ctx: Any, obj: dict) -> Plan:
     name = obj["networkName"]
     subnet, v6 = obj.get("subnet", ""), obj.get("ipv6Subnet", "")
     sn = netaddr.parse_subnet(subnet)
-    # One prefix read (not fenced per network, like list_objs): N point reads would be O(N)
-    # round trips and N txn compares (etcd refuses > 128 ops: the 126th network failed).
-    linked = (tenant.get("link-sets") or {}).get("Networks") or {}
-    by_key = {o["key"]: o for o in await ctx.list_objs("network") if o["key"] in linked}
-    for key in sorted(linked):
-        if key == obj["key"]:
-            continue
-        other = by_key.get(key)
-        if other is None:
-            raise NotFoundError(f"network key {key} not found")
-        if v6 and other.get("ipv6Subnet") and netaddr.subnets_overlap_v6(v6, other["ipv6Subnet"]):
-            raise ConflictError(f"network {other['networkName']} conflicts with subnetv6  {v6}")
-        if other.get("subnet") and netaddr.subnets_overlap(subnet, other["subnet"]):
-            raise ConflictError(f"network {other['networkName']} conflicts with subnet {subnet}")
+    # Overlap with the tenant's other networks: two bounded reads of the per-tenant subnet index
+    # (netmaster/subnetidx.py), whatever the number of networks. Not compare-fenced, like
+    # list_objs: the CRUD lock and the leader fence serialise model writers.
+    own = {fam: span for fam, *span in subnetidx.spans(obj)}
+    for fam, msg in (("v6", f"conflicts with subnetv6  {v6}"), ("v4", f"conflicts with subnet {subnet}")):
+        if fam in own:
+            other = await subnetidx.find_overlap(ctx.kv, tenant_name, fam, *own[fam], obj["key"])
+            if other:
+                raise ConflictError(f"network {other} {msg}")
     clash = await ctx.get_obj("endpointGroup", obj["key"])
     if clash is not None:
         raise ConflictError(f"EndpointGroup {clash.get('groupName', '')} conflicts with the network name")
 
     net_id = keys.network_id(name, tenant_name)
     existing, _ = await A.read_net(ctx, net_id)
-    plan = Plan()
+    plan = Plan(ops=subnetidx.put_ops(obj))
     if existing is not None and (existing.networkName, existing.tenant) != (name, tenant_name):
         # names with dots spell one state id twice ("a.b" in "c", "a" in "b.c"): never share it
         raise ConflictError(
@@ -119,7 +115,7 @@ async def on_delete(ctx: Any, obj: dict) -> Plan:
             raise ConflictError(
                 f"cannot delete network {name} mapped to docker network {dn.get('docknetUUID', '')}"
             )
-    plan = Plan()
+    plan = Plan(ops=subnetidx.delete_ops(obj))
     net_id = keys.network_id(name, tenant_name)
     state, _ = await A.read_net(ctx, net_id)
     if state is None:

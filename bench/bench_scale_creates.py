@@ -1,0 +1,157 @@
+"""Create/delete cost against the number of objects (private etcd + netmaster, loopback only).
+
+Usage:  python bench/bench_scale_creates.py [--networks 10000] [--probe 100] [--runs 1]
+
+One keep-alive connection, one request at a time (sequential REST calls, as ``netctl`` does):
+
+1. probes at a small store: ``--probe`` network creates, group creates (on one probe network),
+   policy creates, then their deletes; each phase's rate (ops/s);
+2. ``--networks`` network creates, timed per block of 100 (prints every 10th block), then the
+   overall rate and the ratio "last 100 / first 100" (target >= 0.8; overall >= 100/s);
+3. the same probes again with the networks present: the ratio large/small of each probe rate
+   shows whether the cost of a create or delete depends on the number of objects.
+
+``--runs`` repeats everything on a fresh keyspace and prints the medians. Everything started here
+is stopped by PID at the end (bench/_common.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import BenchEnv, KeepAliveClient, median  # noqa: E402
+
+
+def _net(name: str, i: int) -> bytes:
+    body = {
+        "networkName": name,
+        "tenantName": "default",
+        "encap": "vxlan",
+        "subnet": f"{10 + i // 65536}.{i // 256 % 256}.{i % 256}.0/24",
+    }
+    return json.dumps(body).encode()
+
+
+async def _call(c: KeepAliveClient, method: str, path: str, body: bytes = b"") -> None:
+    status, data = await c.request(method, path, body)
+    if status != 200:
+        raise RuntimeError(f"{method} {path}: {status} {data[:300]!r}")
+
+
+async def _timed(c: KeepAliveClient, reqs: list[tuple[str, str, bytes]]) -> float:
+    t = time.perf_counter()
+    for method, path, body in reqs:
+        await _call(c, method, path, body)
+    return len(reqs) / (time.perf_counter() - t)
+
+
+async def _probes(c: KeepAliveClient, n: int, tag: str) -> dict[str, float]:
+    """Create then delete n networks, n groups, n policies; rate of each phase."""
+    nets = [(f"pn{tag}{i}", 60000 + i) for i in range(n)]
+    out = {}
+    out["network create"] = await _timed(
+        c, [("POST", f"/api/v1/networks/default:{nm}/", _net(nm, i)) for nm, i in nets]
+    )
+    gnet = nets[0][0]
+    out["group create"] = await _timed(
+        c,
+        [
+            (
+                "POST",
+                f"/api/v1/endpointGroups/default:pg{tag}{i}/",
+                json.dumps({"groupName": f"pg{tag}{i}", "networkName": gnet, "tenantName": "default"}).encode(),
+            )
+            for i in range(n)
+        ],
+    )
+    out["policy create"] = await _timed(
+        c,
+        [
+            (
+                "POST",
+                f"/api/v1/policys/default:pp{tag}{i}/",
+                json.dumps({"policyName": f"pp{tag}{i}", "tenantName": "default"}).encode(),
+            )
+            for i in range(n)
+        ],
+    )
+    out["policy delete"] = await _timed(
+        c, [("DELETE", f"/api/v1/policys/default:pp{tag}{i}/", b"") for i in range(n)]
+    )
+    out["group delete"] = await _timed(
+        c, [("DELETE", f"/api/v1/endpointGroups/default:pg{tag}{i}/", b"") for i in range(n)]
+    )
+    out["network delete"] = await _timed(
+        c, [("DELETE", f"/api/v1/networks/default:{nm}/", b"") for nm, _ in nets]
+    )
+    return out
+
+
+async def _one_run(port: int, networks: int, probe: int) -> dict[str, float]:
+    c = KeepAliveClient(port)
+    await c.connect()
+    res: dict[str, float] = {}
+    try:
+        small = await _probes(c, probe, "s")
+        blocks: list[float] = []
+        t_all = time.perf_counter()
+        for b in range(0, networks, 100):
+            reqs = [
+                ("POST", f"/api/v1/networks/default:sn{i:05d}/", _net(f"sn{i:05d}", i))
+                for i in range(b, min(b + 100, networks))
+            ]
+            blocks.append(await _timed(c, reqs))
+            if (b // 100) % 10 == 0 or b + 100 >= networks:
+                print(f"    networks {b + len(reqs):6d}: last block {blocks[-1]:7.1f}/s", flush=True)
+        res["network creates overall /s"] = networks / (time.perf_counter() - t_all)
+        res["first 100 creates /s"] = blocks[0]
+        res["last 100 creates /s"] = blocks[-1]
+        res["last/first"] = blocks[-1] / blocks[0]
+        large = await _probes(c, probe, "l")
+        for k in small:
+            res[f"{k} /s, small store"] = small[k]
+            res[f"{k} /s, {networks} nets"] = large[k]
+            res[f"{k} large/small"] = large[k] / small[k]
+    finally:
+        await c.close()
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--networks", type=int, default=10000)
+    ap.add_argument("--probe", type=int, default=100)
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--json", help="also write the results to this file")
+    a = ap.parse_args()
+    print(f"load average {os.getloadavg()[0]:.2f}, {a.runs} run(s)", flush=True)
+    runs: list[dict[str, float]] = []
+    with BenchEnv() as env:
+        for r in range(a.runs):
+            env.wipe()
+            nm = env.netmaster().start()
+            try:
+                print(f"  run {r + 1}", flush=True)
+                runs.append(asyncio.run(_one_run(nm.port, a.networks, a.probe)))
+            finally:
+                nm.stop()
+    out = {}
+    for k in runs[0]:
+        vals = [r[k] for r in runs]
+        out[k] = {"median": median(vals), "runs": vals}
+        shown = ", ".join(f"{v:.2f}" for v in vals)
+        print(f"{k:<42} median {median(vals):9.2f}   runs [{shown}]", flush=True)
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
