@@ -7,7 +7,9 @@ One keep-alive connection, one request at a time (sequential REST calls, as ``ne
 1. probes at a small store: ``--probe`` network creates, group creates (on one probe network),
    policy creates, then their deletes; each phase's rate (ops/s);
 2. ``--networks`` network creates, timed per block of 100 (prints every 10th block), then the
-   overall rate and the ratio "last 100 / first 100" (target >= 0.8; overall >= 100/s);
+   overall rate and the ratio "last 100 / first 100" (target >= 0.8; overall >= 100/s), and the
+   CPU time per create of netmaster and of etcd in the first and last blocks (less noisy than
+   wall time on a shared machine);
 3. the same probes again with the networks present: the ratio large/small of each probe rate
    shows whether the cost of a create or delete depends on the number of objects.
 
@@ -27,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import BenchEnv, KeepAliveClient, median  # noqa: E402
+from _common import BenchEnv, KeepAliveClient, cpu_ms, median  # noqa: E402
 
 
 def _net(name: str, i: int) -> bytes:
@@ -95,26 +97,37 @@ async def _probes(c: KeepAliveClient, n: int, tag: str) -> dict[str, float]:
     return out
 
 
-async def _one_run(port: int, networks: int, probe: int) -> dict[str, float]:
+async def _one_run(port: int, pid: int, etcd_pid: int, networks: int, probe: int) -> dict[str, float]:
     c = KeepAliveClient(port)
     await c.connect()
     res: dict[str, float] = {}
     try:
         small = await _probes(c, probe, "s")
         blocks: list[float] = []
+        cpu: list[tuple[float, float]] = []  # (netmaster, etcd) CPU ms per create, per block
         t_all = time.perf_counter()
         for b in range(0, networks, 100):
             reqs = [
                 ("POST", f"/api/v1/networks/default:sn{i:05d}/", _net(f"sn{i:05d}", i))
                 for i in range(b, min(b + 100, networks))
             ]
+            c0, e0 = cpu_ms(pid), cpu_ms(etcd_pid)
             blocks.append(await _timed(c, reqs))
+            cpu.append(((cpu_ms(pid) - c0) / len(reqs), (cpu_ms(etcd_pid) - e0) / len(reqs)))
             if (b // 100) % 10 == 0 or b + 100 >= networks:
-                print(f"    networks {b + len(reqs):6d}: last block {blocks[-1]:7.1f}/s", flush=True)
+                print(
+                    f"    networks {b + len(reqs):6d}: last block {blocks[-1]:7.1f}/s, CPU per create"
+                    f" netmaster {cpu[-1][0]:.2f} ms, etcd {cpu[-1][1]:.2f} ms",
+                    flush=True,
+                )
         res["network creates overall /s"] = networks / (time.perf_counter() - t_all)
         res["first 100 creates /s"] = blocks[0]
         res["last 100 creates /s"] = blocks[-1]
         res["last/first"] = blocks[-1] / blocks[0]
+        res["netmaster CPU ms/create, first 100"] = cpu[0][0]
+        res["netmaster CPU ms/create, last 100"] = cpu[-1][0]
+        res["etcd CPU ms/create, first 100"] = cpu[0][1]
+        res["etcd CPU ms/create, last 100"] = cpu[-1][1]
         large = await _probes(c, probe, "l")
         for k in small:
             res[f"{k} /s, small store"] = small[k]
@@ -140,7 +153,7 @@ def main() -> None:
             nm = env.netmaster().start()
             try:
                 print(f"  run {r + 1}", flush=True)
-                runs.append(asyncio.run(_one_run(nm.port, a.networks, a.probe)))
+                runs.append(asyncio.run(_one_run(nm.port, nm.pid, env.etcd.pid, a.networks, a.probe)))
             finally:
                 nm.stop()
     out = {}
