@@ -1,20 +1,21 @@
-"""Per-tenant subnet index in etcd: the network create's overlap check in two bounded reads.
+"""Per-tenant subnet index in etcd: the network create's overlap check in one bounded read.
 
 Layout (ours, not the original's; docs/decisions.md "subnet index")::
 
-    /contiv.io/index/subnet/v4/<tenant>/<first address, 8 hex>/<network key>    -> JSON
-    /contiv.io/index/subnet/v6/<tenant>/<first address, 32 hex>/<network key>   -> JSON
-    /contiv.io/index/subnet/built                                                -> "1"
+    /contiv.io/index/subnet/v4/<tenant>/<LAST address, 8 hex>/<network key>    -> JSON
+    /contiv.io/index/subnet/v6/<tenant>/<LAST address, 32 hex>/<network key>   -> JSON
+    /contiv.io/index/subnet/built                                               -> "1"
 
-The JSON is ``{"last": <last address, int>, "name": <networkName>}``. A v4 entry covers the
+The JSON is ``{"first": <first address, int>, "name": <networkName>}``. A v4 entry covers the
 network's address span (the whole CIDR, or ``a-b/len``'s range); v6 the whole CIDR.
 
 Invariant: the spans of one tenant and family in the index are pairwise disjoint (a create that
-overlaps is refused, and the entry is written in the network's own txn, removed in its delete's).
-So a new span ``[first, last]`` overlaps an indexed one iff either an indexed span starts inside
-it (one range read ``[first, last]``, limit 1), or the indexed span with the greatest start below
-``first`` reaches ``first`` (one descending range read, limit 1): any other span starting below
-``first`` and reaching it would overlap that one. Two reads whatever the number of networks,
+overlaps is refused, and the entry is written in the network's own txn, removed in its delete's),
+so ordering them by last address also orders them by first address. A new span ``[first, last]``
+then overlaps an indexed one iff the indexed span with the smallest last address >= ``first``
+starts at or before ``last``: every span ending before ``first`` is disjoint from it, and every
+other span ending at or after ``first`` starts after that one ends. ONE ascending range read of
+one key (``KVStore.get_range``, which etcd bounds by its limit), whatever the number of networks,
 instead of reading every network of the tenant.
 
 ``ensure_built`` (leader start) indexes networks written before the index existed, once, in txns
@@ -57,15 +58,15 @@ def _hex(family: str, addr: int) -> str:
     return format(addr, f"0{_WIDTH[family]}x")
 
 
-def entry_key(family: str, tenant: str, first: int, net_key: str) -> str:
-    return f"{_base(family, tenant)}{_hex(family, first)}/{net_key}"
+def entry_key(family: str, tenant: str, last: int, net_key: str) -> str:
+    return f"{_base(family, tenant)}{_hex(family, last)}/{net_key}"
 
 
 def put_ops(obj: dict) -> list[Put]:
     """The index entries of a network object (for its create txn)."""
     tenant, name = obj.get("tenantName", ""), obj.get("networkName", "")
     return [
-        Put(entry_key(fam, tenant, first, obj["key"]), json.dumps({"last": last, "name": name}))
+        Put(entry_key(fam, tenant, last, obj["key"]), json.dumps({"first": first, "name": name}))
         for fam, first, last in spans(obj)
     ]
 
@@ -73,21 +74,19 @@ def put_ops(obj: dict) -> list[Put]:
 def delete_ops(obj: dict) -> list[Delete]:
     """Removal of a network object's index entries (for its delete txn)."""
     tenant = obj.get("tenantName", "")
-    return [Delete(entry_key(fam, tenant, first, obj["key"])) for fam, first, _ in spans(obj)]
+    return [Delete(entry_key(fam, tenant, last, obj["key"])) for fam, _, last in spans(obj)]
 
 
 async def find_overlap(kv: KVStore, tenant: str, family: str, first: int, last: int, own_key: str) -> str:
     """networkName of an indexed network of ``tenant`` whose span overlaps ``[first, last]``
-    ("" if none): at most two range reads of one key each."""
+    ("" if none): one range read returning at most two keys (the second only matters when the
+    first is this network's own entry, left by an interrupted create)."""
     base = _base(family, tenant)
-    inside = await kv.get_range(base + _hex(family, first), base + _hex(family, last) + "0", limit=1)
-    below = await kv.get_range(base, base + _hex(family, first), limit=1, descending=True)
-    for item in inside:
-        if not item.key.endswith("/" + own_key):
-            return json.loads(item.value)["name"]
-    for item in below:
-        if json.loads(item.value)["last"] >= first and not item.key.endswith("/" + own_key):
-            return json.loads(item.value)["name"]
+    for item in await kv.get_range(base + _hex(family, first), base + "g", limit=2):  # "g" > any hex
+        entry = json.loads(item.value)
+        if item.key.endswith("/" + own_key):
+            continue
+        return entry["name"] if entry["first"] <= last else ""
     return ""
 
 

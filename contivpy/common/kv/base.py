@@ -10,8 +10,8 @@ Design and invariants
 - Every write that allocates or depends on what it read is a ``txn`` with compares
   (create-if-absent: ``Compare(key, "version", "==", 0)``; CAS: ``Compare(key, "mod", "==", rev)``).
   Blind ``put`` is only for keys with a single owner.
-- ``get_range(start, end, limit, descending)`` reads at most ``limit`` keys of ``[start, end)``
-  in key order (or reversed): what ordered indexes in etcd use for O(log n) look-ups.
+- ``get_range(start, end, limit)`` reads the first ``limit`` keys of ``[start, end)`` in key
+  order: what ordered indexes in etcd use for O(log n) look-ups.
 - ``get_prefix`` returns the store revision it read at; ``watch_prefix(prefix, start_revision=rev+1)``
   then delivers every later change exactly once, in revision order, and survives a restart of
   the etcd server (the implementation re-watches from the last delivered revision + 1). If that
@@ -89,11 +89,10 @@ class KVStore(Protocol):
         """All keys under ``prefix`` sorted by key, and the store revision of the read."""
         ...
 
-    async def get_range(
-        self, start: str, end: str, limit: int = 0, descending: bool = False
-    ) -> list[KeyValue]:
-        """Keys in ``[start, end)`` in key order (``descending``: reversed), at most ``limit``
-        (0 = all). A bounded read for ordered indexes: "first key >= x", "last key < x"."""
+    async def get_range(self, start: str, end: str, limit: int = 0) -> list[KeyValue]:
+        """The first ``limit`` keys (0 = all) of ``[start, end)`` in key order: a bounded read
+        for ordered indexes ("first key >= x"). etcd stops after ``limit`` keys only for this
+        ascending, unsorted request (with any sort order it reads the whole range first)."""
         ...
 
     async def put(self, key: str, value: str, lease: int = 0) -> int:

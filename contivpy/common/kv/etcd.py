@@ -296,12 +296,10 @@ class EtcdKV:
             resp = await self._range_call(*_range(prefix))
         return [_kv(kv) for kv in resp.kvs], resp.header.revision
 
-    async def get_range(
-        self, start: str, end: str, limit: int = 0, descending: bool = False
-    ) -> list[KeyValue]:
+    async def get_range(self, start: str, end: str, limit: int = 0) -> list[KeyValue]:
+        # No sort order: etcd returns keys ascending anyway, and only then stops after ``limit``
+        # keys (with a sort order it reads the whole range, then sorts and truncates).
         req = rpc.RangeRequest(key=start.encode(), range_end=end.encode(), limit=limit)
-        req.sort_target = rpc.RangeRequest.KEY
-        req.sort_order = rpc.RangeRequest.DESCEND if descending else rpc.RangeRequest.ASCEND
         async with _store_errors("get"):
             resp = await self._idempotent(
                 lambda c: c.kvstub.Range(req, timeout=self._timeout, metadata=c.metadata)

@@ -114,10 +114,8 @@ class FencedStore:
     async def get_prefix(self, prefix: str) -> tuple[list[KeyValue], int]:
         return await self.inner.get_prefix(prefix)
 
-    async def get_range(
-        self, start: str, end: str, limit: int = 0, descending: bool = False
-    ) -> list[KeyValue]:
-        return await self.inner.get_range(start, end, limit, descending)
+    async def get_range(self, start: str, end: str, limit: int = 0) -> list[KeyValue]:
+        return await self.inner.get_range(start, end, limit)
 
     async def grant_lease(self, ttl: int) -> int:
         return await self.inner.grant_lease(ttl)

@@ -140,11 +140,9 @@ class MemoryKV:
         self._check_open()
         return [self._data[k] for k in self._keys_under(prefix)], self._rev
 
-    async def get_range(
-        self, start: str, end: str, limit: int = 0, descending: bool = False
-    ) -> list[KeyValue]:
+    async def get_range(self, start: str, end: str, limit: int = 0) -> list[KeyValue]:
         self._check_open()
-        ks = sorted((k for k in self._data if start <= k < end), reverse=descending)
+        ks = sorted(k for k in self._data if start <= k < end)
         return [self._data[k] for k in (ks[:limit] if limit else ks)]
 
     async def put(self, key: str, value: str, lease: int = 0) -> int:
