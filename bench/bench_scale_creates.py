@@ -61,45 +61,41 @@ async def _timed(c: KeepAliveClient, reqs: list[tuple[str, str, bytes]]) -> floa
     return len(reqs) / (time.perf_counter() - t)
 
 
-async def _probes(c: KeepAliveClient, n: int, tag: str) -> dict[str, float]:
-    """Create then delete n networks, n groups, n policies; rate of each phase."""
-    nets = [(f"pn{tag}{i}", 60000 + i) for i in range(n)]
+async def _probes(c: KeepAliveClient, n: int, tag: str, pids: tuple[int, int]) -> dict[str, float]:
+    """Create then delete n networks, n groups, n policies: the rate of each phase (ops/s) and
+    the CPU ms per request of netmaster + etcd (``<phase> cpu``)."""
+    nets = [f"pn{tag}{i}" for i in range(n)]
+    grp = [f"pg{tag}{i}" for i in range(n)]
+    pol = [f"pp{tag}{i}" for i in range(n)]
+    phases = {
+        "network create": [
+            ("POST", f"/api/v1/networks/default:{nm}/", _net(nm, 60000 + i)) for i, nm in enumerate(nets)
+        ],
+        "group create": [
+            (
+                "POST",
+                f"/api/v1/endpointGroups/default:{g}/",
+                json.dumps({"groupName": g, "networkName": nets[0], "tenantName": "default"}).encode(),
+            )
+            for g in grp
+        ],
+        "policy create": [
+            (
+                "POST",
+                f"/api/v1/policys/default:{p}/",
+                json.dumps({"policyName": p, "tenantName": "default"}).encode(),
+            )
+            for p in pol
+        ],
+        "policy delete": [("DELETE", f"/api/v1/policys/default:{p}/", b"") for p in pol],
+        "group delete": [("DELETE", f"/api/v1/endpointGroups/default:{g}/", b"") for g in grp],
+        "network delete": [("DELETE", f"/api/v1/networks/default:{nm}/", b"") for nm in nets],
+    }
     out = {}
-    out["network create"] = await _timed(
-        c, [("POST", f"/api/v1/networks/default:{nm}/", _net(nm, i)) for nm, i in nets]
-    )
-    gnet = nets[0][0]
-    out["group create"] = await _timed(
-        c,
-        [
-            (
-                "POST",
-                f"/api/v1/endpointGroups/default:pg{tag}{i}/",
-                json.dumps({"groupName": f"pg{tag}{i}", "networkName": gnet, "tenantName": "default"}).encode(),
-            )
-            for i in range(n)
-        ],
-    )
-    out["policy create"] = await _timed(
-        c,
-        [
-            (
-                "POST",
-                f"/api/v1/policys/default:pp{tag}{i}/",
-                json.dumps({"policyName": f"pp{tag}{i}", "tenantName": "default"}).encode(),
-            )
-            for i in range(n)
-        ],
-    )
-    out["policy delete"] = await _timed(
-        c, [("DELETE", f"/api/v1/policys/default:pp{tag}{i}/", b"") for i in range(n)]
-    )
-    out["group delete"] = await _timed(
-        c, [("DELETE", f"/api/v1/endpointGroups/default:pg{tag}{i}/", b"") for i in range(n)]
-    )
-    out["network delete"] = await _timed(
-        c, [("DELETE", f"/api/v1/networks/default:{nm}/", b"") for nm, _ in nets]
-    )
+    for phase, reqs in phases.items():
+        c0 = sum(cpu_ms(p) for p in pids)
+        out[phase] = await _timed(c, reqs)
+        out[f"{phase} cpu"] = (sum(cpu_ms(p) for p in pids) - c0) / len(reqs)
     return out
 
 
@@ -108,13 +104,17 @@ async def _one_run(port: int, pid: int, etcd_pid: int, networks: int, probe: int
     await c.connect()
     res: dict[str, float] = {}
     try:
-        small = await _probes(c, probe, "s")
+        small = await _probes(c, probe, "s", (pid, etcd_pid))
         blocks: list[float] = []
         cpu: list[tuple[float, float]] = []  # (netmaster, etcd) CPU ms per create, per block
         t_all = time.perf_counter()
         for b in range(0, networks, 100):
             reqs = [
-                ("POST", f"/api/v1/networks/default:sn{i:05d}/", _net(f"sn{i:05d}", i, ("vxlan", "vlan")[i % 2]))
+                (
+                    "POST",
+                    f"/api/v1/networks/default:sn{i:05d}/",
+                    _net(f"sn{i:05d}", i, ("vxlan", "vlan")[i % 2]),
+                )
                 for i in range(b, min(b + 100, networks))
             ]
             c0, e0 = cpu_ms(pid), cpu_ms(etcd_pid)
@@ -134,11 +134,13 @@ async def _one_run(port: int, pid: int, etcd_pid: int, networks: int, probe: int
         res["netmaster CPU ms/create, last 100"] = cpu[-1][0]
         res["etcd CPU ms/create, first 100"] = cpu[0][1]
         res["etcd CPU ms/create, last 100"] = cpu[-1][1]
-        large = await _probes(c, probe, "l")
+        large = await _probes(c, probe, "l", (pid, etcd_pid))
         for k in small:
-            res[f"{k} /s, small store"] = small[k]
-            res[f"{k} /s, {networks} nets"] = large[k]
-            res[f"{k} large/small"] = large[k] / small[k]
+            unit = "CPU ms/op (netmaster+etcd)" if k.endswith(" cpu") else "/s"
+            name = k.removesuffix(" cpu")
+            res[f"{name} {unit}, small store"] = small[k]
+            res[f"{name} {unit}, {networks} nets"] = large[k]
+            res[f"{name} {unit} large/small"] = large[k] / small[k]
     finally:
         await c.close()
     return res
@@ -167,7 +169,7 @@ def main() -> None:
         vals = [r[k] for r in runs]
         out[k] = {"median": median(vals), "runs": vals}
         shown = ", ".join(f"{v:.2f}" for v in vals)
-        print(f"{k:<42} median {median(vals):9.2f}   runs [{shown}]", flush=True)
+        print(f"{k:<58} median {median(vals):9.2f}   runs [{shown}]", flush=True)
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1))
 

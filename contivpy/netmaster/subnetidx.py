@@ -100,7 +100,11 @@ async def ensure_built(crud: Any) -> None:
     for item in items:
         try:
             ops += put_ops(json.loads(item.value))
-        except (ValueError, KeyError, ContivError):  # a record we cannot parse is not indexed (it cannot be re-created either)
+        except (
+            ValueError,
+            KeyError,
+            ContivError,
+        ):  # a record we cannot parse is not indexed (it cannot be re-created either)
             continue
     for i in range(0, len(ops), CHUNK):
         await crud.commit_ops([], ops[i : i + CHUNK])

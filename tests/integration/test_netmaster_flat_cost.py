@@ -43,7 +43,12 @@ def _metrics(etcd_url: str) -> dict[str, float]:
 
 def _net_body(name: str, i: int, **extra) -> dict:
     return dict(
-        {"networkName": name, "tenantName": "default", "encap": "vxlan", "subnet": f"10.{i // 256}.{i % 256}.0/24"},
+        {
+            "networkName": name,
+            "tenantName": "default",
+            "encap": "vxlan",
+            "subnet": f"10.{i // 256}.{i % 256}.0/24",
+        },
         **extra,
     )
 
@@ -64,7 +69,11 @@ def _ops(nm, tag: str, n: int, base: int) -> dict[str, tuple[str, str, dict | st
             for i in range(n)
         ],
         "policy create": [
-            ("POST", f"/api/v1/policys/default:fc{tag}p{i}/", {"policyName": f"fc{tag}p{i}", "tenantName": "default"})
+            (
+                "POST",
+                f"/api/v1/policys/default:fc{tag}p{i}/",
+                {"policyName": f"fc{tag}p{i}", "tenantName": "default"},
+            )
             for i in range(n)
         ],
         "policy delete": [("DELETE", f"/api/v1/policys/default:fc{tag}p{i}/", None) for i in range(n)],
@@ -107,7 +116,11 @@ def test_etcd_work_per_request_does_not_grow_with_networks(netmaster, etcd_serve
 def test_tenant_link_sets_derived_on_read(netmaster, etcd_server):
     netmaster.json("POST", "/api/v1/networks/default:fcb/", _net_body("fcb", 2))
     netmaster.json("POST", "/api/v1/networks/default:fca/", _net_body("fca", 1))
-    netmaster.json("POST", "/api/v1/endpointGroups/default:fcg/", {"groupName": "fcg", "networkName": "fca", "tenantName": "default"})
+    netmaster.json(
+        "POST",
+        "/api/v1/endpointGroups/default:fcg/",
+        {"groupName": "fcg", "networkName": "fca", "tenantName": "default"},
+    )
     netmaster.json("POST", "/api/v1/policys/default:fcp/", {"policyName": "fcp", "tenantName": "default"})
     expect = (
         '{"key":"default","tenantName":"default","link-sets":{'
@@ -153,11 +166,17 @@ def test_subnet_overlap_through_the_index(netmaster, etcd_server):
         status, _, text = netmaster.request("POST", "/api/v1/networks/default:fcox/", body)
         assert (status, text.strip()) == (500, msg)
     # neighbours that touch but do not overlap are accepted
-    netmaster.json("POST", "/api/v1/networks/default:fco3/", _net_body("fco3", 0, subnet="10.7.1.21-10.7.1.40/24"))
+    netmaster.json(
+        "POST", "/api/v1/networks/default:fco3/", _net_body("fco3", 0, subnet="10.7.1.21-10.7.1.40/24")
+    )
     netmaster.json("POST", "/api/v1/networks/default:fco4/", _net_body("fco4", 0, subnet="10.6.0.0/16"))
     # another tenant may reuse the subnet
     netmaster.json("POST", "/api/v1/tenants/fct/", {"tenantName": "fct"})
-    netmaster.json("POST", "/api/v1/networks/fct:fco1/", dict(_net_body("fco1", 0, subnet="10.5.0.0/16"), tenantName="fct"))
+    netmaster.json(
+        "POST",
+        "/api/v1/networks/fct:fco1/",
+        dict(_net_body("fco1", 0, subnet="10.5.0.0/16"), tenantName="fct"),
+    )
     # a delete frees its span
     netmaster.json("DELETE", "/api/v1/networks/default:fco1/", '"default:fco1"')
     netmaster.json("POST", "/api/v1/networks/default:fco5/", _net_body("fco5", 0, subnet="10.5.3.0/24"))
@@ -172,6 +191,8 @@ def test_networks_stored_before_the_index_are_indexed_at_leader_start(netmaster_
     # what a store written by an earlier version looks like: no index at all
     etcd_server.etcdctl("del", "--prefix", subnetidx.INDEX)
     nm2 = netmaster_factory()
-    status, _, text = nm2.request("POST", "/api/v1/networks/default:fcnew/", _net_body("fcnew", 0, subnet="10.44.1.0/24"))
+    status, _, text = nm2.request(
+        "POST", "/api/v1/networks/default:fcnew/", _net_body("fcnew", 0, subnet="10.44.1.0/24")
+    )
     assert (status, text.strip()) == (500, "network fcold conflicts with subnet 10.44.1.0/24")
     assert etcd_server.etcdctl("get", "--print-value-only", subnetidx.BUILT).strip() == "1"
