@@ -99,7 +99,9 @@ def bench_rss(env: BenchEnv, runs: int) -> None:
 
 
 # --- GET list throughput -------------------------------------------------------------------------
-async def _get_round(port: int, path: str, total: int, conns: int, limit_s: float, min_len: int = 10) -> float:
+async def _get_round(
+    port: int, path: str, total: int, conns: int, limit_s: float, min_len: int = 10
+) -> float:
     clients = [KeepAliveClient(port) for _ in range(conns)]
     for c in clients:
         await c.connect()

@@ -21,6 +21,7 @@ from contivpy.netmaster.api.keys import CONFIG, KV, STATE
 
 log = logging.getLogger("netmaster.proxy")
 
+
 class _Session:
     """The proxy's client session, opened on first use: the leader never needs aiohttp's client,
     and importing it costs start-up time (common/fastweb.py)."""
@@ -74,9 +75,13 @@ async def proxy_middleware(request: web.Request, handler) -> web.StreamResponse:
     headers[_MARK] = "1"
     body = await request.read()
     try:
-        async with request.app[SESSION].get().request(
-            request.method, url, headers=headers, data=body or None, allow_redirects=False, ssl=ssl
-        ) as resp:
+        async with (
+            request.app[SESSION]
+            .get()
+            .request(
+                request.method, url, headers=headers, data=body or None, allow_redirects=False, ssl=ssl
+            ) as resp
+        ):
             data = await resp.read()
             out = web.Response(status=resp.status, body=data)
             for k, v in resp.headers.items():
