@@ -121,7 +121,9 @@ class Crud:
 
     async def _cached(self) -> Any:
         c = self.cache
-        if c is not None and (c.fresh(self.obj_rev) or await c.wait_fresh(self.obj_rev)):
+        # wait (briefly) only for a synced mirror lagging behind our own last write; before its
+        # first listing (start-up) read etcd at once rather than wait for it
+        if c is not None and (c.fresh(self.obj_rev) or (c.synced and await c.wait_fresh(self.obj_rev))):
             return c
         return None
 
