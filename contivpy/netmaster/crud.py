@@ -14,6 +14,12 @@ types in ``netmaster/txn.py``)
         async def on_update(ctx: TxnContext, old: dict, new: dict) -> Plan | None
         async def on_delete(ctx: TxnContext, obj: dict) -> Plan | None
         async def oper(ctx: TxnContext, obj: dict) -> dict          # inspect "Oper" (read only)
+        def prefetch(obj: dict) -> list[str]                          # keys a create/update reads
+
+    - ``prefetch`` (optional) names the etcd keys the hook (and crud's link maintenance) will
+      read for the validated request object; crud reads them with the object's own key in ONE
+      request (``TxnContext.prefetch``), so the attempt makes one round trip instead of one per
+      record. Naming a key that is not read costs nothing else (no compare is added).
 
     - ``obj``/``new`` are validated (key, regexes, ranges, defaults) before the hook runs. A hook
       may mutate ``obj``/``new`` (e.g. set a link); what it leaves there is what gets stored.
@@ -209,9 +215,11 @@ class Crud:
                 new = copy.deepcopy(body)
                 new["key"] = key
                 codec.validate(obj_type, new)
+                mod = _hooks(t)
+                ahead = getattr(mod, "prefetch", None) if mod is not None else None
+                await ctx.prefetch([keys.obj_key(obj_type, key), *(ahead(new) if ahead else ())])
                 old = await ctx.get_obj(obj_type, key)
                 plan = Plan()
-                mod = _hooks(t)
                 if old is None:
                     codec.reset_links(obj_type, new)
                     await self._link_parents(ctx, t, new)

@@ -85,6 +85,18 @@ async def test_get_range_bounded_and_ordered(kv):
     await kv.delete(P + "h")
 
 
+async def test_get_many_one_snapshot(kv):
+    r1 = await kv.put(P + "m/a", "A")
+    await kv.put(P + "m/b", "B")
+    got = await kv.get_many([P + "m/b", P + "m/none", P + "m/a"])
+    assert [g.value if g else None for g in got] == ["B", None, "A"]
+    assert got[2].mod_revision == r1 and got[2].version == 1
+    assert await kv.get_many([]) == []
+    with pytest.raises(StoreError):
+        await kv.get_many([P + "m/a"] * 101)
+    await kv.delete_prefix(P + "m/")
+
+
 async def test_txn_create_if_absent(kv):
     absent = [Compare(P + "lock", "version", "==", 0)]
     r = await kv.txn(absent, [Put(P + "lock", "me")], [Put(P + "lost", "1")])

@@ -32,6 +32,22 @@ from contivpy.netmaster.txn import Plan
 log = logging.getLogger("netmaster.hooks.network")
 
 
+def prefetch(obj: dict) -> list[str]:
+    """What a create reads (crud prefetches them in one request): global, tenant, a group of the
+    same key, the state record and the tag resources of the encap."""
+    tenant, name = obj.get("tenantName", ""), obj.get("networkName", "")
+    out = [keys.obj_key("global", "global"), keys.obj_key("endpointGroup", obj["key"])]
+    if tenant:
+        out.append(keys.obj_key("tenant", tenant))
+        if name:
+            out.append(keys.net_state(keys.network_id(name, tenant)))
+    if obj.get("encap") == "vlan":
+        out += [keys.STATE_AUTO_VLAN, keys.OPER_AUTO_VLAN]
+    else:
+        out += [keys.STATE_AUTO_VXLAN, keys.OPER_AUTO_VXLAN]
+    return out
+
+
 async def on_create(ctx: Any, obj: dict) -> Plan:
     encap = obj.get("encap", "")
     glob = await ctx.get_obj("global", "global")
@@ -198,4 +214,4 @@ async def oper(ctx: Any, obj: dict) -> dict:
     )
 
 
-__all__ = ["on_create", "on_update", "on_delete", "oper", "endpoint_oper", "go_map_str"]
+__all__ = ["prefetch", "on_create", "on_update", "on_delete", "oper", "endpoint_oper", "go_map_str"]
