@@ -196,3 +196,58 @@ def test_networks_stored_before_the_index_are_indexed_at_leader_start(netmaster_
     )
     assert (status, text.strip()) == (500, "network fcold conflicts with subnet 10.44.1.0/24")
     assert etcd_server.etcdctl("get", "--print-value-only", subnetidx.BUILT).strip() == "1"
+
+
+def _group(nm, name: str, net: str = "fcgn") -> None:
+    nm.json(
+        "POST",
+        f"/api/v1/endpointGroups/default:{name}/",
+        {"groupName": name, "networkName": net, "tenantName": "default"},
+    )
+
+
+def _epg_ids(etcd_server) -> dict[str, int]:
+    out = etcd_server.etcdctl("get", "--prefix", "/contiv.io/master/epgid/").split("\n")
+    return {v: int(k.rsplit("/", 1)[1]) for k, v in zip(out[0::2], out[1::2], strict=False) if k}
+
+
+def test_group_create_cost_does_not_grow_with_groups(netmaster, etcd_server):
+    """Groups spread over networks (a network's own EndpointGroups link set still grows with its
+    groups: docs/benchmarks.md); the probes use a fresh network each."""
+
+    def per_create(tag: str, i: int) -> float:
+        netmaster.json("POST", f"/api/v1/networks/default:fcgn{tag}/", _net_body(f"fcgn{tag}", i))
+        before = _metrics(etcd_server.url)["sent"]
+        for k in range(10):
+            _group(netmaster, f"fcq{tag}{k}", f"fcgn{tag}")
+        return (_metrics(etcd_server.url)["sent"] - before) / 10
+
+    small = per_create("a", 1)
+    for n in range(30):
+        netmaster.json("POST", f"/api/v1/networks/default:fcgb{n}/", _net_body(f"fcgb{n}", 100 + n))
+        for k in range(10):
+            _group(netmaster, f"fcgb{n}x{k}", f"fcgb{n}")
+    large = per_create("b", 2)
+    # before the id bitmap every create read all /contiv.io/master/epgid/* keys (+~60 bytes per group)
+    assert large <= small * 1.15 + 500, (small, large)
+
+
+def test_epg_ids_lowest_free_with_a_missing_or_stale_index(netmaster, etcd_server):
+    from contivpy.netmaster.hooks.group import EPG_ID_USED
+
+    netmaster.json("POST", "/api/v1/networks/default:fcgn/", _net_body("fcgn", 7))
+    for i in range(5):
+        _group(netmaster, f"fce{i}")
+    assert sorted(_epg_ids(etcd_server).values()) == [1, 2, 3, 4, 5]
+    netmaster.json("DELETE", "/api/v1/endpointGroups/default:fce1/", '"default:fce1"')
+    _group(netmaster, "fcex")  # the freed id is reused
+    assert _epg_ids(etcd_server)["fcex:default"] == 2
+    # index missing (a store written before it existed): rebuilt from the id keys
+    etcd_server.etcdctl("del", EPG_ID_USED)
+    _group(netmaster, "fcey")
+    assert _epg_ids(etcd_server)["fcey:default"] == 6
+    # a stale index claiming everything is free never hands out an id in use
+    etcd_server.etcdctl("put", EPG_ID_USED, '"AAAAAAAAAAA="')
+    _group(netmaster, "fcez")
+    ids = _epg_ids(etcd_server)
+    assert ids["fcez:default"] == 7 and len(set(ids.values())) == len(ids) == 7
