@@ -251,3 +251,40 @@ def test_epg_ids_lowest_free_with_a_missing_or_stale_index(netmaster, etcd_serve
     _group(netmaster, "fcez")
     ids = _epg_ids(etcd_server)
     assert ids["fcez:default"] == 7 and len(set(ids.values())) == len(ids) == 7
+
+
+def test_tenant_inspect_reads_state_once_and_matches_each_object(netmaster, etcd_server):
+    """The tenant's Oper lists each network's and group's Oper (without endpoints and tags) from
+    one read of the state records: the same as inspecting each object, with endpoints present,
+    and the number of etcd reads does not depend on the number of networks."""
+    for i in range(3):
+        netmaster.json("POST", f"/api/v1/networks/default:fci{i}/", _net_body(f"fci{i}", 50 + i))
+    _group(netmaster, "fcig", "fci1")
+    for name, group in (("fciep1", ""), ("fciep2", "fcig"), ("fciep3", "fcig")):
+        body = {
+            "TenantName": "default",
+            "NetworkName": "fci1",
+            "ServiceName": group,
+            "EndpointID": name,
+            "ConfigEP": {"Container": name, "Host": "fcihost", "ServiceName": group},
+        }
+        netmaster.json("POST", "/plugin/createEndpoint", body)
+
+    def reads() -> float:
+        return _metrics(etcd_server.url)["range"]
+
+    r0 = reads()
+    oper = netmaster.json("GET", "/api/v1/inspect/tenants/default/")["Oper"]
+    small = reads() - r0
+    for i in range(3):
+        want = netmaster.json("GET", f"/api/v1/inspect/networks/default:fci{i}/")["Oper"]
+        assert oper["networks"][i] == {k: v for k, v in want.items() if k not in ("endpoints", "networkTag")}
+    want = netmaster.json("GET", "/api/v1/inspect/endpointGroups/default:fcig/")["Oper"]
+    assert want["numEndpoints"] == 2 and len(want["endpoints"]) == 2
+    assert oper["endpointGroups"] == [{k: v for k, v in want.items() if k not in ("endpoints", "groupTag")}]
+    assert oper["networks"][1]["numEndpoints"] == 3
+    for i in range(3, 60):
+        netmaster.json("POST", f"/api/v1/networks/default:fci{i}/", _net_body(f"fci{i}", 50 + i))
+    r0 = reads()
+    assert len(netmaster.json("GET", "/api/v1/inspect/tenants/default/")["Oper"]["networks"]) == 60
+    assert reads() - r0 <= small + 1  # was 2 reads per network

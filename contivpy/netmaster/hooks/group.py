@@ -313,21 +313,26 @@ async def on_delete(ctx: Any, obj: dict) -> Plan:
     return plan
 
 
-async def oper(ctx: Any, obj: dict) -> dict:
+async def oper(ctx: Any, obj: dict, view: Any = None) -> dict:
+    """``view``: a loaded ``hooks.network.OperView`` (tenant inspect), else reads of our own."""
     tenant, group = obj["tenantName"], obj["groupName"]
     epg_sid = keys.epg_id(group, tenant)
-    kv = await ctx.kv.get(keys.epg_state(epg_sid))
+    reader = view if view is not None else ctx.kv
+    kv = await reader.get(keys.epg_state(epg_sid))
     if kv is None:
         return {}
     st = EndpointGroupState.from_json(kv.value)
     from contivpy.model.state import NetworkState
 
-    nkv = await ctx.kv.get(keys.net_state(keys.network_id(st.networkName, tenant)))
+    nkv = await reader.get(keys.net_state(keys.network_id(st.networkName, tenant)))
     allocated = available = ""
     if nkv is not None:
         net = NetworkState.from_json(nkv.value)
         allocated, available = ipam.epg_list_allocated(net, st), ipam.epg_list_available(net, st)
-    eps = await endpoints_where(ctx.kv, lambda ep: ep.endpointGroupKey == epg_sid)
+    if view is not None:
+        eps = view.by_group.get(epg_sid, [])
+    else:
+        eps = await endpoints_where(ctx.kv, lambda ep: ep.endpointGroupKey == epg_sid)
     return omit(
         [
             ("allocatedIPAddresses", allocated),

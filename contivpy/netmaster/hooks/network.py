@@ -191,12 +191,41 @@ def omit(pairs: list[tuple[str, Any]]) -> dict:
     return {k: v for k, v in pairs if v not in ("", 0, None, [])}
 
 
-async def oper(ctx: Any, obj: dict) -> dict:
+class OperView:
+    """The state records behind many inspect "Oper" parts, read once (a tenant inspect lists the
+    Oper of every network and group: per object reads made it O(objects x endpoints)).
+    ``await OperView(kv).load()``; then ``get(key)`` for network/group state records and the
+    endpoints of a network or group, parsed and grouped once."""
+
+    def __init__(self, kv: KVStore) -> None:
+        self.kv = kv
+        self.records: dict[str, Any] = {}
+        self.by_net: dict[str, list[EndpointState]] = {}
+        self.by_group: dict[str, list[EndpointState]] = {}
+
+    async def load(self) -> OperView:
+        (nets, _), (epgs, _), (eps, _) = await asyncio.gather(
+            self.kv.get_prefix(keys.NETS), self.kv.get_prefix(keys.EPGS), self.kv.get_prefix(keys.EPS)
+        )
+        self.records = {i.key: i for i in (*nets, *epgs)}
+        for item in eps:
+            ep = EndpointState.from_json(item.value)
+            self.by_net.setdefault(ep.netID, []).append(ep)
+            self.by_group.setdefault(ep.endpointGroupKey, []).append(ep)
+        return self
+
+    async def get(self, key: str) -> Any:
+        return self.records.get(key)
+
+
+async def oper(ctx: Any, obj: dict, view: OperView | None = None) -> dict:
     net_id = keys.network_id(obj["networkName"], obj["tenantName"])
-    # both reads at once: one etcd round trip of latency per inspect instead of two
-    kv, eps = await asyncio.gather(
-        ctx.kv.get(keys.net_state(net_id)), endpoints_where(ctx.kv, lambda ep: ep.netID == net_id)
-    )
+    if view is not None:
+        kv, eps = await view.get(keys.net_state(net_id)), view.by_net.get(net_id, [])
+    else:  # both reads at once: one etcd round trip of latency per inspect instead of two
+        kv, eps = await asyncio.gather(
+            ctx.kv.get(keys.net_state(net_id)), endpoints_where(ctx.kv, lambda ep: ep.netID == net_id)
+        )
     if kv is None:
         return {}
     st = NetworkState.from_json(kv.value)
@@ -214,4 +243,13 @@ async def oper(ctx: Any, obj: dict) -> dict:
     )
 
 
-__all__ = ["prefetch", "on_create", "on_update", "on_delete", "oper", "endpoint_oper", "go_map_str"]
+__all__ = [
+    "OperView",
+    "prefetch",
+    "on_create",
+    "on_update",
+    "on_delete",
+    "oper",
+    "endpoint_oper",
+    "go_map_str",
+]
