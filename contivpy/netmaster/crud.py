@@ -15,11 +15,13 @@ types in ``netmaster/txn.py``)
         async def on_delete(ctx: TxnContext, obj: dict) -> Plan | None
         async def oper(ctx: TxnContext, obj: dict) -> dict          # inspect "Oper" (read only)
         def prefetch(obj: dict) -> list[str]                          # keys a create/update reads
+        def prefetch_delete(obj: dict) -> list[str]                   # keys a delete reads
 
     - ``prefetch`` (optional) names the etcd keys the hook (and crud's link maintenance) will
       read for the validated request object; crud reads them with the object's own key in ONE
       request (``TxnContext.prefetch``), so the attempt makes one round trip instead of one per
       record. Naming a key that is not read costs nothing else (no compare is added).
+      ``prefetch_delete`` does the same for a delete, given the stored object (read first).
 
     - ``obj``/``new`` are validated (key, regexes, ranges, defaults) before the hook runs. A hook
       may mutate ``obj``/``new`` (e.g. set a link); what it leaves there is what gets stored.
@@ -248,10 +250,14 @@ class Crud:
                 old = await ctx.get_obj(obj_type, key)
                 if old is None:
                     raise NotFoundError(f"{obj_type} not found")
+                mod = _hooks(t)
+                ahead = getattr(mod, "prefetch_delete", None) if mod is not None else None
+                if ahead is not None:
+                    await ctx.prefetch(ahead(old))
                 if t.derived_sets:  # the hook checks the members (e.g. a tenant's networks)
                     old = await self.materialize(obj_type, copy.deepcopy(old))
                 plan = Plan()
-                plan.extend(await _call(_hooks(t), "on_delete", ctx, old))
+                plan.extend(await _call(mod, "on_delete", ctx, old))
                 await self._unlink_parents(ctx, t, old)
                 ctx.delete_obj(obj_type, key)
                 if await self._commit(ctx, plan):

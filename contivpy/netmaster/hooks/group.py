@@ -272,6 +272,13 @@ async def on_update(ctx: Any, old: dict, new: dict) -> Plan:
     return plan
 
 
+def prefetch_delete(obj: dict) -> list[str]:
+    """What a delete reads: its state record, its network's, the global object, the id records."""
+    tenant, group, net = obj.get("tenantName", ""), obj.get("groupName", ""), obj.get("networkName", "")
+    out = [keys.epg_state(keys.epg_id(group, tenant)), keys.net_state(keys.network_id(net, tenant))]
+    return out + [keys.obj_key("global", "global"), EPG_ID_USED]
+
+
 async def on_delete(ctx: Any, obj: dict) -> Plan:
     tenant, group = obj.get("tenantName", ""), obj["groupName"]
     app = ((obj.get("links") or {}).get("AppProfile") or {}).get("key", "")
@@ -348,6 +355,7 @@ async def oper(ctx: Any, obj: dict, view: Any = None) -> dict:
 
 __all__ = [
     "prefetch",
+    "prefetch_delete",
     "on_create",
     "on_update",
     "on_delete",

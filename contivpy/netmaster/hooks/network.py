@@ -48,6 +48,17 @@ def prefetch(obj: dict) -> list[str]:
     return out
 
 
+def prefetch_delete(obj: dict) -> list[str]:
+    """What a delete reads: the tenant, the global object, the state record, both tag pools."""
+    tenant, name = obj.get("tenantName", ""), obj.get("networkName", "")
+    out = [
+        keys.obj_key("tenant", tenant),
+        keys.obj_key("global", "global"),
+        keys.net_state(keys.network_id(name, tenant)),
+    ]
+    return out + [keys.STATE_AUTO_VLAN, keys.OPER_AUTO_VLAN, keys.STATE_AUTO_VXLAN, keys.OPER_AUTO_VXLAN]
+
+
 async def on_create(ctx: Any, obj: dict) -> Plan:
     encap = obj.get("encap", "")
     glob = await ctx.get_obj("global", "global")
