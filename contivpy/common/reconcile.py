@@ -33,7 +33,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from contivpy.common.errors import ContivError
 
@@ -200,7 +200,7 @@ class Reconciler(Generic[K]):
     def backoff(self, attempts: int) -> float:
         """Delay before retry number ``attempts`` (1-based): exponential, capped, +-20 % jitter."""
         delay = min(self._max, self._base * (2 ** min(attempts - 1, 62)))
-        return min(self._max, delay * self._rng.uniform(0.8, 1.2))
+        return float(min(self._max, delay * self._rng.uniform(0.8, 1.2)))
 
     def _notify(self) -> None:
         self._changed.set()
@@ -218,9 +218,9 @@ class Reconciler(Generic[K]):
         """Nothing queued or running (keys in backoff allowed): every key has been tried."""
         return self._ready.empty() and not self._running
 
-    def status(self) -> dict[str, dict]:
+    def status(self) -> dict[str, dict[str, Any]]:
         now = asyncio.get_running_loop().time() if self._has_loop() else 0.0
-        out: dict[str, dict] = {}
+        out: dict[str, dict[str, Any]] = {}
         for key, st in self._keys.items():
             if st.timer is not None:
                 state = "retrying"

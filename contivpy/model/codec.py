@@ -57,7 +57,7 @@ def _go_kind(f: F) -> str:
     return {"str": "string", "int": "int", "list": "[]string"}[f.kind]
 
 
-def decode(obj_type: str, raw: bytes | str) -> dict:
+def decode(obj_type: str, raw: bytes | str) -> dict[str, Any]:
     """Parse a request body into a canonical object (no validation of values)."""
     spec = SPECS[obj_type]
     if len(raw) > MAX_BODY:
@@ -127,7 +127,7 @@ def decode(obj_type: str, raw: bytes | str) -> dict:
 # --- validate -------------------------------------------------------------------------------
 
 
-def validate(obj_type: str, obj: dict) -> None:
+def validate(obj_type: str, obj: dict[str, Any]) -> None:
     """Original schema validation; fills defaults in place. Raises ValidationError."""
     spec = SPECS[obj_type]
     want = ":".join(obj.get(k, "") for k in spec.key_fields)
@@ -158,7 +158,7 @@ def validate(obj_type: str, obj: dict) -> None:
 # --- encode ---------------------------------------------------------------------------------
 
 
-def reset_links(obj_type: str, obj: dict) -> None:
+def reset_links(obj_type: str, obj: dict[str, Any]) -> None:
     """Give a new object empty link-sets/links members as its type declares."""
     spec = SPECS[obj_type]
     obj.pop("link-sets", None)
@@ -169,7 +169,7 @@ def reset_links(obj_type: str, obj: dict) -> None:
         obj["links"] = {n: {} for n in spec.links}
 
 
-def canonical(obj_type: str, obj: dict) -> dict:
+def canonical(obj_type: str, obj: dict[str, Any]) -> dict[str, Any]:
     """Ordered dict in the original's field order with omitempty applied."""
     spec = SPECS[obj_type]
     out: dict[str, Any] = {}
@@ -193,7 +193,7 @@ def canonical(obj_type: str, obj: dict) -> dict:
     return out
 
 
-def _link(link: dict) -> dict:
+def _link(link: dict[str, Any]) -> dict[str, Any]:
     out = {}
     if link.get("type"):
         out["type"] = link["type"]
@@ -202,11 +202,11 @@ def _link(link: dict) -> dict:
     return out
 
 
-def dumps(obj_type: str, obj: dict) -> str:
+def dumps(obj_type: str, obj: dict[str, Any]) -> str:
     return json.dumps(canonical(obj_type, obj), separators=(",", ":"), ensure_ascii=False)
 
 
-def default_global(fwd_mode: str) -> dict:
+def default_global(fwd_mode: str) -> dict[str, Any]:
     return {
         "key": "global",
         "arpMode": "proxy",

@@ -41,6 +41,12 @@ def build_app(argv0: str) -> App:
 def _run(argv: list[str]) -> int:
     from contivpy.netctl.cli import render_app_help, show_command_help
 
+    if argv and argv[-1] == "--generate-bash-completion":  # asked by the shell completion scripts
+        from contivpy.netctl.completion import candidates
+
+        words = candidates(argv[1:-1])
+        out("".join(w + "\n" for w in words))
+        return 0
     app = build_app(argv[0] if argv else "netctl")
     fs = FlagSet(app.flags)
     perr = None

@@ -19,7 +19,9 @@ original's separate auth_proxy (docs/security.md).
 
 Extensions (not in the original): ``--docker-host`` (the original hard-coded
 unix:///var/run/docker.sock) and ``--rpc-port`` (the original hard-coded 9001), both needed to
-run several instances on one machine in tests.
+run several instances on one machine in tests. ``--k8s-config`` (``CONTIV_NETMASTER_K8S_CONFIG``,
+default ``/var/contiv/config/contiv.json``, the original's fixed path) names the Kubernetes API
+configuration used in ``--mode kubernetes`` (docs/kubernetes.md).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class Config:
     syslog_url: str = "udp://127.0.0.1:514"
     docker_host: str = "unix:///var/run/docker.sock"
     rpc_port: int = 9001
+    k8s_config: str = "/var/contiv/config/contiv.json"  # --mode kubernetes: API server config
     # secure access (docs/security.md): HTTPS on every REST listener, login/roles (auth.py)
     tls_cert_file: str = ""
     tls_key_file: str = ""
@@ -97,6 +100,7 @@ _FLAGS = [
     ("syslog_url", ["--syslog-url"], "SYSLOG_URL", "udp://127.0.0.1:514", False),
     ("docker_host", ["--docker-host"], "DOCKER_HOST", "unix:///var/run/docker.sock", False),
     ("rpc_port", ["--rpc-port"], "RPC_PORT", "9001", False),
+    ("k8s_config", ["--k8s-config"], "K8S_CONFIG", "/var/contiv/config/contiv.json", False),
     ("tls_cert", ["--tls-cert-file"], "TLS_CERT_FILE", "", False),
     ("tls_key", ["--tls-key-file"], "TLS_KEY_FILE", "", False),
     ("tls_auto", ["--tls-auto"], "TLS_AUTO", False, True),
@@ -287,6 +291,7 @@ def build(ns: argparse.Namespace, env: dict[str, str] | None = None) -> Config:
         raise ConfigError(f"bind port is a integer between 1-65535, got {vals['rpc_port']}") from None
     if not 0 <= cfg.rpc_port <= 65535:
         raise ConfigError(f"bind port is a integer between 1-65535, got {cfg.rpc_port}")
+    cfg.k8s_config = str(vals["k8s_config"])
     _secure(vals, cfg)
     return cfg
 

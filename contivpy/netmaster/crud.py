@@ -208,19 +208,28 @@ class Crud:
         return out
 
     # --- writes --------------------------------------------------------------------------
-    async def create_or_update(self, obj_type: str, key: str, body: dict) -> dict:
-        """``body`` is the decoded request object (codec.decode); returns the stored object."""
+    async def create_or_update(
+        self, obj_type: str, key: str, body: dict | Callable[[dict | None], dict]
+    ) -> dict:
+        """``body`` is the decoded request object (codec.decode); returns the stored object.
+        ``body`` may also be a function of the stored object (None if absent) returning the new
+        one: it is called again on every attempt, so a read-modify-write loses no concurrent change."""
         t = reg.TYPES[obj_type]
         async with self.lock:
             for _ in range(MAX_ATTEMPTS):
                 ctx = TxnContext(self)
-                new = copy.deepcopy(body)
-                new["key"] = key
-                codec.validate(obj_type, new)
                 mod = _hooks(t)
                 ahead = getattr(mod, "prefetch", None) if mod is not None else None
+                if callable(body):  # the new object depends on the stored one: read that first
+                    old = await ctx.get_obj(obj_type, key)
+                    new = copy.deepcopy(body(copy.deepcopy(old)))
+                else:
+                    new = copy.deepcopy(body)
+                new["key"] = key
+                codec.validate(obj_type, new)
                 await ctx.prefetch([keys.obj_key(obj_type, key), *(ahead(new) if ahead else ())])
-                old = await ctx.get_obj(obj_type, key)
+                if not callable(body):
+                    old = await ctx.get_obj(obj_type, key)
                 plan = Plan()
                 if old is None:
                     codec.reset_links(obj_type, new)

@@ -12,7 +12,8 @@ Accepted spellings (contiv-reference §5.1):
 - contivpy additions: ``--ovsdb ADDRESS`` (unix:PATH | tcp:IP:PORT), ``--ovs-datapath system|netdev``,
   ``--plugin-socket``, ``--docker-host`` (``none``: no engine to keep networks in sync with),
   ``--mtu N|auto`` (default 1450 like 1.1.x; ``auto`` = lowest host MTU - 50 like HEAD), ``--debug-listen``,
-  ``--etcd-tls-ca-file``/``--etcd-tls-cert-file``/``--etcd-tls-key-file`` (``CONTIV_NETPLUGIN_ETCD_TLS_*``;
+  ``--cleanup`` (clean uninstall of host access: delete ``contivh0`` and the ``contivpy``-tagged iptables
+  rules, then exit; docs/deployment.md), ``--etcd-tls-ca-file``/``--etcd-tls-cert-file``/``--etcd-tls-key-file`` (``CONTIV_NETPLUGIN_ETCD_TLS_*``;
   https:// endpoints). Every ``--etcd-endpoints`` member is used (``store_url`` is the whole list).
 
 Decision (docs/decisions.md): the original exits when ``--netmode vlan`` has no ``--vlan-if``. The seed
@@ -58,6 +59,7 @@ class Config:
     docker_host: str = "unix:///var/run/docker.sock"
     mtu: int | str = 1450
     debug_listen: str = "0.0.0.0:9090"
+    cleanup: bool = False  # --cleanup: remove host access (contivh0, nat rules) and exit
     warnings: list[str] = field(default_factory=list)
 
     etcd_ca_file: str = ""
@@ -122,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     a("--docker-host", dest="docker_host")
     a("--mtu", dest="mtu")
     a("--debug-listen", dest="debug_listen")
+    a("--cleanup", action="store_true", help="remove contivh0 and contivpy's iptables rules, then exit")
     a("--version", "-version", action="store_true")
     return p
 
@@ -146,6 +149,10 @@ def parse(argv: list[str] | None = None, env: dict[str, str] | None = None) -> C
         return env.get(f"CONTIV_NETPLUGIN_{name}", default)
 
     cfg = Config()
+    if ns.cleanup:  # uninstall step: needs only the OVSDB address
+        cfg.cleanup = True
+        cfg.ovsdb = pick(ns.ovsdb, "OVSDB", cfg.ovsdb)
+        return cfg
     etcd = _split([ns.etcd] if ns.etcd else None) or _split(
         [env["CONTIV_NETPLUGIN_ETCD_ENDPOINTS"]] if env.get("CONTIV_NETPLUGIN_ETCD_ENDPOINTS") else None
     )

@@ -149,6 +149,7 @@ def test_start_matches_services_created_before_and_after(bed, etcd_server):
             "labels": "map[app:web tier:front]",
             "macAddress": ep["macAddress"],
             "network": f"tspnet.{T}",
+            "serviceName": "tspafter",  # the service's name, as the original 1.2.1 shows it (docs/upgrade.md)
         }
     ]
     r = subprocess.run(

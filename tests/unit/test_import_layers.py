@@ -119,3 +119,17 @@ def test_hooks_modules_are_loaded_by_plain_imports():
     for name in names:
         assert hooks.load(name) is not None, name
     assert hooks.load("no-such-type") is None
+
+
+def test_kubernetes_api_is_spoken_only_by_its_adapter():
+    """common/k8sapi.py is the one module that knows the Kubernetes API's paths and protocol."""
+    bad = [
+        rel
+        for rel, _pkg, _names in _files()
+        if rel != "common/k8sapi.py"
+        and any(
+            s in (PKG / rel).read_text()
+            for s in ("/api/v1/namespaces", "networking.k8s.io", "kubernetes_asyncio")
+        )
+    ]
+    assert bad == []

@@ -174,7 +174,9 @@ async def oper(ctx: TxnContext, obj: dict) -> dict:
         if ep is not None:
             oper_ep = await read_oper_endpoint(ctx.kv, ep.id)
             port = oper_ep.portName if oper_ep is not None else ""
-            providers.append(endpoint_oper(ep, "v" + port if port else ""))
+            shown = endpoint_oper(ep, "v" + port if port else "")
+            shown["serviceName"] = obj["serviceName"]  # the original shows the service's name here
+            providers.append(shown)
     if providers:
         out["providers"] = providers
         out["numProviders"] = len(providers)

@@ -50,8 +50,9 @@ async def _sub_oper(ctx: TxnContext, module: str, obj_type: str, keys: list[str]
 
 
 def _brief(oper: dict, tag: str) -> dict:
-    """The original's tenant inspect lists networks/groups without endpoints and tags."""
-    return {k: v for k, v in oper.items() if k not in ("endpoints", tag)}
+    """The original's tenant inspect lists networks/groups with their endpoints, without their tags
+    (as the original 1.2.1 printed it for the recorded state, docs/upgrade.md)."""
+    return {k: v for k, v in oper.items() if k != tag}
 
 
 async def oper(ctx: TxnContext, obj: dict) -> dict:
@@ -72,6 +73,9 @@ async def oper(ctx: TxnContext, obj: dict) -> dict:
     view = await OperView(ctx.kv).load() if sets.get("Networks") or sets.get("EndpointGroups") else None
     nets = await _sub_oper(ctx, "network", "network", sorted(sets.get("Networks") or {}), view)
     epgs = await _sub_oper(ctx, "group", "endpointGroup", sorted(sets.get("EndpointGroups") or {}), view)
+    n_eps = sum(len(n.get("endpoints") or []) for n in nets)
+    if n_eps:
+        out["totalEndpoints"] = n_eps
     if any(nets):
         out["networks"] = [_brief(n, "networkTag") for n in nets]
     if any(epgs):
