@@ -44,21 +44,21 @@ def install() -> bool:
     if m is None:
         return False
     pkg = importlib.util.module_from_spec(spec)
-    pkg.__version__ = m.group(1)  # aiohttp.http reads it at import
+    setattr(pkg, "__version__", m.group(1))  # noqa: B010  (aiohttp.http reads it at import)
     path = list(spec.submodule_search_locations)
     loader = spec.loader
 
     def complete() -> None:
-        del pkg.__getattr__
+        delattr(pkg, "__getattr__")  # noqa: B043
         loader.exec_module(pkg)  # the real __init__, in this module: the client and the rest
 
-    def __getattr__(name: str):
+    def module_getattr(name: str) -> object:
         if name.startswith("__") or importlib.machinery.PathFinder.find_spec(f"aiohttp.{name}", path):
             raise AttributeError(name)  # dunder probes, or a submodule: the import system loads it
         complete()
         return getattr(pkg, name)
 
-    pkg.__getattr__ = __getattr__
+    setattr(pkg, "__getattr__", module_getattr)  # noqa: B010  (PEP 562 module __getattr__)
     sys.modules["aiohttp"] = pkg
     return True
 
