@@ -15,30 +15,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from contivpy.common import jsonwire
 from contivpy.common.errors import ValidationError
 from contivpy.model.objects import MAX_BODY, SPECS, F
 
 # --- decode ---------------------------------------------------------------------------------
-
-
-def _go_json_error(exc: json.JSONDecodeError, text: str) -> str:
-    """Translate a Python JSON syntax error to the wording of Go's encoding/json."""
-    pos = exc.pos
-    if pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated"):
-        return "unexpected end of JSON input"
-    ch = text[pos]
-    msg = exc.msg
-    if msg.startswith("Expecting property name"):
-        return f"invalid character '{ch}' looking for beginning of object key string"
-    if msg.startswith("Expecting ':'"):
-        return f"invalid character '{ch}' after object key"
-    if msg.startswith("Expecting ','"):
-        return f"invalid character '{ch}' after object key:value pair"
-    if msg.startswith("Extra data"):
-        return f"invalid character '{ch}' after top-level value"
-    if msg.startswith("Invalid control character"):
-        return f"invalid character {ch!r} in string literal"
-    return f"invalid character '{ch}' looking for beginning of value"
 
 
 def _jtype(v: Any) -> str:
@@ -62,18 +43,7 @@ def decode(obj_type: str, raw: bytes | str) -> dict[str, Any]:
     spec = SPECS[obj_type]
     if len(raw) > MAX_BODY:
         raise ValidationError(f"request body too large (limit {MAX_BODY} bytes)")
-    try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-    except UnicodeDecodeError:
-        raise ValidationError("invalid UTF-8 in request body") from None
-    if not text.strip():
-        raise ValidationError("EOF")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(_go_json_error(exc, text)) from None
-    except RecursionError:
-        raise ValidationError("exceeded max depth") from None
+    data = jsonwire.loads(raw, empty="EOF")  # Go wording for syntax, UTF-8 and depth errors
     if data is None:
         data = {}
     if not isinstance(data, dict):

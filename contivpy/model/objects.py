@@ -206,8 +206,8 @@ SPECS: dict[str, Spec] = {
                 _i("DSCP", hi=63),
                 _s("bandwidth", 64, _BW),
                 _i("burst", hi=10486),
-                _s("profileName", 64),
-                _s("tenantName"),
+                _s("profileName", 64, _NAME),  # contivpy: the name rule of every other object
+                _s("tenantName", 64, _NAME),
             ],
             ("EndpointGroups",),
             ("Tenant",),

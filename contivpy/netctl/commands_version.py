@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contivpy.netctl import client, gojson
-from contivpy.netctl.api import EXIT_INVALID, EXIT_REQUEST
+from contivpy.netctl.api import EXIT_INVALID, EXIT_REQUEST, check_url
 from contivpy.netctl.commands_net import need
 from contivpy.netctl.output import err, fail, out
 
@@ -19,7 +19,7 @@ def version_block(info: dict) -> str:
 
 def show_version(ctx) -> None:
     need(ctx, 0, "More arguments than required")
-    url = ctx.netmaster + "/version"
+    url = check_url(ctx) + "/version"
     try:
         status, reason, data = client.request("GET", url, None, (), ctx.insecure)
     except client.TransportError as e:

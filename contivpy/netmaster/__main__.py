@@ -71,10 +71,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ns = config.parse_args(args)
     if ns.version:
-        v = config.version_info()
-        sys.stdout.write(
-            f"Version: {v['Version']}\nGitCommit: {v['GitCommit']}\nBuildTime: {v['BuildTime']}\n"
-        )
+        from contivpy.common.version import version_text
+
+        sys.stdout.write(version_text())
         return 0
     setup_logging()
     try:

@@ -337,50 +337,9 @@ __all__ = ["Config", "ConfigError", "parse_args", "build", "MODES", "default_hos
 
 @functools.cache
 def version_info() -> dict[str, str]:
-    """{"GitCommit","Version","BuildTime"}: read from the checkout without running git (once per
-    process: it does not change while we run). The version comes from the checkout's
-    pyproject.toml when there is one (a file read), else from the installed package's metadata
-    (importlib.metadata scans every distribution on sys.path: ~10 ms, on the first GET /version)."""
-    import re
-    from datetime import UTC, datetime
-    from pathlib import Path
+    """{"GitCommit","Version","BuildTime"} (see contivpy/common/version.py), computed once per
+    process: it does not change while we run, and importlib.metadata scans every installed
+    distribution (milliseconds on each GET /version otherwise)."""
+    from contivpy.common.version import version_info as _info
 
-    import contivpy
-
-    pkg = Path(contivpy.__file__).resolve().parent
-    commit = ""
-    git = pkg.parent / ".git"
-    try:
-        head = (git / "HEAD").read_text().strip()
-        if head.startswith("ref: "):
-            ref = head[5:]
-            p = git / ref
-            if p.exists():
-                commit = p.read_text().strip()
-            else:
-                for line in (git / "packed-refs").read_text().splitlines():
-                    if line.endswith(" " + ref):
-                        commit = line.split()[0]
-        else:
-            commit = head
-    except OSError:
-        commit = ""
-    ver = ""
-    try:
-        m = re.search(r'^version\s*=\s*"([^"]+)"', (pkg.parent / "pyproject.toml").read_text(), re.M)
-        ver = m.group(1) if m else ""
-    except OSError:
-        pass
-    if not ver:
-        try:
-            from importlib.metadata import version as _v
-
-            ver = _v("contivpy")
-        except Exception:
-            ver = "0.1.0"
-    built = datetime.fromtimestamp(pkg.joinpath("__init__.py").stat().st_mtime, UTC)
-    return {
-        "GitCommit": commit,
-        "Version": f"{ver}-contivpy" + (f"-{commit[:7]}" if commit else ""),
-        "BuildTime": built.strftime("%m-%d-%Y.%H-%M-%S.UTC"),
-    }
+    return _info()

@@ -42,6 +42,7 @@ from aiohttp import web
 
 from contivpy.common.election import LeaderElection
 from contivpy.common.errors import StoreError
+from contivpy.common.httpserve import serve_tcp, split_hostport
 from contivpy.common.kv import open_store
 from contivpy.common.kv.fenced import FencedStore
 from contivpy.common.registry import ServiceInfo, ServiceRegistry
@@ -222,9 +223,8 @@ class Daemon:
                 await asyncio.sleep(1)
 
     async def _listen(self, app: web.Application) -> None:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        self.runners.append(runner)
+        """Serve ``app`` on the listen URL and, when it is another socket, the control URL, through
+        the guarded server (common/httpserve.py: header/body/idle timeouts, plain 400s)."""
         addrs = [self.cfg.listen_url]
         ext_host, ext_port = self.cfg.listen_url.rsplit(":", 1)
         ctl_host, ctl_port = self.cfg.control_url.rsplit(":", 1)
@@ -237,10 +237,9 @@ class Daemon:
             from contivpy.netmaster.tls import server_context
 
             ssl_ctx = server_context(self.cfg.tls_cert_file, self.cfg.tls_key_file)
+        pairs = [split_hostport(a, default_host="0.0.0.0") for a in addrs]
+        self.runners.append(await serve_tcp(app, pairs, ssl_context=ssl_ctx))
         for addr in addrs:
-            host, port = addr.rsplit(":", 1)
-            site = web.TCPSite(runner, host or "0.0.0.0", int(port), reuse_address=True, ssl_context=ssl_ctx)
-            await site.start()
             log.info("netmaster listening on %s%s", addr, " (https)" if ssl_ctx else "")
 
     async def _publish_tls_pin(self) -> None:

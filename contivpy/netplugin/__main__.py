@@ -12,7 +12,7 @@ import logging
 import signal
 import sys
 
-from contivpy.netplugin.config import EXIT_CONFIG, ConfigError, parse
+from contivpy.netplugin.config import EXIT_CONFIG, ConfigError, ShowVersion, parse
 
 
 async def _cleanup(cfg) -> int:
@@ -54,6 +54,11 @@ async def _amain(cfg) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         cfg = parse(argv)
+    except ShowVersion:
+        from contivpy.common.version import version_text
+
+        sys.stdout.write(version_text())
+        return 0
     except ConfigError as e:
         if str(e):
             print(f"netplugin: {e}", file=sys.stderr)

@@ -12,8 +12,10 @@ Start-up (contiv-reference §5.2, with etcd watches instead of the ofnet RPC rel
      listed key has been tried once (graceful restart: nothing is programmed from a partial view), re-bind
      local endpoints, prune stale ports and flows;
   4. in the same TaskGroup: the watches (from the listed revision + 1), the service
-     registration (``contivpy.common.registry``, 10 s leases, retried every second until etcd answers),
-     the debug REST server (:9090) and the Docker plugin (when present).
+     registration (``contivpy.common.registry``, 10 s leases, retried every second until etcd answers)
+     and the Docker plugin (when present).
+The debug REST server (:9090) is bound before step 1: ``/healthz``, ``/readyz`` and ``/metrics``
+answer from then on (netplugin/observe.py), its other routes answer 503 until step 4.
 
 Watches use ``contivpy.common.watch.list_and_watch`` + ``Mirror``: step 3 consumes the first Snapshot of
 each prefix, the watch tasks the rest; a re-list (compaction, store failure) is turned into the diff.
@@ -34,9 +36,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from aiohttp import web
-
 from contivpy.common.errors import ExternalServiceError, StoreError, ValidationError
+from contivpy.common.httpserve import GuardedRunner, serve_tcp, split_hostport
 from contivpy.common.kv import open_store
 from contivpy.common.kv.base import KVStore
 from contivpy.common.pump import PumpedIterator
@@ -243,17 +244,17 @@ class Agent:
                     await asyncio.sleep(1)
         log.info("registered services %s", [i.key for i in services])
 
-    async def _serve_debug(self) -> None:
-        runner = web.AppRunner(make_app(self), access_log=None)
-        await runner.setup()
-        host, _, port = self.cfg.debug_listen.rpartition(":")
-        site = web.TCPSite(runner, host or "0.0.0.0", int(port), reuse_address=True)
-        await site.start()
-        log.info("debug REST server listening on %s", self.cfg.debug_listen)
+    async def _start_debug(self) -> GuardedRunner:
+        """Bind the debug REST server before anything else, so that /healthz and /readyz answer
+        during start-up (the other routes answer 503 until the first sync is done). 127.0.0.1:9090
+        unless --debug-listen says otherwise (":PORT" = every interface, as in Go)."""
+        host, port = split_hostport(self.cfg.debug_listen, default_host="0.0.0.0")
         try:
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
+            runner = await serve_tcp(make_app(self), [(host, port)])
+        except OSError as e:
+            raise FatalConfigError(f"cannot listen on --debug-listen {self.cfg.debug_listen}: {e}") from e
+        log.info("debug REST server listening on %s", self.cfg.debug_listen)
+        return runner
 
     async def _serve_docker(self) -> None:
         """Docker libnetwork remote driver + IPAM on ``--plugin-socket`` (docker and swarm-mode)."""
@@ -272,6 +273,7 @@ class Agent:
     async def run(self) -> None:
         for w in self.cfg.warnings:
             log.warning(w)
+        debug = await self._start_debug()
         try:
             await self._wait_global()
             await self._start_datapath()
@@ -291,7 +293,6 @@ class Agent:
                 for prefix, handler in self._watches:
                     tg.create_task(self._watch(prefix, handler))
                 tg.create_task(self._register())
-                tg.create_task(self._serve_debug())
                 tg.create_task(self._serve_docker())
                 tg.create_task(self.names.run())
                 self.ready.set()
@@ -304,3 +305,4 @@ class Agent:
             await self.netmaster.close()
             await self.dp.stop()
             await self.kv.close()
+            await debug.cleanup()

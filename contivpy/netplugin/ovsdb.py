@@ -83,6 +83,11 @@ class OvsdbClient:
         self._lock = asyncio.Lock()
 
     # -- transport -------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        """An OVSDB session is open (the receive loop clears it when the connection drops)."""
+        return self._writer is not None and not self._writer.is_closing()
+
     async def connect(self) -> None:
         async with self._lock:
             if self._writer is not None and not self._writer.is_closing():

@@ -5,7 +5,8 @@
   other (they talk through etcd keys and HTTP); nothing imports netctl.
 - common imports only common and the leaf module model.keys (pure key builders, no imports).
 - Each third-party client lives in its adapter: aetcd/grpc in common/kv, pyroute2 in
-  netplugin/links.py, os_ken in ofnet (and the DNS reply builder netplugin/nameserver.py).
+  netplugin/links.py, os_ken in ofnet (and the DNS reply builder netplugin/nameserver.py),
+  prometheus_client in common/metrics.py.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ ADAPTERS = {
     "grpc": ("common/kv/",),
     "pyroute2": ("netplugin/links.py",),
     "os_ken": ("ofnet/", "netplugin/nameserver.py"),
+    "prometheus_client": ("common/metrics.py",),
 }
 
 

@@ -44,6 +44,7 @@ import contextlib
 import ipaddress
 import logging
 import socket
+import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -54,6 +55,7 @@ import grpc
 from aetcd import rpc
 from aetcd.utils import prefix_range_end
 
+from contivpy.common import metrics
 from contivpy.common.errors import CompactedError, StoreError
 from contivpy.common.kv.base import Compare, Delete, Event, KeyValue, Put, TxnResult
 from contivpy.common.pump import PumpedIterator
@@ -146,12 +148,21 @@ def _describe(err: BaseException) -> str:
 
 @contextlib.asynccontextmanager
 async def _store_errors(what: str) -> AsyncIterator[None]:
+    """Map client errors to StoreError; time the request (contiv_etcd_request_* metrics)."""
+    start = time.perf_counter()
+    failed = True
     try:
         yield
+        failed = False
+    except asyncio.CancelledError:  # the caller gave up: not an etcd error
+        failed = False
+        raise
     except StoreError:
         raise
     except (aexc.ClientError, rpc.AioRpcError, OSError, TimeoutError) as err:
         raise StoreError(f"etcd {what} failed: {_describe(err)}") from err
+    finally:
+        metrics.observe_etcd(what, time.perf_counter() - start, failed)
 
 
 class EtcdKV:
