@@ -12,8 +12,9 @@ Start-up (contiv-reference §5.2, with etcd watches instead of the ofnet RPC rel
      listed key has been tried once (graceful restart: nothing is programmed from a partial view), re-bind
      local endpoints, prune stale ports and flows;
   4. in the same TaskGroup: the watches (from the listed revision + 1), the service
-     registration (``contivpy.common.registry``, 10 s leases, retried every second until etcd answers)
-     and the Docker plugin (when present).
+     registration (``contivpy.common.registry``, 10 s leases, retried every second until etcd answers),
+     the Docker plugin (when present) and the CNI server (``--cni-socket``, every mode; attachments
+     interrupted by a restart are rolled back first).
 The debug REST server (:9090) is bound before step 1: ``/healthz``, ``/readyz`` and ``/metrics``
 answer from then on (netplugin/observe.py), its other routes answer 503 until step 4.
 
@@ -46,9 +47,12 @@ from contivpy.common.registry import ServiceInfo, ServiceRegistry
 from contivpy.common.watch import Mirror, list_and_watch
 from contivpy.model import keys
 from contivpy.model.state import GlobalConfig
+from contivpy.netplugin.cni.pods import PodService
+from contivpy.netplugin.cni.server import CniServer
 from contivpy.netplugin.config import Config
 from contivpy.netplugin.datapath import HOST_PORT, RPC_PORTS, VLAN_BRIDGE, VXLAN_BRIDGE, Datapath
 from contivpy.netplugin.debug_api import make_app
+from contivpy.netplugin.docker_backend import AgentBackend
 from contivpy.netplugin.managers.endpoint import EndpointService, RemoteEndpointManager
 from contivpy.netplugin.managers.network import NetworkManager
 from contivpy.netplugin.managers.policy import PolicyManager
@@ -80,6 +84,7 @@ class Agent:
         self.qos = QosManager(self.dp)
         self.services = ServiceManager(self.dp)  # service LB (vxlan bridge)
         self.endpoints = EndpointService(cfg, self.kv, self.dp, self.nets, self.netmaster, self.qos)
+        self.pods = PodService(self.kv, cfg.host, AgentBackend(self.endpoints))  # CNI attachments
         self.names = NameServer(self.kv)  # DNS for containers, via the OpenFlow punt (nameserver.py)
         self.arp_mode = "proxy"
         self.pvt_subnet = DEFAULT_PVT_SUBNET
@@ -261,7 +266,6 @@ class Agent:
         if self.cfg.mode not in ("docker", "swarm-mode"):
             return
         from contivpy.netplugin.docker.plugin import DockerPlugin
-        from contivpy.netplugin.docker_backend import AgentBackend
 
         host = self.cfg.docker_host if self.cfg.docker_host not in ("", "none") else None
         plugin = DockerPlugin(
@@ -270,10 +274,38 @@ class Agent:
         log.info("Docker plugin listening on %s", self.cfg.plugin_socket)
         await plugin.run()
 
+    def _load_k8s(self) -> None:
+        """The Kubernetes API for pod labels: ``--k8s-config`` if that file exists (any mode), else
+        the service account in kubernetes mode; a bad file stops the agent like a bad flag."""
+        from contivpy.common.errors import ValidationError
+        from contivpy.netplugin.cni import k8sapi as cni_k8s
+
+        try:
+            k8s = cni_k8s.load(self.cfg.k8s_config, None if self.cfg.mode == "kubernetes" else {})
+            if k8s is not None:
+                self.pods.k8s = cni_k8s.K8sApi(k8s)
+                log.info("pod labels from the Kubernetes API at %s", k8s.server)
+        except (ValidationError, OSError, ValueError) as e:
+            raise FatalConfigError(str(e)) from None
+
+    async def _serve_cni(self) -> None:
+        """The CNI plugin's server on ``--cni-socket``, in every mode (docs/cni.md)."""
+        server = CniServer(self.pods, self.cfg.cni_socket)
+        try:
+            await server.start()
+        except OSError as e:  # the agent keeps serving Docker and the data plane
+            log.error("CNI server not started on %s: %s", self.cfg.cni_socket, e)
+            return
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.stop()
+
     async def run(self) -> None:
         for w in self.cfg.warnings:
             log.warning(w)
         debug = await self._start_debug()
+        self._load_k8s()
         try:
             await self._wait_global()
             await self._start_datapath()
@@ -288,12 +320,14 @@ class Agent:
                     r.mark_synced()
                 await self._settle()
                 await self.endpoints.restore()
+                await self.pods.restore()
                 await self.vteps.prune_stale()
                 await self.dp.sync_complete()
                 for prefix, handler in self._watches:
                     tg.create_task(self._watch(prefix, handler))
                 tg.create_task(self._register())
                 tg.create_task(self._serve_docker())
+                tg.create_task(self._serve_cni())
                 tg.create_task(self.names.run())
                 self.ready.set()
                 log.info("netplugin started on host %s (vtep %s)", self.cfg.host, self.cfg.vtep_ip)
@@ -303,6 +337,8 @@ class Agent:
             # Not deregistered on shutdown: a restarting agent keeps its peers' tunnels (lease TTL 10 s).
             await self.registry.close(deregister=False)
             await self.netmaster.close()
+            if self.pods.k8s is not None:
+                await self.pods.k8s.close()
             await self.dp.stop()
             await self.kv.close()
             await debug.cleanup()

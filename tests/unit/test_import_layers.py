@@ -1,6 +1,7 @@
 """The import direction of docs/architecture.md, checked on the source (no imports executed).
 
-- netctl imports only the standard library and itself (its start-up time is a user-visible figure).
+- netctl imports only the standard library and itself (its start-up time is a user-visible figure);
+  so does contivk8s, the CNI plugin (it starts for every pod).
 - ofnet imports only contivpy.common (no etcd, no model); netmaster and netplugin never import each
   other (they talk through etcd keys and HTTP); nothing imports netctl.
 - common imports only common and the leaf module model.keys (pure key builders, no imports).
@@ -15,6 +16,8 @@ import ast
 import sys
 from pathlib import Path
 
+import pytest
+
 PKG = Path(__file__).resolve().parents[2] / "contivpy"
 
 ALLOWED_CONTIVPY = {
@@ -24,6 +27,7 @@ ALLOWED_CONTIVPY = {
     "netmaster": {"netmaster", "model", "common"},
     "netplugin": {"netplugin", "ofnet", "model", "common"},
     "netctl": {"netctl"},
+    "contivk8s": {"contivk8s"},
 }
 ADAPTERS = {
     "aetcd": ("common/kv/",),
@@ -78,14 +82,15 @@ def test_third_party_clients_stay_in_their_adapters():
     assert not bad, "\n".join(bad)
 
 
-def test_netctl_imports_only_the_standard_library():
+@pytest.mark.parametrize("cli", ["netctl", "contivk8s"])
+def test_cli_imports_only_the_standard_library(cli):
     stdlib = set(sys.stdlib_module_names)
     bad = [
         f"{rel} imports {name}"
         for rel, pkg, names in _files()
-        if pkg == "netctl"
+        if pkg == cli
         for name in names
-        if not name.startswith("contivpy.netctl") and name.split(".")[0] not in stdlib | {"__future__"}
+        if not name.startswith(f"contivpy.{cli}") and name.split(".")[0] not in stdlib | {"__future__"}
     ]
     assert not bad, "\n".join(bad)
 
