@@ -72,9 +72,9 @@ async def on_create(ctx: Any, obj: dict) -> Plan:
     name = obj["networkName"]
     subnet, v6 = obj.get("subnet", ""), obj.get("ipv6Subnet", "")
     sn = netaddr.parse_subnet(subnet)
-    # Overlap with the tenant's other networks: two bounded reads of the per-tenant subnet index
-    # (netmaster/subnetidx.py), whatever the number of networks. Not compare-fenced, like
-    # list_objs: the CRUD lock and the leader fence serialise model writers.
+    # Overlap with the tenant's other networks: one bounded read of the per-tenant subnet index
+    # per address family (netmaster/subnetidx.py), whatever the number of networks. Not
+    # compare-fenced, like list_objs: the CRUD lock and the leader fence serialise model writers.
     own = {fam: span for fam, *span in subnetidx.spans(obj)}
     for fam, msg in (("v6", f"conflicts with subnetv6  {v6}"), ("v4", f"conflicts with subnet {subnet}")):
         if fam in own:
