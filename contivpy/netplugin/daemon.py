@@ -217,7 +217,9 @@ class Agent:
         mode = self.fwd_mode
         if mode == self.cfg.fwdmode:
             return
-        log.info("global forwarding mode changed from %s to %s: rebuilding the pipeline", self.cfg.fwdmode, mode)
+        log.info(
+            "global forwarding mode changed from %s to %s: rebuilding the pipeline", self.cfg.fwdmode, mode
+        )
         await self.dp.set_fwd_mode(mode)
         self.cfg.fwdmode = mode
         log.info("forwarding mode %s applied", mode)

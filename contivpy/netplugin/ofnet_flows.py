@@ -21,7 +21,9 @@ class OfnetFlows:
     def __init__(self, bridge: str, cfg) -> None:
         self.bridge = bridge
         self.kind = "vxlan" if bridge == "contivVxlanBridge" else "vlan"
-        self.agent = OfnetAgent(bridge, self.kind, arp_mode="proxy", fwd_mode=self._mode(getattr(cfg, "fwdmode", "")))
+        self.agent = OfnetAgent(
+            bridge, self.kind, arp_mode="proxy", fwd_mode=self._mode(getattr(cfg, "fwdmode", ""))
+        )
         self._local: dict[str, LocalEndpoint] = {}
         self._remote: dict[str, RemoteEndpoint] = {}
         self._remote_ids: dict[str, str] = {}

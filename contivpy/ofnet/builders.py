@@ -398,5 +398,7 @@ def service_client_flows(
         snat = Match.of(
             eth_type=ETH_IP, ip_proto=num, metadata=md, ipv4_src=provider, ipv4_dst=client, **{src: prov_port}
         )
-        out.append(Flow(SVC_SNAT, Prio.MATCH, snat, (Ct(SVC_CT_ZONE, IP if routing else MAC_DEST, nat=Nat()),)))
+        out.append(
+            Flow(SVC_SNAT, Prio.MATCH, snat, (Ct(SVC_CT_ZONE, IP if routing else MAC_DEST, nat=Nat()),))
+        )
     return out

@@ -30,7 +30,15 @@ from __future__ import annotations
 
 from . import builders as B
 from . import fields as F
-from .builders import ARP_REQUEST, ETH_ARP, ETH_IP, GATEWAY_MAC, _dst_group_flow, _src_metadata, arp_reply_actions
+from .builders import (
+    ARP_REQUEST,
+    ETH_ARP,
+    ETH_IP,
+    GATEWAY_MAC,
+    _dst_group_flow,
+    _src_metadata,
+    arp_reply_actions,
+)
 from .flows import Flow, Match, Output, SetField
 from .pipeline import ARP_RESPONDER, HOST_SNAT, IP, MAC_DEST, SVC_DNAT, SVC_SNAT, VLAN, Prio
 from .types import LocalEndpoint, Network, RemoteEndpoint, Vtep
@@ -57,7 +65,9 @@ def base_flows(dns: bool) -> list[Flow]:
     """The vxlan bridge's table misses and fixed table-0 flows (builders.base_flows), except that
     ``svc_snat`` continues to ``ip`` and ``ip`` to ``host_snat`` (its miss drops); nothing in ``mac_dest``."""
     out = [
-        f for f in B.base_flows("vxlan", dns) if not (f.priority == Prio.MISS and f.table in (SVC_SNAT, MAC_DEST))
+        f
+        for f in B.base_flows("vxlan", dns)
+        if not (f.priority == Prio.MISS and f.table in (SVC_SNAT, MAC_DEST))
     ]
     out.append(Flow(SVC_SNAT, Prio.MISS, goto=IP))
     out.append(Flow(IP, Prio.MISS, goto=HOST_SNAT))  # no route: to the host through contivh0
@@ -73,7 +83,8 @@ def arp_responder_flow(ip: str, vrf_id: int, prio: int = Prio.ARP_ENDPOINT) -> F
 def network_flows(net: Network, vrf_id: int, vteps: list[Vtep]) -> list[Flow]:
     md = F.combine((F.VRF, vrf_id), (F.RX_VTEP, 1))
     out = [
-        Flow(VLAN, Prio.MATCH, Match.of(in_port=vt.ofport, tunnel_id=net.vni), (), md, SVC_SNAT) for vt in vteps
+        Flow(VLAN, Prio.MATCH, Match.of(in_port=vt.ofport, tunnel_id=net.vni), (), md, SVC_SNAT)
+        for vt in vteps
     ]
     if net.gateway:
         out.append(arp_responder_flow(net.gateway, vrf_id, Prio.ARP_GATEWAY))

@@ -114,7 +114,9 @@ class ServiceProxy:
         return owners
 
     def _client_owner(self, svc: Service, client: str, provider: str, mac: str):
-        flows = B.service_client_flows(svc, self.agent._vrf_id(svc.vrf), client, provider, mac, self.agent.routing)
+        flows = B.service_client_flows(
+            svc, self.agent._vrf_id(svc.vrf), client, provider, mac, self.agent.routing
+        )
         return (_client_owner(svc.key, client), flows, [])
 
     def _converge(self, key: str) -> list:
