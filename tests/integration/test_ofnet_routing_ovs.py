@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 import uuid
 
 import pytest
@@ -97,3 +98,29 @@ async def test_live_switch_to_bridge_and_back_on_a_real_switch(bed):
     await ag.set_fwd_mode("routing")
     assert ovs.dump_flows(BR) == routing and ovs.dump_groups(BR) == []
     assert ping(names[0], "10.73.2.1")
+
+
+async def test_service_vip_in_routing_mode_across_networks(bed):
+    """A client in one network reaches a provider in another through the VIP: ARP for the VIP gets the
+    router MAC, the DNAT continues into the routing, the reply is un-NATed and routed back (table 7)."""
+    from contivpy.ofnet import Service
+    from tests.integration.test_ofnet_svcproxy import CLIENT, SERVER
+
+    ovs, ag, names, ports = bed
+    srv = subprocess.Popen(
+        ["ip", "netns", "exec", names[1], sys.executable, "-c", SERVER, "p1", "8080"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert (await asyncio.to_thread(srv.stdout.readline)).strip() == "ready"
+        await ag.add_service(Service("10.73.1.100", "default", [(80, 8080, "tcp")], ["10.73.2.1"]))
+        r = await asyncio.to_thread(_ns, names[0], sys.executable, "-c", CLIENT, "10.73.1.100", "80")
+        assert r.returncode == 0 and r.stdout.split() == ["10.73.1.100", "80", "p1", "10.73.1.1"], (
+            r.stdout + r.stderr
+        )
+        assert ROUTER in _ns(names[0], "ip", "neigh", "show", "10.73.1.100").stdout
+        snat = [f for f in ovs.dump_flows(BR) if f.startswith("table=6") and "ct(" in f]
+        assert snat and all("table=7" in f for f in snat), snat
+    finally:
+        srv.kill()
+        srv.wait()
