@@ -23,6 +23,10 @@ uses the same tables and the same per-endpoint private addresses in bridge mode
   in both ARP modes) are answered by the controller with the private MAC; DNS from ``contivh0`` is not
   punted.
 
+Routing mode (routing.py): no VLAN is popped or pushed, and there is no ``svc_snat`` divert: a packet
+for which table ``ip`` has no route reaches ``host_snat`` through that table's miss (the deny of the
+private subnet and the allow of contivh0's address stay in ``svc_snat``).
+
 Owners: ``hostport`` (the fixed flows, which need the port number and the subnet) and ``hep:<ofport>`` (one
 local endpoint's two flows). Without a host port nothing is installed and the pipeline is exactly as before.
 Pure builders plus a small state holder; the agent applies the owners.
