@@ -124,3 +124,37 @@ async def test_service_vip_in_routing_mode_across_networks(bed):
     finally:
         srv.kill()
         srv.wait()
+
+
+@pytest.mark.etcd
+async def test_dns_by_name_in_routing_mode(ovs_instance, etcd_kv):
+    """The DNS punt is unchanged in routing mode: a query to an upstream resolver (off-subnet, via the
+    gateway, which resolves to the router MAC) is answered by the agent for a name of the tenant."""
+    from contivpy.netplugin.nameserver import NameServer
+    from tests.integration.test_nameserver import UPSTREAM, put_ep
+
+    ovs = ovs_instance
+    ag = OfnetAgent(BR, "vxlan", sock=ovs.listen_socket(0), echo_interval=1.0, fwd_mode="routing")
+    await ag.start()
+    ns = NameServer(etcd_kv)
+    ns.attach(ag)
+    task = asyncio.create_task(ns.run())
+    c1 = f"tornc{uuid.uuid4().hex[:5]}"
+    try:
+        await asyncio.to_thread(ovs.add_bridge, BR, ag.port)
+        await ag.wait_connected(20)
+        p1 = await asyncio.to_thread(ovs.add_veth_port, BR, "tornvp1", c1, "eth0", EPS[0][0], "10.73.1.1/24")
+        await asyncio.to_thread(_ns, c1, "ip", "route", "add", "default", "via", "10.73.1.254")
+        await ag.add_network(1, 7301, "10.73.1.254", "default", "10.73.1.0/24")
+        await ag.add_local_endpoint(LocalEndpoint(p1, EPS[0][0], "10.73.1.1", 1))
+        await put_ep(
+            etcd_kv, "n.default-e2", netID="n.default", ipAddress="10.73.1.2", epCommonName="tornweb"
+        )
+        r = await asyncio.to_thread(_ns, c1, "busybox", "nslookup", "tornweb", UPSTREAM)
+        assert "10.73.1.2" in r.stdout, r.stdout + r.stderr
+        assert ag.statistics()["dns_answers"] >= 1
+        assert ROUTER in _ns(c1, "ip", "neigh", "show", "10.73.1.254").stdout
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await ag.stop()
