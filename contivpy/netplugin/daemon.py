@@ -8,6 +8,10 @@ Start-up (contiv-reference §5.2, with etcd watches instead of the ofnet RPC rel
   2b. host access (reconciler key ``hostAccess`` of the global reconciler, retried on failure): the host
      port ``contivh0``, IPv4 forwarding, the tagged iptables nat rules and the host access flows for the
      global ``pvtSubnet`` (default 172.19.0.0/16); a later ``pvt-subnet`` change re-applies them live;
+  2c. forwarding mode (reconciler key ``fwdMode``): ``--fwdmode`` must equal the global ``fwd-mode`` at
+     start; a later change of the global one (netmaster allows it only while no network exists) is
+     applied live: the vxlan bridge's pipeline is rebuilt in the new mode (bridge <-> routing), the
+     agent keeps running and reports the new mode (debug ``FwdMode``);
   3. list every watched prefix and enqueue the keys, start the reconcilers' workers and wait until each
      listed key has been tried once (graceful restart: nothing is programmed from a partial view), re-bind
      local endpoints, prune stale ports and flows;
@@ -89,6 +93,7 @@ class Agent:
         self.arp_mode = "proxy"
         self.pvt_subnet = DEFAULT_PVT_SUBNET
         self._pvt_applied = ""
+        self.fwd_mode = cfg.fwdmode  # desired (global) forwarding mode; cfg.fwdmode = the applied one
         self.ready = asyncio.Event()
         self.nets.in_use = self._net_in_use
         self.endpoints.released = self.nets.rec.enqueue
@@ -117,8 +122,8 @@ class Agent:
 
     def _on_global(self, _tail: str, value: str | None) -> None:
         """Global config changes: ``arp-mode`` toggles ARP proxy/flood; ``pvt-subnet`` re-addresses
-        contivh0 and rewrites the nat rules and host access flows live; a ``fwd-mode`` change needs a
-        restart of the agent (the original re-initialised its driver), which is logged."""
+        contivh0 and rewrites the nat rules and host access flows live; ``fwd-mode`` rebuilds the vxlan
+        bridge's pipeline in the new mode (the original re-initialised its driver)."""
         if not value:
             return
         try:
@@ -130,9 +135,9 @@ class Agent:
         if g.pvtSubnet and g.pvtSubnet != self.pvt_subnet:
             self.pvt_subnet = g.pvtSubnet
             self.global_rec.enqueue("hostAccess")
-        fwd = g.fwdMode
-        if fwd and fwd != self.cfg.fwdmode:
-            log.error("global forwarding mode changed to %s: restart netplugin with --fwdmode %s", fwd, fwd)
+        if g.fwdMode in ("bridge", "routing") and g.fwdMode != self.fwd_mode:
+            self.fwd_mode = g.fwdMode
+            self.global_rec.enqueue("fwdMode")
 
     # -- start-up steps ----------------------------------------------------------------------
     async def _wait_global(self) -> None:
@@ -192,6 +197,9 @@ class Agent:
         if key == "hostAccess":
             await self._reconcile_host_access()
             return
+        if key == "fwdMode":
+            await self._reconcile_fwd_mode()
+            return
         if self.arp_mode != self._arp_applied:
             await self.dp.set_arp_mode(self.arp_mode)
             self._arp_applied = self.arp_mode
@@ -208,6 +216,18 @@ class Agent:
             return
         self._pvt_applied = pvt
         log.info("host port %s ready: ofport %d, private subnet %s", HOST_PORT, ofport, pvt)
+
+    async def _reconcile_fwd_mode(self) -> None:
+        """Rebuild the vxlan bridge's pipeline in the global forwarding mode (live switch)."""
+        mode = self.fwd_mode
+        if mode == self.cfg.fwdmode:
+            return
+        log.info(
+            "global forwarding mode changed from %s to %s: rebuilding the pipeline", self.cfg.fwdmode, mode
+        )
+        await self.dp.set_fwd_mode(mode)
+        self.cfg.fwdmode = mode
+        log.info("forwarding mode %s applied", mode)
 
     def reconcile_status(self) -> dict[str, dict[str, dict]]:
         return {r.name: r.status() for r in self.reconcilers}

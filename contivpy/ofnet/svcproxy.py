@@ -14,7 +14,8 @@ the client's host, the one that committed the connection: a local provider's rep
 svc_snat, a remote one's enters from the VTEP and goes vlan -> svc_snat.  ARP for a VIP from a local
 endpoint of its tenant is answered with ``02:02:<vip bytes>``: in proxy mode by an arp_responder flow
 of the service's owner (so existing clients re-resolve it while the agent is down), else by the
-agent's ``_arp``, which asks :meth:`ServiceProxy.vip_mac`.
+agent's ``_arp``, which asks :meth:`ServiceProxy.vip_mac`. In routing mode (routing.py) the VIP is
+answered with the router MAC like every address, and replies leave svc_snat for table ip instead.
 
 Differences from the original (on purpose):
 
@@ -43,6 +44,7 @@ import logging
 from os_ken.lib.packet import ethernet, ipv4, packet, tcp, udp
 
 from . import builders as B
+from . import routing as R
 from .cookies import Category, category_of
 from .flows import OFPP_TABLE, Ct, Output
 from .pipeline import SVC_DNAT, Prio
@@ -94,15 +96,27 @@ class ServiceProxy:
         return self.agent._endpoint(ip, vrf)[0] is not None
 
     def _watch_owner(self, svc: Service):
-        flows = B.service_watch_flows(svc, self.agent._vrf_id(svc.vrf), self.agent.arp_mode == "proxy")
+        vrf_id, routing = self.agent._vrf_id(svc.vrf), self.agent.routing
+        flows = B.service_watch_flows(svc, vrf_id, self.agent.arp_mode == "proxy" and not routing)
+        if routing:  # the VIP resolves to the router MAC like every address (routing.py)
+            flows.append(R.arp_responder_flow(svc.vip, vrf_id, Prio.ARP_VIP))
         return (_svc_owner(svc.key), flows, [])
 
     def watch_owners(self) -> list:
         """Every service's watch owner (its flows follow the ARP mode)."""
         return [self._watch_owner(svc) for svc in self.services.values()]
 
+    def all_owners(self) -> list:
+        """Every service's watch owner and every client's flows (forwarding mode switch)."""
+        owners = self.watch_owners()
+        for key in list(self.clients):
+            owners += self._converge(key)
+        return owners
+
     def _client_owner(self, svc: Service, client: str, provider: str, mac: str):
-        flows = B.service_client_flows(svc, self.agent._vrf_id(svc.vrf), client, provider, mac)
+        flows = B.service_client_flows(
+            svc, self.agent._vrf_id(svc.vrf), client, provider, mac, self.agent.routing
+        )
         return (_client_owner(svc.key, client), flows, [])
 
     def _converge(self, key: str) -> list:
