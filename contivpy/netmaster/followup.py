@@ -51,6 +51,7 @@ _MODULES = (  # modules that register jobs (imported lazily by resume)
     "contivpy.netmaster.hooks.netprofile",
     "contivpy.netmaster.hooks.app_profile",
     "contivpy.netmaster.hooks.policy",
+    "contivpy.netmaster.hooks.group",
 )
 
 

@@ -1,0 +1,135 @@
+"""Defects the fuzz suite (tests/fuzz/) found in the model / IPAM / hooks layer, one test each, on a
+real netmaster and etcd; every test ends with the whole-store consistency check (prefix tfr).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support import consistency
+
+pytestmark = pytest.mark.etcd
+
+T = "tfrt"
+
+
+@pytest.fixture
+def nm(netmaster_factory, etcd_server):
+    nm = netmaster_factory()
+
+    def ok(method: str, path: str, body=None):
+        status, _, text = nm.request(method, path, body)
+        assert status == 200, f"{method} {path} -> {status}: {text}"
+        return json.loads(text)
+
+    def err(method: str, path: str, body=None) -> str:
+        status, _, text = nm.request(method, path, body)
+        assert status == 500, f"{method} {path} -> {status}: {text}"
+        return text.strip()
+
+    def check():
+        consistency.assert_consistent(consistency.load_etcdctl(etcd_server.etcdctl))
+
+    nm.ok, nm.err, nm.check, nm.etcd = ok, err, check, etcd_server
+    nm.ok("POST", f"/api/v1/tenants/{T}/", {"tenantName": T})
+    return nm
+
+
+def _net(nm, name: str, subnet: str, encap: str = "vlan", **kw) -> None:
+    body = {"tenantName": T, "networkName": name, "encap": encap, "subnet": subnet, **kw}
+    nm.ok("POST", f"/api/v1/networks/{T}:{name}/", body)
+
+
+def _net_state(nm, name: str) -> dict:
+    return json.loads(nm.etcd.etcdctl("get", f"/contiv.io/state/nets/{name}.{T}", "--print-value-only"))
+
+
+def test_service_update_to_another_address_in_the_same_network(nm):
+    """Fuzz: a serviceLB update that changes ipAddress in the same network released the old VIP and
+    allocated the new one on two copies of the network record, and put the record twice in one txn
+    (etcd: "duplicate key given in txn request", leaked to the client)."""
+    _net(nm, "tfrn", "10.71.0.0/24")
+    svc = {"tenantName": T, "serviceName": "tfrs", "networkName": "tfrn", "selectors": ["app=web"],
+           "ports": ["80:8080:TCP"], "ipAddress": "10.71.0.50"}  # fmt: skip
+    nm.ok("POST", f"/api/v1/serviceLBs/{T}:tfrs/", svc)
+    nm.ok("POST", f"/api/v1/serviceLBs/{T}:tfrs/", dict(svc, ipAddress="10.71.0.60"))
+    st = json.loads(nm.etcd.etcdctl("get", f"/contiv.io/state/serviceLB/tfrs:{T}", "--print-value-only"))
+    assert st["ipaddress"] == "10.71.0.60"
+    assert _net_state(nm, "tfrn")["epAddrCount"] == 1
+    nm.check()
+    # the old VIP is free again, the new one is not
+    assert nm.ok(
+        "POST", "/plugin/allocAddress", {"NetworkID": f"tfrn.{T}", "PreferredIPv4Address": "10.71.0.50"}
+    )
+    assert "not available" in nm.err(
+        "POST", "/plugin/allocAddress", {"NetworkID": f"tfrn.{T}", "PreferredIPv4Address": "10.71.0.60"}
+    )
+    nm.ok("POST", "/plugin/releaseAddress", {"NetworkID": f"tfrn.{T}", "IPv4Address": "10.71.0.50"})
+    nm.ok("DELETE", f"/api/v1/serviceLBs/{T}:tfrs/")
+    assert _net_state(nm, "tfrn")["epAddrCount"] == 0
+    nm.check()
+
+
+def test_service_update_to_a_taken_address_changes_nothing(nm):
+    _net(nm, "tfrn", "10.72.0.0/24", gateway="10.72.0.1")
+    svc = {"tenantName": T, "serviceName": "tfrs", "networkName": "tfrn", "selectors": ["app=web"],
+           "ports": ["80:8080:TCP"], "ipAddress": "10.72.0.50"}  # fmt: skip
+    nm.ok("POST", f"/api/v1/serviceLBs/{T}:tfrs/", svc)
+    before = consistency.load_etcdctl(nm.etcd.etcdctl)
+    assert "not available" in nm.err(
+        "POST", f"/api/v1/serviceLBs/{T}:tfrs/", dict(svc, ipAddress="10.72.0.1")
+    )
+    assert consistency.load_etcdctl(nm.etcd.etcdctl) == before
+    nm.check()
+
+
+def test_deleting_a_group_that_rules_match_leaves_no_dangling_link(nm):
+    """Fuzz: a group deleted while a rule of another policy names it left the rule's
+    links.MatchEndpointGroup pointing at the deleted object."""
+    _net(nm, "tfrn", "10.73.0.0/24")
+    for g in ("tfrg1", "tfrg2"):
+        nm.ok(
+            "POST",
+            f"/api/v1/endpointGroups/{T}:{g}/",
+            {"tenantName": T, "groupName": g, "networkName": "tfrn"},
+        )
+    nm.ok("POST", f"/api/v1/policys/{T}:tfrp/", {"tenantName": T, "policyName": "tfrp"})
+    rule = {"tenantName": T, "policyName": "tfrp", "ruleId": "1", "direction": "in", "action": "allow",
+            "fromEndpointGroup": "tfrg1"}  # fmt: skip
+    nm.ok("POST", f"/api/v1/rules/{T}:tfrp:1/", rule)
+    nm.ok("POST", f"/api/v1/endpointGroups/{T}:tfrg2/",
+          {"tenantName": T, "groupName": "tfrg2", "networkName": "tfrn", "policies": ["tfrp"]})  # fmt: skip
+    nm.check()
+    nm.ok("DELETE", f"/api/v1/endpointGroups/{T}:tfrg1/")  # allowed, as in the original
+    got = nm.ok("GET", f"/api/v1/rules/{T}:tfrp:1/")
+    assert got["links"]["MatchEndpointGroup"] == {} and got["fromEndpointGroup"] == "tfrg1"
+    nm.check()
+    # re-created group: the rule can still be deleted, and everything else after it
+    nm.ok(
+        "POST",
+        f"/api/v1/endpointGroups/{T}:tfrg1/",
+        {"tenantName": T, "groupName": "tfrg1", "networkName": "tfrn"},
+    )
+    nm.ok("DELETE", f"/api/v1/rules/{T}:tfrp:1/")
+    nm.check()
+
+
+def test_global_delete_refused_while_networks_hold_tags(nm):
+    """Fuzz: deleting the global object removed the VLAN/VXLAN tag records while networks held
+    tags; the next global create started from empty bitmaps and handed tag 1 out twice."""
+    _net(nm, "tfrn", "10.74.0.0/24", "vlan")
+    _net(nm, "tfrx", "10.75.0.0/24", "vxlan")
+    before = consistency.load_etcdctl(nm.etcd.etcdctl)
+    msg = nm.err("DELETE", "/api/v1/globals/global/")
+    assert msg == "Unable to delete global configuration due to existing 1 vlans and 1 vxlans"
+    assert consistency.load_etcdctl(nm.etcd.etcdctl) == before
+    nm.ok("DELETE", f"/api/v1/networks/{T}:tfrn/")
+    nm.ok("DELETE", f"/api/v1/networks/{T}:tfrx/")
+    nm.ok("DELETE", "/api/v1/globals/global/")  # no tags in use: allowed
+    g = {"name": "global", "fwdMode": "bridge", "vlans": "1-4094", "vxlans": "1-10000", "arpMode": "proxy",
+         "networkInfraType": "default", "pvtSubnet": "172.19.0.0/16"}  # fmt: skip
+    nm.ok("POST", "/api/v1/globals/global/", g)
+    _net(nm, "tfrn", "10.74.0.0/24", "vlan")
+    nm.check()
