@@ -219,6 +219,21 @@ def _store(net: NetworkState, epg: EndpointGroupState | None, bm: Bitset, use_po
         net.ipAllocMap = bm.encode()
 
 
+def in_pool(net: NetworkState, epg: EndpointGroupState | None, ip: str) -> bool:
+    """Whether ``ip`` lies in the ip-pool of ``epg``, a group of network ``net``: then its bit is in
+    the group's map, else in the network's. An allocation record is read this way (its group may
+    have been deleted and re-created with another pool, or none, since the record was written)."""
+    if epg is None or not epg.ipPool or (epg.networkName, epg.tenantName) != (net.networkName, net.tenant):
+        return False
+    sn = subnet_of(net)
+    try:
+        lo, hi = netaddr.parse_ip_pool(epg.ipPool, sn)
+        hid = netaddr.host_id(sn.subnet_ip, sn.length, ip)
+    except (ValidationError, ValueError):
+        return False
+    return lo <= hid <= hi
+
+
 def owner_of(net: NetworkState, epgs: list[EndpointGroupState], ip: str) -> EndpointGroupState | None:
     """The EPG whose ip-pool contains ``ip`` (address released by IP only), else None."""
     sn = subnet_of(net)
@@ -402,6 +417,7 @@ __all__ = [
     "is_used",
     "release",
     "owner_of",
+    "in_pool",
     "attach_pool",
     "detach_pool",
     "list_allocated",

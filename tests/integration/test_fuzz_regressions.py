@@ -5,6 +5,7 @@ real netmaster and etcd; every test ends with the whole-store consistency check 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -133,3 +134,36 @@ def test_global_delete_refused_while_networks_hold_tags(nm):
     nm.ok("POST", "/api/v1/globals/global/", g)
     _net(nm, "tfrn", "10.74.0.0/24", "vlan")
     nm.check()
+
+
+@pytest.mark.parametrize("free_by", ["releaseAddress", "reclaim"])
+async def test_record_of_a_group_recreated_with_another_pool_frees_the_network_bit(etcd_kv, free_by):
+    """Fuzz ("network X: ipAllocMap extra bit"): allocAddress for a group WITHOUT a pool takes the
+    address in the network map and writes a record naming the group. The group is deleted and
+    re-created WITH a pool elsewhere. The record was then read as belonging to the new pool's map:
+    releaseAddress and the reclaimer deleted it and freed nothing, leaking the network bit."""
+    from contivpy.netmaster import reclaim
+    from contivpy.netmaster.config import Config
+    from contivpy.netmaster.crud import Crud
+    from contivpy.netmaster.endpoints import Allocator
+
+    crud = Crud(etcd_kv, Config(cluster_mode="test"))
+    await crud.ensure_defaults("bridge")
+    await crud.create_or_update("tenant", T, {"tenantName": T})
+    net = {"tenantName": T, "networkName": "tfrn", "encap": "vlan", "subnet": "10.76.0.0/28"}
+    await crud.create_or_update("network", f"{T}:tfrn", net)
+    group = {"tenantName": T, "groupName": "tfrg", "networkName": "tfrn"}
+    await crud.create_or_update("endpointGroup", f"{T}:tfrg", group)
+    a = Allocator(etcd_kv, alloc_ttl_s=3600)
+    got = await a.alloc_address(f"tfrn:tfrg.{T}")
+    assert got["IPv4Address"] == "10.76.0.1/28"
+    await crud.delete("endpointGroup", f"{T}:tfrg")
+    await crud.create_or_update("endpointGroup", f"{T}:tfrg", dict(group, ipPool="10.76.0.3-10.76.0.5"))
+    consistency.assert_consistent(await consistency.load_kv(etcd_kv))  # the record explains .1
+    if free_by == "releaseAddress":
+        await a.release_address(f"tfrn:tfrg.{T}", "10.76.0.1")
+    else:
+        assert await reclaim.scan_once(a, now=time.time() + 7200) == 1
+    assert await etcd_kv.get(f"/contiv.io/state/addrAlloc/tfrn.{T}/10.76.0.1") is None
+    consistency.assert_consistent(await consistency.load_kv(etcd_kv))
+    assert (await a.alloc_address(f"tfrn.{T}"))["IPv4Address"] == "10.76.0.1/28"  # free again

@@ -22,9 +22,10 @@ Checks (each problem is one line of text; ``[]`` means consistent)
     pool, else in the network map),
     a service VIP (network map),
     an allocation record ``/contiv.io/state/addrAlloc/<net>.<tenant>/<ip>`` (in the map of its
-    ``group`` when that is a pool group of the network, else the network map);
-  every clear bit is explained by nothing (a record whose bit is clear is *stale*: allowed, it
-  explains nothing); no bit lies beyond the subnet; ``epAddrCount`` = set bits that are not
+    ``group`` when that is a group of the network whose pool holds the address, else the network
+    map);
+  every clear bit is explained by nothing (a record whose bit is clear, or reserved in its map, is
+  *stale*: allowed, it explains nothing); no bit lies beyond the subnet; ``epAddrCount`` = set bits that are not
   reserved. IPv6: ``ipv6AllocMap`` = gateway + the endpoints' IPv6 host ids.
 - tags: the VLANs in use (``auto-vlan`` state ``vlans`` minus oper ``freeVLANs``) are exactly the
   ``pktTag`` of the vlan networks (plus the groups' tags in ACI mode); the VNIs in use are exactly
@@ -395,7 +396,9 @@ def _check_network(nid, st, epgs, eps, svcs, recs, problems: _Problems) -> None:
             problems.add(f"allocation record {nid}/{ip}: address outside the network")
             continue
         m = rec.get("group") if rec.get("group") in maps else ""
-        if maps[m] >> o & 1:  # a record whose bit is clear is stale: it explains nothing
+        if m and not pool_masks.get(m, 0) >> o & 1:
+            m = ""  # its group now has another pool: the address is in the network map
+        if maps[m] >> o & 1 and not reserved[m] >> o & 1:  # else stale: it explains nothing
             why[m].setdefault(o, []).append(f"allocation record {ip}")
 
     used = 0
