@@ -272,12 +272,17 @@ def attach_pool(net: NetworkState, epg: EndpointGroupState, pool: str) -> None:
 
 
 def detach_pool(net: NetworkState, epg: EndpointGroupState) -> None:
+    """Group delete: its pool goes back to the network map (clear), and the addresses still
+    allocated in it (allocAddress results nobody claimed: a group with endpoints is not deleted)
+    leave ``epAddrCount``; their allocation records become stale."""
     if not epg.ipPool:
         return
     lo, hi = netaddr.parse_ip_pool(epg.ipPool, subnet_of(net))
     nm = Bitset.decode(net.ipAllocMap)
     nm.clear_range(lo, hi)
     net.ipAllocMap = nm.encode()
+    em = Bitset.decode(epg.epgIpAllocMap)
+    net.epAddrCount = max(0, net.epAddrCount - len(_in_range_bits(em, lo, hi)))
 
 
 # --- listings (inspect Oper) ---------------------------------------------------------------------------

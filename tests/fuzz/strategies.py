@@ -120,7 +120,10 @@ def addrs_in(subnet: str) -> list[str]:
     import ipaddress
 
     base = subnet.split("-")[0].split("/")[0]
-    net = ipaddress.ip_network(f"{base}/{subnet.rsplit('/', 1)[1]}", strict=False)
+    try:
+        net = ipaddress.ip_network(f"{base}/{subnet.rsplit('/', 1)[1]}", strict=False)
+    except (ValueError, IndexError):  # a bad subnet on purpose: any address
+        return ADDRS
     return [a for a in ADDRS if ipaddress.ip_address(a) in net] or ADDRS
 
 

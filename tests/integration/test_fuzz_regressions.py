@@ -167,3 +167,21 @@ async def test_record_of_a_group_recreated_with_another_pool_frees_the_network_b
     assert await etcd_kv.get(f"/contiv.io/state/addrAlloc/tfrn.{T}/10.76.0.1") is None
     consistency.assert_consistent(await consistency.load_kv(etcd_kv))
     assert (await a.alloc_address(f"tfrn.{T}"))["IPv4Address"] == "10.76.0.1/28"  # free again
+
+
+def test_group_deleted_with_open_pool_allocations_gives_back_their_count(nm):
+    """Fuzz: a pool group deleted while allocAddress results in its pool were unclaimed cleared the
+    pool from the network map but left those addresses in the network's epAddrCount (inspect's
+    allocatedAddressesCount) for good."""
+    _net(nm, "tfrn", "10.77.0.0/24")
+    group = {"tenantName": T, "groupName": "tfrg", "networkName": "tfrn", "ipPool": "10.77.0.10-10.77.0.20"}
+    nm.ok("POST", f"/api/v1/endpointGroups/{T}:tfrg/", group)
+    nm.ok("POST", "/plugin/allocAddress", {"NetworkID": f"tfrn.{T}"})
+    for _ in range(2):
+        nm.ok("POST", "/plugin/allocAddress", {"NetworkID": f"tfrn:tfrg.{T}"})
+    assert _net_state(nm, "tfrn")["epAddrCount"] == 3
+    nm.ok("DELETE", f"/api/v1/endpointGroups/{T}:tfrg/")
+    assert _net_state(nm, "tfrn")["epAddrCount"] == 1
+    oper = nm.ok("GET", f"/api/v1/inspect/networks/{T}:tfrn/")["Oper"]
+    assert oper["allocatedAddressesCount"] == 1
+    nm.check()
