@@ -54,9 +54,7 @@ def test_env_and_aliases():
         "CONTIV_NETPLUGIN_HOST": "hx",
     }
     cfg = parse(["--vlan-uplinks", "eth1", "--ovs-datapath", "netdev", "--mtu", "auto"], env=env)
-    assert (
-        cfg.store_url == "http://e1:2379,http://e2:2379" and cfg.vlan_uplinks == ["eth1"] and cfg.host == "hx"
-    )
+    assert cfg.store_url == "http://e1:2379,http://e2:2379" and cfg.vlan_uplinks == ["eth1"] and cfg.host == "hx"
     assert cfg.ovs_datapath == "netdev" and cfg.mtu == "auto"
 
 
