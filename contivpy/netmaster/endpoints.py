@@ -263,6 +263,12 @@ class Allocator:
                     if epg is None:
                         failed.append((r, NotFoundError(f"endpoint group {r.group} not found")))
                         continue
+                    if (epg.networkName, epg.tenantName) != (st.networkName, st.tenant):
+                        # "<net>:<group>.<tenant>" naming a group of ANOTHER network: its pool map is
+                        # not this network's (the address would be set there and counted here)
+                        msg = f"endpoint group {r.group} belongs to network {epg.networkName}, not {st.networkName}"
+                        failed.append((r, ValidationError(msg)))
+                        continue
                 try:
                     ip = ipam.allocate(st, epg, r.preferred)  # mutates only on success
                 except (ContivError, ValueError) as exc:

@@ -83,6 +83,8 @@ PYTHON_WORDING = re.compile(
 B1_BOUNDARY_CLASSES = [
     # /plugin/* JSON decode errors carry json's own wording ("Expecting property name ...")
     re.compile(r"^invalid JSON: "),
+    # the plugin socket's JSON / UTF-8 decode errors carry Python's wording (wire.parse_body)
+    re.compile(r'^\{"Err": "invalid request body: (?!a JSON object)'),
 ]
 B1_FINDINGS: dict[str, int] = {}
 

@@ -185,3 +185,22 @@ def test_group_deleted_with_open_pool_allocations_gives_back_their_count(nm):
     oper = nm.ok("GET", f"/api/v1/inspect/networks/{T}:tfrn/")["Oper"]
     assert oper["allocatedAddressesCount"] == 1
     nm.check()
+
+
+def test_alloc_address_refuses_a_group_of_another_network(nm):
+    """Fuzz: allocAddress with NetworkID ``n1:g3.<tenant>`` where g3 is a group of n2 set the bit
+    in g3's pool map (n2's addresses) and counted it in n1: an unexplained bit in n2's pool, a
+    wrong count in n1, and an address n1's endpoints could never hold."""
+    _net(nm, "tfrn", "10.78.0.0/24")
+    _net(nm, "tfro", "10.79.0.0/24")
+    group = {"tenantName": T, "groupName": "tfrg", "networkName": "tfro", "ipPool": "10.79.0.3-10.79.0.5"}
+    nm.ok("POST", f"/api/v1/endpointGroups/{T}:tfrg/", group)
+    before = consistency.load_etcdctl(nm.etcd.etcdctl)
+    msg = nm.err("POST", "/plugin/allocAddress", {"NetworkID": f"tfrn:tfrg.{T}"})
+    assert msg == "endpoint group tfrg belongs to network tfro, not tfrn"
+    assert consistency.load_etcdctl(nm.etcd.etcdctl) == before
+    assert (
+        nm.ok("POST", "/plugin/allocAddress", {"NetworkID": f"tfro:tfrg.{T}"})["IPv4Address"]
+        == "10.79.0.3/24"
+    )
+    nm.check()
