@@ -97,7 +97,7 @@ def check_reply(what: str, status: int, text: str) -> None:
     """A reply must be a success or a clean error: never a traceback or Python's wording."""
     m = PYTHON_WORDING.search(text)
     if m and any(c.search(text) for c in B1_BOUNDARY_CLASSES):
-        key = f"{what.split(' ')[0]} {what.split(' ')[1].split('/')[1]}...: {text.strip()[:90]}"
+        key = f"{what[:40]}: {text.strip()[:90]}"
         B1_FINDINGS[key] = B1_FINDINGS.get(key, 0) + 1
         return
     if m:
