@@ -18,6 +18,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import time
 
 import pytest
 from hypothesis import strategies as st
@@ -118,6 +119,36 @@ class SocketMachine(RuleBasedStateMachine):
             f"{method} {json.dumps(body)[:200] if not isinstance(body, bytes) else body!r} -> {status} {str(reply)[:140]}"
         )
         return status, reply
+
+    @rule(data=st.data())
+    def container_lifecycle(self, data):
+        """What dockerd does for ``docker run`` (and, sometimes, ``docker rm``), in order, with an
+        occasional mutated field: RequestAddress, CreateEndpoint, Join, EndpointOperInfo."""
+        grp = data.draw(st.booleans())
+        pool, nid = (POOL_GRP, GRPID) if grp else (POOL_NET, NETID)
+        ep = data.draw(st.sampled_from(ENDPOINTS))
+        want = data.draw(st.sampled_from(["", "", "10.31.0.7", "10.31.0.102", "10.31.0.254"]))
+        status, reply = self._call(
+            "IpamDriver.RequestAddress", {"PoolID": pool, "Address": want, "Options": None}
+        )
+        if status != 200:
+            return
+        addr = reply["Address"]
+        self.handed.append((pool, addr.split("/")[0]))
+        iface = {"Address": addr, "AddressIPv6": "", "MacAddress": ""}
+        body = {"NetworkID": nid, "EndpointID": ep, "Interface": data.draw(S.mutated(st.just(iface), 20)),
+                "Options": {}}  # fmt: skip
+        status, _ = self._call("NetworkDriver.CreateEndpoint", body)
+        if status != 200:
+            self._call("IpamDriver.ReleaseAddress", {"PoolID": pool, "Address": addr.split("/")[0]})
+            return
+        join = {"NetworkID": nid, "EndpointID": ep, "SandboxKey": "/var/run/docker/netns/fzs", "Options": {}}
+        self._call("NetworkDriver.Join", join)
+        self._call("NetworkDriver.EndpointOperInfo", {"NetworkID": nid, "EndpointID": ep})
+        if data.draw(st.booleans()):
+            for m in ("NetworkDriver.Leave", "NetworkDriver.DeleteEndpoint"):
+                self._call(m, {"NetworkID": nid, "EndpointID": ep})
+            self._call("IpamDriver.ReleaseAddress", {"PoolID": pool, "Address": addr.split("/")[0]})
 
     @rule(data=st.data())
     def request_pool(self, data):
@@ -244,13 +275,14 @@ def agent():
 @timeout(1500)  # (mostly waiting for the test bed, which other runs hold at times)
 def test_fuzz_plugin_socket(agent):
     SocketMachine.agent = agent
+    t0 = time.monotonic()
     try:
         SocketMachine.TestCase.settings = fuzz_settings(8, steps=25)
         SocketMachine.TestCase().runTest()
     finally:
         SocketMachine.agent = None
     print(
-        f"plugin socket fuzz: {agent.calls} calls\n"
+        f"plugin socket fuzz: {agent.calls} calls in {time.monotonic() - t0:.1f} s\n"
         + "\n".join(f"{n:5d} {k}" for k, n in sorted(agent.tally.items()))
     )
     agent.alive()
