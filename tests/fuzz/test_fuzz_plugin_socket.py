@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import time
 
@@ -62,6 +63,7 @@ class Agent:
         self.bed, self.host = bed, host
         self.calls = 0
         self.tally: dict[str, int] = {}
+        self.errors: dict[str, int] = {}
 
     def alive(self) -> None:
         p = self.host.netplugin
@@ -99,6 +101,9 @@ class Agent:
             assert r.status == 200 and isinstance(reply, dict), (method, r.status, raw)
         key = f"{method} {r.status}"
         self.tally[key] = self.tally.get(key, 0) + 1
+        if r.status == 500:
+            err = f"{method}: {re.sub(r'[0-9a-f]{16,}|[0-9]+', 'N', str(next(iter(reply.values()))))[:90]}"
+            self.errors[err] = self.errors.get(err, 0) + 1
         return r.status, reply
 
     def snapshot(self) -> consistency.Snapshot:
@@ -285,6 +290,8 @@ def test_fuzz_plugin_socket(agent):
         f"plugin socket fuzz: {agent.calls} calls in {time.monotonic() - t0:.1f} s\n"
         + "\n".join(f"{n:5d} {k}" for k, n in sorted(agent.tally.items()))
     )
+    top = sorted(agent.errors.items(), key=lambda kv: -kv[1])[:30]
+    print("errors:\n" + "\n".join(f"{n:5d} {k}" for k, n in top))
     agent.alive()
     consistency.assert_consistent(agent.snapshot(), context="the plugin socket fuzz")
     problems = log_problems((agent.host.dir / "netplugin.log").read_text())
