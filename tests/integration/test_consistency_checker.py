@@ -185,6 +185,14 @@ CORRUPTIONS = {
         lambda nm: _edit(nm, NET_V, _net_bits(lambda st, bm: setattr(st, "epAddrCount", 9))),
         f"network tccv.{T}: epAddrCount 9 but",
     ),
+    "group QoS not its netprofile's": (
+        lambda nm: _edit(
+            nm,
+            f"/contiv.io/state/endpointGroups/tccg:{T}",
+            lambda v: json.dumps({**json.loads(v), "Bandwidth": "1gbps"}),
+        ),
+        f"group state tccg:{T}: DSCP/bandwidth/burst (0, '1gbps', 0) but its netprofile says (0, '10mbps', 0)",
+    ),
     "endpoint of a deleted network": (
         lambda nm: nm.etcd.etcdctl(
             "put",

@@ -13,7 +13,7 @@ Checks (each problem is one line of text; ``[]`` means consistent)
   policy, EPG <-> policy, rule -> EPG ``MatchRules``, EPG -> app profile).
 - state <-> objects: every network / EPG / serviceLB object has its state record and every state
   record its object; an endpoint's network and group state exist; ``epCount`` of a network and a
-  group equals its endpoints.
+  group equals its endpoints; a group state's DSCP / bandwidth / burst are its netprofile's.
 - IPAM, per network: every set bit of ``ipAllocMap`` and of each pool group's ``epgIpAllocMap`` is
   explained by EXACTLY ONE of
     reserved (network, broadcast, gateway, outside the subnet's range; in the network map every
@@ -275,6 +275,21 @@ def check_ipam(snap: Snapshot, objs: dict[tuple[str, str], dict], problems: _Pro
             problems.add(f"endpointGroup {key}: no state record {obj.get('groupName')}:{tenant}")
         if t == "serviceLB" and f"{obj.get('serviceName')}:{tenant}" not in svcs:
             problems.add(f"serviceLB {key}: no state record {obj.get('serviceName')}:{tenant}")
+    for (t, _key), obj in objs.items():  # a group's QoS state follows its netprofile
+        g = epgs.get(f"{obj.get('groupName')}:{obj.get('tenantName')}") if t == "endpointGroup" else None
+        if g is None:
+            continue
+        prof = (
+            objs.get(("netprofile", f"{obj.get('tenantName')}:{obj['netProfile']}"))
+            if obj.get("netProfile")
+            else {}
+        )
+        want = ((prof or {}).get("DSCP", 0), (prof or {}).get("bandwidth", ""), (prof or {}).get("burst", 0))
+        have = (g.get("DSCP", 0), g.get("Bandwidth", ""), g.get("Burst", 0))
+        if want != have:
+            problems.add(
+                f"group state {g.get('id')}: DSCP/bandwidth/burst {have} but its netprofile says {want}"
+            )
     for nid, st in nets.items():
         if st and ("network", f"{st.get('tenant')}:{st.get('networkName')}") not in objs:
             problems.add(f"network state {nid}: no network object {st.get('tenant')}:{st.get('networkName')}")
