@@ -38,6 +38,7 @@ SUBNETS = {  # network -> candidate subnets (n1 and n2 never overlap: same tenan
 POOLS = {"n1": ["10.1.0.4-10.1.0.6", "10.1.0.10-10.1.0.11", "10.1.0.1-10.1.0.2"],
          "n2": ["10.2.0.11-10.2.0.13", "10.2.0.3-10.2.0.5"]}  # fmt: skip
 ADDRS = [f"10.1.0.{d}" for d in range(0, 16)] + [f"10.2.0.{d}" for d in (0, 1, 3, 4, 10, 11, 12, 13, 20, 255)]
+V6_ADDRS = ["2001:db8:1::1", "2001:db8:1::2", "2001:db8:1::3", "2001:db8:1::ff", "2001:db8:2::1", "::"]
 GROUPS = {"g1": "n1", "g2": "n1", "g3": "n2"}  # g1 and g3 may have pools, g2 never
 
 
@@ -84,6 +85,10 @@ class IpamMachine(RuleBasedStateMachine):
             gw = data.draw(st.sampled_from(["", *S.addrs_in(subnet)[:6]]), label=f"{net} gateway")
             if gw:
                 body["gateway"] = gw
+            if net == "n1" and data.draw(st.booleans()):
+                body["ipv6Subnet"] = data.draw(st.sampled_from(["2001:db8:1::/64", "2001:db8:1::/126"]))
+                if data.draw(st.booleans()):
+                    body["ipv6Gateway"] = "2001:db8:1::1"
             self._put("networks", f"{self.t}:{net}", body)
         for g, net in GROUPS.items():
             pool = "" if g == "g2" else data.draw(st.sampled_from(["", *POOLS[net]]), label=f"{g} pool")
@@ -131,9 +136,10 @@ class IpamMachine(RuleBasedStateMachine):
         elif choice == 2:
             ip = data.draw(st.sampled_from(ADDRS))
         cont = data.draw(st.sampled_from(["", *S.CONTAINERS]))
+        ip6 = data.draw(st.sampled_from(["", "", "", *V6_ADDRS]))
         body = {"TenantName": self.t, "NetworkName": net, "ServiceName": group, "EndpointID": cont,
                 "ConfigEP": {"Container": cont, "Host": data.draw(st.sampled_from(S.HOSTS)), "IPAddress": ip,
-                             "ServiceName": group}}  # fmt: skip
+                             "IPv6Address": ip6, "ServiceName": group}}  # fmt: skip
         self._plugin("createEndpoint", body)
 
     @rule(data=st.data())
