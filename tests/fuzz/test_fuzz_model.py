@@ -22,7 +22,7 @@ import json
 
 import pytest
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from tests.fuzz import strategies as S
 from tests.fuzz.conftest import fuzz_settings, timeout
@@ -59,12 +59,14 @@ TEARDOWN_ORDER = [
 
 class ModelMachine(RuleBasedStateMachine):
     client = None  # set by the test (one netmaster for all examples)
+    restarts = 0
 
     def __init__(self) -> None:
         super().__init__()
         n = next(_EXAMPLE)
         self.tenants = [f"fz{n}a", f"fz{n}b"]
         self.global_touched = False
+        self.restarted = False
         self.steps: list[str] = []
 
     # --- helpers -------------------------------------------------------------------------------
@@ -319,6 +321,24 @@ class ModelMachine(RuleBasedStateMachine):
                 "IPAddress": data.draw(S.mutated(S.addr, 12))}  # fmt: skip
         self._plugin("updateEndpoint", body)
 
+    @precondition(lambda self: not self.restarted)
+    @rule()
+    def restart_netmaster(self):
+        """A graceful netmaster restart (once per example): the new leader's start-up (defaults,
+        pending follow-up jobs) must keep the store as it was."""
+        self.restarted = True
+        ModelMachine.restarts += 1
+        before = self.client.snapshot()
+        nm = self.client.nm
+        nm.stop()
+        nm.start()
+        nm.wait_ready()
+        self.steps.append("netmaster restarted")
+        after = self.client.snapshot()
+        changed = sorted(k for k in set(before) | set(after)
+                         if before.get(k) != after.get(k) and "/lock/" not in k and "/service/" not in k)  # fmt: skip
+        assert not changed, f"a netmaster restart changed the store: {changed[:10]}"
+
     # --- checks ------------------------------------------------------------------------------------
     @invariant()
     def consistent(self):
@@ -396,6 +416,8 @@ def test_fuzz_model_sequences(nm_client):
         ModelMachine.TestCase().runTest()
     finally:
         ModelMachine.client = None
-    print(f"model fuzz: {nm_client.calls} requests\n{nm_client.summary()}")
+    print(
+        f"model fuzz: {nm_client.calls} requests, {ModelMachine.restarts} netmaster restarts\n{nm_client.summary()}"
+    )
     nm_client.assert_consistent("the model fuzz")
     nm_client.assert_clean_log()
