@@ -105,7 +105,7 @@ def rest_request(draw):
 def test_fuzz_rest_bodies(nm_client):
     n = {"examples": 0}
 
-    @fuzz_settings(300)
+    @fuzz_settings(200)
     @given(req=rest_request(), delete=st.booleans())
     def run(req, delete):
         t, key, body, raw = req
@@ -195,7 +195,7 @@ def test_fuzz_plugin_bodies(nm_client):
     assert c.put("endpointGroups", "fzb:fzbg1", grp)[0] == 200
     n = {"examples": 0}
 
-    @fuzz_settings(300)
+    @fuzz_settings(200)
     @given(req=plugin_request())
     def run(req):
         route, body = req

@@ -199,7 +199,7 @@ def test_fuzz_ipam_sequences(request, reclaim):
     client = request.getfixturevalue("nm_short_ttl" if reclaim else "nm_client")
     IpamMachine.client = client
     try:
-        IpamMachine.TestCase.settings = fuzz_settings(8, steps=30)
+        IpamMachine.TestCase.settings = fuzz_settings(6, steps=30)
         IpamMachine.TestCase().runTest()
     finally:
         IpamMachine.client = None

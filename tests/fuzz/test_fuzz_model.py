@@ -412,7 +412,7 @@ def cleanup(client, tenants: list[str], restore_global: bool) -> None:
 def test_fuzz_model_sequences(nm_client):
     ModelMachine.client = nm_client
     try:
-        ModelMachine.TestCase.settings = fuzz_settings(12, steps=25)
+        ModelMachine.TestCase.settings = fuzz_settings(10, steps=25)
         ModelMachine.TestCase().runTest()
     finally:
         ModelMachine.client = None

@@ -282,7 +282,7 @@ def test_fuzz_plugin_socket(agent):
     SocketMachine.agent = agent
     t0 = time.monotonic()
     try:
-        SocketMachine.TestCase.settings = fuzz_settings(10, steps=25)
+        SocketMachine.TestCase.settings = fuzz_settings(8, steps=25)
         SocketMachine.TestCase().runTest()
     finally:
         SocketMachine.agent = None
