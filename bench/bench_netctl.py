@@ -3,7 +3,7 @@
 Usage:  python bench/bench_netctl.py [--netmaster URL] [-n 30]
 
 Without ``--netmaster`` a local recording HTTP server replaying the transcript's answers
-(contivpy.netctl.fakeserver) is started in this process. Three ways of running netctl are
+(tests.support.netctl_fakeserver) is started in this process. Three ways of running netctl are
 timed, each ``-n`` times, printing median and p90 in milliseconds:
 
 * ``console-script``: the ``netctl`` script pip installed next to this interpreter, i.e.
@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from contivpy.netctl.fakeserver import ReplayServer  # noqa: E402
+from tests.support.netctl_fakeserver import ReplayServer  # noqa: E402
 
 TENANT = '{"key":"default","tenantName":"default","link-sets":{}}'
 NET = (

@@ -2,13 +2,14 @@
 
 Starts a private OVS (userspace datapath) in netns ``tofbench<rand>``, bridge
 contivVxlanBridge with our controller, one vxlan network and one VTEP, then installs N
-remote endpoints (2 flows each: dst_group + mac_dest) through ``OfnetAgent`` -- the
+remote endpoints (3 flows each: dst_group + mac_dest + arp_responder; 2 with ``--arp-mode flood``)
+through ``OfnetAgent`` -- the
 per-endpoint calls run concurrently in chunks of ``--batch`` endpoints, which the flow cache
 coalesces into one OpenFlow batch + barrier per chunk -- and removes them again.  Every
-run is checked with ``ovs-ofctl dump-flows`` (all 2N flows present / gone).  Reports the
+run is checked with ``ovs-ofctl dump-flows`` (all 3N / 2N flows present / gone).  Reports the
 median over ``--runs`` runs.
 
-    python bench/bench_ofnet.py [--endpoints 1000] [--runs 5] [--batch 100]
+    python bench/bench_ofnet.py [--endpoints 1000] [--runs 5] [--batch 100] [--arp-mode proxy|flood]
 """
 
 from __future__ import annotations
@@ -46,11 +47,12 @@ async def timed(agent, calls, eps, batch):
     return time.perf_counter() - t0
 
 
-async def main(n: int, runs: int, batch: int) -> None:
+async def main(n: int, runs: int, batch: int, arp_mode: str = "proxy") -> None:
+    per = 3 if arp_mode == "proxy" else 2  # flows per remote endpoint
     ovs = OvsInstance("tof", netns=f"tofbench{uuid.uuid4().hex[:6]}")
     ovs.start()
     try:
-        agent = OfnetAgent(BR, "vxlan", sock=ovs.listen_socket())
+        agent = OfnetAgent(BR, "vxlan", sock=ovs.listen_socket(), arp_mode=arp_mode)
         await agent.start()
         await asyncio.to_thread(ovs.add_bridge, BR, agent.port)
         await agent.wait_connected(20)
@@ -65,23 +67,23 @@ async def main(n: int, runs: int, batch: int) -> None:
         for r in range(runs):
             t_add = await timed(agent, agent.add_remote_endpoint, eps, batch)
             got = len(ovs.dump_flows(BR)) - base
-            assert got == 2 * n, f"expected {2 * n} endpoint flows, switch has {got}"
+            assert got == per * n, f"expected {per * n} endpoint flows, switch has {got}"
             t_del = await timed(agent, agent.remove_remote_endpoint, eps, batch)
             assert len(ovs.dump_flows(BR)) == base
-            adds.append(2 * n / t_add)
-            dels.append(2 * n / t_del)
+            adds.append(per * n / t_add)
+            dels.append(per * n / t_del)
             print(
-                f"run {r + 1}: add {2 * n} flows in {t_add * 1000:.0f} ms ({adds[-1]:.0f}/s), delete in {t_del * 1000:.0f} ms ({dels[-1]:.0f}/s)"
+                f"run {r + 1}: add {per * n} flows in {t_add * 1000:.0f} ms ({adds[-1]:.0f}/s), delete in {t_del * 1000:.0f} ms ({dels[-1]:.0f}/s)"
             )
         cpu_add = statistics.median(CPU[0::2])
         print(
-            f"controller CPU per add phase (median): {cpu_add * 1000:.0f} ms = {2 * n / cpu_add:.0f} flow-mods per CPU-second"
+            f"controller CPU per add phase (median): {cpu_add * 1000:.0f} ms = {per * n / cpu_add:.0f} flow-mods per CPU-second"
         )
         st = agent.statistics()
         print(f"errors from switch: {st['switch']['errors']}, batches: {st['cache']['batches']}")
         print(
-            f"median over {runs} runs, {n} remote endpoints (2 flows each), chunks of {batch}: "
-            f"add {statistics.median(adds):.0f} flow-mods/s ({statistics.median(adds) / 2:.0f} endpoints/s), "
+            f"median over {runs} runs, {n} remote endpoints ({per} flows each), chunks of {batch}: "
+            f"add {statistics.median(adds):.0f} flow-mods/s ({statistics.median(adds) / per:.0f} endpoints/s), "
             f"delete {statistics.median(dels):.0f} flow-mods/s"
         )
         await agent.stop()
@@ -94,5 +96,6 @@ if __name__ == "__main__":
     ap.add_argument("--endpoints", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--arp-mode", choices=("proxy", "flood"), default="proxy")
     a = ap.parse_args()
-    asyncio.run(main(a.endpoints, a.runs, a.batch))
+    asyncio.run(main(a.endpoints, a.runs, a.batch, a.arp_mode))

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install what a fresh Debian machine lacks for contivpy: etcd, Open vSwitch, Docker, network tools,
-# busybox (test container image), python3-venv, then the project's virtual environment `.venv` (made
-# with Debian's own /usr/bin/python3, never with whatever python3 comes first on PATH) holding contivpy
-# in editable mode with its test extras. Debian's python3 refuses system-wide pip installs (PEP 668), so
-# nothing is installed outside .venv. Idempotent and quiet when everything is already there. Needs root.
+# iptables (host access NAT), busybox (test container image), python3-venv, then the project's virtual
+# environment `.venv` (made with Debian's own /usr/bin/python3, never with whatever python3 comes
+# first on PATH) holding contivpy in editable mode with its test extras. Debian's python3 refuses
+# system-wide pip installs (PEP 668), so nothing is installed outside .venv. Idempotent and quiet when
+# everything is already there. Needs root.
 set -euo pipefail
 pkgs=(etcd-server etcd-client openvswitch-switch docker.io iproute2 ethtool busybox-static
-      iputils-ping tcpdump iperf3 procps make python3 python3-venv)
+      iputils-ping tcpdump iperf3 procps make python3 python3-venv iptables)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,14 +26,12 @@ if [ ! -x "$venv/bin/python" ]; then
   echo "creating $venv with $base"
   "$base" -m venv "$venv"
 fi
-# (Re)install in editable mode unless the venv's contivpy already is this checkout with every dependency.
-if ! "$venv/bin/python" -I - "$here" <<'PY' 2>/dev/null
-import os, sys
-import contivpy, aetcd, os_ken, pyroute2, aiohttp, pydantic, pytest_asyncio, dns, hypothesis, cryptography  # noqa: F401
-here = os.path.realpath(sys.argv[1])
-sys.exit(0 if os.path.realpath(os.path.dirname(os.path.dirname(contivpy.__file__))) == here else 1)
-PY
-then
+# (Re)install in editable mode when pyproject.toml (the dependency list) or the checkout changed since
+# the last install, or contivpy does not import: a stamp in the venv records what was installed.
+stamp="$venv/.contivpy-installed"
+want="$here $(sha256sum "$here/pyproject.toml" | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! "$venv/bin/python" -I -c 'import contivpy' 2>/dev/null; then
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$here[test]" \
     --config-settings editable_mode=compat
+  echo "$want" > "$stamp"
 fi

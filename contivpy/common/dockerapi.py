@@ -35,10 +35,13 @@ import json
 import logging
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from contivpy.common.errors import ExternalServiceError
+
+if TYPE_CHECKING:  # imported where used: importing this module stays cheap
+    import aiohttp
 
 __all__ = [
     "DEFAULT_DOCKER_HOST",
@@ -88,7 +91,7 @@ def network_create_body(
     group: str = "",
     subnet6: str = "",
     gateway6: str = "",
-) -> dict:
+) -> dict[str, Any]:
     ipam_opts = {"network": network, "tenant": tenant}
     if group:
         ipam_opts = {"group": group, **ipam_opts}
@@ -116,9 +119,9 @@ class DockerClient:
         self.path = socket_path(docker_host)
         self.prefix = f"/v{api_version}" if api_version else ""
         self._timeout = timeout
-        self._session = None
+        self._session: aiohttp.ClientSession | None = None
 
-    def _sess(self):
+    def _sess(self) -> aiohttp.ClientSession:
         import aiohttp
 
         if self._session is None or self._session.closed:
@@ -140,7 +143,9 @@ class DockerClient:
             await self._session.close()
             self._session = None
 
-    async def _call(self, method: str, path: str, body: Any = None, params: dict | None = None) -> Any:
+    async def _call(
+        self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None
+    ) -> Any:
         import aiohttp
 
         url = "http://docker" + self.prefix + path
@@ -174,14 +179,16 @@ class DockerClient:
         return when if when is not None else datetime.now(UTC)
 
     # ---- networks -----------------------------------------------------------------------------
-    async def list_networks(self, driver: str | None = None) -> list[dict]:
+    async def list_networks(self, driver: str | None = None) -> list[dict[str, Any]]:
         params = {"filters": json.dumps({"driver": [driver]})} if driver else None
-        return await self._call("GET", "/networks", params=params) or []
+        nets: list[dict[str, Any]] = await self._call("GET", "/networks", params=params) or []
+        return nets
 
-    async def inspect_network(self, name_or_id: str) -> dict:
-        return await self._call("GET", "/networks/" + quote(name_or_id, safe=""))
+    async def inspect_network(self, name_or_id: str) -> dict[str, Any]:
+        net: dict[str, Any] = await self._call("GET", "/networks/" + quote(name_or_id, safe=""))
+        return net
 
-    async def find_network(self, name_or_id: str) -> dict | None:
+    async def find_network(self, name_or_id: str) -> dict[str, Any] | None:
         try:
             return await self.inspect_network(name_or_id)
         except DockerApiError as e:
@@ -189,9 +196,9 @@ class DockerClient:
                 return None
             raise
 
-    async def create_network(self, body: dict) -> str:
+    async def create_network(self, body: dict[str, Any]) -> str:
         data = await self._call("POST", "/networks/create", body=body)
-        return (data or {}).get("Id", "")
+        return str((data or {}).get("Id", ""))
 
     async def delete_network(self, name_or_id: str) -> bool:
         """True when deleted, False when it did not exist."""
@@ -204,11 +211,13 @@ class DockerClient:
             raise
 
     # ---- containers ---------------------------------------------------------------------------
-    async def inspect_container(self, cid: str) -> dict:
-        return await self._call("GET", f"/containers/{quote(cid, safe='')}/json")
+    async def inspect_container(self, cid: str) -> dict[str, Any]:
+        cont: dict[str, Any] = await self._call("GET", f"/containers/{quote(cid, safe='')}/json")
+        return cont
 
-    async def list_containers(self) -> list[dict]:
-        return await self._call("GET", "/containers/json") or []
+    async def list_containers(self) -> list[dict[str, Any]]:
+        conts: list[dict[str, Any]] = await self._call("GET", "/containers/json") or []
+        return conts
 
 
 _TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?$")
@@ -230,12 +239,12 @@ def parse_docker_time(value: Any) -> datetime | None:
         return None
 
 
-def _age_key(net: dict) -> tuple[datetime, str]:
+def _age_key(net: dict[str, Any]) -> tuple[datetime, str]:
     """Sort key: ``Created`` (unreadable = newest), then ``Id``."""
     return parse_docker_time(net.get("Created")) or _NEVER, str(net.get("Id") or "")
 
 
-async def one_network(client: DockerClient, name: str, driver: str) -> dict | None:
+async def one_network(client: DockerClient, name: str, driver: str) -> dict[str, Any] | None:
     """The network called ``name`` (None if there is none); duplicates of ``driver`` removed, the
     oldest kept. A same-named network of another driver is returned as is (the caller refuses it)."""
     nets = [n for n in await client.list_networks() if n.get("Name") == name]

@@ -49,6 +49,7 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from contivpy.common.errors import NotLeaderError, StoreError
 from contivpy.common.kv.base import Compare, Delete, KeyValue, KVStore, Put
@@ -95,8 +96,8 @@ class LeaderElection:
         self._resigned = False
         self._callbacks: list[Callable[[bool], object]] = []
         self._subscribers: list[_Changes] = []
-        self._bg: set[asyncio.Task] = set()
-        self._task: asyncio.Task | None = None
+        self._bg: set[asyncio.Task[Any]] = set()
+        self._task: asyncio.Task[None] | None = None
 
     # ---- observation -------------------------------------------------------------------
 
@@ -277,7 +278,7 @@ class LeaderElection:
             with contextlib.suppress(BaseException):
                 await self._task
 
-    def start(self) -> asyncio.Task:
+    def start(self) -> asyncio.Task[None]:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self.run(), name=f"election {self.key}")
         return self._task

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from contivpy.common.errors import ValidationError
@@ -179,7 +179,7 @@ def runs(values: Iterable[int]) -> list[tuple[int, int]]:
     return out
 
 
-def render_runs(pairs: Iterable[tuple[int, int]], fmt=str) -> str:
+def render_runs(pairs: Iterable[tuple[int, int]], fmt: Callable[[int], str] = str) -> str:
     """``[(1,3),(5,5)]`` -> ``"1-3, 5"`` (``fmt`` renders one value, e.g. an IP)."""
     return ", ".join(fmt(a) if a == b else f"{fmt(a)}-{fmt(b)}" for a, b in pairs)
 

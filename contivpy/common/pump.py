@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 
 class _Failure:
@@ -34,7 +35,7 @@ class _Failure:
 _END = object()
 
 
-async def _copy(source: AsyncIterator, queue: asyncio.Queue) -> None:
+async def _copy(source: AsyncIterator[Any], queue: asyncio.Queue[Any]) -> None:
     """Copy ``source`` into ``queue``, then _END or a _Failure."""
     try:
         async for item in source:
@@ -54,11 +55,11 @@ async def _copy(source: AsyncIterator, queue: asyncio.Queue) -> None:
 class PumpedIterator:
     """Async iterator fed by ``source`` (an async iterable) running in a task of its own."""
 
-    def __init__(self, source: AsyncIterator, name: str = "pumped-iterator") -> None:
+    def __init__(self, source: AsyncIterator[Any], name: str = "pumped-iterator") -> None:
         self._source = source
         self._name = name
-        self._queue: asyncio.Queue = asyncio.Queue()
-        self._task: asyncio.Task | None = None
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
         self._started = False  # the pump runs at most once
         self._closed = False
 
@@ -71,7 +72,7 @@ class PumpedIterator:
     def __aiter__(self) -> PumpedIterator:
         return self
 
-    async def __anext__(self):
+    async def __anext__(self) -> Any:
         if self._closed:
             raise StopAsyncIteration
         if not self._started:
@@ -115,5 +116,5 @@ class PumpedIterator:
     async def __aenter__(self) -> PumpedIterator:
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()

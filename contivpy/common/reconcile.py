@@ -19,6 +19,8 @@ Invariants
   converged from a partial view. Keys enqueued earlier wait in the queue.
 - ``run()`` runs the workers in one ``asyncio.TaskGroup`` until cancelled; on the way out the backoff
   timers are cancelled. ``CancelledError`` inside ``reconcile`` is never treated as a failure.
+- ``failures`` / ``retries`` count failed runs and backoff retries since start; ``queue_depth()``
+  and ``backing_off()`` count the keys waiting for a worker / for their timer (for metrics).
 - ``status()`` reports every key seen: ``ok`` (last run succeeded), ``pending`` (queued or running),
   ``retrying`` (waiting for its backoff timer) or ``failed`` (permanent error), with attempts, lastError and nextRetryIn (seconds).
   When a ``desired`` predicate is given, a key that reconciled ok and is no longer desired (it was
@@ -33,7 +35,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from contivpy.common.errors import ContivError
 
@@ -82,6 +84,10 @@ class Reconciler(Generic[K]):
         self._synced = asyncio.Event()
         self._changed = asyncio.Event()
         self._rng = random.Random()
+        # Totals since start (contiv_netplugin_reconcile_* metrics): failed runs, and retries run
+        # after a backoff.
+        self.failures = 0
+        self.retries = 0
 
     # -- producers ---------------------------------------------------------------------------
     def enqueue(self, key: K) -> None:
@@ -160,6 +166,7 @@ class Reconciler(Generic[K]):
 
     def _failed(self, key: K, err: Exception) -> None:
         st = self._keys[key]
+        self.failures += 1
         st.attempts += 1
         st.failed = False
         st.last_error = str(err) or type(err).__name__
@@ -195,12 +202,13 @@ class Reconciler(Generic[K]):
             return
         st.timer = None
         st.retry_at = None
+        self.retries += 1
         self._push(key)
 
     def backoff(self, attempts: int) -> float:
         """Delay before retry number ``attempts`` (1-based): exponential, capped, +-20 % jitter."""
         delay = min(self._max, self._base * (2 ** min(attempts - 1, 62)))
-        return min(self._max, delay * self._rng.uniform(0.8, 1.2))
+        return float(min(self._max, delay * self._rng.uniform(0.8, 1.2)))
 
     def _notify(self) -> None:
         self._changed.set()
@@ -214,13 +222,21 @@ class Reconciler(Generic[K]):
             and not any(st.timer is not None for st in self._keys.values())
         )
 
+    def queue_depth(self) -> int:
+        """Keys waiting for a worker (not those running or in backoff)."""
+        return self._ready.qsize()
+
+    def backing_off(self) -> int:
+        """Keys waiting for their backoff timer."""
+        return sum(1 for st in self._keys.values() if st.timer is not None)
+
     def settled(self) -> bool:
         """Nothing queued or running (keys in backoff allowed): every key has been tried."""
         return self._ready.empty() and not self._running
 
-    def status(self) -> dict[str, dict]:
+    def status(self) -> dict[str, dict[str, Any]]:
         now = asyncio.get_running_loop().time() if self._has_loop() else 0.0
-        out: dict[str, dict] = {}
+        out: dict[str, dict[str, Any]] = {}
         for key, st in self._keys.items():
             if st.timer is not None:
                 state = "retrying"

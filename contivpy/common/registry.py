@@ -98,7 +98,7 @@ class _Registration:
     def __init__(self, info: ServiceInfo) -> None:
         self.info = info
         self.lease = 0
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[None] | None = None
 
 
 class ServiceRegistry:

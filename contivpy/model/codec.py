@@ -15,30 +15,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from contivpy.common import jsonwire
 from contivpy.common.errors import ValidationError
 from contivpy.model.objects import MAX_BODY, SPECS, F
 
 # --- decode ---------------------------------------------------------------------------------
-
-
-def _go_json_error(exc: json.JSONDecodeError, text: str) -> str:
-    """Translate a Python JSON syntax error to the wording of Go's encoding/json."""
-    pos = exc.pos
-    if pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated"):
-        return "unexpected end of JSON input"
-    ch = text[pos]
-    msg = exc.msg
-    if msg.startswith("Expecting property name"):
-        return f"invalid character '{ch}' looking for beginning of object key string"
-    if msg.startswith("Expecting ':'"):
-        return f"invalid character '{ch}' after object key"
-    if msg.startswith("Expecting ','"):
-        return f"invalid character '{ch}' after object key:value pair"
-    if msg.startswith("Extra data"):
-        return f"invalid character '{ch}' after top-level value"
-    if msg.startswith("Invalid control character"):
-        return f"invalid character {ch!r} in string literal"
-    return f"invalid character '{ch}' looking for beginning of value"
 
 
 def _jtype(v: Any) -> str:
@@ -57,23 +38,12 @@ def _go_kind(f: F) -> str:
     return {"str": "string", "int": "int", "list": "[]string"}[f.kind]
 
 
-def decode(obj_type: str, raw: bytes | str) -> dict:
+def decode(obj_type: str, raw: bytes | str) -> dict[str, Any]:
     """Parse a request body into a canonical object (no validation of values)."""
     spec = SPECS[obj_type]
     if len(raw) > MAX_BODY:
         raise ValidationError(f"request body too large (limit {MAX_BODY} bytes)")
-    try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-    except UnicodeDecodeError:
-        raise ValidationError("invalid UTF-8 in request body") from None
-    if not text.strip():
-        raise ValidationError("EOF")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(_go_json_error(exc, text)) from None
-    except RecursionError:
-        raise ValidationError("exceeded max depth") from None
+    data = jsonwire.loads(raw, empty="EOF")  # Go wording for syntax, UTF-8 and depth errors
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -127,7 +97,7 @@ def decode(obj_type: str, raw: bytes | str) -> dict:
 # --- validate -------------------------------------------------------------------------------
 
 
-def validate(obj_type: str, obj: dict) -> None:
+def validate(obj_type: str, obj: dict[str, Any]) -> None:
     """Original schema validation; fills defaults in place. Raises ValidationError."""
     spec = SPECS[obj_type]
     want = ":".join(obj.get(k, "") for k in spec.key_fields)
@@ -158,7 +128,7 @@ def validate(obj_type: str, obj: dict) -> None:
 # --- encode ---------------------------------------------------------------------------------
 
 
-def reset_links(obj_type: str, obj: dict) -> None:
+def reset_links(obj_type: str, obj: dict[str, Any]) -> None:
     """Give a new object empty link-sets/links members as its type declares."""
     spec = SPECS[obj_type]
     obj.pop("link-sets", None)
@@ -169,7 +139,7 @@ def reset_links(obj_type: str, obj: dict) -> None:
         obj["links"] = {n: {} for n in spec.links}
 
 
-def canonical(obj_type: str, obj: dict) -> dict:
+def canonical(obj_type: str, obj: dict[str, Any]) -> dict[str, Any]:
     """Ordered dict in the original's field order with omitempty applied."""
     spec = SPECS[obj_type]
     out: dict[str, Any] = {}
@@ -193,7 +163,7 @@ def canonical(obj_type: str, obj: dict) -> dict:
     return out
 
 
-def _link(link: dict) -> dict:
+def _link(link: dict[str, Any]) -> dict[str, Any]:
     out = {}
     if link.get("type"):
         out["type"] = link["type"]
@@ -202,11 +172,11 @@ def _link(link: dict) -> dict:
     return out
 
 
-def dumps(obj_type: str, obj: dict) -> str:
+def dumps(obj_type: str, obj: dict[str, Any]) -> str:
     return json.dumps(canonical(obj_type, obj), separators=(",", ":"), ensure_ascii=False)
 
 
-def default_global(fwd_mode: str) -> dict:
+def default_global(fwd_mode: str) -> dict[str, Any]:
     return {
         "key": "global",
         "arpMode": "proxy",

@@ -21,6 +21,7 @@ Design
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _NAME = r"(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9\-]*[a-zA-Z0-9])\.)*([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9])"
 _OCT = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
@@ -43,18 +44,27 @@ class F:
 
     __slots__ = ("name", "kind", "maxlen", "pattern", "_regex", "lo", "hi", "default")
 
-    def __init__(self, name, kind="str", maxlen=0, regex=None, lo=None, hi=None, default=None):
+    def __init__(
+        self,
+        name: str,
+        kind: str = "str",
+        maxlen: int = 0,
+        regex: str | None = None,
+        lo: int | None = None,
+        hi: int | None = None,
+        default: Any = None,
+    ) -> None:
         self.name = name
         self.kind = kind
         self.maxlen = maxlen
         self.pattern = regex
-        self._regex = None  # compiled on first use: keeps netmaster start-up fast
+        self._regex: re.Pattern[str] | None = None  # compiled on first use: keeps netmaster start-up fast
         self.lo = lo
         self.hi = hi
         self.default = default
 
     @property
-    def regex(self) -> re.Pattern | None:
+    def regex(self) -> re.Pattern[str] | None:
         if self._regex is None and self.pattern is not None:
             self._regex = re.compile(self.pattern)
         return self._regex
@@ -63,7 +73,15 @@ class F:
 class Spec:
     __slots__ = ("name", "go", "key_fields", "fields", "link_sets", "links", "by_name")
 
-    def __init__(self, name, go, key_fields, fields, link_sets, links):
+    def __init__(
+        self,
+        name: str,
+        go: str,
+        key_fields: tuple[str, ...],
+        fields: list[F],
+        link_sets: tuple[str, ...] | None,
+        links: tuple[str, ...] | None,
+    ) -> None:
         self.name = name
         self.go = go
         self.key_fields = key_fields
@@ -73,15 +91,15 @@ class Spec:
         self.by_name = {f.name: f for f in fields}
 
 
-def _s(name, maxlen=0, regex=None, default=None) -> F:
+def _s(name: str, maxlen: int = 0, regex: str | None = None, default: Any = None) -> F:
     return F(name, "str", maxlen, regex, default=default)
 
 
-def _i(name, lo=None, hi=None, default=None) -> F:
+def _i(name: str, lo: int | None = None, hi: int | None = None, default: Any = None) -> F:
     return F(name, "int", lo=lo, hi=hi, default=default)
 
 
-def _l(name) -> F:
+def _l(name: str) -> F:
     return F(name, "list")
 
 
@@ -188,8 +206,8 @@ SPECS: dict[str, Spec] = {
                 _i("DSCP", hi=63),
                 _s("bandwidth", 64, _BW),
                 _i("burst", hi=10486),
-                _s("profileName", 64),
-                _s("tenantName"),
+                _s("profileName", 64, _NAME),  # contivpy: the name rule of every other object
+                _s("tenantName", 64, _NAME),
             ],
             ("EndpointGroups",),
             ("Tenant",),

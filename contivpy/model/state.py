@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 
 class _Record:
@@ -42,7 +42,7 @@ class _Record:
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]):
+    def from_dict(cls, data: dict[str, Any]) -> Self:
         if not isinstance(data, dict):
             raise ValueError(f"{cls.__name__}: a JSON object is required")
         kwargs = {}
@@ -53,11 +53,11 @@ class _Record:
         return cls(**kwargs)
 
     @classmethod
-    def from_json(cls, text: str):
+    def from_json(cls, text: str) -> Self:
         return cls.from_dict(json.loads(text))
 
     @classmethod
-    def parse(cls, text: str):
+    def parse(cls, text: str) -> Self | None:
         """``from_json``, or None for a malformed value (for readers that skip those)."""
         try:
             return cls.from_json(text)

@@ -2,7 +2,8 @@
 
 ``Api(ctx)`` is created lazily by each action at the point where the original called
 ``getClient(ctx)`` (so argument checks come first). It validates the base URL
-(``^https?://`` else "Error connecting to netmaster", exit 1), applies
+(``^https?://`` else "Error connecting to netmaster: ..." saying what to write, exit 1;
+trailing slashes are dropped by ``Context.netmaster``), applies
 ``~/.netctl/config.json`` (token -> ``x-auth-token``; only allowed with https), and turns
 failures into netctl exits:
 
@@ -36,13 +37,28 @@ def config_path() -> str:
     return os.path.join(home, ".netctl", "config.json")
 
 
+def check_url(ctx) -> str:
+    """The netmaster URL, which must start with http:// or https:// (exit 1 otherwise, with the
+    original's "Error connecting to netmaster" followed by what to write instead)."""
+    base = ctx.netmaster
+    if base.startswith(("http://", "https://")):
+        return base
+    scheme, sep, rest = base.partition("://")
+    example = f"http://{rest if sep else base or 'HOST:9999'}"
+    what = f"unsupported scheme {scheme}://" if sep else "no http:// or https:// in front"
+    fail(
+        1,
+        f"Error connecting to netmaster: '{base}' is not a netmaster URL ({what}); "
+        f"write it as --netmaster {example} (or https://... with netmaster --tls-*)",
+    )
+    return base
+
+
 class Api:
     def __init__(self, ctx) -> None:
         self.ctx = ctx
-        self.base = ctx.netmaster
+        self.base = check_url(ctx)
         self.headers: list[tuple[str, str]] = []
-        if not (self.base.startswith("http://") or self.base.startswith("https://")):
-            fail(1, "Error connecting to netmaster")
         path = config_path()
         try:
             os.stat(path)

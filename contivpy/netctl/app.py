@@ -3,7 +3,9 @@
 Order of checks: parse the global flags (up to the command name); two forms of one flag
 -> message + app help; a parse error -> "Incorrect Usage." + app help; ``-h`` -> app help;
 ``-v`` -> "netctl version" + version block; then dispatch the command (unknown name ->
-"No help topic for '<name>'"; none -> app help). All of these exit 0 like the original.
+"No help topic for '<name>'"; none -> app help). Help and version exit 0 like the original;
+usage errors and unknown commands add a one-line hint on stderr and exit 2 (the original exited
+0; docs/decisions.md).
 
 ``run`` never lets an exception escape as a traceback: ``Exit`` carries the status,
 Ctrl-C exits 130 quietly, a closed stdout pipe exits quietly, anything unexpected is
@@ -19,7 +21,7 @@ from contivpy.netctl.output import Exit, log_error, out
 
 
 def build_app(argv0: str) -> App:
-    from contivpy.netctl.commands_misc import CLIENT_VERSION, version_block
+    from contivpy.netctl.commands_version import CLIENT_VERSION, version_block
     from contivpy.netctl.tree import COMMANDS, NETMASTER_FLAGS
 
     name = os.path.basename(argv0)
@@ -39,8 +41,14 @@ def build_app(argv0: str) -> App:
 
 
 def _run(argv: list[str]) -> int:
-    from contivpy.netctl.cli import render_app_help, show_command_help
+    from contivpy.netctl.cli import render_app_help, unknown_command, usage_exit
 
+    if argv and argv[-1] == "--generate-bash-completion":  # asked by the shell completion scripts
+        from contivpy.netctl.completion import candidates
+
+        words = candidates(argv[1:-1])
+        out("".join(w + "\n" for w in words))
+        return 0
     app = build_app(argv[0] if argv else "netctl")
     fs = FlagSet(app.flags)
     perr = None
@@ -53,11 +61,11 @@ def _run(argv: list[str]) -> int:
     except UsageError as nerr:
         out(f"{nerr}\n")
         out(render_app_help(app))
-        return 0
+        usage_exit(app.name, str(nerr))
     if perr is not None:
         out("Incorrect Usage.\n\n")
         out(render_app_help(app))
-        return 0
+        usage_exit(app.name, str(perr))
     if fs.get("help"):
         out(render_app_help(app))
         return 0
@@ -70,8 +78,7 @@ def _run(argv: list[str]) -> int:
         if c is not None:
             run_command(app, c, args, fs)
             return 0
-        show_command_help(app, args[0])
-        return 0
+        unknown_command(app, args[0])
     out(render_app_help(app))
     return 0
 

@@ -6,7 +6,9 @@ Parsing rules reproduced (they decide which command lines work, so they are the 
   non-bool flags (the next argument is taken even if it starts with ``-``); bools take no
   separate value (``-a=false`` works); ``--`` ends flags; parsing stops at the first
   non-flag argument. Unknown flag / missing value / bad int or bool -> "Incorrect Usage."
-  plus the help text on *stdout*, exit status 0 (the original's behaviour, transcript 4.2).
+  plus the help text on *stdout* (the original's output, transcript 4.2), then a one-line hint
+  on *stderr* and exit status 2 (the original exited 0: a deviation, docs/decisions.md). An
+  unknown command name: "No help topic for '<name>'" on stdout, a hint, exit 2.
 * Command level: every argument before the first one starting with ``-`` is positional
   and moved after the flags, so options work before *or* after the positionals
   (``rule-add p1 1 --direction in`` and ``group create -p p1 net web`` both work).
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import os
 
-from contivpy.netctl.output import Exit, out
+from contivpy.netctl.output import Exit, err, out
 from contivpy.netctl.tabwriter import format_help
 
 
@@ -95,8 +97,23 @@ class App:
         return None
 
 
+EXIT_USAGE = 2
+
+
 class UsageError(Exception):
-    """A Go ``flag`` parse failure (message is never shown, as in the original)."""
+    """A Go ``flag`` parse failure (its message becomes the one-line hint on stderr)."""
+
+
+def usage_exit(where: str, why: str) -> None:
+    """After the original's usage output: ``<why>; see '<where> --help'`` on stderr, exit 2."""
+    err(f"{where}: {why}; see '{where} --help'\n")
+    raise Exit(EXIT_USAGE)
+
+
+def unknown_command(app: App, name: str) -> None:
+    """Dispatch to a command that does not exist: the original's line, then the hint, exit 2."""
+    out(f"No help topic for '{name}'\n")
+    usage_exit(app.help_name or app.name, f"unknown command '{name}'")
 
 
 def parse_go_int(s: str) -> int:
@@ -257,7 +274,9 @@ class Context:
 
     @property
     def netmaster(self) -> str:
-        return self.globals.get("netmaster") or ""
+        """The netmaster base URL without trailing slashes (``NETMASTER=http://h:9999/`` works for
+        every command; the original doubled the slash and only its GETs followed the redirect)."""
+        return (self.globals.get("netmaster") or "").rstrip("/")
 
     @property
     def insecure(self) -> bool:
@@ -352,18 +371,19 @@ def run_command(app: App, c: Command, args: list[str], globals_: FlagSet) -> Non
         else:
             flag_args = args[first:]
         tail = flag_args + regular
+    where = f"{app.help_name or app.name} {c.name}"
     try:
         fs.parse(tail)
-    except UsageError:
+    except UsageError as e:
         out("Incorrect Usage.\n\n")
         show_command_help(app, c.name)
-        raise Exit(0) from None
+        usage_exit(where, str(e))
     try:
         fs.normalize()
-    except UsageError as err:
-        out(f"{err}\n\n")
+    except UsageError as e:
+        out(f"{e}\n\n")
         show_command_help(app, c.name)
-        raise Exit(0) from None
+        usage_exit(where, str(e))
     if fs.get("help"):
         show_command_help(app, c.name)
         return
@@ -388,11 +408,11 @@ def run_subapp(parent: App, c: Command, args: list[str], globals_: FlagSet) -> N
     except UsageError as nerr:
         out(f"{nerr}\n\n")
         out(render_subcommand_help(sub))
-        raise Exit(0) from None
+        usage_exit(sub.help_name, str(nerr))
     if err is not None:
         out("Incorrect Usage.\n\n")
         out(render_subcommand_help(sub))
-        raise Exit(0)
+        usage_exit(sub.help_name, str(err))
     if fs.get("help"):
         out(render_subcommand_help(sub))
         return
@@ -401,6 +421,5 @@ def run_subapp(parent: App, c: Command, args: list[str], globals_: FlagSet) -> N
         cc = sub.find(rest[0])
         if cc is not None:
             return run_command(sub, cc, rest, globals_)
-        show_command_help(sub, rest[0])
-        return
+        unknown_command(sub, rest[0])
     out(render_subcommand_help(sub))

@@ -7,7 +7,7 @@ Design:
   chunked, or read-to-EOF). Requests carry exactly what Go's net/http client sent
   (transcript 4.8): ``Host``, ``User-Agent: Go-http-client/1.1``, ``Content-Length`` for
   bodies, the ``x-auth-token`` header when a token is configured. URL = base URL +
-  path, concatenated as the original did (a trailing ``/`` on ``--netmaster`` doubles it).
+  path (``Context.netmaster`` has dropped trailing slashes of ``--netmaster``/``NETMASTER``).
 * Status handling of contivModelClient: 200 ok; 404 -> "Page not found!" (DELETE: success);
   403 -> "Access denied!"; 401 -> a hint to run ``netctl login``; 500 -> the body text, verbatim (trailing newline included);
   anything else -> the status line ("502 Bad Gateway").

@@ -1,4 +1,5 @@
-"""Actions of ``netctl user ...``: local accounts of a netmaster run with ``--auth`` (admin only).
+"""Actions of ``netctl login`` and ``netctl user ...``: local accounts of a netmaster run with
+``--auth`` (user commands are admin only).
 
 Routes (docs/rest-api.md): ``/api/v1/auth_proxy/local_users/`` (GET list, POST create) and
 ``/api/v1/auth_proxy/local_users/<name>/`` (GET, PATCH, DELETE). Same conventions as the model
@@ -9,16 +10,16 @@ echo (twice for a new password); they never appear in output.
 
 from __future__ import annotations
 
-from contivpy.netctl.api import EXIT_HELP, EXIT_INVALID, EXIT_IO, Api, dump_json
+from contivpy.netctl import client, gojson
+from contivpy.netctl.api import EXIT_HELP, EXIT_INVALID, EXIT_IO, Api, config_path, dump_json
 from contivpy.netctl.commands_net import need, table
 from contivpy.netctl.gojson import GoJSONError, loads, marshal
-from contivpy.netctl.output import fail, out
+from contivpy.netctl.output import err, fail, out
 
 USERS = "/api/v1/auth_proxy/local_users/"
 
 
 def prompt_password(ctx, label: str = "Password: ", confirm: bool = False) -> str:
-    from contivpy.netctl.commands_misc import _read_password
 
     pw = ctx.string("password")
     if pw:
@@ -102,3 +103,86 @@ def set_role(ctx) -> None:
 def set_password(ctx) -> None:
     need(ctx, 1, "User name required")
     _patch(ctx, {"password": prompt_password(ctx, "New password: ", confirm=True)})
+
+
+# ------------------------------------------------------------------ login
+
+
+def _read_password() -> str:
+    import sys
+    import termios
+
+    fd = 0
+    try:
+        old = termios.tcgetattr(fd)
+    except termios.error:
+        raise OSError("inappropriate ioctl for device") from None
+    new = list(old)
+    new[3] &= ~termios.ECHO
+    termios.tcsetattr(fd, termios.TCSAFLUSH, new)
+    try:
+        return sys.stdin.readline().rstrip("\n")
+    finally:
+        termios.tcsetattr(fd, termios.TCSAFLUSH, old)
+
+
+def login(ctx) -> None:
+    import sys
+
+    need(ctx, 0, "More arguments than required")
+    if not ctx.netmaster.startswith("https://"):
+        out("login requires a https auth_proxy URL\n")
+        fail(EXIT_INVALID, "", ctx)
+    username = ctx.string("username")
+    if not username:
+        out("Username: ")
+        line = sys.stdin.readline()
+        if not line:
+            fail(EXIT_IO, "EOF")
+        username = line.strip()
+    if not username:
+        fail(EXIT_INVALID, "you must specify a username")
+    password = ctx.string("password")
+    if not password:
+        out("Password: ")
+        try:
+            password = _read_password()
+        except OSError as e:
+            fail(EXIT_IO, str(e))
+        out("\n")
+    Api(ctx)  # validates the URL and the config file, as getClient(ctx) did
+    body = gojson.marshal({"username": username, "password": password}).encode("utf-8", "surrogateescape")
+    headers = [("Content-Type", "application/json")]  # http.Client.Post: no custom headers
+    try:
+        status, _reason, data = client.request(
+            "POST", ctx.netmaster + "/api/v1/auth_proxy/login/", body, headers, ctx.insecure
+        )
+    except client.TransportError as e:
+        fail(EXIT_IO, str(e))
+    if status != 200:
+        if status == 401:
+            out("Login failed: Bad username or password.\n")
+        else:
+            out(f"Login failed: unexpected response code ({status})\n\n")
+            err(data.decode("utf-8", "replace"))
+        fail(EXIT_INVALID, "")
+    out("Login succeeded.\n")
+    _write_config(data)
+
+
+def _write_config(data: bytes) -> None:
+    import os
+
+    path = config_path()
+    try:
+        os.mkdir(os.path.dirname(path), 0o700)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        fail(EXIT_IO, str(e))
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        fail(EXIT_IO, str(e))

@@ -299,6 +299,16 @@ def list_rules(ctx) -> None:
         return dump_structs("Rule", results)
     if ctx.bool("quiet"):
         return out("".join(r.get("ruleId", "") + "\n" for r in results))
+    subnets: dict[str, str] = {}
+    if any(r.get("fromNetwork") or r.get("toNetwork") for r in results):
+        # like the original, a from/to-network rule shows the network's subnet as its address
+        for n in api.list("Network", "networks") or []:
+            subnets[f"{n.get('tenantName', '')}:{n.get('networkName', '')}"] = n.get("subnet", "")
+
+    def addr(r: dict, side: str) -> str:
+        net = r.get(f"{side}Network", "")
+        return r.get(f"{side}IpAddress", "") or (subnets.get(f"{tenant}:{net}", "") if net else "")
+
     g = dict.get
     text = (
         "Incoming Rules:\n"
@@ -309,7 +319,7 @@ def list_rules(ctx) -> None:
         if r.get("direction") == "in":
             text += (
                 f"{g(r, 'ruleId', '')}\t{g(r, 'priority', 0)}\t{g(r, 'fromEndpointGroup', '')}\t"
-                f"{g(r, 'fromNetwork', '')}\t{g(r, 'fromIpAddress', '')}\t{g(r, 'toIpAddress', '')}\t"
+                f"{g(r, 'fromNetwork', '')}\t{addr(r, 'from')}\t{addr(r, 'to')}\t"
                 f"{g(r, 'protocol', '')}\t{g(r, 'port', 0)}\t{g(r, 'action', '')}\n"
             )
     text += (
@@ -321,7 +331,7 @@ def list_rules(ctx) -> None:
         if r.get("direction") == "out":
             text += (
                 f"{g(r, 'ruleId', '')}\t{g(r, 'priority', 0)}\t{g(r, 'toEndpointGroup', '')}\t"
-                f"{g(r, 'toNetwork', '')}\t{g(r, 'toIpAddress', '')}\t{g(r, 'protocol', '')}\t"
+                f"{g(r, 'toNetwork', '')}\t{addr(r, 'to')}\t{g(r, 'protocol', '')}\t"
                 f"{g(r, 'port', 0)}\t{g(r, 'action', '')}\n"
             )
     table(text)

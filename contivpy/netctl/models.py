@@ -6,6 +6,10 @@ Each spec lists the JSON field names in the order of the original client structs
 struct T (always emitted), ``LS:T`` []T, ``M`` map[string]Link. Everything but nested
 structs is ``omitempty``. Fields a struct does not list are dropped, exactly as Go drops
 unknown keys (e.g. the ``key`` the server adds to an endpoint's oper object).
+
+The fields agree with netmaster's tables in model/objects.py (checked by
+tests/unit/test_schema_agreement.py); netctl keeps this copy so that it starts without
+importing the model layer.
 """
 
 from __future__ import annotations

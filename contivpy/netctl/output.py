@@ -74,3 +74,8 @@ def fail(code: int, msg: str, ctx=None) -> None:
     if ctx is not None:
         ctx.show_help()
     raise Exit(code)
+
+
+def go_slice(items) -> str:
+    """Go ``%v`` / ``%s`` of a ``[]string``."""
+    return "[" + " ".join(items or []) + "]"

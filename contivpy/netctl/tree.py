@@ -7,9 +7,14 @@ keep their declared order (it shows in ``netctl network --help``).
 
 from __future__ import annotations
 
+from contivpy.netctl import commands_app as ap
 from contivpy.netctl import commands_auth as u
-from contivpy.netctl import commands_misc as m
+from contivpy.netctl import commands_bgp as bgp
+from contivpy.netctl import commands_global as g
 from contivpy.netctl import commands_net as n
+from contivpy.netctl import commands_netprofile as np
+from contivpy.netctl import commands_service as svc
+from contivpy.netctl import commands_version as ver
 from contivpy.netctl.cli import Command, Flag
 
 DEFAULT_MASTER = "http://netmaster:9999"
@@ -58,11 +63,11 @@ def _rm(usage, action, args_usage, flags=(TENANT,)):
 
 
 COMMANDS = [
-    C("version", "Version Information", m.show_version),
+    C("version", "Version Information", ver.show_version),
     C(
         "login",
         "authenticate to Contiv (you must specify auth_proxy's HTTPS address in the --netmaster flag)",
-        m.login,
+        u.login,
         flags=[
             S("username, u", "user name (prompted if not given)"),
             S("password, p", "password (prompted if not given)"),
@@ -106,7 +111,7 @@ COMMANDS = [
             C(
                 "create",
                 "Create a network profile",
-                m.create_netprofile,
+                np.create_netprofile,
                 "[netprofile]",
                 [
                     TENANT,
@@ -115,9 +120,9 @@ COMMANDS = [
                     I("burst, s", "burst size(Must be in kilobytes)"),
                 ],
             ),
-            _rm("Delete a network profile", m.delete_netprofile, "[network] [group]"),
-            _ls("List network profile", m.list_netprofiles, [TENANT, ALL, JSON, QUIET]),
-            C("inspect", "inspect network profile", m.inspect_netprofile, "[netprofile]", [TENANT]),
+            _rm("Delete a network profile", np.delete_netprofile, "[network] [group]"),
+            _ls("List network profile", np.list_netprofiles, [TENANT, ALL, JSON, QUIET]),
+            C("inspect", "inspect network profile", np.inspect_netprofile, "[netprofile]", [TENANT]),
         ],
     ),
     C(
@@ -232,16 +237,16 @@ COMMANDS = [
             C(
                 "ls",
                 "List external contracts",
-                m.list_external_contracts,
+                ap.list_external_contracts,
                 "",
                 [QUIET, ALL, JSON, TENANT],
                 ["list"],
             ),
-            C("rm", "Delete external contracts", m.delete_external_contracts, "", [TENANT], ["delete"]),
+            C("rm", "Delete external contracts", ap.delete_external_contracts, "", [TENANT], ["delete"]),
             C(
                 "create",
                 "Create external contracts",
-                m.create_external_contracts,
+                ap.create_external_contracts,
                 "",
                 [
                     TENANT,
@@ -256,12 +261,12 @@ COMMANDS = [
         "global",
         "Global information",
         sub=[
-            C("info", "Show global information", m.show_global, " ", [TENANT, ALL, JSON]),
-            C("inspect", "Inspect Global Operational Information", m.inspect_global, " "),
+            C("info", "Show global information", g.show_global, " ", [TENANT, ALL, JSON]),
+            C("inspect", "Inspect Global Operational Information", g.inspect_global, " "),
             C(
                 "set",
                 "Set global parameters",
-                m.set_global,
+                g.set_global,
                 " ",
                 [
                     S("fabric-mode, f", "Fabric mode (aci, aci-opflex or default)"),
@@ -278,12 +283,12 @@ COMMANDS = [
         "aci-gw",
         "ACI Gateway information",
         sub=[
-            C("info", "Show aci gateway information", m.show_aci_gw, " ", [TENANT, ALL, JSON]),
-            C("inspect", "Inspect aci gateway operational information", m.inspect_aci_gw, " "),
+            C("info", "Show aci gateway information", g.show_aci_gw, " ", [TENANT, ALL, JSON]),
+            C("inspect", "Inspect aci gateway operational information", g.inspect_aci_gw, " "),
             C(
                 "set",
                 "Set aci-gw parameters",
-                m.set_aci_gw,
+                g.set_aci_gw,
                 " ",
                 [
                     S(
@@ -309,12 +314,12 @@ COMMANDS = [
         "bgp",
         "router capability configuration",
         sub=[
-            _ls("List BGP configuration", m.list_bgp, [JSON, QUIET], "[hostname]"),
-            _rm("Delete BGP configuration", m.delete_bgp, "[hostname]", ()),
+            _ls("List BGP configuration", bgp.list_bgp, [JSON, QUIET], "[hostname]"),
+            _rm("Delete BGP configuration", bgp.delete_bgp, "[hostname]", ()),
             C(
                 "create",
                 "Add BGP configuration.",
-                m.add_bgp,
+                bgp.add_bgp,
                 "[hostname]",
                 [
                     S("router-ip", "BGP my-router ip "),
@@ -323,7 +328,7 @@ COMMANDS = [
                     S("neighbor", "BGP neighbor to be added"),
                 ],
             ),
-            C("inspect", "Inspect Bgp", m.inspect_bgp, "[hostname]"),
+            C("inspect", "Inspect Bgp", bgp.inspect_bgp, "[hostname]"),
         ],
     ),
     C(
@@ -333,7 +338,7 @@ COMMANDS = [
             C(
                 "create",
                 "Create an application profile",
-                m.create_app_profile,
+                ap.create_app_profile,
                 "[app-profile]",
                 [
                     TENANT,
@@ -343,19 +348,19 @@ COMMANDS = [
             C(
                 "update",
                 "Update an application profile",
-                m.update_app_profile,
+                ap.update_app_profile,
                 "[app-profile]",
                 [
                     TENANT,
                     S("group, g", "Endpoint Group List (separated by commas)"),
                 ],
             ),
-            _rm("Delete an application profile", m.delete_app_profile, "[app-profile]"),
-            _ls("List Application Profiles", m.list_app_profiles, [TENANT, ALL, JSON, QUIET]),
+            _rm("Delete an application profile", ap.delete_app_profile, "[app-profile]"),
+            _ls("List Application Profiles", ap.list_app_profiles, [TENANT, ALL, JSON, QUIET]),
             C(
                 "group-ls",
                 "List groups in an app-profile",
-                m.list_app_profile_groups,
+                ap.list_app_profile_groups,
                 "[network] [app-profile]",
                 [TENANT, ALL, JSON, QUIET],
                 ["group-list"],
@@ -366,15 +371,18 @@ COMMANDS = [
         "service",
         "service object creation (only for  docker version <= 1.12.x)",
         sub=[
-            _ls("List service objects", m.list_services, [TENANT, ALL, JSON, QUIET]),
-            C("inspect", "Inspect a Network", m.inspect_service, "[servicename]", [TENANT]),
+            _ls("List service objects", svc.list_services, [TENANT, ALL, JSON, QUIET]),
+            C("inspect", "Inspect a Network", svc.inspect_service, "[servicename]", [TENANT]),
             _rm(
-                "Delete service object", m.delete_service, "[servicename]", [S("tenant,t", "service tenant")]
+                "Delete service object",
+                svc.delete_service,
+                "[servicename]",
+                [S("tenant,t", "service tenant")],
             ),
             C(
                 "create",
                 "Create Service object (only for docker version <= 1.12.x)",
-                m.create_service,
+                svc.create_service,
                 "[servicename]",
                 [
                     S("tenant,t", "service tenant"),

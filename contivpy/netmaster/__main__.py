@@ -60,14 +60,19 @@ def setup_logging(level: str = "INFO", use_json: bool = False, syslog_url: str =
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["migrate"]:  # ``netmaster migrate ...``: import an original Contiv's state
+        from contivpy.netmaster.migrate.cli import main as migrate_main
+
+        return migrate_main(args[1:])
+
     from contivpy.netmaster import config
 
-    ns = config.parse_args(sys.argv[1:] if argv is None else argv)
+    ns = config.parse_args(args)
     if ns.version:
-        v = config.version_info()
-        sys.stdout.write(
-            f"Version: {v['Version']}\nGitCommit: {v['GitCommit']}\nBuildTime: {v['BuildTime']}\n"
-        )
+        from contivpy.common.version import version_text
+
+        sys.stdout.write(version_text())
         return 0
     setup_logging()
     try:

@@ -5,7 +5,7 @@ through. Users, passwords and tokens: netmaster/auth_store.py (all in etcd).
 
 ``auth_middleware`` (outermost, before the follower proxy, so a follower checks tokens itself and the
 leader checks them again) decides for every request:
-- ``POST /api/v1/auth_proxy/login/`` and ``GET /version``: open;
+- ``POST /api/v1/auth_proxy/login/``, ``GET /version``, ``/healthz``, ``/readyz``, ``/metrics``: open;
 - no token or an invalid one: 401; ``/plugin/*``: the agent token or an admin token;
 - role ``admin``: everything; role ``ops``: every GET (except the user routes), and writes only to
   objects keyed by a tenant it was granted (``/api/v1/<plural>/<tenant>:.../``,
@@ -24,7 +24,10 @@ import logging
 
 from aiohttp import web
 
-from contivpy.common.errors import StoreError
+from contivpy.common import jsonwire
+from contivpy.common.errors import StoreError, ValidationError
+from contivpy.common.health import LOCAL_PATHS
+from contivpy.common.httpserve import read_body
 from contivpy.common.kv.base import KVStore
 from contivpy.model.codec import SPECS
 from contivpy.netmaster.api.errors import text_error
@@ -78,7 +81,7 @@ def allowed(user: User, request: web.Request) -> bool:
 @web.middleware
 async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
     store = request.app.get(STORE)
-    if store is None or (request.method, request.path) in _OPEN:
+    if store is None or (request.method, request.path) in _OPEN or request.path in LOCAL_PATHS:
         return await handler(request)
     if not store.secret:
         return text_error("netmaster auth state is not ready (etcd unreachable?), please retry", 503)
@@ -110,13 +113,11 @@ def _json(data) -> web.Response:
 
 
 async def _body(request: web.Request) -> dict:
-    if request.content_length is not None and request.content_length > _MAX_BODY:
-        raise AuthError("request body too large")
-    raw = await request.read()  # bounded by the application's client_max_size
+    raw = await read_body(request, _MAX_BODY)
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeError, RecursionError):
-        raise AuthError("invalid JSON", 400) from None
+        body = jsonwire.loads(raw)
+    except ValidationError as exc:
+        raise AuthError(f"invalid JSON: {exc}", 400) from None
     if not isinstance(body, dict):
         raise AuthError("invalid JSON: an object is expected", 400)
     return body

@@ -19,7 +19,9 @@ original's separate auth_proxy (docs/security.md).
 
 Extensions (not in the original): ``--docker-host`` (the original hard-coded
 unix:///var/run/docker.sock) and ``--rpc-port`` (the original hard-coded 9001), both needed to
-run several instances on one machine in tests.
+run several instances on one machine in tests. ``--k8s-config`` (``CONTIV_NETMASTER_K8S_CONFIG``,
+default ``/var/contiv/config/contiv.json``, the original's fixed path) names the Kubernetes API
+configuration used in ``--mode kubernetes`` (docs/kubernetes.md).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class Config:
     syslog_url: str = "udp://127.0.0.1:514"
     docker_host: str = "unix:///var/run/docker.sock"
     rpc_port: int = 9001
+    k8s_config: str = "/var/contiv/config/contiv.json"  # --mode kubernetes: API server config
     # secure access (docs/security.md): HTTPS on every REST listener, login/roles (auth.py)
     tls_cert_file: str = ""
     tls_key_file: str = ""
@@ -96,6 +99,7 @@ _FLAGS = [
     ("syslog_url", ["--syslog-url"], "SYSLOG_URL", "udp://127.0.0.1:514", False),
     ("docker_host", ["--docker-host"], "DOCKER_HOST", "unix:///var/run/docker.sock", False),
     ("rpc_port", ["--rpc-port"], "RPC_PORT", "9001", False),
+    ("k8s_config", ["--k8s-config"], "K8S_CONFIG", "/var/contiv/config/contiv.json", False),
     ("tls_cert", ["--tls-cert-file"], "TLS_CERT_FILE", "", False),
     ("tls_key", ["--tls-key-file"], "TLS_KEY_FILE", "", False),
     ("tls_auto", ["--tls-auto"], "TLS_AUTO", False, True),
@@ -286,6 +290,7 @@ def build(ns: argparse.Namespace, env: dict[str, str] | None = None) -> Config:
         raise ConfigError(f"bind port is a integer between 1-65535, got {vals['rpc_port']}") from None
     if not 0 <= cfg.rpc_port <= 65535:
         raise ConfigError(f"bind port is a integer between 1-65535, got {cfg.rpc_port}")
+    cfg.k8s_config = str(vals["k8s_config"])
     _secure(vals, cfg)
     return cfg
 
@@ -330,39 +335,7 @@ __all__ = ["Config", "ConfigError", "parse_args", "build", "MODES", "default_hos
 
 
 def version_info() -> dict[str, str]:
-    """{"GitCommit","Version","BuildTime"}: read from the checkout without running git."""
-    from datetime import UTC, datetime
-    from pathlib import Path
+    """{"GitCommit","Version","BuildTime"} (see contivpy/common/version.py)."""
+    from contivpy.common.version import version_info as _info
 
-    import contivpy
-
-    pkg = Path(contivpy.__file__).resolve().parent
-    commit = ""
-    git = pkg.parent / ".git"
-    try:
-        head = (git / "HEAD").read_text().strip()
-        if head.startswith("ref: "):
-            ref = head[5:]
-            p = git / ref
-            if p.exists():
-                commit = p.read_text().strip()
-            else:
-                for line in (git / "packed-refs").read_text().splitlines():
-                    if line.endswith(" " + ref):
-                        commit = line.split()[0]
-        else:
-            commit = head
-    except OSError:
-        commit = ""
-    try:
-        from importlib.metadata import version as _v
-
-        ver = _v("contivpy")
-    except Exception:
-        ver = "0.1.0"
-    built = datetime.fromtimestamp(pkg.joinpath("__init__.py").stat().st_mtime, UTC)
-    return {
-        "GitCommit": commit,
-        "Version": f"{ver}-contivpy" + (f"-{commit[:7]}" if commit else ""),
-        "BuildTime": built.strftime("%m-%d-%Y.%H-%M-%S.UTC"),
-    }
+    return _info()

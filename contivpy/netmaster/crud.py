@@ -6,7 +6,8 @@ Objects
     ``link-sets`` / ``links`` present for the types that have them. ``codec.dumps(type, obj)``
     renders it byte-for-byte like the original (field order included).
 
-HOOK CONTRACT (per type, module ``contivpy.netmaster.hooks.<name>``, see registry.ObjType.hooks)
+HOOK CONTRACT (per type, module ``contivpy.netmaster.hooks.<name>``, loaded by ``hooks.load``;
+types in ``netmaster/txn.py``)
     Every function is optional; a missing module means "no hooks".
 
         async def on_create(ctx: TxnContext, obj: dict) -> Plan | None
@@ -57,11 +58,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import importlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from contivpy.common.errors import (
@@ -71,150 +70,26 @@ from contivpy.common.errors import (
     NotLeaderError,
     StoreError,
 )
-from contivpy.common.kv.base import Compare, Delete, KeyValue, KVStore, Put
+from contivpy.common.kv.base import Compare, Delete, KVStore, Put
 from contivpy.model import codec, keys
+from contivpy.netmaster import hooks
 from contivpy.netmaster import registry as reg
+from contivpy.netmaster.txn import (  # re-exported for callers that predate netmaster/txn.py
+    AfterCommit,
+    Plan,
+    TxnContext,
+    link_set_add,
+    link_set_remove,
+    set_link,
+)
 
 log = logging.getLogger("netmaster.crud")
 
 MAX_ATTEMPTS = 8
-AfterCommit = Callable[[], Awaitable[None]]
-
-
-@dataclass
-class Plan:
-    compares: list[Compare] = field(default_factory=list)
-    ops: list[Put | Delete] = field(default_factory=list)
-    after_commit: list[AfterCommit] = field(default_factory=list)
-
-    def extend(self, other: Plan | None) -> Plan:
-        if other is not None:
-            self.compares += other.compares
-            self.ops += other.ops
-            self.after_commit += other.after_commit
-        return self
-
-
-def link_set_add(obj: dict, set_name: str, target_type: str, target_key: str) -> None:
-    """Add ``{type,key}`` to ``obj["link-sets"][set_name]`` (sorted on output)."""
-    obj.setdefault("link-sets", {}).setdefault(set_name, {})[target_key] = {
-        "type": target_type,
-        "key": target_key,
-    }
-
-
-def link_set_remove(obj: dict, set_name: str, target_key: str) -> None:
-    sets = obj.get("link-sets", {})
-    members = sets.get(set_name)
-    if members and target_key in members:
-        del members[target_key]
-        if not members:
-            del sets[set_name]
-
-
-def set_link(obj: dict, link_name: str, target_type: str, target_key: str) -> None:
-    obj.setdefault("links", {})[link_name] = {"type": target_type, "key": target_key} if target_key else {}
-
-
-class TxnContext:
-    """One attempt's view of the store: records what was read, stages model-object writes."""
-
-    def __init__(self, crud: Crud) -> None:
-        self._crud = crud
-        self.kv: KVStore = crud.kv
-        self.config = crud.config
-        self.registry = reg
-        self.extras = crud.extras
-        self._reads: dict[str, KeyValue | None] = {}
-        self._staged: dict[str, dict | None] = {}  # etcd key -> obj (None = delete)
-
-    @property
-    def crud(self) -> Crud:
-        """The Crud running this txn (follow-up jobs commit through ``crud.commit_ops``)."""
-        return self._crud
-
-    @property
-    def docker(self) -> Any:
-        """The Docker client shared by every txn of this Crud (set lazily by its first user)."""
-        return self._crud.docker
-
-    @docker.setter
-    def docker(self, value: Any) -> None:
-        self._crud.docker = value
-
-    # --- reads (recorded) ---------------------------------------------------------------
-    async def read(self, key: str) -> KeyValue | None:
-        if key not in self._reads:
-            self._reads[key] = await self.kv.get(key)
-        return self._reads[key]
-
-    async def read_json(self, key: str) -> Any | None:
-        kv = await self.read(key)
-        return None if kv is None else json.loads(kv.value)
-
-    async def get_obj(self, obj_type: str, key: str) -> dict | None:
-        ek = keys.obj_key(obj_type, key)
-        if ek in self._staged:
-            staged = self._staged[ek]
-            return staged
-        kv = await self.read(ek)
-        if kv is None:
-            return None
-        obj = json.loads(kv.value)
-        # Work on a private copy: a hook mutating it must call put_obj to persist.
-        return obj
-
-    async def list_objs(self, obj_type: str) -> list[dict]:
-        """All objects of a type, sorted by key, staged writes applied (not compare-fenced:
-        the CRUD lock and the leader fence serialise model writers)."""
-        prefix = keys.obj_prefix(obj_type)
-        kvs, _rev = await self.kv.get_prefix(prefix)
-        out: dict[str, dict] = {k.key: json.loads(k.value) for k in kvs}
-        for ek, obj in self._staged.items():
-            if ek.startswith(prefix):
-                if obj is None:
-                    out.pop(ek, None)
-                else:
-                    out[ek] = obj
-        return [out[k] for k in sorted(out)]
-
-    # --- staged writes -------------------------------------------------------------------
-    def put_obj(self, obj_type: str, obj: dict) -> None:
-        self._staged[keys.obj_key(obj_type, obj["key"])] = obj
-
-    def delete_obj(self, obj_type: str, key: str) -> None:
-        self._staged[keys.obj_key(obj_type, key)] = None
-
-    # --- commit helpers (crud only) -------------------------------------------------------
-    def _read_compares(self) -> list[Compare]:
-        out = []
-        for k, kv in self._reads.items():
-            if kv is None:
-                out.append(Compare(k, "version", "==", 0))
-            else:
-                out.append(Compare(k, "mod", "==", kv.mod_revision))
-        return out
-
-    def _staged_ops(self) -> list[Put | Delete]:
-        ops: list[Put | Delete] = []
-        for ek, obj in self._staged.items():
-            if obj is None:
-                ops.append(Delete(ek))
-            else:
-                obj_type = ek[len(keys.OBJ) :].split("/", 1)[0]
-                ops.append(Put(ek, codec.dumps(obj_type, obj)))
-        return ops
 
 
 def _hooks(t: reg.ObjType) -> Any | None:
-    if not t.hooks:
-        return None
-    try:
-        return importlib.import_module(t.hooks)
-    except ModuleNotFoundError as exc:
-        if exc.name != t.hooks:
-            raise
-        return None
+    return hooks.load(t.hooks) if t.hooks else None
 
 
 async def _call(mod: Any, name: str, *args: Any) -> Plan | None:
@@ -285,16 +160,20 @@ class Crud:
         return out
 
     # --- writes --------------------------------------------------------------------------
-    async def create_or_update(self, obj_type: str, key: str, body: dict) -> dict:
-        """``body`` is the decoded request object (codec.decode); returns the stored object."""
+    async def create_or_update(
+        self, obj_type: str, key: str, body: dict | Callable[[dict | None], dict]
+    ) -> dict:
+        """``body`` is the decoded request object (codec.decode); returns the stored object.
+        ``body`` may also be a function of the stored object (None if absent) returning the new
+        one: it is called again on every attempt, so a read-modify-write loses no concurrent change."""
         t = reg.TYPES[obj_type]
         async with self.lock:
             for _ in range(MAX_ATTEMPTS):
                 ctx = TxnContext(self)
-                new = copy.deepcopy(body)
+                old = await ctx.get_obj(obj_type, key)
+                new = copy.deepcopy(body(copy.deepcopy(old)) if callable(body) else body)
                 new["key"] = key
                 codec.validate(obj_type, new)
-                old = await ctx.get_obj(obj_type, key)
                 plan = Plan()
                 mod = _hooks(t)
                 if old is None:
@@ -348,15 +227,9 @@ class Crud:
             await self.get("tenant", "default")
         except NotFoundError:
             await self.create_or_update("tenant", "default", {"tenantName": "default"})
-        try:
-            glob = importlib.import_module("contivpy.netmaster.hooks.global_")
-        except ModuleNotFoundError:
-            glob = None
-        fn = getattr(glob, "ensure_global_defaults", None)
-        if fn is not None:
-            await self.run_plan(lambda ctx: fn(ctx, fwd_mode))
-        else:
-            await self.run_plan(lambda ctx: _minimal_global(ctx, fwd_mode))
+        from contivpy.netmaster.hooks import global_ as global_hooks  # lazy: leader start only
+
+        await self.run_plan(lambda ctx: global_hooks.ensure_global_defaults(ctx, fwd_mode))
         from contivpy.netmaster import followup  # roll forward what a previous leader left pending
 
         async with self.lock:
@@ -455,12 +328,13 @@ class Crud:
                 raise StoreError(str(exc)) from exc
 
 
-async def _minimal_global(ctx: TxnContext, fwd_mode: str) -> Plan | None:
-    """Fallback used only while hooks.global_ is absent: the default global object."""
-    if await ctx.get_obj("global", "global") is not None:
-        return None
-    ctx.put_obj("global", codec.default_global(fwd_mode))
-    return None
-
-
-__all__ = ["Crud", "Plan", "TxnContext", "link_set_add", "link_set_remove", "set_link", "MAX_ATTEMPTS"]
+__all__ = [
+    "AfterCommit",
+    "Crud",
+    "Plan",
+    "TxnContext",
+    "link_set_add",
+    "link_set_remove",
+    "set_link",
+    "MAX_ATTEMPTS",
+]

@@ -42,6 +42,7 @@ from aiohttp import web
 
 from contivpy.common.election import LeaderElection
 from contivpy.common.errors import StoreError
+from contivpy.common.httpserve import serve_tcp, split_hostport
 from contivpy.common.kv import open_store
 from contivpy.common.kv.fenced import FencedStore
 from contivpy.common.registry import ServiceInfo, ServiceRegistry
@@ -93,6 +94,7 @@ class Daemon:
         self._tg: asyncio.TaskGroup | None = None
         self._bg: list[asyncio.Task] = []
         self._docker_task: asyncio.Task | None = None
+        self._k8s_task: asyncio.Task | None = None
 
     # ---- leadership ----------------------------------------------------------------------
 
@@ -103,6 +105,9 @@ class Daemon:
             if self._docker_task is not None:  # the Docker network reconciler is leader-only
                 self._docker_task.cancel()
                 self._docker_task = None
+            if self._k8s_task is not None:  # so is the Kubernetes watcher (netmaster/k8snet)
+                self._k8s_task.cancel()
+                self._k8s_task = None
 
     async def _transitions(self, changes) -> None:
         async for change in changes:
@@ -137,6 +142,8 @@ class Daemon:
         await self._set_role("leader")
         if self.cfg.cluster_mode == "docker" and self._tg is not None and self._docker_task is None:
             self._docker_task = self._tg.create_task(self._reconcile_docker())
+        if self.cfg.cluster_mode == "kubernetes" and self._tg is not None and self._k8s_task is None:
+            self._k8s_task = self._tg.create_task(self._watch_kubernetes())
         if allocator is not None and self._tg is not None:  # leaked allocAddress results (reclaim.py)
             from contivpy.netmaster import reclaim
 
@@ -203,10 +210,21 @@ class Daemon:
                 if rec is not None and self.crud.extras.get("docknet") is rec:
                     del self.crud.extras["docknet"]
 
+    async def _watch_kubernetes(self) -> None:
+        """Leader only (cancelled when leadership is lost): translate the Kubernetes API's
+        namespaces and NetworkPolicies into contiv objects (``netmaster/k8snet``)."""
+        from contivpy.netmaster.k8snet.watcher import run_leader  # kubernetes mode only
+
+        while True:
+            try:
+                await run_leader(self.crud, self.cfg.k8s_config)
+            except Exception as exc:  # never ends the daemon: start over with full lists
+                log.warning("kubernetes watcher failed, restarting: %s", exc, exc_info=True)
+                await asyncio.sleep(1)
+
     async def _listen(self, app: web.Application) -> None:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        self.runners.append(runner)
+        """Serve ``app`` on the listen URL and, when it is another socket, the control URL, through
+        the guarded server (common/httpserve.py: header/body/idle timeouts, plain 400s)."""
         addrs = [self.cfg.listen_url]
         ext_host, ext_port = self.cfg.listen_url.rsplit(":", 1)
         ctl_host, ctl_port = self.cfg.control_url.rsplit(":", 1)
@@ -219,10 +237,9 @@ class Daemon:
             from contivpy.netmaster.tls import server_context
 
             ssl_ctx = server_context(self.cfg.tls_cert_file, self.cfg.tls_key_file)
+        pairs = [split_hostport(a, default_host="0.0.0.0") for a in addrs]
+        self.runners.append(await serve_tcp(app, pairs, ssl_context=ssl_ctx))
         for addr in addrs:
-            host, port = addr.rsplit(":", 1)
-            site = web.TCPSite(runner, host or "0.0.0.0", int(port), reuse_address=True, ssl_context=ssl_ctx)
-            await site.start()
             log.info("netmaster listening on %s%s", addr, " (https)" if ssl_ctx else "")
 
     async def _publish_tls_pin(self) -> None:
@@ -279,7 +296,7 @@ class Daemon:
                 ]
                 await self._stop.wait()
                 self._tg = None
-                for t in tasks + self._bg + [self._docker_task]:
+                for t in tasks + self._bg + [self._docker_task, self._k8s_task]:
                     if t is not None:
                         t.cancel()
         finally:

@@ -46,13 +46,11 @@ ATTEMPTS = 3
 
 JobFn = Callable[[Any, str], Awaitable[None]]
 _JOBS: dict[str, JobFn] = {}
-_MODULES = (  # modules that register jobs (imported lazily by resume)
-    "contivpy.netmaster.hooks.policy_state",
-    "contivpy.netmaster.hooks.netprofile",
-    "contivpy.netmaster.hooks.app_profile",
-    "contivpy.netmaster.hooks.policy",
-    "contivpy.netmaster.hooks.group",
-)
+
+
+def _import_job_modules() -> None:
+    """Import the modules that register jobs (lazily: resume runs at leader start only)."""
+    from contivpy.netmaster.hooks import app_profile, group, netprofile, policy, policy_state  # noqa: F401
 
 
 def job(kind: str) -> Callable[[JobFn], JobFn]:
@@ -100,10 +98,7 @@ async def run_job(crud: Any, kind: str, job_id: str) -> None:
 
 async def resume(crud: Any) -> int:
     """Leader start: run every pending job (caller holds ``crud.lock``). Returns how many ran."""
-    import importlib
-
-    for mod in _MODULES:
-        importlib.import_module(mod)
+    _import_job_modules()
     items, _ = await crud.kv.get_prefix(PENDING_PREFIX)
     done = 0
     for item in items:

@@ -35,7 +35,7 @@ class ObjType:
     name: str
     plural: str
     has_oper: bool
-    hooks: str = ""
+    hooks: str = ""  # name for contivpy.netmaster.hooks.load ("network", ...)
     links: tuple[Relation, ...] = field(default_factory=tuple)
     invalid: bool = False
 
@@ -52,70 +52,68 @@ def _tk(name_field: str) -> Callable[[dict], str]:
     return key
 
 
-_H = "contivpy.netmaster.hooks."
-
 _ROWS = [
-    ObjType("aciGw", "aciGws", True, _H + "aci_gw"),
+    ObjType("aciGw", "aciGws", True, "aci_gw"),
     ObjType(
         "appProfile",
         "appProfiles",
         False,
-        _H + "app_profile",
+        "app_profile",
         (Relation("tenant", _tenant, link_name="Tenant", reverse_set="AppProfiles"),),
     ),
-    ObjType("Bgp", "Bgps", True, _H + "bgp"),
+    ObjType("Bgp", "Bgps", True, "bgp"),
     ObjType(
         "endpointGroup",
         "endpointGroups",
         True,
-        _H + "group",
+        "group",
         (
             Relation("network", _tk("networkName"), link_name="Network", reverse_set="EndpointGroups"),
             Relation("netprofile", _tk("netProfile"), link_name="NetProfile", reverse_set="EndpointGroups"),
             Relation("tenant", _tenant, link_name="Tenant", reverse_set="EndpointGroups"),
         ),
     ),
-    ObjType("extContractsGroup", "extContractsGroups", False, _H + "ext_contracts"),
-    ObjType("global", "globals", True, _H + "global_"),
+    ObjType("extContractsGroup", "extContractsGroups", False, "ext_contracts"),
+    ObjType("global", "globals", True, "global_"),
     ObjType(
         "netprofile",
         "netprofiles",
         False,
-        _H + "netprofile",
+        "netprofile",
         (Relation("tenant", _tenant, link_name="Tenant", reverse_set="NetProfiles"),),
     ),
     ObjType(
         "network",
         "networks",
         True,
-        _H + "network",
+        "network",
         (Relation("tenant", _tenant, link_name="Tenant", reverse_set="Networks"),),
     ),
     ObjType(
         "policy",
         "policys",
         True,
-        _H + "policy",
+        "policy",
         (Relation("tenant", _tenant, link_name="Tenant", reverse_set="Policies"),),
     ),
     ObjType(
         "rule",
         "rules",
         False,
-        _H + "rule",
+        "rule",
         (Relation("policy", _tk("policyName"), own_set="Policies", reverse_set="Rules"),),
     ),
     ObjType(
         "serviceLB",
         "serviceLBs",
         True,
-        _H + "service_lb",
+        "service_lb",
         (
             Relation("network", _tk("networkName"), link_name="Network", reverse_set="Servicelbs"),
             Relation("tenant", _tenant, link_name="Tenant", reverse_set="Servicelbs"),
         ),
     ),
-    ObjType("tenant", "tenants", True, _H + "tenant"),
+    ObjType("tenant", "tenants", True, "tenant"),
     ObjType("volume", "volumes", False, invalid=True),
     ObjType("volumeProfile", "volumeProfiles", False, invalid=True),
 ]

@@ -18,12 +18,20 @@ error and closes that connection only. State is in memory (as in the original).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+
+from contivpy.common.httpserve import timeouts
+from contivpy.common.jsonwire import syntax_error
 
 log = logging.getLogger("netmaster.rpc")
 
 MAX_MSG = 1 << 20
+
+
+class _Refused(Exception):
+    """Input that ends the connection (after one error answer)."""
 
 
 class OfnetMaster:
@@ -40,7 +48,10 @@ class OfnetMaster:
     def _node(self, arg) -> tuple[str, dict]:
         if not isinstance(arg, dict) or not isinstance(arg.get("HostAddr"), str):
             raise ValueError("invalid OfnetNode")
-        node = {"HostAddr": arg["HostAddr"], "HostPort": int(arg.get("HostPort") or 0)}
+        port = arg.get("HostPort") or 0
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port < 65536:
+            raise ValueError("invalid OfnetNode")
+        node = {"HostAddr": arg["HostAddr"], "HostPort": port}
         return f"{node['HostAddr']}:{node['HostPort']}", node
 
     def _count(self, host: str, stat: str) -> None:
@@ -93,29 +104,54 @@ class OfnetMaster:
             await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One connection: messages are answered in order. Bounded like the HTTP listeners
+        (common/httpserve.py): a started message must be complete within the body timeout, an idle
+        connection is closed after the idle timeout; malformed or over-size input answers one error
+        and closes this connection only (never a traceback, never Python wording)."""
+        limits = timeouts()
         dec = json.JSONDecoder()
         buf = ""
+        pending = b""  # an incomplete UTF-8 sequence at the end of the last chunk
         try:
             while True:
-                chunk = await reader.read(65536)
+                wait = limits.body if buf.strip() else limits.idle
+                try:
+                    chunk = await asyncio.wait_for(reader.read(65536), wait)
+                except TimeoutError:
+                    log.info("rpc connection closed: no complete message within %g s", wait)
+                    return
                 if not chunk:
                     return
-                buf += chunk.decode("utf-8", errors="replace")
+                data = pending + chunk
+                try:
+                    text, pending = data.decode("utf-8"), b""
+                except UnicodeDecodeError as exc:
+                    if exc.reason != "unexpected end of data":  # not just a sequence cut by the chunk
+                        raise _Refused("invalid UTF-8 in message") from None
+                    text, pending = data[: exc.start].decode("utf-8"), data[exc.start :]
+                buf += text
                 if len(buf) > MAX_MSG:
-                    raise ValueError("message too large")
+                    raise _Refused("message too large")
                 while buf.strip():
                     buf = buf.lstrip()
                     try:
                         msg, end = dec.raw_decode(buf)
-                    except json.JSONDecodeError:
-                        if len(buf) > MAX_MSG:
-                            raise
-                        break  # wait for more bytes
+                    except json.JSONDecodeError as exc:
+                        if exc.pos >= len(buf.rstrip()) or exc.msg.startswith("Unterminated"):
+                            break  # incomplete: wait for more bytes
+                        raise _Refused(syntax_error(exc, buf)) from None
+                    except RecursionError:
+                        raise _Refused("exceeded max depth") from None
                     buf = buf[end:]
                     writer.write(self._answer(msg).encode() + b"\n")
                 await writer.drain()
-        except (ValueError, ConnectionError) as exc:
-            log.warning("rpc connection dropped: %s", exc)
+        except _Refused as exc:
+            log.info("rpc connection refused: %s", exc)
+            with contextlib.suppress(ConnectionError):
+                writer.write(json.dumps({"id": None, "result": None, "error": str(exc)}).encode() + b"\n")
+                await writer.drain()
+        except ConnectionError as exc:
+            log.info("rpc connection dropped: %s", exc)
         finally:
             writer.close()
 

@@ -1,7 +1,8 @@
 """``netplugin`` entry point: parse flags (exit 22 on config errors), set up logging, run the agent.
 
 SIGTERM/SIGINT stop the agent cleanly; like the original, bridges, ports and flows are left in place
-so containers keep their connectivity while the agent is down.
+so containers keep their connectivity while the agent is down (the host port ``contivh0`` and the iptables
+nat rules too). ``netplugin --cleanup [--ovsdb ADDR]`` is the clean uninstall of host access.
 """
 
 from __future__ import annotations
@@ -11,7 +12,24 @@ import logging
 import signal
 import sys
 
-from contivpy.netplugin.config import EXIT_CONFIG, ConfigError, parse
+from contivpy.netplugin.config import EXIT_CONFIG, ConfigError, ShowVersion, parse
+
+
+async def _cleanup(cfg) -> int:
+    """``netplugin --cleanup``: remove contivh0 and every iptables rule tagged contivpy (agent stopped)."""
+    from contivpy.common.errors import ContivError
+    from contivpy.netplugin.datapath import Datapath
+
+    dp = Datapath(cfg)
+    try:
+        await dp.remove_host_port()
+    except ContivError as e:
+        logging.getLogger("netplugin").error("cleanup failed: %s", e)
+        return 1
+    finally:
+        await dp.ovs.close()
+    logging.getLogger("netplugin").info("host access removed (contivh0, iptables nat rules)")
+    return 0
 
 
 async def _amain(cfg) -> int:
@@ -36,6 +54,11 @@ async def _amain(cfg) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         cfg = parse(argv)
+    except ShowVersion:
+        from contivpy.common.version import version_text
+
+        sys.stdout.write(version_text())
+        return 0
     except ConfigError as e:
         if str(e):
             print(f"netplugin: {e}", file=sys.stderr)
@@ -46,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    return asyncio.run(_amain(cfg))
+    return asyncio.run(_cleanup(cfg) if cfg.cleanup else _amain(cfg))
 
 
 if __name__ == "__main__":

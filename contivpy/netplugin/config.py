@@ -8,10 +8,15 @@ Accepted spellings (contiv-reference §5.1):
   ``--netmode/--network-mode``, ``--fwdmode/--forward-mode``, ``--host/--host-label``, ``--vtep-ip``,
   ``--ctrl-ip``, ``--vlan-uplinks/--vlan-if`` (repeatable, comma lists), ``--vxlan-port``, ``--log-level``.
 - legacy 1.1.x: ``-cluster-store etcd://h:p``, ``-plugin-mode``, ``-vlan-if``, ``-host-label``, ``-vtep-ip``,
-  ``-ctrl-ip``, ``-debug``, ``-vxlan-port``.
+  ``-ctrl-ip``, ``-debug``, ``-vxlan-port``, ``-version``; ``--version``/``-v`` print the version
+  block (``Version:``/``GitCommit:``/``BuildTime:``, as netmaster) and exit 0.
 - contivpy additions: ``--ovsdb ADDRESS`` (unix:PATH | tcp:IP:PORT), ``--ovs-datapath system|netdev``,
   ``--plugin-socket``, ``--docker-host`` (``none``: no engine to keep networks in sync with),
-  ``--mtu N|auto`` (default 1450 like 1.1.x; ``auto`` = lowest host MTU - 50 like HEAD), ``--debug-listen``,
+  ``--mtu N|auto`` (default 1450 like 1.1.x; ``auto`` = lowest host MTU - 50 like HEAD),
+  ``--debug-listen HOST:PORT`` (the debug REST, which can create and delete endpoints: 127.0.0.1:9090 by
+  default, unlike the original's :9090 on every interface; docs/security.md),
+  ``--cleanup`` (clean uninstall of host access: delete ``contivh0`` and the ``contivpy``-tagged iptables
+  rules, then exit; docs/deployment.md),
   ``--etcd-tls-ca-file``/``--etcd-tls-cert-file``/``--etcd-tls-key-file`` (``CONTIV_NETPLUGIN_ETCD_TLS_*``;
   https:// endpoints). Every ``--etcd-endpoints`` member is used (``store_url`` is the whole list).
 
@@ -29,6 +34,8 @@ import os
 import socket
 from dataclasses import dataclass, field
 
+from contivpy.common.httpserve import split_hostport
+
 EXIT_CONFIG = 22
 MODES = ("docker", "kubernetes", "swarm-mode", "test")
 NETMODES = ("vlan", "vxlan")
@@ -37,6 +44,10 @@ FWDMODES = ("bridge", "routing")
 
 class ConfigError(Exception):
     """Bad configuration: message for the user, exit code 22."""
+
+
+class ShowVersion(Exception):
+    """``--version``/``-version``/``-v`` was given: print the version block, exit 0."""
 
 
 @dataclass
@@ -57,7 +68,8 @@ class Config:
     plugin_socket: str = "/run/docker/plugins/netplugin.sock"
     docker_host: str = "unix:///var/run/docker.sock"
     mtu: int | str = 1450
-    debug_listen: str = "0.0.0.0:9090"
+    debug_listen: str = "127.0.0.1:9090"  # loopback only unless --debug-listen says otherwise
+    cleanup: bool = False  # --cleanup: remove host access (contivh0, nat rules) and exit
     warnings: list[str] = field(default_factory=list)
 
     etcd_ca_file: str = ""
@@ -122,7 +134,8 @@ def _parser() -> argparse.ArgumentParser:
     a("--docker-host", dest="docker_host")
     a("--mtu", dest="mtu")
     a("--debug-listen", dest="debug_listen")
-    a("--version", "-version", action="store_true")
+    a("--cleanup", action="store_true", help="remove contivh0 and contivpy's iptables rules, then exit")
+    a("--version", "-version", "-v", action="store_true", help="print the version and exit")
     return p
 
 
@@ -138,7 +151,7 @@ def parse(argv: list[str] | None = None, env: dict[str, str] | None = None) -> C
     except SystemExit as e:  # argparse already printed its usage message
         raise ConfigError("") from e
     if ns.version:
-        raise SystemExit(0)
+        raise ShowVersion()
 
     def pick(flag, name, default=None):
         if flag is not None:
@@ -146,6 +159,10 @@ def parse(argv: list[str] | None = None, env: dict[str, str] | None = None) -> C
         return env.get(f"CONTIV_NETPLUGIN_{name}", default)
 
     cfg = Config()
+    if ns.cleanup:  # uninstall step: needs only the OVSDB address
+        cfg.cleanup = True
+        cfg.ovsdb = pick(ns.ovsdb, "OVSDB", cfg.ovsdb)
+        return cfg
     etcd = _split([ns.etcd] if ns.etcd else None) or _split(
         [env["CONTIV_NETPLUGIN_ETCD_ENDPOINTS"]] if env.get("CONTIV_NETPLUGIN_ETCD_ENDPOINTS") else None
     )
@@ -239,4 +256,8 @@ def parse(argv: list[str] | None = None, env: dict[str, str] | None = None) -> C
         except ValueError as e:
             raise ConfigError(f"invalid mtu {mtu!r}: {e}") from e
     cfg.debug_listen = pick(ns.debug_listen, "DEBUG_LISTEN", cfg.debug_listen)
+    try:
+        split_hostport(cfg.debug_listen)
+    except ValueError as e:
+        raise ConfigError(f"invalid --debug-listen: {e}") from e
     return cfg

@@ -5,12 +5,17 @@ Start-up (contiv-reference §5.2, with etcd watches instead of the ofnet RPC rel
      has a ``fwd-mode``; exit if it differs from ``--fwdmode`` (the original's rule);
   2. create/fix the bridges and uplinks over OVSDB and start the flow programmers; an unreachable OVSDB
      is logged clearly and retried every second;
+  2b. host access (reconciler key ``hostAccess`` of the global reconciler, retried on failure): the host
+     port ``contivh0``, IPv4 forwarding, the tagged iptables nat rules and the host access flows for the
+     global ``pvtSubnet`` (default 172.19.0.0/16); a later ``pvt-subnet`` change re-applies them live;
   3. list every watched prefix and enqueue the keys, start the reconcilers' workers and wait until each
      listed key has been tried once (graceful restart: nothing is programmed from a partial view), re-bind
      local endpoints, prune stale ports and flows;
   4. in the same TaskGroup: the watches (from the listed revision + 1), the service
-     registration (``contivpy.common.registry``, 10 s leases, retried every second until etcd answers),
-     the debug REST server (:9090) and the Docker plugin (when present).
+     registration (``contivpy.common.registry``, 10 s leases, retried every second until etcd answers)
+     and the Docker plugin (when present).
+The debug REST server (:9090) is bound before step 1: ``/healthz``, ``/readyz`` and ``/metrics``
+answer from then on (netplugin/observe.py), its other routes answer 503 until step 4.
 
 Watches use ``contivpy.common.watch.list_and_watch`` + ``Mirror``: step 3 consumes the first Snapshot of
 each prefix, the watch tasks the rest; a re-list (compaction, store failure) is turned into the diff.
@@ -31,9 +36,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from aiohttp import web
-
-from contivpy.common.errors import ExternalServiceError, StoreError
+from contivpy.common.errors import ExternalServiceError, StoreError, ValidationError
+from contivpy.common.httpserve import GuardedRunner, serve_tcp, split_hostport
 from contivpy.common.kv import open_store
 from contivpy.common.kv.base import KVStore
 from contivpy.common.pump import PumpedIterator
@@ -43,7 +47,7 @@ from contivpy.common.watch import Mirror, list_and_watch
 from contivpy.model import keys
 from contivpy.model.state import GlobalConfig
 from contivpy.netplugin.config import Config
-from contivpy.netplugin.datapath import RPC_PORTS, VLAN_BRIDGE, VXLAN_BRIDGE, Datapath
+from contivpy.netplugin.datapath import HOST_PORT, RPC_PORTS, VLAN_BRIDGE, VXLAN_BRIDGE, Datapath
 from contivpy.netplugin.debug_api import make_app
 from contivpy.netplugin.managers.endpoint import EndpointService, RemoteEndpointManager
 from contivpy.netplugin.managers.network import NetworkManager
@@ -55,6 +59,7 @@ from contivpy.netplugin.nameserver import NameServer
 from contivpy.netplugin.netmaster_client import NetmasterClient
 
 log = logging.getLogger("netplugin")
+DEFAULT_PVT_SUBNET = "172.19.0.0/16"
 
 
 class FatalConfigError(Exception):
@@ -77,6 +82,8 @@ class Agent:
         self.endpoints = EndpointService(cfg, self.kv, self.dp, self.nets, self.netmaster, self.qos)
         self.names = NameServer(self.kv)  # DNS for containers, via the OpenFlow punt (nameserver.py)
         self.arp_mode = "proxy"
+        self.pvt_subnet = DEFAULT_PVT_SUBNET
+        self._pvt_applied = ""
         self.ready = asyncio.Event()
         self.nets.in_use = self._net_in_use
         self.endpoints.released = self.nets.rec.enqueue
@@ -104,7 +111,8 @@ class Agent:
         self._streams: dict[str, tuple[PumpedIterator, Mirror]] = {}
 
     def _on_global(self, _tail: str, value: str | None) -> None:
-        """Global config changes: ``arp-mode`` toggles ARP proxy/flood; a ``fwd-mode`` change needs a
+        """Global config changes: ``arp-mode`` toggles ARP proxy/flood; ``pvt-subnet`` re-addresses
+        contivh0 and rewrites the nat rules and host access flows live; a ``fwd-mode`` change needs a
         restart of the agent (the original re-initialised its driver), which is logged."""
         if not value:
             return
@@ -114,6 +122,9 @@ class Agent:
             return
         self.arp_mode = g.arpMode or self.arp_mode
         self.global_rec.enqueue("arpMode")
+        if g.pvtSubnet and g.pvtSubnet != self.pvt_subnet:
+            self.pvt_subnet = g.pvtSubnet
+            self.global_rec.enqueue("hostAccess")
         fwd = g.fwdMode
         if fwd and fwd != self.cfg.fwdmode:
             log.error("global forwarding mode changed to %s: restart netplugin with --fwdmode %s", fwd, fwd)
@@ -132,6 +143,7 @@ class Agent:
                             f"global settings [{g.fwdMode}]"
                         )
                     self.arp_mode = g.arpMode or "proxy"
+                    self.pvt_subnet = g.pvtSubnet or DEFAULT_PVT_SUBNET
                     return
                 msg = "waiting for the global configuration from netmaster (/contiv.io/master/config/global)"
             except StoreError as e:
@@ -171,10 +183,26 @@ class Agent:
             f"{e.network}.{e.tenant}" == net_id for e in self.endpoints.local.values()
         )
 
-    async def _reconcile_global(self, _key: str) -> None:
+    async def _reconcile_global(self, key: str) -> None:
+        if key == "hostAccess":
+            await self._reconcile_host_access()
+            return
         if self.arp_mode != self._arp_applied:
             await self.dp.set_arp_mode(self.arp_mode)
             self._arp_applied = self.arp_mode
+
+    async def _reconcile_host_access(self) -> None:
+        """contivh0 + nat rules + host access flows for the current pvtSubnet (applied live on change)."""
+        pvt = self.pvt_subnet
+        if pvt == self._pvt_applied:
+            return
+        try:
+            ofport = await self.dp.ensure_host_port(pvt, await self.endpoints.mtu())
+        except ValidationError as e:  # a bad pvtSubnet in the store: keep what is applied
+            log.error("host access not changed: %s", e)
+            return
+        self._pvt_applied = pvt
+        log.info("host port %s ready: ofport %d, private subnet %s", HOST_PORT, ofport, pvt)
 
     def reconcile_status(self) -> dict[str, dict[str, dict]]:
         return {r.name: r.status() for r in self.reconcilers}
@@ -216,17 +244,17 @@ class Agent:
                     await asyncio.sleep(1)
         log.info("registered services %s", [i.key for i in services])
 
-    async def _serve_debug(self) -> None:
-        runner = web.AppRunner(make_app(self), access_log=None)
-        await runner.setup()
-        host, _, port = self.cfg.debug_listen.rpartition(":")
-        site = web.TCPSite(runner, host or "0.0.0.0", int(port), reuse_address=True)
-        await site.start()
-        log.info("debug REST server listening on %s", self.cfg.debug_listen)
+    async def _start_debug(self) -> GuardedRunner:
+        """Bind the debug REST server before anything else, so that /healthz and /readyz answer
+        during start-up (the other routes answer 503 until the first sync is done). 127.0.0.1:9090
+        unless --debug-listen says otherwise (":PORT" = every interface, as in Go)."""
+        host, port = split_hostport(self.cfg.debug_listen, default_host="0.0.0.0")
         try:
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
+            runner = await serve_tcp(make_app(self), [(host, port)])
+        except OSError as e:
+            raise FatalConfigError(f"cannot listen on --debug-listen {self.cfg.debug_listen}: {e}") from e
+        log.info("debug REST server listening on %s", self.cfg.debug_listen)
+        return runner
 
     async def _serve_docker(self) -> None:
         """Docker libnetwork remote driver + IPAM on ``--plugin-socket`` (docker and swarm-mode)."""
@@ -245,6 +273,7 @@ class Agent:
     async def run(self) -> None:
         for w in self.cfg.warnings:
             log.warning(w)
+        debug = await self._start_debug()
         try:
             await self._wait_global()
             await self._start_datapath()
@@ -253,6 +282,7 @@ class Agent:
             await self._list()
             async with asyncio.TaskGroup() as tg:
                 self.global_rec.enqueue("arpMode")
+                self.global_rec.enqueue("hostAccess")
                 for r in self.reconcilers:
                     tg.create_task(r.run())
                     r.mark_synced()
@@ -263,7 +293,6 @@ class Agent:
                 for prefix, handler in self._watches:
                     tg.create_task(self._watch(prefix, handler))
                 tg.create_task(self._register())
-                tg.create_task(self._serve_debug())
                 tg.create_task(self._serve_docker())
                 tg.create_task(self.names.run())
                 self.ready.set()
@@ -276,3 +305,4 @@ class Agent:
             await self.netmaster.close()
             await self.dp.stop()
             await self.kv.close()
+            await debug.cleanup()

@@ -9,6 +9,11 @@ Bridges (contiv-reference §5.2): ``contivVxlanBridge`` (controller tcp:127.0.0.
 ``contivVlanBridge`` (6634), ``fail_mode=secure``, OpenFlow10-13, ``datapath_type`` from ``--ovs-datapath``;
 uplinks on the VLAN bridge: one -> that interface as a trunk port, several -> bond ``uplinkPort``.
 
+Host access (docs/ovs-pipeline.md, docs/deployment.md): ``ensure_host_port(pvt_subnet)`` makes the internal
+port ``contivh0`` on the vxlan bridge (access tag 2, MAC ``02:02:<address>``), gives its host side
+``pvtSubnet + 0xfffe``/16, enables IPv4 forwarding, converges the iptables nat rules (``iptables.py``) and
+installs the host access flows; ``remove_host_port()`` undoes all of it (``netplugin --cleanup``).
+
 Invariant: OVSDB objects are created before flows reference their ofport, and flows are removed before
 the port is deleted. Every method is idempotent.
 """
@@ -19,8 +24,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from contivpy.netplugin import iptables, links
 from contivpy.netplugin.ofnet_flows import OfnetFlows
 from contivpy.netplugin.ovsdb import OvsdbClient
+from contivpy.ofnet import hostaccess
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +35,8 @@ VXLAN_BRIDGE = "contivVxlanBridge"
 VLAN_BRIDGE = "contivVlanBridge"
 CTRL_PORTS = {VXLAN_BRIDGE: 6633, VLAN_BRIDGE: 6634}
 RPC_PORTS = {VXLAN_BRIDGE: 9002, VLAN_BRIDGE: 9003}
+HOST_PORT = iptables.HOST_PORT  # contivh0
+HOST_PORT_TAG = 2  # the original's access tag (informational: the flows never use NORMAL)
 
 
 def vtep_port_name(ip: str) -> str:
@@ -111,6 +120,33 @@ class Datapath:
         )
         if len(ups) == 1:
             log.info("Added uplink [%s] to OVS switch %s.", ups[0], VLAN_BRIDGE)
+
+    # -- host access (contivh0) ----------------------------------------------------------------
+    async def ensure_host_port(self, pvt_subnet: str, mtu: int | None = None) -> int:
+        """Create/fix contivh0, its address, forwarding, the nat rules and the flows; returns its ofport.
+        Idempotent; a changed ``pvt_subnet`` replaces address, rules and flows."""
+        addr = hostaccess.host_port_address(pvt_subnet)  # ValidationError if not a /16
+        await self.ovs.ensure_internal_port(
+            VXLAN_BRIDGE, HOST_PORT, hostaccess.mac_of(addr), tag=HOST_PORT_TAG
+        )
+        ofport = await self.ovs.wait_ofport(HOST_PORT)
+        await links.ensure_address(HOST_PORT, f"{addr}/16", mtu)
+        await links.enable_ip_forwarding()
+        await iptables.ensure(pvt_subnet, HOST_PORT)
+        await self.flows[VXLAN_BRIDGE].set_host_port(ofport, pvt_subnet)
+        return ofport
+
+    async def remove_host_port(self) -> None:
+        """Clean uninstall of host access: flows (when programming), the OVS port, our nat rules."""
+        fp = self.flows.get(VXLAN_BRIDGE)
+        if fp is not None:
+            await fp.set_host_port(None)
+        await self.ovs.remove_port(VXLAN_BRIDGE, HOST_PORT)
+        await iptables.remove_all()
+
+    def private_ip(self, ofport: int) -> str:
+        fp = self.flows.get(VXLAN_BRIDGE)
+        return fp.agent.private_ip(ofport) if fp else ""
 
     async def stop(self) -> None:
         for fp in self.flows.values():

@@ -9,7 +9,14 @@ GET/DELETE ``/debug/endpoints/{tenant}/{network}/{endpointID}``; GET ``/svcstats
 tenant, ports, providers (known ones) and the client -> provider choices of this host;
 GET ``/inspect/reconcile`` -> ``{<reconciler>: {<key>: {"state": ok|pending|retrying|failed, "attempts",
 "lastError", "nextRetryIn"}}}`` (common/reconcile.py).
-Errors: HTTP 500 with a plain-text message (the original's convention); never a traceback.
+Served by the guarded server (common/httpserve.py) on ``--debug-listen`` (127.0.0.1:9090 by default:
+it can create and delete endpoints; docs/security.md). Bodies: whole, at most 1 MiB, decoded and
+type-checked by common/jsonwire (``CREATE_EP``), Go wording.
+Errors: HTTP 500 with a plain-text message (the original's convention), router refusals as gorilla
+mux words them (``404 page not found``, ``405 method not allowed``); never a traceback, and
+client errors are not logged as failures.
+Probes and metrics: ``/healthz``, ``/readyz``, ``/metrics`` (netplugin/observe.py), answered from
+start-up on; every other route answers 503 until the agent's first sync is done.
 """
 
 from __future__ import annotations
@@ -18,27 +25,54 @@ import logging
 
 from aiohttp import web
 
+from contivpy.common import jsonwire
 from contivpy.common.errors import ContivError, NotFoundError
+from contivpy.common.health import LOCAL_PATHS
+from contivpy.common.httpserve import read_body
+from contivpy.common.jsonwire import Struct
+from contivpy.netplugin import observe
 from contivpy.netplugin.datapath import RPC_PORTS, VLAN_BRIDGE, VXLAN_BRIDGE
 
 log = logging.getLogger(__name__)
 
 
+CREATE_EP = Struct(
+    "debug.EndpointRequest",
+    {"tenant": "string", "network": "string", "group": "string", "endpointID": "string", "ip": "string"},
+)
+
+
+def _text(status: int, msg: str) -> web.Response:
+    return web.Response(status=status, text=msg + "\n", content_type="text/plain", charset="utf-8")
+
+
 @web.middleware
 async def _errors(request: web.Request, handler):
+    """The one error mapping of the debug REST server."""
     try:
         return await handler(request)
+    except web.HTTPNotFound:
+        return _text(404, "404 page not found")
+    except web.HTTPMethodNotAllowed:
+        return _text(405, "405 method not allowed")
     except web.HTTPException:
         raise
     except ContivError as e:
-        return web.Response(status=500, text=str(e))
+        return _text(500, str(e))
     except Exception:
         log.exception("debug API %s %s failed", request.method, request.path)
-        return web.Response(status=500, text="internal error")
+        return _text(500, "internal error")
 
 
 def make_app(agent) -> web.Application:
-    app = web.Application(middlewares=[_errors])
+    @web.middleware
+    async def _starting(request: web.Request, handler):
+        if agent.ready.is_set() or request.path in LOCAL_PATHS:
+            return await handler(request)
+        return web.Response(status=503, text="netplugin is starting (first sync in progress)")
+
+    app = web.Application(middlewares=[_starting, _errors])
+    observe.install(app, agent)  # /healthz, /readyz, /metrics
 
     async def inspect_driver(_req):
         out = {}
@@ -65,13 +99,13 @@ def make_app(agent) -> web.Application:
         return web.json_response({})
 
     async def create_ep(req):
-        b = await req.json()
+        b = CREATE_EP.check(jsonwire.loads(await read_body(req), empty="EOF"))
         info = await agent.endpoints.create_endpoint(
-            b.get("tenant", "default"),
+            b.get("tenant") or "default",
             b.get("network", ""),
             b.get("group", ""),
             b.get("endpointID", ""),
-            b.get("ip"),
+            b.get("ip") or None,
         )
         return web.json_response(info.as_dict())
 

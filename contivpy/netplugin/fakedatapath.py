@@ -35,6 +35,7 @@ class FakeDatapath:
         self.rules: dict[str, dict] = {}
         self.services: dict[str, Any] = {}
         self.arp_mode = "proxy"
+        self.host_port: tuple[int, str] | None = None  # (ofport, pvtSubnet) of contivh0
         self._failures: dict[tuple[str, str], Exception] = {}
         self._next_ofport = 100
 
@@ -153,3 +154,19 @@ class FakeDatapath:
     async def set_arp_mode(self, mode: str) -> None:
         self._call("set_arp_mode", mode)
         self.arp_mode = mode
+
+    # -- host access ---------------------------------------------------------------------------
+    async def ensure_host_port(self, pvt_subnet: str, mtu: int | None = None) -> int:
+        from contivpy.ofnet.hostaccess import host_port_address
+
+        self._call("ensure_host_port", pvt_subnet)
+        host_port_address(pvt_subnet)  # ValidationError unless a /16
+        if self.host_port is None:
+            self._next_ofport += 1
+            self.host_port = (self._next_ofport, pvt_subnet)
+        self.host_port = (self.host_port[0], pvt_subnet)
+        return self.host_port[0]
+
+    async def remove_host_port(self) -> None:
+        self._call("remove_host_port", "")
+        self.host_port = None

@@ -2,7 +2,7 @@
 
 Contiv endpoint interfaces (contiv-reference §5.3): a veth pair per endpoint, container side ``vport<N>``
 (moved into the container by Docker/CNI), OVS side ``vvport<N>``; the container side gets the endpoint MAC
-(``02:02:<ipv4 bytes>``) and the MTU (1450 like the 1.1.x agent, or the lowest host MTU - 50 on request).
+(``02:02:<ipv4 bytes>``) and the MTU; the OVS side is ``NOARP`` (the host kernel never answers ARP on it) (1450 like the 1.1.x agent, or the lowest host MTU - 50 on request).
 
 On the userspace (netdev) datapath the container side must have TX checksum offload off, or TCP/UDP
 frames reach the peer with unfinished checksums and are dropped (testbed-recipe.md finding 2 / P1). The
@@ -31,6 +31,7 @@ from contivpy.common.errors import ExternalServiceError
 log = logging.getLogger(__name__)
 
 SIOCETHTOOL = 0x8946
+IFF_NOARP = 0x80
 ETHTOOL_STXCSUM = 0x00000017
 _SKIP_MTU_PREFIXES = ("docker", "veth", "vport", "vvport", "lo", "ovs-", "contiv")
 
@@ -66,6 +67,10 @@ def _ensure_veth(name: str, peer: str, mac: str | None, mtu: int, tx_off: bool) 
         if mac:
             kw["address"] = mac
         ipr.link("set", index=ci, **kw)
+        # NOARP on the OVS side: with the userspace datapath the host kernel also receives the frames
+        # OVS reads from vvportN and would answer a container's ARP for the host's own addresses
+        # (contivh0's, the underlay's) with vvportN's MAC, bypassing the pipeline.
+        ipr.link("set", index=pi, flags=IFF_NOARP, change=IFF_NOARP)
         ipr.link("set", index=pi, mtu=mtu, state="up")
     if tx_off:
         _tx_csum_off(name)
@@ -131,3 +136,66 @@ async def host_mtu() -> int:
 
 async def set_tx_offload_off(name: str) -> None:
     await asyncio.to_thread(_tx_csum_off, name)
+
+
+def _ensure_address(name: str, ip: str, prefix: int, mtu: int | None) -> bool:
+    """``name`` up with exactly one IPv4 address ``ip/prefix`` (others removed); True if changed."""
+    changed = False
+    with IPRoute() as ipr:
+        idx = ipr.link_lookup(ifname=name)
+        if not idx:
+            raise ExternalServiceError(f"link {name} does not exist")
+        link = ipr.get_links(idx[0])[0]
+        if mtu and link.get("mtu") != mtu:
+            ipr.link("set", index=idx[0], mtu=mtu)
+            changed = True
+        if link.get("state") != "up":
+            ipr.link("set", index=idx[0], state="up")
+            changed = True
+        have = [
+            (a.get_attr("IFA_ADDRESS"), a["prefixlen"])
+            for a in ipr.get_addr(family=socket.AF_INET, index=idx[0])
+        ]
+        for addr, plen in have:
+            if (addr, plen) != (ip, prefix):
+                ipr.addr("del", index=idx[0], address=addr, prefixlen=plen)
+                changed = True
+        if (ip, prefix) not in have:
+            ipr.addr("add", index=idx[0], address=ip, prefixlen=prefix)
+            changed = True
+    return changed
+
+
+async def ensure_address(name: str, cidr: str, mtu: int | None = None, timeout: float = 5.0) -> bool:
+    """Wait for link ``name`` (an OVS internal port appears asynchronously), bring it up with exactly the
+    IPv4 address ``cidr`` (and ``mtu``). Idempotent; returns True if something changed."""
+    ip, _, plen = cidr.partition("/")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await link_exists(name):
+        if loop.time() > deadline:
+            raise ExternalServiceError(f"link {name} did not appear")
+        await asyncio.sleep(0.02)
+    try:
+        return await asyncio.to_thread(_ensure_address, name, ip, int(plen or 32), mtu)
+    except (NetlinkError, OSError) as e:
+        raise ExternalServiceError(f"cannot set address {cidr} on {name}: {e}") from e
+
+
+def _set_forwarding() -> bool:
+    path = "/proc/sys/net/ipv4/ip_forward"
+    with open(path) as f:
+        if f.read().strip() == "1":
+            return False
+    with open(path, "w") as f:
+        f.write("1\n")
+    return True
+
+
+async def enable_ip_forwarding() -> bool:
+    """``net.ipv4.ip_forward=1`` in this network namespace (containers' traffic is forwarded by the
+    host kernel, as Docker's own bridge needs too); True if it was off."""
+    try:
+        return await asyncio.to_thread(_set_forwarding)
+    except OSError as e:
+        raise ExternalServiceError(f"cannot enable IPv4 forwarding: {e}") from e

@@ -48,6 +48,9 @@ class OfnetFlows:
     async def set_arp_mode(self, mode: str) -> None:
         await self.agent.set_arp_mode(mode)
 
+    async def set_host_port(self, ofport: int | None, pvt_subnet: str = "") -> None:
+        await self.agent.set_host_port(ofport, pvt_subnet)
+
     async def add_network(self, net) -> None:
         vni = net.vni if self.kind == "vxlan" else 0
         await self.agent.add_network(net.vlan, vni, net.gateway, net.tenant or "default", net.subnet)
@@ -130,6 +133,7 @@ class OfnetFlows:
                 "EndpointGroup": e.epg,
                 "Dscp": e.dscp,
                 "Vrf": e.vrf,
+                "HostPvtIp": self.agent.private_ip(e.ofport) if self.kind == "vxlan" else "",
             }
         for eid, r in self._remote.items():
             db[eid] = {
@@ -145,5 +149,7 @@ class OfnetFlows:
             "IsConnected": self.connected(),
             "EndpointDb": db,
             "ArpMode": self.agent.arp_mode,
+            "HostPort": self.agent.host.port or 0,
+            "PvtSubnet": self.agent.host.pvt_subnet,
             "Stats": self.agent.statistics(),
         }

@@ -83,6 +83,11 @@ class OvsdbClient:
         self._lock = asyncio.Lock()
 
     # -- transport -------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        """An OVSDB session is open (the receive loop clears it when the connection drops)."""
+        return self._writer is not None and not self._writer.is_closing()
+
     async def connect(self) -> None:
         async with self._lock:
             if self._writer is not None and not self._writer.is_closing():
@@ -379,6 +384,28 @@ class OvsdbClient:
             external_ids={"endpoint-id": name},
             existing=existing,
         )
+
+    async def ensure_internal_port(
+        self, bridge: str, name: str, mac: str, *, tag: int | None = None, existing: dict | None = None
+    ) -> bool:
+        """An internal port (the host side is a network device of the same name) with Interface ``mac``
+        set; returns True if the port was (re)created. Idempotent: an equal port is left as is."""
+        created = await self.ensure_port(
+            bridge,
+            name,
+            tag=tag,
+            vlan_mode="access" if tag is not None else None,
+            type="internal",
+            external_ids={"endpoint-id": name},
+            existing=existing,
+        )
+        rows = await self.select("Interface", [["name", "==", name]], ["mac"])
+        cur = _from_set(rows[0]["mac"]) if rows else []
+        if cur != [mac]:
+            await self.transact(
+                {"op": "update", "table": "Interface", "where": [["name", "==", name]], "row": {"mac": mac}}
+            )
+        return created
 
     async def set_ingress_policing(self, name: str, rate_kbps: int, burst_kb: int) -> None:
         """Set Interface ``name``'s ``ingress_policing_rate``/``_burst`` (0/0 = no policing); idempotent."""

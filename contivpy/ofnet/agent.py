@@ -14,7 +14,13 @@ does not know yet; call :meth:`sync_complete` once the full state has been re-ap
 prune leftovers.  VRF ids are allocated per tenant name in first-use order (first -> 1),
 so replaying networks in a stable order reproduces the same metadata values.
 
-Packet-ins (ARP proxy, DNS punt, service first packets) are handled by :class:`punt.PuntMixin`.
+ARP proxy (default mode): each endpoint owner (``lep:``/``rep:``) and each vxlan network owner
+(its gateway) also carries an ``arp_responder`` flow that answers ARP for its address inside OVS,
+so known addresses resolve while this process is down; they go and come with their owner, and
+with the mode (``set_arp_mode`` re-applies every owner).
+
+Packet-ins (ARP the responder flows do not answer, DNS punt, service first packets) are handled by
+:class:`punt.PuntMixin`.
 
 Service load balancing (tables svc_dnat/svc_snat, VIP ARP answers) lives in :mod:`svcproxy`;
 ``add_service``/``remove_service`` manage it, and every endpoint change lets it re-check its
@@ -32,6 +38,7 @@ from contivpy.common.errors import ConflictError, NotFoundError, ValidationError
 
 from . import builders as B
 from .flowcache import FlowCache
+from .hostaccess import HostAccess
 from .punt import PuntMixin
 from .svcproxy import ServiceProxy
 from .switch import OfController
@@ -71,6 +78,7 @@ class OfnetAgent(PuntMixin):
         self.controller.on_packet_in = self._packet_in
         self.cache = FlowCache(self.controller)
         self.svc = ServiceProxy(self)
+        self.host = HostAccess()  # contivh0 (vxlan bridge): hostaccess.py
         self.controller.on_connect.append(lambda _sw: self.svc.recover())  # after the cache's read-back
         self.dns_resolver: DnsResolver | None = None
         self._vrf_ids: dict[str, int] = {}
@@ -160,7 +168,7 @@ class OfnetAgent(PuntMixin):
             return (f"net:{vlan}", [], [])
         vteps = list(self._vteps.values())
         ports = [ep.ofport for ep in self._local.values() if ep.vlan == vlan]
-        flows = B.network_flows(net, self._vrf_id(net.vrf), vteps)
+        flows = B.network_flows(net, self._vrf_id(net.vrf), vteps, self._arp_proxy)
         return (f"net:{vlan}", flows, B.flood_groups(net, ports, vteps))
 
     # ---- local endpoints ---------------------------------------------------------------------
@@ -171,11 +179,16 @@ class OfnetAgent(PuntMixin):
         owners = []
         if clash is not None:  # same ip:vrf moved to another port: the old port's flows go
             del self._local[clash.ofport]
-            owners += [(f"lep:{clash.ofport}", [], []), self._net_owner(clash.vlan)]
+            owners += [
+                (f"lep:{clash.ofport}", [], []),
+                (f"hep:{clash.ofport}", [], []),
+                self._net_owner(clash.vlan),
+            ]
         self._vrf_id(ep.vrf)
         old = self._local.get(ep.ofport)
         self._local[ep.ofport] = ep
         owners.append(self._lep_owner(ep))
+        owners.append(self._hep_owner(ep))
         owners.append(self._net_owner(ep.vlan))
         if old is not None and old.vlan != ep.vlan:
             owners.append(self._net_owner(old.vlan))
@@ -186,11 +199,30 @@ class OfnetAgent(PuntMixin):
         ep = self._local.pop(ofport, None)
         if ep is None:
             return
-        await self._apply((f"lep:{ofport}", [], []), self._net_owner(ep.vlan))
+        await self._apply((f"lep:{ofport}", [], []), (f"hep:{ofport}", [], []), self._net_owner(ep.vlan))
         await self.svc.refresh()
 
     def _lep_owner(self, ep: LocalEndpoint):
-        return (f"lep:{ep.ofport}", B.local_endpoint_flows(ep, self._vrf_id(ep.vrf), self.datapath), [])
+        flows = B.local_endpoint_flows(ep, self._vrf_id(ep.vrf), self.datapath, self._arp_proxy)
+        return (f"lep:{ep.ofport}", flows, [])
+
+    def _hep_owner(self, ep: LocalEndpoint):
+        if self.datapath != "vxlan":
+            return (f"hep:{ep.ofport}", [], [])
+        return self.host.endpoint_owner(ep, self._vrf_id(ep.vrf))
+
+    # ---- host access (contivh0; hostaccess.py) ------------------------------------------------
+    async def set_host_port(self, ofport: int | None, pvt_subnet: str = "") -> None:
+        """Install (or, with ``None``, remove) the host port's flows and every local endpoint's
+        private-address NAT flows; a changed ``pvt_subnet`` rewrites them all."""
+        if self.datapath != "vxlan":
+            raise ValidationError("the host port exists only on the vxlan bridge")
+        self.host.set(ofport, pvt_subnet)
+        await self._apply(self.host.port_owner(), *[self._hep_owner(ep) for ep in self._local.values()])
+
+    def private_ip(self, ofport: int) -> str:
+        """The private (host access) address of the local endpoint on ``ofport``, or ""."""
+        return self.host.private_ip(ofport) if ofport in self._local else ""
 
     # ---- VTEPs and remote endpoints ------------------------------------------------------------
     async def add_vtep(self, ofport: int, remote_ip: str) -> None:
@@ -241,9 +273,11 @@ class OfnetAgent(PuntMixin):
             vlan, vt = self._vlan_of_vni(ep.vni), self._vteps.get(ep.vtep_ip)
             if vlan is None or vt is None:
                 return (f"rep:{key}", [], [])  # pending until network and VTEP are known
-            flows = B.remote_endpoint_flows(ep, self._vrf_id(ep.vrf), vlan, vt.ofport, "vxlan")
+            flows = B.remote_endpoint_flows(
+                ep, self._vrf_id(ep.vrf), vlan, vt.ofport, "vxlan", self._arp_proxy
+            )
         else:
-            flows = B.remote_endpoint_flows(ep, self._vrf_id(ep.vrf), ep.vlan, None, "vlan")
+            flows = B.remote_endpoint_flows(ep, self._vrf_id(ep.vrf), ep.vlan, None, "vlan", self._arp_proxy)
         return (f"rep:{key}", flows, [])
 
     # ---- vlan bridge uplinks ---------------------------------------------------------------------
@@ -281,7 +315,18 @@ class OfnetAgent(PuntMixin):
         if mode not in ("proxy", "flood"):
             raise ValidationError(f"invalid arp mode {mode!r}")
         self.arp_mode = mode
-        await self.cache.apply("arp", B.arp_punt_flows(mode))
+        # the divert/punt flows, then every owner with responder flows (endpoints, gateways)
+        await self._apply(
+            ("arp", B.arp_punt_flows(mode), []),
+            *[self._lep_owner(ep) for ep in self._local.values()],
+            *[self._rep_owner(k) for k in self._remote],
+            *[self._net_owner(v) for v in self._networks],
+            *self.svc.watch_owners(),
+        )
+
+    @property
+    def _arp_proxy(self) -> bool:
+        return self.arp_mode == "proxy"
 
     # ---- service load balancer (svcproxy.py) ------------------------------------------------------
     async def add_service(self, svc: Service) -> None:
@@ -316,6 +361,8 @@ class OfnetAgent(PuntMixin):
             "vteps": len(self._vteps),
             "rules": len(self._rules),
             "services": len(self.svc.services),
+            "host_port": self.host.port or 0,
+            "pvt_subnet": self.host.pvt_subnet,
             "flows": len(flows),
             "flows_per_table": per_table,
             "groups": len(self.cache.desired_groups()),

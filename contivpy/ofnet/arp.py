@@ -11,7 +11,10 @@ follows the original vxlan bridge (contiv-reference §6.2):
   (vxlan) or to the uplinks (vlan bridge).
 
 The agent answers a local endpoint's request for its network's gateway with ``GATEWAY_MAC``
-(vxlan bridge; see agent.py) before this decision.
+(vxlan bridge; see agent.py) before this decision.  In proxy mode the ``arp_responder`` flows
+(builders.py) already answer known endpoints and the gateway inside OVS with the same decision for
+those cases, so this code sees only what they do not cover (unknown targets, VIPs, off-subnet
+addresses of a network without gateway, requests from uplinks).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from dataclasses import dataclass
 
 from os_ken.lib.packet import arp as osk_arp
 from os_ken.lib.packet import ethernet, ipv4, packet, udp
+
+from .builders import GATEWAY_MAC as _GATEWAY_MAC
 
 __all__ = [
     "ArpRequest",
@@ -31,8 +36,9 @@ __all__ = [
     "is_dns_query",
 ]
 
-#: MAC the vxlan bridge answers for a network's gateway address (ofnet's router MAC).
-GATEWAY_MAC = "00:00:11:11:11:11"
+#: MAC the vxlan bridge answers for a network's gateway address (ofnet's router MAC; one definition,
+#: in builders, whose arp_responder flows answer it in OVS while the controller answers the rest).
+GATEWAY_MAC = _GATEWAY_MAC
 
 
 @dataclass(frozen=True)

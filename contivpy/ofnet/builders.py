@@ -12,6 +12,11 @@ Shapes follow the original's dump-flows (original-transcripts §8, original-perf
                          buckets: [set tun_id,] pop_vlan, output
   vlan bridge            port flow without VLAN push; no MAC flows; mac_dest miss = NORMAL; uplink -> svc_snat
   service (svcproxy.py)  svc_dnat priority=10 <proto>,metadata=VRF,nw_dst=VIP -> CONTROLLER (one per proto)
+  ARP responder (proxy)  svc_snat priority=100 arp,arp_op=1 -> goto arp_responder; arp_responder priority=1 -> CONTROLLER;
+                         per endpoint arp_responder priority=100 arp,arp_op=1,<scope>,arp_tpa=IP -> reply in place
+                         (vxlan scope dl_vlan=V, remote endpoints also metadata=0/0x1; vlan bridge scope metadata=VRF);
+                         per vxlan network with a gateway: priority=90,metadata=0/0x1,dl_vlan=V,arp_tpa=GW -> GATEWAY_MAC;
+                         per service: priority=95,metadata=VRF|0/VRF|0x1,vlan present,arp_tpa=VIP -> 02:02:<vip>
   service client         svc_dnat priority=100 <proto>,metadata=VRF,nw_src=client,nw_dst=VIP,tp_dst=svcPort
                            -> set dl_dst=provider MAC, ct(commit,zone=Z,nat(dst=provider:provPort)) -> dst_group
                          svc_snat priority=100 <proto>,metadata=VRF,nw_src=provider,nw_dst=client,tp_src=provPort
@@ -27,6 +32,7 @@ import ipaddress
 
 from . import fields as F
 from .flows import (
+    OFPP_IN_PORT,
     OFPVID_PRESENT,
     Controller,
     Ct,
@@ -34,6 +40,7 @@ from .flows import (
     Group,
     GroupAction,
     Match,
+    Move,
     Nat,
     Normal,
     Output,
@@ -42,6 +49,7 @@ from .flows import (
     SetField,
 )
 from .pipeline import (
+    ARP_RESPONDER,
     DNS_VLAN,
     DST_GROUP,
     INPUT,
@@ -58,6 +66,8 @@ from .types import LocalEndpoint, Network, RemoteEndpoint, Rule, Service, Vtep
 __all__ = [
     "base_flows",
     "arp_punt_flows",
+    "arp_reply_actions",
+    "GATEWAY_MAC",
     "network_flows",
     "flood_groups",
     "local_flood_gid",
@@ -68,6 +78,7 @@ __all__ = [
     "uplink_flows",
     "rule_flows",
     "service_watch_flows",
+    "vip_mac",
     "service_client_flows",
 ]
 
@@ -78,6 +89,9 @@ MCAST_MAC = ("01:00:00:00:00:00", "01:00:00:00:00:00")
 IP_PROTO_UDP = 17
 IP_PROTO_TCP = 6
 TCP_SYN, TCP_ACK = 0x002, 0x010
+ARP_REQUEST, ARP_REPLY = 1, 2
+#: MAC answered for a network's gateway address on the vxlan bridge (ofnet's router MAC).
+GATEWAY_MAC = "00:00:11:11:11:11"
 
 
 def _vid(vlan: int) -> int:
@@ -134,13 +148,62 @@ def base_flows(datapath: str, dns: bool) -> list[Flow]:
 
 
 def arp_punt_flows(arp_mode: str) -> list[Flow]:
+    """Proxy mode: every ARP request is diverted (in svc_snat, which every path crosses once the
+    packet carries its VRF / VLAN / RX_VTEP metadata) to arp_responder, whose endpoint flows
+    answer known addresses in OVS; the rest goes to the controller (reinject or ignore, as the
+    original).  Flood mode: nothing, ARP requests flood through the groups like any broadcast."""
     if arp_mode != "proxy":
         return []
-    return [Flow(INPUT, Prio.MATCH, Match.of(eth_type=ETH_ARP, arp_op=1), (Controller(),))]
+    req = Match.of(eth_type=ETH_ARP, arp_op=ARP_REQUEST)
+    return [
+        Flow(SVC_SNAT, Prio.MATCH, req, goto=ARP_RESPONDER),
+        Flow(ARP_RESPONDER, Prio.ARP_PUNT, req, (Controller(),)),
+    ]
 
 
-def network_flows(net: Network, vrf_id: int, vteps: list[Vtep]) -> list[Flow]:
-    """vxlan bridge only: flood flows of the VLAN and the VTEP+VNI classification per VTEP."""
+def arp_reply_actions(mac: str, ip: str, pop_vlan: bool) -> tuple:
+    """Turn the ARP request in hand into the reply "``ip`` is at ``mac``" and send it back out of the
+    port it came in on (the VLAN the vxlan bridge pushed is popped first; a request from a VTEP keeps
+    its tun_id, so the reply returns over the same VNI)."""
+    return (
+        Move("eth_src", "eth_dst"),
+        SetField("eth_src", mac),
+        SetField("arp_op", ARP_REPLY),
+        Move("arp_sha", "arp_tha"),
+        Move("arp_spa", "arp_tpa"),
+        SetField("arp_sha", mac),
+        SetField("arp_spa", ip),
+        *((PopVlan(),) if pop_vlan else ()),
+        Output(OFPP_IN_PORT),
+    )
+
+
+def _arp_responder_flow(
+    ip: str,
+    mac: str,
+    datapath: str,
+    *,
+    vlan: int = 0,
+    vrf_id: int = 0,
+    local_only: bool = False,
+    prio: int = Prio.ARP_ENDPOINT,
+) -> Flow:
+    """vxlan bridge: scoped by the network's VLAN (pushed in table vlan for local ports and VTEPs);
+    ``local_only`` adds RX_VTEP=0 (requests from a VTEP are only answered for local endpoints).
+    vlan bridge: no tag in the pipeline, scoped by the VRF (requests from an uplink carry none)."""
+    kw: dict = {"eth_type": ETH_ARP, "arp_op": ARP_REQUEST, "arp_tpa": ip}
+    if datapath == "vxlan":
+        kw["vlan_vid"] = _vid(vlan)
+        if local_only:
+            kw["metadata"] = (0, F.RX_VTEP.mask)
+    else:
+        kw["metadata"] = (F.VRF.value(vrf_id), F.VRF.mask)
+    return Flow(ARP_RESPONDER, prio, Match.of(**kw), arp_reply_actions(mac, ip, datapath == "vxlan"))
+
+
+def network_flows(net: Network, vrf_id: int, vteps: list[Vtep], arp_proxy: bool = False) -> list[Flow]:
+    """vxlan bridge only: flood flows of the VLAN and the VTEP+VNI classification per VTEP; with
+    ``arp_proxy``, the gateway's ARP answer for local endpoints (an endpoint holding it wins)."""
     out = [
         Flow(MAC_DEST, Prio.FLOOD, Match.of(metadata=(0, F.RX_VTEP.mask), vlan_vid=_vid(net.vlan)),
              (GroupAction(all_flood_gid(net.vlan)),)),
@@ -159,6 +222,11 @@ def network_flows(net: Network, vrf_id: int, vteps: list[Vtep]) -> list[Flow]:
                 SVC_SNAT,
             )
         )
+    if arp_proxy and net.gateway:
+        out.append(
+            _arp_responder_flow(net.gateway, GATEWAY_MAC, "vxlan", vlan=net.vlan, local_only=True,
+                                prio=Prio.ARP_GATEWAY)
+        )  # fmt: skip
     return out
 
 
@@ -187,7 +255,9 @@ def _dst_group_flow(ip: str, vrf_id: int, epg: int) -> Flow:
     )
 
 
-def local_endpoint_flows(ep: LocalEndpoint, vrf_id: int, datapath: str) -> list[Flow]:
+def local_endpoint_flows(
+    ep: LocalEndpoint, vrf_id: int, datapath: str, arp_proxy: bool = False
+) -> list[Flow]:
     md = _src_metadata(vrf_id, ep.epg)
     push = (PushVlan(), SetField("vlan_vid", _vid(ep.vlan))) if datapath == "vxlan" else ()
     out = [Flow(VLAN, Prio.PORT, Match.of(in_port=ep.ofport), push, md, SVC_DNAT)]
@@ -212,11 +282,13 @@ def local_endpoint_flows(ep: LocalEndpoint, vrf_id: int, datapath: str) -> list[
                 (PopVlan(), Output(ep.ofport)),
             )
         )
+    if arp_proxy:
+        out.append(_arp_responder_flow(ep.ip, ep.mac, datapath, vlan=ep.vlan, vrf_id=vrf_id))
     return out
 
 
 def remote_endpoint_flows(
-    ep: RemoteEndpoint, vrf_id: int, vlan: int, vtep_port: int | None, datapath: str
+    ep: RemoteEndpoint, vrf_id: int, vlan: int, vtep_port: int | None, datapath: str, arp_proxy: bool = False
 ) -> list[Flow]:
     out = [_dst_group_flow(ep.ip, vrf_id, ep.epg)]
     if datapath == "vxlan" and vtep_port is not None:
@@ -228,6 +300,8 @@ def remote_endpoint_flows(
                 (SetField("tunnel_id", ep.vni), PopVlan(), Output(vtep_port)),
             )
         )
+    if arp_proxy and (datapath == "vlan" or vtep_port is not None):
+        out.append(_arp_responder_flow(ep.ip, ep.mac, datapath, vlan=vlan, vrf_id=vrf_id, local_only=True))
     return out
 
 
@@ -279,13 +353,27 @@ def rule_flows(rule: Rule) -> list[Flow]:
 _L4 = {"tcp": (IP_PROTO_TCP, "tcp_src", "tcp_dst"), "udp": (IP_PROTO_UDP, "udp_src", "udp_dst")}
 
 
-def service_watch_flows(svc: Service, vrf_id: int) -> list[Flow]:
-    """Punt the first packet of a client to the VIP (one flow per protocol of the service)."""
+def vip_mac(vip: str) -> str:
+    """The proxy MAC of a service VIP: ``02:02:`` + its IPv4 bytes (as the original)."""
+    return "02:02:" + ":".join(f"{int(b):02x}" for b in vip.split("."))
+
+
+def service_watch_flows(svc: Service, vrf_id: int, arp_proxy: bool = False) -> list[Flow]:
+    """Punt the first packet of a client to the VIP (one flow per protocol of the service); with
+    ``arp_proxy``, answer ARP for the VIP from local endpoints of its tenant with :func:`vip_mac`
+    (the service LB is vxlan-only: the VLAN pushed in table vlan is popped; an endpoint holding the
+    address wins)."""
     md = (F.VRF.value(vrf_id), F.VRF.mask)
     out = []
     for proto in sorted({p for _, _, p in svc.ports}):
         m = Match.of(eth_type=ETH_IP, ip_proto=_L4[proto][0], metadata=md, ipv4_dst=svc.vip)
         out.append(Flow(SVC_DNAT, Prio.SVC_WATCH, m, (Controller(),)))
+    if arp_proxy:
+        m = Match.of(
+            eth_type=ETH_ARP, arp_op=ARP_REQUEST, arp_tpa=svc.vip,
+            metadata=F.combine((F.VRF, vrf_id), (F.RX_VTEP, 0)), vlan_vid=(OFPVID_PRESENT, OFPVID_PRESENT),
+        )  # fmt: skip
+        out.append(Flow(ARP_RESPONDER, Prio.ARP_VIP, m, arp_reply_actions(vip_mac(svc.vip), svc.vip, True)))
     return out
 
 

@@ -29,6 +29,7 @@ from .flows import (
     Group,
     GroupAction,
     Match,
+    Move,
     Nat,
     Normal,
     Output,
@@ -88,6 +89,8 @@ def _action(a: Action):
         return parser.OFPActionPopVlan()
     if isinstance(a, SetField):
         return parser.OFPActionSetField(**{a.name: a.value})
+    if isinstance(a, Move):
+        return parser.NXActionRegMove(src_field=a.src, dst_field=a.dst, n_bits=a.width)
     if isinstance(a, Ct):
         return _ct_action(a)
     raise TypeError(f"unknown action {a!r}")
@@ -152,6 +155,12 @@ def _action_back(a) -> Action:
         return SetField(a.key, a.value)
     if isinstance(a, parser.NXActionCT):
         return _ct_back(a)
+    if isinstance(a, parser.NXActionRegMove):
+        # OVS answers with NXM headers, which os-ken names "<field>_nxm"
+        mv = Move(a.src_field.removesuffix("_nxm"), a.dst_field.removesuffix("_nxm"))
+        if a.src_ofs or a.dst_ofs or a.n_bits != mv.width:
+            raise ValueError(f"unsupported partial move in read-back: {a!r}")
+        return mv
     raise ValueError(f"unsupported action in read-back: {a!r}")
 
 
@@ -193,22 +202,30 @@ _OXM = {  # name -> (OXM field number, value length)
     "in_port": (0, 4), "metadata": (2, 8), "eth_dst": (3, 6), "eth_src": (4, 6), "eth_type": (5, 2),
     "vlan_vid": (6, 2), "ip_dscp": (8, 1), "ip_proto": (10, 1), "ipv4_src": (11, 4), "ipv4_dst": (12, 4),
     "tcp_src": (13, 2), "tcp_dst": (14, 2), "udp_src": (15, 2), "udp_dst": (16, 2), "arp_op": (21, 2),
-    "tunnel_id": (38, 8),
+    "arp_spa": (22, 4), "arp_tpa": (23, 4), "arp_sha": (24, 6), "arp_tha": (25, 6), "tunnel_id": (38, 8),
 }  # fmt: skip
+_MACS = ("eth_src", "eth_dst", "arp_sha", "arp_tha")
+_IPS = ("ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa")
+_NX_EXPERIMENTER, _NXAST_REG_MOVE = 0x00002320, 6
 
 
 def _val_bytes(name: str, v, n: int) -> bytes:
-    if name in ("eth_src", "eth_dst"):
+    if name in _MACS:
         return bytes.fromhex(v.replace(":", ""))
-    if name in ("ipv4_src", "ipv4_dst"):
+    if name in _IPS:
         return bytes(int(x) for x in v.split("."))
     return int(v).to_bytes(n, "big")
+
+
+def _oxm_header(name: str) -> int:
+    field, n = _OXM[name]
+    return 0x80000000 | field << 9 | n
 
 
 def _oxm(name: str, value, mask) -> bytes:
     field, n = _OXM[name]
     if mask is None:
-        return struct.pack("!I", 0x80000000 | field << 9 | n) + _val_bytes(name, value, n)
+        return struct.pack("!I", _oxm_header(name)) + _val_bytes(name, value, n)
     return (
         struct.pack("!I", 0x80000000 | field << 9 | 0x100 | 2 * n)
         + _val_bytes(name, value, n)
@@ -236,6 +253,11 @@ def _fast_action(a: Action) -> bytes:
     if isinstance(a, SetField):
         body = _pad8(struct.pack("!HH", 25, 0) + _oxm(a.name, a.value, None))
         return struct.pack("!HH", 25, len(body)) + body[4:]
+    if isinstance(a, Move):  # NXAST_REG_MOVE with OXM headers, as os-ken encodes it
+        return struct.pack(
+            "!HHIHHHHII", 0xFFFF, 24, _NX_EXPERIMENTER, _NXAST_REG_MOVE, a.width, 0, 0,
+            _oxm_header(a.src), _oxm_header(a.dst),
+        )  # fmt: skip
     raise TypeError(f"unknown action {a!r}")
 
 
@@ -262,7 +284,9 @@ def _fast_flow_mod(flow: Flow, command: int) -> bytes:
 @lru_cache(maxsize=1 << 16)
 def _flow_bytes(flow: Flow, command: int) -> bytes:
     if all(n in _OXM for n, _, _ in flow.match.fields) and all(
-        not isinstance(a, (SetField, Ct)) or (isinstance(a, SetField) and a.name in _OXM)
+        not isinstance(a, (SetField, Move, Ct))
+        or (isinstance(a, SetField) and a.name in _OXM)
+        or (isinstance(a, Move) and a.src in _OXM and a.dst in _OXM)
         for a in flow.actions
     ):
         return _fast_flow_mod(flow, command)

@@ -41,6 +41,8 @@ class Category(IntEnum):
     UPLINK = 8
     SERVICE = 9  # service LB: watch flows of one VIP ("svc:<vip>:<vrf>")
     SVC_CLIENT = 10  # service LB: NAT flows of one client of one VIP ("svcc:<vip>:<vrf>:<client>")
+    HOST_PORT = 20  # host access: the contivh0 port's fixed flows ("hostport")
+    HOST_EP = 21  # host access: one local endpoint's private-address NAT flows ("hep:<ofport>")
     OTHER = 15
 
 
@@ -55,6 +57,8 @@ _PREFIX = {
     "uplink": Category.UPLINK,
     "svc": Category.SERVICE,
     "svcc": Category.SVC_CLIENT,
+    "hostport": Category.HOST_PORT,
+    "hep": Category.HOST_EP,
 }
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "PushVlan",
     "PopVlan",
     "SetField",
+    "Move",
     "Nat",
     "Ct",
     "Action",
@@ -38,9 +39,11 @@ __all__ = [
     "OFPP_CONTROLLER",
     "OFPP_NORMAL",
     "OFPP_TABLE",
+    "OFPP_IN_PORT",
     "OFPVID_PRESENT",
 ]
 
+OFPP_IN_PORT = 0xFFFFFFF8
 OFPP_TABLE = 0xFFFFFFF9
 OFPP_NORMAL = 0xFFFFFFFA
 OFPP_CONTROLLER = 0xFFFFFFFD
@@ -59,6 +62,10 @@ _ORDER = (
     "ipv4_src",
     "ipv4_dst",
     "arp_op",
+    "arp_spa",
+    "arp_tpa",
+    "arp_sha",
+    "arp_tha",
     "tunnel_id",
     "tcp_src",
     "tcp_dst",
@@ -68,8 +75,8 @@ _ORDER = (
 )
 _RANK = {n: i for i, n in enumerate(_ORDER)}
 _WIDTH = {"metadata": 64, "tunnel_id": 64, "vlan_vid": 13, "tcp_flags": 12, "in_port": 32}
-_MAC_FIELDS = ("eth_src", "eth_dst")
-_IP_FIELDS = ("ipv4_src", "ipv4_dst")
+_MAC_FIELDS = ("eth_src", "eth_dst", "arp_sha", "arp_tha")
+_IP_FIELDS = ("ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa")
 
 
 def _norm_mac(v: str) -> str:
@@ -141,7 +148,7 @@ class Output:
     port: int
 
     def __str__(self) -> str:
-        return f"output:{self.port}"
+        return "IN_PORT" if self.port == OFPP_IN_PORT else f"output:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -189,6 +196,41 @@ class SetField:
         if self.name == "tunnel_id":
             return f"set_field:{int(self.value):#x}->tun_id"
         return f"set_field:{self.value}->{_OVS_NAME.get(self.name, self.name)}"
+
+
+#: fields a :class:`Move` can copy: os-ken name -> (Nicira NXM name as ovs-ofctl prints it, width in bits)
+MOVE_FIELDS = {
+    "eth_src": ("NXM_OF_ETH_SRC", 48),
+    "eth_dst": ("NXM_OF_ETH_DST", 48),
+    "arp_sha": ("NXM_NX_ARP_SHA", 48),
+    "arp_tha": ("NXM_NX_ARP_THA", 48),
+    "arp_spa": ("NXM_OF_ARP_SPA", 32),
+    "arp_tpa": ("NXM_OF_ARP_TPA", 32),
+    **{f"reg{i}": (f"NXM_NX_REG{i}", 32) for i in range(8)},
+}
+
+
+@dataclass(frozen=True)
+class Move:
+    """Nicira ``move`` (NXAST_REG_MOVE): copy the whole of field ``src`` into ``dst`` (same width).
+    Text as ``ovs-ofctl dump-flows`` prints it: ``move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[]``."""
+
+    src: str
+    dst: str
+
+    def __post_init__(self) -> None:
+        for f in (self.src, self.dst):
+            if f not in MOVE_FIELDS:
+                raise ValueError(f"move: unsupported field {f!r}")
+        if self.width != MOVE_FIELDS[self.dst][1]:
+            raise ValueError(f"move: {self.src} and {self.dst} differ in width")
+
+    @property
+    def width(self) -> int:
+        return MOVE_FIELDS[self.src][1]
+
+    def __str__(self) -> str:
+        return f"move:{MOVE_FIELDS[self.src][0]}[]->{MOVE_FIELDS[self.dst][0]}[]"
 
 
 @dataclass(frozen=True)
@@ -242,7 +284,7 @@ class Ct:
         return self.text()
 
 
-Action = Output | Controller | Normal | GroupAction | PushVlan | PopVlan | SetField | Ct
+Action = Output | Controller | Normal | GroupAction | PushVlan | PopVlan | SetField | Move | Ct
 
 
 @dataclass(frozen=True)
@@ -322,6 +364,10 @@ _OVS_NAME = {
     "ipv4_dst": "nw_dst",
     "ip_dscp": "ip_dscp",
     "arp_op": "arp_op",
+    "arp_spa": "arp_spa",
+    "arp_tpa": "arp_tpa",
+    "arp_sha": "arp_sha",
+    "arp_tha": "arp_tha",
     "tunnel_id": "tun_id",
     "tcp_src": "tp_src",
     "tcp_dst": "tp_dst",

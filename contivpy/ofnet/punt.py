@@ -5,8 +5,9 @@ Packet-ins: ARP requests (proxy mode) are answered from the endpoint tables (see
 :mod:`arp`); on the vxlan bridge an ARP request of a local endpoint for its network's gateway
 (held by no endpoint), or for a network without a gateway any address outside its subnet, is
 answered with ``arp.GATEWAY_MAC``, so off-subnet traffic, DNS queries to
-an upstream resolver included, leaves the container (then it is dropped in table 9: bridge mode
-has no router). DNS queries from container MACs go to ``dns_resolver(in_port, frame)`` (if set;
+an upstream resolver included, leaves the container (with a host port it leaves through
+``contivh0``, see :mod:`hostaccess`; without one it is dropped in table 9). ARP requests of the host
+port itself are answered with the private MAC of a local endpoint's private address. DNS queries from container MACs go to ``dns_resolver(in_port, frame)`` (if set;
 ``local_endpoint(in_port).vrf`` gives the asker's tenant), which returns the reply frame sent out
 of ``in_port``, or None: then the query is re-injected with VLAN 4093 so it continues through the
 pipeline.
@@ -21,6 +22,7 @@ import ipaddress
 
 from . import arp as arpmod
 from .flows import OFPP_CONTROLLER, OFPP_TABLE, OFPVID_PRESENT, Output, PushVlan, SetField
+from .hostaccess import mac_of
 from .pipeline import DNS_VLAN, SVC_DNAT
 from .types import LocalEndpoint
 
@@ -48,6 +50,14 @@ class PuntMixin:
             await self._dns(sw, in_port, data)
 
     async def _arp(self, sw, in_port: int, tun_id, req: arpmod.ArpRequest) -> None:
+        if self.host.enabled and in_port == self.host.port:  # the host asks for a private address
+            if self.host.arp_target_port(req.dst_ip) in self._local:
+                mac = mac_of(req.dst_ip)
+                await sw.packet_out(OFPP_CONTROLLER, [Output(in_port)], arpmod.arp_reply_frame(req, mac))
+                self._counters["arp_replies"] += 1
+            else:
+                self._counters["arp_ignored"] += 1
+            return
         vtep = next((v for v in self._vteps.values() if v.ofport == in_port), None)
         if vtep is not None:
             vlan = self._vlan_of_vni(tun_id or 0)

@@ -11,8 +11,10 @@ provider's MAC and does ``ct(commit,nat(dst=provider:provPort))``, recirculating
 ``ct(nat)`` into mac_dest, which restores VIP:svcPort only on connections committed through the
 VIP, so the client's direct connections to the provider pass unchanged.  Replies are un-NATed on
 the client's host, the one that committed the connection: a local provider's reply passes
-svc_snat, a remote one's enters from the VTEP and goes vlan -> svc_snat.  ARP for a VIP from a local endpoint of its tenant is answered with
-``02:02:<vip bytes>`` (the agent's ``_arp`` asks :meth:`ServiceProxy.vip_mac`).
+svc_snat, a remote one's enters from the VTEP and goes vlan -> svc_snat.  ARP for a VIP from a local
+endpoint of its tenant is answered with ``02:02:<vip bytes>``: in proxy mode by an arp_responder flow
+of the service's owner (so existing clients re-resolve it while the agent is down), else by the
+agent's ``_arp``, which asks :meth:`ServiceProxy.vip_mac`.
 
 Differences from the original (on purpose):
 
@@ -46,14 +48,11 @@ from .flows import OFPP_TABLE, Ct, Output
 from .pipeline import SVC_DNAT, Prio
 from .types import Service, _ip
 
+vip_mac = B.vip_mac  # re-exported: the proxy MAC of a VIP
+
 __all__ = ["ServiceProxy", "vip_mac", "hrw_choice"]
 
 log = logging.getLogger(__name__)
-
-
-def vip_mac(vip: str) -> str:
-    """The proxy MAC of a VIP: ``02:02:`` + its IPv4 bytes (as the original)."""
-    return "02:02:" + ":".join(f"{int(b):02x}" for b in vip.split("."))
 
 
 def _weight(client: str, provider: str) -> int:
@@ -95,7 +94,12 @@ class ServiceProxy:
         return self.agent._endpoint(ip, vrf)[0] is not None
 
     def _watch_owner(self, svc: Service):
-        return (_svc_owner(svc.key), B.service_watch_flows(svc, self.agent._vrf_id(svc.vrf)), [])
+        flows = B.service_watch_flows(svc, self.agent._vrf_id(svc.vrf), self.agent.arp_mode == "proxy")
+        return (_svc_owner(svc.key), flows, [])
+
+    def watch_owners(self) -> list:
+        """Every service's watch owner (its flows follow the ARP mode)."""
+        return [self._watch_owner(svc) for svc in self.services.values()]
 
     def _client_owner(self, svc: Service, client: str, provider: str, mac: str):
         flows = B.service_client_flows(svc, self.agent._vrf_id(svc.vrf), client, provider, mac)

@@ -141,3 +141,11 @@ async def test_errors_are_contiv_errors(dp):
     ):
         with pytest.raises(ContivError):
             await bad
+
+
+async def test_host_port_refuses_a_subnet_that_is_not_a_16(dp):
+    """Refused before anything is created (the real one would otherwise touch this netns's iptables)."""
+    for bad in ("172.19.0.0/24", "not-a-subnet"):
+        with pytest.raises(ValidationError):
+            await dp.ensure_host_port(bad)
+    assert await dp.vtep_ports() == []

@@ -8,6 +8,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from contivpy.common.errors import ContivError
 from contivpy.model import keys
+from contivpy.netmaster.api.errors import error_middleware
 from contivpy.netmaster.api.plugin_routes import add_plugin_routes
 from contivpy.netmaster.config import Config
 from contivpy.netmaster.crud import Crud
@@ -183,7 +184,7 @@ async def test_plugin_http_routes(crud, kv):
     await crud.create_or_update(
         "network", "t1:n2", net("n2", "20.1.1.0/24", "t1", encap="vlan", pktTag=100, gateway="20.1.1.254")
     )
-    app = web.Application()
+    app = web.Application(middlewares=[error_middleware])  # netmaster's one error mapping
     add_plugin_routes(app, Allocator(kv))
     async with TestClient(TestServer(app)) as cli:
         body = {"NetworkID": "n2.t1", "AddressPool": "", "PreferredIPv4Address": ""}

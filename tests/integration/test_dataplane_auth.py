@@ -14,9 +14,9 @@ import urllib.request
 
 import pytest
 
-from contivpy.netctl.fakeserver import run_inprocess
 from tests.fixtures.testbed import CTRL_IP, free_port, wait_for
 from tests.integration.test_dataplane_basic import make_ep
+from tests.support.netctl_fakeserver import run_inprocess
 
 pytestmark = [pytest.mark.root, pytest.mark.ovs, pytest.mark.etcd]
 

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from contivpy.netplugin.managers.vtep import REMOVE_GRACE
 from tests.fixtures.testbed import Testbed, wait_for
 from tests.integration.test_dataplane_basic import has_flow, make_ep
 
@@ -69,16 +70,23 @@ def test_third_host_joins_and_leaves():
         assert {vx[1], vx[2]} <= set(h3.ports("contivVxlanBridge"))
         i3, c3 = make_ep(h3, "jnet", "j3")
         assert c3.ping(c1.ip) and c1.ping(c3.ip)
-        # leaving: the agent stops and its registration lease (10 s TTL) expires -> tunnels removed
+        # leaving: the agent stops and its registration lease (10 s TTL) expires; the peers keep the
+        # tunnel for REMOVE_GRACE more seconds (a restarting agent would be back by then), then remove it
         h3.stop_netplugin(signal.SIGKILL)
+        key = f"/contiv.io/service/netplugin.vtep/{h3.ip}:4789"
+        wait_for(
+            lambda: not bed.etcdctl("get", key, "--print-value-only").strip(), 15, 0.2, "h3's lease to expire"
+        )
         t0 = time.monotonic()
+        time.sleep(2)
+        assert vx[3] in h1.ports("contivVxlanBridge") and vx[3] in h2.ports("contivVxlanBridge")
         for h in (h1, h2):
             wait_for(
                 lambda h=h: vx[3] not in h.ports("contivVxlanBridge"),
-                25,
+                REMOVE_GRACE + 10,
                 what=f"tunnel to h3 gone on {h.name}",
             )
-        assert time.monotonic() - t0 < 25
+        assert REMOVE_GRACE - 1 < time.monotonic() - t0 < REMOVE_GRACE + 10
         assert vx[2] in h1.ports("contivVxlanBridge")
 
 

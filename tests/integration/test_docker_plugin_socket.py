@@ -316,8 +316,12 @@ async def test_duplicate_endpoint_refused_nothing_allocated(plugin):
 
 
 BAD = [
-    ("NetworkDriver.CreateEndpoint", b"{not json", "invalid request body"),
-    ("NetworkDriver.CreateEndpoint", b"[1,2]", "a JSON object is required"),
+    (
+        "NetworkDriver.CreateEndpoint",
+        b"{not json",
+        "invalid character 'n' looking for beginning of object key string",
+    ),
+    ("NetworkDriver.CreateEndpoint", b"[1,2]", "json: cannot unmarshal array into Go value of type"),
     (
         "NetworkDriver.CreateEndpoint",
         b'{"NetworkID": "nonexistent-uuid", "EndpointID": "e2", "Interface": {"Address": "10.9.9.9/24"}}',
@@ -328,7 +332,11 @@ BAD = [
         b'{"NetworkID": "x", "EndpointID": "e2", "Interface": null}',
         "Interface.Address is required",
     ),
-    ("NetworkDriver.CreateEndpoint", b'{"NetworkID": 5, "EndpointID": "e2"}', "invalid request: NetworkID"),
+    (
+        "NetworkDriver.CreateEndpoint",
+        b'{"NetworkID": 5, "EndpointID": "e2"}',
+        "json: cannot unmarshal number into Go struct field CreateEndpointRequest.NetworkID of type string",
+    ),
     (
         "NetworkDriver.Join",
         b'{"NetworkID": "DOCKNET", "EndpointID": "nonexistent-ep", "SandboxKey": "/x"}',

@@ -184,7 +184,8 @@ async def test_punt_answers_tenant_names_and_reinjects_the_rest(ovs_instance, et
         r = await asyncio.to_thread(_ns, c1, "busybox", "nslookup", "tdnweb", UPSTREAM)
         assert "10.1.1.2" in r.stdout, r.stdout + r.stderr
         st = ag.statistics()
-        assert st["arp_gateway_replies"] >= 1 and st["dns_answers"] >= 1
+        # the gateway's ARP answer comes from its arp_responder flow (OVS), the DNS answer from us
+        assert st["arp_gateway_replies"] == 0 and st["dns_answers"] >= 1
         neigh = await asyncio.to_thread(_ns, c1, "ip", "neigh", "show", "10.1.1.254")
         assert "00:00:11:11:11:11" in neigh.stdout
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from contivpy.netctl.fakeserver import run_inprocess
+from tests.support.netctl_fakeserver import run_inprocess
 
 pytestmark = pytest.mark.etcd
 
@@ -216,8 +216,8 @@ SESSION = [
         ["global", "inspect", "--json"],
         "Incorrect Usage.\n\nNAME:\n   netctl global inspect - Inspect Global Operational Information\n\n"
         "USAGE:\n   netctl global inspect  \n",
-        "",
-        0,
+        "netctl global inspect: flag provided but not defined: -json; see 'netctl global inspect --help'\n",
+        2,  # the original exited 0 (docs/decisions.md)
     ),
     # tear-down part of transcript 4.8
     (["network", "rm", "-t", "t1", "n2"], "Deleting network t1:n2\n", "", 0),

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from contivpy.netctl.fakeserver import run_inprocess
 from contivpy.netmaster.tls import fingerprint
+from tests.support.netctl_fakeserver import run_inprocess
 
 pytestmark = pytest.mark.etcd
 

@@ -19,6 +19,16 @@ pytestmark = [pytest.mark.ovs, pytest.mark.root, pytest.mark.timeout(180)]
 OVS_PREFIX = "tof"
 BR = "contivVxlanBridge"
 MAC1, MAC2, MAC3 = "02:02:0a:01:01:01", "02:02:0a:01:01:02", "02:02:0a:01:01:03"
+GW_MAC = "00:00:11:11:11:11"
+
+
+def reply_actions(mac: str, ip: str, pop: bool = True) -> str:
+    """The ARP responder's in-place reply, as ``ovs-ofctl -O OpenFlow13 dump-flows`` prints it."""
+    return (
+        f"actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:{mac}->eth_src,set_field:2->arp_op,"
+        "move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],"
+        f"set_field:{mac}->arp_sha,set_field:{ip}->arp_spa," + ("pop_vlan," if pop else "") + "IN_PORT"
+    )
 
 
 async def _agent(ovs, datapath="vxlan", port=None, **kw):
@@ -63,7 +73,14 @@ async def test_flows_and_groups_match_the_original_shapes(bed):
     p1, p2, vt = b["p1"], b["p2"], b["vt"]
     flows = ovs.dump_flows(BR)
     expected = [
-        "table=0, priority=100,arp,arp_op=1 actions=CONTROLLER:65535",
+        "table=6, priority=100,arp,arp_op=1 actions=goto_table:10",
+        "table=10, priority=1,arp,arp_op=1 actions=CONTROLLER:65535",
+        f"table=10, priority=100,arp,dl_vlan=1,arp_tpa=10.1.1.1,arp_op=1 {reply_actions(MAC1, '10.1.1.1')}",
+        f"table=10, priority=100,arp,dl_vlan=1,arp_tpa=10.1.1.2,arp_op=1 {reply_actions(MAC2, '10.1.1.2')}",
+        "table=10, priority=100,arp,metadata=0/0x1,dl_vlan=1,arp_tpa=10.1.1.3,arp_op=1 "
+        + reply_actions(MAC3, "10.1.1.3"),
+        "table=10, priority=90,arp,metadata=0/0x1,dl_vlan=1,arp_tpa=10.1.1.254,arp_op=1 "
+        + reply_actions(GW_MAC, "10.1.1.254"),
         "table=0, priority=100,dl_src=01:00:00:00:00:00/01:00:00:00:00:00 actions=drop",
         "table=0, priority=1 actions=goto_table:1",
         "table=1, priority=1 actions=drop",
@@ -97,6 +114,7 @@ async def test_flows_and_groups_match_the_original_shapes(bed):
     ) in groups
     # every flow in the switch is one the agent wants (nothing extra, nothing missing)
     assert len(flows) == ag.statistics()["flows"]
+    assert not [f for f in flows if f.startswith("table=0") and "arp" in f]  # no punt before the responder
 
 
 async def test_ping_between_containers_with_proxy_arp(bed):
@@ -105,12 +123,69 @@ async def test_ping_between_containers_with_proxy_arp(bed):
     assert r.returncode == 0, r.stdout + r.stderr
     neigh = await asyncio.to_thread(_ns, b["c1"], "ip", "neigh", "show", "10.1.1.2")
     assert MAC2 in neigh.stdout
-    assert ag.statistics()["arp_replies"] >= 1
-    # the remote endpoint (behind the VTEP) is answered by the controller too, with its MAC
+    # the remote endpoint (behind the VTEP) is answered too, with its MAC
     r = await asyncio.to_thread(
         _ns, b["c1"], "busybox", "arping", "-c", "1", "-w", "2", "-I", "eth0", "10.1.1.3"
     )
     assert MAC3 in r.stdout.lower(), r.stdout + r.stderr
+    # ... both by the responder flows in OVS, not by the controller
+    assert ag.statistics()["arp_replies"] == 0
+    hits = [f for f in ovs.ofctl("dump-flows", BR, "table=10").splitlines() if "arp_tpa=10.1.1." in f]
+    assert any("n_packets=0," not in f for f in hits), hits
+
+
+async def test_arp_answered_by_flows_while_the_controller_is_down(bed):
+    """The agent is gone (as after kill -9): OVS keeps the flows (fail_mode secure) and answers ARP
+    for every known address by itself: local and remote endpoints, and the gateway."""
+    ovs, ag, b = bed
+    await ag.stop()
+    for _ in range(50):
+        if "is_connected: false" in ovs.vsctl("--columns=is_connected", "list", "controller"):
+            break
+        await asyncio.sleep(0.1)
+    for ip, mac in (("10.1.1.2", MAC2), ("10.1.1.3", MAC3), ("10.1.1.254", GW_MAC)):
+        r = await asyncio.to_thread(_ns, b["c1"], "busybox", "arping", "-c", "1", "-w", "2", "-I", "eth0", ip)
+        assert mac in r.stdout.lower(), f"{ip}: {r.stdout} {r.stderr}"
+    await asyncio.to_thread(_ns, b["c1"], "ip", "neigh", "flush", "all")
+    r = await asyncio.to_thread(_ns, b["c1"], "busybox", "ping", "-c", "2", "-W", "2", "10.1.1.2")
+    assert r.returncode == 0, r.stdout + r.stderr
+    # an unknown address is still the controller's (punt), so it gets no answer now
+    r = await asyncio.to_thread(
+        _ns, b["c1"], "busybox", "arping", "-c", "1", "-w", "1", "-I", "eth0", "10.1.1.77"
+    )
+    assert "reply from" not in r.stdout.lower()
+
+
+async def test_arp_request_from_a_vtep_answered_for_local_endpoints_only(bed):
+    """A request arriving over VXLAN (the remote host's controller re-injects unknown targets) gets
+    an answer for a local endpoint, with the VNI it came on; a remote endpoint's is left to its host."""
+    ovs, ag, b = bed
+    vt = b["vt"]
+    req = (
+        "ffffffffffff" "02020a010163" "0806" "0001080006040001" "02020a010163" "0a010163"
+        "000000000000" "{tpa}"
+    )  # fmt: skip
+
+    def hits() -> dict[str, int]:
+        out = {}
+        for ln in ovs.ofctl("dump-flows", BR, "table=10").splitlines():
+            if "n_packets=" in ln:
+                key = ln.split("arp_tpa=")[1].split(",")[0] if "arp_tpa=" in ln else "punt"
+                out[key] = int(ln.split("n_packets=")[1].split(",")[0])
+        return out
+
+    for tpa, ip, answered in (("0a010102", "10.1.1.2", True), ("0a010103", "10.1.1.3", False)):
+        before = hits()
+        ovs.ofctl(
+            "packet-out",
+            BR,
+            f"in_port={vt},packet={req.format(tpa=tpa)},actions=set_field:1->tun_id,resubmit(,0)",
+        )
+        after = hits()
+        if answered:
+            assert after[ip] == before[ip] + 1 and after["punt"] == before["punt"], (before, after)
+        else:
+            assert after[ip] == before[ip] and after["punt"] == before["punt"] + 1, (before, after)
 
 
 async def test_tcp_policy_deny_then_allow(bed):
@@ -210,12 +285,14 @@ async def test_remove_endpoint_removes_exactly_its_flows(bed):
     after = set(ovs.dump_flows(BR))
     gone = before - after
     assert after <= before
-    assert len(gone) == 3
-    assert all(("10.1.1.2 " in f) or (MAC2 in f) or (f"in_port={b['p2']} " in f) for f in gone), gone
+    assert len(gone) == 4  # vlan, dst_group, mac_dest and its arp_responder flow
+    assert all(
+        ("10.1.1.2 " in f) or ("10.1.1.2," in f) or (MAC2 in f) or (f"in_port={b['p2']} " in f) for f in gone
+    ), gone
     assert f"output:{b['p2']}" not in " ".join(ovs.dump_groups(BR))
     await ag.remove_remote_endpoint(RemoteEndpoint(MAC3, "10.1.1.3", "10.99.9.9", vni=1))
     gone2 = after - set(ovs.dump_flows(BR))
-    assert len(gone2) == 2 and all(("10.1.1.3" in f) or (MAC3 in f) for f in gone2)
+    assert len(gone2) == 3 and all(("10.1.1.3" in f) or (MAC3 in f) for f in gone2)
     # VTEP removal: classification flow and flood bucket go
     await ag.remove_vtep("10.99.9.9")
     assert not [f for f in ovs.dump_flows(BR) if f"in_port={b['vt']}" in f]
@@ -224,11 +301,14 @@ async def test_remove_endpoint_removes_exactly_its_flows(bed):
 
 async def test_arp_flood_mode_removes_punt_and_still_pings(bed):
     ovs, ag, b = bed
+    proxy = ovs.dump_flows(BR)
     await ag.set_arp_mode("flood")
-    assert not [f for f in ovs.dump_flows(BR) if "arp_op=1" in f]
+    assert not [f for f in ovs.dump_flows(BR) if "arp_op=1" in f or "table=10" in f]
     r = await asyncio.to_thread(_ns, b["c1"], "busybox", "ping", "-c", "1", "-W", "2", "10.1.1.2")
     assert r.returncode == 0, r.stdout + r.stderr
     assert ag.statistics()["arp_replies"] == 0
+    await ag.set_arp_mode("proxy")  # back: exactly the same flows as before
+    assert ovs.dump_flows(BR) == proxy
 
 
 async def test_vlan_bridge_flows(ovs_instance):
@@ -251,6 +331,12 @@ async def test_vlan_bridge_flows(ovs_instance):
             "table=9, priority=1 actions=NORMAL",
         ):
             assert line in flows, f"missing {line}\n" + "\n".join(flows)
-        assert len(flows) == 14  # exactly the 14 flows of transcript 8.7 (baseline incl. uplink + 1 endpoint)
+        assert (
+            "table=10, priority=100,arp,metadata=0x100000000/0xff00000000,arp_tpa=10.1.1.1,arp_op=1 "
+            + reply_actions(MAC1, "10.1.1.1", pop=False)
+        ) in flows
+        # the 14 flows of the original's transcript (baseline incl. uplink + 1 endpoint), minus its
+        # table-0 ARP punt, plus divert + responder punt + the endpoint's responder flow
+        assert len(flows) == 16
     finally:
         await ag.stop()

@@ -149,6 +149,7 @@ def test_start_matches_services_created_before_and_after(bed, etcd_server):
             "labels": "map[app:web tier:front]",
             "macAddress": ep["macAddress"],
             "network": f"tspnet.{T}",
+            "serviceName": "tspafter",  # the service's name, as the original 1.2.1 shows it (docs/upgrade.md)
         }
     ]
     r = subprocess.run(
@@ -217,10 +218,19 @@ def test_bad_input_is_refused_and_leaves_etcd_unchanged(bed, etcd_server):
     sid, ip = bed.endpoint("a")
     before = state_dump(etcd_server)
     cases = [
-        (dict(Labels="app=web"), "Labels must be an object of string values"),
-        (dict(Labels={"app": 1}), "Labels must be an object of string values"),
+        (
+            dict(Labels="app=web"),
+            "json: cannot unmarshal string into Go struct field UpdateEndpointRequest.Labels of type map[string]string",
+        ),
+        (
+            dict(Labels={"app": 1}),
+            "json: cannot unmarshal number into Go struct field UpdateEndpointRequest.Labels of type string",
+        ),
         (dict(Event="boom"), "invalid event 'boom'"),
-        (dict(Tenant=5), "Tenant must be a string"),
+        (
+            dict(Tenant=5),
+            "json: cannot unmarshal number into Go struct field UpdateEndpointRequest.Tenant of type string",
+        ),
         (dict(EndpointID=f"tspnet.{T}-nosuch"), f"endpoint tspnet.{T}-nosuch not found"),
         (dict(IPAddress="20.9.1.200"), "IPAddress 20.9.1.200 does not match endpoint"),
         (dict(Network="tspnet2"), "Network tspnet2 does not match endpoint"),

@@ -5,7 +5,8 @@
   other (they talk through etcd keys and HTTP); nothing imports netctl.
 - common imports only common and the leaf module model.keys (pure key builders, no imports).
 - Each third-party client lives in its adapter: aetcd/grpc in common/kv, pyroute2 in
-  netplugin/links.py, os_ken in ofnet (and the DNS reply builder netplugin/nameserver.py).
+  netplugin/links.py, os_ken in ofnet (and the DNS reply builder netplugin/nameserver.py),
+  prometheus_client in common/metrics.py.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ ADAPTERS = {
     "grpc": ("common/kv/",),
     "pyroute2": ("netplugin/links.py",),
     "os_ken": ("ofnet/", "netplugin/nameserver.py"),
+    "prometheus_client": ("common/metrics.py",),
 }
 
 
@@ -91,3 +93,45 @@ def test_netctl_imports_only_the_standard_library():
 def test_model_keys_is_a_leaf():
     names = _imports(PKG / "model" / "keys.py")
     assert names <= {"__future__.annotations"}, names
+
+
+def test_hooks_never_import_crud():
+    """The write path reads one way (route -> Crud -> hook): hooks see only netmaster/txn.py."""
+    bad = []
+    for rel, _pkg, names in _files():
+        if rel.startswith("netmaster/hooks/") or rel == "netmaster/txn.py":
+            # txn.py names Crud for type checking only (under TYPE_CHECKING)
+            hits = {n for n in names if n.startswith("contivpy.netmaster.crud")}
+            if rel == "netmaster/txn.py":
+                src = (PKG / rel).read_text()
+                assert "if TYPE_CHECKING:" in src, "txn.py may name Crud only under TYPE_CHECKING"
+                continue
+            bad += [f"{rel} imports {n}" for n in sorted(hits)]
+    assert not bad, "\n".join(bad)
+
+
+def test_hooks_modules_are_loaded_by_plain_imports():
+    """Every hooks module named in the registry is reachable through hooks.load (no importlib)."""
+    from contivpy.netmaster import hooks, registry
+
+    names = {t.hooks for t in registry.TYPES.values() if t.hooks}
+    assert len(names) >= 12, names
+    src = (PKG / "netmaster" / "hooks" / "__init__.py").read_text()
+    assert "importlib" not in src
+    for name in names:
+        assert hooks.load(name) is not None, name
+    assert hooks.load("no-such-type") is None
+
+
+def test_kubernetes_api_is_spoken_only_by_its_adapter():
+    """common/k8sapi.py is the one module that knows the Kubernetes API's paths and protocol."""
+    bad = [
+        rel
+        for rel, _pkg, _names in _files()
+        if rel != "common/k8sapi.py"
+        and any(
+            s in (PKG / rel).read_text()
+            for s in ("/api/v1/namespaces", "networking.k8s.io", "kubernetes_asyncio")
+        )
+    ]
+    assert bad == []

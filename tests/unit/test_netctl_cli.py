@@ -8,8 +8,8 @@ import pytest
 
 from contivpy.netctl import app as netctl_app
 from contivpy.netctl.cli import FlagSet, UsageError, parse_go_int
-from contivpy.netctl.fakeserver import ReplayServer, run_inprocess
 from contivpy.netctl.tree import TENANT, Flag
+from tests.support.netctl_fakeserver import ReplayServer, run_inprocess
 
 TS = re.compile(r'time="[^"]*"')
 DEAD = "http://127.0.0.1:9"  # nothing listens there: commands that reach the network fail with exit 2
@@ -35,12 +35,14 @@ def test_usage_error_prints_help_on_stdout_and_error_on_stderr_transcript_4_2():
     )
 
 
-def test_unknown_flag_is_incorrect_usage_exit_0_transcript_4_2():
+def test_unknown_flag_is_incorrect_usage_transcript_4_2_then_hint_and_exit_2():
+    # stdout as in the original (transcript 4.2); the hint line and exit 2 are contivpy's
+    # (the original exited 0; docs/decisions.md)
     assert netctl("global", "inspect", "--json") == (
-        0,
+        2,
         "Incorrect Usage.\n\nNAME:\n   netctl global inspect - Inspect Global Operational Information\n\n"
         "USAGE:\n   netctl global inspect  \n",
-        "",
+        "netctl global inspect: flag provided but not defined: -json; see 'netctl global inspect --help'\n",
     )
 
 
@@ -166,7 +168,11 @@ def test_rule_add_single_dash_long_forms(tmp_path):
 
 def test_two_forms_of_one_flag():
     code, out, err = netctl("network", "create", "-t", "a", "--tenant", "b", "x")
-    assert (code, err) == (0, "")
+    assert (code, err) == (
+        2,
+        "netctl network create: Cannot use two forms of the same flag: t tenant; "
+        "see 'netctl network create --help'\n",
+    )
     assert out.startswith(
         "Cannot use two forms of the same flag: t tenant\n\nNAME:\n   netctl network create"
     )
@@ -183,7 +189,9 @@ def test_two_forms_of_one_flag():
 )
 def test_parse_errors_are_incorrect_usage(argv):
     code, out, err = netctl(*argv)
-    assert (code, err) == (0, "")
+    assert code == 2
+    assert err.startswith(f"netctl network {argv[1]}: ") and err.count("\n") == 1
+    assert err.endswith(f"; see 'netctl network {argv[1]} --help'\n")
     assert out.startswith(f"Incorrect Usage.\n\nNAME:\n   netctl network {argv[1]} - ")
 
 
@@ -209,9 +217,20 @@ def test_help_texts():
     assert "   network, net\t\tNetwork manipulation tools\n" in top
     assert '   --netmaster "http://netmaster:9999"\tThe hostname of the netmaster [$NETMASTER]\n' in top
     assert netctl("-h")[1] == top == netctl("help")[1]
-    assert netctl("nosuch") == (0, "No help topic for 'nosuch'\n", "")
-    assert netctl("network", "nosuch") == (0, "No help topic for 'nosuch'\n", "")
-    assert netctl("--bogus")[1].startswith("Incorrect Usage.\n\nNAME:\n   netctl - ")
+    assert netctl("help", "nosuch") == (0, "No help topic for 'nosuch'\n", "")  # asking for help
+    assert netctl("nosuch") == (
+        2,
+        "No help topic for 'nosuch'\n",
+        "netctl: unknown command 'nosuch'; see 'netctl --help'\n",
+    )
+    assert netctl("network", "nosuch") == (
+        2,
+        "No help topic for 'nosuch'\n",
+        "netctl network: unknown command 'nosuch'; see 'netctl network --help'\n",
+    )
+    code, out, err = netctl("--bogus")
+    assert out.startswith("Incorrect Usage.\n\nNAME:\n   netctl - ")
+    assert (code, err) == (2, "netctl: flag provided but not defined: -bogus; see 'netctl --help'\n")
 
 
 def test_version_flag():

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from contivpy.netctl import client
-from contivpy.netctl.fakeserver import ReplayServer, run_inprocess
+from tests.support.netctl_fakeserver import ReplayServer, run_inprocess
 
 TS = re.compile(r'time="[^"]*"')
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from contivpy.netctl.fakeserver import ReplayServer, run_inprocess
+from tests.support.netctl_fakeserver import ReplayServer, run_inprocess
 
 TENANT_DEFAULT = (
     '{"key":"default","tenantName":"default","link-sets":{"EndpointGroups":{"default:web":{"type":"endpointGroup",'
@@ -319,7 +319,8 @@ def test_netmaster_env_var_and_bad_url(tmp_path):
         assert (code, out) == (0, "default\nt1\n")
     code, out, err = run_inprocess(["--netmaster", "ftp://x", "tenant", "ls"], env={"HOME": str(tmp_path)})
     assert (code, out) == (1, "")
-    assert 'msg="Error connecting to netmaster"' in err
+    assert "msg=\"Error connecting to netmaster: 'ftp://x' is not a netmaster URL" in err
+    assert "write it as --netmaster http://x" in err
 
 
 def test_token_from_config_requires_https(nm, tmp_path):

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from contivpy.netctl.fakeserver import ReplayServer, run_inprocess
+from tests.support.netctl_fakeserver import ReplayServer, run_inprocess
 
 TENANT = (200, '{"key":"default","tenantName":"default","link-sets":{}}')
 TS = re.compile(r'time="[^"]*"')

@@ -54,7 +54,9 @@ def test_env_and_aliases():
         "CONTIV_NETPLUGIN_HOST": "hx",
     }
     cfg = parse(["--vlan-uplinks", "eth1", "--ovs-datapath", "netdev", "--mtu", "auto"], env=env)
-    assert cfg.store_url == "http://e1:2379,http://e2:2379" and cfg.vlan_uplinks == ["eth1"] and cfg.host == "hx"
+    assert (
+        cfg.store_url == "http://e1:2379,http://e2:2379" and cfg.vlan_uplinks == ["eth1"] and cfg.host == "hx"
+    )
     assert cfg.ovs_datapath == "netdev" and cfg.mtu == "auto"
 
 
@@ -90,3 +92,14 @@ def test_exit_code_22_and_message():
         [sys.executable, "-m", "contivpy.netplugin", "--bogus"], capture_output=True, text=True
     )
     assert r.returncode == 22 and "Traceback" not in r.stderr
+
+
+def test_debug_rest_on_loopback_unless_told():
+    assert parse(SEED + ["--vtep-ip", "10.0.0.5"], env={}).debug_listen == "127.0.0.1:9090"
+    cfg = parse(SEED + ["--vtep-ip", "10.0.0.5", "--debug-listen", "10.0.0.5:9090"], env={})
+    assert cfg.debug_listen == "10.0.0.5:9090"
+    cfg = parse(SEED + ["--vtep-ip", "10.0.0.5"], env={"CONTIV_NETPLUGIN_DEBUG_LISTEN": ":9090"})
+    assert cfg.debug_listen == ":9090"
+    for bad in ("9090", "host:", "h:99999", "h:x"):
+        with pytest.raises(ConfigError, match="invalid --debug-listen"):
+            parse(SEED + ["--vtep-ip", "10.0.0.5", "--debug-listen", bad], env={})

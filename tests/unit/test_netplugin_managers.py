@@ -43,7 +43,7 @@ class Agent:
     def __init__(self) -> None:
         self.dp = FakeDatapath()
         self.nets = NetworkManager(self.dp)
-        self.vteps = VtepManager(self.dp, ME)
+        self.vteps = VtepManager(self.dp, ME, remove_grace=0)
         self.remote = RemoteEndpointManager(self.dp, self.nets, self.vteps, "h1")
         self.policy = PolicyManager(self.dp)
         self.services = ServiceManager(self.dp)
@@ -170,6 +170,32 @@ async def test_vtep_leaving_takes_its_endpoints_and_refused_vtep_is_cleaned():
     assert "vxifbad-peer" not in a.dp.ports and "bad-peer" not in a.status()["vteps"]
     await a.vteps.prune_stale()
     assert a.dp.calls_of("remove_port") == []  # nothing stale: the desired peer's port is kept
+
+
+async def test_departed_peer_keeps_its_tunnel_for_the_grace_period():
+    """A peer whose key goes (lease expired while its agent restarts) and comes back within the grace
+    keeps its tunnel: no remove/re-add; one that stays away loses it after the grace."""
+    a = Agent()
+    a.vteps.remove_grace = 0.3
+    a.nets.on_update("n1.default", net("n1", 1))
+    a.vteps.on_update(f"{PEER}:4789", "{}")
+    a.remote.on_update("e1", oper("e1", "n1.default", "10.1.1.5", vtep=PEER))
+    async with running(a):
+        await until(lambda: set(a.dp.remote) == {"e1"})
+        a.vteps.on_update(f"{PEER}:4789", None)
+        await asyncio.sleep(0.1)
+        assert PEER in a.dp.vteps and a.vteps.grace_left(PEER) > 0
+        a.vteps.on_update(f"{PEER}:4789", "{}")  # back within the grace
+        await asyncio.sleep(0.4)
+        await a.idle()
+        assert a.dp.calls_of("remove_vtep") == [] and a.dp.calls_of("add_vtep") == [PEER]
+        assert set(a.dp.remote) == {"e1"}
+        a.vteps.on_update(f"{PEER}:4789", None)  # gone for good
+        await asyncio.sleep(0.1)
+        assert PEER in a.dp.vteps
+        await until(lambda: PEER not in a.dp.vteps, timeout=2)
+        await until(lambda: set(a.dp.remote) == set())
+    assert a.dp.calls_of("remove_vtep") == [PEER]
 
 
 async def test_prune_stale_keeps_desired_and_removes_leftovers():

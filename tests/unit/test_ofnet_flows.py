@@ -8,7 +8,7 @@ from contivpy.common.errors import ValidationError
 from contivpy.ofnet import builders as B
 from contivpy.ofnet import cookies, fields
 from contivpy.ofnet.pipeline import TABLES, Prio
-from contivpy.ofnet.types import LocalEndpoint, Network, RemoteEndpoint, Rule, Vtep
+from contivpy.ofnet.types import LocalEndpoint, Network, RemoteEndpoint, Rule, Service, Vtep
 
 
 def texts(flows):
@@ -16,8 +16,9 @@ def texts(flows):
 
 
 def test_tables_declared_once_with_contiv_ids():
-    assert [t.id for t in TABLES] == list(range(10))
+    assert [t.id for t in TABLES] == list(range(11))
     assert [t.name for t in TABLES][:2] == ["input", "vlan"] and TABLES[9].name == "mac_dest"
+    assert TABLES[10].name == "arp_responder"  # ours, after the original's ten
 
 
 def test_metadata_fields():
@@ -105,11 +106,15 @@ def test_network_flood_flows_and_groups_split_horizon():
     assert str(allf).endswith(",bucket=actions=set_field:0x1389->tun_id,pop_vlan,output:7")
 
 
-def test_base_flows_vxlan_match_transcript_count():
+def test_base_flows_vxlan_baseline_count():
     flows = B.base_flows("vxlan", dns=True) + B.arp_punt_flows("proxy")
-    assert len(flows) == 11  # original-transcripts §8.1 contivVxlanBridge baseline
+    # the original's 11 (docs/ovs-pipeline.md), minus its table-0 ARP punt, plus the divert to the
+    # responder and the responder's punt of what no flow answers
+    assert len(flows) == 12
     t = texts(flows)
-    assert "table=input, priority=100,arp,arp_op=1 actions=CONTROLLER:65535" in t
+    assert "table=svc_snat, priority=100,arp,arp_op=1 actions=goto_table:arp_responder" in t
+    assert "table=arp_responder, priority=1,arp,arp_op=1 actions=CONTROLLER:65535" in t
+    assert not [x for x in t if x.startswith("table=input") and "arp" in x]
     assert "table=vlan, priority=1 actions=drop" in t and "table=mac_dest, priority=1 actions=drop" in t
     assert B.arp_punt_flows("flood") == []
     assert "table=mac_dest, priority=1 actions=NORMAL" in texts(B.base_flows("vlan", dns=False))
@@ -144,3 +149,64 @@ def test_policy_rules():
 def test_bad_input_is_a_validation_error(make):
     with pytest.raises(ValidationError):
         make()
+
+
+REPLY = (
+    "actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:{mac}->dl_src,set_field:2->arp_op,"
+    "move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],"
+    "set_field:{mac}->arp_sha,set_field:{ip}->arp_spa,{pop}IN_PORT"
+)
+
+
+def _responder(flows):
+    return [str(f) for f in flows if f.table.name == "arp_responder"]
+
+
+def test_arp_responder_flows_per_endpoint_vxlan():
+    lep = LocalEndpoint(2, "02:02:0A:02:02:01", "10.2.2.1", 1)
+    assert len(B.local_endpoint_flows(lep, 1, "vxlan", arp_proxy=True)) == 4
+    assert _responder(B.local_endpoint_flows(lep, 1, "vxlan", arp_proxy=True)) == [
+        "table=arp_responder, priority=100,arp,dl_vlan=1,arp_op=1,arp_tpa=10.2.2.1 "
+        + REPLY.format(mac="02:02:0a:02:02:01", ip="10.2.2.1", pop="pop_vlan,")
+    ]
+    assert _responder(B.local_endpoint_flows(lep, 1, "vxlan")) == []  # flood mode: none
+    rep = RemoteEndpoint("02:02:0a:03:0c:01", "10.3.12.1", "10.99.77.3", vni=2)
+    # a remote endpoint is answered to local askers only (RX_VTEP=0): the VTEP side has its own host
+    assert _responder(B.remote_endpoint_flows(rep, 1, 2, 3, "vxlan", arp_proxy=True)) == [
+        "table=arp_responder, priority=100,arp,metadata=0/0x1,dl_vlan=2,arp_op=1,arp_tpa=10.3.12.1 "
+        + REPLY.format(mac="02:02:0a:03:0c:01", ip="10.3.12.1", pop="pop_vlan,")
+    ]
+    assert _responder(B.remote_endpoint_flows(rep, 1, 2, None, "vxlan", arp_proxy=True)) == []  # pending
+
+
+def test_arp_responder_flows_vlan_bridge_scoped_by_vrf():
+    lep = LocalEndpoint(2, "02:02:0a:01:01:01", "10.1.1.1", 100)
+    assert _responder(B.local_endpoint_flows(lep, 3, "vlan", arp_proxy=True)) == [
+        "table=arp_responder, priority=100,arp,metadata=0x300000000/0xff00000000,arp_op=1,arp_tpa=10.1.1.1 "
+        + REPLY.format(mac="02:02:0a:01:01:01", ip="10.1.1.1", pop="")
+    ]
+    rep = RemoteEndpoint("02:02:0a:01:01:09", "10.1.1.9", "10.99.77.3", vlan=100)
+    assert len(_responder(B.remote_endpoint_flows(rep, 3, 100, None, "vlan", arp_proxy=True))) == 1
+
+
+def test_arp_responder_gateway_flow():
+    net = Network(1, 5001, "10.1.1.254")
+    (gw,) = _responder(B.network_flows(net, 1, [], arp_proxy=True))
+    assert gw == (
+        "table=arp_responder, priority=90,arp,metadata=0/0x1,dl_vlan=1,arp_op=1,arp_tpa=10.1.1.254 "
+        + REPLY.format(mac=B.GATEWAY_MAC, ip="10.1.1.254", pop="pop_vlan,")
+    )
+    assert _responder(B.network_flows(Network(1, 5001), 1, [], arp_proxy=True)) == []
+    assert _responder(B.network_flows(net, 1, [])) == []
+
+
+def test_arp_responder_vip_flow():
+    svc = Service("10.1.1.100", "t", ["80:8080:TCP"])
+    assert _responder(B.service_watch_flows(svc, 2)) == []
+    assert _responder(B.service_watch_flows(svc, 2, arp_proxy=True)) == [
+        "table=arp_responder, priority=95,arp,metadata=0x200000000/0xff00000001,vlan_vid=0x1000/0x1000,"
+        "arp_op=1,arp_tpa=10.1.1.100 "
+        + REPLY.format(mac="02:02:0a:01:01:64", ip="10.1.1.100", pop="pop_vlan,")
+    ]
+    # endpoints outrank a VIP, which outranks the gateway; anything else is punted
+    assert Prio.ARP_ENDPOINT > Prio.ARP_VIP > Prio.ARP_GATEWAY > Prio.ARP_PUNT

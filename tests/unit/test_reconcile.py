@@ -239,3 +239,23 @@ async def test_settled_allows_keys_in_backoff():
         assert await rec.wait_settled(5)  # every key tried once; "bad" waits for its retry
         assert rec.settled() and not rec.idle()
         assert sorted(w.calls) == ["bad", "good"]
+
+
+async def test_counters_for_metrics_failures_retries_queue_depth():
+    w = World()
+    rec = Reconciler("t", w.reconcile, base_delay=0.001, max_delay=0.002)
+    for k in ("a", "b", "c"):
+        w.desired[k] = "1"
+        rec.enqueue(k)
+    assert (rec.queue_depth(), rec.failures, rec.retries) == (3, 0, 0)  # workers wait for the sync
+    w.failing.add("b")
+    rec.mark_synced()
+    async with running(rec):
+        while rec.failures < 3:
+            await asyncio.sleep(0.001)
+        assert rec.retries >= 2  # each failure after the first was a retry after its backoff
+        w.failing.clear()
+        assert await rec.wait_idle(5)
+    assert rec.queue_depth() == 0 and rec.backing_off() == 0
+    assert rec.failures >= 3 and rec.retries == rec.failures  # every failure was retried once
+    assert w.actual == {"a": "1", "b": "1", "c": "1"}

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 CompareTarget = Literal["value", "version", "create", "mod", "lease"]
 CompareOp = Literal["==", "!=", "<", ">"]
@@ -76,7 +76,7 @@ class TxnResult:
     succeeded: bool
     revision: int
     # For a failed txn, callers usually re-read; nothing else is returned.
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -44,8 +44,10 @@ import contextlib
 import ipaddress
 import logging
 import socket
+import time
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 
 import aetcd
 import aetcd.exceptions as aexc
@@ -53,6 +55,7 @@ import grpc
 from aetcd import rpc
 from aetcd.utils import prefix_range_end
 
+from contivpy.common import metrics
 from contivpy.common.errors import CompactedError, StoreError
 from contivpy.common.kv.base import Compare, Delete, Event, KeyValue, Put, TxnResult
 from contivpy.common.pump import PumpedIterator
@@ -121,7 +124,7 @@ def _range(prefix: str) -> tuple[bytes, bytes]:
     return key, prefix_range_end(key)
 
 
-def _kv(kv) -> KeyValue:
+def _kv(kv: Any) -> KeyValue:
     return KeyValue(
         kv.key.decode(), kv.value.decode(), kv.create_revision, kv.mod_revision, kv.version, kv.lease
     )
@@ -144,13 +147,22 @@ def _describe(err: BaseException) -> str:
 
 
 @contextlib.asynccontextmanager
-async def _store_errors(what: str):
+async def _store_errors(what: str) -> AsyncIterator[None]:
+    """Map client errors to StoreError; time the request (contiv_etcd_request_* metrics)."""
+    start = time.perf_counter()
+    failed = True
     try:
         yield
+        failed = False
+    except asyncio.CancelledError:  # the caller gave up: not an etcd error
+        failed = False
+        raise
     except StoreError:
         raise
     except (aexc.ClientError, rpc.AioRpcError, OSError, TimeoutError) as err:
         raise StoreError(f"etcd {what} failed: {_describe(err)}") from err
+    finally:
+        metrics.observe_etcd(what, time.perf_counter() - start, failed)
 
 
 class EtcdKV:
@@ -191,7 +203,7 @@ class EtcdKV:
         await self._await_ready(c.channel)
         return c
 
-    async def _await_ready(self, channel) -> None:
+    async def _await_ready(self, channel: Any) -> None:
         """Give a channel that is (re)connecting up to ``ready_grace`` s to become READY."""
         state = channel.get_state(try_to_connect=True)
         if state is grpc.ChannelConnectivity.READY:
@@ -224,7 +236,7 @@ class EtcdKV:
                 except OSError as err:
                     log.warning("etcd endpoint %s:%d does not resolve (%s); skipped", host, port, err)
                     continue
-                addrs = list(dict.fromkeys(i[4][0] for i in infos))
+                addrs = list(dict.fromkeys(str(i[4][0]) for i in infos))
             for a in addrs:
                 (v6 if ":" in a else v4).append(f"[{a}]:{port}" if ":" in a else f"{a}:{port}")
         if v4:
@@ -241,7 +253,7 @@ class EtcdKV:
         target = await self._target()
         if c.channel is not None:  # opened by another task meanwhile
             return
-        options = list(_CHANNEL_OPTIONS.items())
+        options: list[tuple[str, int | str]] = list(_CHANNEL_OPTIONS.items())
         if len(self.endpoints) > 1:
             # TLS name checks use the first endpoint's host name (server certs must carry it, or
             # each member's address; see docs/deployment.md).
@@ -257,7 +269,7 @@ class EtcdKV:
         c._watcher = watcher.Watcher(rpc.WatchStub(c.channel), timeout=self._timeout, metadata=c.metadata)
         c._connected.set()
 
-    async def _idempotent(self, call):
+    async def _idempotent(self, call: Callable[[Any], Awaitable[Any]]) -> Any:
         """Run ``call(client)``; re-send it once if it failed UNAVAILABLE (the member we were on
         went away: the channel fails over). Only for calls that are safe to repeat: reads and
         lease keepalive/revoke/grant (a duplicate grant is an unused lease that expires). With a
@@ -276,7 +288,7 @@ class EtcdKV:
 
     # ---- reads -------------------------------------------------------------------------
 
-    async def _range_call(self, key: bytes, range_end: bytes | None):
+    async def _range_call(self, key: bytes, range_end: bytes | None) -> Any:
         req = rpc.RangeRequest(key=key)
         if range_end is not None:
             req.range_end = range_end
@@ -303,7 +315,7 @@ class EtcdKV:
             c = await self._stubs()
             req = rpc.PutRequest(key=key.encode(), value=value.encode(), lease=lease)
             resp = await c.kvstub.Put(req, timeout=self._timeout, metadata=c.metadata)
-        return resp.header.revision
+        return int(resp.header.revision)
 
     async def _delete_range(self, key: bytes, range_end: bytes | None) -> int:
         async with _store_errors("delete"):
@@ -312,7 +324,7 @@ class EtcdKV:
             if range_end is not None:
                 req.range_end = range_end
             resp = await c.kvstub.DeleteRange(req, timeout=self._timeout, metadata=c.metadata)
-        return resp.deleted
+        return int(resp.deleted)
 
     async def delete(self, key: str) -> bool:
         return await self._delete_range(key.encode(), None) > 0
@@ -321,7 +333,7 @@ class EtcdKV:
         return await self._delete_range(*_range(prefix))
 
     @staticmethod
-    def _compare(c: Compare):
+    def _compare(c: Compare) -> Any:
         if c.target not in _TARGETS or c.op not in _OPS:
             raise StoreError(f"invalid compare {c!r}")
         target, field = _TARGETS[c.target]
@@ -333,7 +345,7 @@ class EtcdKV:
         return msg
 
     @staticmethod
-    def _op(op: Put | Delete):
+    def _op(op: Put | Delete) -> Any:
         if isinstance(op, Put):
             return rpc.RequestOp(
                 request_put=rpc.PutRequest(key=op.key.encode(), value=op.value.encode(), lease=op.lease)
@@ -372,10 +384,10 @@ class EtcdKV:
             )
         if resp.error:
             raise StoreError(f"etcd lease grant failed: {resp.error}")
-        return resp.ID
+        return int(resp.ID)
 
     async def keepalive(self, lease_id: int) -> None:
-        async def once(c):
+        async def once(c: Any) -> Any:
             stream = c.leasestub.LeaseKeepAlive(
                 [rpc.LeaseKeepAliveRequest(ID=lease_id)], timeout=self._timeout, metadata=c.metadata
             )

@@ -34,6 +34,7 @@ Invariants
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 from contivpy.common.errors import NotLeaderError
 from contivpy.common.kv.base import Compare, Delete, Event, KeyValue, KVStore, Put, TxnResult
@@ -57,7 +58,7 @@ class FencedStore:
     def __repr__(self) -> str:
         return f"FencedStore({self.inner!r})"
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
     # ---- fence ---------------------------------------------------------------------------
@@ -70,7 +71,7 @@ class FencedStore:
         kv = await self.inner.get(fence.key)
         if kv is None:
             return False
-        return getattr(kv, _FIELDS[fence.target]) == fence.value
+        return bool(getattr(kv, _FIELDS[fence.target]) == fence.value)
 
     async def _fenced(
         self, compares: Sequence[Compare], success: Sequence[Put | Delete], failure: Sequence[Put | Delete]

@@ -26,6 +26,7 @@ import contextlib
 import itertools
 import time
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from contivpy.common.errors import CompactedError, StoreError
 from contivpy.common.kv.base import Compare, Delete, Event, KeyValue, Put, TxnResult
@@ -54,10 +55,10 @@ class MemoryKV:
         self._log: list[Event] = []
         self._compacted = 0  # every revision <= this is gone from the log
         self._history_limit = history_limit
-        self._leases: dict[int, list] = {}  # id -> [ttl, deadline, set(keys)]
+        self._leases: dict[int, list[Any]] = {}  # id -> [ttl, deadline, set(keys)]
         self._lease_ids = itertools.count(0x1A2B0000)
-        self._watchers: list[tuple[str, asyncio.Queue]] = []
-        self._reaper: asyncio.Task | None = None
+        self._watchers: list[tuple[str, asyncio.Queue[Any]]] = []
+        self._reaper: asyncio.Task[None] | None = None
         self._closed = False
 
     # ---- helpers -------------------------------------------------------------------------
@@ -257,7 +258,7 @@ class _MemoryWatch:
 
     def __init__(self, store: MemoryKV, prefix: str, start_revision: int) -> None:
         self._store = store
-        self._queue: asyncio.Queue = asyncio.Queue()
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._entry = (prefix, self._queue)
         self._error: Exception | None = None
         self._closed = False
@@ -287,6 +288,7 @@ class _MemoryWatch:
         if ev is _CLOSED:
             await self.aclose()
             raise StoreError("store is closed")
+        assert isinstance(ev, Event)
         return ev
 
     async def aclose(self) -> None:
@@ -303,7 +305,7 @@ class _MemoryWatch:
     async def __aenter__(self) -> _MemoryWatch:
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
 

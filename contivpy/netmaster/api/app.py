@@ -1,7 +1,10 @@
 """netmaster aiohttp application factory.
 
-Middlewares, outermost first: auth (``contivpy.netmaster.auth``, active only with ``--auth``),
-follower proxy (everything goes to the leader while we are not it), then the one error mapping.
+Middlewares, outermost first: metrics (observe.py), the one error mapping (errors.py: every
+ContivError, including the framing errors of ``common/httpserve``, whichever middleware or handler
+raised it), auth (``contivpy.netmaster.auth``, active only with ``--auth``), follower proxy
+(everything goes to the leader while we are not it). Bodies are read with ``httpserve.read_body``
+(whole body, 1 MiB limit).
 Routes: model API (routes.py), non-model endpoints (misc.py) and, when present, the /plugin/*
 routes of ``contivpy.netmaster.api.plugin_routes`` (owned by the IPAM helper:
 ``add_plugin_routes(app, Allocator(kv, cluster_mode))``, or ``add_routes(app)`` using the
@@ -16,7 +19,7 @@ from aiohttp import web
 
 from contivpy.model.objects import MAX_BODY
 from contivpy.netmaster import auth
-from contivpy.netmaster.api import epcleanup, misc, routes
+from contivpy.netmaster.api import epcleanup, misc, observe, routes
 from contivpy.netmaster.api.errors import error_middleware
 from contivpy.netmaster.api.keys import CONFIG, CRUD, KV, STATE, LeaderState
 from contivpy.netmaster.api.proxy import proxy_middleware, session_ctx
@@ -26,7 +29,12 @@ def make_app(crud, config, kv, state: LeaderState, rpc=None, auth_kv=None) -> we
     """``kv``: the store leader-only writers use (netmaster passes its FencedStore); ``auth_kv``: the
     store of the auth state (default ``kv``); netmaster passes the raw store, since every netmaster,
     follower or not, creates the token secret if absent and users are written by CAS on their record."""
-    mws = [auth.auth_middleware, proxy_middleware, error_middleware]  # auth: a no-op unless installed
+    mws = [
+        observe.metrics_middleware,
+        error_middleware,
+        auth.auth_middleware,
+        proxy_middleware,
+    ]  # auth: a no-op unless installed
     app = web.Application(middlewares=mws, client_max_size=MAX_BODY + 4096)
     app[CRUD], app[CONFIG], app[KV], app[STATE] = crud, config, kv, state
     if getattr(config, "auth", False):  # before the model routes (login would match /api/v1/{p}/{k}/)
@@ -37,6 +45,7 @@ def make_app(crud, config, kv, state: LeaderState, rpc=None, auth_kv=None) -> we
     routes.add_routes(app)
     misc.add_routes(app)
     epcleanup.add_routes(app)
+    observe.install(app)  # /healthz, /readyz, /metrics (observe.py)
     try:
         plugin = importlib.import_module("contivpy.netmaster.api.plugin_routes")
     except ModuleNotFoundError as exc:

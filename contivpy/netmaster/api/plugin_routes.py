@@ -12,8 +12,15 @@
 
 As the original's route matcher, a POST without ``Content-Type: application/json`` does not match
 (404 ``404 page not found``). Success: 200, ``application/json``, body + "\\n". Errors: HTTP 500
-``text/plain`` with the message + "\\n" (no stack trace); a non-ContivError is logged and answered
-with a generic message, never a traceback.
+``text/plain`` with the message + "\\n" (no stack trace): every error goes to the app's one error
+mapping (errors.py ``error_middleware``; an app mounting these routes must install it).
+
+The boundary (docs/rest-api.md): the whole body is read (``httpserve.read_body``: split over any
+number of TCP segments, at most 1 MiB), decoded by ``common/jsonwire`` (Go's encoding/json
+wording: ``invalid character ...``, ``unexpected end of JSON input``, ``exceeded max depth``) and
+checked against the request's Go struct (``REQUESTS``: ``json: cannot unmarshal number into Go
+struct field CreateEndpointRequest.TenantName of type string``). Handlers get a dict whose present
+fields have the declared types, so no Python error text can come out of them.
 
 ``add_plugin_routes(app, allocator)`` registers them; the ``Allocator`` (endpoints.py) is kept in
 ``app[ALLOCATOR]``.
@@ -22,16 +29,15 @@ with a generic message, never a traceback.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from contivpy.common.errors import ContivError
+from contivpy.common import jsonwire
+from contivpy.common.httpserve import read_body
+from contivpy.common.jsonwire import Struct
 from contivpy.netmaster.endpoints import Allocator
-
-log = logging.getLogger("netmaster.plugin")
 
 ALLOCATOR: web.AppKey[Allocator] = web.AppKey("contiv_allocator", Allocator)
 MAX_BODY = 1 << 20
@@ -41,63 +47,83 @@ def _json(data: Any) -> web.Response:
     return web.Response(text=json.dumps(data, separators=(",", ":")) + "\n", content_type="application/json")
 
 
-def _error(msg: str) -> web.Response:
-    return web.Response(status=500, text=msg.rstrip("\n") + "\n", content_type="text/plain", charset="utf-8")
-
-
 def _not_found() -> web.Response:
     return web.Response(status=404, text="404 page not found\n", content_type="text/plain", charset="utf-8")
 
 
+_S = "string"
+CONFIG_EP = Struct(
+    "intent.ConfigEP", {"Container": _S, "Host": _S, "IPAddress": _S, "IPv6Address": _S, "ServiceName": _S}
+)
+REQUESTS: dict[str, Struct] = {
+    "/plugin/allocAddress": Struct(
+        "master.AddressAllocRequest", {"AddressPool": _S, "NetworkID": _S, "PreferredIPv4Address": _S}
+    ),
+    "/plugin/releaseAddress": Struct("master.AddressReleaseRequest", {"NetworkID": _S, "IPv4Address": _S}),
+    "/plugin/createEndpoint": Struct(
+        "master.CreateEndpointRequest",
+        {
+            "TenantName": _S,
+            "NetworkName": _S,
+            "ServiceName": _S,
+            "EndpointID": _S,
+            "EPCommonName": _S,
+            "ConfigEP": CONFIG_EP,
+        },
+    ),
+    "/plugin/deleteEndpoint": Struct(
+        "master.DeleteEndpointRequest",
+        {
+            "TenantName": _S,
+            "NetworkName": _S,
+            "ServiceName": _S,
+            "EndpointID": _S,
+            "IPv4Address": _S,
+            "Host": _S,
+        },
+    ),
+    "/plugin/updateEndpoint": Struct(
+        "master.UpdateEndpointRequest",
+        {
+            "IPAddress": _S,
+            "ContainerID": _S,
+            "Labels": "map[string]string",
+            "Tenant": _S,
+            "Network": _S,
+            "Event": _S,
+            "EndpointID": _S,
+            "EPCommonName": _S,
+        },
+    ),
+}
+
 Handler = Callable[[Allocator, dict], Awaitable[Any]]
 
 
-def _wrap(fn: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _wrap(path: str, fn: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+    shape = REQUESTS[path]
+
     async def handler(request: web.Request) -> web.Response:
         if request.content_type != "application/json":
             return _not_found()
-        raw = await request.content.read(MAX_BODY + 1)
-        if len(raw) > MAX_BODY:
-            return _error("request body too large")
-        try:
-            body = json.loads(raw.decode("utf-8") or "null")
-        except (ValueError, UnicodeDecodeError) as exc:
-            return _error(f"invalid JSON: {exc}")
-        if not isinstance(body, dict):
-            return _error("invalid request: a JSON object is required")
-        try:
-            return _json(await fn(request.app[ALLOCATOR], body))
-        except ContivError as exc:
-            return _error(str(exc))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            log.warning("bad /plugin request %s: %r", request.path, exc)
-            return _error(f"invalid request: {exc}")
-        except Exception:
-            log.exception("internal error in %s", request.path)
-            return _error("internal error")
+        body = shape.check(jsonwire.loads(await read_body(request, MAX_BODY), empty="EOF"))
+        return _json(await fn(request.app[ALLOCATOR], body))
 
     return handler
 
 
-def _s(body: dict, name: str) -> str:
-    v = body.get(name) or ""
-    if not isinstance(v, str):
-        raise ValueError(f"{name} must be a string")
-    return v
-
-
 async def _alloc(a: Allocator, b: dict) -> Any:
-    return await a.alloc_address(_s(b, "NetworkID"), _s(b, "AddressPool"), _s(b, "PreferredIPv4Address"))
+    return await a.alloc_address(
+        b.get("NetworkID", ""), b.get("AddressPool", ""), b.get("PreferredIPv4Address", "")
+    )
 
 
 async def _release(a: Allocator, b: dict) -> Any:
-    await a.release_address(_s(b, "NetworkID"), _s(b, "IPv4Address"))
+    await a.release_address(b.get("NetworkID", ""), b.get("IPv4Address", ""))
     return "success"
 
 
 async def _create(a: Allocator, b: dict) -> Any:
-    if b.get("ConfigEP") is not None and not isinstance(b["ConfigEP"], dict):
-        raise ValueError("ConfigEP must be an object")
     return {"EndpointConfig": (await a.create_endpoint(b)).to_dict()}
 
 
@@ -122,7 +148,7 @@ def add_plugin_routes(app: web.Application, allocator: Allocator) -> None:
     """Register the /plugin/* POST routes and store ``allocator`` in ``app[ALLOCATOR]``."""
     app[ALLOCATOR] = allocator
     for path, fn in ROUTES.items():
-        app.router.add_post(path, _wrap(fn))
+        app.router.add_post(path, _wrap(path, fn))
 
 
-__all__ = ["add_plugin_routes", "ALLOCATOR", "ROUTES"]
+__all__ = ["add_plugin_routes", "ALLOCATOR", "REQUESTS", "ROUTES"]

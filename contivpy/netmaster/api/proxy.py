@@ -2,7 +2,8 @@
 
 A middleware placed before the error middleware: while this process is not the leader, every
 request (any path, any method) is forwarded to ``http://<leader lock holder>`` and the leader's
-status, headers and body are relayed unchanged. A request that already went through one proxy
+status, headers and body are relayed unchanged, except ``/healthz``, ``/readyz`` and ``/metrics``
+(``common/health.py``), which describe the process asked. A request that already went through one proxy
 (``X-Contiv-Proxied``) is never forwarded again, which avoids loops while the lock changes hands.
 With TLS (``--tls-*``) the leader is reached over https and its certificate is pinned to the SHA-256
 fingerprint it published under ``/contiv.io/auth/tls/<leader ip:port>`` (netmaster/tls.py); headers,
@@ -15,6 +16,8 @@ import logging
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, Fingerprint, web
 
+from contivpy.common.health import LOCAL_PATHS
+from contivpy.common.httpserve import read_body
 from contivpy.model import keys
 from contivpy.netmaster.api.errors import text_error
 from contivpy.netmaster.api.keys import CONFIG, KV, STATE
@@ -35,7 +38,7 @@ async def session_ctx(app: web.Application):
 @web.middleware
 async def proxy_middleware(request: web.Request, handler) -> web.StreamResponse:
     state = request.app[STATE]
-    if state.is_leader:
+    if state.is_leader or request.path in LOCAL_PATHS:  # probes and metrics describe this process
         return await handler(request)
     if request.headers.get(_MARK) or not state.leader_url:
         return text_error("netmaster leader is not available, please retry")
@@ -48,7 +51,7 @@ async def proxy_middleware(request: web.Request, handler) -> web.StreamResponse:
     url = f"{'https' if ssl else 'http'}://{state.leader_url}{request.path_qs}"
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
     headers[_MARK] = "1"
-    body = await request.read()
+    body = await read_body(request)
     try:
         async with request.app[SESSION].request(
             request.method, url, headers=headers, data=body or None, allow_redirects=False, ssl=ssl

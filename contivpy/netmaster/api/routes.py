@@ -19,6 +19,7 @@ import json
 from aiohttp import web
 
 from contivpy.common.errors import ValidationError
+from contivpy.common.httpserve import read_body
 from contivpy.model import codec, objects
 from contivpy.netmaster import registry as reg
 from contivpy.netmaster.api.keys import CRUD
@@ -50,9 +51,7 @@ async def get_obj(request: web.Request) -> web.Response:
 
 
 async def _body(request: web.Request) -> bytes:
-    if request.content_length is not None and request.content_length > objects.MAX_BODY:
-        raise ValidationError(f"request body too large (limit {objects.MAX_BODY} bytes)")
-    return await request.read()
+    return await read_body(request, objects.MAX_BODY)
 
 
 async def put_obj(request: web.Request) -> web.Response:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from contivpy.common.errors import ConflictError
-from contivpy.netmaster.crud import TxnContext
+from contivpy.netmaster.txn import TxnContext
 
 
 async def _no_profiles(ctx: TxnContext) -> None:

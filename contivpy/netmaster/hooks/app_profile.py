@@ -15,7 +15,7 @@ import json
 from contivpy.common.errors import NotFoundError, ValidationError
 from contivpy.model import codec, keys
 from contivpy.netmaster import followup
-from contivpy.netmaster.crud import Plan, TxnContext, link_set_add, link_set_remove, set_link
+from contivpy.netmaster.txn import Plan, TxnContext, link_set_add, link_set_remove, set_link
 
 KIND = "appProfile"
 

@@ -12,7 +12,7 @@ from contivpy.common.errors import ValidationError
 from contivpy.common.kv.base import Delete, Put
 from contivpy.common.registry import ServiceInfo
 from contivpy.model import keys
-from contivpy.netmaster.crud import Plan, TxnContext
+from contivpy.netmaster.txn import Plan, TxnContext
 
 
 def _state(obj: dict) -> Put:

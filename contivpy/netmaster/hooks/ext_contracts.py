@@ -4,7 +4,7 @@ group uses it. Groups link to it from the endpoint-group side (``link-sets.Endpo
 from __future__ import annotations
 
 from contivpy.common.errors import ConflictError, NotFoundError, ValidationError
-from contivpy.netmaster.crud import TxnContext
+from contivpy.netmaster.txn import TxnContext
 
 
 async def on_create(ctx: TxnContext, obj: dict) -> None:

@@ -29,10 +29,10 @@ from contivpy.common.errors import ConflictError
 from contivpy.common.kv.base import Delete, Put
 from contivpy.model import codec, keys
 from contivpy.model.state import GlobalConfig
-from contivpy.netmaster.crud import Plan
 from contivpy.netmaster.hooks import _alloc as A
 from contivpy.netmaster.hooks.network import omit
 from contivpy.netmaster.tags import VlanResource, VxlanResource
+from contivpy.netmaster.txn import Plan
 
 log = logging.getLogger("netmaster.hooks.global")
 

@@ -37,9 +37,9 @@ from contivpy.common.kv.base import Delete, Put
 from contivpy.model import codec, keys
 from contivpy.model.state import EndpointGroupState
 from contivpy.netmaster import followup, ipam
-from contivpy.netmaster.crud import Plan, link_set_add, link_set_remove, set_link
 from contivpy.netmaster.hooks import _alloc as A
 from contivpy.netmaster.hooks.network import endpoint_oper, endpoints_where, omit
+from contivpy.netmaster.txn import Plan, link_set_add, link_set_remove, set_link
 
 log = logging.getLogger("netmaster.hooks.group")
 

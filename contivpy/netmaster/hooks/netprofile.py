@@ -17,7 +17,7 @@ from contivpy.common.errors import ConflictError, NotFoundError, ValidationError
 from contivpy.model import keys
 from contivpy.model.state import EndpointGroupState
 from contivpy.netmaster import followup
-from contivpy.netmaster.crud import Plan, TxnContext
+from contivpy.netmaster.txn import Plan, TxnContext
 
 KIND = "netprofile"
 

@@ -23,9 +23,9 @@ from contivpy.common.kv.base import Delete, KVStore, Put
 from contivpy.model import keys
 from contivpy.model.state import EndpointState, NetworkState
 from contivpy.netmaster import ipam
-from contivpy.netmaster.crud import Plan
 from contivpy.netmaster.hooks import _alloc as A
 from contivpy.netmaster.tags import VlanResource, VxlanResource
+from contivpy.netmaster.txn import Plan
 
 log = logging.getLogger("netmaster.hooks.network")
 

@@ -18,8 +18,8 @@ from contivpy.common.kv.base import Delete
 from contivpy.model import codec, keys
 from contivpy.model.state import EndpointState
 from contivpy.netmaster import followup
-from contivpy.netmaster.crud import Plan, TxnContext, link_set_remove
 from contivpy.netmaster.hooks.network import endpoint_oper, endpoints_where
+from contivpy.netmaster.txn import Plan, TxnContext, link_set_remove
 
 UNMATCH = "unmatch"
 

@@ -15,9 +15,9 @@ ofnet rules are written by the ``policy_state`` follow-up job after the commit.
 from __future__ import annotations
 
 from contivpy.common.errors import ConflictError, NotFoundError, ValidationError
-from contivpy.netmaster.crud import Plan, TxnContext, link_set_add, link_set_remove, set_link
 from contivpy.netmaster.hooks import policy_state
 from contivpy.netmaster.hooks.network import endpoints_where
+from contivpy.netmaster.txn import Plan, TxnContext, link_set_add, link_set_remove, set_link
 
 
 def _direction_checks(r: dict) -> None:

@@ -26,7 +26,7 @@ from contivpy.common.kv.base import Delete, Put
 from contivpy.model import keys
 from contivpy.model.state import EndpointState, ProviderCandidate, ProviderGeneration, ServiceLBState
 from contivpy.netmaster import providers as prov
-from contivpy.netmaster.crud import Plan, TxnContext
+from contivpy.netmaster.txn import Plan, TxnContext
 
 
 def _ports_ok(ports: list[str]) -> bool:
@@ -199,7 +199,9 @@ async def oper(ctx: TxnContext, obj: dict) -> dict:
         if ep is not None:
             oper_ep = await read_oper_endpoint(ctx.kv, ep.id)
             port = oper_ep.portName if oper_ep is not None else ""
-            providers.append(endpoint_oper(ep, "v" + port if port else ""))
+            shown = endpoint_oper(ep, "v" + port if port else "")
+            shown["serviceName"] = obj["serviceName"]  # the original shows the service's name here
+            providers.append(shown)
     if providers:
         out["providers"] = providers
         out["numProviders"] = len(providers)

@@ -5,10 +5,8 @@ through the network owner's ``hooks.network.oper`` / ``hooks.group.oper`` when p
 
 from __future__ import annotations
 
-import importlib
-
 from contivpy.common.errors import ConflictError, ValidationError
-from contivpy.netmaster.crud import TxnContext
+from contivpy.netmaster.txn import TxnContext
 
 
 async def on_create(ctx: TxnContext, obj: dict) -> None:
@@ -38,10 +36,9 @@ async def on_delete(ctx: TxnContext, obj: dict) -> None:
 
 
 async def _sub_oper(ctx: TxnContext, module: str, obj_type: str, keys: list[str]) -> list[dict]:
-    try:
-        mod = importlib.import_module(f"contivpy.netmaster.hooks.{module}")
-    except ModuleNotFoundError:
-        return []
+    from contivpy.netmaster import hooks  # the package imports its modules lazily
+
+    mod = hooks.load(module)
     fn = getattr(mod, "oper", None)
     out = []
     for k in keys:
@@ -52,8 +49,9 @@ async def _sub_oper(ctx: TxnContext, module: str, obj_type: str, keys: list[str]
 
 
 def _brief(oper: dict, tag: str) -> dict:
-    """The original's tenant inspect lists networks/groups without endpoints and tags."""
-    return {k: v for k, v in oper.items() if k not in ("endpoints", tag)}
+    """The original's tenant inspect lists networks/groups with their endpoints, without their tags
+    (as the original 1.2.1 printed it for the recorded state, docs/upgrade.md)."""
+    return {k: v for k, v in oper.items() if k != tag}
 
 
 async def oper(ctx: TxnContext, obj: dict) -> dict:
@@ -71,6 +69,9 @@ async def oper(ctx: TxnContext, obj: dict) -> dict:
             out[field] = len(sets[name])
     nets = await _sub_oper(ctx, "network", "network", sorted(sets.get("Networks") or {}))
     epgs = await _sub_oper(ctx, "group", "endpointGroup", sorted(sets.get("EndpointGroups") or {}))
+    n_eps = sum(len(n.get("endpoints") or []) for n in nets)
+    if n_eps:
+        out["totalEndpoints"] = n_eps
     if any(nets):
         out["networks"] = [_brief(n, "networkTag") for n in nets]
     if any(epgs):

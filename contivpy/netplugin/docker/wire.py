@@ -15,12 +15,12 @@ because they are the interface. Design and invariants:
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, TypeVar
 
 import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
+from contivpy.common import jsonwire
 from contivpy.common.errors import ValidationError
 
 
@@ -212,18 +212,28 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
-    """Decode a plugin request body whatever its content type; empty body = ``{}``."""
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValidationError(f"invalid request body: {e}") from None
+    """Decode a plugin request body whatever its content type; empty body or ``null`` = ``{}``.
+    Errors are ValidationErrors in Go's encoding/json wording (common/jsonwire.py)."""
+    body = jsonwire.loads(raw, empty=None)
     if body is None:
         return {}
     if not isinstance(body, dict):
-        raise ValidationError("invalid request body: a JSON object is required")
+        raise ValidationError(
+            f"json: cannot unmarshal {jsonwire.go_type(body)} into Go value of type map[string]interface {{}}"
+        )
     return body
+
+
+_GO_KIND = {
+    "string_type": "string",
+    "int_type": "int",
+    "int_parsing": "int",
+    "int_from_float": "int",
+    "bool_type": "bool",
+    "bool_parsing": "bool",
+    "dict_type": "map[string]interface {}",
+    "list_type": "[]",
+}
 
 
 def parse(model: type[M], body: dict[str, Any]) -> M:
@@ -231,5 +241,14 @@ def parse(model: type[M], body: dict[str, Any]) -> M:
         return model.model_validate(body)
     except pydantic.ValidationError as e:
         first = e.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
-        raise ValidationError(f"invalid request: {where}: {first.get('msg', 'invalid value')}") from None
+        loc = [str(p) for p in first.get("loc", ()) if not isinstance(p, int)]
+        where = ".".join([model.__name__, *loc])
+        kind = _GO_KIND.get(first.get("type", ""))
+        if kind is None and first.get("type") in ("model_type", "model_attributes_type"):
+            kind = "struct"
+        if kind is not None:
+            got = jsonwire.go_type(first.get("input"))
+            raise ValidationError(
+                f"json: cannot unmarshal {got} into Go struct field {where} of type {kind}"
+            ) from None
+        raise ValidationError(f"invalid request: {where}: invalid value") from None

@@ -6,11 +6,20 @@ first (endpoint installs stop using it), remove it, then wake its endpoints so t
 peer whose add failed half-way (port created, OVS refused it) is ``partial``: its removal still runs.
 After the initial sync, VXLAN ports left in OVS by an earlier run for peers that are neither desired nor
 applied are removed (``prune_stale``); a peer still being retried keeps its port.
+
+Grace period: a peer's key goes when its registration lease expires, which also happens when its agent
+is down for a few seconds (killed, restarting) while its data plane runs on. Removing the tunnel then and
+re-adding it when the agent re-registers costs that peer's traffic about a second (a new port, its flows,
+its endpoints' flows). So a working tunnel (``applied``) outlives its key by ``remove_grace`` seconds
+(default ``REMOVE_GRACE``); a key that comes back within that time leaves it untouched. A port whose add
+failed half-way (``partial``, not working anyway) goes at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from contivpy.common.reconcile import Reconciler
@@ -19,14 +28,21 @@ from contivpy.netplugin.dpapi import Datapath
 
 log = logging.getLogger(__name__)
 
+#: seconds a working tunnel outlives its peer's registration key (lease TTL 10 s: outages of the peer's
+#: agent up to about 27 s then cost no tunnel rebuild; a host that left for good loses its tunnel after
+#: lease expiry + this)
+REMOVE_GRACE = 20.0
+
 
 class VtepManager:
-    def __init__(self, dp: Datapath, own_ip: str) -> None:
+    def __init__(self, dp: Datapath, own_ip: str, remove_grace: float = REMOVE_GRACE) -> None:
         self.dp = dp
         self.own_ip = own_ip
+        self.remove_grace = remove_grace
         self.desired: set[str] = set()
         self.applied: dict[str, int] = {}
         self.partial: set[str] = set()  # an add failed half-way: a port may be left to remove
+        self.gone_at: dict[str, float] = {}  # peer -> monotonic time its key went (removal after the grace)
         self.dependents: list[Callable[[str], None]] = []  # called with a peer IP when it comes or goes
         self.rec: Reconciler[str] = Reconciler(
             "vteps", self.reconcile, desired=lambda ip: ip in self.desired or ip in self.applied
@@ -37,10 +53,19 @@ class VtepManager:
         if ip == self.own_ip:
             return
         if value is None:
+            if ip in self.desired:
+                self.gone_at[ip] = time.monotonic()
             self.desired.discard(ip)
         else:
             self.desired.add(ip)
+            self.gone_at.pop(ip, None)
         self.rec.enqueue(ip)
+
+    def grace_left(self, ip: str) -> float:
+        """Seconds until the tunnel to a departed peer ``ip`` may go (0: now)."""
+        if ip not in self.applied or ip in self.partial or ip not in self.gone_at:
+            return 0.0
+        return max(0.0, self.gone_at[ip] + self.remove_grace - time.monotonic())
 
     async def reconcile(self, ip: str) -> None:
         if ip in self.desired and ip not in self.applied:
@@ -48,6 +73,14 @@ class VtepManager:
             self.applied[ip] = await self.dp.add_vtep(ip)
             self.partial.discard(ip)
         elif ip not in self.desired and (ip in self.applied or ip in self.partial):
+            left = self.grace_left(ip)
+            if left > 0:
+                log.info(
+                    "peer %s deregistered: keeping its tunnel for %.1f s in case it comes back", ip, left
+                )
+                asyncio.get_running_loop().call_later(left + 0.01, self.rec.enqueue, ip)
+                return
+            self.gone_at.pop(ip, None)
             ofport = self.applied.pop(ip, None)
             try:
                 await self.dp.remove_vtep(ip)

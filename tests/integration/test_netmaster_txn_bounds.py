@@ -1,4 +1,4 @@
-"""Bounded etcd txns (cphard helper, prefix tch): etcd refuses a txn with more than 128 ops
+"""Bounded etcd txns: etcd refuses a txn with more than 128 ops
 (compares + ops). Every path whose state grows with a collection must stay under it:
 
 - a policy with 200 rules attached to 3 groups (rule-add, attach of a group after the rules,

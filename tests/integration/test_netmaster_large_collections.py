@@ -1,4 +1,4 @@
-"""Regression tests for the control-plane fixes found by bench/bench_netmaster.py (bench helper).
+"""Regression tests for the control-plane fixes found by bench/bench_netmaster.py.
 
 - More than 128 networks in one tenant: the network create hook used to read every other network
   of the tenant with a fenced point read, one txn compare each, so etcd refused the 126th create

@@ -1,5 +1,5 @@
 """``DELETE /debug/epcleanup/tenant/{tenant}/{category}/{id}`` and the policy inspect endpoints list,
-on a real netmaster process and a real etcd (cphard helper, prefix tch).
+on a real netmaster process and a real etcd.
 
 The owning host's netplugin is represented by a plain HTTP listener on 127.0.0.1 registered under
 ``/contiv.io/service/netplugin/`` with the endpoints' host name: it records the reclaim requests

@@ -1,0 +1,1 @@
+"""Kubernetes mode of netmaster: translation (translate.py) and the leader's watcher (watcher.py)."""

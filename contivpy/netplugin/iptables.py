@@ -1,0 +1,129 @@
+"""iptables adapter of the netplugin agent: the only module that runs ``iptables`` (Debian 12: iptables-nft).
+
+What the agent keeps in the ``nat`` table of its host (docs/deployment.md, "iptables"):
+
+    -N CONTIV-NODEPORT
+    -A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment contivpy -j CONTIV-NODEPORT
+    -A POSTROUTING -s <pvtSubnet> ! -o contivh0 -m comment --comment contivpy -j MASQUERADE
+
+The MASQUERADE rule is the original's: containers leave their host through the host port ``contivh0``
+with a per-endpoint private source address from ``pvtSubnet`` (docs/ovs-pipeline.md, host access), and
+the kernel NATs it to the host's own address on the way out. ``CONTIV-NODEPORT`` is the original's chain for
+node ports; it is created empty (service node ports are not implemented).
+
+Invariants
+- Every rule we add carries ``-m comment --comment contivpy`` (:data:`TAG`); only rules with that tag are
+  ever deleted, so other software's rules in the same chains are never touched.
+- ``ensure(pvt_subnet)`` converges: it reads ``iptables -t nat -S``, deletes our tagged rules that are not
+  wanted (a previous ``pvtSubnet``), and appends the missing ones. Running it again (agent restart) adds
+  nothing, so rules are never duplicated.
+- ``remove_all()`` deletes every tagged rule and the (flushed) ``CONTIV-NODEPORT`` chain: the clean
+  uninstall path (``netplugin --cleanup``). A plain agent stop leaves the rules in place, like the bridges.
+- Calls are serialized by one lock and use ``-w`` (wait for the xtables lock held by other programs).
+  A missing binary or a failing command raises ``ExternalServiceError`` with iptables' own message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import shlex
+
+from contivpy.common.errors import ExternalServiceError, ValidationError
+
+log = logging.getLogger(__name__)
+
+TAG = "contivpy"
+NODEPORT_CHAIN = "CONTIV-NODEPORT"
+HOST_PORT = "contivh0"
+TABLE = "nat"
+IPTABLES: tuple[str, ...] = ("iptables",)  # the command (tests prefix it with ``ip netns exec NS``)
+
+_lock = asyncio.Lock()
+
+
+def desired_rules(pvt_subnet: str, host_port: str = HOST_PORT) -> list[str]:
+    """Our rules in ``iptables -S`` form (the exact text ``-S`` prints back)."""
+    net = ipaddress.IPv4Network(pvt_subnet, strict=False)
+    tag = f"-m comment --comment {TAG}"
+    return [
+        f"-A PREROUTING -m addrtype --dst-type LOCAL {tag} -j {NODEPORT_CHAIN}",
+        f"-A POSTROUTING -s {net} ! -o {host_port} {tag} -j MASQUERADE",
+    ]
+
+
+def is_ours(rule: str) -> bool:
+    return f"--comment {TAG} " in rule + " " and rule.startswith("-A ")
+
+
+async def run(*args: str, check: bool = True) -> tuple[int, str]:
+    """``iptables -w -t nat ARGS``; returns (rc, stdout). Raises ExternalServiceError when ``check``."""
+    cmd = [*IPTABLES, "-w", "-t", TABLE, *args]
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+    except FileNotFoundError as e:
+        raise ExternalServiceError("iptables is not installed (scripts/install-deps.sh installs it)") from e
+    out, err = await proc.communicate()
+    if check and proc.returncode != 0:
+        raise ExternalServiceError(f"{shlex.join(cmd)} failed: {err.decode().strip()}")
+    return proc.returncode or 0, out.decode()
+
+
+async def list_rules() -> list[str]:
+    """Every rule of the nat table in ``-S`` form (``-A ...`` lines)."""
+    _, out = await run("-S")
+    return [ln.strip() for ln in out.splitlines() if ln.startswith("-A ")]
+
+
+async def chains() -> set[str]:
+    _, out = await run("-S")
+    return {ln.split()[1] for ln in out.splitlines() if ln.startswith(("-N ", "-P "))}
+
+
+def _delete_args(rule: str) -> list[str]:
+    return ["-D", *shlex.split(rule)[1:]]
+
+
+async def ensure(pvt_subnet: str, host_port: str = HOST_PORT) -> dict[str, int]:
+    """Converge the nat table to :func:`desired_rules`; returns counts of rules added/removed."""
+    try:
+        want = desired_rules(pvt_subnet, host_port)
+    except ValueError as e:
+        raise ValidationError(f"invalid private subnet {pvt_subnet!r}") from e
+    async with _lock:
+        if NODEPORT_CHAIN not in await chains():
+            await run("-N", NODEPORT_CHAIN)
+        have = [r for r in await list_rules() if is_ours(r)]
+        removed = added = 0
+        seen: set[str] = set()
+        for r in have:
+            if r not in want or r in seen:  # stale (old pvtSubnet) or a duplicate
+                await run(*_delete_args(r))
+                removed += 1
+            seen.add(r)
+        for r in want:
+            if r not in seen:
+                await run(*shlex.split(r))
+                added += 1
+    if added or removed:
+        log.info("iptables nat: %d rule(s) added, %d removed (pvtSubnet %s)", added, removed, pvt_subnet)
+    return {"added": added, "removed": removed}
+
+
+async def remove_all() -> int:
+    """Delete every rule tagged ``contivpy`` and the ``CONTIV-NODEPORT`` chain; returns rules removed."""
+    async with _lock:
+        try:
+            rules = [r for r in await list_rules() if is_ours(r)]
+        except ExternalServiceError:
+            return 0
+        for r in rules:
+            await run(*_delete_args(r), check=False)
+        if NODEPORT_CHAIN in await chains():
+            await run("-F", NODEPORT_CHAIN, check=False)
+            await run("-X", NODEPORT_CHAIN, check=False)
+    log.info("iptables nat: removed %d contivpy rule(s)", len(rules))
+    return len(rules)

@@ -1,0 +1,179 @@
+"""Host access on the vxlan bridge: containers reach their host and the outside through ``contivh0``.
+
+The original routed this through its vrouter's tables ``host_dnat`` (2) and ``host_snat`` (8); contivpy
+uses the same tables and the same per-endpoint private addresses in bridge mode
+(docs/ovs-pipeline.md, "Host access"; docs/decisions.md):
+
+* ``contivh0`` is an OVS internal port whose host side holds ``pvtSubnet + 0xfffe``
+  (172.19.255.254/16, MAC 02:02:ac:13:ff:fe); netplugin creates it and the kernel's
+  ``POSTROUTING -s <pvtSubnet> ! -o contivh0 -j MASQUERADE`` rule NATs what leaves the host.
+* every local endpoint on OpenFlow port P has the private address ``pvtSubnet + P`` (MAC
+  ``02:02:<address bytes>``): unique on the host across tenants, so overlapping tenant subnets never
+  meet in the host's routing table.
+* Egress: a container sends off-subnet traffic to the router MAC (``arp.GATEWAY_MAC``, answered by the ARP
+  proxy). ``svc_snat`` diverts IP frames to that MAC (not received from a VTEP) to ``host_snat``, except
+  frames addressed to the private subnet (dropped: no endpoint may reach another one through the host)
+  other than ``contivh0``'s own address. ``host_snat`` (one flow per local endpoint, matched by ``in_port``)
+  rewrites the source to the endpoint's private address and MAC, the destination MAC to ``contivh0``'s,
+  pops the VLAN and outputs to ``contivh0``. The host kernel delivers, forwards or NATs it.
+* Ingress: ``vlan`` sends everything from ``contivh0`` to ``host_dnat``; one flow per local endpoint
+  rewrites its private address back to the endpoint's address and MAC (source MAC = router MAC), pushes
+  the network's VLAN, writes its VRF and continues at ``dst_group`` (policy applies, as for traffic from a
+  VTEP or an uplink). The kernel's ARP requests for private addresses (``arp,in_port=contivh0``, punted
+  in both ARP modes) are answered by the controller with the private MAC; DNS from ``contivh0`` is not
+  punted.
+
+Owners: ``hostport`` (the fixed flows, which need the port number and the subnet) and ``hep:<ofport>`` (one
+local endpoint's two flows). Without a host port nothing is installed and the pipeline is exactly as before.
+Pure builders plus a small state holder; the agent applies the owners.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from contivpy.common.errors import ValidationError
+
+from . import fields as F
+from .arp import GATEWAY_MAC
+from .flows import OFPVID_PRESENT, Controller, Flow, Match, Output, PopVlan, PushVlan, SetField
+from .pipeline import (
+    DST_GROUP,
+    HOST_DNAT,
+    HOST_PORT_SUFFIX,
+    HOST_SNAT,
+    INPUT,
+    SVC_SNAT,
+    VLAN,
+    Prio,
+)
+from .types import LocalEndpoint
+
+__all__ = [
+    "HostAccess",
+    "host_port_address",
+    "private_address",
+    "mac_of",
+    "host_port_flows",
+    "host_endpoint_flows",
+]
+
+ETH_IP, ETH_ARP, UDP = 0x0800, 0x0806, 17
+
+
+def _net(pvt_subnet: str) -> ipaddress.IPv4Network:
+    try:
+        net = ipaddress.IPv4Network(pvt_subnet, strict=False)
+    except ValueError:
+        raise ValidationError(f"invalid private subnet {pvt_subnet!r}") from None
+    if net.prefixlen != 16:
+        raise ValidationError(f"private subnet {pvt_subnet} is not a /16")
+    return net
+
+
+def host_port_address(pvt_subnet: str) -> str:
+    """contivh0's address: pvtSubnet + 0xfffe (172.19.255.254 for the default)."""
+    return str(_net(pvt_subnet).network_address + HOST_PORT_SUFFIX)
+
+
+def private_address(pvt_subnet: str, ofport: int) -> str:
+    """The private address of the local endpoint on OpenFlow port ``ofport``: pvtSubnet + ofport."""
+    if not 0 < ofport < HOST_PORT_SUFFIX:
+        raise ValidationError(f"ofport {ofport} has no private address")
+    return str(_net(pvt_subnet).network_address + ofport)
+
+
+def mac_of(ip: str) -> str:
+    """02:02:<address bytes> (the Contiv MAC of an address)."""
+    return "02:02:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
+
+
+def host_port_flows(port: int, pvt_subnet: str) -> list[Flow]:
+    net = _net(pvt_subnet)
+    h0 = host_port_address(pvt_subnet)
+    to_router = {"eth_type": ETH_IP, "metadata": (0, F.RX_VTEP.mask), "eth_dst": GATEWAY_MAC}
+    return [
+        Flow(INPUT, Prio.UPLINK_DNS, Match.of(in_port=port, eth_type=ETH_ARP), (Controller(),)),
+        Flow(INPUT, Prio.UPLINK_DNS, Match.of(in_port=port, eth_type=ETH_IP, ip_proto=UDP, udp_dst=53),
+             goto=VLAN),
+        Flow(VLAN, Prio.MATCH, Match.of(in_port=port), goto=HOST_DNAT),
+        Flow(SVC_SNAT, Prio.HOST_DIVERT, Match.of(**to_router), goto=HOST_SNAT),
+        Flow(SVC_SNAT, Prio.HOST_DENY, Match.of(**to_router, ipv4_dst=(str(net.network_address), str(net.netmask)))),
+        Flow(SVC_SNAT, Prio.HOST_ALLOW, Match.of(**to_router, ipv4_dst=h0), goto=HOST_SNAT),
+    ]  # fmt: skip
+
+
+def host_endpoint_flows(ep: LocalEndpoint, vrf_id: int, port: int, pvt_subnet: str) -> list[Flow]:
+    pvt = private_address(pvt_subnet, ep.ofport)
+    h0_mac = mac_of(host_port_address(pvt_subnet))
+    snat = (
+        SetField("ipv4_src", pvt),
+        SetField("eth_src", mac_of(pvt)),
+        SetField("eth_dst", h0_mac),
+        PopVlan(),
+        Output(port),
+    )
+    dnat = (
+        SetField("ipv4_dst", ep.ip),
+        SetField("eth_src", GATEWAY_MAC),
+        SetField("eth_dst", ep.mac),
+        PushVlan(),
+        SetField("vlan_vid", OFPVID_PRESENT | ep.vlan),
+    )
+    md = F.combine((F.VRF, vrf_id))
+    vid = OFPVID_PRESENT | ep.vlan  # pop_vlan needs a VLAN in the match (OpenFlow 1.3 consistency)
+    return [
+        Flow(HOST_SNAT, Prio.MATCH, Match.of(in_port=ep.ofport, eth_type=ETH_IP, vlan_vid=vid), snat),
+        Flow(
+            HOST_DNAT, Prio.MATCH, Match.of(in_port=port, eth_type=ETH_IP, ipv4_dst=pvt), dnat, md, DST_GROUP
+        ),
+    ]
+
+
+class HostAccess:
+    """The host port of one vxlan-bridge agent: its OpenFlow port and the private subnet (or none)."""
+
+    def __init__(self) -> None:
+        self.port: int | None = None
+        self.pvt_subnet: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return self.port is not None and bool(self.pvt_subnet)
+
+    def set(self, port: int | None, pvt_subnet: str = "") -> None:
+        if port is not None:
+            if not isinstance(port, int) or not 0 < port < 0xFFFFFF00:
+                raise ValidationError(f"invalid host port {port!r}")
+            _net(pvt_subnet)
+        self.port, self.pvt_subnet = port, pvt_subnet if port is not None else ""
+
+    def port_owner(self):
+        if not self.enabled:
+            return ("hostport", [], [])
+        return ("hostport", host_port_flows(self.port, self.pvt_subnet), [])
+
+    def endpoint_owner(self, ep: LocalEndpoint, vrf_id: int):
+        name = f"hep:{ep.ofport}"
+        if not self.enabled or ep.ofport >= HOST_PORT_SUFFIX:
+            return (name, [], [])
+        return (name, host_endpoint_flows(ep, vrf_id, self.port, self.pvt_subnet), [])
+
+    def private_ip(self, ofport: int) -> str:
+        if not self.enabled or not 0 < ofport < HOST_PORT_SUFFIX:
+            return ""
+        return private_address(self.pvt_subnet, ofport)
+
+    def arp_target_port(self, ip: str) -> int | None:
+        """The OpenFlow port whose private address is ``ip`` (None: not one of ours)."""
+        if not self.enabled:
+            return None
+        try:
+            addr = ipaddress.IPv4Address(ip)
+        except ValueError:
+            return None
+        net = _net(self.pvt_subnet)
+        if addr not in net:
+            return None
+        off = int(addr) - int(net.network_address)
+        return off if 0 < off < HOST_PORT_SUFFIX else None

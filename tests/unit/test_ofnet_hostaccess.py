@@ -1,0 +1,83 @@
+"""Host access flow builders and the agent's owners (contivh0, private addresses; docs/ovs-pipeline.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from contivpy.common.errors import ValidationError
+from contivpy.netplugin import iptables
+from contivpy.ofnet import cookies
+from contivpy.ofnet.hostaccess import (
+    HostAccess,
+    host_endpoint_flows,
+    host_port_address,
+    host_port_flows,
+    mac_of,
+    private_address,
+)
+from contivpy.ofnet.types import LocalEndpoint
+
+
+def test_addresses_follow_the_private_subnet():
+    assert host_port_address("172.19.0.0/16") == "172.19.255.254"
+    assert mac_of("172.19.255.254") == "02:02:ac:13:ff:fe"
+    assert private_address("172.19.0.0/16", 5) == "172.19.0.5"
+    assert private_address("10.99.0.0/16", 300) == "10.99.1.44"
+    with pytest.raises(ValidationError, match="not a /16"):
+        host_port_address("172.19.0.0/24")
+    with pytest.raises(ValidationError):
+        private_address("172.19.0.0/16", 0xFFFE)
+
+
+def test_host_port_flows_text():
+    text = sorted(str(f) for f in host_port_flows(7, "172.19.0.0/16"))
+    assert text == [
+        "table=input, priority=102,arp,in_port=7 actions=CONTROLLER:65535",
+        "table=input, priority=102,udp,in_port=7,tp_dst=53 actions=goto_table:vlan",
+        "table=svc_snat, priority=50,ip,metadata=0/0x1,dl_dst=00:00:11:11:11:11 actions=goto_table:host_snat",
+        "table=svc_snat, priority=51,ip,metadata=0/0x1,dl_dst=00:00:11:11:11:11,"
+        "nw_dst=172.19.0.0/255.255.0.0 actions=drop",
+        "table=svc_snat, priority=52,ip,metadata=0/0x1,dl_dst=00:00:11:11:11:11,"
+        "nw_dst=172.19.255.254 actions=goto_table:host_snat",
+        "table=vlan, priority=100,in_port=7 actions=goto_table:host_dnat",
+    ]
+
+
+def test_host_endpoint_flows():
+    ep = LocalEndpoint(ofport=5, mac="02:02:0a:01:01:02", ip="10.1.1.2", vlan=3, vrf="t1")
+    snat, dnat = host_endpoint_flows(ep, 2, 7, "172.19.0.0/16")
+    assert snat.table.name == "host_snat" and snat.match.get("in_port") == 5
+    assert [str(a) for a in snat.actions][:3] == [
+        "set_field:172.19.0.5->nw_src",
+        "set_field:02:02:ac:13:00:05->dl_src",
+        "set_field:02:02:ac:13:ff:fe->dl_dst",
+    ]
+    assert str(snat.actions[-1]) == "output:7"
+    assert dnat.table.name == "host_dnat" and dnat.match.get("ipv4_dst") == "172.19.0.5"
+    assert dnat.goto.name == "dst_group"
+    assert dnat.write_metadata == (2 << 32, 0xFF00000000)
+
+
+def test_owners_empty_without_a_host_port_and_cookies_are_distinct():
+    h = HostAccess()
+    ep = LocalEndpoint(ofport=5, mac="02:02:0a:01:01:02", ip="10.1.1.2", vlan=3)
+    assert h.port_owner() == ("hostport", [], [])
+    assert h.endpoint_owner(ep, 1) == ("hep:5", [], [])
+    h.set(7, "172.19.0.0/16")
+    assert len(h.port_owner()[1]) == 6 and len(h.endpoint_owner(ep, 1)[1]) == 2
+    assert h.arp_target_port("172.19.0.5") == 5 and h.arp_target_port("172.19.255.254") is None
+    assert h.arp_target_port("10.1.1.2") is None
+    with pytest.raises(ValidationError):
+        h.set(7, "172.19.0.0/8")
+    assert cookies.category_of(cookies.cookie_for("hostport")) == cookies.Category.HOST_PORT
+    assert cookies.category_of(cookies.cookie_for("hep:5")) == cookies.Category.HOST_EP
+
+
+def test_iptables_rules_are_tagged():
+    rules = iptables.desired_rules("172.19.0.0/16")
+    assert (
+        "-A POSTROUTING -s 172.19.0.0/16 ! -o contivh0 -m comment --comment contivpy -j MASQUERADE" in rules
+    )
+    assert all(iptables.is_ours(r) for r in rules)
+    assert not iptables.is_ours("-A POSTROUTING -s 10.0.0.0/8 -j MASQUERADE")
+    assert not iptables.is_ours("-A POSTROUTING -m comment --comment contivpy-other -j ACCEPT")
