@@ -14,6 +14,11 @@ request's txn, and etcd caps each at 128); the EPG-policy rule state is rebuilt 
 ``hooks.policy_state`` follow-up job scheduled in the same txn (its size grows with the policy's
 rules: never in the request's txn).
 
+Delete: refused while endpoints or an app profile use the group. Rules (of any policy of the tenant)
+that name the group keep their ``fromEndpointGroup``/``toEndpointGroup`` as the original did, but
+their ``links.MatchEndpointGroup`` is cleared by the ``unlinkrules`` follow-up job (one rule object
+each: unbounded), so no link is left pointing at a deleted object.
+
 Docker (docker mode): the hooks never call Docker (pure, may be re-run). The committed group state
 is the desired Docker network; the leader's reconciler (``netmaster/dockerrec.py``) creates it
 after the commit and removes it after a delete commits (the original created it before writing
@@ -29,17 +34,18 @@ from typing import Any
 
 from contivpy.common.errors import ConflictError, NotFoundError, ResourceExhaustedError, ValidationError
 from contivpy.common.kv.base import Delete, Put
-from contivpy.model import keys
+from contivpy.model import codec, keys
 from contivpy.model.state import EndpointGroupState
-from contivpy.netmaster import ipam
+from contivpy.netmaster import followup, ipam
 from contivpy.netmaster.bitset import Bitset
 from contivpy.netmaster.hooks import _alloc as A
 from contivpy.netmaster.hooks.network import endpoint_oper, endpoints_where, omit
-from contivpy.netmaster.txn import Plan, link_set_add, link_set_remove
+from contivpy.netmaster.txn import Plan, link_set_add, link_set_remove, set_link
 
 log = logging.getLogger("netmaster.hooks.group")
 
 MAX_EPG_ID = 65535
+UNLINK_RULES = "unlinkrules"
 EPG_ID_PREFIX = keys.ROOT + "master/epgid/"
 
 
@@ -284,6 +290,11 @@ async def on_delete(ctx: Any, obj: dict) -> Plan:
     app = ((obj.get("links") or {}).get("AppProfile") or {}).get("key", "")
     if app:
         raise ConflictError(f"Cannot delete {group}, associated to appProfile {app}")
+    plan = Plan()
+    if (obj.get("link-sets") or {}).get("MatchRules"):
+        # rules of other policies may name this group: their links.MatchEndpointGroup is cleared by
+        # a follow-up job (unbounded: one rule object per rule), never left dangling
+        followup.schedule(ctx, plan, UNLINK_RULES, obj["key"])
     if A.cluster_mode(ctx) == "swarm-mode":
         dn = await ctx.read_json(
             keys.docknet_oper(keys.docknet_id(tenant, obj.get("networkName", ""), group))
@@ -292,7 +303,6 @@ async def on_delete(ctx: Any, obj: dict) -> Plan:
             raise ConflictError(
                 f"cannot delete group {group} mapped to docker network {dn.get('docknetUUID', '')}"
             )
-    plan = Plan()
     epg_sid = keys.epg_id(group, tenant)
     state = await A.read_epg(ctx, epg_sid)
     for pname in obj.get("policies") or []:
@@ -318,6 +328,30 @@ async def on_delete(ctx: Any, obj: dict) -> Plan:
             plan.ops.append(Delete(epg_id_key(state.endpointGroupId)))
             plan.ops += await _release_epg_id(ctx, state.endpointGroupId)
     return plan
+
+
+@followup.job(UNLINK_RULES)
+async def _unlink_rules(crud: Any, group_key: str) -> None:
+    """Clear ``links.MatchEndpointGroup`` of the tenant's rules that point at the deleted group
+    ``group_key`` (``<tenant>:<group>``); nothing to do if the group exists again (idempotent)."""
+    if await crud.kv.get(keys.obj_key("endpointGroup", group_key)) is not None:
+        return
+    tenant = group_key.split(":", 1)[0]
+
+    def points_here(rule: dict) -> bool:
+        return ((rule.get("links") or {}).get("MatchEndpointGroup") or {}).get("key") == group_key
+
+    items, _ = await crud.kv.get_prefix(keys.obj_key("rule", f"{tenant}:"))
+    todo = [i.key for i in items if points_here(json.loads(i.value))]
+
+    def change(_k: str, value: str) -> str | None:
+        rule = json.loads(value)
+        if not points_here(rule):
+            return None
+        set_link(rule, "MatchEndpointGroup", "", "")
+        return codec.dumps("rule", rule)
+
+    await followup.cas_update(crud, todo, change)
 
 
 async def oper(ctx: Any, obj: dict, view: Any = None) -> dict:
@@ -363,4 +397,5 @@ __all__ = [
     "epg_id_key",
     "EPG_ID_PREFIX",
     "EPG_ID_USED",
+    "UNLINK_RULES",
 ]
