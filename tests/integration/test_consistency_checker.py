@@ -158,12 +158,26 @@ CORRUPTIONS = {
     "missing reverse link": (
         lambda nm: _edit(
             nm,
-            f"/contiv.io/obj/modeldb/tenant/{T}",
+            f"/contiv.io/obj/modeldb/network/{T}:tccv",
             lambda v: json.dumps(
-                {**json.loads(v), "link-sets": {**json.loads(v)["link-sets"], "Networks": {}}}
+                {**json.loads(v), "link-sets": {**json.loads(v)["link-sets"], "EndpointGroups": {}}}
             ),
         ),
-        f"object network/{T}:tccv: links.Tenant -> {T} but tenant/{T} has no link-sets.Networks",
+        f"object endpointGroup/{T}:tccg: links.Network -> {T}:tccv but network/{T}:tccv has no "
+        "link-sets.EndpointGroups",
+    ),
+    "derived link set stored": (  # a tenant's members are derived on read, never stored
+        lambda nm: _edit(
+            nm,
+            f"/contiv.io/obj/modeldb/tenant/{T}",
+            lambda v: json.dumps(
+                {
+                    **json.loads(v),
+                    "link-sets": {"Networks": {f"{T}:tccv": {"type": "network", "key": f"{T}:tccv"}}},
+                }
+            ),
+        ),
+        f"object tenant/{T}: stores the derived link-sets.Networks",
     ),
     "dangling link": (
         lambda nm: nm.etcd.etcdctl("del", f"/contiv.io/obj/modeldb/netprofile/{T}:tccnp"),

@@ -137,6 +137,12 @@ _LINK_RELATIONS = [
     ("serviceLB", "Network", "network", "Servicelbs"),
     ("rule", "MatchEndpointGroup", "endpointGroup", "MatchRules"),
 ]
+# Link sets netmaster derives on read instead of storing (a tenant's members: docs/decisions.md):
+# the stored record must not hold them, and there is no stored back-reference to compare.
+_DERIVED = {
+    ("tenant", "Networks"), ("tenant", "EndpointGroups"), ("tenant", "Policies"),
+    ("tenant", "NetProfiles"), ("tenant", "AppProfiles"), ("tenant", "Servicelbs"),
+}  # fmt: skip
 # (object type, link-set, target type, link-set on the target pointing back)
 _SET_RELATIONS = [
     ("endpointGroup", "Policies", "policy", "EndpointGroups"),
@@ -184,8 +190,14 @@ def check_links(snap: Snapshot, problems: _Problems) -> dict[tuple[str, str], di
                     problems.add(
                         f"object {otype}/{key}: link-sets.{name} -> {tgt[0]}/{tgt[1]} does not exist"
                     )
+    for (otype, key), obj in sorted(objs.items()):
+        for name in sorted(obj.get("link-sets") or {}):
+            if (otype, name) in _DERIVED:
+                problems.add(f"object {otype}/{key}: stores the derived link-sets.{name}")
     # both directions of the relations netmaster maintains
     for otype, link, ttype, rset in _LINK_RELATIONS:
+        if (ttype, rset) in _DERIVED:
+            continue
         for (t, key), obj in objs.items():
             if t != otype:
                 continue
