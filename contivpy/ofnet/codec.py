@@ -508,7 +508,9 @@ def group_desc_request() -> Request:
 
 def packet_out(in_port: int, actions, data: bytes) -> Request:
     acts = encode_actions(actions)
-    return Request(T_PACKET_OUT, struct.pack("!IIH6x", OFP_NO_BUFFER, in_port, len(acts)) + acts + bytes(data))
+    return Request(
+        T_PACKET_OUT, struct.pack("!IIH6x", OFP_NO_BUFFER, in_port, len(acts)) + acts + bytes(data)
+    )
 
 
 def _patch_xid(b: bytes, xid: int) -> bytes:

@@ -216,7 +216,9 @@ def build_udp(eth: Ethernet, ip: IPv4, udp: Udp, payload: bytes) -> bytes:
 
 def build_tcp(eth: Ethernet, ip: IPv4, tcp: Tcp, payload: bytes = b"") -> bytes:
     """An Ethernet/IPv4/TCP frame (20-byte TCP header, window 65535) with correct checksums."""
-    seg = struct.pack("!HHIIHHHH", tcp.src_port, tcp.dst_port, tcp.seq, tcp.ack, 5 << 12 | tcp.flags, 0xFFFF, 0, 0)
+    seg = struct.pack(
+        "!HHIIHHHH", tcp.src_port, tcp.dst_port, tcp.seq, tcp.ack, 5 << 12 | tcp.flags, 0xFFFF, 0, 0
+    )
     seg += bytes(payload)
     pseudo = _ip_bytes(ip.src) + _ip_bytes(ip.dst) + struct.pack("!BBH", 0, IP_TCP, len(seg))
     seg = seg[:16] + struct.pack("!H", checksum(pseudo + seg)) + seg[18:]

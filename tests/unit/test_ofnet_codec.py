@@ -26,7 +26,6 @@ from contivpy.ofnet.flows import (
     Flow,
     Group,
     GroupAction,
-    Match,
     Move,
     Nat,
     Normal,
@@ -126,11 +125,19 @@ def test_requests_layouts():
     assert codec.hello().encode(1) == bytes.fromhex("04000010000000010001000800000010")
     assert codec.barrier_request().encode(5) == bytes.fromhex("0414000800000005")
     assert codec.features_request().encode(5) == bytes.fromhex("0405000800000005")
-    assert codec.echo_request(b"ab").encode(2) == bytes.fromhex("040200" "0a00000002") + b"ab"
+    assert codec.echo_request(b"ab").encode(2) == bytes.fromhex("0402000a00000002") + b"ab"
     fs = codec.flow_stats_request(0x11, 0xFF).encode(4)
-    assert len(fs) == 56 and struct.unpack_from("!HH4xB3xII4xQQ", fs, 8) == (1, 0, 0xFF, 2**32 - 1, 2**32 - 1, 0x11, 0xFF)
+    assert len(fs) == 56 and struct.unpack_from("!HH4xB3xII4xQQ", fs, 8) == (
+        1,
+        0,
+        0xFF,
+        2**32 - 1,
+        2**32 - 1,
+        0x11,
+        0xFF,
+    )
     assert fs[48:] == bytes.fromhex("0001000400000000")  # empty OXM match
-    assert codec.group_desc_request().encode(6) == bytes.fromhex("041200100000000600070000" "00000000")
+    assert codec.group_desc_request().encode(6) == bytes.fromhex("04120010000000060007000000000000")
 
 
 def _reply(mtype: int, body: bytes, xid=1, flags=0) -> bytes:
@@ -177,7 +184,9 @@ def test_flow_stats_and_group_desc_replies():
     for f in flows:
         fm = codec.encode_flow_mod(f, codec.ADD, 1)
         match_inst = fm[48:]
-        head = struct.pack("!HBxIIHHHH4xQQQ", 48 + len(match_inst), f.table.id, 1, 2, f.priority, 0, 0, 0, f.cookie, 5, 6)
+        head = struct.pack(
+            "!HBxIIHHHH4xQQQ", 48 + len(match_inst), f.table.id, 1, 2, f.priority, 0, 0, 0, f.cookie, 5, 6
+        )
         entries += head + match_inst
     reply = codec.parse_message(_reply(1, entries))
     assert [codec.flow_from_stats(s) for s in reply.body] == flows
@@ -226,7 +235,10 @@ def test_move_read_back_from_nxm_headers():
 
 def test_ct_nat_read_back_variants():
     dnat = Ct(65000, DST_GROUP, commit=True, nat=Nat("dst", "10.1.1.3", 8080))
-    nat = _nx(36, struct.pack("!2xHH", 2, 1 | 2 | 16 | 32) + bytes([10, 1, 1, 3] * 2) + struct.pack("!HH", 8080, 8080))
+    nat = _nx(
+        36,
+        struct.pack("!2xHH", 2, 1 | 2 | 16 | 32) + bytes([10, 1, 1, 3] * 2) + struct.pack("!HH", 8080, 8080),
+    )
     ct = _nx(35, struct.pack("!HIHB3xH", 1, 0, 65000, DST_GROUP.id, 0) + nat)
     assert _one(ct) == dnat  # OVS may read a single address back with max == min
     assert _one(codec.encode_actions([dnat])) == dnat
@@ -286,7 +298,9 @@ def _after(lines: list[str], marker: str) -> list[str]:
 
 
 @needs_ofctl
-@pytest.mark.parametrize("cmd,word", [(codec.ADD, "ADD"), (codec.MODIFY_STRICT, "MOD_STRICT"), (codec.DELETE_STRICT, "DEL_STRICT")])
+@pytest.mark.parametrize(
+    "cmd,word", [(codec.ADD, "ADD"), (codec.MODIFY_STRICT, "MOD_STRICT"), (codec.DELETE_STRICT, "DEL_STRICT")]
+)
 def test_flow_mods_agree_with_ovs_ofctl(tmp_path, cmd, word):
     """The bytes we send, decoded by ``ovs-ofctl ofp-parse``, equal ``ovs-ofctl -O OpenFlow13
     parse-flows`` of our canonical text (numeric tables) of the same flows -- so the wire encoding
@@ -302,7 +316,10 @@ def test_flow_mods_agree_with_ovs_ofctl(tmp_path, cmd, word):
     if cmd == codec.MODIFY_STRICT:  # same flow; OVS prints no cookie for a modify without cookie mask
         theirs = [re.sub(r" cookie:0x[0-9a-f]+", "", t) for t in theirs]
     elif cmd == codec.DELETE_STRICT:  # the same key, the cookie matched exactly, no instructions
-        theirs = [re.sub(r"(cookie:0x[0-9a-f]+) actions=.*", r"\1/0xffffffffffffffff actions=drop", t) for t in theirs]
+        theirs = [
+            re.sub(r"(cookie:0x[0-9a-f]+) actions=.*", r"\1/0xffffffffffffffff actions=drop", t)
+            for t in theirs
+        ]
     assert ours == theirs
     responder = [t for t in ours if " table:10 " in f" {t}"]
     assert len(responder) >= 6 and (cmd == codec.DELETE_STRICT or sum("IN_PORT" in t for t in responder) >= 5)
@@ -332,7 +349,9 @@ def test_packet_out_agrees_with_ovs_ofctl(tmp_path):
         raw.write_bytes(codec.packet_out(in_port, acts, frame).encode(1))
         text = "\n".join(_ofctl("ofp-parse", str(raw)))
         assert f"{want} data_len={len(frame)}" in text, text
-        assert "arp,vlan_tci=0x0000,dl_src=02:02:0a:01:01:01,dl_dst=ff:ff:ff:ff:ff:ff,arp_spa=10.1.1.1" in text
+        assert (
+            "arp,vlan_tci=0x0000,dl_src=02:02:0a:01:01:01,dl_dst=ff:ff:ff:ff:ff:ff,arp_spa=10.1.1.1" in text
+        )
 
 
 @settings(max_examples=300, deadline=None)
@@ -357,7 +376,9 @@ def _stats_reply() -> bytes:
     entries = b""
     for f in all_built_flows()[-8:]:
         mi = codec.encode_flow_mod(f, codec.ADD, 1)[48:]
-        entries += struct.pack("!HBxIIHHHH4xQQQ", 48 + len(mi), f.table.id, 0, 0, f.priority, 0, 0, 0, f.cookie, 0, 0)
+        entries += struct.pack(
+            "!HBxIIHHHH4xQQQ", 48 + len(mi), f.table.id, 0, 0, f.priority, 0, 0, 0, f.cookie, 0, 0
+        )
         entries += mi
     return _reply(1, entries)
 
