@@ -14,9 +14,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contivpy.ofnet import arp, codec
-from contivpy.ofnet import builders as B
-from contivpy.ofnet import hostaccess as H
-from contivpy.ofnet.cookies import cookie_for
 from contivpy.ofnet.flows import (
     OFPP_CONTROLLER,
     OFPP_IN_PORT,
@@ -24,8 +21,6 @@ from contivpy.ofnet.flows import (
     Controller,
     Ct,
     Flow,
-    Group,
-    GroupAction,
     Move,
     Nat,
     Normal,
@@ -34,37 +29,10 @@ from contivpy.ofnet.flows import (
     PushVlan,
     SetField,
 )
-from contivpy.ofnet.pipeline import ARP_RESPONDER, DST_GROUP, MAC_DEST, SVC_DNAT
-from contivpy.ofnet.types import LocalEndpoint, Network, RemoteEndpoint, Rule, Service, Vtep
+from contivpy.ofnet.pipeline import DST_GROUP, MAC_DEST, SVC_DNAT
+from tests.fixtures.ofnet_shapes import all_built_flows, built_flows, flood_groups
 
 needs_ofctl = pytest.mark.skipif(shutil.which("ovs-ofctl") is None, reason="needs ovs-ofctl")
-
-
-def built_flows():
-    """Every flow shape the builders make, without cookies."""
-    out = B.base_flows("vxlan", True) + B.base_flows("vlan", True) + B.arp_punt_flows("proxy")
-    out += B.arp_punt_flows("flood")
-    out += B.network_flows(Network(3, 77, "10.1.1.254"), 1, [Vtep(9, "1.2.3.4")], arp_proxy=True)
-    lep = LocalEndpoint(2, "02:02:0a:01:01:01", "10.1.1.1", 3, epg=4, dscp=10)
-    out += B.local_endpoint_flows(lep, 1, "vxlan", arp_proxy=True)
-    out += [f for f in B.local_endpoint_flows(lep, 1, "vlan", arp_proxy=True) if f.table == ARP_RESPONDER]
-    out += [f for f in B.local_endpoint_flows(lep, 1, "vlan", arp_proxy=False) if f.table != ARP_RESPONDER]
-    rep = RemoteEndpoint("02:02:0a:01:01:05", "10.1.1.5", "1.2.3.4", vni=77)
-    out += B.remote_endpoint_flows(rep, 1, 3, 9, "vxlan", arp_proxy=True)
-    svc = Service("10.1.1.100", "t", ["80:8080:TCP", "53:53:UDP"], ["10.1.1.3"])
-    out += B.service_watch_flows(svc, 2, arp_proxy=True)
-    out += B.service_client_flows(svc, 2, "10.1.1.1", "10.1.1.3", B.vip_mac("10.1.1.3"))
-    out += B.uplink_flows(1, True) + B.vtep_flows(Vtep(9, "1.2.3.4"), True)
-    out += B.rule_flows(Rule("a", 3, 1, 2, "10.0.0.0/8", "10.1.1.1", 17, 53, 5353))
-    out += B.rule_flows(Rule("b", 0, 0, 2, protocol=6, tcp_flags="syn,!ack", action="deny"))
-    out += B.rule_flows(Rule("c", 1, 0, 2, protocol=6, tcp_flags="ack", src_port=22))
-    out += H.host_port_flows(5, "172.19.0.0/16")
-    out += H.host_endpoint_flows(lep, 1, 5, "172.19.0.0/16")
-    return out
-
-
-def all_built_flows():
-    return [f.with_cookie(cookie_for(f"x:{i}")) for i, f in enumerate(built_flows())]
 
 
 def test_every_action_and_instruction_kind_is_built():
@@ -96,11 +64,6 @@ def test_encoding_is_memoised_but_xid_patched():
     f = Flow(MAC_DEST, 1)
     a, b = codec.encode_flow_mod(f, codec.ADD, 1), codec.encode_flow_mod(f, codec.ADD, 2)
     assert a[8:] == b[8:] and a[4:8] != b[4:8]
-
-
-def flood_groups():
-    gs = B.flood_groups(Network(2, 99), [3, 1], [Vtep(5, "1.1.1.1"), Vtep(4, "1.1.1.2")])
-    return gs + [Group(7, ((Output(1),), (GroupAction(3),), ()), "select")]
 
 
 def test_group_round_trip():
