@@ -409,7 +409,7 @@ def decode_actions(buf: bytes, off: int = 0, end: int | None = None) -> list:
             out.append(PopVlan())
         elif atype == AT_SET_FIELD:
             (hdr,) = struct.unpack_from("!I", buf, off + 4)
-            fields = _decode_oxms(buf, off + 4, off + 8 + (hdr & 0xFF))
+            fields = _decode_oxms(buf, off + 4, min(off + alen, off + 8 + (hdr & 0xFF)))
             (name, value), *_ = fields.items() if fields else ((None, None),)
             if name is None or name.startswith("oxm:") or isinstance(value, tuple):
                 out.append(Unsupported(f"unsupported set_field in read-back: header {hdr:#x}"))
