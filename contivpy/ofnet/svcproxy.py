@@ -41,9 +41,8 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from os_ken.lib.packet import ethernet, ipv4, packet, tcp, udp
-
 from . import builders as B
+from . import packets as P
 from . import routing as R
 from .cookies import Category, category_of
 from .flows import OFPP_TABLE, Ct, Output
@@ -249,14 +248,8 @@ def _strip_vlan(data: bytes) -> bytes:
 
 
 def _parse(frame: bytes) -> tuple[str, str, str, int] | None:
-    try:
-        pkt = packet.Packet(frame)
-    except Exception:
+    pkt = P.parse(frame)
+    if pkt is None or pkt.ip is None or (pkt.tcp is None and pkt.udp is None):
         return None
-    if pkt.get_protocol(ethernet.ethernet) is None:
-        return None
-    ip4 = pkt.get_protocol(ipv4.ipv4)
-    t, u = pkt.get_protocol(tcp.tcp), pkt.get_protocol(udp.udp)
-    if ip4 is None or (t is None and u is None):
-        return None
-    return ip4.src, ip4.dst, "tcp" if t is not None else "udp", (t or u).dst_port
+    l4 = pkt.tcp or pkt.udp
+    return pkt.ip.src, pkt.ip.dst, "tcp" if pkt.tcp is not None else "udp", l4.dst_port
