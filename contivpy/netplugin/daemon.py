@@ -88,7 +88,9 @@ class Agent:
         self.qos = QosManager(self.dp)
         self.services = ServiceManager(self.dp)  # service LB (vxlan bridge)
         self.endpoints = EndpointService(cfg, self.kv, self.dp, self.nets, self.netmaster, self.qos)
-        self.pods = PodService(self.kv, cfg.host, AgentBackend(self.endpoints))  # CNI attachments
+        self.pods = PodService(  # CNI attachments
+            self.kv, cfg.host, AgentBackend(self.endpoints), namespace_groups=cfg.mode == "kubernetes"
+        )
         self.names = NameServer(self.kv)  # DNS for containers, via the OpenFlow punt (nameserver.py)
         self.arp_mode = "proxy"
         self.pvt_subnet = DEFAULT_PVT_SUBNET

@@ -60,6 +60,7 @@ CHECK_FAILED = 102
 LABEL_TENANT = "io.contiv.tenant"
 LABEL_NETWORK = "io.contiv.network"
 LABEL_GROUP = "io.contiv.net-group"
+NAMESPACE_GROUP_PREFIX = "k8s-"  # netmaster/k8snet/translate.py GROUP_PREFIX (kept in step by a test)
 DEFAULT_TENANT = "default"
 DEFAULT_NETWORK = "default-net"
 
@@ -177,9 +178,14 @@ class PodRecord:
 
 
 class PodService:
-    def __init__(self, kv: KVStore, host: str, backend: EndpointBackend, k8s=None) -> None:
+    def __init__(
+        self, kv: KVStore, host: str, backend: EndpointBackend, k8s=None, namespace_groups: bool = False
+    ) -> None:
         self.kv, self.host, self.backend = kv, host, backend
         self.k8s = k8s  # k8sapi.K8sApi when a Kubernetes API is configured: pod labels win
+        # kubernetes mode: a pod without io.contiv.net-group joins its namespace's group ``k8s-<ns>``
+        # (made by netmaster's namespace watcher, netmaster/k8snet), so NetworkPolicies reach it
+        self.namespace_groups = namespace_groups
         self._locks: dict[str, asyncio.Lock] = {}
         self._naming: dict[str, asyncio.Task] = {}  # attachment key -> its name recording
 
@@ -190,10 +196,22 @@ class PodService:
         return self._locks.setdefault(key, asyncio.Lock())
 
     # -- labels -> contiv objects ------------------------------------------------------------
-    async def _resolve(self, labels: dict[str, str]) -> tuple[ContivNet, NetworkState]:
+    async def _resolve(self, labels: dict[str, str], namespace: str = "") -> tuple[ContivNet, NetworkState]:
         tenant = labels.get(LABEL_TENANT) or DEFAULT_TENANT
         network = labels.get(LABEL_NETWORK) or DEFAULT_NETWORK
         group = labels.get(LABEL_GROUP) or ""
+        if not group and self.namespace_groups and namespace and _NAME.match(namespace):
+            ns_group = NAMESPACE_GROUP_PREFIX + namespace
+            gkv = await self.kv.get(keys.epg_state(keys.epg_id(ns_group, tenant)))
+            g = EndpointGroupState.parse(gkv.value) if gkv is not None else None
+            if g is not None and g.networkName == network:
+                group = ns_group
+            else:
+                log.info(
+                    "namespace group %s not on network %s (yet): pod attached without a group",
+                    ns_group,
+                    network,
+                )
         for what, v in (("tenant", tenant), ("network", network), ("net-group", group)):
             if v and not _NAME.match(v):
                 raise CniError(INVALID_CONFIG, f"invalid {what} label {v!r}")
@@ -229,7 +247,7 @@ class PodService:
 
     async def add(self, req: PodRequest) -> dict[str, Any]:
         await self._pod_labels(req)
-        net, st = await self._resolve(req.labels)
+        net, st = await self._resolve(req.labels, req.pod_namespace)
         try:
             present = await links.netns_probe(req.netns, req.ifname)
         except ExternalServiceError as e:
