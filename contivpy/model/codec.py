@@ -22,18 +22,6 @@ from contivpy.model.objects import MAX_BODY, SPECS, F
 # --- decode ---------------------------------------------------------------------------------
 
 
-def _jtype(v: Any) -> str:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int | float):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    return "object"
-
-
 def _go_kind(f: F) -> str:
     return {"str": "string", "int": "int", "list": "[]string"}[f.kind]
 
@@ -47,7 +35,7 @@ def decode(obj_type: str, raw: bytes | str) -> dict[str, Any]:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        kind = _jtype(data).split(" ")[0]
+        kind = jsonwire.go_type(data).split(" ")[0]
         raise ValidationError(f"json: cannot unmarshal {kind} into Go value of type contivModel.{spec.go}")
     out: dict[str, Any] = {}
     for name, v in data.items():
@@ -57,13 +45,13 @@ def decode(obj_type: str, raw: bytes | str) -> dict[str, Any]:
         ):
             if v is not None and not isinstance(v, dict):
                 raise ValidationError(
-                    f"json: cannot unmarshal {_jtype(v)} into Go struct field {spec.go}.{name}"
+                    f"json: cannot unmarshal {jsonwire.go_type(v)} into Go struct field {spec.go}.{name}"
                 )
             continue  # links are computed by netmaster; request values are ignored
         if name == "key":
             if v is not None and not isinstance(v, str):
                 raise ValidationError(
-                    f"json: cannot unmarshal {_jtype(v)} into Go struct field {spec.go}.key of type string"
+                    f"json: cannot unmarshal {jsonwire.go_type(v)} into Go struct field {spec.go}.key of type string"
                 )
             continue  # the URL key wins
         f = spec.by_name.get(name)
@@ -86,7 +74,7 @@ def decode(obj_type: str, raw: bytes | str) -> dict[str, Any]:
             )
         if not ok:
             raise ValidationError(
-                f"json: cannot unmarshal {_jtype(v)} into Go struct field {spec.go}.{name} of type {_go_kind(f)}"
+                f"json: cannot unmarshal {jsonwire.go_type(v)} into Go struct field {spec.go}.{name} of type {_go_kind(f)}"
             )
         if v == "" or v == 0 or v == []:
             continue
