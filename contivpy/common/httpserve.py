@@ -32,11 +32,13 @@ installs a ``RequestHandler`` subclass (per connection) that arms one timer at a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import ssl
 from dataclasses import dataclass
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -279,15 +281,30 @@ async def serve_tcp(
     return runner
 
 
-async def serve_unix(app: web.Application, path: str) -> GuardedRunner:
+async def serve_unix(app: web.Application, path: str, mode: int | None = None) -> GuardedRunner:
+    """Serve ``app`` on the unix socket ``path``: its directory is created private (0700) when
+    missing and left as it is when it exists; a stale socket file is replaced; ``mode`` (e.g.
+    0o600) is applied to the socket. ``runner.cleanup()`` stops serving; ``remove_socket`` deletes it."""
+    sock = Path(path)
+    if not sock.parent.is_dir():
+        sock.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(FileNotFoundError):
+        sock.unlink()
     runner = GuardedRunner(app)
     await runner.setup()
     try:
         await web.UnixSite(runner, path).start()
+        if mode is not None:
+            os.chmod(path, mode)
     except BaseException:
         await runner.cleanup()
         raise
     return runner
+
+
+def remove_socket(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        Path(path).unlink()
 
 
 def split_hostport(addr: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
@@ -312,6 +329,7 @@ __all__ = [
     "read_body",
     "serve_tcp",
     "serve_unix",
+    "remove_socket",
     "split_hostport",
     "timeouts",
 ]

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-from pathlib import Path
 
 from aiohttp import web
 
 from contivpy.common.errors import ContivError, ExternalServiceError, StoreError
+from contivpy.common.httpserve import GuardedRunner, read_body, remove_socket, serve_unix
 
 from .pods import NETPLUGIN_FAILED, TRY_AGAIN_LATER, CniError, PodRequest, PodService
 
@@ -49,7 +48,7 @@ def make_app(pods: PodService) -> web.Application:
             return _error(NETPLUGIN_FAILED, f"unknown method {name}", status=404)
         fn, need_netns = methods[name]
         try:
-            raw = await request.read()
+            raw = await read_body(request)
             try:
                 body = json.loads(raw) if raw.strip() else {}
             except (UnicodeDecodeError, ValueError):
@@ -78,26 +77,15 @@ class CniServer:
     def __init__(self, pods: PodService, socket_path: str = DEFAULT_SOCKET) -> None:
         self.pods = pods
         self.socket_path = socket_path
-        self._runner: web.AppRunner | None = None
+        self._runner: GuardedRunner | None = None
 
     async def start(self) -> None:
-        sock = Path(self.socket_path)
-        sock.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            sock.unlink()
-        except FileNotFoundError:
-            pass
-        self._runner = web.AppRunner(make_app(self.pods), access_log=None, handle_signals=False)
-        await self._runner.setup()
-        await web.UnixSite(self._runner, str(sock)).start()
-        os.chmod(sock, 0o600)
-        log.info("CNI server listening on %s", sock)
+        # the guarded server of every listener (common/httpserve.py): timeouts, whole bodies
+        self._runner = await serve_unix(make_app(self.pods), self.socket_path, mode=0o600)
+        log.info("CNI server listening on %s", self.socket_path)
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        try:
-            Path(self.socket_path).unlink()
-        except FileNotFoundError:
-            pass
+        remove_socket(self.socket_path)

@@ -23,13 +23,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from aiohttp import web
 
 from contivpy.common import metrics
 from contivpy.common.errors import ContivError
-from contivpy.common.httpserve import MAX_BODY, GuardedRunner, read_body, serve_unix
+from contivpy.common.httpserve import MAX_BODY, GuardedRunner, read_body, remove_socket, serve_unix
 
 from .handlers import PluginHandlers, run_handler
 
@@ -100,21 +99,11 @@ class PluginServer:
         self._runner: GuardedRunner | None = None
 
     async def start(self) -> None:
-        sock = Path(self.socket_path)
-        if not sock.parent.is_dir():  # ours: private; an existing directory is left as it is
-            sock.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            sock.unlink()
-        except FileNotFoundError:
-            pass
-        self._runner = await serve_unix(make_app(self.handlers), str(sock))
-        log.info("docker plugin listening on %s", sock)
+        self._runner = await serve_unix(make_app(self.handlers), self.socket_path)
+        log.info("docker plugin listening on %s", self.socket_path)
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        try:
-            Path(self.socket_path).unlink()
-        except FileNotFoundError:
-            pass
+        remove_socket(self.socket_path)
