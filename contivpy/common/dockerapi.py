@@ -12,7 +12,7 @@ plugin keeps the local engine's networks in sync, resolves network ids and learn
   engine could not be reached: "Cannot connect to the Docker daemon at ... Is the docker daemon
   running?", the docker CLI's words). ``find_network`` and ``delete_network`` treat 404 as
   "absent" (None / False) instead of raising.
-- ``docker_net_name``: the original's name (contiv-reference §5.5): the group name for an endpoint
+- ``docker_net_name``: the original's name (docs/original.md §5.5): the group name for an endpoint
   group, else the network name, ``/<tenant>`` appended unless the tenant is ``default``.
 - ``network_create_body``: the ``POST /networks/create`` payload contiv sends for a network or
   group (driver = IPAM driver = plugin name, CheckDuplicate, Attachable, IPAM options

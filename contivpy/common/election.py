@@ -1,6 +1,6 @@
 """Leader election on a KVStore key (the original's etcd lock, on v3 leases).
 
-Mechanics (contiv-reference §1.3, objdb/etcdLock.go): the lock key (default
+Mechanics (docs/original.md §1.3, objdb/etcdLock.go): the lock key (default
 ``/contiv.io/lock/netmaster/leader``) holds the holder id ``"<ip>:<port>"``. Campaign = grant a
 lease of ``ttl`` seconds + one txn:
 - key absent: ``txn(version == 0 -> put key=holder_id with the lease)``;

@@ -1,6 +1,6 @@
 """Address and tag math for contiv networks (pure, no I/O).
 
-Subnet forms (contiv-reference §4.2, transcripts §7.5)
+Subnet forms (docs/original.md §4.2, docs/original.md R7.5)
     ``A.B.C.D/len``          host bits allowed (``10.1.1.5/24`` is accepted; the subnet address is
                              normalised to ``10.1.1.0``), ``ipAddrRange`` = given address .. last
                              address of the subnet (the original's quirk, kept for the state JSON).

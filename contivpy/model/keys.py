@@ -1,4 +1,4 @@
-"""Every etcd key contivpy reads or writes, in the original Contiv layout (contiv-reference §4).
+"""Every etcd key contivpy reads or writes, in the original Contiv layout (docs/original.md §4).
 
 Identifier conventions (reproduced exactly):
 - network id        ``<network>.<tenant>``            model key ``<tenant>:<network>``

@@ -7,7 +7,7 @@ Design
   the Go structs declare them, then ``link-sets``, ``links``); ``codec.dumps`` renders that order with
   Go ``omitempty`` semantics (0 / "" / [] omitted), ``link-sets`` always present (``{}``) for
   types that have it, and every declared link name always present under ``links`` (``{}`` when
-  unset), exactly like the Go structs (transcripts §4.6).
+  unset), exactly like the Go structs (docs/original.md R4.6).
 - ``codec.decode(type, raw_bytes)`` parses a request body: malformed JSON, a non-object, unknown
   fields and wrong types are refused with Go-``encoding/json``-like messages (a ValidationError,
   never a traceback). ``null`` is treated as absent (Go leaves the field untouched).

@@ -1,7 +1,7 @@
 """The JSON records netmaster and netplugin share through etcd: one class per record, used by every
 writer and every reader (nobody parses these values by hand).
 
-Field names and order are the original's (original-transcripts §5.2, §5.3); every field is
+Field names and order are the original's (docs/original.md R5.2, §5.3); every field is
 always emitted (the original's state structs have no ``omitempty``). Bitmaps stay encoded strings
 here (``contivpy.netmaster.bitset`` decodes them): this module is importable by netplugin too.
 

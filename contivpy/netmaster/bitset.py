@@ -3,7 +3,7 @@
 The original stores IPAM and tag maps in etcd as JSON strings holding base64url (with padding)
 of: 8-byte big-endian bit length, then the 64-bit words (bit ``i`` is bit ``i % 64`` of word
 ``i // 64``), each big-endian. Reproducing it keeps ``ipAllocMap``, ``vlans``, ``freeVXLANs``
-... byte-identical to the original's etcd values (transcripts §5).
+... byte-identical to the original's etcd values (docs/original.md R5).
 
 Semantics kept from the Go type: ``set(i)`` beyond the length grows the set to ``i + 1``;
 ``clear``/``test`` beyond the length are no-ops / False; ``next_set``/``next_clear`` only look

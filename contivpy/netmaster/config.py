@@ -6,7 +6,7 @@ HEAD (urfave/cli) flags and their aliases, legacy Go-``flag`` single-dash forms
 normalised to its double-dash spelling before argparse sees it. Precedence: flag > env > default.
 
 ``parse(argv, env)`` returns a ``Config`` or raises ``ConfigError`` whose message is the
-original's (contiv-reference §1.1); ``__main__`` logs it and exits with code 22. Deliberate
+original's (docs/original.md §1.1); ``__main__`` logs it and exits with code 22. Deliberate
 fix: the original swapped the "forwarding mode is not set" / "unknown forwarding mode"
 messages; contivpy prints the one that matches the problem.
 

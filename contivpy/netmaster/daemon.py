@@ -1,6 +1,6 @@
 """netmaster composition root: store, RPC server, REST listener(s), leadership, registry.
 
-Start-up order (contiv-reference §1.3, made fast: first API answer in well under 400 ms):
+Start-up order (docs/original.md §1.3, made fast: first API answer in well under 400 ms):
 1. open the KV store (``contivpy.common.kv.open_store``: ``http(s)://``/``etcd://`` -> EtcdKV,
    ``memory://`` -> in-process MemoryKV for demos);
 2. start the ofnet master JSON-RPC server on <control-ip>:<rpc-port> (9001);

@@ -1,7 +1,7 @@
 """Netmaster-side Docker networks (docker cluster mode): the Engine API operations for ONE network.
 
 In ``docker`` mode every contiv network and endpoint group is also a Docker network
-(contiv-reference §5.5/5.6, transcripts §4.8 fake-engine log) on netmaster's ``--docker-host``,
+(docs/original.md §5.5/5.6, docs/original.md R4.8 fake-engine log) on netmaster's ``--docker-host``,
 reached through the Engine API v1.23 (default ``unix:///var/run/docker.sock``):
 
     name      ``<group or network>`` for tenant ``default``, else ``<group or network>/<tenant>``

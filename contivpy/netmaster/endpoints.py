@@ -1,4 +1,4 @@
-"""Endpoint lifecycle and address allocation behind /plugin/* (contiv-reference §2.4, §4.3).
+"""Endpoint lifecycle and address allocation behind /plugin/* (docs/original.md §2.4, §4.3).
 
 Every operation is one etcd txn: it reads the records it changes (network state, EPG state,
 endpoint state, allocation record), applies ``ipam``, and commits with compares on their mod

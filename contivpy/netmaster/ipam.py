@@ -6,7 +6,7 @@ per host offset of the subnet) and, for EPGs with an ``ipPool``, in the EPG reco
 network/group hooks read a record, call these functions, and commit the new JSON with a CAS on
 the record's mod revision, so a lost race is re-run on fresh state and nothing is handed out twice.
 
-Invariants (contiv-reference §4.2)
+Invariants (docs/original.md §4.2)
 - At creation, offset 0 (network) and the last offset (broadcast) are marked used; a given gateway
   is marked used (no gateway is assumed otherwise); for range subnets every offset outside the
   range is used. These are *reserved*: ``release`` never clears them.

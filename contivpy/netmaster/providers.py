@@ -1,4 +1,4 @@
-"""Service-LB provider bookkeeping (contiv-reference §2.3 "ServiceLB create", §2.4 updateEndpoint).
+"""Service-LB provider bookkeeping (docs/original.md §2.3 "ServiceLB create", §2.4 updateEndpoint).
 
 A *provider* of a service LB is an endpoint of the service's tenant, on the service's network
 (``ServiceLBState.subnet`` is the network name), whose container labels hold every selector

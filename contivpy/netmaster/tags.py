@@ -1,6 +1,6 @@
 """Packet-tag resources: VLANs, VXLAN VNIs and the local VLANs of vxlan networks (pure).
 
-Records (original layout, contiv-reference §4 / transcripts §5.1):
+Records (original layout, docs/original.md §4 / docs/original.md R5.1):
 
     /contiv.io/state/auto-vlan/global    {"id":"global","vlans":<bitset: configured VLANs>}
     /contiv.io/oper/auto-vlan/global     {"id":"global","freeVLANs":<bitset: free VLANs>}

@@ -3,7 +3,7 @@
 Precedence: command line > environment > default. Every validation failure raises ``ConfigError`` whose
 message is printed as-is and makes the process exit with code 22 (EINVAL), like the original.
 
-Accepted spellings (contiv-reference §5.1):
+Accepted spellings (docs/original.md §5.1):
 - HEAD: ``--etcd-endpoints/--etcd``, ``--consul-endpoints/--consul``, ``--mode/--plugin-mode/--cluster-mode``,
   ``--netmode/--network-mode``, ``--fwdmode/--forward-mode``, ``--host/--host-label``, ``--vtep-ip``,
   ``--ctrl-ip``, ``--vlan-uplinks/--vlan-if`` (repeatable, comma lists), ``--vxlan-port``, ``--log-level``.

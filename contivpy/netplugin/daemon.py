@@ -1,6 +1,6 @@
 """netplugin composition root: wires config, etcd, OVS, managers, registration and the servers.
 
-Start-up (contiv-reference §5.2, with etcd watches instead of the ofnet RPC relay):
+Start-up (docs/original.md §5.2, with etcd watches instead of the ofnet RPC relay):
   1. open the store; wait (1 s retries, logged) until etcd answers and ``/contiv.io/master/config/global``
      has a ``fwd-mode``; exit if it differs from ``--fwdmode`` (the original's rule);
   2. create/fix the bridges and uplinks over OVSDB and start the flow programmers; an unreachable OVSDB

@@ -5,7 +5,7 @@
 - one flow programmer per bridge: ``OfnetFlows`` (``ofnet_flows.py``, an adapter onto the ofnet package's
   ``OfnetAgent``, the real Contiv pipeline with ARP proxy). There is no other pipeline.
 
-Bridges (contiv-reference §5.2): ``contivVxlanBridge`` (controller tcp:127.0.0.1:6633) and
+Bridges (docs/original.md §5.2): ``contivVxlanBridge`` (controller tcp:127.0.0.1:6633) and
 ``contivVlanBridge`` (6634), ``fail_mode=secure``, OpenFlow10-13, ``datapath_type`` from ``--ovs-datapath``;
 uplinks on the VLAN bridge: one -> that interface as a trunk port, several -> bond ``uplinkPort``.
 

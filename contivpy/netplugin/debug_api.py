@@ -1,4 +1,4 @@
-"""Debug/inspect REST API of the agent on :9090 (contiv-reference §5.4).
+"""Debug/inspect REST API of the agent on :9090 (docs/original.md §5.4).
 
 GET ``/inspect/driver`` -> ``{"vxlan": <agent state>, "vlan": <agent state>}`` where each state has the
 original's keys (``LocalIp``, ``MyPort``, ``MyAddr``, ``IsConnected``, ``DpName``, ``VtepTable{ip: ofport}``,

@@ -1,11 +1,11 @@
 """Netlink adapter of the netplugin agent (the only pyroute2 importer).
 
-Contiv endpoint interfaces (contiv-reference §5.3): a veth pair per endpoint, container side ``vport<N>``
+Contiv endpoint interfaces (docs/original.md §5.3): a veth pair per endpoint, container side ``vport<N>``
 (moved into the container by Docker/CNI), OVS side ``vvport<N>``; the container side gets the endpoint MAC
 (``02:02:<ipv4 bytes>``) and the MTU; the OVS side is ``NOARP`` (the host kernel never answers ARP on it) (1450 like the 1.1.x agent, or the lowest host MTU - 50 on request).
 
 On the userspace (netdev) datapath the container side must have TX checksum offload off, or TCP/UDP
-frames reach the peer with unfinished checksums and are dropped (testbed-recipe.md finding 2 / P1). The
+frames reach the peer with unfinished checksums and are dropped (found when building the test bed, tests/fixtures/testbed.py). The
 setting survives the move into another netns, so it is applied here, before Docker moves the interface.
 It is done with the SIOCETHTOOL ioctl (no subprocess); ``ethtool -K`` is the fallback.
 

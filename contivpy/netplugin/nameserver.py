@@ -1,4 +1,4 @@
-"""The agent's DNS server for containers (contiv-reference §6.6, the original's netplugin/nameserver).
+"""The agent's DNS server for containers (docs/original.md §6.6, the original's netplugin/nameserver).
 
 Path of a query: table 0 of both bridges punts UDP/53 from container MACs (``02:02:*``) to the
 OpenFlow controller; ``OfnetAgent`` hands the frame to the resolver installed by

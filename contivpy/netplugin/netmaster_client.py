@@ -1,4 +1,4 @@
-"""HTTP client netplugin -> netmaster ``/plugin/*`` (contiv-reference §2.4, §5.2).
+"""HTTP client netplugin -> netmaster ``/plugin/*`` (docs/original.md §2.4, §5.2).
 
 Target: the holder of the leader lock ``/contiv.io/lock/netmaster/leader`` (value ``ip:port``, or a JSON
 object carrying it); when nobody holds it, every netmaster in the service registry

@@ -15,7 +15,7 @@ Design
 - An existing port whose settings already match is left untouched, so its ofport (and every flow naming
   it) survives an agent restart. A port with different settings is replaced.
 
-Contiv specifics (contiv-reference §5.2/5.3): bridges ``contivVxlanBridge``/``contivVlanBridge`` with
+Contiv specifics (docs/original.md §5.2/5.3): bridges ``contivVxlanBridge``/``contivVlanBridge`` with
 ``fail_mode=secure``, OpenFlow10..13 and controller ``tcp:127.0.0.1:6633/6634``; ports carry
 ``external_ids:endpoint-id``; VXLAN ports ``vxif<ip without dots>`` with ``remote_ip``, ``key=flow``,
 ``tos=inherit``, ``dst_port``; endpoint Interfaces get ``ingress_policing_rate``/``_burst`` from the

@@ -1,7 +1,7 @@
 """ARP proxy and DNS punt packet helpers (packet codec = ofnet/packets.py).
 
 Pure functions: parse a punted frame, decide, build the answer frame.  The decision
-follows the original vxlan bridge (contiv-reference §6.2):
+follows the original vxlan bridge (docs/original.md §6.2):
 
 * gratuitous ARP (sender IP == target IP) is ignored;
 * both sender and target unknown -> ignore;

@@ -1,6 +1,6 @@
 """Pure flow builders: one function per owner kind, for both datapaths.
 
-Shapes follow the original's dump-flows (original-transcripts §8, original-performance §4):
+Shapes follow the original's dump-flows (docs/original.md R8, docs/original.md R6):
 
   vxlan local endpoint   vlan:      priority=10,in_port=P -> push_vlan, set vlan_vid, write_metadata VRF|srcEPG, goto svc_dnat
                          dst_group: priority=100,ip,metadata=VRF,nw_dst=IP -> write_metadata dstEPG/0xfffe, goto policy

@@ -1,4 +1,4 @@
-"""The 64-bit OpenFlow metadata register as named bit fields (contiv-reference §6.1).
+"""The 64-bit OpenFlow metadata register as named bit fields (docs/original.md §6.1).
 
     bit  0       RX_VTEP    packet was received from a VTEP (split-horizon flooding, policy bypass)
     bits 1..15   DST_EPG    destination endpoint group id  (mask 0xfffe)

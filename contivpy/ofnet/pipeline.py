@@ -93,7 +93,7 @@ DNS_VLAN = 4093
 
 
 class Prio(IntEnum):
-    """Named priority bands (contiv-reference §6.1)."""
+    """Named priority bands (docs/original.md §6.1)."""
 
     MISS = 1
     FLOOD = 10  # per-VLAN flood flows in mac_dest

@@ -1,4 +1,4 @@
-"""Service load balancer of the ofnet pipeline (tables svc_dnat 3 and svc_snat 6; contiv-reference §6.4).
+"""Service load balancer of the ofnet pipeline (tables svc_dnat 3 and svc_snat 6; docs/original.md §6.4).
 
 A :class:`~contivpy.ofnet.types.Service` is a VIP in a tenant (VRF) with port mappings
 ``svc_port -> prov_port/proto`` and provider IPs.  As in the original ofnet, the first packet of a

@@ -1,4 +1,4 @@
-"""Netprofile QoS in the data plane (contiv-reference §5.3; §7.2 TestNetprofileDscp / TestNetprofileBandwidth).
+"""Netprofile QoS in the data plane (docs/original.md §5.3; §7.2 TestNetprofileDscp / TestNetprofileBandwidth).
 
 Two-host test bed, real netctl/netmaster/netplugin/OVS: a group with a netprofile gets, on the host of each
 of its endpoints, the DSCP set action in the endpoint's table-1 port flow and the ingress policing on its

@@ -1,5 +1,5 @@
 """The plugin socket of a real netplugin agent (own OVS, real etcd, real netmaster), driven with the
-exact calls dockerd sends (original-transcripts §8.3-8.12). No dockerd here (``--docker-host none``):
+exact calls dockerd sends (docs/original.md R8.3-8.12). No dockerd here (``--docker-host none``):
 the Docker network id -> contiv network mapping comes from the docknet record netmaster writes in
 docker mode. Checks the replies AND the allocations in netmaster's state (the original leaked the
 address of a failed CreateEndpoint and could not ReleaseAddress at all).

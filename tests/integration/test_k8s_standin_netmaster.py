@@ -125,7 +125,7 @@ def test_k8s_standin_policy_pod_selector_update_delete_restart(k8s_netmaster, st
     wait_for(lambda: set(brief(rules(nm, pname))) == {*DENY_IN, allow}, what="policy rules")
     wait_for(lambda: group_policies(nm, "tk-db") == ["tk-user", pname], what="attached to tk-db")
     assert group_policies(nm, "k8s-tk-b") in ([], None) or pname not in group_policies(nm, "k8s-tk-b")
-    # the EPG-policy state the data plane reads (contiv-reference: policyRule per direction)
+    # the EPG-policy state the data plane reads (docs/original.md: policyRule per direction)
     wait_for(lambda: len(ofnet_rule_ids(etcd_server, f"default:tk-db:default:{pname}:")) == 4,
              what="ofnet rules: 2 deny inRx + allow inRx/inTx")  # fmt: skip
 

@@ -23,7 +23,7 @@ TS = re.compile(r'time="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"')
 
 NET_HDR = "Tenant{a}Network{b}Nw Type  Encap type  Packet tag  Subnet{c}Gateway{d}IPv6Subnet  IPv6Gateway  Cfgd Tag \n"
 
-# (argv, stdout, stderr, exit) - verbatim from original-transcripts.md section 4.2
+# (argv, stdout, stderr, exit) - verbatim from docs/original.md R4.2
 SESSION = [
     (
         ["network", "create", "--subnet", "10.103.1.0/24", "test-net"],

@@ -1,5 +1,5 @@
 """REST object API of a real netmaster process on a real etcd: exact bodies from the transcripts
-(original-transcripts §4.6, §4.8, §5.1), error texts, 404s, sorted lists, every collection."""
+(docs/original.md R4.6, §4.8, §5.1), error texts, 404s, sorted lists, every collection."""
 
 from __future__ import annotations
 

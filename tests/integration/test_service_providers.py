@@ -1,4 +1,4 @@
-"""Service-LB providers on a real netmaster process + real etcd (contiv-reference §2.3, §2.4):
+"""Service-LB providers on a real netmaster process + real etcd (docs/original.md §2.3, §2.4):
 /plugin/updateEndpoint start/die, /plugin/deleteEndpoint and service create/update keep
 /contiv.io/state/serviceLB/<svc>:<tenant> .providers and /contiv.io/state/provider/<svc>:<tenant>
 in step with the persisted candidates /contiv.io/state/svcProvider/<tenant>/<endpoint id>."""

@@ -35,7 +35,7 @@ def test_state_fields_like_original():
 
 
 def test_endpoint_create_delete_allocations():
-    """test/integration TestEndpointCreateDelete (contiv-reference §7.2)."""
+    """test/integration TestEndpointCreateDelete (docs/original.md §7.2)."""
     st = net()
     assert ipam.list_available(st) == "10.1.1.1-10.1.1.254" and ipam.list_allocated(st) == ""
     assert ipam.allocate(st) == "10.1.1.1"

@@ -1,4 +1,4 @@
-"""VLAN / VXLAN tag resources, including the range-change scenarios of contiv-reference §7.1."""
+"""VLAN / VXLAN tag resources, including the range-change scenarios of docs/original.md §7.1."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Subnet / range / tag-range math (contiv-reference §4.2, §7.1 valid and invalid cases)."""
+"""Subnet / range / tag-range math (docs/original.md §4.2, §7.1 valid and invalid cases)."""
 
 import pytest
 

@@ -1,7 +1,7 @@
 """netctl commands against a recording HTTP server replaying the original netmaster's answers.
 
-Expected outputs and request bodies are the verbatim ones of original-transcripts.md
-sections 4.1-4.8 (timestamps normalised).
+Expected outputs and request bodies are the verbatim ones the original printed and sent
+(docs/original.md R4.1-R4.8; timestamps normalised).
 """
 
 import re

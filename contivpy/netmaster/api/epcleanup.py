@@ -1,4 +1,4 @@
-"""``DELETE /debug/epcleanup/tenant/{tenant}/{category}/{id}`` (contiv-reference §2.4, PR #958).
+"""``DELETE /debug/epcleanup/tenant/{tenant}/{category}/{id}`` (docs/original.md §2.4, PR #958).
 
 Removes stale endpoints a dead or confused netplugin left behind:
 

@@ -1,4 +1,4 @@
-"""Non-model netmaster endpoints (contiv-reference §2.4).
+"""Non-model netmaster endpoints (docs/original.md §2.4).
 
     GET /version        {"GitCommit","Version","BuildTime"}           (text/plain, no newline)
     GET /info           {"current-state","leader-ip","local-ip","netmaster-nodes","netplugin-nodes"}

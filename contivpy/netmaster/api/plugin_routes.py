@@ -1,4 +1,4 @@
-"""aiohttp handlers for netmaster's /plugin/* API (contiv-reference §2.4, transcripts §4.4).
+"""aiohttp handlers for netmaster's /plugin/* API (docs/original.md §2.4, docs/original.md R4.4).
 
     POST /plugin/allocAddress     {NetworkID, AddressPool, PreferredIPv4Address} -> {NetworkID, IPv4Address}
     POST /plugin/releaseAddress   {NetworkID, IPv4Address}                       -> "success"

@@ -1,4 +1,4 @@
-"""Generic model routes driven by the registry (contiv-reference §2.1).
+"""Generic model routes driven by the registry (docs/original.md §2.1).
 
     GET    /api/v1/<plural>/                 list, sorted by key (the original: random order)
     GET    /api/v1/<plural>/<key>/           one object

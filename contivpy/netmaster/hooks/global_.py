@@ -1,13 +1,13 @@
 """Global object hooks and leader-start defaults.
 
-Derived records (transcripts §5.1, exact JSON):
+Derived records (docs/original.md R5.1, exact JSON):
 
     /contiv.io/master/config/global  {"id":"","nw-infra-type":..,"fwd-mode":..,"arp-mode":..,"pvt-subnet":..}
     /contiv.io/state/global/global   {"id":"","auto":{"VLANs":"1-4094","VXLANs":"1-10000"}}
     /contiv.io/oper/global/global    {"id":"","defaultNetwork":"","freeVXLANsStart":0}
     auto-vlan / auto-vxlan state and oper records (see tags.py)
 
-Update refusals (messages verbatim, contiv-reference §2.3, transcripts §4.7, objapi tests):
+Update refusals (messages verbatim, docs/original.md §2.3, docs/original.md R4.7, objapi tests):
 forwarding mode or private subnet change while VLAN/VXLAN networks exist ("Unable to update
 forwarding mode due to existing 1 vlans and 1 vxlans"), leaving routing while BGP configs exist,
 VLAN/VXLAN range changes that would exclude tags in use ("cannot update the vlan range due to

@@ -1,6 +1,6 @@
 """Network hooks: create (tags + IPAM state), update refusal, delete, inspect Oper.
 
-Create (contiv-reference §2.3, messages verbatim): global config ready for the encap, tenant
+Create (docs/original.md §2.3, messages verbatim): global config ready for the encap, tenant
 exists, subnet (and v6 subnet) does not overlap another network of the same tenant (checked in
 the per-tenant subnet index, netmaster/subnetidx.py, whose entries go into the same txn), no EPG with
 the same key; then the state record ``/contiv.io/state/nets/<net>.<tenant>`` and the tag

@@ -1,4 +1,4 @@
-"""EPG-policy state: contiv rules expanded to ofnet rules (contiv-reference §6.5), kept by a follow-up job.
+"""EPG-policy state: contiv rules expanded to ofnet rules (docs/original.md §6.5), kept by a follow-up job.
 
 Keys (written only here):
 - ``/contiv.io/state/policy/<tenant>:<group>:<tenant>:<policy>`` = EpgPolicy

@@ -1,4 +1,4 @@
-"""Rule hooks (contiv-reference §2.3, apiController RuleCreate/RuleDelete).
+"""Rule hooks (docs/original.md §2.3, apiController RuleCreate/RuleDelete).
 
 Create: direction checks with the original's messages, referenced EPG / network must exist,
 the policy must exist ("Policy not found"), an incoming rule with ``toIpAddress`` needs the

@@ -1,4 +1,4 @@
-"""ServiceLB hooks (contiv-reference §2.3, apiController ServiceLBCreate/Update/Delete).
+"""ServiceLB hooks (docs/original.md §2.3, apiController ServiceLBCreate/Update/Delete).
 
 Create: service name, >= 1 selector ``k=v``, ports ``svc:prov:proto`` (TCP/UDP; every port is
 checked, the original stopped at the first valid one), tenant and network must exist. The VIP is

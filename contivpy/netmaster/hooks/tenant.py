@@ -1,4 +1,4 @@
-"""Tenant hooks (contiv-reference §2.3): create validates, update is refused, delete is refused
+"""Tenant hooks (docs/original.md §2.3): create validates, update is refused, delete is refused
 while the tenant still owns app profiles, groups, policies, netprofiles or networks (checked in
 the original's order, with its messages). Oper counts the link-sets and lists network/group oper
 through the network owner's ``hooks.network.oper`` / ``hooks.group.oper`` when present."""

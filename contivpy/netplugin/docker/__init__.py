@@ -1,4 +1,4 @@
-"""Docker libnetwork remote NetworkDriver + IpamDriver served by netplugin (contiv-reference §5.5).
+"""Docker libnetwork remote NetworkDriver + IpamDriver served by netplugin (docs/original.md §5.5).
 
 wire.py (Docker's message types), handlers.py (calls -> EndpointBackend), server.py (unix socket),
 resolver.py (Docker ids -> contiv ids), engine.py (local Docker Engine API client), sync.py (this

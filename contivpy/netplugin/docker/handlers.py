@@ -2,7 +2,7 @@
 
 One coroutine per libnetwork method (``ROUTES`` maps ``/NetworkDriver.Join`` etc. to them). They
 return the success body; any ``ContivError`` they raise becomes ONE ``{"Err": msg}`` reply with
-HTTP 500 (server.py). Behaviour is the original's (contiv-reference §5.5) with its bugs fixed:
+HTTP 500 (server.py). Behaviour is the original's (docs/original.md §5.5) with its bugs fixed:
 
 - ``ReleaseAddress`` works: the NetworkID is the PoolID without ``|<pool>``. It does not double
   free: the gateway (reserved by netmaster itself, answered locally), an address that

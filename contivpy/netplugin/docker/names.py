@@ -1,5 +1,5 @@
 """Container names for DNS: after Join, the owning host tells netmaster which container holds the
-endpoint, under which name and with which labels (contiv-reference §2.4 ``/plugin/updateEndpoint``
+endpoint, under which name and with which labels (docs/original.md §2.4 ``/plugin/updateEndpoint``
 with ``EndpointID``, ``ContainerID``, ``EPCommonName``, ``Labels``, ``Event: start``); netmaster
 writes them into ``/contiv.io/state/eps/<id>`` (CAS), every agent's name server
 (``netplugin/nameserver.py``) answers from there, and the labels make the container a provider of

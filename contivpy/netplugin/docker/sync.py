@@ -5,7 +5,7 @@ plugin reports scope ``local`` and every host's engine needs its own copy of eac
 (netmaster in docker mode creates it only on its own ``--docker-host``). Each netplugin does it
 for its host, from the same etcd state every host already watches.
 
-Desired set (the original's naming and options, contiv-reference §5.5):
+Desired set (the original's naming and options, docs/original.md §5.5):
 - every ``/contiv.io/state/nets/<net>.<tenant>`` (except ``nwType`` infra) -> network ``<net>``
   (``<net>/<tenant>`` unless tenant default);
 - every ``/contiv.io/state/endpointGroups/<group>:<tenant>`` -> network ``<group>[/<tenant>]``

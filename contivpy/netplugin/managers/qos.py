@@ -1,4 +1,4 @@
-"""QoS of local endpoints from their group's netprofile (contiv-reference §5.3, §7.2 TestNetprofile*).
+"""QoS of local endpoints from their group's netprofile (docs/original.md §5.3, §7.2 TestNetprofile*).
 
 Desired: every ``/contiv.io/state/endpointGroups/<group>:<tenant>`` record (netmaster copies the attached
 netprofile's ``DSCP``, ``Bandwidth`` and ``Burst`` into it; all zero/empty once detached). For a local
