@@ -57,6 +57,7 @@ from contivpy.netplugin.managers.service import ServiceManager
 from contivpy.netplugin.managers.vtep import VtepManager
 from contivpy.netplugin.nameserver import NameServer
 from contivpy.netplugin.netmaster_client import NetmasterClient
+from contivpy.netplugin.vrf import VrfAllocator
 
 log = logging.getLogger("netplugin")
 DEFAULT_PVT_SUBNET = "172.19.0.0/16"
@@ -71,7 +72,7 @@ class Agent:
         self.cfg = cfg
         self.kv = kv or open_store(cfg.store_url, **cfg.store_tls)
         self.dp = Datapath(cfg)
-        self.nets = NetworkManager(self.dp)
+        self.nets = NetworkManager(self.dp, VrfAllocator(self.kv, cfg.host))
         self.vteps = VtepManager(self.dp, cfg.vtep_ip)
         self.remote = RemoteEndpointManager(self.dp, self.nets, self.vteps, cfg.host)
         self.policy = PolicyManager(self.dp)
@@ -290,6 +291,10 @@ class Agent:
                 await self.endpoints.restore()
                 await self.vteps.prune_stale()
                 await self.dp.sync_complete()
+                try:  # VRF ids of tenants whose networks went while the agent was down
+                    await self.nets.vrfs.prune(self.nets.tenants())
+                except StoreError as e:
+                    log.warning("stale VRF ids not pruned: %s", e)
                 for prefix, handler in self._watches:
                     tg.create_task(self._watch(prefix, handler))
                 tg.create_task(self._register())

@@ -55,6 +55,7 @@ class NetSpec:
     gateway: str
     subnet_len: int
     subnet: str = ""  # "<subnetIP>/<subnetLen>"
+    vrf_id: int = 0  # the tenant's persisted per-host VRF id (netplugin/vrf.py); 0 = not allocated
 
     @property
     def bridge(self) -> str:

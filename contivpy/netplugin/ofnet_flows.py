@@ -2,7 +2,7 @@
 
 One agent per bridge: ``vxlan`` datapath on contivVxlanBridge (controller port 6633) and ``vlan`` on
 contivVlanBridge (6634). This adapter only converts the agent's ``NetSpec``/``EpSpec`` values into
-ofnet's input types; VRF = tenant name. ``sync_complete`` is called by the daemon once the full state
+ofnet's input types; VRF = tenant name, its id the persisted one of ``NetSpec.vrf_id`` (netplugin/vrf.py). ``sync_complete`` is called by the daemon once the full state
 has been re-applied after a (re)start, so flows nobody owns any more are pruned only then.
 """
 
@@ -53,7 +53,9 @@ class OfnetFlows:
 
     async def add_network(self, net) -> None:
         vni = net.vni if self.kind == "vxlan" else 0
-        await self.agent.add_network(net.vlan, vni, net.gateway, net.tenant or "default", net.subnet)
+        await self.agent.add_network(
+            net.vlan, vni, net.gateway, net.tenant or "default", net.subnet, vrf_id=net.vrf_id
+        )
 
     async def remove_network(self, net) -> None:
         await self.agent.remove_network(net.vlan)

@@ -11,8 +11,11 @@ bad input raises ``ValidationError``/``ConflictError`` and leaves state untouche
 Restart/reconnect: on connect the cache reads back what the switch holds (cookies name
 the owners) and converges by diff.  A freshly started agent does not delete anything it
 does not know yet; call :meth:`sync_complete` once the full state has been re-applied to
-prune leftovers.  VRF ids are allocated per tenant name in first-use order (first -> 1),
-so replaying networks in a stable order reproduces the same metadata values.
+prune leftovers.  VRF ids (metadata bits 32..39): a caller that persists them (netplugin, see
+netplugin/vrf.py) passes each network's ``vrf_id``; from the first such network on the agent is *pinned*:
+it never invents an id, an object of a tenant without a network yet is refused with ``NotFoundError``
+(retried by the caller), and a tenant's id is forgotten with its last network.  Used stand-alone (no
+``vrf_id``) it numbers tenants in first-use order (first -> 1), for tests and tools only.
 
 ARP proxy (default mode): each endpoint owner (``lep:``/``rep:``) and each vxlan network owner
 (its gateway) also carries an ``arp_responder`` flow that answers ARP for its address inside OVS,
@@ -82,6 +85,7 @@ class OfnetAgent(PuntMixin):
         self.controller.on_connect.append(lambda _sw: self.svc.recover())  # after the cache's read-back
         self.dns_resolver: DnsResolver | None = None
         self._vrf_ids: dict[str, int] = {}
+        self._vrf_pinned = False  # ids come only from add_network(vrf_id=...)
         self._networks: dict[int, Network] = {}
         self._local: dict[int, LocalEndpoint] = {}
         self._vteps: dict[str, Vtep] = {}
@@ -127,6 +131,8 @@ class OfnetAgent(PuntMixin):
     # ---- networks --------------------------------------------------------------------------
     def _vrf_id(self, vrf: str) -> int:
         if vrf not in self._vrf_ids:
+            if self._vrf_pinned:
+                raise NotFoundError(f"tenant {vrf} has no VRF id on this host yet (no network)")
             used = set(self._vrf_ids.values())
             free = next((i for i in range(1, 256) if i not in used), None)
             if free is None:
@@ -137,8 +143,30 @@ class OfnetAgent(PuntMixin):
     def _vlan_of_vni(self, vni: int) -> int | None:
         return next((n.vlan for n in self._networks.values() if n.vni == vni and vni), None)
 
+    def _pin_vrf(self, vrf: str, vrf_id: int) -> None:
+        """Check that ``vrf`` may take ``vrf_id`` (raises, changing nothing, if not) and record it."""
+        if not 1 <= vrf_id <= 255:
+            raise ValidationError(f"VRF id {vrf_id} out of range 1..255")
+        cur = self._vrf_ids.get(vrf)
+        if cur is not None and cur != vrf_id:
+            raise ConflictError(f"tenant {vrf} already has VRF id {cur}, not {vrf_id}")
+        owner = next((n for n, i in self._vrf_ids.items() if i == vrf_id and n != vrf), None)
+        if owner is not None:
+            raise ConflictError(f"VRF id {vrf_id} already belongs to tenant {owner}")
+        if not self._vrf_pinned and self._vrf_ids:
+            raise ConflictError("VRF ids were given in first-use order before; cannot pin them now")
+        self._vrf_pinned = True
+        self._vrf_ids[vrf] = vrf_id
+
     async def add_network(
-        self, vlan: int, vni: int = 0, gateway: str = "", vrf: str = "default", subnet: str = ""
+        self,
+        vlan: int,
+        vni: int = 0,
+        gateway: str = "",
+        vrf: str = "default",
+        subnet: str = "",
+        *,
+        vrf_id: int = 0,
     ) -> None:
         net = Network(vlan, vni, gateway, vrf, subnet)
         if self.datapath == "vxlan" and not vni:
@@ -146,6 +174,8 @@ class OfnetAgent(PuntMixin):
         other = next((n for n in self._networks.values() if n.vni == vni and vni and n.vlan != vlan), None)
         if other is not None:
             raise ConflictError(f"VNI {vni} already mapped to vlan {other.vlan}")
+        if vrf_id:
+            self._pin_vrf(vrf, vrf_id)
         self._vrf_id(vrf)
         self._networks[vlan] = net
         owners = [self._net_owner(vlan)]
@@ -161,6 +191,12 @@ class OfnetAgent(PuntMixin):
         await self._apply(
             self._net_owner(vlan), *[self._rep_owner(k) for k, r in self._remote.items() if r.vni == net.vni]
         )
+        if (
+            self._vrf_pinned
+            and not any(n.vrf == net.vrf for n in self._networks.values())
+            and not any(s.vrf == net.vrf for s in self.svc.services.values())
+        ):
+            self._vrf_ids.pop(net.vrf, None)  # the caller releases its persisted id the same way
 
     def _net_owner(self, vlan: int):
         net = self._networks.get(vlan)
