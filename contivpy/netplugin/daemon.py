@@ -87,6 +87,8 @@ class Agent:
         self._pvt_applied = ""
         self.ready = asyncio.Event()
         self.nets.in_use = self._net_in_use
+        self.services.tenant_ready = self.nets.has_tenant
+        self.nets.dependents.append(lambda nid: self.services.wake_tenant(self.nets.tenant_of_applied(nid)))
         self.endpoints.released = self.nets.rec.enqueue
         self.global_rec: Reconciler[str] = Reconciler("global", self._reconcile_global)
         self.reconcilers: list[Reconciler] = [

@@ -108,6 +108,14 @@ class NetworkManager:
             ):
                 await self.vrfs.release(tenant_of(cur))
 
+    def has_tenant(self, tenant: str) -> bool:
+        """A network of ``tenant`` is programmed (so the tenant has its VRF id)."""
+        return any(tenant_of(n) == tenant for n in self.applied.values())
+
+    def tenant_of_applied(self, nid: str) -> str:
+        spec = self.applied.get(nid)
+        return tenant_of(spec) if spec is not None else ""
+
     def tenants(self) -> set[str]:
         """Tenants with a desired or programmed network on this host (their VRF ids are kept)."""
         return {tenant_of(n) for n in (*self.desired.values(), *self.applied.values())}
