@@ -50,6 +50,7 @@ from contivpy.netplugin.config import Config
 from contivpy.netplugin.datapath import HOST_PORT, RPC_PORTS, VLAN_BRIDGE, VXLAN_BRIDGE, Datapath
 from contivpy.netplugin.debug_api import make_app
 from contivpy.netplugin.managers.endpoint import EndpointService, RemoteEndpointManager
+from contivpy.netplugin.managers.infra import InfraManager
 from contivpy.netplugin.managers.network import NetworkManager
 from contivpy.netplugin.managers.policy import PolicyManager
 from contivpy.netplugin.managers.qos import QosManager
@@ -81,6 +82,7 @@ class Agent:
         self.qos = QosManager(self.dp)
         self.services = ServiceManager(self.dp)  # service LB (vxlan bridge)
         self.endpoints = EndpointService(cfg, self.kv, self.dp, self.nets, self.netmaster, self.qos)
+        self.infra = InfraManager(cfg, self.kv, self.dp, self.nets, self.netmaster, self.endpoints.mtu)
         self.names = NameServer(self.kv)  # DNS for containers, via the OpenFlow punt (nameserver.py)
         self.arp_mode = "proxy"
         self.pvt_subnet = DEFAULT_PVT_SUBNET
@@ -98,10 +100,11 @@ class Agent:
             self.policy.rec,
             self.qos.rec,
             self.services.rec,
+            self.infra.rec,
             self.global_rec,
         ]
         self._watches = [
-            (keys.NETS, self.nets.on_update),
+            (keys.NETS, self._on_network),
             (keys.service_prefix(keys.SVC_NETPLUGIN_VTEP), self.vteps.on_update),
             (keys.OPER_EPS, self.remote.on_update),
             (keys.POLICY_RULE, self.policy.on_update),
@@ -180,10 +183,16 @@ class Agent:
             for ev in mirror.apply(await anext(it)):
                 handler(ev.key[len(prefix) :], ev.value if ev.type == "put" else None)
 
+    def _on_network(self, net_id: str, value: str | None) -> None:
+        self.nets.on_update(net_id, value)
+        self.infra.on_update(net_id, value)
+
     def _net_in_use(self, net_id: str) -> bool:
-        """A network stays programmed while a remote or local endpoint uses it."""
-        return self.remote.uses(net_id) or any(
-            f"{e.network}.{e.tenant}" == net_id for e in self.endpoints.local.values()
+        """A network stays programmed while a remote or local endpoint (or its infra port) uses it."""
+        return (
+            self.remote.uses(net_id)
+            or self.infra.busy(net_id)
+            or any(f"{e.network}.{e.tenant}" == net_id for e in self.endpoints.local.values())
         )
 
     async def _reconcile_global(self, key: str) -> None:
@@ -292,6 +301,7 @@ class Agent:
                 await self._settle()
                 await self.endpoints.restore()
                 await self.vteps.prune_stale()
+                await self.infra.prune()
                 await self.dp.sync_complete()
                 try:  # VRF ids of tenants whose networks went while the agent was down
                     await self.nets.vrfs.prune(self.nets.tenants())

@@ -42,6 +42,7 @@ from contivpy.common.errors import ConflictError, NotFoundError, ValidationError
 from . import builders as B
 from .flowcache import FlowCache
 from .hostaccess import HostAccess
+from .infraroute import Hop, infra_route_flows
 from .punt import PuntMixin
 from .svcproxy import ServiceProxy
 from .switch import OfController
@@ -92,6 +93,7 @@ class OfnetAgent(PuntMixin):
         self._remote: dict[str, RemoteEndpoint] = {}
         self._rules: dict[str, Rule] = {}
         self._uplinks: set[int] = set()
+        self._iroute: int | None = None  # ofport of the contivh1 infra port (infraroute.py)
         self._counters = dict.fromkeys(
             (
                 "arp_replies",
@@ -256,6 +258,37 @@ class OfnetAgent(PuntMixin):
         self.host.set(ofport, pvt_subnet)
         await self._apply(self.host.port_owner(), *[self._hep_owner(ep) for ep in self._local.values()])
 
+    # ---- contivh1 host routes (infraroute.py) ------------------------------------------------------
+    async def set_infra_router(self, ofport: int | None) -> None:
+        """Route between the contivh1 infra port (a local endpoint on ``ofport``) and the endpoints of
+        its VRF; ``None`` removes the routing flows. The flows follow every later endpoint change."""
+        if self.datapath != "vxlan":
+            raise ValidationError("infra routing exists only on the vxlan bridge")
+        if ofport is not None and ofport not in self._local:
+            raise NotFoundError(f"no local endpoint on port {ofport}")
+        old, self._iroute = self._iroute, ofport
+        owners = [self._iroute_owner()]
+        if old is not None and old != ofport:
+            owners.append((f"iroute:{old}", [], []))
+        await self._apply(*owners)
+
+    def _iroute_owner(self):
+        port = self._iroute
+        ep = self._local.get(port) if port is not None else None
+        if ep is None:
+            return (f"iroute:{port}", [], [])
+        infra_vni = self._networks[ep.vlan].vni if ep.vlan in self._networks else 0
+        eps, infra = [], [Hop(ep.ip, ep.mac, ep.vlan)]
+        for o in self._local.values():
+            if o.vrf == ep.vrf and o.vlan != ep.vlan:
+                eps.append(Hop(o.ip, o.mac, o.vlan))
+        for r in self._remote.values():
+            vlan = self._vlan_of_vni(r.vni)
+            if r.vrf != ep.vrf or vlan is None or r.vtep_ip not in self._vteps:
+                continue
+            (infra if r.vni == infra_vni else eps).append(Hop(r.ip, r.mac, vlan))
+        return (f"iroute:{port}", infra_route_flows(port, ep.ip, self._vrf_id(ep.vrf), eps, infra), [])
+
     def private_ip(self, ofport: int) -> str:
         """The private (host access) address of the local endpoint on ``ofport``, or ""."""
         return self.host.private_ip(ofport) if ofport in self._local else ""
@@ -410,6 +443,8 @@ class OfnetAgent(PuntMixin):
 
     # ---- internals -------------------------------------------------------------------------
     async def _apply(self, *owners) -> None:
+        if self._iroute is not None and not any(o[0].startswith("iroute:") for o in owners):
+            owners = (*owners, self._iroute_owner())  # routed endpoints follow every change
         results = await asyncio.gather(
             *(self.cache.apply(name, flows, groups) for name, flows, groups in owners), return_exceptions=True
         )

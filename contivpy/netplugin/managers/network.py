@@ -43,6 +43,8 @@ def net_spec(value: str) -> NetSpec | None:
             gateway=st.gateway or "",
             subnet_len=int(st.subnetLen or 0),
             subnet=f"{st.subnetIP}/{st.subnetLen}" if st.subnetIP and st.subnetLen else "",
+            name=st.networkName or st.id.rsplit(".", 1)[0],
+            nw_type=st.nwType or "data",
         )
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         log.warning("ignoring malformed network state: %s", e)
