@@ -443,11 +443,14 @@ class OfnetAgent(PuntMixin):
 
     # ---- internals -------------------------------------------------------------------------
     async def _apply(self, *owners) -> None:
-        if self._iroute is not None and not any(o[0].startswith("iroute:") for o in owners):
-            owners = (*owners, self._iroute_owner())  # routed endpoints follow every change
+        follow = self._iroute is not None and not any(o[0].startswith("iroute:") for o in owners)
+        if follow:  # the contivh1 routes follow every change, without failing the change itself
+            owners = (*owners, self._iroute_owner())
         results = await asyncio.gather(
             *(self.cache.apply(name, flows, groups) for name, flows, groups in owners), return_exceptions=True
         )
+        if follow and isinstance(results[-1], BaseException):
+            log.error("contivh1 routing flows not updated: %s", results.pop())
         for r in results:
             if isinstance(r, BaseException):
                 raise r

@@ -35,6 +35,7 @@ __all__ = ["INFRA_ROUTER_NET", "ROUTE_PRIO", "ARP_PRIO", "Hop", "infra_route_flo
 INFRA_ROUTER_NET = "contivh1"
 ROUTE_PRIO = 60
 ARP_PRIO = 101
+TAGGED = (OFPVID_PRESENT, OFPVID_PRESENT)  # VLAN actions need a VLAN in the match (OpenFlow 1.3)
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def _route(match: dict, hop: Hop) -> Flow:
     return Flow(
         SVC_SNAT,
         ROUTE_PRIO,
-        Match.of(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=hop.ip, **match),
+        Match.of(eth_type=ETH_IP, eth_dst=GATEWAY_MAC, ipv4_dst=hop.ip, vlan_vid=TAGGED, **match),
         (
             SetField("eth_src", GATEWAY_MAC),
             SetField("eth_dst", hop.mac),
@@ -70,7 +71,7 @@ def infra_route_flows(
         return Flow(
             ARP_RESPONDER,
             ARP_PRIO,
-            Match.of(eth_type=ETH_ARP, arp_op=ARP_REQUEST, in_port=port, arp_tpa=tpa),
+            Match.of(eth_type=ETH_ARP, arp_op=ARP_REQUEST, in_port=port, arp_tpa=tpa, vlan_vid=TAGGED),
             arp_reply_actions(GATEWAY_MAC, tpa, True),
         )
 

@@ -13,7 +13,9 @@ Per infra network, on every host (one reconciler key = the net id):
 The network named ``contivh1`` also routes: its port becomes the infra router of the vxlan bridge
 (ofnet/infraroute.py) and key ``routes`` converges the host routes ``<subnet> via <contivh1 address>``
 (``proto 77``, links.sync_routes) to the subnets of every vxlan data network of the same tenant; a data
-network deleted takes its route with it, a restart changes nothing that is right (no duplicates).
+network deleted takes its route with it, a restart changes nothing that is right (no duplicates). A tagged
+``FORWARD -i contivh0 -o contivh1 DROP`` rule (iptables.py) keeps other tenants' containers, which reach
+the host through contivh0, from being forwarded into these routes.
 
 Removal runs backwards (routes, router, flows and port, oper record, netmaster release); the network
 itself is removed only after that (``busy`` feeds the daemon's in-use test). After a restart's first
@@ -30,7 +32,7 @@ from contivpy.common.kv.base import KVStore
 from contivpy.common.reconcile import Reconciler
 from contivpy.model import keys
 from contivpy.model.state import OperEndpoint
-from contivpy.netplugin import links
+from contivpy.netplugin import iptables, links
 from contivpy.netplugin.datapath import EpSpec, NetSpec
 from contivpy.netplugin.managers.network import NetworkManager, net_spec, tenant_of
 from contivpy.ofnet.infraroute import INFRA_ROUTER_NET
@@ -119,6 +121,7 @@ class InfraManager:
         )  # fmt: skip
         await self.kv.put(keys.ep_oper(ep_id), oper.to_json())
         if net.name == INFRA_ROUTER_NET and net.encap == "vxlan":
+            await iptables.ensure_infra_block(True)
             await self.dp.set_infra_router(ofport)
             self.rec.enqueue(ROUTES)
         log.info(
@@ -130,6 +133,7 @@ class InfraManager:
             self.routes = []
             await links.sync_routes(eps.net.name, eps.ip, [])
             await self.dp.set_infra_router(None)
+            await iptables.ensure_infra_block(False)
         await self.dp.remove_local_endpoint(eps, eps.net.name)  # flows, then the OVS port
         await self.kv.delete(keys.ep_oper(eps.id))
         del self.applied[net_id]
