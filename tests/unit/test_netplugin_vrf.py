@@ -78,3 +78,28 @@ async def test_pinned_agent_takes_only_given_ids():
     assert set(ag._networks) == {10} and ag._vrf_ids == {"zt": 2}
     await ag.remove_network(10)
     assert ag._vrf_ids == {}
+
+
+async def test_network_manager_allocates_before_programming_and_releases_with_last_network():
+    from contivpy.model.state import NetworkState
+    from contivpy.netplugin.fakedatapath import FakeDatapath
+    from contivpy.netplugin.managers.network import NetworkManager
+
+    def net(name: str, tenant: str, vlan: int) -> str:
+        return NetworkState(
+            id=f"{name}.{tenant}", networkName=name, tenant=tenant, pktTagType="vxlan", pktTag=vlan,
+            extPktTag=5000 + vlan, subnetIP=f"10.1.{vlan}.0", subnetLen=24,
+        ).to_json()  # fmt: skip
+
+    kv = MemoryKV()
+    nets = NetworkManager(FakeDatapath(), VrfAllocator(kv, "h1"))
+    for name, tenant, vlan in (("z", "zt", 1), ("a", "at", 2), ("b", "zt", 3)):
+        nets.on_update(f"{name}.{tenant}", net(name, tenant, vlan))
+        await nets.reconcile(f"{name}.{tenant}")
+    assert {n: s.vrf_id for n, s in nets.applied.items()} == {"z.zt": 1, "a.at": 2, "b.zt": 1}
+    nets.on_update("z.zt", None)
+    await nets.reconcile("z.zt")
+    assert (await record(kv)).vrfIds == {"zt": 1, "at": 2}, "b.zt still holds tenant zt's id"
+    nets.on_update("b.zt", None)
+    await nets.reconcile("b.zt")
+    assert (await record(kv)).vrfIds == {"at": 2}

@@ -105,9 +105,8 @@ class NetworkManager:
                 self.applied.setdefault(nid, cur)
                 raise
             log.info("network %s removed", nid)
-            if self.vrfs is not None and not any(
-                tenant_of(n) == tenant_of(cur) for n in self.applied.values()
-            ):
+            if self.vrfs is not None and tenant_of(cur) not in self.tenants():
+                # (a network of the tenant still wanted, even one being added now, keeps the id)
                 await self.vrfs.release(tenant_of(cur))
 
     def has_tenant(self, tenant: str) -> bool:
