@@ -271,8 +271,10 @@ class BenchEnv:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def create_networks(port: int, n: int, prefix: str = "bench", conns: int = 4) -> None:
-    """Create ``n`` networks ``<prefix>NNNN`` (10.<100+i//256>.<i%256>.0/24) over keep-alive conns."""
+def create_networks(port: int, n: int, prefix: str = "bench", conns: int = 4, mixed: bool = False) -> None:
+    """Create ``n`` networks ``<prefix>NNNN`` (10.<100+i//256>.<i%256>.0/24; from i = 39,936 on
+    11.x.y.0/24) over keep-alive conns; vxlan, or with ``mixed`` every other one vlan (each tag
+    pool holds 4,094 networks)."""
 
     async def run() -> None:
         queue: asyncio.Queue[int] = asyncio.Queue()
@@ -289,8 +291,8 @@ def create_networks(port: int, n: int, prefix: str = "bench", conns: int = 4) ->
                     body = {
                         "networkName": name,
                         "tenantName": "default",
-                        "encap": "vxlan",
-                        "subnet": f"10.{100 + i // 256}.{i % 256}.0/24",
+                        "encap": "vlan" if mixed and i % 2 else "vxlan",
+                        "subnet": f"{10 + (100 + i // 256) // 256}.{(100 + i // 256) % 256}.{i % 256}.0/24",
                     }
                     st, data = await c.request(
                         "POST", f"/api/v1/networks/default:{name}/", json.dumps(body).encode()

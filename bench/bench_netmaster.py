@@ -1,6 +1,7 @@
 """Control-plane benchmarks of the netmaster (``--mode test``, private etcd, loopback only).
 
-Usage:  python bench/bench_netmaster.py [--startup] [--rss] [--list-rps] [--alloc] [--netctl] [--runs N]
+Usage:  python bench/bench_netmaster.py [--startup] [--rss] [--list-rps] [--inspect] [--alloc] [--netctl]
+                                       [--runs N]
         (no selector = all of them)
 
 Each measurement runs ``--runs`` times (default 5) and prints every run plus the median, against
@@ -9,13 +10,19 @@ targets of the "Control plane" issue (figures of the original in docs/benchmarks
 - ``--startup``   spawn ``python -m contivpy.netmaster`` (etcd up, /contiv.io empty) and poll
                   GET /version every 2 ms: ms to the first 200 (target <= 400 ms); also to the
                   first 200 of GET /api/v1/networks/ (needs leadership).
-- ``--rss``       VmRSS 2 s after start (target <= 60 MB), then after creating 1,000 networks and
-                  listing them (target <= 80 MB). A fresh netmaster and keyspace per run.
+- ``--rss``       VmRSS 2 s after start (target <= 40 MiB), then after creating ``--rss-networks``
+                  networks (default 1,000; above 4,000 half vxlan, half vlan: the tag pools hold
+                  4,094 each) and listing them (target <= 45 MiB). A fresh netmaster and keyspace
+                  per run.
 - ``--list-rps``  GET /api/v1/networks/ with 100 networks, 4 keep-alive connections, 3,000
                   requests (or 10 s) per run, after a warm-up: requests/s (target >= 2,000).
 - ``--alloc``     N concurrent POST /plugin/allocAddress on one /20 network (N=100: 100
                   connections, one request each; N=1000: 100 connections, 10 each): allocations/s,
                   asserting every answer is 200 and no address is handed out twice (target >= 500/s).
+- ``--inspect``   GET /api/v1/inspect/networks/default:<net>/ (a /24 vxlan network with 10
+                  allocated addresses, among the 100 networks) at 1 and at 16 keep-alive
+                  connections, 2,000 requests (or 10 s) per run, after a warm-up: requests/s
+                  (target >= 1.5x the original's 331 req/s at 1 connection).
 - ``--netctl``    ``netctl --netmaster URL network ls``, 30 runs against the netmaster holding
                   the 100 networks: the netctl installed next to this interpreter and the
                   checkout's ``bin/netctl`` launcher (``python3`` = this interpreter): median ms
@@ -73,7 +80,7 @@ def bench_startup(env: BenchEnv, runs: int) -> None:
 
 
 # --- memory --------------------------------------------------------------------------------------
-def bench_rss(env: BenchEnv, runs: int) -> None:
+def bench_rss(env: BenchEnv, runs: int, n: int = 1000) -> None:
     idle, full = [], []
     for _ in range(runs):
         env.wipe()
@@ -81,19 +88,69 @@ def bench_rss(env: BenchEnv, runs: int) -> None:
         try:
             time.sleep(2)
             idle.append(vmrss_kb(nm.pid) / 1024)
-            create_networks(nm.port, 1000)
+            create_networks(nm.port, n, mixed=n > 4000)
             for _ in range(5):
                 status, text = request(nm.port, "GET", "/api/v1/networks/")
-                assert status == 200 and len(json.loads(text)) == 1000
+                assert status == 200 and len(json.loads(text)) == n
             time.sleep(1)
             full.append(vmrss_kb(nm.pid) / 1024)
         finally:
             nm.stop()
-    report("VmRSS idle (2 s after start)", "MB", idle, "<= 60")
-    report("VmRSS with 1,000 networks", "MB", full, "<= 80")
+    report("VmRSS idle (2 s after start)", "MiB", idle, "<= 40")
+    report(f"VmRSS with {n:,} networks", "MiB", full, "<= 45")
 
 
 # --- GET list throughput -------------------------------------------------------------------------
+async def _get_round(
+    port: int, path: str, total: int, conns: int, limit_s: float, min_len: int = 10
+) -> float:
+    clients = [KeepAliveClient(port) for _ in range(conns)]
+    for c in clients:
+        await c.connect()
+    done = 0
+    deadline = time.perf_counter() + limit_s
+
+    async def worker(c: KeepAliveClient) -> None:
+        nonlocal done
+        while done < total and time.perf_counter() < deadline:
+            done += 1
+            status, body = await c.request("GET", path)
+            if status != 200 or len(body) < min_len:
+                raise RuntimeError(f"bad answer {status} ({len(body)} bytes)")
+
+    t0 = time.perf_counter()
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for c in clients:
+                tg.create_task(worker(c))
+    finally:
+        for c in clients:
+            await c.close()
+    return done / (time.perf_counter() - t0)
+
+
+def bench_inspect(env: BenchEnv, runs: int) -> None:
+    env.wipe()
+    nm = env.netmaster().start()
+    try:
+        create_networks(nm.port, 100)
+        name = "bench0042"
+        for _ in range(10):
+            body = {"NetworkID": f"{name}.default", "AddressPool": "", "PreferredIPv4Address": ""}
+            status, text = request(nm.port, "POST", "/plugin/allocAddress", body)
+            assert status == 200, text
+        path = f"/api/v1/inspect/networks/default:{name}/"
+        status, text = request(nm.port, "GET", path)
+        assert status == 200 and json.loads(text)["Oper"]["allocatedAddressesCount"] == 10, text
+        print(f"  (inspect body {len(text)} bytes)")
+        for conns in (1, 16):
+            asyncio.run(_get_round(nm.port, path, 300, conns, 3))  # warm-up
+            rates = [asyncio.run(_get_round(nm.port, path, 2000, conns, 10)) for _ in range(runs)]
+            report(f"GET inspect network, {conns} conn", "req/s", rates, ">= 497")
+    finally:
+        nm.stop()
+
+
 async def _list_round(port: int, total: int, conns: int, limit_s: float) -> float:
     clients = [KeepAliveClient(port) for _ in range(conns)]
     for c in clients:
@@ -241,12 +298,13 @@ def bench_netctl(env: BenchEnv, runs: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for flag in ("startup", "rss", "list-rps", "alloc", "netctl"):
+    for flag in ("startup", "rss", "list-rps", "inspect", "alloc", "netctl"):
         ap.add_argument(f"--{flag}", action="store_true")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--rss-networks", type=int, default=1000, help="networks for --rss (at most 8,188)")
     ap.add_argument("--json", help="also write the results to this file")
     a = ap.parse_args()
-    every = not (a.startup or a.rss or a.list_rps or a.alloc or a.netctl)
+    every = not (a.startup or a.rss or a.list_rps or a.inspect or a.alloc or a.netctl)
     print(f"load average {os.getloadavg()[0]:.2f}, {a.runs} runs per figure", flush=True)
     with BenchEnv() as env:
         if every or a.startup:
@@ -255,10 +313,12 @@ def main() -> None:
             bench_netctl(env, a.runs if (every or a.list_rps) else 0)
         elif a.list_rps:
             bench_list(env, a.runs)
+        if every or a.inspect:
+            bench_inspect(env, a.runs)
         if every or a.alloc:
             bench_alloc(env, a.runs)
         if every or a.rss:
-            bench_rss(env, a.runs)
+            bench_rss(env, a.runs, a.rss_networks)
     if a.json:
         Path(a.json).write_text(json.dumps(RESULTS, indent=1))
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what a fresh Debian machine lacks for contivpy: etcd, Open vSwitch, Docker, network tools,
+# Install what a fresh Debian machine lacks for contivpy: etcd, Open vSwitch, Docker, podman, network tools,
 # iptables (host access NAT), busybox (test container image), python3-venv, then the project's virtual
 # environment `.venv` (made with Debian's own /usr/bin/python3, never with whatever python3 comes
 # first on PATH) holding contivpy in editable mode with its test extras. Debian's python3 refuses
@@ -7,7 +7,8 @@
 # everything is already there. Needs root.
 set -euo pipefail
 pkgs=(etcd-server etcd-client openvswitch-switch docker.io iproute2 ethtool busybox-static
-      iputils-ping tcpdump iperf3 procps make python3 python3-venv iptables)
+      iputils-ping tcpdump iperf3 procps make python3 python3-venv iptables
+      podman containernetworking-plugins)  # podman: the CNI tests with a real runtime (docs/cni.md)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

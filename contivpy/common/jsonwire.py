@@ -132,8 +132,9 @@ def _has_lone_surrogate(v: Any) -> bool:
 @dataclass(frozen=True)
 class Struct:
     """A Go request struct: ``go`` is its Go type name (``master.CreateEndpointRequest``), ``fields``
-    maps each JSON field name to ``"string"``, ``"bool"``, ``"int"``, ``"map[string]string"`` or a
-    nested ``Struct``."""
+    maps each JSON field name to ``"string"``, ``"bool"``, ``"int"``, ``"map[string]string"``,
+    ``"map[string]interface {}"``, ``"interface {}"``, a nested ``Struct`` or ``("[]", Struct)``. ``null``
+    values are skipped (the field keeps its zero value, as Go leaves it untouched)."""
 
     go: str
     fields: dict[str, Any] = field(default_factory=dict)
@@ -184,6 +185,17 @@ def _field(kind: Any, v: Any, where: str) -> Any:
         if isinstance(v, bool) or not isinstance(v, int):
             raise _mismatch(v, where, "int")
         return v
+    if kind == "map[string]interface {}":
+        if not isinstance(v, dict):
+            raise _mismatch(v, where, kind)
+        return v
+    if kind == "interface {}":
+        return v
+    if isinstance(kind, tuple) and kind[0] == "[]":  # ("[]", Struct): a slice of structs
+        elem = kind[1]
+        if not isinstance(v, list):
+            raise _mismatch(v, where, f"[]{elem.go}")
+        return [{} if x is None else _field(elem, x, where) for x in v]
     if kind == "map[string]string":
         if not isinstance(v, dict):
             raise _mismatch(v, where, kind)

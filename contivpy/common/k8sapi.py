@@ -37,6 +37,7 @@ import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import aiohttp
 
@@ -98,6 +99,8 @@ def load_config(
         if not isinstance(data, dict):
             raise K8sConfigError(f"{path}: a JSON object expected")
         server = str(data.get("K8S_API_SERVER") or "")
+        if server and not server.startswith(("http://", "https://")):
+            raise K8sConfigError(f"{path}: K8S_API_SERVER must be an http(s):// URL")
         if server:
             token = str(data.get("K8S_TOKEN") or "")
             if token and os.path.isfile(token):
@@ -161,7 +164,7 @@ class KubeClient:
 
     def _sess(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            headers = {"Accept": "application/json", "User-Agent": "contivpy-netmaster"}
+            headers = {"Accept": "application/json", "User-Agent": "contivpy"}
             if self.cfg.token:
                 headers["Authorization"] = f"Bearer {self.cfg.token}"
             conn = aiohttp.TCPConnector(ssl=self._ssl())
@@ -179,6 +182,32 @@ class KubeClient:
         if resp.status == 410:
             return Gone(text)
         return ApiError(f"{resp.method} {resp.url.path}: HTTP {resp.status}: {text}")
+
+    async def get(self, path: str, timeout: float = 10.0) -> Obj | None:
+        """One object, None when the API answers 404; ``ApiError`` for anything else, including a
+        server that cannot be reached within ``timeout`` seconds."""
+        try:
+            async with self._sess().get(
+                self.cfg.server + path, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as resp:
+                if resp.status == 404:
+                    return None
+                if resp.status != 200:
+                    raise await self._error(resp)
+                body = await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise ApiError(f"GET {path}: {exc or type(exc).__name__}") from None
+        if not isinstance(body, dict):
+            raise ApiError(f"GET {path}: not an object")
+        return body
+
+    async def pod_labels(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A pod's ``metadata.labels``; None when the pod does not exist."""
+        pod = await self.get(f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(name, safe='')}")
+        if pod is None:
+            return None
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
 
     async def list(self, path: str) -> tuple[list[Obj], str]:
         """Every item of the collection (all pages) and the list's resourceVersion."""

@@ -128,6 +128,7 @@ OPER_DOCKNET = OPER + "docknet/"
 OPER_GLOBAL = OPER + "global/global"
 OPER_AUTO_VLAN = OPER + "auto-vlan/global"
 OPER_AUTO_VXLAN = OPER + "auto-vxlan/global"
+OPER_CNI = OPER + "cni/"  # contivpy: <host>/<CNI_CONTAINERID>/<CNI_IFNAME> -> CNI attachment (docs/cni.md)
 
 
 def ep_oper(ep_id: str) -> str:
@@ -140,6 +141,14 @@ def ovs_driver_oper(host: str) -> str:
 
 def docknet_oper(docknet: str) -> str:
     return OPER_DOCKNET + docknet
+
+
+def cni_prefix(host: str) -> str:
+    return f"{OPER_CNI}{host}/"
+
+
+def cni_pod(host: str, container_id: str, ifname: str) -> str:
+    return f"{OPER_CNI}{host}/{container_id}/{ifname}"
 
 
 # --- service registry ------------------------------------------------------------------------

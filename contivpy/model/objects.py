@@ -15,7 +15,7 @@ Design
   (``Invalid Key`` unless it equals the concatenation of the key fields), then per field
   length (``<f> string too long``), regex (``<f> string invalid format``) and range
   (``<f> Value Out of bound``), filling defaults (network ``nwType`` = data, rule ``priority`` = 1).
-- Pure: no I/O; importable without pydantic/aiohttp (used by netmaster only).
+- Pure: no I/O; importable without aiohttp (used by netmaster only).
 """
 
 from __future__ import annotations

@@ -3,14 +3,14 @@
 Logging imitates logrus' TextFormatter with full timestamps (Go ``StampNano`` layout):
 ``time="Nov 27 21:30:00.123456789" level=info msg="..."``; ``--use-json-log`` gives one JSON
 object per line; ``--use-syslog`` sends to the ``--syslog-url`` (udp/tcp host:port).
-Imports are kept lean: aiohttp/aetcd load only once the configuration is valid.
+Imports are kept lean: aiohttp/aetcd load only once the configuration is valid, and aiohttp's
+client side only when first used (``common/fastweb.py``: netmaster serves before it needs it).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import logging.handlers
 import sys
 import time
 
@@ -44,11 +44,12 @@ def setup_logging(level: str = "INFO", use_json: bool = False, syslog_url: str =
     handler: logging.Handler
     if syslog_url:
         import socket
+        from logging.handlers import SysLogHandler
         from urllib.parse import urlparse
 
         u = urlparse(syslog_url)
         kind = socket.SOCK_STREAM if u.scheme == "tcp" else socket.SOCK_DGRAM
-        handler = logging.handlers.SysLogHandler((u.hostname or "127.0.0.1", u.port or 514), socktype=kind)
+        handler = SysLogHandler((u.hostname or "127.0.0.1", u.port or 514), socktype=kind)
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(LogrusJSON() if use_json else LogrusText())
@@ -93,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import asyncio
 
+    from contivpy.common import fastweb
+
+    fastweb.install()  # before anything imports aiohttp
     from contivpy.netmaster.daemon import Daemon
 
     try:

@@ -27,6 +27,7 @@ configuration used in ``--mode kubernetes`` (docs/kubernetes.md).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import socket
 from dataclasses import dataclass
@@ -334,8 +335,11 @@ def _secure(vals: dict[str, object], cfg: Config) -> None:
 __all__ = ["Config", "ConfigError", "parse_args", "build", "MODES", "default_host_ip", "version_info"]
 
 
+@functools.cache
 def version_info() -> dict[str, str]:
-    """{"GitCommit","Version","BuildTime"} (see contivpy/common/version.py)."""
+    """{"GitCommit","Version","BuildTime"} (see contivpy/common/version.py), computed once per
+    process: it does not change while we run, and importlib.metadata scans every installed
+    distribution (milliseconds on each GET /version otherwise)."""
     from contivpy.common.version import version_info as _info
 
     return _info()

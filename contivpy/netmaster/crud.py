@@ -14,6 +14,14 @@ types in ``netmaster/txn.py``)
         async def on_update(ctx: TxnContext, old: dict, new: dict) -> Plan | None
         async def on_delete(ctx: TxnContext, obj: dict) -> Plan | None
         async def oper(ctx: TxnContext, obj: dict) -> dict          # inspect "Oper" (read only)
+        def prefetch(obj: dict) -> list[str]                          # keys a create/update reads
+        def prefetch_delete(obj: dict) -> list[str]                   # keys a delete reads
+
+    - ``prefetch`` (optional) names the etcd keys the hook (and crud's link maintenance) will
+      read for the validated request object; crud reads them with the object's own key in ONE
+      request (``TxnContext.prefetch``), so the attempt makes one round trip instead of one per
+      record. Naming a key that is not read costs nothing else (no compare is added).
+      ``prefetch_delete`` does the same for a delete, given the stored object (read first).
 
     - ``obj``/``new`` are validated (key, regexes, ranges, defaults) before the hook runs. A hook
       may mutate ``obj``/``new`` (e.g. set a link); what it leaves there is what gets stored.
@@ -37,7 +45,8 @@ types in ``netmaster/txn.py``)
       effects (Docker networks) are NOT done here: a reconciler acts on the committed state
       (``netmaster/dockerrec.py``), so a commit never waits for, or is undone by, Docker.
     - Link maintenance: crud itself keeps the declared single links (registry ``ObjType.links``,
-      e.g. network ``links.Tenant`` and tenant ``link-sets.Networks``) in the same txn. Hooks
+      e.g. network ``links.Tenant``, EPG ``links.Network`` and network ``link-sets.EndpointGroups``)
+      in the same txn; a tenant's link sets are derived on read (``Crud.materialize``). Hooks
       handle many-to-many links (EPG policies, app-profile groups, ...) with ``link_set_add`` /
       ``link_set_remove`` on the objects they stage.
 
@@ -120,7 +129,9 @@ class Crud:
 
     async def _cached(self) -> Any:
         c = self.cache
-        if c is not None and (c.fresh(self.obj_rev) or await c.wait_fresh(self.obj_rev)):
+        # wait (briefly) only for a synced mirror lagging behind our own last write; before its
+        # first listing (start-up) read etcd at once rather than wait for it
+        if c is not None and (c.fresh(self.obj_rev) or (c.synced and await c.wait_fresh(self.obj_rev))):
             return c
         return None
 
@@ -134,19 +145,56 @@ class Crud:
             raw = None if kv is None else kv.value
         if raw is None:
             raise NotFoundError(f"{obj_type} not found")
-        return json.loads(raw)
+        return await self.materialize(obj_type, json.loads(raw), cache)
 
     async def list(self, obj_type: str) -> list[dict]:
         kvs, _ = await self.kv.get_prefix(keys.obj_prefix(obj_type))
-        return [json.loads(k.value) for k in kvs]  # get_prefix is sorted by key
+        objs = [json.loads(k.value) for k in kvs]  # get_prefix is sorted by key
+        return [await self.materialize(obj_type, o, None) for o in objs]
 
     async def list_raw(self, obj_type: str) -> list[str]:
-        """Stored JSON texts sorted by key (fast path for GET list: no re-encoding)."""
+        """Stored JSON texts sorted by key (fast path for GET list: no re-encoding); objects with
+        derived link sets (tenants, few) are completed and re-encoded."""
         cache = await self._cached()
         if cache is not None:
-            return cache.list_raw(obj_type)
-        kvs, _ = await self.kv.get_prefix(keys.obj_prefix(obj_type))
-        return [k.value for k in kvs]
+            raws = cache.list_raw(obj_type)
+        else:
+            kvs, _ = await self.kv.get_prefix(keys.obj_prefix(obj_type))
+            raws = [k.value for k in kvs]
+        if not reg.TYPES[obj_type].derived_sets:
+            return raws
+        return [codec.dumps(obj_type, await self.materialize(obj_type, json.loads(r), cache)) for r in raws]
+
+    async def materialize(self, obj_type: str, obj: dict, cache: Any = None) -> dict:
+        """Fill ``obj``'s derived link sets (``registry.ObjType.derived_sets``) in place: the keys
+        of the member type starting with ``<obj key>:``, from ``cache`` (fresh) or from etcd.
+        Costs O(members) for the read; writes never touch these sets."""
+        t = reg.TYPES.get(obj_type)
+        if t is None or not t.derived_sets:
+            return obj
+        sets = obj.get("link-sets") or {}
+        obj["link-sets"] = sets
+        prefix = f"{obj['key']}:"
+        for name, member in t.derived_sets:
+            if cache is not None:
+                found = sorted(cache.keys_with_prefix(member, prefix))
+            else:
+                base = keys.obj_prefix(member)
+                kvs, _ = await self.kv.get_prefix(base + prefix)
+                found = [kv.key[len(base) :] for kv in kvs]
+            if found:
+                sets[name] = {k: {"type": member, "key": k} for k in found}
+            else:
+                sets.pop(name, None)
+        return obj
+
+    @staticmethod
+    def _strip_derived(t: reg.ObjType, obj: dict) -> None:
+        """Never store a derived set (records written before they were derived may hold one)."""
+        sets = obj.get("link-sets")
+        if sets:
+            for name, _ in t.derived_sets:
+                sets.pop(name, None)
 
     async def inspect(self, obj_type: str, key: str) -> dict:
         t = reg.TYPES[obj_type]
@@ -170,12 +218,19 @@ class Crud:
         async with self.lock:
             for _ in range(MAX_ATTEMPTS):
                 ctx = TxnContext(self)
-                old = await ctx.get_obj(obj_type, key)
-                new = copy.deepcopy(body(copy.deepcopy(old)) if callable(body) else body)
+                mod = _hooks(t)
+                ahead = getattr(mod, "prefetch", None) if mod is not None else None
+                if callable(body):  # the new object depends on the stored one: read that first
+                    old = await ctx.get_obj(obj_type, key)
+                    new = copy.deepcopy(body(copy.deepcopy(old)))
+                else:
+                    new = copy.deepcopy(body)
                 new["key"] = key
                 codec.validate(obj_type, new)
+                await ctx.prefetch([keys.obj_key(obj_type, key), *(ahead(new) if ahead else ())])
+                if not callable(body):
+                    old = await ctx.get_obj(obj_type, key)
                 plan = Plan()
-                mod = _hooks(t)
                 if old is None:
                     codec.reset_links(obj_type, new)
                     await self._link_parents(ctx, t, new)
@@ -186,9 +241,13 @@ class Crud:
                             new[f] = copy.deepcopy(old[f])
                     await self._relink_parents(ctx, t, old, new)
                     plan.extend(await _call(mod, "on_update", ctx, old, new))
+                if t.derived_sets:
+                    self._strip_derived(t, new)
                 ctx.put_obj(obj_type, new)
                 if await self._commit(ctx, plan):
                     await self._after(plan)
+                    if t.derived_sets:  # the answer shows the sets, read from etcd (not the cache)
+                        return await self.materialize(obj_type, copy.deepcopy(new))
                     return new
             raise ConflictError("concurrent update, please retry")
 
@@ -200,8 +259,14 @@ class Crud:
                 old = await ctx.get_obj(obj_type, key)
                 if old is None:
                     raise NotFoundError(f"{obj_type} not found")
+                mod = _hooks(t)
+                ahead = getattr(mod, "prefetch_delete", None) if mod is not None else None
+                if ahead is not None:
+                    await ctx.prefetch(ahead(old))
+                if t.derived_sets:  # the hook checks the members (e.g. a tenant's networks)
+                    old = await self.materialize(obj_type, copy.deepcopy(old))
                 plan = Plan()
-                plan.extend(await _call(_hooks(t), "on_delete", ctx, old))
+                plan.extend(await _call(mod, "on_delete", ctx, old))
                 await self._unlink_parents(ctx, t, old)
                 ctx.delete_obj(obj_type, key)
                 if await self._commit(ctx, plan):
@@ -230,9 +295,10 @@ class Crud:
         from contivpy.netmaster.hooks import global_ as global_hooks  # lazy: leader start only
 
         await self.run_plan(lambda ctx: global_hooks.ensure_global_defaults(ctx, fwd_mode))
-        from contivpy.netmaster import followup  # roll forward what a previous leader left pending
+        from contivpy.netmaster import followup, subnetidx  # roll forward what a previous leader left
 
         async with self.lock:
+            await subnetidx.ensure_built(self)  # networks stored before the subnet index existed
             await followup.resume(self)
 
     async def commit_ops(self, compares: list[Compare], ops: list[Put | Delete]) -> bool:
@@ -259,7 +325,7 @@ class Crud:
                 set_link(obj, rel.link_name, rel.target_type, target_key)
             if rel.own_set:
                 link_set_add(obj, rel.own_set, rel.target_type, target_key)
-            if rel.reverse_set:
+            if rel.reverse_set and (rel.target_type, rel.reverse_set) not in reg.DERIVED:
                 parent = copy.deepcopy(parent)
                 link_set_add(parent, rel.reverse_set, t.name, obj["key"])
                 ctx.put_obj(rel.target_type, parent)
@@ -283,7 +349,7 @@ class Crud:
                 set_link(holder, rel.link_name, rel.target_type, "")
             if rel.own_set and target_key:
                 link_set_remove(holder, rel.own_set, target_key)
-            if not rel.reverse_set:
+            if not rel.reverse_set or (rel.target_type, rel.reverse_set) in reg.DERIVED:
                 continue
             parent = await ctx.get_obj(rel.target_type, target_key) if target_key else None
             if parent is not None:

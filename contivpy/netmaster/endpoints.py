@@ -16,8 +16,11 @@ network's ``ipAllocMap`` or of a pool group's ``epgIpAllocMap`` is explained by 
 - an allocation record ``/contiv.io/state/addrAlloc/<net>.<tenant>/<ip>`` (``AddrAllocRecord``:
   ``{"networkId","address","group","created","expires"}``), written by ``allocAddress`` in the
   txn that sets the bit.
-A record whose bit is clear is *stale* (its group or network was deleted and re-created): it
-explains nothing, ``allocAddress`` overwrites it, ``createEndpoint`` deletes it, the reclaimer
+A record explains the bit of its group's map when that group (of the record's network) has an
+ip-pool holding the address, else the bit of the network map (``ipam.in_pool``: the group may have
+been deleted and re-created with another pool, or none, since). A record whose bit is clear, or
+reserved in that map, is *stale* (its group or network was deleted and re-created): it explains
+nothing, ``allocAddress`` overwrites it, ``createEndpoint`` deletes it, the reclaimer
 deletes it once expired. IPv6 (``ipv6AllocMap``): gateway or an endpoint's ``ipv6Address``.
 
 Rules that keep it
@@ -260,6 +263,12 @@ class Allocator:
                     if epg is None:
                         failed.append((r, NotFoundError(f"endpoint group {r.group} not found")))
                         continue
+                    if (epg.networkName, epg.tenantName) != (st.networkName, st.tenant):
+                        # "<net>:<group>.<tenant>" naming a group of ANOTHER network: its pool map is
+                        # not this network's (the address would be set there and counted here)
+                        msg = f"endpoint group {r.group} belongs to network {epg.networkName}, not {st.networkName}"
+                        failed.append((r, ValidationError(msg)))
+                        continue
                 try:
                     ip = ipam.allocate(st, epg, r.preferred)  # mutates only on success
                 except (ContivError, ValueError) as exc:
@@ -349,12 +358,14 @@ class Allocator:
     async def _owner_epg(
         self, st: NetworkState, group: str, tenant: str, ip: str
     ) -> tuple[EndpointGroupState | None, _Rec | None]:
-        """The EPG whose pool holds ``ip`` (named group first, else any EPG of the network)."""
+        """The EPG whose pool holds ``ip`` (named group first, else any EPG of the network). A named
+        group whose pool does not hold ``ip`` is not its owner (a record written before the group
+        was re-created with another pool: the address is in the network's map)."""
         if group:
             erec = await self._read(keys.epg_state(keys.epg_id(group, tenant)))
             if erec.kv is not None:
                 epg = EndpointGroupState.from_json(erec.kv.value)
-                if epg.ipPool:
+                if ipam.in_pool(st, epg, ip):
                     return epg, erec
         items, _ = await self.kv.get_prefix(keys.EPGS)
         epgs = [EndpointGroupState.from_json(i.value) for i in items]

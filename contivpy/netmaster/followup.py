@@ -50,7 +50,7 @@ _JOBS: dict[str, JobFn] = {}
 
 def _import_job_modules() -> None:
     """Import the modules that register jobs (lazily: resume runs at leader start only)."""
-    from contivpy.netmaster.hooks import app_profile, netprofile, policy, policy_state  # noqa: F401
+    from contivpy.netmaster.hooks import app_profile, group, netprofile, policy, policy_state  # noqa: F401
 
 
 def job(kind: str) -> Callable[[JobFn], JobFn]:

@@ -219,6 +219,21 @@ def _store(net: NetworkState, epg: EndpointGroupState | None, bm: Bitset, use_po
         net.ipAllocMap = bm.encode()
 
 
+def in_pool(net: NetworkState, epg: EndpointGroupState | None, ip: str) -> bool:
+    """Whether ``ip`` lies in the ip-pool of ``epg``, a group of network ``net``: then its bit is in
+    the group's map, else in the network's. An allocation record is read this way (its group may
+    have been deleted and re-created with another pool, or none, since the record was written)."""
+    if epg is None or not epg.ipPool or (epg.networkName, epg.tenantName) != (net.networkName, net.tenant):
+        return False
+    sn = subnet_of(net)
+    try:
+        lo, hi = netaddr.parse_ip_pool(epg.ipPool, sn)
+        hid = netaddr.host_id(sn.subnet_ip, sn.length, ip)
+    except (ValidationError, ValueError):
+        return False
+    return lo <= hid <= hi
+
+
 def owner_of(net: NetworkState, epgs: list[EndpointGroupState], ip: str) -> EndpointGroupState | None:
     """The EPG whose ip-pool contains ``ip`` (address released by IP only), else None."""
     sn = subnet_of(net)
@@ -257,12 +272,17 @@ def attach_pool(net: NetworkState, epg: EndpointGroupState, pool: str) -> None:
 
 
 def detach_pool(net: NetworkState, epg: EndpointGroupState) -> None:
+    """Group delete: its pool goes back to the network map (clear), and the addresses still
+    allocated in it (allocAddress results nobody claimed: a group with endpoints is not deleted)
+    leave ``epAddrCount``; their allocation records become stale."""
     if not epg.ipPool:
         return
     lo, hi = netaddr.parse_ip_pool(epg.ipPool, subnet_of(net))
     nm = Bitset.decode(net.ipAllocMap)
     nm.clear_range(lo, hi)
     net.ipAllocMap = nm.encode()
+    em = Bitset.decode(epg.epgIpAllocMap)
+    net.epAddrCount = max(0, net.epAddrCount - len(_in_range_bits(em, lo, hi)))
 
 
 # --- listings (inspect Oper) ---------------------------------------------------------------------------
@@ -402,6 +422,7 @@ __all__ = [
     "is_used",
     "release",
     "owner_of",
+    "in_pool",
     "attach_pool",
     "detach_pool",
     "list_allocated",

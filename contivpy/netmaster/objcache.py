@@ -77,6 +77,10 @@ class ObjCache:
         bucket = self.by_type.get(obj_type, {})
         return [bucket[k] for k in sorted(bucket)]
 
+    def keys_with_prefix(self, obj_type: str, prefix: str) -> list[str]:
+        """Keys of ``obj_type`` starting with ``prefix`` (a tenant's derived link sets)."""
+        return [k for k in self.by_type.get(obj_type, {}) if k.startswith(prefix)]
+
     def get_raw(self, obj_type: str, key: str) -> str | None:
         return self.by_type.get(obj_type, {}).get(key)
 

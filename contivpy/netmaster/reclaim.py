@@ -85,7 +85,7 @@ async def reclaim_record(alloc: Allocator, key: str, now: float | None = None) -
                 if rec.group:
                     ekv = await kv.get(keys.epg_state(keys.epg_id(rec.group, st.tenant)))
                     epg = None if ekv is None else EndpointGroupState.parse(ekv.value)
-                    if epg is None or not epg.ipPool or epg.networkName != st.networkName:
+                    if not ipam.in_pool(st, epg, ip):  # (re-created group: the address is in the network map)
                         epg, ekv = None, None
                 if ekv is not None:
                     compares.append(Compare(ekv.key, "mod", "==", ekv.mod_revision))

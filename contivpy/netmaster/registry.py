@@ -9,6 +9,14 @@ the single-valued relations crud maintains by itself (``Relation``):
 - ``own_set``: or the object's own ``link-sets.<Name>`` gets the target (rule -> Policies)
 - ``reverse_set``: the target's ``link-sets.<Name>`` gets this object
 
+Derived link sets (``ObjType.derived_sets``, the tenant's): a set whose members are exactly the
+objects of one type whose key is ``<owner key>:...`` (every object of a tenant is keyed
+``<tenant>:<name>`` and is refused while its tenant is missing; tenant names cannot contain
+``:``). Such a set is NOT stored in the owner's record: crud computes it when the owner is read
+(``Crud.materialize``), so creating the 10,000th network of a tenant does not rewrite a record
+holding the 9,999 others (docs/decisions.md "derived tenant link sets"). Relations whose
+``reverse_set`` is derived only set the member's own ``links.<Name>``.
+
 Relations are applied on create, re-pointed on update when the target key changes, and removed
 on delete, inside the object's txn. Missing targets are skipped here; hooks refuse them with the
 original's message. Volumes/volumeProfiles are routed but have no callbacks in the original, so
@@ -38,6 +46,7 @@ class ObjType:
     hooks: str = ""  # name for contivpy.netmaster.hooks.load ("network", ...)
     links: tuple[Relation, ...] = field(default_factory=tuple)
     invalid: bool = False
+    derived_sets: tuple[tuple[str, str], ...] = ()  # (set name, member type): computed on read
 
 
 def _tenant(o: dict) -> str:
@@ -113,12 +122,27 @@ _ROWS = [
             Relation("tenant", _tenant, link_name="Tenant", reverse_set="Servicelbs"),
         ),
     ),
-    ObjType("tenant", "tenants", True, "tenant"),
+    ObjType(
+        "tenant",
+        "tenants",
+        True,
+        "tenant",
+        derived_sets=(
+            ("AppProfiles", "appProfile"),
+            ("EndpointGroups", "endpointGroup"),
+            ("NetProfiles", "netprofile"),
+            ("Networks", "network"),
+            ("Policies", "policy"),
+            ("Servicelbs", "serviceLB"),
+        ),
+    ),
     ObjType("volume", "volumes", False, invalid=True),
     ObjType("volumeProfile", "volumeProfiles", False, invalid=True),
 ]
 
 TYPES: dict[str, ObjType] = {t.name: t for t in _ROWS}
+# (owner type, set name) of every derived set: crud does not store these in the owner's record
+DERIVED: frozenset[tuple[str, str]] = frozenset((t.name, s) for t in _ROWS for s, _ in t.derived_sets)
 BY_PLURAL: dict[str, ObjType] = {t.plural: t for t in _ROWS}
 
-__all__ = ["ObjType", "Relation", "TYPES", "BY_PLURAL"]
+__all__ = ["ObjType", "Relation", "TYPES", "BY_PLURAL", "DERIVED"]

@@ -74,6 +74,7 @@ class TxnContext:
         self.registry = reg
         self.extras = crud.extras
         self._reads: dict[str, KeyValue | None] = {}
+        self._prefetched: dict[str, KeyValue | None] = {}  # read ahead, not yet a compare
         self._staged: dict[str, dict | None] = {}  # etcd key -> obj (None = delete)
 
     @property
@@ -91,9 +92,20 @@ class TxnContext:
         self._crud.docker = value
 
     # --- reads (recorded) ---------------------------------------------------------------
+    async def prefetch(self, keys: list[str]) -> None:
+        """Read ``keys`` ahead in ONE store request (``KVStore.get_many``), so the attempt's later
+        ``read`` / ``get_obj`` calls cost no round trip. A prefetched key becomes a compare only
+        once it is actually read."""
+        todo = [k for k in dict.fromkeys(keys) if k and k not in self._reads and k not in self._prefetched]
+        if todo:
+            self._prefetched.update(zip(todo, await self.kv.get_many(todo[:100]), strict=False))
+
     async def read(self, key: str) -> KeyValue | None:
         if key not in self._reads:
-            self._reads[key] = await self.kv.get(key)
+            if key in self._prefetched:
+                self._reads[key] = self._prefetched.pop(key)
+            else:
+                self._reads[key] = await self.kv.get(key)
         return self._reads[key]
 
     async def read_json(self, key: str) -> Any | None:

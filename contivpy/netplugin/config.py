@@ -11,7 +11,9 @@ Accepted spellings (contiv-reference §5.1):
   ``-ctrl-ip``, ``-debug``, ``-vxlan-port``, ``-version``; ``--version``/``-v`` print the version
   block (``Version:``/``GitCommit:``/``BuildTime:``, as netmaster) and exit 0.
 - contivpy additions: ``--ovsdb ADDRESS`` (unix:PATH | tcp:IP:PORT), ``--ovs-datapath system|netdev``,
-  ``--plugin-socket``, ``--docker-host`` (``none``: no engine to keep networks in sync with),
+  ``--plugin-socket``, ``--cni-socket`` (the CNI server's unix socket, default
+  ``/run/contiv/contiv-cni.sock``, served in every mode: docs/cni.md), ``--k8s-config`` (contiv.json
+  naming the Kubernetes API the CNI server reads pod labels from, if the file exists), ``--docker-host`` (``none``: no engine to keep networks in sync with),
   ``--mtu N|auto`` (default 1450 like 1.1.x; ``auto`` = lowest host MTU - 50 like HEAD),
   ``--debug-listen HOST:PORT`` (the debug REST, which can create and delete endpoints: 127.0.0.1:9090 by
   default, unlike the original's :9090 on every interface; docs/security.md),
@@ -66,6 +68,8 @@ class Config:
     ovsdb: str = "unix:/var/run/openvswitch/db.sock"
     ovs_datapath: str = "system"
     plugin_socket: str = "/run/docker/plugins/netplugin.sock"
+    cni_socket: str = "/run/contiv/contiv-cni.sock"
+    k8s_config: str = "/var/contiv/config/contiv.json"
     docker_host: str = "unix:///var/run/docker.sock"
     mtu: int | str = 1450
     debug_listen: str = "127.0.0.1:9090"  # loopback only unless --debug-listen says otherwise
@@ -131,6 +135,8 @@ def _parser() -> argparse.ArgumentParser:
     a("--ovsdb", dest="ovsdb")
     a("--ovs-datapath", dest="ovs_datapath")
     a("--plugin-socket", dest="plugin_socket")
+    a("--cni-socket", dest="cni_socket")
+    a("--k8s-config", dest="k8s_config")
     a("--docker-host", dest="docker_host")
     a("--mtu", dest="mtu")
     a("--debug-listen", dest="debug_listen")
@@ -244,6 +250,10 @@ def parse(argv: list[str] | None = None, env: dict[str, str] | None = None) -> C
     if cfg.ovs_datapath not in ("system", "netdev"):
         raise ConfigError(f"invalid --ovs-datapath {cfg.ovs_datapath!r} (want system or netdev)")
     cfg.plugin_socket = pick(ns.plugin_socket, "PLUGIN_SOCKET", cfg.plugin_socket)
+    cfg.cni_socket = pick(ns.cni_socket, "CNI_SOCKET", cfg.cni_socket)
+    if not cfg.cni_socket.startswith("/"):
+        raise ConfigError(f"invalid --cni-socket {cfg.cni_socket!r} (want an absolute path)")
+    cfg.k8s_config = pick(ns.k8s_config, "K8S_CONFIG", cfg.k8s_config)
     cfg.docker_host = pick(ns.docker_host, "DOCKER_HOST", cfg.docker_host)
     mtu = str(pick(ns.mtu, "MTU", "1450"))
     if mtu == "auto":

@@ -8,12 +8,17 @@ Start-up (contiv-reference §5.2, with etcd watches instead of the ofnet RPC rel
   2b. host access (reconciler key ``hostAccess`` of the global reconciler, retried on failure): the host
      port ``contivh0``, IPv4 forwarding, the tagged iptables nat rules and the host access flows for the
      global ``pvtSubnet`` (default 172.19.0.0/16); a later ``pvt-subnet`` change re-applies them live;
+  2c. forwarding mode (reconciler key ``fwdMode``): ``--fwdmode`` must equal the global ``fwd-mode`` at
+     start; a later change of the global one (netmaster allows it only while no network exists) is
+     applied live: the vxlan bridge's pipeline is rebuilt in the new mode (bridge <-> routing), the
+     agent keeps running and reports the new mode (debug ``FwdMode``);
   3. list every watched prefix and enqueue the keys, start the reconcilers' workers and wait until each
      listed key has been tried once (graceful restart: nothing is programmed from a partial view), re-bind
      local endpoints, prune stale ports and flows;
   4. in the same TaskGroup: the watches (from the listed revision + 1), the service
-     registration (``contivpy.common.registry``, 10 s leases, retried every second until etcd answers)
-     and the Docker plugin (when present).
+     registration (``contivpy.common.registry``, 10 s leases, retried every second until etcd answers),
+     the Docker plugin (when present) and the CNI server (``--cni-socket``, every mode; attachments
+     interrupted by a restart are rolled back first).
 The debug REST server (:9090) is bound before step 1: ``/healthz``, ``/readyz`` and ``/metrics``
 answer from then on (netplugin/observe.py), its other routes answer 503 until step 4.
 
@@ -46,9 +51,12 @@ from contivpy.common.registry import ServiceInfo, ServiceRegistry
 from contivpy.common.watch import Mirror, list_and_watch
 from contivpy.model import keys
 from contivpy.model.state import GlobalConfig
+from contivpy.netplugin.cni.pods import PodService
+from contivpy.netplugin.cni.server import CniServer
 from contivpy.netplugin.config import Config
 from contivpy.netplugin.datapath import HOST_PORT, RPC_PORTS, VLAN_BRIDGE, VXLAN_BRIDGE, Datapath
 from contivpy.netplugin.debug_api import make_app
+from contivpy.netplugin.docker_backend import AgentBackend
 from contivpy.netplugin.managers.endpoint import EndpointService, RemoteEndpointManager
 from contivpy.netplugin.managers.infra import InfraManager
 from contivpy.netplugin.managers.network import NetworkManager
@@ -83,10 +91,14 @@ class Agent:
         self.services = ServiceManager(self.dp)  # service LB (vxlan bridge)
         self.endpoints = EndpointService(cfg, self.kv, self.dp, self.nets, self.netmaster, self.qos)
         self.infra = InfraManager(cfg, self.kv, self.dp, self.nets, self.netmaster, self.endpoints.mtu)
+        self.pods = PodService(  # CNI attachments
+            self.kv, cfg.host, AgentBackend(self.endpoints), namespace_groups=cfg.mode == "kubernetes"
+        )
         self.names = NameServer(self.kv)  # DNS for containers, via the OpenFlow punt (nameserver.py)
         self.arp_mode = "proxy"
         self.pvt_subnet = DEFAULT_PVT_SUBNET
         self._pvt_applied = ""
+        self.fwd_mode = cfg.fwdmode  # desired (global) forwarding mode; cfg.fwdmode = the applied one
         self.ready = asyncio.Event()
         self.nets.in_use = self._net_in_use
         self.services.tenant_ready = self.nets.has_tenant
@@ -118,8 +130,8 @@ class Agent:
 
     def _on_global(self, _tail: str, value: str | None) -> None:
         """Global config changes: ``arp-mode`` toggles ARP proxy/flood; ``pvt-subnet`` re-addresses
-        contivh0 and rewrites the nat rules and host access flows live; a ``fwd-mode`` change needs a
-        restart of the agent (the original re-initialised its driver), which is logged."""
+        contivh0 and rewrites the nat rules and host access flows live; ``fwd-mode`` rebuilds the vxlan
+        bridge's pipeline in the new mode (the original re-initialised its driver)."""
         if not value:
             return
         try:
@@ -131,9 +143,9 @@ class Agent:
         if g.pvtSubnet and g.pvtSubnet != self.pvt_subnet:
             self.pvt_subnet = g.pvtSubnet
             self.global_rec.enqueue("hostAccess")
-        fwd = g.fwdMode
-        if fwd and fwd != self.cfg.fwdmode:
-            log.error("global forwarding mode changed to %s: restart netplugin with --fwdmode %s", fwd, fwd)
+        if g.fwdMode in ("bridge", "routing") and g.fwdMode != self.fwd_mode:
+            self.fwd_mode = g.fwdMode
+            self.global_rec.enqueue("fwdMode")
 
     # -- start-up steps ----------------------------------------------------------------------
     async def _wait_global(self) -> None:
@@ -199,6 +211,9 @@ class Agent:
         if key == "hostAccess":
             await self._reconcile_host_access()
             return
+        if key == "fwdMode":
+            await self._reconcile_fwd_mode()
+            return
         if self.arp_mode != self._arp_applied:
             await self.dp.set_arp_mode(self.arp_mode)
             self._arp_applied = self.arp_mode
@@ -215,6 +230,18 @@ class Agent:
             return
         self._pvt_applied = pvt
         log.info("host port %s ready: ofport %d, private subnet %s", HOST_PORT, ofport, pvt)
+
+    async def _reconcile_fwd_mode(self) -> None:
+        """Rebuild the vxlan bridge's pipeline in the global forwarding mode (live switch)."""
+        mode = self.fwd_mode
+        if mode == self.cfg.fwdmode:
+            return
+        log.info(
+            "global forwarding mode changed from %s to %s: rebuilding the pipeline", self.cfg.fwdmode, mode
+        )
+        await self.dp.set_fwd_mode(mode)
+        self.cfg.fwdmode = mode
+        log.info("forwarding mode %s applied", mode)
 
     def reconcile_status(self) -> dict[str, dict[str, dict]]:
         return {r.name: r.status() for r in self.reconcilers}
@@ -273,7 +300,6 @@ class Agent:
         if self.cfg.mode not in ("docker", "swarm-mode"):
             return
         from contivpy.netplugin.docker.plugin import DockerPlugin
-        from contivpy.netplugin.docker_backend import AgentBackend
 
         host = self.cfg.docker_host if self.cfg.docker_host not in ("", "none") else None
         plugin = DockerPlugin(
@@ -282,10 +308,38 @@ class Agent:
         log.info("Docker plugin listening on %s", self.cfg.plugin_socket)
         await plugin.run()
 
+    def _load_k8s(self) -> None:
+        """The Kubernetes API for pod labels: ``--k8s-config`` if that file exists (any mode), else
+        the service account in kubernetes mode; a bad file stops the agent like a bad flag."""
+        from contivpy.common.errors import ValidationError
+        from contivpy.netplugin.cni import k8sapi as cni_k8s
+
+        try:
+            k8s = cni_k8s.load(self.cfg.k8s_config, None if self.cfg.mode == "kubernetes" else {})
+            if k8s is not None:
+                self.pods.k8s = cni_k8s.K8sApi(k8s)
+                log.info("pod labels from the Kubernetes API at %s", k8s.server)
+        except (ValidationError, OSError, ValueError) as e:
+            raise FatalConfigError(str(e)) from None
+
+    async def _serve_cni(self) -> None:
+        """The CNI plugin's server on ``--cni-socket``, in every mode (docs/cni.md)."""
+        server = CniServer(self.pods, self.cfg.cni_socket)
+        try:
+            await server.start()
+        except OSError as e:  # the agent keeps serving Docker and the data plane
+            log.error("CNI server not started on %s: %s", self.cfg.cni_socket, e)
+            return
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.stop()
+
     async def run(self) -> None:
         for w in self.cfg.warnings:
             log.warning(w)
         debug = await self._start_debug()
+        self._load_k8s()
         try:
             await self._wait_global()
             await self._start_datapath()
@@ -300,6 +354,7 @@ class Agent:
                     r.mark_synced()
                 await self._settle()
                 await self.endpoints.restore()
+                await self.pods.restore()
                 await self.vteps.prune_stale()
                 await self.infra.prune()
                 await self.dp.sync_complete()
@@ -311,6 +366,7 @@ class Agent:
                     tg.create_task(self._watch(prefix, handler))
                 tg.create_task(self._register())
                 tg.create_task(self._serve_docker())
+                tg.create_task(self._serve_cni())
                 tg.create_task(self.names.run())
                 self.ready.set()
                 log.info("netplugin started on host %s (vtep %s)", self.cfg.host, self.cfg.vtep_ip)
@@ -320,6 +376,8 @@ class Agent:
             # Not deregistered on shutdown: a restarting agent keeps its peers' tunnels (lease TTL 10 s).
             await self.registry.close(deregister=False)
             await self.netmaster.close()
+            if self.pods.k8s is not None:
+                await self.pods.k8s.close()
             await self.dp.stop()
             await self.kv.close()
             await debug.cleanup()

@@ -249,6 +249,11 @@ class Datapath:
         for fp in self.flows.values():
             await fp.set_arp_mode(mode)
 
+    async def set_fwd_mode(self, mode: str) -> None:
+        """``bridge`` or ``routing``: rebuild the vxlan bridge's pipeline in that mode, live."""
+        for fp in self.flows.values():
+            await fp.set_fwd_mode(mode)
+
     # -- policy --------------------------------------------------------------------------------
     async def add_rule(self, fields: dict) -> str:
         """Install one policy rule on both bridges; returns "" or the validation error (bad rule data

@@ -37,6 +37,7 @@ class FakeDatapath:
         self.rules: dict[str, dict] = {}
         self.services: dict[str, Any] = {}
         self.arp_mode = "proxy"
+        self.fwd_mode = "bridge"
         self.host_port: tuple[int, str] | None = None  # (ofport, pvtSubnet) of contivh0
         self._failures: dict[tuple[str, str], Exception] = {}
         self._next_ofport = 100
@@ -176,6 +177,12 @@ class FakeDatapath:
     async def set_arp_mode(self, mode: str) -> None:
         self._call("set_arp_mode", mode)
         self.arp_mode = mode
+
+    async def set_fwd_mode(self, mode: str) -> None:
+        if mode not in ("bridge", "routing"):
+            raise ValidationError(f"invalid forwarding mode {mode!r} (bridge or routing)")
+        self._call("set_fwd_mode", mode)
+        self.fwd_mode = mode
 
     # -- host access ---------------------------------------------------------------------------
     async def ensure_host_port(self, pvt_subnet: str, mtu: int | None = None) -> int:

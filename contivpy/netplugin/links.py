@@ -19,9 +19,11 @@ import array
 import asyncio
 import fcntl
 import logging
+import os
 import socket
 import struct
 import subprocess
+import threading
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -199,6 +201,200 @@ async def enable_ip_forwarding() -> bool:
         return await asyncio.to_thread(_set_forwarding)
     except OSError as e:
         raise ExternalServiceError(f"cannot enable IPv4 forwarding: {e}") from e
+
+
+# -- pod network namespaces (CNI, docs/cni.md) ------------------------------------------------
+# A pod's netns is entered with setns(2) from a dedicated short-lived thread (never a pool thread:
+# a thread left in another netns would poison later calls); the netlink socket opened there stays
+# bound to that netns. The agent's own threads never change namespace.
+
+CLONE_NEWNET = 0x40000000
+_libc = None
+
+
+def _setns(fd: int) -> None:
+    global _libc
+    if _libc is None:
+        import ctypes
+
+        _libc = ctypes.CDLL(None, use_errno=True)
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        import ctypes
+
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _in_netns_thread(path: str, fn, *args, before=None):
+    """Run ``fn(ipr, *args)`` with an IPRoute opened inside the netns at ``path`` (after
+    ``before()``, if given, in the caller's netns), in a dedicated thread."""
+    out: dict = {}
+
+    def run() -> None:
+        try:
+            if before is not None:
+                before()
+            own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+            try:
+                target = os.open(path, os.O_RDONLY)
+                try:
+                    _setns(target)
+                    try:
+                        with IPRoute() as ipr:
+                            out["v"] = fn(ipr, *args)
+                    finally:
+                        _setns(own)
+                finally:
+                    os.close(target)
+            finally:
+                os.close(own)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            out["e"] = e
+
+    t = threading.Thread(target=run, name="netns")
+    t.start()
+    t.join()
+    if "e" in out:
+        raise out["e"]
+    return out.get("v")
+
+
+def _is_netns(path: str) -> bool:
+    try:
+        st = os.stat(path)
+        own = os.stat("/proc/self/ns/net")
+    except OSError:
+        return False
+    # nsfs inodes live on one pseudo device; a regular file or directory is not a namespace
+    return st.st_dev == own.st_dev
+
+
+def _probe(ipr: IPRoute, ifname: str) -> dict | None:
+    idx = ipr.link_lookup(ifname=ifname)
+    if not idx:
+        return None
+    link = ipr.get_links(idx[0])[0]
+    addrs = [
+        f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"
+        for a in ipr.get_addr(index=idx[0])
+        if a.get_attr("IFA_ADDRESS") and not a.get_attr("IFA_ADDRESS").startswith("fe80:")
+    ]
+    routes = []
+    for fam in (socket.AF_INET, socket.AF_INET6):
+        for r in ipr.get_routes(family=fam, oif=idx[0]):
+            if r["dst_len"] == 0 and r.get_attr("RTA_TABLE") in (None, 254):
+                routes.append(r.get_attr("RTA_GATEWAY") or "")
+    return {
+        "mac": link.get_attr("IFLA_ADDRESS"),
+        "mtu": link.get_attr("IFLA_MTU"),
+        "up": bool(link["flags"] & 1),
+        "addrs": addrs,
+        "default_via": routes,
+    }
+
+
+def _configure(
+    ipr: IPRoute, port: str, ifname: str, addrs: list[str], gateways: list[str], on_link: bool
+) -> list[str]:
+    """Inside the pod netns: rename ``port`` to ``ifname``, address it, bring it up, default route.
+    Returns warnings (a default route that could not be added is logged, not fatal: the original's rule)."""
+    idx = ipr.link_lookup(ifname=port)
+    if not idx:
+        raise ExternalServiceError(f"interface {port} did not arrive in the pod namespace")
+    i = idx[0]
+    ipr.link("set", index=i, ifname=ifname)
+    for a in addrs:
+        ip, _, plen = a.partition("/")
+        ipr.addr("add", index=i, address=ip, prefixlen=int(plen))
+    ipr.link("set", index=i, state="up")
+    warnings = []
+    routes = [(g, socket.AF_INET6 if ":" in g else socket.AF_INET) for g in gateways]
+    if not any(fam == socket.AF_INET for _, fam in routes) and on_link:
+        routes.append(("", socket.AF_INET))
+    for gw, fam in routes:
+        dst = "::/0" if fam == socket.AF_INET6 else "0.0.0.0/0"
+        try:
+            if gw:
+                ipr.route("add", dst=dst, gateway=gw, oif=i, family=fam)
+            else:
+                ipr.route("add", dst=dst, oif=i, family=fam, scope=253)  # RT_SCOPE_LINK
+        except NetlinkError as e:
+            warnings.append(f"default route {dst} via {gw or ifname} not added: {e}")
+    return warnings
+
+
+def _move(port: str, fd: int) -> None:
+    with IPRoute() as ipr:
+        idx = ipr.link_lookup(ifname=port)
+        if not idx:
+            raise ExternalServiceError(f"interface {port} not found on the host")
+        ipr.link("set", index=idx[0], net_ns_fd=fd)
+
+
+def _move_to(port: str, path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        _move(port, fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_in(ipr: IPRoute, names: tuple[str, ...]) -> bool:
+    gone = False
+    for n in names:
+        idx = ipr.link_lookup(ifname=n)
+        if idx:
+            try:
+                ipr.link("del", index=idx[0])
+                gone = True
+            except NetlinkError as e:
+                if e.code != 19:
+                    raise
+    return gone
+
+
+async def netns_probe(path: str, ifname: str) -> dict | None:
+    """``ifname`` in the netns at ``path``: {"mac","mtu","up","addrs","default_via"} or None if absent.
+    Raises ValidationError-worthy ``ExternalServiceError`` when ``path`` is not a network namespace."""
+    if not await asyncio.to_thread(_is_netns, path):
+        raise ExternalServiceError(f"{path} is not a network namespace")
+    try:
+        return await asyncio.to_thread(_in_netns_thread, path, _probe, ifname)
+    except (NetlinkError, OSError) as e:
+        raise ExternalServiceError(f"cannot enter network namespace {path}: {e}") from e
+
+
+async def plug_into_netns(
+    port: str, path: str, ifname: str, addrs: list[str], gateways: list[str], on_link: bool
+) -> list[str]:
+    """Move the container side ``port`` (vportN, MAC/MTU already set) into the netns at ``path`` as
+    ``ifname`` with ``addrs`` (``ip/len``) and a default route via each gateway (or on-link when
+    ``on_link`` and no IPv4 gateway). On failure the caller removes the pair (``unplug_from_netns``)."""
+    try:
+        return await asyncio.to_thread(
+            _in_netns_thread,
+            path,
+            _configure,
+            port,
+            ifname,
+            addrs,
+            gateways,
+            on_link,
+            before=lambda: _move_to(port, path),
+        )
+    except (NetlinkError, OSError) as e:
+        raise ExternalServiceError(f"cannot configure {ifname} in {path}: {e}") from e
+
+
+async def unplug_from_netns(path: str, *names: str) -> bool:
+    """Delete the first existing of ``names`` in the netns (its host peer goes with it). A netns that
+    is gone, or no such link, is fine: returns False."""
+    if not path or not await asyncio.to_thread(_is_netns, path):
+        return False
+    try:
+        return await asyncio.to_thread(_in_netns_thread, path, _remove_in, names)
+    except (NetlinkError, OSError) as e:
+        raise ExternalServiceError(f"cannot remove {names[0]} in {path}: {e}") from e
 
 
 # -- host routes of the infra network contivh1 (netplugin/managers/infra.py) -------------------------

@@ -40,13 +40,13 @@ import dns.opcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
-from os_ken.lib.packet import ethernet, ipv4, packet, udp
 
 from contivpy.common.errors import StoreError
 from contivpy.common.kv.base import KVStore
 from contivpy.common.watch import list_and_watch
 from contivpy.model import keys
 from contivpy.model.state import EndpointState
+from contivpy.ofnet import packets as P
 
 __all__ = ["NameTable", "NameServer", "answer", "reply_frame", "TTL", "MAX_GROUP_RECORDS"]
 
@@ -141,29 +141,21 @@ def answer(table: NameTable, tenant: str, wire: bytes) -> bytes | None:
     return r.to_wire()
 
 
-def parse_query_frame(frame: bytes) -> tuple[ethernet.ethernet, ipv4.ipv4, udp.udp, bytes] | None:
-    try:
-        pkt = packet.Packet(frame)
-    except Exception:  # noqa: BLE001 - garbage from the wire
+def parse_query_frame(frame: bytes) -> tuple[P.Ethernet, P.IPv4, P.Udp, bytes] | None:
+    pkt = P.parse(frame)
+    if pkt is None or pkt.ip is None or pkt.udp is None or pkt.udp.dst_port != 53:
         return None
-    eth, ip4, u = pkt.get_protocol(ethernet.ethernet), pkt.get_protocol(ipv4.ipv4), pkt.get_protocol(udp.udp)
-    if eth is None or ip4 is None or u is None or u.dst_port != 53:
-        return None
-    payload = pkt.protocols[-1]
-    return eth, ip4, u, payload if isinstance(payload, bytes | bytearray) else b""
+    return pkt.eth, pkt.ip, pkt.udp, pkt.payload
 
 
-def reply_frame(eth: ethernet.ethernet, ip4: ipv4.ipv4, u: udp.udp, dns_reply: bytes) -> bytes:
+def reply_frame(eth: P.Ethernet, ip4: P.IPv4, u: P.Udp, dns_reply: bytes) -> bytes:
     """The query's frame turned around: from the server the container asked, back to it."""
-    p = packet.Packet()
-    p.add_protocol(ethernet.ethernet(dst=eth.src, src=eth.dst, ethertype=eth.ethertype))
-    p.add_protocol(
-        ipv4.ipv4(src=ip4.dst, dst=ip4.src, proto=ip4.proto, ttl=64, identification=ip4.identification)
+    return P.build_udp(
+        P.Ethernet(dst=eth.src, src=eth.dst, ethertype=eth.ethertype, vlan_tci=eth.vlan_tci),
+        P.IPv4(src=ip4.dst, dst=ip4.src, proto=ip4.proto, ttl=64, identification=ip4.identification),
+        P.Udp(src_port=u.dst_port, dst_port=u.src_port),
+        dns_reply,
     )
-    p.add_protocol(udp.udp(src_port=u.dst_port, dst_port=u.src_port))
-    p.add_protocol(dns_reply)
-    p.serialize()
-    return bytes(p.data)
 
 
 class NameServer:

@@ -1,7 +1,9 @@
 """Flow programmer backed by the ofnet package's ``OfnetAgent`` (the real Contiv pipeline).
 
 One agent per bridge: ``vxlan`` datapath on contivVxlanBridge (controller port 6633) and ``vlan`` on
-contivVlanBridge (6634). This adapter only converts the agent's ``NetSpec``/``EpSpec`` values into
+contivVlanBridge (6634). With ``--fwdmode routing`` the vxlan bridge runs the routing pipeline (the
+original's ``vrouter``; ``set_fwd_mode`` switches it live); the vlan bridge stays a bridge (the BGP
+``vlrouter`` is not built yet, docs/decisions.md). This adapter only converts the agent's ``NetSpec``/``EpSpec`` values into
 ofnet's input types; VRF = tenant name, its id the persisted one of ``NetSpec.vrf_id`` (netplugin/vrf.py). ``sync_complete`` is called by the daemon once the full state
 has been re-applied after a (re)start, so flows nobody owns any more are pruned only then.
 """
@@ -19,7 +21,9 @@ class OfnetFlows:
     def __init__(self, bridge: str, cfg) -> None:
         self.bridge = bridge
         self.kind = "vxlan" if bridge == "contivVxlanBridge" else "vlan"
-        self.agent = OfnetAgent(bridge, self.kind, arp_mode="proxy")
+        self.agent = OfnetAgent(
+            bridge, self.kind, arp_mode="proxy", fwd_mode=self._mode(getattr(cfg, "fwdmode", ""))
+        )
         self._local: dict[str, LocalEndpoint] = {}
         self._remote: dict[str, RemoteEndpoint] = {}
         self._remote_ids: dict[str, str] = {}
@@ -47,6 +51,13 @@ class OfnetFlows:
 
     async def set_arp_mode(self, mode: str) -> None:
         await self.agent.set_arp_mode(mode)
+
+    def _mode(self, fwd_mode: str) -> str:
+        """The pipeline this bridge runs for the agent's forwarding mode."""
+        return "routing" if fwd_mode == "routing" and self.kind == "vxlan" else "bridge"
+
+    async def set_fwd_mode(self, fwd_mode: str) -> None:
+        await self.agent.set_fwd_mode(self._mode(fwd_mode))
 
     async def set_host_port(self, ofport: int | None, pvt_subnet: str = "") -> None:
         await self.agent.set_host_port(ofport, pvt_subnet)
@@ -151,6 +162,7 @@ class OfnetFlows:
             "IsConnected": self.connected(),
             "EndpointDb": db,
             "ArpMode": self.agent.arp_mode,
+            "FwdMode": self.agent.fwd_mode,
             "HostPort": self.agent.host.port or 0,
             "PvtSubnet": self.agent.host.pvt_subnet,
             "Stats": self.agent.statistics(),

@@ -1,4 +1,4 @@
-"""contivpy.ofnet: Contiv's OpenFlow 1.3 pipeline and controller (imports only contivpy.common and os_ken).
+"""contivpy.ofnet: Contiv's OpenFlow 1.3 pipeline and controller (imports only contivpy.common; its OpenFlow and packet codecs are its own).
 
 Public entry point: :class:`OfnetAgent` (one per bridge) with the input values from :mod:`.types`.
 See docs/ovs-pipeline.md for the table-by-table description.

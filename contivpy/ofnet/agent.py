@@ -25,6 +25,11 @@ with the mode (``set_arp_mode`` re-applies every owner).
 Packet-ins (ARP the responder flows do not answer, DNS punt, service first packets) are handled by
 :class:`punt.PuntMixin`.
 
+Forwarding mode (vxlan bridge only): ``bridge`` (L2 overlay, flood groups; builders.py) or ``routing``
+(the original's vrouter: /32 routes in table ``ip``, every ARP for a known address answered with the
+router MAC; routing.py). ``set_fwd_mode`` switches live: it re-applies every owner with the other mode's
+builders, so the flow cache replaces exactly the flows that differ (no bridge re-creation, no restart).
+
 Service load balancing (tables svc_dnat/svc_snat, VIP ARP answers) lives in :mod:`svcproxy`;
 ``add_service``/``remove_service`` manage it, and every endpoint change lets it re-check its
 clients' provider choices.  Without services it installs nothing.
@@ -40,6 +45,7 @@ from collections.abc import Awaitable, Callable
 from contivpy.common.errors import ConflictError, NotFoundError, ValidationError
 
 from . import builders as B
+from . import routing as R
 from .flowcache import FlowCache
 from .hostaccess import HostAccess
 from .infraroute import Hop, infra_route_flows
@@ -53,6 +59,7 @@ __all__ = ["OfnetAgent", "DEFAULT_PORTS"]
 log = logging.getLogger(__name__)
 
 DEFAULT_PORTS = {"vxlan": 6633, "vlan": 6634}
+FWD_MODES = ("bridge", "routing")
 DnsResolver = Callable[[int, bytes], Awaitable[bytes | None]]
 
 
@@ -68,11 +75,14 @@ class OfnetAgent(PuntMixin):
         arp_mode: str = "proxy",
         dns: bool = True,
         echo_interval: float = 5.0,
+        fwd_mode: str = "bridge",
     ) -> None:
         if datapath not in DEFAULT_PORTS:
             raise ValidationError(f"Unknown Datapath {datapath}")
         if arp_mode not in ("proxy", "flood"):
             raise ValidationError(f"invalid arp mode {arp_mode!r}")
+        self._check_fwd_mode(datapath, fwd_mode)
+        self.fwd_mode = fwd_mode
         self.bridge, self.datapath, self.dns = bridge, datapath, dns
         self.arp_mode = arp_mode
         self.controller = OfController(
@@ -83,6 +93,7 @@ class OfnetAgent(PuntMixin):
         self.cache = FlowCache(self.controller)
         self.svc = ServiceProxy(self)
         self.host = HostAccess()  # contivh0 (vxlan bridge): hostaccess.py
+        self.host.routing = self.routing
         self.controller.on_connect.append(lambda _sw: self.svc.recover())  # after the cache's read-back
         self.dns_resolver: DnsResolver | None = None
         self._vrf_ids: dict[str, int] = {}
@@ -111,9 +122,47 @@ class OfnetAgent(PuntMixin):
     async def start(self) -> None:
         """Listen for the switch and record the base flows (installed as soon as it connects)."""
         await self.controller.start()
-        await asyncio.gather(
-            self.cache.apply("base", B.base_flows(self.datapath, self.dns)),
-            self.cache.apply("arp", B.arp_punt_flows(self.arp_mode)),
+        await self._apply(self._base_owner(), self._arp_owner())
+
+    def _base_owner(self):
+        flows = R.base_flows(self.dns) if self.routing else B.base_flows(self.datapath, self.dns)
+        return ("base", flows, [])
+
+    def _arp_owner(self):
+        return ("arp", B.arp_punt_flows("proxy" if self._arp_proxy else self.arp_mode), [])
+
+    # ---- forwarding mode -------------------------------------------------------------------------
+    @staticmethod
+    def _check_fwd_mode(datapath: str, mode: str) -> None:
+        if mode not in FWD_MODES:
+            raise ValidationError(f"invalid forwarding mode {mode!r} (bridge or routing)")
+        if mode == "routing" and datapath != "vxlan":
+            raise ValidationError("routing mode is implemented for the vxlan bridge only")
+
+    @property
+    def routing(self) -> bool:
+        """True on the vxlan bridge in routing mode (the original's ``vrouter`` datapath)."""
+        return self.fwd_mode == "routing"
+
+    async def set_fwd_mode(self, mode: str) -> None:
+        """Switch the pipeline between ``bridge`` and ``routing`` live: every owner is rebuilt with
+        the new mode's builders and the flow cache sends only the difference (the bridge's flood
+        groups go, table ``ip`` fills, or the reverse). Local/remote endpoints, VTEPs, rules and
+        services are kept."""
+        self._check_fwd_mode(self.datapath, mode)
+        if mode == self.fwd_mode:
+            return
+        self.fwd_mode = mode
+        self.host.routing = self.routing
+        await self._apply(
+            self._base_owner(),
+            self._arp_owner(),
+            *[self._net_owner(v) for v in self._networks],
+            *[self._lep_owner(ep) for ep in self._local.values()],
+            *[self._hep_owner(ep) for ep in self._local.values()],
+            *[self._rep_owner(k) for k in self._remote],
+            self.host.port_owner(),
+            *self.svc.all_owners(),
         )
 
     async def stop(self) -> None:
@@ -205,6 +254,8 @@ class OfnetAgent(PuntMixin):
         if net is None or self.datapath != "vxlan":
             return (f"net:{vlan}", [], [])
         vteps = list(self._vteps.values())
+        if self.routing:  # no flooding: VTEP classification and the gateway's ARP answer only
+            return (f"net:{vlan}", R.network_flows(net, self._vrf_id(net.vrf), vteps), [])
         ports = [ep.ofport for ep in self._local.values() if ep.vlan == vlan]
         flows = B.network_flows(net, self._vrf_id(net.vrf), vteps, self._arp_proxy)
         return (f"net:{vlan}", flows, B.flood_groups(net, ports, vteps))
@@ -241,6 +292,8 @@ class OfnetAgent(PuntMixin):
         await self.svc.refresh()
 
     def _lep_owner(self, ep: LocalEndpoint):
+        if self.routing:
+            return (f"lep:{ep.ofport}", R.local_endpoint_flows(ep, self._vrf_id(ep.vrf)), [])
         flows = B.local_endpoint_flows(ep, self._vrf_id(ep.vrf), self.datapath, self._arp_proxy)
         return (f"lep:{ep.ofport}", flows, [])
 
@@ -275,7 +328,7 @@ class OfnetAgent(PuntMixin):
     def _iroute_owner(self):
         port = self._iroute
         ep = self._local.get(port) if port is not None else None
-        if ep is None:
+        if ep is None or self.routing:  # routing mode routes every /32 of the VRF in table ip already
             return (f"iroute:{port}", [], [])
         infra_vni = self._networks[ep.vlan].vni if ep.vlan in self._networks else 0
         eps, infra = [], [Hop(ep.ip, ep.mac, ep.vlan)]
@@ -342,6 +395,8 @@ class OfnetAgent(PuntMixin):
             vlan, vt = self._vlan_of_vni(ep.vni), self._vteps.get(ep.vtep_ip)
             if vlan is None or vt is None:
                 return (f"rep:{key}", [], [])  # pending until network and VTEP are known
+            if self.routing:
+                return (f"rep:{key}", R.remote_endpoint_flows(ep, self._vrf_id(ep.vrf), vt.ofport), [])
             flows = B.remote_endpoint_flows(
                 ep, self._vrf_id(ep.vrf), vlan, vt.ofport, "vxlan", self._arp_proxy
             )
@@ -384,9 +439,11 @@ class OfnetAgent(PuntMixin):
         if mode not in ("proxy", "flood"):
             raise ValidationError(f"invalid arp mode {mode!r}")
         self.arp_mode = mode
+        if self.routing:  # routing answers ARP in any mode (nothing floods); applied on the switch back
+            return
         # the divert/punt flows, then every owner with responder flows (endpoints, gateways)
         await self._apply(
-            ("arp", B.arp_punt_flows(mode), []),
+            self._arp_owner(),
             *[self._lep_owner(ep) for ep in self._local.values()],
             *[self._rep_owner(k) for k in self._remote],
             *[self._net_owner(v) for v in self._networks],
@@ -395,7 +452,7 @@ class OfnetAgent(PuntMixin):
 
     @property
     def _arp_proxy(self) -> bool:
-        return self.arp_mode == "proxy"
+        return self.arp_mode == "proxy" or self.routing
 
     # ---- service load balancer (svcproxy.py) ------------------------------------------------------
     async def add_service(self, svc: Service) -> None:
@@ -420,7 +477,8 @@ class OfnetAgent(PuntMixin):
         sw = self.controller.switch
         return {
             "bridge": self.bridge,
-            "datapath": self.datapath,
+            "datapath": "vrouter" if self.routing else self.datapath,
+            "fwd_mode": self.fwd_mode,
             "connected": self.controller.connected,
             "connects": self.controller.connects,
             "dpid": f"{sw.dpid:016x}" if sw else "",

@@ -1,4 +1,4 @@
-"""ARP proxy and DNS punt packet helpers (packet codec = os_ken.lib.packet).
+"""ARP proxy and DNS punt packet helpers (packet codec = ofnet/packets.py).
 
 Pure functions: parse a punted frame, decide, build the answer frame.  The decision
 follows the original vxlan bridge (contiv-reference §6.2):
@@ -21,9 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from os_ken.lib.packet import arp as osk_arp
-from os_ken.lib.packet import ethernet, ipv4, packet, udp
-
+from . import packets as P
 from .builders import GATEWAY_MAC as _GATEWAY_MAC
 
 __all__ = [
@@ -49,41 +47,26 @@ class ArpRequest:
 
 
 def parse_arp_request(data: bytes) -> ArpRequest | None:
-    try:
-        pkt = packet.Packet(data)
-    except Exception:
+    pkt = P.parse(data)
+    a = pkt.arp if pkt is not None else None
+    if a is None or a.opcode != P.ARP_REQUEST:
         return None
-    a = pkt.get_protocol(osk_arp.arp)
-    if a is None or a.opcode != osk_arp.ARP_REQUEST:
-        return None
-    return ArpRequest(a.src_mac.lower(), a.src_ip, a.dst_ip)
+    return ArpRequest(a.src_mac, a.src_ip, a.dst_ip)
 
 
 def arp_reply_frame(req: ArpRequest, answer_mac: str) -> bytes:
-    p = packet.Packet()
-    p.add_protocol(ethernet.ethernet(dst=req.src_mac, src=answer_mac, ethertype=0x0806))
-    p.add_protocol(
-        osk_arp.arp(
-            opcode=osk_arp.ARP_REPLY,
-            src_mac=answer_mac,
-            src_ip=req.dst_ip,
-            dst_mac=req.src_mac,
-            dst_ip=req.src_ip,
-        )
+    return P.build_arp(
+        P.Ethernet(dst=req.src_mac, src=answer_mac, ethertype=P.ETH_ARP),
+        P.Arp(P.ARP_REPLY, answer_mac, req.dst_ip, req.src_mac, req.src_ip),
     )
-    p.serialize()
-    return bytes(p.data)
 
 
 def arp_request_frame(req: ArpRequest) -> bytes:
     """The broadcast ARP request ``req`` rebuilt (re-injected towards VTEPs or uplinks)."""
-    p = packet.Packet()
-    p.add_protocol(ethernet.ethernet(dst="ff:ff:ff:ff:ff:ff", src=req.src_mac, ethertype=0x0806))
-    p.add_protocol(
-        osk_arp.arp(src_mac=req.src_mac, src_ip=req.src_ip, dst_mac="00:00:00:00:00:00", dst_ip=req.dst_ip)
+    return P.build_arp(
+        P.Ethernet(dst="ff:ff:ff:ff:ff:ff", src=req.src_mac, ethertype=P.ETH_ARP),
+        P.Arp(P.ARP_REQUEST, req.src_mac, req.src_ip, "00:00:00:00:00:00", req.dst_ip),
     )
-    p.serialize()
-    return bytes(p.data)
 
 
 def decide(req: ArpRequest, *, from_vtep: bool, src_known: bool, dst_mac: str | None, dst_local: bool) -> str:
@@ -102,9 +85,5 @@ def decide(req: ArpRequest, *, from_vtep: bool, src_known: bool, dst_mac: str | 
 
 
 def is_dns_query(data: bytes) -> bool:
-    try:
-        pkt = packet.Packet(data)
-    except Exception:
-        return False
-    u = pkt.get_protocol(udp.udp)
-    return pkt.get_protocol(ipv4.ipv4) is not None and u is not None and u.dst_port == 53
+    pkt = P.parse(data)
+    return pkt is not None and pkt.udp is not None and pkt.udp.dst_port == 53

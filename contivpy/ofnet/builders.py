@@ -53,6 +53,7 @@ from .pipeline import (
     DNS_VLAN,
     DST_GROUP,
     INPUT,
+    IP,
     MAC_DEST,
     POLICY,
     SVC_CT_ZONE,
@@ -378,12 +379,13 @@ def service_watch_flows(svc: Service, vrf_id: int, arp_proxy: bool = False) -> l
 
 
 def service_client_flows(
-    svc: Service, vrf_id: int, client: str, provider: str, provider_mac: str
+    svc: Service, vrf_id: int, client: str, provider: str, provider_mac: str, routing: bool = False
 ) -> list[Flow]:
     """Per-client stateful NAT in conntrack zone SVC_CT_ZONE: svc_dnat commits client -> VIP:svcPort
     with a DNAT to provider:provPort (and sets the provider's MAC), recirculating into dst_group;
     svc_snat sends the provider's replies to this client through ``ct(nat)``, which un-NATs only
-    connections committed through the VIP (a direct connection's reply passes unchanged)."""
+    connections committed through the VIP (a direct connection's reply passes unchanged). The reply
+    continues at mac_dest, or at ip in routing mode (routing.py)."""
     md = (F.VRF.value(vrf_id), F.VRF.mask)
     out = []
     for svc_port, prov_port, proto in svc.ports:
@@ -396,5 +398,7 @@ def service_client_flows(
         snat = Match.of(
             eth_type=ETH_IP, ip_proto=num, metadata=md, ipv4_src=provider, ipv4_dst=client, **{src: prov_port}
         )
-        out.append(Flow(SVC_SNAT, Prio.MATCH, snat, (Ct(SVC_CT_ZONE, MAC_DEST, nat=Nat()),)))
+        out.append(
+            Flow(SVC_SNAT, Prio.MATCH, snat, (Ct(SVC_CT_ZONE, IP if routing else MAC_DEST, nat=Nat()),))
+        )
     return out

@@ -7,7 +7,7 @@ encoding).  The OpenFlow identity of a flow is :attr:`Flow.key` = (table id, pri
 match): two flows with the same key cannot coexist in a switch, so the flow cache diffs
 by key and compares the rest to decide on a modify.
 
-Match fields use os-ken's OXM names (``in_port``, ``eth_dst``, ``vlan_vid``, ``metadata``,
+Match fields use the OXM names of ovs-fields(7) in lower case (``in_port``, ``eth_dst``, ``vlan_vid``, ``metadata``,
 ``ipv4_dst``, ``tunnel_id`` ...); values are normalised (lower-case MACs, dotted IPv4,
 ints) and an all-ones mask is dropped, so a flow read back from OVS compares equal to
 the one we built.  ``str(flow)`` prints ovs-ofctl-like text with *table names*, used by
@@ -198,7 +198,7 @@ class SetField:
         return f"set_field:{self.value}->{_OVS_NAME.get(self.name, self.name)}"
 
 
-#: fields a :class:`Move` can copy: os-ken name -> (Nicira NXM name as ovs-ofctl prints it, width in bits)
+#: fields a :class:`Move` can copy: our field name -> (Nicira NXM name as ovs-ofctl prints it, width in bits)
 MOVE_FIELDS = {
     "eth_src": ("NXM_OF_ETH_SRC", 48),
     "eth_dst": ("NXM_OF_ETH_DST", 48),

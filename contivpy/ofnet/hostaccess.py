@@ -23,6 +23,10 @@ uses the same tables and the same per-endpoint private addresses in bridge mode
   in both ARP modes) are answered by the controller with the private MAC; DNS from ``contivh0`` is not
   punted.
 
+Routing mode (routing.py): no VLAN is popped or pushed, and there is no ``svc_snat`` divert: a packet
+for which table ``ip`` has no route reaches ``host_snat`` through that table's miss (the deny of the
+private subnet and the allow of contivh0's address stay in ``svc_snat``).
+
 Owners: ``hostport`` (the fixed flows, which need the port number and the subnet) and ``hep:<ofport>`` (one
 local endpoint's two flows). Without a host port nothing is installed and the pipeline is exactly as before.
 Pure builders plus a small state holder; the agent applies the owners.
@@ -88,7 +92,10 @@ def mac_of(ip: str) -> str:
     return "02:02:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
 
 
-def host_port_flows(port: int, pvt_subnet: str) -> list[Flow]:
+def host_port_flows(port: int, pvt_subnet: str, routing: bool = False) -> list[Flow]:
+    """Routing mode (routing.py) has no ``svc_snat`` divert: what table ``ip`` has no route for goes
+    to ``host_snat`` by its miss; the deny of the private subnet (and the allow of contivh0's own
+    address) stays in ``svc_snat``, ahead of the routing."""
     net = _net(pvt_subnet)
     h0 = host_port_address(pvt_subnet)
     to_router = {"eth_type": ETH_IP, "metadata": (0, F.RX_VTEP.mask), "eth_dst": GATEWAY_MAC}
@@ -97,33 +104,36 @@ def host_port_flows(port: int, pvt_subnet: str) -> list[Flow]:
         Flow(INPUT, Prio.UPLINK_DNS, Match.of(in_port=port, eth_type=ETH_IP, ip_proto=UDP, udp_dst=53),
              goto=VLAN),
         Flow(VLAN, Prio.MATCH, Match.of(in_port=port), goto=HOST_DNAT),
-        Flow(SVC_SNAT, Prio.HOST_DIVERT, Match.of(**to_router), goto=HOST_SNAT),
+        *(() if routing else (Flow(SVC_SNAT, Prio.HOST_DIVERT, Match.of(**to_router), goto=HOST_SNAT),)),
         Flow(SVC_SNAT, Prio.HOST_DENY, Match.of(**to_router, ipv4_dst=(str(net.network_address), str(net.netmask)))),
         Flow(SVC_SNAT, Prio.HOST_ALLOW, Match.of(**to_router, ipv4_dst=h0), goto=HOST_SNAT),
     ]  # fmt: skip
 
 
-def host_endpoint_flows(ep: LocalEndpoint, vrf_id: int, port: int, pvt_subnet: str) -> list[Flow]:
+def host_endpoint_flows(
+    ep: LocalEndpoint, vrf_id: int, port: int, pvt_subnet: str, routing: bool = False
+) -> list[Flow]:
+    """Bridge mode pops/pushes the network's VLAN; routing mode has none in the pipeline."""
     pvt = private_address(pvt_subnet, ep.ofport)
     h0_mac = mac_of(host_port_address(pvt_subnet))
     snat = (
         SetField("ipv4_src", pvt),
         SetField("eth_src", mac_of(pvt)),
         SetField("eth_dst", h0_mac),
-        PopVlan(),
+        *(() if routing else (PopVlan(),)),
         Output(port),
     )
     dnat = (
         SetField("ipv4_dst", ep.ip),
         SetField("eth_src", GATEWAY_MAC),
         SetField("eth_dst", ep.mac),
-        PushVlan(),
-        SetField("vlan_vid", OFPVID_PRESENT | ep.vlan),
+        *(() if routing else (PushVlan(), SetField("vlan_vid", OFPVID_PRESENT | ep.vlan))),
     )
     md = F.combine((F.VRF, vrf_id))
-    vid = OFPVID_PRESENT | ep.vlan  # pop_vlan needs a VLAN in the match (OpenFlow 1.3 consistency)
+    # pop_vlan needs a VLAN in the match (OpenFlow 1.3 consistency)
+    vid = {} if routing else {"vlan_vid": OFPVID_PRESENT | ep.vlan}
     return [
-        Flow(HOST_SNAT, Prio.MATCH, Match.of(in_port=ep.ofport, eth_type=ETH_IP, vlan_vid=vid), snat),
+        Flow(HOST_SNAT, Prio.MATCH, Match.of(in_port=ep.ofport, eth_type=ETH_IP, **vid), snat),
         Flow(
             HOST_DNAT, Prio.MATCH, Match.of(in_port=port, eth_type=ETH_IP, ipv4_dst=pvt), dnat, md, DST_GROUP
         ),
@@ -136,6 +146,7 @@ class HostAccess:
     def __init__(self) -> None:
         self.port: int | None = None
         self.pvt_subnet: str = ""
+        self.routing = False  # the agent's forwarding mode (set by OfnetAgent)
 
     @property
     def enabled(self) -> bool:
@@ -151,13 +162,13 @@ class HostAccess:
     def port_owner(self):
         if not self.enabled:
             return ("hostport", [], [])
-        return ("hostport", host_port_flows(self.port, self.pvt_subnet), [])
+        return ("hostport", host_port_flows(self.port, self.pvt_subnet, self.routing), [])
 
     def endpoint_owner(self, ep: LocalEndpoint, vrf_id: int):
         name = f"hep:{ep.ofport}"
         if not self.enabled or ep.ofport >= HOST_PORT_SUFFIX:
             return (name, [], [])
-        return (name, host_endpoint_flows(ep, vrf_id, self.port, self.pvt_subnet), [])
+        return (name, host_endpoint_flows(ep, vrf_id, self.port, self.pvt_subnet, self.routing), [])
 
     def private_ip(self, ofport: int) -> str:
         if not self.enabled or not 0 < ofport < HOST_PORT_SUFFIX:

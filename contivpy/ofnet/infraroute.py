@@ -2,8 +2,9 @@
 
 The agent plugs each infra network as an OVS internal port that is a local endpoint of that network
 (netplugin/managers/infra.py). For the network named ``contivh1`` the host also routes every vxlan data
-subnet of the same tenant via its contivh1 address. In bridge mode nothing in the pipeline crosses
-networks, so this module adds the few routed flows that path needs, all owned by ``iroute:<ofport>``
+subnet of the same tenant via its contivh1 address. In routing mode table ``ip`` already routes every
+/32 of the VRF (routing.py) and this module adds nothing; in bridge mode nothing in the pipeline crosses
+networks, so it adds the few routed flows that path needs, all owned by ``iroute:<ofport>``
 (cookie category OTHER) and rebuilt from the agent's state whenever it changes:
 
 * ``arp_responder`` p101, from the contivh1 port only: ARP for its own address (the routes' next hop)

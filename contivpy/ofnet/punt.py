@@ -12,6 +12,9 @@ port itself are answered with the private MAC of a local endpoint's private addr
 of ``in_port``, or None: then the query is re-injected with VLAN 4093 so it continues through the
 pipeline.
 
+Routing mode (routing.py): every answer is the router MAC, requests from a VTEP are ignored and an
+unknown target is never re-injected (nothing is bridged between hosts).
+
 First packets of a service client (punted from svc_dnat) go to the agent's ``svc`` proxy.
 Nothing here changes flows; replies are packet-outs, counted in ``_counters``.
 """
@@ -59,6 +62,9 @@ class PuntMixin:
                 self._counters["arp_ignored"] += 1
             return
         vtep = next((v for v in self._vteps.values() if v.ofport == in_port), None)
+        if vtep is not None and self.routing:
+            self._counters["arp_ignored"] += 1
+            return
         if vtep is not None:
             vlan = self._vlan_of_vni(tun_id or 0)
             vrf = self._networks[vlan].vrf if vlan else None
@@ -73,6 +79,7 @@ class PuntMixin:
         dst = dst_l or dst_r
         vmac = self.svc.vip_mac(req.dst_ip, vrf) if vtep is None and in_port in self._local else None
         if vmac is not None and dst is None:  # a service VIP, asked by a local endpoint of its tenant
+            vmac = arpmod.GATEWAY_MAC if self.routing else vmac
             await sw.packet_out(OFPP_CONTROLLER, [Output(in_port)], arpmod.arp_reply_frame(req, vmac))
             self._counters["arp_replies"] += 1
             return
@@ -88,9 +95,10 @@ class PuntMixin:
         )  # fmt: skip
         if verdict == "reply":
             acts = [SetField("tunnel_id", tun_id), Output(in_port)] if vtep else [Output(in_port)]
-            await sw.packet_out(OFPP_CONTROLLER, acts, arpmod.arp_reply_frame(req, dst.mac))
+            mac = arpmod.GATEWAY_MAC if self.routing else dst.mac
+            await sw.packet_out(OFPP_CONTROLLER, acts, arpmod.arp_reply_frame(req, mac))
             self._counters["arp_replies"] += 1
-        elif verdict == "reinject" and src_l is not None:
+        elif verdict == "reinject" and src_l is not None and not self.routing:
             if self.datapath == "vxlan":
                 net = self._networks.get(src_l.vlan)
                 acts = []

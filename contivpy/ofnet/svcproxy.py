@@ -14,7 +14,8 @@ the client's host, the one that committed the connection: a local provider's rep
 svc_snat, a remote one's enters from the VTEP and goes vlan -> svc_snat.  ARP for a VIP from a local
 endpoint of its tenant is answered with ``02:02:<vip bytes>``: in proxy mode by an arp_responder flow
 of the service's owner (so existing clients re-resolve it while the agent is down), else by the
-agent's ``_arp``, which asks :meth:`ServiceProxy.vip_mac`.
+agent's ``_arp``, which asks :meth:`ServiceProxy.vip_mac`. In routing mode (routing.py) the VIP is
+answered with the router MAC like every address, and replies leave svc_snat for table ip instead.
 
 Differences from the original (on purpose):
 
@@ -40,9 +41,9 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from os_ken.lib.packet import ethernet, ipv4, packet, tcp, udp
-
 from . import builders as B
+from . import packets as P
+from . import routing as R
 from .cookies import Category, category_of
 from .flows import OFPP_TABLE, Ct, Output
 from .pipeline import SVC_DNAT, Prio
@@ -94,15 +95,27 @@ class ServiceProxy:
         return self.agent._endpoint(ip, vrf)[0] is not None
 
     def _watch_owner(self, svc: Service):
-        flows = B.service_watch_flows(svc, self.agent._vrf_id(svc.vrf), self.agent.arp_mode == "proxy")
+        vrf_id, routing = self.agent._vrf_id(svc.vrf), self.agent.routing
+        flows = B.service_watch_flows(svc, vrf_id, self.agent.arp_mode == "proxy" and not routing)
+        if routing:  # the VIP resolves to the router MAC like every address (routing.py)
+            flows.append(R.arp_responder_flow(svc.vip, vrf_id, Prio.ARP_VIP))
         return (_svc_owner(svc.key), flows, [])
 
     def watch_owners(self) -> list:
         """Every service's watch owner (its flows follow the ARP mode)."""
         return [self._watch_owner(svc) for svc in self.services.values()]
 
+    def all_owners(self) -> list:
+        """Every service's watch owner and every client's flows (forwarding mode switch)."""
+        owners = self.watch_owners()
+        for key in list(self.clients):
+            owners += self._converge(key)
+        return owners
+
     def _client_owner(self, svc: Service, client: str, provider: str, mac: str):
-        flows = B.service_client_flows(svc, self.agent._vrf_id(svc.vrf), client, provider, mac)
+        flows = B.service_client_flows(
+            svc, self.agent._vrf_id(svc.vrf), client, provider, mac, self.agent.routing
+        )
         return (_client_owner(svc.key, client), flows, [])
 
     def _converge(self, key: str) -> list:
@@ -235,14 +248,8 @@ def _strip_vlan(data: bytes) -> bytes:
 
 
 def _parse(frame: bytes) -> tuple[str, str, str, int] | None:
-    try:
-        pkt = packet.Packet(frame)
-    except Exception:
+    pkt = P.parse(frame)
+    if pkt is None or pkt.ip is None or (pkt.tcp is None and pkt.udp is None):
         return None
-    if pkt.get_protocol(ethernet.ethernet) is None:
-        return None
-    ip4 = pkt.get_protocol(ipv4.ipv4)
-    t, u = pkt.get_protocol(tcp.tcp), pkt.get_protocol(udp.udp)
-    if ip4 is None or (t is None and u is None):
-        return None
-    return ip4.src, ip4.dst, "tcp" if t is not None else "udp", (t or u).dst_port
+    l4 = pkt.tcp or pkt.udp
+    return pkt.ip.src, pkt.ip.dst, "tcp" if pkt.tcp is not None else "udp", l4.dst_port

@@ -29,7 +29,8 @@ from collections.abc import Awaitable, Callable
 
 from contivpy.common.errors import ExternalServiceError
 
-from .codec import DP, encode_msg, ofp, parse_message, parser
+from . import codec
+from .codec import encode_msg, parse_message
 
 __all__ = ["OfController", "OfSwitch", "SwitchDisconnected", "OpenFlowError"]
 
@@ -50,9 +51,7 @@ class OpenFlowError(ExternalServiceError):
         self.errors = errors or []
 
 
-def error_text(etype: int, code: int) -> str:
-    tnames = {v: k for k, v in vars(ofp).items() if k.startswith("OFPET_") and isinstance(v, int)}
-    return f"{tnames.get(etype, etype)} code={code}"
+error_text = codec.error_text
 
 
 class OfSwitch:
@@ -124,7 +123,7 @@ class OfSwitch:
                 self.send_raw(data)
                 if self._w.transport.get_write_buffer_size() > 1 << 20:
                     await self._w.drain()
-            await self.request(parser.OFPBarrierRequest(DP), timeout)
+            await self.request(codec.barrier_request(), timeout)
             return [self._errors.pop(x) for x in xids if x in self._errors]
         finally:
             self._tracked -= xids
@@ -132,19 +131,14 @@ class OfSwitch:
                 self._errors.pop(x, None)
 
     async def packet_out(self, in_port: int, actions, data: bytes) -> None:
-        from .codec import packet_out
-
-        self.send(packet_out(in_port, actions, data))
+        self.send(codec.packet_out(in_port, actions, data))
         await self._w.drain()
 
     async def flow_stats(self, cookie: int = 0, cookie_mask: int = 0) -> list:
-        req = parser.OFPFlowStatsRequest(
-            DP, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, cookie, cookie_mask, parser.OFPMatch()
-        )
-        return await self.multipart(req)
+        return await self.multipart(codec.flow_stats_request(cookie, cookie_mask))
 
     async def group_desc(self) -> list:
-        return await self.multipart(parser.OFPGroupDescStatsRequest(DP, 0))
+        return await self.multipart(codec.group_desc_request())
 
     def close(self) -> None:
         if not self.closed:
@@ -164,18 +158,17 @@ class OfSwitch:
         return hdr + body
 
     async def handshake(self) -> None:
-        hello = parser.OFPHello(DP)
-        self.send(hello)
+        self.send(codec.hello())
         await self._w.drain()
         raw = await asyncio.wait_for(self._read(), 10)
-        if raw[0] < ofp.OFP_VERSION or raw[1] != ofp.OFPT_HELLO:
+        if raw[0] < codec.OFP_VERSION or raw[1] != codec.T_HELLO:
             # OVS sends its own HELLO first; a version < 1.3 cannot work with this pipeline
             raise ExternalServiceError(f"switch does not speak OpenFlow 1.3 (hello version {raw[0]})")
 
     async def run(self, ready: Callable[[], Awaitable[None]]) -> None:
         async with asyncio.TaskGroup() as tg:
             reader = tg.create_task(self._reader_loop(tg))
-            feat = await self.request(parser.OFPFeaturesRequest(DP))
+            feat = await self.request(codec.features_request())
             self.dpid, self.n_tables = feat.datapath_id, feat.n_tables
             tg.create_task(self._echo_loop())
             await ready()
@@ -185,7 +178,12 @@ class OfSwitch:
         try:
             while True:
                 raw = await self._read()
-                self._dispatch(parse_message(raw), raw, tg)
+                try:
+                    msg = parse_message(raw)
+                except codec.CodecError as e:  # one malformed message never ends the connection
+                    log.warning("%s: dropped malformed OpenFlow message: %s", self._ctl.name, e)
+                    continue
+                self._dispatch(msg, raw, tg)
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             pass
         finally:
@@ -194,9 +192,9 @@ class OfSwitch:
 
     def _dispatch(self, msg, raw: bytes, tg: asyncio.TaskGroup) -> None:
         xid = msg.xid
-        if isinstance(msg, parser.OFPEchoRequest):
+        if isinstance(msg, codec.EchoRequest):
             self._echo_reply(msg)
-        elif isinstance(msg, parser.OFPErrorMsg):
+        elif isinstance(msg, codec.ErrorMsg):
             self.stats["errors"] += 1
             err = (xid, msg.type, msg.code, error_text(msg.type, msg.code))
             fut = self._pending.get(xid)
@@ -206,23 +204,20 @@ class OfSwitch:
                 fut.set_exception(OpenFlowError(f"switch error {err[3]}", [err]))
             else:
                 log.warning("unsolicited OpenFlow error xid=%#x: %s", xid, err[3])
-        elif isinstance(msg, parser.OFPPacketIn):
+        elif isinstance(msg, codec.PacketIn):
             self.stats["packet_in"] += 1
             if self._ctl.on_packet_in is not None:
                 tg.create_task(self._safe_packet_in(msg))
-        elif isinstance(msg, parser.OFPMultipartReply):
+        elif isinstance(msg, codec.MultipartReply):
             if xid in self._multipart:
                 self._multipart[xid].extend(msg.body)
-            if not msg.flags & ofp.OFPMPF_REPLY_MORE:
+            if not msg.flags & codec.OFPMPF_REPLY_MORE:
                 self._resolve(xid, msg)
         else:
             self._resolve(xid, msg)
 
     def _echo_reply(self, msg) -> None:
-        reply = parser.OFPEchoReply(DP, data=msg.data)
-        reply.set_xid(msg.xid)
-        reply.serialize()
-        self.send_raw(bytes(reply.buf))
+        self.send_raw(codec.echo_reply(msg.data).encode(msg.xid))
 
     def _resolve(self, xid: int, msg) -> None:
         fut = self._pending.get(xid)
@@ -241,7 +236,7 @@ class OfSwitch:
             await asyncio.sleep(interval)
             try:
                 self.stats["echo_tx"] += 1
-                await self.request(parser.OFPEchoRequest(DP, data=b"contivpy"), timeout)
+                await self.request(codec.echo_request(b"contivpy"), timeout)
             except (TimeoutError, SwitchDisconnected):
                 log.warning("OpenFlow echo timed out; closing connection to dpid %#x", self.dpid)
                 self.close()

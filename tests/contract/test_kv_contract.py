@@ -72,6 +72,31 @@ async def test_get_prefix_sorted_with_revision(kv):
     assert (await kv.get(P + "pz")).value == "outside"
 
 
+async def test_get_range_bounded_and_ordered(kv):
+    for k in ["10", "20", "30", "40"]:
+        await kv.put(P + "g/" + k, k)
+    await kv.put(P + "h", "outside")
+    got = await kv.get_range(P + "g/15", P + "g/35")
+    assert [i.value for i in got] == ["20", "30"]
+    assert [i.value for i in await kv.get_range(P + "g/", P + "g/35", limit=1)] == ["10"]
+    assert [i.value for i in await kv.get_range(P + "g/25", P + "g0", limit=2)] == ["30", "40"]
+    assert await kv.get_range(P + "g/41", P + "g0") == []
+    await kv.delete_prefix(P + "g/")
+    await kv.delete(P + "h")
+
+
+async def test_get_many_one_snapshot(kv):
+    r1 = await kv.put(P + "m/a", "A")
+    await kv.put(P + "m/b", "B")
+    got = await kv.get_many([P + "m/b", P + "m/none", P + "m/a"])
+    assert [g.value if g else None for g in got] == ["B", None, "A"]
+    assert got[2].mod_revision == r1 and got[2].version == 1
+    assert await kv.get_many([]) == []
+    with pytest.raises(StoreError):
+        await kv.get_many([P + "m/a"] * 101)
+    await kv.delete_prefix(P + "m/")
+
+
 async def test_txn_create_if_absent(kv):
     absent = [Compare(P + "lock", "version", "==", 0)]
     r = await kv.txn(absent, [Put(P + "lock", "me")], [Put(P + "lost", "1")])

@@ -34,7 +34,8 @@ NET = "tfence-net.default"
 
 
 class Gate:
-    """Delegates to the real store; holds one call: after ``get(key)`` returned, or before a txn."""
+    """Delegates to the real store; holds one call: after ``get(key)`` (or a ``get_many`` naming
+    it) returned, or before a txn."""
 
     def __init__(self, inner) -> None:
         self.inner = inner
@@ -54,6 +55,12 @@ class Gate:
     async def get(self, key):
         res = await self.inner.get(key)
         if key == self.key:
+            await self._hold()
+        return res
+
+    async def get_many(self, keys):  # crud prefetches a request's records in one read
+        res = await self.inner.get_many(keys)
+        if self.key in keys:
             await self._hold()
         return res
 

@@ -17,9 +17,25 @@ COMMANDS = ["netctl", "netmaster", "netplugin"]
 
 
 def test_launchers_are_identical_copies():
-    texts = {c: (BIN / c).read_bytes() for c in COMMANDS}
+    texts = {c: (BIN / c).read_bytes() for c in [*COMMANDS, "contivk8s"]}
     assert texts["netctl"].startswith(b"#!/bin/sh")
-    assert texts["netctl"] == texts["netmaster"] == texts["netplugin"]
+    assert texts["netctl"] == texts["netmaster"] == texts["netplugin"] == texts["contivk8s"]
+
+
+def test_contivk8s_launcher_answers_version():
+    """The CNI plugin from the checkout's bin/ (installed copies appear with the next install)."""
+    env = {"PATH": "/usr/bin:/bin", "CNI_COMMAND": "VERSION", "PYTHONPATH": str(BIN.parent)}
+    out = subprocess.run(
+        [str(BIN / "contivk8s")],
+        input='{"cniVersion":"0.4.0"}',
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert out.returncode == 0, out
+    assert out.stdout.strip() == '{"cniVersion": "0.4.0", "supportedVersions": ["0.3.1", "0.4.0", "1.0.0"]}'
+    assert out.stderr == ""
 
 
 @pytest.mark.parametrize("where", ["installed", "checkout"])

@@ -103,3 +103,18 @@ def test_debug_rest_on_loopback_unless_told():
     for bad in ("9090", "host:", "h:99999", "h:x"):
         with pytest.raises(ConfigError, match="invalid --debug-listen"):
             parse(SEED + ["--vtep-ip", "10.0.0.5", "--debug-listen", bad], env={})
+
+
+def test_cni_socket_flag_env_and_default():
+    base = ["--mode", "docker", "--netmode", "vlan", "--fwdmode", "bridge"]
+    assert parse(base, env={}).cni_socket == "/run/contiv/contiv-cni.sock"
+    assert parse([*base, "--cni-socket", "/tmp/x/cni.sock"], env={}).cni_socket == "/tmp/x/cni.sock"
+    assert parse(base, env={"CONTIV_NETPLUGIN_CNI_SOCKET": "/run/y.sock"}).cni_socket == "/run/y.sock"
+    with pytest.raises(ConfigError, match="invalid --cni-socket"):
+        parse([*base, "--cni-socket", "rel.sock"], env={})
+
+
+def test_k8s_config_flag():
+    base = ["--mode", "kubernetes", "--netmode", "vxlan", "--fwdmode", "routing"]
+    assert parse(base, env={}).k8s_config == "/var/contiv/config/contiv.json"
+    assert parse([*base, "--k8s-config", "/etc/c.json"], env={}).k8s_config == "/etc/c.json"

@@ -5,6 +5,7 @@ test_dataplane_service.py)."""
 
 from __future__ import annotations
 
+import struct
 from types import SimpleNamespace
 
 import pytest
@@ -93,13 +94,14 @@ def test_ct_action_text_validation_and_read_back_of_ovs_encoding():
         with pytest.raises(ValueError):
             bad()
     # OVS may read a single address back with max == min: still the same action
-    nat = codec.parser.NXActionNAT(2, "10.1.1.3", "10.1.1.3", range_proto_min=8080, range_proto_max=8080)
-    ct = codec.parser.NXActionCT(1, "", SVC_CT_ZONE, 4, 0, [nat])
-    assert codec._action_back(ct) == dnat
-    with pytest.raises(ValueError):  # a real range is not something we build
-        codec._action_back(
-            codec.parser.NXActionCT(1, "", 1, 4, 0, [codec.parser.NXActionNAT(2, "1.1.1.1", "1.1.1.9")])
-        )
+    nat = struct.pack("!HHIH2xHH", 0xFFFF, 32, 0x2320, 36, 2, 1 | 2 | 16 | 32)
+    nat += bytes([10, 1, 1, 3] * 2) + struct.pack("!HH4x", 8080, 8080)
+    ct = struct.pack("!HHIHHIHB3xH", 0xFFFF, 24 + len(nat), 0x2320, 35, 1, 0, SVC_CT_ZONE, 4, 0) + nat
+    assert codec.decode_actions(ct) == [dnat]
+    ranged = struct.pack("!HHIH2xHH", 0xFFFF, 24, 0x2320, 36, 2, 1 | 2) + bytes([1, 1, 1, 1, 1, 1, 1, 9])
+    ct2 = struct.pack("!HHIHHIHB3xH", 0xFFFF, 24 + len(ranged), 0x2320, 35, 1, 0, 1, 4, 0) + ranged
+    (back,) = codec.decode_actions(ct2)
+    assert isinstance(back, codec.Unsupported)  # a real range is not something we build
 
 
 def test_strip_vlan():

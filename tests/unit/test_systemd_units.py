@@ -17,8 +17,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = sorted((ROOT / "systemd").glob("*.service"))
 # What each daemon may keep (docs/deployment.md, "Hardening"): netplugin needs CAP_NET_ADMIN for
-# veth pairs, MTU/MAC and the SIOCETHTOOL ioctl; netmaster only CAP_NET_BIND_SERVICE (ports < 1024).
-CAPS = {"netmaster.service": {"CAP_NET_BIND_SERVICE"}, "netplugin.service": {"CAP_NET_ADMIN"}}
+# veth pairs, MTU/MAC and the SIOCETHTOOL ioctl and CAP_SYS_ADMIN for the CNI server's setns; netmaster
+# only CAP_NET_BIND_SERVICE (ports < 1024).
+CAPS = {
+    "netmaster.service": {"CAP_NET_BIND_SERVICE"},
+    "netplugin.service": {"CAP_NET_ADMIN", "CAP_SYS_ADMIN"},
+}
 analyze = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(analyze is None, reason="systemd-analyze is absent")
 
@@ -62,10 +66,10 @@ def test_verify_catches_a_broken_unit(staged, tmp_path):
 @pytest.mark.parametrize("name", ["netmaster.service", "netplugin.service"])
 def test_exposure_score_is_low(staged, name):
     unit = next(p for p in staged if p.name == name)
-    # Offline exposure (shown 0.0-10.0, threshold in tenths): at most 5.0. Measured: netmaster 3.7,
-    # netplugin 4.8; the units shipped before hardening scored 9.6.
+    # Offline exposure (shown 0.0-10.0, threshold in tenths): at most 5.5. Measured: netmaster 3.7,
+    # netplugin 5.3 (CAP_SYS_ADMIN for the CNI server's setns); the units shipped before hardening scored 9.6.
     r = subprocess.run(
-        [analyze, "security", "--offline=yes", "--threshold=50", str(unit)],
+        [analyze, "security", "--offline=yes", "--threshold=55", str(unit)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert r.returncode == 0, r.stdout[-400:] + r.stderr

@@ -10,6 +10,10 @@ Design and invariants
 - Every write that allocates or depends on what it read is a ``txn`` with compares
   (create-if-absent: ``Compare(key, "version", "==", 0)``; CAS: ``Compare(key, "mod", "==", rev)``).
   Blind ``put`` is only for keys with a single owner.
+- ``get_many(keys)`` reads up to 100 keys in one request (one snapshot), for callers that know
+  what they will read (netmaster's CRUD hooks prefetch their records with it).
+- ``get_range(start, end, limit)`` reads the first ``limit`` keys of ``[start, end)`` in key
+  order: what ordered indexes in etcd use for O(log n) look-ups.
 - ``get_prefix`` returns the store revision it read at; ``watch_prefix(prefix, start_revision=rev+1)``
   then delivers every later change exactly once, in revision order, and survives a restart of
   the etcd server (the implementation re-watches from the last delivered revision + 1). If that
@@ -85,6 +89,17 @@ class KVStore(Protocol):
 
     async def get_prefix(self, prefix: str) -> tuple[list[KeyValue], int]:
         """All keys under ``prefix`` sorted by key, and the store revision of the read."""
+        ...
+
+    async def get_many(self, keys: Sequence[str]) -> list[KeyValue | None]:
+        """Point reads of several keys in ONE request, at one revision (etcd: a read-only txn;
+        at most 100 keys). ``None`` for an absent key."""
+        ...
+
+    async def get_range(self, start: str, end: str, limit: int = 0) -> list[KeyValue]:
+        """The first ``limit`` keys (0 = all) of ``[start, end)`` in key order: a bounded read
+        for ordered indexes ("first key >= x"). etcd stops after ``limit`` keys only for this
+        ascending, unsorted request (with any sort order it reads the whole range first)."""
         ...
 
     async def put(self, key: str, value: str, lease: int = 0) -> int:

@@ -308,6 +308,34 @@ class EtcdKV:
             resp = await self._range_call(*_range(prefix))
         return [_kv(kv) for kv in resp.kvs], resp.header.revision
 
+    async def get_many(self, keys: Sequence[str]) -> list[KeyValue | None]:
+        if not keys:
+            return []
+        if len(keys) > 100:
+            raise StoreError("get_many: at most 100 keys per request")
+        req = rpc.TxnRequest(
+            success=[rpc.RequestOp(request_range=rpc.RangeRequest(key=k.encode())) for k in keys]
+        )
+        async with _store_errors("get"):
+            resp = await self._idempotent(
+                lambda c: c.kvstub.Txn(req, timeout=self._timeout, metadata=c.metadata)
+            )
+        out: list[KeyValue | None] = []
+        for r in resp.responses:
+            kvs = r.response_range.kvs
+            out.append(_kv(kvs[0]) if kvs else None)
+        return out
+
+    async def get_range(self, start: str, end: str, limit: int = 0) -> list[KeyValue]:
+        # No sort order: etcd returns keys ascending anyway, and only then stops after ``limit``
+        # keys (with a sort order it reads the whole range, then sorts and truncates).
+        req = rpc.RangeRequest(key=start.encode(), range_end=end.encode(), limit=limit)
+        async with _store_errors("get"):
+            resp = await self._idempotent(
+                lambda c: c.kvstub.Range(req, timeout=self._timeout, metadata=c.metadata)
+            )
+        return [_kv(kv) for kv in resp.kvs]
+
     # ---- writes ------------------------------------------------------------------------
 
     async def put(self, key: str, value: str, lease: int = 0) -> int:

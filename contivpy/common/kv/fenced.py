@@ -115,6 +115,12 @@ class FencedStore:
     async def get_prefix(self, prefix: str) -> tuple[list[KeyValue], int]:
         return await self.inner.get_prefix(prefix)
 
+    async def get_many(self, keys: Sequence[str]) -> list[KeyValue | None]:
+        return await self.inner.get_many(keys)
+
+    async def get_range(self, start: str, end: str, limit: int = 0) -> list[KeyValue]:
+        return await self.inner.get_range(start, end, limit)
+
     async def grant_lease(self, ttl: int) -> int:
         return await self.inner.grant_lease(ttl)
 

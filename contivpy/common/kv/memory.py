@@ -141,6 +141,17 @@ class MemoryKV:
         self._check_open()
         return [self._data[k] for k in self._keys_under(prefix)], self._rev
 
+    async def get_many(self, keys: Sequence[str]) -> list[KeyValue | None]:
+        self._check_open()
+        if len(keys) > 100:
+            raise StoreError("get_many: at most 100 keys per request")
+        return [self._data.get(k) for k in keys]
+
+    async def get_range(self, start: str, end: str, limit: int = 0) -> list[KeyValue]:
+        self._check_open()
+        ks = sorted(k for k in self._data if start <= k < end)
+        return [self._data[k] for k in (ks[:limit] if limit else ks)]
+
     async def put(self, key: str, value: str, lease: int = 0) -> int:
         self._check_open()
         ev = self._apply_put(self._rev + 1, key, value, lease)

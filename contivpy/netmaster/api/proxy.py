@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp import ClientError, ClientSession, ClientTimeout, Fingerprint, web
+from aiohttp import web
 
 from contivpy.common.health import LOCAL_PATHS
 from contivpy.common.httpserve import read_body
@@ -24,13 +24,33 @@ from contivpy.netmaster.api.keys import CONFIG, KV, STATE
 
 log = logging.getLogger("netmaster.proxy")
 
-SESSION: web.AppKey[ClientSession] = web.AppKey("proxy_session", ClientSession)
+
+class _Session:
+    """The proxy's client session, opened on first use: the leader never needs aiohttp's client,
+    and importing it costs start-up time (common/fastweb.py)."""
+
+    def __init__(self) -> None:
+        self.session = None
+
+    def get(self):
+        if self.session is None:
+            from aiohttp import ClientSession, ClientTimeout
+
+            self.session = ClientSession(timeout=ClientTimeout(total=60), auto_decompress=False)
+        return self.session
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+
+SESSION: web.AppKey[_Session] = web.AppKey("proxy_session", _Session)
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"}
 _MARK = "X-Contiv-Proxied"
 
 
 async def session_ctx(app: web.Application):
-    app[SESSION] = ClientSession(timeout=ClientTimeout(total=60), auto_decompress=False)
+    app[SESSION] = _Session()
     yield
     await app[SESSION].close()
 
@@ -40,8 +60,13 @@ async def proxy_middleware(request: web.Request, handler) -> web.StreamResponse:
     state = request.app[STATE]
     if state.is_leader or request.path in LOCAL_PATHS:  # probes and metrics describe this process
         return await handler(request)
-    if request.headers.get(_MARK) or not state.leader_url:
+    leader = state.leader_url
+    if request.headers.get(_MARK) or not leader or leader == getattr(request.app[CONFIG], "control_url", ""):
+        # no leader, or we hold the lock and our leader start is not done yet (proxying to
+        # ourselves would only come back here, marked)
         return text_error("netmaster leader is not available, please retry")
+    from aiohttp import ClientError, Fingerprint
+
     ssl = None
     if getattr(request.app[CONFIG], "tls_cert_file", ""):  # the leader serves https: pin its certificate
         pin = await request.app[KV].get(keys.AUTH_TLS_PIN + state.leader_url)
@@ -53,9 +78,13 @@ async def proxy_middleware(request: web.Request, handler) -> web.StreamResponse:
     headers[_MARK] = "1"
     body = await read_body(request)
     try:
-        async with request.app[SESSION].request(
-            request.method, url, headers=headers, data=body or None, allow_redirects=False, ssl=ssl
-        ) as resp:
+        async with (
+            request.app[SESSION]
+            .get()
+            .request(
+                request.method, url, headers=headers, data=body or None, allow_redirects=False, ssl=ssl
+            ) as resp
+        ):
             data = await resp.read()
             out = web.Response(status=resp.status, body=data)
             for k, v in resp.headers.items():

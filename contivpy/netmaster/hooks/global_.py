@@ -11,7 +11,8 @@ Update refusals (messages verbatim, contiv-reference §2.3, transcripts §4.7, o
 forwarding mode or private subnet change while VLAN/VXLAN networks exist ("Unable to update
 forwarding mode due to existing 1 vlans and 1 vxlans"), leaving routing while BGP configs exist,
 VLAN/VXLAN range changes that would exclude tags in use ("cannot update the vlan range due to
-existing vlans ...").
+existing vlans ..."). Delete is refused while networks hold tags ("Unable to delete global
+configuration due to existing 1 vlans"): it removes the tag records (decisions.md).
 
 ``ensure_global_defaults(ctx, fwd_mode)`` (leader start): creates the global object from the flags
 when missing and any missing derived record. FIX (decisions.md): an existing global object is
@@ -107,13 +108,13 @@ async def _counts(ctx: Any, g: dict) -> tuple[VlanResource, VxlanResource, int, 
     return vl, vx, len(vl.in_use()), len(vx.in_use())
 
 
-def _existing(label: str, n_vlans: int, n_vxlans: int) -> ConflictError:
+def _existing(label: str, n_vlans: int, n_vxlans: int, verb: str = "update") -> ConflictError:
     parts = []
     if n_vlans:
         parts.append(f"{n_vlans} vlans")
     if n_vxlans:
         parts.append(f"{n_vxlans} vxlans")
-    return ConflictError(f"Unable to update {label} due to existing {' and '.join(parts)}")
+    return ConflictError(f"Unable to {verb} {label} due to existing {' and '.join(parts)}")
 
 
 def _check_ranges(g: dict) -> None:
@@ -159,6 +160,11 @@ async def on_update(ctx: Any, old: dict, new: dict) -> Plan:
 
 
 async def on_delete(ctx: Any, obj: dict) -> Plan:
+    # the tag records go with the global object: with networks holding tags, a later global
+    # create would start from empty bitmaps and hand the same VLAN/VNI out twice
+    _, _, n_vlans, n_vxlans = await _counts(ctx, obj)
+    if n_vlans + n_vxlans > 0:
+        raise _existing("global configuration", n_vlans, n_vxlans, "delete")
     plan = Plan()
     for key in (
         keys.MASTER_CONFIG_GLOBAL,

@@ -14,6 +14,11 @@ request's txn, and etcd caps each at 128); the EPG-policy rule state is rebuilt 
 ``hooks.policy_state`` follow-up job scheduled in the same txn (its size grows with the policy's
 rules: never in the request's txn).
 
+Delete: refused while endpoints or an app profile use the group. Rules (of any policy of the tenant)
+that name the group keep their ``fromEndpointGroup``/``toEndpointGroup`` as the original did, but
+their ``links.MatchEndpointGroup`` is cleared by the ``unlinkrules`` follow-up job (one rule object
+each: unbounded), so no link is left pointing at a deleted object.
+
 Docker (docker mode): the hooks never call Docker (pure, may be re-run). The committed group state
 is the desired Docker network; the leader's reconciler (``netmaster/dockerrec.py``) creates it
 after the commit and removes it after a delete commits (the original created it before writing
@@ -23,21 +28,24 @@ state, and left it behind when a later step failed).
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from typing import Any
 
 from contivpy.common.errors import ConflictError, NotFoundError, ResourceExhaustedError, ValidationError
 from contivpy.common.kv.base import Delete, Put
-from contivpy.model import keys
+from contivpy.model import codec, keys
 from contivpy.model.state import EndpointGroupState
-from contivpy.netmaster import ipam
+from contivpy.netmaster import followup, ipam
+from contivpy.netmaster.bitset import Bitset
 from contivpy.netmaster.hooks import _alloc as A
 from contivpy.netmaster.hooks.network import endpoint_oper, endpoints_where, omit
-from contivpy.netmaster.txn import Plan, link_set_add, link_set_remove
+from contivpy.netmaster.txn import Plan, link_set_add, link_set_remove, set_link
 
 log = logging.getLogger("netmaster.hooks.group")
 
 MAX_EPG_ID = 65535
+UNLINK_RULES = "unlinkrules"
 EPG_ID_PREFIX = keys.ROOT + "master/epgid/"
 
 
@@ -45,15 +53,74 @@ def epg_id_key(epg_id: int) -> str:
     return f"{EPG_ID_PREFIX}{epg_id}"
 
 
-async def _alloc_epg_id(ctx: Any, epg_state_id: str) -> tuple[int, Put]:
+# Index of the ids in use: one bitmap record (ours, docs/decisions.md "EPG ids"), so a create finds
+# the lowest free id without reading every /contiv.io/master/epgid/<id> key (that read grew with
+# the number of groups). The per-id keys stay the authority: a candidate is taken only if its key
+# is absent (create-if-absent compare), so a stale bitmap (written before the index existed, or by
+# an older version) costs extra probes, never a duplicate id. An absent record is rebuilt from the
+# keys, once.
+EPG_ID_USED = keys.ROOT + "master/epgid-used"
+_STALE_PROBES = 8
+
+
+async def _used_ids(ctx: Any) -> tuple[Bitset, bool]:
+    """(bitmap of ids in use, whether it came from the record)."""
+    kv = await ctx.read(EPG_ID_USED)
+    if kv is not None:
+        try:
+            used = Bitset.decode(json.loads(kv.value))
+            return Bitset(MAX_EPG_ID + 1, used.bits | 1), True
+        except (ValueError, TypeError):
+            pass  # unreadable: rebuild it
+    return await _rebuild_used(ctx), False
+
+
+async def _rebuild_used(ctx: Any) -> Bitset:
     items, _ = await ctx.kv.get_prefix(EPG_ID_PREFIX)
-    used = {int(i.key[len(EPG_ID_PREFIX) :]) for i in items if i.key[len(EPG_ID_PREFIX) :].isdigit()}
-    for cand in range(1, MAX_EPG_ID + 1):
-        if cand in used:
-            continue
+    used = Bitset(MAX_EPG_ID + 1)
+    used.set(0)  # id 0 means "none"
+    for i in items:
+        tail = i.key[len(EPG_ID_PREFIX) :]
+        if tail.isdigit() and int(tail) <= MAX_EPG_ID:
+            used.set(int(tail))
+    return used
+
+
+async def _alloc_epg_id(ctx: Any, epg_state_id: str) -> tuple[int, list[Put]]:
+    used, _ = await _used_ids(ctx)
+    stale = 0
+    cand = used.next_clear(1)
+    while cand is not None:
         if await ctx.read(epg_id_key(cand)) is None:  # records the create-if-absent compare
-            return cand, Put(epg_id_key(cand), epg_state_id)
+            used.set(cand)
+            return cand, [Put(epg_id_key(cand), epg_state_id), _used_put(used)]
+        stale += 1
+        if stale == _STALE_PROBES:  # the bitmap missed several ids in use: rebuild it from the keys
+            used = await _rebuild_used(ctx)
+            cand = used.next_clear(1)
+        else:
+            used.set(cand)
+            cand = used.next_clear(cand + 1)
     raise ResourceExhaustedError("no endpoint group ids available")
+
+
+async def _release_epg_id(ctx: Any, epg_id: int) -> list[Put]:
+    """The bitmap without ``epg_id`` (nothing when the record does not exist yet)."""
+    kv = await ctx.read(EPG_ID_USED)
+    if kv is None:
+        return []
+    try:
+        used = Bitset.decode(json.loads(kv.value))
+    except (ValueError, TypeError):
+        return []
+    used.clear(epg_id)
+    return [_used_put(used)]
+
+
+def _used_put(used: Bitset) -> Put:
+    """The bitmap up to its highest id in use (ids are taken lowest first: 1 bit per group)."""
+    top = used.bits.bit_length()
+    return Put(EPG_ID_USED, json.dumps(Bitset(top, used.bits).encode()))
 
 
 # Each policy attached or detached adds to the request's txn a compare (the policy object read) and
@@ -127,6 +194,18 @@ async def _apply_netprofile(ctx: Any, obj: dict, state: EndpointGroupState) -> N
     )
 
 
+def prefetch(obj: dict) -> list[str]:
+    """What a create reads (crud prefetches them in one request)."""
+    tenant, net = obj.get("tenantName", ""), obj.get("networkName", "")
+    out = [keys.obj_key("tenant", tenant), keys.obj_key("network", f"{tenant}:{net}")]
+    out += [keys.obj_key("network", obj["key"]), keys.obj_key("global", "global"), EPG_ID_USED]
+    if net and tenant:
+        out.append(keys.net_state(keys.network_id(net, tenant)))
+    if obj.get("netProfile"):
+        out.append(keys.obj_key("netprofile", f"{tenant}:{obj['netProfile']}"))
+    return out
+
+
 async def on_create(ctx: Any, obj: dict) -> Plan:
     tenant = obj.get("tenantName", "")
     group = obj["groupName"]
@@ -145,8 +224,8 @@ async def on_create(ctx: Any, obj: dict) -> Plan:
     glob = await ctx.get_obj("global", "global")
     epg_sid = keys.epg_id(group, tenant)
     plan = Plan()
-    epg_id, id_put = await _alloc_epg_id(ctx, epg_sid)
-    plan.ops.append(id_put)
+    epg_id, id_puts = await _alloc_epg_id(ctx, epg_sid)
+    plan.ops += id_puts
     state = EndpointGroupState(
         id=epg_sid,
         groupName=group,
@@ -199,11 +278,23 @@ async def on_update(ctx: Any, old: dict, new: dict) -> Plan:
     return plan
 
 
+def prefetch_delete(obj: dict) -> list[str]:
+    """What a delete reads: its state record, its network's, the global object, the id records."""
+    tenant, group, net = obj.get("tenantName", ""), obj.get("groupName", ""), obj.get("networkName", "")
+    out = [keys.epg_state(keys.epg_id(group, tenant)), keys.net_state(keys.network_id(net, tenant))]
+    return out + [keys.obj_key("global", "global"), EPG_ID_USED]
+
+
 async def on_delete(ctx: Any, obj: dict) -> Plan:
     tenant, group = obj.get("tenantName", ""), obj["groupName"]
     app = ((obj.get("links") or {}).get("AppProfile") or {}).get("key", "")
     if app:
         raise ConflictError(f"Cannot delete {group}, associated to appProfile {app}")
+    plan = Plan()
+    if (obj.get("link-sets") or {}).get("MatchRules"):
+        # rules of other policies may name this group: their links.MatchEndpointGroup is cleared by
+        # a follow-up job (unbounded: one rule object per rule), never left dangling
+        followup.schedule(ctx, plan, UNLINK_RULES, obj["key"])
     if A.cluster_mode(ctx) == "swarm-mode":
         dn = await ctx.read_json(
             keys.docknet_oper(keys.docknet_id(tenant, obj.get("networkName", ""), group))
@@ -212,7 +303,6 @@ async def on_delete(ctx: Any, obj: dict) -> Plan:
             raise ConflictError(
                 f"cannot delete group {group} mapped to docker network {dn.get('docknetUUID', '')}"
             )
-    plan = Plan()
     epg_sid = keys.epg_id(group, tenant)
     state = await A.read_epg(ctx, epg_sid)
     for pname in obj.get("policies") or []:
@@ -236,24 +326,54 @@ async def on_delete(ctx: Any, obj: dict) -> Plan:
         owner = await ctx.read(epg_id_key(state.endpointGroupId))
         if owner is not None and owner.value == epg_sid:
             plan.ops.append(Delete(epg_id_key(state.endpointGroupId)))
+            plan.ops += await _release_epg_id(ctx, state.endpointGroupId)
     return plan
 
 
-async def oper(ctx: Any, obj: dict) -> dict:
+@followup.job(UNLINK_RULES)
+async def _unlink_rules(crud: Any, group_key: str) -> None:
+    """Clear ``links.MatchEndpointGroup`` of the tenant's rules that point at the deleted group
+    ``group_key`` (``<tenant>:<group>``); nothing to do if the group exists again (idempotent)."""
+    if await crud.kv.get(keys.obj_key("endpointGroup", group_key)) is not None:
+        return
+    tenant = group_key.split(":", 1)[0]
+
+    def points_here(rule: dict) -> bool:
+        return ((rule.get("links") or {}).get("MatchEndpointGroup") or {}).get("key") == group_key
+
+    items, _ = await crud.kv.get_prefix(keys.obj_key("rule", f"{tenant}:"))
+    todo = [i.key for i in items if points_here(json.loads(i.value))]
+
+    def change(_k: str, value: str) -> str | None:
+        rule = json.loads(value)
+        if not points_here(rule):
+            return None
+        set_link(rule, "MatchEndpointGroup", "", "")
+        return codec.dumps("rule", rule)
+
+    await followup.cas_update(crud, todo, change)
+
+
+async def oper(ctx: Any, obj: dict, view: Any = None) -> dict:
+    """``view``: a loaded ``hooks.network.OperView`` (tenant inspect), else reads of our own."""
     tenant, group = obj["tenantName"], obj["groupName"]
     epg_sid = keys.epg_id(group, tenant)
-    kv = await ctx.kv.get(keys.epg_state(epg_sid))
+    reader = view if view is not None else ctx.kv
+    kv = await reader.get(keys.epg_state(epg_sid))
     if kv is None:
         return {}
     st = EndpointGroupState.from_json(kv.value)
     from contivpy.model.state import NetworkState
 
-    nkv = await ctx.kv.get(keys.net_state(keys.network_id(st.networkName, tenant)))
+    nkv = await reader.get(keys.net_state(keys.network_id(st.networkName, tenant)))
     allocated = available = ""
     if nkv is not None:
         net = NetworkState.from_json(nkv.value)
         allocated, available = ipam.epg_list_allocated(net, st), ipam.epg_list_available(net, st)
-    eps = await endpoints_where(ctx.kv, lambda ep: ep.endpointGroupKey == epg_sid)
+    if view is not None:
+        eps = view.by_group.get(epg_sid, [])
+    else:
+        eps = await endpoints_where(ctx.kv, lambda ep: ep.endpointGroupKey == epg_sid)
     return omit(
         [
             ("allocatedIPAddresses", allocated),
@@ -267,4 +387,15 @@ async def oper(ctx: Any, obj: dict) -> dict:
     )
 
 
-__all__ = ["on_create", "on_update", "on_delete", "oper", "epg_id_key", "EPG_ID_PREFIX"]
+__all__ = [
+    "prefetch",
+    "prefetch_delete",
+    "on_create",
+    "on_update",
+    "on_delete",
+    "oper",
+    "epg_id_key",
+    "EPG_ID_PREFIX",
+    "EPG_ID_USED",
+    "UNLINK_RULES",
+]

@@ -1,7 +1,8 @@
 """Network hooks: create (tags + IPAM state), update refusal, delete, inspect Oper.
 
 Create (contiv-reference §2.3, messages verbatim): global config ready for the encap, tenant
-exists, subnet (and v6 subnet) does not overlap another network of the same tenant, no EPG with
+exists, subnet (and v6 subnet) does not overlap another network of the same tenant (checked in
+the per-tenant subnet index, netmaster/subnetidx.py, whose entries go into the same txn), no EPG with
 the same key; then the state record ``/contiv.io/state/nets/<net>.<tenant>`` and the tag
 resource record go into crud's txn (fenced on every record read).
 
@@ -14,6 +15,7 @@ Swarm mode: a network mapped to a Docker network (docknet record) cannot be dele
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -22,12 +24,39 @@ from contivpy.common.errors import ConflictError, NotFoundError, ValidationError
 from contivpy.common.kv.base import Delete, KVStore, Put
 from contivpy.model import keys
 from contivpy.model.state import EndpointState, NetworkState
-from contivpy.netmaster import ipam
+from contivpy.netmaster import ipam, subnetidx
 from contivpy.netmaster.hooks import _alloc as A
 from contivpy.netmaster.tags import VlanResource, VxlanResource
 from contivpy.netmaster.txn import Plan
 
 log = logging.getLogger("netmaster.hooks.network")
+
+
+def prefetch(obj: dict) -> list[str]:
+    """What a create reads (crud prefetches them in one request): global, tenant, a group of the
+    same key, the state record and the tag resources of the encap."""
+    tenant, name = obj.get("tenantName", ""), obj.get("networkName", "")
+    out = [keys.obj_key("global", "global"), keys.obj_key("endpointGroup", obj["key"])]
+    if tenant:
+        out.append(keys.obj_key("tenant", tenant))
+        if name:
+            out.append(keys.net_state(keys.network_id(name, tenant)))
+    if obj.get("encap") == "vlan":
+        out += [keys.STATE_AUTO_VLAN, keys.OPER_AUTO_VLAN]
+    else:
+        out += [keys.STATE_AUTO_VXLAN, keys.OPER_AUTO_VXLAN]
+    return out
+
+
+def prefetch_delete(obj: dict) -> list[str]:
+    """What a delete reads: the tenant, the global object, the state record, both tag pools."""
+    tenant, name = obj.get("tenantName", ""), obj.get("networkName", "")
+    out = [
+        keys.obj_key("tenant", tenant),
+        keys.obj_key("global", "global"),
+        keys.net_state(keys.network_id(name, tenant)),
+    ]
+    return out + [keys.STATE_AUTO_VLAN, keys.OPER_AUTO_VLAN, keys.STATE_AUTO_VXLAN, keys.OPER_AUTO_VXLAN]
 
 
 async def on_create(ctx: Any, obj: dict) -> Plan:
@@ -43,27 +72,22 @@ async def on_create(ctx: Any, obj: dict) -> Plan:
     name = obj["networkName"]
     subnet, v6 = obj.get("subnet", ""), obj.get("ipv6Subnet", "")
     sn = netaddr.parse_subnet(subnet)
-    # One prefix read (not fenced per network, like list_objs): N point reads would be O(N)
-    # round trips and N txn compares (etcd refuses > 128 ops: the 126th network failed).
-    linked = (tenant.get("link-sets") or {}).get("Networks") or {}
-    by_key = {o["key"]: o for o in await ctx.list_objs("network") if o["key"] in linked}
-    for key in sorted(linked):
-        if key == obj["key"]:
-            continue
-        other = by_key.get(key)
-        if other is None:
-            raise NotFoundError(f"network key {key} not found")
-        if v6 and other.get("ipv6Subnet") and netaddr.subnets_overlap_v6(v6, other["ipv6Subnet"]):
-            raise ConflictError(f"network {other['networkName']} conflicts with subnetv6  {v6}")
-        if other.get("subnet") and netaddr.subnets_overlap(subnet, other["subnet"]):
-            raise ConflictError(f"network {other['networkName']} conflicts with subnet {subnet}")
+    # Overlap with the tenant's other networks: one bounded read of the per-tenant subnet index
+    # per address family (netmaster/subnetidx.py), whatever the number of networks. Not
+    # compare-fenced, like list_objs: the CRUD lock and the leader fence serialise model writers.
+    own = {fam: span for fam, *span in subnetidx.spans(obj)}
+    for fam, msg in (("v6", f"conflicts with subnetv6  {v6}"), ("v4", f"conflicts with subnet {subnet}")):
+        if fam in own:
+            other = await subnetidx.find_overlap(ctx.kv, tenant_name, fam, *own[fam], obj["key"])
+            if other:
+                raise ConflictError(f"network {other} {msg}")
     clash = await ctx.get_obj("endpointGroup", obj["key"])
     if clash is not None:
         raise ConflictError(f"EndpointGroup {clash.get('groupName', '')} conflicts with the network name")
 
     net_id = keys.network_id(name, tenant_name)
     existing, _ = await A.read_net(ctx, net_id)
-    plan = Plan()
+    plan = Plan(ops=subnetidx.put_ops(obj))
     if existing is not None and (existing.networkName, existing.tenant) != (name, tenant_name):
         # names with dots spell one state id twice ("a.b" in "c", "a" in "b.c"): never share it
         raise ConflictError(
@@ -119,7 +143,7 @@ async def on_delete(ctx: Any, obj: dict) -> Plan:
             raise ConflictError(
                 f"cannot delete network {name} mapped to docker network {dn.get('docknetUUID', '')}"
             )
-    plan = Plan()
+    plan = Plan(ops=subnetidx.delete_ops(obj))
     net_id = keys.network_id(name, tenant_name)
     state, _ = await A.read_net(ctx, net_id)
     if state is None:
@@ -178,13 +202,44 @@ def omit(pairs: list[tuple[str, Any]]) -> dict:
     return {k: v for k, v in pairs if v not in ("", 0, None, [])}
 
 
-async def oper(ctx: Any, obj: dict) -> dict:
+class OperView:
+    """The state records behind many inspect "Oper" parts, read once (a tenant inspect lists the
+    Oper of every network and group: per object reads made it O(objects x endpoints)).
+    ``await OperView(kv).load()``; then ``get(key)`` for network/group state records and the
+    endpoints of a network or group, parsed and grouped once."""
+
+    def __init__(self, kv: KVStore) -> None:
+        self.kv = kv
+        self.records: dict[str, Any] = {}
+        self.by_net: dict[str, list[EndpointState]] = {}
+        self.by_group: dict[str, list[EndpointState]] = {}
+
+    async def load(self) -> OperView:
+        (nets, _), (epgs, _), (eps, _) = await asyncio.gather(
+            self.kv.get_prefix(keys.NETS), self.kv.get_prefix(keys.EPGS), self.kv.get_prefix(keys.EPS)
+        )
+        self.records = {i.key: i for i in (*nets, *epgs)}
+        for item in eps:
+            ep = EndpointState.from_json(item.value)
+            self.by_net.setdefault(ep.netID, []).append(ep)
+            self.by_group.setdefault(ep.endpointGroupKey, []).append(ep)
+        return self
+
+    async def get(self, key: str) -> Any:
+        return self.records.get(key)
+
+
+async def oper(ctx: Any, obj: dict, view: OperView | None = None) -> dict:
     net_id = keys.network_id(obj["networkName"], obj["tenantName"])
-    kv = await ctx.kv.get(keys.net_state(net_id))
+    if view is not None:
+        kv, eps = await view.get(keys.net_state(net_id)), view.by_net.get(net_id, [])
+    else:  # both reads at once: one etcd round trip of latency per inspect instead of two
+        kv, eps = await asyncio.gather(
+            ctx.kv.get(keys.net_state(net_id)), endpoints_where(ctx.kv, lambda ep: ep.netID == net_id)
+        )
     if kv is None:
         return {}
     st = NetworkState.from_json(kv.value)
-    eps = await endpoints_where(ctx.kv, lambda ep: ep.netID == net_id)
     return omit(
         [
             ("allocatedAddressesCount", st.epAddrCount),
@@ -199,4 +254,13 @@ async def oper(ctx: Any, obj: dict) -> dict:
     )
 
 
-__all__ = ["on_create", "on_update", "on_delete", "oper", "endpoint_oper", "go_map_str"]
+__all__ = [
+    "OperView",
+    "prefetch",
+    "on_create",
+    "on_update",
+    "on_delete",
+    "oper",
+    "endpoint_oper",
+    "go_map_str",
+]

@@ -65,34 +65,53 @@ async def _checks(ctx: TxnContext, obj: dict) -> None:
             raise ValidationError(f"Invalid selector {sel}. selector format is key1=value1")
 
 
-async def _net_state(ctx: TxnContext, obj: dict):
-    from contivpy.model.state import NetworkState
+class _Nets:
+    """The network state records one txn changes, each parsed once and put once: an update that
+    releases a VIP and allocates another in the same network changes ONE record (etcd refuses a
+    txn that puts a key twice, and two parsed copies would lose one of the changes)."""
 
-    skey = keys.net_state(keys.network_id(obj["networkName"], obj["tenantName"]))
-    item = await ctx.read(skey)
-    if item is None:
-        raise NotFoundError(f"Network {obj['networkName']} not found")
-    return skey, NetworkState.from_json(item.value)
+    def __init__(self, ctx: TxnContext) -> None:
+        self.ctx = ctx
+        self.states: dict = {}
+        self.changed: list[str] = []
+
+    async def get(self, obj: dict):
+        from contivpy.model.state import NetworkState
+
+        skey = keys.net_state(keys.network_id(obj["networkName"], obj["tenantName"]))
+        if skey not in self.states:
+            item = await self.ctx.read(skey)
+            if item is None:
+                raise NotFoundError(f"Network {obj['networkName']} not found")
+            self.states[skey] = NetworkState.from_json(item.value)
+        return skey, self.states[skey]
+
+    def mark(self, skey: str) -> None:
+        if skey not in self.changed:
+            self.changed.append(skey)
+
+    def ops(self) -> list[Put]:
+        return [Put(k, self.states[k].to_json()) for k in self.changed]
 
 
-async def _allocate_vip(ctx: TxnContext, obj: dict, plan: Plan) -> str:
+async def _allocate_vip(nets: _Nets, obj: dict) -> str:
     from contivpy.netmaster import ipam
 
-    skey, net = await _net_state(ctx, obj)
+    skey, net = await nets.get(obj)
     vip = ipam.allocate(net, None, obj.get("ipAddress", ""))
-    plan.ops.append(Put(skey, net.to_json()))
+    nets.mark(skey)
     return vip
 
 
-async def _release_vip(ctx: TxnContext, obj: dict, vip: str, plan: Plan) -> None:
+async def _release_vip(nets: _Nets, obj: dict, vip: str) -> None:
     from contivpy.netmaster import ipam
 
     try:
-        skey, net = await _net_state(ctx, obj)
+        skey, net = await nets.get(obj)
     except NotFoundError:
         return
     if vip and ipam.release(net, None, vip):
-        plan.ops.append(Put(skey, net.to_json()))
+        nets.mark(skey)
 
 
 async def _match(ctx: TxnContext, obj: dict, vip: str, plan: Plan) -> None:
@@ -128,7 +147,9 @@ def _state(obj: dict, vip: str, providers: dict | None = None) -> Put:
 async def on_create(ctx: TxnContext, obj: dict) -> Plan:
     await _checks(ctx, obj)
     plan = Plan()
-    vip = await _allocate_vip(ctx, obj, plan)
+    nets = _Nets(ctx)
+    vip = await _allocate_vip(nets, obj)
+    plan.ops += nets.ops()
     await _match(ctx, obj, vip, plan)
     return plan
 
@@ -140,8 +161,10 @@ async def on_update(ctx: TxnContext, old: dict, new: dict) -> Plan:
     vip = cur.get("ipaddress", "")
     same = old.get("networkName") == new.get("networkName") and new.get("ipAddress", vip) in ("", vip)
     if not (same and vip):
-        await _release_vip(ctx, old, vip, plan)
-        vip = await _allocate_vip(ctx, new, plan)
+        nets = _Nets(ctx)
+        await _release_vip(nets, old, vip)
+        vip = await _allocate_vip(nets, new)
+        plan.ops += nets.ops()
     await _match(ctx, new, vip, plan)  # selectors or network may have changed
     return plan
 
@@ -151,7 +174,9 @@ async def on_delete(ctx: TxnContext, obj: dict) -> Plan:
         raise ValidationError("Invalid service name")
     plan = Plan()
     cur = await ctx.read_json(keys.SERVICE_LB + _svc_id(obj)) or {}
-    await _release_vip(ctx, obj, cur.get("ipaddress", ""), plan)
+    nets = _Nets(ctx)
+    await _release_vip(nets, obj, cur.get("ipaddress", ""))
+    plan.ops += nets.ops()
     plan.ops += [Delete(keys.SERVICE_LB + _svc_id(obj)), Delete(keys.PROVIDER + _svc_id(obj))]
     return plan
 

@@ -35,17 +35,18 @@ async def on_delete(ctx: TxnContext, obj: dict) -> None:
             raise ConflictError(msg.format(t=obj["tenantName"], n=n))
 
 
-async def _sub_oper(ctx: TxnContext, module: str, obj_type: str, keys: list[str]) -> list[dict]:
+async def _sub_oper(ctx: TxnContext, module: str, obj_type: str, keys: list[str], view) -> list[dict]:
+    """The Oper of each listed object: one prefix read of the objects, the state records and
+    endpoints from ``view`` (read once for the whole inspect), whatever the number of objects."""
     from contivpy.netmaster import hooks  # the package imports its modules lazily
 
     mod = hooks.load(module)
     fn = getattr(mod, "oper", None)
-    out = []
-    for k in keys:
-        o = await ctx.get_obj(obj_type, k)
-        if o is not None and fn is not None:
-            out.append(await fn(ctx, o))
-    return out
+    if fn is None or not keys:
+        return []
+    wanted = set(keys)
+    objs = [o for o in await ctx.list_objs(obj_type) if o["key"] in wanted]  # sorted by key
+    return [await fn(ctx, o, view) for o in objs]
 
 
 def _brief(oper: dict, tag: str) -> dict:
@@ -67,8 +68,11 @@ async def oper(ctx: TxnContext, obj: dict) -> dict:
     ]:
         if sets.get(name):
             out[field] = len(sets[name])
-    nets = await _sub_oper(ctx, "network", "network", sorted(sets.get("Networks") or {}))
-    epgs = await _sub_oper(ctx, "group", "endpointGroup", sorted(sets.get("EndpointGroups") or {}))
+    from contivpy.netmaster.hooks.network import OperView
+
+    view = await OperView(ctx.kv).load() if sets.get("Networks") or sets.get("EndpointGroups") else None
+    nets = await _sub_oper(ctx, "network", "network", sorted(sets.get("Networks") or {}), view)
+    epgs = await _sub_oper(ctx, "group", "endpointGroup", sorted(sets.get("EndpointGroups") or {}), view)
     n_eps = sum(len(n.get("endpoints") or []) for n in nets)
     if n_eps:
         out["totalEndpoints"] = n_eps

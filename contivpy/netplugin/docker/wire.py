@@ -3,10 +3,11 @@
 Field names are Docker's (libnetwork ``drivers/remote/api`` and ``ipams/remote/api``), exactly,
 because they are the interface. Design and invariants:
 
-- Requests are parsed leniently: unknown fields are ignored and ``null`` maps/lists (Docker sends
-  ``"Options": null`` for container addresses) become empty ones, so a request Docker really sends
-  never fails validation. A body that is not a JSON object, or a field of the wrong type, raises
-  ``ValidationError`` (one clear message, no pydantic dump).
+- Requests are parsed leniently, like Go's encoding/json into libnetwork's structs: unknown fields
+  are ignored, names match case-insensitively, and ``null`` leaves a field at its zero value
+  (Docker sends ``"Options": null`` for container addresses), so a request Docker really sends never
+  fails. A body that is not a JSON object, or a field of the wrong type, raises ``ValidationError``
+  in Go's wording (``common/jsonwire.Struct`` checks the shapes; the dataclasses below hold them).
 - Responses carry the original's success bodies: NetworkDriver replies embed ``"Err": ""`` and
   IpamDriver replies ``"Error": ""`` (libnetwork decodes those names). Failures never use these
   models: the server answers them once with HTTP 500 and ``{"Err": "<message>"}``, which is what
@@ -15,122 +16,177 @@ because they are the interface. Design and invariants:
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
-
-import pydantic
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, TypeVar
 
 from contivpy.common import jsonwire
 from contivpy.common.errors import ValidationError
 
-
-def _none_to_dict(v: Any) -> Any:
-    return {} if v is None else v
-
-
-def _none_to_list(v: Any) -> Any:
-    return [] if v is None else v
+S = "string"
+OPTS = "map[string]interface {}"
 
 
-def _none_to_str(v: Any) -> Any:
-    return "" if v is None else v
+class _Req:
+    """A request struct: ``WIRE`` is its Go shape; ``from_wire`` builds it from a checked body."""
+
+    WIRE: ClassVar[jsonwire.Struct]
+    NESTED: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def from_checked(cls, data: dict[str, Any]) -> Any:
+        kw: dict[str, Any] = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            if f.name not in data:
+                continue
+            v = data[f.name]
+            sub = cls.NESTED.get(f.name)
+            if isinstance(sub, list):  # a slice of structs
+                v = [sub[0].from_checked(x) for x in v]
+            elif sub is not None:
+                v = sub.from_checked(v)
+            kw[f.name] = v
+        return cls(**kw)
 
 
-Opts = Annotated[dict[str, Any], BeforeValidator(_none_to_dict)]
-Str = Annotated[str, BeforeValidator(_none_to_str)]
-
-
-class _Req(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
+@dataclass
 class IPAMData(_Req):
-    AddressSpace: Str = ""
-    Pool: Str = ""
-    Gateway: Str = ""
-    AuxAddresses: Opts = {}
+    AddressSpace: str = ""
+    Pool: str = ""
+    Gateway: str = ""
+    AuxAddresses: dict[str, Any] = field(default_factory=dict)
+
+    WIRE = jsonwire.Struct("api.IPAMData", {"AddressSpace": S, "Pool": S, "Gateway": S, "AuxAddresses": OPTS})
 
 
-IPAMList = Annotated[list[IPAMData], BeforeValidator(_none_to_list)]
+_IPAM_LIST = ("[]", IPAMData.WIRE)
 
 
 # ---- NetworkDriver requests ----------------------------------------------------------------
 
 
+@dataclass
 class CreateNetworkRequest(_Req):
-    NetworkID: Str = ""
-    Options: Opts = {}
-    IPv4Data: IPAMList = []
-    IPv6Data: IPAMList = []
+    NetworkID: str = ""
+    Options: dict[str, Any] = field(default_factory=dict)
+    IPv4Data: list[IPAMData] = field(default_factory=list)
+    IPv6Data: list[IPAMData] = field(default_factory=list)
+
+    WIRE = jsonwire.Struct(
+        "api.CreateNetworkRequest",
+        {"NetworkID": S, "Options": OPTS, "IPv4Data": _IPAM_LIST, "IPv6Data": _IPAM_LIST},
+    )
+    NESTED = {"IPv4Data": [IPAMData], "IPv6Data": [IPAMData]}
 
 
+@dataclass
 class AllocateNetworkRequest(CreateNetworkRequest):
-    pass
+    WIRE = jsonwire.Struct("api.AllocateNetworkRequest", CreateNetworkRequest.WIRE.fields)
 
 
+@dataclass
 class NetworkRequest(_Req):
     """DeleteNetwork, FreeNetwork."""
 
-    NetworkID: Str = ""
+    NetworkID: str = ""
+
+    WIRE = jsonwire.Struct("api.DeleteNetworkRequest", {"NetworkID": S})
 
 
+@dataclass
 class EndpointInterface(_Req):
-    Address: Str = ""
-    AddressIPv6: Str = ""
-    MacAddress: Str = ""
+    Address: str = ""
+    AddressIPv6: str = ""
+    MacAddress: str = ""
+
+    WIRE = jsonwire.Struct("api.EndpointInterface", {"Address": S, "AddressIPv6": S, "MacAddress": S})
 
 
+@dataclass
 class CreateEndpointRequest(_Req):
-    NetworkID: Str = ""
-    EndpointID: Str = ""
-    Interface: Annotated[EndpointInterface, BeforeValidator(_none_to_dict)] = EndpointInterface()
-    Options: Opts = {}
+    NetworkID: str = ""
+    EndpointID: str = ""
+    Interface: EndpointInterface = field(default_factory=EndpointInterface)
+    Options: dict[str, Any] = field(default_factory=dict)
+
+    WIRE = jsonwire.Struct(
+        "api.CreateEndpointRequest",
+        {"NetworkID": S, "EndpointID": S, "Interface": EndpointInterface.WIRE, "Options": OPTS},
+    )
+    NESTED = {"Interface": EndpointInterface}
 
 
+@dataclass
 class EndpointRequest(_Req):
     """DeleteEndpoint, Leave, EndpointOperInfo, Program/RevokeExternalConnectivity."""
 
-    NetworkID: Str = ""
-    EndpointID: Str = ""
-    Options: Opts = {}
+    NetworkID: str = ""
+    EndpointID: str = ""
+    Options: dict[str, Any] = field(default_factory=dict)
+
+    WIRE = jsonwire.Struct("api.EndpointRequest", {"NetworkID": S, "EndpointID": S, "Options": OPTS})
 
 
+@dataclass
 class JoinRequest(_Req):
-    NetworkID: Str = ""
-    EndpointID: Str = ""
-    SandboxKey: Str = ""
-    Options: Opts = {}
+    NetworkID: str = ""
+    EndpointID: str = ""
+    SandboxKey: str = ""
+    Options: dict[str, Any] = field(default_factory=dict)
+
+    WIRE = jsonwire.Struct(
+        "api.JoinRequest", {"NetworkID": S, "EndpointID": S, "SandboxKey": S, "Options": OPTS}
+    )
 
 
+@dataclass
 class DiscoveryNotification(_Req):
     DiscoveryType: int = 0
     DiscoveryData: Any = None
+
+    WIRE = jsonwire.Struct(
+        "api.DiscoveryNotification", {"DiscoveryType": "int", "DiscoveryData": "interface {}"}
+    )
 
 
 # ---- IpamDriver requests ----------------------------------------------------------------------
 
 
+@dataclass
 class RequestPoolRequest(_Req):
-    AddressSpace: Str = ""
-    Pool: Str = ""
-    SubPool: Str = ""
-    Options: Opts = {}
+    AddressSpace: str = ""
+    Pool: str = ""
+    SubPool: str = ""
+    Options: dict[str, Any] = field(default_factory=dict)
     V6: bool = False
 
+    WIRE = jsonwire.Struct(
+        "api.RequestPoolRequest",
+        {"AddressSpace": S, "Pool": S, "SubPool": S, "Options": OPTS, "V6": "bool"},
+    )
 
+
+@dataclass
 class ReleasePoolRequest(_Req):
-    PoolID: Str = ""
+    PoolID: str = ""
+
+    WIRE = jsonwire.Struct("api.ReleasePoolRequest", {"PoolID": S})
 
 
+@dataclass
 class RequestAddressRequest(_Req):
-    PoolID: Str = ""
-    Address: Str = ""
-    Options: Opts = {}
+    PoolID: str = ""
+    Address: str = ""
+    Options: dict[str, Any] = field(default_factory=dict)
+
+    WIRE = jsonwire.Struct("api.RequestAddressRequest", {"PoolID": S, "Address": S, "Options": OPTS})
 
 
+@dataclass
 class ReleaseAddressRequest(_Req):
-    PoolID: Str = ""
-    Address: Str = ""
+    PoolID: str = ""
+    Address: str = ""
+
+    WIRE = jsonwire.Struct("api.ReleaseAddressRequest", {"PoolID": S, "Address": S})
 
 
 # ---- responses (plain dicts: exact key order of the original's JSON) ---------------------------
@@ -208,7 +264,7 @@ def activate_response() -> dict[str, Any]:
 
 # ---- parsing ---------------------------------------------------------------------------------
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=_Req)
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
@@ -224,31 +280,6 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
-_GO_KIND = {
-    "string_type": "string",
-    "int_type": "int",
-    "int_parsing": "int",
-    "int_from_float": "int",
-    "bool_type": "bool",
-    "bool_parsing": "bool",
-    "dict_type": "map[string]interface {}",
-    "list_type": "[]",
-}
-
-
 def parse(model: type[M], body: dict[str, Any]) -> M:
-    try:
-        return model.model_validate(body)
-    except pydantic.ValidationError as e:
-        first = e.errors()[0]
-        loc = [str(p) for p in first.get("loc", ()) if not isinstance(p, int)]
-        where = ".".join([model.__name__, *loc])
-        kind = _GO_KIND.get(first.get("type", ""))
-        if kind is None and first.get("type") in ("model_type", "model_attributes_type"):
-            kind = "struct"
-        if kind is not None:
-            got = jsonwire.go_type(first.get("input"))
-            raise ValidationError(
-                f"json: cannot unmarshal {got} into Go struct field {where} of type {kind}"
-            ) from None
-        raise ValidationError(f"invalid request: {where}: invalid value") from None
+    """``body`` as ``model``: shapes checked in Go's wording (ValidationError), zero values filled."""
+    return model.from_checked(model.WIRE.check(body))  # type: ignore[no-any-return]

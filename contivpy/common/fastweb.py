@@ -1,0 +1,72 @@
+"""Import aiohttp's server side without its client side: a daemon's time to its first answer.
+
+``import aiohttp`` runs the package's ``__init__``, which imports the whole HTTP client
+(``client``, ``connector``, ``cookiejar``, ``tracing``, ...); ``aiohttp.connector`` builds two
+SSL contexts at import time, loading the system CA bundle twice. A daemon that only serves HTTP
+at start-up pays for all of that (about a third of netmaster's CPU until its first answer).
+
+``install()`` (call it before anything imports aiohttp) registers ``aiohttp`` as the real package
+(same spec, same ``__path__``) whose ``__init__`` has NOT run yet: ``from aiohttp import web``
+and any other submodule import work as usual and load only what they import themselves. The first
+access to any other name of the package (``aiohttp.ClientSession``, ``from aiohttp import
+ClientError``) runs the real ``__init__`` in that module (module ``__getattr__``, PEP 562), so
+client code works unchanged and simply pays for the client on first use, e.g. the first request a
+follower proxies to the leader.
+
+Invariants: after ``install()`` the ``aiohttp`` module is the real one or becomes it on first use;
+nothing of aiohttp is replaced or patched. If the package layout is not the expected one (no
+``__version__`` line), ``install()`` does nothing and aiohttp is imported normally.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import re
+import sys
+from types import ModuleType
+
+_VERSION = re.compile(r'^__version__\s*=\s*"([^"]+)"', re.M)
+
+
+def install() -> bool:
+    """Register the lazy ``aiohttp`` package; False if aiohttp was already imported (or cannot be)."""
+    if "aiohttp" in sys.modules:
+        return False
+    spec = importlib.util.find_spec("aiohttp")
+    if spec is None or spec.origin is None or spec.loader is None or not spec.submodule_search_locations:
+        return False
+    try:
+        with open(spec.origin, encoding="utf-8") as f:
+            m = _VERSION.search(f.read())
+    except OSError:
+        return False
+    if m is None:
+        return False
+    pkg = importlib.util.module_from_spec(spec)
+    setattr(pkg, "__version__", m.group(1))  # noqa: B010  (aiohttp.http reads it at import)
+    path = list(spec.submodule_search_locations)
+    loader = spec.loader
+
+    def complete() -> None:
+        delattr(pkg, "__getattr__")  # noqa: B043
+        loader.exec_module(pkg)  # the real __init__, in this module: the client and the rest
+
+    def module_getattr(name: str) -> object:
+        if name.startswith("__") or importlib.machinery.PathFinder.find_spec(f"aiohttp.{name}", path):
+            raise AttributeError(name)  # dunder probes, or a submodule: the import system loads it
+        complete()
+        return getattr(pkg, name)
+
+    setattr(pkg, "__getattr__", module_getattr)  # noqa: B010  (PEP 562 module __getattr__)
+    sys.modules["aiohttp"] = pkg
+    return True
+
+
+def is_complete(mod: ModuleType | None = None) -> bool:
+    """Whether the aiohttp package's ``__init__`` has run (for tests)."""
+    mod = mod or sys.modules.get("aiohttp")
+    return mod is not None and "ClientSession" in vars(mod)
+
+
+__all__ = ["install", "is_complete"]

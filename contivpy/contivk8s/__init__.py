@@ -1,0 +1,1 @@
+"""contivk8s: the CNI plugin executable of contivpy (docs/cni.md). Standard library only."""
