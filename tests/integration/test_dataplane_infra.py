@@ -147,3 +147,23 @@ def test_contivh1_routes_data_subnets(bed):
         assert not any("10.131.4.0" in r for r in routes(h))
     assert not any("table=10" in f and "priority=101" in f for f in h1.flows()), "routing flows gone"
     assert block not in h1.exec("iptables", "-w", "-S", "FORWARD")
+
+
+def test_contivh1_in_routing_mode():
+    """The original's host access scenario: routing mode, table ip routes the contivh1 port's VRF."""
+    with Testbed(2) as rb:
+        rb.netctl("global", "set", "--fwd-mode", "routing")
+        rb.start_all("--netmode", "vxlan", "--fwdmode", "routing")
+        h1, h2 = rb.hosts[1], rb.hosts[2]
+        rb.create_network("pipe-net", "10.132.4.0/22", gateway="10.132.7.254")
+        rb.create_network("contivh1", "10.132.100.0/24", nwType="infra")
+        for h in (h1, h2):
+            wait_for(lambda h=h: addr(h, "contivh1"), 15, what=f"contivh1 address on {h.name}")
+            via = addr(h, "contivh1")
+            wait_for(lambda h=h, via=via: any(r.startswith(f"10.132.4.0/22 via {via} dev contivh1") for r in routes(h)),
+                     15, what=f"route on {h.name}")  # fmt: skip
+        _, c1 = make_ep(h1, "pipe-net", "rh1a")
+        _, c2 = make_ep(h2, "pipe-net", "rh1b")
+        assert host_ping(h1, c1.ip) and host_ping(h1, c2.ip), "host -> containers (routed)"
+        assert c2.ping(addr(h1, "contivh1")), "container -> a host's contivh1 address"
+        assert not any("priority=60" in f and "table=6" in f for f in h1.flows()), "no bridge-mode routes"
