@@ -14,7 +14,7 @@ from typing import Any
 
 from contivpy.common.errors import ExternalServiceError, NotFoundError
 from contivpy.ofnet.agent import OfnetAgent
-from contivpy.ofnet.types import LocalEndpoint, RemoteEndpoint, Rule
+from contivpy.ofnet.types import LocalEndpoint, Network, RemoteEndpoint, Rule
 
 
 class OfnetFlows:
@@ -69,7 +69,9 @@ class OfnetFlows:
         )
 
     async def remove_network(self, net) -> None:
-        await self.agent.remove_network(net.vlan)
+        vni = net.vni if self.kind == "vxlan" else 0
+        expect = Network(net.vlan, vni, net.gateway, net.tenant or "default", net.subnet)
+        await self.agent.remove_network(net.vlan, expect)
 
     async def add_local_endpoint(self, ep) -> None:
         lep = LocalEndpoint(

@@ -233,8 +233,10 @@ class OfnetAgent(PuntMixin):
         owners += [self._rep_owner(k) for k, r in self._remote.items() if r.vni == vni and vni]
         await self._apply(*owners)
 
-    async def remove_network(self, vlan: int) -> None:
-        if vlan not in self._networks:
+    async def remove_network(self, vlan: int, expect: Network | None = None) -> None:
+        """Remove the network on ``vlan``; with ``expect``, only if that is still the network there (a
+        late removal of a deleted network must not take a new network that reuses its VLAN)."""
+        if vlan not in self._networks or (expect is not None and self._networks[vlan] != expect):
             return
         if any(ep.vlan == vlan for ep in self._local.values()):
             raise ConflictError(f"vlan {vlan} still has local endpoints")
