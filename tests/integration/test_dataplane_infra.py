@@ -14,6 +14,7 @@ import time
 import pytest
 
 from tests.fixtures.testbed import Testbed, wait_for
+from tests.integration.test_dataplane_basic import has_flow, make_ep
 
 pytestmark = [pytest.mark.root, pytest.mark.ovs, pytest.mark.etcd]
 
@@ -86,3 +87,15 @@ def test_infra_network_gives_each_host_an_address(bed):
     bed.delete_network("infra1")
     for h in (h1, h2):
         wait_for(lambda h=h: "infra1" not in h.ports("contivVxlanBridge"), 15, what="infra1 port gone")
+
+
+def test_data_network_reusing_a_deleted_infra_networks_vlan(bed):
+    """The infra networks above are gone; a new network gets their VLAN/VNI back from netmaster. The
+    late removal of the infra network (it waits for its port) must not take the new one, nor its VRF id."""
+    h1, h2 = bed.hosts[1], bed.hosts[2]
+    bed.create_network("reuse", "10.133.4.0/24", gateway="10.133.4.254")
+    i1, c1 = make_ep(h1, "reuse", "ru1")
+    i2, c2 = make_ep(h2, "reuse", "ru2")
+    wait_for(lambda: has_flow(h1, f"dl_dst={i2['mac_address']}") and has_flow(h2, f"dl_dst={i1['mac_address']}"),
+             15, what="remote endpoints learnt")  # fmt: skip
+    assert c1.ping(c2.ip) and c2.ping(c1.ip)
