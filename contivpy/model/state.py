@@ -217,15 +217,21 @@ class OperEndpoint(_Record):
 @dataclass
 class OvsDriverOper(_Record):
     """The host's persisted OVS port counter and its local endpoints
-    (``LocalEpInfo{<ep id>: {"Ovsportname", "EpgKey", "BridgeType"}}``)."""
+    (``LocalEpInfo{<ep id>: {"Ovsportname", "EpgKey", "BridgeType"}}``), and (contivpy addition,
+    ignored by the original's readers) ``vrfIds{<tenant>: 1..255}``: the OpenFlow metadata VRF id
+    of each tenant on this host, so that a restarted agent writes the same flows (netplugin/vrf.py)."""
 
     id: str = ""
     currPortNum: int = 0
     LocalEpInfo: dict[str, dict[str, str]] = field(default_factory=dict)
+    vrfIds: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.currPortNum = int(self.currPortNum or 0)
         self.LocalEpInfo = self.LocalEpInfo or {}
+        if not isinstance(self.vrfIds, dict):
+            raise ValueError("OvsDriverOper: vrfIds must be an object")
+        self.vrfIds = {str(k): int(v) for k, v in self.vrfIds.items()}
 
 
 @dataclass

@@ -58,6 +58,7 @@ from contivpy.netplugin.datapath import HOST_PORT, RPC_PORTS, VLAN_BRIDGE, VXLAN
 from contivpy.netplugin.debug_api import make_app
 from contivpy.netplugin.docker_backend import AgentBackend
 from contivpy.netplugin.managers.endpoint import EndpointService, RemoteEndpointManager
+from contivpy.netplugin.managers.infra import InfraManager
 from contivpy.netplugin.managers.network import NetworkManager
 from contivpy.netplugin.managers.policy import PolicyManager
 from contivpy.netplugin.managers.qos import QosManager
@@ -65,6 +66,7 @@ from contivpy.netplugin.managers.service import ServiceManager
 from contivpy.netplugin.managers.vtep import VtepManager
 from contivpy.netplugin.nameserver import NameServer
 from contivpy.netplugin.netmaster_client import NetmasterClient
+from contivpy.netplugin.vrf import VrfAllocator
 
 log = logging.getLogger("netplugin")
 DEFAULT_PVT_SUBNET = "172.19.0.0/16"
@@ -79,7 +81,7 @@ class Agent:
         self.cfg = cfg
         self.kv = kv or open_store(cfg.store_url, **cfg.store_tls)
         self.dp = Datapath(cfg)
-        self.nets = NetworkManager(self.dp)
+        self.nets = NetworkManager(self.dp, VrfAllocator(self.kv, cfg.host))
         self.vteps = VtepManager(self.dp, cfg.vtep_ip)
         self.remote = RemoteEndpointManager(self.dp, self.nets, self.vteps, cfg.host)
         self.policy = PolicyManager(self.dp)
@@ -88,6 +90,7 @@ class Agent:
         self.qos = QosManager(self.dp)
         self.services = ServiceManager(self.dp)  # service LB (vxlan bridge)
         self.endpoints = EndpointService(cfg, self.kv, self.dp, self.nets, self.netmaster, self.qos)
+        self.infra = InfraManager(cfg, self.kv, self.dp, self.nets, self.netmaster, self.endpoints.mtu)
         self.pods = PodService(  # CNI attachments
             self.kv, cfg.host, AgentBackend(self.endpoints), namespace_groups=cfg.mode == "kubernetes"
         )
@@ -98,6 +101,8 @@ class Agent:
         self.fwd_mode = cfg.fwdmode  # desired (global) forwarding mode; cfg.fwdmode = the applied one
         self.ready = asyncio.Event()
         self.nets.in_use = self._net_in_use
+        self.services.tenant_ready = self.nets.has_tenant
+        self.nets.dependents.append(lambda nid: self.services.wake_tenant(self.nets.tenant_of_applied(nid)))
         self.endpoints.released = self.nets.rec.enqueue
         self.global_rec: Reconciler[str] = Reconciler("global", self._reconcile_global)
         self.reconcilers: list[Reconciler] = [
@@ -107,10 +112,11 @@ class Agent:
             self.policy.rec,
             self.qos.rec,
             self.services.rec,
+            self.infra.rec,
             self.global_rec,
         ]
         self._watches = [
-            (keys.NETS, self.nets.on_update),
+            (keys.NETS, self._on_network),
             (keys.service_prefix(keys.SVC_NETPLUGIN_VTEP), self.vteps.on_update),
             (keys.OPER_EPS, self.remote.on_update),
             (keys.POLICY_RULE, self.policy.on_update),
@@ -189,10 +195,16 @@ class Agent:
             for ev in mirror.apply(await anext(it)):
                 handler(ev.key[len(prefix) :], ev.value if ev.type == "put" else None)
 
+    def _on_network(self, net_id: str, value: str | None) -> None:
+        self.nets.on_update(net_id, value)
+        self.infra.on_update(net_id, value)
+
     def _net_in_use(self, net_id: str) -> bool:
-        """A network stays programmed while a remote or local endpoint uses it."""
-        return self.remote.uses(net_id) or any(
-            f"{e.network}.{e.tenant}" == net_id for e in self.endpoints.local.values()
+        """A network stays programmed while a remote or local endpoint (or its infra port) uses it."""
+        return (
+            self.remote.uses(net_id)
+            or self.infra.busy(net_id)
+            or any(f"{e.network}.{e.tenant}" == net_id for e in self.endpoints.local.values())
         )
 
     async def _reconcile_global(self, key: str) -> None:
@@ -344,7 +356,12 @@ class Agent:
                 await self.endpoints.restore()
                 await self.pods.restore()
                 await self.vteps.prune_stale()
+                await self.infra.prune()
                 await self.dp.sync_complete()
+                try:  # VRF ids of tenants whose networks went while the agent was down
+                    await self.nets.vrfs.prune(self.nets.tenants())
+                except StoreError as e:
+                    log.warning("stale VRF ids not pruned: %s", e)
                 for prefix, handler in self._watches:
                     tg.create_task(self._watch(prefix, handler))
                 tg.create_task(self._register())

@@ -36,6 +36,7 @@ VLAN_BRIDGE = "contivVlanBridge"
 CTRL_PORTS = {VXLAN_BRIDGE: 6633, VLAN_BRIDGE: 6634}
 RPC_PORTS = {VXLAN_BRIDGE: 9002, VLAN_BRIDGE: 9003}
 HOST_PORT = iptables.HOST_PORT  # contivh0
+INFRA_MARK = "contivpy-infra"  # external_ids key of an infra network's port (value: the net id)
 HOST_PORT_TAG = 2  # the original's access tag (informational: the flows never use NORMAL)
 
 
@@ -55,6 +56,9 @@ class NetSpec:
     gateway: str
     subnet_len: int
     subnet: str = ""  # "<subnetIP>/<subnetLen>"
+    vrf_id: int = 0  # the tenant's persisted per-host VRF id (netplugin/vrf.py); 0 = not allocated
+    name: str = ""  # the network's name (an infra network's port is named after it)
+    nw_type: str = "data"  # data | infra
 
     @property
     def bridge(self) -> str:
@@ -143,6 +147,29 @@ class Datapath:
             await fp.set_host_port(None)
         await self.ovs.remove_port(VXLAN_BRIDGE, HOST_PORT)
         await iptables.remove_all()
+
+    # -- infra networks (managers/infra.py) -----------------------------------------------------------
+    async def ensure_infra_port(self, net: NetSpec, ep_id: str, mac: str, cidr: str, mtu: int | None) -> int:
+        """The infra network's OVS internal port (named after the network, access port of its VLAN,
+        ``external_ids:contivpy-infra=<net id>``) with the endpoint's MAC and ``cidr``; its ofport."""
+        await self.ovs.ensure_internal_port(
+            net.bridge, net.name, mac, tag=net.vlan, external_ids={"endpoint-id": ep_id, INFRA_MARK: net.id}
+        )
+        ofport = await self.ovs.wait_ofport(net.name)
+        await links.ensure_address(net.name, cidr, mtu)
+        return ofport
+
+    async def infra_ports(self) -> dict[str, tuple[str, str]]:
+        """Infra ports on both bridges, also an earlier run's: port name -> (bridge, net id)."""
+        out = {}
+        for br in (VXLAN_BRIDGE, VLAN_BRIDGE):
+            for name, p in (await self.ovs.list_ports(br)).items():
+                if INFRA_MARK in p.external_ids:
+                    out[name] = (br, p.external_ids[INFRA_MARK])
+        return out
+
+    async def set_infra_router(self, ofport: int | None) -> None:
+        await self.flows[VXLAN_BRIDGE].agent.set_infra_router(ofport)
 
     def private_ip(self, ofport: int) -> str:
         fp = self.flows.get(VXLAN_BRIDGE)

@@ -29,6 +29,8 @@ class FakeDatapath:
         self.networks: dict[str, NetSpec] = {}
         self.vteps: dict[str, int] = {}
         self.ports: set[str] = set()  # VXLAN ports on the VXLAN bridge
+        self.infra: dict[str, tuple[str, str, int]] = {}  # infra port name -> (bridge, net id, ofport)
+        self.infra_router: int | None = None
         self.remote: dict[str, EpSpec] = {}
         self.local: dict[str, EpSpec] = {}
         self.policing: dict[str, tuple[int, int]] = {}
@@ -102,7 +104,7 @@ class FakeDatapath:
         if name in self.ports:
             self.ports.discard(name)
             return True
-        return False
+        return self.infra.pop(name, None) is not None
 
     # -- endpoints -----------------------------------------------------------------------------
     async def add_remote_endpoint(self, ep: EpSpec) -> None:
@@ -121,6 +123,26 @@ class FakeDatapath:
     async def add_local_endpoint(self, ep: EpSpec) -> None:
         self._call("add_local_endpoint", ep.id)
         self.local[ep.id] = ep
+
+    async def remove_local_endpoint(self, ep: EpSpec, ovs_port: str) -> None:
+        self._call("remove_local_endpoint", ep.id)
+        self.local.pop(ep.id, None)
+        await self.remove_port(ep.net.bridge, ovs_port)
+
+    # -- infra networks ------------------------------------------------------------------------
+    async def ensure_infra_port(self, net: NetSpec, ep_id: str, mac: str, cidr: str, mtu: int | None) -> int:
+        self._call("ensure_infra_port", net.id)
+        if net.name not in self.infra:
+            self._next_ofport += 1
+            self.infra[net.name] = (net.bridge, net.id, self._next_ofport)
+        return self.infra[net.name][2]
+
+    async def infra_ports(self) -> dict[str, tuple[str, str]]:
+        return {n: (br, nid) for n, (br, nid, _) in self.infra.items()}
+
+    async def set_infra_router(self, ofport: int | None) -> None:
+        self._call("set_infra_router", str(ofport))
+        self.infra_router = ofport
 
     async def set_port_policing(self, ovs_port: str, rate_kbps: int, burst_kb: int) -> None:
         self._call("set_port_policing", ovs_port)

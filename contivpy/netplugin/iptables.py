@@ -6,6 +6,13 @@ What the agent keeps in the ``nat`` table of its host (docs/deployment.md, "ipta
     -A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment contivpy -j CONTIV-NODEPORT
     -A POSTROUTING -s <pvtSubnet> ! -o contivh0 -m comment --comment contivpy -j MASQUERADE
 
+and, while the infra network ``contivh1`` exists on the host, in the ``filter`` table::
+
+    -A FORWARD -i contivh0 -o contivh1 -m comment --comment contivpy -j DROP
+
+(containers leave through contivh0 with any tenant; the contivh1 routes must not carry them into another
+tenant's subnets: ``ensure_infra_block``).
+
 The MASQUERADE rule is the original's: containers leave their host through the host port ``contivh0``
 with a per-endpoint private source address from ``pvtSubnet`` (docs/ovs-pipeline.md, host access), and
 the kernel NATs it to the host's own address on the way out. ``CONTIV-NODEPORT`` is the original's chain for
@@ -26,6 +33,7 @@ Invariants
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import shlex
@@ -57,9 +65,9 @@ def is_ours(rule: str) -> bool:
     return f"--comment {TAG} " in rule + " " and rule.startswith("-A ")
 
 
-async def run(*args: str, check: bool = True) -> tuple[int, str]:
-    """``iptables -w -t nat ARGS``; returns (rc, stdout). Raises ExternalServiceError when ``check``."""
-    cmd = [*IPTABLES, "-w", "-t", TABLE, *args]
+async def run(*args: str, check: bool = True, table: str = TABLE) -> tuple[int, str]:
+    """``iptables -w -t TABLE ARGS``; returns (rc, stdout). Raises ExternalServiceError when ``check``."""
+    cmd = [*IPTABLES, "-w", "-t", table, *args]
     try:
         proc = await asyncio.create_subprocess_exec(
             *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
@@ -72,9 +80,9 @@ async def run(*args: str, check: bool = True) -> tuple[int, str]:
     return proc.returncode or 0, out.decode()
 
 
-async def list_rules() -> list[str]:
-    """Every rule of the nat table in ``-S`` form (``-A ...`` lines)."""
-    _, out = await run("-S")
+async def list_rules(table: str = TABLE) -> list[str]:
+    """Every rule of the table (nat by default) in ``-S`` form (``-A ...`` lines)."""
+    _, out = await run("-S", table=table)
     return [ln.strip() for ln in out.splitlines() if ln.startswith("-A ")]
 
 
@@ -113,6 +121,29 @@ async def ensure(pvt_subnet: str, host_port: str = HOST_PORT) -> dict[str, int]:
     return {"added": added, "removed": removed}
 
 
+def infra_block_rule(host_port: str = HOST_PORT, infra_port: str = "contivh1") -> str:
+    return f"-A FORWARD -i {host_port} -o {infra_port} -m comment --comment {TAG} -j DROP"
+
+
+async def ensure_infra_block(present: bool, host_port: str = HOST_PORT) -> int:
+    """The filter rule that keeps containers' host-access traffic out of contivh1 (present or not,
+    exactly once); returns the number of rules changed."""
+    want = [infra_block_rule(host_port)] if present else []
+    changed = 0
+    async with _lock:
+        seen: set[str] = set()
+        for r in [r for r in await list_rules("filter") if is_ours(r)]:
+            if r not in want or r in seen:
+                await run(*_delete_args(r), table="filter")
+                changed += 1
+            seen.add(r)
+        for r in want:
+            if r not in seen:
+                await run(*shlex.split(r), table="filter")
+                changed += 1
+    return changed
+
+
 async def remove_all() -> int:
     """Delete every rule tagged ``contivpy`` and the ``CONTIV-NODEPORT`` chain; returns rules removed."""
     async with _lock:
@@ -122,6 +153,9 @@ async def remove_all() -> int:
             return 0
         for r in rules:
             await run(*_delete_args(r), check=False)
+        with contextlib.suppress(ExternalServiceError):
+            for r in [r for r in await list_rules("filter") if is_ours(r)]:
+                await run(*_delete_args(r), check=False, table="filter")
         if NODEPORT_CHAIN in await chains():
             await run("-F", NODEPORT_CHAIN, check=False)
             await run("-X", NODEPORT_CHAIN, check=False)

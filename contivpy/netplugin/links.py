@@ -395,3 +395,37 @@ async def unplug_from_netns(path: str, *names: str) -> bool:
         return await asyncio.to_thread(_in_netns_thread, path, _remove_in, names)
     except (NetlinkError, OSError) as e:
         raise ExternalServiceError(f"cannot remove {names[0]} in {path}: {e}") from e
+
+
+# -- host routes of the infra network contivh1 (netplugin/managers/infra.py) -------------------------
+RTPROT_CONTIVPY = 77  # routing protocol id marking the routes this agent owns (ip route: "proto 77")
+
+
+def _sync_routes(dev: str, via: str, want: list[str]) -> tuple[int, int]:
+    """Routes with our protocol id on ``dev``: exactly ``<cidr> via <via>`` for each cidr of ``want``."""
+    added = removed = 0
+    with IPRoute() as ipr:
+        idx = ipr.link_lookup(ifname=dev)
+        if not idx:
+            return 0, 0  # the device is gone: the kernel removed its routes with it
+        have = {}
+        for r in ipr.get_routes(family=socket.AF_INET, oif=idx[0], proto=RTPROT_CONTIVPY):
+            have[f"{r.get_attr('RTA_DST')}/{r['dst_len']}"] = r.get_attr("RTA_GATEWAY")
+        for cidr in have:
+            if cidr not in want:
+                ipr.route("del", dst=cidr, oif=idx[0], proto=RTPROT_CONTIVPY)
+                removed += 1
+        for cidr in want:
+            if have.get(cidr) != via:
+                ipr.route("replace", dst=cidr, gateway=via, oif=idx[0], proto=RTPROT_CONTIVPY)
+                added += 1
+    return added, removed
+
+
+async def sync_routes(dev: str, via: str, want: list[str]) -> tuple[int, int]:
+    """Converge our routes on ``dev`` to ``want`` (CIDRs) via ``via``; returns (added, removed).
+    Idempotent: a restart leaves equal routes alone, so none is ever duplicated."""
+    try:
+        return await asyncio.to_thread(_sync_routes, dev, via, sorted(set(want)))
+    except (NetlinkError, OSError) as e:
+        raise ExternalServiceError(f"cannot set the routes via {via} on {dev}: {e}") from e

@@ -4,7 +4,7 @@ One agent per bridge: ``vxlan`` datapath on contivVxlanBridge (controller port 6
 contivVlanBridge (6634). With ``--fwdmode routing`` the vxlan bridge runs the routing pipeline (the
 original's ``vrouter``; ``set_fwd_mode`` switches it live); the vlan bridge stays a bridge (the BGP
 ``vlrouter`` is not built yet, docs/decisions.md). This adapter only converts the agent's ``NetSpec``/``EpSpec`` values into
-ofnet's input types; VRF = tenant name. ``sync_complete`` is called by the daemon once the full state
+ofnet's input types; VRF = tenant name, its id the persisted one of ``NetSpec.vrf_id`` (netplugin/vrf.py). ``sync_complete`` is called by the daemon once the full state
 has been re-applied after a (re)start, so flows nobody owns any more are pruned only then.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from contivpy.common.errors import ExternalServiceError, NotFoundError
 from contivpy.ofnet.agent import OfnetAgent
-from contivpy.ofnet.types import LocalEndpoint, RemoteEndpoint, Rule
+from contivpy.ofnet.types import LocalEndpoint, Network, RemoteEndpoint, Rule
 
 
 class OfnetFlows:
@@ -64,10 +64,14 @@ class OfnetFlows:
 
     async def add_network(self, net) -> None:
         vni = net.vni if self.kind == "vxlan" else 0
-        await self.agent.add_network(net.vlan, vni, net.gateway, net.tenant or "default", net.subnet)
+        await self.agent.add_network(
+            net.vlan, vni, net.gateway, net.tenant or "default", net.subnet, vrf_id=net.vrf_id
+        )
 
     async def remove_network(self, net) -> None:
-        await self.agent.remove_network(net.vlan)
+        vni = net.vni if self.kind == "vxlan" else 0
+        expect = Network(net.vlan, vni, net.gateway, net.tenant or "default", net.subnet)
+        await self.agent.remove_network(net.vlan, expect)
 
     async def add_local_endpoint(self, ep) -> None:
         lep = LocalEndpoint(

@@ -386,7 +386,14 @@ class OvsdbClient:
         )
 
     async def ensure_internal_port(
-        self, bridge: str, name: str, mac: str, *, tag: int | None = None, existing: dict | None = None
+        self,
+        bridge: str,
+        name: str,
+        mac: str,
+        *,
+        tag: int | None = None,
+        existing: dict | None = None,
+        external_ids: dict[str, str] | None = None,
     ) -> bool:
         """An internal port (the host side is a network device of the same name) with Interface ``mac``
         set; returns True if the port was (re)created. Idempotent: an equal port is left as is."""
@@ -396,7 +403,7 @@ class OvsdbClient:
             tag=tag,
             vlan_mode="access" if tag is not None else None,
             type="internal",
-            external_ids={"endpoint-id": name},
+            external_ids=external_ids or {"endpoint-id": name},
             existing=existing,
         )
         rows = await self.select("Interface", [["name", "==", name]], ["mac"])

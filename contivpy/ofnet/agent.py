@@ -11,8 +11,11 @@ bad input raises ``ValidationError``/``ConflictError`` and leaves state untouche
 Restart/reconnect: on connect the cache reads back what the switch holds (cookies name
 the owners) and converges by diff.  A freshly started agent does not delete anything it
 does not know yet; call :meth:`sync_complete` once the full state has been re-applied to
-prune leftovers.  VRF ids are allocated per tenant name in first-use order (first -> 1),
-so replaying networks in a stable order reproduces the same metadata values.
+prune leftovers.  VRF ids (metadata bits 32..39): a caller that persists them (netplugin, see
+netplugin/vrf.py) passes each network's ``vrf_id``; from the first such network on the agent is *pinned*:
+it never invents an id, an object of a tenant without a network yet is refused with ``NotFoundError``
+(retried by the caller), and a tenant's id is forgotten with its last network.  Used stand-alone (no
+``vrf_id``) it numbers tenants in first-use order (first -> 1), for tests and tools only.
 
 ARP proxy (default mode): each endpoint owner (``lep:``/``rep:``) and each vxlan network owner
 (its gateway) also carries an ``arp_responder`` flow that answers ARP for its address inside OVS,
@@ -45,6 +48,7 @@ from . import builders as B
 from . import routing as R
 from .flowcache import FlowCache
 from .hostaccess import HostAccess
+from .infraroute import Hop, infra_route_flows
 from .punt import PuntMixin
 from .svcproxy import ServiceProxy
 from .switch import OfController
@@ -93,12 +97,14 @@ class OfnetAgent(PuntMixin):
         self.controller.on_connect.append(lambda _sw: self.svc.recover())  # after the cache's read-back
         self.dns_resolver: DnsResolver | None = None
         self._vrf_ids: dict[str, int] = {}
+        self._vrf_pinned = False  # ids come only from add_network(vrf_id=...)
         self._networks: dict[int, Network] = {}
         self._local: dict[int, LocalEndpoint] = {}
         self._vteps: dict[str, Vtep] = {}
         self._remote: dict[str, RemoteEndpoint] = {}
         self._rules: dict[str, Rule] = {}
         self._uplinks: set[int] = set()
+        self._iroute: int | None = None  # ofport of the contivh1 infra port (infraroute.py)
         self._counters = dict.fromkeys(
             (
                 "arp_replies",
@@ -176,6 +182,8 @@ class OfnetAgent(PuntMixin):
     # ---- networks --------------------------------------------------------------------------
     def _vrf_id(self, vrf: str) -> int:
         if vrf not in self._vrf_ids:
+            if self._vrf_pinned:
+                raise NotFoundError(f"tenant {vrf} has no VRF id on this host yet (no network)")
             used = set(self._vrf_ids.values())
             free = next((i for i in range(1, 256) if i not in used), None)
             if free is None:
@@ -186,8 +194,30 @@ class OfnetAgent(PuntMixin):
     def _vlan_of_vni(self, vni: int) -> int | None:
         return next((n.vlan for n in self._networks.values() if n.vni == vni and vni), None)
 
+    def _pin_vrf(self, vrf: str, vrf_id: int) -> None:
+        """Check that ``vrf`` may take ``vrf_id`` (raises, changing nothing, if not) and record it."""
+        if not 1 <= vrf_id <= 255:
+            raise ValidationError(f"VRF id {vrf_id} out of range 1..255")
+        cur = self._vrf_ids.get(vrf)
+        if cur is not None and cur != vrf_id:
+            raise ConflictError(f"tenant {vrf} already has VRF id {cur}, not {vrf_id}")
+        owner = next((n for n, i in self._vrf_ids.items() if i == vrf_id and n != vrf), None)
+        if owner is not None:
+            raise ConflictError(f"VRF id {vrf_id} already belongs to tenant {owner}")
+        if not self._vrf_pinned and self._vrf_ids:
+            raise ConflictError("VRF ids were given in first-use order before; cannot pin them now")
+        self._vrf_pinned = True
+        self._vrf_ids[vrf] = vrf_id
+
     async def add_network(
-        self, vlan: int, vni: int = 0, gateway: str = "", vrf: str = "default", subnet: str = ""
+        self,
+        vlan: int,
+        vni: int = 0,
+        gateway: str = "",
+        vrf: str = "default",
+        subnet: str = "",
+        *,
+        vrf_id: int = 0,
     ) -> None:
         net = Network(vlan, vni, gateway, vrf, subnet)
         if self.datapath == "vxlan" and not vni:
@@ -195,14 +225,18 @@ class OfnetAgent(PuntMixin):
         other = next((n for n in self._networks.values() if n.vni == vni and vni and n.vlan != vlan), None)
         if other is not None:
             raise ConflictError(f"VNI {vni} already mapped to vlan {other.vlan}")
+        if vrf_id:
+            self._pin_vrf(vrf, vrf_id)
         self._vrf_id(vrf)
         self._networks[vlan] = net
         owners = [self._net_owner(vlan)]
         owners += [self._rep_owner(k) for k, r in self._remote.items() if r.vni == vni and vni]
         await self._apply(*owners)
 
-    async def remove_network(self, vlan: int) -> None:
-        if vlan not in self._networks:
+    async def remove_network(self, vlan: int, expect: Network | None = None) -> None:
+        """Remove the network on ``vlan``; with ``expect``, only if that is still the network there (a
+        late removal of a deleted network must not take a new network that reuses its VLAN)."""
+        if vlan not in self._networks or (expect is not None and self._networks[vlan] != expect):
             return
         if any(ep.vlan == vlan for ep in self._local.values()):
             raise ConflictError(f"vlan {vlan} still has local endpoints")
@@ -210,6 +244,12 @@ class OfnetAgent(PuntMixin):
         await self._apply(
             self._net_owner(vlan), *[self._rep_owner(k) for k, r in self._remote.items() if r.vni == net.vni]
         )
+        if (
+            self._vrf_pinned
+            and not any(n.vrf == net.vrf for n in self._networks.values())
+            and not any(s.vrf == net.vrf for s in self.svc.services.values())
+        ):
+            self._vrf_ids.pop(net.vrf, None)  # the caller releases its persisted id the same way
 
     def _net_owner(self, vlan: int):
         net = self._networks.get(vlan)
@@ -272,6 +312,37 @@ class OfnetAgent(PuntMixin):
             raise ValidationError("the host port exists only on the vxlan bridge")
         self.host.set(ofport, pvt_subnet)
         await self._apply(self.host.port_owner(), *[self._hep_owner(ep) for ep in self._local.values()])
+
+    # ---- contivh1 host routes (infraroute.py) ------------------------------------------------------
+    async def set_infra_router(self, ofport: int | None) -> None:
+        """Route between the contivh1 infra port (a local endpoint on ``ofport``) and the endpoints of
+        its VRF; ``None`` removes the routing flows. The flows follow every later endpoint change."""
+        if self.datapath != "vxlan":
+            raise ValidationError("infra routing exists only on the vxlan bridge")
+        if ofport is not None and ofport not in self._local:
+            raise NotFoundError(f"no local endpoint on port {ofport}")
+        old, self._iroute = self._iroute, ofport
+        owners = [self._iroute_owner()]
+        if old is not None and old != ofport:
+            owners.append((f"iroute:{old}", [], []))
+        await self._apply(*owners)
+
+    def _iroute_owner(self):
+        port = self._iroute
+        ep = self._local.get(port) if port is not None else None
+        if ep is None or self.routing:  # routing mode routes every /32 of the VRF in table ip already
+            return (f"iroute:{port}", [], [])
+        infra_vni = self._networks[ep.vlan].vni if ep.vlan in self._networks else 0
+        eps, infra = [], [Hop(ep.ip, ep.mac, ep.vlan)]
+        for o in self._local.values():
+            if o.vrf == ep.vrf and o.vlan != ep.vlan:
+                eps.append(Hop(o.ip, o.mac, o.vlan))
+        for r in self._remote.values():
+            vlan = self._vlan_of_vni(r.vni)
+            if r.vrf != ep.vrf or vlan is None or r.vtep_ip not in self._vteps:
+                continue
+            (infra if r.vni == infra_vni else eps).append(Hop(r.ip, r.mac, vlan))
+        return (f"iroute:{port}", infra_route_flows(port, ep.ip, self._vrf_id(ep.vrf), eps, infra), [])
 
     def private_ip(self, ofport: int) -> str:
         """The private (host access) address of the local endpoint on ``ofport``, or ""."""
@@ -432,9 +503,14 @@ class OfnetAgent(PuntMixin):
 
     # ---- internals -------------------------------------------------------------------------
     async def _apply(self, *owners) -> None:
+        follow = self._iroute is not None and not any(o[0].startswith("iroute:") for o in owners)
+        if follow:  # the contivh1 routes follow every change, without failing the change itself
+            owners = (*owners, self._iroute_owner())
         results = await asyncio.gather(
             *(self.cache.apply(name, flows, groups) for name, flows, groups in owners), return_exceptions=True
         )
+        if follow and isinstance(results[-1], BaseException):
+            log.error("contivh1 routing flows not updated: %s", results.pop())
         for r in results:
             if isinstance(r, BaseException):
                 raise r

@@ -137,9 +137,9 @@ class ServiceProxy:
 
     # ---- API (called by OfnetAgent) ------------------------------------------------------------
     async def add(self, svc: Service) -> None:
+        self.agent._vrf_id(svc.vrf)  # raises (state untouched) while the tenant has no VRF id
         old = self.services.get(svc.key)
         self.services[svc.key] = svc
-        self.agent._vrf_id(svc.vrf)
         owners = [self._watch_owner(svc)]
         if old is not None and old.ports != svc.ports:  # port mapping changed: every client re-punts
             owners += [(_client_owner(svc.key, c), [], []) for c in self.clients.pop(svc.key, {})]

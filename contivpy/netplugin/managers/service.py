@@ -19,6 +19,7 @@ errors propagate so the reconcile loop retries.  vxlan bridge only (docs/ovs-pip
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from contivpy.common.errors import ValidationError
 from contivpy.common.reconcile import Reconciler
@@ -36,6 +37,9 @@ class ServiceManager:
         self.providers: dict[str, list[str]] = {}
         self.applied: dict[str, Service] = {}
         self.failed: dict[str, str] = {}
+        # a tenant's services wait for its first network on this host (which gives the tenant its VRF
+        # id, netplugin/vrf.py): the daemon sets ``tenant_ready`` and calls ``wake_tenant`` on a network
+        self.tenant_ready: Callable[[str], bool] = lambda _tenant: True
         self.rec: Reconciler[str] = Reconciler(
             "services", self.reconcile, desired=lambda sid: sid in self.lbs or sid in self.applied
         )
@@ -89,9 +93,15 @@ class ServiceManager:
         if old is not None and (new is None or new.key != old.key):
             await self.dp.remove_service(old.vip, old.vrf)
             del self.applied[sid]
-        if new is not None and self.applied.get(sid) != new:
+        if new is not None and self.applied.get(sid) != new and self.tenant_ready(new.vrf):
             await self.dp.add_service(new)
             self.applied[sid] = new
+
+    def wake_tenant(self, tenant: str) -> None:
+        """A network of ``tenant`` is programmed: its services waiting for the VRF id may go."""
+        for sid, lb in self.lbs.items():
+            if (lb.tenantname or sid.rpartition(":")[2] or "default") == tenant and sid not in self.applied:
+                self.rec.enqueue(sid)
 
     async def apply(self) -> None:
         for sid in sorted(set(self.lbs) | set(self.applied)):
