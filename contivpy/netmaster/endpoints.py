@@ -34,7 +34,11 @@ Rules that keep it
 - ``releaseAddress`` frees only an address that has a record (and deletes it); without one the
   address is held by an endpoint or a VIP, was reserved, or was already freed: nothing to do.
 - ``deleteEndpoint`` frees the endpoint's addresses unless another endpoint of the network holds
-  the same address (state written before these rules).
+  the same address (state written before these rules). With ``KeepAddress`` (a contivpy field: the
+  Docker plugin, whose ``ReleaseAddress`` follows) the IPv4 address is not freed but handed back:
+  an allocation record of the endpoint's group replaces the endpoint in the same txn, so nobody
+  else gets the address before Docker releases it, and a release that never comes (dockerd died
+  in between) is reclaimed once the record expires.
 - The reclaimer deletes expired records and frees their bits in one CAS txn (never an address an
   endpoint or VIP holds).
 
@@ -502,6 +506,7 @@ class Allocator:
             raise ValidationError("TenantName and NetworkName are required")
         net_id = keys.network_id(net, tenant)
         epid, host = _str(req, "EndpointID"), _str(req, "Host")
+        keep = req.get("KeepAddress") is True
         ep_key = keys.ep_state(self.endpoint_id(net_id, epid, host))
         async with self._lock(net_id):
             for _ in range(MAX_ATTEMPTS):
@@ -534,7 +539,18 @@ class Allocator:
                     # another endpoint holding the same address (state older than the address
                     # rule) keeps it: its bit stays set
                     if ep.ipAddress and not await self.holders(st, ep.ipAddress, skip=ep.id):
-                        ipam.release(st, epg, ep.ipAddress)
+                        if not keep:
+                            ipam.release(st, epg, ep.ipAddress)
+                        elif ipam.releasable(st, epg, ep.ipAddress):
+                            # handed back to the caller's IPAM: an allocation record explains the
+                            # bit until its releaseAddress (or the reclaimer, once it expires)
+                            rrec = await self._read(keys.addr_alloc(net_id, ep.ipAddress))
+                            now = time.time()
+                            back = AddrAllocRecord(
+                                net_id, ep.ipAddress, ep.serviceName, now, now + self.alloc_ttl
+                            )
+                            recs.append(rrec)
+                            ops.append(Put(rrec.key, back.to_json()))
                     if ep.ipv6Address and not await self.holders(st, ep.ipv6Address, v6=True, skip=ep.id):
                         ipam.release_v6(st, ep.ipv6Address)
                     st.epCount = max(0, st.epCount - 1)

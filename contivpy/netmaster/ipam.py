@@ -180,16 +180,19 @@ def is_used(net: NetworkState, epg: EndpointGroupState | None, ip: str) -> bool:
     return Bitset.decode(epg.epgIpAllocMap if use_pool else net.ipAllocMap).test(hid)  # type: ignore[union-attr]
 
 
+def releasable(net: NetworkState, epg: EndpointGroupState | None, ip: str) -> bool:
+    """Whether ``release`` would free ``ip``: its bit is set and it is not reserved."""
+    hid = netaddr.host_id(netaddr.ip_to_int(net.subnetIP), net.subnetLen, ip)
+    return not _is_reserved(net, epg, hid) and is_used(net, epg, ip)
+
+
 def release(net: NetworkState, epg: EndpointGroupState | None, ip: str) -> bool:
     """Free an endpoint address; reserved offsets are never freed. True if something was freed."""
-    base = netaddr.ip_to_int(net.subnetIP)
-    hid = netaddr.host_id(base, net.subnetLen, ip)
-    if _is_reserved(net, epg, hid):
+    if not releasable(net, epg, ip):
         return False
+    hid = netaddr.host_id(netaddr.ip_to_int(net.subnetIP), net.subnetLen, ip)
     use_pool = _pool(epg)
     bm = Bitset.decode(epg.epgIpAllocMap if use_pool else net.ipAllocMap)  # type: ignore[union-attr]
-    if not bm.test(hid):
-        return False
     bm.clear(hid)
     _store(net, epg, bm, use_pool)
     net.epAddrCount = max(0, net.epAddrCount - 1)

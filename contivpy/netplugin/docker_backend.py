@@ -43,7 +43,7 @@ class AgentBackend:
 
     async def delete_endpoint(self, spec: EndpointSpec) -> None:
         await self.endpoints.delete_endpoint(
-            spec.net.tenant, spec.net.network, spec.net.group, spec.endpoint_id
+            spec.net.tenant, spec.net.network, spec.net.group, spec.endpoint_id, keep_address=True
         )
 
     async def get_endpoint(self, state_id: str) -> PluggedEndpoint | None:

@@ -10,7 +10,8 @@ valid-ish or mutated bodies (wrong types, unknown network ids, malformed PoolIDs
 After every step: each reply is 200, a clean ``{"Err": ...}`` / ``{"Error": ...}`` 500 or the
 404 text; no Python wording and no "internal error"; the agent and netmaster are alive; the whole
 store is consistent. Teardown deletes the example's endpoints and releases its addresses through
-the socket. Needs root and OVS (the test bed); budget ``FUZZ_SCALE``.
+the socket, as dockerd would: DeleteEndpoint leaves the address allocated, its ReleaseAddress
+frees it (nothing may be left). Needs root and OVS (the test bed); budget ``FUZZ_SCALE``.
 """
 
 from __future__ import annotations
@@ -208,7 +209,27 @@ class SocketMachine(RuleBasedStateMachine):
         body = {"NetworkID": data.draw(S.mutated(st.sampled_from([NETID, GRPID, "nosuch"]), 10)),
                 "EndpointID": data.draw(S.mutated(st.sampled_from(ENDPOINTS), 12)),
                 "SandboxKey": "/var/run/docker/netns/fzs", "Options": {}}  # fmt: skip
+        held = self._endpoint_addresses() if method == "NetworkDriver.DeleteEndpoint" else {}
         self._call(method, body)
+        self._owe_releases(held)
+
+    def _endpoint_addresses(self) -> dict[str, tuple[str, str]]:
+        """The example's endpoints in etcd: state key -> (PoolID, address) dockerd releases after
+        deleting it (DeleteEndpoint keeps the address allocated until that ReleaseAddress)."""
+        out = {}
+        for key, value in self.agent.snapshot().items():
+            if key.startswith(consistency.EPS + "fzsnet.default-"):
+                ep = json.loads(value)
+                if ep.get("ipAddress"):
+                    out[key] = (POOL_GRP if ep.get("serviceName") else POOL_NET, ep["ipAddress"])
+        return out
+
+    def _owe_releases(self, before: dict[str, tuple[str, str]]) -> None:
+        """Endpoints gone since ``before``: their addresses join ``handed`` (the teardown releases
+        them as dockerd would)."""
+        if before:
+            now = self._endpoint_addresses()
+            self.handed += [addr for key, addr in before.items() if key not in now]
 
     @rule(data=st.data())
     def other_method(self, data):
@@ -237,12 +258,14 @@ class SocketMachine(RuleBasedStateMachine):
 
     def teardown(self):
         try:
+            held = self._endpoint_addresses()
             for ep in ENDPOINTS:
                 for nid in (NETID, GRPID):
                     status, reply = self.agent.call(
                         "NetworkDriver.DeleteEndpoint", {"NetworkID": nid, "EndpointID": ep}
                     )
                     assert status == 200, (ep, reply)
+            self._owe_releases(held)
             for pool, addr in self.handed:
                 self.agent.call("IpamDriver.ReleaseAddress", {"PoolID": pool, "Address": addr})
             snap = self.agent.snapshot()

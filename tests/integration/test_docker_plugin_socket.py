@@ -68,8 +68,7 @@ class RecordingBackend:
 
     async def delete_endpoint(self, spec: EndpointSpec):
         self.calls.append(("delete", spec.state_id, spec.ip_address))
-        if self.eps.pop(spec.state_id, None) and spec.ip_address:
-            self.used.discard(ipaddress.ip_address(spec.ip_address))  # deleteEndpoint releases
+        self.eps.pop(spec.state_id, None)  # the address stays allocated until ReleaseAddress
 
     async def get_endpoint(self, state_id):
         await asyncio.sleep(0.01)  # like a KV read: lets a concurrent duplicate interleave
@@ -247,10 +246,14 @@ async def test_full_lifecycle_as_dockerd(plugin):
         "DisableGatewayService": False,
     }
     assert ("create", f"net1.{plugin.tenant}-{epid}", "10.1.1.1") in plugin.backend.calls
-    # the original's ReleaseAddress failed here; ours succeeds and does not double free
+    # the original's ReleaseAddress failed here; ours frees the address, once: DeleteEndpoint keeps
+    # it allocated (no other container gets it in between), ReleaseAddress frees it
     assert await _container_stop(plugin, pool["PoolID"], epid, "10.1.1.1") == (200, {"Error": ""})
-    assert not [c for c in plugin.backend.calls if c[0] == "release"]
+    assert [c for c in plugin.backend.calls if c[0] == "release"] == [
+        ("release", f"net1.{plugin.tenant}", "10.1.1.1")
+    ]
     assert ipaddress.ip_address("10.1.1.1") not in plugin.backend.used
+    plugin.backend.calls.clear()
     # network removal: gateway ReleaseAddress + ReleasePool + DeleteNetwork never free the gateway
     assert await plugin.call(
         "IpamDriver.ReleaseAddress", {"PoolID": pool["PoolID"], "Address": "10.1.1.254"}

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -390,3 +391,78 @@ async def test_delete_finds_a_native_intf_endpoint_stored_under_the_old_key(etcd
     assert gone.id == old.id and await kv.get(keys.ep_state(old.id)) is None
     st = NetworkState.from_json((await kv.get(keys.net_state("tiio." + T1))).value)
     assert (ipam.list_allocated(st), st.epCount) == ("", 0)
+
+
+async def test_delete_with_keep_address_hands_the_address_back_until_release(etcd_kv):
+    """The Docker plugin's DeleteEndpoint (``KeepAddress``): the endpoint goes, its address stays
+    allocated under an allocation record of its group, so nobody else gets it before Docker's
+    ReleaseAddress frees it (the agent used to remember released addresses in memory instead and
+    then skipped the release of a re-allocated one). A release that never comes is reclaimed."""
+    from contivpy.netmaster import reclaim
+
+    kv = etcd_kv
+    crud = await _crud(kv)
+    await _net(crud, "tiik", T1, "10.66.1.0/24")
+    group = {
+        "groupName": "tiikg",
+        "tenantName": T1,
+        "networkName": "tiik",
+        "ipPool": "10.66.1.100-10.66.1.110",
+    }
+    await crud.create_or_update("endpointGroup", f"{T1}:tiikg", group)
+    net_id = "tiik." + T1
+    a = Allocator(kv, alloc_ttl_s=300)
+
+    def dele(epid: str, group: str = "", keep: bool = True) -> dict:
+        return {
+            "TenantName": T1,
+            "NetworkName": "tiik",
+            "ServiceName": group,
+            "EndpointID": epid,
+            "KeepAddress": keep,
+        }
+
+    async def state() -> NetworkState:
+        return NetworkState.from_json((await kv.get(keys.net_state(net_id))).value)
+
+    for grp, alloc_id, want in (("", net_id, "10.66.1.1"), ("tiikg", f"tiik:tiikg.{T1}", "10.66.1.100")):
+        ip = (await a.alloc_address(alloc_id))["IPv4Address"].split("/")[0]
+        assert ip == want
+        await a.create_endpoint(_ep_req("tiik", T1, "tiikc1", ip=ip, group=grp))
+        count = (await state()).epAddrCount
+        await a.delete_endpoint(dele("tiikc1", grp))
+        assert await kv.get(keys.ep_state(f"{net_id}-tiikc1")) is None
+        rec = json.loads((await kv.get(keys.addr_alloc(net_id, ip))).value)
+        assert (rec["address"], rec["group"]) == (ip, grp) and 299 < rec["expires"] - rec["created"] < 301
+        assert (await state()).epAddrCount == count  # still allocated, counted once
+        await explained(kv, net_id)
+        # nobody else gets it meanwhile (allocAddress nor a plain createEndpoint)
+        other = (await a.alloc_address(alloc_id))["IPv4Address"].split("/")[0]
+        assert other != ip
+        await a.release_address(alloc_id, other)
+        # a repeated DeleteEndpoint (Docker retries) changes nothing
+        before = await snapshot(kv)
+        await a.delete_endpoint(dele("tiikc1", grp))
+        assert await snapshot(kv) == before
+        # Docker's ReleaseAddress frees it and drops the record
+        await a.release_address(f"{alloc_id}|10.66.1.0/24", ip)
+        assert await kv.get(keys.addr_alloc(net_id, ip)) is None
+        assert (await state()).epAddrCount == count - 1
+        assert (await a.alloc_address(alloc_id))["IPv4Address"] == f"{ip}/24"  # first-fit: free again
+        await a.release_address(alloc_id, ip)
+        await explained(kv, net_id)
+
+    # without KeepAddress (CNI, netctl cleanup) the address is freed at once, no record
+    ip = (await a.alloc_address(net_id))["IPv4Address"].split("/")[0]
+    await a.create_endpoint(_ep_req("tiik", T1, "tiikc2", ip=ip))
+    await a.delete_endpoint(dele("tiikc2", keep=False))
+    assert await kv.get(keys.addr_alloc(net_id, ip)) is None and not ipam.is_used(await state(), None, ip)
+
+    # a ReleaseAddress that never comes (dockerd died in between): reclaimed once the record expires
+    await a.create_endpoint(_ep_req("tiik", T1, "tiikc3", ip=ip))
+    await a.delete_endpoint(dele("tiikc3"))
+    assert ipam.is_used(await state(), None, ip)
+    assert await reclaim.scan_once(a) == 0
+    assert await reclaim.scan_once(a, now=time.time() + 301) == 1
+    assert not ipam.is_used(await state(), None, ip) and await kv.get(keys.addr_alloc(net_id, ip)) is None
+    await explained(kv, net_id)

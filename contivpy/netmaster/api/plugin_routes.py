@@ -6,6 +6,7 @@
                                    ConfigEP{Container, Host, IPAddress, IPv6Address, ServiceName}}
                                                                                   -> {EndpointConfig: <ep state>}
     POST /plugin/deleteEndpoint   {TenantName, NetworkName, ServiceName, EndpointID, IPv4Address}
+                                  (+ Host, and contivpy's KeepAddress: see endpoints.py)
                                                                                   -> {EndpointConfig: <ep state>}
     POST /plugin/updateEndpoint   {IPAddress, ContainerID, Labels, Tenant, Network, Event,
                                    EndpointID, EPCommonName}                      -> {IPAddress}
@@ -80,6 +81,7 @@ REQUESTS: dict[str, Struct] = {
             "EndpointID": _S,
             "IPv4Address": _S,
             "Host": _S,
+            "KeepAddress": "bool",  # contivpy: the caller's IPAM releases the address (endpoints.py)
         },
     ),
     "/plugin/updateEndpoint": Struct(

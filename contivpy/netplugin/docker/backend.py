@@ -10,8 +10,10 @@ Invariants an implementation must keep:
 - ``create_endpoint`` asks netmaster ``/plugin/createEndpoint`` (with the already reserved address)
   and plugs the port (veth ``vportN``/``vvportN``, OVS access port, flows), then writes the oper
   state ``/contiv.io/oper/eps/<state id>``. On failure it undoes what it did, so nothing leaks.
-- ``delete_endpoint`` unplugs and asks ``/plugin/deleteEndpoint`` (which releases the address);
-  deleting an endpoint that does not exist is a success (Docker retries and rolls back).
+- ``delete_endpoint`` unplugs and asks ``/plugin/deleteEndpoint`` to drop the endpoint but keep
+  its address allocated: Docker's ``ReleaseAddress`` (``release_address``) frees it next, so
+  no other container gets it in between. Deleting an endpoint that does not exist is a success
+  (Docker retries and rolls back).
 - ``get_endpoint`` returns the plugged endpoint of this host or None.
 """
 

@@ -4,11 +4,13 @@ One coroutine per libnetwork method (``ROUTES`` maps ``/NetworkDriver.Join`` etc
 return the success body; any ``ContivError`` they raise becomes ONE ``{"Err": msg}`` reply with
 HTTP 500 (server.py). Behaviour is the original's (docs/original.md §5.5) with its bugs fixed:
 
-- ``ReleaseAddress`` works: the NetworkID is the PoolID without ``|<pool>``. It does not double
-  free: the gateway (reserved by netmaster itself, answered locally), an address that
-  ``DeleteEndpoint`` already released through ``/plugin/deleteEndpoint`` (remembered here), and
-  an address still held by an endpoint in etcd are not released again. So a rollback after a
-  failed CreateEndpoint really returns the address, and a normal ``docker rm`` frees it once.
+- ``ReleaseAddress`` works: the NetworkID is the PoolID without ``|<pool>``. ``DeleteEndpoint``
+  leaves the endpoint's address allocated (netmaster turns the endpoint back into an allocation
+  record) and ``ReleaseAddress`` frees it, exactly once: netmaster frees only an address that has
+  a record, never one an endpoint holds; the gateway (reserved by netmaster itself) is answered
+  locally. So a rollback after a failed CreateEndpoint really returns the address, a normal
+  ``docker rm`` frees it once, and no other container gets it between the two calls. Nothing is
+  remembered here: an agent restart between the calls changes nothing.
 - An explicit address (``docker run --ip``) is reserved in netmaster as the preferred address
   instead of being echoed without reservation.
 - ``CreateEndpoint`` refuses an endpoint id that exists or is being created (Err, nothing
@@ -22,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -67,8 +68,6 @@ class PluginHandlers:
         self.connectivity_scope = connectivity_scope
         self.on_join = on_join
         self._creating: set[str] = set()
-        # (alloc NetworkID, ip) released by /plugin/deleteEndpoint, awaiting Docker's ReleaseAddress
-        self._released: OrderedDict[tuple[str, str], None] = OrderedDict()
         self.routes: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
             "/Plugin.Activate": self.activate,
             "/Plugin.Deactivate": self.empty_ok,
@@ -165,10 +164,6 @@ class PluginHandlers:
         ep = await self.backend.get_endpoint(state_id)
         ip = ep.ip_address if ep else await self._state_ip(state_id)
         await self.backend.delete_endpoint(EndpointSpec(net=net, endpoint_id=req.EndpointID, ip_address=ip))
-        if ip:
-            self._released[(net.alloc_id, ip)] = None
-            while len(self._released) > 4096:
-                self._released.popitem(last=False)
         return wire.ok()
 
     async def join(self, body: dict) -> dict:
@@ -243,16 +238,10 @@ class PluginHandlers:
         ip = _plain_ip(req.Address)
         if not ip:
             raise ValidationError("ReleaseAddress: Address is required")
-        key = (ref.net.alloc_id, ip)
-        if key in self._released:
-            del self._released[key]  # already freed by /plugin/deleteEndpoint
-            return wire.ipam_ok()
         if ip == str(ipaddress.ip_network(ref.pool, strict=False).network_address):
             return wire.ipam_ok()  # the dummy gateway answer (pool address)
         state = await self._net_state(ref.net)
         if ip == state.gateway:
-            return wire.ipam_ok()
-        if await self._held_by_endpoint(ref.net, ip):
             return wire.ipam_ok()
         await self.backend.release_address(ref.net.alloc_id, ip)
         return wire.ipam_ok()
@@ -272,10 +261,6 @@ class PluginHandlers:
         kvp = await self.kv.get(keys.ep_state(state_id))
         ep = EndpointState.parse(kvp.value) if kvp is not None else None
         return ep.ipAddress if ep is not None else ""
-
-    async def _held_by_endpoint(self, net: ContivNet, ip: str) -> bool:
-        kvs, _ = await self.kv.get_prefix(keys.ep_state(net.net_id + "-"))
-        return any((ep := EndpointState.parse(kvp.value)) is not None and ep.ipAddress == ip for kvp in kvs)
 
     async def _by_tag(self, tag: str, pool: str) -> tuple[ContivNet | None, str]:
         kvs, _ = await self.kv.get_prefix(keys.EPGS)

@@ -339,30 +339,34 @@ class EndpointService:
         await links.remove_link(port)
         await self._forget_port(ep_id)
 
-    async def _release(self, tenant, network, group, endpoint_id, ip) -> None:
+    async def _release(self, tenant, network, group, endpoint_id, ip, keep_address: bool = False) -> None:
+        req = {
+            "TenantName": tenant,
+            "NetworkName": network,
+            "ServiceName": group,
+            "EndpointID": endpoint_id,
+            "IPv4Address": ip,
+        }
+        if keep_address:
+            req["KeepAddress"] = True
         try:
-            await self.netmaster.post(
-                "/plugin/deleteEndpoint",
-                {
-                    "TenantName": tenant,
-                    "NetworkName": network,
-                    "ServiceName": group,
-                    "EndpointID": endpoint_id,
-                    "IPv4Address": ip,
-                },
-            )
+            await self.netmaster.post("/plugin/deleteEndpoint", req)
         except ContivError as e:
             log.warning("endpoint %s: netmaster release failed: %s", endpoint_id, e)
 
-    async def delete_endpoint(self, tenant: str, network: str, group: str, endpoint_id: str) -> None:
-        """Remove flows, OVS port, veth and oper state, then release the endpoint in netmaster."""
+    async def delete_endpoint(
+        self, tenant: str, network: str, group: str, endpoint_id: str, keep_address: bool = False
+    ) -> None:
+        """Remove flows, OVS port, veth and oper state, then release the endpoint in netmaster.
+        ``keep_address``: its IPv4 address stays allocated for the caller's IPAM to release (the
+        Docker plugin: ``ReleaseAddress`` follows ``DeleteEndpoint``)."""
         ep_id = keys.endpoint_state_id(network, tenant, endpoint_id)
         async with self._lock(ep_id):
             oper = await self.get_oper(ep_id)
             info = self.local.pop(ep_id, None)
             ip = info.ip_address if info else (oper.ipAddress if oper else "")
             await self.reclaim(ep_id)
-            await self._release(tenant, network, group, endpoint_id, ip)
+            await self._release(tenant, network, group, endpoint_id, ip, keep_address)
         self._locks.pop(ep_id, None)
 
     async def reclaim(self, ep_id: str) -> bool:
