@@ -3,7 +3,8 @@
 A thin adapter: address calls go to netmaster ``/plugin/allocAddress`` / ``/plugin/releaseAddress``;
 endpoint calls go to ``EndpointService`` (which calls ``/plugin/createEndpoint``/``deleteEndpoint`` and
 plugs/unplugs veth, OVS port and flows); ``record_container`` (a container's name after Join, for DNS)
-goes to ``/plugin/updateEndpoint``. See ``contivpy.netplugin.docker.backend`` for the contract.
+goes to ``/plugin/updateEndpoint`` (Event ``start``), as does ``container_died`` (Event ``die``, from
+the Docker event stream, ``netplugin/docker/events.py``). See ``contivpy.netplugin.docker.backend`` for the contract.
 """
 
 from __future__ import annotations
@@ -64,4 +65,12 @@ class AgentBackend:
         if info is not None:
             req.update(IPAddress=info.ip_address, Tenant=info.tenant, Network=info.network)
         req.update(Labels=dict(labels or {}), Event="start")
+        await self.endpoints.netmaster.post("/plugin/updateEndpoint", req)
+
+    async def container_died(self, state_id: str, container_id: str, tenant: str = "") -> None:
+        """The container of an endpoint stopped (Docker event ``die``): netmaster drops the
+        endpoint from the providers of every service LB at once (``Event: die``)."""
+        req: dict = {"EndpointID": state_id, "ContainerID": container_id, "Event": "die"}
+        if tenant:
+            req["Tenant"] = tenant
         await self.endpoints.netmaster.post("/plugin/updateEndpoint", req)
