@@ -237,6 +237,7 @@ class ContainerEvents:
 
     async def _resync(self) -> None:
         running = await self.engine.list_containers()
+        running = running if isinstance(running, list) else []
         ids = {c.get("Id") for c in running if isinstance(c, dict)}
         for cid in [c for c in self._known if c not in ids]:
             self.stats["resync_die"] += 1
@@ -255,7 +256,8 @@ class ContainerEvents:
             if e.status == 404:
                 return  # removed meanwhile (its die follows or came)
             raise
-        if not isinstance(c, dict) or not (c.get("State") or {}).get("Running"):
+        state = c.get("State") if isinstance(c, dict) else None
+        if not isinstance(state, dict) or state.get("Running") is not True:
             return  # died meanwhile: its die is queued
         await self._record(c, cid)
 
@@ -264,8 +266,11 @@ class ContainerEvents:
         if not eps:
             return False
         names = c.get("Names")
-        name = c.get("Name") if isinstance(c.get("Name"), str) else (names[0] if names else "")
-        labels = _str_map((c.get("Config") or {}).get("Labels") if "Config" in c else c.get("Labels"))
+        name = c.get("Name")
+        if not isinstance(name, str):
+            name = names[0] if isinstance(names, list) and names and isinstance(names[0], str) else ""
+        config = c.get("Config")
+        labels = _str_map(config.get("Labels") if isinstance(config, dict) else c.get("Labels"))
         for sid, _tenant in eps:
             await self._retry(lambda sid=sid: self.record(sid, str(name).lstrip("/"), cid, labels))
         self._known[cid] = eps
@@ -287,7 +292,8 @@ class ContainerEvents:
 
     async def _contiv_endpoints(self, c: Any) -> tuple[tuple[str, str], ...]:
         """(state id, tenant) of each plugged contiv endpoint of container ``c`` (inspect or list form)."""
-        nets = ((c.get("NetworkSettings") or {}).get("Networks") or {}) if isinstance(c, dict) else {}
+        settings_ = c.get("NetworkSettings") if isinstance(c, dict) else None
+        nets = settings_.get("Networks") if isinstance(settings_, dict) else None
         out = []
         for settings in nets.values() if isinstance(nets, dict) else ():
             if not isinstance(settings, dict):
