@@ -56,11 +56,19 @@ class AgentBackend:
         return await read_oper_endpoint(self.endpoints.kv, state_id)
 
     async def record_container(
-        self, state_id: str, name: str, container_id: str, labels: dict[str, str] | None = None
+        self,
+        state_id: str,
+        name: str,
+        container_id: str,
+        labels: dict[str, str] | None = None,
+        aliases: list[str] | None = None,
     ) -> None:
-        """After Join (the container runs): netmaster writes the container's name, id and labels
-        into the endpoint state and matches the labels against service LB selectors (``start``)."""
+        """The container runs: netmaster writes its name, id, labels and ``--network-alias``
+        names into the endpoint state (every host's name server answers the names) and matches
+        the labels against service LB selectors (``start``)."""
         req: dict = {"EndpointID": state_id, "EPCommonName": name, "ContainerID": container_id}
+        if aliases:
+            req["Aliases"] = list(aliases)
         info = self.endpoints.local.get(state_id)
         if info is not None:
             req.update(IPAddress=info.ip_address, Tenant=info.tenant, Network=info.network)

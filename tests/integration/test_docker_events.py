@@ -21,10 +21,12 @@ class EventBackend(VethBackend):
     def __init__(self, *a, **kw) -> None:
         super().__init__(*a, **kw)
         self.events: list[tuple] = []
+        self.aliases: dict[str, list[str]] = {}
 
-    async def record_container(self, state_id, name, container_id, labels=None):
+    async def record_container(self, state_id, name, container_id, labels=None, aliases=None):
         await super().record_container(state_id, name, container_id, labels)
         self.events.append(("start", state_id, name, container_id, dict(labels or {})))
+        self.aliases[state_id] = list(aliases or [])
 
     async def container_died(self, state_id, container_id, tenant=""):
         self.events.append(("die", state_id, container_id, tenant))

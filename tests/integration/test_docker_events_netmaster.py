@@ -140,3 +140,33 @@ async def test_provider_follows_start_and_die(nmbed):
 
 async def _empty(kv):
     return await providers(kv) == []
+
+
+async def test_network_alias_stored_with_endpoint_and_resolved_by_any_host(nmbed):
+    """``docker run --network-alias``: the aliases reach netmaster with the start event and are
+    stored in the endpoint state, so the name table of any host (here one built from etcd alone,
+    as another host's agent builds it) answers them with the container's address."""
+    from contivpy.netplugin.nameserver import NameTable
+
+    dh, plugin, backend, net, kv = nmbed
+    cid = await asyncio.to_thread(
+        dh.run, "tdkal", net, "--network-alias", "tdk-db", "--network-alias", "Tdk-Primary.db"
+    )
+    out = await asyncio.to_thread(dh.exec, "tdkal", "ip", "-o", "-4", "addr", "show", "eth0")
+    ip = out.split()[3].split("/")[0]
+
+    async def stored():
+        for item in (await kv.get_prefix(keys.EPS))[0]:
+            ep = json.loads(item.value)
+            if ep.get("containerId") == cid and ep.get("aliases"):
+                return ep
+        return None
+
+    ep = await until(stored, what="aliases in the endpoint state")
+    assert {"tdk-db", "Tdk-Primary.db"} <= set(ep["aliases"]) and ep["epCommonName"] == "tdkal"
+    other_host = NameTable(kv)
+    await other_host.rebuild()
+    assert other_host.lookup("default", "tdk-db") == [ip]
+    assert other_host.lookup("default", "tdk-primary.db.") == [ip]
+    assert other_host.lookup("default", "tdkal") == [ip]
+    assert other_host.lookup("t-other", "tdk-db") == []

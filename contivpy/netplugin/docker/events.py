@@ -4,9 +4,10 @@ As the original netplugin did in docker mode (docs/docker.md, "Container events"
 follows its own dockerd's events (``GET /events``, type ``container``, actions ``start`` and
 ``die``) and, for every container with an endpoint on a contiv network:
 
-- ``start``: the container's name, id and labels are recorded for each of its contiv endpoints
-  (``record(state_id, name, id, labels)``, netmaster Event ``start``): DNS by name and service-LB
-  provider matching;
+- ``start``: the container's name, id, labels and, per endpoint, its ``--network-alias`` names
+  (Docker's ``Aliases`` of that network) are recorded for each of its contiv endpoints
+  (``record(state_id, name, id, labels[, aliases=])``, netmaster Event ``start``): DNS by name
+  and alias on every host, and service-LB provider matching;
 - ``die``: ``died(state_id, id, tenant)`` (netmaster Event ``die``): the endpoint stops being a
   provider at once, also while Docker keeps the endpoint (a ``--restart`` policy waiting to start
   the container again sends no DeleteEndpoint, and no Join when it does).
@@ -49,8 +50,9 @@ log = logging.getLogger(__name__)
 
 FILTERS = {"type": ["container"], "event": ["start", "die"]}
 
-#: ``record(state_id, name, container_id, labels)``: Event start (the backend's ``record_container``)
-Recorder = Callable[[str, str, str, dict[str, str]], Awaitable[None]]
+#: ``record(state_id, name, container_id, labels[, aliases=[...]])``: Event start (the backend's
+#: ``record_container``; ``aliases`` only when the endpoint has ``--network-alias`` names)
+Recorder = Callable[..., Awaitable[None]]
 #: ``died(state_id, container_id, tenant)``: Event die (the backend's ``container_died``)
 Died = Callable[[str, str, str], Awaitable[None]]
 #: ``exists(state_id)``: the endpoint is plugged (the backend's ``get_endpoint`` is not None)
@@ -244,8 +246,9 @@ class ContainerEvents:
             await self._die(cid)
         for c in running:
             if isinstance(c, dict) and isinstance(c.get("Id"), str) and c["Id"] not in self._known:
-                if await self._record(c, c["Id"]):
-                    self.stats["resync_start"] += 1
+                if await self._contiv_endpoints(c):  # the list form: then inspect (aliases)
+                    await self._start(c["Id"])
+                    self.stats["resync_start"] += int(c["Id"] in self._known)
 
     async def _start(self, cid: str) -> None:
         if cid in self._known:  # recorded by the resync of this connection
@@ -271,27 +274,32 @@ class ContainerEvents:
             name = names[0] if isinstance(names, list) and names and isinstance(names[0], str) else ""
         config = c.get("Config")
         labels = _str_map(config.get("Labels") if isinstance(config, dict) else c.get("Labels"))
-        for sid, _tenant in eps:
-            await self._retry(lambda sid=sid: self.record(sid, str(name).lstrip("/"), cid, labels))
-        self._known[cid] = eps
+        for sid, _tenant, aliases in eps:
+            extra = {"aliases": list(aliases)} if aliases else {}
+            await self._retry(
+                lambda sid=sid, extra=extra: self.record(sid, str(name).lstrip("/"), cid, labels, **extra)
+            )
+        self._known[cid] = tuple((sid, tenant) for sid, tenant, _ in eps)
         return True
 
     async def _die(self, cid: str) -> None:
         eps = self._known.pop(cid, None)
         if eps is None:  # not recorded by this agent (or before its restart): look it up
             try:
-                eps = await self._contiv_endpoints(await self.engine.inspect_container(cid))
+                found = await self._contiv_endpoints(await self.engine.inspect_container(cid))
             except DockerApiError as e:
                 if e.status != 404:
                     raise
                 return
+            eps = tuple((sid, tenant) for sid, tenant, _ in found)
         if self.died is None:
             return
         for sid, tenant in eps:
             await self._retry(lambda sid=sid, tenant=tenant: self.died(sid, cid, tenant))
 
-    async def _contiv_endpoints(self, c: Any) -> tuple[tuple[str, str], ...]:
-        """(state id, tenant) of each plugged contiv endpoint of container ``c`` (inspect or list form)."""
+    async def _contiv_endpoints(self, c: Any) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+        """(state id, tenant, aliases) of each plugged contiv endpoint of container ``c`` (inspect
+        or list form; the list form carries no aliases)."""
         settings_ = c.get("NetworkSettings") if isinstance(c, dict) else None
         nets = settings_.get("Networks") if isinstance(settings_, dict) else None
         out = []
@@ -314,7 +322,9 @@ class ContainerEvents:
                 continue
             sid = keys.endpoint_state_id(net.network, net.tenant, epid)
             if await self.exists(sid):
-                out.append((sid, net.tenant))
+                raw = settings.get("Aliases")
+                aliases = [a for a in raw if isinstance(a, str) and a] if isinstance(raw, list) else []
+                out.append((sid, net.tenant, tuple(dict.fromkeys(aliases))))
         return tuple(out)
 
 
