@@ -58,6 +58,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -138,6 +139,25 @@ class _AllocReq:
     group: str
     preferred: str
     fut: asyncio.Future
+
+
+MAX_ALIASES = 64
+_ALIAS = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?")
+
+
+def check_aliases(value: object) -> list[str]:
+    """``Aliases`` of an updateEndpoint request: DNS names (letters, digits, ``-``, ``_``, ``.``;
+    at most 253 characters), at most 64; duplicates dropped, order kept."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+        raise ValidationError("Aliases must be a list of strings")
+    if len(value) > MAX_ALIASES:
+        raise ValidationError(f"too many Aliases ({len(value)}): at most {MAX_ALIASES}")
+    for a in value:
+        if not _ALIAS.fullmatch(a):
+            raise ValidationError(f"invalid alias {a!r}: a DNS name is expected")
+    return list(dict.fromkeys(value))
 
 
 class Allocator:
@@ -568,31 +588,41 @@ class Allocator:
         """Container start/die: the container's id and name go into the endpoint state (what the
         name servers of every host answer from), with its labels on ``start``; service-provider
         bookkeeping (providers.py) is delegated to ``provider_update``. ``EndpointID`` is the
-        endpoint state id ``<net>.<tenant>-<epid>``. Every field is checked before any write."""
+        endpoint state id ``<net>.<tenant>-<epid>``. contivpy's ``Aliases`` (the container's
+        ``--network-alias`` names) are stored with the endpoint, so every host's name server answers
+        them too. Every field is checked before any write."""
         ep_id, name, cid = (req.get(f) or "" for f in ("EndpointID", "EPCommonName", "ContainerID"))
         for field, v in (("EndpointID", ep_id), ("EPCommonName", name), ("ContainerID", cid)):
             if not isinstance(v, str):
                 raise ValidationError(f"{field} must be a string")
+        aliases = check_aliases(req.get("Aliases"))
         event, labels = check_request(req)
         if event == "start" and labels:
             await self.providers.check_start(req)
-        if ep_id and event != "die" and (name or cid or labels):
-            await self._set_container(ep_id, name, cid, labels)
+        if ep_id and event != "die" and (name or cid or labels or aliases):
+            await self._set_container(ep_id, name, cid, labels, aliases)
         if self.provider_update is not None:
             await self.provider_update(req)
         return {"IPAddress": req.get("IPAddress", "")}
 
-    async def _set_container(self, ep_id: str, name: str, cid: str, labels: dict | None = None) -> None:
+    async def _set_container(
+        self, ep_id: str, name: str, cid: str, labels: dict | None = None, aliases: list | None = None
+    ) -> None:
         key = keys.ep_state(ep_id)
         for _ in range(MAX_ATTEMPTS):
             rec = await self._read(key)
             if rec.kv is None:
                 raise NotFoundError(f"endpoint {ep_id} not found")
             ep = EndpointState.from_json(rec.kv.value)
-            want = (name or ep.epCommonName, cid or ep.containerId, labels or ep.labels)
-            if (ep.epCommonName, ep.containerId, ep.labels) == want:
+            want = (
+                name or ep.epCommonName,
+                cid or ep.containerId,
+                labels or ep.labels,
+                aliases or ep.aliases,
+            )
+            if (ep.epCommonName, ep.containerId, ep.labels, ep.aliases) == want:
                 return
-            ep.epCommonName, ep.containerId, ep.labels = want
+            ep.epCommonName, ep.containerId, ep.labels, ep.aliases = want
             if (await self.kv.txn([rec.compare()], [Put(key, ep.to_json())])).succeeded:
                 return
         raise ConflictError("concurrent update, please retry")

@@ -103,7 +103,7 @@ class VethBackend:
     async def get_endpoint(self, state_id):
         return self.eps.get(state_id)
 
-    async def record_container(self, state_id, name, container_id, labels=None):
+    async def record_container(self, state_id, name, container_id, labels=None, aliases=None):
         self.named[state_id] = (name, container_id)
 
 

@@ -9,7 +9,7 @@
                                   (+ Host, and contivpy's KeepAddress: see endpoints.py)
                                                                                   -> {EndpointConfig: <ep state>}
     POST /plugin/updateEndpoint   {IPAddress, ContainerID, Labels, Tenant, Network, Event,
-                                   EndpointID, EPCommonName}                      -> {IPAddress}
+                                   EndpointID, EPCommonName, + contivpy's Aliases} -> {IPAddress}
 
 As the original's route matcher, a POST without ``Content-Type: application/json`` does not match
 (404 ``404 page not found``). Success: 200, ``application/json``, body + "\\n". Errors: HTTP 500
@@ -95,6 +95,7 @@ REQUESTS: dict[str, Struct] = {
             "Event": _S,
             "EndpointID": _S,
             "EPCommonName": _S,
+            "Aliases": "[]string",  # contivpy: the container's --network-alias names (DNS)
         },
     ),
 }
