@@ -1,5 +1,7 @@
 """``netplugin`` entry point: parse flags (exit 22 on config errors), set up logging, run the agent.
 
+Logging is netmaster's (common/logfmt.py): logrus-like text lines on stderr, ``--use-json-log``
+for one JSON object per line, ``--use-syslog``/``--syslog-url`` to send them to syslog.
 SIGTERM/SIGINT stop the agent cleanly; like the original, bridges, ports and flows are left in place
 so containers keep their connectivity while the agent is down (the host port ``contivh0`` and the iptables
 nat rules too). ``netplugin --cleanup [--ovsdb ADDR]`` is the clean uninstall of host access.
@@ -63,11 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         if str(e):
             print(f"netplugin: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    logging.basicConfig(
-        level=cfg.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from contivpy.common.logfmt import setup as setup_logging
+
+    setup_logging(cfg.log_level, cfg.json_log, cfg.syslog_url if cfg.syslog else "", "netplugin")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     return asyncio.run(_cleanup(cfg) if cfg.cleanup else _amain(cfg))
 

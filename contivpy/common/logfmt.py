@@ -1,0 +1,106 @@
+"""Log output of both daemons: one format, one set of flags (docs/deployment.md, "Logs").
+
+netmaster and netplugin both accept ``--log-level``, ``--use-json-log`` (``--json-log``),
+``--use-syslog`` (``--syslog``) and ``--syslog-url`` (default ``udp://127.0.0.1:514``), and both
+call ``setup(level, use_json, syslog_url)`` here, so their lines cannot drift apart:
+
+- text (default), like logrus' TextFormatter with full timestamps (Go ``StampNano`` layout):
+  ``time="Nov 27 21:30:00.123456789" level=info msg="..."`` (``msg`` is always quoted, JSON
+  escapes, so a line never breaks in two; a traceback stays inside the quotes);
+- ``--use-json-log``: one JSON object per line, ``{"level": ..., "msg": ..., "time": ...}`` with an
+  RFC 3339 local time to the second (logrus' JSONFormatter);
+- ``--use-syslog``: the same lines (text or JSON) go to the syslog server at ``--syslog-url``
+  (``udp://host:port`` or ``tcp://host:port``; ``kernel`` or ``unix:///dev/log`` for the local
+  syslog socket) instead of stderr, as ``<priority>DAEMON[pid]: LINE`` (priority from the level,
+  facility user).
+
+Levels use logrus' names (``warning``, ``fatal``); the level argument accepts both logrus
+(``WARN``, ``FATAL``, ``PANIC``, ``TRACE``) and Python names. Standard library only: this runs
+before anything else on the daemons' start-up path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+
+DEFAULT_SYSLOG_URL = "udp://127.0.0.1:514"
+
+
+class LogrusText(logging.Formatter):
+    _LEVELS = {"WARNING": "warning", "CRITICAL": "fatal"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        t = time.localtime(record.created)
+        ns = int((record.created % 1) * 1e9)
+        stamp = time.strftime("%b ", t) + f"{t.tm_mday:2d}" + time.strftime(" %H:%M:%S", t) + f".{ns:09d}"
+        level = self._LEVELS.get(record.levelname, record.levelname.lower())
+        msg = record.getMessage()
+        if record.exc_info:
+            msg += "\n" + self.formatException(record.exc_info)
+        return f'time="{stamp}" level={level} msg={json.dumps(msg)}'
+
+
+class LogrusJSON(logging.Formatter):
+    _LEVELS = LogrusText._LEVELS
+
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        if record.exc_info:
+            msg += "\n" + self.formatException(record.exc_info)
+        return json.dumps(
+            {
+                "level": self._LEVELS.get(record.levelname, record.levelname.lower()),
+                "msg": msg,
+                "time": rfc3339(record.created),
+            }
+        )
+
+
+def rfc3339(created: float) -> str:
+    """Local time to the second with its UTC offset, ``Z`` for UTC (Go's ``time.RFC3339``)."""
+    t = time.localtime(created)
+    off = t.tm_gmtoff or 0
+    if off == 0:
+        zone = "Z"
+    else:
+        sign, off = ("+", off) if off > 0 else ("-", -off)
+        zone = f"{sign}{off // 3600:02d}:{off % 3600 // 60:02d}"
+    return time.strftime("%Y-%m-%dT%H:%M:%S", t) + zone
+
+
+def _syslog_handler(url: str, ident: str) -> logging.Handler:
+    import socket
+    from logging.handlers import SysLogHandler
+    from urllib.parse import urlparse
+
+    if url in ("kernel", "unix:///dev/log"):
+        h = SysLogHandler("/dev/log")
+    else:
+        u = urlparse(url)
+        kind = socket.SOCK_STREAM if u.scheme == "tcp" else socket.SOCK_DGRAM
+        h = SysLogHandler((u.hostname or "127.0.0.1", u.port or 514), socktype=kind)
+    if ident:  # the syslog tag: "<pri>netmaster[1234]: time=..."
+        h.ident = f"{ident}[{os.getpid()}]: "
+    return h
+
+
+_PY_LEVELS = {"WARN": "WARNING", "FATAL": "CRITICAL", "PANIC": "CRITICAL", "TRACE": "DEBUG"}
+
+
+def setup(level: str = "INFO", use_json: bool = False, syslog_url: str = "", ident: str = "") -> None:
+    """Route the root logger to stderr (or ``syslog_url`` when given) in the shared format.
+
+    ``ident`` (the daemon's name) becomes the syslog tag ``ident[pid]: `` of each message."""
+    handler = _syslog_handler(syslog_url, ident) if syslog_url else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LogrusJSON() if use_json else LogrusText())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    level = level.upper()
+    root.setLevel(_PY_LEVELS.get(level, level))
+
+
+__all__ = ["DEFAULT_SYSLOG_URL", "LogrusJSON", "LogrusText", "rfc3339", "setup"]
