@@ -62,7 +62,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from contivpy.common import netaddr
+from contivpy.common import metrics, netaddr
 from contivpy.common.errors import ConflictError, ContivError, NotFoundError, ValidationError
 from contivpy.common.kv.base import Compare, Delete, KeyValue, KVStore, Put
 from contivpy.model import keys
@@ -216,6 +216,15 @@ class Allocator:
                     return {"NetworkID": network_id, "IPv4Address": f"{first}/{length}"}
                 raise NotFoundError(f"network with subnet {address_pool} not found")
             network_id = found
+        try:
+            out = await self._alloc_address(network_id, preferred)
+        except BaseException:
+            metrics.ADDR_ALLOCS.inc("allocAddress", "failed")
+            raise
+        metrics.ADDR_ALLOCS.inc("allocAddress", "ok")
+        return out
+
+    async def _alloc_address(self, network_id: str, preferred: str) -> dict:
         net, group, tenant = await self.resolve(network_id)
         net_id = keys.network_id(net, tenant)
         # Group commit: queue the request, then take the network lock; whoever gets it serves
@@ -335,6 +344,7 @@ class Allocator:
                         if erec is not None and epg is not None:
                             ops.append(Put(erec.key, epg.to_json()))
                 if (await self.kv.txn([r.compare() for r in recs], ops)).succeeded:
+                    metrics.ADDR_RELEASES.inc("releaseAddress")
                     return
         raise ConflictError("concurrent update, please retry")
 
@@ -433,7 +443,9 @@ class Allocator:
                     epg = None if erec.kv is None else EndpointGroupState.parse(erec.kv.value)
                     if epg is None or epg.networkName != net:
                         raise NotFoundError(f"endpoint group {group} not found")
+                taken = st.epAddrCount
                 ip, rrec = await self._take_v4(st, epg, group, want_ip)
+                fresh = st.epAddrCount > taken  # a free bit taken, not an allocAddress claimed
                 ip6 = await self._take_v6(st, want_ip6)
                 st.epCount += 1
                 ep = EndpointState(
@@ -458,6 +470,8 @@ class Allocator:
                     recs.append(erec)
                     ops.append(Put(erec.key, epg.to_json()))
                 if (await self.kv.txn([r.compare() for r in recs], ops)).succeeded:
+                    if fresh:
+                        metrics.ADDR_ALLOCS.inc("createEndpoint", "ok")
                     return ep
         raise ConflictError("concurrent update, please retry")
 
@@ -538,9 +552,10 @@ class Allocator:
                             epg.epCount = max(0, epg.epCount - 1)
                     # another endpoint holding the same address (state older than the address
                     # rule) keeps it: its bit stays set
+                    freed = False
                     if ep.ipAddress and not await self.holders(st, ep.ipAddress, skip=ep.id):
                         if not keep:
-                            ipam.release(st, epg, ep.ipAddress)
+                            freed = ipam.release(st, epg, ep.ipAddress)
                         elif ipam.releasable(st, epg, ep.ipAddress):
                             # handed back to the caller's IPAM: an allocation record explains the
                             # bit until its releaseAddress (or the reclaimer, once it expires)
@@ -560,6 +575,8 @@ class Allocator:
                         recs.append(erec)
                         ops.append(Put(erec.key, epg.to_json()))
                 if (await self.kv.txn([r.compare() for r in recs], ops)).succeeded:
+                    if nrec.kv is not None and freed:
+                        metrics.ADDR_RELEASES.inc("deleteEndpoint")
                     await self.providers.remove(tenant, ep.id, ep_gone=True)  # no longer a provider
                     return ep
         raise ConflictError("concurrent update, please retry")
