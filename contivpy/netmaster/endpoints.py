@@ -117,6 +117,11 @@ def _str(d: dict, name: str, label: str = "") -> str:
     return v
 
 
+#: The answer of allocAddress / releaseAddress for a NetworkID naming no network (or no group), in the
+#: original's words (docs/decisions.md "allocAddress errors"), without its Go stack trace.
+KEY_NOT_FOUND = "key not found"
+
+
 @dataclass
 class _Rec:
     """A record read for this attempt (None value = absent)."""
@@ -171,21 +176,22 @@ class Allocator:
 
     # --- id resolution ----------------------------------------------------------------------
     async def resolve(self, network_id: str) -> tuple[str, str, str]:
-        """NetworkID -> (network, group, tenant) of an existing network."""
+        """NetworkID -> (network, group, tenant) of an existing network; else ``key not found``
+        (the original's answer: its read of the missing state record failed with that text)."""
         net_part, group = network_id, ""
         if ":" in network_id:
             head, _, rest = network_id.partition(":")
             group, _, tenant = rest.rpartition(".")
             if not group:
-                raise NotFoundError(f"network {network_id} not found")
+                raise NotFoundError(KEY_NOT_FOUND)
             if await self.kv.get(keys.net_state(keys.network_id(head, tenant))) is None:
-                raise NotFoundError(f"network {head}.{tenant} not found")
+                raise NotFoundError(KEY_NOT_FOUND)
             return head, group, tenant
         idx = len(net_part)
         while True:
             idx = net_part.rfind(".", 0, idx)
             if idx <= 0:
-                raise NotFoundError(f"network {network_id} not found")
+                raise NotFoundError(KEY_NOT_FOUND)
             net, tenant = net_part[:idx], net_part[idx + 1 :]
             if await self.kv.get(keys.net_state(keys.network_id(net, tenant))) is not None:
                 return net, group, tenant
@@ -214,7 +220,7 @@ class Allocator:
                     ip, _, length = pool.partition("/")
                     first = netaddr.int_to_ip((netaddr.ip_to_int(ip) & netaddr.mask(int(length))) + 1)
                     return {"NetworkID": network_id, "IPv4Address": f"{first}/{length}"}
-                raise NotFoundError(f"network with subnet {address_pool} not found")
+                raise NotFoundError("network not found")  # the original's words (no network has that subnet)
             network_id = found
         try:
             out = await self._alloc_address(network_id, preferred)
@@ -257,9 +263,9 @@ class Allocator:
         stale: dict[str, KeyValue] | None = None  # allocation records read after a lost txn
         for _ in range(MAX_ATTEMPTS):
             nrec = await self._read(keys.net_state(net_id))
-            if nrec.kv is None:
+            if nrec.kv is None:  # deleted since resolve()
                 for r in batch:
-                    r.fut.set_exception(NotFoundError(f"network {net_id} not found"))
+                    r.fut.set_exception(NotFoundError(KEY_NOT_FOUND))
                 return
             st = NetworkState.from_json(nrec.kv.value)
             epgs: dict[str, tuple[_Rec, EndpointGroupState | None]] = {}
@@ -273,8 +279,8 @@ class Allocator:
                         ev = None if erec.kv is None else EndpointGroupState.from_json(erec.kv.value)
                         epgs[r.group] = (erec, ev)
                     epg = epgs[r.group][1]
-                    if epg is None:
-                        failed.append((r, NotFoundError(f"endpoint group {r.group} not found")))
+                    if epg is None:  # "<net>:<group>.<tenant>" naming no group: the original's words
+                        failed.append((r, NotFoundError(KEY_NOT_FOUND)))
                         continue
                     if (epg.networkName, epg.tenantName) != (st.networkName, st.tenant):
                         # "<net>:<group>.<tenant>" naming a group of ANOTHER network: its pool map is
