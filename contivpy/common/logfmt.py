@@ -14,8 +14,9 @@ call ``setup(level, use_json, syslog_url)`` here, so their lines cannot drift ap
   syslog socket) instead of stderr, as ``<priority>DAEMON[pid]: LINE`` (priority from the level,
   facility user).
 
-Levels use logrus' names (``warning``, ``fatal``); the level argument accepts both logrus
-(``WARN``, ``FATAL``, ``PANIC``, ``TRACE``) and Python names. Standard library only: this runs
+Levels use logrus' names (``warning``, ``fatal``); ``parse_level`` checks a ``--log-level`` value
+for both daemons (logrus' names, any case, and its error message); ``setup`` accepts logrus and
+Python names. Standard library only: this runs
 before anything else on the daemons' start-up path.
 """
 
@@ -89,6 +90,21 @@ def _syslog_handler(url: str, ident: str) -> logging.Handler:
 
 
 _PY_LEVELS = {"WARN": "WARNING", "FATAL": "CRITICAL", "PANIC": "CRITICAL", "TRACE": "DEBUG"}
+LEVELS = ("DEBUG", "INFO", "WARN", "ERROR", "FATAL", "PANIC", "TRACE")
+
+
+def parse_level(raw: str, debug: bool = False) -> str:
+    """``--log-level`` value (any case; ``warning`` = ``warn``) -> a logrus level name in upper case.
+
+    ``debug`` (the legacy ``-debug`` flag) wins. Raises ``ValueError`` with logrus' message."""
+    if debug:
+        return "DEBUG"
+    level = str(raw).upper()
+    if level == "WARNING":
+        level = "WARN"
+    if level not in LEVELS:
+        raise ValueError(f'not a valid logrus Level: "{raw}"')
+    return level
 
 
 def setup(level: str = "INFO", use_json: bool = False, syslog_url: str = "", ident: str = "") -> None:
@@ -103,4 +119,4 @@ def setup(level: str = "INFO", use_json: bool = False, syslog_url: str = "", ide
     root.setLevel(_PY_LEVELS.get(level, level))
 
 
-__all__ = ["DEFAULT_SYSLOG_URL", "LogrusJSON", "LogrusText", "rfc3339", "setup"]
+__all__ = ["DEFAULT_SYSLOG_URL", "LEVELS", "LogrusJSON", "LogrusText", "parse_level", "rfc3339", "setup"]

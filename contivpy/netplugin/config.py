@@ -40,7 +40,7 @@ import sys
 from dataclasses import dataclass, field
 
 from contivpy.common.httpserve import split_hostport
-from contivpy.common.logfmt import DEFAULT_SYSLOG_URL
+from contivpy.common.logfmt import DEFAULT_SYSLOG_URL, parse_level
 
 EXIT_CONFIG = 22
 MODES = ("docker", "kubernetes", "swarm-mode", "test")
@@ -270,10 +270,10 @@ def parse(argv: list[str] | None = None, env: dict[str, str] | None = None) -> C
             raise ValueError("out of range")
     except ValueError as e:
         raise ConfigError(f"invalid vxlan-port: {e}") from e
-    lvl = pick(ns.log_level, "LOG_LEVEL", "INFO").upper()
-    cfg.log_level = "DEBUG" if ns.debug else {"WARN": "WARNING"}.get(lvl, lvl)
-    if cfg.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError(f"invalid log level: {lvl}")
+    try:  # netmaster's levels and message (common/logfmt.py)
+        cfg.log_level = parse_level(pick(ns.log_level, "LOG_LEVEL", "INFO"), bool(ns.debug))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     cfg.json_log = bool(ns.json_log) or _env_bool(env.get("CONTIV_NETPLUGIN_USE_JSON_LOG", ""))
     cfg.syslog = bool(ns.syslog) or _env_bool(env.get("CONTIV_NETPLUGIN_USE_SYSLOG", ""))
     cfg.syslog_url = pick(ns.syslog_url, "SYSLOG_URL", cfg.syslog_url)
