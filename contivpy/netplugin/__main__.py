@@ -54,6 +54,8 @@ async def _amain(cfg) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from contivpy.common.logfmt import setup as setup_logging
+
     try:
         cfg = parse(argv)
     except ShowVersion:
@@ -62,11 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(version_text())
         return 0
     except ConfigError as e:
-        if str(e):
-            print(f"netplugin: {e}", file=sys.stderr)
+        if str(e):  # logged like netmaster's: a logrus text line on stderr (argparse printed its own)
+            setup_logging()
+            logging.getLogger("netplugin").error("%s", e)
         return EXIT_CONFIG
-    from contivpy.common.logfmt import setup as setup_logging
-
     setup_logging(cfg.log_level, cfg.json_log, cfg.syslog_url if cfg.syslog else "", "netplugin")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     return asyncio.run(_cleanup(cfg) if cfg.cleanup else _amain(cfg))

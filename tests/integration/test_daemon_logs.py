@@ -186,3 +186,26 @@ def test_netplugin_syslog_json(netplugin_run, syslog_server):
         "no --vlan-if given in vlan mode: VLAN networks will not reach other hosts"
     ]
     assert "no --vlan-if given" not in "\n".join(np.stop())
+
+
+@pytest.mark.parametrize(
+    "daemon,argv,message",
+    [
+        ("netmaster", ["--mode", "docker", "--netmode", "vlan", "--fwdmode", "bridge", "--log-level", "loud"],
+         'not a valid logrus Level: "loud"'),
+        ("netplugin", ["--mode", "docker", "--netmode", "vlan", "--fwdmode", "bridge", "--log-level", "loud"],
+         'not a valid logrus Level: "loud"'),
+        ("netmaster", ["--mode", "docker", "--fwdmode", "bridge"], "netmaster network mode is not set"),
+        ("netplugin", ["--mode", "docker", "--fwdmode", "bridge"], "netplugin network mode is not set"),
+    ],
+)  # fmt: skip
+def test_config_errors_are_one_error_line_and_exit_22(daemon, argv, message):
+    r = subprocess.run(
+        [sys.executable, "-m", f"contivpy.{daemon}", *argv], capture_output=True, text=True, timeout=60,
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )  # fmt: skip
+    assert r.returncode == 22, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln]
+    assert len(lines) == 1, r.stderr
+    m = TEXT.match(lines[0])
+    assert m and m.group(1) == "error" and json.loads(f'"{m.group(2)}"') == message, lines
