@@ -36,6 +36,23 @@ def total(m, name: str, **labels) -> float:
     return sum(v for (n, ls), v in m.items() if n == name and want <= ls)
 
 
+def test_every_contiv_metric_follows_the_naming_conventions(netmaster_factory):
+    nm = netmaster_factory()
+    nm.request("POST", "/plugin/allocAddress", {"NetworkID": "tob-none.default"})  # an allocation counted
+    status, _, text = nm.request("GET", "/metrics")
+    assert status == 200
+    fams = {f.name: f for f in text_string_to_metric_families(text) if f.name.startswith("contiv_")}
+    assert {"contiv_netmaster_address_allocations", "contiv_netmaster_followup_pending", "contiv_netmaster_tags",
+            "contiv_netmaster_network_addresses", "contiv_etcd_request_duration_seconds"} <= set(fams)  # fmt: skip
+    for name, fam in fams.items():
+        assert fam.type in ("counter", "gauge", "histogram"), name
+        if fam.type == "counter":
+            assert all(s.name == name + "_total" for s in fam.samples), name
+        if fam.type == "histogram":
+            assert name.endswith("_seconds"), name
+        assert "seconds" not in name or name.endswith("_seconds"), name
+
+
 def test_probes_on_leader_and_follower(netmaster_factory):
     leader = netmaster_factory()
     follower = netmaster_factory()
