@@ -73,17 +73,50 @@ def rfc3339(created: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", t) + zone
 
 
+class LogSetupError(ValueError):
+    """The syslog destination cannot be used (bad URL, unknown host): the daemon says so and exits."""
+
+
 def _syslog_handler(url: str, ident: str) -> logging.Handler:
     import socket
     from logging.handlers import SysLogHandler
     from urllib.parse import urlparse
 
-    if url in ("kernel", "unix:///dev/log"):
-        h = SysLogHandler("/dev/log")
-    else:
-        u = urlparse(url)
-        kind = socket.SOCK_STREAM if u.scheme == "tcp" else socket.SOCK_DGRAM
-        h = SysLogHandler((u.hostname or "127.0.0.1", u.port or 514), socktype=kind)
+    class Handler(SysLogHandler):
+        """A syslog server that stops answering costs one error line on stderr (not a traceback
+        per message); the next message that gets through re-arms it."""
+
+        failing = False
+        _failed_now = False
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self._failed_now = False
+            super().emit(record)
+            if not self._failed_now:
+                self.failing = False
+
+        def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+            self._failed_now = True
+            if not self.failing:
+                self.failing = True
+                msg = f"cannot send log lines to syslog {url}: {sys.exc_info()[1]}; they are lost until it answers"
+                err = logging.LogRecord("logfmt", logging.ERROR, __file__, 0, msg, None, None)
+                sys.stderr.write(LogrusText().format(err) + "\n")
+
+    bad = f"invalid syslog url {url!r} (want udp://host:port, tcp://host:port or kernel)"
+    try:
+        if url in ("kernel", "unix:///dev/log"):
+            h = Handler("/dev/log")
+        else:
+            u = urlparse(url)
+            if u.scheme not in ("udp", "tcp") or not u.hostname:
+                raise LogSetupError(bad)
+            kind = socket.SOCK_STREAM if u.scheme == "tcp" else socket.SOCK_DGRAM
+            h = Handler((u.hostname, u.port or 514), socktype=kind)
+    except ValueError as exc:  # a port that is no number
+        raise LogSetupError(bad if not isinstance(exc, LogSetupError) else str(exc)) from None
+    except OSError as exc:  # unknown host, TCP server not answering
+        raise LogSetupError(f"cannot use syslog {url}: {exc.strerror or exc}") from None
     if ident:  # the syslog tag: "<pri>netmaster[1234]: time=..."
         h.ident = f"{ident}[{os.getpid()}]: "
     return h
@@ -110,7 +143,8 @@ def parse_level(raw: str, debug: bool = False) -> str:
 def setup(level: str = "INFO", use_json: bool = False, syslog_url: str = "", ident: str = "") -> None:
     """Route the root logger to stderr (or ``syslog_url`` when given) in the shared format.
 
-    ``ident`` (the daemon's name) becomes the syslog tag ``ident[pid]: `` of each message."""
+    ``ident`` (the daemon's name) becomes the syslog tag ``ident[pid]: `` of each message.
+    Raises ``LogSetupError`` (logging left as it was) when the syslog URL cannot be used."""
     handler = _syslog_handler(syslog_url, ident) if syslog_url else logging.StreamHandler(sys.stderr)
     handler.setFormatter(LogrusJSON() if use_json else LogrusText())
     root = logging.getLogger()
@@ -119,4 +153,13 @@ def setup(level: str = "INFO", use_json: bool = False, syslog_url: str = "", ide
     root.setLevel(_PY_LEVELS.get(level, level))
 
 
-__all__ = ["DEFAULT_SYSLOG_URL", "LEVELS", "LogrusJSON", "LogrusText", "parse_level", "rfc3339", "setup"]
+__all__ = [
+    "DEFAULT_SYSLOG_URL",
+    "LEVELS",
+    "LogSetupError",
+    "LogrusJSON",
+    "LogrusText",
+    "parse_level",
+    "rfc3339",
+    "setup",
+]

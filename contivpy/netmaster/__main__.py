@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from contivpy.common.logfmt import LogSetupError
 from contivpy.common.logfmt import setup as setup_logging
 
 
@@ -35,7 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     except config.ConfigError as exc:
         logging.getLogger("netmaster").error("%s", exc)
         return 22
-    setup_logging(cfg.log_level, cfg.json_log, cfg.syslog_url if cfg.syslog else "", "netmaster")
+    try:
+        setup_logging(cfg.log_level, cfg.json_log, cfg.syslog_url if cfg.syslog else "", "netmaster")
+    except LogSetupError as exc:  # stays on stderr: one error line, exit 22 like other config errors
+        setup_logging()
+        logging.getLogger("netmaster").error("%s", exc)
+        return 22
     log = logging.getLogger("netmaster")
     log.info(
         "Using netmaster mode: %s, network mode: %s, forwarding mode: %s",

@@ -54,6 +54,7 @@ async def _amain(cfg) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from contivpy.common.logfmt import LogSetupError
     from contivpy.common.logfmt import setup as setup_logging
 
     try:
@@ -68,7 +69,12 @@ def main(argv: list[str] | None = None) -> int:
             setup_logging()
             logging.getLogger("netplugin").error("%s", e)
         return EXIT_CONFIG
-    setup_logging(cfg.log_level, cfg.json_log, cfg.syslog_url if cfg.syslog else "", "netplugin")
+    try:
+        setup_logging(cfg.log_level, cfg.json_log, cfg.syslog_url if cfg.syslog else "", "netplugin")
+    except LogSetupError as exc:  # stays on stderr: one error line, exit 22 like other config errors
+        setup_logging()
+        logging.getLogger("netplugin").error("%s", exc)
+        return EXIT_CONFIG
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     return asyncio.run(_cleanup(cfg) if cfg.cleanup else _amain(cfg))
 

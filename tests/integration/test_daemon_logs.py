@@ -200,6 +200,29 @@ def test_netplugin_syslog_json(netplugin_run, syslog_server):
     ],
 )  # fmt: skip
 def test_config_errors_are_one_error_line_and_exit_22(daemon, argv, message):
+    check_one_error_line(daemon, argv, message)
+
+
+@pytest.mark.parametrize("daemon", ["netmaster", "netplugin"])
+@pytest.mark.parametrize(
+    "url,message",
+    [
+        ("http://127.0.0.1:514", "invalid syslog url 'http://127.0.0.1:514' (want udp://host:port, tcp://host:port or kernel)"),
+        ("udp://127.0.0.1:x", "invalid syslog url 'udp://127.0.0.1:x' (want udp://host:port, tcp://host:port or kernel)"),
+        ("tcp://127.0.0.1:{closed}", "cannot use syslog tcp://127.0.0.1:{closed}: Connection refused"),
+    ],
+)  # fmt: skip
+def test_unusable_syslog_is_a_config_error(daemon, url, message):
+    closed = _closed_port()
+    url, message = url.format(closed=closed), message.format(closed=closed)
+    argv = ["--etcd-endpoints", f"http://127.0.0.1:{_closed_port()}", "--mode", "docker", "--netmode", "vlan",
+            "--fwdmode", "bridge", "--use-syslog", "--syslog-url", url]  # fmt: skip
+    if daemon == "netplugin":
+        argv += ["--vtep-ip", "127.0.0.1"]
+    check_one_error_line(daemon, argv, message)
+
+
+def check_one_error_line(daemon, argv, message):
     r = subprocess.run(
         [sys.executable, "-m", f"contivpy.{daemon}", *argv], capture_output=True, text=True, timeout=60,
         cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
