@@ -307,6 +307,22 @@ def list_allocated(net: NetworkState) -> str:
     return netaddr.render_ip_runs(sn.subnet_ip, netaddr.runs(bits))
 
 
+def address_counts(net: NetworkState) -> tuple[int, int]:
+    """(used, free) IPv4 host addresses of the network: the offsets ``list_allocated`` and
+    ``list_available`` render (network, broadcast and outside a range subnet's range excluded;
+    gateway and group pools counted as used)."""
+    sn = subnet_of(net)
+    lo, hi = 1, sn.size - 2
+    if sn.is_range:
+        lo = max(lo, sn.range_start - sn.subnet_ip)
+        hi = min(hi, sn.range_end - sn.subnet_ip)
+    if hi < lo:
+        return 0, 0
+    mask = ((1 << (hi - lo + 1)) - 1) << lo
+    used = (Bitset.decode(net.ipAllocMap).bits & mask).bit_count()
+    return used, hi - lo + 1 - used
+
+
 def list_available(net: NetworkState) -> str:
     return _available(Bitset.decode(net.ipAllocMap), netaddr.ip_to_int(net.subnetIP), net.subnetLen)
 
