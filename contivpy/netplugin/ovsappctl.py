@@ -68,6 +68,8 @@ async def run(target: str, *args: str, timeout: float = TIMEOUT) -> str:
         await proc.wait()
         raise ExternalServiceError(f"ovs-appctl {args[0] if args else ''} timed out") from None
     if proc.returncode != 0:
-        msg = (err.decode(errors="replace").strip() or out.decode(errors="replace").strip()).splitlines()
-        raise ExternalServiceError(f"ovs-appctl {args[0] if args else ''}: {msg[-1] if msg else 'failed'}")
+        # the server's own message comes first; ovs-appctl's "server returned an error" line adds nothing
+        lines = [ln for ln in (err + out).decode(errors="replace").splitlines() if ln.strip()]
+        msg = [ln for ln in lines if not ln.startswith("ovs-appctl:")] or lines
+        raise ExternalServiceError(f"ovs-appctl {args[0] if args else ''}: {msg[0] if msg else 'failed'}")
     return out.decode(errors="replace")

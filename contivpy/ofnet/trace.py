@@ -121,7 +121,8 @@ def packet_for(
     if proto == "icmp":
         parts += ["icmp_type=8", "icmp_code=0"]
     else:
-        parts += [f"tp_src={SRC_PORT}", f"tp_dst={port}"]
+        # the protocol's own field names: ofproto/trace refuses tp_src/tp_dst after "udp"
+        parts += [f"{proto}_src={SRC_PORT}", f"{proto}_dst={port}"]
         if proto == "tcp":
             parts.append("tcp_flags=syn")
     return ",".join(parts)
