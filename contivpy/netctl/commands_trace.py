@@ -105,7 +105,7 @@ def _describe_policy(p: dict) -> str:
     verdict = {"allow": "allowed", "deny": "denied"}.get(p.get("verdict", ""), p.get("verdict", ""))
     r = p.get("rule")
     if not r:
-        return f"{verdict} ({p.get('reason', 'no rule')})" if verdict != "not reached" else "not reached"
+        return f"{verdict}: {p.get('reason', 'no rule')}" if verdict != "not reached" else "not reached"
     if "policy" in r:
         what = (
             f"rule {r['ruleId']} of policy {r['tenant']}/{r['policy']} "

@@ -89,4 +89,5 @@ async def run(agent, body: dict) -> dict:
         "port": port,
         "packet": packet,
         **result,
+        "ofprotoTrace": text,
     }

@@ -266,4 +266,4 @@ def _policy(agent, steps: list[dict]) -> dict:
     if owner.startswith("rule:"):
         rid = owner[len("rule:") :]
         return {"verdict": verdict, "rule": _rule_view(rid, agent._rules.get(rid))}
-    return {"verdict": verdict, "rule": None, "reason": "no policy rule matched (default)"}
+    return {"verdict": verdict, "rule": None, "reason": "no policy rule matched, the policy table's default"}

@@ -99,6 +99,7 @@ def test_policy_deny_shows_rule(bed, eps):
     assert res["final"]["kind"] == "drop" and res["final"]["table"] == "policy"
     assert res["steps"][-1]["owner"] == f"rule:{rule['id']}"
     assert not a.tcp_ok(b, port=8080, budget=3)
+    print("=== deny raw\n" + res["ofprotoTrace"])
     r = netctl(bed, "trace", "--agent", h1.debug_url, "--proto", "tcp", "--port", "8080", "tra", ib["ip_address"])
     assert "denied by rule 1 of policy default/trpol" in r.stdout and "drop in table policy" in r.stdout
 
@@ -112,8 +113,12 @@ def test_cross_host_shows_tunnel(bed, eps):
     assert f["kind"] == "tunnel" and f["vtep"] == h2.ip and f["port"].startswith("vxif") and f["vni"] > 0
     assert a.ping(c.ip)
     # from the other side: the endpoint on h2, traced by h2's agent
-    res2 = trace_json(bed, h2, "trc", ia["ip_address"], "--proto", "udp", "--port", "53")
+    res2 = trace_json(bed, h2, "trc", ia["ip_address"], "--proto", "udp", "--port", "5300")
     assert res2["host"] == "h2" and res2["final"]["kind"] == "tunnel" and res2["final"]["vtep"] == h1.ip
+    print("=== cross-host raw\n" + res["ofprotoTrace"])
+    # DNS goes to the agent's name server (the input table's punt), wherever it is addressed
+    res3 = trace_json(bed, h2, "trc", ia["ip_address"], "--proto", "udp", "--port", "53")
+    assert res3["final"] == {"kind": "controller"} and res3["steps"][0]["tableName"] == "input"
 
 
 def test_off_subnet_uses_router_mac(bed, eps):
