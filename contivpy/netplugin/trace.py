@@ -33,7 +33,7 @@ def _find_local(dp, key: str):
     """(bridge, ep state id, LocalEndpoint) of the local endpoint named by ``key``; None if absent."""
     hits = []
     for br, fp in dp.flows.items():
-        for eid, lep in fp._local.items():
+        for eid, lep in fp.local_endpoints().items():
             if eid == key:
                 return br, eid, lep
             if eid.endswith("-" + key) or lep.endpoint_id == key:

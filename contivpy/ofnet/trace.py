@@ -97,9 +97,7 @@ def dst_mac_for(agent, src: LocalEndpoint, dst_ip: str) -> tuple[str, str]:
     return GATEWAY_MAC, "router MAC (destination outside the subnet)"
 
 
-def packet_for(
-    src: LocalEndpoint, dst_ip: str, dst_mac: str, proto: str = "icmp", port: int = 0
-) -> str:
+def packet_for(src: LocalEndpoint, dst_ip: str, dst_mac: str, proto: str = "icmp", port: int = 0) -> str:
     """The ofproto/trace flow description of ``src``'s packet (untagged, as the container sends it)."""
     proto = (proto or "icmp").lower()
     if proto not in ("tcp", "udp", "icmp"):
@@ -234,7 +232,11 @@ def explain(agent, tr: Trace, in_port: int, port_names: dict[int, str]) -> dict:
         final = {"kind": "controller"}
     else:
         last = steps[-1] if steps else None
-        final = {"kind": "drop", "table": last["tableName"] if last else "", "owner": last["owner"] if last else ""}
+        final = {
+            "kind": "drop",
+            "table": last["tableName"] if last else "",
+            "owner": last["owner"] if last else "",
+        }
     return {
         "steps": steps,
         "policy": _policy(agent, steps),

@@ -81,9 +81,10 @@ def test_same_host_allowed_shows_output_port(bed, eps):
     # and it is true: the same TCP connection works
     assert a.tcp_ok(b, port=80)
     # the text form shows the same path with contiv's table names
-    r = netctl(bed, "trace", "--agent", h1.debug_url, "--proto", "tcp", "--port", "80", "tra", ib["ip_address"])
+    r = netctl(
+        bed, "trace", "--agent", h1.debug_url, "--proto", "tcp", "--port", "80", "tra", ib["ip_address"]
+    )
     assert r.returncode == 0, r.stderr
-    print(r.stdout)
     assert "mac_dest" in r.stdout and f"output to port {ib['ovs_port']}" in r.stdout
     assert "Result:" in r.stdout and "allowed" in r.stdout
 
@@ -99,8 +100,9 @@ def test_policy_deny_shows_rule(bed, eps):
     assert res["final"]["kind"] == "drop" and res["final"]["table"] == "policy"
     assert res["steps"][-1]["owner"] == f"rule:{rule['id']}"
     assert not a.tcp_ok(b, port=8080, budget=3)
-    print("=== deny raw\n" + res["ofprotoTrace"])
-    r = netctl(bed, "trace", "--agent", h1.debug_url, "--proto", "tcp", "--port", "8080", "tra", ib["ip_address"])
+    r = netctl(
+        bed, "trace", "--agent", h1.debug_url, "--proto", "tcp", "--port", "8080", "tra", ib["ip_address"]
+    )
     assert "denied by rule 1 of policy default/trpol" in r.stdout and "drop in table policy" in r.stdout
 
 
@@ -115,7 +117,6 @@ def test_cross_host_shows_tunnel(bed, eps):
     # from the other side: the endpoint on h2, traced by h2's agent
     res2 = trace_json(bed, h2, "trc", ia["ip_address"], "--proto", "udp", "--port", "5300")
     assert res2["host"] == "h2" and res2["final"]["kind"] == "tunnel" and res2["final"]["vtep"] == h1.ip
-    print("=== cross-host raw\n" + res["ofprotoTrace"])
     # DNS goes to the agent's name server (the input table's punt), wherever it is addressed
     res3 = trace_json(bed, h2, "trc", ia["ip_address"], "--proto", "udp", "--port", "53")
     assert res3["final"] == {"kind": "controller"} and res3["steps"][0]["tableName"] == "input"
@@ -151,6 +152,8 @@ def test_bad_input_clear_errors(bed, eps):
     # the agent's REST refuses malformed bodies with a plain message, and stays up
     st, body = http_json("POST", h1.debug_url + "/debug/trace", {"endpoint": 5})
     assert st == 500 and "cannot unmarshal number" in str(body)
-    st, body = http_json("POST", h1.debug_url + "/debug/trace", {"endpoint": "x", "destination": "10.131.1.9"})
+    st, body = http_json(
+        "POST", h1.debug_url + "/debug/trace", {"endpoint": "x", "destination": "10.131.1.9"}
+    )
     assert st == 500 and "not a local endpoint of host h1" in str(body)
     assert h1.netplugin.poll() is None
