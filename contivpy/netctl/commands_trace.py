@@ -95,6 +95,9 @@ def _describe_final(f: dict) -> str:
         return f"output to port {f.get('port', '')}{note}"
     if kind == "flood":
         return "flood to " + ", ".join(_describe_final(o) for o in f.get("outputs", []))
+    if kind == "normal":
+        detail = f" ({f['detail']})" if f.get("detail") else ""
+        return f"OVS NORMAL switching{detail}"
     if kind == "controller":
         return "sent to the agent (controller)"
     where = f" in table {f['table']}" if f.get("table") else ""

@@ -15,7 +15,8 @@ Three pure steps (the caller runs ofproto/trace itself, through its OVS adapter)
    list), maps each matching flow's cookie back to its owner (:func:`.cookies.owner_of` over the
    agent's current owners: ``rule:<id>``, ``lep:<ofport>``, ``base`` ...), reports the policy
    decision (the rule that allowed or denied, or the policy table's default) and the final action
-   (output port, tunnel to which VTEP with which VNI, back out of the input port, controller, drop).
+   (output port, tunnel to which VTEP with which VNI, back out of the input port, OVS NORMAL
+   switching on the vlan bridge, controller, drop).
 
 Invariant: nothing here talks to OVS or mutates the agent; bad input raises ``ValidationError``.
 """
@@ -55,6 +56,7 @@ class Step:
     cookie: int = 0
     actions: list[str] = field(default_factory=list)
     no_match: bool = False
+    notes: list[str] = field(default_factory=list)  # OVS's "-> ..." remarks (NORMAL's decision, tunnels)
 
 
 @dataclass
@@ -156,13 +158,15 @@ def parse(text: str, bridge: str) -> Trace:
         if step is None:
             continue
         stripped = line.strip()
-        if not stripped or stripped.startswith("->") or stripped.startswith("-"):
+        if not stripped or set(stripped) == {"-"}:
             continue
         indent = len(line) - len(stripped)
         if indent <= step_indent:
             step = None
-            continue
-        step.actions.append(stripped)
+        elif stripped.startswith("->"):
+            step.notes.append(stripped[2:].strip())
+        else:
+            step.actions.append(stripped)
     return tr
 
 
@@ -198,6 +202,7 @@ def explain(agent, tr: Trace, in_port: int, port_names: dict[int, str]) -> dict:
     outputs: list[dict] = []
     tun_id = None
     to_controller = False
+    normal: dict | None = None
     for st in tr.steps:
         t = table_by_id(st.table_id)
         owner = cookies.owner_of(st.cookie, owners) if st.cookie else None
@@ -212,6 +217,7 @@ def explain(agent, tr: Trace, in_port: int, port_names: dict[int, str]) -> dict:
                 "cookie": f"0x{st.cookie:x}",
                 "owner": owner or "",
                 "actions": list(st.actions) if not st.no_match else ["no match: drop"],
+                "notes": list(st.notes),
             }
         )
         for a in st.actions:
@@ -226,8 +232,12 @@ def explain(agent, tr: Trace, in_port: int, port_names: dict[int, str]) -> dict:
                                 "note": "back out of the input port"})  # fmt: skip
             elif a.startswith("CONTROLLER") or a.startswith("controller"):
                 to_controller = True
+            elif a == "NORMAL" and normal is None:  # the vlan bridge's mac_dest miss: OVS L2 switching
+                normal = {"kind": "normal", "detail": "; ".join(st.notes)}
     if outputs:
         final = outputs[0] if len(outputs) == 1 else {"kind": "flood", "outputs": outputs}
+    elif normal is not None:
+        final = normal
     elif to_controller:
         final = {"kind": "controller"}
     else:

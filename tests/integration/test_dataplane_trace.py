@@ -122,6 +122,22 @@ def test_cross_host_shows_tunnel(bed, eps):
     assert res3["final"] == {"kind": "controller"} and res3["steps"][0]["tableName"] == "input"
 
 
+def test_vlan_network_is_switched_by_ovs_normal(bed, eps):
+    h1, h2 = bed.hosts[1], bed.hosts[2]
+    bed.create_network("trvlan", "10.131.2.0/24", encap="vlan", pktTag=131)
+    i1, c1 = make_ep(h1, "trvlan", "trv1")
+    i2, c2 = make_ep(h2, "trvlan", "trv2")
+    wait_for(lambda: has_flow(h1, "table=4", f"nw_dst={i2['ip_address']}", bridge="contivVlanBridge"), 10)
+    res = trace_json(bed, h1, "trv1", i2["ip_address"], "--proto", "tcp", "--port", "7931")
+    assert res["bridge"] == "contivVlanBridge" and res["destination"]["mac"] == i2["mac_address"]
+    assert [s["tableName"] for s in res["steps"]][-1] == "mac_dest"
+    assert res["final"]["kind"] == "normal" and res["policy"]["verdict"] == "allow"
+    assert c1.tcp_ok(c2, port=7931)
+    # off the subnet of a vlan network the next hop is an external router: refused, clearly
+    r = netctl(bed, "trace", "--agent", h1.debug_url, "trv1", "198.51.100.10")
+    assert r.returncode == 3 and "external router" in r.stderr
+
+
 def test_off_subnet_uses_router_mac(bed, eps):
     res = trace_json(bed, bed.hosts[1], "tra", "198.51.100.10")
     assert res["destination"]["mac"] == "00:00:11:11:11:11"

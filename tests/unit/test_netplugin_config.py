@@ -118,3 +118,22 @@ def test_k8s_config_flag():
     base = ["--mode", "kubernetes", "--netmode", "vxlan", "--fwdmode", "routing"]
     assert parse(base, env={}).k8s_config == "/var/contiv/config/contiv.json"
     assert parse([*base, "--k8s-config", "/etc/c.json"], env={}).k8s_config == "/etc/c.json"
+
+
+def test_ovs_ctl_flag_and_default_target(tmp_path):
+    from contivpy.netplugin.ovsappctl import resolve_target
+
+    assert parse(SEED + ["--vtep-ip", "10.0.0.5"], env={}).ovs_ctl == ""
+    cfg = parse(SEED + ["--vtep-ip", "10.0.0.5", "--ovs-ctl", "/x/ovs-vswitchd.ctl"], env={})
+    assert cfg.ovs_ctl == "/x/ovs-vswitchd.ctl"
+    assert parse(SEED + ["--vtep-ip", "10.0.0.5"], env={"CONTIV_NETPLUGIN_OVS_CTL": "/y"}).ovs_ctl == "/y"
+    # the target: explicit, else next to the OVSDB socket (--unixctl name, then OVS's pid layout)
+    db = f"unix:{tmp_path}/db.sock"
+    assert resolve_target(db, "/explicit.ctl") == "/explicit.ctl"
+    assert resolve_target(db) == "ovs-vswitchd"  # nothing there: ovs-appctl's own default
+    assert resolve_target("tcp:127.0.0.1:6640") == "ovs-vswitchd"
+    (tmp_path / "ovs-vswitchd.pid").write_text("4242\n")
+    (tmp_path / "ovs-vswitchd.4242.ctl").touch()
+    assert resolve_target(db) == f"{tmp_path}/ovs-vswitchd.4242.ctl"
+    (tmp_path / "ovs-vswitchd.ctl").touch()
+    assert resolve_target(db) == f"{tmp_path}/ovs-vswitchd.ctl"

@@ -122,3 +122,17 @@ def test_parse_no_match_and_controller():
     # table names come from pipeline.TABLES (one declaration), unknown ids get a generic name
     assert {t.id: t.name for t in TABLES}[1] == "vlan"
     assert T.parse('bridge("br")\n 42. priority 1\n    CONTROLLER:65535\n', "br").steps[0].table_id == 42
+
+
+async def test_explain_normal_on_the_vlan_bridge():
+    ag = OfnetAgent("contivVlanBridge", "vlan", port=0)
+    await ag._apply(ag._base_owner())
+    text = (
+        'bridge("contivVlanBridge")\n--------------------------\n'
+        " 9. priority 1, cookie 0xc001d58d05fe2874\n    NORMAL\n"
+        "     -> no learned MAC for destination, flooding\n\nDatapath actions: 3,4\n"
+    )
+    res = T.explain(ag, T.parse(text, "contivVlanBridge"), 3, {})
+    assert res["steps"][0]["notes"] == ["no learned MAC for destination, flooding"]
+    assert res["steps"][0]["owner"] == "base" and res["steps"][0]["tableName"] == "mac_dest"
+    assert res["final"] == {"kind": "normal", "detail": "no learned MAC for destination, flooding"}
