@@ -14,6 +14,7 @@ from contivpy.netctl import commands_global as g
 from contivpy.netctl import commands_net as n
 from contivpy.netctl import commands_netprofile as np
 from contivpy.netctl import commands_service as svc
+from contivpy.netctl import commands_trace as tr
 from contivpy.netctl import commands_version as ver
 from contivpy.netctl.cli import Command, Flag
 
@@ -64,6 +65,18 @@ def _rm(usage, action, args_usage, flags=(TENANT,)):
 
 COMMANDS = [
     C("version", "Version Information", ver.show_version),
+    C(
+        "trace",
+        "Trace a packet of an endpoint through its host's OVS (contivpy)",
+        tr.trace,
+        "[endpoint] [destination-ip]",
+        [
+            S("proto", "Protocol: tcp, udp or icmp", "icmp"),
+            I("port", "Destination port (tcp, udp)"),
+            S("agent", "URL of the debug REST of the endpoint's host agent", tr.DEFAULT_AGENT),
+            JSON,
+        ],
+    ),
     C(
         "login",
         "authenticate to Contiv (you must specify auth_proxy's HTTPS address in the --netmaster flag)",

@@ -17,6 +17,8 @@ Accepted spellings (docs/original.md §5.1):
   ``/run/contiv/contiv-cni.sock``, served in every mode: docs/cni.md), ``--k8s-config`` (contiv.json
   naming the Kubernetes API the CNI server reads pod labels from, if the file exists), ``--docker-host`` (``none``: no engine to keep networks in sync with),
   ``--mtu N|auto`` (default 1450 like 1.1.x; ``auto`` = lowest host MTU - 50 like HEAD),
+  ``--ovs-ctl PATH`` (the unixctl socket of the agent's ovs-vswitchd for ``ofproto/trace``; by default
+  found next to the ``--ovsdb`` socket: netplugin/ovsappctl.py),
   ``--debug-listen HOST:PORT`` (the debug REST, which can create and delete endpoints: 127.0.0.1:9090 by
   default, unlike the original's :9090 on every interface; docs/security.md),
   ``--cleanup`` (clean uninstall of host access: delete ``contivh0`` and the ``contivpy``-tagged iptables
@@ -79,6 +81,7 @@ class Config:
     k8s_config: str = "/var/contiv/config/contiv.json"
     docker_host: str = "unix:///var/run/docker.sock"
     mtu: int | str = 1450
+    ovs_ctl: str = ""  # ovs-vswitchd's unixctl socket ("" = next to the OVSDB socket: ovsappctl.py)
     debug_listen: str = "127.0.0.1:9090"  # loopback only unless --debug-listen says otherwise
     cleanup: bool = False  # --cleanup: remove host access (contivh0, nat rules) and exit
     warnings: list[str] = field(default_factory=list)
@@ -151,6 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     a("--docker-host", dest="docker_host")
     a("--mtu", dest="mtu")
     a("--debug-listen", dest="debug_listen")
+    a("--ovs-ctl", dest="ovs_ctl")
     a("--cleanup", action="store_true", help="remove contivh0 and contivpy's iptables rules, then exit")
     a("--version", "-version", "-v", action="store_true", help="print the version and exit")
     return p
@@ -301,6 +305,7 @@ def parse(argv: list[str] | None = None, env: dict[str, str] | None = None) -> C
                 raise ValueError("must be 576..9000")
         except ValueError as e:
             raise ConfigError(f"invalid mtu {mtu!r}: {e}") from e
+    cfg.ovs_ctl = pick(ns.ovs_ctl, "OVS_CTL", cfg.ovs_ctl)
     cfg.debug_listen = pick(ns.debug_listen, "DEBUG_LISTEN", cfg.debug_listen)
     try:
         split_hostport(cfg.debug_listen)

@@ -8,7 +8,9 @@ POST ``/debug/endpoints`` ``{"tenant","network","group","endpointID","ip"}`` -> 
 GET/DELETE ``/debug/endpoints/{tenant}/{network}/{endpointID}``; GET ``/svcstats`` -> per service LB: VIP,
 tenant, ports, providers (known ones) and the client -> provider choices of this host;
 GET ``/inspect/reconcile`` -> ``{<reconciler>: {<key>: {"state": ok|pending|retrying|failed, "attempts",
-"lastError", "nextRetryIn"}}}`` (common/reconcile.py).
+"lastError", "nextRetryIn"}}}`` (common/reconcile.py); POST ``/debug/trace``
+``{"endpoint","host","destination","protocol","port"}`` -> the packet's path through this host's OVS
+(``netctl trace``; netplugin/trace.py, docs/rest-api.md).
 Served by the guarded server (common/httpserve.py) on ``--debug-listen`` (127.0.0.1:9090 by default:
 it can create and delete endpoints; docs/security.md). Bodies: whole, at most 1 MiB, decoded and
 type-checked by common/jsonwire (``CREATE_EP``), Go wording.
@@ -31,6 +33,7 @@ from contivpy.common.health import LOCAL_PATHS
 from contivpy.common.httpserve import read_body
 from contivpy.common.jsonwire import Struct
 from contivpy.netplugin import observe
+from contivpy.netplugin import trace as eptrace
 from contivpy.netplugin.datapath import RPC_PORTS, VLAN_BRIDGE, VXLAN_BRIDGE
 
 log = logging.getLogger(__name__)
@@ -127,6 +130,9 @@ def make_app(agent) -> web.Application:
     async def svcstats(_req):  # service LB state (contivpy: client -> provider map, not flow counters)
         return web.json_response(agent.services.stats())
 
+    async def trace(req):  # netctl trace: simulate one packet of a local endpoint (read-only)
+        return web.json_response(await eptrace.run(agent, jsonwire.loads(await read_body(req), empty="EOF")))
+
     app.router.add_get("/inspect/driver", inspect_driver)
     app.router.add_get("/svcstats", svcstats)
     app.router.add_get("/inspect/reconcile", inspect_reconcile)
@@ -134,4 +140,5 @@ def make_app(agent) -> web.Application:
     app.router.add_post("/debug/endpoints", create_ep)
     app.router.add_get("/debug/endpoints/{tenant}/{network}/{ep}", get_ep)
     app.router.add_delete("/debug/endpoints/{tenant}/{network}/{ep}", delete_ep)
+    app.router.add_post("/debug/trace", trace)
     return app

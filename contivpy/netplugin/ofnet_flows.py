@@ -136,6 +136,10 @@ class OfnetFlows:
     def services(self) -> list[dict]:
         return self.agent.services()
 
+    def local_endpoints(self) -> dict[str, LocalEndpoint]:
+        """The local endpoints this bridge programs, by endpoint state id (a copy)."""
+        return dict(self._local)
+
     def inspect(self) -> dict[str, Any]:
         db: dict[str, Any] = {}
         for eid, e in self._local.items():

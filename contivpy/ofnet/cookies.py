@@ -19,7 +19,16 @@ from __future__ import annotations
 import hashlib
 from enum import IntEnum
 
-__all__ = ["MAGIC", "MAGIC_MASK", "OWNER_MASK", "Category", "cookie_for", "category_of", "is_ours"]
+__all__ = [
+    "MAGIC",
+    "MAGIC_MASK",
+    "OWNER_MASK",
+    "Category",
+    "cookie_for",
+    "category_of",
+    "is_ours",
+    "owner_of",
+]
 
 MAGIC = 0xC0 << 56
 MAGIC_MASK = 0xFF << 56
@@ -83,3 +92,11 @@ def category_of(cookie: int) -> Category | None:
 
 def is_ours(cookie: int) -> bool:
     return cookie & MAGIC_MASK == MAGIC
+
+
+def owner_of(cookie: int, owners) -> str | None:
+    """The owner key among ``owners`` whose cookie is ``cookie`` (the hash is one-way, so the
+    candidates are the owners the agent currently programs); None for a foreign or unknown cookie."""
+    if not is_ours(cookie):
+        return None
+    return next((o for o in owners if cookie_for(o) == cookie), None)

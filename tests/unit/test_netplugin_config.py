@@ -148,3 +148,22 @@ def test_log_flags_like_netmaster():
     assert parse(SEED + ["--log-level", "trace"], env={}).log_level == "TRACE"
     with pytest.raises(ConfigError, match='^not a valid logrus Level: "loud"$'):
         parse(SEED + ["--log-level", "loud"], env={})
+
+
+def test_ovs_ctl_flag_and_default_target(tmp_path):
+    from contivpy.netplugin.ovsappctl import resolve_target
+
+    assert parse(SEED + ["--vtep-ip", "10.0.0.5"], env={}).ovs_ctl == ""
+    cfg = parse(SEED + ["--vtep-ip", "10.0.0.5", "--ovs-ctl", "/x/ovs-vswitchd.ctl"], env={})
+    assert cfg.ovs_ctl == "/x/ovs-vswitchd.ctl"
+    assert parse(SEED + ["--vtep-ip", "10.0.0.5"], env={"CONTIV_NETPLUGIN_OVS_CTL": "/y"}).ovs_ctl == "/y"
+    # the target: explicit, else next to the OVSDB socket (--unixctl name, then OVS's pid layout)
+    db = f"unix:{tmp_path}/db.sock"
+    assert resolve_target(db, "/explicit.ctl") == "/explicit.ctl"
+    assert resolve_target(db) == "ovs-vswitchd"  # nothing there: ovs-appctl's own default
+    assert resolve_target("tcp:127.0.0.1:6640") == "ovs-vswitchd"
+    (tmp_path / "ovs-vswitchd.pid").write_text("4242\n")
+    (tmp_path / "ovs-vswitchd.4242.ctl").touch()
+    assert resolve_target(db) == f"{tmp_path}/ovs-vswitchd.4242.ctl"
+    (tmp_path / "ovs-vswitchd.ctl").touch()
+    assert resolve_target(db) == f"{tmp_path}/ovs-vswitchd.ctl"
