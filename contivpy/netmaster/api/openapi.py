@@ -92,12 +92,16 @@ def field_schema(f: F) -> dict[str, Any]:
     return s
 
 
+# A key field without a rule (volumes): anything a URL path segment carries as itself.
+_FREE_KEY = "(?:[A-Za-z0-9_][A-Za-z0-9_.-]*)?"
+
+
 def key_schema(spec: Spec) -> dict[str, Any]:
     """The URL key: the key fields' values joined by ``:`` (each by its own rule)."""
     parts = []
     for name in spec.key_fields:
         p = spec.by_name[name].pattern
-        parts.append(f"(?:{ecma(p)[1:-1]})" if p else "[^:/]*")
+        parts.append(f"(?:{ecma(p)[1:-1]})" if p else _FREE_KEY)
     return {"type": "string", "pattern": "^" + ":".join(parts) + "$"}
 
 
@@ -125,7 +129,7 @@ def object_schema(spec: Spec) -> dict[str, Any]:
     and ``links`` are always present)."""
     props: dict[str, Any] = {"key": key_schema(spec)}
     props.update({f.name: field_schema(f) for f in spec.fields})
-    required = ["key", *spec.key_fields]
+    required = ["key", *spec.required]
     if spec.link_sets is not None:
         props["link-sets"] = _link_sets(spec)
         required.append("link-sets")
@@ -152,7 +156,7 @@ def request_schema(spec: Spec) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": props,
-        "required": list(spec.key_fields),
+        "required": spec.required,
         "additionalProperties": False,
         "description": "The key fields joined by ':' must equal the URL key (else `Invalid Key`).",
         "x-contiv-key-fields": list(spec.key_fields),
