@@ -35,6 +35,7 @@ pytestmark = [pytest.mark.etcd, pytest.mark.timeout(300)]
 
 DOC_PATH = "/api/v1/openapi.json"
 EXAMPLES = int(os.environ.get("OPENAPI_EXAMPLES", "12"))
+NEG_EXAMPLES = int(os.environ.get("OPENAPI_NEG_EXAMPLES", "8"))
 BUDGET = float(os.environ.get("OPENAPI_BUDGET", "90"))
 
 
@@ -107,7 +108,7 @@ def st_sampled(choices):
     return st.sampled_from(choices)
 
 
-def _runner(op, n, nm, checks, align_key, tally, errors, failures):
+def _runner(op, n, nm, checks, align_key, tally, errors, failures, mode=None):
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st
 
@@ -119,12 +120,12 @@ def _runner(op, n, nm, checks, align_key, tally, errors, failures):
         suppress_health_check=list(HealthCheck),
         phases=[Phase.explicit, Phase.generate],
     )
-    @given(case=op.as_strategy(), data=st.data())
+    @given(case=op.as_strategy(mode) if mode is not None else op.as_strategy(), data=st.data())
     def run(case, data) -> None:
         refer(case, data)
         align_key(case)
         response = case.call(base_url=nm.url, timeout=10)
-        label = f"{op.method.upper()} {op.path} {response.status_code}"
+        label = f"{'NEG ' if mode is not None else ''}{op.method.upper()} {op.path} {response.status_code}"
         tally[label] = tally.get(label, 0) + 1
         if response.status_code != 200:
             msg = f"{op.method.upper()} {op.path.split('/')[3] if op.path.startswith('/api/v1/') else op.path}: "
@@ -199,6 +200,20 @@ def test_schemathesis_against_netmaster(netmaster):
                 raise
             if len(failures) == before:  # not a check failure: generation or transport
                 failures.append(f"{op.method.upper()} {op.path}: {type(exc).__name__}: {str(exc)[:1500]}")
+    # Negative pass: schema-invalid bodies get a clean refusal (the original's or Go's wording).
+    for op in operations:
+        if "requestBody" not in op.definition.raw:
+            continue
+        run = _runner(op, NEG_EXAMPLES, netmaster, [hygiene], lambda case: None, tally, errors, failures,
+                      mode=schemathesis.GenerationMode.NEGATIVE)  # fmt: skip
+        before = len(failures)
+        try:
+            run()
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            if len(failures) == before:
+                failures.append(f"NEG {op.method.upper()} {op.path}: {type(exc).__name__}: {str(exc)[:1500]}")
     elapsed = time.monotonic() - start
     summary = "\n".join(f"{v:4d} {k}" for k, v in sorted(tally.items()))
     summary += "\nerrors:\n" + "\n".join(f"{v:4d} {k}" for k, v in sorted(errors.items()))
