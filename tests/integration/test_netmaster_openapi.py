@@ -79,6 +79,10 @@ def _seed(nm) -> None:
     })  # fmt: skip
     nm.json("POST", "/api/v1/policys/default:toa-pol/", {"tenantName": "default", "policyName": "toa-pol"})
     nm.json("POST", "/api/v1/tenants/toa-t/", {"tenantName": "toa-t"})
+    nm.json("POST", "/plugin/createEndpoint", {
+        "TenantName": "default", "NetworkName": "toa-net", "EndpointID": "toa-ep1",
+        "ConfigEP": {"Container": "toa-c1", "Host": "toa-h1"},
+    })  # fmt: skip
 
 
 # Names of the seeded objects (all valid for their fields' rules), or None: keep the generated value.
@@ -88,12 +92,25 @@ REFERENCES = {
     "policyName": ["toa-pol", None],
     "fwdMode": ["bridge", None],  # the seeded vlan network refuses a forwarding-mode change
     "encap": ["vlan", None],
+    # /plugin/* bodies
+    "TenantName": ["default", None],
+    "NetworkName": ["toa-net", None],
+    "NetworkID": ["toa-net.default", None],
+    "Tenant": ["default", None],
+    "Network": ["toa-net", None],
+    "Event": ["start", "die", None],
+    "EndpointID": ["toa-ep1", None],
 }
 
 
-def refer(case, data) -> None:
-    """Point some generated bodies at seeded objects, so that writes also succeed."""
-    if not isinstance(case.body, dict) or not case.operation.path.startswith("/api/v1/"):
+def refer(case, data, keys) -> None:
+    """Point some generated requests at seeded or existing objects, so that they also succeed:
+    body fields (``REFERENCES``) and the URL key of reads and deletes (``keys``: existing keys)."""
+    if keys and "key" in (case.path_parameters or {}):
+        key = data.draw(st_sampled([*keys, None]))
+        if key is not None:
+            case.path_parameters["key"] = key
+    if not isinstance(case.body, dict):
         return
     for name, choices in REFERENCES.items():
         if name in case.body:
@@ -108,7 +125,27 @@ def st_sampled(choices):
     return st.sampled_from(choices)
 
 
+def _existing_keys(nm, op) -> list[str]:
+    parts = op.path.split("/")
+    if "{key}" not in op.path or op.method.upper() not in ("GET", "DELETE") or len(parts) < 4:
+        return []
+    plural = parts[4] if parts[3] == "inspect" else parts[3]
+    if plural == "endpoints":
+        return ["toa-ep", "toa-c1"]
+    try:
+        status, _, text = nm.request("GET", f"/api/v1/{plural}/")
+    except OSError as exc:
+        slow.sort(reverse=True)
+        raise AssertionError(f"GET /api/v1/{plural}/: no answer ({exc}): {slow[:5]}") from exc
+    return [o["key"] for o in json.loads(text)] if status == 200 else []
+
+
+slow: list = []
+
+
 def _runner(op, n, nm, checks, align_key, tally, errors, failures, mode=None):
+    keys = _existing_keys(nm, op) if mode is None else []
+
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st
 
@@ -122,9 +159,13 @@ def _runner(op, n, nm, checks, align_key, tally, errors, failures, mode=None):
     )
     @given(case=op.as_strategy(mode) if mode is not None else op.as_strategy(), data=st.data())
     def run(case, data) -> None:
-        refer(case, data)
+        refer(case, data, keys)
         align_key(case)
-        response = case.call(base_url=nm.url, timeout=10)
+        t0 = time.monotonic()
+        try:
+            response = case.call(base_url=nm.url, timeout=10)
+        finally:
+            slow.append((time.monotonic() - t0, f"{op.method.upper()} {case.formatted_path} {str(case.body)[:300]}"))
         label = f"{'NEG ' if mode is not None else ''}{op.method.upper()} {op.path} {response.status_code}"
         tally[label] = tally.get(label, 0) + 1
         if response.status_code != 200:
@@ -184,8 +225,9 @@ def test_schemathesis_against_netmaster(netmaster):
     start = time.monotonic()
     operations = [r.ok() for r in schema.get_all_operations()]
     assert len(operations) > 90, len(operations)
-    # Reads last: by then the writes have left objects to read.
-    operations.sort(key=lambda op: (op.method.upper() == "GET", op.path))
+    # Writes, then reads (of what the writes left), then deletes.
+    order = {"POST": 0, "PUT": 1, "PATCH": 1, "GET": 2, "DELETE": 3}
+    operations.sort(key=lambda op: (order.get(op.method.upper(), 2), op.path))
     for op in operations:
         if op.path == DOC_PATH:
             continue
@@ -217,7 +259,9 @@ def test_schemathesis_against_netmaster(netmaster):
     elapsed = time.monotonic() - start
     summary = "\n".join(f"{v:4d} {k}" for k, v in sorted(tally.items()))
     summary += "\nerrors:\n" + "\n".join(f"{v:4d} {k}" for k, v in sorted(errors.items()))
+    slow.sort(reverse=True)
     print(f"schemathesis: {sum(tally.values())} requests in {elapsed:.1f}s\n{summary}")
+    print("slowest:\n" + "\n".join(f"{t:6.2f}s {what}" for t, what in slow[:8]))
     assert not failures, "\n\n".join(failures[:15]) + f"\n\n{len(failures)} operations failed"
     ok = sum(v for k, v in tally.items() if k.endswith(" 200"))
     assert ok > 50, summary  # the run reached the server's success paths, not only refusals
