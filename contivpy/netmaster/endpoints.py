@@ -244,7 +244,7 @@ class Allocator:
             network_id = found
         try:
             out = await self._alloc_address(network_id, preferred)
-        except BaseException:
+        except Exception:  # refused (a cancelled request is not counted)
             metrics.ADDR_ALLOCS.inc("allocAddress", "failed")
             raise
         metrics.ADDR_ALLOCS.inc("allocAddress", "ok")

@@ -101,7 +101,7 @@ async def run_job(crud: Any, kind: str, job_id: str) -> None:
                 metrics.FOLLOWUP_JOBS.inc(kind, "retried")
                 await asyncio.sleep(0.2 * (attempt + 1))
         await crud.commit_ops([], [Delete(pending_key(kind, job_id))])
-    except BaseException:
+    except Exception:  # a cancelled job (leader stepping down) is not counted
         metrics.FOLLOWUP_JOBS.inc(kind, "failed")
         raise
     metrics.FOLLOWUP_JOBS.inc(kind, "ok")
