@@ -77,6 +77,28 @@ async def test_start_and_die_of_contiv_containers_only(ebed):
     assert plugin.events.stats["die"] >= 2 and cid not in plugin.events.known
 
 
+async def test_network_connect_records_the_new_endpoint(ebed):
+    """``docker network connect`` of a running container: no start event, but Docker's network
+    ``connect`` event gets the new contiv endpoint recorded (name, id, labels); die then reports it."""
+    dh, plugin, backend, net, grp, kv = ebed
+    await asyncio.to_thread(dh.docker, "network", "create", "-d", "bridge", "tdkbr")
+    try:
+        cid = await asyncio.to_thread(dh.run, "tdke7", "tdkbr", "--label", "app=x")
+        await asyncio.sleep(0.5)
+        await plugin.events.idle()
+        assert of(backend, cid) == [], "a container on a bridge network was recorded"
+        await asyncio.to_thread(dh.docker, "network", "connect", net, "tdke7")
+        await until(lambda: _async(of(backend, cid, "start")), what="connect recorded")
+        [(_, sid, name, _, labels)] = of(backend, cid, "start")
+        assert sid.startswith(f"{net}.default-") and name == "tdke7" and labels == {"app": "x"}
+        await asyncio.to_thread(dh.docker, "stop", "-t", "1", "tdke7")
+        await until(lambda: _async(of(backend, cid, "die")), what="die")
+        assert [e[1] for e in of(backend, cid, "die")] == [sid]
+    finally:
+        await asyncio.to_thread(dh.docker, "rm", "-f", "tdke7", check=False)
+        await asyncio.to_thread(dh.docker, "network", "rm", "tdkbr", check=False)
+
+
 async def test_restart_policy_each_run_started_and_died_on_its_endpoint(ebed):
     """A container restarted by its restart policy: Docker gives each run a new endpoint; every
     run is recorded on its own endpoint at start and reported dead on that endpoint at die (so a

@@ -36,6 +36,9 @@ def test_split_events_keeps_incomplete_tail_and_counts_bad_lines():
 def test_event_fields_rejects_wrong_shapes():
     assert event_fields(json.loads(ev("start", "c1", 7))) == (7, "c1", "start")
     assert event_fields({"status": "die", "id": "c2", "time": 3}) == (3 * 10**9, "c2", "die")
+    connect = {"Type": "network", "Action": "connect", "Actor": {"ID": "n1", "Attributes": {"container": "c3"}},
+               "timeNano": 9}  # fmt: skip
+    assert event_fields(connect) == (9, "c3", "connect")
     for bad in (
         None,
         [],
@@ -46,6 +49,19 @@ def test_event_fields_rejects_wrong_shapes():
         {"Action": "start", "Actor": {"ID": "x"}, "timeNano": "1"},
         {"Action": "start", "Actor": {"ID": "x"}, "timeNano": True},
         {"Action": "start", "Actor": {"ID": "x"}, "timeNano": -1},
+        {"Type": "network", "Action": "connect", "Actor": {"ID": "n1"}, "timeNano": 1},
+        {
+            "Type": "network",
+            "Action": "connect",
+            "Actor": {"ID": "n1", "Attributes": {"container": 3}},
+            "timeNano": 1,
+        },
+        {
+            "Type": "network",
+            "Action": "disconnect",
+            "Actor": {"ID": "n1", "Attributes": {"container": "c"}},
+            "timeNano": 1,
+        },
     ):
         assert event_fields(bad) is None, bad
 

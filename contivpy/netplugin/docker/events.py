@@ -9,8 +9,9 @@ follows its own dockerd's events (``GET /events``, type ``container``, actions `
   (``record(state_id, name, id, labels[, aliases=])``, netmaster Event ``start``): DNS by name
   and alias on every host, and service-LB provider matching;
 - ``die``: ``died(state_id, id, tenant)`` (netmaster Event ``die``): the endpoint stops being a
-  provider at once, also while Docker keeps the endpoint (a ``--restart`` policy waiting to start
-  the container again sends no DeleteEndpoint, and no Join when it does).
+  provider at once (Docker emits ``die`` before it calls DeleteEndpoint);
+- network ``connect`` of a running container (``docker network connect``): its new contiv
+  endpoints are recorded as at ``start``.
 
 Containers on other networks cost one inspect (their networks are remembered as foreign).
 
@@ -48,7 +49,8 @@ from .resolver import NetworkResolver
 
 log = logging.getLogger(__name__)
 
-FILTERS = {"type": ["container"], "event": ["start", "die"]}
+#: container start/die, and network connect (a running container joined another network)
+FILTERS = {"type": ["container", "network"], "event": ["start", "die", "connect"]}
 
 #: ``record(state_id, name, container_id, labels[, aliases=[...]])``: Event start (the backend's
 #: ``record_container``; ``aliases`` only when the endpoint has ``--network-alias`` names)
@@ -60,13 +62,21 @@ Exists = Callable[[str], Awaitable[bool]]
 
 
 def event_fields(ev: Any) -> tuple[int, str, str] | None:
-    """A container start/die event -> (time in ns, container id, action); None when malformed."""
-    if not isinstance(ev, dict) or ev.get("Type", "container") != "container":
+    """A container start/die or network connect event -> (time in ns, container id, action);
+    None when malformed."""
+    if not isinstance(ev, dict):
         return None
+    kind = ev.get("Type", "container")
     action = ev.get("Action", ev.get("status"))
     actor = ev.get("Actor")
-    cid = actor.get("ID") if isinstance(actor, dict) else ev.get("id")
-    if action not in ("start", "die") or not isinstance(cid, str) or not cid:
+    if kind == "container" and action in ("start", "die"):
+        cid = actor.get("ID") if isinstance(actor, dict) else ev.get("id")
+    elif kind == "network" and action == "connect" and isinstance(actor, dict):
+        attrs = actor.get("Attributes")
+        cid = attrs.get("container") if isinstance(attrs, dict) else None
+    else:
+        return None
+    if not isinstance(cid, str) or not cid:
         return None
     ns = ev.get("timeNano")
     if not isinstance(ns, int) or isinstance(ns, bool):
@@ -212,6 +222,8 @@ class ContainerEvents:
                     await self._resync()
                 elif action == "start":
                     await self._start(cid)
+                elif action == "connect":
+                    await self._connect(cid)
                 else:
                     await self._die(cid)
             except asyncio.CancelledError:
@@ -264,8 +276,22 @@ class ContainerEvents:
             return  # died meanwhile: its die is queued
         await self._record(c, cid)
 
-    async def _record(self, c: dict, cid: str) -> bool:
-        eps = await self._contiv_endpoints(c)
+    async def _connect(self, cid: str) -> None:
+        """A network connect: a running container gets its new contiv endpoints recorded. Docker
+        also sends connects while it starts a container (not running yet: its start follows)."""
+        try:
+            c = await self.engine.inspect_container(cid)
+        except DockerApiError as e:
+            if e.status == 404:
+                return
+            raise
+        state = c.get("State") if isinstance(c, dict) else None
+        if isinstance(state, dict) and state.get("Running") is True:
+            await self._record(c, cid, skip={sid for sid, _ in self._known.get(cid, ())})
+
+    async def _record(self, c: dict, cid: str, skip: set[str] | None = None) -> bool:
+        found = await self._contiv_endpoints(c)
+        eps = [e for e in found if not skip or e[0] not in skip]
         if not eps:
             return False
         names = c.get("Names")
@@ -279,7 +305,7 @@ class ContainerEvents:
             await self._retry(
                 lambda sid=sid, extra=extra: self.record(sid, str(name).lstrip("/"), cid, labels, **extra)
             )
-        self._known[cid] = tuple((sid, tenant) for sid, tenant, _ in eps)
+        self._known[cid] = tuple((sid, tenant) for sid, tenant, _ in found)
         return True
 
     async def _die(self, cid: str) -> None:
