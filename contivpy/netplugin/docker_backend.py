@@ -44,7 +44,11 @@ class AgentBackend:
 
     async def delete_endpoint(self, spec: EndpointSpec) -> None:
         await self.endpoints.delete_endpoint(
-            spec.net.tenant, spec.net.network, spec.net.group, spec.endpoint_id, keep_address=True
+            spec.net.tenant,
+            spec.net.network,
+            spec.net.group,
+            spec.endpoint_id,
+            keep_address=spec.keep_address,
         )
 
     async def get_endpoint(self, state_id: str) -> PluggedEndpoint | None:

@@ -10,9 +10,10 @@ Invariants an implementation must keep:
 - ``create_endpoint`` asks netmaster ``/plugin/createEndpoint`` (with the already reserved address)
   and plugs the port (veth ``vportN``/``vvportN``, OVS access port, flows), then writes the oper
   state ``/contiv.io/oper/eps/<state id>``. On failure it undoes what it did, so nothing leaks.
-- ``delete_endpoint`` unplugs and asks ``/plugin/deleteEndpoint`` to drop the endpoint but keep
-  its address allocated: Docker's ``ReleaseAddress`` (``release_address``) frees it next, so
-  no other container gets it in between. Deleting an endpoint that does not exist is a success
+- ``delete_endpoint`` unplugs and asks ``/plugin/deleteEndpoint`` to drop the endpoint; with
+  ``spec.keep_address`` (the Docker plugin) its address stays allocated: Docker's
+  ``ReleaseAddress`` (``release_address``) frees it next, so no other container gets it in
+  between. Without it (CNI) the address is freed with the endpoint. Deleting an endpoint that does not exist is a success
   (Docker retries and rolls back).
 - ``get_endpoint`` returns the plugged endpoint of this host or None.
 """
@@ -61,6 +62,9 @@ class EndpointSpec:
     ipv6_address: str = ""
     container: str = ""  # ConfigEP.Container (the original passes the endpoint id)
     ep_common_name: str = ""
+    # delete only: keep the IPv4 address allocated for the caller's IPAM release (Docker's
+    # ReleaseAddress follows DeleteEndpoint; CNI's DEL frees it at once)
+    keep_address: bool = False
 
     @property
     def state_id(self) -> str:

@@ -210,7 +210,9 @@ class PluginHandlers:
         state_id = keys.endpoint_state_id(net.network, net.tenant, req.EndpointID)
         ep = await self.backend.get_endpoint(state_id)
         ip = ep.ip_address if ep else await self._state_ip(state_id)
-        await self.backend.delete_endpoint(EndpointSpec(net=net, endpoint_id=req.EndpointID, ip_address=ip))
+        await self.backend.delete_endpoint(
+            EndpointSpec(net=net, endpoint_id=req.EndpointID, ip_address=ip, keep_address=True)
+        )
         return wire.ok()
 
     async def join(self, body: dict) -> dict:
