@@ -100,7 +100,10 @@ class Spec:
     def required(self) -> list[str]:
         """The fields a create/update body must carry: the key fields, then the other fields
         whose rule refuses an empty value (``F.required``), in declaration order."""
-        return [*self.key_fields, *(f.name for f in self.fields if f.required and f.name not in self.key_fields)]
+        return [
+            *self.key_fields,
+            *(f.name for f in self.fields if f.required and f.name not in self.key_fields),
+        ]
 
 
 def _s(name: str, maxlen: int = 0, regex: str | None = None, default: Any = None) -> F:

@@ -59,13 +59,17 @@ def test_document_describes_every_route_and_collection(netmaster):
         assert set(paths[f"/api/v1/inspect/{t.plural}/{{key}}/"]) == {"get"}
         schema = doc["components"]["schemas"][go]
         assert list(schema["properties"])[1:] == [f.name for f in SPECS[t.name].fields] + [
-            n for n, v in (("link-sets", SPECS[t.name].link_sets), ("links", SPECS[t.name].links)) if v is not None
+            n
+            for n, v in (("link-sets", SPECS[t.name].link_sets), ("links", SPECS[t.name].links))
+            if v is not None
         ]
         assert doc["components"]["schemas"][go + "Request"]["required"] == SPECS[t.name].required
     for route in ("allocAddress", "releaseAddress", "createEndpoint", "deleteEndpoint", "updateEndpoint"):
         assert "post" in paths[f"/plugin/{route}"]
     assert "/api/v1/inspect/endpoints/{key}/" in paths
-    assert paths["/api/v1/globals/{key}/"]["get"]["parameters"][0]["schema"]["pattern"] == "^(?:(?:(global)))$"
+    assert (
+        paths["/api/v1/globals/{key}/"]["get"]["parameters"][0]["schema"]["pattern"] == "^(?:(?:(global)))$"
+    )
     rule = doc["components"]["schemas"]["Rule"]["properties"]
     assert rule["priority"] == {"type": "integer", "minimum": 1, "maximum": 100, "default": 1}
     # Served twice the same (built once, on the first request).
@@ -165,7 +169,9 @@ def _runner(op, n, nm, checks, align_key, tally, errors, failures, mode=None):
         try:
             response = case.call(base_url=nm.url, timeout=10)
         finally:
-            slow.append((time.monotonic() - t0, f"{op.method.upper()} {case.formatted_path} {str(case.body)[:300]}"))
+            slow.append(
+                (time.monotonic() - t0, f"{op.method.upper()} {case.formatted_path} {str(case.body)[:300]}")
+            )
         label = f"{'NEG ' if mode is not None else ''}{op.method.upper()} {op.path} {response.status_code}"
         tally[label] = tally.get(label, 0) + 1
         if response.status_code != 200:

@@ -347,7 +347,9 @@ def _other_ops() -> dict[tuple[str, str], dict[str, Any]]:
     return {
         ("get", "/version"): {
             "summary": "build information (JSON, served as text/plain like the original)",
-            "responses": {"200": _text_json(_obj({"GitCommit": _S, "Version": _S, "BuildTime": _S}), "version")},
+            "responses": {
+                "200": _text_json(_obj({"GitCommit": _S, "Version": _S, "BuildTime": _S}), "version")
+            },
         },
         ("get", "/info"): {
             "summary": "leadership and registered nodes",
@@ -369,7 +371,10 @@ def _other_ops() -> dict[tuple[str, str], dict[str, Any]]:
         },
         ("get", "/services"): {
             "summary": "every service-LB state record",
-            "responses": {"200": _text_json({"type": "array", "items": {"type": "object"}}, "states"), "500": _ERROR},
+            "responses": {
+                "200": _text_json({"type": "array", "items": {"type": "object"}}, "states"),
+                "500": _ERROR,
+            },
         },
         ("get", "/service/{id}"): {
             "summary": "one service-LB state record (`<service>:<tenant>`)",
@@ -399,7 +404,11 @@ def _other_ops() -> dict[tuple[str, str], dict[str, Any]]:
             "responses": {
                 "200": _text_json(
                     _obj(
-                        {"running": {"type": "boolean"}, "synced": {"type": "boolean"}, "networks": {"type": "object"}},
+                        {
+                            "running": {"type": "boolean"},
+                            "synced": {"type": "boolean"},
+                            "networks": {"type": "object"},
+                        },
                         required=False,
                     ),
                     "status",
@@ -410,7 +419,12 @@ def _other_ops() -> dict[tuple[str, str], dict[str, Any]]:
             "summary": "remove stale endpoints of a network (`net`), group (`group`) or one endpoint (`ep`)",
             "parameters": [
                 {"name": "tenant", "in": "path", "required": True, "schema": _S},
-                {"name": "category", "in": "path", "required": True, "schema": {"enum": ["net", "group", "ep"]}},
+                {
+                    "name": "category",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"enum": ["net", "group", "ep"]},
+                },
                 {"name": "id", "in": "path", "required": True, "schema": _S},
             ],
             "responses": {
@@ -423,7 +437,10 @@ def _other_ops() -> dict[tuple[str, str], dict[str, Any]]:
             "summary": "readiness (etcd answers; a leader is known)",
             "responses": {"200": _json_200(_READY, "ready"), "503": _json_200(_READY, "not ready")},
         },
-        ("get", "/metrics"): {"summary": "Prometheus metrics (text format 0.0.4)", "responses": {"200": text}},
+        ("get", "/metrics"): {
+            "summary": "Prometheus metrics (text format 0.0.4)",
+            "responses": {"200": text},
+        },
         ("get", PATH): {
             "summary": "this document",
             "responses": {"200": _json_200({"type": "object"}, "OpenAPI 3.1 document")},
@@ -535,7 +552,12 @@ def build(routes: Iterable[tuple[str, str]], *, version: str = "", auth: bool = 
                         "summary": "the first endpoint whose endpoint id, container id or name contains `key`",
                         "tags": ["endpoints"],
                         "parameters": [
-                            {"name": "key", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[^/]+$"}}
+                            {
+                                "name": "key",
+                                "in": "path",
+                                "required": True,
+                                "schema": {"type": "string", "pattern": "^[^/]+$"},
+                            }
                         ],
                         "responses": {
                             "200": _json_200(
