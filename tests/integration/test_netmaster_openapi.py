@@ -193,6 +193,7 @@ def test_schemathesis_against_netmaster(netmaster):
     from schemathesis.specs.openapi import checks as oas
 
     _seed(netmaster)
+    slow.clear()
     schema = schemathesis.openapi.from_url(netmaster.url + DOC_PATH)
     key_fields = {
         name: s.get("x-contiv-key-fields") for name, s in schema.raw_schema["components"]["schemas"].items()
