@@ -104,6 +104,15 @@ def test_policy_deny_shows_rule(bed, eps):
         bed, "trace", "--agent", h1.debug_url, "--proto", "tcp", "--port", "8080", "tra", ib["ip_address"]
     )
     assert "denied by rule 1 of policy default/trpol" in r.stdout and "drop in table policy" in r.stdout
+    # an allow rule that matches is named too
+    bed.netctl(
+        "policy", "rule-add", "trpol", "2", "--direction", "in", "--protocol", "tcp", "--port", "8081",
+        "--priority", "2", "--action", "allow",
+    )  # fmt: skip
+    wait_for(lambda: has_flow(h1, "table=5", "priority=12", "tp_dst=8081"), 10, what="allow rule")
+    res = trace_json(bed, h1, "tra", ib["ip_address"], "--proto", "tcp", "--port", "8081")
+    assert res["policy"]["verdict"] == "allow" and res["policy"]["rule"]["ruleId"] == "2"
+    assert res["policy"]["rule"]["action"] == "allow" and res["final"]["kind"] == "output"
 
 
 def test_cross_host_shows_tunnel(bed, eps):
