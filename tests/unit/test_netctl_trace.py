@@ -73,3 +73,16 @@ def test_render_names_tables_rule_and_tunnel():
         "reason": "no policy rule matched, the policy table's default",
     }
     assert "Result:       drop in table policy" in render(res)
+
+
+def test_netctl_imports_nothing_of_the_agent():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, contivpy.netctl.app as a; a.build_app('netctl'); "
+        "print(sorted(m for m in sys.modules if m.startswith(('contivpy.ofnet', 'contivpy.netplugin', "
+        "'aiohttp', 'ipaddress', 'json'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
