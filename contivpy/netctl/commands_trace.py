@@ -101,7 +101,8 @@ def _describe_final(f: dict) -> str:
         detail = f" ({f['detail']})" if f.get("detail") else ""
         return f"OVS NORMAL switching{detail}"
     if kind == "controller":
-        return "sent to the agent (controller)"
+        why = f": {f['why']}" if f.get("why") else ""
+        return f"sent to the agent (controller) from table {f.get('table', '')}{why}"
     where = f" in table {f['table']}" if f.get("table") else ""
     return f"drop{where}"
 
