@@ -31,7 +31,7 @@ from contivpy.common.errors import ValidationError
 
 from . import cookies
 from .arp import GATEWAY_MAC
-from .pipeline import POLICY, table_by_id
+from .pipeline import ARP_RESPONDER, INPUT, POLICY, SVC_DNAT, table_by_id
 from .types import PROTOCOLS, LocalEndpoint
 
 __all__ = ["Step", "Trace", "packet_for", "dst_mac_for", "parse", "explain", "SRC_PORT"]
@@ -258,9 +258,9 @@ def explain(agent, tr: Trace, in_port: int, port_names: dict[int, str]) -> dict:
 
 #: why a table sends a packet to the agent (docs/ovs-pipeline.md)
 _PUNTS = {
-    "input": "DNS query: answered by the agent's name server",
-    "svc_dnat": "first packet to a service VIP: the agent picks a provider and installs its NAT flows",
-    "arp_responder": "ARP request no flow answers: the agent decides",
+    INPUT.name: "DNS query: answered by the agent's name server",
+    SVC_DNAT.name: "first packet to a service VIP: the agent picks a provider and installs its NAT flows",
+    ARP_RESPONDER.name: "ARP request no flow answers: the agent decides",
 }
 
 
