@@ -24,6 +24,14 @@ plugin keeps the local engine's networks in sync, resolves network ids and learn
   creator calls this after creating (or on 409): among the same-named networks of ``driver`` the
   oldest (``Created``, then ``Id``) is kept, the others are deleted (one Docker still uses is left
   for a later pass). The rule is deterministic, so concurrent callers keep the same one.
+- ``DockerClient.events(since, filters)``: the engine's event stream (``GET /events``) as an
+  async iterator of dicts, on a session of its own with no overall timeout (the stream lasts as long
+  as the engine). Docker writes one JSON object per line; ``split_events`` cuts the received bytes
+  into events, and a line that is not a JSON object (or one over 1 MiB) is counted in
+  ``malformed`` and skipped, never raised. The stream ends when the engine closes it (dockerd
+  stops); a connection failure raises ``DockerApiError``. ``since_param(ns)`` writes Docker's
+  ``<seconds>.<nanoseconds>`` form; Docker's ``since`` is inclusive (events at that very nanosecond
+  are sent again), which the caller must handle (``netplugin/docker/events.py``).
 - ``parse_docker_time`` reads Docker's RFC 3339 times (``Created``, ``/info`` ``SystemTime``);
   ``DockerClient.engine_time()`` is the engine's clock, against which netplugin's sync measures a
   network's age (``netplugin/docker/sync.py``: grace period before deleting an unconfirmed one).
@@ -34,6 +42,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -51,12 +60,16 @@ __all__ = [
     "network_create_body",
     "one_network",
     "parse_docker_time",
+    "since_param",
     "socket_path",
+    "split_events",
 ]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+#: longest event line kept; a longer one is skipped as malformed
+MAX_EVENT = 1 << 20
 
 
 class DockerApiError(ExternalServiceError):
@@ -218,6 +231,88 @@ class DockerClient:
     async def list_containers(self) -> list[dict[str, Any]]:
         conts: list[dict[str, Any]] = await self._call("GET", "/containers/json") or []
         return conts
+
+    # ---- events -------------------------------------------------------------------------------
+    async def events(
+        self,
+        since: str = "",
+        filters: dict[str, list[str]] | None = None,
+        malformed: list[int] | None = None,
+        on_open: Callable[[], None] | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The engine's events from ``since`` on, until the engine closes the stream. Malformed
+        lines are skipped; ``malformed[0]`` (when given) counts them. ``on_open()`` is called once
+        the engine has accepted the request (before any event)."""
+        import aiohttp
+
+        params = {}
+        if since:
+            params["since"] = since
+        if filters:
+            params["filters"] = json.dumps(filters)
+        sess = aiohttp.ClientSession(
+            connector=aiohttp.UnixConnector(path=self.path),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._timeout),
+        )
+        try:
+            async with sess.get("http://docker" + self.prefix + "/events", params=params) as resp:
+                if resp.status >= 400:
+                    raw = await resp.read()
+                    try:
+                        msg = json.loads(raw).get("message")
+                    except (ValueError, AttributeError):
+                        msg = raw.decode(errors="replace").strip()
+                    raise DockerApiError(msg or f"docker engine error (HTTP {resp.status})", resp.status)
+                if on_open is not None:
+                    on_open()
+                buf, skipping = b"", False
+                async for chunk in resp.content.iter_any():
+                    buf += chunk
+                    if skipping:  # the rest of an over-long line
+                        cut = buf.find(b"\n")
+                        if cut < 0:
+                            buf = b""
+                            continue
+                        buf, skipping = buf[cut + 1 :], False
+                    evs, buf, bad = split_events(buf)
+                    if len(buf) > MAX_EVENT:
+                        buf, skipping, bad = b"", True, bad + 1
+                    if bad and malformed is not None:
+                        malformed[0] += bad
+                    if bad:
+                        log.warning("docker events: %d malformed event(s) skipped", bad)
+                    for ev in evs:
+                        yield ev
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            raise self._unreachable(e) from None
+        finally:
+            await sess.close()
+
+
+def split_events(buf: bytes) -> tuple[list[dict[str, Any]], bytes, int]:
+    """Complete lines of ``buf`` -> (the JSON objects among them, the incomplete rest, how many
+    complete lines were not a JSON object). Blank lines are ignored."""
+    *lines, rest = buf.split(b"\n")
+    out: list[dict[str, Any]] = []
+    bad = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            ev = json.loads(line)
+        except (ValueError, RecursionError):
+            bad += 1
+            continue
+        if isinstance(ev, dict):
+            out.append(ev)
+        else:
+            bad += 1
+    return out, rest, bad
+
+
+def since_param(ns: int) -> str:
+    """Nanoseconds since the epoch -> Docker's ``since`` (``<seconds>.<9-digit nanoseconds>``)."""
+    return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
 
 
 _TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?$")

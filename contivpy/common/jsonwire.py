@@ -132,7 +132,7 @@ def _has_lone_surrogate(v: Any) -> bool:
 @dataclass(frozen=True)
 class Struct:
     """A Go request struct: ``go`` is its Go type name (``master.CreateEndpointRequest``), ``fields``
-    maps each JSON field name to ``"string"``, ``"bool"``, ``"int"``, ``"map[string]string"``,
+    maps each JSON field name to ``"string"``, ``"bool"``, ``"int"``, ``"[]string"``, ``"map[string]string"``,
     ``"map[string]interface {}"``, ``"interface {}"``, a nested ``Struct`` or ``("[]", Struct)``. ``null``
     values are skipped (the field keeps its zero value, as Go leaves it untouched)."""
 
@@ -196,6 +196,13 @@ def _field(kind: Any, v: Any, where: str) -> Any:
         if not isinstance(v, list):
             raise _mismatch(v, where, f"[]{elem.go}")
         return [{} if x is None else _field(elem, x, where) for x in v]
+    if kind == "[]string":
+        if not isinstance(v, list):
+            raise _mismatch(v, where, kind)
+        for x in v:
+            if x is not None and not isinstance(x, str):
+                raise _mismatch(x, where, "string")
+        return [x or "" for x in v]
     if kind == "map[string]string":
         if not isinstance(v, dict):
             raise _mismatch(v, where, kind)

@@ -69,6 +69,12 @@ class F:
             self._regex = re.compile(self.pattern)
         return self._regex
 
+    @property
+    def required(self) -> bool:
+        """A value must be given: validation checks an absent field as "" (``codec.validate``),
+        and this field's rule refuses "" with no default to fill in."""
+        return self.default is None and self.regex is not None and self.regex.fullmatch("") is None
+
 
 class Spec:
     __slots__ = ("name", "go", "key_fields", "fields", "link_sets", "links", "by_name")
@@ -89,6 +95,15 @@ class Spec:
         self.link_sets = link_sets  # None = no link-sets member; else allowed set names
         self.links = links  # None = no links member; else link names in declaration order
         self.by_name = {f.name: f for f in fields}
+
+    @property
+    def required(self) -> list[str]:
+        """The fields a create/update body must carry: the key fields, then the other fields
+        whose rule refuses an empty value (``F.required``), in declaration order."""
+        return [
+            *self.key_fields,
+            *(f.name for f in self.fields if f.required and f.name not in self.key_fields),
+        ]
 
 
 def _s(name: str, maxlen: int = 0, regex: str | None = None, default: Any = None) -> F:

@@ -132,6 +132,15 @@ class EndpointState(_Record):
     labels: dict[str, str] | None = None
     containerId: str = ""
     epCommonName: str = ""
+    #: contivpy addition: the container's other DNS names (``docker run --network-alias``); written
+    #: only when there are some, so the record is the original's otherwise
+    aliases: list[str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if not self.aliases:
+            out.pop("aliases", None)
+        return out
 
 
 @dataclass

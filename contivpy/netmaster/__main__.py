@@ -1,63 +1,18 @@
 """``netmaster`` entry point: flags -> Config (exit 22 on invalid config), logging, daemon.
 
-Logging imitates logrus' TextFormatter with full timestamps (Go ``StampNano`` layout):
-``time="Nov 27 21:30:00.123456789" level=info msg="..."``; ``--use-json-log`` gives one JSON
-object per line; ``--use-syslog`` sends to the ``--syslog-url`` (udp/tcp host:port).
+Logging (text like logrus, ``--use-json-log``, ``--use-syslog``/``--syslog-url``) is
+common/logfmt.py, shared with netplugin so both daemons write the same lines.
 Imports are kept lean: aiohttp/aetcd load only once the configuration is valid, and aiohttp's
 client side only when first used (``common/fastweb.py``: netmaster serves before it needs it).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-import time
 
-
-class LogrusText(logging.Formatter):
-    _LEVELS = {"WARNING": "warning", "CRITICAL": "fatal"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        t = time.localtime(record.created)
-        ns = int((record.created % 1) * 1e9)
-        stamp = time.strftime("%b ", t) + f"{t.tm_mday:2d}" + time.strftime(" %H:%M:%S", t) + f".{ns:09d}"
-        level = self._LEVELS.get(record.levelname, record.levelname.lower())
-        msg = record.getMessage()
-        if record.exc_info:
-            msg += "\n" + self.formatException(record.exc_info)
-        return f'time="{stamp}" level={level} msg={json.dumps(msg)}'
-
-
-class LogrusJSON(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(
-            {
-                "level": record.levelname.lower(),
-                "msg": record.getMessage(),
-                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(record.created)),
-            }
-        )
-
-
-def setup_logging(level: str = "INFO", use_json: bool = False, syslog_url: str = "") -> None:
-    handler: logging.Handler
-    if syslog_url:
-        import socket
-        from logging.handlers import SysLogHandler
-        from urllib.parse import urlparse
-
-        u = urlparse(syslog_url)
-        kind = socket.SOCK_STREAM if u.scheme == "tcp" else socket.SOCK_DGRAM
-        handler = SysLogHandler((u.hostname or "127.0.0.1", u.port or 514), socktype=kind)
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(LogrusJSON() if use_json else LogrusText())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(
-        {"WARN": "WARNING", "FATAL": "CRITICAL", "PANIC": "CRITICAL", "TRACE": "DEBUG"}.get(level, level)
-    )
+from contivpy.common.logfmt import LogSetupError
+from contivpy.common.logfmt import setup as setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,7 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     except config.ConfigError as exc:
         logging.getLogger("netmaster").error("%s", exc)
         return 22
-    setup_logging(cfg.log_level, cfg.json_log, cfg.syslog_url if cfg.syslog else "")
+    try:
+        setup_logging(cfg.log_level, cfg.json_log, cfg.syslog_url if cfg.syslog else "", "netmaster")
+    except LogSetupError as exc:  # stays on stderr: one error line, exit 22 like other config errors
+        setup_logging()
+        logging.getLogger("netmaster").error("%s", exc)
+        return 22
     log = logging.getLogger("netmaster")
     log.info(
         "Using netmaster mode: %s, network mode: %s, forwarding mode: %s",

@@ -72,14 +72,60 @@ class Bitset:
     def count(self) -> int:
         return self.bits.bit_count()
 
+    def _words(self) -> array:
+        """The 64-bit words, lowest first: one conversion of the int, then word-sized work
+        (shifting the whole int once per bit costs the size of the set each time)."""
+        nwords = (max(self.length, self.bits.bit_length()) + _WORD - 1) // _WORD
+        words = array("Q")
+        words.frombytes(self.bits.to_bytes(nwords * 8, "little"))
+        if sys.byteorder == "big":
+            words.byteswap()
+        return words
+
     def iter_set(self):
-        x, i = self.bits, 0
-        while x:
-            low = (x & -x).bit_length() - 1
-            i += low
-            yield i
-            x >>= low + 1
-            i += 1
+        """Indexes of the set bits, ascending (linear in the size of the set)."""
+        for wi, w in enumerate(self._words()):
+            base = wi * _WORD
+            while w:
+                low = w & -w
+                yield base + low.bit_length() - 1
+                w ^= low
+
+    def runs(self, lo: int = 0, hi: int | None = None) -> list[tuple[int, int]]:
+        """Runs of consecutive set bits as (first, last), ascending, clipped to lo..hi (inclusive).
+        Linear in the size of the set, whatever the number of bits set (a /9 subnet is 8 Mbit)."""
+        out: list[tuple[int, int]] = []
+        start = -1
+        full = (1 << _WORD) - 1
+        for wi, w in enumerate(self._words()):
+            base = wi * _WORD
+            if w == 0 or w == full:
+                if w == 0 and start >= 0:
+                    out.append((start, base - 1))
+                    start = -1
+                elif w == full and start < 0:
+                    start = base
+                continue
+            pos = 0
+            while pos < _WORD:
+                if start < 0:
+                    x = w >> pos
+                    if x == 0:
+                        break
+                    pos += (x & -x).bit_length() - 1
+                    start = base + pos
+                x = (~w & full) >> pos
+                if x == 0:
+                    break  # the run goes on into the next word
+                pos += (x & -x).bit_length() - 1
+                out.append((start, base + pos - 1))
+                start = -1
+        if start >= 0:
+            out.append((start, self.bits.bit_length() - 1))
+        if lo > 0 or hi is not None:
+            top = hi if hi is not None else max(self.length - 1, 0)
+            out = [(max(a, lo), min(b, top)) for a, b in out if max(a, lo) <= min(b, top)]
+        return out
 
     def copy(self) -> Bitset:
         return Bitset(self.length, self.bits)

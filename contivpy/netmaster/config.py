@@ -33,6 +33,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from contivpy.common import logfmt
 from contivpy.common.errors import ContivError
 
 MODES = ("docker", "kubernetes", "swarm-mode", "test")
@@ -187,12 +188,10 @@ def build(ns: argparse.Namespace, env: dict[str, str] | None = None) -> Config:
     legacy = bool(vals["cluster_store"]) or bool(vals["debug"])
     cfg = Config()
 
-    level = "DEBUG" if vals["debug"] else str(vals["log_level"]).upper()
-    if level == "WARNING":
-        level = "WARN"
-    if level not in ("DEBUG", "INFO", "WARN", "ERROR", "FATAL", "PANIC", "TRACE"):
-        raise ConfigError(f'not a valid logrus Level: "{vals["log_level"]}"')
-    cfg.log_level = level
+    try:
+        cfg.log_level = logfmt.parse_level(str(vals["log_level"]), bool(vals["debug"]))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     cfg.json_log, cfg.syslog, cfg.syslog_url = (
         bool(vals["json_log"]),
         bool(vals["syslog"]),

@@ -58,11 +58,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from contivpy.common import netaddr
+from contivpy.common import metrics, netaddr
 from contivpy.common.errors import ConflictError, ContivError, NotFoundError, ValidationError
 from contivpy.common.kv.base import Compare, Delete, KeyValue, KVStore, Put
 from contivpy.model import keys
@@ -117,6 +118,11 @@ def _str(d: dict, name: str, label: str = "") -> str:
     return v
 
 
+#: The answer of allocAddress / releaseAddress for a NetworkID naming no network (or no group), in the
+#: original's words (docs/decisions.md "allocAddress errors"), without its Go stack trace.
+KEY_NOT_FOUND = "key not found"
+
+
 @dataclass
 class _Rec:
     """A record read for this attempt (None value = absent)."""
@@ -138,6 +144,25 @@ class _AllocReq:
     group: str
     preferred: str
     fut: asyncio.Future
+
+
+MAX_ALIASES = 64
+_ALIAS = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?")
+
+
+def check_aliases(value: object) -> list[str]:
+    """``Aliases`` of an updateEndpoint request: DNS names (letters, digits, ``-``, ``_``, ``.``;
+    at most 253 characters), at most 64; duplicates dropped, order kept."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+        raise ValidationError("Aliases must be a list of strings")
+    if len(value) > MAX_ALIASES:
+        raise ValidationError(f"too many Aliases ({len(value)}): at most {MAX_ALIASES}")
+    for a in value:
+        if not _ALIAS.fullmatch(a):
+            raise ValidationError(f"invalid alias {a!r}: a DNS name is expected")
+    return list(dict.fromkeys(value))
 
 
 class Allocator:
@@ -171,21 +196,22 @@ class Allocator:
 
     # --- id resolution ----------------------------------------------------------------------
     async def resolve(self, network_id: str) -> tuple[str, str, str]:
-        """NetworkID -> (network, group, tenant) of an existing network."""
+        """NetworkID -> (network, group, tenant) of an existing network; else ``key not found``
+        (the original's answer: its read of the missing state record failed with that text)."""
         net_part, group = network_id, ""
         if ":" in network_id:
             head, _, rest = network_id.partition(":")
             group, _, tenant = rest.rpartition(".")
             if not group:
-                raise NotFoundError(f"network {network_id} not found")
+                raise NotFoundError(KEY_NOT_FOUND)
             if await self.kv.get(keys.net_state(keys.network_id(head, tenant))) is None:
-                raise NotFoundError(f"network {head}.{tenant} not found")
+                raise NotFoundError(KEY_NOT_FOUND)
             return head, group, tenant
         idx = len(net_part)
         while True:
             idx = net_part.rfind(".", 0, idx)
             if idx <= 0:
-                raise NotFoundError(f"network {network_id} not found")
+                raise NotFoundError(KEY_NOT_FOUND)
             net, tenant = net_part[:idx], net_part[idx + 1 :]
             if await self.kv.get(keys.net_state(keys.network_id(net, tenant))) is not None:
                 return net, group, tenant
@@ -214,8 +240,17 @@ class Allocator:
                     ip, _, length = pool.partition("/")
                     first = netaddr.int_to_ip((netaddr.ip_to_int(ip) & netaddr.mask(int(length))) + 1)
                     return {"NetworkID": network_id, "IPv4Address": f"{first}/{length}"}
-                raise NotFoundError(f"network with subnet {address_pool} not found")
+                raise NotFoundError("network not found")  # the original's words (no network has that subnet)
             network_id = found
+        try:
+            out = await self._alloc_address(network_id, preferred)
+        except Exception:  # refused (a cancelled request is not counted)
+            metrics.ADDR_ALLOCS.inc("allocAddress", "failed")
+            raise
+        metrics.ADDR_ALLOCS.inc("allocAddress", "ok")
+        return out
+
+    async def _alloc_address(self, network_id: str, preferred: str) -> dict:
         net, group, tenant = await self.resolve(network_id)
         net_id = keys.network_id(net, tenant)
         # Group commit: queue the request, then take the network lock; whoever gets it serves
@@ -248,9 +283,9 @@ class Allocator:
         stale: dict[str, KeyValue] | None = None  # allocation records read after a lost txn
         for _ in range(MAX_ATTEMPTS):
             nrec = await self._read(keys.net_state(net_id))
-            if nrec.kv is None:
+            if nrec.kv is None:  # deleted since resolve()
                 for r in batch:
-                    r.fut.set_exception(NotFoundError(f"network {net_id} not found"))
+                    r.fut.set_exception(NotFoundError(KEY_NOT_FOUND))
                 return
             st = NetworkState.from_json(nrec.kv.value)
             epgs: dict[str, tuple[_Rec, EndpointGroupState | None]] = {}
@@ -264,8 +299,8 @@ class Allocator:
                         ev = None if erec.kv is None else EndpointGroupState.from_json(erec.kv.value)
                         epgs[r.group] = (erec, ev)
                     epg = epgs[r.group][1]
-                    if epg is None:
-                        failed.append((r, NotFoundError(f"endpoint group {r.group} not found")))
+                    if epg is None:  # "<net>:<group>.<tenant>" naming no group: the original's words
+                        failed.append((r, NotFoundError(KEY_NOT_FOUND)))
                         continue
                     if (epg.networkName, epg.tenantName) != (st.networkName, st.tenant):
                         # "<net>:<group>.<tenant>" naming a group of ANOTHER network: its pool map is
@@ -335,6 +370,7 @@ class Allocator:
                         if erec is not None and epg is not None:
                             ops.append(Put(erec.key, epg.to_json()))
                 if (await self.kv.txn([r.compare() for r in recs], ops)).succeeded:
+                    metrics.ADDR_RELEASES.inc("releaseAddress")
                     return
         raise ConflictError("concurrent update, please retry")
 
@@ -433,7 +469,9 @@ class Allocator:
                     epg = None if erec.kv is None else EndpointGroupState.parse(erec.kv.value)
                     if epg is None or epg.networkName != net:
                         raise NotFoundError(f"endpoint group {group} not found")
+                taken = st.epAddrCount
                 ip, rrec = await self._take_v4(st, epg, group, want_ip)
+                fresh = st.epAddrCount > taken  # a free bit taken, not an allocAddress claimed
                 ip6 = await self._take_v6(st, want_ip6)
                 st.epCount += 1
                 ep = EndpointState(
@@ -458,6 +496,8 @@ class Allocator:
                     recs.append(erec)
                     ops.append(Put(erec.key, epg.to_json()))
                 if (await self.kv.txn([r.compare() for r in recs], ops)).succeeded:
+                    if fresh:
+                        metrics.ADDR_ALLOCS.inc("createEndpoint", "ok")
                     return ep
         raise ConflictError("concurrent update, please retry")
 
@@ -538,9 +578,10 @@ class Allocator:
                             epg.epCount = max(0, epg.epCount - 1)
                     # another endpoint holding the same address (state older than the address
                     # rule) keeps it: its bit stays set
+                    freed = False
                     if ep.ipAddress and not await self.holders(st, ep.ipAddress, skip=ep.id):
                         if not keep:
-                            ipam.release(st, epg, ep.ipAddress)
+                            freed = ipam.release(st, epg, ep.ipAddress)
                         elif ipam.releasable(st, epg, ep.ipAddress):
                             # handed back to the caller's IPAM: an allocation record explains the
                             # bit until its releaseAddress (or the reclaimer, once it expires)
@@ -560,6 +601,8 @@ class Allocator:
                         recs.append(erec)
                         ops.append(Put(erec.key, epg.to_json()))
                 if (await self.kv.txn([r.compare() for r in recs], ops)).succeeded:
+                    if nrec.kv is not None and freed:
+                        metrics.ADDR_RELEASES.inc("deleteEndpoint")
                     await self.providers.remove(tenant, ep.id, ep_gone=True)  # no longer a provider
                     return ep
         raise ConflictError("concurrent update, please retry")
@@ -568,31 +611,41 @@ class Allocator:
         """Container start/die: the container's id and name go into the endpoint state (what the
         name servers of every host answer from), with its labels on ``start``; service-provider
         bookkeeping (providers.py) is delegated to ``provider_update``. ``EndpointID`` is the
-        endpoint state id ``<net>.<tenant>-<epid>``. Every field is checked before any write."""
+        endpoint state id ``<net>.<tenant>-<epid>``. contivpy's ``Aliases`` (the container's
+        ``--network-alias`` names) are stored with the endpoint, so every host's name server answers
+        them too. Every field is checked before any write."""
         ep_id, name, cid = (req.get(f) or "" for f in ("EndpointID", "EPCommonName", "ContainerID"))
         for field, v in (("EndpointID", ep_id), ("EPCommonName", name), ("ContainerID", cid)):
             if not isinstance(v, str):
                 raise ValidationError(f"{field} must be a string")
+        aliases = check_aliases(req.get("Aliases"))
         event, labels = check_request(req)
         if event == "start" and labels:
             await self.providers.check_start(req)
-        if ep_id and event != "die" and (name or cid or labels):
-            await self._set_container(ep_id, name, cid, labels)
+        if ep_id and event != "die" and (name or cid or labels or aliases):
+            await self._set_container(ep_id, name, cid, labels, aliases)
         if self.provider_update is not None:
             await self.provider_update(req)
         return {"IPAddress": req.get("IPAddress", "")}
 
-    async def _set_container(self, ep_id: str, name: str, cid: str, labels: dict | None = None) -> None:
+    async def _set_container(
+        self, ep_id: str, name: str, cid: str, labels: dict | None = None, aliases: list | None = None
+    ) -> None:
         key = keys.ep_state(ep_id)
         for _ in range(MAX_ATTEMPTS):
             rec = await self._read(key)
             if rec.kv is None:
                 raise NotFoundError(f"endpoint {ep_id} not found")
             ep = EndpointState.from_json(rec.kv.value)
-            want = (name or ep.epCommonName, cid or ep.containerId, labels or ep.labels)
-            if (ep.epCommonName, ep.containerId, ep.labels) == want:
+            want = (
+                name or ep.epCommonName,
+                cid or ep.containerId,
+                labels or ep.labels,
+                aliases or ep.aliases,
+            )
+            if (ep.epCommonName, ep.containerId, ep.labels, ep.aliases) == want:
                 return
-            ep.epCommonName, ep.containerId, ep.labels = want
+            ep.epCommonName, ep.containerId, ep.labels, ep.aliases = want
             if (await self.kv.txn([rec.compare()], [Put(key, ep.to_json())])).succeeded:
                 return
         raise ConflictError("concurrent update, please retry")

@@ -21,6 +21,10 @@ Invariant ("a failed request leaves nothing half-written")
     too. Readers thus see, at worst, the old derived state or a mix converging to the new one,
     never a model change that is lost.
 
+Metrics (docs/rest-api.md): ``contiv_netmaster_followup_jobs_total{kind,result=ok|retried|failed}``
+counted here; the backlog, ``contiv_netmaster_followup_pending`` (intent keys in etcd), is read at
+scrape time by netmaster/api/observe.py.
+
 Jobs are registered with ``@job("<kind>")`` on ``async def f(crud, job_id) -> None``. Hooks call
 ``schedule(ctx, plan, kind, job_id)``.
 """
@@ -33,6 +37,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from contivpy.common import metrics
 from contivpy.common.errors import ConflictError, NotLeaderError, StoreError
 from contivpy.common.kv.base import Compare, Delete, Put
 from contivpy.model import keys
@@ -82,18 +87,24 @@ def schedule(ctx: Any, plan: Any, kind: str, job_id: str) -> None:
 async def run_job(crud: Any, kind: str, job_id: str) -> None:
     """Run one job (caller holds ``crud.lock``) and clear its intent key when it succeeded."""
     fn = _JOBS[kind]
-    for attempt in range(ATTEMPTS):
-        try:
-            await fn(crud, job_id)
-            break
-        except NotLeaderError:
-            raise
-        except (StoreError, ConflictError) as exc:
-            if attempt == ATTEMPTS - 1:
-                raise StoreError(f"{kind} {job_id}: state left pending ({exc})") from exc
-            log.warning("follow-up %s %s failed (%s); retrying", kind, job_id, exc)
-            await asyncio.sleep(0.2 * (attempt + 1))
-    await crud.commit_ops([], [Delete(pending_key(kind, job_id))])
+    try:
+        for attempt in range(ATTEMPTS):
+            try:
+                await fn(crud, job_id)
+                break
+            except NotLeaderError:
+                raise
+            except (StoreError, ConflictError) as exc:
+                if attempt == ATTEMPTS - 1:
+                    raise StoreError(f"{kind} {job_id}: state left pending ({exc})") from exc
+                log.warning("follow-up %s %s failed (%s); retrying", kind, job_id, exc)
+                metrics.FOLLOWUP_JOBS.inc(kind, "retried")
+                await asyncio.sleep(0.2 * (attempt + 1))
+        await crud.commit_ops([], [Delete(pending_key(kind, job_id))])
+    except Exception:  # a cancelled job (leader stepping down) is not counted
+        metrics.FOLLOWUP_JOBS.inc(kind, "failed")
+        raise
+    metrics.FOLLOWUP_JOBS.inc(kind, "ok")
 
 
 async def resume(crud: Any) -> int:

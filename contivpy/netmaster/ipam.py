@@ -285,14 +285,10 @@ def detach_pool(net: NetworkState, epg: EndpointGroupState) -> None:
     nm.clear_range(lo, hi)
     net.ipAllocMap = nm.encode()
     em = Bitset.decode(epg.epgIpAllocMap)
-    net.epAddrCount = max(0, net.epAddrCount - len(_in_range_bits(em, lo, hi)))
+    net.epAddrCount = max(0, net.epAddrCount - sum(b - a + 1 for a, b in em.runs(lo, hi)))
 
 
 # --- listings (inspect Oper) ---------------------------------------------------------------------------
-
-
-def _in_range_bits(bm: Bitset, lo: int, hi: int) -> list[int]:
-    return [i for i in bm.iter_set() if lo <= i <= hi]
 
 
 def list_allocated(net: NetworkState) -> str:
@@ -303,8 +299,23 @@ def list_allocated(net: NetworkState) -> str:
     if sn.is_range:
         lo = max(lo, sn.range_start - sn.subnet_ip)
         hi = min(hi, sn.range_end - sn.subnet_ip)
-    bits = _in_range_bits(Bitset.decode(net.ipAllocMap), lo, hi)
-    return netaddr.render_ip_runs(sn.subnet_ip, netaddr.runs(bits))
+    return netaddr.render_ip_runs(sn.subnet_ip, Bitset.decode(net.ipAllocMap).runs(lo, hi))
+
+
+def address_counts(net: NetworkState) -> tuple[int, int]:
+    """(used, free) IPv4 host addresses of the network: the offsets ``list_allocated`` and
+    ``list_available`` render (network, broadcast and outside a range subnet's range excluded;
+    gateway and group pools counted as used)."""
+    sn = subnet_of(net)
+    lo, hi = 1, sn.size - 2
+    if sn.is_range:
+        lo = max(lo, sn.range_start - sn.subnet_ip)
+        hi = min(hi, sn.range_end - sn.subnet_ip)
+    if hi < lo:
+        return 0, 0
+    mask = ((1 << (hi - lo + 1)) - 1) << lo
+    used = (Bitset.decode(net.ipAllocMap).bits & mask).bit_count()
+    return used, hi - lo + 1 - used
 
 
 def list_available(net: NetworkState) -> str:
@@ -321,15 +332,14 @@ def epg_list_allocated(net: NetworkState, epg: EndpointGroupState) -> str:
     sn = subnet_of(net)
     lo, hi = netaddr.parse_ip_pool(epg.ipPool, sn)
     lo, hi = max(lo, 1), min(hi, sn.size - 2)
-    bits = _in_range_bits(Bitset.decode(epg.epgIpAllocMap), lo, hi)
-    return netaddr.render_ip_runs(sn.subnet_ip, netaddr.runs(bits))
+    return netaddr.render_ip_runs(sn.subnet_ip, Bitset.decode(epg.epgIpAllocMap).runs(lo, hi))
 
 
 def _available(bm: Bitset, base: int, length: int) -> str:
     size = 1 << (32 - length)
     limit = min(size, bm.length)
     free = (~bm.bits) & ((1 << limit) - 1)
-    return netaddr.render_ip_runs(base, netaddr.runs(Bitset(limit, free).iter_set()))
+    return netaddr.render_ip_runs(base, Bitset(limit, free).runs())
 
 
 # --- IPv6 (host ids kept in a map, next after the last one handed out) -----------------------------------

@@ -103,7 +103,7 @@ def check_request(req: dict) -> tuple[str, dict[str, str]]:
             raise ValidationError(f"{f} must be a string")
     event = req.get("Event") or ""
     if event not in EVENTS:
-        raise ValidationError(f"invalid event {event!r}: start or die expected")
+        raise ValidationError(f"invalid event '{event}': start or die expected")
     labels = req.get("Labels")
     if labels is None:
         labels = {}

@@ -1,5 +1,7 @@
 """``netplugin`` entry point: parse flags (exit 22 on config errors), set up logging, run the agent.
 
+Logging is netmaster's (common/logfmt.py): logrus-like text lines on stderr, ``--use-json-log``
+for one JSON object per line, ``--use-syslog``/``--syslog-url`` to send them to syslog.
 SIGTERM/SIGINT stop the agent cleanly; like the original, bridges, ports and flows are left in place
 so containers keep their connectivity while the agent is down (the host port ``contivh0`` and the iptables
 nat rules too). ``netplugin --cleanup [--ovsdb ADDR]`` is the clean uninstall of host access.
@@ -52,6 +54,9 @@ async def _amain(cfg) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from contivpy.common.logfmt import LogSetupError
+    from contivpy.common.logfmt import setup as setup_logging
+
     try:
         cfg = parse(argv)
     except ShowVersion:
@@ -60,14 +65,16 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(version_text())
         return 0
     except ConfigError as e:
-        if str(e):
-            print(f"netplugin: {e}", file=sys.stderr)
+        if str(e):  # logged like netmaster's: a logrus text line on stderr (argparse printed its own)
+            setup_logging()
+            logging.getLogger("netplugin").error("%s", e)
         return EXIT_CONFIG
-    logging.basicConfig(
-        level=cfg.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    try:
+        setup_logging(cfg.log_level, cfg.json_log, cfg.syslog_url if cfg.syslog else "", "netplugin")
+    except LogSetupError as exc:  # stays on stderr: one error line, exit 22 like other config errors
+        setup_logging()
+        logging.getLogger("netplugin").error("%s", exc)
+        return EXIT_CONFIG
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     return asyncio.run(_cleanup(cfg) if cfg.cleanup else _amain(cfg))
 

@@ -6,9 +6,11 @@ message is printed as-is and makes the process exit with code 22 (EINVAL), like 
 Accepted spellings (docs/original.md §5.1):
 - HEAD: ``--etcd-endpoints/--etcd``, ``--consul-endpoints/--consul``, ``--mode/--plugin-mode/--cluster-mode``,
   ``--netmode/--network-mode``, ``--fwdmode/--forward-mode``, ``--host/--host-label``, ``--vtep-ip``,
-  ``--ctrl-ip``, ``--vlan-uplinks/--vlan-if`` (repeatable, comma lists), ``--vxlan-port``, ``--log-level``.
+  ``--ctrl-ip``, ``--vlan-uplinks/--vlan-if`` (repeatable, comma lists), ``--vxlan-port``, ``--log-level``,
+  ``--use-json-log/--json-log``, ``--use-syslog/--syslog``, ``--syslog-url`` (as netmaster's:
+  common/logfmt.py; env ``CONTIV_NETPLUGIN_USE_JSON_LOG``, ``_USE_SYSLOG``, ``_SYSLOG_URL``).
 - legacy 1.1.x: ``-cluster-store etcd://h:p``, ``-plugin-mode``, ``-vlan-if``, ``-host-label``, ``-vtep-ip``,
-  ``-ctrl-ip``, ``-debug``, ``-vxlan-port``, ``-version``; ``--version``/``-v`` print the version
+  ``-ctrl-ip``, ``-debug``, ``-vxlan-port``, ``-json-log``, ``-syslog kernel|proto://ip:port``, ``-version``; ``--version``/``-v`` print the version
   block (``Version:``/``GitCommit:``/``BuildTime:``, as netmaster) and exit 0.
 - contivpy additions: ``--ovsdb ADDRESS`` (unix:PATH | tcp:IP:PORT), ``--ovs-datapath system|netdev``,
   ``--plugin-socket``, ``--cni-socket`` (the CNI server's unix socket, default
@@ -36,9 +38,11 @@ import argparse
 import ipaddress
 import os
 import socket
+import sys
 from dataclasses import dataclass, field
 
 from contivpy.common.httpserve import split_hostport
+from contivpy.common.logfmt import DEFAULT_SYSLOG_URL, parse_level
 
 EXIT_CONFIG = 22
 MODES = ("docker", "kubernetes", "swarm-mode", "test")
@@ -67,6 +71,9 @@ class Config:
     vlan_uplinks: list[str] = field(default_factory=list)
     vxlan_port: int = 4789
     log_level: str = "INFO"
+    json_log: bool = False  # --use-json-log: one JSON object per line (common/logfmt.py)
+    syslog: bool = False  # --use-syslog: log lines go to syslog_url instead of stderr
+    syslog_url: str = DEFAULT_SYSLOG_URL
     ovsdb: str = "unix:/var/run/openvswitch/db.sock"
     ovs_datapath: str = "system"
     plugin_socket: str = "/run/docker/plugins/netplugin.sock"
@@ -134,6 +141,10 @@ def _parser() -> argparse.ArgumentParser:
     a("--vlan-uplinks", "--vlan-if", "-vlan-if", dest="vlan_if", action="append")
     a("--vxlan-port", "-vxlan-port", dest="vxlan_port")
     a("--log-level", dest="log_level")
+    a("--use-json-log", "--json-log", "-json-log", dest="json_log", action="store_true", default=None)
+    a("--use-syslog", "--syslog", dest="syslog", action="store_true", default=None)
+    a("-syslog", dest="syslog_legacy")  # 1.1.x: -syslog kernel | proto://ip:port
+    a("--syslog-url", dest="syslog_url")
     a("-debug", "--debug", dest="debug", action="store_true", default=None)
     a("--ovsdb", dest="ovsdb")
     a("--ovs-datapath", dest="ovs_datapath")
@@ -149,6 +160,26 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+_BOOL_FLAGS = ("--use-json-log", "--json-log", "-json-log", "--use-syslog", "--syslog")
+
+
+def _normalise(argv: list[str]) -> list[str]:
+    """``--use-json-log=true`` / ``=false`` for the boolean log flags, as netmaster accepts them."""
+    out = []
+    for a in argv:
+        name, eq, val = a.partition("=")
+        if eq and name in _BOOL_FLAGS:
+            if val.lower() not in ("true", "1", "t"):
+                continue
+            a = name
+        out.append(a)
+    return out
+
+
+def _env_bool(v: str) -> bool:
+    return v.strip().lower() in ("1", "t", "true", "yes")
+
+
 def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
@@ -157,7 +188,7 @@ def parse(argv: list[str] | None = None, env: dict[str, str] | None = None) -> C
     env = dict(os.environ if env is None else env)
     p = _parser()
     try:
-        ns = p.parse_args(argv)
+        ns = p.parse_args(_normalise(list(sys.argv[1:] if argv is None else argv)))
     except SystemExit as e:  # argparse already printed its usage message
         raise ConfigError("") from e
     if ns.version:
@@ -243,10 +274,15 @@ def parse(argv: list[str] | None = None, env: dict[str, str] | None = None) -> C
             raise ValueError("out of range")
     except ValueError as e:
         raise ConfigError(f"invalid vxlan-port: {e}") from e
-    lvl = pick(ns.log_level, "LOG_LEVEL", "INFO").upper()
-    cfg.log_level = "DEBUG" if ns.debug else {"WARN": "WARNING"}.get(lvl, lvl)
-    if cfg.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError(f"invalid log level: {lvl}")
+    try:  # netmaster's levels and message (common/logfmt.py)
+        cfg.log_level = parse_level(pick(ns.log_level, "LOG_LEVEL", "INFO"), bool(ns.debug))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    cfg.json_log = bool(ns.json_log) or _env_bool(env.get("CONTIV_NETPLUGIN_USE_JSON_LOG", ""))
+    cfg.syslog = bool(ns.syslog) or _env_bool(env.get("CONTIV_NETPLUGIN_USE_SYSLOG", ""))
+    cfg.syslog_url = pick(ns.syslog_url, "SYSLOG_URL", cfg.syslog_url)
+    if ns.syslog_legacy:
+        cfg.syslog, cfg.syslog_url = True, ns.syslog_legacy
     cfg.ovsdb = pick(ns.ovsdb, "OVSDB", cfg.ovsdb)
     if not cfg.ovsdb.startswith(("unix:", "tcp:")):
         raise ConfigError(f"invalid --ovsdb address {cfg.ovsdb!r} (want unix:PATH or tcp:IP:PORT)")

@@ -3,7 +3,8 @@
 A thin adapter: address calls go to netmaster ``/plugin/allocAddress`` / ``/plugin/releaseAddress``;
 endpoint calls go to ``EndpointService`` (which calls ``/plugin/createEndpoint``/``deleteEndpoint`` and
 plugs/unplugs veth, OVS port and flows); ``record_container`` (a container's name after Join, for DNS)
-goes to ``/plugin/updateEndpoint``. See ``contivpy.netplugin.docker.backend`` for the contract.
+goes to ``/plugin/updateEndpoint`` (Event ``start``), as does ``container_died`` (Event ``die``, from
+the Docker event stream, ``netplugin/docker/events.py``). See ``contivpy.netplugin.docker.backend`` for the contract.
 """
 
 from __future__ import annotations
@@ -55,13 +56,29 @@ class AgentBackend:
         return await read_oper_endpoint(self.endpoints.kv, state_id)
 
     async def record_container(
-        self, state_id: str, name: str, container_id: str, labels: dict[str, str] | None = None
+        self,
+        state_id: str,
+        name: str,
+        container_id: str,
+        labels: dict[str, str] | None = None,
+        aliases: list[str] | None = None,
     ) -> None:
-        """After Join (the container runs): netmaster writes the container's name, id and labels
-        into the endpoint state and matches the labels against service LB selectors (``start``)."""
+        """The container runs: netmaster writes its name, id, labels and ``--network-alias``
+        names into the endpoint state (every host's name server answers the names) and matches
+        the labels against service LB selectors (``start``)."""
         req: dict = {"EndpointID": state_id, "EPCommonName": name, "ContainerID": container_id}
+        if aliases:
+            req["Aliases"] = list(aliases)
         info = self.endpoints.local.get(state_id)
         if info is not None:
             req.update(IPAddress=info.ip_address, Tenant=info.tenant, Network=info.network)
         req.update(Labels=dict(labels or {}), Event="start")
+        await self.endpoints.netmaster.post("/plugin/updateEndpoint", req)
+
+    async def container_died(self, state_id: str, container_id: str, tenant: str = "") -> None:
+        """The container of an endpoint stopped (Docker event ``die``): netmaster drops the
+        endpoint from the providers of every service LB at once (``Event: die``)."""
+        req: dict = {"EndpointID": state_id, "ContainerID": container_id, "Event": "die"}
+        if tenant:
+            req["Tenant"] = tenant
         await self.endpoints.netmaster.post("/plugin/updateEndpoint", req)

@@ -15,7 +15,9 @@ network namespace, to the daemon's DNS servers: out of eth0 towards the network'
 ARP the vxlan bridge answers, into table 0. No per-container socket, no ``--dns`` on docker run.
 
 Answers (the original's): A (and AAAA) records, TTL 120, authoritative, for
-- endpoint / container names (``epCommonName`` of ``/contiv.io/state/eps/*``);
+- endpoint / container names (``epCommonName`` of ``/contiv.io/state/eps/*``) and the
+  container's other names (``aliases``: ``docker run --network-alias``, a contivpy addition;
+  names and aliases are scoped to the tenant, as container names always were);
 - endpoint-group names (``serviceName`` of the endpoints): the member addresses, at most 10;
 - service-LB names (``/contiv.io/state/serviceLB/*``): the VIP.
 A known name asked for another type (AAAA without v6 address, MX, ...) gets NOERROR without
@@ -82,6 +84,9 @@ class NameTable:
                 continue
             if ep.epCommonName:
                 names[tenant][ep.epCommonName.lower()].extend(addrs)
+            for alias in ep.aliases if isinstance(ep.aliases, list) else ():
+                if isinstance(alias, str) and alias:
+                    names[tenant][alias.lower()].extend(addrs)
             if ep.serviceName:
                 groups[(tenant, ep.serviceName.lower())].extend(addrs)
         for (tenant, group), addrs in groups.items():

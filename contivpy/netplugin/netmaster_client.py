@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 
+from contivpy.common import metrics
 from contivpy.common.errors import ContivError, ExternalServiceError
 from contivpy.common.kv.base import KVStore
 from contivpy.common.registry import ServiceRegistry
@@ -79,6 +80,8 @@ class NetmasterClient:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         last: Exception | None = None
         for attempt in range(self.retries):
+            if attempt:
+                metrics.NETMASTER_RETRIES.inc(path)
             targets = await self._targets()
             if not targets:
                 last = ExternalServiceError("netmaster not found: no leader and no registered netmaster")
@@ -89,9 +92,11 @@ class NetmasterClient:
                     async with self._session.post(url, json=body, ssl=ssl, headers=headers) as r:
                         text = await r.text()
                         if r.status != 200:
+                            metrics.NETMASTER_CALLS.inc(path, "refused")
                             raise ExternalServiceError(
                                 text.strip() or f"netmaster {path} failed: HTTP {r.status}"
                             )
+                        metrics.NETMASTER_CALLS.inc(path, "ok")
                         return json.loads(text) if text.strip() else None
                 except ContivError:
                     raise
@@ -99,4 +104,5 @@ class NetmasterClient:
                     last = e
                     log.warning("netmaster %s unreachable (%s), attempt %d", url, e, attempt + 1)
             await asyncio.sleep(self.retry_delay)
+        metrics.NETMASTER_CALLS.inc(path, "unreachable")
         raise ExternalServiceError(f"cannot reach netmaster for {path}: {last}")

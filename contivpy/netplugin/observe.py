@@ -12,7 +12,7 @@
   ``contiv_netplugin_reconcile_backoff_keys{reconciler}``,
   ``contiv_netplugin_reconcile_failures_total{reconciler}`` and
   ``contiv_netplugin_reconcile_retries_total{reconciler}``; plus the event metrics of
-  common/metrics.py (etcd requests, Docker plugin calls).
+  common/metrics.py (etcd requests, Docker plugin and CNI calls, requests to netmaster).
 The collector is unregistered when the application is cleaned up.
 """
 

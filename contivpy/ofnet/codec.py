@@ -797,7 +797,10 @@ def _checked(actions) -> tuple[Action, ...]:
 def flow_from_stats(st) -> Flow:
     """Flow value from a flow-stats entry (or a decoded FLOW_MOD): anything with ``table_id``,
     ``priority``, ``match``, ``instructions`` and ``cookie``.  ``ValueError`` for content we do
-    not build (unknown fields, actions, instructions)."""
+    not build (unknown fields, actions, instructions), or for an entry of another reply type
+    (a reply whose multipart type was not flow stats carries raw bytes)."""
+    if not all(hasattr(st, f) for f in ("table_id", "priority", "match", "instructions", "cookie")):
+        raise CodecError(f"not a flow stats entry: {type(st).__name__}")
     actions: tuple[Action, ...] = ()
     wm = None
     goto = None

@@ -189,6 +189,24 @@ def test_ping_by_name_across_hosts(docker_bed2):
     assert_issue_command_lines(docker_bed2)
 
 
+def test_network_alias_resolves_on_the_other_host(docker_bed2):
+    """`docker run --network-alias`: Docker's embedded resolver knows the alias on its own host
+    only; the start event brings it into the endpoint state and h1's agent answers it too."""
+    bed, d1, d2 = docker_bed2.bed, docker_bed2.dockers[1], docker_bed2.dockers[2]
+    try:
+        d2.run("tdka2", "test-net", "--network-alias", "tdk-alias")
+        ip = eth0(d2, "tdka2")[0].split("/")[0]
+        wait_until(
+            lambda: any("tdk-alias" in (e.get("aliases") or []) for e in ep_state(bed, "test-net.default")),
+            20,
+            "alias recorded in the endpoint state",
+        )
+        assert d1.ping("tdkc1", "tdk-alias"), "h1 -> h2 by alias"
+        assert ip in d1.exec("tdkc1", "nslookup", "tdk-alias")
+    finally:
+        d2.docker_rc("rm", "-f", "tdka2")
+
+
 def dns_stats(host) -> dict:
     from tests.fixtures.testbed import http_json
 

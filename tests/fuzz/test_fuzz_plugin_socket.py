@@ -259,7 +259,13 @@ class SocketMachine(RuleBasedStateMachine):
     def teardown(self):
         try:
             held = self._endpoint_addresses()
-            for ep in ENDPOINTS:
+            # (mutated EndpointIDs are valid strings too: whatever the example created goes)
+            made = [
+                json.loads(v).get("endpointID", "")
+                for k, v in self.agent.snapshot().items()
+                if k.startswith(consistency.EPS + "fzsnet.default-")
+            ]
+            for ep in dict.fromkeys(ENDPOINTS + [e for e in made if e]):
                 for nid in (NETID, GRPID):
                     status, reply = self.agent.call(
                         "NetworkDriver.DeleteEndpoint", {"NetworkID": nid, "EndpointID": ep}

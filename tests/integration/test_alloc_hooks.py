@@ -195,8 +195,19 @@ async def test_plugin_http_routes(crud, kv):
         assert r.status == 404
         r = await cli.post("/plugin/allocAddress", json=dict(body, PreferredIPv4Address="20.1.1.1"))
         assert r.status == 500 and await r.text() == "ip address 20.1.1.1 is not available\n"
-        r = await cli.post("/plugin/allocAddress", json=dict(body, NetworkID="nosuch.t1"))
-        assert r.status == 500 and "not found" in await r.text()
+        # a network (or group) that does not exist: the original's words (decisions.md "allocAddress errors")
+        before = await kv.get_prefix(keys.STATE)
+        for missing in ("nosuch.t1", "n2.nosuch", "nosuch", "nosuch:grp.t1", "n2:nogroup.t1"):
+            r = await cli.post("/plugin/allocAddress", json=dict(body, NetworkID=missing))
+            assert (r.status, await r.text()) == (500, "key not found\n"), missing
+            if missing != "n2:nogroup.t1":  # a release through a deleted group still frees (decisions.md)
+                r = await cli.post(
+                    "/plugin/releaseAddress", json={"NetworkID": missing, "IPv4Address": "20.1.1.1/24"}
+                )
+                assert (r.status, await r.text()) == (500, "key not found\n"), missing
+        r = await cli.post("/plugin/allocAddress", json=dict(body, NetworkID="", AddressPool="99.9.9.0/24"))
+        assert (r.status, await r.text()) == (500, "network not found\n")
+        assert (await kv.get_prefix(keys.STATE))[0] == before[0]
         r = await cli.post("/plugin/allocAddress", data=b"{bad", headers={"Content-Type": "application/json"})
         assert r.status == 500
         ce = {
@@ -240,3 +251,41 @@ async def test_plugin_http_routes(crud, kv):
         "networkTag": "n2.t1",
         "pktTag": 100,
     }
+
+
+async def test_global_range_checks_in_the_original_order(crud, kv):
+    """docs/original.md "Global update": forwarding mode, private subnet, VLAN range, VXLAN range;
+    the first refusal that applies is the answer, and a refused update changes nothing."""
+    await crud.create_or_update(
+        "network", "default:tgo-v", net("tgo-v", "10.8.0.0/24", encap="vlan", pktTag=100)
+    )
+    await crud.create_or_update("network", "default:tgo-x", net("tgo-x", "10.8.1.0/24", pktTag=3000))
+    glob = await crud.get("global", "global")
+    before = {
+        k: (await kv.get(k)).value for k in (keys.STATE_GLOBAL, keys.STATE_AUTO_VLAN, keys.OPER_AUTO_VLAN)
+    }
+    existing = "due to existing 1 vlans and 1 vxlans"
+    refusals = [
+        # the forwarding mode is checked before either range (even a malformed one)
+        (dict(fwdMode="routing", vlans="1-5000"), f"Unable to update forwarding mode {existing}"),
+        (dict(fwdMode="routing", vxlans="5000-6000"), f"Unable to update forwarding mode {existing}"),
+        # then the private subnet
+        (dict(pvtSubnet="172.20.0.0/16", vlans="200-300"), f"Unable to update private subnet {existing}"),
+        # then the VLAN range, before the VXLAN range
+        (dict(vlans="200-300", vxlans="1-20000"), "cannot update the vlan range due to existing vlans 100"),
+        (dict(vlans="200-300", vxlans="5000-6000"), "cannot update the vlan range due to existing vlans 100"),
+        (dict(vxlans="5000-6000"), "cannot update the vxlan range due to existing vxlans 3000"),
+        # inside one range: the format first (decisions.md "Global range checks")
+        (dict(vlans="1-5000"), "invalid range 1-5000, vlan values exceed 4095 max allowed"),
+        (dict(vxlans="1-20000"), "does not allow vxlan range to exceed 16000 range 1-20000"),
+    ]
+    for change, message in refusals:
+        assert await err(crud.create_or_update("global", "global", dict(glob, **change))) == message, change
+        assert await crud.get("global", "global") == glob
+        assert {k: (await kv.get(k)).value for k in before} == before
+    # ranges that keep every tag in use are accepted
+    await crud.create_or_update("global", "global", dict(glob, vlans="100-4000", vxlans="3000-9000"))
+    assert (await crud.inspect("global", "global"))["Oper"]["vlansInUse"] == "100"
+    await crud.create_or_update("global", "global", glob)
+    await crud.delete("network", "default:tgo-v")
+    await crud.delete("network", "default:tgo-x")

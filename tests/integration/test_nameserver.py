@@ -79,6 +79,26 @@ async def test_names_groups_services_in_tenant(table):
     assert ips(ask(nt, t, "v6", "AAAA")) == ["fd00::4"] and ips(ask(nt, t, "v6")) == ["10.5.0.4"]
 
 
+async def test_aliases_answered_in_tenant_and_bad_ones_ignored(etcd_kv, table):
+    """``--network-alias`` names stored with the endpoint (``aliases``) are answered like its name,
+    in its tenant only; a malformed ``aliases`` value is ignored, the rest of the table stands."""
+    nt, t = table
+    await put_ep(etcd_kv, f"n.{t}-a1", netID=f"n.{t}", ipAddress="10.5.0.7", ipv6Address="fd00::7",
+                 epCommonName="cache1", aliases=["Cache", "cache.tier"])  # fmt: skip
+    await put_ep(
+        etcd_kv, f"n.{t}-a2", netID=f"n.{t}", ipAddress="10.5.0.8", epCommonName="odd", aliases="cache"
+    )
+    await put_ep(
+        etcd_kv, f"n.{t}-a3", netID=f"n.{t}", ipAddress="10.5.0.9", epCommonName="odd2", aliases=[5, None]
+    )
+    await nt.rebuild()
+    assert ips(ask(nt, t, "cache")) == ["10.5.0.7"]
+    assert ips(ask(nt, t, "CACHE.tier.")) == ["10.5.0.7"]
+    assert ips(ask(nt, t, "cache", "AAAA")) == ["fd00::7"]
+    assert ips(ask(nt, t, "odd")) == ["10.5.0.8"] and ips(ask(nt, t, "odd2")) == ["10.5.0.9"]
+    assert ask(nt, f"{t}x", "cache") is None
+
+
 async def test_other_tenant_unknown_and_garbage_are_not_ours(table):
     nt, t = table
     assert ask(nt, t, "secret") is None  # another tenant's name: forwarded, never answered

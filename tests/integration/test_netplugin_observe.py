@@ -3,8 +3,8 @@ and netmaster).
 
 While the global configuration is missing the agent cannot finish its first sync: /healthz is
 200, /readyz 503 (sync in progress), the other debug routes 503. Once the configuration is back it
-becomes ready; endpoints, flows per table, Docker plugin calls and etcd requests then show in
-/metrics and move with the actions taken, and a VTEP registration that OVS refuses moves the
+becomes ready; endpoints, flows per table, Docker plugin and CNI calls, requests to netmaster and
+etcd requests then show in /metrics and move with the actions taken, and a VTEP registration that OVS refuses moves the
 reconcile failure and retry counters.
 """
 
@@ -52,9 +52,9 @@ def total(m, name: str, **labels) -> float:
     return sum(v for (n, ls), v in m.items() if n == name and want <= ls)
 
 
-def plugin_call(host, method: str) -> int:
+def plugin_call(host, method: str, socket: str = "") -> int:
     out = subprocess.run(
-        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", host.plugin_socket,
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", socket or host.plugin_socket,
          "-XPOST", f"http://x/{method}", "-d", "{}"],
         capture_output=True, text=True, check=True, timeout=30,
     ).stdout  # fmt: skip
@@ -112,6 +112,9 @@ def test_netplugin_probes_and_metrics():
         assert st == 200, info
         m1 = scrape(h)
         assert val(m1, "contiv_netplugin_endpoints", kind="local") == 1
+        nmreq = "contiv_netplugin_netmaster_requests_total"
+        ce = dict(path="/plugin/createEndpoint", result="ok")
+        assert val(m1, nmreq, **ce) == val(m0, nmreq, **ce) + 1
         assert total(m1, "contiv_netplugin_flows", bridge="contivVxlanBridge") > total(
             m0, "contiv_netplugin_flows", bridge="contivVxlanBridge"
         )
@@ -137,10 +140,17 @@ def test_netplugin_probes_and_metrics():
         )
         assert val(m2, "contiv_netplugin_plugin_requests_total", call="unknown", code="404") >= 1
         assert val(m2, "contiv_netplugin_plugin_request_duration_seconds_count", call="Plugin.Activate") >= 1
+        # CNI calls too (same metric, the CNI method as call): a CheckPod of an unknown pod fails
+        assert plugin_call(h, "ContivCNI.CheckPod", h.cni_socket) == 500
+        m2 = scrape(h)
+        cni = dict(call="ContivCNI.CheckPod", code="500")
+        assert val(m2, "contiv_netplugin_plugin_requests_total", **cni) == 1
 
         st, out = http_json("DELETE", f"{h.debug_url}/debug/endpoints/default/obsnet/obs1", timeout=30)
         assert st == 200, out
         m3 = scrape(h)
+        de = dict(path="/plugin/deleteEndpoint", result="ok")
+        assert val(m3, nmreq, **de) == val(m2, nmreq, **de) + 1
         assert val(m3, "contiv_netplugin_endpoints", kind="local") == 0
 
         # A VTEP registration OVS refuses (remote_ip is no address): the vteps reconciler fails,

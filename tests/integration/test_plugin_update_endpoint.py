@@ -110,3 +110,42 @@ async def test_update_endpoint_errors_leave_state_untouched(cli, kv):
     r = await cli.post("/plugin/updateEndpoint", json={"IPAddress": "20.7.1.1", "Event": "start"})
     assert r.status == 200
     assert await state(kv) == before
+
+
+async def test_update_endpoint_stores_aliases_and_refuses_bad_ones(cli, kv):
+    """contivpy's ``Aliases`` (docker run --network-alias) go into the endpoint state (so every
+    host's name server answers them); bad ones are refused before any write; a record without
+    aliases keeps the original's fields only."""
+    before = await state(kv)
+    assert "aliases" not in before
+    body = {
+        "EndpointID": SID,
+        "EPCommonName": "cbox1",
+        "Aliases": ["db", "db.primary", "db"],
+        "Event": "start",
+    }
+    r = await cli.post("/plugin/updateEndpoint", json=body)
+    assert r.status == 200, await r.text()
+    after = await state(kv)
+    assert after["aliases"] == ["db", "db.primary"] and after["epCommonName"] == "cbox1"
+    rev = (await kv.get(keys.ep_state(SID))).mod_revision
+    for bad, msg in (
+        (["ok", "white space"], "invalid alias 'white space': a DNS name is expected"),
+        (["-lead"], "invalid alias '-lead'"),
+        (["a" * 254], "a DNS name is expected"),
+        ([f"a{i}" for i in range(65)], "too many Aliases (65): at most 64"),
+        (
+            "db",
+            "json: cannot unmarshal string into Go struct field UpdateEndpointRequest.Aliases of type []string",
+        ),
+        (
+            [1],
+            "json: cannot unmarshal number into Go struct field UpdateEndpointRequest.Aliases of type string",
+        ),
+    ):
+        r = await cli.post(
+            "/plugin/updateEndpoint", json={"EndpointID": SID, "EPCommonName": "x", "Aliases": bad}
+        )
+        text = await r.text()
+        assert r.status == 500 and msg in text and "Traceback" not in text, (bad, text)
+    assert (await kv.get(keys.ep_state(SID))).mod_revision == rev

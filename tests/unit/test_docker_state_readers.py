@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from contivpy.common.errors import NotFoundError
+from contivpy.common.errors import NotFoundError, ValidationError
 from contivpy.model import keys
 from contivpy.model.state import DocknetState, EndpointGroupState, NetworkState
 from contivpy.netplugin.docker.backend import ContivNet
@@ -74,13 +74,19 @@ async def test_resolver_reads_docknet_and_group_records(kv):
         await r.resolve("ttinosuch")
 
 
-async def test_request_pool_by_contiv_tag(kv):
+async def test_request_pool_by_contiv_tag_names_the_docker_network_to_use(kv):
+    """contiv-tag is refused (docs/decisions.md): the tagged object's Docker network exists already."""
     await _seed(kv)
     h = PluginHandlers(kv, backend=None, resolver=NetworkResolver(kv))  # type: ignore[arg-type]
-    out = await h.request_pool({"Pool": "", "Options": {"contiv-tag": "ttitag-grp"}})
-    assert out["PoolID"].startswith("ttin1:ttig.default|") and out["Pool"] == "10.91.1.0/24"
-    out = await h.request_pool({"Pool": "", "Options": {"contiv-tag": "ttitag-net"}})
-    assert out["PoolID"].startswith("ttin1.default|")
+    with pytest.raises(ValidationError) as e:
+        await h.request_pool({"Pool": "", "Options": {"contiv-tag": "ttitag-grp"}})
+    assert str(e.value) == (
+        "contiv-tag ttitag-grp is endpoint group ttig of network ttin1 in tenant default, whose Docker "
+        "network ttig contiv already created on every host: use 'docker run --net ttig' "
+        "(docker network create with contiv-tag is not supported)"
+    )
+    with pytest.raises(ValidationError, match="is network ttin1 in tenant default.*--net ttin1'"):
+        await h.request_pool({"Pool": "", "Options": {"contiv-tag": "ttitag-net"}})
     with pytest.raises(NotFoundError):
         await h.request_pool({"Pool": "", "Options": {"contiv-tag": "ttitag-none"}})
 

@@ -3,9 +3,16 @@ and the exposition served at /metrics."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from contivpy.common import metrics
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def samples() -> dict[tuple[str, frozenset], float]:
@@ -85,3 +92,49 @@ def test_a_broken_collector_does_not_break_the_scrape():
         assert b"python_info" in body
     finally:
         unregister()
+
+
+def test_prometheus_client_is_imported_at_the_first_scrape_only():
+    """Start-up path: the daemons' modules import no prometheus_client; events observed before the
+    first scrape are all in it (docs/benchmarks.md, start-up)."""
+    code = (
+        "import sys\n"
+        "from contivpy.common import fastweb; fastweb.install()\n"
+        "import contivpy.netmaster.daemon, contivpy.netmaster.api.observe, contivpy.common.kv.etcd\n"
+        "import contivpy.netplugin.observe, contivpy.netplugin.docker.server, contivpy.netplugin.cni.server\n"
+        "from contivpy.common import metrics\n"
+        "assert 'prometheus_client' not in sys.modules, 'imported on the start-up path'\n"
+        "metrics.observe_etcd('txn', 0.003, failed=False)\n"
+        "metrics.observe_etcd('txn', 20.0, failed=True)\n"
+        "metrics.ADDR_ALLOCS.inc('allocAddress', 'ok')\n"
+        "body, _ = metrics.exposition()\n"
+        "assert 'prometheus_client' in sys.modules\n"
+        "sys.stdout.write(body.decode())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    got = {
+        (s.name, frozenset(s.labels.items())): s.value
+        for fam in text_string_to_metric_families(out.stdout)
+        for s in fam.samples
+    }
+    txn = frozenset({("operation", "txn")})
+    assert got[("contiv_etcd_request_duration_seconds_count", txn)] == 2
+    assert got[("contiv_etcd_request_duration_seconds_sum", txn)] == 20.003
+    assert got[("contiv_etcd_request_duration_seconds_bucket", txn | {("le", "0.005")})] == 1
+    assert got[("contiv_etcd_request_duration_seconds_bucket", txn | {("le", "10.0")})] == 1
+    assert got[("contiv_etcd_request_duration_seconds_bucket", txn | {("le", "+Inf")})] == 2
+    assert got[("contiv_etcd_request_errors_total", txn)] == 1
+    assert (
+        got[
+            (
+                "contiv_netmaster_address_allocations_total",
+                frozenset({("via", "allocAddress"), ("result", "ok")}),
+            )
+        ]
+        == 1
+    )
+    assert any(name.startswith("process_") for name, _ in got)  # the client's own collectors too

@@ -120,6 +120,36 @@ def test_k8s_config_flag():
     assert parse([*base, "--k8s-config", "/etc/c.json"], env={}).k8s_config == "/etc/c.json"
 
 
+def test_log_flags_like_netmaster():
+    """--use-json-log/--json-log, --use-syslog/--syslog, --syslog-url, their env, and the log levels
+    with netmaster's message (common/logfmt.py)."""
+    cfg = parse(SEED, env={})
+    assert (cfg.json_log, cfg.syslog, cfg.syslog_url, cfg.log_level) == (
+        False,
+        False,
+        "udp://127.0.0.1:514",
+        "INFO",
+    )
+    cfg = parse(SEED + ["--json-log", "--syslog", "--syslog-url", "tcp://10.0.0.9:601"], env={})
+    assert (cfg.json_log, cfg.syslog, cfg.syslog_url) == (True, True, "tcp://10.0.0.9:601")
+    cfg = parse(SEED + ["--use-json-log=true", "--use-syslog=false"], env={})
+    assert (cfg.json_log, cfg.syslog) == (True, False)
+    env = {"CONTIV_NETPLUGIN_USE_JSON_LOG": "true", "CONTIV_NETPLUGIN_USE_SYSLOG": "1",
+           "CONTIV_NETPLUGIN_SYSLOG_URL": "udp://10.0.0.8:5514", "CONTIV_NETPLUGIN_LOG_LEVEL": "warning"}  # fmt: skip
+    cfg = parse(SEED, env=env)
+    assert (cfg.json_log, cfg.syslog, cfg.syslog_url, cfg.log_level) == (
+        True,
+        True,
+        "udp://10.0.0.8:5514",
+        "WARN",
+    )
+    cfg = parse(SEED + ["-json-log", "-syslog", "kernel"], env={})  # 1.1.x spellings
+    assert (cfg.json_log, cfg.syslog, cfg.syslog_url) == (True, True, "kernel")
+    assert parse(SEED + ["--log-level", "trace"], env={}).log_level == "TRACE"
+    with pytest.raises(ConfigError, match='^not a valid logrus Level: "loud"$'):
+        parse(SEED + ["--log-level", "loud"], env={})
+
+
 def test_ovs_ctl_flag_and_default_target(tmp_path):
     from contivpy.netplugin.ovsappctl import resolve_target
 

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from contivpy.model.objects import MAX_BODY
 from contivpy.netmaster import auth
-from contivpy.netmaster.api import epcleanup, misc, observe, routes
+from contivpy.netmaster.api import epcleanup, misc, observe, openapi, routes
 from contivpy.netmaster.api.errors import error_middleware
 from contivpy.netmaster.api.keys import CONFIG, CRUD, KV, STATE, LeaderState
 from contivpy.netmaster.api.proxy import proxy_middleware, session_ctx
@@ -42,6 +42,7 @@ def make_app(crud, config, kv, state: LeaderState, rpc=None, auth_kv=None) -> we
     if rpc is not None:
         app[misc.RPC] = rpc
     app.cleanup_ctx.append(session_ctx)
+    openapi.add_routes(app)  # before the model routes; the document is built on first request
     routes.add_routes(app)
     misc.add_routes(app)
     epcleanup.add_routes(app)

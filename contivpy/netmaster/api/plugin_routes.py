@@ -9,7 +9,7 @@
                                   (+ Host, and contivpy's KeepAddress: see endpoints.py)
                                                                                   -> {EndpointConfig: <ep state>}
     POST /plugin/updateEndpoint   {IPAddress, ContainerID, Labels, Tenant, Network, Event,
-                                   EndpointID, EPCommonName}                      -> {IPAddress}
+                                   EndpointID, EPCommonName, + contivpy's Aliases} -> {IPAddress}
 
 As the original's route matcher, a POST without ``Content-Type: application/json`` does not match
 (404 ``404 page not found``). Success: 200, ``application/json``, body + "\\n". Errors: HTTP 500
@@ -95,8 +95,34 @@ REQUESTS: dict[str, Struct] = {
             "Event": _S,
             "EndpointID": _S,
             "EPCommonName": _S,
+            "Aliases": "[]string",  # contivpy: the container's --network-alias names (DNS)
         },
     ),
+}
+
+# What each route answers on success (JSON Schema; the API description, api/openapi.py, serves it).
+_EP_CONFIG = {
+    "type": "object",
+    "properties": {"EndpointConfig": {"$ref": "#/components/schemas/EndpointState"}},
+    "required": ["EndpointConfig"],
+    "additionalProperties": False,
+}
+RESPONSES: dict[str, dict[str, Any]] = {
+    "/plugin/allocAddress": {
+        "type": "object",
+        "properties": {"NetworkID": {"type": "string"}, "IPv4Address": {"type": "string"}},
+        "required": ["NetworkID", "IPv4Address"],
+        "additionalProperties": False,
+    },
+    "/plugin/releaseAddress": {"const": "success"},
+    "/plugin/createEndpoint": _EP_CONFIG,
+    "/plugin/deleteEndpoint": _EP_CONFIG,
+    "/plugin/updateEndpoint": {
+        "type": "object",
+        "properties": {"IPAddress": {"type": "string"}},
+        "required": ["IPAddress"],
+        "additionalProperties": False,
+    },
 }
 
 Handler = Callable[[Allocator, dict], Awaitable[Any]]
@@ -153,4 +179,4 @@ def add_plugin_routes(app: web.Application, allocator: Allocator) -> None:
         app.router.add_post(path, _wrap(path, fn))
 
 
-__all__ = ["add_plugin_routes", "ALLOCATOR", "REQUESTS", "ROUTES"]
+__all__ = ["add_plugin_routes", "ALLOCATOR", "REQUESTS", "RESPONSES", "ROUTES"]

@@ -11,7 +11,8 @@ Update refusals (messages verbatim, docs/original.md §2.3, docs/original.md R4.
 forwarding mode or private subnet change while VLAN/VXLAN networks exist ("Unable to update
 forwarding mode due to existing 1 vlans and 1 vxlans"), leaving routing while BGP configs exist,
 VLAN/VXLAN range changes that would exclude tags in use ("cannot update the vlan range due to
-existing vlans ..."). Delete is refused while networks hold tags ("Unable to delete global
+existing vlans ..."), checked in that order, the VLAN range before the VXLAN range, like the
+original (decisions.md "Global range checks" for the two differences inside one range check). Delete is refused while networks hold tags ("Unable to delete global
 configuration due to existing 1 vlans"): it removes the tag records (decisions.md).
 
 ``ensure_global_defaults(ctx, fwd_mode)`` (leader start): creates the global object from the flags
@@ -137,7 +138,9 @@ async def on_create(ctx: Any, obj: dict) -> Plan:
 
 
 async def on_update(ctx: Any, old: dict, new: dict) -> Plan:
-    _check_ranges(new)
+    """Refusals in the original's order (docs/original.md "Global update"): forwarding mode, BGP,
+    private subnet, then the VLAN range, then the VXLAN range; the first that applies is the
+    answer. Within one range: format, then the tags in use (decisions.md "Global range checks")."""
     vl, vx, n_vlans, n_vxlans = await _counts(ctx, old)
     if old.get("fwdMode", "") != new.get("fwdMode", ""):
         if n_vlans + n_vxlans > 0:
@@ -149,7 +152,7 @@ async def on_update(ctx: Any, old: dict, new: dict) -> Plan:
             raise _existing("private subnet", n_vlans, n_vxlans)
     rew_vl = rew_vx = None
     if new.get("vlans") and new.get("vlans") != old.get("vlans"):
-        vl.redefine(new["vlans"])
+        vl.redefine(new["vlans"])  # parses, then refuses a range that leaves out a VLAN in use
         rew_vl = vl
     if new.get("vxlans") and new.get("vxlans") != old.get("vxlans"):
         vx.redefine(new["vxlans"])

@@ -20,6 +20,7 @@ import logging
 
 from aiohttp import web
 
+from contivpy.common import metrics
 from contivpy.common.errors import ContivError, ExternalServiceError, StoreError
 from contivpy.common.httpserve import GuardedRunner, read_body, remove_socket, serve_unix
 
@@ -43,6 +44,14 @@ def make_app(pods: PodService) -> web.Application:
     }
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
+        elapsed = metrics.timer()
+        resp = await _dispatch(request)
+        # contiv_netplugin_plugin_*, like the Docker plugin's calls: unknown methods share one label
+        call = request.match_info["method"] if resp.status != 404 else "unknown"
+        metrics.observe_plugin(call, resp.status, elapsed())
+        return resp
+
+    async def _dispatch(request: web.Request) -> web.StreamResponse:
         name = request.match_info["method"]
         if name not in methods:
             return _error(NETPLUGIN_FAILED, f"unknown method {name}", status=404)

@@ -92,9 +92,12 @@ class EndpointBackend(Protocol):
 
     # Optional (looked up with getattr, so not part of the runtime check):
     # async def record_container(self, state_id: str, name: str, container_id: str,
-    #                            labels: dict[str, str] | None = None) -> None
+    #                            labels: dict[str, str] | None = None,
+    #                            aliases: list[str] | None = None) -> None
     #     the container (Docker name, id and labels) of a joined endpoint, for DNS by name and
     #     service-LB provider matching (netmaster /plugin/updateEndpoint, Event "start").
+    # async def container_died(self, state_id: str, container_id: str, tenant: str = "") -> None
+    #     the container of an endpoint stopped (Docker event "die"; Event "die").
 
 
 async def read_oper_endpoint(kv: KVStore, state_id: str) -> PluggedEndpoint | None:

@@ -15,6 +15,10 @@ HTTP 500 (server.py). Behaviour is the original's (docs/original.md §5.5) with 
   instead of being echoed without reservation.
 - ``CreateEndpoint`` refuses an endpoint id that exists or is being created (Err, nothing
   allocated). Unknown networks, malformed PoolIDs and bad bodies give a clear Err.
+- ``CreateNetwork`` accepts only the networks contiv itself creates (driver option ``tenant`` and
+  the subnet of a network of that tenant); ``docker network create -d netplugin NAME`` gets an Err
+  that says to use ``netctl network create``. ``RequestPool`` with ``contiv-tag`` is refused with
+  the name of the Docker network contiv already made for that tag (docs/decisions.md).
 - Scope is ``local``: Docker >= 20.10 without a cluster store refuses ``global`` networks; each
   host's engine gets its own copy of every contiv network (sync.py).
 """
@@ -38,6 +42,12 @@ from .resolver import NetworkResolver, PoolRef, net_from_options, parse_pool_id
 
 log = logging.getLogger(__name__)
 
+NOT_CONTIV_NETWORK = (
+    "docker network create -d netplugin is not supported: create the network with "
+    "'netctl network create' (or an endpoint group with 'netctl group create'); contiv then "
+    "creates its Docker network on every host"
+)
+
 JoinHook = Callable[[str, str, str], Awaitable[None]]  # (state id, docker endpoint id, sandbox key)
 
 
@@ -49,6 +59,13 @@ def _plain_ip(addr: str) -> str:
         except ValueError:
             raise ValidationError(f"invalid address {addr!r}") from None
     return ip
+
+
+def _subnet_of(st: NetworkState) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(f"{st.subnetIP}/{st.subnetLen}", strict=False)
+    except ValueError:
+        return None
 
 
 class PluginHandlers:
@@ -113,10 +130,40 @@ class PluginHandlers:
     # ---- networks -------------------------------------------------------------------------
 
     async def create_network(self, body: dict) -> dict:
-        # contiv state is authoritative and the docker network is created by contiv itself
-        # (netmaster / sync.py), so nothing to do; parse only to reject garbage.
-        wire.parse(wire.CreateNetworkRequest, body)
-        return wire.ok()
+        """Accept only the Docker networks contiv itself creates (netmaster's dockerrec.py and every
+        agent's sync.py, with ``common/dockerapi.network_create_body``): their driver options carry
+        the contiv ``tenant`` (plus ``encap`` and ``pkt-tag``) and their IPv4 pool is the subnet of a
+        network of that tenant. A user's ``docker network create -d netplugin NAME`` has neither
+        and is refused here, before Docker stores a network nobody could use (sync would delete it
+        a minute later). Nothing is written either way."""
+        req = wire.parse(wire.CreateNetworkRequest, body)
+        generic = req.Options.get(wire.GENERIC_OPTIONS)
+        opts = generic if isinstance(generic, dict) else {}
+        tenant = opts.get("tenant")
+        if not isinstance(tenant, str) or not tenant:
+            raise ValidationError(NOT_CONTIV_NETWORK)
+        pools = [d.Pool for d in req.IPv4Data if d.Pool]
+        if not pools:
+            raise ValidationError(NOT_CONTIV_NETWORK)
+        try:
+            pool = ipaddress.ip_network(pools[0], strict=False)
+        except ValueError:
+            raise ValidationError(f"invalid pool {pools[0]!r}") from None
+        kvs, _ = await self.kv.get_prefix(keys.NETS)
+        for kvp in kvs:
+            st = NetworkState.parse(kvp.value)
+            if st is None or (st.tenant or "default") != tenant or st.nwType == "infra":
+                continue
+            if _subnet_of(st) != pool:
+                continue
+            encap = st.pktTagType or "vxlan"
+            tag = str((st.extPktTag if encap == "vxlan" else st.pktTag) or 0)
+            if opts.get("encap", encap) == encap and str(opts.get("pkt-tag", tag)) == tag:
+                return wire.ok()
+        raise ValidationError(
+            f"no contiv network of tenant {tenant} has subnet {pool} with these options: "
+            + NOT_CONTIV_NETWORK
+        )
 
     async def delete_network(self, body: dict) -> dict:
         req = wire.parse(wire.NetworkRequest, body)
@@ -198,11 +245,24 @@ class PluginHandlers:
         pool = req.Pool
         tag = req.Options.get("contiv-tag")
         if net is None and tag:
-            net, pool = await self._by_tag(str(tag), pool)
+            # every contiv network and group already has its Docker network on every host (sync.py):
+            # a second, user-made one would not survive sync; name the one to use instead
+            tagged, _ = await self._by_tag(str(tag), pool)
+            what = (
+                f"endpoint group {tagged.group} of network {tagged.network}"
+                if tagged.group
+                else f"network {tagged.network}"
+            )
+            raise ValidationError(
+                f"contiv-tag {tag} is {what} in tenant {tagged.tenant}, whose Docker network "
+                f"{tagged.docker_name} contiv already created on every host: use "
+                f"'docker run --net {tagged.docker_name}' (docker network create with contiv-tag "
+                "is not supported)"
+            )
         if net is None:
             raise ValidationError(
-                "RequestPool: options tenant/network (or contiv-tag) missing: create the network "
-                "with netctl, contiv creates the docker network"
+                "RequestPool: options tenant/network missing: create the network with "
+                "'netctl network create', contiv creates the docker network"
             )
         # the group is not checked: netmaster creates a group's Docker network before it commits the
         # group's state (as the original did), so the state is not there yet; the network's is

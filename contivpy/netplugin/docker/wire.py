@@ -192,6 +192,8 @@ class ReleaseAddressRequest(_Req):
 # ---- responses (plain dicts: exact key order of the original's JSON) ---------------------------
 
 GATEWAY_REQUEST = "com.docker.network.gateway"
+#: CreateNetwork ``Options`` key holding the driver options (``docker network create -o k=v``)
+GENERIC_OPTIONS = "com.docker.network.generic"
 REQUEST_ADDRESS_TYPE = "RequestAddressType"
 
 
