@@ -148,6 +148,46 @@ def test_vlan_network_is_switched_by_ovs_normal(bed, eps):
     assert r.returncode == 3 and "external router" in r.stderr
 
 
+def test_service_vip_punt_then_conntrack_nat(bed, eps):
+    """A VIP's first packet goes to the agent (svc_dnat); once the agent chose a provider for this
+    client, the trace follows the conntrack NAT (a recirculation) into dst_group and policy with the
+    provider's address and port."""
+    from contivpy.model import keys
+    from contivpy.model.state import ProviderState, ServiceLBState
+
+    h1 = bed.hosts[1]
+    (ia, a), (ib, _) = eps["a"], eps["b"]
+    sid, vip = "trsvc:default", "10.131.1.200"
+    lb = ServiceLBState(
+        id=sid, servicename="trsvc", tenantname="default", subnet="trnet", ports=["80:8080:TCP"],
+        selectors={"app": "tr"}, ipaddress=vip,
+    )  # fmt: skip
+    try:
+        bed.etcdctl("put", keys.SERVICE_LB + sid, lb.to_json())
+        bed.etcdctl("put", keys.PROVIDER + sid, ProviderState(sid, [ib["ip_address"]]).to_json())
+        wait_for(lambda: has_flow(h1, "table=3", "priority=10,", f"nw_dst={vip}", "CONTROLLER"), 15)
+        res = trace_json(bed, h1, "tra", vip, "--proto", "tcp", "--port", "80")
+        assert res["destination"]["macFrom"] == f"service VIP {vip}"
+        assert res["final"]["kind"] == "controller" and res["final"]["table"] == "svc_dnat"
+        assert "service VIP" in res["final"]["why"]
+        # a real first packet: the agent installs this client's NAT flows (the provider answers RST)
+        a.exec("timeout", "3", sys.executable, "-c", f"import socket; socket.create_connection(('{vip}', 80), 2)",
+               check=False)  # fmt: skip
+        wait_for(lambda: has_flow(h1, "table=3", "priority=100", f"nw_src={ia['ip_address']}"), 10)
+        res = trace_json(bed, h1, "tra", vip, "--proto", "tcp", "--port", "80")
+        dnat = next(s for s in res["steps"] if s["tableName"] == "svc_dnat")
+        assert dnat["owner"].startswith("svcc:") and any("ct(" in x for x in dnat["actions"])
+        # after the recirculation the packet is addressed to the provider, b:8080, and the policy of
+        # b's group (tcp/8080 in: deny) applies to it: the trace names that rule
+        after = [s["tableName"] for s in res["steps"][res["steps"].index(dnat) + 1 :]]
+        assert after[:2] == ["dst_group", "policy"]
+        assert res["policy"]["verdict"] == "deny" and res["policy"]["rule"]["ruleId"] == "1"
+        assert res["final"]["kind"] == "drop" and res["final"]["table"] == "policy"
+    finally:
+        bed.etcdctl("del", keys.SERVICE_LB + sid)
+        bed.etcdctl("del", keys.PROVIDER + sid)
+
+
 def test_off_subnet_uses_router_mac(bed, eps):
     res = trace_json(bed, bed.hosts[1], "tra", "198.51.100.10")
     assert res["destination"]["mac"] == "00:00:11:11:11:11"
