@@ -11,14 +11,12 @@
 4. prints the path table by table, the policy decision and the final action (``--json``: the
    agent's answer as indented JSON).
 
-Only HTTP: netctl imports nothing of the agent or of OVS. Exit codes as the other commands: 1 usage,
+Only HTTP: netctl imports nothing of the agent or of OVS; ``json`` and ``ipaddress`` are imported
+when the command runs (the command tree imports this module for every netctl call). Exit codes as the other commands: 1 usage,
 2 no HTTP answer, 3 an HTTP error (the server's message is printed).
 """
 
 from __future__ import annotations
-
-import ipaddress
-import json
 
 from contivpy.netctl import client
 from contivpy.netctl.api import EXIT_HELP, EXIT_INVALID, EXIT_REQUEST, Api
@@ -29,6 +27,8 @@ DEFAULT_AGENT = "http://127.0.0.1:9090"
 
 
 def _check_args(ctx) -> tuple[str, str, str, int]:
+    import ipaddress  # here, not at module level: every netctl command imports this module
+
     if len(ctx.args) != 2:
         fail(EXIT_HELP, "Source endpoint and destination IP address required", ctx)
     src, dst = ctx.args
@@ -56,6 +56,8 @@ def _agent_url(ctx) -> str:
 
 
 def trace(ctx) -> None:
+    import json
+
     src, dst, proto, port = _check_args(ctx)
     agent = _agent_url(ctx)
     oper = Api(ctx).inspect("Endpoint", "endpoints", src).get("Oper", {})
@@ -99,7 +101,8 @@ def _describe_final(f: dict) -> str:
         detail = f" ({f['detail']})" if f.get("detail") else ""
         return f"OVS NORMAL switching{detail}"
     if kind == "controller":
-        return "sent to the agent (controller)"
+        why = f": {f['why']}" if f.get("why") else ""
+        return f"sent to the agent (controller) from table {f.get('table', '')}{why}"
     where = f" in table {f['table']}" if f.get("table") else ""
     return f"drop{where}"
 

@@ -31,7 +31,7 @@ from contivpy.common.errors import ValidationError
 
 from . import cookies
 from .arp import GATEWAY_MAC
-from .pipeline import POLICY, table_by_id
+from .pipeline import ARP_RESPONDER, INPUT, POLICY, SVC_DNAT, table_by_id
 from .types import PROTOCOLS, LocalEndpoint
 
 __all__ = ["Step", "Trace", "packet_for", "dst_mac_for", "parse", "explain", "SRC_PORT"]
@@ -201,7 +201,7 @@ def explain(agent, tr: Trace, in_port: int, port_names: dict[int, str]) -> dict:
     steps = []
     outputs: list[dict] = []
     tun_id = None
-    to_controller = False
+    to_controller = ""  # the table whose flow punts to the agent
     normal: dict | None = None
     for st in tr.steps:
         t = table_by_id(st.table_id)
@@ -230,8 +230,8 @@ def explain(agent, tr: Trace, in_port: int, port_names: dict[int, str]) -> dict:
             elif a == "IN_PORT" or a.startswith("in_port"):
                 outputs.append({"kind": "output", "port": port_names.get(in_port, str(in_port)), "ofport": in_port,
                                 "note": "back out of the input port"})  # fmt: skip
-            elif a.startswith("CONTROLLER") or a.startswith("controller"):
-                to_controller = True
+            elif (a.startswith("CONTROLLER") or a.startswith("controller")) and not to_controller:
+                to_controller = t.name
             elif a == "NORMAL" and normal is None:  # the vlan bridge's mac_dest miss: OVS L2 switching
                 normal = {"kind": "normal", "detail": "; ".join(st.notes)}
     if outputs:
@@ -239,7 +239,7 @@ def explain(agent, tr: Trace, in_port: int, port_names: dict[int, str]) -> dict:
     elif normal is not None:
         final = normal
     elif to_controller:
-        final = {"kind": "controller"}
+        final = {"kind": "controller", "table": to_controller, "why": _PUNTS.get(to_controller, "")}
     else:
         last = steps[-1] if steps else None
         final = {
@@ -254,6 +254,14 @@ def explain(agent, tr: Trace, in_port: int, port_names: dict[int, str]) -> dict:
         "datapathActions": tr.datapath_actions,
         "flow": tr.flow,
     }
+
+
+#: why a table sends a packet to the agent (docs/ovs-pipeline.md)
+_PUNTS = {
+    INPUT.name: "DNS query: answered by the agent's name server",
+    SVC_DNAT.name: "first packet to a service VIP: the agent picks a provider and installs its NAT flows",
+    ARP_RESPONDER.name: "ARP request no flow answers: the agent decides",
+}
 
 
 def _output(port: str, ofport_of, port_names, vtep_of, tun_id) -> dict:

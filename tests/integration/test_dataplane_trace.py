@@ -104,6 +104,15 @@ def test_policy_deny_shows_rule(bed, eps):
         bed, "trace", "--agent", h1.debug_url, "--proto", "tcp", "--port", "8080", "tra", ib["ip_address"]
     )
     assert "denied by rule 1 of policy default/trpol" in r.stdout and "drop in table policy" in r.stdout
+    # an allow rule that matches is named too
+    bed.netctl(
+        "policy", "rule-add", "trpol", "2", "--direction", "in", "--protocol", "tcp", "--port", "8081",
+        "--priority", "2", "--action", "allow",
+    )  # fmt: skip
+    wait_for(lambda: has_flow(h1, "table=5", "priority=12", "tp_dst=8081"), 10, what="allow rule")
+    res = trace_json(bed, h1, "tra", ib["ip_address"], "--proto", "tcp", "--port", "8081")
+    assert res["policy"]["verdict"] == "allow" and res["policy"]["rule"]["ruleId"] == "2"
+    assert res["policy"]["rule"]["action"] == "allow" and res["final"]["kind"] == "output"
 
 
 def test_cross_host_shows_tunnel(bed, eps):
@@ -119,7 +128,8 @@ def test_cross_host_shows_tunnel(bed, eps):
     assert res2["host"] == "h2" and res2["final"]["kind"] == "tunnel" and res2["final"]["vtep"] == h1.ip
     # DNS goes to the agent's name server (the input table's punt), wherever it is addressed
     res3 = trace_json(bed, h2, "trc", ia["ip_address"], "--proto", "udp", "--port", "53")
-    assert res3["final"] == {"kind": "controller"} and res3["steps"][0]["tableName"] == "input"
+    assert res3["final"]["kind"] == "controller" and res3["final"]["table"] == "input"
+    assert "name server" in res3["final"]["why"]
 
 
 def test_vlan_network_is_switched_by_ovs_normal(bed, eps):
@@ -136,6 +146,46 @@ def test_vlan_network_is_switched_by_ovs_normal(bed, eps):
     # off the subnet of a vlan network the next hop is an external router: refused, clearly
     r = netctl(bed, "trace", "--agent", h1.debug_url, "trv1", "198.51.100.10")
     assert r.returncode == 3 and "external router" in r.stderr
+
+
+def test_service_vip_punt_then_conntrack_nat(bed, eps):
+    """A VIP's first packet goes to the agent (svc_dnat); once the agent chose a provider for this
+    client, the trace follows the conntrack NAT (a recirculation) into dst_group and policy with the
+    provider's address and port."""
+    from contivpy.model import keys
+    from contivpy.model.state import ProviderState, ServiceLBState
+
+    h1 = bed.hosts[1]
+    (ia, a), (ib, _) = eps["a"], eps["b"]
+    sid, vip = "trsvc:default", "10.131.1.200"
+    lb = ServiceLBState(
+        id=sid, servicename="trsvc", tenantname="default", subnet="trnet", ports=["80:8080:TCP"],
+        selectors={"app": "tr"}, ipaddress=vip,
+    )  # fmt: skip
+    try:
+        bed.etcdctl("put", keys.SERVICE_LB + sid, lb.to_json())
+        bed.etcdctl("put", keys.PROVIDER + sid, ProviderState(sid, [ib["ip_address"]]).to_json())
+        wait_for(lambda: has_flow(h1, "table=3", "priority=10,", f"nw_dst={vip}", "CONTROLLER"), 15)
+        res = trace_json(bed, h1, "tra", vip, "--proto", "tcp", "--port", "80")
+        assert res["destination"]["macFrom"] == f"service VIP {vip}"
+        assert res["final"]["kind"] == "controller" and res["final"]["table"] == "svc_dnat"
+        assert "service VIP" in res["final"]["why"]
+        # a real first packet: the agent installs this client's NAT flows (the provider answers RST)
+        a.exec("timeout", "3", sys.executable, "-c", f"import socket; socket.create_connection(('{vip}', 80), 2)",
+               check=False)  # fmt: skip
+        wait_for(lambda: has_flow(h1, "table=3", "priority=100", f"nw_src={ia['ip_address']}"), 10)
+        res = trace_json(bed, h1, "tra", vip, "--proto", "tcp", "--port", "80")
+        dnat = next(s for s in res["steps"] if s["tableName"] == "svc_dnat")
+        assert dnat["owner"].startswith("svcc:") and any("ct(" in x for x in dnat["actions"])
+        # after the recirculation the packet is addressed to the provider, b:8080, and the policy of
+        # b's group (tcp/8080 in: deny) applies to it: the trace names that rule
+        after = [s["tableName"] for s in res["steps"][res["steps"].index(dnat) + 1 :]]
+        assert after[:2] == ["dst_group", "policy"]
+        assert res["policy"]["verdict"] == "deny" and res["policy"]["rule"]["ruleId"] == "1"
+        assert res["final"]["kind"] == "drop" and res["final"]["table"] == "policy"
+    finally:
+        bed.etcdctl("del", keys.SERVICE_LB + sid)
+        bed.etcdctl("del", keys.PROVIDER + sid)
 
 
 def test_off_subnet_uses_router_mac(bed, eps):
