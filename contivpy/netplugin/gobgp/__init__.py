@@ -209,7 +209,9 @@ class GoBgp:
                 return
             except ExternalServiceError:
                 if not self._proc.alive():
-                    raise ExternalServiceError(f"gobgpd exited at start (see {self.run_dir}/gobgpd.log)")
+                    raise ExternalServiceError(
+                        f"gobgpd exited at start (see {self.run_dir}/gobgpd.log)"
+                    ) from None
                 if loop.time() > deadline:
                     raise
                 await asyncio.sleep(0.1)
@@ -298,7 +300,9 @@ class GoBgp:
             if same and not keep:
                 keep = True
                 continue
-            await self._call("DeletePeer", pb.DeletePeerRequest(address=p.conf.neighbor_address), empty_pb2.Empty)
+            await self._call(
+                "DeletePeer", pb.DeletePeerRequest(address=p.conf.neighbor_address), empty_pb2.Empty
+            )
         if not keep:
             await self._call("AddPeer", pb.AddPeerRequest(peer=self._peer(cfg)), empty_pb2.Empty)
 
