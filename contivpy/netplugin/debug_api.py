@@ -127,7 +127,11 @@ def make_app(agent) -> web.Application:
     async def svcstats(_req):  # service LB state (contivpy: client -> provider map, not flow counters)
         return web.json_response(agent.services.stats())
 
+    async def inspect_bgp(_req):  # the Bgp object's oper (netmaster hooks/bgp.py reads Peers/Dsts)
+        return web.json_response(agent.bgp.inspect())
+
     app.router.add_get("/inspect/driver", inspect_driver)
+    app.router.add_get("/inspect/bgp", inspect_bgp)
     app.router.add_get("/svcstats", svcstats)
     app.router.add_get("/inspect/reconcile", inspect_reconcile)
     app.router.add_delete("/debug/reclaimEndpoint/{id}", reclaim)
