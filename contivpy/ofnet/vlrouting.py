@@ -9,7 +9,7 @@ bridged to the uplink by NORMAL.
   base            as the vlan bridge, except: ``svc_snat`` miss -> ``ip``; ``ip`` miss -> ``mac_dest``
                   (NORMAL: what is not routed, e.g. the router port's own traffic, is bridged)
   uplink          input p100 ``arp,in_port=<uplink>`` -> NORMAL (the peer resolves the router-ip);
-                  vlan p100 ``in_port=<uplink>`` -> goto svc_snat (policy bypass, as the bridge)
+                  nothing in vlan (routed in by destination, below; the rest reaches NORMAL)
   router port     input p100 ``in_port=<inb01>`` -> NORMAL (BGP session, ARP to and from the peer)
   network         arp_responder p90 ``metadata=VRF|0,arp_tpa=<gateway>`` -> router MAC
   local endpoint  vlan p10 ``in_port=P`` -> write_metadata VRF|srcEPG, goto svc_dnat (p11 + DSCP);
@@ -64,7 +64,10 @@ def base_flows(dns: bool) -> list[Flow]:
 
 
 def uplink_flows(ofport: int, dns: bool) -> list[Flow]:
-    out = B.uplink_flows(ofport, dns)
+    """No ``in_port=<uplink>`` classification (the bridge's p100 would hide the routed-in flows): what
+    comes in from the uplink is routed to a local endpoint by its destination (vlan p5) or else
+    reaches NORMAL (the router port's traffic)."""
+    out = [f for f in B.uplink_flows(ofport, dns) if f.table != VLAN]
     out.append(Flow(INPUT, Prio.MATCH, Match.of(in_port=ofport, eth_type=ETH_ARP), (Normal(),)))
     return out
 
