@@ -117,8 +117,10 @@ async def test_session_routes_restart_and_adoption(pair, tmp_path):
     await a2.ensure(ca2)
     await until(lambda: established(a2), what="session with the new AS")
     await until(lambda: b_learned({("10.1.1.1/32", A)}), what="routes with the new AS")
+    # a deliberate stop withdraws at once (no stale routes kept for the graceful-restart window)
     await a2.stop()
     assert not a2.running()
+    await until(lambda: b_learned(set()), timeout=5, what="routes withdrawn by stop()")
 
 
 async def test_missing_binary_is_a_clear_error(tmp_path):

@@ -21,6 +21,9 @@ Design
 - Routes: :meth:`learned` returns the best path of every destination learned from a neighbor (not the
   ones we originate) with its next hop; :meth:`advertise` adds the missing prefixes (origin IGP, next hop
   = our router id) and deletes the ones we originated that are no longer wanted.
+- :meth:`stop` (Bgp config deleted) withdraws every advertised prefix and deletes the neighbor (a
+  Cease NOTIFICATION) before stopping: the peer drops our routes at once instead of keeping them as
+  stale for the graceful-restart window, which is only for gobgpd dying or restarting.
 - Every failure (gRPC status, gobgpd missing or dead, refused config) raises
   ``ExternalServiceError`` with a plain message; nothing gRPC-shaped leaves this module.
 """
@@ -376,6 +379,16 @@ class GoBgp:
         """Stop BGP and end the gobgpd we started or adopted (by its PID)."""
         proc = self._proc or self._adopt()
         if proc is not None and proc.alive():
+            # a deliberate stop withdraws first: a session that just drops would leave our routes on
+            # the peer as stale for the whole graceful-restart window
+            with contextlib.suppress(ExternalServiceError):
+                cfg = self._cfg or BgpConfig("0.0.0.0", 1, "0.0.0.0", 1)
+                self._want = set()
+                await self._apply_paths(cfg)
+                await asyncio.sleep(0.5)  # let the withdrawal UPDATE leave before the NOTIFICATION
+                for r in await self._stream("ListPeer", pb.ListPeerRequest(), pb.ListPeerResponse):
+                    req = pb.DeletePeerRequest(address=r.peer.conf.neighbor_address)
+                    await self._call("DeletePeer", req, empty_pb2.Empty)
             with contextlib.suppress(ExternalServiceError):
                 await self._call("StopBgp", pb.StopBgpRequest(), empty_pb2.Empty, timeout=2)
             with contextlib.suppress(ProcessLookupError):
