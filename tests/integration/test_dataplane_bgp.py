@@ -64,6 +64,13 @@ def inspect_bgp(host) -> dict:
     return body
 
 
+def diag(bed, h) -> str:
+    log = h.dir / "gobgp" / "gobgpd.log"
+    tail = "\n".join(log.read_text().splitlines()[-15:]) if log.exists() else ""
+    return "\n".join([bed.tor_routes(), bed.birdc("show", "protocols", "all", h.name), tail, h.log_tail(15),
+                      json.dumps(inspect_bgp(h))])  # fmt: skip
+
+
 def ip_flows(host) -> list[str]:
     return [f for f in host.flows("contivVlanBridge") if f.startswith("table=7,")]
 
@@ -128,9 +135,16 @@ def test_killed_gobgpd_is_restarted_and_readvertises(bed):
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: inspect_bgp(h1)["Pid"] not in (0, pid) and inspect_bgp(h1)["Restarts"] >= 1, 20, 0.5,
              "gobgpd restarted")  # fmt: skip
-    wait_for(lambda: inspect_bgp(h1)["Peers"][0]["State"]["SessionState"] == "established", 60, 0.5,
-             "session back")  # fmt: skip
-    wait_for(lambda: f"{c1.ip} via {router_ip(1)}" in bed.tor_routes(), 30, 0.5, "re-advertised")
+    def readvertised():
+        st = inspect_bgp(h1)["Peers"][0]["State"]
+        return st["SessionState"] == "established" and st["Advertised"] >= 1
+
+    try:
+        wait_for(readvertised, 60, 0.5, "session back and the /32 advertised again by the new gobgpd")
+    except TimeoutError:
+        print(diag(bed, h1))
+        raise
+    wait_for(lambda: f"{c1.ip} via {router_ip(1)}" in bed.tor_routes(), 30, 0.5, "route on the ToR")
     assert c1.ping(c2.ip) and c2.ping(c1.ip)
 
 
@@ -143,7 +157,11 @@ def test_bgp_rm_stops_the_speaker_and_withdraws(bed):
     wait_for(lambda: inspect_bgp(h1)["Peers"] == [], 20, 0.5, "speaker stopped")
     wait_for(lambda: not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower(),
              10, 0.2, "gobgpd gone")  # fmt: skip
-    wait_for(lambda: c1.ip not in bed.tor_routes(), 30, 0.5, "the ToR withdrew h1's routes")
+    try:
+        wait_for(lambda: c1.ip not in bed.tor_routes(), 30, 0.5, "the ToR withdrew h1's routes")
+    except TimeoutError:
+        print(diag(bed, h1))
+        raise
     assert not [f for f in ip_flows(h1) if "priority=99" in f]
     assert "inb01" not in h1.ports("contivVlanBridge")
     assert re.search(r"h2\s+192\.168\.101\.1/24", bed.netctl("bgp", "ls"))

@@ -90,6 +90,8 @@ async def test_session_routes_restart_and_adoption(pair, tmp_path):
                 what="b learns a's /32s")  # fmt: skip
     assert [r.prefix for r in await a.learned()] == ["10.1.1.3/32"]
     assert await a.advertised() == ["10.1.1.1/32", "10.1.1.2/32"]
+    n = await a.neighbor()
+    assert n["advertised"] >= 2 and (n["received"], n["accepted"]) == (1, 1), n  # (+ b's, sent back)
 
     # withdraw one
     await a.ensure(ca, {"10.1.1.1/32"})

@@ -69,7 +69,8 @@ class BgpManager:
         self.routes: dict[tuple[str, str], str] = {}
         self.last_error = ""
         self._state: dict = {}
-        self.rec: Reconciler[str] = Reconciler("bgp", self.reconcile, permanent=(ValidationError,))
+        self.rec: Reconciler[str] = Reconciler("bgp", self._locked_reconcile, permanent=(ValidationError,))
+        self._lock = asyncio.Lock()  # reconcile and the periodic sync never interleave (no restart after stop)
 
     # ---- desired state -------------------------------------------------------------------------
     def on_update(self, host: str, value: str | None) -> None:
@@ -92,6 +93,10 @@ class BgpManager:
         return {f"{ip}/32" for ip, _ in self.dp.vlan_endpoints()}
 
     # ---- convergence -----------------------------------------------------------------------------
+    async def _locked_reconcile(self, key: str) -> None:
+        async with self._lock:
+            await self.reconcile(key)
+
     async def reconcile(self, key: str) -> None:
         want = self._want()
         if want is None:
@@ -139,13 +144,15 @@ class BgpManager:
             await self.dp.set_bgp_routes(routes)
             log.info("BGP routes installed: %d (of %d learned)", len(routes), len(learned))
             self.routes = routes
-        self._state = {"neighbor": await self.gobgp.neighbor(), "learned": learned}
+        # recorded with the PID it was read from: after a restart, inspect never shows the old state
+        self._state = {"pid": self.gobgp.pid, "neighbor": await self.gobgp.neighbor(), "learned": learned}
 
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.poll)
             try:
-                await self.sync()
+                async with self._lock:
+                    await self.sync()
                 self.last_error = ""
             except (ContivError, OSError) as e:
                 if str(e) != self.last_error:
@@ -161,8 +168,9 @@ class BgpManager:
         """``/inspect/bgp``: the shape netmaster's Bgp oper reads (``Peers[0].State``, ``Dsts``)."""
         if self.applied is None:
             return {"Peers": [], "Dsts": [], "Error": self.last_error}
-        n = self._state.get("neighbor") or {}
-        learned = self._state.get("learned") or []
+        fresh = self._state.get("pid") == self.gobgp.pid
+        n = (self._state.get("neighbor") or {}) if fresh else {}
+        learned = (self._state.get("learned") or []) if fresh else []
         peer = {
             "Conf": {"NeighborAddress": self.applied.neighbor, "PeerAs": self.applied.neighbor_as},
             "State": {
