@@ -135,6 +135,7 @@ def test_killed_gobgpd_is_restarted_and_readvertises(bed):
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: inspect_bgp(h1)["Pid"] not in (0, pid) and inspect_bgp(h1)["Restarts"] >= 1, 20, 0.5,
              "gobgpd restarted")  # fmt: skip
+
     def readvertised():
         st = inspect_bgp(h1)["Peers"][0]["State"]
         return st["SessionState"] == "established" and st["Advertised"] >= 1

@@ -358,7 +358,9 @@ class GoBgp:
     async def neighbor(self) -> dict:
         """State of the configured neighbor: ``{"neighbor", "state", "admin", "received", "accepted",
         "advertised"}`` (empty when gobgpd has none)."""
-        for r in await self._stream("ListPeer", pb.ListPeerRequest(enableAdvertised=True), pb.ListPeerResponse):
+        for r in await self._stream(
+            "ListPeer", pb.ListPeerRequest(enableAdvertised=True), pb.ListPeerResponse
+        ):
             p = r.peer
             counts = {"received": 0, "accepted": 0, "advertised": 0}
             for af in p.afi_safis:

@@ -70,7 +70,9 @@ class BgpManager:
         self.last_error = ""
         self._state: dict = {}
         self.rec: Reconciler[str] = Reconciler("bgp", self._locked_reconcile, permanent=(ValidationError,))
-        self._lock = asyncio.Lock()  # reconcile and the periodic sync never interleave (no restart after stop)
+        self._lock = (
+            asyncio.Lock()
+        )  # reconcile and the periodic sync never interleave (no restart after stop)
 
     # ---- desired state -------------------------------------------------------------------------
     def on_update(self, host: str, value: str | None) -> None:
