@@ -9,8 +9,8 @@ learns (next hop: the ToR's MAC) in the vlan bridge's table ip (docs/ovs-pipelin
 Checks: refused bad input (unknown host, malformed AS and router-ip, with the messages of
 docs/rest-api.md); the session established and the /32s in the ToR's kernel; containers on the two hosts
 ping each other through the ToR (the reply's TTL is one lower: a real router hop, not a bridge);
-``bgp inspect`` shows the neighbor state and the route count; a killed gobgpd is restarted by the agent
-and re-advertises; ``bgp rm`` stops the speaker and the ToR withdraws the host's routes.
+``bgp inspect`` shows the neighbor state and the route count; an agent restart adopts the running gobgpd
+(the ToR's session never flaps); a killed gobgpd is restarted by the agent and re-advertises; ``bgp rm`` stops the speaker and the ToR withdraws the host's routes.
 """
 
 from __future__ import annotations
@@ -124,6 +124,25 @@ def test_two_hosts_route_through_the_tor(bed):
     oper = ins["Oper"]
     assert oper["neighborStatus"] == "established" and oper["adminStatus"] == "up"
     assert oper["numRoutes"] >= 1 and f"{c2.ip}/32" in oper["routes"]
+
+
+def bird_since(bed, name: str) -> str:
+    line = next(ln for ln in bed.birdc("show", "protocols", name).splitlines() if ln.startswith(name + " "))
+    return " ".join(line.split()[3:5])  # state and the time it entered it
+
+
+def test_agent_restart_keeps_the_session(bed):
+    h1, h2 = bed.hosts[1], bed.hosts[2]
+    c1, c2 = h1.containers[-1], h2.containers[-1]
+    pid, since = inspect_bgp(h1)["Pid"], bird_since(bed, "h1")
+    assert since.startswith("up ")
+    h1.stop_netplugin()
+    assert c1.ping(c2.ip), "the data plane and the session run on while the agent is down"
+    h1.start_netplugin("--fwdmode", "routing")
+    wait_for(lambda: inspect_bgp(h1)["Pid"] == pid, 20, 0.5, "the new agent adopted gobgpd")
+    wait_for(lambda: any(f"nw_dst={c2.ip}" in f for f in ip_flows(h1)), 20, 0.5, "route re-installed")
+    assert bird_since(bed, "h1") == since, "no BGP flap across the agent restart"
+    assert c1.ping(c2.ip) and c2.ping(c1.ip)
 
 
 def test_killed_gobgpd_is_restarted_and_readvertises(bed):

@@ -114,6 +114,7 @@ class BgpManager:
             log.info("BGP speaker up: AS %d, router id %s, neighbor %s AS %d", cfg.asn, cfg.router_id,
                      cfg.neighbor, cfg.neighbor_as)  # fmt: skip
         self.applied = cfg
+        await self.sync()  # routes at once (after an agent restart: before the start-up prune)
 
     async def _teardown(self) -> None:
         await self.gobgp.stop()
