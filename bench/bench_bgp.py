@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_netplugin import iperf  # noqa: E402
 
-from tests.fixtures.testbed import Testbed, router_ip, tor_ip, wait_for  # noqa: E402
+from tests.fixtures.testbed import Testbed, router_ip, sh, tor_ip, wait_for  # noqa: E402
 from tests.integration.test_dataplane_basic import delete_ep, make_ep  # noqa: E402
 
 
@@ -64,7 +64,12 @@ def main() -> None:
             down.append((time.perf_counter() - t0) * 1000)
         bgp_create(bed, 1)
         wait_for(lambda: any(f"nw_dst={c2.ip}" in f for f in h1.flows("contivVlanBridge")), 60, 0.1, "route")
-        if not c1.ping(c2.ip):
+        wait_for(lambda: any(f"nw_dst={c1.ip}" in f for f in h2.flows("contivVlanBridge")), 60, 0.1, "route")
+        if not c1.ping(c2.ip, budget=15):
+            for h in (h1, h2):
+                print(h.name, [f for f in h.flows("contivVlanBridge") if "table=7" in f or "in_port" in f])
+                print(h.exec("ip", "neigh"), h.exec("ip", "addr", "show", "inb01"))
+            print(bed.tor_routes(), sh("ip", "netns", "exec", "tnpt", "ip", "neigh"))
             raise RuntimeError("containers do not reach each other")
         paths = {
             "container h1 -> container h2 (vlrouter, through the ToR)": (c1.name, c2.name, c2.ip),
