@@ -8,7 +8,8 @@
 set -euo pipefail
 pkgs=(etcd-server etcd-client openvswitch-switch docker.io iproute2 ethtool busybox-static
       iputils-ping tcpdump iperf3 procps make python3 python3-venv iptables
-      podman containernetworking-plugins)  # podman: the CNI tests with a real runtime (docs/cni.md)
+      podman containernetworking-plugins  # podman: the CNI tests with a real runtime (docs/cni.md)
+      gobgpd bird2)  # gobgpd: BGP in vlan routing mode (docs/deployment.md); bird2: the test bed's ToR peer
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -78,6 +78,7 @@ class Config:
     ovs_datapath: str = "system"
     plugin_socket: str = "/run/docker/plugins/netplugin.sock"
     cni_socket: str = "/run/contiv/contiv-cni.sock"
+    gobgp_dir: str = "/run/contivpy/gobgp"  # gobgpd's API socket, PID file and log (vlan routing mode)
     k8s_config: str = "/var/contiv/config/contiv.json"
     docker_host: str = "unix:///var/run/docker.sock"
     mtu: int | str = 1450
@@ -150,6 +151,7 @@ def _parser() -> argparse.ArgumentParser:
     a("--ovs-datapath", dest="ovs_datapath")
     a("--plugin-socket", dest="plugin_socket")
     a("--cni-socket", dest="cni_socket")
+    a("--gobgp-dir", dest="gobgp_dir")
     a("--k8s-config", dest="k8s_config")
     a("--docker-host", dest="docker_host")
     a("--mtu", dest="mtu")
@@ -293,6 +295,9 @@ def parse(argv: list[str] | None = None, env: dict[str, str] | None = None) -> C
     cfg.cni_socket = pick(ns.cni_socket, "CNI_SOCKET", cfg.cni_socket)
     if not cfg.cni_socket.startswith("/"):
         raise ConfigError(f"invalid --cni-socket {cfg.cni_socket!r} (want an absolute path)")
+    cfg.gobgp_dir = pick(ns.gobgp_dir, "GOBGP_DIR", cfg.gobgp_dir)
+    if not cfg.gobgp_dir.startswith("/"):
+        raise ConfigError(f"invalid --gobgp-dir {cfg.gobgp_dir!r} (want an absolute path)")
     cfg.k8s_config = pick(ns.k8s_config, "K8S_CONFIG", cfg.k8s_config)
     cfg.docker_host = pick(ns.docker_host, "DOCKER_HOST", cfg.docker_host)
     mtu = str(pick(ns.mtu, "MTU", "1450"))

@@ -57,6 +57,7 @@ from contivpy.netplugin.config import Config
 from contivpy.netplugin.datapath import HOST_PORT, RPC_PORTS, VLAN_BRIDGE, VXLAN_BRIDGE, Datapath
 from contivpy.netplugin.debug_api import make_app
 from contivpy.netplugin.docker_backend import AgentBackend
+from contivpy.netplugin.managers.bgp import BgpManager
 from contivpy.netplugin.managers.endpoint import EndpointService, RemoteEndpointManager
 from contivpy.netplugin.managers.infra import InfraManager
 from contivpy.netplugin.managers.network import NetworkManager
@@ -94,6 +95,7 @@ class Agent:
         self.pods = PodService(  # CNI attachments
             self.kv, cfg.host, AgentBackend(self.endpoints), namespace_groups=cfg.mode == "kubernetes"
         )
+        self.bgp = BgpManager(cfg, self.dp)  # vlan routing mode: gobgpd + learned routes (managers/bgp.py)
         self.names = NameServer(self.kv)  # DNS for containers, via the OpenFlow punt (nameserver.py)
         self.arp_mode = "proxy"
         self.pvt_subnet = DEFAULT_PVT_SUBNET
@@ -113,6 +115,7 @@ class Agent:
             self.qos.rec,
             self.services.rec,
             self.infra.rec,
+            self.bgp.rec,
             self.global_rec,
         ]
         self._watches = [
@@ -124,6 +127,7 @@ class Agent:
             (keys.SERVICE_LB, self.services.on_lb),
             (keys.PROVIDER, self.services.on_provider),
             (keys.MASTER_CONFIG_GLOBAL, self._on_global),
+            (keys.BGP, self.bgp.on_update),
         ]
         self._arp_applied = ""
         self._streams: dict[str, tuple[PumpedIterator, Mirror]] = {}
@@ -241,6 +245,7 @@ class Agent:
         )
         await self.dp.set_fwd_mode(mode)
         self.cfg.fwdmode = mode
+        self.bgp.set_fwd_mode(mode)
         log.info("forwarding mode %s applied", mode)
 
     def reconcile_status(self) -> dict[str, dict[str, dict]]:
@@ -368,6 +373,7 @@ class Agent:
                 tg.create_task(self._serve_docker())
                 tg.create_task(self._serve_cni())
                 tg.create_task(self.names.run())
+                tg.create_task(self.bgp.run())
                 self.ready.set()
                 log.info("netplugin started on host %s (vtep %s)", self.cfg.host, self.cfg.vtep_ip)
         finally:
@@ -376,6 +382,7 @@ class Agent:
             # Not deregistered on shutdown: a restarting agent keeps its peers' tunnels (lease TTL 10 s).
             await self.registry.close(deregister=False)
             await self.netmaster.close()
+            await self.bgp.close()
             if self.pods.k8s is not None:
                 await self.pods.k8s.close()
             await self.dp.stop()

@@ -28,6 +28,7 @@ from contivpy.netplugin import iptables, links
 from contivpy.netplugin.ofnet_flows import OfnetFlows
 from contivpy.netplugin.ovsdb import OvsdbClient
 from contivpy.ofnet import hostaccess
+from contivpy.ofnet.vlrouting import ROUTER_PORT
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,38 @@ class Datapath:
                 if INFRA_MARK in p.external_ids:
                     out[name] = (br, p.external_ids[INFRA_MARK])
         return out
+
+    # -- vlan routing mode: the BGP speaker's port and learned routes (managers/bgp.py) ---------------
+    async def ensure_router_port(self, cidr: str, mac: str, mtu: int | None = None) -> int:
+        """``inb01``: an OVS internal port on the vlan bridge (untagged, bridged to the uplink) holding
+        the host's router-ip ``cidr``, where gobgpd speaks BGP; its flows installed. Returns its ofport."""
+        await self.ovs.ensure_internal_port(VLAN_BRIDGE, ROUTER_PORT, mac)
+        ofport = await self.ovs.wait_ofport(ROUTER_PORT)
+        await links.ensure_address(ROUTER_PORT, cidr, mtu)
+        await self.flows[VLAN_BRIDGE].agent.set_router_port(ofport)
+        return ofport
+
+    async def remove_router_port(self) -> None:
+        fp = self.flows.get(VLAN_BRIDGE)
+        if fp is not None:
+            await fp.agent.set_routes({})
+            await fp.agent.set_router_port(None)
+        await self.ovs.remove_port(VLAN_BRIDGE, ROUTER_PORT)
+
+    async def set_bgp_routes(self, routes: dict[tuple[str, str], str]) -> None:
+        """Replace the learned routes on the vlan bridge: ``{(prefix, tenant): next hop MAC}``."""
+        await self.flows[VLAN_BRIDGE].agent.set_routes(routes)
+
+    def vlan_endpoints(self) -> list[tuple[str, str]]:
+        """(ip, tenant) of every local endpoint on the vlan bridge (the /32s BGP advertises)."""
+        fp = self.flows.get(VLAN_BRIDGE)
+        return sorted((e.ip, e.vrf) for e in fp.agent._local.values()) if fp else []
+
+    def vlan_networks(self) -> list[tuple[str, str]]:
+        """(subnet, tenant) of every network on the vlan bridge (a learned prefix takes the tenant of
+        the network that contains it)."""
+        fp = self.flows.get(VLAN_BRIDGE)
+        return sorted((n.subnet, n.vrf) for n in fp.agent._networks.values() if n.subnet) if fp else []
 
     async def set_infra_router(self, ofport: int | None) -> None:
         await self.flows[VXLAN_BRIDGE].agent.set_infra_router(ofport)

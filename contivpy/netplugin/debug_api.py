@@ -133,7 +133,11 @@ def make_app(agent) -> web.Application:
     async def trace(req):  # netctl trace: simulate one packet of a local endpoint (read-only)
         return web.json_response(await eptrace.run(agent, jsonwire.loads(await read_body(req), empty="EOF")))
 
+    async def inspect_bgp(_req):  # the Bgp object's oper (netmaster hooks/bgp.py reads Peers/Dsts)
+        return web.json_response(agent.bgp.inspect())
+
     app.router.add_get("/inspect/driver", inspect_driver)
+    app.router.add_get("/inspect/bgp", inspect_bgp)
     app.router.add_get("/svcstats", svcstats)
     app.router.add_get("/inspect/reconcile", inspect_reconcile)
     app.router.add_delete("/debug/reclaimEndpoint/{id}", reclaim)

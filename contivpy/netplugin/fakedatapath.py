@@ -38,6 +38,8 @@ class FakeDatapath:
         self.services: dict[str, Any] = {}
         self.arp_mode = "proxy"
         self.fwd_mode = "bridge"
+        self.router_port: tuple[int, str] | None = None  # vlan routing mode's inb01: (ofport, cidr)
+        self.bgp_routes: dict[tuple[str, str], str] = {}
         self.host_port: tuple[int, str] | None = None  # (ofport, pvtSubnet) of contivh0
         self._failures: dict[tuple[str, str], Exception] = {}
         self._next_ofport = 100
@@ -183,6 +185,36 @@ class FakeDatapath:
             raise ValidationError(f"invalid forwarding mode {mode!r} (bridge or routing)")
         self._call("set_fwd_mode", mode)
         self.fwd_mode = mode
+
+    # -- vlan routing mode (managers/bgp.py) -------------------------------------------------------
+    async def ensure_router_port(self, cidr: str, mac: str, mtu: int | None = None) -> int:
+        self._call("ensure_router_port", cidr)
+        ipaddress.IPv4Interface(cidr)
+        if self.router_port is None:
+            self._next_ofport += 1
+            self.router_port = (self._next_ofport, cidr)
+        self.router_port = (self.router_port[0], cidr)
+        return self.router_port[0]
+
+    async def remove_router_port(self) -> None:
+        self._call("remove_router_port", "")
+        self.router_port, self.bgp_routes = None, {}
+
+    async def set_bgp_routes(self, routes: dict[tuple[str, str], str]) -> None:
+        from contivpy.ofnet.types import _mac
+
+        self._call("set_bgp_routes", str(len(routes)))
+        try:
+            want = {(str(ipaddress.IPv4Network(p, strict=False)), t): _mac(m) for (p, t), m in routes.items()}
+        except ValueError:
+            raise ValidationError(f"invalid routes {routes!r}") from None
+        self.bgp_routes = want
+
+    def vlan_endpoints(self) -> list[tuple[str, str]]:
+        return sorted((e.ip, e.net.tenant or "default") for e in self.local.values() if e.net.encap == "vlan")
+
+    def vlan_networks(self) -> list[tuple[str, str]]:
+        return sorted((n.subnet, n.tenant or "default") for n in self.networks.values() if n.encap == "vlan")
 
     # -- host access ---------------------------------------------------------------------------
     async def ensure_host_port(self, pvt_subnet: str, mtu: int | None = None) -> int:

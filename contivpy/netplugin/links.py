@@ -429,3 +429,25 @@ async def sync_routes(dev: str, via: str, want: list[str]) -> tuple[int, int]:
         return await asyncio.to_thread(_sync_routes, dev, via, sorted(set(want)))
     except (NetlinkError, OSError) as e:
         raise ExternalServiceError(f"cannot set the routes via {via} on {dev}: {e}") from e
+
+
+# -- BGP next hops (netplugin/managers/bgp.py) ---------------------------------------------------------
+_NUD_UNUSABLE = 0x01 | 0x20  # NUD_INCOMPLETE, NUD_FAILED
+
+
+def _neighbor_mac(ip: str) -> str:
+    with IPRoute() as ipr:
+        for n in ipr.get_neighbours(family=socket.AF_INET, dst=ip):
+            mac = n.get_attr("NDA_LLADDR")
+            if mac and not n["state"] & _NUD_UNUSABLE:
+                return str(mac)
+    return ""
+
+
+async def neighbor_mac(ip: str) -> str:
+    """The MAC the kernel resolved for ``ip`` (any device; "" when unresolved). The BGP session to the
+    neighbor keeps its entry fresh, so a next hop that is the neighbor always resolves."""
+    try:
+        return await asyncio.to_thread(_neighbor_mac, ip)
+    except (NetlinkError, OSError) as e:
+        raise ExternalServiceError(f"cannot read the neighbor table for {ip}: {e}") from e

@@ -2,8 +2,8 @@
 
 One agent per bridge: ``vxlan`` datapath on contivVxlanBridge (controller port 6633) and ``vlan`` on
 contivVlanBridge (6634). With ``--fwdmode routing`` the vxlan bridge runs the routing pipeline (the
-original's ``vrouter``; ``set_fwd_mode`` switches it live); the vlan bridge stays a bridge (the BGP
-``vlrouter`` is not built yet, docs/decisions.md). This adapter only converts the agent's ``NetSpec``/``EpSpec`` values into
+original's ``vrouter``; ``set_fwd_mode`` switches it live) and the vlan bridge the BGP-routed ``vlrouter``
+pipeline (ofnet/vlrouting.py; its routes come from netplugin/managers/bgp.py). This adapter only converts the agent's ``NetSpec``/``EpSpec`` values into
 ofnet's input types; VRF = tenant name, its id the persisted one of ``NetSpec.vrf_id`` (netplugin/vrf.py). ``sync_complete`` is called by the daemon once the full state
 has been re-applied after a (re)start, so flows nobody owns any more are pruned only then.
 """
@@ -54,7 +54,7 @@ class OfnetFlows:
 
     def _mode(self, fwd_mode: str) -> str:
         """The pipeline this bridge runs for the agent's forwarding mode."""
-        return "routing" if fwd_mode == "routing" and self.kind == "vxlan" else "bridge"
+        return "routing" if fwd_mode == "routing" else "bridge"
 
     async def set_fwd_mode(self, fwd_mode: str) -> None:
         await self.agent.set_fwd_mode(self._mode(fwd_mode))

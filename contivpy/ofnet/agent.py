@@ -38,6 +38,7 @@ clients' provider choices.  Without services it installs nothing.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 from collections.abc import Awaitable, Callable
@@ -46,13 +47,14 @@ from contivpy.common.errors import ConflictError, NotFoundError, ValidationError
 
 from . import builders as B
 from . import routing as R
+from . import vlrouting as V
 from .flowcache import FlowCache
 from .hostaccess import HostAccess
 from .infraroute import Hop, infra_route_flows
 from .punt import PuntMixin
 from .svcproxy import ServiceProxy
 from .switch import OfController
-from .types import LocalEndpoint, Network, RemoteEndpoint, Rule, Service, Vtep
+from .types import LocalEndpoint, Network, RemoteEndpoint, Rule, Service, Vtep, _mac
 
 __all__ = ["OfnetAgent", "DEFAULT_PORTS"]
 
@@ -105,6 +107,8 @@ class OfnetAgent(PuntMixin):
         self._rules: dict[str, Rule] = {}
         self._uplinks: set[int] = set()
         self._iroute: int | None = None  # ofport of the contivh1 infra port (infraroute.py)
+        self._router_port: int | None = None  # vlrouter: inb01, the BGP speaker's port (vlrouting.py)
+        self._routes: dict[tuple[str, str], str] = {}  # vlrouter: (prefix, vrf) -> next hop MAC
         self._counters = dict.fromkeys(
             (
                 "arp_replies",
@@ -125,6 +129,8 @@ class OfnetAgent(PuntMixin):
         await self._apply(self._base_owner(), self._arp_owner())
 
     def _base_owner(self):
+        if self.vlrouting:
+            return ("base", V.base_flows(self.dns), [])
         flows = R.base_flows(self.dns) if self.routing else B.base_flows(self.datapath, self.dns)
         return ("base", flows, [])
 
@@ -136,13 +142,16 @@ class OfnetAgent(PuntMixin):
     def _check_fwd_mode(datapath: str, mode: str) -> None:
         if mode not in FWD_MODES:
             raise ValidationError(f"invalid forwarding mode {mode!r} (bridge or routing)")
-        if mode == "routing" and datapath != "vxlan":
-            raise ValidationError("routing mode is implemented for the vxlan bridge only")
 
     @property
     def routing(self) -> bool:
-        """True on the vxlan bridge in routing mode (the original's ``vrouter`` datapath)."""
+        """True in routing mode: the original's ``vrouter`` (vxlan bridge) or ``vlrouter`` (vlan bridge)."""
         return self.fwd_mode == "routing"
+
+    @property
+    def vlrouting(self) -> bool:
+        """The vlan bridge in routing mode (vlrouting.py: BGP-learned routes out of the uplink)."""
+        return self.routing and self.datapath == "vlan"
 
     async def set_fwd_mode(self, mode: str) -> None:
         """Switch the pipeline between ``bridge`` and ``routing`` live: every owner is rebuilt with
@@ -163,6 +172,9 @@ class OfnetAgent(PuntMixin):
             *[self._rep_owner(k) for k in self._remote],
             self.host.port_owner(),
             *self.svc.all_owners(),
+            *[self._uplink_owner(p) for p in self._uplinks],
+            self._router_owner(),
+            *[self._route_owner(k) for k in self._routes],
         )
 
     async def stop(self) -> None:
@@ -231,6 +243,7 @@ class OfnetAgent(PuntMixin):
         self._networks[vlan] = net
         owners = [self._net_owner(vlan)]
         owners += [self._rep_owner(k) for k, r in self._remote.items() if r.vni == vni and vni]
+        owners += [self._route_owner(k) for k in self._routes if k[1] == vrf]
         await self._apply(*owners)
 
     async def remove_network(self, vlan: int, expect: Network | None = None) -> None:
@@ -250,9 +263,12 @@ class OfnetAgent(PuntMixin):
             and not any(s.vrf == net.vrf for s in self.svc.services.values())
         ):
             self._vrf_ids.pop(net.vrf, None)  # the caller releases its persisted id the same way
+            await self._apply(*[self._route_owner(k) for k in self._routes if k[1] == net.vrf])
 
     def _net_owner(self, vlan: int):
         net = self._networks.get(vlan)
+        if net is not None and self.vlrouting:
+            return (f"net:{vlan}", V.network_flows(net, self._vrf_id(net.vrf)), [])
         if net is None or self.datapath != "vxlan":
             return (f"net:{vlan}", [], [])
         vteps = list(self._vteps.values())
@@ -294,6 +310,8 @@ class OfnetAgent(PuntMixin):
         await self.svc.refresh()
 
     def _lep_owner(self, ep: LocalEndpoint):
+        if self.vlrouting:
+            return (f"lep:{ep.ofport}", V.local_endpoint_flows(ep, self._vrf_id(ep.vrf)), [])
         if self.routing:
             return (f"lep:{ep.ofport}", R.local_endpoint_flows(ep, self._vrf_id(ep.vrf)), [])
         flows = B.local_endpoint_flows(ep, self._vrf_id(ep.vrf), self.datapath, self._arp_proxy)
@@ -402,6 +420,8 @@ class OfnetAgent(PuntMixin):
             flows = B.remote_endpoint_flows(
                 ep, self._vrf_id(ep.vrf), vlan, vt.ofport, "vxlan", self._arp_proxy
             )
+        elif self.vlrouting:
+            flows = V.remote_endpoint_flows(ep, self._vrf_id(ep.vrf))
         else:
             flows = B.remote_endpoint_flows(ep, self._vrf_id(ep.vrf), ep.vlan, None, "vlan", self._arp_proxy)
         return (f"rep:{key}", flows, [])
@@ -411,11 +431,61 @@ class OfnetAgent(PuntMixin):
         if self.datapath != "vlan":
             raise ValidationError("uplinks exist only on the vlan bridge")
         self._uplinks.add(ofport)
-        await self._apply((f"uplink:{ofport}", B.uplink_flows(ofport, self.dns), []))
+        await self._apply(self._uplink_owner(ofport), *[self._route_owner(k) for k in self._routes])
 
     async def remove_uplink(self, ofport: int) -> None:
         self._uplinks.discard(ofport)
-        await self._apply((f"uplink:{ofport}", [], []))
+        await self._apply((f"uplink:{ofport}", [], []), *[self._route_owner(k) for k in self._routes])
+
+    def _uplink_owner(self, ofport: int):
+        if ofport not in self._uplinks:
+            return (f"uplink:{ofport}", [], [])
+        if self.vlrouting:
+            return (f"uplink:{ofport}", V.uplink_flows(ofport, self.dns), [])
+        return (f"uplink:{ofport}", B.uplink_flows(ofport, self.dns), [])
+
+    # ---- vlrouter: the BGP speaker's port and learned routes (vlrouting.py) ------------------------
+    async def set_router_port(self, ofport: int | None) -> None:
+        """The OpenFlow port of ``inb01`` (bridged to the uplink), or ``None`` to remove its flows."""
+        if self.datapath != "vlan":
+            raise ValidationError("the router port exists only on the vlan bridge")
+        old, self._router_port = self._router_port, ofport
+        owners = [self._router_owner()]
+        if old is not None and old != ofport:
+            owners.append((f"rport:{old}", [], []))
+        await self._apply(*owners)
+
+    def _router_owner(self):
+        port = self._router_port
+        flows = V.router_port_flows(port) if port is not None and self.vlrouting else []
+        return (f"rport:{port}", flows, [])
+
+    async def set_routes(self, routes: dict[tuple[str, str], str]) -> None:
+        """Replace the learned routes: ``{(prefix, vrf): next hop MAC}``. A route of a tenant without a
+        network on this host is kept but installs nothing until the tenant has its VRF id."""
+        if self.datapath != "vlan":
+            raise ValidationError("learned routes exist only on the vlan bridge")
+        want: dict[tuple[str, str], str] = {}
+        for (prefix, vrf), mac in routes.items():
+            try:
+                net = ipaddress.IPv4Network(prefix, strict=False)
+            except ValueError:
+                raise ValidationError(f"invalid route prefix {prefix!r}") from None
+            want[(str(net), vrf)] = _mac(mac)
+        gone = [k for k in self._routes if k not in want]
+        changed = [k for k, m in want.items() if self._routes.get(k) != m]
+        self._routes = want
+        await self._apply(*[self._route_owner(k) for k in gone + changed])
+
+    def routes(self) -> dict[tuple[str, str], str]:
+        return dict(self._routes)
+
+    def _route_owner(self, key: tuple[str, str]):
+        name = f"route:{key[0]}:{key[1]}"
+        mac = self._routes.get(key)
+        if mac is None or not self.vlrouting or not self._uplinks or key[1] not in self._vrf_ids:
+            return (name, [], [])
+        return (name, V.route_flows(key[0], self._vrf_ids[key[1]], mac, min(self._uplinks)), [])
 
     # ---- policy ------------------------------------------------------------------------------
     async def add_rule(self, rule: Rule) -> None:
@@ -479,7 +549,9 @@ class OfnetAgent(PuntMixin):
         sw = self.controller.switch
         return {
             "bridge": self.bridge,
-            "datapath": "vrouter" if self.routing else self.datapath,
+            "datapath": ("vrouter" if self.datapath == "vxlan" else "vlrouter")
+            if self.routing
+            else self.datapath,
             "fwd_mode": self.fwd_mode,
             "connected": self.controller.connected,
             "connects": self.controller.connects,
@@ -490,6 +562,7 @@ class OfnetAgent(PuntMixin):
             "vteps": len(self._vteps),
             "rules": len(self._rules),
             "services": len(self.svc.services),
+            "routes": len(self._routes),
             "host_port": self.host.port or 0,
             "pvt_subnet": self.host.pvt_subnet,
             "flows": len(flows),

@@ -382,7 +382,9 @@ def test_other_collections_crud(netmaster, etcd_server):
         "/api/v1/aciGws/other/",
         {"name": "other", "enforcePolicies": "yes", "includeCommonTenant": "no", "physicalDomain": "pd1"},
     )[2] == ("name string invalid format\n")
-    # Bgp -> /contiv.io/state/bgp/<host>
+    # Bgp -> /contiv.io/state/bgp/<host> (only for a host a netplugin registered as)
+    reg = '{"ServiceName":"netplugin","HostAddr":"192.0.2.7","Port":9002,"Hostname":"host1"}'
+    etcd_server.etcdctl("put", "/contiv.io/service/netplugin/192.0.2.7:9002", reg)
     bgp = {
         "hostname": "host1",
         "routerip": "50.1.1.1/24",
@@ -407,6 +409,7 @@ def test_other_collections_crud(netmaster, etcd_server):
     }
     netmaster.json("DELETE", "/api/v1/Bgps/host1/")
     assert etcd_get(etcd_server, "/contiv.io/state/bgp/host1") is None
+    etcd_server.etcdctl("del", "/contiv.io/service/netplugin/192.0.2.7:9002")
     # extContractsGroup
     ecg = {
         "tenantName": "default",

@@ -5,7 +5,8 @@
 - ofnet imports only contivpy.common (no etcd, no model); netmaster and netplugin never import each
   other (they talk through etcd keys and HTTP); nothing imports netctl.
 - common imports only common and the leaf module model.keys (pure key builders, no imports).
-- Each third-party client lives in its adapter: aetcd/grpc in common/kv, pyroute2 in
+- Each third-party client lives in its adapter: aetcd/grpc in common/kv (grpc and protobuf also in
+  netplugin/gobgp, the gobgpd adapter), pyroute2 in
   netplugin/links.py, prometheus_client in common/metrics.py.  OpenFlow and packet codecs are our
   own (ofnet/codec.py, ofnet/packets.py): os_ken (or ryu) is imported nowhere.
 """
@@ -31,7 +32,8 @@ ALLOWED_CONTIVPY = {
 }
 ADAPTERS = {
     "aetcd": ("common/kv/",),
-    "grpc": ("common/kv/",),
+    "grpc": ("common/kv/", "netplugin/gobgp/"),
+    "google": ("netplugin/gobgp/",),  # protobuf (aetcd uses it inside its own package)
     "pyroute2": ("netplugin/links.py",),
     "os_ken": (),  # not a dependency any more: our own codec (docs/decisions.md)
     "ryu": (),

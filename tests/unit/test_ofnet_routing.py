@@ -175,8 +175,6 @@ async def test_live_switch_rebuilds_every_owner_and_back():
 
 
 async def test_bad_modes_refused_state_untouched():
-    with pytest.raises(ValidationError):
-        OfnetAgent("contivVlanBridge", "vlan", port=0, fwd_mode="routing")
     ag = await _agent("bridge")
     for bad in ("vrouter", ""):
         with pytest.raises(ValidationError):
@@ -187,3 +185,62 @@ async def test_bad_modes_refused_state_untouched():
         await fake.set_fwd_mode("l3")
     await fake.set_fwd_mode("routing")
     assert fake.fwd_mode == "routing"
+
+
+# ---- vlan bridge in routing mode (vlrouter, ofnet/vlrouting.py) ----------------------------------------
+
+
+async def _vlagent(mode: str = "routing") -> OfnetAgent:
+    ag = OfnetAgent("contivVlanBridge", "vlan", port=0, fwd_mode=mode)
+    await ag._apply(ag._base_owner(), ag._arp_owner())
+    return ag
+
+
+async def test_vlrouter_routes_local_learned_and_uplink_flows():
+    ag = await _vlagent()
+    await ag.add_uplink(4)
+    await ag.set_router_port(6)
+    await ag.add_network(12, 0, "10.73.1.254", "t1", "10.73.1.0/24", vrf_id=1)
+    await ag.add_local_endpoint(LocalEndpoint(3, "02:02:0a:49:01:01", "10.73.1.1", 12, vrf="t1"))
+    await ag.add_remote_endpoint(
+        RemoteEndpoint("02:02:0a:49:01:02", "10.73.1.2", "192.168.213.12", vrf="t1", vlan=12)
+    )
+    await ag.set_routes(
+        {("10.73.1.2/32", "t1"): "02:aa:00:00:00:01", ("10.99.0.0/16", "nosuch"): "02:aa:00:00:00:01"}
+    )
+    flows = texts(ag.cache.desired_flows())
+    assert ag.statistics()["datapath"] == "vlrouter" and ag.cache.desired_groups() == []
+    route = [f for f in flows if f.startswith("table=ip, priority=99")]
+    assert (
+        len(route) == 1 and "nw_dst=10.73.1.2" in route[0] and "metadata=0x100000000/0xff00000001" in route[0]
+    )
+    assert "set_field:02:aa:00:00:00:01->dl_dst" in route[0] and route[0].endswith("output:4")
+    local = [f for f in flows if f.startswith("table=ip, priority=100")]
+    assert len(local) == 1 and "output:3" in local[0]
+    routed_in = [f for f in flows if f.startswith("table=vlan, priority=5")]
+    assert len(routed_in) == 1 and "nw_dst=10.73.1.1" in routed_in[0]
+    assert any(f.startswith("table=input, priority=100,in_port=6") and "NORMAL" in f for f in flows)
+    assert any(f.startswith("table=input, priority=100,arp,in_port=4") and "NORMAL" in f for f in flows)
+    assert "table=ip, priority=1 actions=goto_table:mac_dest" in flows
+    # every address of the VRF (local, remote, gateway) is answered with the router MAC
+    arp = [f for f in flows if f.startswith("table=arp_responder") and "arp_tpa" in f]
+    assert len(arp) == 3 and all("set_field:00:00:11:11:11:11->dl_src" in f for f in arp)
+    # a withdrawn route goes; the tenant without a network installs nothing until it has one
+    await ag.set_routes({})
+    assert not [f for f in texts(ag.cache.desired_flows()) if f.startswith("table=ip, priority=99")]
+    with pytest.raises(ValidationError):
+        await ag.set_routes({("not-a-prefix", "t1"): "02:aa:00:00:00:01"})
+
+
+async def test_vlrouter_live_switch_and_back():
+    ag = await _vlagent("bridge")
+    await ag.add_uplink(4)
+    await ag.set_router_port(6)
+    await ag.add_network(12, 0, "", "t1", "10.73.1.0/24", vrf_id=1)
+    await ag.add_local_endpoint(LocalEndpoint(3, "02:02:0a:49:01:01", "10.73.1.1", 12, vrf="t1"))
+    bridge = texts(ag.cache.desired_flows())
+    assert not [f for f in bridge if f.startswith("table=ip") or "in_port=6" in f]
+    await ag.set_fwd_mode("routing")
+    assert [f for f in texts(ag.cache.desired_flows()) if f.startswith("table=ip, priority=100")]
+    await ag.set_fwd_mode("bridge")
+    assert texts(ag.cache.desired_flows()) == bridge

@@ -2,7 +2,12 @@
 ``{"hostname","router-ip","as","neighbor-as","neighbor"}`` (watched by the host's netplugin, which
 runs the BGP speaker in routing mode); delete removes it. Oper (routes, neighbor status) comes live
 from the host's netplugin ``:9090/inspect/bgp``; when it cannot be reached the oper part is empty
-(the original failed the whole inspect)."""
+(the original failed the whole inspect).
+
+Create/update refuses (state untouched): an AS or neighbor AS that is not a number 1..4294967295
+("Invalid AS number ..."), and a host no netplugin has registered as (``unknown host <name>``): such a
+config would never be acted on. The router-ip and neighbor formats are checked by the model
+(``routerip string invalid format``)."""
 
 from __future__ import annotations
 
@@ -26,9 +31,32 @@ def _state(obj: dict) -> Put:
     return Put(keys.BGP + obj["hostname"], json.dumps(st, separators=(",", ":")))
 
 
+def _check_as(what: str, v) -> None:
+    s = str(v or "")
+    if not s.isdigit() or not 0 < int(s) < 2**32:
+        raise ValidationError(f"Invalid AS number {what}: {s!r} (want 1..4294967295)")
+
+
+async def _known_hosts(ctx: TxnContext) -> set[str]:
+    kvs, _ = await ctx.kv.get_prefix(keys.service_prefix(keys.SVC_NETPLUGIN))
+    out = set()
+    for item in kvs:
+        try:
+            out.add(ServiceInfo.from_json(item.value).hostname)
+        except ValidationError:
+            continue
+    return out
+
+
 async def on_create(ctx: TxnContext, obj: dict) -> Plan:
     if not obj.get("hostname"):
         raise ValidationError("Invalid host name")
+    _check_as("as", obj.get("as"))
+    _check_as("neighbor-as", obj.get("neighbor-as"))
+    if obj["hostname"] not in await _known_hosts(ctx):
+        raise ValidationError(
+            f"unknown host {obj['hostname']}: no netplugin is registered with this host name"
+        )
     return Plan(ops=[_state(obj)])
 
 

@@ -1,0 +1,99 @@
+"""vlan routing mode with BGP (vlrouter): time from ``bgp create`` to the routes on the peer, and TCP.
+
+    python bench/bench_bgp.py [--runs 5]
+
+Two-host test bed (tests/fixtures/testbed.py) with the BIRD ToR (``add_tor``); global fwd-mode
+``routing``, agents with ``--netmode vlan --fwdmode routing``, one vlan network, one container per host.
+
+- ``bgp create`` -> routes on the peer: ``netctl bgp create h1 ...`` (gobgpd not running) until the ToR's
+  kernel has host 1's container /32 via host 1's router-ip (``ip route`` read every 20 ms), and the
+  reverse for ``bgp rm h1`` (withdrawn); alternating runs, medians in ms;
+- until routed both ways: ``bgp create`` until host 1 has installed host 2's /32 (its table ip);
+- iperf3 TCP, 3 s, one stream, interleaved runs, medians in Gbit/s: container h1 -> container h2 through
+  the ToR (routed in OVS on both hosts, routed by the ToR's kernel) and, as the reference, host 1's
+  router port ``inb01`` -> the ToR's address on that link (the same uplink, bridged by NORMAL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_netplugin import iperf  # noqa: E402
+
+from tests.fixtures.testbed import Testbed, router_ip, sh, tor_ip, wait_for  # noqa: E402
+from tests.integration.test_dataplane_basic import delete_ep, make_ep  # noqa: E402
+
+
+def bgp_create(bed, i: int) -> None:
+    bed.netctl("bgp", "create", f"h{i}", "--router-ip", f"{router_ip(i)}/24", "--as", str(65000 + i),
+               "--neighbor-as", "65000", "--neighbor", tor_ip(i))  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    a = ap.parse_args()
+    with Testbed(2) as bed:
+        bed.add_tor()
+        bed.netctl("global", "set", "--fwd-mode", "routing")
+        bed.start_all("--fwdmode", "routing")
+        h1, h2 = bed.hosts[1], bed.hosts[2]
+        bed.create_network("bgpb", "10.141.1.0/24", encap="vlan", gateway="10.141.1.254", pktTag=141)
+        _, c1 = make_ep(h1, "bgpb", "bb1")
+        _, c2 = make_ep(h2, "bgpb", "bb2")
+        bgp_create(bed, 2)
+        want = f"{c1.ip} via {router_ip(1)}"
+        up, down, both = [], [], []
+        for _ in range(a.runs):
+            t0 = time.perf_counter()
+            bgp_create(bed, 1)
+            wait_for(lambda: want in bed.tor_routes(), 60, 0.02, "route on the ToR")
+            up.append((time.perf_counter() - t0) * 1000)
+            wait_for(lambda: any(f"nw_dst={c2.ip}" in f for f in h1.flows("contivVlanBridge")), 60, 0.02,
+                     "route on host 1")  # fmt: skip
+            both.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            bed.netctl("bgp", "rm", "h1")
+            wait_for(lambda: want not in bed.tor_routes(), 60, 0.02, "withdrawn on the ToR")
+            down.append((time.perf_counter() - t0) * 1000)
+        bgp_create(bed, 1)
+        wait_for(lambda: any(f"nw_dst={c2.ip}" in f for f in h1.flows("contivVlanBridge")), 60, 0.1, "route")
+        wait_for(lambda: any(f"nw_dst={c1.ip}" in f for f in h2.flows("contivVlanBridge")), 60, 0.1, "route")
+        if not c1.ping(c2.ip, budget=15):
+            for h in (h1, h2):
+                print(h.name, [f for f in h.flows("contivVlanBridge") if "table=7" in f or "in_port" in f])
+                print(h.exec("ip", "neigh"), h.exec("ip", "addr", "show", "inb01"))
+            print(bed.tor_routes(), sh("ip", "netns", "exec", "tnpt", "ip", "neigh"))
+            raise RuntimeError("containers do not reach each other")
+        paths = {
+            "container h1 -> container h2 (vlrouter, through the ToR)": (c1.name, c2.name, c2.ip),
+            "host h1 (inb01) -> the ToR on its link (underlay reference)": (h1.netns, "tnpt", tor_ip(1)),
+        }
+        res: dict[str, list[float]] = {k: [] for k in paths}
+        port = 5700
+        for _ in range(a.runs):
+            for name, (cli, srv, ip) in paths.items():
+                res[name].append(iperf(cli, srv, ip, port))
+                port += 1
+        delete_ep(h1, "bgpb", "bb1")
+        delete_ep(h2, "bgpb", "bb2")
+    for name, xs in (("bgp create -> /32 on the ToR", up), ("bgp create -> routed both ways", both),
+                     ("bgp rm -> withdrawn on the ToR", down)):  # fmt: skip
+        print(f"{name}: median {statistics.median(xs):.0f} ms ({', '.join(f'{x:.0f}' for x in xs)})")
+    ref = statistics.median(next(iter(reversed(res.values()))))
+    print(f"iperf3 TCP 3 s, 1 stream, {a.runs} interleaved runs, Gbit/s")
+    print("| path | median | vs reference | runs |")
+    print("|---|---|---|---|")
+    for name, xs in res.items():
+        m = statistics.median(xs)
+        print(f"| {name} | {m:.2f} | {m / ref:.2f} | {', '.join(f'{x:.2f}' for x in xs)} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""BgpManager: the host's Bgp config (``/contiv.io/state/bgp/<host>``) -> gobgpd + the vlrouter's routes
+(docs/ovs-pipeline.md "vlan routing mode", docs/deployment.md "gobgpd").
+
+Acts only on this host's key, and only in forwarding mode ``routing`` (the original ran its BGP speaker
+with the vlan bridge's ``vlrouter`` datapath). One reconciler key, ``bgp``:
+  desired (config present, routing mode) -> the router port ``inb01`` with the router-ip, then gobgpd
+  started/configured through the adapter (netplugin/gobgp: global AS and router id, the neighbor, graceful
+  restart) advertising a /32 for every local endpoint on the vlan bridge;
+  not desired -> gobgpd stopped (its PID only), the learned routes and the router port removed.
+A bad config (router-ip, AS) is a permanent failure of the key (netmaster refuses it first).
+
+``run`` is the periodic part (every ``poll`` seconds while applied): the adapter's ``ensure`` (which also
+restarts a gobgpd that died and re-advertises everything), the advertised set following the local
+endpoints, and the learned best paths turned into vlrouter routes ``(prefix, tenant) -> next hop MAC``:
+the tenant is the one of the vlan network whose subnet contains the prefix (a prefix in no local
+network is not installed), the MAC is the kernel's neighbor entry of the next hop (the BGP session to
+the neighbor keeps it resolved; an unresolved next hop waits for the next round). ``inspect`` feeds the
+debug ``/inspect/bgp`` (neighbor state and route counts: the Bgp object's oper).
+
+An agent restart does not reset the session: gobgpd keeps running and the new agent adopts it (the
+adapter's PID file); routes and flows converge by diff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+from pathlib import Path
+
+from contivpy.common.errors import ContivError, ValidationError
+from contivpy.common.reconcile import Reconciler
+from contivpy.netplugin import links
+from contivpy.netplugin.gobgp import BgpConfig, GoBgp
+
+log = logging.getLogger(__name__)
+KEY = "bgp"
+
+
+def parse_state(value: str) -> BgpConfig:
+    """The state record ``{"router-ip","as","neighbor-as","neighbor"}`` -> BgpConfig (ValidationError)."""
+    try:
+        st = json.loads(value)
+        iface = ipaddress.IPv4Interface(st.get("router-ip", ""))
+        if iface.network.prefixlen == 32 and "/" not in st.get("router-ip", ""):
+            raise ValueError
+        neighbor = str(ipaddress.IPv4Address(st.get("neighbor", "")))
+        asn, nas = int(st.get("as", "")), int(st.get("neighbor-as", ""))
+    except (ValueError, TypeError, AttributeError):
+        raise ValidationError(f"invalid Bgp state {value!r}") from None
+    if not (0 < asn < 2**32 and 0 < nas < 2**32):
+        raise ValidationError(f"invalid AS number in Bgp state {value!r}")
+    return BgpConfig(str(iface.ip), asn, neighbor, nas)
+
+
+def router_mac(ip: str) -> str:
+    return "02:02:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(ip).packed)
+
+
+class BgpManager:
+    def __init__(self, cfg, dp, gobgp: GoBgp | None = None, poll: float = 1.0) -> None:
+        self.cfg, self.dp, self.poll = cfg, dp, poll
+        self.gobgp = gobgp or GoBgp(Path(cfg.gobgp_dir), api=f"unix://{cfg.gobgp_dir}/gobgpd.sock")
+        self.mode = cfg.fwdmode
+        self.desired: str | None = None  # the raw state record
+        self.applied: BgpConfig | None = None
+        self.router_cidr = ""
+        self.routes: dict[tuple[str, str], str] = {}
+        self.last_error = ""
+        self._state: dict = {}
+        self.rec: Reconciler[str] = Reconciler("bgp", self._locked_reconcile, permanent=(ValidationError,))
+        self._lock = (
+            asyncio.Lock()
+        )  # reconcile and the periodic sync never interleave (no restart after stop)
+
+    # ---- desired state -------------------------------------------------------------------------
+    def on_update(self, host: str, value: str | None) -> None:
+        if host != self.cfg.host:
+            return
+        self.desired = value
+        self.rec.enqueue(KEY)
+
+    def set_fwd_mode(self, mode: str) -> None:
+        self.mode = mode
+        self.rec.enqueue(KEY)
+
+    def _want(self) -> tuple[BgpConfig, str] | None:
+        if self.desired is None or self.mode != "routing":
+            return None
+        cfg = parse_state(self.desired)
+        return cfg, json.loads(self.desired)["router-ip"]
+
+    def _advertise(self) -> set[str]:
+        return {f"{ip}/32" for ip, _ in self.dp.vlan_endpoints()}
+
+    # ---- convergence -----------------------------------------------------------------------------
+    async def _locked_reconcile(self, key: str) -> None:
+        async with self._lock:
+            await self.reconcile(key)
+
+    async def reconcile(self, key: str) -> None:
+        want = self._want()
+        if want is None:
+            if self.applied is not None or self.gobgp.running():
+                await self._teardown()
+            return
+        cfg, cidr = want
+        if cidr != self.router_cidr:
+            await self.dp.ensure_router_port(cidr, router_mac(cfg.router_id))
+            self.router_cidr = cidr
+        await self.gobgp.ensure(cfg, self._advertise())
+        if self.applied != cfg:
+            log.info("BGP speaker up: AS %d, router id %s, neighbor %s AS %d", cfg.asn, cfg.router_id,
+                     cfg.neighbor, cfg.neighbor_as)  # fmt: skip
+        self.applied = cfg
+        await self.sync()  # routes at once (after an agent restart: before the start-up prune)
+
+    async def _teardown(self) -> None:
+        await self.gobgp.stop()
+        self.applied, self.routes, self._state = None, {}, {}
+        await self.dp.remove_router_port()
+        self.router_cidr = ""
+        log.info("BGP speaker stopped")
+
+    def _tenant_of(self, prefix: str) -> str:
+        net = ipaddress.IPv4Network(prefix, strict=False)
+        for subnet, tenant in self.dp.vlan_networks():
+            if net.subnet_of(ipaddress.IPv4Network(subnet, strict=False)):
+                return tenant
+        return ""
+
+    async def sync(self) -> None:
+        """One round: supervise gobgpd, follow the local endpoints, install the learned routes."""
+        cfg = self.applied
+        if cfg is None:
+            return
+        await self.gobgp.ensure(cfg, self._advertise())
+        learned = await self.gobgp.learned()
+        routes: dict[tuple[str, str], str] = {}
+        for r in learned:
+            tenant = self._tenant_of(r.prefix)
+            mac = await links.neighbor_mac(r.next_hop) if tenant and r.next_hop else ""
+            if mac:
+                routes[(r.prefix, tenant)] = mac
+        if routes != self.routes:
+            await self.dp.set_bgp_routes(routes)
+            log.info("BGP routes installed: %d (of %d learned)", len(routes), len(learned))
+            self.routes = routes
+        # recorded with the PID it was read from: after a restart, inspect never shows the old state
+        self._state = {"pid": self.gobgp.pid, "neighbor": await self.gobgp.neighbor(), "learned": learned}
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll)
+            try:
+                async with self._lock:
+                    await self.sync()
+                self.last_error = ""
+            except (ContivError, OSError) as e:
+                if str(e) != self.last_error:
+                    log.error("BGP: %s", e)
+                self.last_error = str(e)
+
+    async def close(self) -> None:
+        """Agent shutdown: gobgpd keeps running (no session flap); the next agent adopts it."""
+        await self.gobgp.close()
+
+    # ---- inspect ---------------------------------------------------------------------------------
+    def inspect(self) -> dict:
+        """``/inspect/bgp``: the shape netmaster's Bgp oper reads (``Peers[0].State``, ``Dsts``)."""
+        if self.applied is None:
+            return {"Peers": [], "Dsts": [], "Error": self.last_error}
+        fresh = self._state.get("pid") == self.gobgp.pid
+        n = (self._state.get("neighbor") or {}) if fresh else {}
+        learned = (self._state.get("learned") or []) if fresh else []
+        peer = {
+            "Conf": {"NeighborAddress": self.applied.neighbor, "PeerAs": self.applied.neighbor_as},
+            "State": {
+                "SessionState": n.get("state", "unknown"),
+                "AdminState": n.get("admin", ""),
+                "Received": n.get("received", 0),
+                "Accepted": n.get("accepted", 0),
+                "Advertised": n.get("advertised", 0),
+            },
+        }
+        return {
+            "Global": {"As": self.applied.asn, "RouterId": self.applied.router_id},
+            "Peers": [peer],
+            "Dsts": [r.prefix for r in learned],
+            "Installed": [f"{p} ({t}) via {m}" for (p, t), m in sorted(self.routes.items())],
+            "Restarts": self.gobgp.restarts,
+            "Pid": self.gobgp.pid,
+            "Error": self.last_error,
+        }
