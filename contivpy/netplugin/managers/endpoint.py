@@ -169,6 +169,7 @@ class EndpointService:
         self.local: dict[str, EndpointInfo] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._mtu: int | None = None
+        self._port_lock = asyncio.Lock()  # port number allocation/release (one record per host)
         self.released: Callable[[str], None] = lambda _net_id: None  # a local endpoint left this network
 
     async def mtu(self) -> int:
@@ -181,6 +182,13 @@ class EndpointService:
 
     # -- port counter (persisted, CAS) ---------------------------------------------------------
     async def _alloc_port(self, ep_id: str, epg_key: str, bridge_type: str) -> int:
+        # Creates of this agent take turns (the record is one key per host): concurrent creates
+        # would otherwise all read the same revision and all but one lose the compare-and-swap,
+        # a retry storm that grows with the number of clients. The CAS stays the guarantee.
+        async with self._port_lock:
+            return await self._alloc_port_cas(ep_id, epg_key, bridge_type)
+
+    async def _alloc_port_cas(self, ep_id: str, epg_key: str, bridge_type: str) -> int:
         key = keys.ovs_driver_oper(self.cfg.host)
         while True:
             kv = await self.kv.get(key)
@@ -208,6 +216,10 @@ class EndpointService:
                 return n
 
     async def _forget_port(self, ep_id: str) -> None:
+        async with self._port_lock:
+            await self._forget_port_cas(ep_id)
+
+    async def _forget_port_cas(self, ep_id: str) -> None:
         key = keys.ovs_driver_oper(self.cfg.host)
         while True:
             kv = await self.kv.get(key)
@@ -406,6 +418,7 @@ class EndpointService:
         kv = await self.kv.get(keys.ovs_driver_oper(self.cfg.host))
         rec = OvsDriverOper.from_json(kv.value) if kv else OvsDriverOper()
         keep: set[str] = set()
+        ports: dict[str, dict] = {}  # bridge -> its ports, listed once (not once per endpoint)
         for ep_id, li in rec.LocalEpInfo.items():
             oper = await self.get_oper(ep_id)
             ovs_port = li.get("Ovsportname", "")
@@ -419,9 +432,9 @@ class EndpointService:
                     ovs_port,
                 )
                 continue
-            ofport, fresh = await self.dp.plug_port(
-                net, ovs_port, ep_id, existing=await self.dp.ovs.list_ports(net.bridge)
-            )
+            if net.bridge not in ports:
+                ports[net.bridge] = await self.dp.ovs.list_ports(net.bridge)
+            ofport, fresh = await self.dp.plug_port(net, ovs_port, ep_id, existing=ports[net.bridge])
             eps = EpSpec(
                 ep_id, net, oper.ipAddress, oper.macAddress, oper.endpointGroupId, oper.ipv6Address, ofport=ofport
             )  # fmt: skip
