@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    from contivpy.common import fastweb
+
+    fastweb.install()  # before anything imports aiohttp: its client side loads on the first request
     return asyncio.run(_cleanup(cfg) if cfg.cleanup else _amain(cfg))
 
 
