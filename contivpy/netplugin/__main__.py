@@ -12,7 +12,11 @@ import logging
 import signal
 import sys
 
-from contivpy.netplugin.config import EXIT_CONFIG, ConfigError, ShowVersion, parse
+from contivpy.common import fastweb
+
+fastweb.install()  # before anything imports aiohttp (config does): its client side loads on first use
+
+from contivpy.netplugin.config import EXIT_CONFIG, ConfigError, ShowVersion, parse  # noqa: E402
 
 
 async def _cleanup(cfg) -> int:
@@ -69,9 +73,6 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    from contivpy.common import fastweb
-
-    fastweb.install()  # before anything imports aiohttp: its client side loads on the first request
     return asyncio.run(_cleanup(cfg) if cfg.cleanup else _amain(cfg))
 
 

@@ -69,6 +69,7 @@ class PortInfo:
     options: dict[str, str] = field(default_factory=dict)
     external_ids: dict[str, str] = field(default_factory=dict)
     ofport: int | None = None
+    policing: tuple[int, int] | None = None  # Interface ingress_policing_rate/_burst, when listed
 
 
 def _port_info(name: str, p: dict, i: dict) -> PortInfo:
@@ -76,6 +77,7 @@ def _port_info(name: str, p: dict, i: dict) -> PortInfo:
     tag = _from_set(p["tag"])
     ofp = _from_set(i.get("ofport", ["set", []]))
     vm = _from_set(p["vlan_mode"])
+    rate, burst = i.get("ingress_policing_rate"), i.get("ingress_policing_burst")
     return PortInfo(
         name=name,
         tag=tag[0] if tag else None,
@@ -84,6 +86,7 @@ def _port_info(name: str, p: dict, i: dict) -> PortInfo:
         options=_from_map(i.get("options")),
         external_ids=_from_map(p["external_ids"]),
         ofport=ofp[0] if ofp else None,
+        policing=(rate, burst) if isinstance(rate, int) and isinstance(burst, int) else None,
     )
 
 
@@ -287,7 +290,7 @@ class OvsdbClient:
         port_uuids = {u[1] for u in _from_set(br[0]["ports"])}
         ports, ifaces = await self.transact(
             {"op": "select", "table": "Port", "where": [], "columns": ["_uuid", "name", "tag", "vlan_mode", "interfaces", "external_ids"]},
-            {"op": "select", "table": "Interface", "where": [], "columns": ["_uuid", "name", "type", "options", "ofport", "external_ids"]},
+            {"op": "select", "table": "Interface", "where": [], "columns": ["_uuid", "name", "type", "options", "ofport", "external_ids", "ingress_policing_rate", "ingress_policing_burst"]},
         )  # fmt: skip
         by_uuid = {i["_uuid"][1]: i for i in ifaces["rows"]}
         out: dict[str, PortInfo] = {}

@@ -451,10 +451,12 @@ class EndpointService:
             if net.bridge not in ports:
                 ports[net.bridge] = await self.dp.ovs.list_ports(net.bridge)
             ofport, fresh = await self.dp.plug_port(net, ovs_port, ep_id, existing=ports[net.bridge])
+            listed = ports[net.bridge].get(ovs_port)
             eps = EpSpec(
                 ep_id, net, oper.ipAddress, oper.macAddress, oper.endpointGroupId, oper.ipv6Address, ofport=ofport
             )  # fmt: skip
-            await self.qos.bind(eps, ovs_port, oper.endpointGroupKey, fresh_port=fresh)
+            policing = listed.policing if listed is not None and not fresh else None
+            await self.qos.bind(eps, ovs_port, oper.endpointGroupKey, fresh_port=fresh, policing=policing)
             tenant = net.tenant
             network = oper.netID[: -(len(tenant) + 1)] if tenant else oper.netID
             self.local[ep_id] = EndpointInfo(
