@@ -86,19 +86,14 @@ def _ensure_veth(name: str, peer: str, mac: str | None, mtu: int, tx_off: bool) 
         # NOARP on the OVS side: with the userspace datapath the host kernel also receives the frames
         # OVS reads from vvportN and would answer a container's ARP for the host's own addresses
         # (contivh0's, the underlay's) with vvportN's MAC, bypassing the pipeline.
-        # (A veth end cannot be brought up in the create request: its peer is not linked yet.)
+        # One request: every link change makes ovs-vswitchd re-read the host's interfaces.
         try:
-            nl.add_veth(name, peer, mtu=mtu, mac=mac, peer_flags=IFF_NOARP)
+            nl.add_veth(name, peer, mtu=mtu, mac=mac, peer_flags=IFF_NOARP | rtnl.IFF_UP)
             created = True
         except OSError as e:
             if e.errno != errno.EEXIST:  # EEXIST: raced with ourselves, fixed up below
                 raise
-    if created:
-        b = nl.lookup(peer)
-        if b is None:
-            raise OSError(errno.ENODEV, f"veth {peer} vanished after its creation")
-        nl.set_link(b.index, flags=rtnl.IFF_UP, change=rtnl.IFF_UP)
-    else:  # an existing pair: fix it up in place
+    if not created:  # an existing pair: fix it up in place
         a, b = nl.lookup(name), nl.lookup(peer)
         if a is None or b is None:
             raise OSError(errno.ENODEV, f"veth pair {name}/{peer} is incomplete")

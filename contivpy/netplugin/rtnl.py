@@ -152,13 +152,15 @@ class Rtnl:
 
     def add_veth(self, name: str, peer: str, *, mtu: int, mac: str | None, peer_flags: int) -> None:
         """Create the pair ``name``/``peer`` (EEXIST if either exists): both with ``mtu``, ``name``
-        with ``mac``, ``peer`` with ``peer_flags`` set (e.g. IFF_UP | IFF_NOARP)."""
+        with ``mac``, ``peer`` with ``peer_flags`` set (e.g. IFF_UP | IFF_NOARP), in one request.
+        ``peer`` is the request's main device: the kernel applies the main device's flags after
+        linking the pair (a veth end cannot come up before), the nested peer's flags before."""
         mtu_attr = _attr(IFLA_MTU, _U32.pack(mtu))
-        peer_msg = _IFI.pack(0, 0, 0, peer_flags, peer_flags) + _name(peer) + mtu_attr
-        info = _attr(IFLA_INFO_KIND, b"veth") + _attr(IFLA_INFO_DATA, _attr(VETH_INFO_PEER, peer_msg))
-        body = _IFI.pack(0, 0, 0, 0, 0) + _name(name) + mtu_attr
+        other = _IFI.pack(0, 0, 0, 0, 0) + _name(name) + mtu_attr
         if mac:
-            body += _attr(IFLA_ADDRESS, _mac(mac))
+            other += _attr(IFLA_ADDRESS, _mac(mac))
+        info = _attr(IFLA_INFO_KIND, b"veth") + _attr(IFLA_INFO_DATA, _attr(VETH_INFO_PEER, other))
+        body = _IFI.pack(0, 0, 0, peer_flags, peer_flags) + _name(peer) + mtu_attr
         body += _attr(IFLA_LINKINFO, info)
         self.request(RTM_NEWLINK, F_ACK | F_CREATE | F_EXCL, body)
 
