@@ -86,6 +86,7 @@ class Rtnl:
         self._sock: socket.socket | None = None
         self._seq = 0
         self._lock = threading.Lock()
+        self._buf = bytearray(1 << 17)  # one receive buffer (a dump part is far smaller)
 
     def close(self) -> None:
         with self._lock:
@@ -107,7 +108,7 @@ class Rtnl:
             sock.send(_HDR.pack(_HDR.size + len(body), mtype, flags | F_REQUEST, seq, 0) + body)
             out: list[tuple[int, bytes]] = []
             while True:
-                data = sock.recv(1 << 18)
+                data = bytes(memoryview(self._buf)[: sock.recv_into(self._buf)])
                 off = 0
                 while off + _HDR.size <= len(data):
                     n, kind, mflags, mseq, _pid = _HDR.unpack_from(data, off)
