@@ -185,6 +185,8 @@ def _val_from(name: str, b: bytes):
     if name in _MACS:
         return b.hex(":")
     if name in _IPS:
+        if len(b) != 4:
+            raise ValueError(f"{name}: {len(b)} bytes, not an IPv4 address")
         return socket.inet_ntoa(b)  # str(IPv4Address(b)), 10x cheaper (a reconnect decodes every flow)
     return int.from_bytes(b, "big")
 
