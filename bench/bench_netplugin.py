@@ -1,6 +1,8 @@
 """netplugin data-plane control benchmark on the two-host test bed (real etcd, netmaster, OVS, agents).
 
     python bench/bench_netplugin.py [-n 50] [--parallel 10] [--many 200] [--json out.json]
+    python bench/bench_netplugin.py --startup [--runs 7] [--startup-eps 100]
+    python bench/bench_netplugin.py --rate [-n 200] [--parallel 10] [--runs 3]
 
 Measures (printed as a Markdown table):
 - endpoint create latency, sequential: request (agent endpoint API, same code path as the Docker
@@ -12,12 +14,24 @@ Measures (printed as a Markdown table):
 - endpoints/s with N concurrent clients;
 - netplugin VmRSS idle and with many local endpoints;
 - iperf3 TCP throughput container<->container over VXLAN vs host<->host over br-phy (3 s each, ratio).
+
+``--startup``: agent start-up to ready. Host 1's agent (with ``--startup-eps`` local endpoints and
+as many remote ones from host 2) is restarted ``--runs`` times with the installed ``netplugin``
+launcher (``python -S``, byte code compiled first as ``pip install`` does); each run reports the
+wall time from spawn to the first 200 of ``/readyz`` (first sync done) and the agent's CPU time
+(utime + stime from /proc) at that moment, plus its VmRSS 2 s later. CPU time is the figure to
+quote on a shared machine: it moves much less with the load than wall time.
+
+``--rate``: endpoint create throughput only: ``-n`` sequential creates (p50 latency, agent CPU
+per create), then ``-n`` creates from ``--parallel`` clients (endpoints/s, agent CPU per create),
+then deletes; ``--runs`` rounds on one test bed, medians printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -25,7 +39,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from tests.fixtures.testbed import Testbed, http_json  # noqa: E402
 
@@ -103,13 +118,125 @@ def stats(name: str, xs: list[float]) -> dict:
     }
 
 
+def cpu_ms(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def spawn_launcher(host) -> subprocess.Popen:
+    """Host's agent started like ``Host.start_netplugin`` but with the installed launcher."""
+    launcher = Path(sys.executable).with_name("netplugin")
+    cmd = ["ip", "netns", "exec", host.netns, str(launcher), *host.netplugin_args()]
+    env = {**os.environ, "CONTIV_NETPLUGIN_CNI_SOCKET": host.cni_socket, "PYTHONPATH": str(ROOT)}
+    if host.debug_on_host_ip:
+        env["CONTIV_NETPLUGIN_DEBUG_LISTEN"] = f"{host.ip}:9090"
+    log = open(host.dir / "netplugin.log", "a")  # noqa: SIM115 - closed by stop_netplugin
+    p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT), env=env)
+    p._tnp_log = log  # type: ignore[attr-defined]
+    return p
+
+
+def bench_startup(a) -> None:
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "contivpy"), quiet=1)
+    wall, cpu, rss = [], [], []
+    with Testbed(2) as bed:
+        bed.start_all()
+        h1, h2 = bed.hosts[1], bed.hosts[2]
+        bed.create_network("bnet", "10.120.0.0/16")
+        with ThreadPoolExecutor(10) as ex:
+            list(ex.map(lambda i: create(h1, "bnet", f"u{i}"), range(a.startup_eps)))
+            list(ex.map(lambda i: create(h2, "bnet", f"r{i}"), range(a.startup_eps)))
+        flows0 = h1.flows()
+        for _ in range(a.runs):
+            h1.stop_netplugin()
+            t0 = time.perf_counter()
+            h1.netplugin = p = spawn_launcher(h1)
+            while True:
+                if p.poll() is not None:
+                    raise RuntimeError(f"netplugin exited: {h1.log_tail()}")
+                try:
+                    st, _ = http_json("GET", h1.debug_url + "/readyz", timeout=1)
+                except OSError:
+                    st = 0
+                if st == 200:
+                    break
+                time.sleep(0.005)
+            wall.append((time.perf_counter() - t0) * 1000)
+            cpu.append(cpu_ms(p.pid))
+            time.sleep(2)
+            rss.append(rss_mb(p.pid))
+            print(f"start-up: ready after {wall[-1]:.0f} ms, {cpu[-1]:.0f} ms CPU, VmRSS {rss[-1]:.1f} MiB",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        assert h1.flows() == flows0, "flows differ after the restarts"
+    med = statistics.median
+    print(f"agent start-up with {a.startup_eps} local + {a.startup_eps} remote endpoints, {a.runs} runs: "
+          f"ready after {med(wall):.0f} ms (median; {', '.join(f'{x:.0f}' for x in wall)}), "
+          f"CPU {med(cpu):.0f} ms ({', '.join(f'{x:.0f}' for x in cpu)}), "
+          f"VmRSS {med(rss):.1f} MiB ({', '.join(f'{x:.1f}' for x in rss)})")  # fmt: skip
+
+
+def bench_rate(a) -> None:
+    seq, seq_cpu, par, par_cpu, dl = [], [], [], [], []
+    others: dict[str, list[float]] = {}
+    with Testbed(2) as bed:
+        bed.start_all()
+        h1 = bed.hosts[1]
+        bed.create_network("bnet", "10.120.0.0/16")
+        pid = h1.netplugin.pid
+        procs = {"netmaster": bed.netmaster_proc.pid, "etcd": bed.etcd_proc.pid}
+        procs["ovsdb-server"], procs["ovs-vswitchd"] = h1._ovs_pids[:2]
+        create(h1, "bnet", "warm")
+        delete(h1, "bnet", "warm")
+        for r in range(a.runs):
+            c0 = cpu_ms(pid)
+            lat = [create(h1, "bnet", f"s{r}-{i}")[0] for i in range(a.n)]
+            c1, t1 = cpu_ms(pid), time.perf_counter()
+            o1 = {k: cpu_ms(v) for k, v in procs.items()}
+            with ThreadPoolExecutor(a.parallel) as ex:
+                list(ex.map(lambda i, r=r: create(h1, "bnet", f"p{r}-{i}"), range(a.n)))
+            t2, c2 = time.perf_counter(), cpu_ms(pid)
+            for k, v in procs.items():
+                others.setdefault(k, []).append((cpu_ms(v) - o1[k]) / a.n)
+            flows = "\n".join(h1.flows())
+            assert flows.count("nw_dst=10.120.") >= 2 * a.n, "flows missing"
+            with ThreadPoolExecutor(a.parallel) as ex:
+                dl += list(ex.map(lambda i, r=r: delete(h1, "bnet", f"p{r}-{i}"), range(a.n)))
+                dl += list(ex.map(lambda i, r=r: delete(h1, "bnet", f"s{r}-{i}"), range(a.n)))
+            seq.append(statistics.median(lat))
+            seq_cpu.append((c1 - c0) / a.n)
+            par.append(a.n / (t2 - t1))
+            par_cpu.append((c2 - c1) / a.n)
+            print(f"round {r}: sequential p50 {seq[-1]:.1f} ms, {seq_cpu[-1]:.1f} ms agent CPU/create; "
+                  f"{a.parallel} clients {par[-1]:.1f} creates/s, {par_cpu[-1]:.1f} ms agent CPU/create",
+                  file=sys.stderr, flush=True)  # fmt: skip
+    med = statistics.median
+    print(f"{a.runs} rounds of {a.n}: sequential create p50 {med(seq):.1f} ms (rounds: "
+          f"{', '.join(f'{x:.1f}' for x in seq)}), agent CPU {med(seq_cpu):.1f} ms/create; "
+          f"{a.parallel} clients {med(par):.1f} creates/s ({', '.join(f'{x:.1f}' for x in par)}), "
+          f"agent CPU {med(par_cpu):.1f} ms/create")  # fmt: skip
+    print("CPU ms per create with parallel clients, other processes: "
+          + ", ".join(f"{k} {med(v):.1f}" for k, v in others.items()))  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=50)
     ap.add_argument("--parallel", type=int, default=10)
     ap.add_argument("--many", type=int, default=200)
     ap.add_argument("--json")
+    ap.add_argument("--startup", action="store_true")
+    ap.add_argument("--startup-eps", type=int, default=100)
+    ap.add_argument("--rate", action="store_true")
+    ap.add_argument("--runs", type=int, default=5)
     a = ap.parse_args()
+    if a.startup:
+        bench_startup(a)
+        return
+    if a.rate:
+        bench_rate(a)
+        return
     res: dict = {"latency": []}
     with Testbed(2) as bed:
         bed.start_all()

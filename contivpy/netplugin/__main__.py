@@ -14,7 +14,11 @@ import logging
 import signal
 import sys
 
-from contivpy.netplugin.config import EXIT_CONFIG, ConfigError, ShowVersion, parse
+from contivpy.common import fastweb
+
+fastweb.install()  # before anything imports aiohttp (config does): its client side loads on first use
+
+from contivpy.netplugin.config import EXIT_CONFIG, ConfigError, ShowVersion, parse  # noqa: E402
 
 
 async def _cleanup(cfg) -> int:

@@ -236,6 +236,9 @@ class Datapath:
             external_ids={"endpoint-id": ep_id},
             existing=existing,
         )
+        cur = existing.get(ovs_port) if existing is not None and not created else None
+        if cur is not None and cur.ofport and cur.ofport > 0:
+            return cur.ofport, False  # listed with its ofport: no need to ask again
         return await self.ovs.wait_ofport(ovs_port), created
 
     async def add_local_endpoint(self, ep: EpSpec) -> None:

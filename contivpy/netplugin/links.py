@@ -9,26 +9,34 @@ frames reach the peer with unfinished checksums and are dropped (found when buil
 setting survives the move into another netns, so it is applied here, before Docker moves the interface.
 It is done with the SIOCETHTOOL ioctl (no subprocess); ``ethtool -K`` is the fallback.
 
-Design: synchronous pyroute2 calls run in ``asyncio.to_thread``; every operation is idempotent
-(``ensure_veth`` on an existing pair fixes it up, ``remove_veth`` of a missing link is a no-op).
+Design: the frequent host-side operations (veth create/delete, link lookups, the host MTU, an
+interface's IPv4 address) go through ``rtnl.py`` (our own rtnetlink client, one persistent socket,
+standard library only), synchronously on the caller's thread: each is a sub-millisecond syscall
+pair, cheaper than a hand-off to a worker thread. pyroute2 is imported only by the rare paths that
+still use it (pod network namespaces, infra routes), in ``asyncio.to_thread``. Every operation is
+idempotent (``ensure_veth`` on an existing pair fixes it up, ``remove_veth`` of a missing link is a no-op).
 """
 
 from __future__ import annotations
 
 import array
 import asyncio
+import errno
 import fcntl
 import logging
 import os
 import socket
 import struct
 import subprocess
+import sys
 import threading
-
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+from typing import TYPE_CHECKING
 
 from contivpy.common.errors import ExternalServiceError
+from contivpy.netplugin import rtnl
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
 
 log = logging.getLogger(__name__)
 
@@ -49,63 +57,69 @@ def _tx_csum_off(ifname: str) -> None:
         subprocess.run(["ethtool", "-K", ifname, "tx", "off"], check=True, capture_output=True)
 
 
-def _link_exists(ipr: IPRoute, name: str) -> bool:
-    return bool(ipr.link_lookup(ifname=name))
+def _pyroute2():
+    """pyroute2's IPRoute, imported on first use (the rare paths only: see the module docstring)."""
+    from pyroute2 import IPRoute
+
+    return IPRoute
+
+
+def _netlink_error() -> type[Exception]:
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    return NetlinkError
+
+
+def _nl_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a netlink call may raise: OSError, and pyroute2's once it is loaded."""
+    mod = sys.modules.get("pyroute2.netlink.exceptions")
+    return (OSError, mod.NetlinkError) if mod is not None else (OSError,)
 
 
 def _ensure_veth(name: str, peer: str, mac: str | None, mtu: int, tx_off: bool) -> None:
-    with IPRoute() as ipr:
-        if _link_exists(ipr, name) and not _link_exists(ipr, peer):
-            ipr.link("del", index=ipr.link_lookup(ifname=name)[0])
-        if not _link_exists(ipr, peer):
-            try:
-                ipr.link("add", ifname=name, kind="veth", peer={"ifname": peer})
-            except NetlinkError as e:
-                if e.code != 17:  # EEXIST: raced with ourselves, fine
-                    raise
-        ci = ipr.link_lookup(ifname=name)[0]
-        pi = ipr.link_lookup(ifname=peer)[0]
-        kw = {"mtu": mtu}
-        if mac:
-            kw["address"] = mac
-        ipr.link("set", index=ci, **kw)
+    nl = rtnl.default()
+    a, b = nl.lookup(name), nl.lookup(peer)
+    if a is not None and b is None:
+        nl.delete(name)
+    created = False
+    if b is None:
         # NOARP on the OVS side: with the userspace datapath the host kernel also receives the frames
         # OVS reads from vvportN and would answer a container's ARP for the host's own addresses
         # (contivh0's, the underlay's) with vvportN's MAC, bypassing the pipeline.
-        ipr.link("set", index=pi, flags=IFF_NOARP, change=IFF_NOARP)
-        ipr.link("set", index=pi, mtu=mtu, state="up")
+        # One request: every link change makes ovs-vswitchd re-read the host's interfaces.
+        try:
+            nl.add_veth(name, peer, mtu=mtu, mac=mac, peer_flags=IFF_NOARP | rtnl.IFF_UP)
+            created = True
+        except OSError as e:
+            if e.errno != errno.EEXIST:  # EEXIST: raced with ourselves, fixed up below
+                raise
+    if not created:  # an existing pair: fix it up in place
+        a, b = nl.lookup(name), nl.lookup(peer)
+        if a is None or b is None:
+            raise OSError(errno.ENODEV, f"veth pair {name}/{peer} is incomplete")
+        nl.set_link(a.index, mtu=mtu, mac=mac)
+        up = IFF_NOARP | rtnl.IFF_UP
+        nl.set_link(b.index, mtu=mtu, flags=up, change=up)
     if tx_off:
         _tx_csum_off(name)
 
 
 def _remove(name: str) -> bool:
-    with IPRoute() as ipr:
-        idx = ipr.link_lookup(ifname=name)
-        if not idx:
-            return False
-        try:
-            ipr.link("del", index=idx[0])
-        except NetlinkError as e:
-            if e.code != 19:  # ENODEV: already gone
-                raise
-        return True
+    return rtnl.default().delete(name)
 
 
 def _exists(*names: str) -> bool:
-    with IPRoute() as ipr:
-        return any(_link_exists(ipr, n) for n in names)
+    nl = rtnl.default()
+    return any(nl.lookup(n) is not None for n in names)
 
 
 def _lowest_mtu() -> int:
     lowest = 0
-    with IPRoute() as ipr:
-        for link in ipr.get_links():
-            name = link.get("ifname") or ""
-            if name.startswith(_SKIP_MTU_PREFIXES):
-                continue
-            mtu = link.get("mtu") or 0
-            if mtu and (lowest == 0 or mtu < lowest):
-                lowest = mtu
+    for link in rtnl.default().links():
+        if link.name.startswith(_SKIP_MTU_PREFIXES):
+            continue
+        if link.mtu and (lowest == 0 or link.mtu < lowest):
+            lowest = link.mtu
     return min(lowest or 1500, 9000)
 
 
@@ -114,26 +128,26 @@ async def ensure_veth(
 ) -> None:
     """Create (or fix up) veth ``name`` <-> ``peer``; ``peer`` is brought up, ``name`` keeps its state."""
     try:
-        await asyncio.to_thread(_ensure_veth, name, peer, mac, mtu, tx_off)
-    except (NetlinkError, OSError, subprocess.CalledProcessError) as e:
+        _ensure_veth(name, peer, mac, mtu, tx_off)
+    except (OSError, subprocess.CalledProcessError) as e:
         raise ExternalServiceError(f"cannot create veth {name}/{peer}: {e}") from e
 
 
 async def remove_link(name: str) -> bool:
     """Delete a link (a veth takes its peer with it). Missing is fine; returns True if it was deleted."""
     try:
-        return await asyncio.to_thread(_remove, name)
-    except (NetlinkError, OSError) as e:
+        return _remove(name)
+    except OSError as e:
         raise ExternalServiceError(f"cannot delete link {name}: {e}") from e
 
 
 async def link_exists(*names: str) -> bool:
-    return await asyncio.to_thread(_exists, *names)
+    return _exists(*names)
 
 
 async def host_mtu() -> int:
     """Lowest MTU of the host's links (ignoring docker*/veth*/vport*/lo*), capped at 9000."""
-    return await asyncio.to_thread(_lowest_mtu)
+    return _lowest_mtu()
 
 
 async def set_tx_offload_off(name: str) -> None:
@@ -143,28 +157,24 @@ async def set_tx_offload_off(name: str) -> None:
 def _ensure_address(name: str, ip: str, prefix: int, mtu: int | None) -> bool:
     """``name`` up with exactly one IPv4 address ``ip/prefix`` (others removed); True if changed."""
     changed = False
-    with IPRoute() as ipr:
-        idx = ipr.link_lookup(ifname=name)
-        if not idx:
-            raise ExternalServiceError(f"link {name} does not exist")
-        link = ipr.get_links(idx[0])[0]
-        if mtu and link.get("mtu") != mtu:
-            ipr.link("set", index=idx[0], mtu=mtu)
+    nl = rtnl.default()
+    link = nl.lookup(name)
+    if link is None:
+        raise ExternalServiceError(f"link {name} does not exist")
+    if mtu and link.mtu != mtu:
+        nl.set_link(link.index, mtu=mtu)
+        changed = True
+    if not link.flags & rtnl.IFF_UP:
+        nl.set_link(link.index, flags=rtnl.IFF_UP, change=rtnl.IFF_UP)
+        changed = True
+    have = nl.addrs(link.index)
+    for addr, plen in have:
+        if (addr, plen) != (ip, prefix):
+            nl.del_addr(link.index, addr, plen)
             changed = True
-        if link.get("state") != "up":
-            ipr.link("set", index=idx[0], state="up")
-            changed = True
-        have = [
-            (a.get_attr("IFA_ADDRESS"), a["prefixlen"])
-            for a in ipr.get_addr(family=socket.AF_INET, index=idx[0])
-        ]
-        for addr, plen in have:
-            if (addr, plen) != (ip, prefix):
-                ipr.addr("del", index=idx[0], address=addr, prefixlen=plen)
-                changed = True
-        if (ip, prefix) not in have:
-            ipr.addr("add", index=idx[0], address=ip, prefixlen=prefix)
-            changed = True
+    if (ip, prefix) not in have:
+        nl.add_addr(link.index, ip, prefix)
+        changed = True
     return changed
 
 
@@ -179,8 +189,8 @@ async def ensure_address(name: str, cidr: str, mtu: int | None = None, timeout: 
             raise ExternalServiceError(f"link {name} did not appear")
         await asyncio.sleep(0.02)
     try:
-        return await asyncio.to_thread(_ensure_address, name, ip, int(plen or 32), mtu)
-    except (NetlinkError, OSError) as e:
+        return _ensure_address(name, ip, int(plen or 32), mtu)
+    except OSError as e:
         raise ExternalServiceError(f"cannot set address {cidr} on {name}: {e}") from e
 
 
@@ -240,7 +250,7 @@ def _in_netns_thread(path: str, fn, *args, before=None):
                 try:
                     _setns(target)
                     try:
-                        with IPRoute() as ipr:
+                        with _pyroute2()() as ipr:
                             out["v"] = fn(ipr, *args)
                     finally:
                         _setns(own)
@@ -318,13 +328,13 @@ def _configure(
                 ipr.route("add", dst=dst, gateway=gw, oif=i, family=fam)
             else:
                 ipr.route("add", dst=dst, oif=i, family=fam, scope=253)  # RT_SCOPE_LINK
-        except NetlinkError as e:
+        except _netlink_error() as e:
             warnings.append(f"default route {dst} via {gw or ifname} not added: {e}")
     return warnings
 
 
 def _move(port: str, fd: int) -> None:
-    with IPRoute() as ipr:
+    with _pyroute2()() as ipr:
         idx = ipr.link_lookup(ifname=port)
         if not idx:
             raise ExternalServiceError(f"interface {port} not found on the host")
@@ -347,7 +357,7 @@ def _remove_in(ipr: IPRoute, names: tuple[str, ...]) -> bool:
             try:
                 ipr.link("del", index=idx[0])
                 gone = True
-            except NetlinkError as e:
+            except _netlink_error() as e:
                 if e.code != 19:
                     raise
     return gone
@@ -360,7 +370,7 @@ async def netns_probe(path: str, ifname: str) -> dict | None:
         raise ExternalServiceError(f"{path} is not a network namespace")
     try:
         return await asyncio.to_thread(_in_netns_thread, path, _probe, ifname)
-    except (NetlinkError, OSError) as e:
+    except _nl_errors() as e:
         raise ExternalServiceError(f"cannot enter network namespace {path}: {e}") from e
 
 
@@ -382,7 +392,7 @@ async def plug_into_netns(
             on_link,
             before=lambda: _move_to(port, path),
         )
-    except (NetlinkError, OSError) as e:
+    except _nl_errors() as e:
         raise ExternalServiceError(f"cannot configure {ifname} in {path}: {e}") from e
 
 
@@ -393,7 +403,7 @@ async def unplug_from_netns(path: str, *names: str) -> bool:
         return False
     try:
         return await asyncio.to_thread(_in_netns_thread, path, _remove_in, names)
-    except (NetlinkError, OSError) as e:
+    except _nl_errors() as e:
         raise ExternalServiceError(f"cannot remove {names[0]} in {path}: {e}") from e
 
 
@@ -404,7 +414,7 @@ RTPROT_CONTIVPY = 77  # routing protocol id marking the routes this agent owns (
 def _sync_routes(dev: str, via: str, want: list[str]) -> tuple[int, int]:
     """Routes with our protocol id on ``dev``: exactly ``<cidr> via <via>`` for each cidr of ``want``."""
     added = removed = 0
-    with IPRoute() as ipr:
+    with _pyroute2()() as ipr:
         idx = ipr.link_lookup(ifname=dev)
         if not idx:
             return 0, 0  # the device is gone: the kernel removed its routes with it
@@ -427,7 +437,7 @@ async def sync_routes(dev: str, via: str, want: list[str]) -> tuple[int, int]:
     Idempotent: a restart leaves equal routes alone, so none is ever duplicated."""
     try:
         return await asyncio.to_thread(_sync_routes, dev, via, sorted(set(want)))
-    except (NetlinkError, OSError) as e:
+    except _nl_errors() as e:
         raise ExternalServiceError(f"cannot set the routes via {via} on {dev}: {e}") from e
 
 
@@ -436,7 +446,7 @@ _NUD_UNUSABLE = 0x01 | 0x20  # NUD_INCOMPLETE, NUD_FAILED
 
 
 def _neighbor_mac(ip: str) -> str:
-    with IPRoute() as ipr:
+    with _pyroute2()() as ipr:
         for n in ipr.get_neighbours(family=socket.AF_INET, dst=ip):
             mac = n.get_attr("NDA_LLADDR")
             if mac and not n["state"] & _NUD_UNUSABLE:
@@ -449,5 +459,5 @@ async def neighbor_mac(ip: str) -> str:
     neighbor keeps its entry fresh, so a next hop that is the neighbor always resolves."""
     try:
         return await asyncio.to_thread(_neighbor_mac, ip)
-    except (NetlinkError, OSError) as e:
+    except _nl_errors() as e:
         raise ExternalServiceError(f"cannot read the neighbor table for {ip}: {e}") from e

@@ -22,7 +22,7 @@ import aiohttp
 
 from contivpy.common import metrics
 from contivpy.common.errors import ContivError, ExternalServiceError
-from contivpy.common.kv.base import KVStore
+from contivpy.common.kv.base import KeyValue, KVStore
 from contivpy.common.registry import ServiceRegistry
 from contivpy.model import keys
 
@@ -52,8 +52,9 @@ class NetmasterClient:
         self.registry = ServiceRegistry(kv)
         self.retries = retries
         self.retry_delay = retry_delay
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
+        self._last = ""  # the netmaster that answered last (its pin is read with the leader lock)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -61,32 +62,44 @@ class NetmasterClient:
             self._session = None
 
     async def _targets(self) -> list[str]:
-        kv = await self.kv.get(keys.LEADER_LOCK)
-        if kv is not None and _addr_of(kv.value):
-            return [_addr_of(kv.value)]
+        return (await self._route())[0]
+
+    async def _route(self) -> tuple[list[str], dict[str, KeyValue | None], KeyValue | None]:
+        """(targets, the TLS pins read for them, the agent token): the leader lock, the token and
+        the pin of the last target used are read in one request (a create's usual case: the
+        leader did not change), the registry and another target's pin only when needed."""
+        last = self._last
+        lock, token, pin = await self.kv.get_many(
+            [keys.LEADER_LOCK, keys.AUTH_AGENT_TOKEN, keys.AUTH_TLS_PIN + (last or "-")]
+        )
+        pins = {last: pin} if last else {}
+        if lock is not None and _addr_of(lock.value):
+            return [_addr_of(lock.value)], pins, token
         infos = await self.registry.list(keys.SVC_NETMASTER)
         infos.sort(key=lambda i: i.role != "leader")  # stable: leader first, then the store's order
-        return [f"{i.host_addr}:{i.port}" for i in infos]
+        return [f"{i.host_addr}:{i.port}" for i in infos], pins, token
 
-    async def _secure(self, target: str) -> tuple[aiohttp.Fingerprint | None, dict[str, str]]:
+    async def _secure(
+        self, target: str, pins: dict[str, KeyValue | None], token: KeyValue | None
+    ) -> tuple[aiohttp.Fingerprint | None, dict[str, str]]:
         """https + certificate pin if that netmaster published one; the agent token if auth is on."""
-        pin = await self.kv.get(keys.AUTH_TLS_PIN + target)
-        token = await self.kv.get(keys.AUTH_AGENT_TOKEN)
+        pin = pins[target] if target in pins else await self.kv.get(keys.AUTH_TLS_PIN + target)
         ssl = aiohttp.Fingerprint(bytes.fromhex(pin.value)) if pin is not None else None
         return ssl, ({"x-auth-token": token.value} if token is not None and ssl else {})
 
     async def post(self, path: str, body: dict[str, Any]) -> Any:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            # aiohttp's client side is loaded here, on the first request (common/fastweb.py)
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
         last: Exception | None = None
         for attempt in range(self.retries):
             if attempt:
                 metrics.NETMASTER_RETRIES.inc(path)
-            targets = await self._targets()
+            targets, pins, token = await self._route()
             if not targets:
                 last = ExternalServiceError("netmaster not found: no leader and no registered netmaster")
             for t in targets:
-                ssl, headers = await self._secure(t)
+                ssl, headers = await self._secure(t, pins, token)
                 url = f"{'https' if ssl else 'http'}://{t}{path}"
                 try:
                     async with self._session.post(url, json=body, ssl=ssl, headers=headers) as r:
@@ -97,6 +110,7 @@ class NetmasterClient:
                                 text.strip() or f"netmaster {path} failed: HTTP {r.status}"
                             )
                         metrics.NETMASTER_CALLS.inc(path, "ok")
+                        self._last = t
                         return json.loads(text) if text.strip() else None
                 except ContivError:
                     raise

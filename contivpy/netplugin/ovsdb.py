@@ -69,6 +69,25 @@ class PortInfo:
     options: dict[str, str] = field(default_factory=dict)
     external_ids: dict[str, str] = field(default_factory=dict)
     ofport: int | None = None
+    policing: tuple[int, int] | None = None  # Interface ingress_policing_rate/_burst, when listed
+
+
+def _port_info(name: str, p: dict, i: dict) -> PortInfo:
+    """A PortInfo from a selected Port row and its (first) Interface row."""
+    tag = _from_set(p["tag"])
+    ofp = _from_set(i.get("ofport", ["set", []]))
+    vm = _from_set(p["vlan_mode"])
+    rate, burst = i.get("ingress_policing_rate"), i.get("ingress_policing_burst")
+    return PortInfo(
+        name=name,
+        tag=tag[0] if tag else None,
+        vlan_mode=vm[0] if vm else "",
+        type=i.get("type", ""),
+        options=_from_map(i.get("options")),
+        external_ids=_from_map(p["external_ids"]),
+        ofport=ofp[0] if ofp else None,
+        policing=(rate, burst) if isinstance(rate, int) and isinstance(burst, int) else None,
+    )
 
 
 class OvsdbClient:
@@ -271,7 +290,7 @@ class OvsdbClient:
         port_uuids = {u[1] for u in _from_set(br[0]["ports"])}
         ports, ifaces = await self.transact(
             {"op": "select", "table": "Port", "where": [], "columns": ["_uuid", "name", "tag", "vlan_mode", "interfaces", "external_ids"]},
-            {"op": "select", "table": "Interface", "where": [], "columns": ["_uuid", "name", "type", "options", "ofport", "external_ids"]},
+            {"op": "select", "table": "Interface", "where": [], "columns": ["_uuid", "name", "type", "options", "ofport", "external_ids", "ingress_policing_rate", "ingress_policing_burst"]},
         )  # fmt: skip
         by_uuid = {i["_uuid"][1]: i for i in ifaces["rows"]}
         out: dict[str, PortInfo] = {}
@@ -280,18 +299,7 @@ class OvsdbClient:
                 continue
             iface_ids = [u[1] for u in _from_set(p["interfaces"])]
             i = by_uuid.get(iface_ids[0], {}) if iface_ids else {}
-            tag = _from_set(p["tag"])
-            ofp = _from_set(i.get("ofport", ["set", []]))
-            vm = _from_set(p["vlan_mode"])
-            out[p["name"]] = PortInfo(
-                name=p["name"],
-                tag=tag[0] if tag else None,
-                vlan_mode=vm[0] if vm else "",
-                type=i.get("type", ""),
-                options=_from_map(i.get("options")),
-                external_ids=_from_map(p["external_ids"]),
-                ofport=ofp[0] if ofp else None,
-            )
+            out[p["name"]] = _port_info(p["name"], p, i)
         return out
 
     async def ensure_port(
@@ -308,7 +316,13 @@ class OvsdbClient:
     ) -> bool:
         """Make ``name`` a port of ``bridge`` with exactly these settings. Returns True if it (re)created it."""
         options, external_ids = options or {}, external_ids or {}
-        cur = (existing if existing is not None else await self.list_ports(bridge)).get(name)
+        port_uuid = None
+        if existing is not None:
+            cur = existing.get(name)
+        else:  # this one port only (listing the bridge would cost O(ports) per endpoint create)
+            cur, port_uuid, other_bridge = await self._port_info(bridge, name)
+            if other_bridge:
+                cur = None  # a port of that name on another bridge: moved below
         if cur is not None:
             same = (
                 cur.tag == tag
@@ -320,7 +334,7 @@ class OvsdbClient:
             if same:
                 return False
         # A port of that name anywhere (this or another bridge) is removed in the same transaction.
-        ops = await self._remove_port_ops(name)
+        ops = self._remove_ops(port_uuid) if port_uuid else await self._remove_port_ops(name)
         iface_row: dict = {"name": name}
         if type:
             iface_row["type"] = type
@@ -351,11 +365,30 @@ class OvsdbClient:
             raise ExternalServiceError(f"OVS bridge {bridge} does not exist")
         return True
 
+    async def _port_info(self, bridge: str, name: str) -> tuple[PortInfo | None, list | None, bool]:
+        """Port ``name`` wherever it is, in one transaction: (its info, its Port uuid, whether it
+        belongs to a bridge other than ``bridge``); (None, None, False) when there is none."""
+        ports, ifaces, brs = await self.transact(
+            {"op": "select", "table": "Port", "where": [["name", "==", name]], "columns": ["_uuid", "tag", "vlan_mode", "interfaces", "external_ids"]},
+            {"op": "select", "table": "Interface", "where": [["name", "==", name]], "columns": ["_uuid", "type", "options", "ofport"]},
+            {"op": "select", "table": "Bridge", "where": [["name", "==", bridge]], "columns": ["ports"]},
+        )  # fmt: skip
+        if not ports["rows"]:
+            return None, None, False
+        p = ports["rows"][0]
+        iface_ids = {u[1] for u in _from_set(p["interfaces"])}
+        i = next((r for r in ifaces["rows"] if r["_uuid"][1] in iface_ids), {})
+        on_bridge = bool(brs["rows"]) and p["_uuid"][1] in {u[1] for u in _from_set(brs["rows"][0]["ports"])}
+        return _port_info(name, p, i), p["_uuid"], not on_bridge
+
     async def _remove_port_ops(self, name: str) -> list[dict]:
         rows = await self.select("Port", [["name", "==", name]], ["_uuid"])
         if not rows:
             return []
-        uuid = rows[0]["_uuid"]
+        return self._remove_ops(rows[0]["_uuid"])
+
+    @staticmethod
+    def _remove_ops(uuid: list) -> list[dict]:
         return [
             {
                 "op": "mutate",
@@ -427,8 +460,20 @@ class OvsdbClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         delay = 0.002
+        where = [["name", "==", name]]
+        # First ask ovsdb-server to hold the answer until vswitchd has set the ofport (a "wait"
+        # operation): one round trip instead of polling. It returns at once when the row does not
+        # exist yet; a timeout or an error falls back to the polling loop below.
+        wait = {"op": "wait", "table": "Interface", "where": where, "columns": ["ofport"],
+                "until": "!=", "rows": [{"ofport": ["set", []]}], "timeout": int(min(timeout, self.timeout / 2) * 1000)}  # fmt: skip
+        sel = {"op": "select", "table": "Interface", "where": where, "columns": ["ofport", "error"]}
+        try:
+            first = (await self.call("transact", [DB, wait, sel]))[1].get("rows")
+        except (ExternalServiceError, IndexError, AttributeError, TypeError):
+            first = None
         while True:
-            rows = await self.select("Interface", [["name", "==", name]], ["ofport", "error"])
+            rows = first if first is not None else await self.select("Interface", where, ["ofport", "error"])
+            first = None
             if rows:
                 ofp = _from_set(rows[0]["ofport"])
                 if ofp and ofp[0] > 0:

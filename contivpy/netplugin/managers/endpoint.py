@@ -169,6 +169,8 @@ class EndpointService:
         self.local: dict[str, EndpointInfo] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._mtu: int | None = None
+        self._port_lock = asyncio.Lock()  # port number allocation/release (one record per host)
+        self._port_rec: tuple[int, OvsDriverOper] | None = None  # last written (mod revision, record)
         self.released: Callable[[str], None] = lambda _net_id: None  # a local endpoint left this network
 
     async def mtu(self) -> int:
@@ -181,12 +183,37 @@ class EndpointService:
 
     # -- port counter (persisted, CAS) ---------------------------------------------------------
     async def _alloc_port(self, ep_id: str, epg_key: str, bridge_type: str) -> int:
+        # Creates of this agent take turns (the record is one key per host): concurrent creates
+        # would otherwise all read the same revision and all but one lose the compare-and-swap,
+        # a retry storm that grows with the number of clients. The CAS stays the guarantee.
+        async with self._port_lock:
+            return await self._alloc_port_cas(ep_id, epg_key, bridge_type)
+
+    async def _read_port_record(self, key: str) -> tuple[int, OvsDriverOper]:
+        """(mod revision or 0 if absent, record): the copy this agent wrote last if it has one (it
+        is the record's only writer; a stale copy just fails the compare and is read again)."""
+        cached, self._port_rec = self._port_rec, None  # taken: a failed or interrupted write re-reads
+        if cached is not None:
+            return cached
+        kv = await self.kv.get(key)
+        if kv is None:
+            return 0, OvsDriverOper(id=self.cfg.host)
+        return kv.mod_revision, OvsDriverOper.from_json(kv.value)
+
+    async def _write_port_record(self, key: str, rev: int, rec: OvsDriverOper) -> bool:
+        cmp = Compare(key, "mod", "==", rev) if rev else Compare(key, "version", "==", 0)
+        res = await self.kv.txn([cmp], [Put(key, rec.to_json())])
+        if res.succeeded:
+            self._port_rec = (res.revision, rec)
+        return res.succeeded
+
+    async def _alloc_port_cas(self, ep_id: str, epg_key: str, bridge_type: str) -> int:
         key = keys.ovs_driver_oper(self.cfg.host)
         while True:
-            kv = await self.kv.get(key)
-            rec = OvsDriverOper.from_json(kv.value) if kv else OvsDriverOper(id=self.cfg.host)
+            rev, rec = await self._read_port_record(key)
             info = rec.LocalEpInfo.get(ep_id)
             if info:
+                self._port_rec = (rev, rec)
                 return int(info["Ovsportname"].removeprefix("vvport"))
             used = {v.get("Ovsportname") for v in rec.LocalEpInfo.values()}
             n = rec.currPortNum
@@ -203,22 +230,23 @@ class EndpointService:
                 "EpgKey": epg_key,
                 "BridgeType": bridge_type,
             }
-            cmp = Compare(key, "mod", "==", kv.mod_revision) if kv else Compare(key, "version", "==", 0)
-            if (await self.kv.txn([cmp], [Put(key, rec.to_json())])).succeeded:
+            if await self._write_port_record(key, rev, rec):
                 return n
 
     async def _forget_port(self, ep_id: str) -> None:
+        async with self._port_lock:
+            await self._forget_port_cas(ep_id)
+
+    async def _forget_port_cas(self, ep_id: str) -> None:
         key = keys.ovs_driver_oper(self.cfg.host)
         while True:
-            kv = await self.kv.get(key)
-            if kv is None:
+            rev, rec = await self._read_port_record(key)
+            if not rev:
                 return
-            rec = OvsDriverOper.from_json(kv.value)
             if rec.LocalEpInfo.pop(ep_id, None) is None:
+                self._port_rec = (rev, rec)
                 return
-            if (
-                await self.kv.txn([Compare(key, "mod", "==", kv.mod_revision)], [Put(key, rec.to_json())])
-            ).succeeded:
+            if await self._write_port_record(key, rev, rec):
                 return
 
     # -- public API ----------------------------------------------------------------------------
@@ -406,6 +434,7 @@ class EndpointService:
         kv = await self.kv.get(keys.ovs_driver_oper(self.cfg.host))
         rec = OvsDriverOper.from_json(kv.value) if kv else OvsDriverOper()
         keep: set[str] = set()
+        ports: dict[str, dict] = {}  # bridge -> its ports, listed once (not once per endpoint)
         for ep_id, li in rec.LocalEpInfo.items():
             oper = await self.get_oper(ep_id)
             ovs_port = li.get("Ovsportname", "")
@@ -419,13 +448,15 @@ class EndpointService:
                     ovs_port,
                 )
                 continue
-            ofport, fresh = await self.dp.plug_port(
-                net, ovs_port, ep_id, existing=await self.dp.ovs.list_ports(net.bridge)
-            )
+            if net.bridge not in ports:
+                ports[net.bridge] = await self.dp.ovs.list_ports(net.bridge)
+            ofport, fresh = await self.dp.plug_port(net, ovs_port, ep_id, existing=ports[net.bridge])
+            listed = ports[net.bridge].get(ovs_port)
             eps = EpSpec(
                 ep_id, net, oper.ipAddress, oper.macAddress, oper.endpointGroupId, oper.ipv6Address, ofport=ofport
             )  # fmt: skip
-            await self.qos.bind(eps, ovs_port, oper.endpointGroupKey, fresh_port=fresh)
+            policing = listed.policing if listed is not None and not fresh else None
+            await self.qos.bind(eps, ovs_port, oper.endpointGroupKey, fresh_port=fresh, policing=policing)
             tenant = net.tenant
             network = oper.netID[: -(len(tenant) + 1)] if tenant else oper.netID
             self.local[ep_id] = EndpointInfo(

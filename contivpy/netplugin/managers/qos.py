@@ -91,7 +91,9 @@ class QosManager:
     def _lock(self, ep_id: str) -> asyncio.Lock:
         return self._locks.setdefault(ep_id, asyncio.Lock())
 
-    async def _apply_one(self, b: _Bound, fresh_port: bool = False) -> None:
+    async def _apply_one(
+        self, b: _Bound, fresh_port: bool = False, policing: tuple[int, int] | None = None
+    ) -> None:
         q = self.qos(b.epg_key)
         if q == b.applied:
             return
@@ -99,20 +101,29 @@ class QosManager:
             await self.dp.add_local_endpoint(replace(b.spec, dscp=q.dscp))
         if b.applied is not None:
             policing = (b.applied.rate_kbps, b.applied.burst)
-        else:  # unknown, unless the port was just created (OVS default 0/0)
-            policing = (0, 0) if fresh_port else None
+        elif fresh_port:  # just created: OVS's default 0/0
+            policing = (0, 0)
+        # else: what the caller read from OVSDB (a restart's port listing), or None = unknown
         if policing != (q.rate_kbps, q.burst):
             await self.dp.set_port_policing(b.ovs_port, q.rate_kbps, q.burst)
         if q != Qos() or b.applied is not None:
             log.info("endpoint %s: qos %s", b.spec.id, q)
         b.applied = q
 
-    async def bind(self, spec: EpSpec, ovs_port: str, epg_key: str, fresh_port: bool = False) -> None:
+    async def bind(
+        self,
+        spec: EpSpec,
+        ovs_port: str,
+        epg_key: str,
+        fresh_port: bool = False,
+        policing: tuple[int, int] | None = None,
+    ) -> None:
         """Install the local endpoint's flows with its group's DSCP and set its port's policing
-        (skipped for a ``fresh_port`` when the group has none: a new Interface is already 0/0)."""
+        (skipped when it is already right: a ``fresh_port`` is 0/0, ``policing`` is the port's
+        current (rate, burst) when the caller read it from OVSDB)."""
         async with self._lock(spec.id):
             b = _Bound(spec, ovs_port, epg_key)
-            await self._apply_one(b, fresh_port)
+            await self._apply_one(b, fresh_port, policing)
             self.bound[spec.id] = b
 
     async def unbind(self, ep_id: str) -> None:
