@@ -413,6 +413,9 @@ class OfnetAgent(PuntMixin):
         self._uplinks.add(ofport)
         await self._apply((f"uplink:{ofport}", B.uplink_flows(ofport, self.dns), []))
 
+    def uplinks(self) -> set[int]:
+        return set(self._uplinks)
+
     async def remove_uplink(self, ofport: int) -> None:
         self._uplinks.discard(ofport)
         await self._apply((f"uplink:{ofport}", [], []))
