@@ -159,7 +159,15 @@ async def test_bond_negotiates_carries_vlan_traffic_and_survives_member_loss(bed
         assert uplink_in_ports(host) == {host.ofport(m) for m in MEMBERS}
 
         await plug_endpoint(dp, host, bed.ep_ns)
-        assert await ping(bed.ep_ns), "no VLAN traffic over the bond"
+        ok = await ping(bed.ep_ns)
+        if not ok:
+            print("\n".join(host.dump_flows(VLAN_BRIDGE)))
+            print(host.appctl("bond/show"))
+            print(peer.appctl("fdb/show", "tbdpbr"))
+            print(host.ofctl("dump-ports", VLAN_BRIDGE))
+            print(peer.ofctl("dump-ports", "tbdpbr"))
+            print(_sh("ip", "-n", bed.ep_ns, "neigh"))
+        assert ok, "no VLAN traffic over the bond"
 
         host.run("ip", "link", "set", MEMBERS[0], "down")
         await wait_until(
