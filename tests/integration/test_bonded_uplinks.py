@@ -50,6 +50,7 @@ async def running_datapath(ovs: OvsInstance, uplinks: list[str]):
             await fp.start()
             dp.flows[br] = fp
         await dp.start()
+        await dp.sync_complete()  # as the daemon does once its state is re-applied: prunes leftovers
         yield dp
     finally:
         await dp.stop()
@@ -76,7 +77,9 @@ def bed():
             "add-bond", "tbdpbr", "tbdpb", f"{P}x0", f"{P}x1", "lacp=active", "bond_mode=balance-tcp",
             "other_config:lacp-fallback-ab=true", "--", "set", "port", "tbdpb", "vlan_mode=trunk",
         )  # fmt: skip
-        peer.vsctl("add-port", "tbdpbr", "tbdpv", "tag=100", "--", "set", "Interface", "tbdpv", "type=internal")
+        peer.vsctl(
+            "add-port", "tbdpbr", "tbdpv", "tag=100", "--", "set", "Interface", "tbdpv", "type=internal"
+        )
         peer.ofport("tbdpv")
         peer.run("ip", "addr", "add", f"{PEER_IP}/24", "dev", "tbdpv")
         peer.run("ip", "link", "set", "tbdpv", "up")
@@ -150,7 +153,9 @@ async def test_bond_negotiates_carries_vlan_traffic_and_survives_member_loss(bed
         assert host.vsctl("get", "Port", "uplinkPort", "other_config:lacp-fallback-ab").strip() == '"true"'
         assert host.vsctl("get", "Port", "uplinkPort", "vlan_mode").strip() == "trunk"
         await wait_until(
-            lambda: "lacp_status: negotiated" in host.appctl("bond/show", "uplinkPort"), 20, "LACP negotiation"
+            lambda: "lacp_status: negotiated" in host.appctl("bond/show", "uplinkPort"),
+            20,
+            "LACP negotiation",
         )
         lacp = host.appctl("lacp/show", "uplinkPort")
         assert "status: active negotiated" in lacp, lacp
