@@ -120,7 +120,7 @@ class Datapath:
         Several: the bond ``uplinkPort`` over them (balance-tcp, LACP active, active-backup fallback);
         an equal bond is kept, a changed one replaced together with any single-uplink port of a member.
         Former uplink ports (``endpoint-id=uplinkPort``) no longer configured are removed."""
-        ups = list(self.cfg.vlan_uplinks or [])
+        ups = list(dict.fromkeys(self.cfg.vlan_uplinks or []))  # a repeated --vlan-if counts once
         existing = await self.ovs.list_ports(VLAN_BRIDGE)
         for name, p in existing.items():
             if p.external_ids.get("endpoint-id") == UPLINK_PORT and name != UPLINK_PORT and name not in ups:

@@ -211,3 +211,63 @@ async def test_restart_converges_one_two_one_uplinks(bed):
         assert ports() == {MEMBERS[1]}
         assert host.vsctl("list-ifaces", VLAN_BRIDGE).split() == [MEMBERS[1]]
         assert uplink_in_ports(host) == {host.ofport(MEMBERS[1])}
+
+
+@pytest.mark.etcd
+def test_netplugin_daemon_bonds_uplinks_on_the_testbed():
+    """The real agent (test bed host h1, etcd, netmaster) with ``--vlan-if eth3 --vlan-if eth4`` wired to
+    a peer LACP bond: a container of a VLAN network pings the peer's VLAN-100 address over the bond, and
+    keeps pinging with eth3 down."""
+    from tests.fixtures.testbed import Testbed, http_json
+
+    with Testbed(1) as bed:
+        h1 = bed.hosts[1]
+        peer = OvsInstance(P, netns=f"{P}q{uuid.uuid4().hex[:6]}")
+        try:
+            peer.start()
+            for i, dev in enumerate(("eth3", "eth4")):
+                h1.exec("ip", "link", "add", dev, "type", "veth", "peer", "name", f"{P}y{i}")
+                h1.exec("ip", "link", "set", f"{P}y{i}", "netns", peer.netns)
+                h1.exec("ip", "link", "set", dev, "up")
+                peer.run("ip", "link", "set", f"{P}y{i}", "up")
+            peer.vsctl(
+                "add-br", "tbdqbr", "--", "set", "bridge", "tbdqbr", "datapath_type=netdev", "fail_mode=standalone",
+            )  # fmt: skip
+            peer.vsctl(
+                "add-bond", "tbdqbr", "tbdqb", f"{P}y0", f"{P}y1", "lacp=active", "bond_mode=balance-tcp",
+                "other_config:lacp-fallback-ab=true",
+            )  # fmt: skip
+            peer.vsctl(
+                "add-port", "tbdqbr", "tbdqv", "tag=100", "--", "set", "Interface", "tbdqv", "type=internal"
+            )
+            peer.ofport("tbdqv")
+            peer.run("ip", "addr", "add", "10.122.1.200/24", "dev", "tbdqv")
+            peer.run("ip", "link", "set", "tbdqv", "up")
+
+            h1.start_netplugin("--vlan-if", "eth3", "--vlan-if", "eth4", uplink=False)
+            assert "not supported" not in h1.log_tail(80)
+            assert h1.vsctl("get", "Port", "uplinkPort", "bond_mode").strip() == "balance-tcp"
+            _wait_until(
+                lambda: "lacp_status: negotiated" in h1.appctl("bond/show", "uplinkPort"), 20, "LACP on h1"
+            )
+            assert "status: active negotiated" in h1.appctl("lacp/show", "uplinkPort")
+
+            bed.create_network("bnet", "10.122.1.0/24", encap="vlan", pktTag=100)
+            st, info = http_json(
+                "POST",
+                h1.debug_url + "/debug/endpoints",
+                {"tenant": "default", "network": "bnet", "group": "", "endpointID": "tbdb1"},
+                timeout=30,
+            )
+            assert st == 200, info
+            c = h1.container(info["port_name"], f"{info['ip_address']}/{info['prefix_len']}", None)
+            assert c.ping("10.122.1.200", budget=15), "no VLAN traffic over the bond\n" + h1.log_tail(40)
+
+            h1.exec("ip", "link", "set", "eth3", "down")
+            _wait_until(
+                lambda: "member eth3: disabled" in h1.appctl("bond/show", "uplinkPort"), 20, "eth3 disabled"
+            )
+            assert c.ping("10.122.1.200", budget=15), "VLAN traffic lost with eth3 down"
+            assert "member eth4: enabled" in h1.appctl("bond/show", "uplinkPort")
+        finally:
+            peer.stop()
