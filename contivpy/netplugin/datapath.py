@@ -7,7 +7,8 @@
 
 Bridges (docs/original.md §5.2): ``contivVxlanBridge`` (controller tcp:127.0.0.1:6633) and
 ``contivVlanBridge`` (6634), ``fail_mode=secure``, OpenFlow10-13, ``datapath_type`` from ``--ovs-datapath``;
-uplinks on the VLAN bridge: one -> that interface as a trunk port, several -> bond ``uplinkPort``.
+uplinks on the VLAN bridge: one -> that interface as a trunk port, several -> bond ``uplinkPort``
+(balance-tcp, LACP active, ``lacp-fallback-ab``); the uplink flows name the member interfaces' ofports.
 
 Host access (docs/ovs-pipeline.md, docs/deployment.md): ``ensure_host_port(pvt_subnet)`` makes the internal
 port ``contivh0`` on the vxlan bridge (access tag 2, MAC ``02:02:<address>``), gives its host side
@@ -38,6 +39,8 @@ CTRL_PORTS = {VXLAN_BRIDGE: 6633, VLAN_BRIDGE: 6634}
 RPC_PORTS = {VXLAN_BRIDGE: 9002, VLAN_BRIDGE: 9003}
 HOST_PORT = iptables.HOST_PORT  # contivh0
 INFRA_MARK = "contivpy-infra"  # external_ids key of an infra network's port (value: the net id)
+UPLINK_PORT = "uplinkPort"  # the bond of several uplinks; also every uplink port's endpoint-id
+BOND_MODE, BOND_LACP = "balance-tcp", "active"
 HOST_PORT_TAG = 2  # the original's access tag (informational: the flows never use NORMAL)
 
 
@@ -101,9 +104,10 @@ class Datapath:
         await self._ensure_uplinks()
         for fp in self.flows.values():
             await fp.wait_ready()
-        if self.cfg.vlan_uplinks:
-            ofport = await self.ovs.wait_ofport(self.cfg.vlan_uplinks[0])
-            await self.flows[VLAN_BRIDGE].add_uplink(ofport)
+        # The uplink flows follow the member interfaces' ofports (a bond port has none of its own:
+        # traffic enters with in_port = a member; out through NORMAL, which balances over the bond).
+        ofports = {await self.ovs.wait_ofport(u) for u in self.cfg.vlan_uplinks}
+        await self.flows[VLAN_BRIDGE].set_uplinks(ofports)
 
     async def sync_complete(self) -> None:
         """The full state has been re-applied after a start: let the programmers prune leftovers."""
@@ -111,20 +115,51 @@ class Datapath:
             await fp.sync_complete()
 
     async def _ensure_uplinks(self) -> None:
-        ups = self.cfg.vlan_uplinks
+        """Converge the VLAN bridge's uplinks to ``cfg.vlan_uplinks`` (idempotent, also across restarts).
+
+        One uplink: a trunk port named after the interface (a former bond ``uplinkPort`` goes first).
+        Several: the bond ``uplinkPort`` over them (balance-tcp, LACP active, active-backup fallback);
+        an equal bond is kept, a changed one replaced together with any single-uplink port of a member.
+        Former uplink ports (``endpoint-id=uplinkPort``) no longer configured are removed."""
+        ups = list(dict.fromkeys(self.cfg.vlan_uplinks or []))  # a repeated --vlan-if counts once
+        existing = await self.ovs.list_ports(VLAN_BRIDGE)
+        for name, p in existing.items():
+            if p.external_ids.get("endpoint-id") == UPLINK_PORT and name != UPLINK_PORT and name not in ups:
+                await self.ovs.remove_port(VLAN_BRIDGE, name)
         if not ups:
+            if UPLINK_PORT in existing:
+                await self.ovs.remove_port(VLAN_BRIDGE, UPLINK_PORT)
             return
-        if len(ups) > 1:
-            log.warning("bonded uplinks are not supported yet; using only %s", ups[0])
-        await self.ovs.ensure_port(
-            VLAN_BRIDGE,
-            ups[0],
-            vlan_mode="trunk",
-            external_ids={"endpoint-id": "uplinkPort"},
-            existing=await self.ovs.list_ports(VLAN_BRIDGE),
-        )
         if len(ups) == 1:
+            if UPLINK_PORT in existing:
+                await self.ovs.remove_port(VLAN_BRIDGE, UPLINK_PORT)
+                existing = await self.ovs.list_ports(VLAN_BRIDGE)
+            await self.ovs.ensure_port(
+                VLAN_BRIDGE,
+                ups[0],
+                vlan_mode="trunk",
+                external_ids={"endpoint-id": UPLINK_PORT},
+                existing=existing,
+            )
             log.info("Added uplink [%s] to OVS switch %s.", ups[0], VLAN_BRIDGE)
+            return
+        created = await self.ovs.ensure_bond(
+            VLAN_BRIDGE,
+            UPLINK_PORT,
+            ups,
+            bond_mode=BOND_MODE,
+            lacp=BOND_LACP,
+            other_config={"lacp-fallback-ab": "true"},
+            vlan_mode="trunk",
+            external_ids={"endpoint-id": UPLINK_PORT},
+        )
+        log.info(
+            "%s bonded uplink %s [%s] on OVS switch %s.",
+            "Added" if created else "Kept",
+            UPLINK_PORT,
+            ",".join(ups),
+            VLAN_BRIDGE,
+        )
 
     # -- host access (contivh0) ----------------------------------------------------------------
     async def ensure_host_port(self, pvt_subnet: str, mtu: int | None = None) -> int:

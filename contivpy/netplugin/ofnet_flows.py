@@ -49,6 +49,13 @@ class OfnetFlows:
     async def add_uplink(self, ofport: int) -> None:
         await self.agent.add_uplink(ofport)
 
+    async def set_uplinks(self, ofports: set[int]) -> None:
+        """Converge the uplink flows to exactly ``ofports`` (a bond: one per member interface)."""
+        for stale in self.agent.uplinks() - set(ofports):
+            await self.agent.remove_uplink(stale)
+        for ofport in sorted(ofports):
+            await self.agent.add_uplink(ofport)
+
     async def set_arp_mode(self, mode: str) -> None:
         await self.agent.set_arp_mode(mode)
 

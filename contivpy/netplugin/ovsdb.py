@@ -20,6 +20,10 @@ Contiv specifics (docs/original.md §5.2/5.3): bridges ``contivVxlanBridge``/``c
 ``external_ids:endpoint-id``; VXLAN ports ``vxif<ip without dots>`` with ``remote_ip``, ``key=flow``,
 ``tos=inherit``, ``dst_port``; endpoint Interfaces get ``ingress_policing_rate``/``_burst`` from the
 group's netprofile (``set_ingress_policing``).
+
+Bonds (``ensure_bond``): one Port with several Interfaces and ``bond_mode``/``lacp``/``other_config``. An
+equal bond (same members, same settings) is kept; otherwise the bond, and any port named like one of its
+members, is replaced in one transaction. ``bond_members`` reads a bond back (absent/not a bond: None).
 """
 
 from __future__ import annotations
@@ -380,6 +384,84 @@ class OvsdbClient:
         i = next((r for r in ifaces["rows"] if r["_uuid"][1] in iface_ids), {})
         on_bridge = bool(brs["rows"]) and p["_uuid"][1] in {u[1] for u in _from_set(brs["rows"][0]["ports"])}
         return _port_info(name, p, i), p["_uuid"], not on_bridge
+
+    async def bond_members(self, name: str) -> list[str] | None:
+        """The member interface names of port ``name`` if it is a bond (two or more interfaces)."""
+        rows = await self.select("Port", [["name", "==", name]], ["interfaces"])
+        if not rows:
+            return None
+        uuids = [u[1] for u in _from_set(rows[0]["interfaces"])]
+        if len(uuids) < 2:
+            return None
+        ifaces = await self.select("Interface", [], ["_uuid", "name"])
+        return sorted(i["name"] for i in ifaces if i["_uuid"][1] in uuids)
+
+    async def ensure_bond(
+        self,
+        bridge: str,
+        name: str,
+        members: list[str],
+        *,
+        bond_mode: str = "balance-tcp",
+        lacp: str = "active",
+        other_config: dict[str, str] | None = None,
+        vlan_mode: str | None = "trunk",
+        external_ids: dict[str, str] | None = None,
+    ) -> bool:
+        """Make ``name`` a bond port of ``bridge`` over ``members`` with these settings; True if (re)created.
+
+        Kept as is when members and settings match (so member ofports survive a restart). Otherwise the
+        old bond and any port named like a member (a former single uplink) go in the same transaction."""
+        if len(members) < 2:
+            raise ExternalServiceError(f"bond {name} needs at least two interfaces")
+        other_config, external_ids = other_config or {}, external_ids or {}
+        rows = await self.select(
+            "Port", [["name", "==", name]], ["bond_mode", "lacp", "other_config", "vlan_mode", "external_ids"]
+        )
+        if rows and await self.bond_members(name) == sorted(members):
+            r = rows[0]
+            vm = _from_set(r["vlan_mode"])
+            if (
+                _from_set(r["bond_mode"]) == [bond_mode]
+                and _from_set(r["lacp"]) == [lacp]
+                and _from_map(r["other_config"]) == {k: str(v) for k, v in other_config.items()}
+                and _from_map(r["external_ids"]) == external_ids
+                and (vlan_mode is None or vm == [vlan_mode])
+            ):
+                return False
+        ops: list[dict] = []
+        for n in {name, *members}:
+            ops += await self._remove_port_ops(n)
+        port_row: dict = {
+            "name": name,
+            "interfaces": _set([["named-uuid", f"if{i}"] for i in range(len(members))]),
+            "bond_mode": bond_mode,
+            "lacp": lacp,
+        }
+        if other_config:
+            port_row["other_config"] = _map(other_config)
+        if vlan_mode:
+            port_row["vlan_mode"] = vlan_mode
+        if external_ids:
+            port_row["external_ids"] = _map(external_ids)
+        ops += [
+            {"op": "insert", "table": "Interface", "row": {"name": m}, "uuid-name": f"if{i}"}
+            for i, m in enumerate(members)
+        ]
+        ops += [
+            {"op": "insert", "table": "Port", "row": port_row, "uuid-name": "port"},
+            {
+                "op": "mutate",
+                "table": "Bridge",
+                "where": [["name", "==", bridge]],
+                "mutations": [["ports", "insert", _set([["named-uuid", "port"]])]],
+            },
+            {"op": "select", "table": "Bridge", "where": [["name", "==", bridge]], "columns": ["name"]},
+        ]
+        res = await self.transact(*ops)
+        if not res[len(ops) - 1].get("rows"):
+            raise ExternalServiceError(f"OVS bridge {bridge} does not exist")
+        return True
 
     async def _remove_port_ops(self, name: str) -> list[dict]:
         rows = await self.select("Port", [["name", "==", name]], ["_uuid"])

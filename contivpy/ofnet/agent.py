@@ -433,6 +433,9 @@ class OfnetAgent(PuntMixin):
         self._uplinks.add(ofport)
         await self._apply(self._uplink_owner(ofport), *[self._route_owner(k) for k in self._routes])
 
+    def uplinks(self) -> set[int]:
+        return set(self._uplinks)
+
     async def remove_uplink(self, ofport: int) -> None:
         self._uplinks.discard(ofport)
         await self._apply((f"uplink:{ofport}", [], []), *[self._route_owner(k) for k in self._routes])

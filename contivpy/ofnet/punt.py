@@ -104,8 +104,9 @@ class PuntMixin:
                 acts = []
                 for vt in self._vteps.values():
                     acts += [SetField("tunnel_id", net.vni if net else 0), Output(vt.ofport)]
-            else:
-                acts = [Output(p) for p in sorted(self._uplinks)]
+            else:  # the uplinks are trunks: the request leaves tagged with the asker's VLAN
+                tag = [PushVlan(), SetField("vlan_vid", OFPVID_PRESENT | src_l.vlan)] if src_l.vlan else []
+                acts = [*tag, *(Output(p) for p in sorted(self._uplinks))] if self._uplinks else []
             if acts:
                 await sw.packet_out(OFPP_CONTROLLER, acts, arpmod.arp_request_frame(req))
                 self._counters["arp_reinjects"] += 1
