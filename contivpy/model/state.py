@@ -135,11 +135,13 @@ class EndpointState(_Record):
     #: contivpy addition: the container's other DNS names (``docker run --network-alias``); written
     #: only when there are some, so the record is the original's otherwise
     aliases: list[str] | None = None
+    OMITEMPTY = ("aliases",)  # JSON fields left out when empty (the OpenAPI document: not required)
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
-        if not self.aliases:
-            out.pop("aliases", None)
+        for name in self.OMITEMPTY:
+            if not getattr(self, name):
+                out.pop(name, None)
         return out
 
 

@@ -15,6 +15,7 @@ import sys
 
 import pytest
 
+from contivpy.common.registry import ServiceInfo
 from contivpy.netctl.tree import COMMANDS
 
 pytestmark = pytest.mark.etcd
@@ -56,6 +57,7 @@ SESSION = [
     ["bgp", "ls"],
     ["bgp", "inspect", "tus-host"],
     ["endpoint", "inspect", "no-such-ep"],
+    ["trace", "no-such-ep", "10.99.1.2"],  # (its success path needs an agent: test_dataplane_trace.py)
     ["bgp", "rm", "tus-host"],
     ["service", "rm", "-t", "tus", "tus-svc"],
     ["app-profile", "rm", "-t", "tus", "tus-app"],
@@ -71,7 +73,7 @@ SESSION = [
     ["tenant", "rm", "tus"],
 ]  # fmt: skip
 # Commands whose answer is an error by design in this session (the endpoint does not exist).
-EXPECTED_ERRORS = {("endpoint", "inspect")}
+EXPECTED_ERRORS = {("endpoint", "inspect"), ("trace",)}
 AUTH_SESSION = [
     ["login", "-u", "admin", "-p", "tus-admin-pw"],
     ["user", "create", "-r", "ops", "-p", "tus-ops-pw1", "tus-ops"],
@@ -122,8 +124,11 @@ def test_session_covers_every_command():
     assert covered == leaves, sorted(leaves - covered)
 
 
-def test_every_command_with_a_trailing_slash(netmaster, tmp_path):
+def test_every_command_with_a_trailing_slash(netmaster, etcd_server, tmp_path):
     leaves = leaf_commands()
+    # bgp create needs a host that runs a netplugin: its service registration, as an agent writes it
+    reg = ServiceInfo("netplugin", "127.0.0.9", 9002, hostname="tus-host")
+    etcd_server.etcdctl("put", reg.key, reg.to_json())
     for slash in ("/", "//"):
         url = netmaster.url + slash
         for argv in SESSION:

@@ -261,7 +261,8 @@ def struct_schema(s: Struct) -> dict[str, Any]:
 
 
 def record_schema(cls: type) -> dict[str, Any]:
-    """A ``model.state`` record (every field always present, like the original's state structs)."""
+    """A ``model.state`` record (every field always present, like the original's state structs,
+    but contivpy's additions in ``OMITEMPTY``, written only when set)."""
     hints = typing.get_type_hints(cls)
     props: dict[str, Any] = {}
     for name, hint in hints.items():
@@ -269,7 +270,9 @@ def record_schema(cls: type) -> dict[str, Any]:
             continue
         json_name = getattr(cls, "JSON", {}).get(name, name)
         props[json_name] = _hint_schema(hint)
-    return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+    optional = set(getattr(cls, "OMITEMPTY", ()))
+    required = [n for n in props if n not in optional]
+    return {"type": "object", "properties": props, "required": required, "additionalProperties": False}
 
 
 def _hint_schema(hint: Any) -> dict[str, Any]:
