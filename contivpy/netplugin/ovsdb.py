@@ -353,21 +353,8 @@ class OvsdbClient:
             port_row["vlan_mode"] = vlan_mode
         if external_ids:
             port_row["external_ids"] = _map(external_ids)
-        ops += [
-            {"op": "insert", "table": "Interface", "row": iface_row, "uuid-name": "iface"},
-            {"op": "insert", "table": "Port", "row": port_row, "uuid-name": "port"},
-            {
-                "op": "mutate",
-                "table": "Bridge",
-                "where": [["name", "==", bridge]],
-                "mutations": [["ports", "insert", _set([["named-uuid", "port"]])]],
-            },
-            {"op": "select", "table": "Bridge", "where": [["name", "==", bridge]], "columns": ["name"]},
-        ]
-        res = await self.transact(*ops)
-        if not res[len(ops) - 1].get("rows"):
-            raise ExternalServiceError(f"OVS bridge {bridge} does not exist")
-        return True
+        ops.append({"op": "insert", "table": "Interface", "row": iface_row, "uuid-name": "iface"})
+        return await self._add_port(bridge, ops, port_row)
 
     async def _port_info(self, bridge: str, name: str) -> tuple[PortInfo | None, list | None, bool]:
         """Port ``name`` wherever it is, in one transaction: (its info, its Port uuid, whether it
@@ -448,7 +435,12 @@ class OvsdbClient:
             {"op": "insert", "table": "Interface", "row": {"name": m}, "uuid-name": f"if{i}"}
             for i, m in enumerate(members)
         ]
-        ops += [
+        return await self._add_port(bridge, ops, port_row)
+
+    async def _add_port(self, bridge: str, ops: list[dict], port_row: dict) -> bool:
+        """Run ``ops`` (which insert the port's interfaces) plus the Port row ``port_row`` (uuid-name
+        ``port``) into ``bridge``, in one transaction; ExternalServiceError if the bridge is missing."""
+        ops = ops + [
             {"op": "insert", "table": "Port", "row": port_row, "uuid-name": "port"},
             {
                 "op": "mutate",
