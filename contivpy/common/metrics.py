@@ -192,6 +192,22 @@ def observe_plugin(call: str, code: int, seconds: float) -> None:
     PLUGIN_SECONDS.observe(seconds, call)
 
 
+def observed_plugin_calls(dispatch: Callable[[Any], Awaitable[Any]]) -> Callable[[Any], Awaitable[Any]]:
+    """Wrap a plugin server's ``dispatch(request) -> response`` (the Docker plugin's and the CNI
+    server's) so that every call is counted and timed in ``contiv_netplugin_plugin_*``, labelled by
+    the route's ``{method}``; calls to unknown methods (404) share the label ``unknown`` so that the
+    label set stays bounded whatever clients send."""
+
+    async def observed(request: Any) -> Any:
+        elapsed = timer()
+        resp = await dispatch(request)
+        call = request.match_info["method"] if resp.status != 404 else "unknown"
+        observe_plugin(call, resp.status, elapsed())
+        return resp
+
+    return observed
+
+
 def register(collect: Callable[[], Iterable[Family]]) -> Callable[[], None]:
     _COLLECTORS.append(collect)
 

@@ -43,14 +43,6 @@ def make_app(pods: PodService) -> web.Application:
         "ContivCNI.CheckPod": (pods.check, False),
     }
 
-    async def dispatch(request: web.Request) -> web.StreamResponse:
-        elapsed = metrics.timer()
-        resp = await _dispatch(request)
-        # contiv_netplugin_plugin_*, like the Docker plugin's calls: unknown methods share one label
-        call = request.match_info["method"] if resp.status != 404 else "unknown"
-        metrics.observe_plugin(call, resp.status, elapsed())
-        return resp
-
     async def _dispatch(request: web.Request) -> web.StreamResponse:
         name = request.match_info["method"]
         if name not in methods:
@@ -78,7 +70,7 @@ def make_app(pods: PodService) -> web.Application:
             return _error(NETPLUGIN_FAILED, f"{name}: internal error in netplugin (see its log)")
 
     app = web.Application(client_max_size=1 << 20)
-    app.router.add_post("/{method}", dispatch)
+    app.router.add_post("/{method}", metrics.observed_plugin_calls(_dispatch))
     return app
 
 

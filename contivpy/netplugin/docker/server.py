@@ -68,14 +68,6 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def make_app(handlers: PluginHandlers) -> web.Application:
-    async def dispatch(request: web.Request) -> web.StreamResponse:
-        elapsed = metrics.timer()
-        resp = await _dispatch(request)
-        # contiv_netplugin_plugin_*: unknown methods share one label (bounded label set)
-        call = request.match_info["method"] if resp.status != 404 else "unknown"
-        metrics.observe_plugin(call, resp.status, elapsed())
-        return resp
-
     async def _dispatch(request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["method"]
         if path not in handlers.routes:
@@ -88,7 +80,7 @@ def make_app(handlers: PluginHandlers) -> web.Application:
         return _json(status, body)
 
     app = web.Application(client_max_size=MAX_BODY, middlewares=[_errors])
-    app.router.add_post("/{method}", dispatch)
+    app.router.add_post("/{method}", metrics.observed_plugin_calls(_dispatch))
     return app
 
 
