@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from tests.support import rawhttp
+
 pytestmark = pytest.mark.etcd
 
 # header, body, idle timeouts of common/httpserve.py, shortened for the test
@@ -49,22 +51,7 @@ def nm(netmaster_factory):
 
 def raw_exchange(port: int, data: list[bytes], pause: float = 0.3, timeout: float = 10) -> bytes:
     """Send ``data`` as separate TCP writes (``pause`` apart); the whole answer until close."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for i, part in enumerate(data):
-            if i:
-                time.sleep(pause)
-            s.sendall(part)
-        out = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        return out
+    return rawhttp.exchange(("127.0.0.1", port), data, pause, timeout)
 
 
 def post_head(path: str, length: int, ctype: str = "application/json") -> bytes:

@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+from tests.support import rawhttp
+
 pytestmark = [pytest.mark.root, pytest.mark.ovs, pytest.mark.etcd]
 
 TIMEOUTS = "1,1.5,4"  # header, body, idle (common/httpserve.py), shortened for the test
@@ -44,23 +46,7 @@ def listeners(h, port: int) -> list[str]:
 
 def exchange(path: str, parts: list[bytes], pause: float = 0.3, timeout: float = 10) -> bytes:
     """Raw HTTP over the unix socket: ``parts`` as separate writes; the answer until close."""
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(timeout)
-        s.connect(path)
-        for i, p in enumerate(parts):
-            if i:
-                time.sleep(pause)
-            s.sendall(p)
-        out = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        return out
+    return rawhttp.exchange(path, parts, pause, timeout)
 
 
 def post(path: str, method: str, body: bytes, split: bool = False) -> tuple[int, str]:
