@@ -106,7 +106,8 @@ class OfnetMaster:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One connection: messages are answered in order. Bounded like the HTTP listeners
         (common/httpserve.py): a started message must be complete within the body timeout, an idle
-        connection is closed after the idle timeout; malformed or over-size input answers one error
+        connection is closed after the idle timeout, and so is one whose answers the client does not read
+        within the body timeout (each call's answer has that deadline); malformed or over-size input answers one error
         and closes this connection only (never a traceback, never Python wording)."""
         limits = timeouts()
         dec = json.JSONDecoder()
@@ -144,7 +145,12 @@ class OfnetMaster:
                         raise _Refused("exceeded max depth") from None
                     buf = buf[end:]
                     writer.write(self._answer(msg).encode() + b"\n")
-                await writer.drain()
+                try:  # a client that sends but never reads its answers is cut, not waited for
+                    await asyncio.wait_for(writer.drain(), limits.body)
+                except TimeoutError:
+                    log.info("rpc connection closed: answers not read within %g s", limits.body)
+                    writer.transport.abort()
+                    return
         except _Refused as exc:
             log.info("rpc connection refused: %s", exc)
             with contextlib.suppress(ConnectionError):

@@ -6,6 +6,7 @@ the daemon still serves and its log holds no traceback."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -300,4 +301,29 @@ def test_rpc_port_bounded_and_go_worded(netmaster_factory, etcd_server):
     answer, took = _rpc_answer(port, b'{"method": "OfnetMaster.DummyRpc", ')
     assert answer is None and 1.2 < took < 5
     assert m.request("GET", "/version")[0] == 200
+    assert "Traceback" not in m.log_path.read_text()
+
+
+def test_rpc_client_that_never_reads_its_answers_is_cut(netmaster_factory, etcd_server):
+    """Requests pipelined without reading the answers: once the answers fill the socket buffers the
+    server waits at most the body timeout (1.5 s here) for the client to read, then drops it."""
+    m = netmaster_factory(env=TIMEOUTS)
+    port = _rpc_port(etcd_server)
+    msg = b'{"method": "OfnetMaster.DummyRpc", "params": [], "id": 1}\n' * 1000
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(0.5)
+        sent = 0
+        with contextlib.suppress(TimeoutError, BrokenPipeError, ConnectionResetError):
+            for _ in range(2000):  # at most about 100 MB; the server stops reading long before
+                s.sendall(msg)
+                sent += 1
+        assert sent < 2000, "the server kept reading although its answers were not read"
+        wait_for_log = time.monotonic() + 10
+        while "answers not read within" not in m.log_path.read_text():
+            assert time.monotonic() < wait_for_log, m.log_path.read_text()[-2000:]
+            time.sleep(0.1)
+    assert m.request("GET", "/version")[0] == 200
+    answer, _ = _rpc_answer(port, b"nonsense")  # the port still serves other clients
+    assert answer is not None and "invalid character" in answer["error"]
     assert "Traceback" not in m.log_path.read_text()
