@@ -5,7 +5,8 @@ through. Users, passwords and tokens: netmaster/auth_store.py (all in etcd).
 
 ``auth_middleware`` (outermost, before the follower proxy, so a follower checks tokens itself and the
 leader checks them again) decides for every request:
-- ``POST /api/v1/auth_proxy/login/``, ``GET /version``, ``/healthz``, ``/readyz``, ``/metrics``: open;
+- ``POST /api/v1/auth_proxy/login/``, ``GET /version``, ``/healthz``, ``/readyz``, ``/metrics``: open
+  (failed logins are throttled per user name and per address: ``LoginThrottle``, answered 429);
 - no token or an invalid one: 401; ``/plugin/*``: the agent token or an admin token;
 - role ``admin``: everything; role ``ops``: every GET (except the user routes), and writes only to
   objects keyed by a tenant it was granted (``/api/v1/<plural>/<tenant>:.../``,
@@ -21,6 +22,9 @@ import asyncio
 import hmac
 import json
 import logging
+import os
+import time
+from collections import deque
 
 from aiohttp import web
 
@@ -131,15 +135,83 @@ def _strings(body: dict, name: str) -> list[str]:
     return v
 
 
+class LoginThrottle:
+    """Failed logins, remembered per user name and per client address for ``window`` seconds.
+
+    After ``limit`` failures for one name (or ``4 * limit`` from one address) within the window,
+    further logins for it are answered 429 without checking the password, until the oldest failure
+    leaves the window: password guessing is slowed to ``limit`` tries a window, and the password
+    hash (deliberately expensive) cannot be used to burn netmaster's CPU. A success clears the
+    name's failures. The memory is bounded (``MAX_KEYS`` names and addresses, oldest dropped) and
+    per process: each netmaster counts what it sees; that is a rate limit, not state to persist.
+    ``$CONTIVPY_LOGIN_THROTTLE`` = ``limit,window`` overrides the defaults (5 failures, 60 s).
+    """
+
+    MAX_KEYS = 4096
+
+    def __init__(self, limit: int = 5, window: float = 60.0) -> None:
+        raw = os.environ.get("CONTIVPY_LOGIN_THROTTLE", "")
+        if raw:
+            try:
+                a, b = raw.split(",")
+                if int(a) > 0 and 0 < float(b) < 1e6:
+                    limit, window = int(a), float(b)
+            except ValueError:
+                log.warning("ignoring CONTIVPY_LOGIN_THROTTLE=%r (want failures,seconds)", raw)
+        self.limit, self.window = limit, window
+        self._fails: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        q = self._fails.get(key)
+        if q is None:
+            return deque()
+        while q and now - q[0] >= self.window:
+            q.popleft()
+        if not q:
+            del self._fails[key]
+        return q
+
+    def retry_after(self, name: str, addr: str) -> float:
+        """Seconds until a login for ``name`` from ``addr`` is checked again (0: now)."""
+        now = time.monotonic()
+        wait = 0.0
+        for key, limit in ((f"u:{name}", self.limit), (f"a:{addr}", 4 * self.limit)):
+            q = self._recent(key, now)
+            if len(q) >= limit:
+                wait = max(wait, self.window - (now - q[-limit]))
+        return wait
+
+    def failed(self, name: str, addr: str) -> None:
+        now = time.monotonic()
+        for key in (f"u:{name}", f"a:{addr}"):
+            if key not in self._fails and len(self._fails) >= self.MAX_KEYS:
+                self._fails.pop(next(iter(self._fails)))
+            self._fails.setdefault(key, deque(maxlen=4 * self.limit)).append(now)
+
+    def succeeded(self, name: str) -> None:
+        self._fails.pop(f"u:{name}", None)
+
+
+THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle", LoginThrottle)
+
+
 async def login(request: web.Request) -> web.Response:
     body = await _body(request)
     name, pw = body.get("username"), body.get("password")
     if not isinstance(name, str) or not isinstance(pw, str) or not name or not pw:
         raise AuthError("username and password are required", 400)
+    throttle = request.app[THROTTLE]
+    addr = request.remote or ""
+    wait = throttle.retry_after(name, addr)
+    if wait > 0:
+        log.info("auth: login for %r from %s refused: too many failed logins", name[:64], addr)
+        return text_error(f"too many failed logins, retry in {int(wait) + 1} s", 429)
     token = await request.app[STORE].login(name, pw)
     if token is None:
-        log.info("auth: failed login for %r from %s", name[:64], request.remote)
+        throttle.failed(name, addr)
+        log.info("auth: failed login for %r from %s", name[:64], addr)
         return text_error("401 Unauthorized: bad username or password", 401)
+    throttle.succeeded(name)
     return _json({"token": token})
 
 
@@ -198,6 +270,7 @@ def install(app: web.Application, kv: KVStore, admin_password: str = "", token_t
     would otherwise match ``/api/v1/{plural}/{key}/``."""
     store = AuthStore(kv, token_ttl)
     app[STORE] = store
+    app[THROTTLE] = LoginThrottle()
 
     async def _start(_app: web.Application):
         task = asyncio.get_running_loop().create_task(store.start(admin_password))

@@ -372,3 +372,36 @@ def test_verified_token_survives_a_short_etcd_outage(secure_nm, etcd_server, tmp
         assert status == 503 and "please retry" in text, (status, text)
     finally:
         etcd_server.start()
+
+
+def test_failed_logins_are_throttled_per_user_then_released(netmaster_factory, tmp_path):
+    """3 failures in 2 s (CONTIVPY_LOGIN_THROTTLE) lock that user name, even with the right password;
+    other names are not locked; the lock ends with the window; a success clears the count."""
+    pw = tmp_path / "admin-pw"
+    pw.write_text(ADMIN_PW + "\n")
+    args = ["--tls-auto", "--tls-dir", str(tmp_path / "tls"), "--auth", "--auth-admin-password-file", str(pw)]
+    nm = netmaster_factory(args, env={"CONTIVPY_LOGIN_THROTTLE": "3,2"})
+
+    def attempt(user: str, password: str) -> tuple[int, str]:
+        status, _, text = nm.request(
+            "POST", "/api/v1/auth_proxy/login/", {"username": user, "password": password}
+        )
+        return status, text
+
+    wait_ready = time.monotonic() + 15  # the auth store reads its secret in the background
+    while attempt("admin", ADMIN_PW)[0] == 503 and time.monotonic() < wait_ready:
+        time.sleep(0.2)
+    assert attempt("admin", ADMIN_PW)[0] == 200
+    for _ in range(3):
+        assert attempt("admin", "wrong-password")[0] == 401
+    status, text = attempt("admin", ADMIN_PW)
+    assert status == 429 and "too many failed logins, retry in" in text, (status, text)
+    code, out, _ = netctl(nm.url, tmp_path, "login", "-u", "admin", "-p", ADMIN_PW)
+    assert code == 3 and "Login failed: unexpected response code (429)" in out
+    assert attempt("nobody", "x")[0] == 401  # another name from the same address is still checked
+    time.sleep(2.1)
+    assert attempt("admin", ADMIN_PW)[0] == 200
+    for _ in range(2):  # a success cleared the count: two more failures do not lock
+        assert attempt("admin", "wrong-password")[0] == 401
+    assert attempt("admin", ADMIN_PW)[0] == 200
+    assert "Traceback" not in nm.log_path.read_text()
