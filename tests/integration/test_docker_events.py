@@ -12,6 +12,7 @@ import asyncio
 
 import pytest
 
+from contivpy.common import metrics
 from tests.integration.test_docker_plugin_dockerd import VethBackend, _nets, _plugin_bed, until
 
 pytestmark = [pytest.mark.etcd, pytest.mark.docker, pytest.mark.root]
@@ -75,6 +76,14 @@ async def test_start_and_die_of_contiv_containers_only(ebed):
     await plugin.events.idle()
     assert of(backend, other) == []
     assert plugin.events.stats["die"] >= 2 and cid not in plugin.events.known
+    # the same counts on the agent's /metrics (the registry the debug server exposes)
+    text = metrics.exposition()[0].decode()
+    assert f'contiv_netplugin_docker_events_total{{kind="die"}} {float(plugin.events.stats["die"])}' in text
+    assert (
+        f'contiv_netplugin_docker_events_total{{kind="start"}} {float(plugin.events.stats["start"])}' in text
+    )
+    assert 'contiv_netplugin_docker_event_streams_total{result="opened"} 1.0' in text, text
+    assert "contiv_netplugin_docker_events_connected 1.0" in text
 
 
 async def test_network_connect_records_the_new_endpoint(ebed):

@@ -41,6 +41,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from contivpy.common import metrics
 from contivpy.common.dockerapi import DockerApiError, DockerClient, since_param
 from contivpy.common.errors import ContivError
 from contivpy.model import keys
@@ -134,9 +135,35 @@ class ContainerEvents:
         return {c: tuple(s for s, _ in v) for c, v in self._known.items()}
 
     async def run(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._worker())
-            tg.create_task(self._reader())
+        unregister = metrics.register(self.metric_families)  # scraped on the agent's /metrics
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._worker())
+                tg.create_task(self._reader())
+        finally:
+            unregister()
+
+    def metric_families(self) -> list[metrics.Family]:
+        """``contiv_netplugin_docker_events_total{kind}``: events taken from the stream (``start``,
+        ``die``, ``connect``; ``replayed``: sent again after a reconnection and dropped;
+        ``malformed``: skipped); ``contiv_netplugin_docker_event_streams_total{result}``: streams
+        ``opened`` and connection attempts ``failed``; ``contiv_netplugin_docker_events_connected``."""
+        ev = metrics.Family(
+            "counter", "contiv_netplugin_docker_events", "Docker engine events, by kind", ("kind",)
+        )
+        for kind in ("start", "die", "connect", "replayed"):
+            ev.add(self.stats[kind], kind)
+        ev.add(self.malformed, "malformed")
+        streams = metrics.Family(
+            "counter", "contiv_netplugin_docker_event_streams", "Docker event streams, by result", ("result",)
+        )
+        streams.add(self.stats["connects"], "opened").add(
+            self.stats["connect_errors"] + self.stats["errors"], "failed"
+        )
+        conn = metrics.Family(
+            "gauge", "contiv_netplugin_docker_events_connected", "1 while the engine's event stream is open"
+        ).add(1 if self.connected.is_set() else 0)
+        return [ev, streams, conn]
 
     async def idle(self) -> None:
         """Wait until every queued event has been applied (tests)."""
