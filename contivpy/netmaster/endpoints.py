@@ -662,7 +662,7 @@ async def endpoint_inspect(kv: KVStore, key: str) -> dict:
         if key in ep.endpointID or key in ep.containerId or key in ep.epCommonName:
             oper = await read_oper_endpoint(kv, ep.id)
             port = oper.portName if oper is not None else ""
-            return {"Oper": {"key": key, **endpoint_oper(ep, "v" + port if port else "")}}
+            return {"Oper": endpoint_oper(ep, "v" + port if port else "", key=key).to_dict()}
     raise NotFoundError("endpoint not found")
 
 

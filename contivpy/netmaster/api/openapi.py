@@ -6,7 +6,9 @@ Design
   describes still appears, marked ``x-undocumented``, and a unit test refuses that); the object
   schemas come from the model field tables (``model.objects.SPECS``: names, types, length, the
   original's regexes, ranges, key fields, link-sets and links); the collections and which of them
-  have an inspect ``Oper`` from the type registry (``netmaster.registry``); the ``/plugin/*``
+  have an inspect ``Oper`` from the type registry (``netmaster.registry``), the ``Oper`` schemas
+  (``NetworkOper``, ``EndpointOper``, ...) from the declarations the hooks build them with
+  (``model.oper``); the ``/plugin/*``
   request bodies from the Go request structs the handlers decode with (``plugin_routes.REQUESTS``)
   and their answers from ``plugin_routes.RESPONSES`` and the endpoint state record
   (``model.state.EndpointState``).
@@ -164,9 +166,11 @@ def request_schema(spec: Spec) -> dict[str, Any]:
 
 
 def _inspect_schema(t: reg.ObjType, go: str) -> dict[str, Any]:
+    from contivpy.model.oper import OPER
+
     props: dict[str, Any] = {"Config": {"$ref": _REF + go}}
     if t.has_oper:
-        props["Oper"] = {"type": "object", "description": "run-time state (fields in Go struct order)"}
+        props["Oper"] = {"$ref": _REF + OPER[t.name].GO}
     return {
         "type": "object",
         "properties": props,
@@ -293,6 +297,35 @@ def _hint_schema(hint: Any) -> dict[str, Any]:
         t = inner.get("type")
         return {**inner, "type": [t, "null"]} if isinstance(t, str) else {}
     return {}
+
+
+def oper_schema(cls: type) -> dict[str, Any]:
+    """An inspect ``Oper`` declaration (``model.oper``): every field omitempty, so a present field
+    is never empty (a string has a character, a list an item, an integer is not 0); nested Oper
+    lists refer to their component; nothing undeclared is allowed."""
+    hints = typing.get_type_hints(cls)
+    props: dict[str, Any] = {}
+    for name in cls.NAMES:  # type: ignore[attr-defined]
+        hint = hints[name]
+        args = typing.get_args(hint)
+        if typing.get_origin(hint) is list and args and hasattr(args[0], "NAMES"):
+            s: dict[str, Any] = {"type": "array", "items": {"$ref": _REF + args[0].GO}}
+        else:
+            s = _hint_schema(hint)
+        if s.get("type") == "string":
+            s["minLength"] = 1
+        elif s.get("type") == "array":
+            s["minItems"] = 1
+        elif s.get("type") == "integer":
+            s["not"] = {"const": 0}
+        props[name] = s
+    return {
+        "type": "object",
+        "title": cls.GO,  # type: ignore[attr-defined]
+        "description": "fields in the original's struct order; empty ones are left out (omitempty)",
+        "properties": props,
+        "additionalProperties": False,
+    }
 
 
 def _plugin_op(path: str) -> dict[str, Any]:
@@ -520,6 +553,7 @@ def _path_params(path: str) -> list[dict[str, Any]]:
 
 def build(routes: Iterable[tuple[str, str]], *, version: str = "", auth: bool = False) -> dict[str, Any]:
     """The document for ``routes``: (HTTP method, canonical route path) pairs of a router."""
+    from contivpy.model.oper import STRUCTS
     from contivpy.model.state import EndpointState
     from contivpy.netmaster.api import plugin_routes
 
@@ -564,7 +598,8 @@ def build(routes: Iterable[tuple[str, str]], *, version: str = "", auth: bool = 
                         ],
                         "responses": {
                             "200": _json_200(
-                                _obj({"Oper": {"type": "object"}}) | {"additionalProperties": False}
+                                _obj({"Oper": {"$ref": _REF + "EndpointOper"}})
+                                | {"additionalProperties": False}
                             ),
                             "500": _ERROR,
                         },
@@ -597,6 +632,8 @@ def build(routes: Iterable[tuple[str, str]], *, version: str = "", auth: bool = 
             if isinstance(kind, Struct):
                 schemas[kind.short] = struct_schema(kind)
     schemas["EndpointState"] = record_schema(EndpointState)
+    for cls in STRUCTS:
+        schemas[cls.GO] = oper_schema(cls)
 
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
@@ -664,4 +701,13 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(PATH, get_openapi)
 
 
-__all__ = ["PATH", "build", "add_routes", "ecma", "object_schema", "request_schema", "routes_of"]
+__all__ = [
+    "PATH",
+    "build",
+    "add_routes",
+    "ecma",
+    "object_schema",
+    "oper_schema",
+    "request_schema",
+    "routes_of",
+]

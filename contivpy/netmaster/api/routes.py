@@ -7,6 +7,9 @@
     GET    /api/v1/inspect/<plural>/<key>/   {"Config": ..., "Oper": ...}
     GET    /api/v1/inspect/endpoints/<id>/   {"Oper": EndpointOper} (``endpoints.endpoint_inspect``)
 
+An ``Oper`` is the hook's ``oper()`` answer, rendered by its declaration (``model.oper``): the
+original's field order and omitempty come from there, nothing is re-sorted here.
+
 Unknown plurals and missing trailing slashes fall through to the router's 404. Success bodies are
 JSON + "\\n" with ``Content-Type: application/json``; stored objects are already canonical JSON,
 so lists are served by joining the stored texts (no re-encoding).
@@ -78,23 +81,13 @@ async def inspect_obj(request: web.Request) -> web.Response:
     key = request.match_info["key"]
     crud = request.app[CRUD]
     if plural == "endpoints":
-        return _json(json.dumps(go_order(await endpoint_inspect(crud.kv, key)), separators=(",", ":")))
+        return _json(json.dumps(await endpoint_inspect(crud.kv, key), separators=(",", ":")))
     t = _type(request)
     out = await crud.inspect(t.name, key)
     text = '{"Config":' + codec.dumps(t.name, out["Config"])
     if "Oper" in out:
-        text += ',"Oper":' + json.dumps(go_order(out["Oper"]), separators=(",", ":"))
+        text += ',"Oper":' + json.dumps(out["Oper"], separators=(",", ":"))
     return _json(text + "}")
-
-
-def go_order(v):
-    """Oper structs of the original marshal in declaration order = alphabetical, ``key`` first."""
-    if isinstance(v, dict):
-        ks = sorted(v, key=lambda k: (k != "key", k))
-        return {k: go_order(v[k]) for k in ks}
-    if isinstance(v, list):
-        return [go_order(x) for x in v]
-    return v
 
 
 def add_routes(app: web.Application) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from contivpy.common.errors import ConflictError
+from contivpy.model.oper import AciGwOper
 from contivpy.netmaster.txn import TxnContext
 
 
@@ -26,5 +27,4 @@ async def on_delete(ctx: TxnContext, obj: dict) -> None:
 
 
 async def oper(ctx: TxnContext, obj: dict) -> dict:
-    n = len(await ctx.list_objs("appProfile"))
-    return {"numAppProfiles": n} if n else {}
+    return AciGwOper(numAppProfiles=len(await ctx.list_objs("appProfile"))).to_dict()

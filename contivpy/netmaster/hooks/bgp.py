@@ -17,6 +17,7 @@ from contivpy.common.errors import ValidationError
 from contivpy.common.kv.base import Delete, Put
 from contivpy.common.registry import ServiceInfo
 from contivpy.model import keys
+from contivpy.model.oper import BgpOper
 from contivpy.netmaster.txn import Plan, TxnContext
 
 
@@ -90,14 +91,16 @@ async def oper(ctx: TxnContext, obj: dict) -> dict:
                 data = await r.json(content_type=None)
     except Exception:
         return {}
-    out: dict = {}
-    peers = data.get("Peers") or []
-    if peers:
-        st = peers[0].get("State") or {}
-        out["neighborStatus"] = str(st.get("SessionState", ""))
-        out["adminStatus"] = str(st.get("AdminState", ""))
-    routes = data.get("Dsts") or []
-    if routes:
-        out["routes"] = routes
-        out["numRoutes"] = len(routes)
-    return {k: v for k, v in out.items() if v}
+    if not isinstance(data, dict):
+        return {}
+    peers = data.get("Peers")
+    peer = peers[0] if isinstance(peers, list) and peers and isinstance(peers[0], dict) else {}
+    st = peer.get("State") if isinstance(peer.get("State"), dict) else {}
+    dsts = data.get("Dsts")
+    routes = [str(r) for r in dsts] if isinstance(dsts, list) else []
+    return BgpOper(
+        adminStatus=str(st.get("AdminState", "")),
+        neighborStatus=str(st.get("SessionState", "")),
+        numRoutes=len(routes),
+        routes=routes,
+    ).to_dict()

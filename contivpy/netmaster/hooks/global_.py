@@ -29,9 +29,9 @@ from contivpy.common import netaddr
 from contivpy.common.errors import ConflictError
 from contivpy.common.kv.base import Delete, Put
 from contivpy.model import codec, keys
+from contivpy.model.oper import GlobalOper
 from contivpy.model.state import GlobalConfig
 from contivpy.netmaster.hooks import _alloc as A
-from contivpy.netmaster.hooks.network import omit
 from contivpy.netmaster.tags import VlanResource, VxlanResource
 from contivpy.netmaster.txn import Plan
 
@@ -185,16 +185,14 @@ async def on_delete(ctx: Any, obj: dict) -> Plan:
 async def oper(ctx: Any, obj: dict) -> dict:
     vl, vx, n_vlans, n_vxlans = await _counts(ctx, obj)
     g_oper = await ctx.read_json(keys.OPER_GLOBAL) or {}
-    return omit(
-        [
-            ("clusterMode", getattr(ctx.config, "cluster_mode", "") if ctx.config is not None else ""),
-            ("defaultNetwork", g_oper.get("defaultNetwork", "")),
-            ("freeVXLANsStart", int(g_oper.get("freeVXLANsStart", 0) or 0)),
-            ("numNetworks", n_vlans + n_vxlans),
-            ("vlansInUse", vl.in_use_str()[1]),
-            ("vxlansInUse", vx.in_use_str()[1]),
-        ]
-    )
+    return GlobalOper(
+        clusterMode=getattr(ctx.config, "cluster_mode", "") if ctx.config is not None else "",
+        defaultNetwork=g_oper.get("defaultNetwork", ""),
+        freeVXLANsStart=int(g_oper.get("freeVXLANsStart", 0) or 0),
+        numNetworks=n_vlans + n_vxlans,
+        vlansInUse=vl.in_use_str()[1],
+        vxlansInUse=vx.in_use_str()[1],
+    ).to_dict()
 
 
 __all__ = ["ensure_global_defaults", "on_create", "on_update", "on_delete", "oper", "master_config_json"]

@@ -35,11 +35,12 @@ from typing import Any
 from contivpy.common.errors import ConflictError, NotFoundError, ResourceExhaustedError, ValidationError
 from contivpy.common.kv.base import Delete, Put
 from contivpy.model import codec, keys
+from contivpy.model.oper import EndpointGroupOper
 from contivpy.model.state import EndpointGroupState
 from contivpy.netmaster import followup, ipam
 from contivpy.netmaster.bitset import Bitset
 from contivpy.netmaster.hooks import _alloc as A
-from contivpy.netmaster.hooks.network import endpoint_oper, endpoints_where, omit
+from contivpy.netmaster.hooks.network import endpoint_oper, endpoints_where
 from contivpy.netmaster.txn import Plan, link_set_add, link_set_remove, set_link
 
 log = logging.getLogger("netmaster.hooks.group")
@@ -354,14 +355,14 @@ async def _unlink_rules(crud: Any, group_key: str) -> None:
     await followup.cas_update(crud, todo, change)
 
 
-async def oper(ctx: Any, obj: dict, view: Any = None) -> dict:
+async def oper_struct(ctx: Any, obj: dict, view: Any = None) -> EndpointGroupOper:
     """``view``: a loaded ``hooks.network.OperView`` (tenant inspect), else reads of our own."""
     tenant, group = obj["tenantName"], obj["groupName"]
     epg_sid = keys.epg_id(group, tenant)
     reader = view if view is not None else ctx.kv
     kv = await reader.get(keys.epg_state(epg_sid))
     if kv is None:
-        return {}
+        return EndpointGroupOper()
     st = EndpointGroupState.from_json(kv.value)
     from contivpy.model.state import NetworkState
 
@@ -374,17 +375,19 @@ async def oper(ctx: Any, obj: dict, view: Any = None) -> dict:
         eps = view.by_group.get(epg_sid, [])
     else:
         eps = await endpoints_where(ctx.kv, lambda ep: ep.endpointGroupKey == epg_sid)
-    return omit(
-        [
-            ("allocatedIPAddresses", allocated),
-            ("availableIPAddresses", available),
-            ("endpoints", [endpoint_oper(ep) for ep in eps]),
-            ("externalPktTag", st.extPktTag),
-            ("groupTag", st.groupTag),
-            ("numEndpoints", st.epCount),
-            ("pktTag", st.pktTag),
-        ]
+    return EndpointGroupOper(
+        allocatedIPAddresses=allocated,
+        availableIPAddresses=available,
+        endpoints=[endpoint_oper(ep) for ep in eps],
+        externalPktTag=st.extPktTag,
+        groupTag=st.groupTag,
+        numEndpoints=st.epCount,
+        pktTag=st.pktTag,
     )
+
+
+async def oper(ctx: Any, obj: dict, view: Any = None) -> dict:
+    return (await oper_struct(ctx, obj, view)).to_dict()
 
 
 __all__ = [
@@ -394,6 +397,7 @@ __all__ = [
     "on_update",
     "on_delete",
     "oper",
+    "oper_struct",
     "epg_id_key",
     "EPG_ID_PREFIX",
     "EPG_ID_USED",

@@ -23,6 +23,7 @@ from contivpy.common import netaddr
 from contivpy.common.errors import ConflictError, NotFoundError, ValidationError
 from contivpy.common.kv.base import Delete, KVStore, Put
 from contivpy.model import keys
+from contivpy.model.oper import EndpointOper, NetworkOper
 from contivpy.model.state import EndpointState, NetworkState
 from contivpy.netmaster import ipam, subnetidx
 from contivpy.netmaster.hooks import _alloc as A
@@ -172,34 +173,30 @@ def go_map_str(labels: dict | None) -> str:
     return "map[" + " ".join(f"{k}:{v}" for k, v in sorted((labels or {}).items())) + "]"
 
 
-def endpoint_oper(ep: EndpointState, virtual_port: str = "") -> dict:
-    """EndpointOper JSON (omitempty, the original's field order)."""
-    fields = [
-        ("containerID", ep.containerId),
-        ("containerName", ep.epCommonName),
-        ("endpointGroupId", ep.endpointGroupId),
-        ("endpointGroupKey", ep.endpointGroupKey),
-        ("endpointID", ep.endpointID),
-        ("homingHost", ep.homingHost),
-        ("intfName", ep.intfName),
-        ("ipAddress", [ep.ipAddress, ep.ipv6Address]),
-        ("labels", go_map_str(ep.labels)),
-        ("macAddress", ep.macAddress),
-        ("network", ep.netID),
-        ("serviceName", ep.serviceName),
-        ("virtualPort", virtual_port),
-        ("vtepIP", ep.vtepIP),
-    ]
-    return {k: v for k, v in fields if v not in ("", 0, None)}
+def endpoint_oper(ep: EndpointState, virtual_port: str = "", key: str = "") -> EndpointOper:
+    """The EndpointOper of an endpoint state record (``model.oper``)."""
+    return EndpointOper(
+        key=key,
+        containerID=ep.containerId,
+        containerName=ep.epCommonName,
+        endpointGroupId=ep.endpointGroupId,
+        endpointGroupKey=ep.endpointGroupKey,
+        endpointID=ep.endpointID,
+        homingHost=ep.homingHost,
+        intfName=ep.intfName,
+        ipAddress=[ep.ipAddress, ep.ipv6Address],
+        labels=go_map_str(ep.labels),
+        macAddress=ep.macAddress,
+        network=ep.netID,
+        serviceName=ep.serviceName,
+        virtualPort=virtual_port,
+        vtepIP=ep.vtepIP,
+    )
 
 
 async def endpoints_where(kv: KVStore, pred) -> list[EndpointState]:
     items, _ = await kv.get_prefix(keys.EPS)
     return [ep for ep in (EndpointState.from_json(i.value) for i in items) if pred(ep)]
-
-
-def omit(pairs: list[tuple[str, Any]]) -> dict:
-    return {k: v for k, v in pairs if v not in ("", 0, None, [])}
 
 
 class OperView:
@@ -229,7 +226,7 @@ class OperView:
         return self.records.get(key)
 
 
-async def oper(ctx: Any, obj: dict, view: OperView | None = None) -> dict:
+async def oper_struct(ctx: Any, obj: dict, view: OperView | None = None) -> NetworkOper:
     net_id = keys.network_id(obj["networkName"], obj["tenantName"])
     if view is not None:
         kv, eps = await view.get(keys.net_state(net_id)), view.by_net.get(net_id, [])
@@ -238,20 +235,22 @@ async def oper(ctx: Any, obj: dict, view: OperView | None = None) -> dict:
             ctx.kv.get(keys.net_state(net_id)), endpoints_where(ctx.kv, lambda ep: ep.netID == net_id)
         )
     if kv is None:
-        return {}
+        return NetworkOper()
     st = NetworkState.from_json(kv.value)
-    return omit(
-        [
-            ("allocatedAddressesCount", st.epAddrCount),
-            ("allocatedIPAddresses", ipam.list_allocated(st)),
-            ("availableIPAddresses", ipam.list_available(st)),
-            ("endpoints", [endpoint_oper(ep) for ep in eps]),
-            ("externalPktTag", st.extPktTag),
-            ("networkTag", st.networkTag),
-            ("numEndpoints", st.epCount),
-            ("pktTag", st.pktTag),
-        ]
+    return NetworkOper(
+        allocatedAddressesCount=st.epAddrCount,
+        allocatedIPAddresses=ipam.list_allocated(st),
+        availableIPAddresses=ipam.list_available(st),
+        endpoints=[endpoint_oper(ep) for ep in eps],
+        externalPktTag=st.extPktTag,
+        networkTag=st.networkTag,
+        numEndpoints=st.epCount,
+        pktTag=st.pktTag,
     )
+
+
+async def oper(ctx: Any, obj: dict, view: OperView | None = None) -> dict:
+    return (await oper_struct(ctx, obj, view)).to_dict()
 
 
 __all__ = [
@@ -261,6 +260,7 @@ __all__ = [
     "on_update",
     "on_delete",
     "oper",
+    "oper_struct",
     "endpoint_oper",
     "go_map_str",
 ]

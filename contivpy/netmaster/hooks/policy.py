@@ -16,6 +16,7 @@ import json
 from contivpy.common.errors import ConflictError, NotFoundError, ValidationError
 from contivpy.common.kv.base import Delete
 from contivpy.model import codec, keys
+from contivpy.model.oper import PolicyOper
 from contivpy.model.state import EndpointState
 from contivpy.netmaster import followup
 from contivpy.netmaster.hooks.network import endpoint_oper, endpoints_where
@@ -83,11 +84,7 @@ async def oper(ctx: TxnContext, obj: dict) -> dict:
         return bool(sep) and f"{t}:{g}" in groups
 
     eps = await endpoints_where(ctx.kv, linked)
-    out: dict = {}
-    if eps:
-        out["endpoints"] = [endpoint_oper(ep) for ep in eps]
-        out["numEndpoints"] = len(eps)
-    return out
+    return PolicyOper(endpoints=[endpoint_oper(ep) for ep in eps], numEndpoints=len(eps)).to_dict()
 
 
 __all__ = ["on_create", "on_update", "on_delete", "oper", "UNMATCH"]

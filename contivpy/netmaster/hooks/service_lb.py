@@ -24,6 +24,7 @@ import json
 from contivpy.common.errors import NotFoundError, ValidationError
 from contivpy.common.kv.base import Delete, Put
 from contivpy.model import keys
+from contivpy.model.oper import ServiceLBOper
 from contivpy.model.state import EndpointState, ProviderCandidate, ProviderGeneration, ServiceLBState
 from contivpy.netmaster import providers as prov
 from contivpy.netmaster.txn import Plan, TxnContext
@@ -185,9 +186,6 @@ async def oper(ctx: TxnContext, obj: dict) -> dict:
     cur = await ctx.read_json(keys.SERVICE_LB + _svc_id(obj))
     if cur is None:
         raise NotFoundError("invalid Service name. Oper state does not exist")
-    out: dict = {}
-    if cur.get("ipaddress"):
-        out["serviceVip"] = cur["ipaddress"]
     from contivpy.netmaster.endpoints import read_oper_endpoint
     from contivpy.netmaster.hooks.network import endpoint_oper
 
@@ -200,9 +198,8 @@ async def oper(ctx: TxnContext, obj: dict) -> dict:
             oper_ep = await read_oper_endpoint(ctx.kv, ep.id)
             port = oper_ep.portName if oper_ep is not None else ""
             shown = endpoint_oper(ep, "v" + port if port else "")
-            shown["serviceName"] = obj["serviceName"]  # the original shows the service's name here
+            shown.serviceName = obj["serviceName"]  # the original shows the service's name here
             providers.append(shown)
-    if providers:
-        out["providers"] = providers
-        out["numProviders"] = len(providers)
-    return out
+    return ServiceLBOper(
+        numProviders=len(providers), providers=providers, serviceVip=str(cur.get("ipaddress") or "")
+    ).to_dict()
