@@ -124,6 +124,13 @@ def test_two_hosts_route_through_the_tor(bed):
     oper = ins["Oper"]
     assert oper["neighborStatus"] == "established" and oper["adminStatus"] == "up"
     assert oper["numRoutes"] >= 1 and f"{c2.ip}/32" in oper["routes"]
+    # and the body is what the API description declares (BgpOper, docs/rest-api.md "Inspect Oper")
+    jsonschema = pytest.importorskip("jsonschema")
+    st, doc = http_json("GET", bed.netmaster_url + "/api/v1/openapi.json")
+    assert st == 200
+    schema = {"$ref": "#/components/schemas/InspectBgp", "components": doc["components"]}
+    errors = [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(ins)]
+    assert not errors, errors
 
 
 def bird_since(bed, name: str) -> str:
