@@ -13,7 +13,8 @@ types in ``netmaster/txn.py``)
         async def on_create(ctx: TxnContext, obj: dict) -> Plan | None
         async def on_update(ctx: TxnContext, old: dict, new: dict) -> Plan | None
         async def on_delete(ctx: TxnContext, obj: dict) -> Plan | None
-        async def oper(ctx: TxnContext, obj: dict) -> dict          # inspect "Oper" (read only)
+        async def oper(ctx: TxnContext, obj: dict) -> dict          # inspect "Oper" (read only):
+                                                 # model.oper.OPER[type](...).to_dict(), in order
         def prefetch(obj: dict) -> list[str]                          # keys a create/update reads
         def prefetch_delete(obj: dict) -> list[str]                   # keys a delete reads
 

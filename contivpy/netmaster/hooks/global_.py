@@ -29,7 +29,6 @@ from contivpy.common import netaddr
 from contivpy.common.errors import ConflictError
 from contivpy.common.kv.base import Delete, Put
 from contivpy.model import codec, keys
-from contivpy.model.oper import GlobalOper
 from contivpy.model.state import GlobalConfig
 from contivpy.netmaster.hooks import _alloc as A
 from contivpy.netmaster.tags import VlanResource, VxlanResource
@@ -183,6 +182,8 @@ async def on_delete(ctx: Any, obj: dict) -> Plan:
 
 
 async def oper(ctx: Any, obj: dict) -> dict:
+    from contivpy.model.oper import GlobalOper  # lazy: this module is imported at leader start
+
     vl, vx, n_vlans, n_vxlans = await _counts(ctx, obj)
     g_oper = await ctx.read_json(keys.OPER_GLOBAL) or {}
     return GlobalOper(
