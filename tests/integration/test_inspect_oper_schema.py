@@ -13,7 +13,8 @@ docs/rest-api.md "Inspect Oper").
   ``additionalProperties: false`` and omitempty constraints, so an undeclared field, a wrong type or
   an empty value that the original would leave out fails (the test shows the validator refuses each).
 - Coverage: every declared Oper field appears in some body, except the few that neither the
-  original nor contivpy fills (``UNFILLED``), so the test cannot pass by inspecting empty objects.
+  original nor contivpy fills (``UNFILLED``), so the test cannot pass by inspecting empty objects;
+  and the fields of every Oper (nested ones too) come in the declaration's order.
 - Bgp's Oper is fetched live from the host agent's ``:9090/inspect/bgp``. Here the agent is a small
   loopback HTTP server on 127.79.0.9:9090 (a loopback address of its own, so no netplugin of
   another test is disturbed) answering in the agent's format (netplugin/managers/bgp.py
@@ -182,8 +183,10 @@ def _validator(doc: dict, ref: str):
 
 
 def _seen(struct: type, value: dict, out: set) -> None:
-    """Record (struct, field) of every field present in ``value``, nested Oper lists included."""
+    """Record (struct, field) of every field present in ``value``, nested Oper lists included, and
+    check the fields come in the declaration's order (the original's struct order)."""
     hints = typing.get_type_hints(struct)
+    assert list(value) == [n for n in struct.NAMES if n in value], (struct.GO, list(value))
     for name, v in value.items():
         out.add((struct.GO, name))
         inner = typing.get_args(hints[name])
@@ -239,11 +242,6 @@ def test_every_inspect_body_matches_the_document(netmaster, etcd_server, bgp_age
         "adminStatus": "up", "neighborStatus": "established", "numRoutes": 2,
         "routes": ["10.79.9.0/24", "10.79.8.7/32"],
     }  # fmt: skip
-    # field order: the declaration's (the original's struct order)
-    for path, body in bodies.items():
-        if "Oper" in body and path.startswith("/api/v1/inspect/networks/"):
-            assert list(body["Oper"]) == [n for n in OPER["network"].NAMES if n in body["Oper"]]
-
     # the validator refuses what the declarations do not allow
     check = _validator(doc, "InspectNetwork")
     good = bodies[f"/api/v1/inspect/networks/{T}:tio-vl/"]
