@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import ssl
 from collections.abc import AsyncIterator, Sequence
@@ -109,13 +110,22 @@ class _Conn:
             self.writer.close()
 
 
-def _transport_text(err: BaseException) -> str:
+def _transport_text(err: BaseException, tls: bool = True) -> str:
     if isinstance(err, asyncio.IncompleteReadError):
+        if not tls and not err.partial:
+            return "connection closed by etcd without an answer (if etcd serves https://, use https:// URLs)"
         return "connection closed by etcd"
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return f"TLS: server certificate not accepted ({err.verify_message or err.reason})"
     if isinstance(err, ssl.SSLError):
-        return f"TLS: {err.reason or err}"
-    if isinstance(err, OSError) and err.strerror:
-        return err.strerror
+        reason = (err.reason or str(err)).lower().replace("_", " ")
+        if "bad certificate" in reason or "certificate required" in reason or "unknown ca" in reason:
+            return f"TLS: etcd refused the client certificate ({reason})"
+        return f"TLS: {reason}"
+    if isinstance(err, OSError):
+        if err.errno:
+            return os.strerror(err.errno)
+        return err.strerror or str(err) or type(err).__name__
     if isinstance(err, TimeoutError):
         return "timed out"
     return str(err) or type(err).__name__
@@ -332,7 +342,7 @@ class EtcdHTTP:
         payload = json.dumps(body, separators=(",", ":")).encode()
         async with self._sem:
             for attempt in (0, 1):
-                conn, _ = await self._acquire()
+                conn, reused = await self._acquire()
                 try:
                     async with asyncio.timeout(self.timeout):
                         conn.writer.write(self._request(path, payload, conn.endpoint))
@@ -342,7 +352,7 @@ class EtcdHTTP:
                     conn.close()
                     if isinstance(err, ssl.SSLError | TimeoutError) or attempt or not retry:
                         raise EtcdHTTPError(
-                            UNAVAILABLE, f"etcd at {self._hosts[conn.endpoint]}: {_transport_text(err)}"
+                            UNAVAILABLE, f"etcd at {self._hosts[conn.endpoint]}: {_transport_text(err, self._ssl is not None or reused)}"
                         ) from err
                     continue
                 except BaseException:
@@ -392,7 +402,7 @@ class EtcdHTTP:
                     yield _result(buf)
             except _TRANSPORT_ERRORS + (TimeoutError,) as err:
                 raise EtcdHTTPError(
-                    UNAVAILABLE, f"etcd at {self._hosts[conn.endpoint]}: {_transport_text(err)}"
+                    UNAVAILABLE, f"etcd at {self._hosts[conn.endpoint]}: {_transport_text(err, self._ssl is not None)}"
                 ) from err
         finally:
             self._streams.discard(conn)
