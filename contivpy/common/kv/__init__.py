@@ -3,16 +3,16 @@
 ``open_store(url)`` understands the forms the original daemons accepted for ``--etcd`` /
 ``--cluster-store`` plus an in-process store:
 
-    http://host:port            etcd v3 (gRPC on the client port)
+    http://host:port            etcd v3 (its JSON gateway on the client port: kv/etcdhttp.py)
     https://host:port           etcd v3 over TLS (``ca_file`` or the system trust roots;
                                 a client certificate with ``cert_file``/``key_file``)
     etcd://host:port            legacy cluster-store form, same as http://
     "url1,url2,..."             a comma list of members of one etcd cluster: every one is used
-                                (one channel, fail-over between members; see kv/etcd.py); all
+                                (fail-over between members; see kv/etcd.py); all
                                 must have the same scheme
     memory://                   MemoryKV (single process, nothing persisted)
 
-aetcd/grpc are imported lazily (inside ``open_store``) so that importing ``contivpy.common.kv``
+The etcd client is imported lazily (inside ``open_store``) so that importing ``contivpy.common.kv``
 stays cheap for tools that only need the types.
 """
 
