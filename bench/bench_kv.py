@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 from pathlib import Path
@@ -43,7 +44,7 @@ async def one_run(url: str, etcd_pid: int) -> dict[str, tuple[float, float, floa
 
     async def puts():
         for i in range(500):
-            await kv.put(f"{P}p{i:04}", '{"value": %d, "pad": "%s"}' % (i, "x" * 200))
+            await kv.put(f"{P}p{i:04}", json.dumps({"value": i, "pad": "x" * 200}))
 
     async def gets():
         for i in range(500):
@@ -100,7 +101,9 @@ def main() -> None:
         for _ in range(args.runs):
             for name, v in asyncio.run(one_run(env.etcd_url, env.etcd.pid)).items():
                 results.setdefault(name, []).append(v)
-    print(f"{'figure':<28} {'ops/s':>9} {'client µs/op':>13} {'etcd µs/op':>11}   (medians of {args.runs} runs)")
+    print(
+        f"{'figure':<28} {'ops/s':>9} {'client µs/op':>13} {'etcd µs/op':>11}   (medians of {args.runs} runs)"
+    )
     for name, vs in results.items():
         ops, cli, etcd = (median([v[i] for v in vs]) for i in range(3))
         print(f"{name:<28} {ops:9.1f} {cli:13.0f} {etcd:11.0f}   ops/s runs {[round(v[0], 1) for v in vs]}")

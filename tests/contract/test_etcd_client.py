@@ -186,11 +186,11 @@ async def test_large_and_non_ascii_values_and_watch(etcd_kv):
     it = etcd_kv.watch_prefix(P, rev + 1)
     try:
         await etcd_kv.put(key, big)
-        await etcd_kv.put(P + "emoji", "🙂 \n\t\"quoted\"")
+        await etcd_kv.put(P + "emoji", '🙂 \n\t"quoted"')
         assert (await etcd_kv.get(key)).value == big
-        assert (await etcd_kv.get(P + "emoji")).value == "🙂 \n\t\"quoted\""
+        assert (await etcd_kv.get(P + "emoji")).value == '🙂 \n\t"quoted"'
         evs = await take(it, 2)
-        assert evs == [("put", key, big), ("put", P + "emoji", "🙂 \n\t\"quoted\"")]
+        assert evs == [("put", key, big), ("put", P + "emoji", '🙂 \n\t"quoted"')]
         await etcd_kv.put(P + "empty", "")
         got = await etcd_kv.get(P + "empty")
         assert got is not None and got.value == ""

@@ -304,7 +304,9 @@ class EtcdKV:
         if self._closed:
             raise StoreError("etcd store is closed")
         async with _store_errors("lease keepalive"):
-            reply = await self._http.call_stream_first("/v3/lease/keepalive", {"ID": str(lease_id)}, retry=True)
+            reply = await self._http.call_stream_first(
+                "/v3/lease/keepalive", {"ID": str(lease_id)}, retry=True
+            )
             ttl = int(reply.get("TTL", 0))
         if ttl <= 0:
             raise StoreError(f"lease {lease_id:x} not found (expired or revoked)")

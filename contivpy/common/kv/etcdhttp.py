@@ -85,8 +85,7 @@ class EtcdHTTPError(Exception):
             return f"request too large for etcd ({msg}); start etcd with a larger --max-request-bytes"
         if "too many operations in txn request" in msg:
             return (
-                f"too many operations in one etcd transaction ({msg}); "
-                "start etcd with a larger --max-txn-ops"
+                f"too many operations in one etcd transaction ({msg}); start etcd with a larger --max-txn-ops"
             )
         return f"{_CODE_NAMES.get(self.code, 'UNKNOWN')}: {msg}"
 
@@ -257,7 +256,9 @@ class EtcdHTTP:
                             limit=1 << 20,
                         )
                 except ssl.SSLError as err:  # not transient: report at once
-                    raise EtcdHTTPError(UNAVAILABLE, f"etcd at {self._hosts[i]}: {_transport_text(err)}") from err
+                    raise EtcdHTTPError(
+                        UNAVAILABLE, f"etcd at {self._hosts[i]}: {_transport_text(err)}"
+                    ) from err
                 except (OSError, TimeoutError) as err:
                     last = err
                     continue
@@ -307,7 +308,9 @@ class EtcdHTTP:
             raise EtcdHTTPError(2, "etcd answered invalid JSON")
         return doc
 
-    async def call_stream_first(self, path: str, body: dict[str, Any], *, retry: bool = False) -> dict[str, Any]:
+    async def call_stream_first(
+        self, path: str, body: dict[str, Any], *, retry: bool = False
+    ) -> dict[str, Any]:
         """For a streamed call whose stream ends once the request is read (lease keepalive):
         the first ``result`` (``{}`` if none)."""
         doc_lines = await self.call_lines(path, body, retry=retry)
@@ -319,7 +322,9 @@ class EtcdHTTP:
                 return result
         return {}
 
-    async def call_lines(self, path: str, body: dict[str, Any], *, retry: bool = False) -> list[dict[str, Any]]:
+    async def call_lines(
+        self, path: str, body: dict[str, Any], *, retry: bool = False
+    ) -> list[dict[str, Any]]:
         """A complete streamed answer (it ends by itself), one object per line."""
         doc = await self._call_bytes(path, body, retry)
         out = []
@@ -352,7 +357,8 @@ class EtcdHTTP:
                     conn.close()
                     if isinstance(err, ssl.SSLError | TimeoutError) or attempt or not retry:
                         raise EtcdHTTPError(
-                            UNAVAILABLE, f"etcd at {self._hosts[conn.endpoint]}: {_transport_text(err, self._ssl is not None or reused)}"
+                            UNAVAILABLE,
+                            f"etcd at {self._hosts[conn.endpoint]}: {_transport_text(err, self._ssl is not None or reused)}",
                         ) from err
                     continue
                 except BaseException:
@@ -402,7 +408,8 @@ class EtcdHTTP:
                     yield _result(buf)
             except _TRANSPORT_ERRORS + (TimeoutError,) as err:
                 raise EtcdHTTPError(
-                    UNAVAILABLE, f"etcd at {self._hosts[conn.endpoint]}: {_transport_text(err, self._ssl is not None)}"
+                    UNAVAILABLE,
+                    f"etcd at {self._hosts[conn.endpoint]}: {_transport_text(err, self._ssl is not None)}",
                 ) from err
         finally:
             self._streams.discard(conn)
