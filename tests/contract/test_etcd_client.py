@@ -210,3 +210,61 @@ async def test_many_concurrent_calls(etcd_kv):
 async def test_status(etcd_kv):
     st = await etcd_kv.status()
     assert st["version"].startswith("3.")
+
+
+def test_client_switch(monkeypatch):
+    """CONTIVPY_ETCD_CLIENT picks the client: http (default) or grpc (aetcd, optional); anything
+    else, or grpc without aetcd, is refused with a message (both daemons check it at start)."""
+    import importlib.util
+
+    from contivpy.common.errors import ValidationError
+    from contivpy.common.kv import etcd_client_problem, open_store
+    from contivpy.netmaster import config as nm_config
+    from contivpy.netplugin import config as np_config
+
+    monkeypatch.delenv("CONTIVPY_ETCD_CLIENT", raising=False)
+    assert type(open_store("http://127.0.0.1:2379")).__name__ == "EtcdKV"
+    assert etcd_client_problem({"CONTIVPY_ETCD_CLIENT": "grpc"}) == (
+        ""
+        if importlib.util.find_spec("aetcd")
+        else "CONTIVPY_ETCD_CLIENT=grpc needs the aetcd package (pip install 'contivpy[etcd-grpc]')"
+    )
+    bad = {"CONTIVPY_ETCD_CLIENT": "carrier-pigeon"}
+    assert etcd_client_problem(bad) == "invalid CONTIVPY_ETCD_CLIENT 'carrier-pigeon' (use http or grpc)"
+    base = ["--mode", "docker", "--netmode", "vlan", "--fwdmode", "bridge"]
+    with pytest.raises(nm_config.ConfigError, match="invalid CONTIVPY_ETCD_CLIENT"):
+        nm_config.build(nm_config.parse_args(base), env=bad)
+    with pytest.raises(np_config.ConfigError, match="invalid CONTIVPY_ETCD_CLIENT"):
+        np_config.parse([*base, "--host", "h1"], env=bad)
+    monkeypatch.setenv("CONTIVPY_ETCD_CLIENT", "carrier-pigeon")
+    with pytest.raises(ValidationError):
+        open_store("http://127.0.0.1:2379")
+
+
+async def test_grpc_fallback_client(etcd_server, monkeypatch):
+    """The aetcd fallback (CONTIVPY_ETCD_CLIENT=grpc) still works and maps etcd's limits the same
+    way (the whole contract suite: ``CONTIVPY_ETCD_CLIENT=grpc pytest tests/contract``)."""
+    pytest.importorskip("aetcd")
+    from contivpy.common.kv import open_store
+
+    monkeypatch.setenv("CONTIVPY_ETCD_CLIENT", "grpc")
+    kv = open_store(etcd_server.url)
+    try:
+        assert type(kv).__name__ == "EtcdGrpcKV"
+        _, rev = await kv.get_prefix(P)
+        it = kv.watch_prefix(P, rev + 1)
+        res = await kv.txn([Compare(P + "a", "version", "==", 0)], [Put(P + "a", "1")])
+        assert res.succeeded
+        assert await take(it, 1) == [("put", P + "a", "1")]
+        await it.aclose()
+        lease = await kv.grant_lease(5)
+        await kv.keepalive(lease)
+        await kv.revoke_lease(lease)
+        with pytest.raises(StoreError, match="too many operations in one etcd transaction"):
+            await kv.txn([], [Put(P + f"k{i}", "v") for i in range(129)])
+        with pytest.raises(StoreError, match="request too large for etcd"):
+            await kv.put(P + "big", "x" * 1_600_000)
+        assert (await kv.status())["version"].startswith("3.")
+    finally:
+        await kv.delete_prefix(P)
+        await kv.close()

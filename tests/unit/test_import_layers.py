@@ -6,8 +6,9 @@
   other (they talk through etcd keys and HTTP); nothing imports netctl.
 - common imports only common and the leaf module model.keys (pure key builders, no imports).
 - Each third-party client lives in its adapter: grpc and protobuf only in netplugin/gobgp (the
-  gobgpd adapter, loaded only once a Bgp config applies; etcd is spoken by our own JSON-gateway
-  client, common/kv/etcdhttp.py, so no daemon loads grpc otherwise), pyroute2 in
+  gobgpd adapter, loaded only once a Bgp config applies) and the optional aetcd fallback
+  common/kv/etcd_grpc.py; etcd is spoken by our own JSON-gateway client, common/kv/etcdhttp.py,
+  so by default no daemon loads grpc), pyroute2 in
   netplugin/links.py, prometheus_client in common/metrics.py.  OpenFlow and packet codecs are our
   own (ofnet/codec.py, ofnet/packets.py): os_ken (or ryu) is imported nowhere.
 """
@@ -32,8 +33,8 @@ ALLOWED_CONTIVPY = {
     "contivk8s": {"contivk8s"},
 }
 ADAPTERS = {
-    "aetcd": (),  # not a dependency any more: our own etcd client (docs/decisions.md)
-    "grpc": ("netplugin/gobgp/",),
+    "aetcd": ("common/kv/etcd_grpc.py",),  # the optional fallback client (CONTIVPY_ETCD_CLIENT=grpc)
+    "grpc": ("netplugin/gobgp/", "common/kv/etcd_grpc.py"),
     "google": ("netplugin/gobgp/",),  # protobuf
     "pyroute2": ("netplugin/links.py",),
     "os_ken": (),  # not a dependency any more: our own codec (docs/decisions.md)
@@ -112,8 +113,17 @@ async def main():
 asyncio.run(main())
 print(sorted({m.split(".")[0] for m in sys.modules} & {"grpc", "google", "aetcd"}))
 """
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "CONTIVPY_ETCD_CLIENT"}
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=PKG.parent, check=True, timeout=60
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=PKG.parent,
+        check=True,
+        timeout=60,
+        env=env,
     )
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
