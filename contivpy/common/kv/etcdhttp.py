@@ -216,7 +216,7 @@ class EtcdHTTP:
         ssl_context: ssl.SSLContext | None = None,
         timeout: float = 10.0,
         ready_grace: float = 2.0,
-        pool_size: int = 16,
+        pool_size: int = 32,
         max_conns: int = 64,
     ) -> None:
         self.endpoints = list(endpoints)
