@@ -1,7 +1,8 @@
 """EtcdHTTP: a small client of etcd v3's JSON gateway (HTTP/1.1 on the client port), stdlib only.
 
 Why (docs/decisions.md, "etcd client"): the gRPC client stack (grpcio + protobuf + aetcd) cost
-both daemons about 11 MiB of RSS and ~30 ms of start-up CPU. etcd (3.4 and later) serves the same
+each daemon about 16 MiB of RSS and tens of ms of start-up CPU (docs/benchmarks.md, "etcd
+client"); the price is more CPU in etcd per request and per watch event (same section). etcd (3.4 and later) serves the same
 v3 API as JSON on the same port: ``POST /v3/kv/range``, ``/v3/kv/txn``, ``/v3/watch`` (a streamed
 answer, one JSON object per line), ``/v3/lease/*``. Keys and values are base64 in JSON, int64s are
 decimal strings, fields at their default value (0, false, "") are left out of answers.
