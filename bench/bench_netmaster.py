@@ -10,7 +10,7 @@ targets of the "Control plane" issue (figures of the original in docs/benchmarks
 - ``--startup``   spawn ``python -m contivpy.netmaster`` (etcd up, /contiv.io empty) and poll
                   GET /version every 2 ms: ms to the first 200 (target <= 400 ms); also to the
                   first 200 of GET /api/v1/networks/ (needs leadership); also the CPU to import
-                  netmaster's own start-up modules after aiohttp.web + aetcd (``bench_imports``).
+                  netmaster's own start-up modules after aiohttp.web (``bench_imports``).
 - ``--rss``       VmRSS 2 s after start (target <= 40 MiB), then after creating ``--rss-networks``
                   networks (default 1,000; above 4,000 half vxlan, half vlan: the tag pools hold
                   4,094 each) and listing them (target <= 45 MiB). A fresh netmaster and keyspace
@@ -61,9 +61,9 @@ def report(name: str, unit: str, runs: list[float], target: str) -> None:
 def bench_startup(env: BenchEnv, runs: int) -> None:
     first, leader, cpu, floor = [], [], [], []
     for _ in range(runs):
-        # reference, interleaved: a bare interpreter importing only the dependencies (aiohttp, aetcd)
+        # reference, interleaved: a bare interpreter importing only the dependency (aiohttp's server)
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "from aiohttp import web; import aetcd"], check=True)
+        subprocess.run([sys.executable, "-c", "from aiohttp import web"], check=True)
         floor.append((time.perf_counter() - t) * 1000)
         env.wipe()
         nm = env.netmaster()
@@ -77,13 +77,13 @@ def bench_startup(env: BenchEnv, runs: int) -> None:
     report("start -> first GET /version 200", "ms", first, "<= 400")
     report("start -> first GET networks 200", "ms", leader, "-")
     report("  netmaster CPU until then", "ms", cpu, "-")
-    report("  (python -c 'import aiohttp.web, aetcd')", "ms", floor, "-")
+    report("  (python -c 'import aiohttp.web')", "ms", floor, "-")
     bench_imports(max(runs, 5))
 
 
 _IMPORTS = """
 import sys, time
-from aiohttp import web; import aetcd
+from aiohttp import web
 t = time.process_time()
 from contivpy.common import fastweb; fastweb.install()
 import contivpy.netmaster.daemon, contivpy.netmaster.api.observe, contivpy.common.kv.etcd
@@ -92,7 +92,7 @@ print(round((time.process_time() - t) * 1000, 2), int("prometheus_client" in sys
 
 
 def bench_imports(runs: int) -> None:
-    """CPU to import netmaster's own start-up modules once aiohttp.web and aetcd are loaded (the
+    """CPU to import netmaster's own start-up modules once aiohttp.web is loaded (the
     part of the start-up figure contivpy controls; less noisy than the wall time)."""
     cpu, prom = [], 0
     env = dict(os.environ, PYTHONPATH=str(ROOT))

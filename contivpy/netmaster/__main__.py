@@ -2,7 +2,7 @@
 
 Logging (text like logrus, ``--use-json-log``, ``--use-syslog``/``--syslog-url``) is
 common/logfmt.py, shared with netplugin so both daemons write the same lines.
-Imports are kept lean: aiohttp/aetcd load only once the configuration is valid, and aiohttp's
+Imports are kept lean: aiohttp and the etcd client load only once the configuration is valid, and aiohttp's
 client side only when first used (``common/fastweb.py``: netmaster serves before it needs it).
 """
 

@@ -259,6 +259,10 @@ def build(ns: argparse.Namespace, env: dict[str, str] | None = None) -> Config:
     for path in (cfg.etcd_ca_file, cfg.etcd_cert_file, cfg.etcd_key_file):
         if path and not os.access(path, os.R_OK):
             raise ConfigError(f"{BIN}: cannot read etcd TLS file {path}")
+    from contivpy.common.kv import etcd_client_problem
+
+    if problem := etcd_client_problem(env):
+        raise ConfigError(f"{BIN}: {problem}")
 
     cfg.plugin_name = str(vals["name"])
     listen = str(vals["listen"])

@@ -238,6 +238,10 @@ def parse(argv: list[str] | None = None, env: dict[str, str] | None = None) -> C
     for path in (cfg.etcd_ca_file, cfg.etcd_cert_file, cfg.etcd_key_file):
         if path and not os.access(path, os.R_OK):
             raise ConfigError(f"cannot read etcd TLS file {path}")
+    from contivpy.common.kv import etcd_client_problem
+
+    if problem := etcd_client_problem(env):
+        raise ConfigError(problem)
 
     cfg.mode = (pick(ns.mode, "MODE", "") or "").strip()
     if not cfg.mode:

@@ -304,7 +304,8 @@ async def test_etcd_unreachable_is_store_error():
         await store.close()
 
 
-async def test_open_store_urls():
+async def test_open_store_urls(monkeypatch):
+    monkeypatch.delenv("CONTIVPY_ETCD_CLIENT", raising=False)  # the default client
     assert isinstance(open_store("memory://"), MemoryKV)
     for url, hp in [
         ("http://127.0.0.1:2379", ("127.0.0.1", 2379)),

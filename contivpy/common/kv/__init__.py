@@ -3,27 +3,52 @@
 ``open_store(url)`` understands the forms the original daemons accepted for ``--etcd`` /
 ``--cluster-store`` plus an in-process store:
 
-    http://host:port            etcd v3 (gRPC on the client port)
+    http://host:port            etcd v3 (its JSON gateway on the client port: kv/etcdhttp.py)
     https://host:port           etcd v3 over TLS (``ca_file`` or the system trust roots;
                                 a client certificate with ``cert_file``/``key_file``)
     etcd://host:port            legacy cluster-store form, same as http://
     "url1,url2,..."             a comma list of members of one etcd cluster: every one is used
-                                (one channel, fail-over between members; see kv/etcd.py); all
+                                (fail-over between members; see kv/etcd.py); all
                                 must have the same scheme
     memory://                   MemoryKV (single process, nothing persisted)
 
-aetcd/grpc are imported lazily (inside ``open_store``) so that importing ``contivpy.common.kv``
+etcd client: ``contivpy.common.kv.etcd.EtcdKV`` (etcd's JSON gateway, stdlib only) unless the
+environment says ``CONTIVPY_ETCD_CLIENT=grpc``: then the aetcd/gRPC fallback
+(``etcd_grpc.EtcdGrpcKV``; needs the optional aetcd package). ``etcd_client_problem()`` is what
+the daemons' configuration checks at start (exit 22 with its message).
+
+The etcd client is imported lazily (inside ``open_store``) so that importing ``contivpy.common.kv``
 stays cheap for tools that only need the types.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from contivpy.common.errors import ValidationError
 from contivpy.common.kv.base import Compare, Delete, Event, KeyValue, KVStore, Put, TxnResult
 
 DEFAULT_ETCD_PORT = 2379
+ETCD_CLIENTS = ("http", "grpc")
+
+
+def etcd_client_choice(env: Mapping[str, str] | None = None) -> str:
+    return ((os.environ if env is None else env).get("CONTIVPY_ETCD_CLIENT") or "http").strip().lower()
+
+
+def etcd_client_problem(env: Mapping[str, str] | None = None) -> str:
+    """Why ``CONTIVPY_ETCD_CLIENT`` cannot be used ("" when it can)."""
+    choice = etcd_client_choice(env)
+    if choice not in ETCD_CLIENTS:
+        return f"invalid CONTIVPY_ETCD_CLIENT {choice!r} (use http or grpc)"
+    if choice == "grpc":
+        import importlib.util
+
+        if importlib.util.find_spec("aetcd") is None:
+            return "CONTIVPY_ETCD_CLIENT=grpc needs the aetcd package (pip install 'contivpy[etcd-grpc]')"
+    return ""
 
 
 def parse_store_urls(url: str) -> list[tuple[str, str, int]]:
@@ -74,6 +99,19 @@ def open_store(url: str, ca_file: str = "", cert_file: str = "", key_file: str =
         return MemoryKV()
     if (ca_file or cert_file or key_file) and scheme != "https":
         raise ValidationError("etcd TLS files given but the etcd endpoints are not https:// URLs")
+    problem = etcd_client_problem()
+    if problem:
+        raise ValidationError(problem)
+    if etcd_client_choice() == "grpc":
+        from contivpy.common.kv.etcd_grpc import EtcdGrpcKV
+
+        return EtcdGrpcKV(
+            endpoints=[(h, p) for _, h, p in urls],
+            tls=scheme == "https",
+            ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
+        )
     from contivpy.common.kv.etcd import EtcdKV
 
     return EtcdKV(
@@ -94,6 +132,8 @@ __all__ = [
     "Delete",
     "TxnResult",
     "open_store",
+    "etcd_client_choice",
+    "etcd_client_problem",
     "parse_store_url",
     "parse_store_urls",
 ]

@@ -1,7 +1,7 @@
 """KVStore: the one storage interface of contivpy (etcd v3 semantics).
 
 Two implementations pass the same contract suite (tests/contract/test_kv_contract.py):
-``contivpy.common.kv.etcd.EtcdKV`` (aetcd, a real etcd server) and
+``contivpy.common.kv.etcd.EtcdKV`` (a real etcd server, through our JSON-gateway client) and
 ``contivpy.common.kv.memory.MemoryKV`` (in-process, for unit tests and single-node use).
 
 Design and invariants
