@@ -31,6 +31,7 @@ from contivpy.common.kv.base import Delete, KVStore, Put
 from contivpy.model import codec, keys
 from contivpy.model.state import EndpointGroupState, PolicyRuleState
 from contivpy.netmaster import followup
+from contivpy.netmaster.txn import read_members
 
 _PROTO = {"tcp": 6, "udp": 17, "icmp": 1, "igmp": 2, "": 0}
 KIND = "policy"
@@ -160,13 +161,13 @@ async def policy_ops(kv: KVStore, tenant: str, policy: str) -> list[Put | Delete
     look = Lookup(kv)
     pkv = await kv.get(keys.obj_key("policy", f"{tenant}:{policy}"))
     pobj = json.loads(pkv.value) if pkv else {}
-    sets = pobj.get("link-sets") or {}
-    linked_rules = set(sets.get("Rules") or {})
+    pkey = f"{tenant}:{policy}"
+    linked_rules = set(await read_members(kv, "policy", pkey, "Rules", pobj))
     rule_items, _ = await kv.get_prefix(keys.obj_key("rule", f"{tenant}:{policy}:"))
     rules = [r for r in (json.loads(i.value) for i in rule_items) if r.get("key") in linked_rules]
     rules.sort(key=lambda r: r["key"])
     want_groups: dict[str, int] = {}
-    for epg_key in sorted(sets.get("EndpointGroups") or {}):
+    for epg_key in await read_members(kv, "policy", pkey, "EndpointGroups", pobj):
         group = epg_key.split(":", 1)[1]
         epg_id = await look.epg_id(tenant, group)
         if epg_id is not None:  # a group without state is going away: its pair goes too

@@ -58,7 +58,7 @@ async def on_create(ctx: TxnContext, obj: dict) -> Plan:
     policy = await ctx.get_obj("policy", f"{tenant}:{obj['policyName']}")
     if policy is None:
         raise NotFoundError("Policy not found")
-    groups = (policy.get("link-sets") or {}).get("EndpointGroups") or {}
+    groups = await ctx.members("policy", policy["key"], "EndpointGroups")
     if obj["direction"] == "in" and obj.get("toIpAddress"):
         ip = obj["toIpAddress"]
         if len(groups) != 1:
@@ -72,12 +72,12 @@ async def on_create(ctx: TxnContext, obj: dict) -> Plan:
         link_set_add(epg, "MatchRules", "rule", obj["key"])
         ctx.put_obj("endpointGroup", epg)
         set_link(obj, "MatchEndpointGroup", "endpointGroup", epg["key"])
-    return _sync(ctx, policy)
+    return _sync(ctx, policy, groups)
 
 
-def _sync(ctx: TxnContext, policy: dict) -> Plan:
+def _sync(ctx: TxnContext, policy: dict, groups: list[str]) -> Plan:
     plan = Plan()
-    if (policy.get("link-sets") or {}).get("EndpointGroups"):
+    if groups:
         policy_state.schedule(ctx, plan, policy["tenantName"], policy["policyName"])
     return plan
 
@@ -96,4 +96,4 @@ async def on_delete(ctx: TxnContext, obj: dict) -> Plan:
         if epg is not None:
             link_set_remove(epg, "MatchRules", obj["key"])
             ctx.put_obj("endpointGroup", epg)
-    return _sync(ctx, policy)
+    return _sync(ctx, policy, await ctx.members("policy", policy["key"], "EndpointGroups"))
