@@ -162,7 +162,7 @@ async def _attach(ctx: Any, epg: dict, epg_id: int, policy_name: str, plan: Plan
     link_set_add(epg, "Policies", "policy", pkey)
     mod = _policy_mod()
     if mod is not None:
-        mod.schedule(ctx, plan, tenant, policy_name)
+        mod.schedule_pair(ctx, plan, tenant, epg["groupName"], policy_name)
 
 
 async def _detach(ctx: Any, epg: dict, policy_name: str, plan: Plan) -> None:
@@ -177,7 +177,7 @@ async def _detach(ctx: Any, epg: dict, policy_name: str, plan: Plan) -> None:
     link_set_remove(epg, "Policies", pkey)
     mod = _policy_mod()
     if mod is not None:
-        mod.schedule(ctx, plan, tenant, policy_name)
+        mod.schedule_pair(ctx, plan, tenant, epg["groupName"], policy_name)
 
 
 async def _apply_netprofile(ctx: Any, obj: dict, state: EndpointGroupState) -> None:

@@ -10,7 +10,9 @@ Keys (written only here):
 Bounded txns (etcd refuses > 128 ops): this state grows with rules x groups, so the hooks never
 write it in the request's txn. They call ``schedule(ctx, plan, tenant, policy)``, which puts the
 intent key ``/contiv.io/master/pending/policy/<tenant>:<policy>`` into the request's txn
-(``netmaster.followup``); after the commit ``sync_policy`` recomputes every (group, policy) pair
+(``netmaster.followup``); a group attached to or detached from a policy schedules only its own
+pair (``schedule_pair``, intent ``/contiv.io/master/pending/policypair/<tenant>:<group>:<policy>``,
+``pair_ops``: O(rules), so the 1,000th group of a policy costs what the first did); after the commit ``sync_policy`` recomputes every (group, policy) pair
 of that policy from the committed model (a pure function of the policy's ``EndpointGroups`` and
 ``Rules`` link-sets, the rule objects, the groups' EPG ids and the networks' subnets), diffs it
 against the stored records (one prefix read per pair) and writes only the difference in bounded
@@ -35,6 +37,7 @@ from contivpy.netmaster.txn import read_members
 
 _PROTO = {"tcp": 6, "udp": 17, "icmp": 1, "igmp": 2, "": 0}
 KIND = "policy"
+PAIR_KIND = "policypair"  # one (group, policy) pair: ``<tenant>:<group>:<policy>``
 
 
 def epg_policy_key(tenant: str, group: str, policy: str) -> str:
@@ -186,6 +189,31 @@ async def policy_ops(kv: KVStore, tenant: str, policy: str) -> list[Put | Delete
     return ops
 
 
+async def pair_ops(kv: KVStore, tenant: str, group: str, policy: str) -> list[Put | Delete]:
+    """The ops for ONE (group, policy) pair: its records computed from the policy's rules if the
+    group is attached (its link key, or a member the policy record stores) and has an EPG id,
+    else their deletion. Costs O(rules of the policy), whatever the number of its groups."""
+    pkey, epg_key = f"{tenant}:{policy}", f"{tenant}:{group}"
+    look = Lookup(kv)
+    linked = await kv.get(keys.link_key("policy", pkey, "EndpointGroups", epg_key)) is not None
+    if not linked:
+        pkv = await kv.get(keys.obj_key("policy", pkey))
+        pobj = json.loads(pkv.value) if pkv else {}
+        linked = epg_key in ((pobj.get("link-sets") or {}).get("EndpointGroups") or {})
+    epg_id = await look.epg_id(tenant, group) if linked else None
+    if epg_id is None:
+        return _pair_delete_ops(epg_policy_key(tenant, group, policy))
+    pkv = await kv.get(keys.obj_key("policy", pkey))
+    pobj = json.loads(pkv.value) if pkv else {}
+    linked_rules = set(await read_members(kv, "policy", pkey, "Rules", pobj))
+    rule_items, _ = await kv.get_prefix(keys.obj_key("rule", f"{pkey}:"))
+    rules = sorted(
+        (r for r in (json.loads(i.value) for i in rule_items) if r.get("key") in linked_rules),
+        key=lambda r: r["key"],
+    )
+    return await _pair_ops(look, tenant, group, epg_id, policy, rules)
+
+
 async def sync_policy(crud, tenant: str, policy: str) -> int:
     """Write ``policy_ops`` in bounded txns; returns the number of txns used."""
     return await followup.write_ops(crud, await policy_ops(crud.kv, tenant, policy))
@@ -202,4 +230,27 @@ def schedule(ctx, plan, tenant: str, policy: str) -> None:
     followup.schedule(ctx, plan, KIND, f"{tenant}:{policy}")
 
 
-__all__ = ["epg_policy_key", "ofnet_rules", "policy_ops", "sync_policy", "schedule", "Lookup", "KIND"]
+@followup.job(PAIR_KIND)
+async def _pair_job(crud, job_id: str) -> None:
+    tenant, group, policy = job_id.split(":", 2)
+    await followup.write_ops(crud, await pair_ops(crud.kv, tenant, group, policy))
+
+
+def schedule_pair(ctx, plan, tenant: str, group: str, policy: str) -> None:
+    """Rebuild only the (group, policy) pair after this request's commit (a group attached to or
+    detached from the policy): the other groups' records do not change."""
+    followup.schedule(ctx, plan, PAIR_KIND, f"{tenant}:{group}:{policy}")
+
+
+__all__ = [
+    "epg_policy_key",
+    "ofnet_rules",
+    "policy_ops",
+    "pair_ops",
+    "sync_policy",
+    "schedule",
+    "schedule_pair",
+    "Lookup",
+    "KIND",
+    "PAIR_KIND",
+]
