@@ -42,7 +42,9 @@ async def _call(c: KeepAliveClient, method: str, path: str, body: dict | None = 
     return data
 
 
-async def _series(c: KeepAliveClient, reqs: list[tuple[str, dict]], pids: tuple[int, int]) -> dict[str, float]:
+async def _series(
+    c: KeepAliveClient, reqs: list[tuple[str, dict]], pids: tuple[int, int]
+) -> dict[str, float]:
     times: list[float] = []
     cpu: list[float] = []
     for path, body in reqs:
@@ -79,13 +81,26 @@ async def _one_run(
     t = "default"
     try:
         for net, sub in (("mn1", "20.1.0.0/16"), ("mn2", "20.2.0.0/16"), ("mn3", "20.3.0.0/16")):
-            await _call(c, "POST", f"/api/v1/networks/{t}:{net}/", {"networkName": net, "tenantName": t, "subnet": sub, "encap": "vxlan"})
-        await _call(c, "POST", f"/api/v1/netprofiles/{t}:np1/", {"profileName": "np1", "tenantName": t, "bandwidth": "10Mbps"})
+            await _call(
+                c,
+                "POST",
+                f"/api/v1/networks/{t}:{net}/",
+                {"networkName": net, "tenantName": t, "subnet": sub, "encap": "vxlan"},
+            )
+        await _call(
+            c,
+            "POST",
+            f"/api/v1/netprofiles/{t}:np1/",
+            {"profileName": "np1", "tenantName": t, "bandwidth": "10Mbps"},
+        )
         for p in ("mp1", "mp2"):
             await _call(c, "POST", f"/api/v1/policys/{t}:{p}/", {"policyName": p, "tenantName": t})
         series = {
             "network groups": [
-                (f"/api/v1/endpointGroups/{t}:ga{i}/", {"groupName": f"ga{i}", "networkName": "mn1", "tenantName": t})
+                (
+                    f"/api/v1/endpointGroups/{t}:ga{i}/",
+                    {"groupName": f"ga{i}", "networkName": "mn1", "tenantName": t},
+                )
                 for i in range(groups)
             ],
             "netprofile groups": [
@@ -132,7 +147,9 @@ async def _one_run(
             res["GET parent ms"] = await _get_ms(c, gets[name])
             for k, v in res.items():
                 out[f"{name}: {k}"] = v
-            print(f"    {name} ({len(reqs)}): " + ", ".join(f"{k} {v:.2f}" for k, v in res.items()), flush=True)
+            print(
+                f"    {name} ({len(reqs)}): " + ", ".join(f"{k} {v:.2f}" for k, v in res.items()), flush=True
+            )
     finally:
         await c.close()
     return out

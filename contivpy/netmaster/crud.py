@@ -182,7 +182,10 @@ class Crud:
             pairs = [(k.key[len(base) :], k.value) for k in kvs]
             links = await self._links_of_type(obj_type) if t.indexed_sets else {}
         if t.derived_sets:
-            return [codec.dumps(obj_type, await self.materialize(obj_type, json.loads(r), cache)) for _, r in pairs]
+            return [
+                codec.dumps(obj_type, await self.materialize(obj_type, json.loads(r), cache))
+                for _, r in pairs
+            ]
         if not links:
             return [r for _, r in pairs]
         out = []
@@ -212,7 +215,7 @@ class Crud:
                 if cache is not None:
                     links = cache.links_of(obj_type, obj["key"])
                 else:
-                    links = (await self._links_of(obj_type, obj["key"]))
+                    links = await self._links_of(obj_type, obj["key"])
             for name in t.indexed_sets:
                 merge_links(sets, name, links.get(name) or {})
         prefix = f"{obj['key']}:"
@@ -428,7 +431,9 @@ class Crud:
                 ctx.link_remove(rel.target_type, target_key, rel.reverse_set, obj["key"])
             parent = await ctx.get_obj(rel.target_type, target_key) if target_key else None
             stored = ((parent or {}).get("link-sets") or {}).get(rel.reverse_set) or {}
-            if parent is not None and (not indexed or obj["key"] in stored):  # indexed: a stored (legacy) member
+            if parent is not None and (
+                not indexed or obj["key"] in stored
+            ):  # indexed: a stored (legacy) member
                 parent = copy.deepcopy(parent)
                 link_set_remove(parent, rel.reverse_set, obj["key"])
                 ctx.put_obj(rel.target_type, parent)

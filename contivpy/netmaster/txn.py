@@ -75,7 +75,9 @@ def merge_links(sets: dict, set_name: str, found: dict[str, str]) -> None:
             members[k] = {"type": typ, "key": k}
 
 
-async def read_members(kv: KVStore, owner_type: str, owner_key: str, set_name: str, stored: dict | None) -> list[str]:
+async def read_members(
+    kv: KVStore, owner_type: str, owner_key: str, set_name: str, stored: dict | None
+) -> list[str]:
     """Sorted member keys of an indexed set, read now (plain read, not compare-fenced): the link
     keys plus the members ``stored`` (the owner's record, if any) still holds."""
     prefix = keys.link_prefix(owner_type, owner_key, set_name)
@@ -175,7 +177,9 @@ class TxnContext:
         return sorted(found)
 
     # --- staged writes -------------------------------------------------------------------
-    def link_add(self, owner_type: str, owner_key: str, set_name: str, member_type: str, member_key: str) -> None:
+    def link_add(
+        self, owner_type: str, owner_key: str, set_name: str, member_type: str, member_key: str
+    ) -> None:
         """Stage the link key making ``member_key`` a member of an indexed set (no owner rewrite)."""
         self._links[keys.link_key(owner_type, owner_key, set_name, member_key)] = member_type
 

@@ -161,7 +161,9 @@ CORRUPTIONS = {
         "link-sets.EndpointGroups",
     ),
     "link key of a missing owner": (
-        lambda nm: nm.etcd.etcdctl("put", f"/contiv.io/obj/links/network/{T}:gone/EndpointGroups/{T}:tccg", "endpointGroup"),
+        lambda nm: nm.etcd.etcdctl(
+            "put", f"/contiv.io/obj/links/network/{T}:gone/EndpointGroups/{T}:tccg", "endpointGroup"
+        ),
         f"link key network/{T}:gone/EndpointGroups/{T}:tccg: owner network/{T}:gone does not exist",
     ),
     "member stored and linked": (  # a stored (legacy) member is never also a link key
@@ -171,7 +173,9 @@ CORRUPTIONS = {
             lambda v: json.dumps(
                 {
                     **json.loads(v),
-                    "link-sets": {"EndpointGroups": {f"{T}:tccg": {"type": "endpointGroup", "key": f"{T}:tccg"}}},
+                    "link-sets": {
+                        "EndpointGroups": {f"{T}:tccg": {"type": "endpointGroup", "key": f"{T}:tccg"}}
+                    },
                 }
             ),
         ),

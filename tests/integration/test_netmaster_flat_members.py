@@ -59,7 +59,9 @@ def _net(nm, name: str, i: int) -> None:
 
 
 def _grp(name: str, net: str, **extra) -> tuple[str, dict]:
-    return f"/api/v1/endpointGroups/{T}:{name}/", dict({"groupName": name, "networkName": net, "tenantName": T}, **extra)
+    return f"/api/v1/endpointGroups/{T}:{name}/", dict(
+        {"groupName": name, "networkName": net, "tenantName": T}, **extra
+    )
 
 
 def _rule(policy: str, i: int) -> tuple[str, dict]:
@@ -88,7 +90,11 @@ def _stored(etcd, key: str) -> tuple[dict, int]:
 def test_member_create_cost_does_not_grow_with_members(netmaster, etcd_server, series):
     nm = netmaster
     _net(nm, "fmn", 31)
-    nm.json("POST", f"/api/v1/netprofiles/{T}:fmnp/", {"profileName": "fmnp", "tenantName": T, "bandwidth": "1Mbps"})
+    nm.json(
+        "POST",
+        f"/api/v1/netprofiles/{T}:fmnp/",
+        {"profileName": "fmnp", "tenantName": T, "bandwidth": "1Mbps"},
+    )
     nm.json("POST", f"/api/v1/policys/{T}:fmp/", {"policyName": "fmp", "tenantName": T})
 
     def reqs(lo: int, hi: int) -> list[tuple[str, dict]]:
@@ -148,13 +154,23 @@ def test_indexed_sets_read_as_before_and_the_owner_is_not_rewritten(netmaster, e
     assert status == 200 and text.rstrip("\n") in listing
     # a netprofile update sees its groups (it pushes the new bandwidth to them) and answers them
     npkey = keys.obj_key("netprofile", f"{T}:fmwp")
-    nm.json("POST", f"/api/v1/netprofiles/{T}:fmwp/", {"profileName": "fmwp", "tenantName": T, "bandwidth": "1Mbps"})
+    nm.json(
+        "POST",
+        f"/api/v1/netprofiles/{T}:fmwp/",
+        {"profileName": "fmwp", "tenantName": T, "bandwidth": "1Mbps"},
+    )
     path, body = _grp("fmc", "fmw", netProfile="fmwp")
     nm.json("POST", path, body)
-    upd = nm.json("POST", f"/api/v1/netprofiles/{T}:fmwp/", {"profileName": "fmwp", "tenantName": T, "bandwidth": "2Mbps"})
+    upd = nm.json(
+        "POST",
+        f"/api/v1/netprofiles/{T}:fmwp/",
+        {"profileName": "fmwp", "tenantName": T, "bandwidth": "2Mbps"},
+    )
     assert list(upd["link-sets"]["EndpointGroups"]) == [f"{T}:fmc"]
     assert _stored(etcd_server, npkey)[0]["link-sets"] == {}
-    state = json.loads(etcd_server.etcdctl("get", "--print-value-only", keys.epg_state(keys.epg_id("fmc", T))))
+    state = json.loads(
+        etcd_server.etcdctl("get", "--print-value-only", keys.epg_state(keys.epg_id("fmc", T)))
+    )
     assert state["Bandwidth"] == "2Mbps"
     status, _, text = nm.request("DELETE", f"/api/v1/netprofiles/{T}:fmwp/")
     assert status == 500 and "NetProfile is being used" in text
@@ -166,7 +182,10 @@ def test_indexed_sets_read_as_before_and_the_owner_is_not_rewritten(netmaster, e
     assert list(nm.json("GET", f"/api/v1/networks/{T}:fmw/")["link-sets"]["EndpointGroups"]) == [f"{T}:fma"]
     nm.json("DELETE", f"/api/v1/endpointGroups/{T}:fma/")
     assert nm.json("GET", f"/api/v1/networks/{T}:fmw/")["link-sets"] == {}
-    assert etcd_server.etcdctl("get", "--prefix", "--keys-only", keys.link_prefix("network", f"{T}:fmw")).strip() == ""
+    assert (
+        etcd_server.etcdctl("get", "--prefix", "--keys-only", keys.link_prefix("network", f"{T}:fmw")).strip()
+        == ""
+    )
     nm.json("DELETE", f"/api/v1/networks/{T}:fmw/")
 
 
@@ -176,10 +195,14 @@ def test_policy_delete_removes_its_link_keys(netmaster, etcd_server):
     for i in (1, 2, 3):
         path, body = _rule("fmd", i)
         nm.json("POST", path, body)
-    assert sorted(nm.json("GET", f"/api/v1/policys/{T}:fmd/")["link-sets"]["Rules"]) == [f"{T}:fmd:{i}" for i in (1, 2, 3)]
+    assert sorted(nm.json("GET", f"/api/v1/policys/{T}:fmd/")["link-sets"]["Rules"]) == [
+        f"{T}:fmd:{i}" for i in (1, 2, 3)
+    ]
     nm.json("DELETE", f"/api/v1/policys/{T}:fmd/")
     assert etcd_server.etcdctl("get", "--prefix", "--keys-only", keys.LINKS).strip() == ""
-    assert etcd_server.etcdctl("get", "--prefix", "--keys-only", keys.obj_key("rule", f"{T}:fmd:")).strip() == ""
+    assert (
+        etcd_server.etcdctl("get", "--prefix", "--keys-only", keys.obj_key("rule", f"{T}:fmd:")).strip() == ""
+    )
 
 
 def test_stored_members_of_an_older_record_are_kept_and_removable(netmaster, etcd_server):

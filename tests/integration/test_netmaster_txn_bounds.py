@@ -226,7 +226,8 @@ async def test_interrupted_followup_is_rolled_forward_by_next_leader(etcd_kv, mo
     # the model change is committed, the derived state is partial, the intent key says so
     assert (await crud.get("endpointGroup", "default:tchg1"))["policies"] == ["tchp"]
     pending = await _keys(etcd_kv, followup.PENDING_PREFIX)
-    assert list(pending) == [followup.pending_key("policy", "default:tchp")]
+    # attaching a group rebuilds only its own (group, policy) pair: that is the intent recorded
+    assert list(pending) == [followup.pending_key("policypair", "default:tchg1:tchp")]
     gp = "default:tchg1:default:tchp"
     assert 0 < len(await _keys(etcd_kv, keys.POLICY_RULE + gp + ":")) < 2 * len(rules)
 
