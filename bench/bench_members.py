@@ -11,7 +11,10 @@ calls. Four series, each on its own parent, each create timed alone:
   netprofile's ``link-sets.EndpointGroups`` grows);
 - ``policy rules``: ``--rules`` rules in ONE policy (the policy's ``link-sets.Rules`` grows);
 - ``policy groups``: ``--groups`` groups each attached to ONE policy (the policy's
-  ``link-sets.EndpointGroups`` grows).
+  ``link-sets.EndpointGroups`` grows);
+- ``policy rules, 2 groups``: ``--rules`` rules in one policy attached to two groups (each rule
+  create also rewrites the two (group, policy) EPG-policy records, which list every rule: the
+  original's record layout, so that series is not flat by design).
 
 For each series: the median create time (ms) of the first 50 members and of the last 50, their
 ratio (flat = 1.0), and the netmaster + etcd CPU per create in those windows. Then a GET of each
@@ -93,8 +96,12 @@ async def _one_run(
             f"/api/v1/netprofiles/{t}:np1/",
             {"profileName": "np1", "tenantName": t, "bandwidth": "10Mbps"},
         )
-        for p in ("mp1", "mp2"):
+        for p in ("mp1", "mp2", "mp3"):
             await _call(c, "POST", f"/api/v1/policys/{t}:{p}/", {"policyName": p, "tenantName": t})
+        if not only or "policy rules, 2 groups" in only:
+            for g in ("gd1", "gd2"):
+                body = {"groupName": g, "networkName": "mn3", "tenantName": t, "policies": ["mp3"]}
+                await _call(c, "POST", f"/api/v1/endpointGroups/{t}:{g}/", body)
         series = {
             "network groups": [
                 (
@@ -133,8 +140,25 @@ async def _one_run(
                 )
                 for i in range(groups)
             ],
+            "policy rules, 2 groups": [
+                (
+                    f"/api/v1/rules/{t}:mp3:{i + 1}/",
+                    {
+                        "policyName": "mp3",
+                        "tenantName": t,
+                        "ruleId": str(i + 1),
+                        "direction": "in",
+                        "action": "allow",
+                        "protocol": "tcp",
+                        "port": 1000 + i,
+                        "priority": 1,
+                    },
+                )
+                for i in range(rules)
+            ],
         }
         gets = {
+            "policy rules, 2 groups": f"/api/v1/policys/{t}:mp3/",
             "network groups": f"/api/v1/networks/{t}:mn1/",
             "netprofile groups": f"/api/v1/netprofiles/{t}:np1/",
             "policy rules": f"/api/v1/policys/{t}:mp1/",

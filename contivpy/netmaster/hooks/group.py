@@ -161,7 +161,9 @@ async def _attach(ctx: Any, epg: dict, epg_id: int, policy_name: str, plan: Plan
     ctx.link_add("policy", pkey, "EndpointGroups", "endpointGroup", epg["key"])
     link_set_add(epg, "Policies", "policy", pkey)
     mod = _policy_mod()
-    if mod is not None:
+    if mod is not None:  # the pair record will list every rule of the policy: bounded
+        rules = await ctx.members("policy", pkey, "Rules")
+        mod.check_pair_size(tenant, policy_name, rules, [epg["key"]])
         mod.schedule_pair(ctx, plan, tenant, epg["groupName"], policy_name)
 
 
