@@ -28,11 +28,14 @@ import ipaddress
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from contivpy.common.errors import ContivError, ValidationError
 from contivpy.common.reconcile import Reconciler
 from contivpy.netplugin import links
-from contivpy.netplugin.gobgp import BgpConfig, GoBgp
+
+if TYPE_CHECKING:  # the adapter (grpc + protobuf, ~40 ms of import) loads on first use: vlan routing only
+    from contivpy.netplugin.gobgp import BgpConfig, GoBgp
 
 log = logging.getLogger(__name__)
 KEY = "bgp"
@@ -51,6 +54,8 @@ def parse_state(value: str) -> BgpConfig:
         raise ValidationError(f"invalid Bgp state {value!r}") from None
     if not (0 < asn < 2**32 and 0 < nas < 2**32):
         raise ValidationError(f"invalid AS number in Bgp state {value!r}")
+    from contivpy.netplugin.gobgp import BgpConfig
+
     return BgpConfig(str(iface.ip), asn, neighbor, nas)
 
 
@@ -61,7 +66,7 @@ def router_mac(ip: str) -> str:
 class BgpManager:
     def __init__(self, cfg, dp, gobgp: GoBgp | None = None, poll: float = 1.0) -> None:
         self.cfg, self.dp, self.poll = cfg, dp, poll
-        self.gobgp = gobgp or GoBgp(Path(cfg.gobgp_dir), api=f"unix://{cfg.gobgp_dir}/gobgpd.sock")
+        self._gobgp = gobgp  # made on first use: most agents never run BGP (start-up CPU, memory)
         self.mode = cfg.fwdmode
         self.desired: str | None = None  # the raw state record
         self.applied: BgpConfig | None = None
@@ -73,6 +78,14 @@ class BgpManager:
         self._lock = (
             asyncio.Lock()
         )  # reconcile and the periodic sync never interleave (no restart after stop)
+
+    @property
+    def gobgp(self) -> GoBgp:
+        if self._gobgp is None:
+            from contivpy.netplugin.gobgp import GoBgp
+
+            self._gobgp = GoBgp(Path(self.cfg.gobgp_dir), api=f"unix://{self.cfg.gobgp_dir}/gobgpd.sock")
+        return self._gobgp
 
     # ---- desired state -------------------------------------------------------------------------
     def on_update(self, host: str, value: str | None) -> None:
@@ -102,7 +115,7 @@ class BgpManager:
     async def reconcile(self, key: str) -> None:
         want = self._want()
         if want is None:
-            if self.applied is not None or self.gobgp.running():
+            if self.applied is not None or (self._gobgp is not None and self._gobgp.running()):
                 await self._teardown()
             return
         cfg, cidr = want
@@ -164,7 +177,8 @@ class BgpManager:
 
     async def close(self) -> None:
         """Agent shutdown: gobgpd keeps running (no session flap); the next agent adopts it."""
-        await self.gobgp.close()
+        if self._gobgp is not None:
+            await self._gobgp.close()
 
     # ---- inspect ---------------------------------------------------------------------------------
     def inspect(self) -> dict:
