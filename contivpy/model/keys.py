@@ -41,6 +41,28 @@ def obj_key(obj_type: str, key: str) -> str:
     return f"{OBJ}{obj_type}/{key}"
 
 
+# Link keys: one key per member of an owner's indexed link set (netmaster/registry.py
+# ``ObjType.indexed_sets``), value = the member's type. Under ``/contiv.io/obj/`` so the model
+# watch (netmaster/objcache.py) sees objects and links at one revision.
+OBJ_ROOT = ROOT + "obj/"
+LINKS = OBJ_ROOT + "links/"
+
+
+def link_prefix(owner_type: str, owner_key: str, set_name: str = "") -> str:
+    """Every link key of an owner (``set_name`` empty) or of one of its sets."""
+    return f"{LINKS}{owner_type}/{owner_key}/" + (f"{set_name}/" if set_name else "")
+
+
+def link_key(owner_type: str, owner_key: str, set_name: str, member_key: str) -> str:
+    return f"{LINKS}{owner_type}/{owner_key}/{set_name}/{member_key}"
+
+
+def parse_link_key(ek: str) -> tuple[str, str, str, str] | None:
+    """(owner type, owner key, set name, member key) of a link key, None if malformed."""
+    parts = ek[len(LINKS) :].split("/")
+    return (parts[0], parts[1], parts[2], parts[3]) if len(parts) == 4 and all(parts) else None
+
+
 # --- ids -----------------------------------------------------------------------------------
 
 

@@ -47,7 +47,9 @@ types in ``netmaster/txn.py``)
       (``netmaster/dockerrec.py``), so a commit never waits for, or is undone by, Docker.
     - Link maintenance: crud itself keeps the declared single links (registry ``ObjType.links``,
       e.g. network ``links.Tenant``, EPG ``links.Network`` and network ``link-sets.EndpointGroups``)
-      in the same txn; a tenant's link sets are derived on read (``Crud.materialize``). Hooks
+      in the same txn; a tenant's link sets are derived on read, and the indexed sets (a network's
+      or netprofile's groups, a policy's rules, registry ``ObjType.indexed_sets``) are one link key
+      per member, built on read (``Crud.materialize``): adding a member never rewrites the owner. Hooks
       handle many-to-many links (EPG policies, app-profile groups, ...) with ``link_set_add`` /
       ``link_set_remove`` on the objects they stage.
 
@@ -90,6 +92,7 @@ from contivpy.netmaster.txn import (  # re-exported for callers that predate net
     TxnContext,
     link_set_add,
     link_set_remove,
+    merge_links,
     set_link,
 )
 
@@ -151,30 +154,71 @@ class Crud:
     async def list(self, obj_type: str) -> list[dict]:
         kvs, _ = await self.kv.get_prefix(keys.obj_prefix(obj_type))
         objs = [json.loads(k.value) for k in kvs]  # get_prefix is sorted by key
-        return [await self.materialize(obj_type, o, None) for o in objs]
+        t = reg.TYPES.get(obj_type)
+        links = await self._links_of_type(obj_type) if t is not None and t.indexed_sets else {}
+        return [await self.materialize(obj_type, o, None, links.get(o.get("key"), {})) for o in objs]
+
+    async def _links_of_type(self, obj_type: str) -> dict[str, dict[str, dict[str, str]]]:
+        """Every link key of the owners of ``obj_type`` in one read: owner key -> set -> members."""
+        kvs, _ = await self.kv.get_prefix(f"{keys.LINKS}{obj_type}/")
+        out: dict[str, dict[str, dict[str, str]]] = {}
+        for kv in kvs:
+            parts = keys.parse_link_key(kv.key)
+            if parts is not None:
+                out.setdefault(parts[1], {}).setdefault(parts[2], {})[parts[3]] = kv.value
+        return out
 
     async def list_raw(self, obj_type: str) -> list[str]:
         """Stored JSON texts sorted by key (fast path for GET list: no re-encoding); objects with
-        derived link sets (tenants, few) are completed and re-encoded."""
+        derived link sets (tenants, few) and owners with link keys are completed and re-encoded."""
+        t = reg.TYPES[obj_type]
         cache = await self._cached()
         if cache is not None:
-            raws = cache.list_raw(obj_type)
+            bucket = cache.by_type.get(obj_type, {})
+            pairs = [(k, bucket[k]) for k in sorted(bucket)]
+            links = cache.links.get(obj_type, {}) if t.indexed_sets else {}
         else:
-            kvs, _ = await self.kv.get_prefix(keys.obj_prefix(obj_type))
-            raws = [k.value for k in kvs]
-        if not reg.TYPES[obj_type].derived_sets:
-            return raws
-        return [codec.dumps(obj_type, await self.materialize(obj_type, json.loads(r), cache)) for r in raws]
+            base = keys.obj_prefix(obj_type)
+            kvs, _ = await self.kv.get_prefix(base)
+            pairs = [(k.key[len(base) :], k.value) for k in kvs]
+            links = await self._links_of_type(obj_type) if t.indexed_sets else {}
+        if t.derived_sets:
+            return [
+                codec.dumps(obj_type, await self.materialize(obj_type, json.loads(r), cache))
+                for _, r in pairs
+            ]
+        if not links:
+            return [r for _, r in pairs]
+        out = []
+        for k, r in pairs:
+            own = links.get(k)
+            if own:  # only owners that have link keys are decoded and re-encoded
+                out.append(codec.dumps(obj_type, await self.materialize(obj_type, json.loads(r), cache, own)))
+            else:
+                out.append(r)
+        return out
 
-    async def materialize(self, obj_type: str, obj: dict, cache: Any = None) -> dict:
-        """Fill ``obj``'s derived link sets (``registry.ObjType.derived_sets``) in place: the keys
-        of the member type starting with ``<obj key>:``, from ``cache`` (fresh) or from etcd.
-        Costs O(members) for the read; writes never touch these sets."""
+    async def materialize(
+        self, obj_type: str, obj: dict, cache: Any = None, links: dict[str, dict[str, str]] | None = None
+    ) -> dict:
+        """Fill ``obj``'s computed link sets in place, from ``cache`` (fresh) or from etcd:
+        derived sets (``registry.ObjType.derived_sets``) are the keys of the member type starting
+        with ``<obj key>:``; indexed sets (``indexed_sets``) add the owner's link keys (``links``:
+        already read, set -> {member: type}) to the members the record stores. Costs O(members)
+        for the read; writes never rewrite these sets."""
         t = reg.TYPES.get(obj_type)
-        if t is None or not t.derived_sets:
+        if t is None or not (t.derived_sets or t.indexed_sets):
             return obj
         sets = obj.get("link-sets") or {}
         obj["link-sets"] = sets
+        if t.indexed_sets:
+            if links is None:
+                if cache is not None:
+                    links = cache.links_of(obj_type, obj["key"])
+                else:
+                    links = await self._links_of(obj_type, obj["key"])
+            for name in t.indexed_sets:
+                merge_links(sets, name, links.get(name) or {})
         prefix = f"{obj['key']}:"
         for name, member in t.derived_sets:
             if cache is not None:
@@ -189,12 +233,34 @@ class Crud:
                 sets.pop(name, None)
         return obj
 
+    async def _links_of(self, obj_type: str, key: str) -> dict[str, dict[str, str]]:
+        kvs, _ = await self.kv.get_prefix(keys.link_prefix(obj_type, key))
+        out: dict[str, dict[str, str]] = {}
+        for kv in kvs:
+            parts = keys.parse_link_key(kv.key)
+            if parts is not None:
+                out.setdefault(parts[2], {})[parts[3]] = kv.value
+        return out
+
     @staticmethod
     def _strip_derived(t: reg.ObjType, obj: dict) -> None:
         """Never store a derived set (records written before they were derived may hold one)."""
         sets = obj.get("link-sets")
         if sets:
             for name, _ in t.derived_sets:
+                sets.pop(name, None)
+
+    @staticmethod
+    def _keep_stored(t: reg.ObjType, new: dict, old: dict | None) -> None:
+        """Indexed sets in ``new`` = what the stored ``old`` holds (hooks edit them through link keys)."""
+        stored = (old or {}).get("link-sets") or {}
+        sets = new.get("link-sets")
+        if sets is None:
+            return
+        for name in t.indexed_sets:
+            if stored.get(name):
+                sets[name] = copy.deepcopy(stored[name])
+            else:
                 sets.pop(name, None)
 
     async def inspect(self, obj_type: str, key: str) -> dict:
@@ -241,13 +307,18 @@ class Crud:
                         if f in old:
                             new[f] = copy.deepcopy(old[f])
                     await self._relink_parents(ctx, t, old, new)
-                    plan.extend(await _call(mod, "on_update", ctx, old, new))
+                    seen = old
+                    if t.indexed_sets:  # the hook sees the whole sets
+                        seen = await self.materialize(obj_type, copy.deepcopy(old))
+                    plan.extend(await _call(mod, "on_update", ctx, seen, new))
                 if t.derived_sets:
                     self._strip_derived(t, new)
+                if t.indexed_sets:  # the record keeps only the members it stored (never link keys)
+                    self._keep_stored(t, new, old)
                 ctx.put_obj(obj_type, new)
                 if await self._commit(ctx, plan):
                     await self._after(plan)
-                    if t.derived_sets:  # the answer shows the sets, read from etcd (not the cache)
+                    if t.derived_sets or t.indexed_sets:  # the answer shows the sets, read from etcd
                         return await self.materialize(obj_type, copy.deepcopy(new))
                     return new
             raise ConflictError("concurrent update, please retry")
@@ -264,12 +335,14 @@ class Crud:
                 ahead = getattr(mod, "prefetch_delete", None) if mod is not None else None
                 if ahead is not None:
                     await ctx.prefetch(ahead(old))
-                if t.derived_sets:  # the hook checks the members (e.g. a tenant's networks)
+                if t.derived_sets or t.indexed_sets:  # the hook checks the members (a tenant's networks)
                     old = await self.materialize(obj_type, copy.deepcopy(old))
                 plan = Plan()
                 plan.extend(await _call(mod, "on_delete", ctx, old))
                 await self._unlink_parents(ctx, t, old)
                 ctx.delete_obj(obj_type, key)
+                if t.indexed_sets:  # its link keys go with it (one op, whatever their number)
+                    plan.ops.append(Delete(keys.link_prefix(obj_type, key), prefix=True))
                 if await self._commit(ctx, plan):
                     await self._after(plan)
                     return
@@ -307,7 +380,7 @@ class Crud:
         the read-your-writes revision of the object cache is bumped. Call with ``lock`` held."""
         fence = self.fence()
         res = await self.kv.txn(list(compares) + ([fence] if fence is not None else []), ops)
-        if res.succeeded and any(op.key.startswith(keys.OBJ) for op in ops):
+        if res.succeeded and any(op.key.startswith(keys.OBJ_ROOT) for op in ops):
             self.obj_rev = max(self.obj_rev, res.revision)
         if not res.succeeded and fence is not None and not await self._fence_holds(fence):
             raise NotLeaderError("netmaster is not the leader any more")
@@ -326,7 +399,9 @@ class Crud:
                 set_link(obj, rel.link_name, rel.target_type, target_key)
             if rel.own_set:
                 link_set_add(obj, rel.own_set, rel.target_type, target_key)
-            if rel.reverse_set and (rel.target_type, rel.reverse_set) not in reg.DERIVED:
+            if rel.reverse_set and (rel.target_type, rel.reverse_set) in reg.INDEXED:
+                ctx.link_add(rel.target_type, target_key, rel.reverse_set, t.name, obj["key"])
+            elif rel.reverse_set and (rel.target_type, rel.reverse_set) not in reg.DERIVED:
                 parent = copy.deepcopy(parent)
                 link_set_add(parent, rel.reverse_set, t.name, obj["key"])
                 ctx.put_obj(rel.target_type, parent)
@@ -352,8 +427,14 @@ class Crud:
                 link_set_remove(holder, rel.own_set, target_key)
             if not rel.reverse_set or (rel.target_type, rel.reverse_set) in reg.DERIVED:
                 continue
+            indexed = (rel.target_type, rel.reverse_set) in reg.INDEXED
+            if indexed and target_key:
+                ctx.link_remove(rel.target_type, target_key, rel.reverse_set, obj["key"])
             parent = await ctx.get_obj(rel.target_type, target_key) if target_key else None
-            if parent is not None:
+            stored = ((parent or {}).get("link-sets") or {}).get(rel.reverse_set) or {}
+            if parent is not None and (
+                not indexed or obj["key"] in stored
+            ):  # indexed: a stored (legacy) member
                 parent = copy.deepcopy(parent)
                 link_set_remove(parent, rel.reverse_set, obj["key"])
                 ctx.put_obj(rel.target_type, parent)
@@ -365,7 +446,7 @@ class Crud:
             compares.append(fence)
         ops = plan.ops + ctx._staged_ops()
         res = await self.kv.txn(compares, ops)
-        if res.succeeded and any(op.key.startswith(keys.OBJ) for op in ops):
+        if res.succeeded and any(op.key.startswith(keys.OBJ_ROOT) for op in ops):
             self.obj_rev = max(self.obj_rev, res.revision)
         if not res.succeeded and fence is not None and not await self._fence_holds(fence):
             raise NotLeaderError("netmaster is not the leader any more")

@@ -17,6 +17,17 @@ objects of one type whose key is ``<owner key>:...`` (every object of a tenant i
 holding the 9,999 others (docs/decisions.md "derived tenant link sets"). Relations whose
 ``reverse_set`` is derived only set the member's own ``links.<Name>``.
 
+Indexed link sets (``ObjType.indexed_sets``: a network's ``EndpointGroups`` and ``Servicelbs``, a
+netprofile's ``EndpointGroups``, a policy's ``EndpointGroups`` and ``Rules``): members that are not
+keyed under the owner, so they cannot be derived from a key prefix. Each member is one link key
+``/contiv.io/obj/links/<owner type>/<owner key>/<set>/<member key>`` (value: the member's type),
+put or deleted in the member's own txn; the owner's record is read (compare-fenced) but not
+rewritten, so adding the 1,000th group to a network costs what the first did. Crud builds the set
+on read (``Crud.materialize``) as the union of the link keys and whatever the stored record still
+holds (records written by the original, by ``netmaster migrate`` or by an earlier contivpy keep
+their members; removing such a member also removes it from the record). Deleting an owner deletes
+its link keys (one prefix delete). docs/decisions.md "indexed link sets".
+
 Relations are applied on create, re-pointed on update when the target key changes, and removed
 on delete, inside the object's txn. Missing targets are skipped here; hooks refuse them with the
 original's message. Volumes/volumeProfiles are routed but have no callbacks in the original, so
@@ -47,6 +58,7 @@ class ObjType:
     links: tuple[Relation, ...] = field(default_factory=tuple)
     invalid: bool = False
     derived_sets: tuple[tuple[str, str], ...] = ()  # (set name, member type): computed on read
+    indexed_sets: tuple[str, ...] = ()  # set names kept as link keys, built on read
 
 
 def _tenant(o: dict) -> str:
@@ -90,6 +102,7 @@ _ROWS = [
         False,
         "netprofile",
         (Relation("tenant", _tenant, link_name="Tenant", reverse_set="NetProfiles"),),
+        indexed_sets=("EndpointGroups",),
     ),
     ObjType(
         "network",
@@ -97,6 +110,7 @@ _ROWS = [
         True,
         "network",
         (Relation("tenant", _tenant, link_name="Tenant", reverse_set="Networks"),),
+        indexed_sets=("EndpointGroups", "Servicelbs"),
     ),
     ObjType(
         "policy",
@@ -104,6 +118,7 @@ _ROWS = [
         True,
         "policy",
         (Relation("tenant", _tenant, link_name="Tenant", reverse_set="Policies"),),
+        indexed_sets=("EndpointGroups", "Rules"),
     ),
     ObjType(
         "rule",
@@ -143,6 +158,8 @@ _ROWS = [
 TYPES: dict[str, ObjType] = {t.name: t for t in _ROWS}
 # (owner type, set name) of every derived set: crud does not store these in the owner's record
 DERIVED: frozenset[tuple[str, str]] = frozenset((t.name, s) for t in _ROWS for s, _ in t.derived_sets)
+# (owner type, set name) of every indexed set: members are link keys, not entries of the owner
+INDEXED: frozenset[tuple[str, str]] = frozenset((t.name, s) for t in _ROWS for s in t.indexed_sets)
 BY_PLURAL: dict[str, ObjType] = {t.plural: t for t in _ROWS}
 
-__all__ = ["ObjType", "Relation", "TYPES", "BY_PLURAL", "DERIVED"]
+__all__ = ["ObjType", "Relation", "TYPES", "BY_PLURAL", "DERIVED", "INDEXED"]

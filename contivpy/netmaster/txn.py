@@ -9,7 +9,10 @@ reads one way, route -> ``Crud`` -> hook, and a hook's whole interface is here.
 - ``Plan``: the hook's answer, extra compares, ops and idempotent after-commit callables, merged
   by ``Crud`` into ONE etcd txn with the recorded compares, the staged writes and the leader fence.
 - ``link_set_add`` / ``link_set_remove`` / ``set_link``: the many-to-many link helpers hooks use
-  on the objects they stage.
+  on the objects they stage. Indexed link sets (``registry.INDEXED``: a network's groups, a
+  policy's rules and groups, ...) are not edited in the owner's record: ``ctx.link_add`` /
+  ``ctx.link_remove`` stage one link key each, and ``ctx.members`` / ``read_members`` build the
+  set on read (link keys + what the stored record still holds + staged changes).
 """
 
 from __future__ import annotations
@@ -64,6 +67,26 @@ def set_link(obj: dict, link_name: str, target_type: str, target_key: str) -> No
     obj.setdefault("links", {})[link_name] = {"type": target_type, "key": target_key} if target_key else {}
 
 
+def merge_links(sets: dict, set_name: str, found: dict[str, str]) -> None:
+    """Add link-key members ``{member key: member type}`` to ``sets[set_name]`` (kept: stored ones)."""
+    if found:
+        members = sets.setdefault(set_name, {})
+        for k, typ in found.items():
+            members[k] = {"type": typ, "key": k}
+
+
+async def read_members(
+    kv: KVStore, owner_type: str, owner_key: str, set_name: str, stored: dict | None
+) -> list[str]:
+    """Sorted member keys of an indexed set, read now (plain read, not compare-fenced): the link
+    keys plus the members ``stored`` (the owner's record, if any) still holds."""
+    prefix = keys.link_prefix(owner_type, owner_key, set_name)
+    kvs, _ = await kv.get_prefix(prefix)
+    found = {i.key[len(prefix) :] for i in kvs}
+    found.update(((stored or {}).get("link-sets") or {}).get(set_name) or {})
+    return sorted(found)
+
+
 class TxnContext:
     """One attempt's view of the store: records what was read, stages model-object writes."""
 
@@ -76,6 +99,7 @@ class TxnContext:
         self._reads: dict[str, KeyValue | None] = {}
         self._prefetched: dict[str, KeyValue | None] = {}  # read ahead, not yet a compare
         self._staged: dict[str, dict | None] = {}  # etcd key -> obj (None = delete)
+        self._links: dict[str, str | None] = {}  # link key -> member type (None = delete)
 
     @property
     def crud(self) -> Crud:
@@ -138,7 +162,30 @@ class TxnContext:
                     out[ek] = obj
         return [out[k] for k in sorted(out)]
 
+    async def members(self, owner_type: str, owner_key: str, set_name: str) -> list[str]:
+        """Sorted member keys of an owner's link set. Indexed sets: link keys + stored members +
+        this attempt's staged link changes (the owner's record is read, so compare-fenced);
+        other sets: the stored record's."""
+        owner = await self.get_obj(owner_type, owner_key)
+        if (owner_type, set_name) not in reg.INDEXED:
+            return sorted(((owner or {}).get("link-sets") or {}).get(set_name) or {})
+        found = set(await read_members(self.kv, owner_type, owner_key, set_name, owner))
+        prefix = keys.link_prefix(owner_type, owner_key, set_name)
+        for lk, typ in self._links.items():
+            if lk.startswith(prefix):
+                (found.add if typ is not None else found.discard)(lk[len(prefix) :])
+        return sorted(found)
+
     # --- staged writes -------------------------------------------------------------------
+    def link_add(
+        self, owner_type: str, owner_key: str, set_name: str, member_type: str, member_key: str
+    ) -> None:
+        """Stage the link key making ``member_key`` a member of an indexed set (no owner rewrite)."""
+        self._links[keys.link_key(owner_type, owner_key, set_name, member_key)] = member_type
+
+    def link_remove(self, owner_type: str, owner_key: str, set_name: str, member_key: str) -> None:
+        self._links[keys.link_key(owner_type, owner_key, set_name, member_key)] = None
+
     def put_obj(self, obj_type: str, obj: dict) -> None:
         self._staged[keys.obj_key(obj_type, obj["key"])] = obj
 
@@ -163,4 +210,6 @@ class TxnContext:
             else:
                 obj_type = ek[len(keys.OBJ) :].split("/", 1)[0]
                 ops.append(Put(ek, codec.dumps(obj_type, obj)))
+        for lk, typ in self._links.items():
+            ops.append(Delete(lk) if typ is None else Put(lk, typ))
         return ops

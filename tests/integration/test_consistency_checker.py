@@ -155,16 +155,31 @@ CORRUPTIONS = {
         ),  # fmt: skip
         "address 10.81.0.1 held twice",
     ),
-    "missing reverse link": (
+    "missing reverse link": (  # a network's groups are link keys (netmaster/registry.py)
+        lambda nm: nm.etcd.etcdctl("del", f"/contiv.io/obj/links/network/{T}:tccv/EndpointGroups/{T}:tccg"),
+        f"object endpointGroup/{T}:tccg: links.Network -> {T}:tccv but network/{T}:tccv has no "
+        "link-sets.EndpointGroups",
+    ),
+    "link key of a missing owner": (
+        lambda nm: nm.etcd.etcdctl(
+            "put", f"/contiv.io/obj/links/network/{T}:gone/EndpointGroups/{T}:tccg", "endpointGroup"
+        ),
+        f"link key network/{T}:gone/EndpointGroups/{T}:tccg: owner network/{T}:gone does not exist",
+    ),
+    "member stored and linked": (  # a stored (legacy) member is never also a link key
         lambda nm: _edit(
             nm,
             f"/contiv.io/obj/modeldb/network/{T}:tccv",
             lambda v: json.dumps(
-                {**json.loads(v), "link-sets": {**json.loads(v)["link-sets"], "EndpointGroups": {}}}
+                {
+                    **json.loads(v),
+                    "link-sets": {
+                        "EndpointGroups": {f"{T}:tccg": {"type": "endpointGroup", "key": f"{T}:tccg"}}
+                    },
+                }
             ),
         ),
-        f"object endpointGroup/{T}:tccg: links.Network -> {T}:tccv but network/{T}:tccv has no "
-        "link-sets.EndpointGroups",
+        f"link key network/{T}:tccv/EndpointGroups/{T}:tccg: network/{T}:tccv also stores the member",
     ),
     "derived link set stored": (  # a tenant's members are derived on read, never stored
         lambda nm: _edit(

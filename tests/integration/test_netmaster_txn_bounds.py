@@ -18,6 +18,7 @@ import json
 
 import pytest
 
+from contivpy.common.errors import ResourceExhaustedError
 from contivpy.model import keys
 from contivpy.netmaster import followup
 from contivpy.netmaster.config import Config
@@ -116,6 +117,9 @@ async def test_policy_with_200_rules_on_3_groups(etcd_kv):
         assert out["DstIpAddr"] == "10.201.0.0/24" and out["IpProtocol"] == 17
         assert remote["DstEndpointGroup"] == rec["EndpointGroupID"]
     assert await _keys(etcd_kv, followup.PENDING_PREFIX) == {}
+    # rules and groups were applied one at a time (policyrule / policypair jobs): a full rebuild
+    # of the policy's state from the model finds nothing to change
+    assert await policy_state.policy_ops(etcd_kv, "default", "tchp") == []
     # a referenced group got its MatchRules links
     r3 = await crud.get("endpointGroup", "default:tchr3")
     assert "default:tchp:101" in r3["link-sets"]["MatchRules"]
@@ -126,6 +130,7 @@ async def test_policy_with_200_rules_on_3_groups(etcd_kv):
         gp = f"default:{g}:default:tchp"
         assert len(await _keys(etcd_kv, keys.POLICY_RULE + gp + ":")) == per_group - 2
         assert "default:tchp:0" not in json.loads((await etcd_kv.get(keys.POLICY + gp)).value)["RuleMaps"]
+    assert await policy_state.policy_ops(etcd_kv, "default", "tchp") == []
 
     # detach one group (update), delete the others: their pair records and ofnet rules vanish
     await _group(crud, "tchg1", "tchnet", [])
@@ -226,7 +231,8 @@ async def test_interrupted_followup_is_rolled_forward_by_next_leader(etcd_kv, mo
     # the model change is committed, the derived state is partial, the intent key says so
     assert (await crud.get("endpointGroup", "default:tchg1"))["policies"] == ["tchp"]
     pending = await _keys(etcd_kv, followup.PENDING_PREFIX)
-    assert list(pending) == [followup.pending_key("policy", "default:tchp")]
+    # attaching a group rebuilds only its own (group, policy) pair: that is the intent recorded
+    assert list(pending) == [followup.pending_key("policypair", "default:tchg1:tchp")]
     gp = "default:tchg1:default:tchp"
     assert 0 < len(await _keys(etcd_kv, keys.POLICY_RULE + gp + ":")) < 2 * len(rules)
 
@@ -314,3 +320,58 @@ async def test_group_policy_changes_per_update_bounded(etcd_kv):
     assert sorted(g["policies"]) == new
     assert sorted(k.rsplit(":", 1)[1] for k in await _keys(etcd_kv, keys.POLICY)) == new
     assert max(max(c, o) for c, o in sizes) <= 128, sizes
+
+
+async def test_rule_entry_size_bound_holds_for_any_name_length():
+    """check_pair_size's per-rule bound is never below a real RuleMaps entry (longest fields)."""
+    from contivpy.model import codec
+
+    class _NoKV:
+        async def get(self, _k):
+            return None
+
+    for n in (1, 8, 20, 64):
+        t, p, g, rid = "t" * n, "p" * n, "g" * n, "r" * n
+        gp = policy_state.epg_policy_key(t, g, p)
+        rng = "100.100.100.100-100.100.100.200"
+        rule = {"key": f"{t}:{p}:{rid}", "tenantName": t, "policyName": p, "ruleId": rid, "direction": "in"}
+        rule |= {"action": "allow", "protocol": "tcp", "port": 65535, "priority": 100}
+        rule |= {"fromIpAddress": rng, "toIpAddress": rng}
+        ofr = await policy_state.ofnet_rules(policy_state.Lookup(_NoKV()), gp, 65535, rule)
+        entry = {
+            "Rule": codec.canonical("rule", rule),
+            "OfnetRules": {k: r.rule_dict() for k, r in ofr.items()},
+        }
+        real = len(json.dumps({rule["key"]: entry}, separators=(",", ":"))) + 1
+        assert policy_state._rule_bytes(t, p, n, n) >= real, (n, real)
+
+
+async def test_policy_too_large_for_its_groups_is_refused_clearly(etcd_kv, monkeypatch):
+    crud, _ = await _crud(etcd_kv)
+    await _net(crud, "tchnet", "10.200.0.0/16")
+    per = policy_state._rule_bytes("default", "tchp", len("tchg1"), 1)
+    monkeypatch.setattr(
+        policy_state, "MAX_PAIR_BYTES", 3 * per
+    )  # 3 rules fit (the real bound: etcd's 1.5 MiB)
+    await crud.create_or_update("policy", "default:tchp", {"policyName": "tchp", "tenantName": "default"})
+    await _group(crud, "tchg1", "tchnet", ["tchp"])
+    rules = [_rule(4 * i) for i in range(4)]  # ruleIds 0, 4, 8, 12
+    for r in rules[:3]:
+        await crud.create_or_update("rule", f"default:tchp:{r['ruleId']}", r)
+    before = await _keys(etcd_kv, "/contiv.io/")
+    with pytest.raises(
+        ResourceExhaustedError, match=r"too many rules in policy tchp for its endpoint groups \(4 rules"
+    ):
+        await crud.create_or_update("rule", "default:tchp:12", rules[3])
+    after = await _keys(etcd_kv, "/contiv.io/")
+    assert {k: v for k, v in after.items() if "/lock/" not in k and "/service/" not in k} == {
+        k: v for k, v in before.items() if "/lock/" not in k and "/service/" not in k
+    }
+    # the other way round: a policy with 4 rules and no group, then a group attached
+    await crud.create_or_update("policy", "default:tchq", {"policyName": "tchq", "tenantName": "default"})
+    for r in rules:
+        r = dict(r, policyName="tchq")
+        await crud.create_or_update("rule", f"default:tchq:{r['ruleId']}", r)
+    with pytest.raises(ResourceExhaustedError, match="too many rules in policy tchq"):
+        await _group(crud, "tchg2", "tchnet", ["tchq"])
+    assert await etcd_kv.get(keys.obj_key("endpointGroup", "default:tchg2")) is None

@@ -51,6 +51,7 @@ from typing import Any
 
 ROOT = "/contiv.io/"
 OBJ = ROOT + "obj/modeldb/"
+LINKS = ROOT + "obj/links/"
 NETS = ROOT + "state/nets/"
 EPS = ROOT + "state/eps/"
 EPGS = ROOT + "state/endpointGroups/"
@@ -165,6 +166,26 @@ def _objects(snap: Snapshot, problems: _Problems) -> dict[tuple[str, str], dict]
         if obj.get("key") != key:
             problems.add(f"object {otype}/{key}: its key field is {obj.get('key')!r}")
         objs[(otype, key)] = obj
+    # indexed link sets (a network's groups, a policy's rules, ...) are one key per member under
+    # /contiv.io/obj/links/<owner type>/<owner key>/<set>/<member key> = <member type>: fold them
+    # into their owner's link-sets as netmaster does on read
+    for rest, mtype in _by_prefix(snap, LINKS).items():
+        parts = rest.split("/")
+        if len(parts) != 4 or not all(parts):
+            problems.add(f"link key {rest}: malformed")
+            continue
+        otype, okey, sname, mkey = parts
+        owner = objs.get((otype, okey))
+        if owner is None:
+            problems.add(f"link key {rest}: owner {otype}/{okey} does not exist")
+            continue
+        sets = owner.setdefault("link-sets", {})
+        if not isinstance(sets, dict):
+            continue
+        members = sets.setdefault(sname, {})
+        if mkey in members:
+            problems.add(f"link key {rest}: {otype}/{okey} also stores the member in link-sets.{sname}")
+        members[mkey] = {"type": mtype, "key": mkey}
     return objs
 
 

@@ -125,7 +125,7 @@ def _used_put(used: Bitset) -> Put:
 
 
 # Each policy attached or detached adds to the request's txn a compare (the policy object read) and
-# two puts (its EndpointGroups link-set, the follow-up intent key); etcd refuses more than 128
+# two puts (its EndpointGroups link key, the follow-up intent key); etcd refuses more than 128
 # compares or puts in one txn. So a group holds at most MAX_POLICIES and one update attaches plus
 # detaches at most MAX_POLICIES (replacing all 32 at once would be 128 puts + the group's own).
 MAX_POLICIES = 32
@@ -157,27 +157,30 @@ async def _attach(ctx: Any, epg: dict, epg_id: int, policy_name: str, plan: Plan
     policy = await ctx.get_obj("policy", pkey)
     if policy is None:
         raise NotFoundError("Policy not found")
-    policy = copy.deepcopy(policy)
-    link_set_add(policy, "EndpointGroups", "endpointGroup", epg["key"])
-    ctx.put_obj("policy", policy)
+    # the policy's EndpointGroups is an indexed set (one link key per group): the policy record is
+    # read (compare-fenced) but not rewritten
+    ctx.link_add("policy", pkey, "EndpointGroups", "endpointGroup", epg["key"])
     link_set_add(epg, "Policies", "policy", pkey)
     mod = _policy_mod()
-    if mod is not None:
-        mod.schedule(ctx, plan, tenant, policy_name)
+    if mod is not None:  # the pair record will list every rule of the policy: bounded
+        rules = await ctx.members("policy", pkey, "Rules")
+        mod.check_pair_size(tenant, policy_name, rules, [epg["key"]])
+        mod.schedule_pair(ctx, plan, tenant, epg["groupName"], policy_name)
 
 
 async def _detach(ctx: Any, epg: dict, policy_name: str, plan: Plan) -> None:
     tenant = epg["tenantName"]
     pkey = f"{tenant}:{policy_name}"
     policy = await ctx.get_obj("policy", pkey)
-    if policy is not None:
+    ctx.link_remove("policy", pkey, "EndpointGroups", epg["key"])
+    if epg["key"] in ((policy or {}).get("link-sets") or {}).get("EndpointGroups", {}):  # stored (legacy)
         policy = copy.deepcopy(policy)
         link_set_remove(policy, "EndpointGroups", epg["key"])
         ctx.put_obj("policy", policy)
     link_set_remove(epg, "Policies", pkey)
     mod = _policy_mod()
     if mod is not None:
-        mod.schedule(ctx, plan, tenant, policy_name)
+        mod.schedule_pair(ctx, plan, tenant, epg["groupName"], policy_name)
 
 
 async def _apply_netprofile(ctx: Any, obj: dict, state: EndpointGroupState) -> None:

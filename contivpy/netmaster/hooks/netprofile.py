@@ -17,7 +17,7 @@ from contivpy.common.errors import ConflictError, NotFoundError, ValidationError
 from contivpy.model import keys
 from contivpy.model.state import EndpointGroupState
 from contivpy.netmaster import followup
-from contivpy.netmaster.txn import Plan, TxnContext
+from contivpy.netmaster.txn import Plan, TxnContext, read_members
 
 KIND = "netprofile"
 
@@ -59,7 +59,7 @@ async def _push_job(crud, profile_key: str) -> None:
         return
     profile = json.loads(kv.value)
     state_keys = []
-    for epg_key in sorted((profile.get("link-sets") or {}).get("EndpointGroups") or {}):
+    for epg_key in await read_members(crud.kv, "netprofile", profile_key, "EndpointGroups", profile):
         tenant, group = epg_key.split(":", 1)
         state_keys.append(keys.epg_state(keys.epg_id(group, tenant)))
     await followup.cas_update(crud, state_keys, lambda _k, v: _apply(profile, v))

@@ -10,7 +10,11 @@ Keys (written only here):
 Bounded txns (etcd refuses > 128 ops): this state grows with rules x groups, so the hooks never
 write it in the request's txn. They call ``schedule(ctx, plan, tenant, policy)``, which puts the
 intent key ``/contiv.io/master/pending/policy/<tenant>:<policy>`` into the request's txn
-(``netmaster.followup``); after the commit ``sync_policy`` recomputes every (group, policy) pair
+(``netmaster.followup``); a group attached to or detached from a policy schedules only its own
+pair (``schedule_pair``, intent ``/contiv.io/master/pending/policypair/<tenant>:<group>:<policy>``,
+``pair_ops``: O(rules), so the 1,000th group of a policy costs what the first did), and a rule
+created or deleted only its own ofnet rules and ``RuleMaps`` entry in each pair (``schedule_rule``,
+intent ``.../policyrule/<tenant>:<policy>:<ruleId>``, ``rule_ops``: no other rule is recomputed); after the commit ``sync_policy`` recomputes every (group, policy) pair
 of that policy from the committed model (a pure function of the policy's ``EndpointGroups`` and
 ``Rules`` link-sets, the rule objects, the groups' EPG ids and the networks' subnets), diffs it
 against the stored records (one prefix read per pair) and writes only the difference in bounded
@@ -27,13 +31,48 @@ from __future__ import annotations
 
 import json
 
+from contivpy.common.errors import ResourceExhaustedError
 from contivpy.common.kv.base import Delete, KVStore, Put
 from contivpy.model import codec, keys
 from contivpy.model.state import EndpointGroupState, PolicyRuleState
 from contivpy.netmaster import followup
+from contivpy.netmaster.txn import read_members
+
+# A (group, policy) record lists every rule of the policy (the original's layout: 1.1 kB a rule
+# with short names, 3.2 kB with 64-character ones) and is written in one request; etcd refuses
+# requests over 1.5 MiB (--max-request-bytes). So a rule added to a policy that has groups, and a
+# group attached to a policy that has rules, are refused with a clear message when the record
+# would pass MAX_PAIR_BYTES. _rule_bytes bounds one rule's entry from the name lengths (measured:
+# tests/integration/test_netmaster_txn_bounds.py checks the bound against real entries).
+MAX_PAIR_BYTES = 1_250_000
+
+
+def _rule_bytes(tenant: str, policy: str, group_len: int, rule_id_len: int) -> int:
+    return 900 + 10 * (len(tenant) + len(policy) + group_len + rule_id_len)
+
+
+def check_pair_size(tenant: str, policy: str, rule_keys: list[str], group_keys: list[str]) -> None:
+    """Refuse a policy whose (group, policy) records would not fit one etcd request."""
+    if not rule_keys or not group_keys:
+        return
+    per = _rule_bytes(
+        tenant,
+        policy,
+        max(len(g.split(":", 1)[-1]) for g in group_keys),
+        max(len(r.rsplit(":", 1)[-1]) for r in rule_keys),
+    )
+    n = len(rule_keys)
+    if n * per > MAX_PAIR_BYTES:
+        raise ResourceExhaustedError(
+            f"too many rules in policy {policy} for its endpoint groups ({n} rules; with these names "
+            f"at most {MAX_PAIR_BYTES // per}): the policy state of each group would pass etcd's request size limit"
+        )
+
 
 _PROTO = {"tcp": 6, "udp": 17, "icmp": 1, "igmp": 2, "": 0}
 KIND = "policy"
+PAIR_KIND = "policypair"  # one (group, policy) pair: ``<tenant>:<group>:<policy>``
+RULE_KIND = "policyrule"  # one rule in every pair of its policy: ``<tenant>:<policy>:<ruleId>``
 
 
 def epg_policy_key(tenant: str, group: str, policy: str) -> str:
@@ -160,13 +199,13 @@ async def policy_ops(kv: KVStore, tenant: str, policy: str) -> list[Put | Delete
     look = Lookup(kv)
     pkv = await kv.get(keys.obj_key("policy", f"{tenant}:{policy}"))
     pobj = json.loads(pkv.value) if pkv else {}
-    sets = pobj.get("link-sets") or {}
-    linked_rules = set(sets.get("Rules") or {})
+    pkey = f"{tenant}:{policy}"
+    linked_rules = set(await read_members(kv, "policy", pkey, "Rules", pobj))
     rule_items, _ = await kv.get_prefix(keys.obj_key("rule", f"{tenant}:{policy}:"))
     rules = [r for r in (json.loads(i.value) for i in rule_items) if r.get("key") in linked_rules]
     rules.sort(key=lambda r: r["key"])
     want_groups: dict[str, int] = {}
-    for epg_key in sorted(sets.get("EndpointGroups") or {}):
+    for epg_key in await read_members(kv, "policy", pkey, "EndpointGroups", pobj):
         group = epg_key.split(":", 1)[1]
         epg_id = await look.epg_id(tenant, group)
         if epg_id is not None:  # a group without state is going away: its pair goes too
@@ -182,6 +221,80 @@ async def policy_ops(kv: KVStore, tenant: str, policy: str) -> list[Put | Delete
             group = rest[: -len(suffix)]
             if group not in want_groups:
                 ops += _pair_delete_ops(epg_policy_key(tenant, group, policy))
+    return ops
+
+
+async def pair_ops(kv: KVStore, tenant: str, group: str, policy: str) -> list[Put | Delete]:
+    """The ops for ONE (group, policy) pair: its records computed from the policy's rules if the
+    group is attached (its link key, or a member the policy record stores) and has an EPG id,
+    else their deletion. Costs O(rules of the policy), whatever the number of its groups."""
+    pkey, epg_key = f"{tenant}:{policy}", f"{tenant}:{group}"
+    look = Lookup(kv)
+    linked = await kv.get(keys.link_key("policy", pkey, "EndpointGroups", epg_key)) is not None
+    if not linked:
+        pkv = await kv.get(keys.obj_key("policy", pkey))
+        pobj = json.loads(pkv.value) if pkv else {}
+        linked = epg_key in ((pobj.get("link-sets") or {}).get("EndpointGroups") or {})
+    epg_id = await look.epg_id(tenant, group) if linked else None
+    if epg_id is None:
+        return _pair_delete_ops(epg_policy_key(tenant, group, policy))
+    pkv = await kv.get(keys.obj_key("policy", pkey))
+    pobj = json.loads(pkv.value) if pkv else {}
+    linked_rules = set(await read_members(kv, "policy", pkey, "Rules", pobj))
+    rule_items, _ = await kv.get_prefix(keys.obj_key("rule", f"{pkey}:"))
+    rules = sorted(
+        (r for r in (json.loads(i.value) for i in rule_items) if r.get("key") in linked_rules),
+        key=lambda r: r["key"],
+    )
+    return await _pair_ops(look, tenant, group, epg_id, policy, rules)
+
+
+async def rule_ops(kv: KVStore, tenant: str, policy: str, rule_id: str) -> list[Put | Delete]:
+    """The ops for ONE rule of a policy (created or deleted) in every (group, policy) pair: its
+    ofnet rules added or removed and its ``RuleMaps`` entry set or dropped in each pair record.
+    No other rule is read or recomputed; the pair record, which lists every rule (the original's
+    layout), is still rewritten. A pair without a record yet gets its full rebuild."""
+    pkey = f"{tenant}:{policy}"
+    rkey = f"{pkey}:{rule_id}"
+    look = Lookup(kv)
+    pkv = await kv.get(keys.obj_key("policy", pkey))
+    pobj = json.loads(pkv.value) if pkv else {}
+    groups = await read_members(kv, "policy", pkey, "EndpointGroups", pobj)
+    rkv = await kv.get(keys.obj_key("rule", rkey))
+    rule = json.loads(rkv.value) if rkv is not None and pkv is not None else None
+    ops: list[Put | Delete] = []
+    for epg_key in groups:
+        group = epg_key.split(":", 1)[1]
+        epg_id = await look.epg_id(tenant, group)
+        if epg_id is None:  # the group is going away: its own pair job removes the pair
+            continue
+        gp_key = epg_policy_key(tenant, group, policy)
+        cur = await kv.get(keys.POLICY + gp_key)
+        if cur is None:
+            ops += await pair_ops(kv, tenant, group, policy)
+            continue
+        state = json.loads(cur.value)
+        rule_maps = dict(state.get("RuleMaps") or {})
+        want: dict[str, str] = {}
+        if rule is not None:
+            ofr = await ofnet_rules(look, gp_key, epg_id, rule)
+            ofnet = {rid: r.rule_dict() for rid, r in ofr.items()}
+            rule_maps[rkey] = {"Rule": codec.canonical("rule", rule), "OfnetRules": ofnet}
+            want = {keys.POLICY_RULE + rid: r.to_json() for rid, r in ofr.items()}
+        else:
+            rule_maps.pop(rkey, None)
+        have_items, _ = await kv.get_prefix(f"{keys.POLICY_RULE}{gp_key}:{rkey}:")
+        have = {i.key: i.value for i in have_items}
+        ops += [Put(k, v) for k, v in sorted(want.items()) if have.get(k) != v]
+        new = {
+            "id": gp_key,
+            "EpgPolicyKey": gp_key,
+            "EndpointGroupID": epg_id,
+            "RuleMaps": {k: rule_maps[k] for k in sorted(rule_maps)},  # as a full rebuild orders them
+        }
+        if cur.value != _dumps(new):
+            ops.append(Put(keys.POLICY + gp_key, _dumps(new)))
+        ops += [Delete(k) for k in sorted(set(have) - set(want))]
     return ops
 
 
@@ -201,4 +314,43 @@ def schedule(ctx, plan, tenant: str, policy: str) -> None:
     followup.schedule(ctx, plan, KIND, f"{tenant}:{policy}")
 
 
-__all__ = ["epg_policy_key", "ofnet_rules", "policy_ops", "sync_policy", "schedule", "Lookup", "KIND"]
+@followup.job(PAIR_KIND)
+async def _pair_job(crud, job_id: str) -> None:
+    tenant, group, policy = job_id.split(":", 2)
+    await followup.write_ops(crud, await pair_ops(crud.kv, tenant, group, policy))
+
+
+@followup.job(RULE_KIND)
+async def _rule_job(crud, job_id: str) -> None:
+    tenant, policy, rule_id = job_id.split(":", 2)
+    await followup.write_ops(crud, await rule_ops(crud.kv, tenant, policy, rule_id))
+
+
+def schedule_rule(ctx, plan, tenant: str, policy: str, rule_id: str) -> None:
+    """Apply one rule's creation or deletion to the policy's pairs after this request's commit."""
+    followup.schedule(ctx, plan, RULE_KIND, f"{tenant}:{policy}:{rule_id}")
+
+
+def schedule_pair(ctx, plan, tenant: str, group: str, policy: str) -> None:
+    """Rebuild only the (group, policy) pair after this request's commit (a group attached to or
+    detached from the policy): the other groups' records do not change."""
+    followup.schedule(ctx, plan, PAIR_KIND, f"{tenant}:{group}:{policy}")
+
+
+__all__ = [
+    "epg_policy_key",
+    "ofnet_rules",
+    "policy_ops",
+    "pair_ops",
+    "rule_ops",
+    "schedule_rule",
+    "RULE_KIND",
+    "MAX_PAIR_BYTES",
+    "check_pair_size",
+    "sync_policy",
+    "schedule",
+    "schedule_pair",
+    "Lookup",
+    "KIND",
+    "PAIR_KIND",
+]

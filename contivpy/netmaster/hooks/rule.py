@@ -58,7 +58,10 @@ async def on_create(ctx: TxnContext, obj: dict) -> Plan:
     policy = await ctx.get_obj("policy", f"{tenant}:{obj['policyName']}")
     if policy is None:
         raise NotFoundError("Policy not found")
-    groups = (policy.get("link-sets") or {}).get("EndpointGroups") or {}
+    groups = await ctx.members("policy", policy["key"], "EndpointGroups")
+    if groups:  # this rule goes into every (group, policy) record: bounded (policy_state)
+        rules = await ctx.members("policy", policy["key"], "Rules")
+        policy_state.check_pair_size(tenant, obj["policyName"], rules, groups)
     if obj["direction"] == "in" and obj.get("toIpAddress"):
         ip = obj["toIpAddress"]
         if len(groups) != 1:
@@ -72,13 +75,14 @@ async def on_create(ctx: TxnContext, obj: dict) -> Plan:
         link_set_add(epg, "MatchRules", "rule", obj["key"])
         ctx.put_obj("endpointGroup", epg)
         set_link(obj, "MatchEndpointGroup", "endpointGroup", epg["key"])
-    return _sync(ctx, policy)
+    return _sync(ctx, policy, obj, groups)
 
 
-def _sync(ctx: TxnContext, policy: dict) -> Plan:
+def _sync(ctx: TxnContext, policy: dict, rule: dict, groups: list[str]) -> Plan:
+    """This rule's ofnet rules in the policy's (group, policy) pairs, after the commit."""
     plan = Plan()
-    if (policy.get("link-sets") or {}).get("EndpointGroups"):
-        policy_state.schedule(ctx, plan, policy["tenantName"], policy["policyName"])
+    if groups:
+        policy_state.schedule_rule(ctx, plan, policy["tenantName"], policy["policyName"], rule["ruleId"])
     return plan
 
 
@@ -96,4 +100,4 @@ async def on_delete(ctx: TxnContext, obj: dict) -> Plan:
         if epg is not None:
             link_set_remove(epg, "MatchRules", obj["key"])
             ctx.put_obj("endpointGroup", epg)
-    return _sync(ctx, policy)
+    return _sync(ctx, policy, obj, await ctx.members("policy", policy["key"], "EndpointGroups"))
