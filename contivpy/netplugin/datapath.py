@@ -38,6 +38,7 @@ VLAN_BRIDGE = "contivVlanBridge"
 CTRL_PORTS = {VXLAN_BRIDGE: 6633, VLAN_BRIDGE: 6634}
 RPC_PORTS = {VXLAN_BRIDGE: 9002, VLAN_BRIDGE: 9003}
 HOST_PORT = iptables.HOST_PORT  # contivh0
+VLAN_HOST_PORT = hostaccess.VLAN_HOST_PORT  # contivh0v (vlan bridge, routing mode)
 INFRA_MARK = "contivpy-infra"  # external_ids key of an infra network's port (value: the net id)
 UPLINK_PORT = "uplinkPort"  # the bond of several uplinks; also every uplink port's endpoint-id
 BOND_MODE, BOND_LACP = "balance-tcp", "active"
@@ -174,14 +175,21 @@ class Datapath:
         await links.enable_ip_forwarding()
         await iptables.ensure(pvt_subnet, HOST_PORT)
         await self.flows[VXLAN_BRIDGE].set_host_port(ofport, pvt_subnet)
+        if VLAN_BRIDGE in self.flows:  # contivh0v: the vlan bridge's, used in routing mode (vlrouter)
+            vaddr = hostaccess.port_address(pvt_subnet, hostaccess.VLAN_OFFSET)
+            await self.ovs.ensure_internal_port(VLAN_BRIDGE, VLAN_HOST_PORT, hostaccess.mac_of(vaddr))
+            vport = await self.ovs.wait_ofport(VLAN_HOST_PORT)
+            await links.ensure_address(VLAN_HOST_PORT, f"{vaddr}/17", mtu)
+            await self.flows[VLAN_BRIDGE].set_host_port(vport, pvt_subnet)
         return ofport
 
     async def remove_host_port(self) -> None:
         """Clean uninstall of host access: flows (when programming), the OVS port, our nat rules."""
-        fp = self.flows.get(VXLAN_BRIDGE)
-        if fp is not None:
-            await fp.set_host_port(None)
-        await self.ovs.remove_port(VXLAN_BRIDGE, HOST_PORT)
+        for br, port in ((VXLAN_BRIDGE, HOST_PORT), (VLAN_BRIDGE, VLAN_HOST_PORT)):
+            fp = self.flows.get(br)
+            if fp is not None:
+                await fp.set_host_port(None)
+            await self.ovs.remove_port(br, port)
         await iptables.remove_all()
 
     # -- infra networks (managers/infra.py) -----------------------------------------------------------
