@@ -314,7 +314,7 @@ def ratio_table(res: dict[str, list[float]], ref: str, runs: int, title: str = "
     median of ``ref`` (one of its keys). Shared by the data-plane benchmarks (bench_bgp, bench_routing)."""
     base = statistics.median(res[ref])
     print(title or f"iperf3 TCP 3 s, 1 stream, {runs} interleaved runs, Gbit/s")
-    print(f"| path | median | vs {ref.split(' (')[0]} | runs |")
+    print("| path | median | vs reference | runs |")
     print("|---|---|---|---|")
     for name, xs in res.items():
         m = statistics.median(xs)

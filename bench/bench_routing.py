@@ -121,5 +121,6 @@ def main() -> None:
     for name, c in counters.items():
         print(f"  {name}: {c}")
 
+
 if __name__ == "__main__":
     main()

@@ -50,9 +50,9 @@ from . import routing as R
 from . import vlrouting as V
 from .flowcache import FlowCache
 from .flows import Flow, Match
-from .pipeline import INPUT, Prio
 from .hostaccess import VLAN_OFFSET, HostAccess
 from .infraroute import Hop, infra_route_flows
+from .pipeline import INPUT, Prio
 from .punt import PuntMixin
 from .svcproxy import ServiceProxy
 from .switch import OfController
