@@ -23,6 +23,7 @@ from contivpy.ofnet.svcproxy import hrw_choice
 from tests.fixtures.testbed import OUTSIDE_IP, http_json, router_ip, tor_ip, wait_for
 from tests.integration.test_dataplane_basic import make_ep
 from tests.integration.test_dataplane_hostaccess import host_ping, wget
+from tests.integration.test_dataplane_infra import addr, routes
 from tests.integration.test_dataplane_service import CLIENT, SERVER
 
 pytestmark = [pytest.mark.root, pytest.mark.ovs, pytest.mark.etcd, pytest.mark.timeout(600)]
@@ -128,3 +129,24 @@ def test_service_vip_with_a_provider_on_each_host(bed):
         for p in procs:
             p.kill()
             p.wait()
+
+
+def test_contivh1_on_the_vlan_bridge_routes_the_hosts_to_their_containers(bed):
+    """A contivh1 infra network with encap vlan: host routes to the tenant's vlan subnets via the port,
+    routed by table ip (local container) or through the ToR (the other host's, BGP learned both ways)."""
+    h1, h2 = bed.hosts[1], bed.hosts[2]
+    c1, c2 = h1.containers[0], h2.containers[0]
+    bed.create_network("contivh1", "10.142.100.0/24", encap="vlan", nwType="infra", pktTag=150)
+    via = {}
+    for h in (h1, h2):
+        wait_for(lambda h=h: addr(h, "contivh1"), 20, what=f"contivh1 address on {h.name}")
+        via[h.idx] = addr(h, "contivh1")
+        wait_for(lambda h=h: any(r.startswith(f"{NET} via {via[h.idx]} dev contivh1") for r in routes(h)),
+                 20, what=f"contivh1 route on {h.name}")  # fmt: skip
+    assert not any(r.startswith("10.143.1.0/24") for r in routes(h1)), "another tenant's subnet is not routed"
+    assert host_ping(h1, c1.ip), "host -> its container over contivh1"
+    wait_for(lambda: f"{via[1]} via" in bed.tor_routes(), 30, 0.5, "h1's contivh1 /32 on the ToR")
+    assert host_ping(h1, c2.ip, budget=15), "host -> the other host's container over contivh1 and the ToR"
+    assert c2.ping(via[1]), "container -> the other host's contivh1 address"
+    block = "-A FORWARD -i contivh0v -o contivh1 -m comment --comment contivpy -j DROP"
+    assert block in h1.exec("iptables", "-S", "FORWARD")
