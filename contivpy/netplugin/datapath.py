@@ -13,7 +13,9 @@ uplinks on the VLAN bridge: one -> that interface as a trunk port, several -> bo
 Host access (docs/ovs-pipeline.md, docs/deployment.md): ``ensure_host_port(pvt_subnet)`` makes the internal
 port ``contivh0`` on the vxlan bridge (access tag 2, MAC ``02:02:<address>``), gives its host side
 ``pvtSubnet + 0xfffe``/16, enables IPv4 forwarding, converges the iptables nat rules (``iptables.py``) and
-installs the host access flows; ``remove_host_port()`` undoes all of it (``netplugin --cleanup``).
+installs the host access flows; while the vlan bridge routes (vlrouter) it also makes ``contivh0v`` on the vlan
+bridge (``pvtSubnet + 0xfffd``/17; removed again by a live switch to bridge mode); ``remove_host_port()``
+undoes all of it (``netplugin --cleanup``).
 
 Invariant: OVSDB objects are created before flows reference their ofport, and flows are removed before
 the port is deleted. Every method is idempotent.
@@ -89,6 +91,7 @@ class Datapath:
         self.ovs = OvsdbClient(cfg.ovsdb)
         self.flows: dict[str, OfnetFlows] = {}
         self.vteps: dict[str, int] = {}  # peer ip -> ofport
+        self._pvt, self._pvt_mtu = "", None  # host access applied (contivh0v follows the vlan bridge's mode)
 
     async def start(self) -> None:
         """Listen as controller, create/fix both bridges and the uplinks, then wait for OVS to connect.
@@ -175,13 +178,25 @@ class Datapath:
         await links.enable_ip_forwarding()
         await iptables.ensure(pvt_subnet, HOST_PORT)
         await self.flows[VXLAN_BRIDGE].set_host_port(ofport, pvt_subnet)
-        if VLAN_BRIDGE in self.flows:  # contivh0v: the vlan bridge's, used in routing mode (vlrouter)
-            vaddr = hostaccess.port_address(pvt_subnet, hostaccess.VLAN_OFFSET)
+        self._pvt, self._pvt_mtu = pvt_subnet, mtu
+        await self._vlan_host_port()
+        return ofport
+
+    async def _vlan_host_port(self) -> None:
+        """contivh0v: the vlan bridge's host port, present exactly while the vlan bridge routes
+        (vlrouter) and host access is set up; follows the private subnet and the live mode switch."""
+        fp = self.flows.get(VLAN_BRIDGE)
+        if fp is None:
+            return
+        if self._pvt and fp.agent.vlrouting:
+            vaddr = hostaccess.port_address(self._pvt, hostaccess.VLAN_OFFSET)
             await self.ovs.ensure_internal_port(VLAN_BRIDGE, VLAN_HOST_PORT, hostaccess.mac_of(vaddr))
             vport = await self.ovs.wait_ofport(VLAN_HOST_PORT)
-            await links.ensure_address(VLAN_HOST_PORT, f"{vaddr}/17", mtu)
-            await self.flows[VLAN_BRIDGE].set_host_port(vport, pvt_subnet)
-        return ofport
+            await links.ensure_address(VLAN_HOST_PORT, f"{vaddr}/17", self._pvt_mtu)
+            await fp.set_host_port(vport, self._pvt)
+        elif fp.agent.host.port is not None or VLAN_HOST_PORT in await self.ovs.list_ports(VLAN_BRIDGE):
+            await fp.set_host_port(None)
+            await self.ovs.remove_port(VLAN_BRIDGE, VLAN_HOST_PORT)
 
     async def remove_host_port(self) -> None:
         """Clean uninstall of host access: flows (when programming), the OVS port, our nat rules."""
@@ -190,6 +205,7 @@ class Datapath:
             if fp is not None:
                 await fp.set_host_port(None)
             await self.ovs.remove_port(br, port)
+        self._pvt = ""
         await iptables.remove_all()
 
     # -- infra networks (managers/infra.py) -----------------------------------------------------------
@@ -332,6 +348,7 @@ class Datapath:
         """``bridge`` or ``routing``: rebuild the vxlan bridge's pipeline in that mode, live."""
         for fp in self.flows.values():
             await fp.set_fwd_mode(mode)
+        await self._vlan_host_port()
 
     # -- policy --------------------------------------------------------------------------------
     async def add_rule(self, fields: dict) -> str:
