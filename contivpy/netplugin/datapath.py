@@ -367,17 +367,35 @@ class Datapath:
         for fp in self.flows.values():
             await fp.remove_rule(rule_id)
 
-    # -- service load balancers (vxlan bridge only; docs/ovs-pipeline.md) -----------------------
+    # -- service load balancers (docs/ovs-pipeline.md) --------------------------------------------
+    def _svc_bridges(self, tenant: str) -> list[OfnetFlows]:
+        """Where a tenant's services live: the vxlan bridge, and the vlan bridge while it routes
+        (vlrouter) and has a network of the tenant; a tenant known on the routed vlan bridge only is
+        not put on the vxlan bridge (which has no VRF for it)."""
+        out = []
+        vl = self.flows.get(VLAN_BRIDGE)
+        on_vlan = vl is not None and vl.agent.vlrouting and vl.agent.knows_tenant(tenant)
+        vx = self.flows.get(VXLAN_BRIDGE)
+        if vx is not None and (vx.agent.knows_tenant(tenant) or not on_vlan):
+            out.append(vx)
+        if on_vlan:
+            out.append(vl)
+        return out
+
     async def add_service(self, svc) -> None:
         """Add/update an ``ofnet.types.Service`` (VIP, ports, provider IPs; VRF = tenant)."""
-        await self.flows[VXLAN_BRIDGE].add_service(svc)
+        for fp in self._svc_bridges(svc.vrf):
+            await fp.add_service(svc)
 
     async def remove_service(self, vip: str, tenant: str) -> None:
-        await self.flows[VXLAN_BRIDGE].remove_service(vip, tenant)
+        for br in (VXLAN_BRIDGE, VLAN_BRIDGE):
+            if br in self.flows:
+                await self.flows[br].remove_service(vip, tenant)
 
     def service_stats(self) -> list[dict]:
-        fp = self.flows.get(VXLAN_BRIDGE)
-        return fp.services() if fp else []
+        return [
+            st for br in (VXLAN_BRIDGE, VLAN_BRIDGE) if br in self.flows for st in self.flows[br].services()
+        ]
 
     def inspect(self, bridge: str) -> dict[str, Any]:
         fp = self.flows.get(bridge)

@@ -206,6 +206,10 @@ class OfnetAgent(PuntMixin):
             self._vrf_ids[vrf] = free
         return self._vrf_ids[vrf]
 
+    def knows_tenant(self, vrf: str) -> bool:
+        """True once the tenant has a VRF id on this bridge (one of its networks is programmed)."""
+        return vrf in self._vrf_ids
+
     def _vlan_of_vni(self, vni: int) -> int | None:
         return next((n.vlan for n in self._networks.values() if n.vni == vni and vni), None)
 
