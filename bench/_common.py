@@ -307,3 +307,30 @@ def create_networks(port: int, n: int, prefix: str = "bench", conns: int = 4, mi
                 tg.create_task(worker())
 
     asyncio.run(run())
+
+
+def ratio_table(res: dict[str, list[float]], ref: str, runs: int, title: str = "") -> None:
+    """Print ``res`` (path -> Gbit/s of each run) as a markdown table of medians and ratios to the
+    median of ``ref`` (one of its keys). Shared by the data-plane benchmarks (bench_bgp, bench_routing)."""
+    base = statistics.median(res[ref])
+    print(title or f"iperf3 TCP 3 s, 1 stream, {runs} interleaved runs, Gbit/s")
+    print("| path | median | vs reference | runs |")
+    print("|---|---|---|---|")
+    for name, xs in res.items():
+        m = statistics.median(xs)
+        print(f"| {name} | {m:.2f} | {m / base:.2f} | {', '.join(f'{x:.2f}' for x in xs)} |")
+
+
+def datapath_counters(appctl) -> dict[str, int]:
+    """ovs-vswitchd counters that tell where packets are handled: datapath flows installed
+    (``dpctl/dump-flows``), upcalls (``coverage/show`` totals of ``upcall_*``, ``dpif_execute``,
+    ``xlate_actions``) and recirculations. ``appctl`` is the host's ``ovs-appctl -t ...`` callable."""
+    out = {"dp_flows": len([ln for ln in appctl("dpctl/dump-flows").splitlines() if ln.strip()])}
+    for ln in appctl("coverage/show").splitlines():
+        parts = ln.split()
+        if len(parts) >= 2 and parts[0] in ("upcall_flow_limit_hit", "dpif_execute", "xlate_actions",
+                                            "dpif_flow_put", "upcall_ukey_replace", "netdev_sent",
+                                            "datapath_drop_upcall_error", "handler_duplicate_upcall"):  # fmt: skip
+            total = ln.rsplit("total:", 1)[-1].strip() if "total:" in ln else "0"
+            out[parts[0]] = int(total)
+    return out

@@ -9,9 +9,17 @@ Two-host test bed (tests/fixtures/testbed.py) with the BIRD ToR (``add_tor``); g
   kernel has host 1's container /32 via host 1's router-ip (``ip route`` read every 20 ms), and the
   reverse for ``bgp rm h1`` (withdrawn); alternating runs, medians in ms;
 - until routed both ways: ``bgp create`` until host 1 has installed host 2's /32 (its table ip);
+- ToR announce / withdraw -> flow: ``birdc enable|disable tor_static`` (a /32 inside the network) until
+  host 1's table ip has / no longer has its route (learned routes follow gobgpd's WatchEvent stream;
+  flows read every 10 ms), medians in ms;
 - iperf3 TCP, 3 s, one stream, interleaved runs, medians in Gbit/s: container h1 -> container h2 through
-  the ToR (routed in OVS on both hosts, routed by the ToR's kernel) and, as the reference, host 1's
-  router port ``inb01`` -> the ToR's address on that link (the same uplink, bridged by NORMAL).
+  the ToR (routed in OVS on both hosts, routed by the ToR's kernel) and, as the like-for-like reference,
+  host h1 -> host h2 between their router ports ``inb01`` (a host route via the ToR on each side): the
+  same two vlan bridges, uplinks and ToR hop, with the host kernel's TCP at both ends instead of a
+  container's. The older one-crossing reference (h1's ``inb01`` -> the ToR's address on that link)
+  is printed too;
+- ovs-vswitchd counters on host 1 around one run of each path (``dpctl/dump-flows`` count, upcall and
+  translation totals from ``coverage/show``): where the container path costs more than the reference.
 """
 
 from __future__ import annotations
@@ -24,9 +32,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _common import datapath_counters, ratio_table  # noqa: E402
 from bench_netplugin import iperf  # noqa: E402
 
-from tests.fixtures.testbed import Testbed, router_ip, sh, tor_ip, wait_for  # noqa: E402
+from tests.fixtures.testbed import TOR_STATIC_ROUTE, Testbed, router_ip, sh, tor_ip, wait_for  # noqa: E402
 from tests.integration.test_dataplane_basic import delete_ep, make_ep  # noqa: E402
 
 
@@ -44,7 +53,7 @@ def main() -> None:
         bed.netctl("global", "set", "--fwd-mode", "routing")
         bed.start_all("--fwdmode", "routing")
         h1, h2 = bed.hosts[1], bed.hosts[2]
-        bed.create_network("bgpb", "10.141.1.0/24", encap="vlan", gateway="10.141.1.254", pktTag=141)
+        bed.create_network("bgpb", "10.140.1.0/24", encap="vlan", gateway="10.140.1.254", pktTag=141)
         _, c1 = make_ep(h1, "bgpb", "bb1")
         _, c2 = make_ep(h2, "bgpb", "bb2")
         bgp_create(bed, 2)
@@ -65,34 +74,60 @@ def main() -> None:
         bgp_create(bed, 1)
         wait_for(lambda: any(f"nw_dst={c2.ip}" in f for f in h1.flows("contivVlanBridge")), 60, 0.1, "route")
         wait_for(lambda: any(f"nw_dst={c1.ip}" in f for f in h2.flows("contivVlanBridge")), 60, 0.1, "route")
+        tor_ip_ = TOR_STATIC_ROUTE.split("/")[0]
+
+        def announced() -> bool:
+            return any(
+                f"nw_dst={tor_ip_}," in f or f"nw_dst={tor_ip_} " in f for f in h1.flows("contivVlanBridge")
+            )
+
+        ann, wd = [], []
+        for _ in range(a.runs):
+            t0 = time.perf_counter()
+            bed.birdc("enable", "tor_static")
+            wait_for(announced, 30, 0.01, "ToR route on host 1")
+            ann.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            bed.birdc("disable", "tor_static")
+            wait_for(lambda: not announced(), 30, 0.01, "ToR route withdrawn on host 1")
+            wd.append((time.perf_counter() - t0) * 1000)
         if not c1.ping(c2.ip, budget=15):
             for h in (h1, h2):
                 print(h.name, [f for f in h.flows("contivVlanBridge") if "table=7" in f or "in_port" in f])
                 print(h.exec("ip", "neigh"), h.exec("ip", "addr", "show", "inb01"))
             print(bed.tor_routes(), sh("ip", "netns", "exec", "tnpt", "ip", "neigh"))
             raise RuntimeError("containers do not reach each other")
+        # like-for-like reference: host <-> host between the router ports, through both bridges and the ToR
+        h1.exec("ip", "route", "replace", f"{router_ip(2)}/32", "via", tor_ip(1), "dev", "inb01")
+        h2.exec("ip", "route", "replace", f"{router_ip(1)}/32", "via", tor_ip(2), "dev", "inb01")
+        ref = "host h1 (inb01) -> host h2 (inb01), both vlan bridges and the ToR (reference)"
         paths = {
             "container h1 -> container h2 (vlrouter, through the ToR)": (c1.name, c2.name, c2.ip),
-            "host h1 (inb01) -> the ToR on its link (underlay reference)": (h1.netns, "tnpt", tor_ip(1)),
+            ref: (h1.netns, h2.netns, router_ip(2)),
+            "host h1 (inb01) -> the ToR on its link (one OVS crossing)": (h1.netns, "tnpt", tor_ip(1)),
         }
         res: dict[str, list[float]] = {k: [] for k in paths}
+        counters: dict[str, dict[str, int]] = {}
         port = 5700
-        for _ in range(a.runs):
+        for r in range(a.runs):
             for name, (cli, srv, ip) in paths.items():
+                before = datapath_counters(h1.appctl) if r == 0 else {}
                 res[name].append(iperf(cli, srv, ip, port))
+                if r == 0:
+                    after = datapath_counters(h1.appctl)
+                    counters[name] = {k: after[k] - before.get(k, 0) for k in after}
+                    counters[name]["dp_flows"] = after["dp_flows"]
                 port += 1
         delete_ep(h1, "bgpb", "bb1")
         delete_ep(h2, "bgpb", "bb2")
     for name, xs in (("bgp create -> /32 on the ToR", up), ("bgp create -> routed both ways", both),
-                     ("bgp rm -> withdrawn on the ToR", down)):  # fmt: skip
+                     ("bgp rm -> withdrawn on the ToR", down), ("ToR announce -> flow on host 1", ann),
+                     ("ToR withdraw -> flow gone on host 1", wd)):  # fmt: skip
         print(f"{name}: median {statistics.median(xs):.0f} ms ({', '.join(f'{x:.0f}' for x in xs)})")
-    ref = statistics.median(next(iter(reversed(res.values()))))
-    print(f"iperf3 TCP 3 s, 1 stream, {a.runs} interleaved runs, Gbit/s")
-    print("| path | median | vs reference | runs |")
-    print("|---|---|---|---|")
-    for name, xs in res.items():
-        m = statistics.median(xs)
-        print(f"| {name} | {m:.2f} | {m / ref:.2f} | {', '.join(f'{x:.2f}' for x in xs)} |")
+    ratio_table(res, ref, a.runs)
+    print("ovs-vswitchd on host 1 during the first run of each path (deltas; dp_flows: installed after)")
+    for name, c in counters.items():
+        print(f"  {name}: {c}")
 
 
 if __name__ == "__main__":

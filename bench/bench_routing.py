@@ -9,7 +9,12 @@ Two-host test bed (tests/fixtures/testbed.py) with the outside router and server
   local endpoint, then a remote one (host 2);
 - iperf3 TCP, 3 s, one stream, interleaved runs, medians in Gbit/s: container h1 -> container h2 in the
   same network and in another network of the tenant (both routed, over VXLAN), container h1 -> outside
-  (table 7 miss -> host_snat -> contivh0 -> NAT), and host h1 -> host h2 (br-phy) as the reference;
+  (table 7 miss -> host_snat -> contivh0 -> NAT); as the like-for-like reference, host h1 -> host h2
+  between their ``contivh1`` infra ports (OVS internal ports on the vxlan bridges, routed by table 7
+  and carried over VXLAN exactly as the containers' packets, with the host kernel's TCP at both
+  ends), and host h1 -> host h2 over br-phy (no contiv bridge at all) as the older reference;
+- ovs-vswitchd counters on host 1 around the first run of each path (``dpctl/dump-flows`` count,
+  upcall and translation totals from ``coverage/show``);
 - live switch: with no network, ``netctl global set --fwd-mode bridge|routing`` until both hosts'
   flow tables show the new pipeline (read back with ovs-ofctl every 20 ms), alternating, medians in ms.
 """
@@ -24,10 +29,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _common import datapath_counters, ratio_table  # noqa: E402
 from bench_netplugin import iperf  # noqa: E402
 
 from tests.fixtures.testbed import OUTSIDE_IP, Testbed, wait_for  # noqa: E402
 from tests.integration.test_dataplane_basic import delete_ep, make_ep  # noqa: E402
+
+
+def infra_addr(h) -> str:
+    out = h.exec("ip", "-4", "-o", "addr", "show", "dev", "contivh1", check=False)
+    return out.split()[3].split("/")[0] if "inet " in out else ""
 
 
 def n_flows(h) -> int:
@@ -61,6 +72,11 @@ def main() -> None:
                 times[mode].append((time.perf_counter() - t0) * 1000)
         bed.create_network("brn1", "10.124.1.0/24", gateway="10.124.1.254")
         bed.create_network("brn2", "10.124.2.0/24", gateway="10.124.2.254")
+        bed.create_network("contivh1", "10.124.100.0/24", nwType="infra")
+        ih = {}
+        for h in (h1, h2):
+            wait_for(lambda h=h: infra_addr(h), 15, what=f"contivh1 address on {h.name}")
+            ih[h.idx] = infra_addr(h)
         base = n_flows(h1)
         _, c1 = make_ep(h1, "brn1", "bc1")
         local = n_flows(h1) - base
@@ -71,17 +87,27 @@ def main() -> None:
         for ip in (c2.ip, d2.ip, OUTSIDE_IP):
             if not c1.ping(ip):
                 raise RuntimeError(f"no path to {ip}")
+        wait_for(lambda: "0% packet loss" in h1.exec("ping", "-c1", "-W1", ih[2], check=False), 15, 0.2,
+                 "host h1 -> host h2 over contivh1")  # fmt: skip
+        ref = "host h1 -> host h2 over contivh1 (vxlan bridges, routed, VXLAN: reference)"
         paths = {
             "container h1 -> container h2, same network (routed, VXLAN)": (c1.name, c2.name, c2.ip),
             "container h1 -> container h2, other network (routed, VXLAN)": (c1.name, d2.name, d2.ip),
             "container h1 -> outside (table 7 miss, contivh0 + NAT)": (c1.name, "tnpo", OUTSIDE_IP),
-            "host h1 -> host h2 (br-phy)": (h1.netns, h2.netns, h2.ip),
+            ref: (h1.netns, h2.netns, ih[2]),
+            "host h1 -> host h2 (br-phy, no contiv bridge)": (h1.netns, h2.netns, h2.ip),
         }
         res: dict[str, list[float]] = {k: [] for k in paths}
+        counters: dict[str, dict[str, int]] = {}
         port = 5600
-        for _ in range(a.runs):
+        for r in range(a.runs):
             for name, (cli, srv, ip) in paths.items():
+                before = datapath_counters(h1.appctl) if r == 0 else {}
                 res[name].append(iperf(cli, srv, ip, port))
+                if r == 0:
+                    after = datapath_counters(h1.appctl)
+                    counters[name] = {k: after[k] - before.get(k, 0) for k in after}
+                    counters[name]["dp_flows"] = after["dp_flows"]
                 port += 1
         for h, net, ep in ((h1, "brn1", "bc1"), (h2, "brn1", "bc2"), (h2, "brn2", "bd2")):
             delete_ep(h, net, ep)
@@ -90,13 +116,10 @@ def main() -> None:
         print(
             f"live switch to {mode}: median {statistics.median(xs):.0f} ms ({', '.join(f'{x:.0f}' for x in xs)})"
         )
-    ref = statistics.median(res["host h1 -> host h2 (br-phy)"])
-    print(f"iperf3 TCP 3 s, 1 stream, {a.runs} interleaved runs, Gbit/s")
-    print("| path | median | vs host->host | runs |")
-    print("|---|---|---|---|")
-    for name, xs in res.items():
-        m = statistics.median(xs)
-        print(f"| {name} | {m:.2f} | {m / ref:.2f} | {', '.join(f'{x:.2f}' for x in xs)} |")
+    ratio_table(res, ref, a.runs)
+    print("ovs-vswitchd on host 1 during the first run of each path (deltas; dp_flows: installed after)")
+    for name, c in counters.items():
+        print(f"  {name}: {c}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ uplinks on the VLAN bridge: one -> that interface as a trunk port, several -> bo
 Host access (docs/ovs-pipeline.md, docs/deployment.md): ``ensure_host_port(pvt_subnet)`` makes the internal
 port ``contivh0`` on the vxlan bridge (access tag 2, MAC ``02:02:<address>``), gives its host side
 ``pvtSubnet + 0xfffe``/16, enables IPv4 forwarding, converges the iptables nat rules (``iptables.py``) and
-installs the host access flows; ``remove_host_port()`` undoes all of it (``netplugin --cleanup``).
+installs the host access flows; while the vlan bridge routes (vlrouter) it also makes ``contivh0v`` on the vlan
+bridge (``pvtSubnet + 0xfffd``/17; removed again by a live switch to bridge mode); ``remove_host_port()``
+undoes all of it (``netplugin --cleanup``).
 
 Invariant: OVSDB objects are created before flows reference their ofport, and flows are removed before
 the port is deleted. Every method is idempotent.
@@ -38,6 +40,7 @@ VLAN_BRIDGE = "contivVlanBridge"
 CTRL_PORTS = {VXLAN_BRIDGE: 6633, VLAN_BRIDGE: 6634}
 RPC_PORTS = {VXLAN_BRIDGE: 9002, VLAN_BRIDGE: 9003}
 HOST_PORT = iptables.HOST_PORT  # contivh0
+VLAN_HOST_PORT = hostaccess.VLAN_HOST_PORT  # contivh0v (vlan bridge, routing mode)
 INFRA_MARK = "contivpy-infra"  # external_ids key of an infra network's port (value: the net id)
 UPLINK_PORT = "uplinkPort"  # the bond of several uplinks; also every uplink port's endpoint-id
 BOND_MODE, BOND_LACP = "balance-tcp", "active"
@@ -88,6 +91,7 @@ class Datapath:
         self.ovs = OvsdbClient(cfg.ovsdb)
         self.flows: dict[str, OfnetFlows] = {}
         self.vteps: dict[str, int] = {}  # peer ip -> ofport
+        self._pvt, self._pvt_mtu = "", None  # host access applied (contivh0v follows the vlan bridge's mode)
 
     async def start(self) -> None:
         """Listen as controller, create/fix both bridges and the uplinks, then wait for OVS to connect.
@@ -174,14 +178,34 @@ class Datapath:
         await links.enable_ip_forwarding()
         await iptables.ensure(pvt_subnet, HOST_PORT)
         await self.flows[VXLAN_BRIDGE].set_host_port(ofport, pvt_subnet)
+        self._pvt, self._pvt_mtu = pvt_subnet, mtu
+        await self._vlan_host_port()
         return ofport
+
+    async def _vlan_host_port(self) -> None:
+        """contivh0v: the vlan bridge's host port, present exactly while the vlan bridge routes
+        (vlrouter) and host access is set up; follows the private subnet and the live mode switch."""
+        fp = self.flows.get(VLAN_BRIDGE)
+        if fp is None:
+            return
+        if self._pvt and fp.agent.vlrouting:
+            vaddr = hostaccess.port_address(self._pvt, hostaccess.VLAN_OFFSET)
+            await self.ovs.ensure_internal_port(VLAN_BRIDGE, VLAN_HOST_PORT, hostaccess.mac_of(vaddr))
+            vport = await self.ovs.wait_ofport(VLAN_HOST_PORT)
+            await links.ensure_address(VLAN_HOST_PORT, f"{vaddr}/17", self._pvt_mtu)
+            await fp.set_host_port(vport, self._pvt)
+        elif fp.agent.host.port is not None or VLAN_HOST_PORT in await self.ovs.list_ports(VLAN_BRIDGE):
+            await fp.set_host_port(None)
+            await self.ovs.remove_port(VLAN_BRIDGE, VLAN_HOST_PORT)
 
     async def remove_host_port(self) -> None:
         """Clean uninstall of host access: flows (when programming), the OVS port, our nat rules."""
-        fp = self.flows.get(VXLAN_BRIDGE)
-        if fp is not None:
-            await fp.set_host_port(None)
-        await self.ovs.remove_port(VXLAN_BRIDGE, HOST_PORT)
+        for br, port in ((VXLAN_BRIDGE, HOST_PORT), (VLAN_BRIDGE, VLAN_HOST_PORT)):
+            fp = self.flows.get(br)
+            if fp is not None:
+                await fp.set_host_port(None)
+            await self.ovs.remove_port(br, port)
+        self._pvt = ""
         await iptables.remove_all()
 
     # -- infra networks (managers/infra.py) -----------------------------------------------------------
@@ -324,6 +348,7 @@ class Datapath:
         """``bridge`` or ``routing``: rebuild the vxlan bridge's pipeline in that mode, live."""
         for fp in self.flows.values():
             await fp.set_fwd_mode(mode)
+        await self._vlan_host_port()
 
     # -- policy --------------------------------------------------------------------------------
     async def add_rule(self, fields: dict) -> str:
@@ -342,17 +367,35 @@ class Datapath:
         for fp in self.flows.values():
             await fp.remove_rule(rule_id)
 
-    # -- service load balancers (vxlan bridge only; docs/ovs-pipeline.md) -----------------------
+    # -- service load balancers (docs/ovs-pipeline.md) --------------------------------------------
+    def _svc_bridges(self, tenant: str) -> list[OfnetFlows]:
+        """Where a tenant's services live: the vxlan bridge, and the vlan bridge while it routes
+        (vlrouter) and has a network of the tenant; a tenant known on the routed vlan bridge only is
+        not put on the vxlan bridge (which has no VRF for it)."""
+        out = []
+        vl = self.flows.get(VLAN_BRIDGE)
+        on_vlan = vl is not None and vl.agent.vlrouting and vl.agent.knows_tenant(tenant)
+        vx = self.flows.get(VXLAN_BRIDGE)
+        if vx is not None and (vx.agent.knows_tenant(tenant) or not on_vlan):
+            out.append(vx)
+        if on_vlan:
+            out.append(vl)
+        return out
+
     async def add_service(self, svc) -> None:
         """Add/update an ``ofnet.types.Service`` (VIP, ports, provider IPs; VRF = tenant)."""
-        await self.flows[VXLAN_BRIDGE].add_service(svc)
+        for fp in self._svc_bridges(svc.vrf):
+            await fp.add_service(svc)
 
     async def remove_service(self, vip: str, tenant: str) -> None:
-        await self.flows[VXLAN_BRIDGE].remove_service(vip, tenant)
+        for br in (VXLAN_BRIDGE, VLAN_BRIDGE):
+            if br in self.flows:
+                await self.flows[br].remove_service(vip, tenant)
 
     def service_stats(self) -> list[dict]:
-        fp = self.flows.get(VXLAN_BRIDGE)
-        return fp.services() if fp else []
+        return [
+            st for br in (VXLAN_BRIDGE, VLAN_BRIDGE) if br in self.flows for st in self.flows[br].services()
+        ]
 
     def inspect(self, bridge: str) -> dict[str, Any]:
         fp = self.flows.get(bridge)

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 TAG = "contivpy"
 NODEPORT_CHAIN = "CONTIV-NODEPORT"
 HOST_PORT = "contivh0"
+VLAN_HOST_PORT = "contivh0v"  # the vlan bridge's host port (vlan routing mode; ofnet/hostaccess.py)
 TABLE = "nat"
 IPTABLES: tuple[str, ...] = ("iptables",)  # the command (tests prefix it with ``ip netns exec NS``)
 
@@ -125,10 +126,11 @@ def infra_block_rule(host_port: str = HOST_PORT, infra_port: str = "contivh1") -
     return f"-A FORWARD -i {host_port} -o {infra_port} -m comment --comment {TAG} -j DROP"
 
 
-async def ensure_infra_block(present: bool, host_port: str = HOST_PORT) -> int:
-    """The filter rule that keeps containers' host-access traffic out of contivh1 (present or not,
-    exactly once); returns the number of rules changed."""
-    want = [infra_block_rule(host_port)] if present else []
+async def ensure_infra_block(present: bool, host_ports: tuple[str, ...] = (HOST_PORT, VLAN_HOST_PORT)) -> int:
+    """The filter rules that keep containers' host-access traffic (from either bridge's host port:
+    contivh0, contivh0v) out of contivh1 (present or not, exactly once each); returns the number of
+    rules changed."""
+    want = [infra_block_rule(p) for p in host_ports] if present else []
     changed = 0
     async with _lock:
         seen: set[str] = set()

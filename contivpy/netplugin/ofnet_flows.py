@@ -159,7 +159,7 @@ class OfnetFlows:
                 "EndpointGroup": e.epg,
                 "Dscp": e.dscp,
                 "Vrf": e.vrf,
-                "HostPvtIp": self.agent.private_ip(e.ofport) if self.kind == "vxlan" else "",
+                "HostPvtIp": self.agent.private_ip(e.ofport),
             }
         for eid, r in self._remote.items():
             db[eid] = {

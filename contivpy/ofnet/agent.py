@@ -49,8 +49,10 @@ from . import builders as B
 from . import routing as R
 from . import vlrouting as V
 from .flowcache import FlowCache
-from .hostaccess import HostAccess
+from .flows import Flow, Match
+from .hostaccess import VLAN_OFFSET, HostAccess
 from .infraroute import Hop, infra_route_flows
+from .pipeline import INPUT, Prio
 from .punt import PuntMixin
 from .svcproxy import ServiceProxy
 from .switch import OfController
@@ -94,7 +96,8 @@ class OfnetAgent(PuntMixin):
         self.controller.on_packet_in = self._packet_in
         self.cache = FlowCache(self.controller)
         self.svc = ServiceProxy(self)
-        self.host = HostAccess()  # contivh0 (vxlan bridge): hostaccess.py
+        # contivh0 (vxlan bridge) or contivh0v (vlan bridge, routing mode only): hostaccess.py
+        self.host = HostAccess(VLAN_OFFSET if datapath == "vlan" else 0)
         self.host.routing = self.routing
         self.controller.on_connect.append(lambda _sw: self.svc.recover())  # after the cache's read-back
         self.dns_resolver: DnsResolver | None = None
@@ -170,7 +173,7 @@ class OfnetAgent(PuntMixin):
             *[self._lep_owner(ep) for ep in self._local.values()],
             *[self._hep_owner(ep) for ep in self._local.values()],
             *[self._rep_owner(k) for k in self._remote],
-            self.host.port_owner(),
+            self._host_port_owner(),
             *self.svc.all_owners(),
             *[self._uplink_owner(p) for p in self._uplinks],
             self._router_owner(),
@@ -202,6 +205,10 @@ class OfnetAgent(PuntMixin):
                 raise ValidationError("no free VRF id (max 255 tenants per agent)")
             self._vrf_ids[vrf] = free
         return self._vrf_ids[vrf]
+
+    def knows_tenant(self, vrf: str) -> bool:
+        """True once the tenant has a VRF id on this bridge (one of its networks is programmed)."""
+        return vrf in self._vrf_ids
 
     def _vlan_of_vni(self, vni: int) -> int | None:
         return next((n.vlan for n in self._networks.values() if n.vni == vni and vni), None)
@@ -318,18 +325,24 @@ class OfnetAgent(PuntMixin):
         return (f"lep:{ep.ofport}", flows, [])
 
     def _hep_owner(self, ep: LocalEndpoint):
-        if self.datapath != "vxlan":
+        if self.datapath != "vxlan" and not self.vlrouting:
             return (f"hep:{ep.ofport}", [], [])
         return self.host.endpoint_owner(ep, self._vrf_id(ep.vrf))
+
+    def _host_port_owner(self):
+        """The vlan bridge's host port has flows in routing mode only (a bridged vlan network has a
+        real router on its uplink)."""
+        if self.datapath != "vxlan" and not self.vlrouting:
+            port = self.host.port
+            return ("hostport", [Flow(INPUT, Prio.UPLINK_DNS, Match.of(in_port=port))] if port else [], [])
+        return self.host.port_owner()
 
     # ---- host access (contivh0; hostaccess.py) ------------------------------------------------
     async def set_host_port(self, ofport: int | None, pvt_subnet: str = "") -> None:
         """Install (or, with ``None``, remove) the host port's flows and every local endpoint's
         private-address NAT flows; a changed ``pvt_subnet`` rewrites them all."""
-        if self.datapath != "vxlan":
-            raise ValidationError("the host port exists only on the vxlan bridge")
         self.host.set(ofport, pvt_subnet)
-        await self._apply(self.host.port_owner(), *[self._hep_owner(ep) for ep in self._local.values()])
+        await self._apply(self._host_port_owner(), *[self._hep_owner(ep) for ep in self._local.values()])
 
     # ---- contivh1 host routes (infraroute.py) ------------------------------------------------------
     async def set_infra_router(self, ofport: int | None) -> None:

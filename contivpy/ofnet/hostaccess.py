@@ -27,6 +27,13 @@ Routing mode (routing.py): no VLAN is popped or pushed, and there is no ``svc_sn
 for which table ``ip`` has no route reaches ``host_snat`` through that table's miss (the deny of the
 private subnet and the allow of contivh0's address stay in ``svc_snat``).
 
+vlan routing mode (vlrouting.py, the original's vlrouter): the vlan bridge has a host port of its own,
+``contivh0v`` (``VLAN_HOST_PORT``), with ``pvtSubnet + 0xfffd``/17 (the upper half of the private
+subnet: 172.19.255.253/17, a more specific route than contivh0's /16) and its endpoints' private
+addresses ``pvtSubnet + 0x8000 + P`` (``VLAN_OFFSET``), so the two bridges' OpenFlow port numbers
+never give the same address. Same tables, same flows (routing variant), no VLAN; the private subnet
+deny covers the whole /16 on both bridges.
+
 Owners: ``hostport`` (the fixed flows, which need the port number and the subnet) and ``hep:<ofport>`` (one
 local endpoint's two flows). Without a host port nothing is installed and the pipeline is exactly as before.
 Pure builders plus a small state holder; the agent applies the owners.
@@ -57,12 +64,18 @@ __all__ = [
     "HostAccess",
     "host_port_address",
     "private_address",
+    "port_address",
+    "VLAN_HOST_PORT",
+    "VLAN_OFFSET",
     "mac_of",
     "host_port_flows",
     "host_endpoint_flows",
 ]
 
 ETH_IP, ETH_ARP, UDP = 0x0800, 0x0806, 17
+VLAN_HOST_PORT = "contivh0v"  # the vlan bridge's host port (vlan routing mode)
+VLAN_OFFSET = 0x8000  # the vlan bridge's private addresses: pvtSubnet + 0x8000 + ofport
+VLAN_PORT_SUFFIX = 0xFFFD  # contivh0v's own address: pvtSubnet + 0xfffd (/17)
 
 
 def _net(pvt_subnet: str) -> ipaddress.IPv4Network:
@@ -80,11 +93,20 @@ def host_port_address(pvt_subnet: str) -> str:
     return str(_net(pvt_subnet).network_address + HOST_PORT_SUFFIX)
 
 
-def private_address(pvt_subnet: str, ofport: int) -> str:
-    """The private address of the local endpoint on OpenFlow port ``ofport``: pvtSubnet + ofport."""
-    if not 0 < ofport < HOST_PORT_SUFFIX:
+def port_address(pvt_subnet: str, offset: int = 0) -> str:
+    """The host port's own address: contivh0 (offset 0) pvtSubnet + 0xfffe, contivh0v pvtSubnet + 0xfffd."""
+    return str(_net(pvt_subnet).network_address + (VLAN_PORT_SUFFIX if offset else HOST_PORT_SUFFIX))
+
+
+def _limit(offset: int) -> int:
+    return (VLAN_PORT_SUFFIX if offset else HOST_PORT_SUFFIX) - offset
+
+
+def private_address(pvt_subnet: str, ofport: int, offset: int = 0) -> str:
+    """The private address of the local endpoint on OpenFlow port ``ofport``: pvtSubnet + offset + ofport."""
+    if not 0 < ofport < _limit(offset):
         raise ValidationError(f"ofport {ofport} has no private address")
-    return str(_net(pvt_subnet).network_address + ofport)
+    return str(_net(pvt_subnet).network_address + offset + ofport)
 
 
 def mac_of(ip: str) -> str:
@@ -92,12 +114,12 @@ def mac_of(ip: str) -> str:
     return "02:02:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
 
 
-def host_port_flows(port: int, pvt_subnet: str, routing: bool = False) -> list[Flow]:
+def host_port_flows(port: int, pvt_subnet: str, routing: bool = False, offset: int = 0) -> list[Flow]:
     """Routing mode (routing.py) has no ``svc_snat`` divert: what table ``ip`` has no route for goes
-    to ``host_snat`` by its miss; the deny of the private subnet (and the allow of contivh0's own
+    to ``host_snat`` by its miss; the deny of the private subnet (and the allow of the host port's own
     address) stays in ``svc_snat``, ahead of the routing."""
     net = _net(pvt_subnet)
-    h0 = host_port_address(pvt_subnet)
+    h0 = port_address(pvt_subnet, offset)
     to_router = {"eth_type": ETH_IP, "metadata": (0, F.RX_VTEP.mask), "eth_dst": GATEWAY_MAC}
     return [
         Flow(INPUT, Prio.UPLINK_DNS, Match.of(in_port=port, eth_type=ETH_ARP), (Controller(),)),
@@ -111,11 +133,11 @@ def host_port_flows(port: int, pvt_subnet: str, routing: bool = False) -> list[F
 
 
 def host_endpoint_flows(
-    ep: LocalEndpoint, vrf_id: int, port: int, pvt_subnet: str, routing: bool = False
+    ep: LocalEndpoint, vrf_id: int, port: int, pvt_subnet: str, routing: bool = False, offset: int = 0
 ) -> list[Flow]:
     """Bridge mode pops/pushes the network's VLAN; routing mode has none in the pipeline."""
-    pvt = private_address(pvt_subnet, ep.ofport)
-    h0_mac = mac_of(host_port_address(pvt_subnet))
+    pvt = private_address(pvt_subnet, ep.ofport, offset)
+    h0_mac = mac_of(port_address(pvt_subnet, offset))
     snat = (
         SetField("ipv4_src", pvt),
         SetField("eth_src", mac_of(pvt)),
@@ -141,9 +163,11 @@ def host_endpoint_flows(
 
 
 class HostAccess:
-    """The host port of one vxlan-bridge agent: its OpenFlow port and the private subnet (or none)."""
+    """The host port of one agent (contivh0 on the vxlan bridge, offset 0; contivh0v on the vlan
+    bridge, offset ``VLAN_OFFSET``): its OpenFlow port and the private subnet (or none)."""
 
-    def __init__(self) -> None:
+    def __init__(self, offset: int = 0) -> None:
+        self.offset = offset
         self.port: int | None = None
         self.pvt_subnet: str = ""
         self.routing = False  # the agent's forwarding mode (set by OfnetAgent)
@@ -162,18 +186,19 @@ class HostAccess:
     def port_owner(self):
         if not self.enabled:
             return ("hostport", [], [])
-        return ("hostport", host_port_flows(self.port, self.pvt_subnet, self.routing), [])
+        return ("hostport", host_port_flows(self.port, self.pvt_subnet, self.routing, self.offset), [])
 
     def endpoint_owner(self, ep: LocalEndpoint, vrf_id: int):
         name = f"hep:{ep.ofport}"
-        if not self.enabled or ep.ofport >= HOST_PORT_SUFFIX:
+        if not self.enabled or ep.ofport >= _limit(self.offset):
             return (name, [], [])
-        return (name, host_endpoint_flows(ep, vrf_id, self.port, self.pvt_subnet, self.routing), [])
+        flows = host_endpoint_flows(ep, vrf_id, self.port, self.pvt_subnet, self.routing, self.offset)
+        return (name, flows, [])
 
     def private_ip(self, ofport: int) -> str:
-        if not self.enabled or not 0 < ofport < HOST_PORT_SUFFIX:
+        if not self.enabled or not 0 < ofport < _limit(self.offset):
             return ""
-        return private_address(self.pvt_subnet, ofport)
+        return private_address(self.pvt_subnet, ofport, self.offset)
 
     def arp_target_port(self, ip: str) -> int | None:
         """The OpenFlow port whose private address is ``ip`` (None: not one of ours)."""
@@ -186,5 +211,5 @@ class HostAccess:
         net = _net(self.pvt_subnet)
         if addr not in net:
             return None
-        off = int(addr) - int(net.network_address)
-        return off if 0 < off < HOST_PORT_SUFFIX else None
+        off = int(addr) - int(net.network_address) - self.offset
+        return off if 0 < off < _limit(self.offset) else None

@@ -6,8 +6,10 @@ endpoint or, for a prefix learned by BGP, out of the uplink to the next hop's MA
 (gobgpd, netplugin/gobgp) talks through ``inb01``, an OVS internal port with the host's router-ip,
 bridged to the uplink by NORMAL.
 
-  base            as the vlan bridge, except: ``svc_snat`` miss -> ``ip``; ``ip`` miss -> ``mac_dest``
-                  (NORMAL: what is not routed, e.g. the router port's own traffic, is bridged)
+  base            as the vlan bridge, except: ``svc_snat`` miss -> ``ip``; ``ip`` miss -> ``host_snat``
+                  (a local endpoint's packet with no route leaves through the host port ``contivh0v``
+                  with its private address, as the vrouter's, hostaccess.py); ``host_snat`` miss ->
+                  ``mac_dest`` (NORMAL: what is not routed, e.g. the router port's own traffic, is bridged)
   uplink          input p100 ``arp,in_port=<uplink>`` -> NORMAL (the peer resolves the router-ip);
                   nothing in vlan (routed in by destination, below; the rest reaches NORMAL)
   router port     input p100 ``in_port=<inb01>`` -> NORMAL (BGP session, ARP to and from the peer)
@@ -36,7 +38,7 @@ from . import fields as F
 from . import routing as R
 from .builders import ETH_ARP, ETH_IP, _dst_group_flow
 from .flows import Flow, Match, Normal, Output, SetField
-from .pipeline import INPUT, IP, MAC_DEST, SVC_SNAT, VLAN, Prio
+from .pipeline import HOST_SNAT, INPUT, IP, MAC_DEST, SVC_SNAT, VLAN, Prio
 from .types import LocalEndpoint, Network, RemoteEndpoint
 
 __all__ = [
@@ -59,7 +61,8 @@ ROUTE_LEARNED = 99  # ip: learned (BGP) routes, below the local endpoints' /32s 
 def base_flows(dns: bool) -> list[Flow]:
     out = [f for f in B.base_flows("vlan", dns) if not (f.priority == Prio.MISS and f.table in (SVC_SNAT,))]
     out.append(Flow(SVC_SNAT, Prio.MISS, goto=IP))
-    out.append(Flow(IP, Prio.MISS, goto=MAC_DEST))
+    out.append(Flow(IP, Prio.MISS, goto=HOST_SNAT))  # no route: a local endpoint's packet to the host
+    out.append(Flow(HOST_SNAT, Prio.MISS, goto=MAC_DEST))  # not an endpoint's (the router port's): NORMAL
     return out
 
 

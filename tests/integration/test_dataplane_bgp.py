@@ -24,7 +24,7 @@ import sys
 
 import pytest
 
-from tests.fixtures.testbed import REPO, http_json, router_ip, tor_ip, wait_for
+from tests.fixtures.testbed import REPO, TOR_STATIC_ROUTE, http_json, router_ip, tor_ip, wait_for
 from tests.integration.test_dataplane_basic import make_ep
 
 pytestmark = [pytest.mark.root, pytest.mark.ovs, pytest.mark.etcd, pytest.mark.timeout(600)]
@@ -131,6 +131,31 @@ def test_two_hosts_route_through_the_tor(bed):
     schema = {"$ref": "#/components/schemas/InspectBgp", "components": doc["components"]}
     errors = [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(ins)]
     assert not errors, errors
+
+
+def test_tor_announce_and_withdraw_reach_the_flows_within_a_second(bed):
+    """Learned routes follow gobgpd's WatchEvent stream: a /32 announced by the ToR becomes a table-7
+    flow on both hosts in under a second, and its withdrawal removes the flow as fast (no 1 s poll)."""
+    import time
+
+    ip = TOR_STATIC_ROUTE.split("/")[0]
+    hosts = (bed.hosts[1], bed.hosts[2])
+
+    def on(h) -> bool:
+        return any(f"nw_dst={ip} " in f or f"nw_dst={ip}," in f for f in ip_flows(h))
+
+    assert not any(on(h) for h in hosts)
+    took: dict[str, list[float]] = {"enable": [], "disable": []}
+    for _ in range(3):
+        for verb, want in (("enable", True), ("disable", False)):
+            t0 = time.monotonic()
+            bed.birdc(verb, "tor_static")
+            wait_for(lambda w=want: all(on(h) == w for h in hosts), 10, 0.01, f"{verb}d route on the hosts")
+            took[verb].append(time.monotonic() - t0)
+    print({k: [f"{t * 1000:.0f} ms" for t in v] for k, v in took.items()})
+    for verb, ts in took.items():
+        assert max(ts) < 1.0, f"ToR {verb} -> flows on both hosts took {ts} s"
+    assert inspect_bgp(bed.hosts[1])["Events"] >= 6
 
 
 def bird_since(bed, name: str) -> str:

@@ -3,11 +3,13 @@ test's own (``tnpgb<pid>``, a veth with 192.0.2.1 and .2; BGP refuses loopback n
 APIs on unix sockets: global AS/router-id and a neighbor with graceful restart come up established,
 advertised /32s are learned by the other side with our router id as next hop, a withdrawal is seen,
 a killed gobgpd is started again and re-advertises, a config change restarts the speaker, and a new
-adapter adopts a running gobgpd without resetting its session."""
+adapter adopts a running gobgpd without resetting its session. ``watch`` (WatchEvent) delivers an
+announcement and a withdrawal as events within a second, and resets with the full table on reconnect."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -123,6 +125,67 @@ async def test_session_routes_restart_and_adoption(pair, tmp_path):
     await a2.stop()
     assert not a2.running()
     await until(lambda: b_learned(set()), timeout=5, what="routes withdrawn by stop()")
+
+
+async def test_watch_follows_announce_and_withdraw(pair):
+    a, b, ca, cb = pair
+    await a.ensure(ca, {"10.1.2.1/32"})
+    await b.ensure(cb, set())
+    await until(lambda: established(a), what="session established")
+    await until(lambda: _has(b, "10.1.2.1/32"), what="initial route")
+    table: dict[str, str] = {}
+    seen: asyncio.Queue = asyncio.Queue()
+
+    async def follow():
+        async for kind, x in b.watch():
+            if kind == "reset":
+                table.clear()
+                table.update({r.prefix: r.next_hop for r in x})
+            elif kind == "add":
+                table[x.prefix] = x.next_hop
+            else:
+                table.pop(x, None)
+            seen.put_nowait((kind, x, asyncio.get_running_loop().time()))
+
+    task = asyncio.create_task(follow())
+    try:
+        kind, routes, _ = await asyncio.wait_for(seen.get(), 5)
+        assert kind == "reset" and [(r.prefix, r.next_hop) for r in routes] == [("10.1.2.1/32", A)]
+        loop = asyncio.get_running_loop()
+        for want, present in (({"10.1.2.1/32", "10.1.2.2/32"}, True), ({"10.1.2.2/32"}, False)):
+            t0 = loop.time()
+            await a.ensure(ca, want)  # announce .2, then withdraw .1
+
+            async def arrived(present=present):
+                return ("10.1.2.2/32" in table) if present else ("10.1.2.1/32" not in table)
+
+            await until(arrived, timeout=5, what="event applied")
+            took = loop.time() - t0
+            assert took < 1.0, f"event took {took:.2f} s"
+        assert table == {"10.1.2.2/32": A}
+        # gobgpd of b restarts: the stream fails, a new watch starts with the full table (reset)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        old = b.pid
+        os.kill(old, signal.SIGKILL)
+        await until(lambda: asyncio.sleep(0, result=not b.running()), what="b's gobgpd gone")
+        await b.ensure(cb)
+        await until(lambda: _has(b, "10.1.2.2/32"), what="b relearns after restart")
+        table["10.9.9.9/32"] = "stale"
+        while not seen.empty():  # the first follower's init events
+            seen.get_nowait()
+        task = asyncio.create_task(follow())
+        kind, routes, _ = await asyncio.wait_for(seen.get(), 5)
+        assert kind == "reset" and table == {"10.1.2.2/32": A}
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _has(g: GoBgp, prefix: str) -> bool:
+    return prefix in {r.prefix for r in await g.learned()}
 
 
 async def test_missing_binary_is_a_clear_error(tmp_path):

@@ -6,12 +6,14 @@ without such a network or an unresolved next hop; a mode switch or a deleted con
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from types import SimpleNamespace
 
 import pytest
 
-from contivpy.common.errors import ValidationError
+from contivpy.common.errors import ExternalServiceError, ValidationError
 from contivpy.netplugin.datapath import EpSpec, NetSpec
 from contivpy.netplugin.fakedatapath import FakeDatapath
 from contivpy.netplugin.gobgp import LearnedRoute
@@ -82,11 +84,11 @@ async def test_applies_own_config_in_routing_mode_and_installs_learned(mgr):
         65000,
     )
     assert dp.router_port[1] == "192.168.100.1/24" and m.gobgp.advertised == {"10.140.1.1/32"}
-    m.gobgp.learned_routes = [
+    m.apply_event("reset", [
         LearnedRoute("10.140.1.2/32", "192.168.100.254", "192.168.100.254"),
         LearnedRoute("10.99.0.1/32", "192.168.100.254", "192.168.100.254"),  # in no local network
         LearnedRoute("10.140.1.3/32", "192.168.100.77", "192.168.100.254"),  # next hop unresolved
-    ]
+    ])  # fmt: skip
     await m.sync()
     assert dp.bgp_routes == {("10.140.1.2/32", "t1"): "02:aa:00:00:00:01"}
     ins = m.inspect()
@@ -107,6 +109,49 @@ async def test_mode_switch_and_delete_tear_down(mgr):
     m.on_update("h1", None)
     await m.reconcile(M.KEY)
     assert m.gobgp.stopped == 2 and dp.router_port is None
+
+
+async def test_watch_events_install_and_remove_and_reconnect_resyncs(mgr):
+    m, dp = mgr
+    feed: asyncio.Queue = asyncio.Queue()
+    streams = []
+
+    async def watch():
+        streams.append(1)
+        yield "reset", [LearnedRoute("10.140.1.2/32", "192.168.100.254", "192.168.100.254")]
+        while True:
+            item = await feed.get()
+            if item is None:
+                raise ExternalServiceError("gobgpd WatchEvent: stream ended")
+            yield item
+
+    m.gobgp.watch = watch
+    m.on_update("h1", STATE)
+    await m.reconcile(M.KEY)
+    task = asyncio.create_task(m.watch())
+    try:
+        r2, r4 = ("10.140.1.2/32", "t1"), ("10.140.1.4/32", "t1")
+        await until(lambda: r2 in dp.bgp_routes)
+        feed.put_nowait(("add", LearnedRoute("10.140.1.4/32", "192.168.100.254", "192.168.100.254")))
+        await until(lambda: r4 in dp.bgp_routes)  # installed on the event, no periodic round
+        feed.put_nowait(("del", "10.140.1.2/32"))
+        await until(lambda: r2 not in dp.bgp_routes)
+        assert m.events == 2 and m.resyncs == 1
+        feed.put_nowait(None)  # the stream breaks: reconnect, and the reset replaces the whole table
+        await until(lambda: m.resyncs == 2)
+        assert set(dp.bgp_routes) == {r2} and len(streams) == 2
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def until(pred, timeout: float = 3.0):
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not pred():
+        assert loop.time() < end, "timed out"
+        await asyncio.sleep(0.01)
 
 
 def test_bad_state_is_a_validation_error():

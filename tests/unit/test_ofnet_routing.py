@@ -221,7 +221,8 @@ async def test_vlrouter_routes_local_learned_and_uplink_flows():
     assert len(routed_in) == 1 and "nw_dst=10.73.1.1" in routed_in[0]
     assert any(f.startswith("table=input, priority=100,in_port=6") and "NORMAL" in f for f in flows)
     assert any(f.startswith("table=input, priority=100,arp,in_port=4") and "NORMAL" in f for f in flows)
-    assert "table=ip, priority=1 actions=goto_table:mac_dest" in flows
+    assert "table=ip, priority=1 actions=goto_table:host_snat" in flows
+    assert "table=host_snat, priority=1 actions=goto_table:mac_dest" in flows
     # every address of the VRF (local, remote, gateway) is answered with the router MAC
     arp = [f for f in flows if f.startswith("table=arp_responder") and "arp_tpa" in f]
     assert len(arp) == 3 and all("set_field:00:00:11:11:11:11->dl_src" in f for f in arp)
@@ -230,6 +231,31 @@ async def test_vlrouter_routes_local_learned_and_uplink_flows():
     assert not [f for f in texts(ag.cache.desired_flows()) if f.startswith("table=ip, priority=99")]
     with pytest.raises(ValidationError):
         await ag.set_routes({("not-a-prefix", "t1"): "02:aa:00:00:00:01"})
+
+
+async def test_vlrouter_host_access_flows_only_in_routing_mode():
+    """contivh0v (hostaccess.py): private addresses pvtSubnet + 0x8000 + ofport, SNAT out of the host
+    port on the ip miss, DNAT back into table ip; in bridge mode the port is only dropped."""
+    ag = await _vlagent("bridge")
+    await ag.add_uplink(4)
+    await ag.add_network(12, 0, "10.73.1.254", "t1", "10.73.1.0/24", vrf_id=1)
+    await ag.add_local_endpoint(LocalEndpoint(3, "02:02:0a:49:01:01", "10.73.1.1", 12, vrf="t1"))
+    await ag.set_host_port(9, "172.19.0.0/16")
+    bridge = texts(ag.cache.desired_flows())
+    assert [f for f in bridge if "in_port=9" in f] == ["table=input, priority=102,in_port=9 actions=drop"]
+    assert not [f for f in bridge if f.startswith(("table=host_snat", "table=host_dnat"))]
+    await ag.set_fwd_mode("routing")
+    flows = texts(ag.cache.desired_flows())
+    snat = [f for f in flows if f.startswith("table=host_snat, priority=100")]
+    assert len(snat) == 1 and "in_port=3" in snat[0] and "set_field:172.19.128.3->nw_src" in snat[0]
+    assert "set_field:02:02:ac:13:ff:fd->dl_dst" in snat[0] and snat[0].endswith("output:9")
+    dnat = [f for f in flows if f.startswith("table=host_dnat")]
+    assert len(dnat) == 1 and "nw_dst=172.19.128.3" in dnat[0] and "set_field:10.73.1.1->nw_dst" in dnat[0]
+    assert any("nw_dst=172.19.255.253" in f and "goto_table:host_snat" in f for f in flows)
+    assert ag.private_ip(3) == "172.19.128.3" and ag.host.arp_target_port("172.19.128.3") == 3
+    assert ag.host.arp_target_port("172.19.0.3") is None
+    await ag.set_fwd_mode("bridge")
+    assert texts(ag.cache.desired_flows()) == bridge
 
 
 async def test_vlrouter_live_switch_and_back():

@@ -19,7 +19,9 @@ Design
 - Graceful restart (RFC 4724) is on for the global speaker and the neighbor (restart time
   ``restart_time``): while gobgpd restarts, the peer keeps our routes as stale instead of withdrawing them.
 - Routes: :meth:`learned` returns the best path of every destination learned from a neighbor (not the
-  ones we originate) with its next hop; :meth:`advertise` adds the missing prefixes (origin IGP, next hop
+  ones we originate) with its next hop; :meth:`watch` follows them as they change (GoBGP's
+  ``WatchEvent`` stream of best-path changes): one ``("reset", [routes])`` per (re)connect, a full
+  resync taken after the stream is open, then ``("add", route)`` / ``("del", prefix)`` per event; :meth:`advertise` adds the missing prefixes (origin IGP, next hop
   = our router id) and deletes the ones we originated that are no longer wanted.
 - :meth:`stop` (Bgp config deleted) withdraws every advertised prefix and deletes the neighbor (a
   Cease NOTIFICATION) before stopping: the peer drops our routes at once instead of keeping them as
@@ -38,6 +40,7 @@ import os
 import shutil
 import signal
 import subprocess
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -348,6 +351,42 @@ class GoBgp:
             if prefix:
                 out.append(LearnedRoute(prefix, nh, best.neighbor_ip, best.stale))
         return sorted(out)
+
+    async def watch(self) -> AsyncIterator[tuple[str, object]]:
+        """Follow the learned best paths: ``("reset", [LearnedRoute])`` first, then ``("add",
+        LearnedRoute)`` / ``("del", prefix)`` as gobgpd reports best-path changes. Runs until the stream
+        ends (``ExternalServiceError``: gobgpd gone or restarted; the caller reconnects and is reset).
+
+        Ordering: the stream is opened with ``init`` (gobgpd first sends its current best paths), then the
+        snapshot is read with ListPath and yielded as the reset, then the stream's messages are applied
+        in order. Whatever changed before the watcher was registered is in the init paths; whatever
+        changed after is an event; duplicates are idempotent adds and withdrawals, so the caller's table
+        ends equal to gobgpd's RIB whatever the interleaving."""
+        flt = pb.WatchEventRequest.Table.Filter(type=pb.WatchEventRequest.Table.Filter.BEST, init=True)
+        req = pb.WatchEventRequest(table=pb.WatchEventRequest.Table(filters=[flt]))
+        fn = self._chan().unary_stream(
+            _SVC + "WatchEvent", request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=pb.WatchEventResponse.FromString,
+        )  # fmt: skip
+        call = fn(req)
+        try:
+            yield "reset", await self.learned()
+            async for resp in call:
+                if resp.WhichOneof("event") != "table":
+                    continue
+                for p in resp.table.paths:
+                    prefix, nh = _decode(p)
+                    if not prefix:
+                        continue
+                    if p.is_withdraw or _local(p):  # gone, or the best path is now our own
+                        yield "del", prefix
+                    else:
+                        yield "add", LearnedRoute(prefix, nh, p.neighbor_ip, p.stale)
+        except grpc.aio.AioRpcError as e:
+            raise ExternalServiceError(f"gobgpd WatchEvent: {e.details() or e.code().name}") from None
+        finally:
+            call.cancel()
+        raise ExternalServiceError("gobgpd WatchEvent: stream ended")
 
     async def advertised(self) -> list[str]:
         out = []

@@ -9,13 +9,20 @@ with the vlan bridge's ``vlrouter`` datapath). One reconciler key, ``bgp``:
   not desired -> gobgpd stopped (its PID only), the learned routes and the router port removed.
 A bad config (router-ip, AS) is a permanent failure of the key (netmaster refuses it first).
 
+Learned routes are event driven: ``watch`` follows the adapter's WatchEvent stream (best-path
+changes of gobgpd's RIB) and installs or removes a route as its event arrives; every (re)connect starts
+with a full resync (the whole learned table replaced, so a route withdrawn while the stream was down is
+removed). The table of learned best paths is ``learned`` (prefix -> LearnedRoute); it is turned into
+vlrouter routes ``(prefix, tenant) -> next hop MAC``: the tenant is the one of the vlan network whose
+subnet contains the prefix (a prefix in no local network is not installed), the MAC is the kernel's
+neighbor entry of the next hop (the BGP session to the neighbor keeps it resolved; an unresolved next
+hop is retried by the periodic round).
+
 ``run`` is the periodic part (every ``poll`` seconds while applied): the adapter's ``ensure`` (which also
 restarts a gobgpd that died and re-advertises everything), the advertised set following the local
-endpoints, and the learned best paths turned into vlrouter routes ``(prefix, tenant) -> next hop MAC``:
-the tenant is the one of the vlan network whose subnet contains the prefix (a prefix in no local
-network is not installed), the MAC is the kernel's neighbor entry of the next hop (the BGP session to
-the neighbor keeps it resolved; an unresolved next hop waits for the next round). ``inspect`` feeds the
-debug ``/inspect/bgp`` (neighbor state and route counts: the Bgp object's oper).
+endpoints, the routes recomputed from ``learned`` (networks and neighbor MACs change too) and the
+neighbor state for ``inspect`` (the debug ``/inspect/bgp``: neighbor state and route counts, the Bgp
+object's oper). It never polls the RIB for routes.
 
 An agent restart does not reset the session: gobgpd keeps running and the new agent adopts it (the
 adapter's PID file); routes and flows converge by diff.
@@ -24,6 +31,7 @@ adapter's PID file); routes and flows converge by diff.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
@@ -35,7 +43,7 @@ from contivpy.common.reconcile import Reconciler
 from contivpy.netplugin import links
 
 if TYPE_CHECKING:  # the adapter imports grpc + protobuf: loaded only once a Bgp config applies here
-    from contivpy.netplugin.gobgp import BgpConfig, GoBgp
+    from contivpy.netplugin.gobgp import BgpConfig, GoBgp, LearnedRoute
 
 log = logging.getLogger(__name__)
 KEY = "bgp"
@@ -72,6 +80,10 @@ class BgpManager:
         self.applied: BgpConfig | None = None
         self.router_cidr = ""
         self.routes: dict[tuple[str, str], str] = {}
+        self.learned: dict[str, LearnedRoute] = {}  # followed by watch()
+        self.events = 0  # route events applied (inspect)
+        self.resyncs = 0  # full resyncs (one per stream (re)connect)
+        self._generation = 0  # bumped when the speaker is (re)configured or stopped: the watch reconnects
         self.last_error = ""
         self._state: dict = {}
         self.rec: Reconciler[str] = Reconciler("bgp", self._locked_reconcile, permanent=(ValidationError,))
@@ -125,6 +137,7 @@ class BgpManager:
             self.router_cidr = cidr
         await self.gobgp.ensure(cfg, self._advertise())
         if self.applied != cfg:
+            self._generation += 1
             log.info("BGP speaker up: AS %d, router id %s, neighbor %s AS %d", cfg.asn, cfg.router_id,
                      cfg.neighbor, cfg.neighbor_as)  # fmt: skip
         self.applied = cfg
@@ -132,7 +145,8 @@ class BgpManager:
 
     async def _teardown(self) -> None:
         await self.gobgp.stop()
-        self.applied, self.routes, self._state = None, {}, {}
+        self.applied, self.routes, self._state, self.learned = None, {}, {}, {}
+        self._generation += 1
         await self.dp.remove_router_port()
         self.router_cidr = ""
         log.info("BGP speaker stopped")
@@ -145,26 +159,65 @@ class BgpManager:
         return ""
 
     async def sync(self) -> None:
-        """One round: supervise gobgpd, follow the local endpoints, install the learned routes."""
+        """One periodic round: supervise gobgpd, follow the local endpoints, reinstall, read the neighbor."""
         cfg = self.applied
         if cfg is None:
             return
         await self.gobgp.ensure(cfg, self._advertise())
-        learned = await self.gobgp.learned()
+        await self.install()
+        # recorded with the PID it was read from: after a restart, inspect never shows the old state
+        self._state = {"pid": self.gobgp.pid, "neighbor": await self.gobgp.neighbor()}
+
+    def apply_event(self, kind: str, x) -> None:
+        """One item of the adapter's watch stream applied to ``learned`` (no I/O)."""
+        if kind == "reset":
+            self.learned = {r.prefix: r for r in x}
+            self.resyncs += 1
+        elif kind == "add":
+            self.learned[x.prefix] = x
+        else:
+            self.learned.pop(x, None)
+        self.events += kind != "reset"
+
+    async def install(self) -> None:
+        """``learned`` -> the vlrouter's routes (only when they changed)."""
         routes: dict[tuple[str, str], str] = {}
-        for r in learned:
+        for r in list(self.learned.values()):
             tenant = self._tenant_of(r.prefix)
             mac = await links.neighbor_mac(r.next_hop) if tenant and r.next_hop else ""
             if mac:
                 routes[(r.prefix, tenant)] = mac
         if routes != self.routes:
             await self.dp.set_bgp_routes(routes)
-            log.info("BGP routes installed: %d (of %d learned)", len(routes), len(learned))
+            log.info("BGP routes installed: %d (of %d learned)", len(routes), len(self.learned))
             self.routes = routes
-        # recorded with the PID it was read from: after a restart, inspect never shows the old state
-        self._state = {"pid": self.gobgp.pid, "neighbor": await self.gobgp.neighbor(), "learned": learned}
+
+    async def watch(self) -> None:
+        """Follow gobgpd's best-path events while the speaker is applied; reconnect (and resync) when
+        the stream breaks (gobgpd restarted, config changed)."""
+        while True:
+            if self.applied is None or not self.gobgp.running():
+                await asyncio.sleep(0.2)
+                continue
+            gen = self._generation
+            try:
+                async with contextlib.aclosing(self.gobgp.watch()) as events:
+                    async for kind, x in events:
+                        async with self._lock:
+                            if self.applied is None or gen != self._generation:
+                                break  # torn down or reconfigured: reconnect, resync
+                            self.apply_event(kind, x)
+                            await self.install()
+            except (ContivError, OSError) as e:
+                log.debug("BGP watch: %s (reconnecting)", e)
+            await asyncio.sleep(0.2)
 
     async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.watch())
+            tg.create_task(self._periodic())
+
+    async def _periodic(self) -> None:
         while True:
             await asyncio.sleep(self.poll)
             try:
@@ -188,7 +241,7 @@ class BgpManager:
             return {"Peers": [], "Dsts": [], "Error": self.last_error}
         fresh = self._state.get("pid") == self.gobgp.pid
         n = (self._state.get("neighbor") or {}) if fresh else {}
-        learned = (self._state.get("learned") or []) if fresh else []
+        learned = sorted(self.learned.values())
         peer = {
             "Conf": {"NeighborAddress": self.applied.neighbor, "PeerAs": self.applied.neighbor_as},
             "State": {
@@ -205,6 +258,8 @@ class BgpManager:
             "Dsts": [r.prefix for r in learned],
             "Installed": [f"{p} ({t}) via {m}" for (p, t), m in sorted(self.routes.items())],
             "Restarts": self.gobgp.restarts,
+            "Events": self.events,
+            "Resyncs": self.resyncs,
             "Pid": self.gobgp.pid,
             "Error": self.last_error,
         }

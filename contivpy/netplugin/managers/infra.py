@@ -12,9 +12,11 @@ Per infra network, on every host (one reconciler key = the net id):
      other over the infra network.
 The network named ``contivh1`` also routes: its port becomes the infra router of the vxlan bridge
 (ofnet/infraroute.py) and key ``routes`` converges the host routes ``<subnet> via <contivh1 address>``
-(``proto 77``, links.sync_routes) to the subnets of every vxlan data network of the same tenant; a data
+(``proto 77``, links.sync_routes) to the subnets of every vxlan data network of the same tenant. A
+``contivh1`` with encap vlan, in routing mode (vlrouter), gets the routes to the vlan data networks of
+its tenant; the vlan bridge's table ip routes its port like any endpoint (and BGP advertises its /32); a data
 network deleted takes its route with it, a restart changes nothing that is right (no duplicates). A tagged
-``FORWARD -i contivh0 -o contivh1 DROP`` rule (iptables.py) keeps other tenants' containers, which reach
+``FORWARD -i contivh0[v] -o contivh1 DROP`` rule per host port (iptables.py) keeps other tenants' containers, which reach
 the host through contivh0, from being forwarded into these routes.
 
 Removal runs backwards (routes, router, flows and port, oper record, netmaster release); the network
@@ -46,7 +48,7 @@ class InfraManager:
     def __init__(self, cfg, kv: KVStore, dp, nets: NetworkManager, netmaster, mtu) -> None:
         self.cfg, self.kv, self.dp, self.nets, self.netmaster, self.mtu = cfg, kv, dp, nets, netmaster, mtu
         self.desired: dict[str, NetSpec] = {}  # infra networks
-        self.data: dict[str, NetSpec] = {}  # vxlan data networks (contivh1 routes)
+        self.data: dict[str, NetSpec] = {}  # data networks (contivh1 routes: those of its encap)
         self.applied: dict[str, tuple[EpSpec, str]] = {}  # net id -> (endpoint, endpoint id)
         self.routes: list[str] = []
         self.rec: Reconciler[str] = Reconciler(
@@ -66,7 +68,7 @@ class InfraManager:
         if value is None and (net_id in self.desired or net_id in self.applied):
             self.desired.pop(net_id, None)
             self.rec.enqueue(net_id)
-        if spec is not None and spec.encap == "vxlan":
+        if spec is not None and spec.encap in ("vxlan", "vlan"):
             self.data[net_id] = spec
         else:
             self.data.pop(net_id, None)
@@ -128,15 +130,19 @@ class InfraManager:
             await iptables.ensure_infra_block(True)
             await self.dp.set_infra_router(ofport)
             self.rec.enqueue(ROUTES)
+        elif net.name == INFRA_ROUTER_NET and self._vlan_routed(net):  # table ip of the vlrouter routes it
+            await iptables.ensure_infra_block(True)
+            self.rec.enqueue(ROUTES)
         log.info(
             "infra network %s: %s/%d on port %s (ofport %d)", net.id, ip, net.subnet_len, net.name, ofport
         )
 
     async def _remove(self, net_id: str, eps: EpSpec, endpoint_id: str) -> None:
-        if eps.net.name == INFRA_ROUTER_NET and eps.net.encap == "vxlan":
+        if eps.net.name == INFRA_ROUTER_NET and (eps.net.encap == "vxlan" or self._vlan_routed(eps.net)):
             self.routes = []
             await links.sync_routes(eps.net.name, eps.ip, [])
-            await self.dp.set_infra_router(None)
+            if eps.net.encap == "vxlan":
+                await self.dp.set_infra_router(None)
             await iptables.ensure_infra_block(False)
         await self.dp.remove_local_endpoint(eps, eps.net.name)  # flows, then the OVS port
         await self.kv.delete(keys.ep_oper(eps.id))
@@ -156,14 +162,22 @@ class InfraManager:
         self.nets.rec.enqueue(net_id)  # its removal waited for this
         log.info("infra network %s: port %s removed", net_id, eps.net.name)
 
+    def _vlan_routed(self, net: NetSpec) -> bool:
+        """contivh1 on the vlan bridge routes in routing mode only (the vlrouter's table ip; a bridged
+        vlan has its router on the uplink). The mode cannot change while a network exists."""
+        return net.encap == "vlan" and self.cfg.fwdmode == "routing"
+
     async def _routes(self) -> None:
         r = self.router()
         if r is None:
             return
         eps = r[0]
-        want = sorted(
-            {n.subnet for n in self.data.values() if n.subnet and tenant_of(n) == tenant_of(eps.net)}
-        )
+        if eps.net.encap != "vxlan" and not self._vlan_routed(eps.net):
+            return
+        want = sorted({
+            n.subnet for n in self.data.values()
+            if n.subnet and n.encap == eps.net.encap and tenant_of(n) == tenant_of(eps.net)
+        })  # fmt: skip
         added, removed = await links.sync_routes(eps.net.name, eps.ip, want)
         self.routes = want
         if added or removed:

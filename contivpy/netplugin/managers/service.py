@@ -1,4 +1,5 @@
-"""ServiceManager: service load balancers from etcd -> the vxlan bridge's service proxy (ofnet svcproxy).
+"""ServiceManager: service load balancers from etcd -> the service proxy (ofnet svcproxy) of the vxlan
+bridge, and of the vlan bridge in routing mode (datapath.py ``add_service`` picks the bridges).
 
 Inputs (written by netmaster, docs/SVC_CONTRACT): ``/contiv.io/state/serviceLB/<service>:<tenant>``
 (``ServiceLBState``: VIP ``ipaddress``, ``ports`` ``"<svcPort>:<provPort>:<TCP|UDP>"``, tenant) and
@@ -13,7 +14,7 @@ service id; ``reconcile(sid)`` removes the service if its desired value went or 
 then (re-)adds it if its current value is not the applied one (ofnet's ``add_service`` is an update
 for a known VIP).
 A malformed record is logged once and skipped (it never blocks the other services); datapath
-errors propagate so the reconcile loop retries.  vxlan bridge only (docs/ovs-pipeline.md).
+errors propagate so the reconcile loop retries (docs/ovs-pipeline.md).
 """
 
 from __future__ import annotations
