@@ -84,15 +84,20 @@ def test_policy_targets_groups_peers_by_address():
     c.put("NetworkPolicy", network_policy("n1", "p", spec))
     d = T.translate_namespace(c, "n1")
     assert d.group == "k8s-n1"
-    dp = d.policies["k8s.n1.p"]
+    assert set(d.policies) == {"k8s.n1.p.G.dbs"}  # the policy of the selected pod's group only
+    dp = d.policies["k8s.n1.p.G.dbs"]
     assert dp.groups == {"dbs"}  # the other-tenant pod is not a target
     assert any("tenant blue" in p for p in d.problems)
     allows = sorted(r["fromIpAddress"] for r in dp.rules.values() if r["action"] == "allow")
     assert allows == ["10.0.0.3", "10.0.0.4"]  # pending, IPv6-only and hostNetwork pods are not peers
     denies = sorted(r["protocol"] for r in dp.rules.values() if r["action"] == "deny")
-    assert denies == ["tcp", "udp"]
+    assert denies == ["icmp", "tcp", "udp"]  # ICMP is isolated too
+    assert {r["toIpAddress"] for r in dp.rules.values()} == {"10.0.0.2"}  # scoped to the selected pod
     # same input, same rule ids (restarts rewrite nothing)
-    assert set(T.translate_namespace(c, "n1").policies["k8s.n1.p"].rules) == set(dp.rules)
+    assert set(T.translate_namespace(c, "n1").policies["k8s.n1.p.G.dbs"].rules) == set(dp.rules)
+    # a target that is not (yet) an endpoint of its group is left out, with a note
+    d2 = T.translate_namespace(c, "n1", lambda ip, g: False)
+    assert d2.policies == {} and any("not an endpoint" in p for p in d2.problems)
     assert T.translate_namespace(c, "gone").group is None
 
 
@@ -105,6 +110,7 @@ def test_policy_types_default_and_names():
         ("out", "deny"),
         ("out", "allow"),
     }
+    assert all("toIpAddress" not in r and "fromIpAddress" not in r for r in rules)  # group-wide
     long = "x" * 80
     name = T.policy_name("n", long)
     assert len(name) <= 64 and name.startswith("k8s.n.h") and T.ns_of_policy(name) == "n"
@@ -143,3 +149,29 @@ def test_load_config_service_account(tmp_path):
     cfg = tmp_path / "contiv.json"
     cfg.write_text(json.dumps({"K8S_API_SERVER": "http://127.0.0.1:8080"}))
     assert k8sapi.load_config(str(cfg), env=env, sa_dir=str(tmp_path)).server == "http://127.0.0.1:8080"
+
+
+def test_pod_selector_scopes_rules_to_the_selected_pods():
+    """A podSelector isolates the pods it selects, not their group: rules carry the target address
+    (``toIpAddress`` in, ``fromIpAddress`` out); the empty selector is group-wide on ``k8s-<ns>`` and
+    per target in another group."""
+    c = _cache(
+        ("Namespace", namespace("n")),
+        ("Pod", pod("n", "db", "10.0.0.2", {"app": "db"})),
+        ("Pod", pod("n", "web", "10.0.0.3", {"app": "web"})),
+        ("Pod", pod("n", "lab", "10.0.0.4", {"app": "db", "io.contiv.net-group": "lab"})),
+    )
+    c.put("NetworkPolicy", network_policy("n", "db", {"podSelector": {"matchLabels": {"app": "db"}},
+                                                       "policyTypes": ["Ingress", "Egress"]}))  # fmt: skip
+    c.put("NetworkPolicy", network_policy("n", "all", {"podSelector": {}}))
+    d = T.translate_namespace(c, "n")
+    assert set(d.policies) == {"k8s.n.db", "k8s.n.db.G.lab", "k8s.n.all", "k8s.n.all.G.lab"}
+    db = d.policies["k8s.n.db"].rules.values()
+    assert d.policies["k8s.n.db"].groups == {"k8s-n"}
+    assert {r.get("toIpAddress") for r in db if r["direction"] == "in"} == {"10.0.0.2"}  # not web
+    assert {r.get("fromIpAddress") for r in db if r["direction"] == "out"} == {"10.0.0.2"}
+    lab = d.policies["k8s.n.db.G.lab"].rules.values()
+    assert {r.get("toIpAddress") or r.get("fromIpAddress") for r in lab} == {"10.0.0.4"}
+    assert all("toIpAddress" not in r for r in d.policies["k8s.n.all"].rules.values())
+    assert {r["toIpAddress"] for r in d.policies["k8s.n.all.G.lab"].rules.values()} == {"10.0.0.4"}
+    assert T.ns_of_policy("k8s.n.db.G.lab") == "n"

@@ -38,6 +38,7 @@ from contivpy.common import k8sapi
 from contivpy.common.errors import ContivError, NotFoundError, ValidationError
 from contivpy.common.reconcile import Reconciler
 from contivpy.model import keys
+from contivpy.model.state import EndpointState
 from contivpy.netmaster.k8snet import services as S
 from contivpy.netmaster.k8snet import translate as T
 
@@ -133,10 +134,23 @@ class K8sWatcher:
             await self._provider(ns, name)
             return
         ns = key.split("/", 1)[1]
-        desired = T.translate_namespace(self.cache, ns)
+        members = await self._members()
+        desired = T.translate_namespace(self.cache, ns, lambda ip, g: (ip, g) in members)
         for p in desired.problems:
             self._say(p)
         await self.converge(ns, desired)
+
+    async def _members(self) -> set[tuple[str, str]]:
+        """(address, group) of every contiv endpoint of the tenant: a pod can be a policy target
+        only once it is an endpoint of its group (the rule hooks check the same)."""
+        items, _ = await self.crud.kv.get_prefix(keys.EPS)
+        out: set[tuple[str, str]] = set()
+        suffix = ":" + T.TENANT
+        for i in items:
+            ep = EndpointState.parse(i.value)
+            if ep is not None and ep.ipAddress and ep.endpointGroupKey.endswith(suffix):
+                out.add((ep.ipAddress, ep.endpointGroupKey[: -len(suffix)]))
+        return out
 
     async def _gc(self) -> None:
         known = set(self.cache.namespaces())
@@ -226,25 +240,10 @@ class K8sWatcher:
                 {"tenantName": tenant, "groupName": d.group, "networkName": self.network},
             )
         prefix = T.policy_prefix(ns)
-        for pname, dp in sorted(d.policies.items()):
-            pkey = f"{tenant}:{pname}"
-            await self._ensure("policy", pkey, {"tenantName": tenant, "policyName": pname})
-            items, _ = await self.crud.kv.get_prefix(keys.obj_key("rule", f"{pkey}:"))  # this policy's rules
-            have = {json.loads(i.value)["ruleId"] for i in items}
-            # allows first, then denies: an attached policy never isolates before it allows
-            for rid, body in sorted(dp.rules.items(), key=lambda kv: (kv[1]["action"] != "allow", kv[0])):
-                if rid in have:
-                    continue
-                rule = dict(body, tenantName=tenant, policyName=pname, ruleId=rid)
-                try:
-                    await self.crud.create_or_update("rule", f"{pkey}:{rid}", rule)
-                except ValidationError as exc:
-                    self._say(f"policy {pname}: rule {rule} left out: {exc}")
-            for rid in sorted(have - set(dp.rules)):
-                try:
-                    await self.crud.delete("rule", f"{pkey}:{rid}")
-                except NotFoundError:
-                    pass
+        # policies, then attachments, then rules: a rule scoped to a member address is accepted only
+        # on a policy attached to that member's group; an attached policy without rules does nothing
+        for pname in sorted(d.policies):
+            await self._ensure("policy", f"{tenant}:{pname}", {"tenantName": tenant, "policyName": pname})
         groups = [g for g in await self.crud.list("endpointGroup") if g.get("tenantName") == tenant]
         existing = {g["groupName"] for g in groups}
         for pname, dp in sorted(d.policies.items()):
@@ -270,6 +269,24 @@ class K8sWatcher:
             except NotFoundError:
                 continue
             log.info("kubernetes: group %s policies %s", g["key"], stored.get("policies", []))
+        for pname, dp in sorted(d.policies.items()):
+            pkey = f"{tenant}:{pname}"
+            items, _ = await self.crud.kv.get_prefix(keys.obj_key("rule", f"{pkey}:"))  # this policy's rules
+            have = {json.loads(i.value)["ruleId"] for i in items}
+            # allows first, then denies: an attached policy never isolates before it allows
+            for rid, body in sorted(dp.rules.items(), key=lambda kv: (kv[1]["action"] != "allow", kv[0])):
+                if rid in have:
+                    continue
+                rule = dict(body, tenantName=tenant, policyName=pname, ruleId=rid)
+                try:
+                    await self.crud.create_or_update("rule", f"{pkey}:{rid}", rule)
+                except ValidationError as exc:
+                    self._say(f"policy {pname}: rule {rule} left out: {exc}")
+            for rid in sorted(have - set(dp.rules)):
+                try:
+                    await self.crud.delete("rule", f"{pkey}:{rid}")
+                except NotFoundError:
+                    pass
         for p in await self.crud.list("policy"):
             pname = p.get("policyName", "")
             if p.get("tenantName") == tenant and pname.startswith(prefix) and pname not in d.policies:
