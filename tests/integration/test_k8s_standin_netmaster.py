@@ -414,3 +414,71 @@ def test_k8s_standin_tls_client_cert_and_token(netmaster_factory, tmp_path):
         assert nm2.request("GET", "/version")[0] == 200
     finally:
         standin.stop()
+
+
+def test_k8s_standin_services_headless_externalname_other_network_nodeport(
+    k8s_netmaster, standin, etcd_server
+):
+    from contivpy.netmaster.k8snet.watcher import _HAS_NODE_PORTS
+
+    nm = k8s_netmaster
+    other = {
+        "encap": "vlan",
+        "networkName": "tk-other-net",
+        "subnet": "10.37.0.0/16",
+        "tenantName": "default",
+    }
+    nm.json("POST", "/api/v1/networks/default:tk-other-net/", other)
+    ips = []
+    for i in (1, 2):  # the pods' contiv endpoints, on tk-other-net (not default-net)
+        body = {"TenantName": "default", "NetworkName": "tk-other-net", "EndpointID": f"tkv{i}",
+                "ConfigEP": {"Container": f"tkv{i}", "Host": "tksh1", "IPAddress": ""}}  # fmt: skip
+        ips.append(nm.json("POST", "/plugin/createEndpoint", body)["EndpointConfig"]["ipAddress"])
+    standin.apply("Namespace", namespace("tk-v"))
+    for i, ip in enumerate(ips):
+        standin.apply("Pod", pod("tk-v", f"api-{i}", ip, {"app": "api", "io.contiv.network": "tk-other-net"}))
+    ports = [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP", "nodePort": 30080}]
+    # a ClusterIP Service whose pods are on tk-other-net: balanced there, the ClusterIP is the VIP
+    standin.apply("Service", service("tk-v", "api", "10.37.0.100", {"app": "api"}, ports))
+    key = "/contiv.io/state/provider/k8s.tk-v.api:default"
+    wait_for(lambda: (_etcd_json(etcd_server, key) or {}).get("Providers") == sorted(ips), what="providers")
+    lb = get(nm, "/api/v1/serviceLBs/default:k8s.tk-v.api/")
+    assert lb["networkName"] == "tk-other-net" and "nodePorts" not in lb
+    assert (
+        _etcd_json(etcd_server, "/contiv.io/state/serviceLB/k8s.tk-v.api:default")["ipaddress"]
+        == "10.37.0.100"
+    )
+    # headless and ExternalName: no load balancer, no VIP, an info line and no warning
+    standin.apply("Service", service("tk-v", "hl", "None", {"app": "api"}, ports))
+    ext = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ext", "namespace": "tk-v"},
+           "spec": {"type": "ExternalName", "externalName": "db.example.org"}}  # fmt: skip
+    standin.apply("Service", ext)
+    # NodePort: its node ports go into the load balancer for the hosts' CONTIV-NODEPORT chain
+    np = service("tk-v", "np", "10.37.0.101", {"app": "api"}, ports)
+    np["spec"]["type"] = "NodePort"
+    standin.apply("Service", np)
+    wait_for(lambda: get(nm, "/api/v1/serviceLBs/default:k8s.tk-v.np/"), what="NodePort service")
+    wait_for(lambda: "Service tk-v/ext: ExternalName" in nm.log_path.read_text(), what="ExternalName noted")
+    wait_for(lambda: "Service tk-v/hl: headless" in nm.log_path.read_text(), what="headless noted")
+    log = nm.log_path.read_text().splitlines()
+    for name in ("hl", "ext"):
+        lines = [ln for ln in log if f"Service tk-v/{name}" in ln]
+        assert (
+            lines
+            and all("level=info" in ln for ln in lines)
+            and not [ln for ln in lines if "level=warning" in ln or "level=error" in ln]
+        ), lines
+        assert get(nm, f"/api/v1/serviceLBs/default:k8s.tk-v.{name}/") is None
+    assert not etcd_server.etcdctl("get", "--keys-only", "/contiv.io/state/serviceLB/k8s.tk-v.hl:default")
+    np_lb = get(nm, "/api/v1/serviceLBs/default:k8s.tk-v.np/")
+    if _HAS_NODE_PORTS:  # the host access work's model field (netplugin's CONTIV-NODEPORT DNATs)
+        assert np_lb["nodePorts"] == ["30080:80:TCP"]
+        state = _etcd_json(etcd_server, "/contiv.io/state/serviceLB/k8s.tk-v.np:default")
+        assert state["nodeports"] == ["30080:80:TCP"]
+    else:
+        assert "Service tk-v/np: node ports are not supported by this build" in "\n".join(log)
+    assert not [ln for ln in log if "Traceback" in ln]
+    for name in ("api", "hl", "ext", "np"):
+        standin.delete("Service", "tk-v", name)
+    wait_for(lambda: get(nm, "/api/v1/serviceLBs/default:k8s.tk-v.np/") is None, what="np deleted")
+    wait_for(lambda: get(nm, "/api/v1/serviceLBs/default:k8s.tk-v.api/") is None, what="api deleted")

@@ -175,3 +175,41 @@ def test_pod_selector_scopes_rules_to_the_selected_pods():
     assert all("toIpAddress" not in r for r in d.policies["k8s.n.all"].rules.values())
     assert {r["toIpAddress"] for r in d.policies["k8s.n.all.G.lab"].rules.values()} == {"10.0.0.4"}
     assert T.ns_of_policy("k8s.n.db.G.lab") == "n"
+
+
+def test_services_headless_externalname_nodeport_and_pod_network():
+    from contivpy.netmaster.k8snet import services as S
+    from tests.support.k8s_standin import service
+
+    ports = [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP", "nodePort": 30080}]
+    # headless and ExternalName: nothing to balance, a note and no warning
+    headless = service("n", "h", "None", {"app": "web"}, ports)
+    ext = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x", "namespace": "n"},
+           "spec": {"type": "ExternalName", "externalName": "db.example.org"}}  # fmt: skip
+    for svc, word in ((headless, "headless"), (ext, "ExternalName")):
+        problems: list[str] = []
+        notes: list[str] = []
+        assert S.service_lb(svc, None, "10.36.0.0/16", problems, notes=notes) is None
+        assert problems == [] and len(notes) == 1 and word in notes[0]
+    # NodePort: the node ports go with the load balancer (the host DNATs them to the VIP)
+    np = service("n", "np", "10.36.0.50", {"app": "web"}, ports)
+    np["spec"]["type"] = "NodePort"
+    _, body = S.service_lb(np, None, "10.36.0.0/16", [])
+    assert body["nodePorts"] == ["30080:80:TCP"] and body["ports"] == ["80:8080:TCP"]
+    _, plain = S.service_lb(service("n", "c", "10.36.0.51", {"app": "web"}, ports), None, "10.36.0.0/16", [])
+    assert "nodePorts" not in plain  # a ClusterIP Service's nodePort field (never set) is ignored
+    # the Service's network is its pods' network
+    c = _cache(
+        ("Pod", pod("n", "a", "10.37.0.2", {"app": "web", "io.contiv.network": "other-net"})),
+        ("Pod", pod("n", "b", "10.37.0.3", {"app": "web", "io.contiv.network": "other-net"})),
+        ("Pod", pod("n", "c", "10.36.0.3", {"app": "db"})),
+    )
+    assert S.service_network(c, "n", {"app": "web"}) == ("other-net", [])
+    assert S.service_network(c, "n", {"app": "db"}) == ("default-net", [])
+    assert S.service_network(c, "n", {"app": "none"}) == ("default-net", [])
+    c.put("Pod", pod("n", "d", "10.36.0.4", {"app": "web"}))
+    net, why = S.service_network(c, "n", {"app": "web"})
+    assert net == "default-net" and "several networks" in why[0]
+    _, body = S.service_lb(service("n", "o", "10.37.0.100", {"app": "web"}, ports), None, "10.37.0.0/16", [],
+                           network="other-net")  # fmt: skip
+    assert body["networkName"] == "other-net" and body["ipAddress"] == "10.37.0.100"

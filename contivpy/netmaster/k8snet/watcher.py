@@ -38,6 +38,7 @@ from contivpy.common import k8sapi
 from contivpy.common.errors import ContivError, NotFoundError, ValidationError
 from contivpy.common.reconcile import Reconciler
 from contivpy.model import keys
+from contivpy.model.objects import SPECS
 from contivpy.model.state import EndpointState
 from contivpy.netmaster.k8snet import services as S
 from contivpy.netmaster.k8snet import translate as T
@@ -45,6 +46,8 @@ from contivpy.netmaster.k8snet import translate as T
 log = logging.getLogger("netmaster.k8s")
 
 KINDS = ("Namespace", "Pod", "NetworkPolicy", "Service", "Endpoints")
+# the serviceLB's ``nodePorts`` (the host access work: netplugin DNATs them in CONTIV-NODEPORT)
+_HAS_NODE_PORTS = any(f.name == "nodePorts" for f in SPECS["serviceLB"].fields)
 RESYNC = 600.0  # seconds between full re-convergences (``CONTIV_NETMASTER_K8S_RESYNC`` overrides)
 
 
@@ -82,6 +85,8 @@ class K8sWatcher:
             out |= {"ns/" + n for n in self.cache.namespaces() if self.cache.has_ns_selector(n)}
         if kind == "Pod":
             out.add(f"pod/{key[0]}/{key[1]}")
+            # a Service's network is its pods' network: the namespace's Services are looked at again
+            out |= {f"svc/{sns}/{name}" for sns, name in self.cache.kind("Service") if sns == key[0]}
         return out
 
     async def replace(self, kind: str, items: list[dict]) -> None:
@@ -172,11 +177,19 @@ class K8sWatcher:
                 self.rec.enqueue(f"svc/{parsed[0]}/{parsed[1]}")
 
     # --- services ------------------------------------------------------------------------------
-    async def _subnet(self) -> str:
+    async def _subnet(self, network: str) -> str:
         try:
-            return str((await self.crud.get("network", f"{T.TENANT}:{self.network}")).get("subnet", ""))
+            return str((await self.crud.get("network", f"{T.TENANT}:{network}")).get("subnet", ""))
         except NotFoundError:
             return ""
+
+    def _note(self, text: str) -> None:
+        """A deliberate skip (headless, ExternalName): an info line, once per distinct text."""
+        if len(self._said) > 10000:
+            self._said.clear()
+        if text not in self._said:
+            self._said.add(text)
+            log.info("kubernetes: %s", text)
 
     async def _service(self, ns: str, name: str) -> None:
         key = f"{T.TENANT}:{S.service_name(ns, name)}"
@@ -184,11 +197,20 @@ class K8sWatcher:
         want = None
         if svc is not None:
             problems: list[str] = []
-            want = S.service_lb(
-                svc, self.cache.kind("Endpoints").get((ns, name)), await self._subnet(), problems
-            )
+            notes: list[str] = []
+            spec = svc.get("spec") if isinstance(svc.get("spec"), dict) else {}
+            sel = spec.get("selector") if isinstance(spec.get("selector"), dict) else {}
+            network, why = S.service_network(self.cache, ns, sel) if sel else (self.network, [])
+            problems += [f"Service {ns}/{name}: {w}" for w in why]
+            endpoints = self.cache.kind("Endpoints").get((ns, name))
+            want = S.service_lb(svc, endpoints, await self._subnet(network), problems, network, notes)
             for p in problems:
                 self._say(p)
+            for n in notes:
+                self._note(n)
+            if want is not None and "nodePorts" in want[1] and not _HAS_NODE_PORTS:
+                self._say(f"Service {ns}/{name}: node ports are not supported by this build; left out")
+                del want[1]["nodePorts"]
         try:
             cur = await self.crud.get("serviceLB", key)
         except NotFoundError:
@@ -199,7 +221,7 @@ class K8sWatcher:
                 log.info("kubernetes: deleted service %s", key)
             return
         body = want[1]
-        fields = ("networkName", "ports", "selectors", "ipAddress")
+        fields = ("networkName", "ports", "selectors", "ipAddress", "nodePorts")
         if cur is not None and all(cur.get(f) == body.get(f) for f in fields):
             return
         await self.crud.create_or_update("serviceLB", key, body)
