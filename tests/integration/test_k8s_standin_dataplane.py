@@ -14,87 +14,36 @@ only, not the other pods of their namespace group; egress isolation with the sam
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 
 import pytest
 
-from tests.fixtures.cni import PodNs, cni
+from tests.fixtures.k8sbed import K8sBed, K8sPod
 from tests.fixtures.testbed import wait_for
-from tests.support.k8s_standin import K8sStandIn, namespace, network_policy, pod
+from tests.support.k8s_standin import network_policy
 
 pytestmark = [pytest.mark.root, pytest.mark.ovs, pytest.mark.etcd]
 
-SUBNET = "10.126.1"
 NS = "tkd"
 
 
 @pytest.fixture(scope="module")
 def kbed():
-    from tests.fixtures.testbed import Testbed
-
-    standin = K8sStandIn().start()
-    try:
-        with Testbed(2, netmaster=False) as b:
-            cfg = b.dir / "contiv.json"
-            cfg.write_text(json.dumps({"K8S_API_SERVER": standin.url}))
-            base = b.netmaster_args
-            b.netmaster_args = lambda port, docker_host=None: [  # type: ignore[method-assign]
-                *base(port), "--mode", "kubernetes", "--k8s-config", str(cfg),
-            ]  # fmt: skip
-            b.start_netmaster()
-            b.start_all("--mode", "kubernetes", "--k8s-config", str(b.dir / "no-such-contiv.json"))
-            for h in b.hosts.values():
-                h.wait_ready()
-            b.create_network("default-net", f"{SUBNET}.0/24", gateway=f"{SUBNET}.254")
-            b.standin = standin  # type: ignore[attr-defined]
-            standin.apply("Namespace", namespace(NS))
-            wait_for(lambda: group(b, f"k8s-{NS}"), 30, what="namespace group k8s-tkd")
-            yield b
-    finally:
-        standin.stop()
-
-
-def group(bed, name: str) -> dict | None:
-    from tests.fixtures.testbed import http_json
-
-    st, body = http_json("GET", f"{bed.netmaster_url}/api/v1/endpointGroups/default:{name}/")
-    return body if st == 200 else None
-
-
-class Pod:
-    """A pod: its netns on a host, attached by the real contivk8s, and its API object."""
-
-    def __init__(self, bed, made: list, host: int, name: str, labels: dict[str, str]) -> None:
-        self.bed, self.host, self.name, self.labels = bed, bed.hosts[host], name, labels
-        self.ns = PodNs(f"tnpkd{name}")
-        made.append(self)
-        self.cid = f"ctr-kd-{name}"
-        r = cni(self.host, "ADD", self.cid, self.ns.path, args=f"K8S_POD_NAMESPACE={NS};K8S_POD_NAME={name}")
-        assert r.rc == 0, r
-        self.ip = r.out["ips"][0]["address"].split("/")[0]
-        bed.standin.apply("Pod", pod(NS, name, self.ip, labels))
-
-    def ping(self, ip: str, budget: float = 2.0) -> bool:
-        return self.ns.ping(ip, budget)
-
-    def close(self) -> None:
-        try:
-            self.bed.standin.delete("Pod", NS, self.name)
-        except Exception:  # noqa: BLE001 - already gone
-            pass
-        cni(self.host, "DEL", self.cid, self.ns.path)
-        self.ns.delete()
+    with K8sBed("10.126.1.0/24") as kb:
+        kb.namespace(NS)
+        yield kb
 
 
 @pytest.fixture
 def pods(kbed):
-    made: list[Pod] = []
+    made: list[K8sPod] = []
     names: list[str] = []
 
-    def make(host: int, name: str, labels: dict[str, str]) -> Pod:
-        return Pod(kbed, made, host, name, labels)
+    def make(host: int, name: str, labels: dict[str, str]) -> K8sPod:
+        p = kbed.pod(host, NS, name, labels)
+        made.append(p)
+        return p
 
     def policy(name: str, spec: dict) -> None:
         names.append(name)
@@ -109,14 +58,10 @@ def pods(kbed):
             pass
     for p in made:
         p.close()
-    wait_for(lambda: not [k for k in policy_rule_keys(kbed) if f":k8s.{NS}." in k], 30, what="rules gone")
+    wait_for(lambda: not [k for k in kbed.policy_rule_keys() if f":k8s.{NS}." in k], 30, what="rules gone")
 
 
-def policy_rule_keys(bed) -> list[str]:
-    return bed.etcdctl("get", "/contiv.io/state/policyRule/", "--prefix", "--keys-only").split()
-
-
-def blocked(src: Pod, ip: str, timeout: float = 30.0) -> bool:
+def blocked(src: K8sPod, ip: str, timeout: float = 30.0) -> bool:
     """Pings from ``src`` to ``ip`` stop (the policy reached the data plane) and stay stopped."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -126,7 +71,7 @@ def blocked(src: Pod, ip: str, timeout: float = 30.0) -> bool:
     return False
 
 
-def tcp_ok(client: Pod, server: Pod, port: int, budget: float = 6.0) -> bool:
+def tcp_ok(client: K8sPod, server: K8sPod, port: int, budget: float = 6.0) -> bool:
     """A TCP connection from ``client`` to ``server:port`` (busybox nc) carries a line."""
     srv = subprocess.Popen(
         ["ip", "netns", "exec", server.ns.name, "busybox", "nc", "-l", "-p", str(port)],
