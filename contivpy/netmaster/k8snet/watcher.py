@@ -262,10 +262,17 @@ class K8sWatcher:
                 {"tenantName": tenant, "groupName": d.group, "networkName": self.network},
             )
         prefix = T.policy_prefix(ns)
-        # policies, then attachments, then rules: a rule scoped to a member address is accepted only
-        # on a policy attached to that member's group; an attached policy without rules does nothing
+        # Order: policies; the rules of group-wide policies; attachments; the rules of targeted
+        # policies. A rule scoped to a member address is accepted only on a policy attached to that
+        # member's group, so those come after the attachment (an attached policy without rules does
+        # nothing). Group-wide rules come first: rules added to a policy that is not attached yet
+        # cost no EPG-policy recomputation, the attachment computes them once.
         for pname in sorted(d.policies):
             await self._ensure("policy", f"{tenant}:{pname}", {"tenantName": tenant, "policyName": pname})
+        targeted = {p for p, dp in d.policies.items() if any(_target(r) for r in dp.rules.values())}
+        for pname, dp in sorted(d.policies.items()):
+            if pname not in targeted:
+                await self._rules(pname, dp)
         groups = [g for g in await self.crud.list("endpointGroup") if g.get("tenantName") == tenant]
         existing = {g["groupName"] for g in groups}
         for pname, dp in sorted(d.policies.items()):
@@ -291,24 +298,8 @@ class K8sWatcher:
             except NotFoundError:
                 continue
             log.info("kubernetes: group %s policies %s", g["key"], stored.get("policies", []))
-        for pname, dp in sorted(d.policies.items()):
-            pkey = f"{tenant}:{pname}"
-            items, _ = await self.crud.kv.get_prefix(keys.obj_key("rule", f"{pkey}:"))  # this policy's rules
-            have = {json.loads(i.value)["ruleId"] for i in items}
-            # allows first, then denies: an attached policy never isolates before it allows
-            for rid, body in sorted(dp.rules.items(), key=lambda kv: (kv[1]["action"] != "allow", kv[0])):
-                if rid in have:
-                    continue
-                rule = dict(body, tenantName=tenant, policyName=pname, ruleId=rid)
-                try:
-                    await self.crud.create_or_update("rule", f"{pkey}:{rid}", rule)
-                except ValidationError as exc:
-                    self._say(f"policy {pname}: rule {rule} left out: {exc}")
-            for rid in sorted(have - set(dp.rules)):
-                try:
-                    await self.crud.delete("rule", f"{pkey}:{rid}")
-                except NotFoundError:
-                    pass
+        for pname in sorted(targeted):
+            await self._rules(pname, d.policies[pname])
         for p in await self.crud.list("policy"):
             pname = p.get("policyName", "")
             if p.get("tenantName") == tenant and pname.startswith(prefix) and pname not in d.policies:
@@ -321,6 +312,27 @@ class K8sWatcher:
             try:
                 await self.crud.delete("endpointGroup", f"{tenant}:{T.ns_group(ns)}")
                 log.info("kubernetes: deleted group %s:%s", tenant, T.ns_group(ns))
+            except NotFoundError:
+                pass
+
+    async def _rules(self, pname: str, dp: T.DesiredPolicy) -> None:
+        """Create the missing rules of policy ``pname`` (allows before denies: an attached policy never
+        isolates before it allows), then delete the ones no longer wanted."""
+        tenant = T.TENANT
+        pkey = f"{tenant}:{pname}"
+        items, _ = await self.crud.kv.get_prefix(keys.obj_key("rule", f"{pkey}:"))  # this policy's rules
+        have = {json.loads(i.value)["ruleId"] for i in items}
+        for rid, body in sorted(dp.rules.items(), key=lambda kv: (kv[1]["action"] != "allow", kv[0])):
+            if rid in have:
+                continue
+            rule = dict(body, tenantName=tenant, policyName=pname, ruleId=rid)
+            try:
+                await self.crud.create_or_update("rule", f"{pkey}:{rid}", rule)
+            except ValidationError as exc:
+                self._say(f"policy {pname}: rule {rule} left out: {exc}")
+        for rid in sorted(have - set(dp.rules)):
+            try:
+                await self.crud.delete("rule", f"{pkey}:{rid}")
             except NotFoundError:
                 pass
 
@@ -346,6 +358,11 @@ class K8sWatcher:
             for ns, name in sorted(self.cache.kind("Service")):
                 self.rec.enqueue(f"svc/{ns}/{name}")
             self.rec.enqueue("gc")
+
+
+def _target(rule: dict) -> bool:
+    """The rule names a member of the group (a selected pod), not the whole group."""
+    return bool(rule.get("toIpAddress") if rule.get("direction") == "in" else rule.get("fromIpAddress"))
 
 
 async def run_leader(crud: Any, config_path: str) -> None:
