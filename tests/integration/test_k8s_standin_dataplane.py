@@ -14,7 +14,6 @@ only, not the other pods of their namespace group; egress isolation with the sam
 
 from __future__ import annotations
 
-import subprocess
 import time
 
 import pytest
@@ -71,32 +70,16 @@ def blocked(src: K8sPod, ip: str, timeout: float = 30.0) -> bool:
     return False
 
 
-def tcp_ok(client: K8sPod, server: K8sPod, port: int, budget: float = 6.0) -> bool:
-    """A TCP connection from ``client`` to ``server:port`` (busybox nc) carries a line."""
-    srv = subprocess.Popen(
-        ["ip", "netns", "exec", server.ns.name, "busybox", "nc", "-l", "-p", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    try:
-        time.sleep(0.3)
-        deadline = time.monotonic() + budget
-        while time.monotonic() < deadline:
-            r = subprocess.run(
-                ["ip", "netns", "exec", client.ns.name, "busybox", "nc", "-w", "2", server.ip, str(port)],
-                input="tnp-hello\n", capture_output=True, text=True, timeout=10,
-            )  # fmt: skip
-            if r.returncode == 0:
-                try:
-                    out, _ = srv.communicate(timeout=3)
-                except subprocess.TimeoutExpired:
-                    return False
-                return "tnp-hello" in out
-            time.sleep(0.3)
-        return False
-    finally:
-        if srv.poll() is None:
-            srv.kill()
-            srv.wait(5)
+def tcp_ok(client: K8sPod, server: K8sPod, port: int, budget: float = 8.0) -> bool:
+    """A line sent over TCP from ``client`` reaches ``server:port`` (the test bed's busybox nc server
+    and Python client, tests/fixtures/testbed.py)."""
+    from types import SimpleNamespace
+
+    from tests.fixtures.testbed import Container
+
+    return Container.tcp_ok(
+        SimpleNamespace(name=client.ns.name), SimpleNamespace(name=server.ns.name, ip=server.ip), port, budget
+    )
 
 
 def test_k8s_standin_networkpolicy_isolates_icmp_and_only_selected_pods(kbed, pods):
