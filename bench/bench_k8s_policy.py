@@ -6,7 +6,8 @@ A private etcd and one netmaster (``--mode kubernetes``) watching the stand-in A
 tests/support/k8s_standin.py (a stand-in: no real API server runs here). Per run and peer count P:
 - policy: a namespace with one target pod and P peer pods exists; time from the NetworkPolicy's
   creation (default deny + allow TCP 5432 from the P peers) until every ofnet rule record of it is in
-  etcd (``/contiv.io/state/policyRule/``: 2 deny + 2 per peer), i.e. what the agents program;
+  etcd (``/contiv.io/state/policyRule/``: 3 deny (tcp, udp, icmp) + 2 per peer), i.e. what the agents
+  program; the target pod is a contiv endpoint of ``k8s-<ns>`` (made through ``/plugin/createEndpoint``);
 - +1 peer: time from one more peer pod until its two ofnet rule records are in etcd;
 - delete: time from the policy's deletion until no ofnet rule record of it is left.
 Polled with ``etcdctl get --keys-only`` (about 10 ms per poll). Medians over the runs.
@@ -52,22 +53,28 @@ def until(cond, timeout: float = 120.0) -> float:
 
 def run(env: BenchEnv, s: K8sStandIn, ns: str, peers: int) -> dict[str, float]:
     s.apply("Namespace", namespace(ns))
-    s.apply("Pod", pod(ns, "db", "10.40.0.2", {"app": "db"}))
+    until(lambda: request_ok(env, f"/api/v1/endpointGroups/default:k8s-{ns}/"))
+    # the target must be a contiv endpoint of its group (what CNI ADD makes); peers need not be
+    body = {"TenantName": "default", "NetworkName": "default-net", "EndpointID": f"{ns}-db",
+            "ConfigEP": {"Container": f"{ns}-db", "Host": "tbkh", "IPAddress": "", "ServiceName": f"k8s-{ns}"}}  # fmt: skip
+    status, text = request(env.netmasters[0].port, "POST", "/plugin/createEndpoint", body)
+    assert status == 200, text
+    db_ip = json.loads(text)["EndpointConfig"]["ipAddress"]
+    s.apply("Pod", pod(ns, "db", db_ip, {"app": "db"}))
     for i in range(peers):
         s.apply("Pod", pod(ns, f"web-{i}", f"10.40.1.{i + 1}", {"app": "web"}))
     prefix = f"/contiv.io/state/policyRule/default:k8s-{ns}:default:k8s.{ns}.p:"
-    until(lambda: request_ok(env, f"/api/v1/endpointGroups/default:k8s-{ns}/"))
     spec = {
         "podSelector": {"matchLabels": {"app": "db"}},
         "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "web"}}}], "ports": [{"port": 5432}]}],
     }
     t0 = time.perf_counter()
     s.apply("NetworkPolicy", network_policy(ns, "p", spec))
-    until(lambda: count(env, prefix) == 2 + 2 * peers)
+    until(lambda: count(env, prefix) == 3 + 2 * peers)
     t_policy = time.perf_counter() - t0
     t0 = time.perf_counter()
     s.apply("Pod", pod(ns, "web-new", "10.40.2.1", {"app": "web"}))
-    until(lambda: count(env, prefix) == 4 + 2 * peers)
+    until(lambda: count(env, prefix) == 5 + 2 * peers)
     t_peer = time.perf_counter() - t0
     t0 = time.perf_counter()
     s.delete("NetworkPolicy", ns, "p")

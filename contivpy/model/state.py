@@ -174,6 +174,17 @@ class PolicyRuleState(_Record):
     DstPort: int = 0
     TcpFlags: str = ""
     Action: str = ""
+    #: contivpy addition: "request" on a deny icmp rule without port (only ICMP requests match, so
+    #: replies pass, as TcpFlags "syn,!ack" for tcp); written only when set
+    IcmpType: str = ""
+    OMITEMPTY = ("IcmpType",)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        for name in self.OMITEMPTY:
+            if not getattr(self, name):
+                out.pop(name, None)
+        return out
 
     def rule_dict(self) -> dict[str, Any]:
         d = self.to_dict()

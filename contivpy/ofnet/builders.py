@@ -62,7 +62,7 @@ from .pipeline import (
     VLAN,
     Prio,
 )
-from .types import LocalEndpoint, Network, RemoteEndpoint, Rule, Service, Vtep
+from .types import ICMP_REQUEST_TYPES, LocalEndpoint, Network, RemoteEndpoint, Rule, Service, Vtep
 
 __all__ = [
     "base_flows",
@@ -348,7 +348,10 @@ def rule_flows(rule: Rule) -> list[Flow]:
                  "!ack": (0, TCP_ACK)}[rule.tcp_flags]  # fmt: skip
         kw["tcp_flags"] = flags
     goto = SVC_SNAT if rule.action == "allow" else None
-    return [Flow(POLICY, Prio.POLICY_BASE + rule.priority, Match.of(**kw), goto=goto)]
+    prio = Prio.POLICY_BASE + rule.priority
+    if rule.icmp_type == "request":  # one flow per request type: replies and errors do not match
+        return [Flow(POLICY, prio, Match.of(**kw, icmpv4_type=t), goto=goto) for t in ICMP_REQUEST_TYPES]
+    return [Flow(POLICY, prio, Match.of(**kw), goto=goto)]
 
 
 _L4 = {"tcp": (IP_PROTO_TCP, "tcp_src", "tcp_dst"), "udp": (IP_PROTO_UDP, "udp_src", "udp_dst")}

@@ -156,7 +156,8 @@ _OXM = {
     "eth_src": (0x8000, 4, 6), "eth_type": (0x8000, 5, 2), "vlan_vid": (0x8000, 6, 2),
     "ip_dscp": (0x8000, 8, 1), "ip_proto": (0x8000, 10, 1), "ipv4_src": (0x8000, 11, 4),
     "ipv4_dst": (0x8000, 12, 4), "tcp_src": (0x8000, 13, 2), "tcp_dst": (0x8000, 14, 2),
-    "udp_src": (0x8000, 15, 2), "udp_dst": (0x8000, 16, 2), "arp_op": (0x8000, 21, 2),
+    "udp_src": (0x8000, 15, 2), "udp_dst": (0x8000, 16, 2), "icmpv4_type": (0x8000, 19, 1),
+    "arp_op": (0x8000, 21, 2),
     "arp_spa": (0x8000, 22, 4), "arp_tpa": (0x8000, 23, 4), "arp_sha": (0x8000, 24, 6),
     "arp_tha": (0x8000, 25, 6), "tunnel_id": (0x8000, 38, 8), "tcp_flags": (0xFFFF, 42, 2),
     **{f"reg{i}": (0x0001, i, 4) for i in range(8)},
@@ -164,7 +165,7 @@ _OXM = {
 _NXM_DECODE = {
     (0x0000, 1): "eth_dst", (0x0000, 2): "eth_src", (0x0000, 3): "eth_type", (0x0000, 6): "ip_proto",
     (0x0000, 7): "ipv4_src", (0x0000, 8): "ipv4_dst", (0x0000, 9): "tcp_src", (0x0000, 10): "tcp_dst",
-    (0x0000, 11): "udp_src", (0x0000, 12): "udp_dst", (0x0000, 15): "arp_op", (0x0000, 16): "arp_spa",
+    (0x0000, 11): "udp_src", (0x0000, 12): "udp_dst", (0x0000, 13): "icmpv4_type", (0x0000, 15): "arp_op", (0x0000, 16): "arp_spa",
     (0x0000, 17): "arp_tpa", (0x0001, 16): "tunnel_id", (0x0001, 17): "arp_sha", (0x0001, 18): "arp_tha",
     (0x0001, 34): "tcp_flags",
 }  # fmt: skip

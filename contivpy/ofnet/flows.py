@@ -71,10 +71,11 @@ _ORDER = (
     "tcp_dst",
     "udp_src",
     "udp_dst",
+    "icmpv4_type",
     "tcp_flags",
 )
 _RANK = {n: i for i, n in enumerate(_ORDER)}
-_WIDTH = {"metadata": 64, "tunnel_id": 64, "vlan_vid": 13, "tcp_flags": 12, "in_port": 32}
+_WIDTH = {"metadata": 64, "tunnel_id": 64, "vlan_vid": 13, "tcp_flags": 12, "in_port": 32, "icmpv4_type": 8}
 _MAC_FIELDS = ("eth_src", "eth_dst", "arp_sha", "arp_tha")
 _IP_FIELDS = ("ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa")
 
@@ -373,6 +374,7 @@ _OVS_NAME = {
     "tcp_dst": "tp_dst",
     "udp_src": "tp_src",
     "udp_dst": "tp_dst",
+    "icmpv4_type": "icmp_type",
     "vlan_vid": "vlan_vid",
 }
 _PROTO_NAMES = {

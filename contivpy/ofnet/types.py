@@ -17,6 +17,8 @@ from .flows import _norm_mac
 __all__ = ["Network", "LocalEndpoint", "RemoteEndpoint", "Vtep", "Rule", "Service", "PROTOCOLS"]
 
 PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "igmp": 2}
+#: ICMPv4 messages that ask for an answer: echo, timestamp, information, address mask requests
+ICMP_REQUEST_TYPES = (8, 13, 15, 17)
 
 
 def _ip(v: str, what: str) -> str:
@@ -135,6 +137,9 @@ class Rule:
     dst_port: int = 0
     tcp_flags: str = ""  # "", "syn,!ack"
     action: str = "allow"
+    #: "" (any ICMP) or "request": only ICMP request messages (ICMP_REQUEST_TYPES), so a deny without
+    #: a port leaves replies and errors alone, as "syn,!ack" does for TCP (docs/decisions.md)
+    icmp_type: str = ""
 
     def __post_init__(self) -> None:
         if not self.rule_id:
@@ -162,6 +167,10 @@ class Rule:
             raise ValidationError("tcp flags need protocol tcp")
         if self.action not in ("allow", "deny"):
             raise ValidationError(f"invalid rule action {self.action!r}")
+        if self.icmp_type not in ("", "request"):
+            raise ValidationError(f"invalid icmp type {self.icmp_type!r}")
+        if self.icmp_type and self.protocol != 1:
+            raise ValidationError("an icmp type needs protocol icmp")
 
 
 def _port_spec(p) -> tuple[int, int, str]:

@@ -67,16 +67,29 @@ def rules(nm, policy):
     )  # fmt: skip
 
 
-def brief(rs):
-    return [
-        (r["direction"], r["action"], r["priority"], r.get("protocol", ""), r.get("port", 0),
-         r.get("fromIpAddress") or r.get("toIpAddress") or "")
-        for r in rs
-    ]  # fmt: skip
+def brief(rs, target: str = ""):
+    """(direction, action, priority, protocol, port, peer) of the rules scoped to ``target`` (the
+    selected pod's address; "" = group-wide rules); rules of another target are left out."""
+    out = []
+    for r in rs:
+        peer, tgt = (
+            ("fromIpAddress", "toIpAddress") if r["direction"] == "in" else ("toIpAddress", "fromIpAddress")
+        )
+        if r.get(tgt, "") == target:
+            out.append((r["direction"], r["action"], r["priority"], r.get("protocol", ""), r.get("port", 0),
+                        r.get(peer) or ""))  # fmt: skip
+    return out
 
 
-DENY_IN = [("in", "deny", 1, "tcp", 0, ""), ("in", "deny", 1, "udp", 0, "")]
-DENY_OUT = [("out", "deny", 1, "tcp", 0, ""), ("out", "deny", 1, "udp", 0, "")]
+def endpoint(nm, name: str, group: str = "") -> str:
+    """A contiv endpoint as the CNI path makes for a pod (its address; in ``group`` if given)."""
+    body = {"TenantName": "default", "NetworkName": "default-net", "EndpointID": name,
+            "ConfigEP": {"Container": name, "Host": "tksh1", "IPAddress": "", "ServiceName": group}}  # fmt: skip
+    return nm.json("POST", "/plugin/createEndpoint", body)["EndpointConfig"]["ipAddress"]
+
+
+DENY_IN = [("in", "deny", 1, p, 0, "") for p in ("icmp", "tcp", "udp")]
+DENY_OUT = [("out", "deny", 1, p, 0, "") for p in ("icmp", "tcp", "udp")]
 
 
 def group_policies(nm, group):
@@ -110,8 +123,9 @@ def test_k8s_standin_policy_pod_selector_update_delete_restart(k8s_netmaster, st
             {"groupName": "tk-db", "networkName": "default-net", "tenantName": "default",
              "policies": ["tk-user"]})  # fmt: skip
     standin.apply("Namespace", namespace("tk-b"))
+    db_ip = endpoint(nm, "tkdb1", "tk-db")  # a target must be a contiv endpoint of its group
     standin.apply("Pod", pod("tk-b", "web-1", "10.36.0.11", {"app": "web"}))
-    standin.apply("Pod", pod("tk-b", "db-1", "10.36.0.12", {"app": "db", "io.contiv.net-group": "tk-db"}))
+    standin.apply("Pod", pod("tk-b", "db-1", db_ip, {"app": "db", "io.contiv.net-group": "tk-db"}))
     standin.apply("Pod", pod("tk-b", "other", "10.36.0.13", {"app": "other"}))
     spec = {
         "podSelector": {"matchLabels": {"app": "db"}},
@@ -120,19 +134,21 @@ def test_k8s_standin_policy_pod_selector_update_delete_restart(k8s_netmaster, st
                      "ports": [{"protocol": "TCP", "port": 5432}]}],
     }  # fmt: skip
     standin.apply("NetworkPolicy", network_policy("tk-b", "db-allow", spec))
-    pname = "k8s.tk-b.db-allow"
+    pname = "k8s.tk-b.db-allow.G.tk-db"  # the policy's part for its selected pods in group tk-db
     allow = ("in", "allow", 2, "tcp", 5432, "10.36.0.11")
-    wait_for(lambda: set(brief(rules(nm, pname))) == {*DENY_IN, allow}, what="policy rules")
+    wait_for(lambda: set(brief(rules(nm, pname), db_ip)) == {*DENY_IN, allow}, what="policy rules")
+    assert len(rules(nm, pname)) == 4  # every rule is scoped to db-1, the one selected pod
     wait_for(lambda: group_policies(nm, "tk-db") == ["tk-user", pname], what="attached to tk-db")
     assert group_policies(nm, "k8s-tk-b") in ([], None) or pname not in group_policies(nm, "k8s-tk-b")
     # the EPG-policy state the data plane reads (docs/original.md: policyRule per direction)
-    wait_for(lambda: len(ofnet_rule_ids(etcd_server, f"default:tk-db:default:{pname}:")) == 4,
-             what="ofnet rules: 2 deny inRx + allow inRx/inTx")  # fmt: skip
+    wait_for(lambda: len(ofnet_rule_ids(etcd_server, f"default:tk-db:default:{pname}:")) == 5,
+             what="ofnet rules: 3 deny inRx + allow inRx/inTx")  # fmt: skip
+    assert get(nm, "/api/v1/policys/default:k8s.tk-b.db-allow/") is None  # nothing for k8s-tk-b
 
     # a second web pod: one more allow rule, from its address
     standin.apply("Pod", pod("tk-b", "web-2", "10.36.0.14", {"app": "web"}))
     allow2 = ("in", "allow", 2, "tcp", 5432, "10.36.0.14")
-    wait_for(lambda: set(brief(rules(nm, pname))) == {*DENY_IN, allow, allow2}, what="second web pod")
+    wait_for(lambda: set(brief(rules(nm, pname), db_ip)) == {*DENY_IN, allow, allow2}, what="second web pod")
 
     # policy update: another port; the old rules go, the new ones come
     spec["ingress"][0]["ports"] = [{"protocol": "TCP", "port": 5433}]
@@ -142,7 +158,7 @@ def test_k8s_standin_policy_pod_selector_update_delete_restart(k8s_netmaster, st
         ("in", "allow", 2, "tcp", 5433, "10.36.0.11"),
         ("in", "allow", 2, "tcp", 5433, "10.36.0.14"),
     }
-    wait_for(lambda: set(brief(rules(nm, pname))) == want, what="updated port")
+    wait_for(lambda: set(brief(rules(nm, pname), db_ip)) == want, what="updated port")
 
     # restart: the same state is recomputed, nothing is rewritten
     before = etcd_server.etcdctl("get", "--prefix", "-w", "json", "/contiv.io/obj/modeldb/rule/")
@@ -152,7 +168,7 @@ def test_k8s_standin_policy_pod_selector_update_delete_restart(k8s_netmaster, st
     time.sleep(1.5)
     after = etcd_server.etcdctl("get", "--prefix", "-w", "json", "/contiv.io/obj/modeldb/rule/")
     revs = lambda out: {kv["key"]: kv["mod_revision"] for kv in json.loads(out).get("kvs", [])}  # noqa: E731
-    assert revs(before) == revs(after) and len(revs(after)) == 4
+    assert revs(before) == revs(after) and len(revs(after)) == 5
 
     # delete: detached, policy and rules gone, data-plane state gone
     standin.delete("NetworkPolicy", "tk-b", "db-allow")
@@ -169,7 +185,9 @@ def test_k8s_standin_default_deny_namespace_selector_ipblock_egress(k8s_netmaste
     standin.apply("Namespace", namespace("tk-c"))
     standin.apply("Namespace", namespace("tk-front", {"team": "front"}))
     standin.apply("Namespace", namespace("tk-other"))
-    standin.apply("Pod", pod("tk-c", "api", "10.36.1.1", {"app": "api"}))
+    wait_for(lambda: get(nm, "/api/v1/endpointGroups/default:k8s-tk-c/"), what="group k8s-tk-c")
+    api_ip = endpoint(nm, "tkapi", "k8s-tk-c")
+    standin.apply("Pod", pod("tk-c", "api", api_ip, {"app": "api"}))
     standin.apply("Pod", pod("tk-front", "ui", "10.36.1.2", {"app": "ui"}))
     standin.apply("Pod", pod("tk-other", "x", "10.36.1.3", {"app": "ui"}))
     # default deny of everything in tk-c (both directions)
@@ -190,21 +208,24 @@ def test_k8s_standin_default_deny_namespace_selector_ipblock_egress(k8s_netmaste
               "10.4.0.0/14", "10.64.0.0/10", "10.8.0.0/13"]  # fmt: skip
     want = {*DENY_IN, *DENY_OUT, ("in", "allow", 2, "", 0, "10.36.1.2")}
     want |= {("out", "allow", 2, "udp", 53, b) for b in blocks}
-    wait_for(lambda: set(brief(rules(nm, "k8s.tk-c.api"))) == want, what="nsSelector + ipBlock rules")
+    wait_for(lambda: set(brief(rules(nm, "k8s.tk-c.api"), api_ip)) == want, what="nsSelector + ipBlock rules")
+    assert brief(rules(nm, "k8s.tk-c.api")) == []  # nothing group-wide: only the api pod is isolated
     wait_for(
         lambda: group_policies(nm, "k8s-tk-c") == ["k8s.tk-c.api", "k8s.tk-c.deny-all"], what="both attached"
     )
     # label another namespace: its pod becomes a peer
     standin.apply("Namespace", namespace("tk-other", {"team": "front"}))
-    wait_for(lambda: ("in", "allow", 2, "", 0, "10.36.1.3") in set(brief(rules(nm, "k8s.tk-c.api"))),
+    wait_for(lambda: ("in", "allow", 2, "", 0, "10.36.1.3") in set(brief(rules(nm, "k8s.tk-c.api"), api_ip)),
              what="new namespace matches")  # fmt: skip
     # the ofnet rules of the egress block: outTx + outRx per CIDR rule
     ids = ofnet_rule_ids(etcd_server, "default:k8s-tk-c:default:k8s.tk-c.api:")
-    assert len(ids) == 4 + 2 + 2 * len(blocks)  # 4 deny, 2 allow-in (no port: inRx only), 16 egress
+    assert len(ids) == 6 + 2 + 2 * len(blocks)  # 6 deny, 2 allow-in (no port: inRx only), 16 egress
     # namespace delete: its policies, then its group go
     for name in ("api", "deny-all"):
         standin.delete("NetworkPolicy", "tk-c", name)
     standin.delete("Pod", "tk-c", "api")
+    nm.json("POST", "/plugin/deleteEndpoint", {"TenantName": "default", "NetworkName": "default-net",
+                                                "EndpointID": "tkapi"})  # fmt: skip
     standin.delete("Namespace", "", "tk-c")
     wait_for(lambda: get(nm, "/api/v1/endpointGroups/default:k8s-tk-c/") is None, what="group gone")
     assert [p for p in nm.json("GET", "/api/v1/policys/") if p["policyName"].startswith("k8s.tk-c.")] == []
@@ -393,3 +414,71 @@ def test_k8s_standin_tls_client_cert_and_token(netmaster_factory, tmp_path):
         assert nm2.request("GET", "/version")[0] == 200
     finally:
         standin.stop()
+
+
+def test_k8s_standin_services_headless_externalname_other_network_nodeport(
+    k8s_netmaster, standin, etcd_server
+):
+    from contivpy.netmaster.k8snet.watcher import _HAS_NODE_PORTS
+
+    nm = k8s_netmaster
+    other = {
+        "encap": "vlan",
+        "networkName": "tk-other-net",
+        "subnet": "10.37.0.0/16",
+        "tenantName": "default",
+    }
+    nm.json("POST", "/api/v1/networks/default:tk-other-net/", other)
+    ips = []
+    for i in (1, 2):  # the pods' contiv endpoints, on tk-other-net (not default-net)
+        body = {"TenantName": "default", "NetworkName": "tk-other-net", "EndpointID": f"tkv{i}",
+                "ConfigEP": {"Container": f"tkv{i}", "Host": "tksh1", "IPAddress": ""}}  # fmt: skip
+        ips.append(nm.json("POST", "/plugin/createEndpoint", body)["EndpointConfig"]["ipAddress"])
+    standin.apply("Namespace", namespace("tk-v"))
+    for i, ip in enumerate(ips):
+        standin.apply("Pod", pod("tk-v", f"api-{i}", ip, {"app": "api", "io.contiv.network": "tk-other-net"}))
+    ports = [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP", "nodePort": 30080}]
+    # a ClusterIP Service whose pods are on tk-other-net: balanced there, the ClusterIP is the VIP
+    standin.apply("Service", service("tk-v", "api", "10.37.0.100", {"app": "api"}, ports))
+    key = "/contiv.io/state/provider/k8s.tk-v.api:default"
+    wait_for(lambda: (_etcd_json(etcd_server, key) or {}).get("Providers") == sorted(ips), what="providers")
+    lb = get(nm, "/api/v1/serviceLBs/default:k8s.tk-v.api/")
+    assert lb["networkName"] == "tk-other-net" and "nodePorts" not in lb
+    assert (
+        _etcd_json(etcd_server, "/contiv.io/state/serviceLB/k8s.tk-v.api:default")["ipaddress"]
+        == "10.37.0.100"
+    )
+    # headless and ExternalName: no load balancer, no VIP, an info line and no warning
+    standin.apply("Service", service("tk-v", "hl", "None", {"app": "api"}, ports))
+    ext = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ext", "namespace": "tk-v"},
+           "spec": {"type": "ExternalName", "externalName": "db.example.org"}}  # fmt: skip
+    standin.apply("Service", ext)
+    # NodePort: its node ports go into the load balancer for the hosts' CONTIV-NODEPORT chain
+    np = service("tk-v", "np", "10.37.0.101", {"app": "api"}, ports)
+    np["spec"]["type"] = "NodePort"
+    standin.apply("Service", np)
+    wait_for(lambda: get(nm, "/api/v1/serviceLBs/default:k8s.tk-v.np/"), what="NodePort service")
+    wait_for(lambda: "Service tk-v/ext: ExternalName" in nm.log_path.read_text(), what="ExternalName noted")
+    wait_for(lambda: "Service tk-v/hl: headless" in nm.log_path.read_text(), what="headless noted")
+    log = nm.log_path.read_text().splitlines()
+    for name in ("hl", "ext"):
+        lines = [ln for ln in log if f"Service tk-v/{name}" in ln]
+        assert (
+            lines
+            and all("level=info" in ln for ln in lines)
+            and not [ln for ln in lines if "level=warning" in ln or "level=error" in ln]
+        ), lines
+        assert get(nm, f"/api/v1/serviceLBs/default:k8s.tk-v.{name}/") is None
+    assert not etcd_server.etcdctl("get", "--keys-only", "/contiv.io/state/serviceLB/k8s.tk-v.hl:default")
+    np_lb = get(nm, "/api/v1/serviceLBs/default:k8s.tk-v.np/")
+    if _HAS_NODE_PORTS:  # the host access work's model field (netplugin's CONTIV-NODEPORT DNATs)
+        assert np_lb["nodePorts"] == ["30080:80:TCP"]
+        state = _etcd_json(etcd_server, "/contiv.io/state/serviceLB/k8s.tk-v.np:default")
+        assert state["nodeports"] == ["30080:80:TCP"]
+    else:
+        assert "Service tk-v/np: node ports are not supported by this build" in "\n".join(log)
+    assert not [ln for ln in log if "Traceback" in ln]
+    for name in ("api", "hl", "ext", "np"):
+        standin.delete("Service", "tk-v", name)
+    wait_for(lambda: get(nm, "/api/v1/serviceLBs/default:k8s.tk-v.np/") is None, what="np deleted")
+    wait_for(lambda: get(nm, "/api/v1/serviceLBs/default:k8s.tk-v.api/") is None, what="api deleted")

@@ -216,6 +216,23 @@ async def test_tcp_policy_deny_then_allow(bed):
         srv.wait()
 
 
+async def test_icmp_request_deny_drops_pings_to_the_group_not_its_replies(bed):
+    """A deny icmp rule without port (icmp_type "request"): pings to the isolated endpoint are dropped,
+    the replies to its own pings pass (docs/decisions.md)."""
+    ovs, ag, b = bed
+    ping = lambda src, ip: _ns(b[src], "busybox", "ping", "-c", "1", "-W", "2", ip).returncode == 0  # noqa: E731
+    assert await asyncio.to_thread(ping, "c1", "10.1.1.2")
+    await ag.add_rule(
+        Rule("no-ping", 1, dst_epg=5, dst_ip="10.1.1.2", protocol=1, icmp_type="request", action="deny")
+    )
+    flows = ovs.dump_flows(BR, "table=5")
+    assert sum("icmp_type=" in f and "actions=drop" in f for f in flows) == 4, flows
+    assert not await asyncio.to_thread(ping, "c1", "10.1.1.2")  # c1 -> c2: echo request dropped
+    assert await asyncio.to_thread(ping, "c2", "10.1.1.1")  # c2 -> c1: c1's echo reply to c2 passes
+    await ag.remove_rule("no-ping")
+    assert await asyncio.to_thread(ping, "c1", "10.1.1.2")
+
+
 async def test_restart_reapply_leaves_flows_identical(bed):
     ovs, ag, b = bed
     before_f, before_g = ovs.dump_flows(BR), ovs.dump_groups(BR)

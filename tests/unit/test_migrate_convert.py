@@ -44,13 +44,26 @@ def test_copied_records_are_byte_identical(dump, plan):
     for k, v in dump["keys"].items():
         if classify(k) == "volatile" or k.startswith(rebuilt):
             continue
+        if k.startswith(keys.POLICY_RULE) and "IcmpType" in plan.target[k]:  # contivpy's addition
+            assert {**json.loads(v), "IcmpType": "request"} == json.loads(plan.target[k]), k
+            continue
         assert plan.target[k] == v, k
 
 
 def test_ofnet_rules_equal_the_originals(dump, plan):
     rules = {k: v for k, v in dump["keys"].items() if k.startswith(keys.POLICY_RULE)}
     assert len(rules) == 25
-    assert {k: v for k, v in plan.target.items() if k.startswith(keys.POLICY_RULE)} == rules
+    # contivpy's one addition: a deny icmp rule without port matches ICMP requests only
+    # (``IcmpType: "request"``, docs/decisions.md); every other byte is the original's
+    want = {}
+    for k, v in rules.items():
+        r = json.loads(v)
+        if r["IpProtocol"] == 1 and r["Action"] == "deny" and k.endswith(("inRx", "outTx")):
+            v = json.dumps(dict(r, IcmpType="request"), separators=(",", ":"))
+        want[k] = v
+    assert sum("IcmpType" in v for v in want.values()) == 1
+    assert {k: v for k, v in plan.target.items() if k.startswith(keys.POLICY_RULE)} == want
+    assert any("IcmpType request added" in c for c in plan.report.changes)
     pols = [k for k in plan.target if k.startswith(keys.POLICY) and not k.startswith(keys.POLICY_RULE)]
     assert sorted(pols) == sorted(k for k in dump["keys"] if k.startswith(keys.POLICY) and k not in rules)
 

@@ -139,6 +139,8 @@ async def ofnet_rules(look: Lookup, gp_key: str, epg_id: int, rule: dict) -> dic
     remote, frm, to = await _remote(look, rule)
     port = int(rule.get("port", 0))
     tcp0 = rule.get("protocol") == "tcp" and port == 0
+    # a deny icmp rule stops requests only (echo, ...): replies to the group's own pings pass
+    icmp_req = "request" if rule.get("protocol") == "icmp" and rule.get("action") == "deny" else ""
     out: dict[str, PolicyRuleState] = {}
     for d in _dirs(rule):
         r = PolicyRuleState(
@@ -154,13 +156,15 @@ async def ofnet_rules(look: Lookup, gp_key: str, epg_id: int, rule: dict) -> dic
         if d == "inRx":
             r.SrcIpAddr, r.DstIpAddr, r.DstPort = frm, to, port
             r.TcpFlags = "syn,!ack" if tcp0 else ""
+            r.IcmpType = icmp_req
         elif d == "inTx":
             r.DstIpAddr, r.SrcIpAddr, r.SrcPort = frm, to, port
-        elif d == "outRx":
-            r.SrcIpAddr, r.SrcPort = to, port
+        elif d == "outRx":  # fromIpAddress of an out rule (contivpy: one member of the group)
+            r.SrcIpAddr, r.DstIpAddr, r.SrcPort = to, frm, port
         else:
-            r.DstIpAddr, r.DstPort = to, port
+            r.DstIpAddr, r.SrcIpAddr, r.DstPort = to, frm, port
             r.TcpFlags = "syn,!ack" if tcp0 else ""
+            r.IcmpType = icmp_req
         out[r.RuleId] = r
     return out
 

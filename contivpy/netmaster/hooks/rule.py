@@ -2,7 +2,8 @@
 
 Create: direction checks with the original's messages, referenced EPG / network must exist,
 the policy must exist ("Policy not found"), an incoming rule with ``toIpAddress`` needs the
-policy attached to exactly one EPG that owns that IP; then the rule links to its matching EPG
+policy attached to exactly one EPG that owns that IP, and so does an outgoing rule with
+``fromIpAddress`` (a contivpy addition: an out rule scoped to one member, docs/decisions.md); then the rule links to its matching EPG
 (``links.MatchEndpointGroup`` + EPG ``link-sets.MatchRules``) and every EPG that has the policy
 gets the rule in its EPG-policy state (policy_state). The rule <-> policy link-sets are kept by
 crud (registry relation). Update is refused. Delete removes the links and the ofnet rules.
@@ -30,7 +31,7 @@ def _direction_checks(r: dict) -> None:
         if g("fromNetwork") and g("fromEndpointGroup"):
             raise ValidationError("can not specify both from network and from EndpointGroup")
     elif g("direction") == "out":
-        if g("fromNetwork") or g("fromEndpointGroup") or g("fromIpAddress"):
+        if g("fromNetwork") or g("fromEndpointGroup"):  # fromIpAddress: a member (contivpy, below)
             raise ValidationError("can not specify 'from' parameters in outgoing rule")
         if g("toNetwork") and g("toIpAddress"):
             raise ValidationError("can not specify both to-network and to-ip address")
@@ -62,8 +63,9 @@ async def on_create(ctx: TxnContext, obj: dict) -> Plan:
     if groups:  # this rule goes into every (group, policy) record: bounded (policy_state)
         rules = await ctx.members("policy", policy["key"], "Rules")
         policy_state.check_pair_size(tenant, obj["policyName"], rules, groups)
-    if obj["direction"] == "in" and obj.get("toIpAddress"):
-        ip = obj["toIpAddress"]
+    member = obj.get("toIpAddress") if obj["direction"] == "in" else obj.get("fromIpAddress")
+    if member:
+        ip = member
         if len(groups) != 1:
             raise ValidationError(
                 f"failed to configure {ip}, {len(groups)} endpoint groups linked to policy {obj['policyName']} "

@@ -1,7 +1,8 @@
 """Kubernetes Services -> contiv service load balancers; pods -> provider candidates (pure; no I/O).
 
 - A Service ``ns/name`` with a cluster IP (not headless) and a ``selector`` -> serviceLB
-  ``k8s.<ns>.<name>`` in tenant ``default`` on network ``default-net`` with
+  ``k8s.<ns>.<name>`` in tenant ``default`` on the network of its selected pods (their
+  ``io.contiv.network`` label; ``default-net`` when there are none yet or they disagree) with
   ``selectors`` = the Service's selector as ``k=v``, ``ports`` = ``<port>:<targetPort>:<TCP|UDP>``
   (a named targetPort is resolved through the Service's Endpoints, whose ports carry the name
   and the number), and ``ipAddress`` = the cluster IP when it lies in the network's subnet
@@ -10,8 +11,12 @@
   tenant whose labels hold every selector. A pod is a candidate (its labels, its address) while it
   is Ready, has an IPv4 address and is not hostNetwork; that is what the Service's Endpoints list
   as ready addresses for a selector Service.
-Not translated (noted): headless Services, Services without a selector (hand-made Endpoints),
-SCTP ports, unresolvable named ports, ExternalName.
+- NodePort and LoadBalancer Services: ``nodePorts`` = ``<nodePort>:<port>:<TCP|UDP>`` per port, which
+  netplugin DNATs in the host's ``CONTIV-NODEPORT`` chain to the VIP (docs/kubernetes.md); the field is
+  sent only when the model has it.
+Not translated: headless Services and ExternalName (deliberate, an info line: there is nothing to
+balance), Services without a selector (hand-made Endpoints), SCTP ports, unresolvable named ports
+(warnings).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import ipaddress
 from typing import Any
 
 from contivpy.netmaster.k8snet import translate as T
+
+NETWORK_LABEL = "io.contiv.network"
 
 
 def service_name(ns: str, name: str) -> str:
@@ -44,10 +51,33 @@ def _named_ports(endpoints: dict | None) -> dict[tuple[str, str], int]:
     return out
 
 
+def service_network(cache: T.Cache, ns: str, sel: dict) -> tuple[str, list[str]]:
+    """The contiv network of a Service: the one its selected pods use (their ``io.contiv.network``
+    label, default ``default-net``). Pods on several networks, or none yet: ``default-net``."""
+    nets = set()
+    for p in cache.pods(ns):
+        labels = T.labels_of(p)
+        if all(labels.get(str(k)) == str(v) for k, v in sel.items()):
+            nets.add(labels.get(NETWORK_LABEL) or T.NETWORK)
+    if len(nets) == 1:
+        return nets.pop(), []
+    if len(nets) > 1:
+        return T.NETWORK, [f"its pods are on several networks ({', '.join(sorted(nets))}); {T.NETWORK} used"]
+    return T.NETWORK, []
+
+
 def service_lb(
-    svc: dict, endpoints: dict | None, subnet: str, problems: list[str]
+    svc: dict,
+    endpoints: dict | None,
+    subnet: str,
+    problems: list[str],
+    network: str = T.NETWORK,
+    notes: list[str] | None = None,
 ) -> tuple[str, dict[str, Any]] | None:
-    """(serviceLB key, body) for ``svc``, or None when it is not translated (reason in problems)."""
+    """(serviceLB key, body) for ``svc`` on ``network`` (whose subnet is ``subnet``), or None when
+    it is not translated: warnings in ``problems``, deliberate skips (ExternalName, headless) in
+    ``notes``."""
+    notes = notes if notes is not None else []
     m = T.meta(svc)
     ns, name = str(m.get("namespace") or ""), str(m.get("name") or "")
     where = f"Service {ns}/{name}"
@@ -56,10 +86,13 @@ def service_lb(
         problems.append(f"{where} skipped: spec is not an object")
         return None
     if spec.get("type") == "ExternalName":
+        notes.append(
+            f"{where}: ExternalName ({spec.get('externalName', '')}) is DNS only; nothing to balance"
+        )
         return None
     cip = spec.get("clusterIP") or ""
     if cip in ("", "None"):
-        problems.append(f"{where}: headless, no load balancer")
+        notes.append(f"{where}: headless (clusterIP None); no load balancer, pods are reached directly")
         return None
     sel = spec.get("selector")
     if not isinstance(sel, dict) or not sel:
@@ -67,6 +100,8 @@ def service_lb(
         return None
     named = _named_ports(endpoints)
     ports: list[str] = []
+    node_ports: list[str] = []
+    with_node_ports = spec.get("type") in ("NodePort", "LoadBalancer")
     for p in spec.get("ports") or []:
         if not isinstance(p, dict):
             continue
@@ -85,6 +120,13 @@ def service_lb(
             ports.append(f"{int(port)}:{int(target)}:{proto}")
         except (TypeError, ValueError):
             problems.append(f"{where}: invalid port {port!r} left out")
+            continue
+        node = p.get("nodePort")
+        if with_node_ports and node is not None:
+            if isinstance(node, int) and 0 < node < 65536:
+                node_ports.append(f"{node}:{int(port)}:{proto}")
+            else:
+                problems.append(f"{where}: invalid nodePort {node!r} left out")
     if not ports:
         problems.append(f"{where}: no port contiv can balance; skipped")
         return None
@@ -94,7 +136,7 @@ def service_lb(
             vip = cip
         else:
             problems.append(
-                f"{where}: cluster IP {cip} is outside {T.NETWORK} ({subnet}); contiv picks the VIP"
+                f"{where}: cluster IP {cip} is outside {network} ({subnet}); contiv picks the VIP"
             )
     except ValueError:
         problems.append(f"{where}: invalid cluster IP {cip!r}; contiv picks the VIP")
@@ -102,12 +144,14 @@ def service_lb(
     body: dict[str, Any] = {
         "tenantName": T.TENANT,
         "serviceName": sname,
-        "networkName": T.NETWORK,
+        "networkName": network,
         "ports": sorted(ports),
         "selectors": sorted(f"{k}={v}" for k, v in sel.items()),
     }
     if vip:
         body["ipAddress"] = vip
+    if node_ports:
+        body["nodePorts"] = sorted(node_ports)
     return f"{T.TENANT}:{sname}", body
 
 
@@ -130,11 +174,11 @@ def provider(pod: dict) -> dict[str, Any] | None:
     return {
         "Event": "start",
         "Tenant": labels.get(T.TENANT_LABEL) or T.TENANT,
-        "Network": labels.get("io.contiv.network") or T.NETWORK,
+        "Network": labels.get(NETWORK_LABEL) or T.NETWORK,
         "IPAddress": ip,
         "EPCommonName": str(T.meta(pod).get("name") or ""),
         "Labels": labels,
     }
 
 
-__all__ = ["parse_service_name", "provider", "service_lb", "service_name"]
+__all__ = ["parse_service_name", "provider", "service_lb", "service_name", "service_network"]

@@ -343,19 +343,54 @@ def _ports(ports: Any, problems: list[str], where: str) -> list[tuple[str, int]]
     return sorted(set(out))
 
 
-def _rule(direction: str, action: str, priority: int, proto: str, port: int, addr: str) -> tuple[str, dict]:
+def _rule(
+    direction: str, action: str, priority: int, proto: str, port: int, addr: str, target: str = ""
+) -> tuple[str, dict]:
+    """A contiv rule; ``addr`` is the peer, ``target`` the selected pod ("" = the whole group)."""
     r: dict[str, Any] = {"direction": direction, "action": action, "priority": priority}
     if proto:
         r["protocol"] = proto
     if port:
         r["port"] = port
+    peer_key, target_key = (
+        ("fromIpAddress", "toIpAddress") if direction == "in" else ("toIpAddress", "fromIpAddress")
+    )
     if addr:
-        r["fromIpAddress" if direction == "in" else "toIpAddress"] = addr
+        r[peer_key] = addr
+    if target:
+        r[target_key] = target
     digest = hashlib.sha1(json.dumps(r, sort_keys=True).encode()).hexdigest()[:16]
     return f"{'i' if direction == 'in' else 'e'}-{digest}", r
 
 
-def translate_policy(cache: Cache, np: dict, problems: list[str]) -> DesiredPolicy:
+def scoped_policy_name(ns: str, name: str, group: str) -> str:
+    """The contiv policy of NetworkPolicy ``ns/name`` for its selected pods in ``group``: the
+    namespace's group gets ``k8s.<ns>.<name>``, another group ``k8s.<ns>.<name>.G.<group>``
+    (NetworkPolicy names are lower case, so ``.G.`` cannot be part of one), hashed when too long."""
+    if group == ns_group(ns):
+        return policy_name(ns, name)
+    full = f"{POLICY_PREFIX}{ns}.{name}.G.{group}"
+    if len(full) <= MAX_NAME:
+        return full
+    short = f"{POLICY_PREFIX}{ns}.h{hashlib.sha1(f'{name}/{group}'.encode()).hexdigest()[:12]}"
+    if len(short) > MAX_NAME:
+        raise Untranslatable(f"namespace name {ns!r} is too long for a contiv policy name")
+    return short
+
+
+def translate_policy(
+    cache: Cache, np: dict, problems: list[str], member: Any = None
+) -> dict[str, DesiredPolicy]:
+    """The contiv policies of one NetworkPolicy, by name (docs/kubernetes.md, "Mapping").
+
+    Scope: contiv enforces a policy on a group, so the rules say which pods of the group they are
+    for. The empty ``podSelector`` selects every pod of the namespace: the policy of group
+    ``k8s-<ns>`` has group-wide rules (pods started later are covered at once). Any other selected
+    pod is a *target*: the policy of its group gets its rules once per target address
+    (``toIpAddress`` on ``in`` rules, ``fromIpAddress`` on ``out`` rules), so the other pods of the
+    group are not isolated. ``member(ip, group)`` says whether a pod's address is a contiv endpoint
+    of that group (contiv accepts a target address only then); None = assume so.
+    """
     m = meta(np)
     ns, name = str(m.get("namespace") or ""), str(m.get("name") or "")
     where = f"NetworkPolicy {ns}/{name}"
@@ -363,7 +398,12 @@ def translate_policy(cache: Cache, np: dict, problems: list[str]) -> DesiredPoli
     if not isinstance(spec, dict):
         raise Untranslatable("spec is not an object")
     pod_sel = spec.get("podSelector") or {}
-    dp = DesiredPolicy()
+    group_wide = (
+        isinstance(pod_sel, dict) and not pod_sel.get("matchLabels") and not pod_sel.get("matchExpressions")
+    )
+    targets: dict[str, set[str]] = {}  # group -> target addresses ("" = the whole group)
+    if group_wide:
+        targets[ns_group(ns)] = {""}
     for pod in cache.pods(ns):
         if not _live(pod) or not selector_matches(pod_sel, labels_of(pod)):
             continue
@@ -371,26 +411,31 @@ def translate_policy(cache: Cache, np: dict, problems: list[str]) -> DesiredPoli
         if tenant != TENANT:
             problems.append(f"{where}: pod {meta(pod).get('name')} is in tenant {tenant}: not a target")
             continue
-        dp.groups.add(pod_group(pod))
-    named = (pod_sel.get("matchLabels") or {}).get(GROUP_LABEL) if isinstance(pod_sel, dict) else None
-    if isinstance(named, str) and named:
-        dp.groups.add(named)
-    if isinstance(pod_sel, dict) and not pod_sel.get("matchLabels") and not pod_sel.get("matchExpressions"):
-        dp.groups.add(ns_group(ns))  # every pod of the namespace, also those not started yet
+        g = pod_group(pod)
+        if group_wide and g == ns_group(ns):
+            continue
+        ip = pod_ipv4(pod)
+        if not ip:
+            continue  # no address yet: targeted once it has one
+        if member is not None and not member(ip, g):
+            problems.append(f"{where}: pod {meta(pod).get('name')} ({ip}) is not an endpoint of {g} yet")
+            continue
+        targets.setdefault(g, set()).add(ip)
     types = spec.get("policyTypes")
     if types is None:
         types = ["Ingress"] + (["Egress"] if spec.get("egress") else [])
     if not isinstance(types, list) or any(t not in ("Ingress", "Egress") for t in types):
         raise Untranslatable(f"invalid policyTypes {types!r}")
+    # (direction, action, priority, proto, port, peer) once; multiplied by the targets below
+    shape: list[tuple[str, str, int, str, int, str]] = []
     for ptype, direction, sect, peer_key in (
         ("Ingress", "in", "ingress", "from"),
         ("Egress", "out", "egress", "to"),
     ):
         if ptype not in types:
             continue
-        for proto in ("tcp", "udp"):
-            rid, r = _rule(direction, "deny", DENY_PRIORITY, proto, 0, "")
-            dp.rules[rid] = r
+        for proto in ("tcp", "udp", "icmp"):
+            shape.append((direction, "deny", DENY_PRIORITY, proto, 0, ""))
         rules = spec.get(sect) or []
         if not isinstance(rules, list):
             problems.append(f"{where}: {sect} must be a list; left out")
@@ -404,13 +449,21 @@ def translate_policy(cache: Cache, np: dict, problems: list[str]) -> DesiredPoli
             ports = _ports(rule.get("ports"), problems, w)
             for addr in [""] if addrs is None else addrs:
                 for proto, port in ports:
-                    rid, r = _rule(direction, "allow", ALLOW_PRIORITY, proto, port, addr)
-                    dp.rules[rid] = r
-    return dp
+                    shape.append((direction, "allow", ALLOW_PRIORITY, proto, port, addr))
+    out: dict[str, DesiredPolicy] = {}
+    for g, addrs in sorted(targets.items()):
+        dp = DesiredPolicy(groups={g})
+        for target in sorted(addrs):
+            for direction, action, prio, proto, port, addr in shape:
+                rid, r = _rule(direction, action, prio, proto, port, addr, target)
+                dp.rules[rid] = r
+        out[scoped_policy_name(ns, name, g)] = dp
+    return out
 
 
-def translate_namespace(cache: Cache, ns: str) -> Desired:
-    """Everything namespace ``ns`` should have in contiv (nothing once it is deleted)."""
+def translate_namespace(cache: Cache, ns: str, member: Any = None) -> Desired:
+    """Everything namespace ``ns`` should have in contiv (nothing once it is deleted);
+    ``member`` as in :func:`translate_policy`."""
     d = Desired()
     if ns not in cache.namespaces():
         return d
@@ -420,8 +473,8 @@ def translate_namespace(cache: Cache, ns: str) -> Desired:
         return Desired(problems=d.problems)
     for name, np in cache.policies(ns):
         try:
-            pname = policy_name(ns, name)
-            d.policies[pname] = translate_policy(cache, np, d.problems)
+            policy_name(ns, name)
+            d.policies.update(translate_policy(cache, np, d.problems, member))
         except Untranslatable as exc:
             d.problems.append(f"NetworkPolicy {ns}/{name} skipped: {exc}")
     return d
@@ -442,6 +495,7 @@ __all__ = [
     "ns_of_policy",
     "policy_name",
     "policy_prefix",
+    "scoped_policy_name",
     "selector_matches",
     "translate_namespace",
     "translate_policy",

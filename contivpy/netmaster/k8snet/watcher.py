@@ -38,12 +38,16 @@ from contivpy.common import k8sapi
 from contivpy.common.errors import ContivError, NotFoundError, ValidationError
 from contivpy.common.reconcile import Reconciler
 from contivpy.model import keys
+from contivpy.model.objects import SPECS
+from contivpy.model.state import EndpointState
 from contivpy.netmaster.k8snet import services as S
 from contivpy.netmaster.k8snet import translate as T
 
 log = logging.getLogger("netmaster.k8s")
 
 KINDS = ("Namespace", "Pod", "NetworkPolicy", "Service", "Endpoints")
+# the serviceLB's ``nodePorts`` (the host access work: netplugin DNATs them in CONTIV-NODEPORT)
+_HAS_NODE_PORTS = any(f.name == "nodePorts" for f in SPECS["serviceLB"].fields)
 RESYNC = 600.0  # seconds between full re-convergences (``CONTIV_NETMASTER_K8S_RESYNC`` overrides)
 
 
@@ -81,6 +85,8 @@ class K8sWatcher:
             out |= {"ns/" + n for n in self.cache.namespaces() if self.cache.has_ns_selector(n)}
         if kind == "Pod":
             out.add(f"pod/{key[0]}/{key[1]}")
+            # a Service's network is its pods' network: the namespace's Services are looked at again
+            out |= {f"svc/{sns}/{name}" for sns, name in self.cache.kind("Service") if sns == key[0]}
         return out
 
     async def replace(self, kind: str, items: list[dict]) -> None:
@@ -133,10 +139,23 @@ class K8sWatcher:
             await self._provider(ns, name)
             return
         ns = key.split("/", 1)[1]
-        desired = T.translate_namespace(self.cache, ns)
+        members = await self._members()
+        desired = T.translate_namespace(self.cache, ns, lambda ip, g: (ip, g) in members)
         for p in desired.problems:
             self._say(p)
         await self.converge(ns, desired)
+
+    async def _members(self) -> set[tuple[str, str]]:
+        """(address, group) of every contiv endpoint of the tenant: a pod can be a policy target
+        only once it is an endpoint of its group (the rule hooks check the same)."""
+        items, _ = await self.crud.kv.get_prefix(keys.EPS)
+        out: set[tuple[str, str]] = set()
+        suffix = ":" + T.TENANT
+        for i in items:
+            ep = EndpointState.parse(i.value)
+            if ep is not None and ep.ipAddress and ep.endpointGroupKey.endswith(suffix):
+                out.add((ep.ipAddress, ep.endpointGroupKey[: -len(suffix)]))
+        return out
 
     async def _gc(self) -> None:
         known = set(self.cache.namespaces())
@@ -158,11 +177,19 @@ class K8sWatcher:
                 self.rec.enqueue(f"svc/{parsed[0]}/{parsed[1]}")
 
     # --- services ------------------------------------------------------------------------------
-    async def _subnet(self) -> str:
+    async def _subnet(self, network: str) -> str:
         try:
-            return str((await self.crud.get("network", f"{T.TENANT}:{self.network}")).get("subnet", ""))
+            return str((await self.crud.get("network", f"{T.TENANT}:{network}")).get("subnet", ""))
         except NotFoundError:
             return ""
+
+    def _note(self, text: str) -> None:
+        """A deliberate skip (headless, ExternalName): an info line, once per distinct text."""
+        if len(self._said) > 10000:
+            self._said.clear()
+        if text not in self._said:
+            self._said.add(text)
+            log.info("kubernetes: %s", text)
 
     async def _service(self, ns: str, name: str) -> None:
         key = f"{T.TENANT}:{S.service_name(ns, name)}"
@@ -170,11 +197,20 @@ class K8sWatcher:
         want = None
         if svc is not None:
             problems: list[str] = []
-            want = S.service_lb(
-                svc, self.cache.kind("Endpoints").get((ns, name)), await self._subnet(), problems
-            )
+            notes: list[str] = []
+            spec = svc.get("spec") if isinstance(svc.get("spec"), dict) else {}
+            sel = spec.get("selector") if isinstance(spec.get("selector"), dict) else {}
+            network, why = S.service_network(self.cache, ns, sel) if sel else (self.network, [])
+            problems += [f"Service {ns}/{name}: {w}" for w in why]
+            endpoints = self.cache.kind("Endpoints").get((ns, name))
+            want = S.service_lb(svc, endpoints, await self._subnet(network), problems, network, notes)
             for p in problems:
                 self._say(p)
+            for n in notes:
+                self._note(n)
+            if want is not None and "nodePorts" in want[1] and not _HAS_NODE_PORTS:
+                self._say(f"Service {ns}/{name}: node ports are not supported by this build; left out")
+                del want[1]["nodePorts"]
         try:
             cur = await self.crud.get("serviceLB", key)
         except NotFoundError:
@@ -185,7 +221,7 @@ class K8sWatcher:
                 log.info("kubernetes: deleted service %s", key)
             return
         body = want[1]
-        fields = ("networkName", "ports", "selectors", "ipAddress")
+        fields = ("networkName", "ports", "selectors", "ipAddress", "nodePorts")
         if cur is not None and all(cur.get(f) == body.get(f) for f in fields):
             return
         await self.crud.create_or_update("serviceLB", key, body)
@@ -226,25 +262,17 @@ class K8sWatcher:
                 {"tenantName": tenant, "groupName": d.group, "networkName": self.network},
             )
         prefix = T.policy_prefix(ns)
+        # Order: policies; the rules of group-wide policies; attachments; the rules of targeted
+        # policies. A rule scoped to a member address is accepted only on a policy attached to that
+        # member's group, so those come after the attachment (an attached policy without rules does
+        # nothing). Group-wide rules come first: rules added to a policy that is not attached yet
+        # cost no EPG-policy recomputation, the attachment computes them once.
+        for pname in sorted(d.policies):
+            await self._ensure("policy", f"{tenant}:{pname}", {"tenantName": tenant, "policyName": pname})
+        targeted = {p for p, dp in d.policies.items() if any(_target(r) for r in dp.rules.values())}
         for pname, dp in sorted(d.policies.items()):
-            pkey = f"{tenant}:{pname}"
-            await self._ensure("policy", pkey, {"tenantName": tenant, "policyName": pname})
-            items, _ = await self.crud.kv.get_prefix(keys.obj_key("rule", f"{pkey}:"))  # this policy's rules
-            have = {json.loads(i.value)["ruleId"] for i in items}
-            # allows first, then denies: an attached policy never isolates before it allows
-            for rid, body in sorted(dp.rules.items(), key=lambda kv: (kv[1]["action"] != "allow", kv[0])):
-                if rid in have:
-                    continue
-                rule = dict(body, tenantName=tenant, policyName=pname, ruleId=rid)
-                try:
-                    await self.crud.create_or_update("rule", f"{pkey}:{rid}", rule)
-                except ValidationError as exc:
-                    self._say(f"policy {pname}: rule {rule} left out: {exc}")
-            for rid in sorted(have - set(dp.rules)):
-                try:
-                    await self.crud.delete("rule", f"{pkey}:{rid}")
-                except NotFoundError:
-                    pass
+            if pname not in targeted:
+                await self._rules(pname, dp)
         groups = [g for g in await self.crud.list("endpointGroup") if g.get("tenantName") == tenant]
         existing = {g["groupName"] for g in groups}
         for pname, dp in sorted(d.policies.items()):
@@ -270,6 +298,8 @@ class K8sWatcher:
             except NotFoundError:
                 continue
             log.info("kubernetes: group %s policies %s", g["key"], stored.get("policies", []))
+        for pname in sorted(targeted):
+            await self._rules(pname, d.policies[pname])
         for p in await self.crud.list("policy"):
             pname = p.get("policyName", "")
             if p.get("tenantName") == tenant and pname.startswith(prefix) and pname not in d.policies:
@@ -282,6 +312,27 @@ class K8sWatcher:
             try:
                 await self.crud.delete("endpointGroup", f"{tenant}:{T.ns_group(ns)}")
                 log.info("kubernetes: deleted group %s:%s", tenant, T.ns_group(ns))
+            except NotFoundError:
+                pass
+
+    async def _rules(self, pname: str, dp: T.DesiredPolicy) -> None:
+        """Create the missing rules of policy ``pname`` (allows before denies: an attached policy never
+        isolates before it allows), then delete the ones no longer wanted."""
+        tenant = T.TENANT
+        pkey = f"{tenant}:{pname}"
+        items, _ = await self.crud.kv.get_prefix(keys.obj_key("rule", f"{pkey}:"))  # this policy's rules
+        have = {json.loads(i.value)["ruleId"] for i in items}
+        for rid, body in sorted(dp.rules.items(), key=lambda kv: (kv[1]["action"] != "allow", kv[0])):
+            if rid in have:
+                continue
+            rule = dict(body, tenantName=tenant, policyName=pname, ruleId=rid)
+            try:
+                await self.crud.create_or_update("rule", f"{pkey}:{rid}", rule)
+            except ValidationError as exc:
+                self._say(f"policy {pname}: rule {rule} left out: {exc}")
+        for rid in sorted(have - set(dp.rules)):
+            try:
+                await self.crud.delete("rule", f"{pkey}:{rid}")
             except NotFoundError:
                 pass
 
@@ -307,6 +358,11 @@ class K8sWatcher:
             for ns, name in sorted(self.cache.kind("Service")):
                 self.rec.enqueue(f"svc/{ns}/{name}")
             self.rec.enqueue("gc")
+
+
+def _target(rule: dict) -> bool:
+    """The rule names a member of the group (a selected pod), not the whole group."""
+    return bool(rule.get("toIpAddress") if rule.get("direction") == "in" else rule.get("fromIpAddress"))
 
 
 async def run_leader(crud: Any, config_path: str) -> None:

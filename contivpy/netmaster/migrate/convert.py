@@ -80,6 +80,15 @@ STATE_PREFIXES = (
 )
 
 
+def _without_additions(value: str) -> dict | None:
+    """An ofnet rule record without contivpy's additions (``IcmpType``), for comparing with the original's."""
+    rec = _loads_obj(value)
+    if rec is None:
+        return None
+    rec.pop("IcmpType", None)
+    return rec
+
+
 class MigrateError(ContivError):
     """Input the importer refuses as a whole (unreadable source, no Contiv state, ...)."""
 
@@ -836,6 +845,11 @@ class _Conv:
             k for k in set(after) | set(before) if k.startswith(keys.POLICY_RULE) and k not in same_rules
         )
         for k in diff_rules:
+            if k in after and k in before and _without_additions(after[k]) == _without_additions(before[k]):
+                self.rep.changes.append(
+                    f"{k}: IcmpType request added (a deny icmp matches ICMP requests only)"
+                )
+                continue
             self.problem(
                 k, "ofnet rule differs from the one contivpy derives from the model", "use contivpy's"
             )

@@ -30,6 +30,7 @@ _FIELDS = {
     "DstPort": "dst_port",
     "TcpFlags": "tcp_flags",
     "Action": "action",
+    "IcmpType": "icmp_type",
 }
 
 
