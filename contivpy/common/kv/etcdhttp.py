@@ -22,6 +22,15 @@ Design
   accepts one, the attempts go on every 0.1 s for up to ``ready_grace`` seconds (an etcd being
   restarted is waited for briefly), then the call fails. etcd members forward writes to the raft
   leader, so any member serves every call.
+- A member cut off from the others (a network partition, or its peers gone) is detected: every
+  request carries the leader requirement (header ``Grpc-Metadata-hasleader: true``, the gateway's
+  form of the Go client's ``WithRequireLeader``). A member without a raft leader then refuses
+  unary calls at once with "etcdserver: no leader" (before doing anything, so any call may be
+  sent again), and cancels open watch streams within a few election timeouts, instead of
+  answering stale reads and keeping a watch open that never sees the majority's writes. Such an
+  answer moves the client off that member (``_avoid``: the next endpoint becomes current and the
+  idle connections to the member are dropped); a refused unary call is then re-sent once to the
+  next member, and a cancelled watch is re-created there by EtcdKV from the revision it owes.
 - Re-sending: a request that was written and then lost its connection is sent again once, on a
   new connection, only if ``retry=True`` (reads and lease calls: repeating them is harmless).
   Writes are never re-sent: the caller gets the error, as the write may have been applied.
@@ -292,8 +301,23 @@ class EtcdHTTP:
     def _request(self, path: str, payload: bytes, endpoint: int) -> bytes:
         return (
             f"POST {path} HTTP/1.1\r\nHost: {self._hosts[endpoint]}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+            "Grpc-Metadata-hasleader: true\r\n\r\n"
         ).encode() + payload
+
+    def _avoid(self, endpoint: int) -> None:
+        """``endpoint`` answered that it has no raft leader: use the next member from now on."""
+        if len(self.endpoints) < 2:
+            return
+        if self._current == endpoint:
+            self._current = (endpoint + 1) % len(self.endpoints)
+        keep = []
+        for conn in self._idle:
+            if conn.endpoint == endpoint:
+                conn.close()
+            else:
+                keep.append(conn)
+        self._idle = keep
 
     # ---- calls -------------------------------------------------------------------------
 
@@ -346,8 +370,11 @@ class EtcdHTTP:
         if self._sem is None:
             self._sem = asyncio.Semaphore(self._max_conns)
         payload = json.dumps(body, separators=(",", ":")).encode()
+        loop = asyncio.get_running_loop()
+        leaderless_until: float | None = None  # refused for "no leader": retried until then
+        resent = False  # a broken connection's request is re-sent at most once
         async with self._sem:
-            for attempt in (0, 1):
+            while True:
                 conn, reused = await self._acquire()
                 try:
                     async with asyncio.timeout(self.timeout):
@@ -356,11 +383,12 @@ class EtcdHTTP:
                         data, keep = await _read_body(conn.reader, headers)
                 except _TRANSPORT_ERRORS + (TimeoutError,) as err:
                     conn.close()
-                    if isinstance(err, ssl.SSLError | TimeoutError) or attempt or not retry:
+                    if isinstance(err, ssl.SSLError | TimeoutError) or resent or not retry:
                         raise EtcdHTTPError(
                             UNAVAILABLE,
                             f"etcd at {self._hosts[conn.endpoint]}: {_transport_text(err, self._ssl is not None or reused)}",
                         ) from err
+                    resent = True
                     continue
                 except BaseException:
                     conn.close()
@@ -369,10 +397,22 @@ class EtcdHTTP:
                     self._release(conn)
                 else:
                     conn.close()
-                if status != 200:
-                    raise _error(status, data)
-                return data
-        raise AssertionError("unreachable")
+                if status == 200:
+                    return data
+                refused = _error(status, data)
+                if not _no_leader(refused):
+                    raise refused
+                # refused before any work, so safe to send again: to the next member at once, and
+                # round the members for up to ready_grace (an election in progress, a member
+                # starting) before the caller sees the error
+                self._avoid(conn.endpoint)
+                now = loop.time()
+                if leaderless_until is None:
+                    leaderless_until = now + self.ready_grace
+                if now >= leaderless_until or self._closed:
+                    raise refused
+                if len(self.endpoints) < 2 or self._current == 0:  # every member tried this round
+                    await asyncio.sleep(0.1)
 
     async def stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """The ``result`` objects of a streamed answer, as they arrive, until the stream ends
@@ -412,6 +452,10 @@ class EtcdHTTP:
                     UNAVAILABLE,
                     f"etcd at {self._hosts[conn.endpoint]}: {_transport_text(err, self._ssl is not None)}",
                 ) from err
+            except EtcdHTTPError as err:
+                if _no_leader(err):  # the member lost its leader (partitioned): watch elsewhere
+                    self._avoid(conn.endpoint)
+                raise
         finally:
             self._streams.discard(conn)
             conn.close()
@@ -429,6 +473,11 @@ async def _until_eof(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
         if not data:
             return
         yield data
+
+
+def _no_leader(err: EtcdHTTPError) -> bool:
+    """etcd's answer to a request with the leader requirement, on a member without a leader."""
+    return "no leader" in err.message
 
 
 def _result(line: bytes) -> dict[str, Any]:
