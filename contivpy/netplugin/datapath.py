@@ -184,6 +184,10 @@ class Datapath:
         await self.ovs.remove_port(VXLAN_BRIDGE, HOST_PORT)
         await iptables.remove_all()
 
+    async def set_node_ports(self, ports: list[tuple[str, int, str, int]]) -> None:
+        """The CONTIV-NODEPORT DNATs of every service node port (iptables.py; converged)."""
+        await iptables.ensure_nodeports(ports)
+
     # -- infra networks (managers/infra.py) -----------------------------------------------------------
     async def ensure_infra_port(self, net: NetSpec, ep_id: str, mac: str, cidr: str, mtu: int | None) -> int:
         """The infra network's OVS internal port (named after the network, access port of its VLAN,

@@ -344,6 +344,7 @@ class OfnetAgent(PuntMixin):
         if old is not None and old != ofport:
             owners.append((f"iroute:{old}", [], []))
         await self._apply(*owners)
+        await self.svc.refresh()  # the contivh1 port's service clients are routed (svcproxy._routed)
 
     def _iroute_owner(self):
         port = self._iroute

@@ -379,13 +379,24 @@ def service_watch_flows(svc: Service, vrf_id: int, arp_proxy: bool = False) -> l
 
 
 def service_client_flows(
-    svc: Service, vrf_id: int, client: str, provider: str, provider_mac: str, routing: bool = False
+    svc: Service,
+    vrf_id: int,
+    client: str,
+    provider: str,
+    provider_mac: str,
+    routing: bool = False,
+    routed_client: tuple[str, int] | None = None,
 ) -> list[Flow]:
     """Per-client stateful NAT in conntrack zone SVC_CT_ZONE: svc_dnat commits client -> VIP:svcPort
     with a DNAT to provider:provPort (and sets the provider's MAC), recirculating into dst_group;
     svc_snat sends the provider's replies to this client through ``ct(nat)``, which un-NATs only
     connections committed through the VIP (a direct connection's reply passes unchanged). The reply
-    continues at mac_dest, or at ip in routing mode (routing.py)."""
+    continues at mac_dest, or at ip in routing mode (routing.py).
+
+    ``routed_client`` = (MAC, VLAN) of a client on another network than the providers: the contivh1
+    port in bridge mode (infraroute.py). Its DNAT keeps the router MAC as destination, so the contivh1
+    route of the provider (svc_snat p60) carries it across; its reply gets the router MAC as source and
+    the client's MAC and VLAN before the un-NAT recirculates into mac_dest."""
     md = (F.VRF.value(vrf_id), F.VRF.mask)
     out = []
     for svc_port, prov_port, proto in svc.ports:
@@ -394,11 +405,20 @@ def service_client_flows(
             eth_type=ETH_IP, ip_proto=num, metadata=md, ipv4_src=client, ipv4_dst=svc.vip, **{dst: svc_port}
         )
         ct = Ct(SVC_CT_ZONE, DST_GROUP, commit=True, nat=Nat("dst", provider, prov_port))
-        out.append(Flow(SVC_DNAT, Prio.MATCH, dnat, (SetField("eth_dst", provider_mac), ct)))
+        pre = () if routed_client else (SetField("eth_dst", provider_mac),)
+        out.append(Flow(SVC_DNAT, Prio.MATCH, dnat, (*pre, ct)))
         snat = Match.of(
             eth_type=ETH_IP, ip_proto=num, metadata=md, ipv4_src=provider, ipv4_dst=client, **{src: prov_port}
         )
-        out.append(
-            Flow(SVC_SNAT, Prio.MATCH, snat, (Ct(SVC_CT_ZONE, IP if routing else MAC_DEST, nat=Nat()),))
-        )
+        un_nat = Ct(SVC_CT_ZONE, IP if routing else MAC_DEST, nat=Nat())
+        if routed_client:
+            snat = Match.of(**snat.as_kwargs(), vlan_vid=(OFPVID_PRESENT, OFPVID_PRESENT))
+            back = (
+                SetField("eth_src", GATEWAY_MAC),
+                SetField("eth_dst", routed_client[0]),
+                SetField("vlan_vid", OFPVID_PRESENT | routed_client[1]),
+            )
+            out.append(Flow(SVC_SNAT, Prio.MATCH, snat, (*back, un_nat)))
+        else:
+            out.append(Flow(SVC_SNAT, Prio.MATCH, snat, (un_nat,)))
     return out
