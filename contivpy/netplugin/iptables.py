@@ -88,7 +88,9 @@ def nodeport_rules(ports: list[tuple[str, int, str, int]], infra_port: str = INF
         ipaddress.IPv4Address(vip)
         if proto not in ("tcp", "udp") or not (0 < node < 65536 and 0 < port < 65536):
             raise ValueError(f"invalid node port {proto}/{node} -> {vip}:{port}")
-        out.append(f"-A {NODEPORT_CHAIN} -p {proto} -m {proto} --dport {node} {tag} -j DNAT --to-destination {vip}:{port}")
+        out.append(
+            f"-A {NODEPORT_CHAIN} -p {proto} -m {proto} --dport {node} {tag} -j DNAT --to-destination {vip}:{port}"
+        )
     if out:
         out.append(f"-A POSTROUTING -o {infra_port} -m conntrack --ctstate DNAT {tag} -j MASQUERADE")
     return out

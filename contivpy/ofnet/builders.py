@@ -394,8 +394,8 @@ def service_client_flows(
     continues at mac_dest, or at ip in routing mode (routing.py).
 
     ``routed_client`` = (MAC, VLAN) of a client on another network than the providers: the contivh1
-    port in bridge mode (infraroute.py). Its DNAT keeps the router MAC as destination, so the contivh1
-    route of the provider (svc_snat p60) carries it across; its reply gets the router MAC as source and
+    port in bridge mode (infraroute.py). Its DNAT sets the router MAC as destination (the host may have
+    resolved the VIP itself), so the contivh1 route of the provider (svc_snat p60) carries it across; its reply gets the router MAC as source and
     the client's MAC and VLAN before the un-NAT recirculates into mac_dest."""
     md = (F.VRF.value(vrf_id), F.VRF.mask)
     out = []
@@ -405,7 +405,7 @@ def service_client_flows(
             eth_type=ETH_IP, ip_proto=num, metadata=md, ipv4_src=client, ipv4_dst=svc.vip, **{dst: svc_port}
         )
         ct = Ct(SVC_CT_ZONE, DST_GROUP, commit=True, nat=Nat("dst", provider, prov_port))
-        pre = () if routed_client else (SetField("eth_dst", provider_mac),)
+        pre = (SetField("eth_dst", GATEWAY_MAC if routed_client else provider_mac),)
         out.append(Flow(SVC_DNAT, Prio.MATCH, dnat, (*pre, ct)))
         snat = Match.of(
             eth_type=ETH_IP, ip_proto=num, metadata=md, ipv4_src=provider, ipv4_dst=client, **{src: prov_port}

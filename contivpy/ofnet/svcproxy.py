@@ -32,7 +32,7 @@ Differences from the original (on purpose):
   are known again and the hash still picks the same provider, so ``sync_complete`` keeps them.
 
 The host as a client: with the infra network ``contivh1`` (bridge mode) the host routes the VIPs of its
-tenant's subnets through its contivh1 port, a local endpoint like any other; its client flows keep the
+tenant's subnets through its contivh1 port, a local endpoint like any other; its client flows set the
 router MAC on the DNAT (so the contivh1 route of infraroute.py carries it to the provider's network) and
 route the un-NATed reply back to the port (``service_client_flows(routed_client=...)``). This is also the
 path of node ports (netplugin/iptables.py: the host DNATs a node port to the VIP).

@@ -114,7 +114,9 @@ class ServiceManager:
                     continue
                 key = (parts[2].lower(), int(parts[0]))
                 if key in out:
-                    log.error("service %s: node port %d/%s is already used by another service", sid, *key[::-1])
+                    log.error(
+                        "service %s: node port %d/%s is already used by another service", sid, *key[::-1]
+                    )
                     continue
                 out[key] = (key[0], key[1], lb.ipaddress, int(parts[1]))
         return sorted(out.values())
