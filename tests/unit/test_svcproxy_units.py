@@ -6,7 +6,6 @@ test_dataplane_service.py)."""
 from __future__ import annotations
 
 import json
-
 import struct
 from types import SimpleNamespace
 

@@ -16,6 +16,9 @@ The network named ``contivh1`` also routes: its port becomes the infra router of
 network deleted takes its route with it, a restart changes nothing that is right (no duplicates). A tagged
 ``FORWARD -i contivh0 -o contivh1 DROP`` rule (iptables.py) keeps other tenants' containers, which reach
 the host through contivh0, from being forwarded into these routes.
+The Kubernetes cluster-IP range (``SVC_SUBNET`` of the ``--k8s-config`` file, default ``10.254.0.0/16`` in
+kubernetes mode; :func:`svc_subnet_of`) is routed the same way, so the host reaches service VIPs (the
+original's "access k8s services using cluster-ip"); the service LB answers them in OVS (svcproxy.py).
 
 Removal runs backwards (routes, router, flows and port, oper record, netmaster release); the network
 itself is removed only after that (``busy`` feeds the daemon's in-use test). After a restart's first
@@ -25,7 +28,10 @@ retried by the reconciler.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import logging
+import os
 
 from contivpy.common.errors import ContivError, ExternalServiceError, ValidationError
 from contivpy.common.kv.base import KVStore
@@ -40,6 +46,26 @@ from contivpy.ofnet.infraroute import INFRA_ROUTER_NET
 log = logging.getLogger(__name__)
 ROUTES = "routes"
 IFNAMSIZ = 15
+K8S_SVC_SUBNET = "10.254.0.0/16"  # the original's default SVC_SUBNET (kubernetes mode)
+
+
+def svc_subnet_of(path: str, kubernetes: bool) -> str:
+    """``SVC_SUBNET`` of the contiv.json at ``path`` ("" when absent outside kubernetes mode, the
+    original's default in it); a malformed value is a ValidationError (the agent does not start)."""
+    data = {}
+    if path and os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.loads(f.read() or "{}")
+        except (OSError, ValueError) as e:
+            raise ValidationError(f"cannot read {path}: {e}") from None
+    raw = data.get("SVC_SUBNET") if isinstance(data, dict) else None
+    if not raw:
+        return K8S_SVC_SUBNET if kubernetes else ""
+    try:
+        return str(ipaddress.IPv4Network(str(raw), strict=False))
+    except ValueError:
+        raise ValidationError(f"{path}: SVC_SUBNET {raw!r} is not an IPv4 subnet") from None
 
 
 class InfraManager:
@@ -49,6 +75,7 @@ class InfraManager:
         self.data: dict[str, NetSpec] = {}  # vxlan data networks (contivh1 routes)
         self.applied: dict[str, tuple[EpSpec, str]] = {}  # net id -> (endpoint, endpoint id)
         self.routes: list[str] = []
+        self.svc_subnet = ""  # the cluster-IP range routed through contivh1 too ("" none; daemon sets it)
         self.rec: Reconciler[str] = Reconciler(
             "infra",
             self.reconcile,
@@ -161,9 +188,8 @@ class InfraManager:
         if r is None:
             return
         eps = r[0]
-        want = sorted(
-            {n.subnet for n in self.data.values() if n.subnet and tenant_of(n) == tenant_of(eps.net)}
-        )
+        want = {n.subnet for n in self.data.values() if n.subnet and tenant_of(n) == tenant_of(eps.net)}
+        want = sorted(want | ({self.svc_subnet} if self.svc_subnet else set()))
         added, removed = await links.sync_routes(eps.net.name, eps.ip, want)
         self.routes = want
         if added or removed:
