@@ -319,7 +319,6 @@ class Agent:
         ``SVC_SUBNET`` is the cluster-IP range routed through contivh1 (managers/infra.py)."""
         from contivpy.common.errors import ValidationError
         from contivpy.netplugin.cni import k8sapi as cni_k8s
-
         from contivpy.netplugin.managers.infra import svc_subnet_of
 
         try:

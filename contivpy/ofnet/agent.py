@@ -135,7 +135,7 @@ class OfnetAgent(PuntMixin):
         return ("base", flows, [])
 
     def _arp_owner(self):
-        return ("arp", B.arp_punt_flows("proxy" if self._arp_proxy else self.arp_mode), [])
+        return ("arp", B.arp_punt_flows("proxy" if self._arp_proxy else self.arp_mode, self.datapath), [])
 
     # ---- forwarding mode -------------------------------------------------------------------------
     @staticmethod
@@ -275,7 +275,7 @@ class OfnetAgent(PuntMixin):
         if self.routing:  # no flooding: VTEP classification and the gateway's ARP answer only
             return (f"net:{vlan}", R.network_flows(net, self._vrf_id(net.vrf), vteps), [])
         ports = [ep.ofport for ep in self._local.values() if ep.vlan == vlan]
-        flows = B.network_flows(net, self._vrf_id(net.vrf), vteps, self._arp_proxy)
+        flows = B.network_flows(net, self._vrf_id(net.vrf), vteps, self._arp_proxy, flood_router=True)
         return (f"net:{vlan}", flows, B.flood_groups(net, ports, vteps))
 
     # ---- local endpoints ---------------------------------------------------------------------

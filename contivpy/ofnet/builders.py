@@ -148,18 +148,18 @@ def base_flows(datapath: str, dns: bool) -> list[Flow]:
     return out
 
 
-def arp_punt_flows(arp_mode: str) -> list[Flow]:
+def arp_punt_flows(arp_mode: str, datapath: str = "vlan") -> list[Flow]:
     """Proxy mode: every ARP request is diverted (in svc_snat, which every path crosses once the
     packet carries its VRF / VLAN / RX_VTEP metadata) to arp_responder, whose endpoint flows
     answer known addresses in OVS; the rest goes to the controller (reinject or ignore, as the
-    original).  Flood mode: nothing, ARP requests flood through the groups like any broadcast."""
-    if arp_mode != "proxy":
-        return []
+    original).  Flood mode: ARP requests flood through the groups like any broadcast; on the vxlan
+    bridge only the requests for the router (:func:`network_flows` ``flood_router``) reach
+    arp_responder, whose miss still goes to the controller (which answers with the router MAC)."""
     req = Match.of(eth_type=ETH_ARP, arp_op=ARP_REQUEST)
-    return [
-        Flow(SVC_SNAT, Prio.MATCH, req, goto=ARP_RESPONDER),
-        Flow(ARP_RESPONDER, Prio.ARP_PUNT, req, (Controller(),)),
-    ]
+    punt = Flow(ARP_RESPONDER, Prio.ARP_PUNT, req, (Controller(),))
+    if arp_mode != "proxy":
+        return [punt] if datapath == "vxlan" else []
+    return [Flow(SVC_SNAT, Prio.MATCH, req, goto=ARP_RESPONDER), punt]
 
 
 def arp_reply_actions(mac: str, ip: str, pop_vlan: bool) -> tuple:
@@ -202,9 +202,16 @@ def _arp_responder_flow(
     return Flow(ARP_RESPONDER, prio, Match.of(**kw), arp_reply_actions(mac, ip, datapath == "vxlan"))
 
 
-def network_flows(net: Network, vrf_id: int, vteps: list[Vtep], arp_proxy: bool = False) -> list[Flow]:
+def network_flows(
+    net: Network, vrf_id: int, vteps: list[Vtep], arp_proxy: bool = False, flood_router: bool = False
+) -> list[Flow]:
     """vxlan bridge only: flood flows of the VLAN and the VTEP+VNI classification per VTEP; with
-    ``arp_proxy``, the gateway's ARP answer for local endpoints (an endpoint holding it wins)."""
+    ``arp_proxy``, the gateway's ARP answer for local endpoints (an endpoint holding it wins).
+
+    ``flood_router`` (ARP flood mode): the requests of local endpoints for the router (the gateway, or,
+    without a gateway, any address outside the subnet) are diverted in svc_snat to arp_responder, which
+    answers the gateway in OVS and punts the rest to the controller (both answer the router MAC, as in
+    proxy mode); every other request floods as before. This is what host access needs in flood mode."""
     out = [
         Flow(MAC_DEST, Prio.FLOOD, Match.of(metadata=(0, F.RX_VTEP.mask), vlan_vid=_vid(net.vlan)),
              (GroupAction(all_flood_gid(net.vlan)),)),
@@ -223,11 +230,21 @@ def network_flows(net: Network, vrf_id: int, vteps: list[Vtep], arp_proxy: bool 
                 SVC_SNAT,
             )
         )
-    if arp_proxy and net.gateway:
+    if (arp_proxy or flood_router) and net.gateway:
         out.append(
             _arp_responder_flow(net.gateway, GATEWAY_MAC, "vxlan", vlan=net.vlan, local_only=True,
                                 prio=Prio.ARP_GATEWAY)
         )  # fmt: skip
+    if flood_router and not arp_proxy:
+        req = {"eth_type": ETH_ARP, "arp_op": ARP_REQUEST, "metadata": (0, F.RX_VTEP.mask),
+               "vlan_vid": _vid(net.vlan)}  # fmt: skip
+        if net.gateway:
+            out.append(Flow(SVC_SNAT, Prio.MATCH, Match.of(**req, arp_tpa=net.gateway), goto=ARP_RESPONDER))
+        elif net.subnet:
+            n = ipaddress.IPv4Network(net.subnet)
+            inside = Match.of(**req, arp_tpa=(str(n.network_address), str(n.netmask)))
+            out.append(Flow(SVC_SNAT, Prio.MATCH, inside, goto=MAC_DEST))
+            out.append(Flow(SVC_SNAT, Prio.ARP_ROUTER, Match.of(**req), goto=ARP_RESPONDER))
     return out
 
 

@@ -104,6 +104,9 @@ class Prio(IntEnum):
     HOST_DIVERT = 50  # svc_snat: IP to the router MAC (off-subnet) -> host_snat (host access)
     HOST_DENY = 51  # svc_snat: same, addressed to the private subnet -> drop
     HOST_ALLOW = 52  # svc_snat: same, addressed to contivh0's own address -> host_snat
+    ARP_ROUTER = (
+        99  # svc_snat (flood mode): a local ARP request of a network without gateway -> arp_responder
+    )
     MATCH = 100  # exact matches (MAC, dst IP, VTEP classification, ARP divert)
     ARP_ENDPOINT = 100  # arp_responder: an endpoint's address (local or remote)
     ARP_VIP = 95  # arp_responder: a service VIP (no endpoint holds it)
