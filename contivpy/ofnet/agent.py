@@ -135,7 +135,7 @@ class OfnetAgent(PuntMixin):
         return ("base", flows, [])
 
     def _arp_owner(self):
-        return ("arp", B.arp_punt_flows("proxy" if self._arp_proxy else self.arp_mode, self.datapath), [])
+        return ("arp", B.arp_punt_flows("proxy" if self._arp_proxy else self.arp_mode), [])
 
     # ---- forwarding mode -------------------------------------------------------------------------
     @staticmethod

@@ -148,18 +148,19 @@ def base_flows(datapath: str, dns: bool) -> list[Flow]:
     return out
 
 
-def arp_punt_flows(arp_mode: str, datapath: str = "vlan") -> list[Flow]:
+def arp_punt_flows(arp_mode: str) -> list[Flow]:
     """Proxy mode: every ARP request is diverted (in svc_snat, which every path crosses once the
     packet carries its VRF / VLAN / RX_VTEP metadata) to arp_responder, whose endpoint flows
     answer known addresses in OVS; the rest goes to the controller (reinject or ignore, as the
-    original).  Flood mode: ARP requests flood through the groups like any broadcast; on the vxlan
-    bridge only the requests for the router (:func:`network_flows` ``flood_router``) reach
-    arp_responder, whose miss still goes to the controller (which answers with the router MAC)."""
-    req = Match.of(eth_type=ETH_ARP, arp_op=ARP_REQUEST)
-    punt = Flow(ARP_RESPONDER, Prio.ARP_PUNT, req, (Controller(),))
+    original).  Flood mode: nothing, ARP requests flood through the groups like any broadcast
+    (except the requests for the router: :func:`network_flows` ``flood_router``)."""
     if arp_mode != "proxy":
-        return [punt] if datapath == "vxlan" else []
-    return [Flow(SVC_SNAT, Prio.MATCH, req, goto=ARP_RESPONDER), punt]
+        return []
+    req = Match.of(eth_type=ETH_ARP, arp_op=ARP_REQUEST)
+    return [
+        Flow(SVC_SNAT, Prio.MATCH, req, goto=ARP_RESPONDER),
+        Flow(ARP_RESPONDER, Prio.ARP_PUNT, req, (Controller(),)),
+    ]
 
 
 def arp_reply_actions(mac: str, ip: str, pop_vlan: bool) -> tuple:
@@ -208,10 +209,11 @@ def network_flows(
     """vxlan bridge only: flood flows of the VLAN and the VTEP+VNI classification per VTEP; with
     ``arp_proxy``, the gateway's ARP answer for local endpoints (an endpoint holding it wins).
 
-    ``flood_router`` (ARP flood mode): the requests of local endpoints for the router (the gateway, or,
-    without a gateway, any address outside the subnet) are diverted in svc_snat to arp_responder, which
-    answers the gateway in OVS and punts the rest to the controller (both answer the router MAC, as in
-    proxy mode); every other request floods as before. This is what host access needs in flood mode."""
+    ``flood_router`` (ARP flood mode): the requests of local endpoints for the router are taken out of
+    the flood in svc_snat: for the gateway, to arp_responder, whose gateway flow answers in OVS;
+    without a gateway, any address outside the subnet goes to the controller (punt.py answers the
+    router MAC, as in proxy mode). Every other request floods as before. This is what host access
+    needs in flood mode."""
     out = [
         Flow(MAC_DEST, Prio.FLOOD, Match.of(metadata=(0, F.RX_VTEP.mask), vlan_vid=_vid(net.vlan)),
              (GroupAction(all_flood_gid(net.vlan)),)),
@@ -244,7 +246,7 @@ def network_flows(
             n = ipaddress.IPv4Network(net.subnet)
             inside = Match.of(**req, arp_tpa=(str(n.network_address), str(n.netmask)))
             out.append(Flow(SVC_SNAT, Prio.MATCH, inside, goto=MAC_DEST))
-            out.append(Flow(SVC_SNAT, Prio.ARP_ROUTER, Match.of(**req), goto=ARP_RESPONDER))
+            out.append(Flow(SVC_SNAT, Prio.ARP_ROUTER, Match.of(**req), (Controller(),)))
     return out
 
 

@@ -197,6 +197,50 @@ def test_containers_reach_host_other_host_and_outside(bed):
     assert not a2.ping(b1.ip, budget=2)
 
 
+def test_host_access_in_arp_flood_mode(bed):
+    """ARP flood mode: requests for the router are answered (gateway in OVS, off-subnet by the controller),
+    so containers still reach their host, the other host and the outside; in-subnet ARP still floods."""
+    h1, h2 = bed.hosts[1], bed.hosts[2]
+    a1 = next(c for c in h1.containers if c.ip.startswith("10.71.1."))
+    a2 = next(c for c in h2.containers if c.ip.startswith("10.71.1."))
+    b1 = next(c for c in h1.containers if c.ip.startswith("10.71.2."))
+    bed.netctl("global", "set", "--arp-mode", "flood")
+    try:
+        for h in (h1, h2):
+            wait_for(
+                lambda h=h: not any("table=6" in f and "priority=100,arp,arp_op=1 " in f for f in h.flows()),
+                10,
+                what=f"proxy ARP divert gone on {h.name}",
+            )
+        assert any("table=6" in f and "priority=99," in f and "CONTROLLER" in f for f in h1.flows())
+        assert any("table=6" in f and "arp_tpa=10.71.2.254" in f and "goto_table:10" in f for f in h1.flows())
+        for c in (a1, a2, b1):
+            c.exec("ip", "neigh", "flush", "all")
+        assert a1.ping(a2.ip), "in-subnet ARP floods across hosts"
+        assert a1.ping(h1.ip) and a1.ping(h2.ip) and b1.ping(h1.ip), "container -> hosts"
+        assert wget(a1, f"http://{OUTSIDE_IP}/cgi-bin/ip") == h1.ip
+        assert wget(b1, f"http://{OUTSIDE_IP}/cgi-bin/ip") == h1.ip  # network with a gateway
+        assert "00:00:11:11:11:11" in a1.exec("ip", "neigh", "show", OUTSIDE_IP)
+        assert host_ping(h1, _pvt_of(h1, a1.ip)), "host -> container (private address)"
+    finally:
+        bed.netctl("global", "set", "--arp-mode", "proxy")
+    wait_for(
+        lambda: any("table=6" in f and "priority=100,arp,arp_op=1 " in f for f in h1.flows()),
+        10,
+        what="proxy back",
+    )
+
+
+def _pvt_of(host, ip: str) -> str:
+    st, drv = http_json("GET", host.debug_url + "/inspect/driver")
+    assert st == 200
+    return next(
+        v["HostPvtIp"]
+        for v in drv["vxlan"]["EndpointDb"].values()
+        if v.get("IpAddr") == ip and "HostPvtIp" in v
+    )
+
+
 def test_restart_keeps_rules_once_and_cleanup_removes_them(bed):
     h1 = bed.hosts[1]
     before = h1.flows()
