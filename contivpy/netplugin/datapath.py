@@ -42,6 +42,8 @@ INFRA_MARK = "contivpy-infra"  # external_ids key of an infra network's port (va
 UPLINK_PORT = "uplinkPort"  # the bond of several uplinks; also every uplink port's endpoint-id
 BOND_MODE, BOND_LACP = "balance-tcp", "active"
 HOST_PORT_TAG = 2  # the original's access tag (informational: the flows never use NORMAL)
+VLAN_HOST_PORT = "contivh0v"  # the vlan bridge's host port (ofnet/hostaccess.py)
+VLAN_HOST_PORT_TAG = 4095  # a VLAN no network has: NORMAL never floods the vlan bridge's frames to it
 
 
 def vtep_port_name(ip: str) -> str:
@@ -174,6 +176,14 @@ class Datapath:
         await links.enable_ip_forwarding()
         await iptables.ensure(pvt_subnet, HOST_PORT)
         await self.flows[VXLAN_BRIDGE].set_host_port(ofport, pvt_subnet)
+        if VLAN_BRIDGE in self.flows:  # contivh0v: host access of the vlan bridge (upper /17)
+            vaddr = hostaccess.host_port_address(pvt_subnet, vlan=True)
+            await self.ovs.ensure_internal_port(
+                VLAN_BRIDGE, VLAN_HOST_PORT, hostaccess.mac_of(vaddr), tag=VLAN_HOST_PORT_TAG
+            )
+            vport = await self.ovs.wait_ofport(VLAN_HOST_PORT)
+            await links.ensure_address(VLAN_HOST_PORT, f"{vaddr}/17", mtu)
+            await self.flows[VLAN_BRIDGE].set_host_port(vport, pvt_subnet)
         return ofport
 
     async def remove_host_port(self) -> None:
@@ -182,6 +192,10 @@ class Datapath:
         if fp is not None:
             await fp.set_host_port(None)
         await self.ovs.remove_port(VXLAN_BRIDGE, HOST_PORT)
+        vfp = self.flows.get(VLAN_BRIDGE)
+        if vfp is not None:
+            await vfp.set_host_port(None)
+        await self.ovs.remove_port(VLAN_BRIDGE, VLAN_HOST_PORT)
         await iptables.remove_all()
 
     async def set_node_ports(self, ports: list[tuple[str, int, str, int]]) -> None:

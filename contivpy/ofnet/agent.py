@@ -94,7 +94,7 @@ class OfnetAgent(PuntMixin):
         self.controller.on_packet_in = self._packet_in
         self.cache = FlowCache(self.controller)
         self.svc = ServiceProxy(self)
-        self.host = HostAccess()  # contivh0 (vxlan bridge): hostaccess.py
+        self.host = HostAccess(vlan=datapath == "vlan")  # contivh0 / contivh0v (vlan bridge): hostaccess.py
         self.host.routing = self.routing
         self.controller.on_connect.append(lambda _sw: self.svc.recover())  # after the cache's read-back
         self.dns_resolver: DnsResolver | None = None
@@ -319,15 +319,16 @@ class OfnetAgent(PuntMixin):
 
     def _hep_owner(self, ep: LocalEndpoint):
         if self.datapath != "vxlan":
-            return (f"hep:{ep.ofport}", [], [])
+            if self.vlrouting:  # no host access on the routed vlan underlay
+                return (f"hep:{ep.ofport}", [], [])
+            net = self._networks.get(ep.vlan)
+            return self.host.endpoint_owner(ep, self._vrf_id(ep.vrf), net.gateway if net else "")
         return self.host.endpoint_owner(ep, self._vrf_id(ep.vrf))
 
     # ---- host access (contivh0; hostaccess.py) ------------------------------------------------
     async def set_host_port(self, ofport: int | None, pvt_subnet: str = "") -> None:
         """Install (or, with ``None``, remove) the host port's flows and every local endpoint's
         private-address NAT flows; a changed ``pvt_subnet`` rewrites them all."""
-        if self.datapath != "vxlan":
-            raise ValidationError("the host port exists only on the vxlan bridge")
         self.host.set(ofport, pvt_subnet)
         await self._apply(self.host.port_owner(), *[self._hep_owner(ep) for ep in self._local.values()])
 

@@ -27,6 +27,16 @@ Routing mode (routing.py): no VLAN is popped or pushed, and there is no ``svc_sn
 for which table ``ip`` has no route reaches ``host_snat`` through that table's miss (the deny of the
 private subnet and the allow of contivh0's address stay in ``svc_snat``).
 
+vlan bridge (bridge mode; :class:`HostAccess` with ``vlan=True``): the host port is ``contivh0v``
+(``pvtSubnet + 0xfffd``/17, the upper half of the private subnet, so the host routes the vlan endpoints'
+private addresses ``pvtSubnet + 0x8000 + P`` to it and the rest of the /16 to contivh0). The pipeline
+carries no VLAN tag and has no router, so: a local endpoint's ARP for its network's gateway is taken in
+``svc_snat`` (p101, any ARP mode) to ``arp_responder``, which answers the router MAC (vlan networks
+without a gateway get no host access); IP to the router MAC goes to ``host_snat`` as above (no VLAN
+pop, nothing from the uplink is diverted: it carries no router MAC); ``host_dnat`` ends at ``dst_group``
+as above and ``mac_dest`` p100 ``in_port=<contivh0v>,dl_dst=<endpoint MAC>`` outputs to the endpoint's port
+(its miss NORMAL would forward in contivh0v's own VLAN). Five flows per endpoint (three without gateway).
+
 Owners: ``hostport`` (the fixed flows, which need the port number and the subnet) and ``hep:<ofport>`` (one
 local endpoint's two flows). Without a host port nothing is installed and the pipeline is exactly as before.
 Pure builders plus a small state holder; the agent applies the owners.
@@ -40,15 +50,20 @@ from contivpy.common.errors import ValidationError
 
 from . import fields as F
 from .arp import GATEWAY_MAC
+from .builders import ARP_REQUEST, arp_reply_actions
 from .flows import OFPVID_PRESENT, Controller, Flow, Match, Output, PopVlan, PushVlan, SetField
 from .pipeline import (
+    ARP_RESPONDER,
     DST_GROUP,
     HOST_DNAT,
     HOST_PORT_SUFFIX,
     HOST_SNAT,
     INPUT,
+    MAC_DEST,
     SVC_SNAT,
     VLAN,
+    VLAN_HOST_PORT_SUFFIX,
+    VLAN_PVT_OFFSET,
     Prio,
 )
 from .types import LocalEndpoint
@@ -75,16 +90,24 @@ def _net(pvt_subnet: str) -> ipaddress.IPv4Network:
     return net
 
 
-def host_port_address(pvt_subnet: str) -> str:
-    """contivh0's address: pvtSubnet + 0xfffe (172.19.255.254 for the default)."""
-    return str(_net(pvt_subnet).network_address + HOST_PORT_SUFFIX)
+def host_port_address(pvt_subnet: str, vlan: bool = False) -> str:
+    """contivh0's address: pvtSubnet + 0xfffe (172.19.255.254 for the default); the vlan bridge's
+    contivh0v: pvtSubnet + 0xfffd."""
+    return str(_net(pvt_subnet).network_address + (VLAN_HOST_PORT_SUFFIX if vlan else HOST_PORT_SUFFIX))
 
 
-def private_address(pvt_subnet: str, ofport: int) -> str:
-    """The private address of the local endpoint on OpenFlow port ``ofport``: pvtSubnet + ofport."""
-    if not 0 < ofport < HOST_PORT_SUFFIX:
+def _offset(vlan: bool) -> tuple[int, int]:
+    """(first, end) of the private address offsets of a bridge's endpoints (ofport + first < end)."""
+    return (VLAN_PVT_OFFSET, VLAN_HOST_PORT_SUFFIX) if vlan else (0, VLAN_PVT_OFFSET)
+
+
+def private_address(pvt_subnet: str, ofport: int, vlan: bool = False) -> str:
+    """The private address of the local endpoint on OpenFlow port ``ofport``: pvtSubnet + ofport
+    (vxlan bridge, ofport < 0x8000) or pvtSubnet + 0x8000 + ofport (vlan bridge)."""
+    first, end = _offset(vlan)
+    if not 0 < ofport < end - first:
         raise ValidationError(f"ofport {ofport} has no private address")
-    return str(_net(pvt_subnet).network_address + ofport)
+    return str(_net(pvt_subnet).network_address + first + ofport)
 
 
 def mac_of(ip: str) -> str:
@@ -140,13 +163,60 @@ def host_endpoint_flows(
     ]
 
 
+def vlan_host_port_flows(port: int, pvt_subnet: str) -> list[Flow]:
+    """The vlan bridge's fixed host access flows (contivh0v on ``port``)."""
+    net = _net(pvt_subnet)
+    h0 = host_port_address(pvt_subnet, vlan=True)
+    to_router = {"eth_type": ETH_IP, "eth_dst": GATEWAY_MAC}
+    return [
+        Flow(INPUT, Prio.UPLINK_DNS, Match.of(in_port=port, eth_type=ETH_ARP), (Controller(),)),
+        Flow(INPUT, Prio.UPLINK_DNS, Match.of(in_port=port, eth_type=ETH_IP, ip_proto=UDP, udp_dst=53),
+             goto=VLAN),
+        Flow(VLAN, Prio.MATCH, Match.of(in_port=port), goto=HOST_DNAT),
+        Flow(SVC_SNAT, Prio.HOST_DIVERT, Match.of(**to_router), goto=HOST_SNAT),
+        Flow(SVC_SNAT, Prio.HOST_DENY, Match.of(**to_router, ipv4_dst=(str(net.network_address), str(net.netmask)))),
+        Flow(SVC_SNAT, Prio.HOST_ALLOW, Match.of(**to_router, ipv4_dst=h0), goto=HOST_SNAT),
+    ]  # fmt: skip
+
+
+def vlan_host_endpoint_flows(
+    ep: LocalEndpoint, vrf_id: int, port: int, pvt_subnet: str, gateway: str = ""
+) -> list[Flow]:
+    """One vlan-bridge endpoint's host access flows (no VLAN in the pipeline; see the module doc)."""
+    pvt = private_address(pvt_subnet, ep.ofport, vlan=True)
+    h0_mac = mac_of(host_port_address(pvt_subnet, vlan=True))
+    snat = (
+        SetField("ipv4_src", pvt),
+        SetField("eth_src", mac_of(pvt)),
+        SetField("eth_dst", h0_mac),
+        Output(port),
+    )
+    dnat = (SetField("ipv4_dst", ep.ip), SetField("eth_src", GATEWAY_MAC), SetField("eth_dst", ep.mac))
+    md = F.combine((F.VRF, vrf_id))
+    out = [
+        Flow(HOST_SNAT, Prio.MATCH, Match.of(in_port=ep.ofport, eth_type=ETH_IP), snat),
+        Flow(
+            HOST_DNAT, Prio.MATCH, Match.of(in_port=port, eth_type=ETH_IP, ipv4_dst=pvt), dnat, md, DST_GROUP
+        ),
+        Flow(MAC_DEST, Prio.MATCH, Match.of(in_port=port, eth_dst=ep.mac), (Output(ep.ofport),)),
+    ]
+    if gateway:
+        arp = Match.of(in_port=ep.ofport, eth_type=ETH_ARP, arp_op=ARP_REQUEST, arp_tpa=gateway)
+        out += [
+            Flow(SVC_SNAT, Prio.HOST_GW_ARP, arp, goto=ARP_RESPONDER),
+            Flow(ARP_RESPONDER, Prio.ARP_GATEWAY, arp, arp_reply_actions(GATEWAY_MAC, gateway, False)),
+        ]
+    return out  # fmt: skip
+
+
 class HostAccess:
     """The host port of one vxlan-bridge agent: its OpenFlow port and the private subnet (or none)."""
 
-    def __init__(self) -> None:
+    def __init__(self, vlan: bool = False) -> None:
         self.port: int | None = None
         self.pvt_subnet: str = ""
         self.routing = False  # the agent's forwarding mode (set by OfnetAgent)
+        self.vlan = vlan  # the vlan bridge's contivh0v (module doc)
 
     @property
     def enabled(self) -> bool:
@@ -162,18 +232,25 @@ class HostAccess:
     def port_owner(self):
         if not self.enabled:
             return ("hostport", [], [])
+        if self.vlan:  # (none on the routed vlan underlay, vlrouting.py)
+            flows = [] if self.routing else vlan_host_port_flows(self.port, self.pvt_subnet)
+            return ("hostport", flows, [])
         return ("hostport", host_port_flows(self.port, self.pvt_subnet, self.routing), [])
 
-    def endpoint_owner(self, ep: LocalEndpoint, vrf_id: int):
+    def endpoint_owner(self, ep: LocalEndpoint, vrf_id: int, gateway: str = ""):
         name = f"hep:{ep.ofport}"
-        if not self.enabled or ep.ofport >= HOST_PORT_SUFFIX:
+        first, end = _offset(self.vlan)
+        if not self.enabled or ep.ofport >= end - first:
             return (name, [], [])
+        if self.vlan:
+            return (name, vlan_host_endpoint_flows(ep, vrf_id, self.port, self.pvt_subnet, gateway), [])
         return (name, host_endpoint_flows(ep, vrf_id, self.port, self.pvt_subnet, self.routing), [])
 
     def private_ip(self, ofport: int) -> str:
-        if not self.enabled or not 0 < ofport < HOST_PORT_SUFFIX:
+        first, end = _offset(self.vlan)
+        if not self.enabled or not 0 < ofport < end - first:
             return ""
-        return private_address(self.pvt_subnet, ofport)
+        return private_address(self.pvt_subnet, ofport, self.vlan)
 
     def arp_target_port(self, ip: str) -> int | None:
         """The OpenFlow port whose private address is ``ip`` (None: not one of ours)."""
@@ -186,5 +263,6 @@ class HostAccess:
         net = _net(self.pvt_subnet)
         if addr not in net:
             return None
-        off = int(addr) - int(net.network_address)
-        return off if 0 < off < HOST_PORT_SUFFIX else None
+        first, end = _offset(self.vlan)
+        off = int(addr) - int(net.network_address) - first
+        return off if 0 < off < end - first else None

@@ -39,7 +39,7 @@ from contivpy.common.reconcile import Reconciler
 from contivpy.model import keys
 from contivpy.model.state import OperEndpoint
 from contivpy.netplugin import iptables, links
-from contivpy.netplugin.datapath import HOST_PORT, VLAN_BRIDGE, VXLAN_BRIDGE, EpSpec, NetSpec
+from contivpy.netplugin.datapath import HOST_PORT, VLAN_BRIDGE, VLAN_HOST_PORT, VXLAN_BRIDGE, EpSpec, NetSpec
 from contivpy.netplugin.managers.network import NetworkManager, net_spec, tenant_of
 from contivpy.ofnet.infraroute import INFRA_ROUTER_NET
 
@@ -122,7 +122,7 @@ class InfraManager:
     async def _add(self, spec: NetSpec) -> None:
         if not spec.name or len(spec.name) > IFNAMSIZ or "/" in spec.name:
             raise ValidationError(f"infra network name {spec.name!r} is not a valid interface name (max 15)")
-        if spec.name in (HOST_PORT, VXLAN_BRIDGE, VLAN_BRIDGE) or spec.name.startswith(
+        if spec.name in (HOST_PORT, VLAN_HOST_PORT, VXLAN_BRIDGE, VLAN_BRIDGE) or spec.name.startswith(
             ("vport", "vvport", "vxif")
         ):
             raise ValidationError(f"infra network name {spec.name!r} is reserved for the agent's own ports")
