@@ -93,7 +93,9 @@ def test_vlan_bridge_host_access():
     ep = LocalEndpoint(ofport=5, mac="02:02:0a:01:01:02", ip="10.1.1.2", vlan=100)
     text = sorted(str(f) for f in h.endpoint_owner(ep, 2, "10.1.1.254")[1])
     assert "table=mac_dest, priority=100,in_port=9,dl_dst=02:02:0a:01:01:02 actions=output:5" in text
-    assert any(t.startswith("table=svc_snat, priority=101,arp,in_port=5,arp_op=1,arp_tpa=10.1.1.254") for t in text)
+    assert any(
+        t.startswith("table=svc_snat, priority=101,arp,in_port=5,arp_op=1,arp_tpa=10.1.1.254") for t in text
+    )
     assert any(t.startswith("table=host_snat, priority=100,ip,in_port=5 actions=set_field:172.19.128.5->nw_src")
                and t.endswith("output:9") and "pop_vlan" not in t for t in text)  # fmt: skip
     assert len(h.endpoint_owner(ep, 2)[1]) == 3  # no gateway: no ARP answer
