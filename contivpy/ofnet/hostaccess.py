@@ -1,4 +1,4 @@
-"""Host access on the vxlan bridge: containers reach their host and the outside through ``contivh0``.
+"""Host access: containers reach their host and the outside through ``contivh0`` (vxlan bridge) or ``contivh0v`` (vlan bridge).
 
 The original routed this through its vrouter's tables ``host_dnat`` (2) and ``host_snat`` (8); contivpy
 uses the same tables and the same per-endpoint private addresses in bridge mode
@@ -7,7 +7,7 @@ uses the same tables and the same per-endpoint private addresses in bridge mode
 * ``contivh0`` is an OVS internal port whose host side holds ``pvtSubnet + 0xfffe``
   (172.19.255.254/16, MAC 02:02:ac:13:ff:fe); netplugin creates it and the kernel's
   ``POSTROUTING -s <pvtSubnet> ! -o contivh0 -j MASQUERADE`` rule NATs what leaves the host.
-* every local endpoint on OpenFlow port P has the private address ``pvtSubnet + P`` (MAC
+* every local endpoint on OpenFlow port P (< 0x8000) has the private address ``pvtSubnet + P`` (MAC
   ``02:02:<address bytes>``): unique on the host across tenants, so overlapping tenant subnets never
   meet in the host's routing table.
 * Egress: a container sends off-subnet traffic to the router MAC (``arp.GATEWAY_MAC``, answered by the ARP
