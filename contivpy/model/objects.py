@@ -284,6 +284,7 @@ SPECS: dict[str, Spec] = {
             [
                 _s("ipAddress", 15, rf"{_IP}?"),
                 _s("networkName", 64, _NAME),
+                _l("nodePorts"),  # contivpy addition: "<nodePort>:<port>:<TCP|UDP>" (docs/rest-api.md)
                 _l("ports"),
                 _l("selectors"),
                 _s("serviceName", 256, _NAME),

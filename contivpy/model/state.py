@@ -260,7 +260,9 @@ class OvsDriverOper(_Record):
 class ServiceLBState(_Record):
     """A service load balancer: VIP ``ipaddress`` in network ``subnet`` (the network *name*) of
     ``tenantname``; ``ports`` ``"<svcPort>:<provPort>:<TCP|UDP>"``; ``selectors`` ``{k: v}``;
-    ``providers`` ``{"<ip>:<tenant>": {provider record}}`` (bookkeeping of netmaster)."""
+    ``providers`` ``{"<ip>:<tenant>": {provider record}}`` (bookkeeping of netmaster);
+    ``nodeports`` ``"<nodePort>:<svcPort>:<TCP|UDP>"`` (contivpy addition: every netplugin DNATs the host's
+    ``nodePort`` to ``ipaddress:svcPort``; a Kubernetes Service's ``spec.ports[].nodePort``)."""
 
     id: str = ""
     servicename: str = ""
@@ -270,9 +272,17 @@ class ServiceLBState(_Record):
     selectors: dict[str, str] = field(default_factory=dict)
     ipaddress: str = ""
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    nodeports: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.ports = list(self.ports or [])
+        self.nodeports = list(self.nodeports or [])
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        if not self.nodeports:  # the original's record, byte for byte, for services without node ports
+            del d["nodeports"]
+        return d
         self.selectors = dict(self.selectors or {})
         self.providers = dict(self.providers or {})
 

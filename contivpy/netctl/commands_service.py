@@ -19,6 +19,8 @@ def create_service(ctx) -> None:
         "selectors": ctx.slice("selector"),
         "ports": ctx.slice("port"),
     }
+    if ctx.slice("node-port"):  # contivpy addition; absent otherwise (the original's body)
+        obj["nodePorts"] = ctx.slice("node-port")
     Api(ctx).post("ServiceLB", "serviceLBs", f"{tenant}:{name}", obj)
     out(f"Creating ServiceLB {tenant}:{name}\n")
 

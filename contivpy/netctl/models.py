@@ -47,7 +47,7 @@ _SPECS = {
     " links:S:RuleLinks",
     "RuleLinkSets": "Policies:M",
     "RuleLinks": "MatchEndpointGroup:S:Link",
-    "ServiceLB": "key ipAddress networkName ports:ls selectors:ls serviceName tenantName links:S:ServiceLBLinks",
+    "ServiceLB": "key ipAddress networkName nodePorts:ls ports:ls selectors:ls serviceName tenantName links:S:ServiceLBLinks",
     "ServiceLBLinks": "Network:S:Link Tenant:S:Link",
     "Tenant": "key defaultNetwork tenantName link-sets:S:TenantLinkSets",
     "TenantLinkSets": "AppProfiles:M EndpointGroups:M NetProfiles:M Networks:M Policies:M Servicelbs:M"

@@ -406,6 +406,10 @@ COMMANDS = [
                         "service/provider Port Usage- --port=svcPort1:provPort1:protocol --port=svcPort2:provPort2:protocol",
                     ),
                     S("preferred-ip,ip", "preferred ip address"),
+                    L(
+                        "node-port",
+                        "host port DNATed to the service (contivpy) Usage- --node-port=nodePort:svcPort:protocol",
+                    ),
                 ],
             ),
         ],

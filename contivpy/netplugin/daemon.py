@@ -315,11 +315,14 @@ class Agent:
 
     def _load_k8s(self) -> None:
         """The Kubernetes API for pod labels: ``--k8s-config`` if that file exists (any mode), else
-        the service account in kubernetes mode; a bad file stops the agent like a bad flag."""
+        the service account in kubernetes mode; a bad file stops the agent like a bad flag. Its
+        ``SVC_SUBNET`` is the cluster-IP range routed through contivh1 (managers/infra.py)."""
         from contivpy.common.errors import ValidationError
         from contivpy.netplugin.cni import k8sapi as cni_k8s
+        from contivpy.netplugin.managers.infra import svc_subnet_of
 
         try:
+            self.infra.svc_subnet = svc_subnet_of(self.cfg.k8s_config, self.cfg.mode == "kubernetes")
             k8s = cni_k8s.load(self.cfg.k8s_config, None if self.cfg.mode == "kubernetes" else {})
             if k8s is not None:
                 self.pods.k8s = cni_k8s.K8sApi(k8s)

@@ -13,9 +13,9 @@ uplinks on the VLAN bridge: one -> that interface as a trunk port, several -> bo
 Host access (docs/ovs-pipeline.md, docs/deployment.md): ``ensure_host_port(pvt_subnet)`` makes the internal
 port ``contivh0`` on the vxlan bridge (access tag 2, MAC ``02:02:<address>``), gives its host side
 ``pvtSubnet + 0xfffe``/16, enables IPv4 forwarding, converges the iptables nat rules (``iptables.py``) and
-installs the host access flows; while the vlan bridge routes (vlrouter) it also makes ``contivh0v`` on the vlan
-bridge (``pvtSubnet + 0xfffd``/17; removed again by a live switch to bridge mode); ``remove_host_port()``
-undoes all of it (``netplugin --cleanup``).
+installs the host access flows; it also makes ``contivh0v`` on the vlan bridge (``pvtSubnet + 0xfffd``/17,
+access tag 4095), the vlan bridge's host port in both forwarding modes (a live mode switch only rebuilds its
+flows, ofnet/hostaccess.py); ``remove_host_port()`` undoes all of it (``netplugin --cleanup``).
 
 Invariant: OVSDB objects are created before flows reference their ofport, and flows are removed before
 the port is deleted. Every method is idempotent.
@@ -40,11 +40,12 @@ VLAN_BRIDGE = "contivVlanBridge"
 CTRL_PORTS = {VXLAN_BRIDGE: 6633, VLAN_BRIDGE: 6634}
 RPC_PORTS = {VXLAN_BRIDGE: 9002, VLAN_BRIDGE: 9003}
 HOST_PORT = iptables.HOST_PORT  # contivh0
-VLAN_HOST_PORT = hostaccess.VLAN_HOST_PORT  # contivh0v (vlan bridge, routing mode)
 INFRA_MARK = "contivpy-infra"  # external_ids key of an infra network's port (value: the net id)
 UPLINK_PORT = "uplinkPort"  # the bond of several uplinks; also every uplink port's endpoint-id
 BOND_MODE, BOND_LACP = "balance-tcp", "active"
 HOST_PORT_TAG = 2  # the original's access tag (informational: the flows never use NORMAL)
+VLAN_HOST_PORT = hostaccess.VLAN_HOST_PORT  # contivh0v: the vlan bridge's host port (both modes)
+VLAN_HOST_PORT_TAG = 4095  # a VLAN no network has: NORMAL never floods the vlan bridge's frames to it
 
 
 def vtep_port_name(ip: str) -> str:
@@ -91,7 +92,6 @@ class Datapath:
         self.ovs = OvsdbClient(cfg.ovsdb)
         self.flows: dict[str, OfnetFlows] = {}
         self.vteps: dict[str, int] = {}  # peer ip -> ofport
-        self._pvt, self._pvt_mtu = "", None  # host access applied (contivh0v follows the vlan bridge's mode)
 
     async def start(self) -> None:
         """Listen as controller, create/fix both bridges and the uplinks, then wait for OVS to connect.
@@ -178,25 +178,15 @@ class Datapath:
         await links.enable_ip_forwarding()
         await iptables.ensure(pvt_subnet, HOST_PORT)
         await self.flows[VXLAN_BRIDGE].set_host_port(ofport, pvt_subnet)
-        self._pvt, self._pvt_mtu = pvt_subnet, mtu
-        await self._vlan_host_port()
-        return ofport
-
-    async def _vlan_host_port(self) -> None:
-        """contivh0v: the vlan bridge's host port, present exactly while the vlan bridge routes
-        (vlrouter) and host access is set up; follows the private subnet and the live mode switch."""
-        fp = self.flows.get(VLAN_BRIDGE)
-        if fp is None:
-            return
-        if self._pvt and fp.agent.vlrouting:
-            vaddr = hostaccess.port_address(self._pvt, hostaccess.VLAN_OFFSET)
-            await self.ovs.ensure_internal_port(VLAN_BRIDGE, VLAN_HOST_PORT, hostaccess.mac_of(vaddr))
+        if VLAN_BRIDGE in self.flows:  # contivh0v: host access of the vlan bridge (upper /17), both modes
+            vaddr = hostaccess.host_port_address(pvt_subnet, vlan=True)
+            await self.ovs.ensure_internal_port(
+                VLAN_BRIDGE, VLAN_HOST_PORT, hostaccess.mac_of(vaddr), tag=VLAN_HOST_PORT_TAG
+            )
             vport = await self.ovs.wait_ofport(VLAN_HOST_PORT)
-            await links.ensure_address(VLAN_HOST_PORT, f"{vaddr}/17", self._pvt_mtu)
-            await fp.set_host_port(vport, self._pvt)
-        elif fp.agent.host.port is not None or VLAN_HOST_PORT in await self.ovs.list_ports(VLAN_BRIDGE):
-            await fp.set_host_port(None)
-            await self.ovs.remove_port(VLAN_BRIDGE, VLAN_HOST_PORT)
+            await links.ensure_address(VLAN_HOST_PORT, f"{vaddr}/17", mtu)
+            await self.flows[VLAN_BRIDGE].set_host_port(vport, pvt_subnet)
+        return ofport
 
     async def remove_host_port(self) -> None:
         """Clean uninstall of host access: flows (when programming), the OVS port, our nat rules."""
@@ -205,8 +195,11 @@ class Datapath:
             if fp is not None:
                 await fp.set_host_port(None)
             await self.ovs.remove_port(br, port)
-        self._pvt = ""
         await iptables.remove_all()
+
+    async def set_node_ports(self, ports: list[tuple[str, int, str, int]]) -> None:
+        """The CONTIV-NODEPORT DNATs of every service node port (iptables.py; converged)."""
+        await iptables.ensure_nodeports(ports)
 
     # -- infra networks (managers/infra.py) -----------------------------------------------------------
     async def ensure_infra_port(self, net: NetSpec, ep_id: str, mac: str, cidr: str, mtu: int | None) -> int:
@@ -348,7 +341,6 @@ class Datapath:
         """``bridge`` or ``routing``: rebuild the vxlan bridge's pipeline in that mode, live."""
         for fp in self.flows.values():
             await fp.set_fwd_mode(mode)
-        await self._vlan_host_port()
 
     # -- policy --------------------------------------------------------------------------------
     async def add_rule(self, fields: dict) -> str:

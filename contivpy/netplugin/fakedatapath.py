@@ -38,6 +38,7 @@ class FakeDatapath:
         self.services: dict[str, Any] = {}
         self.arp_mode = "proxy"
         self.fwd_mode = "bridge"
+        self.node_ports: list[tuple[str, int, str, int]] = []
         self.router_port: tuple[int, str] | None = None  # vlan routing mode's inb01: (ofport, cidr)
         self.bgp_routes: dict[tuple[str, str], str] = {}
         self.host_port: tuple[int, str] | None = None  # (ofport, pvtSubnet) of contivh0
@@ -217,6 +218,10 @@ class FakeDatapath:
         return sorted((n.subnet, n.tenant or "default") for n in self.networks.values() if n.encap == "vlan")
 
     # -- host access ---------------------------------------------------------------------------
+    async def set_node_ports(self, ports: list[tuple[str, int, str, int]]) -> None:
+        self._call("set_node_ports", len(ports))
+        self.node_ports = sorted(set(ports))
+
     async def ensure_host_port(self, pvt_subnet: str, mtu: int | None = None) -> int:
         from contivpy.ofnet.hostaccess import host_port_address
 

@@ -16,7 +16,14 @@ tenant's subnets: ``ensure_infra_block``).
 The MASQUERADE rule is the original's: containers leave their host through the host port ``contivh0``
 with a per-endpoint private source address from ``pvtSubnet`` (docs/ovs-pipeline.md, host access), and
 the kernel NATs it to the host's own address on the way out. ``CONTIV-NODEPORT`` is the original's chain for
-node ports; it is created empty (service node ports are not implemented).
+node ports: one DNAT per node port of a service (``ServiceLBState.nodeports``, :func:`ensure_nodeports`)
+to the service's VIP and port, which the host routes through ``contivh1`` into the service LB of OVS::
+
+    -A CONTIV-NODEPORT -p tcp -m tcp --dport <nodePort> -m comment --comment contivpy-nodeport -j DNAT --to-destination <vip>:<port>
+    -A POSTROUTING -o contivh1 -m conntrack --ctstate DNAT -m comment --comment contivpy-nodeport -j MASQUERADE
+
+(the second, present while any node port exists, gives the connection the host's contivh1 address, so the
+provider's reply comes back through the host, which un-NATs it: kube-proxy's default for node ports).
 
 Invariants
 - Every rule we add carries ``-m comment --comment contivpy`` (:data:`TAG`); only rules with that tag are
@@ -24,6 +31,8 @@ Invariants
 - ``ensure(pvt_subnet)`` converges: it reads ``iptables -t nat -S``, deletes our tagged rules that are not
   wanted (a previous ``pvtSubnet``), and appends the missing ones. Running it again (agent restart) adds
   nothing, so rules are never duplicated.
+- Node port rules carry their own tag (:data:`NODEPORT_TAG`): ``ensure`` never touches them and
+  ``ensure_nodeports`` touches nothing else; both converge the same way.
 - ``remove_all()`` deletes every tagged rule and the (flushed) ``CONTIV-NODEPORT`` chain: the clean
   uninstall path (``netplugin --cleanup``). A plain agent stop leaves the rules in place, like the bridges.
 - Calls are serialized by one lock and use ``-w`` (wait for the xtables lock held by other programs).
@@ -43,6 +52,8 @@ from contivpy.common.errors import ExternalServiceError, ValidationError
 log = logging.getLogger(__name__)
 
 TAG = "contivpy"
+NODEPORT_TAG = "contivpy-nodeport"
+INFRA_PORT = "contivh1"
 NODEPORT_CHAIN = "CONTIV-NODEPORT"
 HOST_PORT = "contivh0"
 VLAN_HOST_PORT = "contivh0v"  # the vlan bridge's host port (vlan routing mode; ofnet/hostaccess.py)
@@ -62,8 +73,28 @@ def desired_rules(pvt_subnet: str, host_port: str = HOST_PORT) -> list[str]:
     ]
 
 
-def is_ours(rule: str) -> bool:
-    return f"--comment {TAG} " in rule + " " and rule.startswith("-A ")
+def is_ours(rule: str, tag: str = TAG) -> bool:
+    return f"--comment {tag} " in rule + " " and rule.startswith("-A ")
+
+
+def is_any_ours(rule: str) -> bool:
+    return is_ours(rule) or is_ours(rule, NODEPORT_TAG)
+
+
+def nodeport_rules(ports: list[tuple[str, int, str, int]], infra_port: str = INFRA_PORT) -> list[str]:
+    """The node port rules in ``-S`` form for ``(proto, nodePort, vip, port)`` tuples (sorted, unique)."""
+    tag = f"-m comment --comment {NODEPORT_TAG}"
+    out = []
+    for proto, node, vip, port in sorted(set(ports)):
+        ipaddress.IPv4Address(vip)
+        if proto not in ("tcp", "udp") or not (0 < node < 65536 and 0 < port < 65536):
+            raise ValueError(f"invalid node port {proto}/{node} -> {vip}:{port}")
+        out.append(
+            f"-A {NODEPORT_CHAIN} -p {proto} -m {proto} --dport {node} {tag} -j DNAT --to-destination {vip}:{port}"
+        )
+    if out:
+        out.append(f"-A POSTROUTING -o {infra_port} -m conntrack --ctstate DNAT {tag} -j MASQUERADE")
+    return out
 
 
 async def run(*args: str, check: bool = True, table: str = TABLE) -> tuple[int, str]:
@@ -122,6 +153,38 @@ async def ensure(pvt_subnet: str, host_port: str = HOST_PORT) -> dict[str, int]:
     return {"added": added, "removed": removed}
 
 
+async def ensure_nodeports(ports: list[tuple[str, int, str, int]]) -> dict[str, int]:
+    """Converge the node port rules to :func:`nodeport_rules` (the chain is created if missing, e.g.
+    before ``ensure`` ran); returns counts of rules added/removed."""
+    try:
+        want = nodeport_rules(ports)
+    except ValueError as e:
+        raise ValidationError(str(e)) from e
+    async with _lock:
+        if NODEPORT_CHAIN not in await chains():
+            await run("-N", NODEPORT_CHAIN)
+        added, removed = await _converge([r for r in await list_rules() if is_ours(r, NODEPORT_TAG)], want)
+    if added or removed:
+        log.info("iptables nat: node ports: %d rule(s) added, %d removed", added, removed)
+    return {"added": added, "removed": removed}
+
+
+async def _converge(have: list[str], want: list[str], table: str = TABLE) -> tuple[int, int]:
+    """Delete the rules of ``have`` not in ``want`` (or duplicated), append the missing ones in order."""
+    removed = added = 0
+    seen: set[str] = set()
+    for r in have:
+        if r not in want or r in seen:
+            await run(*_delete_args(r), table=table)
+            removed += 1
+        seen.add(r)
+    for r in want:
+        if r not in seen:
+            await run(*shlex.split(r), table=table)
+            added += 1
+    return added, removed
+
+
 def infra_block_rule(host_port: str = HOST_PORT, infra_port: str = "contivh1") -> str:
     return f"-A FORWARD -i {host_port} -o {infra_port} -m comment --comment {TAG} -j DROP"
 
@@ -150,7 +213,7 @@ async def remove_all() -> int:
     """Delete every rule tagged ``contivpy`` and the ``CONTIV-NODEPORT`` chain; returns rules removed."""
     async with _lock:
         try:
-            rules = [r for r in await list_rules() if is_ours(r)]
+            rules = [r for r in await list_rules() if is_any_ours(r)]
         except ExternalServiceError:
             return 0
         for r in rules:

@@ -49,10 +49,8 @@ from . import builders as B
 from . import routing as R
 from . import vlrouting as V
 from .flowcache import FlowCache
-from .flows import Flow, Match
-from .hostaccess import VLAN_OFFSET, HostAccess
+from .hostaccess import HostAccess
 from .infraroute import Hop, infra_route_flows
-from .pipeline import INPUT, Prio
 from .punt import PuntMixin
 from .svcproxy import ServiceProxy
 from .switch import OfController
@@ -96,8 +94,8 @@ class OfnetAgent(PuntMixin):
         self.controller.on_packet_in = self._packet_in
         self.cache = FlowCache(self.controller)
         self.svc = ServiceProxy(self)
-        # contivh0 (vxlan bridge) or contivh0v (vlan bridge, routing mode only): hostaccess.py
-        self.host = HostAccess(VLAN_OFFSET if datapath == "vlan" else 0)
+        # contivh0 (vxlan bridge) or contivh0v (vlan bridge, both forwarding modes): hostaccess.py
+        self.host = HostAccess(vlan=datapath == "vlan")
         self.host.routing = self.routing
         self.controller.on_connect.append(lambda _sw: self.svc.recover())  # after the cache's read-back
         self.dns_resolver: DnsResolver | None = None
@@ -251,6 +249,8 @@ class OfnetAgent(PuntMixin):
         owners = [self._net_owner(vlan)]
         owners += [self._rep_owner(k) for k, r in self._remote.items() if r.vni == vni and vni]
         owners += [self._route_owner(k) for k in self._routes if k[1] == vrf]
+        if self.datapath == "vlan":  # the gateway's ARP answer of vlan host access (hostaccess.py)
+            owners += [self._hep_owner(ep) for ep in self._local.values() if ep.vlan == vlan]
         await self._apply(*owners)
 
     async def remove_network(self, vlan: int, expect: Network | None = None) -> None:
@@ -282,7 +282,7 @@ class OfnetAgent(PuntMixin):
         if self.routing:  # no flooding: VTEP classification and the gateway's ARP answer only
             return (f"net:{vlan}", R.network_flows(net, self._vrf_id(net.vrf), vteps), [])
         ports = [ep.ofport for ep in self._local.values() if ep.vlan == vlan]
-        flows = B.network_flows(net, self._vrf_id(net.vrf), vteps, self._arp_proxy)
+        flows = B.network_flows(net, self._vrf_id(net.vrf), vteps, self._arp_proxy, flood_router=True)
         return (f"net:{vlan}", flows, B.flood_groups(net, ports, vteps))
 
     # ---- local endpoints ---------------------------------------------------------------------
@@ -325,16 +325,12 @@ class OfnetAgent(PuntMixin):
         return (f"lep:{ep.ofport}", flows, [])
 
     def _hep_owner(self, ep: LocalEndpoint):
-        if self.datapath != "vxlan" and not self.vlrouting:
-            return (f"hep:{ep.ofport}", [], [])
+        if self.datapath != "vxlan" and not self.routing:  # vlan bridge mode: the gateway's ARP answer
+            net = self._networks.get(ep.vlan)
+            return self.host.endpoint_owner(ep, self._vrf_id(ep.vrf), net.gateway if net else "")
         return self.host.endpoint_owner(ep, self._vrf_id(ep.vrf))
 
     def _host_port_owner(self):
-        """The vlan bridge's host port has flows in routing mode only (a bridged vlan network has a
-        real router on its uplink)."""
-        if self.datapath != "vxlan" and not self.vlrouting:
-            port = self.host.port
-            return ("hostport", [Flow(INPUT, Prio.UPLINK_DNS, Match.of(in_port=port))] if port else [], [])
         return self.host.port_owner()
 
     # ---- host access (contivh0; hostaccess.py) ------------------------------------------------
@@ -357,6 +353,7 @@ class OfnetAgent(PuntMixin):
         if old is not None and old != ofport:
             owners.append((f"iroute:{old}", [], []))
         await self._apply(*owners)
+        await self.svc.refresh()  # the contivh1 port's service clients are routed (svcproxy._routed)
 
     def _iroute_owner(self):
         port = self._iroute

@@ -152,7 +152,8 @@ def arp_punt_flows(arp_mode: str) -> list[Flow]:
     """Proxy mode: every ARP request is diverted (in svc_snat, which every path crosses once the
     packet carries its VRF / VLAN / RX_VTEP metadata) to arp_responder, whose endpoint flows
     answer known addresses in OVS; the rest goes to the controller (reinject or ignore, as the
-    original).  Flood mode: nothing, ARP requests flood through the groups like any broadcast."""
+    original).  Flood mode: nothing, ARP requests flood through the groups like any broadcast
+    (except the requests for the router: :func:`network_flows` ``flood_router``)."""
     if arp_mode != "proxy":
         return []
     req = Match.of(eth_type=ETH_ARP, arp_op=ARP_REQUEST)
@@ -202,9 +203,17 @@ def _arp_responder_flow(
     return Flow(ARP_RESPONDER, prio, Match.of(**kw), arp_reply_actions(mac, ip, datapath == "vxlan"))
 
 
-def network_flows(net: Network, vrf_id: int, vteps: list[Vtep], arp_proxy: bool = False) -> list[Flow]:
+def network_flows(
+    net: Network, vrf_id: int, vteps: list[Vtep], arp_proxy: bool = False, flood_router: bool = False
+) -> list[Flow]:
     """vxlan bridge only: flood flows of the VLAN and the VTEP+VNI classification per VTEP; with
-    ``arp_proxy``, the gateway's ARP answer for local endpoints (an endpoint holding it wins)."""
+    ``arp_proxy``, the gateway's ARP answer for local endpoints (an endpoint holding it wins).
+
+    ``flood_router`` (ARP flood mode): the requests of local endpoints for the router are taken out of
+    the flood in svc_snat: for the gateway, to arp_responder, whose gateway flow answers in OVS;
+    without a gateway, any address outside the subnet goes to the controller (punt.py answers the
+    router MAC, as in proxy mode). Every other request floods as before. This is what host access
+    needs in flood mode."""
     out = [
         Flow(MAC_DEST, Prio.FLOOD, Match.of(metadata=(0, F.RX_VTEP.mask), vlan_vid=_vid(net.vlan)),
              (GroupAction(all_flood_gid(net.vlan)),)),
@@ -223,11 +232,21 @@ def network_flows(net: Network, vrf_id: int, vteps: list[Vtep], arp_proxy: bool 
                 SVC_SNAT,
             )
         )
-    if arp_proxy and net.gateway:
+    if (arp_proxy or flood_router) and net.gateway:
         out.append(
             _arp_responder_flow(net.gateway, GATEWAY_MAC, "vxlan", vlan=net.vlan, local_only=True,
                                 prio=Prio.ARP_GATEWAY)
         )  # fmt: skip
+    if flood_router and not arp_proxy:
+        req = {"eth_type": ETH_ARP, "arp_op": ARP_REQUEST, "metadata": (0, F.RX_VTEP.mask),
+               "vlan_vid": _vid(net.vlan)}  # fmt: skip
+        if net.gateway:
+            out.append(Flow(SVC_SNAT, Prio.MATCH, Match.of(**req, arp_tpa=net.gateway), goto=ARP_RESPONDER))
+        elif net.subnet:
+            n = ipaddress.IPv4Network(net.subnet)
+            inside = Match.of(**req, arp_tpa=(str(n.network_address), str(n.netmask)))
+            out.append(Flow(SVC_SNAT, Prio.MATCH, inside, goto=MAC_DEST))
+            out.append(Flow(SVC_SNAT, Prio.ARP_ROUTER, Match.of(**req), (Controller(),)))
     return out
 
 
@@ -382,13 +401,24 @@ def service_watch_flows(svc: Service, vrf_id: int, arp_proxy: bool = False) -> l
 
 
 def service_client_flows(
-    svc: Service, vrf_id: int, client: str, provider: str, provider_mac: str, routing: bool = False
+    svc: Service,
+    vrf_id: int,
+    client: str,
+    provider: str,
+    provider_mac: str,
+    routing: bool = False,
+    routed_client: tuple[str, int] | None = None,
 ) -> list[Flow]:
     """Per-client stateful NAT in conntrack zone SVC_CT_ZONE: svc_dnat commits client -> VIP:svcPort
     with a DNAT to provider:provPort (and sets the provider's MAC), recirculating into dst_group;
     svc_snat sends the provider's replies to this client through ``ct(nat)``, which un-NATs only
     connections committed through the VIP (a direct connection's reply passes unchanged). The reply
-    continues at mac_dest, or at ip in routing mode (routing.py)."""
+    continues at mac_dest, or at ip in routing mode (routing.py).
+
+    ``routed_client`` = (MAC, VLAN) of a client on another network than the providers: the contivh1
+    port in bridge mode (infraroute.py). Its DNAT sets the router MAC as destination (the host may have
+    resolved the VIP itself), so the contivh1 route of the provider (svc_snat p60) carries it across; its reply gets the router MAC as source and
+    the client's MAC and VLAN before the un-NAT recirculates into mac_dest."""
     md = (F.VRF.value(vrf_id), F.VRF.mask)
     out = []
     for svc_port, prov_port, proto in svc.ports:
@@ -397,11 +427,20 @@ def service_client_flows(
             eth_type=ETH_IP, ip_proto=num, metadata=md, ipv4_src=client, ipv4_dst=svc.vip, **{dst: svc_port}
         )
         ct = Ct(SVC_CT_ZONE, DST_GROUP, commit=True, nat=Nat("dst", provider, prov_port))
-        out.append(Flow(SVC_DNAT, Prio.MATCH, dnat, (SetField("eth_dst", provider_mac), ct)))
+        pre = (SetField("eth_dst", GATEWAY_MAC if routed_client else provider_mac),)
+        out.append(Flow(SVC_DNAT, Prio.MATCH, dnat, (*pre, ct)))
         snat = Match.of(
             eth_type=ETH_IP, ip_proto=num, metadata=md, ipv4_src=provider, ipv4_dst=client, **{src: prov_port}
         )
-        out.append(
-            Flow(SVC_SNAT, Prio.MATCH, snat, (Ct(SVC_CT_ZONE, IP if routing else MAC_DEST, nat=Nat()),))
-        )
+        un_nat = Ct(SVC_CT_ZONE, IP if routing else MAC_DEST, nat=Nat())
+        if routed_client:
+            snat = Match.of(**snat.as_kwargs(), vlan_vid=(OFPVID_PRESENT, OFPVID_PRESENT))
+            back = (
+                SetField("eth_src", GATEWAY_MAC),
+                SetField("eth_dst", routed_client[0]),
+                SetField("vlan_vid", OFPVID_PRESENT | routed_client[1]),
+            )
+            out.append(Flow(SVC_SNAT, Prio.MATCH, snat, (*back, un_nat)))
+        else:
+            out.append(Flow(SVC_SNAT, Prio.MATCH, snat, (un_nat,)))
     return out

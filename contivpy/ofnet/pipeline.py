@@ -41,6 +41,8 @@ __all__ = [
     "DNS_VLAN",
     "SVC_CT_ZONE",
     "HOST_PORT_SUFFIX",
+    "VLAN_HOST_PORT_SUFFIX",
+    "VLAN_PVT_OFFSET",
 ]
 
 
@@ -104,6 +106,10 @@ class Prio(IntEnum):
     HOST_DIVERT = 50  # svc_snat: IP to the router MAC (off-subnet) -> host_snat (host access)
     HOST_DENY = 51  # svc_snat: same, addressed to the private subnet -> drop
     HOST_ALLOW = 52  # svc_snat: same, addressed to contivh0's own address -> host_snat
+    HOST_GW_ARP = 101  # vlan bridge, svc_snat: a local endpoint's ARP for its gateway -> arp_responder
+    ARP_ROUTER = (
+        99  # svc_snat (flood mode): a local ARP request of a network without gateway -> arp_responder
+    )
     MATCH = 100  # exact matches (MAC, dst IP, VTEP classification, ARP divert)
     ARP_ENDPOINT = 100  # arp_responder: an endpoint's address (local or remote)
     ARP_VIP = 95  # arp_responder: a service VIP (no endpoint holds it)
@@ -122,6 +128,10 @@ SVC_CT_ZONE = 65000
 # (172.19.255.254 for 172.19.0.0/16); a local endpoint on OpenFlow port P gets pvtSubnet + P as its
 # private address.  MACs of both are 02:02:<address bytes>.
 HOST_PORT_SUFFIX = 0xFFFE
+# The vlan bridge's host port contivh0v (hostaccess.py): pvtSubnet + 0xfffd on the upper /17; its local
+# endpoint on OpenFlow port P gets pvtSubnet + 0x8000 + P (vxlan bridge endpoints stay below 0x8000).
+VLAN_HOST_PORT_SUFFIX = 0xFFFD
+VLAN_PVT_OFFSET = 0x8000
 
 
 def table_by_id(table_id: int) -> Table:

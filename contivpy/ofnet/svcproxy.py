@@ -31,6 +31,12 @@ Differences from the original (on purpose):
   flows read back from the switch are re-adopted (:meth:`recover`) when their service and client
   are known again and the hash still picks the same provider, so ``sync_complete`` keeps them.
 
+The host as a client: with the infra network ``contivh1`` (bridge mode) the host routes the VIPs of its
+tenant's subnets through its contivh1 port, a local endpoint like any other; its client flows set the
+router MAC on the DNAT (so the contivh1 route of infraroute.py carries it to the provider's network) and
+route the un-NATed reply back to the port (``service_client_flows(routed_client=...)``). This is also the
+path of node ports (netplugin/iptables.py: the host DNATs a node port to the VIP).
+
 Invariants: no service -> no flow here (the pipeline is byte-identical to one without this
 module); every client owner has a service and a local client endpoint in the service's VRF.
 Clients are local endpoints only (traffic from a VTEP never visits svc_dnat).
@@ -112,9 +118,17 @@ class ServiceProxy:
             owners += self._converge(key)
         return owners
 
+    def _routed(self, client: str) -> tuple[str, int] | None:
+        """(MAC, VLAN) when ``client`` is the contivh1 port of the vxlan bridge in bridge mode: the host
+        itself, on another network than the providers (infraroute.py routes it across)."""
+        if self.agent.routing or self.agent._iroute is None:
+            return None
+        ep = self.agent._local.get(self.agent._iroute)
+        return (ep.mac, ep.vlan) if ep is not None and ep.ip == client else None
+
     def _client_owner(self, svc: Service, client: str, provider: str, mac: str):
         flows = B.service_client_flows(
-            svc, self.agent._vrf_id(svc.vrf), client, provider, mac, self.agent.routing
+            svc, self.agent._vrf_id(svc.vrf), client, provider, mac, self.agent.routing, self._routed(client)
         )
         return (_client_owner(svc.key, client), flows, [])
 

@@ -42,7 +42,7 @@ def ours(host) -> list[str]:
     return [r for r in nat_rules(host) if "--comment contivpy" in r]
 
 
-def addr_of(host, dev: str = "contivh0") -> str:
+def addr_of(host, dev: str = "contivh0") -> str:  # (contivh0v: the vlan bridge's host port)
     return host.exec("ip", "-o", "-4", "addr", "show", "dev", dev, check=False)
 
 
@@ -197,6 +197,81 @@ def test_containers_reach_host_other_host_and_outside(bed):
     assert not a2.ping(b1.ip, budget=2)
 
 
+def test_host_access_in_arp_flood_mode(bed):
+    """ARP flood mode: requests for the router are answered (gateway in OVS, off-subnet by the controller),
+    so containers still reach their host, the other host and the outside; in-subnet ARP still floods."""
+    h1, h2 = bed.hosts[1], bed.hosts[2]
+    a1 = next(c for c in h1.containers if c.ip.startswith("10.71.1."))
+    a2 = next(c for c in h2.containers if c.ip.startswith("10.71.1."))
+    b1 = next(c for c in h1.containers if c.ip.startswith("10.71.2."))
+    bed.netctl("global", "set", "--arp-mode", "flood")
+    try:
+        for h in (h1, h2):
+            wait_for(
+                lambda h=h: not any("table=6" in f and "priority=100,arp,arp_op=1 " in f for f in h.flows()),
+                10,
+                what=f"proxy ARP divert gone on {h.name}",
+            )
+        assert any("table=6" in f and "priority=99," in f and "CONTROLLER" in f for f in h1.flows())
+        assert any("table=6" in f and "arp_tpa=10.71.2.254" in f and "goto_table:10" in f for f in h1.flows())
+        for c in (a1, a2, b1):
+            c.exec("ip", "neigh", "flush", "all")
+        assert a1.ping(a2.ip), "in-subnet ARP floods across hosts"
+        assert a1.ping(h1.ip) and a1.ping(h2.ip) and b1.ping(h1.ip), "container -> hosts"
+        assert wget(a1, f"http://{OUTSIDE_IP}/cgi-bin/ip") == h1.ip
+        assert wget(b1, f"http://{OUTSIDE_IP}/cgi-bin/ip") == h1.ip  # network with a gateway
+        assert "00:00:11:11:11:11" in a1.exec("ip", "neigh", "show", OUTSIDE_IP)
+        assert host_ping(h1, _pvt_of(h1, a1.ip)), "host -> container (private address)"
+    finally:
+        bed.netctl("global", "set", "--arp-mode", "proxy")
+    wait_for(
+        lambda: any("table=6" in f and "priority=100,arp,arp_op=1 " in f for f in h1.flows()),
+        10,
+        what="proxy back",
+    )
+
+
+def test_host_access_on_the_vlan_bridge(bed):
+    """vlan networks: contivh0v (pvtSubnet + 0xfffd/17) on the vlan bridge; a container reaches its host, the
+    other host and the outside through its gateway (answered with the router MAC), the host reaches it at
+    its private address pvtSubnet + 0x8000 + ofport; vxlan and vlan private addresses stay apart."""
+    h1, h2 = bed.hosts[1], bed.hosts[2]
+    for h in bed.hosts.values():
+        wait_for(
+            lambda h=h: "172.19.255.253/17" in addr_of(h, "contivh0v"), 15, what=f"contivh0v on {h.name}"
+        )
+        assert "contivh0v" in h.ports("contivVlanBridge")
+    bed.create_network("hvl", "10.72.1.0/24", encap="vlan", pktTag=172, gateway="10.72.1.254")
+    iv1, v1 = make_ep(h1, "hvl", "hv1")
+    _, v2 = make_ep(h2, "hvl", "hv2")
+    assert v1.ping(v2.ip), "vlan network across hosts (uplink) still works"
+    assert v1.ping(h1.ip) and v1.ping(h2.ip) and v2.ping(h1.ip), "vlan container -> hosts"
+    assert wget(v1, f"http://{OUTSIDE_IP}/cgi-bin/ip") == h1.ip
+    assert wget(v2, f"http://{OUTSIDE_IP}/cgi-bin/ip") == h2.ip
+    assert "00:00:11:11:11:11" in v1.exec("ip", "neigh", "show", "10.72.1.254")
+    pv = "172.19." + ".".join(str(b) for b in divmod(0x8000 + iv1["ofport"], 256))
+    assert host_ping(h1, pv), "host -> vlan container at its private address"
+    assert host_tcp(h1, v1, pv), "TCP host -> vlan container"
+    dump = h1.ofctl("dump-flows", "contivVlanBridge")
+    snat = [ln for ln in dump.splitlines() if "table=8" in ln and f"in_port={iv1['ofport']}" in ln]
+    assert len(snat) == 1 and "n_packets=0," not in snat[0] and f"set_field:{pv}->ip_src" in snat[0]
+    # isolation: a vxlan container does not reach the vlan container's private address, nor the reverse
+    a1 = next(c for c in h1.containers if c.ip.startswith("10.71.1."))
+    assert not a1.ping(pv, budget=2)
+    assert not v1.ping(_pvt_of(h1, a1.ip), budget=2)
+    assert not v1.ping("172.19.255.254", budget=2), "only contivh0v's own address is allowed"
+
+
+def _pvt_of(host, ip: str) -> str:
+    st, drv = http_json("GET", host.debug_url + "/inspect/driver")
+    assert st == 200
+    return next(
+        v["HostPvtIp"]
+        for v in drv["vxlan"]["EndpointDb"].values()
+        if v.get("IpAddr") == ip and "HostPvtIp" in v
+    )
+
+
 def test_restart_keeps_rules_once_and_cleanup_removes_them(bed):
     h1 = bed.hosts[1]
     before = h1.flows()
@@ -221,6 +296,7 @@ def test_restart_keeps_rules_once_and_cleanup_removes_them(bed):
     assert not [x for x in rules if "contivpy" in x or "CONTIV" in x], rules
     assert "-A POSTROUTING -s 10.9.9.0/24 -j MASQUERADE" in rules
     assert "contivh0" not in h1.ports("contivVxlanBridge")
+    assert "contivh0v" not in h1.ports("contivVlanBridge")
     h1.exec("iptables", "-w", "-t", "nat", "-D", "POSTROUTING", "-s", "10.9.9.0/24", "-j", "MASQUERADE")
     # a new start re-creates everything once
     h1.start_netplugin()

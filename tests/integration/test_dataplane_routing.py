@@ -185,6 +185,9 @@ def _mode_applied(h, mode: str) -> bool:
 def test_live_switch_routing_bridge_routing(bed):
     _clear(bed)
     pids = {i: h.netplugin.pid for i, h in bed.hosts.items()}
+    # the vlan bridge's host port serves both modes: a switch keeps it (same OpenFlow port)
+    vports = {i: h.vsctl("get", "interface", "contivh0v", "ofport").strip() for i, h in bed.hosts.items()}
+    assert all(int(p) > 0 for p in vports.values())
     timings = []
     for mode in ("bridge", "routing"):
         t0 = time.monotonic()
@@ -195,6 +198,7 @@ def test_live_switch_routing_bridge_routing(bed):
         for h in bed.hosts.values():
             assert driver(h)["FwdMode"] == mode
             assert h.netplugin.poll() is None and h.netplugin.pid == pids[h.idx], "switched live, no restart"
+            assert h.vsctl("get", "interface", "contivh0v", "ofport").strip() == vports[h.idx]
         if mode == "bridge":  # the rebuilt bridge pipeline carries traffic
             h1, h2 = bed.hosts[1], bed.hosts[2]
             bed.create_network("sw", "10.72.9.0/24")

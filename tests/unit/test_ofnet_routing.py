@@ -233,17 +233,21 @@ async def test_vlrouter_routes_local_learned_and_uplink_flows():
         await ag.set_routes({("not-a-prefix", "t1"): "02:aa:00:00:00:01"})
 
 
-async def test_vlrouter_host_access_flows_only_in_routing_mode():
-    """contivh0v (hostaccess.py): private addresses pvtSubnet + 0x8000 + ofport, SNAT out of the host
-    port on the ip miss, DNAT back into table ip; in bridge mode the port is only dropped."""
+async def test_vlan_host_access_follows_the_forwarding_mode():
+    """contivh0v (hostaccess.py) serves both modes with the same port and addresses (pvtSubnet + 0x8000 +
+    ofport): bridge mode diverts IP to the router MAC to host_snat and answers the gateway's ARP; routing
+    mode SNATs out of the host port on the ip miss and DNATs back into table ip; a switch back restores
+    the bridge mode flows exactly."""
     ag = await _vlagent("bridge")
     await ag.add_uplink(4)
     await ag.add_network(12, 0, "10.73.1.254", "t1", "10.73.1.0/24", vrf_id=1)
     await ag.add_local_endpoint(LocalEndpoint(3, "02:02:0a:49:01:01", "10.73.1.1", 12, vrf="t1"))
     await ag.set_host_port(9, "172.19.0.0/16")
     bridge = texts(ag.cache.desired_flows())
-    assert [f for f in bridge if "in_port=9" in f] == ["table=input, priority=102,in_port=9 actions=drop"]
-    assert not [f for f in bridge if f.startswith(("table=host_snat", "table=host_dnat"))]
+    snat = [f for f in bridge if f.startswith("table=host_snat, priority=100")]
+    assert len(snat) == 1 and "set_field:172.19.128.3->nw_src" in snat[0] and snat[0].endswith("output:9")
+    assert any(f.startswith("table=svc_snat, priority=101,arp,in_port=3") for f in bridge)
+    assert "table=mac_dest, priority=100,in_port=9,dl_dst=02:02:0a:49:01:01 actions=output:3" in bridge
     await ag.set_fwd_mode("routing")
     flows = texts(ag.cache.desired_flows())
     snat = [f for f in flows if f.startswith("table=host_snat, priority=100")]
@@ -252,6 +256,8 @@ async def test_vlrouter_host_access_flows_only_in_routing_mode():
     dnat = [f for f in flows if f.startswith("table=host_dnat")]
     assert len(dnat) == 1 and "nw_dst=172.19.128.3" in dnat[0] and "set_field:10.73.1.1->nw_dst" in dnat[0]
     assert any("nw_dst=172.19.255.253" in f and "goto_table:host_snat" in f for f in flows)
+    assert not [f for f in flows if f.startswith("table=mac_dest") and "in_port=9" in f]
+    assert not [f for f in flows if f.startswith("table=svc_snat, priority=101,arp")]
     assert ag.private_ip(3) == "172.19.128.3" and ag.host.arp_target_port("172.19.128.3") == 3
     assert ag.host.arp_target_port("172.19.0.3") is None
     await ag.set_fwd_mode("bridge")

@@ -5,6 +5,7 @@ test_dataplane_service.py)."""
 
 from __future__ import annotations
 
+import json
 import struct
 from types import SimpleNamespace
 
@@ -113,6 +114,10 @@ def test_strip_vlan():
 class _Dp:
     def __init__(self):
         self.calls = []
+        self.node_ports = []  # every set_node_ports call
+
+    async def set_node_ports(self, ports):
+        self.node_ports.append(ports)
 
     async def add_service(self, svc):
         self.calls.append(("add", svc))
@@ -142,3 +147,30 @@ async def test_service_manager_records_to_services():
     m.on_lb("web:t1", None)
     await m.apply()
     assert dp.calls[2:] == [("remove", "10.1.1.100", "t1")] and m.applied == {}
+    assert dp.node_ports == [[]]  # converged once at start (stale rules of a previous run go), then unchanged
+
+
+async def test_service_manager_node_ports():
+    dp = _Dp()
+    m = ServiceManager(dp)
+    web = ServiceLBState(
+        id="web:t1", tenantname="t1", ports=["80:8080:TCP", "53:5353:UDP"], ipaddress="10.1.1.100",
+        nodeports=["30080:80:TCP", "30053:53:UDP"],
+    )  # fmt: skip
+    m.on_lb("web:t1", web.to_json())
+    other = ServiceLBState(id="x:t2", tenantname="t2", ports=["81:81:TCP"], ipaddress="10.2.1.5",
+                           nodeports=["30080:81:TCP", "30081:81:TCP"])  # fmt: skip
+    m.on_lb("x:t2", other.to_json())
+    m.on_lb("novip:t1", ServiceLBState(id="novip:t1", ports=["1:1:TCP"], nodeports=["30090:1:TCP"]).to_json())
+    await m.apply()
+    # 30080/tcp is web's (first by id), x keeps 30081; a service without a VIP has no rule yet
+    assert dp.node_ports[-1] == [
+        ("tcp", 30080, "10.1.1.100", 80), ("tcp", 30081, "10.2.1.5", 81), ("udp", 30053, "10.1.1.100", 53),
+    ]  # fmt: skip
+    n = len(dp.node_ports)
+    await m.apply()
+    assert len(dp.node_ports) == n  # unchanged: not re-applied
+    m.on_lb("web:t1", None)
+    await m.apply()
+    assert dp.node_ports[-1] == [("tcp", 30080, "10.2.1.5", 81), ("tcp", 30081, "10.2.1.5", 81)]
+    assert "nodeports" not in json.loads(ServiceLBState(id="a:b").to_json())  # original's record unchanged

@@ -5,7 +5,8 @@ checked, the original stopped at the first valid one), tenant and network must e
 allocated from the service network's IPAM (``/contiv.io/state/nets/<net>.<tenant>``, preferred
 ``ipAddress`` honoured) in the same txn, and ``/contiv.io/state/serviceLB/<svc>:<tenant>`` is
 written: ``{"id","servicename","tenantname","subnet"(network name),"ports","selectors"{},
-"ipaddress","providers"{}}``. Update = re-create keeping the VIP when the network and requested
+"ipaddress","providers"{}}`` (+ ``"nodeports"`` when the
+service has node ports: ``nodePorts`` ``"<nodePort>:<port>:<TCP|UDP>"``, a contivpy addition). Update = re-create keeping the VIP when the network and requested
 address are unchanged. Delete releases the VIP and removes the serviceLB and provider states.
 
 Providers (netmaster/providers.py): create and update match the tenant's persisted provider
@@ -44,6 +45,27 @@ def _ports_ok(ports: list[str]) -> bool:
     return True
 
 
+NODEPORT_ERR = "Invalid NodePort mapping. NodePort format is - NodePort:Port:Protocol"
+
+
+def _nodeports_ok(nodeports, ports: list[str]) -> bool:
+    """``"<nodePort>:<port>:<TCP|UDP>"`` each (contivpy addition): the port/protocol is one of the
+    service's ``ports``; a node port is used once per protocol."""
+    if not isinstance(nodeports, list):
+        return False
+    svc = {(p.split(":")[0], p.split(":")[2].lower()) for p in ports}
+    seen = set()
+    for n in nodeports:
+        parts = n.split(":") if isinstance(n, str) else []
+        if len(parts) != 3 or not (parts[0].isdigit() and parts[1].isdigit()):
+            return False
+        node, proto = int(parts[0]), parts[2].lower()
+        if not 0 < node < 65536 or (parts[1], proto) not in svc or (node, proto) in seen:
+            return False
+        seen.add((node, proto))
+    return True
+
+
 def _svc_id(obj: dict) -> str:
     return f"{obj['serviceName']}:{obj['tenantName']}"
 
@@ -55,6 +77,8 @@ async def _checks(ctx: TxnContext, obj: dict) -> None:
         raise ValidationError("Invalid selector options")
     if not _ports_ok(obj.get("ports", [])):
         raise ValidationError("Invalid Port maping . Port format is - Port:TargetPort:Protocol")
+    if not _nodeports_ok(obj.get("nodePorts") or [], obj["ports"]):
+        raise ValidationError(NODEPORT_ERR)
     if not obj.get("tenantName"):
         raise ValidationError("Invalid tenant name")
     if await ctx.get_obj("tenant", obj["tenantName"]) is None:
@@ -142,6 +166,8 @@ def _state(obj: dict, vip: str, providers: dict | None = None) -> Put:
         "ipaddress": vip,
         "providers": providers or {},
     }
+    if obj.get("nodePorts"):
+        st["nodeports"] = list(obj["nodePorts"])
     return Put(keys.SERVICE_LB + _svc_id(obj), json.dumps(st, separators=(",", ":")))
 
 

@@ -18,6 +18,9 @@ its tenant; the vlan bridge's table ip routes its port like any endpoint (and BG
 network deleted takes its route with it, a restart changes nothing that is right (no duplicates). A tagged
 ``FORWARD -i contivh0[v] -o contivh1 DROP`` rule per host port (iptables.py) keeps other tenants' containers, which reach
 the host through contivh0, from being forwarded into these routes.
+The Kubernetes cluster-IP range (``SVC_SUBNET`` of the ``--k8s-config`` file, default ``10.254.0.0/16`` in
+kubernetes mode; :func:`svc_subnet_of`) is routed the same way through a vxlan ``contivh1``, so the host reaches service VIPs (the
+original's "access k8s services using cluster-ip"); the service LB answers them in OVS (svcproxy.py).
 
 Removal runs backwards (routes, router, flows and port, oper record, netmaster release); the network
 itself is removed only after that (``busy`` feeds the daemon's in-use test). After a restart's first
@@ -27,7 +30,10 @@ retried by the reconciler.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import logging
+import os
 
 from contivpy.common.errors import ContivError, ExternalServiceError, ValidationError
 from contivpy.common.kv.base import KVStore
@@ -35,13 +41,33 @@ from contivpy.common.reconcile import Reconciler
 from contivpy.model import keys
 from contivpy.model.state import OperEndpoint
 from contivpy.netplugin import iptables, links
-from contivpy.netplugin.datapath import HOST_PORT, VLAN_BRIDGE, VXLAN_BRIDGE, EpSpec, NetSpec
+from contivpy.netplugin.datapath import HOST_PORT, VLAN_BRIDGE, VLAN_HOST_PORT, VXLAN_BRIDGE, EpSpec, NetSpec
 from contivpy.netplugin.managers.network import NetworkManager, net_spec, tenant_of
 from contivpy.ofnet.infraroute import INFRA_ROUTER_NET
 
 log = logging.getLogger(__name__)
 ROUTES = "routes"
 IFNAMSIZ = 15
+K8S_SVC_SUBNET = "10.254.0.0/16"  # the original's default SVC_SUBNET (kubernetes mode)
+
+
+def svc_subnet_of(path: str, kubernetes: bool) -> str:
+    """``SVC_SUBNET`` of the contiv.json at ``path`` ("" when absent outside kubernetes mode, the
+    original's default in it); a malformed value is a ValidationError (the agent does not start)."""
+    data = {}
+    if path and os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.loads(f.read() or "{}")
+        except (OSError, ValueError) as e:
+            raise ValidationError(f"cannot read {path}: {e}") from None
+    raw = data.get("SVC_SUBNET") if isinstance(data, dict) else None
+    if not raw:
+        return K8S_SVC_SUBNET if kubernetes else ""
+    try:
+        return str(ipaddress.IPv4Network(str(raw), strict=False))
+    except ValueError:
+        raise ValidationError(f"{path}: SVC_SUBNET {raw!r} is not an IPv4 subnet") from None
 
 
 class InfraManager:
@@ -51,6 +77,7 @@ class InfraManager:
         self.data: dict[str, NetSpec] = {}  # data networks (contivh1 routes: those of its encap)
         self.applied: dict[str, tuple[EpSpec, str]] = {}  # net id -> (endpoint, endpoint id)
         self.routes: list[str] = []
+        self.svc_subnet = ""  # the cluster-IP range routed through contivh1 too ("" none; daemon sets it)
         self.rec: Reconciler[str] = Reconciler(
             "infra",
             self.reconcile,
@@ -97,7 +124,7 @@ class InfraManager:
     async def _add(self, spec: NetSpec) -> None:
         if not spec.name or len(spec.name) > IFNAMSIZ or "/" in spec.name:
             raise ValidationError(f"infra network name {spec.name!r} is not a valid interface name (max 15)")
-        if spec.name in (HOST_PORT, VXLAN_BRIDGE, VLAN_BRIDGE) or spec.name.startswith(
+        if spec.name in (HOST_PORT, VLAN_HOST_PORT, VXLAN_BRIDGE, VLAN_BRIDGE) or spec.name.startswith(
             ("vport", "vvport", "vxif")
         ):
             raise ValidationError(f"infra network name {spec.name!r} is reserved for the agent's own ports")
@@ -174,10 +201,13 @@ class InfraManager:
         eps = r[0]
         if eps.net.encap != "vxlan" and not self._vlan_routed(eps.net):
             return
-        want = sorted({
+        want = {
             n.subnet for n in self.data.values()
             if n.subnet and n.encap == eps.net.encap and tenant_of(n) == tenant_of(eps.net)
-        })  # fmt: skip
+        }  # fmt: skip
+        if self.svc_subnet and eps.net.encap == "vxlan":  # the service LB of the vxlan bridge (svcproxy.py)
+            want.add(self.svc_subnet)
+        want = sorted(want)
         added, removed = await links.sync_routes(eps.net.name, eps.ip, want)
         self.routes = want
         if added or removed:

@@ -13,6 +13,12 @@ Desired vs applied (like the other managers): ``on_lb``/``on_provider`` record a
 service id; ``reconcile(sid)`` removes the service if its desired value went or changed VIP/tenant,
 then (re-)adds it if its current value is not the applied one (ofnet's ``add_service`` is an update
 for a known VIP).
+Node ports (contivpy addition, ``ServiceLBState.nodeports`` ``"<nodePort>:<svcPort>:<TCP|UDP>"``): reconciler
+key :data:`NODEPORTS` converges the host's ``CONTIV-NODEPORT`` DNATs (``dp.set_node_ports``, iptables.py) to
+``(proto, nodePort) -> VIP:svcPort`` of every service with a VIP, whatever its tenant's state on this host
+(the host routes the VIP through ``contivh1``). It is queued once at start (stale rules of services deleted
+while the agent was down go) and on every serviceLB change; two services claiming the same node port:
+the first by service id wins, the other is logged.
 A malformed record is logged once and skipped (it never blocks the other services); datapath
 errors propagate so the reconcile loop retries (docs/ovs-pipeline.md).
 """
@@ -29,6 +35,7 @@ from contivpy.netplugin.dpapi import Datapath
 from contivpy.ofnet.types import Service
 
 log = logging.getLogger(__name__)
+NODEPORTS = ""  # reconciler key of the node port rules (no service id is empty)
 
 
 class ServiceManager:
@@ -41,9 +48,13 @@ class ServiceManager:
         # a tenant's services wait for its first network on this host (which gives the tenant its VRF
         # id, netplugin/vrf.py): the daemon sets ``tenant_ready`` and calls ``wake_tenant`` on a network
         self.tenant_ready: Callable[[str], bool] = lambda _tenant: True
+        self.node_ports: list[tuple[str, int, str, int]] | None = None  # applied (None: not yet)
         self.rec: Reconciler[str] = Reconciler(
-            "services", self.reconcile, desired=lambda sid: sid in self.lbs or sid in self.applied
+            "services",
+            self.reconcile,
+            desired=lambda sid: sid == NODEPORTS or sid in self.lbs or sid in self.applied,
         )
+        self.rec.enqueue(NODEPORTS)
 
     def on_lb(self, sid: str, value: str | None) -> None:
         if value is None:
@@ -55,6 +66,7 @@ class ServiceManager:
                 return
             self.lbs[sid] = rec
         self.rec.enqueue(sid)
+        self.rec.enqueue(NODEPORTS)
 
     def on_provider(self, sid: str, value: str | None) -> None:
         if value is None:
@@ -89,7 +101,34 @@ class ServiceManager:
     def desired(self) -> dict[str, Service]:
         return {sid: svc for sid in self.lbs if (svc := self.want(sid)) is not None}
 
+    def want_node_ports(self) -> list[tuple[str, int, str, int]]:
+        """``(proto, nodePort, vip, svcPort)`` of every service with a VIP (sorted; conflicts logged)."""
+        out: dict[tuple[str, int], tuple[str, int, str, int]] = {}
+        for sid in sorted(self.lbs):
+            lb = self.lbs[sid]
+            if not lb.ipaddress:
+                continue
+            for n in lb.nodeports:
+                parts = str(n).split(":")
+                if len(parts) != 3 or not (parts[0].isdigit() and parts[1].isdigit()):
+                    self._fail(sid, f"malformed node port {n!r}")
+                    continue
+                key = (parts[2].lower(), int(parts[0]))
+                if key in out:
+                    log.error(
+                        "service %s: node port %d/%s is already used by another service", sid, *key[::-1]
+                    )
+                    continue
+                out[key] = (key[0], key[1], lb.ipaddress, int(parts[1]))
+        return sorted(out.values())
+
     async def reconcile(self, sid: str) -> None:
+        if sid == NODEPORTS:
+            want = self.want_node_ports()
+            if want != self.node_ports:
+                await self.dp.set_node_ports(want)
+                self.node_ports = want
+            return
         new, old = self.want(sid), self.applied.get(sid)
         if old is not None and (new is None or new.key != old.key):
             await self.dp.remove_service(old.vip, old.vrf)
@@ -107,6 +146,7 @@ class ServiceManager:
     async def apply(self) -> None:
         for sid in sorted(set(self.lbs) | set(self.applied)):
             await self.reconcile(sid)
+        await self.reconcile(NODEPORTS)
 
     def stats(self) -> list[dict]:
         return self.dp.service_stats()
