@@ -419,7 +419,6 @@ def test_k8s_standin_tls_client_cert_and_token(netmaster_factory, tmp_path):
 def test_k8s_standin_services_headless_externalname_other_network_nodeport(
     k8s_netmaster, standin, etcd_server
 ):
-    from contivpy.netmaster.k8snet.watcher import _HAS_NODE_PORTS
 
     nm = k8s_netmaster
     other = {
@@ -471,12 +470,10 @@ def test_k8s_standin_services_headless_externalname_other_network_nodeport(
         assert get(nm, f"/api/v1/serviceLBs/default:k8s.tk-v.{name}/") is None
     assert not etcd_server.etcdctl("get", "--keys-only", "/contiv.io/state/serviceLB/k8s.tk-v.hl:default")
     np_lb = get(nm, "/api/v1/serviceLBs/default:k8s.tk-v.np/")
-    if _HAS_NODE_PORTS:  # the host access work's model field (netplugin's CONTIV-NODEPORT DNATs)
-        assert np_lb["nodePorts"] == ["30080:80:TCP"]
-        state = _etcd_json(etcd_server, "/contiv.io/state/serviceLB/k8s.tk-v.np:default")
-        assert state["nodeports"] == ["30080:80:TCP"]
-    else:
-        assert "Service tk-v/np: node ports are not supported by this build" in "\n".join(log)
+    # the node ports netplugin DNATs in CONTIV-NODEPORT (test_dataplane_nodeport.py: end to end)
+    assert np_lb["nodePorts"] == ["30080:80:TCP"]
+    state = _etcd_json(etcd_server, "/contiv.io/state/serviceLB/k8s.tk-v.np:default")
+    assert state["nodeports"] == ["30080:80:TCP"]
     assert not [ln for ln in log if "Traceback" in ln]
     for name in ("api", "hl", "ext", "np"):
         standin.delete("Service", "tk-v", name)

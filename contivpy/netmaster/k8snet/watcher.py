@@ -38,7 +38,6 @@ from contivpy.common import k8sapi
 from contivpy.common.errors import ContivError, NotFoundError, ValidationError
 from contivpy.common.reconcile import Reconciler
 from contivpy.model import keys
-from contivpy.model.objects import SPECS
 from contivpy.model.state import EndpointState
 from contivpy.netmaster.k8snet import services as S
 from contivpy.netmaster.k8snet import translate as T
@@ -47,7 +46,6 @@ log = logging.getLogger("netmaster.k8s")
 
 KINDS = ("Namespace", "Pod", "NetworkPolicy", "Service", "Endpoints")
 # the serviceLB's ``nodePorts`` (the host access work: netplugin DNATs them in CONTIV-NODEPORT)
-_HAS_NODE_PORTS = any(f.name == "nodePorts" for f in SPECS["serviceLB"].fields)
 RESYNC = 600.0  # seconds between full re-convergences (``CONTIV_NETMASTER_K8S_RESYNC`` overrides)
 
 
@@ -208,9 +206,6 @@ class K8sWatcher:
                 self._say(p)
             for n in notes:
                 self._note(n)
-            if want is not None and "nodePorts" in want[1] and not _HAS_NODE_PORTS:
-                self._say(f"Service {ns}/{name}: node ports are not supported by this build; left out")
-                del want[1]["nodePorts"]
         try:
             cur = await self.crud.get("serviceLB", key)
         except NotFoundError:
