@@ -34,9 +34,16 @@ class _Record:
     """JSON <-> dataclass with an explicit python-name -> JSON-name table."""
 
     JSON: ClassVar[dict[str, str]] = {}
+    #: contivpy's additions to a record of the original: left out of the JSON while empty, so such a
+    #: record stays byte-identical to the original's (and the OpenAPI document does not require them)
+    OMITEMPTY: ClassVar[tuple[str, ...]] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {self.JSON.get(f.name, f.name): getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+        out = {self.JSON.get(f.name, f.name): getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+        for name in self.OMITEMPTY:
+            if not getattr(self, name):
+                out.pop(self.JSON.get(name, name), None)
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"))
@@ -135,14 +142,7 @@ class EndpointState(_Record):
     #: contivpy addition: the container's other DNS names (``docker run --network-alias``); written
     #: only when there are some, so the record is the original's otherwise
     aliases: list[str] | None = None
-    OMITEMPTY = ("aliases",)  # JSON fields left out when empty (the OpenAPI document: not required)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        for name in self.OMITEMPTY:
-            if not getattr(self, name):
-                out.pop(name, None)
-        return out
+    OMITEMPTY = ("aliases",)
 
 
 @dataclass
@@ -178,13 +178,6 @@ class PolicyRuleState(_Record):
     #: replies pass, as TcpFlags "syn,!ack" for tcp); written only when set
     IcmpType: str = ""
     OMITEMPTY = ("IcmpType",)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        for name in self.OMITEMPTY:
-            if not getattr(self, name):
-                out.pop(name, None)
-        return out
 
     def rule_dict(self) -> dict[str, Any]:
         d = self.to_dict()
