@@ -27,7 +27,8 @@ from contivpy.model.state import ProviderState
 from tests.fixtures.testbed import Testbed, wait_for
 from tests.integration.test_dataplane_basic import has_flow, make_ep
 from tests.integration.test_dataplane_infra import addr
-from tests.integration.test_dataplane_service import CLIENT, SERVER
+from tests.integration.test_dataplane_service import SERVER
+from tests.integration.test_dataplane_service import connect_from as connect
 
 pytestmark = [pytest.mark.root, pytest.mark.ovs, pytest.mark.etcd, pytest.mark.timeout(400)]
 
@@ -42,15 +43,6 @@ def nat(h) -> list[str]:
 
 def np_rules(h) -> list[str]:
     return [r for r in nat(h) if "--comment contivpy-nodeport" in r]
-
-
-def connect(ns: str, ip: str, port: int) -> str:
-    r = subprocess.run(
-        ["ip", "netns", "exec", ns, sys.executable, "-c", CLIENT, ip, str(port)],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stdout + r.stderr
-    return r.stdout.strip()
 
 
 def test_node_port_and_host_to_vip():

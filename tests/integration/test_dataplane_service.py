@@ -62,13 +62,18 @@ if len(sys.argv) > 3:  # keep the connection: echo every stdin line through it
 """
 
 
-def connect(c) -> str:
+def connect_from(ns: str, ip: str, port: int) -> str:
+    """One TCP connection from namespace ``ns`` to ip:port: "peer-ip peer-port greeting"."""
     r = subprocess.run(
-        ["ip", "netns", "exec", c.name, sys.executable, "-c", CLIENT, VIP, str(SVC_PORT)],
+        ["ip", "netns", "exec", ns, sys.executable, "-c", CLIENT, ip, str(port)],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout.strip()
+
+
+def connect(c) -> str:
+    return connect_from(c.name, VIP, SVC_PORT)
 
 
 def test_service_lb_across_hosts_and_agent_restart():
