@@ -144,6 +144,8 @@ class FlowCache:
             if lenient and cur is not None and cur.type == g.type and inherited:
                 extra = tuple(b for b in cur.buckets if b in inherited)
                 target = Group(gid, g.buckets + extra, g.type)
+                if g.type == "all" and len(target.buckets) == len(cur.buckets) and set(target.buckets) == set(cur.buckets):
+                    target = cur  # same buckets in another order: an ALL group sends to each all the same
             if cur != target:
                 cmd = codec.GROUP_ADD if cur is None else codec.GROUP_MODIFY
                 pre.append(self._enc_group(sw, target, cmd))
