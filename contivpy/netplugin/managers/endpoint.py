@@ -449,9 +449,9 @@ class EndpointService:
         rec = OvsDriverOper.from_json(kv.value) if kv else OvsDriverOper()
         keep: set[str] = set()
         ports: dict[str, dict] = {}  # bridge -> its ports, listed once (not once per endpoint)
-        listed = listed or {}
+        opers = listed or {}
         for ep_id, li in rec.LocalEpInfo.items():
-            oper = listed.get(ep_id) or await self.get_oper(ep_id)
+            oper = opers.get(ep_id) or await self.get_oper(ep_id)
             ovs_port = li.get("Ovsportname", "")
             net = self.nets.get(oper.netID) if oper else None
             if oper is None or net is None or not await links.link_exists(ovs_port):
