@@ -450,6 +450,8 @@ class EndpointService:
         keep: set[str] = set()
         ports: dict[str, dict] = {}  # bridge -> its ports, listed once (not once per endpoint)
         opers = listed or {}
+        binds: list = []
+        restored: list[str] = []
         for ep_id, li in rec.LocalEpInfo.items():
             oper = opers.get(ep_id) or await self.get_oper(ep_id)
             ovs_port = li.get("Ovsportname", "")
@@ -471,7 +473,7 @@ class EndpointService:
                 ep_id, net, oper.ipAddress, oper.macAddress, oper.endpointGroupId, oper.ipv6Address, ofport=ofport
             )  # fmt: skip
             policing = listed.policing if listed is not None and not fresh else None
-            await self.qos.bind(eps, ovs_port, oper.endpointGroupKey, fresh_port=fresh, policing=policing)
+            binds.append((eps, ovs_port, oper.endpointGroupKey, fresh, policing))
             tenant = net.tenant
             network = oper.netID[: -(len(tenant) + 1)] if tenant else oper.netID
             self.local[ep_id] = EndpointInfo(
@@ -481,7 +483,10 @@ class EndpointService:
                 ofport=ofport, bridge=net.bridge, mtu=await self.mtu(), vtep_ip=self.cfg.vtep_ip, host=self.cfg.host,
             )  # fmt: skip
             keep.add(ovs_port)
-            log.info("endpoint %s restored on %s (ofport %d)", ep_id, ovs_port, ofport)
+            restored.append(f"endpoint {ep_id} restored on {ovs_port} (ofport {ofport})")
+        await self.qos.bind_many(binds)  # the flows of all of them in one update per bridge
+        for line in restored:
+            log.info("%s", line)
         for br in (VXLAN_BRIDGE, VLAN_BRIDGE):
             for name, p in (await self.dp.ovs.list_ports(br)).items():
                 if name.startswith("vvport") and name not in keep:
