@@ -164,12 +164,16 @@ def settled_flows(host, quiet: float = 1.0, limit: float = 60.0) -> list[str]:
     """The host's flow table once it has not changed for ``quiet`` seconds: the remote endpoints
     created on the other host reach this one through etcd watches after their creates return, so a
     dump taken at once may miss some of them (and the restarts would then seem to change the flows)."""
-    flows, since, end = host.flows(), time.monotonic(), time.monotonic() + limit
-    while time.monotonic() - since < quiet and time.monotonic() < end:
+    first = flows = host.flows()
+    t0 = since = time.monotonic()
+    while time.monotonic() - since < quiet and time.monotonic() < t0 + limit:
         time.sleep(0.2)
         now = host.flows()
         if now != flows:
             flows, since = now, time.monotonic()
+    late = len(set(flows) ^ set(first))
+    print(f"flow table settled {since - t0:.1f} s after the creates; {late} flows differed from the first dump",
+          file=sys.stderr, flush=True)  # fmt: skip
     return flows
 
 
