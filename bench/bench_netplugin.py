@@ -22,6 +22,13 @@ wall time from spawn to the first 200 of ``/readyz`` (first sync done) and the a
 (utime + stime from /proc) at that moment, plus its VmRSS 2 s later. CPU time is the figure to
 quote on a shared machine: it moves much less with the load than wall time.
 
+``--poll-ms`` (default 5): how often ``/readyz`` is polled; each probe costs the agent an HTTP
+request (~0.2-0.3 ms of its CPU), so the default adds some 30-60 ms to the CPU figure of a 1 s start.
+
+``--profile FILE`` (with ``--startup``): one more restart after the measured ones, under cProfile
+(``python -m cProfile``, not the launcher), stopped as soon as it is ready; read the file with
+``python -m pstats FILE`` (``sort tottime``, ``stats 30``).
+
 ``--rate``: endpoint create throughput only: ``-n`` sequential creates (p50 latency, agent CPU
 per create), then ``-n`` creates from ``--parallel`` clients (endpoints/s, agent CPU per create),
 then deletes; ``--runs`` rounds on one test bed, medians printed.
@@ -123,10 +130,13 @@ def cpu_ms(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
-def spawn_launcher(host) -> subprocess.Popen:
-    """Host's agent started like ``Host.start_netplugin`` but with the installed launcher."""
-    launcher = Path(sys.executable).with_name("netplugin")
-    cmd = ["ip", "netns", "exec", host.netns, str(launcher), *host.netplugin_args()]
+def spawn_launcher(host, profile: str = "") -> subprocess.Popen:
+    """Host's agent started like ``Host.start_netplugin`` but with the installed launcher; with
+    ``profile``, under cProfile instead (``python -m cProfile -o PROFILE -m contivpy.netplugin``)."""
+    launcher = [str(Path(sys.executable).with_name("netplugin"))]
+    if profile:
+        launcher = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "contivpy.netplugin"]
+    cmd = ["ip", "netns", "exec", host.netns, *launcher, *host.netplugin_args()]
     env = {**os.environ, "CONTIV_NETPLUGIN_CNI_SOCKET": host.cni_socket, "PYTHONPATH": str(ROOT)}
     if host.debug_on_host_ip:
         env["CONTIV_NETPLUGIN_DEBUG_LISTEN"] = f"{host.ip}:9090"
@@ -134,6 +144,37 @@ def spawn_launcher(host) -> subprocess.Popen:
     p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT), env=env)
     p._tnp_log = log  # type: ignore[attr-defined]
     return p
+
+
+def wait_ready(host, p: subprocess.Popen, poll_ms: float = 5) -> None:
+    """Poll the agent's ``/readyz`` every ``poll_ms`` until it answers 200."""
+    while True:
+        if p.poll() is not None:
+            raise RuntimeError(f"netplugin exited: {host.log_tail()}")
+        try:
+            st, _ = http_json("GET", host.debug_url + "/readyz", timeout=1)
+        except OSError:
+            st = 0
+        if st == 200:
+            return
+        time.sleep(poll_ms / 1000)
+
+
+def settled_flows(host, quiet: float = 1.0, limit: float = 60.0) -> list[str]:
+    """The host's flow table once it has not changed for ``quiet`` seconds: the remote endpoints
+    created on the other host reach this one through etcd watches after their creates return, so a
+    dump taken at once may miss some of them (and the restarts would then seem to change the flows)."""
+    first = flows = host.flows()
+    t0 = since = time.monotonic()
+    while time.monotonic() - since < quiet and time.monotonic() < t0 + limit:
+        time.sleep(0.2)
+        now = host.flows()
+        if now != flows:
+            flows, since = now, time.monotonic()
+    late = len(set(flows) ^ set(first))
+    print(f"flow table settled {since - t0:.1f} s after the creates; {late} flows differed from the first dump",
+          file=sys.stderr, flush=True)  # fmt: skip
+    return flows
 
 
 def bench_startup(a) -> None:
@@ -148,28 +189,29 @@ def bench_startup(a) -> None:
         with ThreadPoolExecutor(10) as ex:
             list(ex.map(lambda i: create(h1, "bnet", f"u{i}"), range(a.startup_eps)))
             list(ex.map(lambda i: create(h2, "bnet", f"r{i}"), range(a.startup_eps)))
-        flows0 = h1.flows()
-        for _ in range(a.runs):
+        flows0 = settled_flows(h1)
+        for run in range(a.runs + (1 if a.profile else 0)):
             h1.stop_netplugin()
             t0 = time.perf_counter()
-            h1.netplugin = p = spawn_launcher(h1)
-            while True:
-                if p.poll() is not None:
-                    raise RuntimeError(f"netplugin exited: {h1.log_tail()}")
-                try:
-                    st, _ = http_json("GET", h1.debug_url + "/readyz", timeout=1)
-                except OSError:
-                    st = 0
-                if st == 200:
-                    break
-                time.sleep(0.005)
+            h1.netplugin = p = spawn_launcher(h1, a.profile if run == a.runs else "")
+            wait_ready(h1, p, a.poll_ms)
+            if run == a.runs:  # the profiled run: stopped at once (cProfile writes its file on exit)
+                h1.stop_netplugin()
+                print(f"profile of one start-up to ready written to {a.profile}", file=sys.stderr)
+                break
             wall.append((time.perf_counter() - t0) * 1000)
             cpu.append(cpu_ms(p.pid))
             time.sleep(2)
             rss.append(rss_mb(p.pid))
             print(f"start-up: ready after {wall[-1]:.0f} ms, {cpu[-1]:.0f} ms CPU, VmRSS {rss[-1]:.1f} MiB",
                   file=sys.stderr, flush=True)  # fmt: skip
-        assert h1.flows() == flows0, "flows differ after the restarts"
+        if a.profile:
+            h1.netplugin = p = spawn_launcher(h1)
+            wait_ready(h1, p)
+        flows1 = h1.flows()
+        if flows1 != flows0:
+            gone, new = sorted(set(flows0) - set(flows1)), sorted(set(flows1) - set(flows0))
+            raise AssertionError(f"flows differ after the restarts: gone {gone[:10]}, new {new[:10]}")
     med = statistics.median
     print(f"agent start-up with {a.startup_eps} local + {a.startup_eps} remote endpoints, {a.runs} runs: "
           f"ready after {med(wall):.0f} ms (median; {', '.join(f'{x:.0f}' for x in wall)}), "
@@ -228,6 +270,8 @@ def main() -> None:
     ap.add_argument("--json")
     ap.add_argument("--startup", action="store_true")
     ap.add_argument("--startup-eps", type=int, default=100)
+    ap.add_argument("--poll-ms", type=float, default=5, help="--startup: /readyz polled this often")
+    ap.add_argument("--profile", default="", help="--startup: one more start-up under cProfile, to this file")
     ap.add_argument("--rate", action="store_true")
     ap.add_argument("--runs", type=int, default=5)
     a = ap.parse_args()

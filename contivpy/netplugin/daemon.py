@@ -361,7 +361,7 @@ class Agent:
                     tg.create_task(r.run())
                     r.mark_synced()
                 await self._settle()
-                await self.endpoints.restore()
+                await self.endpoints.restore(self.remote.take_listed_local())
                 await self.pods.restore()
                 await self.vteps.prune_stale()
                 await self.infra.prune()

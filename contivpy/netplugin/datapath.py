@@ -296,6 +296,14 @@ class Datapath:
     async def add_local_endpoint(self, ep: EpSpec) -> None:
         await self.flows[ep.net.bridge].add_local_endpoint(ep)
 
+    async def add_local_endpoints(self, eps: list[EpSpec]) -> None:
+        """Several local endpoints at once (a restart's re-bind): one flow update per bridge."""
+        by_bridge: dict[str, list[EpSpec]] = {}
+        for ep in eps:
+            by_bridge.setdefault(ep.net.bridge, []).append(ep)
+        for bridge, group in by_bridge.items():
+            await self.flows[bridge].add_local_endpoints(group)
+
     async def set_port_policing(self, ovs_port: str, rate_kbps: int, burst_kb: int) -> None:
         await self.ovs.set_ingress_policing(ovs_port, rate_kbps, burst_kb)
 

@@ -127,6 +127,10 @@ class FakeDatapath:
         self._call("add_local_endpoint", ep.id)
         self.local[ep.id] = ep
 
+    async def add_local_endpoints(self, eps: list[EpSpec]) -> None:
+        for ep in eps:
+            await self.add_local_endpoint(ep)
+
     async def remove_local_endpoint(self, ep: EpSpec, ovs_port: str) -> None:
         self._call("remove_local_endpoint", ep.id)
         self.local.pop(ep.id, None)

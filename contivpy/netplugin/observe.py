@@ -4,6 +4,8 @@
 - ``GET /healthz``: 200 while the process runs (the debug server starts before anything else);
 - ``GET /readyz``: 200 once etcd answers a read within 2 s and the first sync is done (every
   listed key tried once, local endpoints re-bound, stale state pruned: ``agent.ready``), else 503;
+  until the sync is done the etcd check's answer is reused for 1 s (a start-up probed every few ms
+  costs no store read per probe), afterwards every probe reads;
 - ``GET /metrics`` with the state read at scrape time from the agent:
   ``contiv_netplugin_endpoints{kind=local|remote}``, ``contiv_netplugin_flows{bridge,table}``
   (flows installed, by OpenFlow table name), ``contiv_netplugin_openflow_connected{bridge}``,
@@ -18,6 +20,7 @@ The collector is unregistered when the application is cleaned up.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 from aiohttp import web
@@ -70,9 +73,16 @@ def _collect(agent) -> list[Family]:
 
 
 def install(app: web.Application, agent) -> None:
+    last: list = [0.0, None]  # (monotonic time, result) of the last etcd check during the start
+
     async def checks() -> dict[str, tuple[bool, str]]:
-        etcd = await health.etcd_check(agent.kv)
         synced = agent.ready.is_set()
+        now = time.monotonic()
+        if not synced and last[1] is not None and now - last[0] < 1.0:
+            etcd = last[1]  # probes polled fast during the start: at most one store read a second
+        else:
+            etcd = await health.etcd_check(agent.kv)
+            last[:] = [now, etcd]
         return {"etcd": etcd, "sync": (synced, "first sync done" if synced else "first sync in progress")}
 
     health.add_routes(app, checks)

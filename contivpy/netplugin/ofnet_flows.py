@@ -81,18 +81,25 @@ class OfnetFlows:
         await self.agent.remove_network(net.vlan, expect)
 
     async def add_local_endpoint(self, ep) -> None:
-        lep = LocalEndpoint(
-            ofport=ep.ofport,
-            mac=ep.mac,
-            ip=ep.ip,
-            vlan=ep.net.vlan,
-            epg=ep.epg_id,
-            vrf=ep.net.tenant or "default",
-            dscp=ep.dscp,
-            endpoint_id=ep.id,
-        )
-        await self.agent.add_local_endpoint(lep)
-        self._local[ep.id] = lep
+        await self.add_local_endpoints([ep])
+
+    async def add_local_endpoints(self, eps) -> None:
+        leps = [
+            LocalEndpoint(
+                ofport=ep.ofport,
+                mac=ep.mac,
+                ip=ep.ip,
+                vlan=ep.net.vlan,
+                epg=ep.epg_id,
+                vrf=ep.net.tenant or "default",
+                dscp=ep.dscp,
+                endpoint_id=ep.id,
+            )
+            for ep in eps
+        ]
+        await self.agent.add_local_endpoints(leps)
+        for ep, lep in zip(eps, leps, strict=True):
+            self._local[ep.id] = lep
 
     async def remove_local_endpoint(self, ep) -> None:
         lep = self._local.pop(ep.id, None)

@@ -287,25 +287,31 @@ class OfnetAgent(PuntMixin):
 
     # ---- local endpoints ---------------------------------------------------------------------
     async def add_local_endpoint(self, ep: LocalEndpoint) -> None:
-        if not isinstance(ep, LocalEndpoint):
+        await self.add_local_endpoints([ep])
+
+    async def add_local_endpoints(self, eps: list[LocalEndpoint]) -> None:
+        """Add (or update) local endpoints together: each network's flows and flood groups are
+        rebuilt once for all of them (a restart re-binds every local endpoint this way)."""
+        if not all(isinstance(ep, LocalEndpoint) for ep in eps):
             raise ValidationError("add_local_endpoint needs a LocalEndpoint")
-        clash = next((o for o in self._local.values() if o.key == ep.key and o.ofport != ep.ofport), None)
-        owners = []
-        if clash is not None:  # same ip:vrf moved to another port: the old port's flows go
-            del self._local[clash.ofport]
-            owners += [
-                (f"lep:{clash.ofport}", [], []),
-                (f"hep:{clash.ofport}", [], []),
-                self._net_owner(clash.vlan),
-            ]
-        self._vrf_id(ep.vrf)
-        old = self._local.get(ep.ofport)
-        self._local[ep.ofport] = ep
-        owners.append(self._lep_owner(ep))
-        owners.append(self._hep_owner(ep))
-        owners.append(self._net_owner(ep.vlan))
-        if old is not None and old.vlan != ep.vlan:
-            owners.append(self._net_owner(old.vlan))
+        owners, vlans = [], set()
+        for ep in eps:
+            clash = next((o for o in self._local.values() if o.key == ep.key and o.ofport != ep.ofport), None)
+            if clash is not None:  # same ip:vrf moved to another port: the old port's flows go
+                del self._local[clash.ofport]
+                owners += [(f"lep:{clash.ofport}", [], []), (f"hep:{clash.ofport}", [], [])]
+                vlans.add(clash.vlan)
+            self._vrf_id(ep.vrf)
+            old = self._local.get(ep.ofport)
+            self._local[ep.ofport] = ep
+            vlans.add(ep.vlan)
+            if old is not None:
+                vlans.add(old.vlan)
+        for ep in eps:
+            if self._local.get(ep.ofport) is ep:
+                owners.append(self._lep_owner(ep))
+                owners.append(self._hep_owner(ep))
+        owners += [self._net_owner(v) for v in sorted(vlans)]
         await self._apply(*owners)
         await self.svc.refresh()
 

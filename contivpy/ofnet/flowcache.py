@@ -13,7 +13,9 @@ read back from the switch on its next apply).
 
 Connection events: on every (re)connect the cache reads back all flows carrying our cookie
 MAGIC and all groups, adopts that as "installed", and converges every desired owner by
-diff (replay without wipe).  Flows/groups present in the switch that no owner wants are
+diff (replay without wipe); while the replay adds an owner's parts one by one, a group of type
+ALL whose buckets (the wanted ones plus those read back and not yet claimed) are the installed ones
+in another order is left as it is.  Flows/groups present in the switch that no owner wants are
 *not* touched until :meth:`prune` -- the agent calls it once it has re-applied its full
 state after a start (first full sync); after that, reconnects prune immediately.
 While disconnected, ``apply`` only records desired state.
@@ -144,6 +146,12 @@ class FlowCache:
             if lenient and cur is not None and cur.type == g.type and inherited:
                 extra = tuple(b for b in cur.buckets if b in inherited)
                 target = Group(gid, g.buckets + extra, g.type)
+                if (
+                    g.type == "all"
+                    and len(target.buckets) == len(cur.buckets)
+                    and set(target.buckets) == set(cur.buckets)
+                ):
+                    target = cur  # same buckets in another order: an ALL group sends to each all the same
             if cur != target:
                 cmd = codec.GROUP_ADD if cur is None else codec.GROUP_MODIFY
                 pre.append(self._enc_group(sw, target, cmd))

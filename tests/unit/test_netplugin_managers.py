@@ -279,3 +279,18 @@ async def test_services_per_key():
         a.services.on_lb("s1:default", None)
         await a.idle(timeout=2)
     assert set(a.dp.services) == {"10.1.9.2:default"} and "s1:default" not in a.status()["services"]
+
+
+def test_listing_keeps_this_hosts_oper_records_for_the_restart_until_taken():
+    """The start's listing hands the host's own oper records to the restart (no etcd read per
+    local endpoint); deletes seen before the restart drop them; after they are taken, none are kept."""
+    a = Agent()
+    a.remote.on_update("n1.default-l1", oper("n1.default-l1", "n1.default", "10.1.1.1", ME, host="h1"))
+    a.remote.on_update("n1.default-l2", oper("n1.default-l2", "n1.default", "10.1.1.2", ME, host="h1"))
+    a.remote.on_update("n1.default-r1", oper("n1.default-r1", "n1.default", "10.1.1.3"))
+    a.remote.on_update("n1.default-l2", None)
+    listed = a.remote.take_listed_local()
+    assert set(listed) == {"n1.default-l1"} and listed["n1.default-l1"].ipAddress == "10.1.1.1"
+    assert set(a.remote.desired) == {"n1.default-r1"}  # remote ones as before
+    a.remote.on_update("n1.default-l3", oper("n1.default-l3", "n1.default", "10.1.1.4", ME, host="h1"))
+    assert a.remote.take_listed_local() == {} and a.remote.listed_local is None

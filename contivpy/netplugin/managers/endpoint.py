@@ -63,6 +63,9 @@ class RemoteEndpointManager:
         self.dp, self.nets, self.vteps, self.host = dp, nets, vteps, host
         self.desired: dict[str, OperEndpoint] = {}
         self.applied: dict[str, EpSpec] = {}
+        # This host's own oper records seen in the start's listing, decoded there anyway: the
+        # restart re-binds its local endpoints from them (no read per endpoint); None once taken.
+        self.listed_local: dict[str, OperEndpoint] | None = {}
         self.rec: Reconciler[str] = Reconciler(
             "remoteEndpoints",
             self.reconcile,
@@ -73,6 +76,8 @@ class RemoteEndpointManager:
         vteps.dependents.append(self._wake_vtep)
 
     def on_update(self, ep_id: str, value: str | None) -> None:
+        if self.listed_local is not None:
+            self.listed_local.pop(ep_id, None)
         if value is None:
             self.desired.pop(ep_id, None)
         else:
@@ -85,7 +90,14 @@ class RemoteEndpointManager:
                 self.desired[ep_id] = ep
             else:
                 self.desired.pop(ep_id, None)
+                if self.listed_local is not None:
+                    self.listed_local[ep_id] = ep
         self.rec.enqueue(ep_id)
+
+    def take_listed_local(self) -> dict[str, OperEndpoint]:
+        """This host's oper records as listed (and watched) so far; stops collecting them."""
+        listed, self.listed_local = self.listed_local or {}, None
+        return listed
 
     def _wake_net(self, net_id: str) -> None:
         for eid, ep in self.desired.items():
@@ -430,13 +442,18 @@ class EndpointService:
         return self.local.get(keys.endpoint_state_id(network, tenant, endpoint_id))
 
     # -- restart -------------------------------------------------------------------------------
-    async def restore(self) -> None:
+    async def restore(self, listed: dict[str, OperEndpoint] | None = None) -> None:
+        """Re-bind the local endpoints of the host's port record after a restart; ``listed``: the
+        host's oper records from the start's listing (an endpoint not in it is read from the store)."""
         kv = await self.kv.get(keys.ovs_driver_oper(self.cfg.host))
         rec = OvsDriverOper.from_json(kv.value) if kv else OvsDriverOper()
         keep: set[str] = set()
         ports: dict[str, dict] = {}  # bridge -> its ports, listed once (not once per endpoint)
+        opers = listed or {}
+        binds: list = []
+        restored: list[str] = []
         for ep_id, li in rec.LocalEpInfo.items():
-            oper = await self.get_oper(ep_id)
+            oper = opers.get(ep_id) or await self.get_oper(ep_id)
             ovs_port = li.get("Ovsportname", "")
             net = self.nets.get(oper.netID) if oper else None
             if oper is None or net is None or not await links.link_exists(ovs_port):
@@ -456,7 +473,7 @@ class EndpointService:
                 ep_id, net, oper.ipAddress, oper.macAddress, oper.endpointGroupId, oper.ipv6Address, ofport=ofport
             )  # fmt: skip
             policing = listed.policing if listed is not None and not fresh else None
-            await self.qos.bind(eps, ovs_port, oper.endpointGroupKey, fresh_port=fresh, policing=policing)
+            binds.append((eps, ovs_port, oper.endpointGroupKey, fresh, policing))
             tenant = net.tenant
             network = oper.netID[: -(len(tenant) + 1)] if tenant else oper.netID
             self.local[ep_id] = EndpointInfo(
@@ -466,7 +483,10 @@ class EndpointService:
                 ofport=ofport, bridge=net.bridge, mtu=await self.mtu(), vtep_ip=self.cfg.vtep_ip, host=self.cfg.host,
             )  # fmt: skip
             keep.add(ovs_port)
-            log.info("endpoint %s restored on %s (ofport %d)", ep_id, ovs_port, ofport)
+            restored.append(f"endpoint {ep_id} restored on {ovs_port} (ofport {ofport})")
+        await self.qos.bind_many(binds)  # the flows of all of them in one update per bridge
+        for line in restored:
+            log.info("%s", line)
         for br in (VXLAN_BRIDGE, VLAN_BRIDGE):
             for name, p in (await self.dp.ovs.list_ports(br)).items():
                 if name.startswith("vvport") and name not in keep:

@@ -126,6 +126,27 @@ class QosManager:
             await self._apply_one(b, fresh_port, policing)
             self.bound[spec.id] = b
 
+    async def bind_many(self, binds: list[tuple[EpSpec, str, str, bool, tuple[int, int] | None]]) -> None:
+        """``bind`` for several endpoints (``(spec, ovs_port, epg_key, fresh_port, policing)`` each):
+        their flows are installed together (a restart re-binds all its local endpoints so), then
+        each port's policing is set where it differs."""
+        bound = [(_Bound(spec, port, epg), fresh, pol) for spec, port, epg, fresh, pol in binds]
+        specs = [replace(b.spec, dscp=self.qos(b.epg_key).dscp) for b, _, _ in bound]
+        await self.dp.add_local_endpoints(specs)
+        for (b, fresh, policing), spec in zip(bound, specs, strict=True):
+            async with self._lock(b.spec.id):
+                q = self.qos(b.epg_key)
+                if q.dscp != spec.dscp:  # the group's qos changed meanwhile
+                    await self.dp.add_local_endpoint(replace(b.spec, dscp=q.dscp))
+                if fresh:
+                    policing = (0, 0)
+                if policing != (q.rate_kbps, q.burst):
+                    await self.dp.set_port_policing(b.ovs_port, q.rate_kbps, q.burst)
+                if q != Qos():
+                    log.info("endpoint %s: qos %s", b.spec.id, q)
+                b.applied = q
+                self.bound[b.spec.id] = b
+
     async def unbind(self, ep_id: str) -> None:
         """Forget the endpoint (before its flows and port go): a running ``apply`` finishes first."""
         lock = self._lock(ep_id)
