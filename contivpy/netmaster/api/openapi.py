@@ -25,6 +25,7 @@ Design
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import typing
 from collections.abc import Iterable
@@ -269,11 +270,9 @@ def record_schema(cls: type) -> dict[str, Any]:
     but contivpy's additions in ``OMITEMPTY``, written only when set)."""
     hints = typing.get_type_hints(cls)
     props: dict[str, Any] = {}
-    for name, hint in hints.items():
-        if name == "JSON" or name.startswith("_"):
-            continue
-        json_name = getattr(cls, "JSON", {}).get(name, name)
-        props[json_name] = _hint_schema(hint)
+    for f in dataclasses.fields(cls):  # the record's fields only (not its class-level tables)
+        json_name = getattr(cls, "JSON", {}).get(f.name, f.name)
+        props[json_name] = _hint_schema(hints[f.name])
     optional = set(getattr(cls, "OMITEMPTY", ()))
     required = [n for n in props if n not in optional]
     return {"type": "object", "properties": props, "required": required, "additionalProperties": False}
