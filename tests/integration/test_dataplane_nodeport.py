@@ -27,8 +27,8 @@ from contivpy.model.state import ProviderState
 from tests.fixtures.testbed import Testbed, wait_for
 from tests.integration.test_dataplane_basic import has_flow, make_ep
 from tests.integration.test_dataplane_infra import addr
-from tests.integration.test_dataplane_service import SERVER
 from tests.integration.test_dataplane_service import connect_from as connect
+from tests.integration.test_dataplane_service import servers
 
 pytestmark = [pytest.mark.root, pytest.mark.ovs, pytest.mark.etcd, pytest.mark.timeout(400)]
 
@@ -46,18 +46,11 @@ def np_rules(h) -> list[str]:
 
 
 def test_node_port_and_host_to_vip():
-    procs: list[subprocess.Popen] = []
-    with Testbed(2) as bed:
-        try:
-            _run(bed, procs)
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-                p.wait()
+    with Testbed(2) as bed, servers() as srv:
+        _run(bed, srv)
 
 
-def _run(bed, procs):
+def _run(bed, srv):
     bed.add_outside()
     k8s_cfg = bed.dir / "contiv.json"  # no API server: only the cluster-IP range (SVC_SUBNET)
     k8s_cfg.write_text(json.dumps({"SVC_SUBNET": SVC_SUBNET}))
@@ -75,12 +68,7 @@ def _run(bed, procs):
             lambda h=h, want=want: want in h.exec("ip", "-4", "route"), 15, what="cluster-IP range route"
         )
     info, pv = make_ep(h2, "npnet", "npp")
-    srv = subprocess.Popen(
-        ["ip", "netns", "exec", pv.name, sys.executable, "-c", SERVER, "prov", str(PROV_PORT)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    procs.append(srv)
-    assert srv.stdout.readline().strip() == "ready"
+    srv.start("prov", pv.name)
 
     # bad node ports are refused by netmaster with the rule, nothing stored
     bad = subprocess.run(

@@ -11,9 +11,11 @@ TCP connection opened before the restart (through a remote provider) still carri
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -62,6 +64,50 @@ if len(sys.argv) > 3:  # keep the connection: echo every stdin line through it
 """
 
 
+class Servers:
+    """Processes a test starts in its containers: ``start(name, netns)`` runs SERVER (answering
+    ``name``) on PROV_PORT and waits until it listens; ``adopt(proc)`` takes any other process.
+    ``servers()`` kills every one when its block ends, also on failure."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen] = []
+
+    def adopt(self, proc: subprocess.Popen) -> subprocess.Popen:
+        self.procs.append(proc)
+        return proc
+
+    def start(self, name: str, ns: str) -> None:
+        srv = self.adopt(subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, "-c", SERVER, name, str(PROV_PORT)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        ))  # fmt: skip
+        assert srv.stdout is not None and srv.stdout.readline().strip() == "ready"
+
+
+@contextlib.contextmanager
+def servers() -> Iterator[Servers]:
+    srv = Servers()
+    try:
+        yield srv
+    finally:
+        for p in srv.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+
+def clients_for_each_provider(host, net: str, prefix: str, provs: dict[str, str]) -> dict[str, object]:
+    """Endpoints ``prefix0``, ``prefix1``... on ``net`` at ``host`` until the service hash has given
+    each provider (ip -> name) to one of them: provider name -> that client container."""
+    chosen: dict[str, object] = {}
+    for n in range(10):
+        info, c = make_ep(host, net, f"{prefix}{n}")
+        chosen.setdefault(provs[hrw_choice(info["ip_address"], list(provs))], c)
+        if len(chosen) == len(provs):
+            return chosen
+    raise AssertionError("hash never chose every provider")
+
+
 def connect_from(ns: str, ip: str, port: int) -> str:
     """One TCP connection from namespace ``ns`` to ip:port: "peer-ip peer-port greeting"."""
     r = subprocess.run(
@@ -77,39 +123,20 @@ def connect(c) -> str:
 
 
 def test_service_lb_across_hosts_and_agent_restart():
-    procs: list[subprocess.Popen] = []
-    with Testbed(2) as bed:
-        try:
-            _run(bed, procs)
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-                p.wait()
+    with Testbed(2) as bed, servers() as srv:
+        _run(bed, srv)
 
 
-def _run(bed, procs):
+def _run(bed, srv: Servers):
     bed.start_all()
     h1, h2 = bed.hosts[1], bed.hosts[2]
     bed.create_network("tsvnet", "10.120.1.0/24")
     ip1, pv1 = make_ep(h1, "tsvnet", "tsvp1")
     ip2, pv2 = make_ep(h2, "tsvnet", "tsvp2")
     provs = {ip1["ip_address"]: "p1", ip2["ip_address"]: "p2"}
-    # clients on host 1 until the hash has given one to each provider
-    chosen: dict[str, object] = {}
-    for n in range(10):
-        info, c = make_ep(h1, "tsvnet", f"tsvc{n}")
-        chosen.setdefault(provs[hrw_choice(info["ip_address"], list(provs))], c)
-        if len(chosen) == 2:
-            break
-    assert len(chosen) == 2, "hash never chose both providers"
-    for name, c in (("p1", pv1), ("p2", pv2)):
-        srv = subprocess.Popen(
-            ["ip", "netns", "exec", c.name, sys.executable, "-c", SERVER, name, str(PROV_PORT)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )  # fmt: skip
-        procs.append(srv)
-        assert srv.stdout.readline().strip() == "ready"
+    chosen = clients_for_each_provider(h1, "tsvnet", "tsvc", provs)  # clients on host 1
+    srv.start("p1", pv1.name)
+    srv.start("p2", pv2.name)
 
     lb = ServiceLBState(
         id=SID, servicename="tsvsvc", tenantname="default", subnet="tsvnet", ports=[f"{SVC_PORT}:{PROV_PORT}:TCP"],
@@ -147,7 +174,7 @@ def _run(bed, procs):
         ["ip", "netns", "exec", far.name, sys.executable, "-c", CLIENT, VIP, str(SVC_PORT), "keep"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
-    procs.append(keep)
+    srv.adopt(keep)
     assert keep.stdout.readline().strip() == f"{VIP} {SVC_PORT} p2 {far.ip}"
     before1, before2 = snapshot(h1), snapshot(h2)
     h1.stop_netplugin(signal.SIGKILL)

@@ -19,12 +19,11 @@ import pytest
 
 from contivpy.model import keys
 from contivpy.model.state import ProviderState, ServiceLBState
-from contivpy.ofnet.svcproxy import hrw_choice
 from tests.fixtures.testbed import OUTSIDE_IP, http_json, router_ip, tor_ip, wait_for
 from tests.integration.test_dataplane_basic import make_ep
 from tests.integration.test_dataplane_hostaccess import host_ping, wget
 from tests.integration.test_dataplane_infra import addr, routes
-from tests.integration.test_dataplane_service import CLIENT, SERVER
+from tests.integration.test_dataplane_service import CLIENT, clients_for_each_provider, servers
 
 pytestmark = [pytest.mark.root, pytest.mark.ovs, pytest.mark.etcd, pytest.mark.timeout(600)]
 
@@ -93,42 +92,28 @@ def test_service_vip_with_a_provider_on_each_host(bed):
     h1, h2 = bed.hosts[1], bed.hosts[2]
     c1, c2 = h1.containers[0], h2.containers[0]
     provs = {c1.ip: "p1", c2.ip: "p2"}
-    chosen: dict[str, object] = {}
-    for n in range(10):
-        info, c = make_ep(h1, "vlrnet", f"vlrc{n}")
-        chosen.setdefault(provs[hrw_choice(info["ip_address"], list(provs))], c)
-        if len(chosen) == 2:
-            break
-    assert len(chosen) == 2, "hash never chose both providers"
-    procs = []
+    chosen = clients_for_each_provider(h1, "vlrnet", "vlrc", provs)
     try:
-        for name, c in (("p1", c1), ("p2", c2)):
-            srv = subprocess.Popen(
-                ["ip", "netns", "exec", c.name, sys.executable, "-c", SERVER, name, str(PROV_PORT)],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        with servers() as srv:
+            srv.start("p1", c1.name)
+            srv.start("p2", c2.name)
+            lb = ServiceLBState(
+                id=SID, servicename="vlrsvc", tenantname="default", subnet="vlrnet",
+                ports=[f"{SVC_PORT}:{PROV_PORT}:TCP"], selectors={"app": "vlr"}, ipaddress=VIP,
             )  # fmt: skip
-            procs.append(srv)
-            assert srv.stdout.readline().strip() == "ready"
-        lb = ServiceLBState(
-            id=SID, servicename="vlrsvc", tenantname="default", subnet="vlrnet",
-            ports=[f"{SVC_PORT}:{PROV_PORT}:TCP"], selectors={"app": "vlr"}, ipaddress=VIP,
-        )  # fmt: skip
-        bed.etcdctl("put", keys.SERVICE_LB + SID, lb.to_json())
-        bed.etcdctl("put", keys.PROVIDER + SID, ProviderState(SID, sorted(provs)).to_json())
-        wait_for(lambda: any(f"nw_dst={VIP}" in f and "CONTROLLER" in f for f in vl_flows(h1, 3)), 15,
-                 what="service watch flow on the vlan bridge")  # fmt: skip
-        for name, c in sorted(chosen.items()):
-            r = subprocess.run(
-                ["ip", "netns", "exec", c.name, sys.executable, "-c", CLIENT, VIP, str(SVC_PORT)],
-                capture_output=True, text=True, timeout=30,
-            )  # fmt: skip
-            assert r.stdout.strip() == f"{VIP} {SVC_PORT} {name} {c.ip}", r.stdout + r.stderr
+            bed.etcdctl("put", keys.SERVICE_LB + SID, lb.to_json())
+            bed.etcdctl("put", keys.PROVIDER + SID, ProviderState(SID, sorted(provs)).to_json())
+            wait_for(lambda: any(f"nw_dst={VIP}" in f and "CONTROLLER" in f for f in vl_flows(h1, 3)), 15,
+                     what="service watch flow on the vlan bridge")  # fmt: skip
+            for name, c in sorted(chosen.items()):
+                r = subprocess.run(
+                    ["ip", "netns", "exec", c.name, sys.executable, "-c", CLIENT, VIP, str(SVC_PORT)],
+                    capture_output=True, text=True, timeout=30,
+                )  # fmt: skip
+                assert r.stdout.strip() == f"{VIP} {SVC_PORT} {name} {c.ip}", r.stdout + r.stderr
     finally:
         bed.etcdctl("del", keys.PROVIDER + SID)
         bed.etcdctl("del", keys.SERVICE_LB + SID)
-        for p in procs:
-            p.kill()
-            p.wait()
 
 
 def test_contivh1_on_the_vlan_bridge_routes_the_hosts_to_their_containers(bed):
