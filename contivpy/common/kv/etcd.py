@@ -46,6 +46,7 @@ from base64 import b64decode, b64encode
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from contivpy.common import metrics
 from contivpy.common.errors import CompactedError, StoreError
 from contivpy.common.kv.base import Compare, Delete, Event, KeyValue, Put, TxnResult
 from contivpy.common.kv.etcdcommon import EtcdClientBase, store_errors
@@ -333,7 +334,10 @@ class EtcdKV(EtcdClientBase):
                         raise EtcdHTTPError(1, str(reason))
                     if res.get("created"):
                         delay = 0.1
-                    for ev in res.get("events", ()):
+                    events = res.get("events", ())
+                    if events:
+                        metrics.ETCD_WATCH_EVENTS.inc(prefix, amount=len(events))
+                    for ev in events:
                         kv = ev.get("kv", {})
                         deleted = ev.get("type") == "DELETE"
                         mod = int(kv.get("mod_revision", 0))
