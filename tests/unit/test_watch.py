@@ -30,7 +30,7 @@ class CompactBeforeFirstWatch:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def watch_prefix(self, prefix, start_revision=0):
+    def watch_prefix(self, prefix, start_revision=0, **kw):
         self.watches += 1
         first = self.watches == 1
 
@@ -47,7 +47,7 @@ class CompactBeforeFirstWatch:
 
 
 class FailFirstWatch(CompactBeforeFirstWatch):
-    def watch_prefix(self, prefix, start_revision=0):
+    def watch_prefix(self, prefix, start_revision=0, **kw):
         self.watches += 1
         if self.watches == 1:
 

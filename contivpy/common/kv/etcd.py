@@ -298,11 +298,11 @@ class EtcdKV(EtcdClientBase):
 
     # ---- watch -------------------------------------------------------------------------
 
-    async def _events(self, prefix: str, next_rev: int) -> AsyncIterator[Event]:
+    async def _events(self, prefix: str, next_rev: int, prev_kv: bool = True) -> AsyncIterator[Event]:
         """Every change under ``prefix`` from ``next_rev`` on, forever, re-watching after stream
         failures. Ends only by an error: CompactedError, or StoreError once the store is closed."""
         try:
-            async for ev in self._watch_forever(prefix, next_rev):
+            async for ev in self._watch_forever(prefix, next_rev, prev_kv):
                 yield ev
         except StoreError:
             raise
@@ -311,7 +311,7 @@ class EtcdKV(EtcdClientBase):
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise StoreError(f"etcd watch on {prefix!r} failed: {type(err).__name__}") from err
 
-    async def _watch_forever(self, prefix: str, next_rev: int) -> AsyncIterator[Event]:
+    async def _watch_forever(self, prefix: str, next_rev: int, prev_kv: bool) -> AsyncIterator[Event]:
         key, end = _range(prefix)
         if next_rev <= 0:  # "from now"
             next_rev = await self.first_revision(prefix)
@@ -319,7 +319,9 @@ class EtcdKV(EtcdClientBase):
         while True:
             if self._closed:
                 raise StoreError("etcd store is closed")
-            create = {"key": key, "range_end": end, "start_revision": str(next_rev), "prev_kv": True}
+            create = {"key": key, "range_end": end, "start_revision": str(next_rev)}
+            if prev_kv:
+                create["prev_kv"] = True
             try:
                 async for res in self._http.stream("/v3/watch", {"create_request": create}):
                     if res.get("canceled"):
