@@ -285,7 +285,7 @@ def bench_etcd_counts(a) -> None:
         print(f"\n### {name}: per operation (n={a.n}), load average {os.getloadavg()[0]:.1f}\n")
         print(ec.table(per, a.n))
         print(
-            "\nrequests (watch streams left out) / writes per operation: "
+            "\nrequests (timer-driven ones left out: watch, lease, txn_check) / writes per operation: "
             + ", ".join(f"{p} {ec.requests(d) / a.n:.2f} / {ec.writes(d) / a.n:.2f}" for p, d in per.items())
         )
         print("CPU ms per operation (including the settle wait): " + ", ".join(

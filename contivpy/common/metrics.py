@@ -129,7 +129,8 @@ ETCD_ERRORS = Counter(
 ETCD_REQUESTS = Counter(
     "contiv_etcd_requests_total",
     "etcd requests sent by the JSON-gateway client, by kind: range (one key), range_prefix (a key "
-    "range), txn_read (get_many: a read-only txn), txn (a txn with writes), put, deleterange, "
+    "range), txn_read (get_many: a read-only txn), txn_check (a txn that writes only if its compares "
+    "fail: the service registry's periodic check), txn (any other txn), put, deleterange, "
     "lease_grant, lease_keepalive, lease_revoke, watch (a watch stream opened), status, compaction",
     ("kind",),
 )

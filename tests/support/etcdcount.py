@@ -27,6 +27,9 @@ REQ = "contiv_etcd_requests_total"
 BYTES = "contiv_etcd_bytes_total"
 EVENTS = "contiv_etcd_watch_events_total"
 WRITE_KINDS = ("txn", "put", "deleterange")
+#: Requests made on a timer, not by the operations measured: watch streams opened, lease
+#: keep-alives (leader lock, registrations) and the registry's check of its keys (txn_check).
+BACKGROUND = ("req:watch", "req:lease_keepalive", "req:txn_check", "req:lease_grant")
 #: What one scrape of netmaster's (leader's) /metrics reads before answering.
 SCRAPE_COST = {"req:range_prefix": 3, "req:txn_read": 1}
 
@@ -87,7 +90,8 @@ def delta(
 
 
 def requests(d: dict[str, float]) -> float:
-    return sum(v for k, v in d.items() if k.startswith("req:") and k != "req:watch")
+    """Requests of a delta, the timer-driven ones (``BACKGROUND``) left out."""
+    return sum(v for k, v in d.items() if k.startswith("req:") and k not in BACKGROUND)
 
 
 def writes(d: dict[str, float]) -> float:
@@ -110,7 +114,7 @@ def settle(
         cur = {n: snapshot(u) for n, u in urls.items()}
         moved = any(
             {k: v for k, v in delta(cur[n], prev[n], (costs or {}).get(n)).items()
-             if k.startswith(("req:", "events:")) and not k.startswith("req:lease")}
+             if k.startswith(("req:", "events:")) and k not in BACKGROUND}
             for n in urls
         )  # fmt: skip
         if moved:

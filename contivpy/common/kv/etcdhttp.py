@@ -494,14 +494,17 @@ class EtcdHTTP:
 
 def request_kind(path: str, body: dict[str, Any]) -> str:
     """What a request is, for counting: ``range`` (one key), ``range_prefix`` (a key range),
-    ``txn_read`` (a txn without compares whose operations all read: ``get_many``), ``txn``, or
-    the path's operation (``put``, ``deleterange``, ``lease_grant``, ``watch``, ...)."""
+    ``txn_read`` (a txn without compares whose operations all read: ``get_many``), ``txn_check``
+    (a txn that writes only when its compares fail: the service registry's periodic check of its
+    key), ``txn``, or the path's operation (``put``, ``deleterange``, ``lease_grant``, ``watch``, ...)."""
     if path == "/v3/kv/range":
         return "range_prefix" if "range_end" in body else "range"
     if path == "/v3/kv/txn":
         ops = list(body.get("success", ())) + list(body.get("failure", ()))
         if not body.get("compare") and all("request_range" in op for op in ops):
             return "txn_read"
+        if not body.get("success") and body.get("compare"):
+            return "txn_check"
         return "txn"
     return _KINDS.get(path, path.rsplit("/", 1)[-1])
 
