@@ -11,13 +11,15 @@ with ``--auth``, with the agent token of ``/contiv.io/auth/agent-token`` as ``x-
 ``ExternalServiceError`` carrying netmaster's message verbatim.
 
 The route (leader lock, agent token, the leader's pin: one etcd request) is reused for up to
-``ROUTE_TTL`` (1 s) after it was read, so a burst of endpoint creates reads it once a second
-instead of once per call (docs/benchmarks.md, "etcd requests per endpoint"). A reused route never
-decides an outcome on its own: when the call through it fails to connect or is answered with an
-error, the route is read again, and if it changed (another leader, pin or token) the call is sent
-again through the fresh one (every /plugin/* call is refused before any write, or idempotent); if
-it did not change, the error stands as before. A leader that changed within the second is reached
-through the old one anyway while that one runs: a follower relays every request to the leader.
+``ROUTE_TTL`` (1 s) after it was read (concurrent calls wait for one read), so a burst of endpoint
+creates reads it once a second instead of once per call (docs/benchmarks.md, "etcd requests per
+endpoint"). A reused route never decides an outcome on its own: when the call through it fails to
+connect, the route is read again at once and the call sent through the fresh one (what the first
+attempt would have done); when it is answered with an error, the route is read again, and if it
+changed (another leader, pin or token) the call is sent again through the fresh one (every
+/plugin/* call is refused before any write, or idempotent); if it did not change, the error stands
+as before. A leader that changed within the second is reached through the old one while that one
+runs: a follower relays every request to the leader.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class NetmasterClient:
         self._session: aiohttp.ClientSession | None = None
         self._last = ""  # the netmaster that answered last (its pin is read with the leader lock)
         self._cached: tuple[float, Route] | None = None  # (monotonic time read, route via the leader lock)
+        self._route_lock = asyncio.Lock()
 
     async def close(self) -> None:
         if self._session is not None:
@@ -82,9 +85,19 @@ class NetmasterClient:
         the pin of the last target used are read in one request (a create's usual case: the
         leader did not change), the registry and another target's pin only when needed.
         ``reuse``: a route read less than ``ROUTE_TTL`` ago through the leader lock will do."""
+        if not reuse:
+            return await self._read_route()
+        cached = self._cached
+        if cached is not None and time.monotonic() - cached[0] < ROUTE_TTL:
+            return cached[1]
+        async with self._route_lock:  # concurrent calls wait for one read instead of each reading
+            cached = self._cached
+            if cached is not None and time.monotonic() - cached[0] < ROUTE_TTL:
+                return cached[1]
+            return await self._read_route()
+
+    async def _read_route(self) -> Route:
         now = time.monotonic()
-        if reuse and self._cached is not None and now - self._cached[0] < ROUTE_TTL:
-            return self._cached[1]
         self._cached = None
         last = self._last
         lock, token, pin = await self.kv.get_many(
@@ -117,8 +130,9 @@ class NetmasterClient:
         for attempt in range(self.retries):
             if attempt:
                 metrics.NETMASTER_RETRIES.inc(path)
-            reused = attempt == 0 and self._cached is not None
+            before = self._cached
             route = await self._route(reuse=attempt == 0)
+            reused = before is not None and route is before[1]  # (not read for this call)
             targets, pins, token = route
             if not targets:
                 last = ExternalServiceError("netmaster not found: no leader and no registered netmaster")
@@ -145,6 +159,8 @@ class NetmasterClient:
                     last = e
                     self._cached = None
                     log.warning("netmaster %s unreachable (%s), attempt %d", url, e, attempt + 1)
+                    if reused:  # the leader may have changed within the second: read, no pause
+                        break
             else:
                 await asyncio.sleep(self.retry_delay)
         metrics.NETMASTER_CALLS.inc(path, "unreachable")
