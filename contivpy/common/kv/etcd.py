@@ -319,7 +319,7 @@ class EtcdKV(EtcdClientBase):
         while True:
             if self._closed:
                 raise StoreError("etcd store is closed")
-            create = {"key": key, "range_end": end, "start_revision": str(next_rev)}
+            create: dict[str, Any] = {"key": key, "range_end": end, "start_revision": str(next_rev)}
             if prev_kv:
                 create["prev_kv"] = True
             try:
