@@ -3,6 +3,7 @@
     python bench/bench_netplugin.py [-n 50] [--parallel 10] [--many 200] [--json out.json]
     python bench/bench_netplugin.py --startup [--runs 7] [--startup-eps 100]
     python bench/bench_netplugin.py --rate [-n 200] [--parallel 10] [--runs 3]
+    python bench/bench_netplugin.py --etcd-counts [-n 50] [--parallel 10] [--group]
 
 Measures (printed as a Markdown table):
 - endpoint create latency, sequential: request (agent endpoint API, same code path as the Docker
@@ -32,6 +33,15 @@ request (~0.2-0.3 ms of its CPU), so the default adds some 30-60 ms to the CPU f
 ``--rate``: endpoint create throughput only: ``-n`` sequential creates (p50 latency, agent CPU
 per create), then ``-n`` creates from ``--parallel`` clients (endpoints/s, agent CPU per create),
 then deletes; ``--runs`` rounds on one test bed, medians printed.
+
+``--etcd-counts``: etcd requests per endpoint create and per delete, by kind, per process
+(netmaster, the creating agent h1, the other agent h2), from the ``contiv_etcd_*`` counters of
+their /metrics (tests/support/etcdcount.py): ``-n`` sequential creates on h1, then ``-n`` deletes,
+then ``-n`` creates from ``--parallel`` clients and their deletes; each phase ends once every
+counter has stopped moving (the other host's watch events included). Counts, not timings: the
+same on a busy machine. ``--group``: the endpoints join an endpoint group (one more record per
+create). Also prints the CPU per create of netmaster, etcd and the two agents (from /proc) and
+the load average, as secondary figures.
 """
 
 from __future__ import annotations
@@ -262,6 +272,65 @@ def bench_rate(a) -> None:
           + ", ".join(f"{k} {med(v):.1f}" for k, v in others.items()))  # fmt: skip
 
 
+def bench_etcd_counts(a) -> None:
+    from tests.support import etcdcount as ec
+
+    def phase(name, urls, costs, fn, procs):
+        before = ec.settle(urls, costs)
+        c0 = {k: cpu_ms(v) for k, v in procs.items()}
+        fn()
+        after = ec.settle(urls, costs)
+        cpu = {k: (cpu_ms(v) - c0[k]) / a.n for k, v in procs.items()}
+        per = {p: ec.delta(after[p], before[p], costs.get(p)) for p in urls}
+        print(f"\n### {name}: per operation (n={a.n}), load average {os.getloadavg()[0]:.1f}\n")
+        print(ec.table(per, a.n))
+        print(
+            "\nrequests (timer-driven ones left out: watch, lease, txn_check) / writes per operation: "
+            + ", ".join(f"{p} {ec.requests(d) / a.n:.2f} / {ec.writes(d) / a.n:.2f}" for p, d in per.items())
+        )
+        print("CPU ms per operation (including the settle wait): " + ", ".join(
+            f"{k} {v:.1f}" for k, v in cpu.items()), flush=True)  # fmt: skip
+        return per
+
+    with Testbed(2) as bed:
+        bed.start_all()
+        h1, h2 = bed.hosts[1], bed.hosts[2]
+        bed.create_network("bnet", "10.120.0.0/16")
+        group = ""
+        if a.group:
+            group = "bgrp"
+            bed.netctl("group", "create", "bnet", group)
+        urls = {"netmaster": bed.netmaster_url, "agent h1": h1.debug_url, "agent h2": h2.debug_url}
+        costs = {"netmaster": ec.SCRAPE_COST}
+        procs = {"netmaster": bed.netmaster_proc.pid, "etcd": bed.etcd_proc.pid,
+                 "agent h1": h1.netplugin.pid, "agent h2": h2.netplugin.pid}  # fmt: skip
+
+        def mk(ep):
+            st, info = http_json("POST", h1.debug_url + "/debug/endpoints",
+                                 {"network": "bnet", "endpointID": ep, "group": group}, timeout=60)  # fmt: skip
+            if st != 200:
+                raise RuntimeError(f"create {ep}: {info}")
+
+        mk("warm")
+        delete(h1, "bnet", "warm")
+        phase("sequential create", urls, costs, lambda: [mk(f"s{i}") for i in range(a.n)], procs)
+        assert "\n".join(h1.flows()).count("nw_dst=10.120.") >= a.n, "flows missing"
+        phase(
+            "sequential delete", urls, costs, lambda: [delete(h1, "bnet", f"s{i}") for i in range(a.n)], procs
+        )
+
+        def par_create():
+            with ThreadPoolExecutor(a.parallel) as ex:
+                list(ex.map(lambda i: mk(f"p{i}"), range(a.n)))
+
+        def par_delete():
+            with ThreadPoolExecutor(a.parallel) as ex:
+                list(ex.map(lambda i: delete(h1, "bnet", f"p{i}"), range(a.n)))
+
+        phase(f"create, {a.parallel} clients", urls, costs, par_create, procs)
+        phase(f"delete, {a.parallel} clients", urls, costs, par_delete, procs)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=50)
@@ -273,6 +342,8 @@ def main() -> None:
     ap.add_argument("--poll-ms", type=float, default=5, help="--startup: /readyz polled this often")
     ap.add_argument("--profile", default="", help="--startup: one more start-up under cProfile, to this file")
     ap.add_argument("--rate", action="store_true")
+    ap.add_argument("--etcd-counts", action="store_true")
+    ap.add_argument("--group", action="store_true", help="--etcd-counts: endpoints in an endpoint group")
     ap.add_argument("--runs", type=int, default=5)
     a = ap.parse_args()
     if a.startup:
@@ -280,6 +351,9 @@ def main() -> None:
         return
     if a.rate:
         bench_rate(a)
+        return
+    if a.etcd_counts:
+        bench_etcd_counts(a)
         return
     res: dict = {"latency": []}
     with Testbed(2) as bed:

@@ -126,6 +126,25 @@ ETCD_ERRORS = Counter(
     "etcd requests that failed (unreachable, timeout, refused)",
     ("operation",),
 )
+ETCD_REQUESTS = Counter(
+    "contiv_etcd_requests_total",
+    "etcd requests sent by the JSON-gateway client, by kind: range (one key), range_prefix (a key "
+    "range), txn_read (get_many: a read-only txn), txn_check (a txn that writes only if its compares "
+    "fail: the service registry's periodic check), txn (any other txn), put, deleterange, "
+    "lease_grant, lease_keepalive, lease_revoke, watch (a watch stream opened), status, compaction",
+    ("kind",),
+)
+ETCD_BYTES = Counter(
+    "contiv_etcd_bytes_total",
+    "JSON bytes sent to and received from etcd's gateway, by kind (as contiv_etcd_requests_total; "
+    "watch: the events streamed) and direction (sent, received)",
+    ("kind", "direction"),
+)
+ETCD_WATCH_EVENTS = Counter(
+    "contiv_etcd_watch_events_total",
+    "Watch events delivered to this process by etcd, by watched prefix",
+    ("prefix",),
+)
 HTTP_REQUESTS = Counter(
     "contiv_netmaster_http_requests_total",
     "REST requests answered by netmaster, by method, route pattern and status code",

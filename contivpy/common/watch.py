@@ -9,7 +9,10 @@ API
   treat every Snapshot as "replace your whole view", e.g. with ``Mirror``.
 - ``Mirror`` keeps the current ``dict[key, value]`` for a prefix and turns any item (Snapshot or
   Event) into the list of effective changes (synthetic puts/deletes for a Snapshot diff), so a
-  consumer can handle a re-list like ordinary events.
+  consumer can handle a re-list like ordinary events. Its events carry the previous value from
+  the mirror's own view, so the watch does not ask etcd for it: ``list_and_watch`` watches
+  without ``prev_kv`` by default (every event is then delivered once instead of with two copies
+  of the value; docs/benchmarks.md, "etcd requests per endpoint").
 - The iterator is a ``common.pump.PumpedIterator``: a consumer may read it with a timeout
   without losing an item or its position.
 
@@ -42,7 +45,7 @@ class Snapshot:
 
 
 async def _list_and_watch(
-    kv: KVStore, prefix: str, retry_delay: float, max_delay: float
+    kv: KVStore, prefix: str, retry_delay: float, max_delay: float, prev_kv: bool
 ) -> AsyncIterator[Snapshot | Event]:
     delay = retry_delay
     while True:
@@ -55,7 +58,7 @@ async def _list_and_watch(
             continue
         delay = retry_delay
         yield Snapshot({k.key: k.value for k in kvs}, rev, {k.key: k for k in kvs})
-        watch = kv.watch_prefix(prefix, rev + 1)
+        watch = kv.watch_prefix(prefix, rev + 1, prev_kv=prev_kv)
         try:
             async for ev in watch:
                 yield ev
@@ -72,14 +75,17 @@ async def _list_and_watch(
 
 
 def list_and_watch(
-    kv: KVStore, prefix: str, *, retry_delay: float = 0.2, max_delay: float = 5.0
+    kv: KVStore, prefix: str, *, retry_delay: float = 0.2, max_delay: float = 5.0, prev_kv: bool = False
 ) -> PumpedIterator:
     """Snapshot, then Events, forever (a new Snapshot after a compaction/store failure).
+    Events come without etcd's previous value unless ``prev_kv`` (``Mirror.apply`` fills it in).
 
     Use as ``async with list_and_watch(kv, p) as it: async for item in it: ...`` or call
     ``await it.aclose()`` when done.
     """
-    return PumpedIterator(_list_and_watch(kv, prefix, retry_delay, max_delay), name=f"list-watch {prefix}")
+    return PumpedIterator(
+        _list_and_watch(kv, prefix, retry_delay, max_delay, prev_kv), name=f"list-watch {prefix}"
+    )
 
 
 class Mirror:
@@ -102,6 +108,9 @@ class Mirror:
             self.revision = item.revision
             return changes
         self.revision = max(self.revision, item.mod_revision)
+        old = self.items.get(item.key)
+        if item.prev_value is None and old is not None:  # watched without prev_kv: ours is the same
+            item = Event(item.type, item.key, item.value, item.mod_revision, old)
         if item.type == "delete":
             if item.key not in self.items:
                 return []

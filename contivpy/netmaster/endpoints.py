@@ -88,6 +88,9 @@ MAX_ATTEMPTS = 50
 # Test: test_tbm_controlplane_scale.test_alloc_batch_of_one_request_per_pool_group_fits_etcd_txn.
 MAX_BATCH = 60
 
+# Network/group state records remembered as last written (``Allocator._read_many``); the oldest go first.
+KNOWN_MAX = 512
+
 ALLOC_TTL_ENV = "CONTIV_NETMASTER_ALLOC_TTL"
 DEFAULT_ALLOC_TTL = 300.0
 
@@ -182,6 +185,8 @@ class Allocator:
         self.providers = ProviderBook(kv, self.resolve)
         self._locks: dict[str, asyncio.Lock] = {}
         self._pending: dict[str, list[_AllocReq]] = {}
+        # Network and group state records as this process's last txn wrote them (see _known_read)
+        self._known: dict[str, KeyValue] = {}
 
     def _lock(self, net_id: str) -> asyncio.Lock:
         lock = self._locks.get(net_id)
@@ -193,6 +198,51 @@ class Allocator:
 
     async def _read(self, key: str) -> _Rec:
         return _Rec(key, await self.kv.get(key))
+
+    async def _read_many(self, wanted: list[str], trust: bool) -> dict[str, _Rec]:
+        """The records of ``wanted`` in ONE request. ``trust``: a network or group state record
+        that this process's last txn wrote is taken as written, without a read: the txn compares
+        its mod revision, so a record changed since (by CRUD, another netmaster, a deletion) fails
+        the txn, and the retry reads everything (``trust=False``)."""
+        out: dict[str, _Rec] = {}
+        read = []
+        for k in dict.fromkeys(wanted):
+            kv = self._known.get(k) if trust else None
+            if kv is not None:
+                out[k] = _Rec(k, kv)
+            else:
+                read.append(k)
+        if len(read) == 1:  # (a plain range costs etcd less than a one-key txn)
+            out[read[0]] = await self._read(read[0])
+            return out
+        for i in range(0, len(read), 100):
+            chunk = read[i : i + 100]
+            for k, kv in zip(chunk, await self.kv.get_many(chunk), strict=True):
+                out[k] = _Rec(k, kv)
+        return out
+
+    async def _commit(self, recs: list[_Rec], ops: list[Put | Delete]) -> bool:
+        """The txn of one attempt (compares on ``recs``); remembers the network and group state
+        records it wrote (``_read_many``), forgets those of a failed attempt."""
+        ok = False
+        try:
+            res = await self.kv.txn([r.compare() for r in recs], ops)
+            ok = res.succeeded
+        finally:
+            if not ok:
+                for r in recs:
+                    self._known.pop(r.key, None)
+        if not ok:
+            return False
+        for op in ops:
+            if not op.key.startswith((keys.NETS, keys.EPGS)):
+                continue
+            self._known.pop(op.key, None)
+            if isinstance(op, Put):
+                self._known[op.key] = KeyValue(op.key, op.value, 0, res.revision, 0)
+        while len(self._known) > KNOWN_MAX:  # oldest first
+            del self._known[next(iter(self._known))]
+        return True
 
     # --- id resolution ----------------------------------------------------------------------
     async def resolve(self, network_id: str) -> tuple[str, str, str]:
@@ -328,7 +378,7 @@ class Allocator:
                     recs.append(_Rec(rkey, (stale or {}).get(rkey)))
                     rec = AddrAllocRecord(net_id, ip, r.group, now, now + self.alloc_ttl)
                     ops.append(Put(rkey, rec.to_json()))
-                if not (await self.kv.txn([r.compare() for r in recs], ops)).succeeded:
+                if not await self._commit(recs, ops):
                     items, _ = await self.kv.get_prefix(keys.addr_alloc_prefix(net_id))
                     stale = {i.key: i for i in items}
                     continue
@@ -369,7 +419,7 @@ class Allocator:
                         ops.append(Put(nrec.key, st.to_json()))
                         if erec is not None and epg is not None:
                             ops.append(Put(erec.key, epg.to_json()))
-                if (await self.kv.txn([r.compare() for r in recs], ops)).succeeded:
+                if await self._commit(recs, ops):
                     metrics.ADDR_RELEASES.inc("releaseAddress")
                     return
         raise ConflictError("concurrent update, please retry")
@@ -431,11 +481,13 @@ class Allocator:
 
     async def _network(self, net: str, tenant: str) -> tuple[_Rec, NetworkState]:
         """The network's state record; NotFoundError unless it is exactly (net, tenant)."""
-        net_id = keys.network_id(net, tenant)
-        nrec = await self._read(keys.net_state(net_id))
+        return self._network_of(await self._read(keys.net_state(keys.network_id(net, tenant))), net, tenant)
+
+    @staticmethod
+    def _network_of(nrec: _Rec, net: str, tenant: str) -> tuple[_Rec, NetworkState]:
         st = None if nrec.kv is None else NetworkState.parse(nrec.kv.value)
         if st is None or (st.networkName, st.tenant) != (net, tenant):
-            raise NotFoundError(f"network {net_id} not found")
+            raise NotFoundError(f"network {keys.network_id(net, tenant)} not found")
         return nrec, st
 
     async def create_endpoint(self, req: dict) -> EndpointState:
@@ -454,63 +506,91 @@ class Allocator:
         want_ip6 = _str(cfg, "IPv6Address", "ConfigEP.IPv6Address")
         net_id = keys.network_id(net, tenant)
         ep_key = keys.ep_state(self.endpoint_id(net_id, container or epid, host))
+        nkey = keys.net_state(net_id)
+        ekey = keys.epg_state(keys.epg_id(group, tenant)) if group else ""
+        rkey = keys.addr_alloc(net_id, want_ip) if want_ip else ""
         async with self._lock(net_id):
+            # First attempt: the endpoint key is not read (the txn compares it absent: an existing
+            # endpoint fails it), records this process wrote last are trusted (compared), and a
+            # new address's allocation record is compared absent (a stale one fails the txn). A
+            # failed txn, or a refusal decided on trusted records, re-runs reading everything.
+            # Whatever is read is read in one request (get_many).
+            trust = True
             for _ in range(MAX_ATTEMPTS):
-                eprec = await self._read(ep_key)
+                got = await self._read_many(
+                    [k for k in (ep_key, nkey, ekey, rkey) if k and (k != ep_key or not trust)], trust
+                )
+                eprec = got.get(ep_key) or _Rec(ep_key, None)
                 if eprec.kv is not None:
                     cur = EndpointState.parse(eprec.kv.value)
                     if cur is None or cur.netID != net_id:
                         raise ConflictError(f"endpoint {ep_key[len(keys.EPS) :]} exists in another network")
                     return cur
-                nrec, st = await self._network(net, tenant)
-                epg, erec = None, None
-                if group:
-                    erec = await self._read(keys.epg_state(keys.epg_id(group, tenant)))
-                    epg = None if erec.kv is None else EndpointGroupState.parse(erec.kv.value)
-                    if epg is None or epg.networkName != net:
-                        raise NotFoundError(f"endpoint group {group} not found")
-                taken = st.epAddrCount
-                ip, rrec = await self._take_v4(st, epg, group, want_ip)
-                fresh = st.epAddrCount > taken  # a free bit taken, not an allocAddress claimed
-                ip6 = await self._take_v6(st, want_ip6)
-                st.epCount += 1
-                ep = EndpointState(
-                    id=ep_key[len(keys.EPS) :],
-                    netID=net_id,
-                    endpointID=epid or container or f"{host}-native-intf",
-                    serviceName=group,
-                    endpointGroupId=epg.endpointGroupId if epg else 0,
-                    endpointGroupKey=epg.id if epg else "",
-                    ipAddress=ip,
-                    ipv6Address=ip6,
-                    macAddress=netaddr.mac_from_ip(ip),
-                    homingHost=host,
-                    epCommonName=name,
-                )
-                recs = [eprec, nrec, rrec]
-                ops: list[Put | Delete] = [Put(ep_key, ep.to_json()), Put(nrec.key, st.to_json())]
-                if rrec.kv is not None:  # claimed (or stale): from now on the endpoint explains the bit
-                    ops.append(Delete(rrec.key))
-                if epg is not None and erec is not None:
-                    epg.epCount += 1
-                    recs.append(erec)
-                    ops.append(Put(erec.key, epg.to_json()))
-                if (await self.kv.txn([r.compare() for r in recs], ops)).succeeded:
+                try:
+                    nrec, st = self._network_of(got[nkey], net, tenant)
+                    epg, erec = None, None
+                    if group:
+                        erec = got[ekey]
+                        epg = None if erec.kv is None else EndpointGroupState.parse(erec.kv.value)
+                        if epg is None or epg.networkName != net:
+                            raise NotFoundError(f"endpoint group {group} not found")
+                    taken = st.epAddrCount
+                    ip, rrec = await self._take_v4(st, epg, group, want_ip, got.get(rkey), trust)
+                    fresh = st.epAddrCount > taken  # a free bit taken, not an allocAddress claimed
+                    ip6 = await self._take_v6(st, want_ip6)
+                    st.epCount += 1
+                    ep = EndpointState(
+                        id=ep_key[len(keys.EPS) :],
+                        netID=net_id,
+                        endpointID=epid or container or f"{host}-native-intf",
+                        serviceName=group,
+                        endpointGroupId=epg.endpointGroupId if epg else 0,
+                        endpointGroupKey=epg.id if epg else "",
+                        ipAddress=ip,
+                        ipv6Address=ip6,
+                        macAddress=netaddr.mac_from_ip(ip),
+                        homingHost=host,
+                        epCommonName=name,
+                    )
+                    recs = [eprec, nrec, rrec]
+                    ops: list[Put | Delete] = [Put(ep_key, ep.to_json()), Put(nrec.key, st.to_json())]
+                    if rrec.kv is not None:  # claimed (or stale): from now on the endpoint explains the bit
+                        ops.append(Delete(rrec.key))
+                    if epg is not None and erec is not None:
+                        epg.epCount += 1
+                        recs.append(erec)
+                        ops.append(Put(erec.key, epg.to_json()))
+                except (ContivError, ValueError):
+                    if not trust:
+                        raise
+                    trust = False  # decided on records trusted as written: confirm with a read
+                    continue
+                if await self._commit(recs, ops):
                     if fresh:
                         metrics.ADDR_ALLOCS.inc("createEndpoint", "ok")
                     return ep
+                trust = False
         raise ConflictError("concurrent update, please retry")
 
     async def _take_v4(
-        self, st: NetworkState, epg: EndpointGroupState | None, group: str, want: str
+        self,
+        st: NetworkState,
+        epg: EndpointGroupState | None,
+        group: str,
+        want: str,
+        rrec: _Rec | None = None,
+        trust: bool = False,
     ) -> tuple[str, _Rec]:
         """The endpoint's IPv4 address (mutating ``st``/``epg`` when a free bit is taken) and the
-        allocation record to delete with it (compared even when absent)."""
+        allocation record to delete with it (compared even when absent). ``rrec``: the record of
+        ``want``, read already; ``trust``: a free bit's record is compared absent without a read."""
         if not want:
             ip = ipam.allocate(st, epg)
-            return ip, await self._read(keys.addr_alloc(st.id, ip))
+            key = keys.addr_alloc(st.id, ip)
+            return ip, (_Rec(key, None) if trust else await self._read(key))
         ipam.check_endpoint_address(st, epg, want)
-        rrec = await self._read(keys.addr_alloc(st.id, want))
+        if rrec is None:
+            rrec = await self._read(keys.addr_alloc(st.id, want))
         if not ipam.is_used(st, epg, want):
             ipam.reserve(st, epg, want)
             return want, rrec
@@ -548,9 +628,12 @@ class Allocator:
         epid, host = _str(req, "EndpointID"), _str(req, "Host")
         keep = req.get("KeepAddress") is True
         ep_key = keys.ep_state(self.endpoint_id(net_id, epid, host))
+        nkey = keys.net_state(net_id)
         async with self._lock(net_id):
+            trust = True  # the network/group records this process wrote last (as create_endpoint)
             for _ in range(MAX_ATTEMPTS):
-                eprec = await self._read(ep_key)
+                got = await self._read_many([ep_key, nkey], trust)
+                eprec = got[ep_key]
                 if eprec.kv is None and not epid:  # stored by an older version under <host>-native-intf
                     legacy = await self._read(keys.ep_state(f"{host}-native-intf"))
                     old = None if legacy.kv is None else EndpointState.parse(legacy.kv.value)
@@ -566,13 +649,14 @@ class Allocator:
                     if eprec.kv is None:  # (a retried delete still drops a provider left behind)
                         await self.providers.remove(tenant, ep_key[len(keys.EPS) :], ep_gone=True)
                     return EndpointState()
-                nrec = await self._read(keys.net_state(net_id))
+                nrec = got[nkey]
                 recs, ops = [eprec], [Delete(ep_key)]
                 if nrec.kv is not None:
                     st = NetworkState.from_json(nrec.kv.value)
                     epg, erec = None, None
                     if ep.endpointGroupKey:
-                        erec = await self._read(keys.epg_state(ep.endpointGroupKey))
+                        ekey = keys.epg_state(ep.endpointGroupKey)
+                        erec = (await self._read_many([ekey], trust))[ekey]
                         if erec.kv is not None:
                             epg = EndpointGroupState.from_json(erec.kv.value)
                             epg.epCount = max(0, epg.epCount - 1)
@@ -600,11 +684,12 @@ class Allocator:
                     if epg is not None and erec is not None:
                         recs.append(erec)
                         ops.append(Put(erec.key, epg.to_json()))
-                if (await self.kv.txn([r.compare() for r in recs], ops)).succeeded:
+                if await self._commit(recs, ops):
                     if nrec.kv is not None and freed:
                         metrics.ADDR_RELEASES.inc("deleteEndpoint")
                     await self.providers.remove(tenant, ep.id, ep_gone=True)  # no longer a provider
                     return ep
+                trust = False
         raise ConflictError("concurrent update, please retry")
 
     async def update_endpoint(self, req: dict) -> dict:

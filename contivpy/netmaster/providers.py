@@ -225,7 +225,7 @@ class ProviderBook:
         gkey = keys.svc_provider_gen(tenant)
         async with self._lock(tenant):
             for attempt in range(MAX_ATTEMPTS):
-                gitem = await self.kv.get(gkey)
+                gitem, citem = await self.kv.get_many([gkey, ckey])  # one request (one per delete)
                 gen = None if gitem is None else ProviderGeneration.parse(gitem.value)
                 compares = [_compare(gkey, gitem)]
                 cand = None
@@ -238,7 +238,6 @@ class ProviderBook:
                     cand = make(ep)
                 elif ep_gone:
                     compares.append(Compare(keys.ep_state(ep_id), "version", "==", 0))
-                citem = await self.kv.get(ckey)
                 if cand is None and citem is None:
                     return  # every provider entry has its candidate: nothing refers to ep_id
                 compares.append(_compare(ckey, citem))

@@ -96,7 +96,9 @@ class Agent:
             self.kv, cfg.host, AgentBackend(self.endpoints), namespace_groups=cfg.mode == "kubernetes"
         )
         self.bgp = BgpManager(cfg, self.dp)  # vlan routing mode: gobgpd + learned routes (managers/bgp.py)
-        self.names = NameServer(self.kv)  # DNS for containers, via the OpenFlow punt (nameserver.py)
+        # DNS for containers, via the OpenFlow punt (nameserver.py); it watches the endpoints
+        # itself, the group and service-LB changes reach it from this agent's watches below
+        self.names = NameServer(self.kv, watched=(keys.EPS,))
         self.arp_mode = "proxy"
         self.pvt_subnet = DEFAULT_PVT_SUBNET
         self._pvt_applied = ""
@@ -123,8 +125,8 @@ class Agent:
             (keys.service_prefix(keys.SVC_NETPLUGIN_VTEP), self.vteps.on_update),
             (keys.OPER_EPS, self.remote.on_update),
             (keys.POLICY_RULE, self.policy.on_update),
-            (keys.EPGS, self.qos.on_update),
-            (keys.SERVICE_LB, self.services.on_lb),
+            (keys.EPGS, self._on_group),
+            (keys.SERVICE_LB, self._on_service_lb),
             (keys.PROVIDER, self.services.on_provider),
             (keys.MASTER_CONFIG_GLOBAL, self._on_global),
             (keys.BGP, self.bgp.on_update),
@@ -198,6 +200,14 @@ class Agent:
             self._streams[prefix] = (it, mirror)
             for ev in mirror.apply(await anext(it)):
                 handler(ev.key[len(prefix) :], ev.value if ev.type == "put" else None)
+
+    def _on_group(self, epg_key: str, value: str | None) -> None:
+        self.qos.on_update(epg_key, value)
+        self.names.table.mark_stale()
+
+    def _on_service_lb(self, svc: str, value: str | None) -> None:
+        self.services.on_lb(svc, value)
+        self.names.table.mark_stale()
 
     def _on_network(self, net_id: str, value: str | None) -> None:
         self.nets.on_update(net_id, value)

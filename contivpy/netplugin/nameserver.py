@@ -25,7 +25,9 @@ data, so resolvers do not wait for a forwarded answer. Names are case-insensitiv
 
 The name table is rebuilt from etcd lazily: watches on the three prefixes only mark it stale and
 the next query rebuilds it (one read per prefix), so a busy endpoint prefix costs nothing until
-someone asks a name.
+someone asks a name. ``watched`` names the prefixes the table watches itself; the agent passes
+only ``/contiv.io/state/eps/`` and calls ``mark_stale`` from its own watches of the group and
+service-LB prefixes, so that etcd streams each of those changes to the agent once, not twice.
 """
 
 from __future__ import annotations
@@ -55,8 +57,9 @@ PREFIXES = (keys.EPS, keys.EPGS, keys.SERVICE_LB)
 class NameTable:
     """tenant -> name (lower case) -> [address], rebuilt from etcd when stale."""
 
-    def __init__(self, kv: KVStore) -> None:
+    def __init__(self, kv: KVStore, watched: tuple[str, ...] = PREFIXES) -> None:
         self.kv = kv
+        self.watched = watched
         self.names: dict[str, dict[str, list[str]]] = {}
         self.stale = True
         self.rebuilds = 0
@@ -106,6 +109,10 @@ class NameTable:
     def lookup(self, tenant: str, name: str) -> list[str]:
         return list(dict.fromkeys(self.names.get(tenant, {}).get(name.rstrip(".").lower(), [])))
 
+    def mark_stale(self, *_change: object) -> None:
+        """A change under a prefix the table reads, seen by someone else's watch."""
+        self.stale = True
+
     async def _watch(self, prefix: str) -> None:
         """Every change (and every re-list after compaction or an etcd outage) marks the table stale."""
         async with list_and_watch(self.kv, prefix) as it:
@@ -114,7 +121,7 @@ class NameTable:
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
-            for prefix in PREFIXES:
+            for prefix in self.watched:
                 tg.create_task(self._watch(prefix))
 
 
@@ -168,8 +175,8 @@ def reply_frame(eth: P.Ethernet, ip4: P.IPv4, u: P.Udp, dns_reply: bytes) -> byt
 class NameServer:
     """One per agent: the name table plus a resolver per OpenFlow agent (bridge)."""
 
-    def __init__(self, kv: KVStore) -> None:
-        self.table = NameTable(kv)
+    def __init__(self, kv: KVStore, watched: tuple[str, ...] = PREFIXES) -> None:
+        self.table = NameTable(kv, watched)
         self.stats = {"queries": 0, "answered": 0, "forwarded": 0}
 
     def attach(self, agent) -> None:

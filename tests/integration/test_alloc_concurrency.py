@@ -141,3 +141,54 @@ async def test_endpoint_failure_rolls_back_nothing_written(kv):
     await alloc.delete_endpoint({"TenantName": "default", "NetworkName": "tal-net", "EndpointID": "e1"})
     st = await _state(kv)
     assert (st.epCount, st.epAddrCount) == (1, 1) and ipam.list_available(st) == "10.3.0.1"
+
+
+async def test_endpoint_creates_trust_their_own_last_write_and_recover_from_others(kv):
+    """An Allocator takes the network record it wrote last as it wrote it (no read; the txn
+    compares it). A write by anyone else (another netmaster, CRUD) fails that txn once, the retry
+    reads, and nothing is handed out twice; a refusal decided on a trusted record is confirmed
+    with a read before it is answered."""
+    await _setup(kv, subnet="10.1.0.0/24")
+    a, b = Allocator(kv), Allocator(kv)
+    reads = {"n": 0}
+    real_get, real_many = kv.get, kv.get_many
+
+    async def get(key):
+        reads["n"] += 1
+        return await real_get(key)
+
+    async def get_many(ks):
+        reads["n"] += 1
+        return await real_many(ks)
+
+    def req(i: int) -> dict:
+        return {
+            "TenantName": "default",
+            "NetworkName": "tal-net",
+            "EndpointID": f"tt{i}",
+            "ConfigEP": {"Container": f"tt{i}", "Host": "h"},
+        }
+
+    kv.get, kv.get_many = get, get_many
+    try:
+        ips = [(await a.create_endpoint(req(0))).ipAddress]
+        n0 = reads["n"]
+        ips.append((await a.create_endpoint(req(1))).ipAddress)
+        assert reads["n"] == n0  # the second create read nothing
+        ips.append((await b.create_endpoint(req(2))).ipAddress)  # the record changes under a
+        ips.append((await a.create_endpoint(req(3))).ipAddress)  # stale: its txn fails, it reads
+        assert len(set(ips)) == 4
+        # a trusted copy that would refuse: a fills the subnet (its copy says "full"), b frees one
+        i = 4
+        with pytest.raises(ResourceExhaustedError):
+            while True:
+                ips.append((await a.create_endpoint(req(i))).ipAddress)
+                i += 1
+        assert len(set(ips)) == len(ips) == i
+        await b.delete_endpoint({"TenantName": "default", "NetworkName": "tal-net", "EndpointID": "tt100"})
+        got = await a.create_endpoint(req(300))  # confirmed with a read: the freed address
+        assert got.ipAddress == ips[100]
+        st = await _state(kv)
+        assert st.epCount == i and st.epAddrCount == i
+    finally:
+        kv.get, kv.get_many = real_get, real_many

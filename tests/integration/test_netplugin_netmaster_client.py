@@ -71,3 +71,48 @@ async def test_no_netmaster_is_a_clear_error(kv):
             await client.post("/plugin/x", {})
     finally:
         await client.close()
+
+
+async def test_route_is_reused_for_a_second_and_read_again_at_once_when_it_fails(kv, two_netmasters):
+    """The leader lock is read once for a burst of calls (not once per call); a leader that went
+    away within that second costs one failed connection and a fresh read, not the retry pause."""
+    import time
+
+    port_b, hits_b = two_netmasters["b"]
+
+    async def gone(_request: web.Request) -> web.Response:
+        return web.json_response({"who": "c"})
+
+    app = web.Application()
+    app.router.add_post("/plugin/x", gone)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port_c = runner.addresses[0][1]
+    client = NetmasterClient(kv, retries=3, retry_delay=5)
+    reads = []
+    real = kv.get_many
+
+    async def get_many(ks):
+        reads.append(list(ks))
+        return await real(ks)
+
+    kv.get_many = get_many
+    try:
+        await kv.put(keys.LEADER_LOCK, f"127.0.0.1:{port_c}")
+        for _ in range(5):
+            assert await client.post("/plugin/x", {}) == {"who": "c"}
+        assert len(reads) == 2  # the first call learns the pin's key, the second caches the route
+        await runner.cleanup()  # c goes away; b holds the lock now
+        runner = None
+        await kv.put(keys.LEADER_LOCK, f"127.0.0.1:{port_b}")
+        t0 = time.monotonic()
+        assert await client.post("/plugin/x", {}) == {"who": "b"}
+        assert time.monotonic() - t0 < 2.0  # not the 5 s retry pause
+        assert hits_b == ["/plugin/x"] and len(reads) == 3
+    finally:
+        kv.get_many = real
+        await client.close()
+        if runner is not None:
+            await runner.cleanup()

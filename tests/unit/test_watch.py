@@ -30,7 +30,7 @@ class CompactBeforeFirstWatch:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def watch_prefix(self, prefix, start_revision=0):
+    def watch_prefix(self, prefix, start_revision=0, **kw):
         self.watches += 1
         first = self.watches == 1
 
@@ -47,7 +47,7 @@ class CompactBeforeFirstWatch:
 
 
 class FailFirstWatch(CompactBeforeFirstWatch):
-    def watch_prefix(self, prefix, start_revision=0):
+    def watch_prefix(self, prefix, start_revision=0, **kw):
         self.watches += 1
         if self.watches == 1:
 
@@ -166,3 +166,34 @@ async def test_pumped_iterator_fail_wakes_pending_reader_and_stops_source():
     assert stopped.is_set()  # the source was closed, not left running
     with pytest.raises(StopAsyncIteration):
         await anext(it)
+
+
+def test_mirror_supplies_the_previous_value_of_events_watched_without_prev_kv():
+    from contivpy.common.kv.base import Event
+    from contivpy.common.watch import Mirror, Snapshot
+
+    m = Mirror()
+    m.apply(Snapshot({P + "a": "1"}, 5))
+    (put,) = m.apply(Event("put", P + "a", "2", 6, None))
+    assert put.prev_value == "1"
+    (gone,) = m.apply(Event("delete", P + "a", "", 7, None))
+    assert (gone.type, gone.prev_value) == ("delete", "2")
+    (new,) = m.apply(Event("put", P + "b", "3", 8, None))
+    assert new.prev_value is None
+
+
+def test_etcd_requests_are_counted_by_kind():
+    from contivpy.common.kv.etcdhttp import request_kind
+
+    rng = {"request_range": {"key": "a"}}
+    assert request_kind("/v3/kv/range", {"key": "a"}) == "range"
+    assert request_kind("/v3/kv/range", {"key": "a", "range_end": "b"}) == "range_prefix"
+    assert request_kind("/v3/kv/txn", {"success": [rng, rng]}) == "txn_read"
+    put = {"request_put": {"key": "a", "value": "b"}}
+    cmp = [{"key": "a", "target": "VERSION", "result": "EQUAL"}]
+    assert request_kind("/v3/kv/txn", {"compare": cmp, "success": [put]}) == "txn"
+    assert request_kind("/v3/kv/txn", {"compare": cmp, "success": [], "failure": [put]}) == "txn_check"
+    assert request_kind("/v3/kv/put", {}) == "put"
+    assert request_kind("/v3/kv/deleterange", {}) == "deleterange"
+    assert request_kind("/v3/watch", {}) == "watch"
+    assert request_kind("/v3/lease/keepalive", {}) == "lease_keepalive"

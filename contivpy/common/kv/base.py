@@ -20,6 +20,8 @@ Design and invariants
   revision was compacted it raises ``CompactedError`` and the caller re-lists.
 - Leases: ``grant_lease(ttl)`` returns an id; keys put with ``lease=id`` vanish when the lease
   expires or is revoked; ``keepalive`` refreshes it (callers run it in a task every ttl/3).
+- ``watch_prefix(..., prev_kv=False)`` asks for events without the previous value (what the
+  watchers that keep a ``Mirror`` use: it knows the previous value itself).
 - All methods raise ``contivpy.common.errors.StoreError`` on transport failures.
 """
 
@@ -129,8 +131,13 @@ class KVStore(Protocol):
 
     async def revoke_lease(self, lease_id: int) -> None: ...
 
-    def watch_prefix(self, prefix: str, start_revision: int = 0) -> AsyncIterator[Event]:
-        """Changes under ``prefix`` from ``start_revision`` (0 = from now) on; never ends by itself."""
+    def watch_prefix(
+        self, prefix: str, start_revision: int = 0, *, prev_kv: bool = True
+    ) -> AsyncIterator[Event]:
+        """Changes under ``prefix`` from ``start_revision`` (0 = from now) on; never ends by itself.
+        ``prev_kv=False``: etcd does not send the previous value with each event (``prev_value``
+        may then be None), which halves what a put event costs to deliver; ``common.watch.Mirror``
+        supplies the previous value from its own view instead."""
         ...
 
     async def close(self) -> None: ...

@@ -46,6 +46,7 @@ from base64 import b64decode, b64encode
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from contivpy.common import metrics
 from contivpy.common.errors import CompactedError, StoreError
 from contivpy.common.kv.base import Compare, Delete, Event, KeyValue, Put, TxnResult
 from contivpy.common.kv.etcdcommon import EtcdClientBase, store_errors
@@ -297,11 +298,11 @@ class EtcdKV(EtcdClientBase):
 
     # ---- watch -------------------------------------------------------------------------
 
-    async def _events(self, prefix: str, next_rev: int) -> AsyncIterator[Event]:
+    async def _events(self, prefix: str, next_rev: int, prev_kv: bool = True) -> AsyncIterator[Event]:
         """Every change under ``prefix`` from ``next_rev`` on, forever, re-watching after stream
         failures. Ends only by an error: CompactedError, or StoreError once the store is closed."""
         try:
-            async for ev in self._watch_forever(prefix, next_rev):
+            async for ev in self._watch_forever(prefix, next_rev, prev_kv):
                 yield ev
         except StoreError:
             raise
@@ -310,7 +311,7 @@ class EtcdKV(EtcdClientBase):
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise StoreError(f"etcd watch on {prefix!r} failed: {type(err).__name__}") from err
 
-    async def _watch_forever(self, prefix: str, next_rev: int) -> AsyncIterator[Event]:
+    async def _watch_forever(self, prefix: str, next_rev: int, prev_kv: bool) -> AsyncIterator[Event]:
         key, end = _range(prefix)
         if next_rev <= 0:  # "from now"
             next_rev = await self.first_revision(prefix)
@@ -318,7 +319,9 @@ class EtcdKV(EtcdClientBase):
         while True:
             if self._closed:
                 raise StoreError("etcd store is closed")
-            create = {"key": key, "range_end": end, "start_revision": str(next_rev), "prev_kv": True}
+            create: dict[str, Any] = {"key": key, "range_end": end, "start_revision": str(next_rev)}
+            if prev_kv:
+                create["prev_kv"] = True
             try:
                 async for res in self._http.stream("/v3/watch", {"create_request": create}):
                     if res.get("canceled"):
@@ -333,7 +336,10 @@ class EtcdKV(EtcdClientBase):
                         raise EtcdHTTPError(1, str(reason))
                     if res.get("created"):
                         delay = 0.1
-                    for ev in res.get("events", ()):
+                    events = res.get("events", ())
+                    if events:
+                        metrics.ETCD_WATCH_EVENTS.inc(prefix, amount=len(events))
+                    for ev in events:
                         kv = ev.get("kv", {})
                         deleted = ev.get("type") == "DELETE"
                         mod = int(kv.get("mod_revision", 0))

@@ -430,18 +430,18 @@ class EtcdGrpcKV(EtcdClientBase):
 
     # ---- watch -------------------------------------------------------------------------
 
-    async def _events(self, prefix: str, next_rev: int) -> AsyncIterator[Event]:
+    async def _events(self, prefix: str, next_rev: int, prev_kv: bool = True) -> AsyncIterator[Event]:
         """Every change under ``prefix`` from ``next_rev`` on, forever, re-watching after stream
         failures. Ends only by an error: CompactedError, or StoreError once the store is closed."""
         try:
-            async for ev in self._watch_forever(prefix, next_rev):
+            async for ev in self._watch_forever(prefix, next_rev, prev_kv):
                 yield ev
         except StoreError:
             raise
         except Exception as err:
             raise StoreError(f"etcd watch on {prefix!r} failed: {_describe(err)}") from err
 
-    async def _watch_forever(self, prefix: str, next_rev: int) -> AsyncIterator[Event]:
+    async def _watch_forever(self, prefix: str, next_rev: int, prev_kv: bool) -> AsyncIterator[Event]:
         key, end = _range(prefix)
         if next_rev <= 0:  # "from now"
             next_rev = await self.first_revision(prefix)
@@ -450,7 +450,7 @@ class EtcdGrpcKV(EtcdClientBase):
             watch = None
             try:
                 c = await self._stubs()
-                watch = await c.watch(key, range_end=end, start_revision=next_rev, prev_kv=True)
+                watch = await c.watch(key, range_end=end, start_revision=next_rev, prev_kv=prev_kv)
                 delay = 0.1
                 async for ev in watch:
                     deleted = ev.kind == "DELETE"

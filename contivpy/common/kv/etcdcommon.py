@@ -83,11 +83,13 @@ class EtcdClientBase:
     async def get_prefix(self, prefix: str) -> tuple[list[KeyValue], int]:
         raise NotImplementedError
 
-    def _events(self, prefix: str, next_rev: int) -> AsyncIterator[Event]:
+    def _events(self, prefix: str, next_rev: int, prev_kv: bool = True) -> AsyncIterator[Event]:
         raise NotImplementedError
 
-    def watch_prefix(self, prefix: str, start_revision: int = 0) -> AsyncIterator[Event]:
-        w = PumpedIterator(self._events(prefix, start_revision), name=f"etcd-watch {prefix}")
+    def watch_prefix(
+        self, prefix: str, start_revision: int = 0, *, prev_kv: bool = True
+    ) -> AsyncIterator[Event]:
+        w = PumpedIterator(self._events(prefix, start_revision, prev_kv), name=f"etcd-watch {prefix}")
         self._watches.add(w)
         return w
 

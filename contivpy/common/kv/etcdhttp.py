@@ -35,6 +35,11 @@ Design
   new connection, only if ``retry=True`` (reads and lease calls: repeating them is harmless).
   Writes are never re-sent: the caller gets the error, as the write may have been applied.
   A connection in an unknown state (timeout, cancellation, broken answer) is closed, never reused.
+- Counting: every request sent counts once in ``contiv_etcd_requests_total{kind}`` (``request_kind``:
+  range, range_prefix, txn_read, txn, put, ...; a re-sent request counts once more) and its JSON
+  bytes in ``contiv_etcd_bytes_total{kind,direction}``; a watch stream counts once when opened and
+  the bytes of every line it delivers. These are the counts docs/benchmarks.md ("etcd requests per
+  endpoint") reports; they are exact, unlike timings, so tests can pin them.
 - TLS: an ``ssl.SSLContext`` (CA, optional client certificate). The name checked is the host of
   the first endpoint for every member (docs/deployment.md, "TLS").
 - Errors: everything raises ``EtcdHTTPError`` (gRPC status code + etcd's message; code 14 for a
@@ -57,6 +62,8 @@ import ssl
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from contivpy.common import metrics
+
 # gRPC status codes, as etcd's gateway reports them in {"code": N}
 _CODE_NAMES = {
     1: "CANCELLED",
@@ -77,6 +84,16 @@ _CODE_NAMES = {
     16: "UNAUTHENTICATED",
 }
 UNAVAILABLE = 14
+_KINDS = {
+    "/v3/kv/put": "put",
+    "/v3/kv/deleterange": "deleterange",
+    "/v3/lease/grant": "lease_grant",
+    "/v3/lease/keepalive": "lease_keepalive",
+    "/v3/lease/revoke": "lease_revoke",
+    "/v3/watch": "watch",
+    "/v3/maintenance/status": "status",
+    "/v3/kv/compaction": "compaction",
+}
 _TRANSPORT_ERRORS = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError)
 
 
@@ -370,12 +387,15 @@ class EtcdHTTP:
         if self._sem is None:
             self._sem = asyncio.Semaphore(self._max_conns)
         payload = json.dumps(body, separators=(",", ":")).encode()
+        kind = request_kind(path, body)
         loop = asyncio.get_running_loop()
         leaderless_until: float | None = None  # refused for "no leader": retried until then
         resent = False  # a broken connection's request is re-sent at most once
         async with self._sem:
             while True:
                 conn, reused = await self._acquire()
+                metrics.ETCD_REQUESTS.inc(kind)
+                metrics.ETCD_BYTES.inc(kind, "sent", amount=len(payload))
                 try:
                     async with asyncio.timeout(self.timeout):
                         conn.writer.write(self._request(path, payload, conn.endpoint))
@@ -397,6 +417,7 @@ class EtcdHTTP:
                     self._release(conn)
                 else:
                     conn.close()
+                metrics.ETCD_BYTES.inc(kind, "received", amount=len(data))
                 if status == 200:
                     return data
                 refused = _error(status, data)
@@ -421,6 +442,9 @@ class EtcdHTTP:
             raise EtcdHTTPError(UNAVAILABLE, "etcd store is closed")
         payload = json.dumps(body, separators=(",", ":")).encode()
         conn, _ = await self._acquire()
+        kind = request_kind(path, body)
+        metrics.ETCD_REQUESTS.inc(kind)
+        metrics.ETCD_BYTES.inc(kind, "sent", amount=len(payload))
         self._streams.add(conn)
         try:
             try:
@@ -444,6 +468,7 @@ class EtcdHTTP:
                             break
                         buf = rest
                         if line.strip():
+                            metrics.ETCD_BYTES.inc(kind, "received", amount=len(line) + 1)
                             yield _result(line)
                 if buf.strip():
                     yield _result(buf)
@@ -465,6 +490,23 @@ class EtcdHTTP:
         for conn in self._idle + list(self._streams):
             conn.close()
         self._idle.clear()
+
+
+def request_kind(path: str, body: dict[str, Any]) -> str:
+    """What a request is, for counting: ``range`` (one key), ``range_prefix`` (a key range),
+    ``txn_read`` (a txn without compares whose operations all read: ``get_many``), ``txn_check``
+    (a txn that writes only when its compares fail: the service registry's periodic check of its
+    key), ``txn``, or the path's operation (``put``, ``deleterange``, ``lease_grant``, ``watch``, ...)."""
+    if path == "/v3/kv/range":
+        return "range_prefix" if "range_end" in body else "range"
+    if path == "/v3/kv/txn":
+        ops = list(body.get("success", ())) + list(body.get("failure", ()))
+        if not body.get("compare") and all("request_range" in op for op in ops):
+            return "txn_read"
+        if not body.get("success") and body.get("compare"):
+            return "txn_check"
+        return "txn"
+    return _KINDS.get(path, path.rsplit("/", 1)[-1])
 
 
 async def _until_eof(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:

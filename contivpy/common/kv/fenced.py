@@ -130,8 +130,10 @@ class FencedStore:
     async def revoke_lease(self, lease_id: int) -> None:
         await self.inner.revoke_lease(lease_id)
 
-    def watch_prefix(self, prefix: str, start_revision: int = 0) -> AsyncIterator[Event]:
-        return self.inner.watch_prefix(prefix, start_revision)
+    def watch_prefix(
+        self, prefix: str, start_revision: int = 0, *, prev_kv: bool = True
+    ) -> AsyncIterator[Event]:
+        return self.inner.watch_prefix(prefix, start_revision, prev_kv=prev_kv)
 
     async def close(self) -> None:
         await self.inner.close()

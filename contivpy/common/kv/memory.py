@@ -240,7 +240,10 @@ class MemoryKV:
             raise StoreError("etcdserver: requested lease not found")
         self._drop_lease(lease_id)
 
-    def watch_prefix(self, prefix: str, start_revision: int = 0) -> AsyncIterator[Event]:
+    def watch_prefix(
+        self, prefix: str, start_revision: int = 0, *, prev_kv: bool = True
+    ) -> AsyncIterator[Event]:
+        # (prev_kv: the previous value costs nothing here; it is always given)
         # "from now" is fixed when watch_prefix is called, not when iteration starts.
         return _MemoryWatch(self, prefix, start_revision if start_revision > 0 else self._rev + 1)
 

@@ -1,19 +1,25 @@
 """Endpoints: local endpoint operations (the API the Docker plugin calls) and remote-endpoint learning.
 
 Local endpoint create (``EndpointService.create_endpoint``), in this order, each step idempotent:
-  1. the network must exist in etcd (``/contiv.io/state/nets/<net>.<tenant>``) -- else NotFoundError and
-     nothing is touched;
+  1. the network must exist (``/contiv.io/state/nets/<net>.<tenant>``, as the agent's watch of it
+     holds it; read from etcd when the watch has not shown it yet) -- else NotFoundError and nothing
+     is touched (netmaster checks it again in its own txn);
   2. POST ``/plugin/createEndpoint`` to the netmaster leader (allocates/records the IP, MAC, EPG);
-  3. port number: compare-and-swap on ``/contiv.io/oper/ovs-driver/<host>`` (``currPortNum`` + 1, skipping
-     names that already exist as links; the endpoint is recorded in ``LocalEpInfo`` in the same write);
+  3. port number reserved (in memory, under the port lock): after the last one handed out, skipping
+     numbers recorded in ``LocalEpInfo`` of ``/contiv.io/oper/ovs-driver/<host>``, reserved by creates
+     in flight, or named by existing links;
   4. veth ``vportN``/``vvportN`` (MAC, MTU, TX checksum offload off), OVS access port ``vvportN``
      (tag, ``external_ids:endpoint-id``), wait for its ofport, install the flows and the port policing
      with the group's netprofile (``QosManager.bind``);
-  5. write ``/contiv.io/oper/eps/<id>``: from now on every other host learns the endpoint.
-A failure in 3-5 undoes what was done (flows, port, veth, LocalEpInfo) and releases the endpoint in
-netmaster, so nothing is left half-created.
+  5. ONE txn: compare-and-swap of the port record (``currPortNum`` and the endpoint's ``LocalEpInfo``
+     entry) and ``/contiv.io/oper/eps/<id>``: from now on every other host learns the endpoint.
+A failure in 3-5 undoes what was done (flows, port, veth, the reservation; the records if the
+commit's answer was lost) and releases the endpoint in netmaster, so nothing is left half-created.
+The port record and the oper record are always written together, so one never exists without the
+other (docs/benchmarks.md, "etcd requests per endpoint": 2 etcd writes per create became 1).
 
-Delete runs the same steps backwards; every step tolerates "already gone".
+Delete runs the same steps backwards (oper record and port record entry in one txn first); every
+step tolerates "already gone".
 
 Restart (``restore``): local endpoints listed in ``LocalEpInfo`` whose ``vvportN`` still exists are
 re-bound (OVS port kept as is, so its ofport and flows stay identical); OVS ports with an
@@ -40,7 +46,7 @@ from contivpy.common.errors import (
     NotFoundError,
     ValidationError,
 )
-from contivpy.common.kv.base import Compare, KVStore, Put
+from contivpy.common.kv.base import Compare, Delete, KVStore, Put
 from contivpy.common.netaddr import mac_from_ip
 from contivpy.common.reconcile import Reconciler
 from contivpy.model import keys
@@ -183,6 +189,8 @@ class EndpointService:
         self._mtu: int | None = None
         self._port_lock = asyncio.Lock()  # port number allocation/release (one record per host)
         self._port_rec: tuple[int, OvsDriverOper] | None = None  # last written (mod revision, record)
+        self._reserved: dict[str, int] = {}  # endpoint -> port number held until its record is written
+        self._last_port = 0  # the last port number handed out (the next search starts after it)
         self.released: Callable[[str], None] = lambda _net_id: None  # a local endpoint left this network
 
     async def mtu(self) -> int:
@@ -193,17 +201,17 @@ class EndpointService:
     def _lock(self, ep_id: str) -> asyncio.Lock:
         return self._locks.setdefault(ep_id, asyncio.Lock())
 
-    # -- port counter (persisted, CAS) ---------------------------------------------------------
-    async def _alloc_port(self, ep_id: str, epg_key: str, bridge_type: str) -> int:
-        # Creates of this agent take turns (the record is one key per host): concurrent creates
-        # would otherwise all read the same revision and all but one lose the compare-and-swap,
-        # a retry storm that grows with the number of clients. The CAS stays the guarantee.
-        async with self._port_lock:
-            return await self._alloc_port_cas(ep_id, epg_key, bridge_type)
+    # -- port numbers and the host's port record (persisted, CAS) ----------------------------------
+    # The record ``/contiv.io/oper/ovs-driver/<host>`` (the original's layout: ``currPortNum`` and
+    # every local endpoint in ``LocalEpInfo``) has one writer, this agent (its VRF ids too, also by
+    # CAS). Creates and deletes of this agent take turns on it (``_port_lock``): concurrent ones
+    # would otherwise all read the same revision and all but one lose the compare-and-swap, a retry
+    # storm that grows with the number of clients. The CAS stays the guarantee.
 
     async def _read_port_record(self, key: str) -> tuple[int, OvsDriverOper]:
         """(mod revision or 0 if absent, record): the copy this agent wrote last if it has one (it
-        is the record's only writer; a stale copy just fails the compare and is read again)."""
+        is the record's only writer; a stale copy just fails the compare and is read again). The
+        copy is taken: a caller that does not write puts it back (``_port_rec``)."""
         cached, self._port_rec = self._port_rec, None  # taken: a failed or interrupted write re-reads
         if cached is not None:
             return cached
@@ -212,23 +220,33 @@ class EndpointService:
             return 0, OvsDriverOper(id=self.cfg.host)
         return kv.mod_revision, OvsDriverOper.from_json(kv.value)
 
-    async def _write_port_record(self, key: str, rev: int, rec: OvsDriverOper) -> bool:
+    async def _write_port_record(
+        self, key: str, rev: int, rec: OvsDriverOper, ops: list[Put | Delete]
+    ) -> bool:
+        """CAS of the record, with ``ops`` (the endpoint's oper record) in the same txn."""
         cmp = Compare(key, "mod", "==", rev) if rev else Compare(key, "version", "==", 0)
-        res = await self.kv.txn([cmp], [Put(key, rec.to_json())])
+        res = await self.kv.txn([cmp], [Put(key, rec.to_json()), *ops])
         if res.succeeded:
             self._port_rec = (res.revision, rec)
         return res.succeeded
 
-    async def _alloc_port_cas(self, ep_id: str, epg_key: str, bridge_type: str) -> int:
+    async def _reserve_port(self, ep_id: str) -> int:
+        """A port number for the endpoint: the one recorded for it, else the next one after the
+        last handed out that no recorded or reserved endpoint uses and no link is named after.
+        Held in memory until ``_commit`` records it (or ``_forget`` drops it)."""
         key = keys.ovs_driver_oper(self.cfg.host)
-        while True:
+        async with self._port_lock:
             rev, rec = await self._read_port_record(key)
+            if rev:
+                self._port_rec = (rev, rec)  # (read only: put back)
             info = rec.LocalEpInfo.get(ep_id)
             if info:
-                self._port_rec = (rev, rec)
                 return int(info["Ovsportname"].removeprefix("vvport"))
+            if ep_id in self._reserved:
+                return self._reserved[ep_id]
             used = {v.get("Ovsportname") for v in rec.LocalEpInfo.values()}
-            n = rec.currPortNum
+            used.update(f"vvport{r}" for r in self._reserved.values())
+            n = self._last_port or rec.currPortNum
             for _ in range(MAX_PORT):
                 n = n + 1 if n < MAX_PORT else 1
                 if f"vvport{n}" in used or await links.link_exists(f"vport{n}", f"vvport{n}"):
@@ -236,30 +254,41 @@ class EndpointService:
                 break
             else:
                 raise ExternalServiceError("no free port number")
-            rec.currPortNum = n
-            rec.LocalEpInfo[ep_id] = {
-                "Ovsportname": f"vvport{n}",
-                "EpgKey": epg_key,
-                "BridgeType": bridge_type,
-            }
-            if await self._write_port_record(key, rev, rec):
-                return n
+            self._reserved[ep_id] = self._last_port = n
+            return n
 
-    async def _forget_port(self, ep_id: str) -> None:
-        async with self._port_lock:
-            await self._forget_port_cas(ep_id)
-
-    async def _forget_port_cas(self, ep_id: str) -> None:
+    async def _commit(self, ep_id: str, n: int, epg_key: str, bridge_type: str, oper: OperEndpoint) -> None:
+        """ONE txn: the endpoint's ``LocalEpInfo`` entry and ``currPortNum`` (CAS on the record)
+        and its oper record ``/contiv.io/oper/eps/<id>`` (from now on other hosts learn it)."""
         key = keys.ovs_driver_oper(self.cfg.host)
-        while True:
-            rev, rec = await self._read_port_record(key)
-            if not rev:
-                return
-            if rec.LocalEpInfo.pop(ep_id, None) is None:
-                self._port_rec = (rev, rec)
-                return
-            if await self._write_port_record(key, rev, rec):
-                return
+        entry = {"Ovsportname": f"vvport{n}", "EpgKey": epg_key, "BridgeType": bridge_type}
+        async with self._port_lock:
+            while True:
+                rev, rec = await self._read_port_record(key)
+                rec.currPortNum = self._last_port or n
+                rec.LocalEpInfo[ep_id] = entry
+                if await self._write_port_record(key, rev, rec, [Put(keys.ep_oper(ep_id), oper.to_json())]):
+                    self._reserved.pop(ep_id, None)
+                    return
+
+    async def _forget(self, ep_id: str, oper_stored: bool) -> None:
+        """Drop the endpoint's ``LocalEpInfo`` entry and its oper record in ONE txn (CAS on the
+        record), and its reserved number. Without an entry, the oper record (if ``oper_stored``)
+        is deleted alone: both are written together, so that is a record of an older version."""
+        key = keys.ovs_driver_oper(self.cfg.host)
+        async with self._port_lock:
+            self._reserved.pop(ep_id, None)
+            while True:
+                rev, rec = await self._read_port_record(key)
+                if not rev or ep_id not in rec.LocalEpInfo:
+                    if rev:
+                        self._port_rec = (rev, rec)  # (read only: put back)
+                    if oper_stored:
+                        await self.kv.delete(keys.ep_oper(ep_id))
+                    return
+                del rec.LocalEpInfo[ep_id]
+                if await self._write_port_record(key, rev, rec, [Delete(keys.ep_oper(ep_id))]):
+                    return
 
     # -- public API ----------------------------------------------------------------------------
     async def create_endpoint(
@@ -277,12 +306,14 @@ class EndpointService:
         if not tenant or not network or not endpoint_id:
             raise ValidationError("tenant, network and endpoint id are required")
         net_id = keys.network_id(network, tenant)
-        nkv = await self.kv.get(keys.net_state(net_id))
-        if nkv is None:
-            raise NotFoundError(f"network {net_id} not found")
-        spec = net_spec(nkv.value)
-        if spec is None:
-            raise ExternalServiceError(f"network {net_id} has malformed state")
+        spec = self.nets.desired.get(net_id)  # the watch's view; netmaster checks it again
+        if spec is None:  # not seen yet (just created): etcd decides
+            nkv = await self.kv.get(keys.net_state(net_id))
+            if nkv is None:
+                raise NotFoundError(f"network {net_id} not found")
+            spec = net_spec(nkv.value)
+            if spec is None:
+                raise ExternalServiceError(f"network {net_id} has malformed state")
         ep_id = keys.endpoint_state_id(network, tenant, endpoint_id)
         async with self._lock(ep_id):
             if ep_id in self.local:
@@ -317,7 +348,7 @@ class EndpointService:
             raise ExternalServiceError(f"netmaster returned no address for endpoint {ep_id}")
         mac = mac or mac_from_ip(ip)
         epg_key = ep.get("endpointGroupKey", "")
-        n = await self._alloc_port(ep_id, epg_key, spec.encap)
+        n = await self._reserve_port(ep_id)
         port, ovs_port = f"vport{n}", f"vvport{n}"
         done: list[str] = []
         try:
@@ -343,12 +374,13 @@ class EndpointService:
                 ipAddress=ip, ipv6Address=eps.ipv6, macAddress=mac, homingHost=self.cfg.host,
                 intfName=ep.get("intfName", ""), portName=port, vtepIP=self.cfg.vtep_ip,
             )  # fmt: skip
-            await self.kv.put(keys.ep_oper(ep_id), oper.to_json())
+            await self._commit(ep_id, n, epg_key, spec.encap, oper)
         except BaseException as e:
             log.warning(
                 "endpoint %s: create failed (%s), rolling back %s", ep_id, e or type(e).__name__, done
             )
             await self._unplug(ep_id, spec, ip, mac, ovs_port, port, flows="flows" in done)
+            await self._forget(ep_id, oper_stored=False)  # (a commit whose answer was lost included)
             raise
         info = EndpointInfo(
             id=ep_id, endpoint_id=endpoint_id, tenant=tenant, network=network, group=group,
@@ -377,7 +409,6 @@ class EndpointService:
         await self.dp.ovs.remove_port(spec.bridge, ovs_port)
         await links.remove_link(ovs_port)
         await links.remove_link(port)
-        await self._forget_port(ep_id)
 
     async def _release(self, tenant, network, group, endpoint_id, ip, keep_address: bool = False) -> None:
         req = {
@@ -402,26 +433,30 @@ class EndpointService:
         Docker plugin: ``ReleaseAddress`` follows ``DeleteEndpoint``)."""
         ep_id = keys.endpoint_state_id(network, tenant, endpoint_id)
         async with self._lock(ep_id):
-            oper = await self.get_oper(ep_id)
             info = self.local.pop(ep_id, None)
+            oper = None if info is not None else await self.get_oper(ep_id)  # (what we know is enough)
             ip = info.ip_address if info else (oper.ipAddress if oper else "")
-            await self.reclaim(ep_id)
+            await self._reclaim(ep_id, info, oper)
             await self._release(tenant, network, group, endpoint_id, ip, keep_address)
         self._locks.pop(ep_id, None)
 
     async def reclaim(self, ep_id: str) -> bool:
         """Local datapath cleanup of one endpoint (also ``DELETE /debug/reclaimEndpoint/{id}``)."""
         info = self.local.pop(ep_id, None)
-        oper = await self.get_oper(ep_id)
+        return await self._reclaim(ep_id, info, None if info is not None else await self.get_oper(ep_id))
+
+    async def _reclaim(self, ep_id: str, info: EndpointInfo | None, oper: OperEndpoint | None) -> bool:
+        """Oper record and port record entry first (one txn: other hosts unlearn the endpoint),
+        then flows, OVS port and veth. ``info``: the local endpoint; else ``oper``, its record."""
         if info is None and oper is None:
-            await self._forget_port(ep_id)
+            await self._forget(ep_id, oper_stored=False)
             return False
         net_id = info.network + "." + info.tenant if info else oper.netID
         net = self.nets.get(net_id)
         port = info.port_name if info else oper.portName
         ovs_port = "v" + port
         ip, mac = (info.ip_address, info.mac_address) if info else (oper.ipAddress, oper.macAddress)
-        await self.kv.delete(keys.ep_oper(ep_id))
+        await self._forget(ep_id, oper_stored=True)
         if net is not None:
             await self._unplug(ep_id, net, ip, mac, ovs_port, port)
         else:
@@ -429,7 +464,6 @@ class EndpointService:
             for br in (VXLAN_BRIDGE, VLAN_BRIDGE):
                 await self.dp.ovs.remove_port(br, ovs_port)
             await links.remove_link(ovs_port)
-            await self._forget_port(ep_id)
         log.info("endpoint %s deleted", ep_id)
         self.released(net_id)
         return True
