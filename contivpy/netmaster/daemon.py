@@ -25,6 +25,10 @@ listener serves https and the certificate's fingerprint is published for the fol
 netplugin (netmaster/tls.py); ``--auth`` is the middleware of netmaster/auth.py (users and tokens:
 auth_store.py). SIGTERM/SIGINT:
 delete the lock and service keys and revoke their leases (a follower takes over at once), close.
+Start-up cost (time to the first answer, docs/benchmarks.md): modules a default start does not use
+load on first use (auth, TLS, OpenAPI, Docker and Kubernetes watchers, CRUD hooks, reclaim); the
+cyclic GC, paused by ``__main__`` (common/startup.py), resumes after the first leadership transition
+or ``STARTUP_GC_DELAY`` seconds after the listeners are open, whichever comes first.
 
 Everything runs in one ``asyncio.TaskGroup``; no module globals.
 """
@@ -40,6 +44,7 @@ from dataclasses import replace
 
 from aiohttp import web
 
+from contivpy.common import startup
 from contivpy.common.election import LeaderElection
 from contivpy.common.errors import StoreError
 from contivpy.common.httpserve import serve_tcp, split_hostport
@@ -57,6 +62,7 @@ from contivpy.netmaster.rpc import OfnetMaster
 log = logging.getLogger("netmaster")
 
 DEFAULT_LEADER_TTL = 6  # seconds; the original used 30 (decisions.md: leader lease TTL)
+STARTUP_GC_DELAY = 2.0  # seconds after the listeners are open: the cyclic GC is on again by then
 
 
 def leader_ttl(env) -> int:
@@ -119,6 +125,7 @@ class Daemon:
                     await self._set_role("follower")
             except Exception as exc:  # a failed transition never ends the daemon
                 log.warning("leadership transition (%s) failed: %s", change, exc, exc_info=True)
+            startup.resume()  # the start-up work is done (a no-op after the first transition)
 
     async def _become_leader(self) -> None:
         assert self.crud is not None and self.election is not None
@@ -276,12 +283,13 @@ class Daemon:
         if allocator is not None:  # /plugin/updateEndpoint start/die -> service providers
             allocator.provider_update = allocator.providers.update
         await self._listen(app)
+        loop = asyncio.get_running_loop()
+        gc_timer = loop.call_later(STARTUP_GC_DELAY, startup.resume)  # a bound, should no transition come
         self.registry = ServiceRegistry(self.kv)
         self.services = [
             ServiceInfo(keys.SVC_NETMASTER, cfg.control_ip, cfg.control_port, role="follower"),
             ServiceInfo(keys.SVC_NETMASTER_RPC, cfg.control_ip, self.rpc.port, role="follower"),
         ]
-        loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         try:
@@ -300,6 +308,8 @@ class Daemon:
                     if t is not None:
                         t.cancel()
         finally:
+            gc_timer.cancel()
+            startup.resume()
             await self.close()
 
     async def close(self) -> None:
