@@ -7,13 +7,15 @@ far, although start-up creates almost no garbage cycles: about 7 % of netmaster'
 first answer (docs/benchmarks.md, "netmaster start-up").
 
 ``pause()`` (the first line of a daemon's entry point) turns the collector off; ``resume()`` turns
-it on again once the daemon serves and its start-up work is done (netmaster: after its first
-leadership transition, or a bounded delay after its listeners are open, whichever comes first).
+it on again and runs one collection right away, at a moment the daemon chooses (netmaster: one
+second after its listeners are open, when the first answers are out): the one pass over the
+start-up objects that the paused collector saved many of (about 8 ms of CPU for netmaster's ~60,000
+objects; it finds ~1,300 garbage objects, mostly classes replaced by their ``slots=True`` copies).
 
 Invariants: only a collector this module turned off is turned on again (a process that disabled
 GC itself keeps it off); ``resume()`` is idempotent and a no-op without ``pause()``, so library
-code (and tests running a daemon in-process) may call it freely. Objects are not frozen
-(``gc.freeze``): cycles made during start-up are still collected later.
+code (and tests running a daemon in-process) may call it freely. Nothing is frozen
+(``gc.freeze``): start-up garbage is collected, and later collections work as usual.
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ def pause() -> None:
 
 
 def resume() -> None:
-    """Turn the collector on again if ``pause()`` turned it off."""
+    """Turn the collector on again if ``pause()`` turned it off, and collect once."""
     if _state["paused"]:
         _state["paused"] = False
         gc.enable()
+        gc.collect()
 
 
 def paused() -> bool:

@@ -26,9 +26,9 @@ netplugin (netmaster/tls.py); ``--auth`` is the middleware of netmaster/auth.py 
 auth_store.py). SIGTERM/SIGINT:
 delete the lock and service keys and revoke their leases (a follower takes over at once), close.
 Start-up cost (time to the first answer, docs/benchmarks.md): modules a default start does not use
-load on first use (auth, TLS, OpenAPI, Docker and Kubernetes watchers, CRUD hooks, reclaim); the
-cyclic GC, paused by ``__main__`` (common/startup.py), resumes after the first leadership transition
-or ``STARTUP_GC_DELAY`` seconds after the listeners are open, whichever comes first.
+load on first use (auth, TLS, OpenAPI, Docker and Kubernetes watchers, most CRUD hooks); the
+cyclic GC, paused by ``__main__`` (common/startup.py), resumes ``STARTUP_GC_DELAY`` seconds after
+the listeners are open.
 
 Everything runs in one ``asyncio.TaskGroup``; no module globals.
 """
@@ -62,7 +62,7 @@ from contivpy.netmaster.rpc import OfnetMaster
 log = logging.getLogger("netmaster")
 
 DEFAULT_LEADER_TTL = 6  # seconds; the original used 30 (decisions.md: leader lease TTL)
-STARTUP_GC_DELAY = 2.0  # seconds after the listeners are open: the cyclic GC is on again by then
+STARTUP_GC_DELAY = 1.0  # seconds after the listeners are open: the cyclic GC is on again (startup.py)
 
 
 def leader_ttl(env) -> int:
@@ -125,7 +125,6 @@ class Daemon:
                     await self._set_role("follower")
             except Exception as exc:  # a failed transition never ends the daemon
                 log.warning("leadership transition (%s) failed: %s", change, exc, exc_info=True)
-            startup.resume()  # the start-up work is done (a no-op after the first transition)
 
     async def _become_leader(self) -> None:
         assert self.crud is not None and self.election is not None
@@ -284,7 +283,7 @@ class Daemon:
             allocator.provider_update = allocator.providers.update
         await self._listen(app)
         loop = asyncio.get_running_loop()
-        gc_timer = loop.call_later(STARTUP_GC_DELAY, startup.resume)  # a bound, should no transition come
+        gc_timer = loop.call_later(STARTUP_GC_DELAY, startup.resume)  # after the first answers
         self.registry = ServiceRegistry(self.kv)
         self.services = [
             ServiceInfo(keys.SVC_NETMASTER, cfg.control_ip, cfg.control_port, role="follower"),
