@@ -251,9 +251,11 @@ class Daemon:
     async def _publish_tls_pin(self) -> None:
         """Publish our certificate's fingerprint (the follower proxy and netplugin pin it and then use
         https), or remove a stale one when we serve plain http; retried until the store answers."""
-        from contivpy.netmaster.tls import fingerprint
+        fp = ""
+        if self.cfg.tls_cert_file:
+            from contivpy.netmaster.tls import fingerprint
 
-        fp = fingerprint(self.cfg.tls_cert_file) if self.cfg.tls_cert_file else ""
+            fp = fingerprint(self.cfg.tls_cert_file)
         key = keys.AUTH_TLS_PIN + self.cfg.control_url
         while True:
             try:
