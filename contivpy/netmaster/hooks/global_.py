@@ -85,6 +85,16 @@ async def _derived_plan(
 
 async def ensure_global_defaults(ctx: Any, fwd_mode: str) -> Plan:
     plan = Plan()
+    await ctx.prefetch(  # everything the leader start reads here, in one request
+        [
+            keys.obj_key("global", "global"),
+            keys.MASTER_CONFIG_GLOBAL,
+            keys.STATE_GLOBAL,
+            keys.STATE_AUTO_VLAN,
+            keys.STATE_AUTO_VXLAN,
+            keys.OPER_GLOBAL,
+        ]
+    )
     g = await ctx.get_obj("global", "global")
     if g is None:
         g = codec.default_global(fwd_mode)
