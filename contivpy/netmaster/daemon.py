@@ -54,6 +54,7 @@ from contivpy.common.registry import ServiceInfo, ServiceRegistry
 from contivpy.model import keys
 from contivpy.netmaster.api.app import make_app
 from contivpy.netmaster.api.keys import LeaderState
+from contivpy.netmaster.api.plugin_routes import allocator_of
 from contivpy.netmaster.config import Config
 from contivpy.netmaster.crud import Crud
 from contivpy.netmaster.objcache import ObjCache
@@ -139,18 +140,18 @@ class Daemon:
             return
         self.state.is_leader = True
         log.info("became leader (%s)", self.cfg.control_url)
-        allocator = self.crud.extras.get("allocator")
-        if allocator is not None:
-            try:
-                await allocator.providers.prune()
-            except Exception as exc:  # best effort; the next leader start retries
-                log.warning("service provider prune failed: %s", exc)
         await self._set_role("leader")
+        # the Allocator (endpoints.py, IPAM, state records) is made here, after the first answers
+        allocator = allocator_of(self.crud)
+        try:
+            await allocator.providers.prune()
+        except Exception as exc:  # best effort; the next leader start retries
+            log.warning("service provider prune failed: %s", exc)
         if self.cfg.cluster_mode == "docker" and self._tg is not None and self._docker_task is None:
             self._docker_task = self._tg.create_task(self._reconcile_docker())
         if self.cfg.cluster_mode == "kubernetes" and self._tg is not None and self._k8s_task is None:
             self._k8s_task = self._tg.create_task(self._watch_kubernetes())
-        if allocator is not None and self._tg is not None:  # leaked allocAddress results (reclaim.py)
+        if self._tg is not None:  # leaked allocAddress results (reclaim.py)
             from contivpy.netmaster import reclaim
 
             self._bg.append(self._tg.create_task(reclaim.run(allocator, lambda: self.state.is_leader)))
@@ -280,9 +281,6 @@ class Daemon:
         self.crud.cache = ObjCache(self.kv)
         await self.rpc.start()
         app = make_app(self.crud, cfg, self.fenced, self.state, self.rpc, auth_kv=self.kv)
-        allocator = self.crud.extras.get("allocator")
-        if allocator is not None:  # /plugin/updateEndpoint start/die -> service providers
-            allocator.provider_update = allocator.providers.update
         await self._listen(app)
         loop = asyncio.get_running_loop()
         gc_timer = loop.call_later(STARTUP_GC_DELAY, startup.resume)  # after the first answers

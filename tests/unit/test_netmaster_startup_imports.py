@@ -4,10 +4,13 @@
 A probe interpreter runs netmaster's entry point the way ``bin/netmaster`` does (``sys.argv[0]`` is
 ``netmaster``; ``memory://`` store, free loopback port); a thread of that process asks it over
 HTTP for ``GET /version`` and then ``GET /api/v1/networks/`` (needs leadership: tenant ``default``
-and the global object created), and records which modules were loaded at each step:
+and the global object created), and records which modules were loaded at each step (and after
+importing the daemon module, i.e. before the listener opens):
 
 - the cyclic GC is off as soon as the entry point is imported (common/startup.py) and on again
   after the start-up (``STARTUP_GC_DELAY``);
+- the daemon's imports do not load the state records, the Allocator (endpoints, IPAM, providers)
+  or any CRUD hook: the leader start and first use load them;
 - neither answer has loaded: the auth middleware and its store (``--auth`` only), TLS, the OpenAPI
   document's oper declarations, the Kubernetes and Docker watchers, migration, Prometheus,
   ``importlib.metadata`` (GET /version reads the dist-info itself), aiohttp's client side, the
@@ -34,7 +37,10 @@ sys.argv = ["netmaster", "--etcd-endpoints", "memory://local", "--mode", "test",
             f"127.0.0.1:{port}", "--rpc-port", "0"]
 import contivpy.netmaster.__main__ as entry
 gc_at_import = gc.isenabled()
-out = {"gc_at_import": gc_at_import}
+from contivpy.common import fastweb
+fastweb.install()
+import contivpy.netmaster.daemon  # what main() imports before it listens
+out = {"gc_at_import": gc_at_import, "at_daemon_import": sorted(sys.modules)}
 
 def get(path):
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
@@ -96,14 +102,24 @@ DEFERRED = (
 )
 
 
+# ... and, in addition, what the listener and the leader start up to the first answers do not need.
+BEFORE_LISTEN = (
+    "contivpy.model.state",
+    "contivpy.netmaster.endpoints",
+    "contivpy.netmaster.ipam",
+    "contivpy.netmaster.providers",
+    "contivpy.netmaster.hooks.",
+)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _loaded(mods: list[str]) -> list[str]:
-    return [m for m in mods if any(m == d or (d.endswith(".") and m.startswith(d)) for d in DEFERRED)]
+def _loaded(mods: list[str], deferred: tuple[str, ...] = DEFERRED) -> list[str]:
+    return [m for m in mods if any(m == d or (d.endswith(".") and m.startswith(d)) for d in deferred)]
 
 
 def test_netmaster_first_answers_load_only_what_serving_needs():
@@ -116,6 +132,8 @@ def test_netmaster_first_answers_load_only_what_serving_needs():
     assert got["rc"] == 0
     assert got["gc_at_import"] is False  # paused by the entry point, before the other imports
     assert got["version"] is True and got["networks"] is True, out.stderr[-3000:]
+    pre = _loaded(got["at_daemon_import"], DEFERRED + BEFORE_LISTEN)
+    assert pre == [], pre
     assert _loaded(got["at_version"]) == [], _loaded(got["at_version"])
     assert _loaded(got["at_networks"]) == [], _loaded(got["at_networks"])
     assert got["gc_later"] is True  # resumed after the start-up

@@ -6,9 +6,8 @@ raised it), auth (``contivpy.netmaster.auth``, only with ``--auth``: the module 
 without it), follower proxy (everything goes to the leader while we are not it). Bodies are read with ``httpserve.read_body``
 (whole body, 1 MiB limit).
 Routes: model API (routes.py), non-model endpoints (misc.py) and, when present, the /plugin/*
-routes of ``contivpy.netmaster.api.plugin_routes`` (owned by the IPAM helper:
-``add_plugin_routes(app, Allocator(kv, cluster_mode))``, or ``add_routes(app)`` using the
-AppKeys of ``contivpy.netmaster.api.keys``).
+routes of ``contivpy.netmaster.api.plugin_routes`` (``add_plugin_routes(app)``: their Allocator,
+over ``crud.kv``, is made on first use by ``plugin_routes.allocator_of(crud)``).
 """
 
 from __future__ import annotations
@@ -56,11 +55,7 @@ def make_app(crud, config, kv, state: LeaderState, rpc=None, auth_kv=None) -> we
     if plugin is not None and hasattr(plugin, "add_routes"):
         plugin.add_routes(app)
     elif plugin is not None and hasattr(plugin, "add_plugin_routes"):
-        from contivpy.netmaster.endpoints import Allocator
-
-        allocator = Allocator(kv, getattr(config, "cluster_mode", "docker"))
-        crud.extras["allocator"] = allocator
-        plugin.add_plugin_routes(app, allocator)
+        plugin.add_plugin_routes(app)  # the Allocator: plugin_routes.allocator_of(crud), on first use
     return app
 
 

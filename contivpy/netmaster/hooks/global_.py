@@ -29,7 +29,7 @@ from contivpy.common import netaddr
 from contivpy.common.errors import ConflictError
 from contivpy.common.kv.base import Delete, Put
 from contivpy.model import codec, keys
-from contivpy.model.state import GlobalConfig
+from contivpy.model.record import GlobalConfig  # not model.state: leader start (record.py)
 from contivpy.netmaster.hooks import _alloc as A
 from contivpy.netmaster.tags import VlanResource, VxlanResource
 from contivpy.netmaster.txn import Plan
