@@ -347,3 +347,28 @@ def datapath_counters(appctl) -> dict[str, int]:
             total = ln.rsplit("total:", 1)[-1].strip() if "total:" in ln else "0"
             out[parts[0]] = int(total)
     return out
+
+
+def measure_paths(
+    paths: dict[str, tuple[str, str, str]], ref: str, runs: int, port: int, iperf, appctl
+) -> None:
+    """Interleaved iperf3 runs over ``paths`` (name -> (client netns/container, server, server IP)),
+    ``runs`` rounds, each on a fresh port from ``port`` on; the first round also takes host 1's
+    datapath counters (``appctl``: its ``ovs-appctl`` callable) around each path. Prints the ratio
+    table against the path ``ref`` and the counters. Shared by bench_bgp and
+    bench_routing; ``iperf(client, server, ip, port) -> Gbit/s`` is bench_netplugin's."""
+    res: dict[str, list[float]] = {k: [] for k in paths}
+    counters: dict[str, dict[str, int]] = {}
+    for r in range(runs):
+        for name, (cli, srv, ip) in paths.items():
+            before = datapath_counters(appctl) if r == 0 else {}
+            res[name].append(iperf(cli, srv, ip, port))
+            if r == 0:
+                after = datapath_counters(appctl)
+                counters[name] = {k: after[k] - before.get(k, 0) for k in after}
+                counters[name]["dp_flows"] = after["dp_flows"]
+            port += 1
+    ratio_table(res, ref, runs)
+    print("ovs-vswitchd on host 1 during the first run of each path (deltas; dp_flows: installed after)")
+    for name, c in counters.items():
+        print(f"  {name}: {c}")

@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import datapath_counters, ratio_table  # noqa: E402
+from _common import measure_paths  # noqa: E402
 from bench_netplugin import iperf  # noqa: E402
 
 from tests.fixtures.testbed import TOR_STATIC_ROUTE, Testbed, router_ip, sh, tor_ip, wait_for  # noqa: E402
@@ -106,28 +106,13 @@ def main() -> None:
             ref: (h1.netns, h2.netns, router_ip(2)),
             "host h1 (inb01) -> the ToR on its link (one OVS crossing)": (h1.netns, "tnpt", tor_ip(1)),
         }
-        res: dict[str, list[float]] = {k: [] for k in paths}
-        counters: dict[str, dict[str, int]] = {}
-        port = 5700
-        for r in range(a.runs):
-            for name, (cli, srv, ip) in paths.items():
-                before = datapath_counters(h1.appctl) if r == 0 else {}
-                res[name].append(iperf(cli, srv, ip, port))
-                if r == 0:
-                    after = datapath_counters(h1.appctl)
-                    counters[name] = {k: after[k] - before.get(k, 0) for k in after}
-                    counters[name]["dp_flows"] = after["dp_flows"]
-                port += 1
+        measure_paths(paths, ref, a.runs, 5700, iperf, h1.appctl)
         delete_ep(h1, "bgpb", "bb1")
         delete_ep(h2, "bgpb", "bb2")
     for name, xs in (("bgp create -> /32 on the ToR", up), ("bgp create -> routed both ways", both),
                      ("bgp rm -> withdrawn on the ToR", down), ("ToR announce -> flow on host 1", ann),
                      ("ToR withdraw -> flow gone on host 1", wd)):  # fmt: skip
         print(f"{name}: median {statistics.median(xs):.0f} ms ({', '.join(f'{x:.0f}' for x in xs)})")
-    ratio_table(res, ref, a.runs)
-    print("ovs-vswitchd on host 1 during the first run of each path (deltas; dp_flows: installed after)")
-    for name, c in counters.items():
-        print(f"  {name}: {c}")
 
 
 if __name__ == "__main__":

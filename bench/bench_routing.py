@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import datapath_counters, ratio_table  # noqa: E402
+from _common import measure_paths  # noqa: E402
 from bench_netplugin import iperf  # noqa: E402
 
 from tests.fixtures.testbed import OUTSIDE_IP, Testbed, wait_for  # noqa: E402
@@ -97,18 +97,7 @@ def main() -> None:
             ref: (h1.netns, h2.netns, ih[2]),
             "host h1 -> host h2 (br-phy, no contiv bridge)": (h1.netns, h2.netns, h2.ip),
         }
-        res: dict[str, list[float]] = {k: [] for k in paths}
-        counters: dict[str, dict[str, int]] = {}
-        port = 5600
-        for r in range(a.runs):
-            for name, (cli, srv, ip) in paths.items():
-                before = datapath_counters(h1.appctl) if r == 0 else {}
-                res[name].append(iperf(cli, srv, ip, port))
-                if r == 0:
-                    after = datapath_counters(h1.appctl)
-                    counters[name] = {k: after[k] - before.get(k, 0) for k in after}
-                    counters[name]["dp_flows"] = after["dp_flows"]
-                port += 1
+        measure_paths(paths, ref, a.runs, 5600, iperf, h1.appctl)
         for h, net, ep in ((h1, "brn1", "bc1"), (h2, "brn1", "bc2"), (h2, "brn2", "bd2")):
             delete_ep(h, net, ep)
     print(f"flows per endpoint on host 1 (routing, proxy ARP, host port): local +{local}, remote +{remote}")
@@ -116,10 +105,6 @@ def main() -> None:
         print(
             f"live switch to {mode}: median {statistics.median(xs):.0f} ms ({', '.join(f'{x:.0f}' for x in xs)})"
         )
-    ratio_table(res, ref, a.runs)
-    print("ovs-vswitchd on host 1 during the first run of each path (deltas; dp_flows: installed after)")
-    for name, c in counters.items():
-        print(f"  {name}: {c}")
 
 
 if __name__ == "__main__":

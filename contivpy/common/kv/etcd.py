@@ -42,17 +42,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-import weakref
 from base64 import b64decode, b64encode
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from contivpy.common import metrics
 from contivpy.common.errors import CompactedError, StoreError
 from contivpy.common.kv.base import Compare, Delete, Event, KeyValue, Put, TxnResult
+from contivpy.common.kv.etcdcommon import EtcdClientBase, store_errors
 from contivpy.common.kv.etcdhttp import EtcdHTTP, EtcdHTTPError
-from contivpy.common.pump import PumpedIterator
 
 log = logging.getLogger(__name__)
 
@@ -130,28 +127,19 @@ def _ssl_context(ca_file: str, cert_file: str, key_file: str) -> Any:
     return ctx
 
 
-@contextlib.asynccontextmanager
-async def _store_errors(what: str) -> AsyncIterator[None]:
-    """Map client errors to StoreError; time the request (contiv_etcd_request_* metrics)."""
-    start = time.perf_counter()
-    failed = True
-    try:
-        yield
-        failed = False
-    except asyncio.CancelledError:  # the caller gave up: not an etcd error
-        failed = False
-        raise
-    except StoreError:
-        raise
-    except EtcdHTTPError as err:
-        raise StoreError(f"etcd {what} failed: {err.describe()}") from err
-    except (OSError, TimeoutError, ValueError, KeyError, TypeError) as err:  # a malformed answer
-        raise StoreError(f"etcd {what} failed: {type(err).__name__}") from err
-    finally:
-        metrics.observe_etcd(what, time.perf_counter() - start, failed)
+def _describe(err: BaseException) -> str | None:
+    if isinstance(err, EtcdHTTPError):
+        return err.describe()
+    if isinstance(err, (OSError, TimeoutError, ValueError, KeyError, TypeError)):  # a malformed answer
+        return type(err).__name__
+    return None
 
 
-class EtcdKV:
+def _store_errors(what: str) -> contextlib.AbstractAsyncContextManager[None]:
+    return store_errors(what, _describe)
+
+
+class EtcdKV(EtcdClientBase):
     """KVStore on etcd v3. ``EtcdKV("127.0.0.1", 2379)``; connection is lazy (first call)."""
 
     def __init__(
@@ -167,17 +155,9 @@ class EtcdKV:
         cert_file: str = "",
         key_file: str = "",
     ) -> None:
-        self.endpoints = list(endpoints) or [(host, port)]
-        self.host, self.port = self.endpoints[0]
-        self.tls = tls or bool(ca_file or cert_file or key_file)
+        super().__init__(host, port, timeout, tls, endpoints, ca_file, cert_file, key_file)
         ctx = _ssl_context(ca_file, cert_file, key_file) if self.tls else None
-        self._timeout = timeout
         self._http = EtcdHTTP(self.endpoints, ssl_context=ctx, timeout=timeout, ready_grace=ready_grace)
-        self._closed = False
-        self._watches: weakref.WeakSet[PumpedIterator] = weakref.WeakSet()
-
-    def __repr__(self) -> str:
-        return "EtcdKV(" + ",".join(f"{h}:{p}" for h, p in self.endpoints) + ")"
 
     async def _call(self, path: str, body: dict[str, Any], *, retry: bool = False) -> dict[str, Any]:
         if self._closed:
@@ -317,11 +297,6 @@ class EtcdKV:
 
     # ---- watch -------------------------------------------------------------------------
 
-    def watch_prefix(self, prefix: str, start_revision: int = 0) -> AsyncIterator[Event]:
-        w = PumpedIterator(self._events(prefix, start_revision), name=f"etcd-watch {prefix}")
-        self._watches.add(w)
-        return w
-
     async def _events(self, prefix: str, next_rev: int) -> AsyncIterator[Event]:
         """Every change under ``prefix`` from ``next_rev`` on, forever, re-watching after stream
         failures. Ends only by an error: CompactedError, or StoreError once the store is closed."""
@@ -337,17 +312,8 @@ class EtcdKV:
 
     async def _watch_forever(self, prefix: str, next_rev: int) -> AsyncIterator[Event]:
         key, end = _range(prefix)
-        delay = 0.1
-        while next_rev <= 0:  # "from now": the revision of a first successful read
-            try:
-                _, rev = await self.get_prefix(prefix)
-                next_rev = rev + 1
-            except StoreError as err:
-                if self._closed:
-                    raise
-                log.warning("etcd watch on %r cannot start (%s); retrying in %.1fs", prefix, err, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        if next_rev <= 0:  # "from now"
+            next_rev = await self.first_revision(prefix)
         delay = 0.1
         while True:
             if self._closed:
@@ -409,10 +375,7 @@ class EtcdKV:
 
     async def close(self) -> None:
         """Close the client; open watch iterators end with StoreError("... closed")."""
-        self._closed = True
-        for w in list(self._watches):
-            await w.fail(StoreError("etcd store is closed"))
-        await self._http.close()
+        await self._close_watches(self._http.close)
 
 
 __all__ = ["EtcdKV"]

@@ -52,8 +52,6 @@ import contextlib
 import ipaddress
 import logging
 import socket
-import time
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -63,10 +61,9 @@ import grpc
 from aetcd import rpc
 from aetcd.utils import prefix_range_end
 
-from contivpy.common import metrics
 from contivpy.common.errors import CompactedError, StoreError
 from contivpy.common.kv.base import Compare, Delete, Event, KeyValue, Put, TxnResult
-from contivpy.common.pump import PumpedIterator
+from contivpy.common.kv.etcdcommon import EtcdClientBase, store_errors
 
 log = logging.getLogger(__name__)
 
@@ -163,26 +160,11 @@ def _describe(err: BaseException) -> str:
     return str(err) or type(err).__name__
 
 
-@contextlib.asynccontextmanager
-async def _store_errors(what: str) -> AsyncIterator[None]:
-    """Map client errors to StoreError; time the request (contiv_etcd_request_* metrics)."""
-    start = time.perf_counter()
-    failed = True
-    try:
-        yield
-        failed = False
-    except asyncio.CancelledError:  # the caller gave up: not an etcd error
-        failed = False
-        raise
-    except StoreError:
-        raise
-    except (aexc.ClientError, rpc.AioRpcError, OSError, TimeoutError) as err:
-        raise StoreError(f"etcd {what} failed: {_describe(err)}") from err
-    finally:
-        metrics.observe_etcd(what, time.perf_counter() - start, failed)
+def _store_errors(what: str) -> contextlib.AbstractAsyncContextManager[None]:
+    return store_errors(what, lambda err: _describe(err) if isinstance(err, _RETRYABLE_WATCH) else None)
 
 
-class EtcdGrpcKV:
+class EtcdGrpcKV(EtcdClientBase):
     """KVStore on etcd v3 over gRPC. ``EtcdGrpcKV("127.0.0.1", 2379)``; connection is lazy (first call)."""
 
     def __init__(
@@ -198,18 +180,10 @@ class EtcdGrpcKV:
         cert_file: str = "",
         key_file: str = "",
     ) -> None:
-        self.endpoints = list(endpoints) or [(host, port)]
-        self.host, self.port = self.endpoints[0]
-        self.tls = tls or bool(ca_file or cert_file or key_file)
+        super().__init__(host, port, timeout, tls, endpoints, ca_file, cert_file, key_file)
         self._creds = _credentials(ca_file, cert_file, key_file) if self.tls else None
-        self._timeout = timeout
         self._ready_grace = min(ready_grace, timeout)
         self._client = aetcd.Client(host=self.host, port=self.port, timeout=timeout, options=_CHANNEL_OPTIONS)
-        self._closed = False
-        self._watches: weakref.WeakSet[PumpedIterator] = weakref.WeakSet()
-
-    def __repr__(self) -> str:
-        return "EtcdGrpcKV(" + ",".join(f"{h}:{p}" for h, p in self.endpoints) + ")"
 
     async def _stubs(self) -> aetcd.Client:
         if self._closed:
@@ -456,11 +430,6 @@ class EtcdGrpcKV:
 
     # ---- watch -------------------------------------------------------------------------
 
-    def watch_prefix(self, prefix: str, start_revision: int = 0) -> AsyncIterator[Event]:
-        w = PumpedIterator(self._events(prefix, start_revision), name=f"etcd-watch {prefix}")
-        self._watches.add(w)
-        return w
-
     async def _events(self, prefix: str, next_rev: int) -> AsyncIterator[Event]:
         """Every change under ``prefix`` from ``next_rev`` on, forever, re-watching after stream
         failures. Ends only by an error: CompactedError, or StoreError once the store is closed."""
@@ -474,17 +443,8 @@ class EtcdGrpcKV:
 
     async def _watch_forever(self, prefix: str, next_rev: int) -> AsyncIterator[Event]:
         key, end = _range(prefix)
-        delay = 0.1
-        while next_rev <= 0:  # "from now": the revision of a first successful read
-            try:
-                _, rev = await self.get_prefix(prefix)
-                next_rev = rev + 1
-            except StoreError as err:
-                if self._closed:
-                    raise
-                log.warning("etcd watch on %r cannot start (%s); retrying in %.1fs", prefix, err, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        if next_rev <= 0:  # "from now"
+            next_rev = await self.first_revision(prefix)
         delay = 0.1
         while True:
             watch = None
@@ -546,11 +506,12 @@ class EtcdGrpcKV:
 
     async def close(self) -> None:
         """Close the client; open watch iterators end with StoreError("... closed")."""
-        self._closed = True
-        for w in list(self._watches):
-            await w.fail(StoreError("etcd store is closed"))
-        with contextlib.suppress(Exception):
-            await self._client.close()
+
+        async def close_client() -> None:
+            with contextlib.suppress(Exception):
+                await self._client.close()
+
+        await self._close_watches(close_client)
 
 
 __all__ = ["EtcdGrpcKV"]
