@@ -5,8 +5,8 @@ The version is the installed distribution's: the ``Version:`` header of the firs
 ``contivpy-*.dist-info/METADATA`` (or ``contivpy*.egg-info/PKG-INFO``) found on ``sys.path``, the
 distribution ``importlib.metadata`` would pick, read directly because importing
 ``importlib.metadata`` and letting it scan every installed distribution costs several ms of
-netmaster's first GET /version; ``importlib.metadata`` is asked only when that finds nothing,
-and the constant below is the fallback when contivpy runs from a checkout that was never installed. The commit is read from the
+netmaster's first GET /version; the constant below is the fallback when contivpy runs from a
+checkout that was never installed (or from a zip archive, which has no such files). The commit is read from the
 checkout's git metadata without running git (a worktree's ``.git`` file is followed); an installed
 wheel has none and reports an empty commit. BuildTime is the mtime of the package's ``__init__.py``.
 Only the standard library is imported, so ``--version`` stays fast.
@@ -109,14 +109,7 @@ def version_info() -> dict[str, str]:
 
     pkg = Path(__file__).resolve().parents[1]  # contivpy/
     commit = git_commit(pkg.parent)
-    ver = installed_version()
-    if not ver:  # not on a path entry as files (a zip, a custom finder): ask importlib.metadata
-        try:
-            from importlib.metadata import version as _v
-
-            ver = _v(DIST)
-        except Exception:
-            ver = FALLBACK_VERSION
+    ver = installed_version() or FALLBACK_VERSION
     built = datetime.fromtimestamp(pkg.joinpath("__init__.py").stat().st_mtime, UTC)
     return {
         "GitCommit": commit,
