@@ -37,12 +37,12 @@ from tests.fixtures.netmaster import netmaster_args  # noqa: E402  (one definiti
 ETCD_BIN = os.environ.get("CONTIVPY_ETCD_BIN", "/usr/bin/etcd")
 
 
-def compile_bytecode() -> None:
+def compile_bytecode(root: Path = ROOT) -> None:
     """Write contivpy's byte code, as ``pip install`` does (this environment sets
     PYTHONDONTWRITEBYTECODE, so without it every netmaster start would recompile its sources)."""
     import compileall
 
-    compileall.compile_dir(str(ROOT / "contivpy"), quiet=1)
+    compileall.compile_dir(str(root / "contivpy"), quiet=1)
 
 
 def free_port() -> int:
@@ -70,9 +70,19 @@ def vmrss_kb(pid: int) -> int:
 
 
 def cpu_ms(pid: int) -> float:
-    """utime + stime of a process so far, in ms (less load-dependent than wall time)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+    """CPU time of a process so far, in ms (less load-dependent than wall time): the sum of its
+    threads' run time in ns (``/proc/<pid>/task/*/schedstat``, first field: what the scheduler
+    accounted, the same clock as ``time.process_time()``), else utime + stime in clock ticks
+    (10 ms steps). Threads that already exited are not in the sum (netmaster's stay: the
+    executor threads of ``getaddrinfo``)."""
+    try:
+        total = 0
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[0])
+        return total / 1e6
+    except (OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
 def median(xs: list[float]) -> float:
@@ -134,8 +144,9 @@ class KeepAliveClient:
 
 
 class Netmaster:
-    def __init__(self, env: BenchEnv, extra: list[str] | None = None) -> None:
+    def __init__(self, env: BenchEnv, extra: list[str] | None = None, root: Path = ROOT) -> None:
         self.env = env
+        self.root = root  # the checkout whose contivpy runs (PYTHONPATH): this one, or a baseline
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # the installed `netmaster` (bin/netmaster launcher next to this interpreter): what users run
@@ -152,7 +163,7 @@ class Netmaster:
         return self.proc.pid
 
     def spawn(self) -> None:
-        pyenv = dict(os.environ, PYTHONPATH=str(ROOT))
+        pyenv = dict(os.environ, PYTHONPATH=str(self.root))
         with open(self.log_path, "ab") as log:
             self.t_spawn = time.perf_counter()
             self.proc = subprocess.Popen(
@@ -160,7 +171,7 @@ class Netmaster:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=pyenv,
-                cwd=str(ROOT),
+                cwd=str(self.root),
                 start_new_session=True,
             )
 
@@ -259,8 +270,10 @@ class BenchEnv:
             capture_output=True,
         )
 
-    def netmaster(self, extra: list[str] | None = None) -> Netmaster:
-        nm = Netmaster(self, extra)
+    def netmaster(self, extra: list[str] | None = None, root: Path = ROOT) -> Netmaster:
+        if root != ROOT:
+            compile_bytecode(root)
+        nm = Netmaster(self, extra, root)
         self.netmasters.append(nm)
         return nm
 

@@ -17,6 +17,7 @@ Rendering of address / tag sets as ``a-b, c, d-e`` strings (``availableIPAddress
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Iterable
@@ -26,15 +27,23 @@ from contivpy.common.errors import ValidationError
 
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IP = rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}"
-_IP_RE = re.compile(rf"^{_IP}$")
-_SUBNET_RE = re.compile(rf"^(?P<start>{_IP})(-(?P<end>{_IP}))?/(?P<len>[0-9]{{1,2}})$")
-_POOL_RE = re.compile(rf"^(?P<start>{_IP})-(?P<end>{_IP})$")
+_IP_RE = rf"^{_IP}$"
+_SUBNET_RE = rf"^(?P<start>{_IP})(-(?P<end>{_IP}))?/(?P<len>[0-9]{{1,2}})$"
+_POOL_RE = rf"^(?P<start>{_IP})-(?P<end>{_IP})$"
+
+
+@functools.cache
+def _rx(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled on first use: compiling these three at import took ~3 ms of netmaster's
+    start-up (this module is imported on its way to the first answer; docs/benchmarks.md)."""
+    return re.compile(pattern)
+
 
 MAX_U32 = 0xFFFFFFFF
 
 
 def is_ipv4(text: str) -> bool:
-    return bool(_IP_RE.match(text or ""))
+    return bool(_rx(_IP_RE).match(text or ""))
 
 
 def ip_to_int(ip: str) -> int:
@@ -85,7 +94,7 @@ class Subnet:
 
 def parse_subnet(text: str) -> Subnet:
     """Parse a network ``subnet`` field; raises ValidationError with the original's messages."""
-    m = _SUBNET_RE.match(text or "")
+    m = _rx(_SUBNET_RE).match(text or "")
     if not m:
         raise ValidationError("subnet string invalid format")
     length = int(m["len"])
@@ -123,7 +132,7 @@ def host_ip(subnet_ip: int, hid: int) -> str:
 
 def parse_ip_pool(pool: str, subnet: Subnet) -> tuple[int, int]:
     """EPG ``ipPool`` ``A-B`` -> (first host id, last host id) inside ``subnet``."""
-    m = _POOL_RE.match(pool or "")
+    m = _rx(_POOL_RE).match(pool or "")
     if not m:
         raise ValidationError(f"invalid ip-pool {pool}")
     start, end = ip_to_int(m["start"]), ip_to_int(m["end"])

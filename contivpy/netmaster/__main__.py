@@ -4,20 +4,29 @@ Logging (text like logrus, ``--use-json-log``, ``--use-syslog``/``--syslog-url``
 common/logfmt.py, shared with netplugin so both daemons write the same lines.
 Imports are kept lean: aiohttp and the etcd client load only once the configuration is valid, and aiohttp's
 client side only when first used (``common/fastweb.py``: netmaster serves before it needs it).
+When run as the daemon, the cyclic garbage collector is off while the modules load
+(``common/startup.py``); the daemon turns it on again once it serves.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 
-from contivpy.common.logfmt import LogSetupError
-from contivpy.common.logfmt import setup as setup_logging
+from contivpy.common import startup
+
+if __name__ == "__main__" or sys.argv[:1] == ["netmaster"]:  # run as the daemon (python -m, bin/netmaster)
+    startup.pause()  # before the other imports: they are most of the start-up
+
+import logging  # noqa: E402
+
+from contivpy.common.logfmt import LogSetupError  # noqa: E402
+from contivpy.common.logfmt import setup as setup_logging  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["migrate"]:  # ``netmaster migrate ...``: import an original Contiv's state
+        startup.resume()
         from contivpy.netmaster.migrate.cli import main as migrate_main
 
         return migrate_main(args[1:])
@@ -26,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ns = config.parse_args(args)
     if ns.version:
+        startup.resume()
         from contivpy.common.version import version_text
 
         sys.stdout.write(version_text())

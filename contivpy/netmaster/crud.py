@@ -276,11 +276,12 @@ class Crud:
 
     # --- writes --------------------------------------------------------------------------
     async def create_or_update(
-        self, obj_type: str, key: str, body: dict | Callable[[dict | None], dict]
+        self, obj_type: str, key: str, body: dict | Callable[[dict | None], dict], *, answer: bool = True
     ) -> dict:
         """``body`` is the decoded request object (codec.decode); returns the stored object.
         ``body`` may also be a function of the stored object (None if absent) returning the new
-        one: it is called again on every attempt, so a read-modify-write loses no concurrent change."""
+        one: it is called again on every attempt, so a read-modify-write loses no concurrent change.
+        ``answer=False``: the caller ignores the result, so its link sets are not read back."""
         t = reg.TYPES[obj_type]
         async with self.lock:
             for _ in range(MAX_ATTEMPTS):
@@ -318,7 +319,8 @@ class Crud:
                 ctx.put_obj(obj_type, new)
                 if await self._commit(ctx, plan):
                     await self._after(plan)
-                    if t.derived_sets or t.indexed_sets:  # the answer shows the sets, read from etcd
+                    # the answer shows the sets, read from etcd
+                    if answer and (t.derived_sets or t.indexed_sets):
                         return await self.materialize(obj_type, copy.deepcopy(new))
                     return new
             raise ConflictError("concurrent update, please retry")
@@ -362,10 +364,8 @@ class Crud:
 
     async def ensure_defaults(self, fwd_mode: str) -> None:
         """Leader start: tenant ``default`` and the global object (via the global hook owner)."""
-        try:
-            await self.get("tenant", "default")
-        except NotFoundError:
-            await self.create_or_update("tenant", "default", {"tenantName": "default"})
+        if await self.kv.get(keys.obj_key("tenant", "default")) is None:  # a point read: no link sets
+            await self.create_or_update("tenant", "default", {"tenantName": "default"}, answer=False)
         from contivpy.netmaster.hooks import global_ as global_hooks  # lazy: leader start only
 
         await self.run_plan(lambda ctx: global_hooks.ensure_global_defaults(ctx, fwd_mode))

@@ -25,6 +25,10 @@ listener serves https and the certificate's fingerprint is published for the fol
 netplugin (netmaster/tls.py); ``--auth`` is the middleware of netmaster/auth.py (users and tokens:
 auth_store.py). SIGTERM/SIGINT:
 delete the lock and service keys and revoke their leases (a follower takes over at once), close.
+Start-up cost (time to the first answer, docs/benchmarks.md): modules a default start does not use
+load on first use (auth, TLS, OpenAPI, Docker and Kubernetes watchers, most CRUD hooks); the
+cyclic GC, paused by ``__main__`` (common/startup.py), resumes ``STARTUP_GC_DELAY`` seconds after
+the listeners are open.
 
 Everything runs in one ``asyncio.TaskGroup``; no module globals.
 """
@@ -40,6 +44,7 @@ from dataclasses import replace
 
 from aiohttp import web
 
+from contivpy.common import startup
 from contivpy.common.election import LeaderElection
 from contivpy.common.errors import StoreError
 from contivpy.common.httpserve import serve_tcp, split_hostport
@@ -49,6 +54,7 @@ from contivpy.common.registry import ServiceInfo, ServiceRegistry
 from contivpy.model import keys
 from contivpy.netmaster.api.app import make_app
 from contivpy.netmaster.api.keys import LeaderState
+from contivpy.netmaster.api.plugin_routes import allocator_of
 from contivpy.netmaster.config import Config
 from contivpy.netmaster.crud import Crud
 from contivpy.netmaster.objcache import ObjCache
@@ -57,6 +63,7 @@ from contivpy.netmaster.rpc import OfnetMaster
 log = logging.getLogger("netmaster")
 
 DEFAULT_LEADER_TTL = 6  # seconds; the original used 30 (decisions.md: leader lease TTL)
+STARTUP_GC_DELAY = 1.0  # seconds after the listeners are open: the cyclic GC is on again (startup.py)
 
 
 def leader_ttl(env) -> int:
@@ -133,18 +140,18 @@ class Daemon:
             return
         self.state.is_leader = True
         log.info("became leader (%s)", self.cfg.control_url)
-        allocator = self.crud.extras.get("allocator")
-        if allocator is not None:
-            try:
-                await allocator.providers.prune()
-            except Exception as exc:  # best effort; the next leader start retries
-                log.warning("service provider prune failed: %s", exc)
         await self._set_role("leader")
+        # the Allocator (endpoints.py, IPAM, state records) is made here, after the first answers
+        allocator = allocator_of(self.crud)
+        try:
+            await allocator.providers.prune()
+        except Exception as exc:  # best effort; the next leader start retries
+            log.warning("service provider prune failed: %s", exc)
         if self.cfg.cluster_mode == "docker" and self._tg is not None and self._docker_task is None:
             self._docker_task = self._tg.create_task(self._reconcile_docker())
         if self.cfg.cluster_mode == "kubernetes" and self._tg is not None and self._k8s_task is None:
             self._k8s_task = self._tg.create_task(self._watch_kubernetes())
-        if allocator is not None and self._tg is not None:  # leaked allocAddress results (reclaim.py)
+        if self._tg is not None:  # leaked allocAddress results (reclaim.py)
             from contivpy.netmaster import reclaim
 
             self._bg.append(self._tg.create_task(reclaim.run(allocator, lambda: self.state.is_leader)))
@@ -245,9 +252,11 @@ class Daemon:
     async def _publish_tls_pin(self) -> None:
         """Publish our certificate's fingerprint (the follower proxy and netplugin pin it and then use
         https), or remove a stale one when we serve plain http; retried until the store answers."""
-        from contivpy.netmaster.tls import fingerprint
+        fp = ""
+        if self.cfg.tls_cert_file:
+            from contivpy.netmaster.tls import fingerprint
 
-        fp = fingerprint(self.cfg.tls_cert_file) if self.cfg.tls_cert_file else ""
+            fp = fingerprint(self.cfg.tls_cert_file)
         key = keys.AUTH_TLS_PIN + self.cfg.control_url
         while True:
             try:
@@ -272,16 +281,14 @@ class Daemon:
         self.crud.cache = ObjCache(self.kv)
         await self.rpc.start()
         app = make_app(self.crud, cfg, self.fenced, self.state, self.rpc, auth_kv=self.kv)
-        allocator = self.crud.extras.get("allocator")
-        if allocator is not None:  # /plugin/updateEndpoint start/die -> service providers
-            allocator.provider_update = allocator.providers.update
         await self._listen(app)
+        loop = asyncio.get_running_loop()
+        gc_timer = loop.call_later(STARTUP_GC_DELAY, startup.resume)  # after the first answers
         self.registry = ServiceRegistry(self.kv)
         self.services = [
             ServiceInfo(keys.SVC_NETMASTER, cfg.control_ip, cfg.control_port, role="follower"),
             ServiceInfo(keys.SVC_NETMASTER_RPC, cfg.control_ip, self.rpc.port, role="follower"),
         ]
-        loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         try:
@@ -300,6 +307,8 @@ class Daemon:
                     if t is not None:
                         t.cancel()
         finally:
+            gc_timer.cancel()
+            startup.resume()
             await self.close()
 
     async def close(self) -> None:

@@ -109,8 +109,9 @@ async def run_job(crud: Any, kind: str, job_id: str) -> None:
 
 async def resume(crud: Any) -> int:
     """Leader start: run every pending job (caller holds ``crud.lock``). Returns how many ran."""
-    _import_job_modules()
     items, _ = await crud.kv.get_prefix(PENDING_PREFIX)
+    if items:  # the job modules (hooks) load only when there is a job to run
+        _import_job_modules()
     done = 0
     for item in items:
         kind, _, job_id = item.key[len(PENDING_PREFIX) :].partition("/")

@@ -58,3 +58,31 @@ def test_commit_read_from_plain_and_worktree_checkouts(tmp_path):
     assert version.git_commit(wt) == sha
 
     assert version.git_commit(tmp_path / "nogit") == ""  # an installed wheel: no commit, no error
+
+
+def test_installed_version_read_from_dist_info(tmp_path, monkeypatch):
+    """The version comes from the first contivpy dist-info / egg-info on sys.path, as
+    importlib.metadata picks it, without importing importlib.metadata (netmaster's start-up)."""
+    import importlib.metadata
+
+    try:
+        expected = importlib.metadata.version("contivpy")
+    except importlib.metadata.PackageNotFoundError:
+        expected = ""
+    assert version.installed_version() == expected
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    (first / "contivpy-9.8.7.dist-info").mkdir(parents=True)
+    (first / "contivpy-9.8.7.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: contivpy\nVersion: 9.8.7\n\nVersion: not a header\n"
+    )
+    (first / "other_pkg-1.0.dist-info").mkdir()
+    (second / "contivpy.egg-info").mkdir(parents=True)
+    (second / "contivpy.egg-info" / "PKG-INFO").write_text("Name: contivpy\nVersion: 1.2.3\n")
+    monkeypatch.setattr("sys.path", [str(tmp_path / "missing"), str(first), str(second)])
+    assert version.installed_version() == "9.8.7"
+    monkeypatch.setattr("sys.path", [str(second), str(first)])
+    assert version.installed_version() == "1.2.3"
+    monkeypatch.setattr("sys.path", [str(tmp_path / "missing")])
+    assert version.installed_version() == ""
+    assert version.version_info()["Version"].startswith(version.FALLBACK_VERSION + "-contivpy")

@@ -62,3 +62,35 @@ def test_netmaster_serving_imports_without_the_http_client():
     assert got["loaded"] == [], got["loaded"]  # no client, no connector, no hooks at import
     assert got["before"] is False
     assert got["after"] is True and got["body"] == "hi"
+
+
+_MIME = r"""
+import json, sys
+if sys.argv[1] == "install":
+    from contivpy.common import fastweb
+    fastweb.install()
+import mimetypes
+from aiohttp import web, web_fileresponse
+names = ["a.deb", "a.json", "a.tar.gz", "a.svgz", "a.webp", "x.unknownext"]
+print(json.dumps({
+    "global": [mimetypes.guess_type(n) for n in names],
+    "ext": mimetypes.guess_extension("application/vnd.debian.binary-package"),
+    "aiohttp": [web_fileresponse.CONTENT_TYPES.guess_type(n) for n in names],
+}))
+"""
+
+
+def test_mime_database_answers_unchanged():
+    """``install()`` keeps aiohttp's import from reading the system MIME files into ``mimetypes``'
+    module database; every answer (module functions, which read them on first use, and aiohttp's
+    own table) is the same as in an interpreter without it."""
+    got = {}
+    for mode in ("install", "plain"):
+        out = subprocess.run(
+            [sys.executable, "-c", _MIME, mode], cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        got[mode] = json.loads(out.stdout)
+    assert got["install"] == got["plain"]
+    if Path("/etc/mime.types").exists():  # read from the system file, on first use
+        assert got["install"]["global"][0][0] == "application/vnd.debian.binary-package"

@@ -2,13 +2,12 @@
 
 Middlewares, outermost first: metrics (observe.py), the one error mapping (errors.py: every
 ContivError, including the framing errors of ``common/httpserve``, whichever middleware or handler
-raised it), auth (``contivpy.netmaster.auth``, active only with ``--auth``), follower proxy
-(everything goes to the leader while we are not it). Bodies are read with ``httpserve.read_body``
+raised it), auth (``contivpy.netmaster.auth``, only with ``--auth``: the module is not even imported
+without it), follower proxy (everything goes to the leader while we are not it). Bodies are read with ``httpserve.read_body``
 (whole body, 1 MiB limit).
 Routes: model API (routes.py), non-model endpoints (misc.py) and, when present, the /plugin/*
-routes of ``contivpy.netmaster.api.plugin_routes`` (owned by the IPAM helper:
-``add_plugin_routes(app, Allocator(kv, cluster_mode))``, or ``add_routes(app)`` using the
-AppKeys of ``contivpy.netmaster.api.keys``).
+routes of ``contivpy.netmaster.api.plugin_routes`` (``add_plugin_routes(app)``: their Allocator,
+over ``crud.kv``, is made on first use by ``plugin_routes.allocator_of(crud)``).
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ import importlib
 from aiohttp import web
 
 from contivpy.model.objects import MAX_BODY
-from contivpy.netmaster import auth
 from contivpy.netmaster.api import epcleanup, misc, observe, openapi, routes
 from contivpy.netmaster.api.errors import error_middleware
 from contivpy.netmaster.api.keys import CONFIG, CRUD, KV, STATE, LeaderState
@@ -29,15 +27,16 @@ def make_app(crud, config, kv, state: LeaderState, rpc=None, auth_kv=None) -> we
     """``kv``: the store leader-only writers use (netmaster passes its FencedStore); ``auth_kv``: the
     store of the auth state (default ``kv``); netmaster passes the raw store, since every netmaster,
     follower or not, creates the token secret if absent and users are written by CAS on their record."""
-    mws = [
-        observe.metrics_middleware,
-        error_middleware,
-        auth.auth_middleware,
-        proxy_middleware,
-    ]  # auth: a no-op unless installed
+    with_auth = bool(getattr(config, "auth", False))
+    if with_auth:
+        from contivpy.netmaster import auth
+    mws = [observe.metrics_middleware, error_middleware]
+    if with_auth:
+        mws.append(auth.auth_middleware)
+    mws.append(proxy_middleware)
     app = web.Application(middlewares=mws, client_max_size=MAX_BODY + 4096)
     app[CRUD], app[CONFIG], app[KV], app[STATE] = crud, config, kv, state
-    if getattr(config, "auth", False):  # before the model routes (login would match /api/v1/{p}/{k}/)
+    if with_auth:  # before the model routes (login would match /api/v1/{p}/{k}/)
         auth.install(app, auth_kv or kv, config.auth_admin_password, config.auth_token_ttl)
     if rpc is not None:
         app[misc.RPC] = rpc
@@ -56,11 +55,7 @@ def make_app(crud, config, kv, state: LeaderState, rpc=None, auth_kv=None) -> we
     if plugin is not None and hasattr(plugin, "add_routes"):
         plugin.add_routes(app)
     elif plugin is not None and hasattr(plugin, "add_plugin_routes"):
-        from contivpy.netmaster.endpoints import Allocator
-
-        allocator = Allocator(kv, getattr(config, "cluster_mode", "docker"))
-        crud.extras["allocator"] = allocator
-        plugin.add_plugin_routes(app, allocator)
+        plugin.add_plugin_routes(app)  # the Allocator: plugin_routes.allocator_of(crud), on first use
     return app
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -30,10 +31,12 @@ from aiohttp import web
 from contivpy.common.errors import ValidationError
 from contivpy.common.registry import ServiceInfo
 from contivpy.model import keys
-from contivpy.model.state import EndpointState
 from contivpy.netmaster.api.keys import CRUD, KV
-from contivpy.netmaster.api.plugin_routes import ALLOCATOR
-from contivpy.netmaster.endpoints import Allocator, read_oper_endpoint
+from contivpy.netmaster.api.plugin_routes import ALLOCATOR, allocator_of
+
+if TYPE_CHECKING:
+    from contivpy.model.state import EndpointState
+    from contivpy.netmaster.endpoints import Allocator
 
 log = logging.getLogger("netmaster.epcleanup")
 
@@ -91,6 +94,9 @@ async def _reclaim(session: aiohttp.ClientSession, addr: str, ep_id: str) -> boo
 
 
 async def cleanup(kv, allocator: Allocator, tenant: str, category: str, ident: str) -> dict:
+    from contivpy.model.state import EndpointState  # on first use (netmaster's start-up)
+    from contivpy.netmaster.endpoints import read_oper_endpoint
+
     if category not in CATEGORIES:
         raise ValidationError(f"invalid category {category}")
     items, _ = await kv.get_prefix(keys.EPS)
@@ -125,9 +131,9 @@ async def cleanup(kv, allocator: Allocator, tenant: str, category: str, ident: s
 async def handle(request: web.Request) -> web.Response:
     m = request.match_info
     kv = request.app[KV]
-    allocator = request.app.get(ALLOCATOR) or (request.app[CRUD].extras.get("allocator"))
-    if allocator is None:  # same instance as /plugin/* when present (its per-network locks)
-        allocator = Allocator(kv)
+    allocator = request.app.get(ALLOCATOR)  # the same instance as /plugin/* (its per-network locks)
+    if allocator is None:
+        allocator = allocator_of(request.app[CRUD])
     out = await cleanup(kv, allocator, m["tenant"], m["category"], m["id"])
     return web.json_response(out)
 

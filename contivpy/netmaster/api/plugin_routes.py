@@ -24,23 +24,28 @@ struct field CreateEndpointRequest.TenantName of type string``). Handlers get a 
 fields have the declared types, so no Python error text can come out of them.
 
 ``add_plugin_routes(app, allocator)`` registers them; the ``Allocator`` (endpoints.py) is kept in
-``app[ALLOCATOR]``.
+``app[ALLOCATOR]``. netmaster passes none: its Allocator is ``allocator_of(crud)``, made on first use
+(a request, or the leader start's provider prune), so that endpoints.py, the IPAM and the state
+records stay off the way to netmaster's first answer (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from contivpy.common import jsonwire
 from contivpy.common.httpserve import read_body
 from contivpy.common.jsonwire import Struct
-from contivpy.netmaster.endpoints import Allocator
+from contivpy.netmaster.api.keys import CRUD
 
-ALLOCATOR: web.AppKey[Allocator] = web.AppKey("contiv_allocator", Allocator)
+if TYPE_CHECKING:
+    from contivpy.netmaster.endpoints import Allocator
+
+ALLOCATOR: web.AppKey[Allocator] = web.AppKey("contiv_allocator")
 MAX_BODY = 1 << 20
 
 
@@ -125,7 +130,7 @@ RESPONSES: dict[str, dict[str, Any]] = {
     },
 }
 
-Handler = Callable[[Allocator, dict], Awaitable[Any]]
+Handler = Callable[["Allocator", dict], Awaitable[Any]]
 
 
 def _wrap(path: str, fn: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -135,7 +140,7 @@ def _wrap(path: str, fn: Handler) -> Callable[[web.Request], Awaitable[web.Respo
         if request.content_type != "application/json":
             return _not_found()
         body = shape.check(jsonwire.loads(await read_body(request, MAX_BODY), empty="EOF"))
-        return _json(await fn(request.app[ALLOCATOR], body))
+        return _json(await fn(app_allocator(request.app), body))
 
     return handler
 
@@ -172,11 +177,41 @@ ROUTES: dict[str, Handler] = {
 }
 
 
-def add_plugin_routes(app: web.Application, allocator: Allocator) -> None:
-    """Register the /plugin/* POST routes and store ``allocator`` in ``app[ALLOCATOR]``."""
-    app[ALLOCATOR] = allocator
+def allocator_of(crud: Any) -> Allocator:
+    """netmaster's one Allocator, ``crud.extras["allocator"]``: made on first use over ``crud.kv``
+    (netmaster's fenced store) with its service-provider hook (``/plugin/updateEndpoint``
+    start/die -> providers). The event loop is the only thread: it is made once."""
+    allocator = crud.extras.get("allocator")
+    if allocator is None:
+        from contivpy.netmaster.endpoints import Allocator
+
+        allocator = Allocator(crud.kv, getattr(crud.config, "cluster_mode", "docker") or "docker")
+        allocator.provider_update = allocator.providers.update
+        crud.extras["allocator"] = allocator
+    return allocator
+
+
+def app_allocator(app: web.Application) -> Allocator:
+    """``app[ALLOCATOR]`` when the routes were mounted with one, else netmaster's ``allocator_of``."""
+    allocator = app.get(ALLOCATOR)
+    return allocator if allocator is not None else allocator_of(app[CRUD])
+
+
+def add_plugin_routes(app: web.Application, allocator: Allocator | None = None) -> None:
+    """Register the /plugin/* POST routes; ``allocator`` (if given) is kept in ``app[ALLOCATOR]``,
+    else the handlers use ``allocator_of(app[CRUD])``."""
+    if allocator is not None:
+        app[ALLOCATOR] = allocator
     for path, fn in ROUTES.items():
         app.router.add_post(path, _wrap(path, fn))
 
 
-__all__ = ["add_plugin_routes", "ALLOCATOR", "REQUESTS", "RESPONSES", "ROUTES"]
+__all__ = [
+    "add_plugin_routes",
+    "allocator_of",
+    "app_allocator",
+    "ALLOCATOR",
+    "REQUESTS",
+    "RESPONSES",
+    "ROUTES",
+]

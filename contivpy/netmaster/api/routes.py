@@ -26,7 +26,6 @@ from contivpy.common.httpserve import read_body
 from contivpy.model import codec, objects
 from contivpy.netmaster import registry as reg
 from contivpy.netmaster.api.keys import CRUD
-from contivpy.netmaster.endpoints import endpoint_inspect
 
 
 def _json(text: str) -> web.Response:
@@ -81,6 +80,8 @@ async def inspect_obj(request: web.Request) -> web.Response:
     key = request.match_info["key"]
     crud = request.app[CRUD]
     if plural == "endpoints":
+        from contivpy.netmaster.endpoints import endpoint_inspect  # on first use (netmaster's start-up)
+
         return _json(json.dumps(await endpoint_inspect(crud.kv, key), separators=(",", ":")))
     t = _type(request)
     out = await crud.inspect(t.name, key)

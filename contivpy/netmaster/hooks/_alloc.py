@@ -9,13 +9,15 @@ existed) are built from the global ranges inside the same txn (create-if-absent 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contivpy.common.errors import ValidationError
 from contivpy.common.kv.base import Put
 from contivpy.model import keys
-from contivpy.model.state import EndpointGroupState, NetworkState
 from contivpy.netmaster.tags import VlanResource, VxlanResource
+
+if TYPE_CHECKING:  # imported where used: the leader start loads this module, not the state records
+    from contivpy.model.state import EndpointGroupState, NetworkState
 
 DEFAULT_VLANS = "1-4094"
 DEFAULT_VXLANS = "1-10000"
@@ -65,11 +67,15 @@ async def tag_ops(ctx: Any, res: VlanResource | VxlanResource) -> list[Put]:
 
 
 async def read_net(ctx: Any, net_id: str) -> tuple[NetworkState | None, Any]:
+    from contivpy.model.state import NetworkState
+
     kv = await ctx.read(keys.net_state(net_id))
     return (None, None) if kv is None else (NetworkState.from_json(kv.value), kv)
 
 
 async def read_epg(ctx: Any, epg_id: str) -> EndpointGroupState | None:
+    from contivpy.model.state import EndpointGroupState
+
     kv = await ctx.read(keys.epg_state(epg_id))
     return None if kv is None else EndpointGroupState.from_json(kv.value)
 

@@ -29,7 +29,7 @@ from contivpy.common import netaddr
 from contivpy.common.errors import ConflictError
 from contivpy.common.kv.base import Delete, Put
 from contivpy.model import codec, keys
-from contivpy.model.state import GlobalConfig
+from contivpy.model.record import GlobalConfig  # not model.state: leader start (record.py)
 from contivpy.netmaster.hooks import _alloc as A
 from contivpy.netmaster.tags import VlanResource, VxlanResource
 from contivpy.netmaster.txn import Plan
@@ -85,6 +85,16 @@ async def _derived_plan(
 
 async def ensure_global_defaults(ctx: Any, fwd_mode: str) -> Plan:
     plan = Plan()
+    await ctx.prefetch(  # everything the leader start reads here, in one request
+        [
+            keys.obj_key("global", "global"),
+            keys.MASTER_CONFIG_GLOBAL,
+            keys.STATE_GLOBAL,
+            keys.STATE_AUTO_VLAN,
+            keys.STATE_AUTO_VXLAN,
+            keys.OPER_GLOBAL,
+        ]
+    )
     g = await ctx.get_obj("global", "global")
     if g is None:
         g = codec.default_global(fwd_mode)

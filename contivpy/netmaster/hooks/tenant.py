@@ -6,7 +6,6 @@ and lists the networks' and groups' Oper (``hooks.network.oper_struct``, ``hooks
 from __future__ import annotations
 
 from contivpy.common.errors import ConflictError, ValidationError
-from contivpy.model.oper import TenantOper
 from contivpy.netmaster.txn import TxnContext
 
 
@@ -66,6 +65,8 @@ async def oper(ctx: TxnContext, obj: dict) -> dict:
         n.networkTag = ""
     for e in epgs:
         e.groupTag = ""
+    from contivpy.model.oper import TenantOper  # lazy: this module is imported at leader start
+
     return TenantOper(
         endpointGroups=epgs if show_epgs else [],
         networks=nets if show_nets else [],

@@ -224,9 +224,9 @@ class K8sWatcher:
 
     async def _provider(self, ns: str, name: str) -> None:
         """Keep the pod's provider candidate (labels, address) in line with its readiness."""
-        allocator = self.crud.extras.get("allocator")
-        if allocator is None:
-            return
+        from contivpy.netmaster.api.plugin_routes import allocator_of
+
+        allocator = allocator_of(self.crud)
         pod = self.cache.kind("Pod").get((ns, name))
         req = None if pod is None else S.provider(pod)
         if req is not None:
