@@ -107,10 +107,21 @@ def _mismatch(v, struct: str, field: str, gotype: str) -> GoJSONError:
     )
 
 
+_INDEX: dict[str, tuple[dict, dict]] = {}
+
+
+def _index(type_name: str) -> tuple[dict, dict]:
+    """(field by exact JSON name, field by lower-cased name) of a struct, built once."""
+    idx = _INDEX.get(type_name)
+    if idx is None:
+        fields = STRUCTS[type_name]
+        idx = _INDEX[type_name] = ({f[0]: f for f in fields}, {f[0].lower(): f for f in fields})
+    return idx
+
+
 def decode(type_name: str, value):
     """Decode parsed JSON ``value`` into the struct ``type_name`` (a dict in field order
     holding only the fields Go would keep). ``None`` decodes to an empty struct."""
-    fields = STRUCTS[type_name]
     out: dict = {}
     if value is None:
         return out
@@ -118,14 +129,16 @@ def decode(type_name: str, value):
         raise GoJSONError(
             f"json: cannot unmarshal {_json_kind(value)} into Go value of type client.{type_name}"
         )
-    exact = {f[0]: f for f in fields}
-    folded = {f[0].lower(): f for f in fields}
+    exact, folded = _index(type_name)
     for k, v in value.items():
         f = exact.get(k) or folded.get(k.lower())
         if f is None or v is None:
             continue
         name, kind, sub = f
-        out[name] = _decode_field(v, kind, sub, type_name, name)
+        if kind == "s" and v.__class__ is str:  # the common case, inline
+            out[name] = v
+        else:
+            out[name] = _decode_field(v, kind, sub, type_name, name)
     return out
 
 
