@@ -14,6 +14,8 @@ logged as one error line (exit 1).
 
 from __future__ import annotations
 
+import sys
+
 from contivpy.netctl.cli import HELP_FLAG, VERSION_FLAG, App, FlagSet, UsageError, help_command, run_command
 from contivpy.netctl.output import Exit, log_error, out
 
@@ -102,3 +104,7 @@ def run(argv: list[str]) -> int:
         except Exception:  # noqa: BLE001
             pass
         return 1
+    finally:
+        client = sys.modules.get("contivpy.netctl.client")  # loaded if the command made requests
+        if client is not None:
+            client.close_idle()  # its keep-alive connection
