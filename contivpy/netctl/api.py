@@ -14,8 +14,6 @@ Objects travel as dicts in Go struct order (``gojson.decode``); request bodies a
 ``gojson.marshal(gojson.to_go(T, obj))`` - the exact bytes of transcript 4.8.
 """
 
-from __future__ import annotations
-
 import posix
 
 from contivpy.netctl import client, gojson

@@ -12,8 +12,6 @@ Ctrl-C exits 130 quietly, a closed stdout pipe exits quietly, anything unexpecte
 logged as one error line (exit 1).
 """
 
-from __future__ import annotations
-
 import sys
 
 from contivpy.netctl.cli import HELP_FLAG, VERSION_FLAG, App, FlagSet, UsageError, help_command, run_command

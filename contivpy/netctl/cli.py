@@ -20,8 +20,6 @@ Parsing rules reproduced (they decide which command lines work, so they are the 
 * Help texts are rendered with codegangsta's templates and a tab-padding tabwriter.
 """
 
-from __future__ import annotations
-
 from contivpy.netctl.output import Exit, err, getenv, out
 from contivpy.netctl.tabwriter import format_help
 

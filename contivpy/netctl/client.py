@@ -21,8 +21,6 @@ Design:
   Go's ``Get "<url>": dial tcp ...`` form) or ``HTTPError`` (the server answered).
 """
 
-from __future__ import annotations
-
 USER_AGENT = "Go-http-client/1.1"
 CONNECT_TIMEOUT = 30.0
 READ_TIMEOUT = 300.0

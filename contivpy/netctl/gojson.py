@@ -17,8 +17,6 @@ Decoding uses the C scanner of ``_json`` directly (valid input never imports ``j
 which keeps netctl's start-up short); invalid input falls back to ``json`` for the message.
 """
 
-from __future__ import annotations
-
 from contivpy.netctl.models import STRUCTS
 
 

@@ -13,8 +13,6 @@
   deep inside, so tests can run ``main()`` in-process.
 """
 
-from __future__ import annotations
-
 import sys
 
 

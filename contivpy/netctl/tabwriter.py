@@ -19,8 +19,6 @@ Model (the one of Go's tabwriter, written from its documented behaviour):
 ``format_help(text)`` gives codegangsta's help writer (minwidth 0, tabwidth 8, padding 1, tabs).
 """
 
-from __future__ import annotations
-
 
 def tabwrite(text: str, minwidth: int = 0, tabwidth: int = 8, padding: int = 1, padchar: str = " ") -> str:
     """Return ``text`` as Go's ``tabwriter.NewWriter(w, minwidth, tabwidth, padding, padchar, 0)``

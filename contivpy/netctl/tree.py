@@ -5,8 +5,6 @@ Top-level commands are sorted by name (as the original did before running); subc
 keep their declared order (it shows in ``netctl network --help``).
 """
 
-from __future__ import annotations
-
 from contivpy.netctl.cli import Command, Flag
 
 DEFAULT_MASTER = "http://netmaster:9999"
