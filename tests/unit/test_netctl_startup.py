@@ -4,8 +4,9 @@ The installed command runs `network ls` through the launcher (bin/netctl) with P
 log (PYTHONPROFILEIMPORTTIME) and must import only what the command needs: no `os` and no `site`
 (about 1 ms each at every start), none of the heavy standard library (http.client pulls email.*,
 json pulls re, socket and ssl pull enum), only the command module that runs, one connection for
-both GETs. The launcher pinned by scripts/pin-launchers.sh starts Python directly (#! line) and
-works through a symbolic link like the sh form.
+both GETs, and no interpreter finalisation at the end (netctl leaves with _exit: its Python -v
+log has no "# cleanup" lines). The launcher pinned by scripts/pin-launchers.sh starts Python
+directly (#! line) and works through a symbolic link like the sh form.
 """
 
 from __future__ import annotations
@@ -51,12 +52,14 @@ def imported_modules(stderr: str) -> set[str]:
     return names
 
 
-def run_traced(cmd: list[str], url: str, tmp_path: Path) -> subprocess.CompletedProcess:
+def run_traced(
+    cmd: list[str], url: str, tmp_path: Path, verbose: bool = False
+) -> subprocess.CompletedProcess:
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(tmp_path),
         "PYTHONPATH": str(ROOT),
-        "PYTHONPROFILEIMPORTTIME": "1",
+        "PYTHONVERBOSE" if verbose else "PYTHONPROFILEIMPORTTIME": "1",
     }
     return subprocess.run(
         [*cmd, "--netmaster", url, "network", "ls"], capture_output=True, text=True, env=env, timeout=60
@@ -91,6 +94,17 @@ def test_network_ls_through_the_sh_launcher_imports_nothing_heavy(server, tmp_pa
     assert len(server.accepted) == 1  # both GETs on one keep-alive connection
     # `sh bin/netctl` (how bench/ and some scripts call it) takes the same path
     check_network_ls(run_traced(["sh", str(LAUNCHER)], server.url, tmp_path))
+
+
+def test_netctl_exits_without_the_interpreter_finalisation(server, tmp_path):
+    proc = run_traced([str(LAUNCHER)], server.url, tmp_path, verbose=True)
+    assert proc.returncode == 0 and "n1" in proc.stdout
+    assert "# installing zipimport hook" in proc.stderr, "the verbose log was not read"
+    assert "# cleanup" not in proc.stderr and "# destroy" not in proc.stderr
+    # errors too: the message and the exit status are still there
+    proc = run_traced([str(LAUNCHER)], "http://127.0.0.1:1", tmp_path, verbose=True)
+    assert proc.returncode == 2 and "connect: connection refused" in proc.stderr
+    assert "# cleanup" not in proc.stderr
 
 
 def test_pinned_launcher_starts_python_directly(server, tmp_path):
