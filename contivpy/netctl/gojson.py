@@ -123,21 +123,39 @@ def decode(type_name: str, value):
     out: dict = {}
     if value is None:
         return out
-    if not isinstance(value, dict):
+    if value.__class__ is not dict and not isinstance(value, dict):
         raise GoJSONError(
             f"json: cannot unmarshal {_json_kind(value)} into Go value of type client.{type_name}"
         )
-    exact, folded = _index(type_name)
+    exact, folded = _INDEX.get(type_name) or _index(type_name)
     for k, v in value.items():
-        f = exact.get(k) or folded.get(k.lower())
-        if f is None or v is None:
+        f = exact.get(k)
+        if f is None:
+            f = folded.get(k.lower())
+            if f is None:
+                continue
+        if v is None:
             continue
         name, kind, sub = f
-        if kind == "s" and v.__class__ is str:  # the common case, inline
+        # the common cases inline (netctl start-up: a list of 100 networks is 400 structs)
+        if kind == "s" and v.__class__ is str:
             out[name] = v
+        elif kind == "S":
+            out[name] = _link(v) if sub == "Link" else decode(sub, v)
+        elif kind == "M" and v.__class__ is dict:
+            out[name] = {mk: _link(mv) for mk, mv in v.items()}
         else:
             out[name] = _decode_field(v, kind, sub, type_name, name)
     return out
+
+
+def _link(value) -> dict:
+    """``decode("Link", value)``; a dict of exactly the two string fields is taken as it is."""
+    if value.__class__ is dict and len(value) == 2:
+        t, k = value.get("type"), value.get("key")
+        if t.__class__ is str and k.__class__ is str:
+            return dict(value)
+    return decode("Link", value)
 
 
 def _decode_field(v, kind: str, sub: str | None, struct: str, name: str):

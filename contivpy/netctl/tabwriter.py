@@ -97,14 +97,16 @@ def _rectangular(lines: list[list[str]], minwidth: int, padding: int, padchar: s
     if not body:
         return None
     m = len(body[0])
-    if m < 2 or any(len(cells) != m for cells in body):
+    if m < 2 or set(map(len, body)) != {m}:
         return None
-    widths = [max(minwidth, max(len(cells[j]) for cells in body) + padding) for j in range(m - 1)]
-    rows = [
-        "".join([cell + padchar * (w - len(cell)) for cell, w in zip(cells, widths, strict=False)])
-        + cells[-1]
-        for cells in body
+    columns = list(zip(*body, strict=True))  # column j = the j-th cell of every line
+    padded = [
+        [cell.ljust(w, padchar) for cell in col]
+        for col, w in zip(
+            columns, [max(minwidth, max(map(len, col)) + padding) for col in columns[:-1]], strict=False
+        )
     ]
+    rows = map("".join, zip(*padded, columns[-1], strict=True))
     return "\n".join(rows) + ("\n" if len(body) < len(lines) else "")
 
 
