@@ -240,11 +240,12 @@ def close_idle() -> None:
         _idle.popitem()[1].close()
 
 
-def _exchange(sock, key: tuple, method: str, data: bytes, reused: bool) -> tuple[int, str, bytes]:
+def _exchange(sock, key: tuple, method: str, build, reused: bool) -> tuple[int, str, bytes]:
+    """Send the request ``build()`` makes and read the answer; keep or close the connection."""
     r = _Reader(sock)
     keep = False
     try:
-        sock.sendall(data)
+        sock.sendall(build())
         status, reason, body, keep = _read_response(r, method)
     except (EOFError, OSError) as err:
         if reused and not r.received and not isinstance(err, TimeoutError):
@@ -267,18 +268,21 @@ def request(method: str, url: str, body: bytes | None = None, headers=(), insecu
             raise TransportError(f'unsupported protocol scheme "{scheme}"')
     except TransportError as err:
         raise TransportError(f'{goname} "{url}": {err}') from None
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {hostheader}", f"User-Agent: {USER_AGENT}"]
-    if body is not None:
-        lines.append(f"Content-Length: {len(body)}")
-    for name, value in headers:
-        lines.append(f"{name}: {value}")
-    data = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + (body or b"")
+
+    def build() -> bytes:
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {hostheader}", f"User-Agent: {USER_AGENT}"]
+        if body is not None:
+            lines.append(f"Content-Length: {len(body)}")
+        for name, value in headers:
+            lines.append(f"{name}: {value}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + (body or b"")
+
     key = (scheme, host, port, insecure)
     idle = _idle.pop(key, None)
     if idle is not None:
         if method in ("GET", "HEAD"):
             try:
-                return _exchange(idle, key, method, data, True)
+                return _exchange(idle, key, method, build, True)
             except _Stale:
                 pass  # the server closed it while idle: a new connection below
             except (EOFError, TimeoutError, ValueError, IndexError, OSError) as err:
@@ -290,7 +294,7 @@ def request(method: str, url: str, body: bytes | None = None, headers=(), insecu
     except TransportError as err:
         raise TransportError(f'{goname} "{url}": {err}') from None
     try:
-        return _exchange(sock, key, method, data, False)
+        return _exchange(sock, key, method, build, False)
     except (EOFError, TimeoutError, ValueError, IndexError, OSError) as err:
         raise _transport_error(goname, url, err) from None
 
