@@ -146,3 +146,20 @@ def test_pin_refuses_a_relative_venv_and_skips_a_long_path(tmp_path):
     (long / "bin" / "netctl").write_bytes(LAUNCHER.read_bytes())
     subprocess.run(["sh", str(ROOT / "scripts/pin-launchers.sh"), str(long)], check=True)
     assert (long / "bin" / "netctl").read_bytes() == LAUNCHER.read_bytes()  # a #! line holds 127 bytes
+
+
+def test_environment_is_read_without_os(server, tmp_path):
+    """NETMASTER and HOME come from the process environment (posix.environ, os is never loaded)."""
+    (tmp_path / ".netctl").mkdir()
+    (tmp_path / ".netctl" / "config.json").write_text('{"token":"t1"}')  # needs https: refused
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT), "NETMASTER": server.url}
+    proc = subprocess.run(
+        [str(LAUNCHER), "network", "ls", "-q"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert proc.returncode == 3 and proc.stdout == ""
+    assert "setting auth token requires a https auth_proxy URL" in proc.stderr
+    (tmp_path / ".netctl" / "config.json").unlink()
+    proc = subprocess.run(
+        [str(LAUNCHER), "network", "ls", "-q"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "n1\n", "")
