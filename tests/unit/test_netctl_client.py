@@ -241,3 +241,43 @@ def test_only_gets_reuse_a_connection():
     finally:
         client.close_idle()
         srv.close()
+
+
+class RecordingSocket:
+    """A real client socket that also records the options set on it."""
+
+    def __init__(self, sock) -> None:
+        self.sock = sock
+        self.options: list = []
+
+    def setsockopt(self, *args) -> None:
+        self.options.append(args)
+        self.sock.setsockopt(*args)
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="Linux only")
+def test_reads_ask_for_quick_acks():
+    """On a reused connection, a server that writes headers and body apart (http.server, Nagle on)
+    holds the body until our ACK: every read asks for an immediate one instead of a delayed one."""
+    url, seen, srv = answering_server(per_connection=2)
+    real_connect = client._connect
+    made: list = []
+
+    def connect(*args):
+        made.append(RecordingSocket(real_connect(*args)))
+        return made[-1]
+
+    try:
+        client._connect = connect
+        assert client.request("GET", url + "/a/")[0] == 200
+        assert client.request("GET", url + "/b/")[0] == 200
+        assert len(made) == 1 and len(seen) == 2
+        quick = (socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        assert made[0].options.count(quick) >= 2  # at least one before each answer
+    finally:
+        client._connect = real_connect
+        client.close_idle()
+        srv.close()
