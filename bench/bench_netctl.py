@@ -1,21 +1,25 @@
-"""Start-up + request time of ``netctl --netmaster URL network ls`` (target: median <= 40 ms).
+"""Start-up + request time of ``netctl --netmaster URL network ls`` (target: median <= 20 ms).
 
-Usage:  python bench/bench_netctl.py [--netmaster URL] [-n 30]
+Usage:  python bench/bench_netctl.py [--netmaster URL] [-n 30] [--cmd PATH ...]
 
 Without ``--netmaster`` a local recording HTTP server replaying the transcript's answers
-(tests.support.netctl_fakeserver) is started in this process. Three ways of running netctl are
-timed, each ``-n`` times, printing median and p90 in milliseconds:
+(tests.support.netctl_fakeserver) is started in this process (one network; for a real
+netmaster with 100 networks see ``bench/bench_netmaster.py --netctl``). Ways of running netctl
+are timed ``-n`` rounds, one run of each per round in turn (the machine's drift hits all alike),
+printing median, p90 and min in milliseconds:
 
-* ``console-script``: the ``netctl`` script pip installed next to this interpreter, i.e.
-  what a user types (includes the interpreter's ``site`` start-up and every ``.pth`` hook
-  of the environment);
-* ``python -S``: the same entry point with ``site`` disabled (PYTHONPATH = this checkout),
-  i.e. the interpreter + netctl cost without the environment's ``.pth`` hooks;
+* ``installed``: the ``netctl`` installed next to this interpreter, i.e. what a user types
+  (``make deps``/``make install`` pin the launcher to the venv's interpreter: Python starts
+  directly with ``-S``);
+* ``sh bin/netctl``: the checkout's launcher as shipped (sh finds the interpreter, then execs it);
+* each ``--cmd PATH``: another netctl (``/usr/local/sbin/netctl``, an older install);
+* ``python -S``: the entry point with ``site`` disabled (PYTHONPATH = this checkout), i.e.
+  the interpreter + netctl cost without any launcher;
 * ``in-process``: ``contivpy.netctl.app.run`` called in this process (netctl's own work:
   parsing, two HTTP requests, formatting), no interpreter start.
 
-Byte code is compiled first (``compileall``), as ``pip install`` does; without it every run
-would recompile netctl's modules (this environment sets PYTHONDONTWRITEBYTECODE).
+Byte code is compiled first (``compileall``), as ``pip install`` and ``make deps`` do; without
+it every run would recompile netctl's modules (this environment sets PYTHONDONTWRITEBYTECODE).
 """
 
 from __future__ import annotations
@@ -52,14 +56,17 @@ def stats(samples: list[float]) -> str:
     return f"median {statistics.median(s):6.1f} ms   p90 {p90:6.1f} ms   min {s[0]:6.1f} ms"
 
 
-def time_cmd(cmd: list[str], env: dict, n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        p = subprocess.run(cmd, env=env, capture_output=True)
-        out.append((time.perf_counter() - t) * 1000)
-        if p.returncode != 0:
-            raise SystemExit(f"{cmd} failed ({p.returncode}): {p.stderr.decode()[-500:]}")
+def time_cmds(cmds: dict[str, list[str]], env: dict, n: int) -> dict[str, list[float]]:
+    """Wall ms of each command: ``n`` rounds of one run each in turn, after a warm-up round."""
+    out: dict[str, list[float]] = {name: [] for name in cmds}
+    for r in range(n + 1):
+        for name, cmd in cmds.items():
+            t = time.perf_counter()
+            p = subprocess.run(cmd, env=env, capture_output=True)
+            if r:
+                out[name].append((time.perf_counter() - t) * 1000)
+            if p.returncode != 0:
+                raise SystemExit(f"{cmd} failed ({p.returncode}): {p.stderr.decode()[-500:]}")
     return out
 
 
@@ -83,6 +90,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--netmaster", help="URL of a running netmaster (default: a local replay server)")
     ap.add_argument("-n", type=int, default=30)
+    ap.add_argument("--cmd", action="append", default=[], metavar="PATH", help="also time this netctl")
     a = ap.parse_args()
     compileall.compile_dir(str(ROOT / "contivpy" / "netctl"), quiet=1)
     compileall.compile_file(str(ROOT / "contivpy" / "__init__.py"), quiet=1)
@@ -91,20 +99,25 @@ def main() -> None:
 
     def bench(url: str) -> None:
         args = ["--netmaster", url, "network", "ls"]
-        script = Path(sys.executable).with_name("netctl")
-        print(f"netctl network ls against {url}, {a.n} runs each (load avg {os.getloadavg()[0]:.2f})")
-        if script.exists():
-            print(f"  console-script  {stats(time_cmd([str(script), *args], env, a.n))}   ({script})")
+        print(f"netctl network ls against {url}, {a.n} rounds (load avg {os.getloadavg()[0]:.2f})")
         env_s = dict(env, PYTHONPATH=str(ROOT))
-        launcher = (
+        entry = (
             "import sys; from contivpy.netctl.__main__ import main; sys.argv[0] = 'netctl'; sys.exit(main())"
         )
-        bare = [sys.executable, "-S", "-c", launcher, *args]
-        print(f"  python -S       {stats(time_cmd(bare, env_s, a.n))}")
-        base = time_cmd([sys.executable, "-S", "-c", "pass"], env_s, a.n)
-        site = time_cmd([sys.executable, "-c", "pass"], env, a.n)
-        print(f"  in-process      {stats(time_inprocess(url, a.n))}")
-        print(f"  (bare interpreter: python -S -c pass {stats(base)}; with site: {stats(site)})")
+        cmds: dict[str, list[str]] = {}
+        installed = Path(sys.executable).with_name("netctl")
+        if installed.exists():
+            cmds[f"installed ({installed})"] = [str(installed), *args]
+        cmds["sh bin/netctl"] = ["sh", str(ROOT / "bin" / "netctl"), *args]
+        for path in a.cmd:
+            cmds[path] = [path, *args]
+        cmds["python -S"] = [sys.executable, "-S", "-c", entry, *args]
+        cmds["bare python -S -c pass"] = [sys.executable, "-S", "-c", "pass"]
+        cmds["bare python -c pass (site)"] = [sys.executable, "-c", "pass"]
+        for name, samples in time_cmds(cmds, env_s, a.n).items():
+            print(f"  {name:<28} {stats(samples)}")
+        print(f"  {'in-process':<28} {stats(time_inprocess(url, a.n))}")
+        print(f"  (load avg {os.getloadavg()[0]:.2f} at the end)")
 
     if a.netmaster:
         bench(a.netmaster)

@@ -31,10 +31,13 @@ targets of the "Control plane" issue (figures of the original in docs/benchmarks
                   allocated addresses, among the 100 networks) at 1 and at 16 keep-alive
                   connections, 2,000 requests (or 10 s) per run, after a warm-up: requests/s
                   (target >= 1.5x the original's 331 req/s at 1 connection).
-- ``--netctl``    ``netctl --netmaster URL network ls``, 30 runs against the netmaster holding
-                  the 100 networks: the netctl installed next to this interpreter and the
-                  checkout's ``bin/netctl`` launcher (``python3`` = this interpreter): median ms
-                  (target <= 40 ms).
+- ``--netctl``    ``netctl --netmaster URL network ls``, 30 rounds against the netmaster holding
+                  the 100 networks: the netctl installed next to this interpreter (by ``make
+                  deps``: the launcher pinned to the venv's interpreter), the checkout's
+                  ``bin/netctl`` run by sh (the launcher as shipped), and each
+                  ``--netctl-cmd PATH`` (e.g. ``/usr/local/sbin/netctl`` of ``make install``, or
+                  an older install to compare with); one run of each per round, in turn, so that
+                  the machine's drift hits all alike: median ms (target <= 20 ms).
 
 Everything started here is stopped by PID at the end (bench/_common.py).
 """
@@ -396,19 +399,21 @@ def bench_alloc(env: BenchEnv, runs: int) -> None:
 
 
 # --- netctl --------------------------------------------------------------------------------------
-def _time_netctl(cmd: list[str], penv: dict[str, str], n: int = 30) -> list[float]:
-    subprocess.run(cmd, env=penv, check=True, capture_output=True)  # warm the page cache
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        p = subprocess.run(cmd, env=penv, capture_output=True)
-        times.append((time.perf_counter() - t) * 1000)
-        if p.returncode != 0 or p.stdout.count(b"\n") != 102:
-            raise SystemExit(f"{cmd[0]} failed ({p.returncode}): {p.stderr[-300:]!r}")
+def _time_netctl(cmds: dict[str, list[str]], penv: dict[str, str], n: int = 30) -> dict[str, list[float]]:
+    """Wall ms of each command, ``n`` rounds of one run each in turn (after one warm-up round)."""
+    times: dict[str, list[float]] = {name: [] for name in cmds}
+    for r in range(n + 1):
+        for name, cmd in cmds.items():
+            t = time.perf_counter()
+            p = subprocess.run(cmd, env=penv, capture_output=True)
+            if r:
+                times[name].append((time.perf_counter() - t) * 1000)
+            if p.returncode != 0 or p.stdout.count(b"\n") != 102:
+                raise SystemExit(f"{cmd[0]} failed ({p.returncode}): {p.stderr[-300:]!r}")
     return times
 
 
-def bench_netctl(env: BenchEnv, runs: int) -> None:
+def bench_netctl(env: BenchEnv, runs: int, extra: list[str]) -> None:
     bindir = Path(sys.executable).parent
     env.wipe()
     nm = env.netmaster().start()
@@ -417,23 +422,25 @@ def bench_netctl(env: BenchEnv, runs: int) -> None:
         args = ["--netmaster", nm.url, "network", "ls"]
         penv = dict(os.environ, PATH=f"{bindir}:{os.environ.get('PATH', '')}")
         penv.pop("NETMASTER", None)
+        cmds: dict[str, list[str]] = {}
         installed = bindir / "netctl"
         if installed.exists():
-            kind = "sh launcher" if installed.read_bytes().startswith(b"#!/bin/sh") else "console script"
-            report(
-                f"netctl network ls, installed {kind}",
-                "ms",
-                _time_netctl([str(installed), *args], penv),
-                "<= 40",
+            first = installed.read_bytes().split(b"\n", 1)[0].decode()
+            kind = (
+                "sh launcher"
+                if first == "#!/bin/sh"
+                else "pinned launcher"
+                if first.endswith(" -S")
+                else "script"
             )
+            cmds[f"netctl network ls, installed {kind}"] = [str(installed), *args]
         launcher = ROOT / "bin" / "netctl"
         if launcher.exists():
-            report(
-                "netctl network ls, bin/netctl",
-                "ms",
-                _time_netctl(["sh", str(launcher), *args], penv),
-                "<= 40",
-            )
+            cmds["netctl network ls, sh bin/netctl"] = ["sh", str(launcher), *args]
+        for path in extra:
+            cmds[f"netctl network ls, {path}"] = [path, *args]
+        for name, times in _time_netctl(cmds, penv).items():
+            report(name, "ms", times, "<= 20")
         if runs:
             bench_list(env, runs, nm)
     finally:
@@ -458,6 +465,9 @@ def main() -> None:
         help="--startup only: another checkout (e.g. `git worktree add /tmp/base main`) whose netmaster "
         "is started alternately with this one's; prints both and the paired differences",
     )
+    ap.add_argument(
+        "--netctl-cmd", action="append", default=[], metavar="PATH", help="--netctl: also time this netctl"
+    )
     a = ap.parse_args()
     if a.instructions:
         compile_bytecode()
@@ -473,7 +483,7 @@ def main() -> None:
         if every or a.startup:
             bench_startup(env, a.runs, a.baseline)
         if every or a.netctl:
-            bench_netctl(env, a.runs if (every or a.list_rps) else 0)
+            bench_netctl(env, a.runs if (every or a.list_rps) else 0, a.netctl_cmd)
         elif a.list_rps:
             bench_list(env, a.runs)
         if every or a.inspect:

@@ -3,7 +3,8 @@
 #
 # install: make a virtual environment at $PREFIX with Debian's own $BASE_PYTHON (never pip into the
 # system Python: PEP 668), pip-install contivpy into it ($SRC: this checkout, or a wheel built by
-# `python3 -m build`), link the commands into $SBINDIR and install the systemd units into $UNITDIR
+# `python3 -m build`), pin its launchers to the venv's interpreter (scripts/pin-launchers.sh), link
+# the commands into $SBINDIR and install the systemd units into $UNITDIR
 # with ExecStart pointing at $SBINDIR and Documentation at $PREFIX, and netctl's bash and zsh
 # completions into $BASHCOMPDIR and $ZSHCOMPDIR. Nothing is enabled or started:
 # that stays the administrator's `systemctl enable --now`. $DESTDIR stages everything under another
@@ -43,6 +44,8 @@ install)
   # A reinstall of the same version must replace the code: remove the old copy first.
   "$venv/bin/python" -m pip uninstall -q -y --disable-pip-version-check contivpy >/dev/null 2>&1 || true
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "$SRC"
+  # The launchers start the venv's interpreter directly (#! line), not through sh.
+  sh "$here/scripts/pin-launchers.sh" "$venv" "$PREFIX"
   mkdir -p "$DESTDIR$SBINDIR" "$DESTDIR$UNITDIR"
   for c in $COMMANDS; do
     ln -sfn "$PREFIX/bin/$c" "$DESTDIR$SBINDIR/$c"

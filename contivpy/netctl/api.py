@@ -14,12 +14,10 @@ Objects travel as dicts in Go struct order (``gojson.decode``); request bodies a
 ``gojson.marshal(gojson.to_go(T, obj))`` - the exact bytes of transcript 4.8.
 """
 
-from __future__ import annotations
-
-import os
+import posix
 
 from contivpy.netctl import client, gojson
-from contivpy.netctl.output import fail
+from contivpy.netctl.output import fail, getenv
 
 EXIT_HELP = 1
 EXIT_REQUEST = 2
@@ -29,12 +27,13 @@ EXIT_TRANSPORT = EXIT_REQUEST
 
 
 def config_path() -> str:
-    home = os.environ.get("HOME")
+    home = getenv("HOME")
     if not home:
         import pwd
 
-        home = pwd.getpwuid(os.getuid()).pw_dir
-    return os.path.join(home, ".netctl", "config.json")
+        home = pwd.getpwuid(posix.getuid()).pw_dir
+    sep = "" if not home or home.endswith("/") else "/"  # os.path.join(home, ".netctl", "config.json")
+    return f"{home}{sep}.netctl/config.json"
 
 
 def check_url(ctx) -> str:
@@ -61,7 +60,7 @@ class Api:
         self.headers: list[tuple[str, str]] = []
         path = config_path()
         try:
-            os.stat(path)
+            posix.stat(path)
             exists = True
         except (FileNotFoundError, NotADirectoryError):
             exists = False

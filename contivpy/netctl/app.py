@@ -12,19 +12,16 @@ Ctrl-C exits 130 quietly, a closed stdout pipe exits quietly, anything unexpecte
 logged as one error line (exit 1).
 """
 
-from __future__ import annotations
-
-import os
+import sys
 
 from contivpy.netctl.cli import HELP_FLAG, VERSION_FLAG, App, FlagSet, UsageError, help_command, run_command
 from contivpy.netctl.output import Exit, log_error, out
 
 
 def build_app(argv0: str) -> App:
-    from contivpy.netctl.commands_version import CLIENT_VERSION, version_block
-    from contivpy.netctl.tree import COMMANDS, NETMASTER_FLAGS
+    from contivpy.netctl.tree import CLIENT_VERSION, COMMANDS, NETMASTER_FLAGS, version_block
 
-    name = os.path.basename(argv0)
+    name = argv0.rpartition("/")[2]
     if not name or name.endswith(".py") or name.startswith("-"):
         name = "netctl"  # python -m contivpy.netctl
     commands = list(COMMANDS) + [help_command()]
@@ -92,6 +89,8 @@ def run(argv: list[str]) -> int:
         return 130
     except BrokenPipeError:
         try:
+            import os
+
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
         except OSError:
@@ -103,3 +102,7 @@ def run(argv: list[str]) -> int:
         except Exception:  # noqa: BLE001
             pass
         return 1
+    finally:
+        client = sys.modules.get("contivpy.netctl.client")  # loaded if the command made requests
+        if client is not None:
+            client.close_idle()  # its keep-alive connection

@@ -20,11 +20,7 @@ Parsing rules reproduced (they decide which command lines work, so they are the 
 * Help texts are rendered with codegangsta's templates and a tab-padding tabwriter.
 """
 
-from __future__ import annotations
-
-import os
-
-from contivpy.netctl.output import Exit, err, out
+from contivpy.netctl.output import Exit, err, getenv, out
 from contivpy.netctl.tabwriter import format_help
 
 
@@ -239,7 +235,7 @@ class FlagSet:
 
 def _env_default(f: Flag, default):
     for var in f.env.split(","):
-        val = os.environ.get(var.strip(), "")
+        val = getenv(var.strip())
         if val:
             if f.kind == "bool":
                 try:

@@ -3,8 +3,16 @@
 Design:
 * Stdlib only and import-light: plain ``_socket`` for http (no ``socket``/``enum``/``re``
   at start-up); ``ssl``+``socket`` are imported only for https URLs.
-* One connection per request, closed after the response body is read (Content-Length,
-  chunked, or read-to-EOF). Requests carry exactly what Go's net/http client sent
+* Keep-alive like Go's transport: after a response that allows it (HTTP/1.1, no
+  ``Connection: close``, a body framed by Content-Length or chunked) the connection is kept
+  as the one idle connection of its (scheme, host, port, --insecure); the next GET/HEAD to
+  the same place reuses it (``network ls``: both GETs on one connection, one TLS handshake
+  over https). A reused connection that the server has closed meanwhile (nothing received)
+  is replaced by a new one and the request sent again; requests other than GET/HEAD always
+  open a new connection, so a POST is never sent twice. Every read asks for an immediate ACK
+  (TCP_QUICKACK): with keep-alive, a server that sends headers and body apart would otherwise
+  wait 40 ms for a delayed ACK. ``close_idle()`` closes the idle
+  connections (``app.run`` calls it at the end). Requests carry exactly what Go's net/http client sent
   (transcript 4.8): ``Host``, ``User-Agent: Go-http-client/1.1``, ``Content-Length`` for
   bodies, the ``x-auth-token`` header when a token is configured. URL = base URL +
   path (``Context.netmaster`` has dropped trailing slashes of ``--netmaster``/``NETMASTER``).
@@ -14,8 +22,6 @@ Design:
 * Failures raise ``TransportError`` (no HTTP exchange: refused, DNS, timeout, EOF; message in
   Go's ``Get "<url>": dial tcp ...`` form) or ``HTTPError`` (the server answered).
 """
-
-from __future__ import annotations
 
 USER_AGENT = "Go-http-client/1.1"
 CONNECT_TIMEOUT = 30.0
@@ -145,18 +151,32 @@ def _wrap_tls(sock, host: str, insecure: bool):
 
 class _Reader:
     def __init__(self, sock) -> None:
+        import _socket
+
         self.sock = sock
         self.buf = b""
         self.eof = False
+        self.received = False
+        # Linux: acknowledge at once. A server that writes the headers and the body of an answer
+        # in two sends without TCP_NODELAY (Python's http.server does) has its body held by Nagle
+        # until our ACK, which a reused connection delays by 40 ms (a new one is in quick-ACK mode).
+        opt = getattr(_socket, "TCP_QUICKACK", None)
+        self.quickack = None if opt is None else (_socket.IPPROTO_TCP, opt)
 
     def fill(self) -> bool:
         if self.eof:
             return False
+        if self.quickack is not None:
+            try:
+                self.sock.setsockopt(*self.quickack, 1)  # the kernel resets it: before every read
+            except OSError:
+                self.quickack = None
         data = self.sock.recv(65536)
         if not data:
             self.eof = True
             return False
         self.buf += data
+        self.received = True
         return True
 
     def until(self, sep: bytes) -> bytes:
@@ -182,7 +202,8 @@ class _Reader:
         return out
 
 
-def _read_response(r: _Reader, method: str) -> tuple[int, str, bytes]:
+def _read_response(r: _Reader, method: str) -> tuple[int, str, bytes, bool]:
+    """-> (status, reason, body, whether the connection can carry another request)."""
     while True:
         head = r.until(b"\r\n\r\n").decode("latin-1")
         lines = head.split("\r\n")
@@ -196,8 +217,9 @@ def _read_response(r: _Reader, method: str) -> tuple[int, str, bytes]:
         if 100 <= status < 200:
             continue
         break
+    keep = status_line[0] == "HTTP/1.1" and "close" not in headers.get("connection", "").lower()
     if method == "HEAD" or status in (204, 304):
-        return status, reason, b""
+        return status, reason, b"", keep
     if "chunked" in headers.get("transfer-encoding", "").lower():
         body = b""
         while True:
@@ -206,10 +228,49 @@ def _read_response(r: _Reader, method: str) -> tuple[int, str, bytes]:
                 break
             body += r.exactly(size)
             r.until(b"\r\n")
-        return status, reason, body
+        try:
+            while r.until(b"\r\n"):  # trailer fields up to the empty line
+                pass
+        except EOFError:  # closed without it: the body is complete, the connection is not reusable
+            return status, reason, body, False
+        return status, reason, body, keep and not r.buf
     if "content-length" in headers:
-        return status, reason, r.exactly(int(headers["content-length"]))
-    return status, reason, r.rest()
+        body = r.exactly(int(headers["content-length"]))
+        return status, reason, body, keep and not r.buf
+    return status, reason, r.rest(), False
+
+
+class _Stale(Exception):
+    """A reused idle connection turned out closed before any byte of the answer arrived."""
+
+
+# (scheme, host, port, insecure) -> the one idle keep-alive connection to that place
+_idle: dict[tuple, object] = {}
+
+
+def close_idle() -> None:
+    """Close the idle keep-alive connections (end of a netctl run)."""
+    while _idle:
+        _idle.popitem()[1].close()
+
+
+def _exchange(sock, key: tuple, method: str, build, reused: bool) -> tuple[int, str, bytes]:
+    """Send the request ``build()`` makes and read the answer; keep or close the connection."""
+    r = _Reader(sock)
+    keep = False
+    try:
+        sock.sendall(build())
+        status, reason, body, keep = _read_response(r, method)
+    except (EOFError, OSError) as err:
+        if reused and not r.received and not isinstance(err, TimeoutError):
+            raise _Stale from None
+        raise
+    finally:
+        if keep:
+            _idle[key] = sock
+        else:
+            sock.close()
+    return status, reason, body
 
 
 def request(method: str, url: str, body: bytes | None = None, headers=(), insecure: bool = False):
@@ -219,29 +280,49 @@ def request(method: str, url: str, body: bytes | None = None, headers=(), insecu
         scheme, host, port, hostheader, path = _split_url(url)
         if scheme not in ("http", "https"):
             raise TransportError(f'unsupported protocol scheme "{scheme}"')
-        sock = _connect(scheme, host, port, insecure)
     except TransportError as err:
         raise TransportError(f'{goname} "{url}": {err}') from None
-    try:
+
+    def build() -> bytes:
         lines = [f"{method} {path} HTTP/1.1", f"Host: {hostheader}", f"User-Agent: {USER_AGENT}"]
         if body is not None:
             lines.append(f"Content-Length: {len(body)}")
         for name, value in headers:
             lines.append(f"{name}: {value}")
-        data = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + (body or b"")
-        sock.sendall(data)
-        return _read_response(_Reader(sock), method)
-    except EOFError:
-        raise TransportError(f'{goname} "{url}": EOF') from None
-    except TimeoutError:
-        raise TransportError(f'{goname} "{url}": net/http: timeout awaiting response headers') from None
-    except (ValueError, IndexError):
-        raise TransportError(f'{goname} "{url}": net/http: malformed HTTP response') from None
-    except OSError as err:
-        reason = (err.strerror or str(err)).lower()
-        raise TransportError(f'{goname} "{url}": read tcp: {reason}') from None
-    finally:
-        sock.close()
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + (body or b"")
+
+    key = (scheme, host, port, insecure)
+    idle = _idle.pop(key, None)
+    if idle is not None:
+        if method in ("GET", "HEAD"):
+            try:
+                return _exchange(idle, key, method, build, True)
+            except _Stale:
+                pass  # the server closed it while idle: a new connection below
+            except (EOFError, TimeoutError, ValueError, IndexError, OSError) as err:
+                raise _transport_error(goname, url, err) from None
+        else:
+            idle.close()
+    try:
+        sock = _connect(scheme, host, port, insecure)
+    except TransportError as err:
+        raise TransportError(f'{goname} "{url}": {err}') from None
+    try:
+        return _exchange(sock, key, method, build, False)
+    except (EOFError, TimeoutError, ValueError, IndexError, OSError) as err:
+        raise _transport_error(goname, url, err) from None
+
+
+def _transport_error(goname: str, url: str, err: Exception) -> TransportError:
+    """The Go-worded error of a failed exchange (the request was sent or being sent)."""
+    if isinstance(err, EOFError):
+        return TransportError(f'{goname} "{url}": EOF')
+    if isinstance(err, TimeoutError):
+        return TransportError(f'{goname} "{url}": net/http: timeout awaiting response headers')
+    if isinstance(err, (ValueError, IndexError)):
+        return TransportError(f'{goname} "{url}": net/http: malformed HTTP response')
+    reason = (getattr(err, "strerror", None) or str(err)).lower()
+    return TransportError(f'{goname} "{url}": read tcp: {reason}')
 
 
 def check(method: str, status: int, reason: str, body: bytes) -> None:

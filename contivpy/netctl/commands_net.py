@@ -6,8 +6,6 @@ requests in the original's order (``ls`` first GETs the tenant), then the output
 indented Go JSON, ``--quiet`` names only, otherwise a tabwriter table.
 """
 
-from __future__ import annotations
-
 from contivpy.netctl.api import EXIT_HELP, Api, dump_json, dump_structs
 from contivpy.netctl.gojson import to_go
 from contivpy.netctl.output import fail, out

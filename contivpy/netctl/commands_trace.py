@@ -12,7 +12,7 @@
    agent's answer as indented JSON).
 
 Only HTTP: netctl imports nothing of the agent or of OVS; ``json`` and ``ipaddress`` are imported
-when the command runs (the command tree imports this module for every netctl call). Exit codes as the other commands: 1 usage,
+only where they are needed. Exit codes as the other commands: 1 usage,
 2 no HTTP answer, 3 an HTTP error (the server's message is printed).
 """
 
@@ -22,12 +22,11 @@ from contivpy.netctl import client
 from contivpy.netctl.api import EXIT_HELP, EXIT_INVALID, EXIT_REQUEST, Api
 from contivpy.netctl.output import fail, out
 from contivpy.netctl.tabwriter import format_table
-
-DEFAULT_AGENT = "http://127.0.0.1:9090"
+from contivpy.netctl.tree import DEFAULT_AGENT
 
 
 def _check_args(ctx) -> tuple[str, str, str, int]:
-    import ipaddress  # here, not at module level: every netctl command imports this module
+    import ipaddress
 
     if len(ctx.args) != 2:
         fail(EXIT_HELP, "Source endpoint and destination IP address required", ctx)

@@ -1,4 +1,5 @@
-"""Action of ``version``, and the client version block (conventions as in commands_net: parse, one request, print)."""
+"""Action of ``version`` (conventions as in commands_net: parse, one request, print); the client
+version block lives in tree.py (``netctl -v`` prints it without importing this module)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,7 @@ from contivpy.netctl import client, gojson
 from contivpy.netctl.api import EXIT_INVALID, EXIT_REQUEST, check_url
 from contivpy.netctl.commands_net import need
 from contivpy.netctl.output import err, fail, out
-
-CLIENT_VERSION = {"Version": "1.2.1-contivpy-0.1.0", "GitCommit": "unknown", "BuildTime": "unknown"}
-
-
-def version_block(info: dict) -> str:
-    return (
-        f"Version: {info.get('Version', '')}\nGitCommit: {info.get('GitCommit', '')}\n"
-        f"BuildTime: {info.get('BuildTime', '')}\n"
-    )
+from contivpy.netctl.tree import CLIENT_VERSION, version_block
 
 
 def show_version(ctx) -> None:

@@ -12,8 +12,6 @@ tests/unit/test_schema_agreement.py); netctl keeps this copy so that it starts w
 importing the model layer.
 """
 
-from __future__ import annotations
-
 _SPECS = {
     "Link": "type key",
     # ---- config objects

@@ -1,4 +1,4 @@
-"""stdout/stderr writing and the logrus-style error line of the original netctl.
+"""stdout/stderr writing, the environment, and the logrus-style error line of the original netctl.
 
 * ``out(text)`` writes UTF-8 bytes to stdout unchanged (no newline translation).
 * ``log_error(msg)`` writes what ``logrus.Error(msg)`` wrote with the vendored logrus:
@@ -7,14 +7,13 @@
   ``[A-Za-z0-9.-]`` (so a netmaster body's trailing newline stays inside the quotes);
   on a terminal ``ERRO[0000] <msg padded to 44>`` in red, as logrus did on a TTY.
   Timestamps are UTC (the original used local time; our hosts run in UTC).
+* ``getenv(name)`` reads an environment variable without importing ``os`` (netctl's start-up
+  never imports ``os``: its ``_collections_abc`` costs about 1 ms; docs/benchmarks.md).
 * ``Exit(code)`` unwinds to ``main`` which returns the code; nothing calls ``sys.exit``
   deep inside, so tests can run ``main()`` in-process.
 """
 
-from __future__ import annotations
-
 import sys
-import time
 
 
 class Exit(Exception):
@@ -31,6 +30,21 @@ def _write(stream, text: str) -> None:
         buf.flush()
     else:  # e.g. a StringIO installed by a test
         stream.write(text)
+
+
+def getenv(name: str, default: str = "") -> str:
+    """``os.environ.get(name, default)``. Once ``os`` is loaded (a test, a library), its
+    ``environ`` is the live copy and is read; before that nothing can have changed the
+    process's environment, and ``posix.environ`` (the bytes ``os.environ`` is built from) is
+    decoded the same way (file system encoding, surrogateescape)."""
+    os = sys.modules.get("os")
+    if os is not None:
+        return os.environ.get(name, default)
+    import posix
+
+    enc = sys.getfilesystemencoding()
+    value = posix.environ.get(name.encode(enc, "surrogateescape"))
+    return default if value is None else value.decode(enc, "surrogateescape")
 
 
 def out(text: str) -> None:
@@ -55,6 +69,8 @@ def _value(text: str) -> str:
 def format_error_line(msg: str, now: float | None = None, tty: bool = False) -> str:
     if tty:
         return f"\x1b[31mERRO\x1b[0m[0000] {msg:<44} \n"
+    import time
+
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if now is None else now))
     return f"time={_value(stamp)} level=error msg={_value(msg)} \n"
 

@@ -19,18 +19,24 @@ Model (the one of Go's tabwriter, written from its documented behaviour):
 ``format_help(text)`` gives codegangsta's help writer (minwidth 0, tabwidth 8, padding 1, tabs).
 """
 
-from __future__ import annotations
-
 
 def tabwrite(text: str, minwidth: int = 0, tabwidth: int = 8, padding: int = 1, padchar: str = " ") -> str:
     """Return ``text`` as Go's ``tabwriter.NewWriter(w, minwidth, tabwidth, padding, padchar, 0)``
     followed by ``Flush`` would write it."""
-    raw_lines = text.split("\n")
     # lines[i] = list of cells; the last raw line is the unterminated tail (often "").
-    lines = [ln.split("\t") for ln in raw_lines]
+    lines = [ln.split("\t") for ln in text.split("\n")]
+    if padchar != "\t":
+        fast = _rectangular(lines, minwidth, padding, padchar)
+        if fast is not None:
+            return fast
+    return _blocks(lines, minwidth, tabwidth, padding, padchar)
+
+
+def _blocks(lines: list[list[str]], minwidth: int, tabwidth: int, padding: int, padchar: str) -> str:
+    """The general algorithm: column blocks found recursively, left to right."""
+    use_tabs = padchar == "\t"
     out: list[str] = []
     widths: list[int] = []
-    use_tabs = padchar == "\t"
 
     def pad(textw: int, cellw: int) -> str:
         if use_tabs:
@@ -80,6 +86,28 @@ def tabwrite(text: str, minwidth: int = 0, tabwidth: int = 8, padding: int = 1, 
 
     fmt(0, len(lines))
     return "".join(out)
+
+
+def _rectangular(lines: list[list[str]], minwidth: int, padding: int, padchar: str) -> str | None:
+    """The common case of a table (every line but an empty tail has the same number of cells,
+    at least two) without the block recursion: each column is one block over all those lines,
+    so the result equals the general algorithm's (tests/unit/test_netctl_tabwriter.py compares
+    the two). ``None`` when the text is not such a table."""
+    body = lines[:-1] if lines[-1] == [""] else lines
+    if not body:
+        return None
+    m = len(body[0])
+    if m < 2 or set(map(len, body)) != {m}:
+        return None
+    columns = list(zip(*body, strict=True))  # column j = the j-th cell of every line
+    padded = [
+        [cell.ljust(w, padchar) for cell in col]
+        for col, w in zip(
+            columns, [max(minwidth, max(map(len, col)) + padding) for col in columns[:-1]], strict=False
+        )
+    ]
+    rows = map("".join, zip(*padded, columns[-1], strict=True))
+    return "\n".join(rows) + ("\n" if len(body) < len(lines) else "")
 
 
 def format_table(text: str) -> str:

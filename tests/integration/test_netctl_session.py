@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.launcher import is_launcher
 from tests.support.netctl_fakeserver import run_inprocess
 
 pytestmark = pytest.mark.etcd
@@ -266,10 +267,11 @@ def test_console_entry_point_against_real_netmaster(netmaster, tmp_path):
 
 
 def test_installed_launcher_against_real_netmaster(netmaster, tmp_path):
-    """The installed ``netctl`` is the sh launcher (bin/netctl) that starts Python with -S; it must behave
-    exactly like the module entry point, without the environment's site hooks."""
+    """The installed ``netctl`` is the launcher (bin/netctl, #!/bin/sh or pinned to the venv's
+    interpreter) that starts Python with -S; it must behave exactly like the module entry point,
+    without the environment's site hooks."""
     script = Path(sys.executable).with_name("netctl")
-    assert script.read_bytes().startswith(b"#!/bin/sh"), "netctl is not the bin/netctl launcher"
+    assert is_launcher(script), "netctl is not the bin/netctl launcher"
     proc = subprocess.run(
         [str(script), "--netmaster", netmaster.url, "tenant", "ls"],
         capture_output=True,

@@ -1,7 +1,8 @@
-"""The installed commands are the sh launchers of bin/ (Python started with -S, see bin/netctl).
+"""The installed commands are the launchers of bin/ (Python started with -S, see bin/netctl).
 
 They must start the right program with its arguments, from the installed copy next to the
-interpreter and from the checkout's bin/ directory alike.
+interpreter (#!/bin/sh, or pinned to the venv's interpreter by scripts/pin-launchers.sh) and from
+the checkout's bin/ directory alike.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.launcher import is_launcher
 
 BIN = Path(__file__).resolve().parents[2] / "bin"
 COMMANDS = ["netctl", "netmaster", "netplugin"]
@@ -42,7 +45,7 @@ def test_contivk8s_launcher_answers_version():
 def test_launchers_run_their_program(where):
     base = Path(sys.executable).parent if where == "installed" else BIN
     for cmd in COMMANDS:
-        assert (base / cmd).read_bytes().startswith(b"#!/bin/sh"), f"{base / cmd} is not the launcher"
+        assert is_launcher(base / cmd), f"{base / cmd} is not the launcher"
     out = subprocess.run([str(base / "netmaster"), "--version"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.startswith("Version: "), out
     out = subprocess.run(

@@ -1,6 +1,9 @@
 """Go text/tabwriter semantics (contivpy.netctl.tabwriter), goldens from the original's output."""
 
-from contivpy.netctl.tabwriter import format_help, format_table, tabwrite
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contivpy.netctl.tabwriter import _blocks, _rectangular, format_help, format_table, tabwrite
 
 NET_HDR = (
     "Tenant\tNetwork\tNw Type\tEncap type\tPacket tag\tSubnet\tGateway\tIPv6Subnet\tIPv6Gateway\tCfgd Tag \n"
@@ -54,3 +57,27 @@ def test_tab_padding_mode_of_help_writer():
 
 def test_minwidth_and_padding_parameters():
     assert tabwrite("a\tb\n", minwidth=5, padding=1, padchar=".") == "a....b\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.integers(1, 6).flatmap(
+        lambda m: st.lists(
+            st.lists(st.text("ab é-", max_size=5), min_size=m, max_size=m), min_size=1, max_size=6
+        )
+    ),
+    tail=st.sampled_from(["\n", ""]),
+    minwidth=st.integers(0, 6),
+    padding=st.integers(0, 3),
+)
+def test_rectangular_fast_path_equals_the_block_algorithm(rows, tail, minwidth, padding):
+    """netctl's tables take a shortcut (one block per column); it must write what the general
+    column-block algorithm writes, or decline (None) for a table it does not cover."""
+    text = "\n".join("\t".join(r) for r in rows) + tail
+    lines = [ln.split("\t") for ln in text.split("\n")]
+    fast = _rectangular(lines, minwidth, padding, " ")
+    if len(rows[0]) < 2:
+        assert fast is None
+    else:
+        assert fast == _blocks(lines, minwidth, 2, padding, " ")
+    assert tabwrite(text, minwidth, 2, padding, " ") == _blocks(lines, minwidth, 2, padding, " ")
