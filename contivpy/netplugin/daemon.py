@@ -41,6 +41,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from contivpy.common import metrics
 from contivpy.common.errors import ExternalServiceError, StoreError, ValidationError
 from contivpy.common.httpserve import GuardedRunner, serve_tcp, split_hostport
 from contivpy.common.kv import open_store
@@ -196,7 +197,9 @@ class Agent:
             it = list_and_watch(self.kv, prefix)
             mirror = Mirror()
             self._streams[prefix] = (it, mirror)
-            for ev in mirror.apply(await anext(it)):
+            evs = mirror.apply(await anext(it))
+            metrics.WATCH_EVENTS.inc(prefix, amount=len(evs))
+            for ev in evs:
                 handler(ev.key[len(prefix) :], ev.value if ev.type == "put" else None)
 
     def _on_network(self, net_id: str, value: str | None) -> None:
@@ -263,7 +266,9 @@ class Agent:
         handler records the desired state and enqueues the key in its manager's reconciler."""
         it, mirror = self._streams[prefix]
         async for item in it:
-            for ev in mirror.apply(item):
+            evs = mirror.apply(item)
+            metrics.WATCH_EVENTS.inc(prefix, amount=len(evs))
+            for ev in evs:
                 handler(ev.key[len(prefix) :], ev.value if ev.type == "put" else None)
 
     async def _register(self) -> None:
