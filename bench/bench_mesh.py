@@ -190,9 +190,12 @@ class Host:
         )  # fmt: skip
         self.ovs_pids.append(int((d / "ovs-vswitchd.pid").read_text()))
 
-    def spawn_agent(self) -> None:
+    def spawn_agent(self, profile: str = "") -> None:
+        launcher = [str(BIN / "netplugin")]
+        if profile:  # cProfile written when the agent stops (SIGTERM at tear-down)
+            launcher = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "contivpy.netplugin"]
         cmd = [
-            "ip", "netns", "exec", self.netns, str(BIN / "netplugin"),
+            "ip", "netns", "exec", self.netns, *launcher,
             "--etcd-endpoints", self.bed.etcd_url, "--mode", "docker", "--netmode", "vlan", "--fwdmode", "bridge",
             "--host", self.name, "--vtep-ip", self.ip, "--ctrl-ip", self.ip,
             "--ovsdb", f"unix:{self.db_sock}", "--ovs-datapath", "netdev",
@@ -370,10 +373,10 @@ def net_vni(bed: Bed, name: str) -> int:
     return int(st["extPktTag"])
 
 
-def wait_mesh(bed: Bed, hosts: list[Host], vni: int, t0: float, timeout: float, ready: dict | None = None):
-    """Poll every host until it has tunnel flows and flood buckets for all its peers.
+def wait_mesh(hosts: list[Host], vni: int, t0: float, timeout: float, ready: dict | None = None):
+    """Poll every host of ``hosts`` until it has tunnel flows and flood buckets for all the others.
     ``ready`` (host -> (seconds, cpu ms)) is filled from the agents' logs on the way."""
-    want = len(bed.hosts) - 1
+    want = len(hosts) - 1
     done: dict[str, float] = {}
     cpu_done: dict[str, float] = {}
     deadline = time.perf_counter() + timeout
@@ -416,27 +419,48 @@ def summary(xs: list[float]) -> str:
 
 
 # -- phases --------------------------------------------------------------------------------------------
-def run_size(n: int, endpoints: int, nets: int, timeout: float) -> dict:
+def ovs_cpu_ms(bed: Bed) -> float:
+    """CPU of every host's ovsdb-server and ovs-vswitchd so far."""
+    total = 0.0
+    for h in bed.hosts:
+        for pid in h.ovs_pids:
+            with contextlib.suppress(OSError):
+                total += cpu_ms(pid)
+    return total
+
+
+def children_cpu_ms() -> float:
+    """CPU of this benchmark's finished child processes (the ovs-ofctl/etcdctl read-backs)."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (ru.ru_utime + ru.ru_stime) * 1000
+
+
+def run_size(n: int, endpoints: int, nets: int, timeout: float, profile: str = "") -> dict:
     res: dict = {"hosts": n}
     t_bed = time.perf_counter()
-    with Bed(n) as bed:
+    with Bed(n + 1) as bed:  # the last host joins the running mesh in phase 2
         res["bed_up_s"] = time.perf_counter() - t_bed
+        joiner = bed.hosts[-1]
+        mesh = bed.hosts[:-1]
         bed.create_network("mesh0", "10.50.0.0/16")
         vni0 = net_vni(bed, "mesh0")
         nm_pid, etcd_pid = bed.netmaster.pid, bed.etcd.pid
         e0, nm0, et0 = bed.etcd_stats(), cpu_ms(nm_pid), cpu_ms(etcd_pid)
 
         # 1. mesh: all agents spawned at once, the network already there
+        ovs0, kids0 = ovs_cpu_ms(bed), children_cpu_ms()
         t0 = time.perf_counter()
-        for h in bed.hosts:
-            h.spawn_agent()
+        for h in mesh:
+            h.spawn_agent(profile if h.idx == 1 else "")
         ready: dict[str, tuple[float, float]] = {}
-        done, cpu_done = wait_mesh(bed, bed.hosts, vni0, t0, timeout, ready)
+        done, cpu_done = wait_mesh(mesh, vni0, t0, timeout, ready)
         t_mesh = max(done.values())
         e1, nm1, et1 = bed.etcd_stats(), cpu_ms(nm_pid), cpu_ms(etcd_pid)
         res["mesh"] = {
             "converged_s": t_mesh,
-            "last_ready_s": max(r[0] + (bed.hosts[0].t_spawn - t0) for r in ready.values()),
+            "last_ready_s": max(r[0] + (mesh[0].t_spawn - t0) for r in ready.values()),
             "ready_s_median": statistics.median(r[0] for r in ready.values()),
             "agent_cpu_ms_at_ready_median": statistics.median(r[1] for r in ready.values()),
             "agent_cpu_ms_at_ready_max": max(r[1] for r in ready.values()),
@@ -446,12 +470,34 @@ def run_size(n: int, endpoints: int, nets: int, timeout: float) -> dict:
             "etcd_req_per_s": (e1["requests"] - e0["requests"]) / t_mesh,
             "etcd_cpu_ms": et1 - et0,
             "netmaster_cpu_ms": nm1 - nm0,
+            "ovs_cpu_s_total": (ovs_cpu_ms(bed) - ovs0) / 1000,
+            "bench_ofctl_cpu_s": (children_cpu_ms() - kids0) / 1000,
         }
         time.sleep(2)
-        rss = [vmrss_kb(h.agent.pid) / 1024 for h in bed.hosts]
+        rss = [vmrss_kb(h.agent.pid) / 1024 for h in mesh]
         res["mesh"]["agent_rss_mib_median"] = statistics.median(rss)
         res["mesh"]["agent_rss_mib_max"] = max(rss)
         print(f"  [{n} hosts] mesh: {json.dumps({k: round(v, 2) for k, v in res['mesh'].items()})}", flush=True)
+
+        # 1b. one more host joins the running mesh: until all n + 1 hosts have the full mesh
+        e0, nm0, et0 = bed.etcd_stats(), cpu_ms(nm_pid), cpu_ms(etcd_pid)
+        cpu0 = {h.name: cpu_ms(h.agent.pid) for h in mesh}
+        ovs0 = ovs_cpu_ms(bed)
+        t0 = time.perf_counter()
+        joiner.spawn_agent()
+        ready = {}
+        done, cpu_done = wait_mesh(bed.hosts, vni0, t0, timeout, ready)
+        res["join"] = {
+            "converged_s": max(done.values()),
+            "joiner_ready_s": ready[joiner.name][0],
+            "joiner_cpu_ms_at_ready": ready[joiner.name][1],
+            "peer_cpu_ms_median": statistics.median(cpu_done[k] - cpu0[k] for k in cpu0),
+            "etcd_requests": bed.etcd_stats()["requests"] - e0["requests"],
+            "netmaster_cpu_ms": cpu_ms(nm_pid) - nm0,
+            "etcd_cpu_ms": cpu_ms(etcd_pid) - et0,
+            "ovs_cpu_s_total": (ovs_cpu_ms(bed) - ovs0) / 1000,
+        }
+        print(f"  [{n} hosts] join: {json.dumps({k: round(v, 2) for k, v in res['join'].items()})}", flush=True)
 
         # 2. a new vxlan network with the mesh up
         e0, nm0, et0 = bed.etcd_stats(), cpu_ms(nm_pid), cpu_ms(etcd_pid)
@@ -459,7 +505,7 @@ def run_size(n: int, endpoints: int, nets: int, timeout: float) -> dict:
         t0 = time.perf_counter()
         bed.create_network("mesh1", "10.51.0.0/16")
         vni1 = net_vni(bed, "mesh1")
-        done, cpu_done = wait_mesh(bed, bed.hosts, vni1, t0, timeout)
+        done, cpu_done = wait_mesh(bed.hosts, vni1, t0, timeout)
         t_net = max(done.values())
         e1, nm1, et1 = bed.etcd_stats(), cpu_ms(nm_pid), cpu_ms(etcd_pid)
         res["network"] = {
@@ -483,6 +529,7 @@ def endpoints_phase(bed: Bed, total: int, nets: int, timeout: float) -> dict:
     networks ``ep<i % nets>`` and ``ep<(i+1) % nets>``; written as the homing agents write them."""
     import asyncio
 
+    from contivpy.common.errors import StoreError
     from contivpy.common.kv import open_store
     from contivpy.common.kv.base import Put
     from contivpy.common.netaddr import mac_from_ip
@@ -525,12 +572,22 @@ def endpoints_phase(bed: Bed, total: int, nets: int, timeout: float) -> dict:
     ev0 = {h.name: agent_metric(h, "contiv_netplugin_watch_events_total") for h in bed.hosts}
     e0, nm0, et0 = bed.etcd_stats(), cpu_ms(nm_pid), cpu_ms(etcd_pid)
     cpu0 = {h.name: cpu_ms(h.agent.pid) for h in bed.hosts}
+    ovs0, kids0 = ovs_cpu_ms(bed), children_cpu_ms()
+
+    retries: list[int] = []
 
     async def write() -> None:
         kv = open_store(bed.etcd_url)
         try:
             for i in range(0, len(recs), 100):
-                await kv.txn([], [Put(k, v) for k, v in recs[i : i + 100]])
+                for attempt in range(10):  # etcd starved of CPU by busy agents can miss the 10 s timeout
+                    try:
+                        await kv.txn([], [Put(k, v) for k, v in recs[i : i + 100]])
+                        break
+                    except StoreError:
+                        retries.append(i)
+                        if attempt == 9:
+                            raise
         finally:
             await kv.close()
 
@@ -578,6 +635,7 @@ def endpoints_phase(bed: Bed, total: int, nets: int, timeout: float) -> dict:
         "endpoints": total,
         "networks": nets,
         "write_s": t_write,
+        "write_retries": len(retries),
         "converged_s": t_conv,
         "flows_per_remote_ep": per_ep or 0,
         "agent_cpu_ms_median": statistics.median(cpu),
@@ -588,6 +646,8 @@ def endpoints_phase(bed: Bed, total: int, nets: int, timeout: float) -> dict:
         "etcd_req_per_s": (e1["requests"] - e0["requests"]) / t_conv,
         "etcd_cpu_ms": et1 - et0,
         "netmaster_cpu_ms": nm1 - nm0,
+        "ovs_cpu_s_total": (ovs_cpu_ms(bed) - ovs0) / 1000,
+        "bench_ofctl_cpu_s": (children_cpu_ms() - kids0) / 1000,
         "watch_events_per_agent_median": statistics.median(received),
         "irrelevant_events_per_agent_median": statistics.median(irrelevant),
     }
@@ -603,6 +663,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--profile", default="", help="run host 1's agent under cProfile, written to this file")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_mesh needs root (netns, veth, OVS)")
@@ -612,7 +673,7 @@ def main() -> None:
     for n in [int(x) for x in a.hosts.split(",")]:
         for r in range(a.runs):
             print(f"{n} hosts, run {r + 1}", flush=True)
-            results.append(run_size(n, a.endpoints, a.nets, a.timeout))
+            results.append(run_size(n, a.endpoints, a.nets, a.timeout, a.profile))
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
 
