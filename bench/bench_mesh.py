@@ -354,7 +354,10 @@ def mesh_state(h: Host, vni: int) -> tuple[int, int]:
     ``set_field:<vni>->tun_id`` towards a peer), read back with ovs-ofctl."""
     flows = h.ofctl("dump-flows", h.mgmt, "table=1", "--no-stats")
     tun = f"tun_id={vni:#x},"
-    ports = {m.group(1) for m in re.finditer(r"in_port=(\d+)", "\n".join(ln for ln in flows.splitlines() if tun in ln))}
+    ports = {
+        m.group(1)
+        for m in re.finditer(r"in_port=(\d+)", "\n".join(ln for ln in flows.splitlines() if tun in ln))
+    }
     if len(ports) == 0:
         return 0, 0
     groups = h.ofctl("dump-groups", h.mgmt)
@@ -399,7 +402,9 @@ def wait_mesh(hosts: list[Host], vni: int, t0: float, timeout: float, ready: dic
         time.sleep(0.05)
     if len(done) < len(hosts):
         missing = {h.name: last.get(h.name) for h in hosts if h.name not in done}
-        raise TimeoutError(f"mesh not converged after {timeout} s (want {want}): {dict(list(missing.items())[:8])}")
+        raise TimeoutError(
+            f"mesh not converged after {timeout} s (want {want}): {dict(list(missing.items())[:8])}"
+        )
     return done, cpu_done
 
 
@@ -477,7 +482,9 @@ def run_size(n: int, endpoints: int, nets: int, timeout: float, profile: str = "
         rss = [vmrss_kb(h.agent.pid) / 1024 for h in mesh]
         res["mesh"]["agent_rss_mib_median"] = statistics.median(rss)
         res["mesh"]["agent_rss_mib_max"] = max(rss)
-        print(f"  [{n} hosts] mesh: {json.dumps({k: round(v, 2) for k, v in res['mesh'].items()})}", flush=True)
+        print(
+            f"  [{n} hosts] mesh: {json.dumps({k: round(v, 2) for k, v in res['mesh'].items()})}", flush=True
+        )
 
         # 1b. one more host joins the running mesh: until all n + 1 hosts have the full mesh
         e0, nm0, et0 = bed.etcd_stats(), cpu_ms(nm_pid), cpu_ms(etcd_pid)
@@ -497,7 +504,9 @@ def run_size(n: int, endpoints: int, nets: int, timeout: float, profile: str = "
             "etcd_cpu_ms": cpu_ms(etcd_pid) - et0,
             "ovs_cpu_s_total": (ovs_cpu_ms(bed) - ovs0) / 1000,
         }
-        print(f"  [{n} hosts] join: {json.dumps({k: round(v, 2) for k, v in res['join'].items()})}", flush=True)
+        print(
+            f"  [{n} hosts] join: {json.dumps({k: round(v, 2) for k, v in res['join'].items()})}", flush=True
+        )
 
         # 2. a new vxlan network with the mesh up
         e0, nm0, et0 = bed.etcd_stats(), cpu_ms(nm_pid), cpu_ms(etcd_pid)
@@ -515,7 +524,10 @@ def run_size(n: int, endpoints: int, nets: int, timeout: float, profile: str = "
             "netmaster_cpu_ms": nm1 - nm0,
             "etcd_cpu_ms": et1 - et0,
         }
-        print(f"  [{n} hosts] network: {json.dumps({k: round(v, 2) for k, v in res['network'].items()})}", flush=True)
+        print(
+            f"  [{n} hosts] network: {json.dumps({k: round(v, 2) for k, v in res['network'].items()})}",
+            flush=True,
+        )
 
         if endpoints:
             res["endpoints"] = endpoints_phase(bed, endpoints, nets, timeout)

@@ -33,7 +33,9 @@ class FlakyKV(MemoryKV):
 
 async def test_restore_step_retried_until_etcd_answers():
     kv = FlakyKV(fail=2)
-    await kv.put(keys.cni_pod("h1", "c1", "eth0"), '{"containerId": "c1", "ifName": "eth0", "state": "ready"}')
+    await kv.put(
+        keys.cni_pod("h1", "c1", "eth0"), '{"containerId": "c1", "ifName": "eth0", "state": "ready"}'
+    )
     pods = PodService(kv, "h1", backend=None)
     await retry_store("restoring CNI attachments", pods.restore, interval=0.01)
     assert kv.reads == 3  # two timeouts, then the listing that the restore needed
