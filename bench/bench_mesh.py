@@ -73,6 +73,19 @@ LOCK_FILE = "/tmp/tms-mesh.lock"
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 VXBR = "contivVxlanBridge"
 BIN = Path(sys.executable).parent
+#: runs netplugin under cProfile with a CPU-time clock (wall time would count the waits for a core)
+PROFILE_RUNNER = """
+import cProfile, runpy, sys, time
+out = sys.argv.pop(1)
+sys.argv[0] = "netplugin"
+prof = cProfile.Profile(time.process_time)
+prof.enable()
+try:
+    runpy.run_module("contivpy.netplugin", run_name="__main__")
+finally:
+    prof.disable()
+    prof.dump_stats(out)
+"""
 
 
 def sh(*cmd: str, check: bool = True, timeout: float = 60) -> str:
@@ -192,8 +205,8 @@ class Host:
 
     def spawn_agent(self, profile: str = "") -> None:
         launcher = [str(BIN / "netplugin")]
-        if profile:  # cProfile written when the agent stops (SIGTERM at tear-down)
-            launcher = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "contivpy.netplugin"]
+        if profile:  # cProfile in CPU time, written when the agent stops (SIGTERM at tear-down)
+            launcher = [sys.executable, "-c", PROFILE_RUNNER, profile]
         cmd = [
             "ip", "netns", "exec", self.netns, *launcher,
             "--etcd-endpoints", self.bed.etcd_url, "--mode", "docker", "--netmode", "vlan", "--fwdmode", "bridge",
@@ -442,7 +455,7 @@ def children_cpu_ms() -> float:
     return (ru.ru_utime + ru.ru_stime) * 1000
 
 
-def run_size(n: int, endpoints: int, nets: int, timeout: float, profile: str = "") -> dict:
+def run_size(n: int, endpoints: int, nets: int, timeout: float, rate: float, profile: str = "") -> dict:
     res: dict = {"hosts": n}
     t_bed = time.perf_counter()
     with Bed(n + 1) as bed:  # the last host joins the running mesh in phase 2
@@ -478,6 +491,10 @@ def run_size(n: int, endpoints: int, nets: int, timeout: float, profile: str = "
             "ovs_cpu_s_total": (ovs_cpu_ms(bed) - ovs0) / 1000,
             "bench_ofctl_cpu_s": (children_cpu_ms() - kids0) / 1000,
         }
+        # registration leases that expired under the load (peers seen leaving and coming back)
+        logs = [(h.dir / "netplugin.log").read_text(errors="replace") for h in mesh]
+        res["mesh"]["peer_deregistrations"] = sum(t.count("deregistered: keeping its tunnel") for t in logs)
+        res["mesh"]["vtep_removals"] = sum(len(re.findall(r"VTEP \S+ removed", t)) for t in logs)
         time.sleep(2)
         rss = [vmrss_kb(h.agent.pid) / 1024 for h in mesh]
         res["mesh"]["agent_rss_mib_median"] = statistics.median(rss)
@@ -530,13 +547,13 @@ def run_size(n: int, endpoints: int, nets: int, timeout: float, profile: str = "
         )
 
         if endpoints:
-            res["endpoints"] = endpoints_phase(bed, endpoints, nets, timeout)
+            res["endpoints"] = endpoints_phase(bed, endpoints, nets, timeout, rate)
         res["etcd_db_mib"] = bed.etcd_stats()["db_bytes"] / 2**20
         res["netmaster_rss_mib"] = vmrss_kb(nm_pid) / 1024
     return res
 
 
-def endpoints_phase(bed: Bed, total: int, nets: int, timeout: float) -> dict:
+def endpoints_phase(bed: Bed, total: int, nets: int, timeout: float, rate: float) -> dict:
     """``total`` endpoints, round-robin over the hosts; host i's endpoints alternate between its two
     networks ``ep<i % nets>`` and ``ep<(i+1) % nets>``; written as the homing agents write them."""
     import asyncio
@@ -591,7 +608,10 @@ def endpoints_phase(bed: Bed, total: int, nets: int, timeout: float) -> dict:
     async def write() -> None:
         kv = open_store(bed.etcd_url)
         try:
+            start = time.perf_counter()
             for i in range(0, len(recs), 100):
+                if rate:  # paced: endpoints appear at ``rate``/s overall, as creates would
+                    await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
                 for attempt in range(10):  # etcd starved of CPU by busy agents can miss the 10 s timeout
                     try:
                         await kv.txn([], [Put(k, v) for k, v in recs[i : i + 100]])
@@ -646,6 +666,7 @@ def endpoints_phase(bed: Bed, total: int, nets: int, timeout: float) -> dict:
     out = {
         "endpoints": total,
         "networks": nets,
+        "write_rate_per_s": rate,
         "write_s": t_write,
         "write_retries": len(retries),
         "converged_s": t_conv,
@@ -672,6 +693,7 @@ def main() -> None:
     ap.add_argument("--hosts", default="10,25,50", help="comma list of mesh sizes")
     ap.add_argument("--endpoints", type=int, default=0, help="endpoints spread over the hosts (0: none)")
     ap.add_argument("--nets", type=int, default=10, help="vxlan networks the endpoints are spread over")
+    ap.add_argument("--ep-rate", type=float, default=500, help="endpoints written per second (0: at once)")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--json", help="also write the results to this file")
@@ -685,7 +707,7 @@ def main() -> None:
     for n in [int(x) for x in a.hosts.split(",")]:
         for r in range(a.runs):
             print(f"{n} hosts, run {r + 1}", flush=True)
-            results.append(run_size(n, a.endpoints, a.nets, a.timeout, a.profile))
+            results.append(run_size(n, a.endpoints, a.nets, a.timeout, a.ep_rate, a.profile))
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
 
