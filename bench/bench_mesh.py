@@ -1,6 +1,7 @@
 """Mesh and scale benchmark: N agents (10/25/50/100), one etcd + netmaster, vxlan convergence (issue 11).
 
-Usage:  python bench/bench_mesh.py [--hosts 10,25,50] [--endpoints 0] [--nets 10] [--json out.json]
+Usage:  python bench/bench_mesh.py [--hosts 10,25,50] [--endpoints 0] [--nets 10] [--ep-rate 500]
+        [--etcd-client http|grpc] [--profile FILE] [--json out.json]   (root: netns, veth, OVS)
 
 What is started (prefix ``tms``, under one ``/tmp/tms-XXXX`` directory; a lock file
 ``/tmp/tms-mesh.lock`` keeps two runs apart; it does NOT use the test bed's lock, names or addresses):
@@ -28,7 +29,9 @@ Phases for each N (a fresh bed each time; the hosts are up before the clock star
 3. ``endpoints`` (``--endpoints E``): E endpoints spread round-robin over the hosts and over
    ``--nets`` vxlan networks, each host having local endpoints on ``2`` of them only. The endpoints'
    state is written into etcd the way the homing agent writes it at the end of a local create
-   (``/contiv.io/oper/eps/<id>``, batches of 100 puts per txn): the veth/OVS-port/IPAM part of a
+   (``/contiv.io/oper/eps/<id>``, batches of 100 puts per txn, paced at ``--ep-rate`` endpoints/s,
+   a batch that etcd does not answer within the client's 10 s is retried and counted): the
+   veth/OVS-port/IPAM part of a
    local create is not exercised here (bench_netplugin measures it). Reported: write time, time
    until every host's flow count (``ovs-ofctl dump-aggregate``) shows the remote endpoints' flows,
    and per agent the watch events received for endpoints on networks where it has no local
@@ -73,6 +76,7 @@ LOCK_FILE = "/tmp/tms-mesh.lock"
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 VXBR = "contivVxlanBridge"
 BIN = Path(sys.executable).parent
+ETCD_CLIENT = ["http"]  # the agents' and netmaster's etcd client (--etcd-client)
 #: runs netplugin under cProfile with a CPU-time clock (wall time would count the waits for a core)
 PROFILE_RUNNER = """
 import cProfile, runpy, sys, time
@@ -220,6 +224,7 @@ class Host:
             "CONTIV_NETPLUGIN_CNI_SOCKET": str(self.dir / "cni.sock"),
             "CONTIV_NETPLUGIN_GOBGP_DIR": str(self.dir / "gobgp"),
             "CONTIV_NETPLUGIN_DEBUG_LISTEN": f"{self.ip}:9090",
+            "CONTIVPY_ETCD_CLIENT": ETCD_CLIENT[0],
         }
         with open(self.dir / "netplugin.log", "ab") as log:
             self.t_spawn = time.perf_counter()
@@ -295,7 +300,7 @@ class Bed:
                 str(BIN / "netmaster"), "--etcd-endpoints", self.etcd_url, "--mode", "test", "--netmode", "vlan",
                 "--fwdmode", "bridge", "--listen-url", addr, "--control-url", addr, "--rpc-port", "0",
             ],
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env={**os.environ, "PYTHONPATH": str(ROOT), "CONTIVPY_ETCD_CLIENT": ETCD_CLIENT[0]},
         )  # fmt: skip
 
         def leader():
@@ -694,6 +699,8 @@ def main() -> None:
     ap.add_argument("--endpoints", type=int, default=0, help="endpoints spread over the hosts (0: none)")
     ap.add_argument("--nets", type=int, default=10, help="vxlan networks the endpoints are spread over")
     ap.add_argument("--ep-rate", type=float, default=500, help="endpoints written per second (0: at once)")
+    ap.add_argument("--etcd-client", choices=("http", "grpc"), default="http",
+                    help="CONTIVPY_ETCD_CLIENT of the agents and netmaster (grpc: aetcd, etcd's gRPC API)")  # fmt: skip
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--json", help="also write the results to this file")
@@ -701,8 +708,9 @@ def main() -> None:
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_mesh needs root (netns, veth, OVS)")
+    ETCD_CLIENT[0] = a.etcd_client
     compile_bytecode()
-    print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    print(f"etcd client {a.etcd_client}; load average {os.getloadavg()[0]:.2f}", flush=True)
     results = []
     for n in [int(x) for x in a.hosts.split(",")]:
         for r in range(a.runs):
