@@ -714,6 +714,10 @@ def main() -> None:
     ap.add_argument("--json", help="also write the results to this file")
     ap.add_argument("--profile", default="", help="run host 1's agent under cProfile, written to this file")
     a = ap.parse_args()
+    # SIGTERM (and SIGINT, which a background shell job ignores) end the run through the normal
+    # clean-up: every ``finally`` below stops what it started
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if os.geteuid() != 0:
         sys.exit("bench_mesh needs root (netns, veth, OVS)")
     ETCD_CLIENT[0] = a.etcd_client
