@@ -192,6 +192,12 @@ NETMASTER_RETRIES = Counter(
     "Attempts to reach netmaster repeated after a connection failure or timeout, by path",
     ("path",),
 )
+WATCH_EVENTS = Counter(
+    "contiv_netplugin_watch_events_total",
+    "etcd keys netplugin received (initial listing and watch events), by watched prefix: the load "
+    "every other host's changes put on this agent",
+    ("prefix",),
+)
 
 
 def observe_etcd(operation: str, seconds: float, failed: bool) -> None:

@@ -14,7 +14,8 @@ Start-up (docs/original.md §5.2, with etcd watches instead of the ofnet RPC rel
      agent keeps running and reports the new mode (debug ``FwdMode``);
   3. list every watched prefix and enqueue the keys, start the reconcilers' workers and wait until each
      listed key has been tried once (graceful restart: nothing is programmed from a partial view), re-bind
-     local endpoints, prune stale ports and flows;
+     local endpoints, prune stale ports and flows; the restore steps that read etcd retry on a store
+     error every second (``retry_store``) instead of stopping the agent;
   4. in the same TaskGroup: the watches (from the listed revision + 1), the service
      registration (``contivpy.common.registry``, 10 s leases, retried every second until etcd answers),
      the Docker plugin (when present) and the CNI server (``--cni-socket``, every mode; attachments
@@ -39,8 +40,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
+from contivpy.common import metrics
 from contivpy.common.errors import ExternalServiceError, StoreError, ValidationError
 from contivpy.common.httpserve import GuardedRunner, serve_tcp, split_hostport
 from contivpy.common.kv import open_store
@@ -70,11 +73,28 @@ from contivpy.netplugin.netmaster_client import NetmasterClient
 from contivpy.netplugin.vrf import VrfAllocator
 
 log = logging.getLogger("netplugin")
+T = TypeVar("T")
 DEFAULT_PVT_SUBNET = "172.19.0.0/16"
 
 
 class FatalConfigError(Exception):
     pass
+
+
+async def retry_store(what: str, step: Callable[[], Awaitable[T]], interval: float = 1.0) -> T:
+    """Run the start-up ``step`` until it gets past etcd: a StoreError (etcd unreachable, or too
+    busy to answer in time, as when a hundred agents start at once) is logged and retried every
+    ``interval`` seconds instead of stopping the agent. The step must be re-runnable (the restore
+    steps are: every action in them is idempotent). Other errors propagate."""
+    n = 0
+    while True:
+        try:
+            return await step()
+        except StoreError as e:
+            if n % 5 == 0:
+                log.warning("%s: %s; retrying every %g s", what, e, interval)
+            n += 1
+            await asyncio.sleep(interval)
 
 
 class Agent:
@@ -198,7 +218,9 @@ class Agent:
             it = list_and_watch(self.kv, prefix)
             mirror = Mirror()
             self._streams[prefix] = (it, mirror)
-            for ev in mirror.apply(await anext(it)):
+            evs = mirror.apply(await anext(it))
+            metrics.WATCH_EVENTS.inc(prefix, amount=len(evs))
+            for ev in evs:
                 handler(ev.key[len(prefix) :], ev.value if ev.type == "put" else None)
 
     def _on_group(self, epg_key: str, value: str | None) -> None:
@@ -273,7 +295,9 @@ class Agent:
         handler records the desired state and enqueues the key in its manager's reconciler."""
         it, mirror = self._streams[prefix]
         async for item in it:
-            for ev in mirror.apply(item):
+            evs = mirror.apply(item)
+            metrics.WATCH_EVENTS.inc(prefix, amount=len(evs))
+            for ev in evs:
                 handler(ev.key[len(prefix) :], ev.value if ev.type == "put" else None)
 
     async def _register(self) -> None:
@@ -371,8 +395,9 @@ class Agent:
                     tg.create_task(r.run())
                     r.mark_synced()
                 await self._settle()
-                await self.endpoints.restore(self.remote.take_listed_local())
-                await self.pods.restore()
+                listed = self.remote.take_listed_local()
+                await retry_store("re-binding local endpoints", lambda: self.endpoints.restore(listed))
+                await retry_store("restoring CNI attachments", self.pods.restore)
                 await self.vteps.prune_stale()
                 await self.infra.prune()
                 await self.dp.sync_complete()

@@ -39,6 +39,11 @@ from typing import Any
 from contivpy.common.errors import ExternalServiceError
 
 log = logging.getLogger(__name__)
+#: vswitchd probes an idle controller connection after this many ms and drops it when no answer
+#: comes within as long again (OVS default 5,000). A busy agent (100 agents starting on 2 cores,
+#: bench_mesh) then lost its OpenFlow connections and re-synced every flow, again and again; a
+#: dead agent is noticed anyway (its TCP connection closes), and fail_mode=secure keeps the flows.
+CONTROLLER_INACTIVITY_PROBE_MS = 30_000
 
 DB = "Open_vSwitch"
 _decoder = json.JSONDecoder()
@@ -235,7 +240,11 @@ class OvsdbClient:
                 {
                     "op": "insert",
                     "table": "Controller",
-                    "row": {"target": controller, "max_backoff": 1000},
+                    "row": {
+                        "target": controller,
+                        "max_backoff": 1000,
+                        "inactivity_probe": CONTROLLER_INACTIVITY_PROBE_MS,
+                    },
                     "uuid-name": "ctl",
                 }
             )

@@ -39,6 +39,15 @@ log = logging.getLogger(__name__)
 _HDR = struct.Struct("!BBHI")
 
 
+def _consume(fut: asyncio.Future) -> None:
+    """Mark a request's reply future as seen. When the connection ends while the request is still
+    in ``drain()``, ``close()`` fails the future and the caller gets the drain's error instead:
+    without this asyncio logs "Future exception was never retrieved" for each such request
+    (thousands of lines when a busy agent's switch connections were dropped, bench_mesh)."""
+    if fut.done() and not fut.cancelled():
+        fut.exception()
+
+
 class SwitchDisconnected(ExternalServiceError):
     pass
 
@@ -98,6 +107,7 @@ class OfSwitch:
             return await asyncio.wait_for(fut, timeout)
         finally:
             self._pending.pop(xid, None)
+            _consume(fut)
 
     async def multipart(self, msg, timeout: float = 30.0) -> list:
         """Send a multipart request; return the concatenated bodies of all reply parts."""
@@ -113,6 +123,7 @@ class OfSwitch:
         finally:
             self._pending.pop(xid, None)
             self._multipart.pop(xid, None)
+            _consume(fut)
 
     async def batch(self, messages: list[tuple[int, bytes]], timeout: float = 60.0) -> list[tuple]:
         """Send pre-encoded (xid, bytes) messages, then a barrier; return errors for these xids."""
