@@ -15,7 +15,7 @@ logged as one error line (exit 1).
 import sys
 
 from contivpy.netctl.cli import HELP_FLAG, VERSION_FLAG, App, FlagSet, UsageError, help_command, run_command
-from contivpy.netctl.output import Exit, log_error, out
+from contivpy.netctl.output import Exit, OutputError, log_error, out
 
 
 def build_app(argv0: str) -> App:
@@ -80,6 +80,17 @@ def _run(argv: list[str]) -> int:
     return 0
 
 
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null: what stdout still buffers is dropped at exit instead of failing
+    again (and Python printing its own complaint) when the interpreter flushes it."""
+    try:
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    except OSError:
+        pass
+
+
 def run(argv: list[str]) -> int:
     try:
         return _run(argv)
@@ -88,11 +99,12 @@ def run(argv: list[str]) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        _silence_stdout()
+        return 1
+    except OutputError as e:
+        _silence_stdout()
         try:
-            import os
-
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
+            log_error(str(e))
         except OSError:
             pass
         return 1

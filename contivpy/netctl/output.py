@@ -11,6 +11,9 @@
   never imports ``os``: its ``_collections_abc`` costs about 1 ms; docs/benchmarks.md).
 * ``Exit(code)`` unwinds to ``main`` which returns the code; nothing calls ``sys.exit``
   deep inside, so tests can run ``main()`` in-process.
+* A failed write to stdout (a full disk, an I/O error) raises ``OutputError`` with Go's wording
+  ("write /dev/stdout: no space left on device"), which ``app.run`` reports as an error line and
+  exit code 1; a closed pipe stays a ``BrokenPipeError`` (quiet exit, like ``head``).
 """
 
 import sys
@@ -20,6 +23,10 @@ class Exit(Exception):
     def __init__(self, code: int) -> None:
         super().__init__(code)
         self.code = code
+
+
+class OutputError(Exception):
+    """stdout could not be written; the message is what Go's os.File reports."""
 
 
 def _write(stream, text: str) -> None:
@@ -48,7 +55,13 @@ def getenv(name: str, default: str = "") -> str:
 
 
 def out(text: str) -> None:
-    _write(sys.stdout, text)
+    try:
+        _write(sys.stdout, text)
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        why = e.strerror or "input/output error"
+        raise OutputError(f"write /dev/stdout: {why[:1].lower()}{why[1:]}") from None
 
 
 def err(text: str) -> None:

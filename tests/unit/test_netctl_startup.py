@@ -163,3 +163,17 @@ def test_environment_is_read_without_os(server, tmp_path):
         [str(LAUNCHER), "network", "ls", "-q"], capture_output=True, text=True, env=env, timeout=60
     )
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "n1\n", "")
+
+
+def test_a_full_disk_is_reported_in_gos_words_not_pythons():
+    """stdout on /dev/full: one error line as Go words a failed write, exit code 1, no Python
+    exception name or errno in it."""
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    with open("/dev/full", "wb") as full:
+        r = subprocess.run(
+            [sys.executable, "-m", "contivpy.netctl", "--help"],
+            stdout=full, stderr=subprocess.PIPE, text=True, env=env, timeout=30,
+        )  # fmt: skip
+    assert r.returncode == 1
+    assert "write /dev/stdout: no space left on device" in r.stderr
+    assert "OSError" not in r.stderr and "Errno" not in r.stderr and "Traceback" not in r.stderr
