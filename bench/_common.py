@@ -372,3 +372,21 @@ def measure_paths(
     print("ovs-vswitchd on host 1 during the first run of each path (deltas; dp_flows: installed after)")
     for name, c in counters.items():
         print(f"  {name}: {c}")
+
+
+def time_interleaved(
+    cmds: dict[str, list[str]], env: dict, n: int, lines: int | None = None
+) -> dict[str, list[float]]:
+    """Wall ms of each command: ``n`` rounds of one run each in turn (the machine's drift hits all
+    alike), after a warm-up round. A run that fails, or (``lines``) prints another number of lines,
+    stops the benchmark. Shared by bench_netctl and bench_netmaster --netctl."""
+    out: dict[str, list[float]] = {name: [] for name in cmds}
+    for r in range(n + 1):
+        for name, cmd in cmds.items():
+            t = time.perf_counter()
+            p = subprocess.run(cmd, env=env, capture_output=True)
+            if r:
+                out[name].append((time.perf_counter() - t) * 1000)
+            if p.returncode != 0 or (lines is not None and p.stdout.count(b"\n") != lines):
+                raise SystemExit(f"{cmd[0]} failed ({p.returncode}): {p.stderr.decode()[-500:]}")
+    return out

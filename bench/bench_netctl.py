@@ -29,13 +29,15 @@ import compileall
 import io
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+sys.path.insert(0, str(ROOT / "bench"))
+from _common import time_interleaved  # noqa: E402
 
 from tests.support.netctl_fakeserver import ReplayServer  # noqa: E402
 
@@ -54,20 +56,6 @@ def stats(samples: list[float]) -> str:
     s = sorted(samples)
     p90 = s[min(len(s) - 1, int(round(0.9 * (len(s) - 1))))]
     return f"median {statistics.median(s):6.1f} ms   p90 {p90:6.1f} ms   min {s[0]:6.1f} ms"
-
-
-def time_cmds(cmds: dict[str, list[str]], env: dict, n: int) -> dict[str, list[float]]:
-    """Wall ms of each command: ``n`` rounds of one run each in turn, after a warm-up round."""
-    out: dict[str, list[float]] = {name: [] for name in cmds}
-    for r in range(n + 1):
-        for name, cmd in cmds.items():
-            t = time.perf_counter()
-            p = subprocess.run(cmd, env=env, capture_output=True)
-            if r:
-                out[name].append((time.perf_counter() - t) * 1000)
-            if p.returncode != 0:
-                raise SystemExit(f"{cmd} failed ({p.returncode}): {p.stderr.decode()[-500:]}")
-    return out
 
 
 def time_inprocess(url: str, n: int) -> list[float]:
@@ -114,7 +102,7 @@ def main() -> None:
         cmds["python -S"] = [sys.executable, "-S", "-c", entry, *args]
         cmds["bare python -S -c pass"] = [sys.executable, "-S", "-c", "pass"]
         cmds["bare python -c pass (site)"] = [sys.executable, "-c", "pass"]
-        for name, samples in time_cmds(cmds, env_s, a.n).items():
+        for name, samples in time_interleaved(cmds, env_s, a.n).items():
             print(f"  {name:<28} {stats(samples)}")
         print(f"  {'in-process':<28} {stats(time_inprocess(url, a.n))}")
         print(f"  (load avg {os.getloadavg()[0]:.2f} at the end)")

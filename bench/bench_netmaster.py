@@ -64,6 +64,7 @@ from _common import (  # noqa: E402
     create_networks,
     median,
     request,
+    time_interleaved,
     vmrss_kb,
 )
 
@@ -399,20 +400,6 @@ def bench_alloc(env: BenchEnv, runs: int) -> None:
 
 
 # --- netctl --------------------------------------------------------------------------------------
-def _time_netctl(cmds: dict[str, list[str]], penv: dict[str, str], n: int = 30) -> dict[str, list[float]]:
-    """Wall ms of each command, ``n`` rounds of one run each in turn (after one warm-up round)."""
-    times: dict[str, list[float]] = {name: [] for name in cmds}
-    for r in range(n + 1):
-        for name, cmd in cmds.items():
-            t = time.perf_counter()
-            p = subprocess.run(cmd, env=penv, capture_output=True)
-            if r:
-                times[name].append((time.perf_counter() - t) * 1000)
-            if p.returncode != 0 or p.stdout.count(b"\n") != 102:
-                raise SystemExit(f"{cmd[0]} failed ({p.returncode}): {p.stderr[-300:]!r}")
-    return times
-
-
 def bench_netctl(env: BenchEnv, runs: int, extra: list[str]) -> None:
     bindir = Path(sys.executable).parent
     env.wipe()
@@ -439,7 +426,7 @@ def bench_netctl(env: BenchEnv, runs: int, extra: list[str]) -> None:
             cmds["netctl network ls, sh bin/netctl"] = ["sh", str(launcher), *args]
         for path in extra:
             cmds[f"netctl network ls, {path}"] = [path, *args]
-        for name, times in _time_netctl(cmds, penv).items():
+        for name, times in time_interleaved(cmds, penv, 30, lines=102).items():
             report(name, "ms", times, "<= 20")
         if runs:
             bench_list(env, runs, nm)
