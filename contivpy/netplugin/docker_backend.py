@@ -51,6 +51,10 @@ class AgentBackend:
             keep_address=spec.keep_address,
         )
 
+    def routed(self) -> bool:
+        """The forwarding mode the agent applies now (a live switch changes it)."""
+        return getattr(self.endpoints.cfg, "fwdmode", "bridge") == "routing"
+
     async def get_endpoint(self, state_id: str) -> PluggedEndpoint | None:
         info = self.endpoints.local.get(state_id)
         if info is not None:

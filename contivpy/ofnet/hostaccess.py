@@ -45,6 +45,8 @@ both bridges. The flows follow the forwarding mode (the agent rebuilds them on a
 * routing mode (vlrouting.py, the original's vlrouter): the routing variant of the vxlan bridge's flows
   (no divert, no VLAN): table ``ip``'s miss reaches ``host_snat``, ``host_dnat`` continues at
   ``dst_group`` and table ``ip`` routes the reply to the endpoint's /32. Two flows per endpoint.
+  A network without a gateway is covered too: the agent answers its containers' ARP outside the
+  subnet with the router MAC (punt.py), and their on-link default route does the rest.
 
 Owners: ``hostport`` (the fixed flows, which need the port number and the subnet) and ``hep:<ofport>`` (one
 local endpoint's flows). Without a host port nothing is installed and the pipeline is exactly as before.

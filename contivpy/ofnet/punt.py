@@ -4,7 +4,7 @@ intent tables ``_local``, ``_remote``, ``_vteps``, ``_networks``, ``_uplinks`` a
 Packet-ins: ARP requests (proxy mode) are answered from the endpoint tables (see
 :mod:`arp`); on the vxlan bridge an ARP request of a local endpoint for its network's gateway
 (held by no endpoint), or for a network without a gateway any address outside its subnet, is
-answered with ``arp.GATEWAY_MAC``, so off-subnet traffic, DNS queries to
+answered with ``arp.GATEWAY_MAC`` (on the vlan bridge in routing mode too), so off-subnet traffic, DNS queries to
 an upstream resolver included, leaves the container (with a host port it leaves through
 ``contivh0``, see :mod:`hostaccess`; without one it is dropped in table 9). ARP requests of the host
 port itself are answered with the private MAC of a local endpoint's private address. DNS queries from container MACs go to ``dns_resolver(in_port, frame)`` (if set;
@@ -114,12 +114,13 @@ class PuntMixin:
             self._counters["arp_ignored"] += 1
 
     def _is_router_address(self, in_port: int, ip: str) -> bool:
-        """vxlan bridge only (nobody else answers in bridge mode; on the vlan bridge a real router
-        on the uplink may): the gateway of the asking local port's network or, for a network
-        without one, any address outside its subnet (such containers route everything off the
-        subnet straight out of eth0: the plugin's Join gives them ``default dev eth0``)."""
+        """The vxlan bridge, and the vlan bridge in routing mode (in vlan bridge mode a real router
+        on the uplink may answer, so nobody here does): the gateway of the asking local port's
+        network or, for a network without one, any address outside its subnet (such containers
+        route everything off the subnet straight out of eth0: the plugin's Join gives them
+        ``default dev eth0``, on a vlan network when the agent routes)."""
         lep = self._local.get(in_port)
-        if self.datapath != "vxlan" or lep is None:
+        if (self.datapath != "vxlan" and not self.routing) or lep is None:
             return False
         net = self._networks.get(lep.vlan)
         if net is None:

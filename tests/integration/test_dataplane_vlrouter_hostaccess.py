@@ -88,6 +88,28 @@ def test_containers_reach_host_other_host_outside_and_each_other(bed):
     assert not d1.ping(c1.ip, budget=3) and not c1.ping(d1.ip, budget=3)
 
 
+def test_vlan_network_without_a_gateway_reaches_host_outside_and_the_tenant(bed):
+    """No gateway on a vlan network: while the agent routes, the Docker Join gives the container
+    ``default dev eth0`` (test_docker_plugin_socket.py), and the agent answers its ARP for any
+    address outside the subnet with the router MAC, so table ip routes it: to the host port, the
+    outside (NATed to the host's address), or a learned /32 of the tenant's other network."""
+    h1, h2 = bed.hosts[1], bed.hosts[2]
+    c1 = h1.containers[0]  # vlrnet (10.142.1.0/24, with a gateway), same tenant
+    bed.create_network("vlrnogw", "10.144.1.0/24", encap="vlan", pktTag=TAG + 2)
+    i1, n1 = make_ep(h1, "vlrnogw", "vlrn1")
+    _, n2 = make_ep(h2, "vlrnogw", "vlrn2")
+    for n in (n1, n2):
+        n.exec("ip", "route", "replace", "default", "dev", "eth0")  # what Join answers here
+    assert n1.ping(h1.ip), "container -> own host"
+    assert n1.ping(h2.ip), "container -> the other host"
+    assert wget(n1, f"http://{OUTSIDE_IP}/cgi-bin/ip") == h1.ip
+    assert host_ping(h1, pvt_ip(h1, i1["id"])), "host -> container at its private address"
+    wait_for(lambda: any(f"nw_dst={n2.ip}" in f for f in vl_flows(h1, 7))
+             and any(f"nw_dst={c1.ip}" in f for f in vl_flows(h2, 7)), 60, 0.5, "learned routes")  # fmt: skip
+    assert n2.ping(c1.ip), "the tenant's other network, on the other host, through the ToR"
+    assert n1.ping(n2.ip), "same network, across hosts"
+
+
 def test_service_vip_with_a_provider_on_each_host(bed):
     h1, h2 = bed.hosts[1], bed.hosts[2]
     c1, c2 = h1.containers[0], h2.containers[0]

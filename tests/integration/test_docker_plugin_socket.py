@@ -389,17 +389,24 @@ async def test_twenty_parallel_endpoints_unique(plugin):
     assert len(set(ips)) == 20 and len(set(ports)) == 20
 
 
+ON_LINK = [{"Destination": "0.0.0.0/0", "RouteType": 1, "NextHop": ""}]
+
+
 @pytest.mark.parametrize(
-    ("encap", "routes"),
+    ("encap", "routed", "routes"),
     [
-        ("vxlan", [{"Destination": "0.0.0.0/0", "RouteType": 1, "NextHop": ""}]),
-        ("vlan", None),
+        ("vxlan", False, ON_LINK),
+        ("vxlan", True, ON_LINK),
+        ("vlan", False, None),
+        ("vlan", True, ON_LINK),
     ],
 )
-async def test_join_without_gateway(plugin, encap, routes):
+async def test_join_without_gateway(plugin, encap, routed, routes):
     """No gateway: a vxlan network's container gets ``default dev eth0`` (connected route) and no
     docker_gwbridge (DisableGatewayService), so its DNS queries reach the agent; a vlan network
-    keeps Docker's default behaviour."""
+    keeps Docker's default behaviour in bridge mode, and gets the on-link route while the agent
+    routes (vlrouter answers ARP for every off-subnet address and NATs through contivh0v)."""
+    plugin.backend.routed = lambda: routed
     key = keys.net_state(f"net1.{plugin.tenant}")
     net = json.loads((await plugin.kv.get(key)).value)
     net.pop("gateway")

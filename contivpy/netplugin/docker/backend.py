@@ -102,6 +102,9 @@ class EndpointBackend(Protocol):
     #     service-LB provider matching (netmaster /plugin/updateEndpoint, Event "start").
     # async def container_died(self, state_id: str, container_id: str, tenant: str = "") -> None
     #     the container of an endpoint stopped (Docker event "die"; Event "die").
+    # def routed(self) -> bool
+    #     the agent forwards in routing mode (a vlan network without a gateway then gets an on-link
+    #     default route at Join, as a vxlan one always does).
 
 
 async def read_oper_endpoint(kv: KVStore, state_id: str) -> PluggedEndpoint | None:

@@ -232,8 +232,18 @@ class PluginHandlers:
             ep.port_name,
             state.gateway,
             state.ipv6Gateway,
-            default_on_link=(state.pktTagType or "vxlan") == "vxlan",
+            default_on_link=self._default_on_link(state),
         )
+
+    def _default_on_link(self, state: NetworkState) -> bool:
+        """``default dev eth0`` for a network without a gateway: always on vxlan (the agent answers
+        for the router), on vlan only while this agent routes (vlrouter: it answers ARP for any
+        address outside the subnet, and table ip's miss reaches the host port). A vlan network in
+        bridge mode keeps Docker's default (docker_gwbridge): a router there is someone else's."""
+        if (state.pktTagType or "vxlan") == "vxlan":
+            return True
+        routed = getattr(self.backend, "routed", None)
+        return bool(routed is not None and routed())
 
     async def endpoint_oper_info(self, body: dict) -> dict:
         wire.parse(wire.EndpointRequest, body)
