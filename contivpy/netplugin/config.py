@@ -16,7 +16,8 @@ Accepted spellings (docs/original.md §5.1):
   ``--plugin-socket``, ``--cni-socket`` (the CNI server's unix socket, default
   ``/run/contiv/contiv-cni.sock``, served in every mode: docs/cni.md), ``--k8s-config`` (contiv.json
   naming the Kubernetes API the CNI server reads pod labels from, if the file exists), ``--docker-host`` (``none``: no engine to keep networks in sync with),
-  ``--mtu N|auto`` (default 1450 like 1.1.x; ``auto`` = lowest host MTU - 50 like HEAD),
+  ``--mtu N|auto`` (default 1450 on every container port, like 1.1.x; ``auto`` like HEAD: the
+  lowest host MTU on vlan-bridge ports, 50 less on vxlan-bridge ports),
   ``--ovs-ctl PATH`` (the unixctl socket of the agent's ovs-vswitchd for ``ofproto/trace``; by default
   found next to the ``--ovsdb`` socket: netplugin/ovsappctl.py),
   ``--debug-listen HOST:PORT`` (the debug REST, which can create and delete endpoints: 127.0.0.1:9090 by

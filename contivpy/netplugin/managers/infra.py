@@ -144,7 +144,9 @@ class InfraManager:
         ep_id, ip, mac = ep.get("id", ""), ep.get("ipAddress", ""), ep.get("macAddress", "")
         if not ep_id or not ip or not mac:
             raise ExternalServiceError(f"netmaster returned no address for the infra port of {spec.id}")
-        ofport = await self.dp.ensure_infra_port(net, ep_id, mac, f"{ip}/{net.subnet_len}", await self.mtu())
+        ofport = await self.dp.ensure_infra_port(
+            net, ep_id, mac, f"{ip}/{net.subnet_len}", await self.mtu(net.bridge)
+        )
         eps = EpSpec(ep_id, net, ip, mac, ofport=ofport)
         await self.dp.add_local_endpoint(eps)
         self.applied[spec.id] = (eps, ep.get("endpointID", ""))
