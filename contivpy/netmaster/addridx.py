@@ -122,7 +122,10 @@ async def ensure_built(crud: Any) -> None:
         if await _pass(crud):
             await crud.commit_ops([], [Put(BUILT, "1")])
             return
-    log.warning("address index: endpoints kept changing during %d passes; retried at the next leader start", MAX_PASSES)
+    log.warning(
+        "address index: endpoints kept changing during %d passes; retried at the next leader start",
+        MAX_PASSES,
+    )
 
 
 __all__ = ["INDEX", "BUILT", "CHUNK", "prefix", "entries", "put_ops", "delete_ops", "holders", "ensure_built"]
