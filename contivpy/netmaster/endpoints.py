@@ -184,7 +184,7 @@ class Allocator:
         self.alloc_ttl = alloc_ttl() if alloc_ttl_s is None else alloc_ttl_s
         self.cluster_mode = cluster_mode
         self.provider_update = provider_update  # daemon wires ``self.providers.update``
-        self.providers = ProviderBook(kv, self.resolve)
+        self.providers = ProviderBook(kv, self.resolve, self._index_built)
         self._locks: dict[str, asyncio.Lock] = {}
         self._pending: dict[str, list[_AllocReq]] = {}
         # Network and group state records as this process's last txn wrote them (see _known_read)

@@ -154,3 +154,27 @@ async def test_ensure_built_is_chunked_idempotent_and_restarts_on_a_race(etcd_kv
     await kv.delete(addridx.BUILT)
     await addridx.ensure_built(crud)  # rebuilt: everything in place, only the marker written
     assert txns == [1] and await _index(kv) == got
+
+
+async def test_update_endpoint_by_address_finds_the_endpoint_through_the_index(etcd_kv):
+    """updateEndpoint without EndpointID names the endpoint by (Tenant, Network, IPAddress): the
+    index answers it (v4 and v6), as the scan did before the index is built."""
+    from contivpy.common.errors import NotFoundError
+
+    kv = etcd_kv
+    crud = await _crud(kv)
+    await _net(crud, "taiu", "10.76.1.0/24", ipv6Subnet="2001:db8:76::/120")
+    a = Allocator(kv)
+    eps = [await a.create_endpoint(_ep("taiu", f"taiuc{i}")) for i in range(3)]
+    for built in (True, False):
+        if not built:
+            await kv.delete(addridx.BUILT)
+            a = Allocator(kv)  # has not seen the marker: scans
+        for ep in eps:
+            for ip in (ep.ipAddress, ep.ipv6Address):
+                req = {"Tenant": "default", "Network": "taiu", "IPAddress": ip}
+                assert await a.providers._find_endpoint(req) == ep.id
+        with pytest.raises(NotFoundError, match="endpoint with address 10.76.1.200 not found"):
+            await a.providers._find_endpoint(
+                {"Tenant": "default", "Network": "taiu", "IPAddress": "10.76.1.200"}
+            )
