@@ -369,10 +369,12 @@ class Crud:
         from contivpy.netmaster.hooks import global_ as global_hooks  # lazy: leader start only
 
         await self.run_plan(lambda ctx: global_hooks.ensure_global_defaults(ctx, fwd_mode))
-        from contivpy.netmaster import followup, subnetidx  # roll forward what a previous leader left
+        # roll forward what a previous leader left; index what older versions stored
+        from contivpy.netmaster import addridx, followup, subnetidx
 
         async with self.lock:
             await subnetidx.ensure_built(self)  # networks stored before the subnet index existed
+            await addridx.ensure_built(self)  # endpoint states stored before the address index
             await followup.resume(self)
 
     async def commit_ops(self, compares: list[Compare], ops: list[Put | Delete]) -> bool:

@@ -13,7 +13,7 @@ Start-up order (docs/original.md §1.3, made fast: first API answer in well unde
    retakes its own lock). With 6 s, a kill -9'd leader's lock expires 4-6 s after its last refresh
    and the followers, watching the key, campaign the moment it is deleted (decisions.md).
 On becoming leader: create tenant ``default`` and the global object (``Crud.ensure_defaults``,
-retried while still leader), then flip to leader (API served locally) and switch both services
+retried while still leader; it also indexes state stored before the subnet and address indexes), then flip to leader (API served locally) and switch both services
 to Role leader. On losing the lock: back to follower at once (synchronous callback: no request is
 served or fenced as leader afterwards), then Role follower. Transitions are handled in order by
 one task reading ``election.changes()``. The lock holder (``/info`` leader-ip, proxy target) is

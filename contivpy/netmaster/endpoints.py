@@ -34,7 +34,9 @@ Rules that keep it
 - ``releaseAddress`` frees only an address that has a record (and deletes it); without one the
   address is held by an endpoint or a VIP, was reserved, or was already freed: nothing to do.
 - ``deleteEndpoint`` frees the endpoint's addresses unless another endpoint of the network holds
-  the same address (state written before these rules). With ``KeepAddress`` (a contivpy field: the
+  the same address (state written before these rules): found through the address-holder index
+  (``addridx.py``, one read of that address's keys, whose entries ``createEndpoint`` and
+  ``deleteEndpoint`` write in their own txn), not by reading the network's endpoints. With ``KeepAddress`` (a contivpy field: the
   Docker plugin, whose ``ReleaseAddress`` follows) the IPv4 address is not freed but handed back:
   an allocation record of the endpoint's group replaces the endpoint in the same txn, so nobody
   else gets the address before Docker releases it, and a release that never comes (dockerd died
@@ -75,7 +77,7 @@ from contivpy.model.state import (
     OperEndpoint,
     ServiceLBState,
 )
-from contivpy.netmaster import ipam
+from contivpy.netmaster import addridx, ipam
 from contivpy.netmaster.providers import ProviderBook, check_request
 
 log = logging.getLogger("netmaster.endpoints")
@@ -182,11 +184,12 @@ class Allocator:
         self.alloc_ttl = alloc_ttl() if alloc_ttl_s is None else alloc_ttl_s
         self.cluster_mode = cluster_mode
         self.provider_update = provider_update  # daemon wires ``self.providers.update``
-        self.providers = ProviderBook(kv, self.resolve)
+        self.providers = ProviderBook(kv, self.resolve, self._index_built)
         self._locks: dict[str, asyncio.Lock] = {}
         self._pending: dict[str, list[_AllocReq]] = {}
         # Network and group state records as this process's last txn wrote them (see _known_read)
         self._known: dict[str, KeyValue] = {}
+        self._indexed = False  # the address index (addridx.py) was built: seen once, true for good
 
     def _lock(self, net_id: str) -> asyncio.Lock:
         lock = self._locks.get(net_id)
@@ -424,17 +427,28 @@ class Allocator:
                     return
         raise ConflictError("concurrent update, please retry")
 
+    async def _index_built(self) -> bool:
+        if not self._indexed:
+            self._indexed = await self.kv.get(addridx.BUILT) is not None
+        return self._indexed
+
     async def holders(self, st: NetworkState, ip: str, v6: bool = False, skip: str = "") -> list[str]:
-        """Who else explains ``ip`` in network ``st``: ids of endpoints holding it (but ``skip``)
-        and ``service <name>`` for a service VIP (v4 only)."""
-        out = []
-        items, _ = await self.kv.get_prefix(keys.EPS + st.id + "-")
-        for item in items:
-            ep = EndpointState.parse(item.value)
-            if ep is None or ep.netID != st.id or ep.id == skip:
-                continue
-            if (ep.ipv6Address if v6 else ep.ipAddress) == ip:
-                out.append(ep.id)
+        """Who else explains ``ip`` in network ``st``: ids of endpoint states holding it (but
+        the one stored as ``skip``) and ``service <name>`` for a service VIP (v4 only). Endpoints:
+        one read of the address's keys in the address index (addridx.py), whatever the number of
+        endpoints; a scan of the network's endpoint states until the index is built."""
+        if await self._index_built():
+            out = await addridx.holders(self.kv, st.id, ip, v6, skip)
+        else:
+            out = []
+            items, _ = await self.kv.get_prefix(keys.EPS + st.id + "-")
+            for item in items:
+                ep = EndpointState.parse(item.value)
+                ep_id = item.key[len(keys.EPS) :]
+                if ep is None or ep.netID != st.id or ep_id == skip:
+                    continue
+                if (ep.ipv6Address if v6 else ep.ipAddress) == ip:
+                    out.append(ep_id)
         if not v6:
             items, _ = await self.kv.get_prefix(keys.SERVICE_LB)
             for item in items:
@@ -554,6 +568,7 @@ class Allocator:
                     )
                     recs = [eprec, nrec, rrec]
                     ops: list[Put | Delete] = [Put(ep_key, ep.to_json()), Put(nrec.key, st.to_json())]
+                    ops += addridx.put_ops(ep, ep.id)  # its address index entries, same txn
                     if rrec.kv is not None:  # claimed (or stale): from now on the endpoint explains the bit
                         ops.append(Delete(rrec.key))
                     if epg is not None and erec is not None:
@@ -650,7 +665,8 @@ class Allocator:
                         await self.providers.remove(tenant, ep_key[len(keys.EPS) :], ep_gone=True)
                     return EndpointState()
                 nrec = got[nkey]
-                recs, ops = [eprec], [Delete(ep_key)]
+                ep_sid = ep_key[len(keys.EPS) :]  # the id it is stored (and indexed) under
+                recs, ops = [eprec], [Delete(ep_key), *addridx.delete_ops(ep, ep_sid)]
                 if nrec.kv is not None:
                     st = NetworkState.from_json(nrec.kv.value)
                     epg, erec = None, None
@@ -663,7 +679,7 @@ class Allocator:
                     # another endpoint holding the same address (state older than the address
                     # rule) keeps it: its bit stays set
                     freed = False
-                    if ep.ipAddress and not await self.holders(st, ep.ipAddress, skip=ep.id):
+                    if ep.ipAddress and not await self.holders(st, ep.ipAddress, skip=ep_sid):
                         if not keep:
                             freed = ipam.release(st, epg, ep.ipAddress)
                         elif ipam.releasable(st, epg, ep.ipAddress):
@@ -676,7 +692,7 @@ class Allocator:
                             )
                             recs.append(rrec)
                             ops.append(Put(rrec.key, back.to_json()))
-                    if ep.ipv6Address and not await self.holders(st, ep.ipv6Address, v6=True, skip=ep.id):
+                    if ep.ipv6Address and not await self.holders(st, ep.ipv6Address, v6=True, skip=ep_sid):
                         ipam.release_v6(st, ep.ipv6Address)
                     st.epCount = max(0, st.epCount - 1)
                     recs.append(nrec)

@@ -43,6 +43,7 @@ from contivpy.model.state import (
     ProviderState,
     ServiceLBState,
 )
+from contivpy.netmaster import addridx
 
 MAX_ATTEMPTS = 50
 EVENTS = ("", "start", "die")
@@ -117,9 +118,11 @@ def check_request(req: dict) -> tuple[str, dict[str, str]]:
 class ProviderBook:
     """Provider candidates and service provider lists of one netmaster (shared by all requests)."""
 
-    def __init__(self, kv: KVStore, resolve) -> None:
+    def __init__(self, kv: KVStore, resolve, index_built=None) -> None:
         self.kv = kv
         self.resolve = resolve  # Allocator.resolve: NetworkID -> (network, group, tenant)
+        # Allocator._index_built: the address index (addridx.py) can answer "who holds this address"
+        self.index_built = index_built
         self._locks: dict[str, asyncio.Lock] = {}
 
     def _lock(self, tenant: str) -> asyncio.Lock:
@@ -142,6 +145,11 @@ class ProviderBook:
         if not (tenant and net and ip):
             raise ValidationError("EndpointID, or Tenant, Network and IPAddress, required")
         net_id = keys.network_id(net, tenant)
+        if self.index_built is not None and await self.index_built():  # one read of that address's keys
+            held = await addridx.holders(self.kv, net_id, ip, v6=":" in ip)
+            if held:
+                return held[0]
+            raise NotFoundError(f"endpoint with address {ip} not found in network {net_id}")
         items, _ = await self.kv.get_prefix(keys.EPS + net_id + "-")
         for item in items:
             ep = EndpointState.parse(item.value)

@@ -222,6 +222,16 @@ CORRUPTIONS = {
         ),
         f"group state tccg:{T}: DSCP/bandwidth/burst (0, '1gbps', 0) but its netprofile says (0, '10mbps', 0)",
     ),
+    "address index entry lost": (  # netmaster/addridx.py: every endpoint has its entries
+        lambda nm: nm.etcd.etcdctl("del", f"/contiv.io/index/addr/tccv.{T}/v4/10.81.0.1/tccv.{T}-c1"),
+        f"address index: endpoint tccv.{T}-c1 has no entry /contiv.io/index/addr/tccv.{T}/v4/10.81.0.1/",
+    ),
+    "address index entry of a gone endpoint": (
+        lambda nm: nm.etcd.etcdctl(
+            "put", f"/contiv.io/index/addr/tccv.{T}/v4/10.81.0.9/tccv.{T}-c7", f"tccv.{T}-c7"
+        ),
+        f"address index: /contiv.io/index/addr/tccv.{T}/v4/10.81.0.9/tccv.{T}-c7 = 'tccv.{T}-c7' names no",
+    ),
     "endpoint of a deleted network": (
         lambda nm: nm.etcd.etcdctl(
             "put",

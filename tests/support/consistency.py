@@ -31,6 +31,10 @@ Checks (each problem is one line of text; ``[]`` means consistent)
   ``pktTag`` of the vlan networks (plus the groups' tags in ACI mode); the VNIs in use are exactly
   the ``extPktTag`` of the vxlan networks and the local VLANs in use their ``pktTag``; no tag is
   held twice; free bits lie inside the configured ones.
+- address-holder index (``/contiv.io/index/addr/<net id>/v4|v6/<address>/<endpoint state id>`` =
+  ``<endpoint state id>``, docs/decisions.md): every entry is one an endpoint state calls for (its
+  ``netID`` and ``ipAddress`` / ``ipv6Address``, stored under that id); once ``.../built`` exists,
+  every endpoint state has its entries.
 - EPG ids: each ``/contiv.io/master/epgid/<id>`` names an existing group whose id it is, and each
   group's id has its reservation.
 - pending follow-up intents (``/contiv.io/master/pending/``): listed as problems only by
@@ -59,6 +63,7 @@ SVC = ROOT + "state/serviceLB/"
 ALLOC = ROOT + "state/addrAlloc/"
 EPGID = ROOT + "master/epgid/"
 PENDING = ROOT + "master/pending/"
+ADDR_INDEX = ROOT + "index/addr/"
 AUTO_VLAN = (ROOT + "state/auto-vlan/global", ROOT + "oper/auto-vlan/global")
 AUTO_VXLAN = (ROOT + "state/auto-vxlan/global", ROOT + "oper/auto-vxlan/global")
 
@@ -574,6 +579,27 @@ def check_epg_ids(snap: Snapshot, problems: _Problems) -> None:
             problems.add(f"group {gid}: id {num} reserved for {ids.get(num)!r}")
 
 
+def check_addr_index(snap: Snapshot, problems: _Problems) -> None:
+    want: dict[str, str] = {}
+    for ep_id, raw in _by_prefix(snap, EPS).items():
+        try:
+            ep = json.loads(raw)
+        except ValueError:
+            continue
+        if not isinstance(ep, dict) or not ep.get("netID"):
+            continue
+        for fam, field in (("v4", "ipAddress"), ("v6", "ipv6Address")):
+            if ep.get(field):
+                want[f"{ADDR_INDEX}{ep['netID']}/{fam}/{ep[field]}/{ep_id}"] = ep_id
+    have = {k: v for k, v in snap.items() if k.startswith(ADDR_INDEX) and k != ADDR_INDEX + "built"}
+    for k in sorted(have):
+        if want.get(k) != have[k]:
+            problems.add(f"address index: {k} = {have[k]!r} names no endpoint state holding that address")
+    if ADDR_INDEX + "built" in snap:
+        for k in sorted(set(want) - set(have)):
+            problems.add(f"address index: endpoint {want[k]} has no entry {k}")
+
+
 def check(snap: Snapshot, settled: bool = True) -> list[str]:
     """Every problem found in ``snap`` (a {key: value} of /contiv.io), [] if consistent."""
     problems = _Problems()
@@ -581,6 +607,7 @@ def check(snap: Snapshot, settled: bool = True) -> list[str]:
     check_ipam(snap, objs, problems)
     check_tags(snap, objs, problems)
     check_epg_ids(snap, problems)
+    check_addr_index(snap, problems)
     if settled:
         for k in sorted(snap):
             if k.startswith(PENDING):

@@ -104,3 +104,30 @@ async def test_resume_then_rollback():
     assert res.deleted == 301
     items, _ = await kv.get_prefix(keys.ROOT)
     assert [i.key for i in items] == ["/contiv.io/auth/users/admin"]
+
+
+async def test_import_and_rollback_drop_the_index_markers():
+    """Imported endpoint states / networks are indexed by the next leader (netmaster/addridx.py,
+    subnetidx.py): the import deletes the markers of the indexes its keys belong in, a rollback the
+    address index's (its rebuild drops the entries of the endpoints removed)."""
+    from contivpy.netmaster import addridx, subnetidx
+
+    kv = MemoryKV()
+    await kv.put(addridx.BUILT, "1")
+    await kv.put(subnetidx.BUILT, "1")
+    await kv.put("/contiv.io/state/nets/other.t", "{}")  # contivpy state already there: --merge
+    await write(kv, plan(3), "d1", merge=True)
+    assert await kv.get(addridx.BUILT) is None
+    assert await kv.get(subnetidx.BUILT) is not None  # no network imported
+    await kv.put(addridx.BUILT, "1")
+    nets = {keys.obj_key("network", "t:n1"): "{}"}
+    kv2 = MemoryKV()
+    for k in (addridx.BUILT, subnetidx.BUILT):
+        await kv2.put(k, "1")
+    await write(kv2, nets, "d2", merge=True)
+    assert await kv2.get(subnetidx.BUILT) is None and await kv2.get(addridx.BUILT) is not None
+    kv3 = MemoryKV()
+    await write(kv3, plan(3), "d3")
+    await kv3.put(addridx.BUILT, "1")  # a netmaster ran and built the index since
+    await rollback(kv3, plan(3), "d3")
+    assert await kv3.get(addridx.BUILT) is None

@@ -13,6 +13,11 @@ Protocol (all through the ``KVStore`` interface)
    and, by default, requests over 1.5 MiB). Each txn compares the intent record's mod revision
    and updates its ``written`` count, so two importers never interleave and a crash leaves a
    record saying how far it got.
+   The first txn also deletes the ``built`` markers of the indexes that the imported keys
+   belong in (the address index when endpoint states are imported, the subnet index when
+   networks are: netmaster/addridx.py, subnetidx.py), so the next leader indexes them; a
+   rollback deletes the address index's marker (its next build drops the entries of the
+   endpoint states it removed).
 4. Set ``state`` to ``done``. A re-run finds every key equal and writes nothing (idempotent); a
    re-run after a crash writes only what is missing (resume). ``rollback`` deletes the planned
    keys that still hold the planned value, then the record (only for an import without merge).
@@ -29,6 +34,7 @@ from dataclasses import dataclass
 
 from contivpy.common.kv.base import Compare, Delete, KVStore, Put
 from contivpy.model import keys
+from contivpy.netmaster import addridx, subnetidx
 from contivpy.netmaster.migrate.convert import INTENT_KEY, MigrateError
 
 MAX_OPS = 96
@@ -154,7 +160,12 @@ async def write(
         if intent_raw is None
         else Compare(INTENT_KEY, "mod", "==", intent_raw[1])
     )
-    r = await kv.txn([cmp], [Put(INTENT_KEY, json.dumps(record))])
+    first: list[Put | Delete] = [Put(INTENT_KEY, json.dumps(record))]
+    if any(k.startswith(keys.EPS) for k, _ in todo):  # rebuilt by the next leader (addridx.py)
+        first.append(Delete(addridx.BUILT))
+    if any(k.startswith(keys.obj_prefix("network")) for k, _ in todo):
+        first.append(Delete(subnetidx.BUILT))
+    r = await kv.txn([cmp], first)
     if not r.succeeded:
         raise MigrateError("another import is writing to the target etcd at the same time")
     res.txns += 1
@@ -216,7 +227,7 @@ async def rollback(kv: KVStore, target: dict[str, str], digest: str) -> WriteRes
         rev = r.revision
         res.txns += 1
         res.deleted += len(batch)
-    r = await kv.txn([Compare(INTENT_KEY, "mod", "==", rev)], [Delete(INTENT_KEY)])
+    r = await kv.txn([Compare(INTENT_KEY, "mod", "==", rev)], [Delete(INTENT_KEY), Delete(addridx.BUILT)])
     res.txns += 1
     return res
 
