@@ -1,0 +1,181 @@
+"""Which networks' endpoints an agent receives, and one list+watch stream per such network.
+
+Why (docs/benchmarks.md "Endpoints: every agent receives and programs every endpoint"): watching the
+whole ``/contiv.io/oper/eps/`` prefix makes every endpoint created anywhere reach, and become flows
+on, every host. The oper key starts with the network id (``/contiv.io/oper/eps/<net>.<tenant>-<ep>``),
+so an agent watches one prefix per network it *serves* instead.
+
+The served set (``served_networks``, pure; docs/architecture.md "Served networks"):
+- every network with a local endpoint on this host: containers, CNI pods, creates in flight and the
+  host's infra ports (every host has one on every infra network);
+- every network of a tenant that has a local endpoint, when that tenant's traffic crosses networks
+  on this host: routing mode (vrouter / vlrouter route between a tenant's networks), a ``contivh1``
+  network in the tenant (its host routes reach every data network of the tenant), or a local
+  endpoint on a vlan network in bridge mode (an external router crosses networks, and the sending
+  host's ``dst_group`` flows give the destination's group to the policy table).
+Nothing else can reach a remote endpoint of an unserved network from this host: in vxlan bridge
+mode a packet never leaves its network's VLAN without ``contivh1``, so its policy (``dst_group``)
+and service-LB (provider MAC) lookups only concern served networks.
+
+``NetworkWatches`` keeps one ``common.watch.list_and_watch`` stream + ``Mirror`` per served network,
+prefix ``/contiv.io/oper/eps/<net id>-``:
+- ``converge(target)`` (one at a time, under a lock) opens the missing streams and closes the others;
+  ``open`` consumes the stream's first Snapshot (its own listing) and hands every key to the handler
+  before it returns, so the caller can wait for those endpoints' flows; a later re-list
+  (compaction, store failure) reaches the handler as a diff, as for every other watch;
+- the streams' consumer tasks run in the TaskGroup of ``run()`` (streams opened before ``run``
+  starts, at start-up, are started by it); ``close`` cancels the stream's task, waits for it,
+  closes the iterator (which stops its pump task) and hands a delete of every key it had to the
+  handler: nothing is left behind;
+- the handler gets ``(net_id, endpoint id, value | None)`` (the key after ``/contiv.io/oper/eps/``).
+  A prefix ``a.b-`` also matches keys of the network ``a.b-c`` (names may contain ``-``): the
+  handler must ignore records whose ``netID`` is not ``net_id`` (RemoteEndpointManager does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Mapping
+
+from contivpy.common import metrics
+from contivpy.common.kv.base import KVStore
+from contivpy.common.pump import PumpedIterator
+from contivpy.common.watch import Mirror, list_and_watch
+from contivpy.model import keys
+from contivpy.ofnet.infraroute import INFRA_ROUTER_NET
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[str, str, str | None], None]
+
+
+def _tenant(net_id: str, spec) -> str:
+    return (getattr(spec, "tenant", "") or "default") if spec is not None else net_id.rpartition(".")[2]
+
+
+def served_networks(local: Iterable[str], nets: Mapping[str, object], routing: bool) -> set[str]:
+    """The networks whose remote endpoints this host needs (see the module docstring).
+
+    ``local``: net ids with a local endpoint (or a create in flight, or an infra port);
+    ``nets``: every known network, net id -> spec with ``tenant``, ``encap``, ``name``;
+    ``routing``: the forwarding mode is routing."""
+    served = {n for n in local if n}
+    wide: set[str] = set()
+    for nid in served:
+        spec = nets.get(nid)
+        if routing or getattr(spec, "encap", "") == "vlan":
+            wide.add(_tenant(nid, spec))
+    for nid, spec in nets.items():
+        if getattr(spec, "name", "") == INFRA_ROUTER_NET and getattr(spec, "nw_type", "") == "infra":
+            wide.add(_tenant(nid, spec))
+    local_tenants = {_tenant(n, nets.get(n)) for n in served}
+    wide &= local_tenants
+    if wide:
+        served |= {nid for nid, spec in nets.items() if _tenant(nid, spec) in wide}
+    return served
+
+
+def net_prefix(net_id: str) -> str:
+    return f"{keys.OPER_EPS}{net_id}-"
+
+
+class NetworkWatches:
+    """One list+watch stream per served network (see the module docstring)."""
+
+    def __init__(self, kv: KVStore, handler: Handler, label: str = keys.OPER_EPS) -> None:
+        self.kv, self.handler, self.label = kv, handler, label
+        self._streams: dict[str, tuple[PumpedIterator, Mirror]] = {}
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._lock = asyncio.Lock()
+        self._tg: asyncio.TaskGroup | None = None
+        self.opened = 0  # streams opened / closed since start (for tests and /inspect)
+        self.closed = 0
+
+    def networks(self) -> set[str]:
+        return set(self._streams)
+
+    async def converge(self, target: Callable[[], set[str]]) -> set[str]:
+        """Open/close streams until the open set is ``target()`` (re-evaluated under the lock, so a
+        caller that changed the inputs before calling sees its change). Returns the networks opened."""
+        async with self._lock:
+            want = target()
+            for nid in sorted(set(self._streams) - want):
+                await self._close(nid)
+            opened = set()
+            for nid in sorted(want - set(self._streams)):
+                await self._open(nid)
+                opened.add(nid)
+            return opened
+
+    def _deliver(self, nid: str, evs) -> None:
+        metrics.WATCH_EVENTS.inc(self.label, amount=len(evs))
+        cut = len(keys.OPER_EPS)
+        for ev in evs:
+            self.handler(nid, ev.key[cut:], ev.value if ev.type == "put" else None)
+
+    async def _open(self, nid: str) -> None:
+        prefix = net_prefix(nid)
+        it = list_and_watch(self.kv, prefix)
+        mirror = Mirror()
+        try:
+            first = await anext(it)
+        except BaseException:
+            await it.aclose()
+            raise
+        self._streams[nid] = (it, mirror)
+        self.opened += 1
+        self._deliver(nid, mirror.apply(first))
+        log.info("watching the endpoints of network %s (%d listed)", nid, len(mirror.items))
+        if self._tg is not None:
+            self._start(nid)
+
+    def _start(self, nid: str) -> None:
+        assert self._tg is not None
+        self._tasks[nid] = self._tg.create_task(self._consume(nid), name=f"eps-watch {nid}")
+
+    async def _consume(self, nid: str) -> None:
+        it, mirror = self._streams[nid]
+        async for item in it:
+            self._deliver(nid, mirror.apply(item))
+
+    async def _close(self, nid: str) -> None:
+        it, mirror = self._streams.pop(nid)
+        task = self._tasks.pop(nid, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await it.aclose()
+        self.closed += 1
+        for key in sorted(mirror.items):
+            self.handler(nid, key[len(keys.OPER_EPS) :], None)
+        log.info("stopped watching the endpoints of network %s (%d forgotten)", nid, len(mirror.items))
+
+    async def run(self) -> None:
+        """Run the streams' consumers (those opened so far and later ones) until cancelled; on the
+        way out every stream is closed."""
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                for nid in self._streams:
+                    if nid not in self._tasks:
+                        self._start(nid)
+                await asyncio.Event().wait()
+        finally:
+            self._tg = None
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        for nid in list(self._streams):
+            it, _ = self._streams.pop(nid)
+            task = self._tasks.pop(nid, None)
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await it.aclose()
+
+
+__all__ = ["NetworkWatches", "served_networks", "net_prefix"]
