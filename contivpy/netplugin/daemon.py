@@ -25,6 +25,11 @@ answer from then on (netplugin/observe.py), its other routes answer 503 until st
 
 Watches use ``contivpy.common.watch.list_and_watch`` + ``Mirror``: step 3 consumes the first Snapshot of
 each prefix, the watch tasks the rest; a re-list (compaction, store failure) is turned into the diff.
+Remote endpoints are watched per served network (netplugin/served.py, ``NetworkWatches``): step 3
+reads this host's endpoints (port record + their oper records) and lists the networks they serve;
+later, a create opens its network's watch before it returns (``_serve``) and reconciler key
+``servedNetworks`` of the global reconciler converges the watches after a delete, a network change or
+a fwd-mode switch.
 On shutdown the service keys are *not* deleted (``close(deregister=False)``): a restarting agent keeps
 its peers' tunnels until the 10 s leases expire.
 
