@@ -246,9 +246,11 @@ class Agent:
         self.names.table.mark_stale()
 
     def _on_network(self, net_id: str, value: str | None) -> None:
+        known = net_id in self.nets.desired
         self.nets.on_update(net_id, value)
         self.infra.on_update(net_id, value)
-        self.global_rec.enqueue(SERVED)  # (routing mode, contivh1: a tenant's networks are served)
+        if known != (net_id in self.nets.desired):  # (not on each address allocation's update)
+            self.global_rec.enqueue(SERVED)  # routing mode, contivh1: a tenant's networks are served
 
     # -- served networks (served.py, docs/architecture.md "Served networks") ---------------------
     def served(self) -> set[str]:

@@ -103,3 +103,42 @@ def test_endpoints_reach_only_the_hosts_that_serve_their_network():
         assert remote_flows(h2, gone) == [] and ep_events(h2) == ev1
         for ep in ("srv0", "srv1", "srv2", "srvlate", "srvgone"):
             delete_ep(h1, ep)
+
+
+def test_routing_mode_serves_every_network_of_the_tenant():
+    """Routing mode routes between a tenant's networks: host 2's endpoint on network B receives, by
+    the time its create returns, host 1's endpoints on network A of the same tenant (and pings them),
+    but not those of another tenant."""
+    from tests.fixtures.testbed import Testbed
+
+    with Testbed(2) as bed:
+        bed.netctl("global", "set", "--fwd-mode", "routing")
+        bed.start_all("--netmode", "vxlan", "--fwdmode", "routing")
+        h1, h2 = bed.hosts[1], bed.hosts[2]
+        bed.create_network("srva", "10.132.1.0/24", gateway="10.132.1.254")
+        bed.create_network("srvb", "10.132.2.0/24", gateway="10.132.2.254")
+        bed.create_network("srvz", "10.132.3.0/24", tenant="srvt2", gateway="10.132.3.254")
+
+        def mk(host, net, ep, tenant="default"):
+            st, info = http_json(
+                "POST",
+                host.debug_url + "/debug/endpoints",
+                {"tenant": tenant, "network": net, "endpointID": ep},
+                timeout=30,
+            )
+            assert st == 200, info
+            return info
+
+        a1 = mk(h1, "srva", "ra1")
+        z1 = mk(h1, "srvz", "rz1", tenant="srvt2")
+        ca1 = h1.container(a1["port_name"], f"{a1['ip_address']}/{a1['prefix_len']}", a1["gateway"])
+        wait_for(lambda: remote_flows(h1, a1) and remote_flows(h1, z1), 10, what="local flows on h1")
+        assert remote_flows(h2, a1) == [] and remote_flows(h2, z1) == []
+        b2 = mk(h2, "srvb", "rb2")
+        assert any("table=4" in f for f in remote_flows(h2, a1)), h2.flows()
+        assert remote_flows(h2, z1) == []  # another tenant: not served
+        cb2 = h2.container(b2["port_name"], f"{b2['ip_address']}/{b2['prefix_len']}", b2["gateway"])
+        assert cb2.ping(ca1.ip), "h2 (srvb) -> h1 (srva), routed"
+        st, _ = http_json("DELETE", f"{h2.debug_url}/debug/endpoints/default/srvb/rb2", timeout=30)
+        assert st == 200
+        wait_for(lambda: not remote_flows(h2, a1), 10, what="srva's endpoints removed from h2")
