@@ -163,3 +163,43 @@ async def test_a_stream_relists_after_compaction_as_a_diff():
     finally:
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
+
+
+async def test_agent_serves_the_restored_endpoints_networks_and_widens_on_a_fwd_mode_switch():
+    """The agent's served set at start-up comes from this host's port record (a restart converges to
+    it); a live switch to routing mode re-evaluates it (the tenant's other network is added)."""
+    from contivpy.model.state import GlobalConfig, NetworkState, OperEndpoint, OvsDriverOper
+    from contivpy.netplugin.config import parse
+    from contivpy.netplugin.daemon import SERVED, Agent
+
+    args = [
+        "--etcd-endpoints", "http://127.0.0.1:1", "--mode", "docker", "--netmode", "vlan", "--fwdmode",
+        "bridge", "--host", "h1", "--vtep-ip", "10.0.0.1", "--ctrl-ip", "10.0.0.1", "--docker-host", "none",
+    ]  # fmt: skip
+    kv = MemoryKV()
+    for n in ("n1", "n2", "n3"):
+        st = NetworkState(id=f"{n}.default", tenant="default", networkName=n, pktTagType="vxlan", pktTag=1)
+        await kv.put(keys.net_state(f"{n}.default"), st.to_json())
+    own = OperEndpoint(id="n1.default-e0", netID="n1.default", homingHost="h1")
+    rec = OvsDriverOper(id="h1", LocalEpInfo={own.id: {"Ovsportname": "vvport1"}})
+    await kv.put(keys.ovs_driver_oper("h1"), rec.to_json())
+    await kv.put(keys.ep_oper(own.id), own.to_json())
+    await kv.put(*_oper("n2.default", "r2"))
+    agent = Agent(parse(args, env={}), kv=kv)
+    try:
+        await agent._list()
+        assert agent.ep_watches.networks() == {"n1.default"}
+        assert "n1.default-e0" in agent._local_opers
+        assert agent.remote.desired == {}  # n2's endpoint is not received
+        agent._on_global("", GlobalConfig(fwdMode="routing").to_json())
+        assert SERVED in agent.global_rec.status()
+        await agent.ep_watches.converge(agent.served)
+        assert agent.ep_watches.networks() == {"n1.default", "n2.default", "n3.default"}
+        assert set(agent.remote.desired) == {"n2.default-r2"}
+        agent._on_global("", GlobalConfig(fwdMode="bridge").to_json())
+        await agent.ep_watches.converge(agent.served)
+        assert agent.ep_watches.networks() == {"n1.default"} and agent.remote.desired == {}
+    finally:
+        await agent.ep_watches.aclose()
+        for it, _ in agent._streams.values():
+            await it.aclose()
