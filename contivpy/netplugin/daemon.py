@@ -139,6 +139,7 @@ class Agent:
         # remote endpoints: one list+watch per served network (served.py), not the whole prefix
         self.ep_watches = NetworkWatches(self.kv, lambda nid, ep_id, v: self.remote.on_update(ep_id, v, nid))
         self._local_opers: dict[str, OperEndpoint] = {}  # this host's endpoints as read at start-up
+        self._installed: dict[str, int] = {}  # net id -> stream generation whose listing is programmed
         self.global_rec: Reconciler[str] = Reconciler("global", self._reconcile_global)
         self.reconcilers: list[Reconciler] = [
             self.nets.rec,
@@ -262,10 +263,16 @@ class Agent:
     async def _serve(self, net_id: str) -> None:
         """A local create on ``net_id`` (counted in ``endpoints.creating``): make sure the network is
         watched and its remote endpoints are programmed before the create goes on."""
+        w = self.ep_watches
+        if self._installed.get(net_id, -1) == w.generation(net_id):
+            return  # (the stream's listing was programmed for an earlier create: nothing to wait for)
         opened = {net_id}
-        if net_id not in self.ep_watches.networks():
-            opened |= await self.ep_watches.converge(self.served)
-        if not await self.remote.wait_installed(opened):
+        if net_id not in w.networks():
+            opened |= await w.converge(self.served)
+        gens = {n: w.generation(n) for n in opened}
+        if await self.remote.wait_installed(opened):
+            self._installed.update(gens)
+        else:
             log.warning("endpoint create on %s: remote endpoints still being programmed", net_id)
 
     def _released(self, net_id: str) -> None:
@@ -310,6 +317,8 @@ class Agent:
             return
         if key == SERVED:
             await self.ep_watches.converge(self.served)
+            open_now = self.ep_watches.networks()
+            self._installed = {n: g for n, g in self._installed.items() if n in open_now}
             return
         if self.arp_mode != self._arp_applied:
             await self.dp.set_arp_mode(self.arp_mode)

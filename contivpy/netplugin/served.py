@@ -88,6 +88,7 @@ class NetworkWatches:
         self.kv, self.handler, self.label = kv, handler, label
         self._streams: dict[str, tuple[PumpedIterator, Mirror]] = {}
         self._tasks: dict[str, asyncio.Task] = {}
+        self._generation: dict[str, int] = {}  # net id -> ``opened`` count when its stream was opened
         self._lock = asyncio.Lock()
         self._tg: asyncio.TaskGroup | None = None
         self.opened = 0  # streams opened / closed since start (for tests and /inspect)
@@ -95,6 +96,10 @@ class NetworkWatches:
 
     def networks(self) -> set[str]:
         return set(self._streams)
+
+    def generation(self, nid: str) -> int:
+        """Which opening of ``nid``'s stream is the current one (0: not open)."""
+        return self._generation.get(nid, 0)
 
     async def converge(self, target: Callable[[], set[str]]) -> set[str]:
         """Open/close streams until the open set is ``target()`` (re-evaluated under the lock, so a
@@ -126,6 +131,7 @@ class NetworkWatches:
             raise
         self._streams[nid] = (it, mirror)
         self.opened += 1
+        self._generation[nid] = self.opened
         self._deliver(nid, mirror.apply(first))
         log.info("watching the endpoints of network %s (%d listed)", nid, len(mirror.items))
         if self._tg is not None:
@@ -142,6 +148,7 @@ class NetworkWatches:
 
     async def _close(self, nid: str) -> None:
         it, mirror = self._streams.pop(nid)
+        self._generation.pop(nid, None)
         task = self._tasks.pop(nid, None)
         if task is not None:
             task.cancel()
@@ -170,6 +177,7 @@ class NetworkWatches:
     async def aclose(self) -> None:
         for nid in list(self._streams):
             it, _ = self._streams.pop(nid)
+            self._generation.pop(nid, None)
             task = self._tasks.pop(nid, None)
             if task is not None and not task.done():
                 task.cancel()
