@@ -27,8 +27,11 @@ Phases for each N (a fresh bed each time; the hosts are up before the clock star
 2. ``network``: ``mesh1`` created over REST with the mesh up; time until every host has its tunnel
    flows and flood buckets for all peers.
 3. ``endpoints`` (``--endpoints E``): E endpoints spread round-robin over the hosts and over
-   ``--nets`` vxlan networks, each host having local endpoints on ``2`` of them only. The endpoints'
-   state is written into etcd the way the homing agent writes it at the end of a local create
+   ``--nets`` vxlan networks, each host having local endpoints on ``2`` of them only. First each
+   host gets one real endpoint on each of its 2 networks through its agent's create path
+   (``POST /debug/endpoints``): an agent watches only the networks it has local endpoints on
+   (netplugin/served.py); ``--expect all`` makes the bench wait for every remote endpoint on every
+   host instead (a tree from before served.py). The E endpoints' state is written into etcd the way the homing agent writes it at the end of a local create
    (``/contiv.io/oper/eps/<id>``, batches of 100 puts per txn, paced at ``--ep-rate`` endpoints/s,
    a batch that etcd does not answer within the client's 10 s is retried and counted): the
    veth/OVS-port/IPAM part of a
