@@ -147,18 +147,23 @@ class NetworkWatches:
             self._deliver(nid, mirror.apply(item))
 
     async def _close(self, nid: str) -> None:
+        """Forget the stream's keys before the first await (a cancelled caller cannot leave them
+        behind: the consumer, cancelled first, delivers nothing more), then stop its tasks."""
         it, mirror = self._streams.pop(nid)
         self._generation.pop(nid, None)
         task = self._tasks.pop(nid, None)
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await it.aclose()
         self.closed += 1
         for key in sorted(mirror.items):
             self.handler(nid, key[len(keys.OPER_EPS) :], None)
         log.info("stopped watching the endpoints of network %s (%d forgotten)", nid, len(mirror.items))
+        try:
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        finally:
+            await it.aclose()
 
     async def run(self) -> None:
         """Run the streams' consumers (those opened so far and later ones) until cancelled; on the
