@@ -35,7 +35,6 @@ prefix ``/contiv.io/oper/eps/<net id>-``:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 
@@ -160,8 +159,7 @@ class NetworkWatches:
         log.info("stopped watching the endpoints of network %s (%d forgotten)", nid, len(mirror.items))
         try:
             if task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await asyncio.wait([task])  # (its cancellation is not ours: a caller's still propagates)
         finally:
             await it.aclose()
 
@@ -186,8 +184,7 @@ class NetworkWatches:
             task = self._tasks.pop(nid, None)
             if task is not None and not task.done():
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await asyncio.wait([task])
             await it.aclose()
 
 
