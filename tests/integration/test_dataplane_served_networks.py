@@ -24,12 +24,16 @@ NET, SUBNET = "srvnet", "10.131.1.0/24"
 LABEL = 'contiv_netplugin_watch_events_total{prefix="/contiv.io/oper/eps/"}'
 
 
-def ep_events(host) -> float:
+def metric(host, label: str) -> float:
     with urllib.request.urlopen(host.debug_url + "/metrics", timeout=10) as r:
         for line in r.read().decode().splitlines():
-            if line.startswith(LABEL + " "):
+            if line.startswith(label + " "):
                 return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def ep_events(host) -> float:
+    return metric(host, LABEL)
 
 
 def make_ep(host, ep_id: str) -> dict:
@@ -73,6 +77,8 @@ def test_endpoints_reach_only_the_hosts_that_serve_their_network():
         for i in remote:
             assert remote_flows(h2, i) == []
         assert ep_events(h2) == ev0
+        assert metric(h2, "contiv_netplugin_served_networks") == 0
+        assert metric(h1, "contiv_netplugin_served_networks") == 1
 
         # h2's first endpoint on the network: the flows are there when the create returns
         mine = make_ep(h2, "srvlocal")
