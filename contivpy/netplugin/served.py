@@ -39,7 +39,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 
 from contivpy.common import metrics
-from contivpy.common.kv.base import KVStore
+from contivpy.common.kv.base import Event, KVStore
 from contivpy.common.pump import PumpedIterator
 from contivpy.common.watch import Mirror, list_and_watch
 from contivpy.model import keys
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[str, str, str | None], None]
 
 
-def _tenant(net_id: str, spec) -> str:
+def _tenant(net_id: str, spec: object) -> str:
     return (getattr(spec, "tenant", "") or "default") if spec is not None else net_id.rpartition(".")[2]
 
 
@@ -86,7 +86,7 @@ class NetworkWatches:
     def __init__(self, kv: KVStore, handler: Handler, label: str = keys.OPER_EPS) -> None:
         self.kv, self.handler, self.label = kv, handler, label
         self._streams: dict[str, tuple[PumpedIterator, Mirror]] = {}
-        self._tasks: dict[str, asyncio.Task] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         self._generation: dict[str, int] = {}  # net id -> ``opened`` count when its stream was opened
         self._lock = asyncio.Lock()
         self._tg: asyncio.TaskGroup | None = None
@@ -113,7 +113,7 @@ class NetworkWatches:
                 opened.add(nid)
             return opened
 
-    def _deliver(self, nid: str, evs) -> None:
+    def _deliver(self, nid: str, evs: list[Event]) -> None:
         metrics.WATCH_EVENTS.inc(self.label, amount=len(evs))
         cut = len(keys.OPER_EPS)
         for ev in evs:
