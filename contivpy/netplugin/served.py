@@ -27,7 +27,13 @@ prefix ``/contiv.io/oper/eps/<net id>-``:
   starts, at start-up, are started by it); ``close`` cancels the stream's task, waits for it,
   closes the iterator (which stops its pump task) and hands a delete of every key it had to the
   handler: nothing is left behind;
-- the handler gets ``(net_id, endpoint id, value | None)`` (the key after ``/contiv.io/oper/eps/``).
+- bounded: each etcd watch is a connection of its own on the JSON gateway, so above ``limit``
+  (``MAX_STREAMS``) served networks one stream of the whole prefix replaces the per-network ones; it
+  is filtered here by each record's ``netID`` (a record of a served network is a put, one that
+  leaves the served set a delete), and a change of the served set replays its ``Mirror`` (no etcd
+  read). Switching either way hands the handler only the difference, so no flow churns;
+- the handler gets ``(net_id, endpoint id, value | None)`` (the key after ``/contiv.io/oper/eps/``;
+  ``net_id`` None from the whole-prefix stream, already filtered).
   A prefix ``a.b-`` also matches keys of the network ``a.b-c`` (names may contain ``-``): the
   handler must ignore records whose ``netID`` is not ``net_id`` (RemoteEndpointManager does).
 """
@@ -35,6 +41,7 @@ prefix ``/contiv.io/oper/eps/<net id>-``:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 
@@ -47,7 +54,12 @@ from contivpy.ofnet.infraroute import INFRA_ROUTER_NET
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[str, str, str | None], None]
+Handler = Callable[[str | None, str, str | None], None]
+ALL = "*"  # the stream of the whole prefix
+_CUT = len(keys.OPER_EPS)
+#: Above this many served networks, one stream of the whole prefix (filtered by the agent) replaces
+#: the per-network ones: each etcd watch is a connection of its own on the JSON gateway.
+MAX_STREAMS = 64
 
 
 def _tenant(net_id: str, spec: object) -> str:
@@ -81,46 +93,78 @@ def net_prefix(net_id: str) -> str:
 
 
 class NetworkWatches:
-    """One list+watch stream per served network (see the module docstring)."""
+    """One list+watch stream per served network, or one of the whole prefix above ``limit`` served
+    networks (see the module docstring)."""
 
-    def __init__(self, kv: KVStore, handler: Handler, label: str = keys.OPER_EPS) -> None:
-        self.kv, self.handler, self.label = kv, handler, label
-        self._streams: dict[str, tuple[PumpedIterator, Mirror]] = {}
+    def __init__(
+        self, kv: KVStore, handler: Handler, label: str = keys.OPER_EPS, limit: int = MAX_STREAMS
+    ) -> None:
+        self.kv, self.handler, self.label, self.limit = kv, handler, label, limit
+        self._streams: dict[str, tuple[PumpedIterator, Mirror]] = {}  # net id, or ALL
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._generation: dict[str, int] = {}  # net id -> ``opened`` count when its stream was opened
+        self._generation: dict[str, int] = {}  # served net id -> when it became served (an ``opened`` count)
         self._lock = asyncio.Lock()
         self._tg: asyncio.TaskGroup | None = None
         self.opened = 0  # streams opened / closed since start (for tests and /inspect)
         self.closed = 0
 
     def networks(self) -> set[str]:
-        return set(self._streams)
+        """The networks served now (their endpoints reach the handler)."""
+        return set(self._generation)
+
+    def streams(self) -> int:
+        """Watch streams open (one etcd watch each)."""
+        return len(self._streams)
+
+    def whole(self) -> bool:
+        """One stream of the whole prefix, filtered here (more than ``limit`` networks served)."""
+        return ALL in self._streams
 
     def generation(self, nid: str) -> int:
-        """Which opening of ``nid``'s stream is the current one (0: not open)."""
+        """Which serving of ``nid`` is the current one (0: not served); a new one each time it
+        starts being served or its stream is re-opened."""
         return self._generation.get(nid, 0)
 
     async def converge(self, target: Callable[[], set[str]]) -> set[str]:
-        """Open/close streams until the open set is ``target()`` (re-evaluated under the lock, so a
-        caller that changed the inputs before calling sees its change). Returns the networks opened."""
+        """Serve exactly ``target()`` (re-evaluated under the lock, so a caller that changed the
+        inputs before calling sees its change). Returns the networks whose serving (re)started."""
         async with self._lock:
             want = target()
-            for nid in sorted(set(self._streams) - want):
-                await self._close(nid)
-            opened = set()
-            for nid in sorted(want - set(self._streams)):
-                await self._open(nid)
-                opened.add(nid)
-            return opened
+            before = dict(self._generation)
+            if len(want) > self.limit:
+                await self._to_whole(want)
+            else:
+                await self._to_networks(want)
+            return {n for n, g in self._generation.items() if before.get(n) != g}
+
+    # -- one stream per network --------------------------------------------------------------
+    async def _to_networks(self, want: set[str]) -> None:
+        for nid in sorted(want - set(self._streams)):
+            await self._open(nid)
+        if ALL in self._streams:  # back from the whole prefix: forget what no network stream has
+            it, mirror = self._streams.pop(ALL)
+            task = self._tasks.pop(ALL, None)
+            if task is not None:
+                task.cancel()
+            kept = set().union(*(m.items for n, (_, m) in self._streams.items()))
+            for key in sorted(mirror.items.keys() - kept):
+                self.handler(None, key[_CUT:], None)
+            await self._stop(it, task)
+        for nid in sorted(set(self._streams) - want):
+            await self._close(nid)
+        for nid in set(self._generation) - want:
+            del self._generation[nid]
 
     def _deliver(self, nid: str, evs: list[Event]) -> None:
         metrics.WATCH_EVENTS.inc(self.label, amount=len(evs))
-        cut = len(keys.OPER_EPS)
+        if nid == ALL:
+            self._deliver_filtered(evs)
+            return
         for ev in evs:
-            self.handler(nid, ev.key[cut:], ev.value if ev.type == "put" else None)
+            self.handler(nid, ev.key[_CUT:], ev.value if ev.type == "put" else None)
 
     async def _open(self, nid: str) -> None:
-        prefix = net_prefix(nid)
+        prefix = keys.OPER_EPS if nid == ALL else net_prefix(nid)
         it = list_and_watch(self.kv, prefix)
         mirror = Mirror()
         try:
@@ -130,9 +174,11 @@ class NetworkWatches:
             raise
         self._streams[nid] = (it, mirror)
         self.opened += 1
-        self._generation[nid] = self.opened
+        if nid != ALL:
+            self._generation[nid] = self.opened
         self._deliver(nid, mirror.apply(first))
-        log.info("watching the endpoints of network %s (%d listed)", nid, len(mirror.items))
+        what = "every network" if nid == ALL else f"network {nid}"
+        log.info("watching the endpoints of %s (%d listed)", what, len(mirror.items))
         if self._tg is not None:
             self._start(nid)
 
@@ -153,15 +199,73 @@ class NetworkWatches:
         task = self._tasks.pop(nid, None)
         if task is not None:
             task.cancel()
-        self.closed += 1
         for key in sorted(mirror.items):
-            self.handler(nid, key[len(keys.OPER_EPS) :], None)
+            self.handler(nid, key[_CUT:], None)
         log.info("stopped watching the endpoints of network %s (%d forgotten)", nid, len(mirror.items))
+        await self._stop(it, task)
+
+    async def _stop(self, it: PumpedIterator, task: asyncio.Task[None] | None) -> None:
+        self.closed += 1
         try:
             if task is not None:
                 await asyncio.wait([task])  # (its cancellation is not ours: a caller's still propagates)
         finally:
             await it.aclose()
+
+    # -- one stream of the whole prefix, above ``limit`` networks ----------------------------
+    def _served_value(self, value: str | None) -> bool:
+        if not value:
+            return False
+        try:
+            rec = json.loads(value)
+        except ValueError:
+            return False
+        return isinstance(rec, dict) and rec.get("netID") in self._generation
+
+    def _deliver_filtered(self, evs: list[Event]) -> None:
+        """Whole-prefix events, as if from the served networks' streams: a record of a served
+        network is a put; one that stops being (deleted, or moved out of the served set) a delete."""
+        for ev in evs:
+            now = ev.type == "put" and self._served_value(ev.value)
+            if now:
+                self.handler(None, ev.key[_CUT:], ev.value)
+            elif self._served_value(ev.prev_value):
+                self.handler(None, ev.key[_CUT:], None)
+
+    async def _to_whole(self, want: set[str]) -> None:
+        prev = set(self._generation)
+        gone, new = prev - want, want - prev
+        old = {n: m for n, (_, m) in self._streams.items() if n != ALL}
+        for nid in sorted(new):
+            self.opened += 1
+            self._generation[nid] = self.opened
+        for nid in gone:
+            del self._generation[nid]
+        if ALL not in self._streams:
+            await self._open(ALL)  # its listing reaches the handler for the served networks
+            whole = self._streams[ALL][1].items
+            for nid, mirror in old.items():  # the network streams go without a trace
+                it, _ = self._streams.pop(nid)
+                task = self._tasks.pop(nid, None)
+                if task is not None:
+                    task.cancel()
+                for key in sorted(mirror.items):
+                    if nid in gone or key not in whole:
+                        self.handler(nid, key[_CUT:], None)
+                await self._stop(it, task)
+            return
+        if not (new or gone):
+            return
+        # the served set changed: replay the mirror (no etcd read) for the networks that came or went
+        for key, value in sorted(self._streams[ALL][1].items.items()):
+            try:
+                net = json.loads(value).get("netID")
+            except (ValueError, AttributeError):
+                continue
+            if net in gone:
+                self.handler(None, key[_CUT:], None)
+            elif net in new:
+                self.handler(None, key[_CUT:], value)
 
     async def run(self) -> None:
         """Run the streams' consumers (those opened so far and later ones) until cancelled; on the
@@ -180,12 +284,12 @@ class NetworkWatches:
     async def aclose(self) -> None:
         for nid in list(self._streams):
             it, _ = self._streams.pop(nid)
-            self._generation.pop(nid, None)
             task = self._tasks.pop(nid, None)
             if task is not None and not task.done():
                 task.cancel()
                 await asyncio.wait([task])
             await it.aclose()
+        self._generation.clear()
 
 
-__all__ = ["NetworkWatches", "served_networks", "net_prefix"]
+__all__ = ["ALL", "MAX_STREAMS", "NetworkWatches", "served_networks", "net_prefix"]

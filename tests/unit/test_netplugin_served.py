@@ -203,3 +203,49 @@ async def test_agent_serves_the_restored_endpoints_networks_and_widens_on_a_fwd_
         await agent.ep_watches.aclose()
         for it, _ in agent._streams.values():
             await it.aclose()
+
+
+async def test_above_the_limit_one_whole_prefix_stream_filtered_by_the_served_set():
+    """Each etcd watch is a connection: above ``limit`` served networks the per-network streams give
+    way to one stream of the whole prefix, filtered here; the handler sees the same view."""
+    kv = MemoryKV()
+    for nid, ep in (("a.default", "a1"), ("b.default", "b1"), ("c.default", "c1")):
+        await kv.put(*_oper(nid, ep))
+    view: dict[str, str] = {}
+
+    def handler(_nid, ep_id: str, value: str | None) -> None:
+        if value is None:
+            view.pop(ep_id, None)
+        else:
+            view[ep_id] = value
+
+    w = NetworkWatches(kv, handler, limit=1)
+    runner = asyncio.create_task(w.run())
+    try:
+        assert await w.converge(lambda: {"a.default"}) == {"a.default"}
+        assert set(view) == {"a.default-a1"} and not w.whole()
+        assert await w.converge(lambda: {"a.default", "b.default"}) == {"b.default"}
+        assert w.whole() and w.streams() == 1
+        assert set(view) == {"a.default-a1", "b.default-b1"}
+        await kv.put(*_oper("c.default", "c2"))  # not served: filtered out
+        await kv.put(*_oper("b.default", "b2"))
+        await kv.delete(keys.ep_oper("a.default-a1"))
+        await _until(lambda: "b.default-b2" in view and "a.default-a1" not in view)
+        assert set(view) == {"b.default-b2", "b.default-b1"}
+        # a network joins the served set: replayed from the stream's own view, no new stream
+        assert await w.converge(lambda: {"a.default", "b.default", "c.default"}) == {"c.default"}
+        assert set(view) == {"b.default-b1", "b.default-b2", "c.default-c1", "c.default-c2"}
+        assert w.streams() == 1 and w.networks() == {"a.default", "b.default", "c.default"}
+        # back under the limit: per-network streams again, the others' endpoints forgotten
+        await w.converge(lambda: {"b.default"})
+        assert not w.whole() and w.streams() == 1
+        assert set(view) == {"b.default-b1", "b.default-b2"}
+        await kv.put(*_oper("b.default", "b3"))
+        await kv.put(*_oper("c.default", "c3"))
+        await _until(lambda: "b.default-b3" in view)
+        await asyncio.sleep(0.05)
+        assert "c.default-c3" not in view
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+    assert not [t for t in asyncio.all_tasks() if "eps-watch" in t.get_name() or "list-watch" in t.get_name()]
