@@ -59,7 +59,7 @@ ALL = "*"  # the stream of the whole prefix
 _CUT = len(keys.OPER_EPS)
 #: Above this many served networks, one stream of the whole prefix (filtered by the agent) replaces
 #: the per-network ones: each etcd watch is a connection of its own on the JSON gateway.
-MAX_STREAMS = 64
+MAX_STREAMS = 16
 
 
 def _tenant(net_id: str, spec: object) -> str:
