@@ -28,9 +28,10 @@ re-bound (OVS port kept as is, so its ofport and flows stay identical); OVS port
 Remote endpoints (``RemoteEndpointManager``): desired = every ``/contiv.io/oper/eps/`` record of a
 served network (netplugin/served.py: one watch per network) whose ``homingHost`` is another host; a
 local create waits for its network's (``wait_installed``). One reconciler key per endpoint,
-installed once its network and its VTEP are applied (those managers re-enqueue the endpoints waiting for them), removed when its record, its
-network or its VTEP goes. A local endpoint leaving calls ``released(net_id)`` so that a network whose
-removal waited for it is reconciled again.
+installed once its network and its VTEP are applied (those managers re-enqueue the endpoints
+waiting for them), removed when its record, its network or its VTEP goes, or its network stops
+being served. A local endpoint leaving calls ``released(net_id)`` so that a network whose removal
+waited for it is reconciled again, and the served networks are re-evaluated.
 """
 
 from __future__ import annotations
