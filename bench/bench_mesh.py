@@ -27,8 +27,11 @@ Phases for each N (a fresh bed each time; the hosts are up before the clock star
 2. ``network``: ``mesh1`` created over REST with the mesh up; time until every host has its tunnel
    flows and flood buckets for all peers.
 3. ``endpoints`` (``--endpoints E``): E endpoints spread round-robin over the hosts and over
-   ``--nets`` vxlan networks, each host having local endpoints on ``2`` of them only. The endpoints'
-   state is written into etcd the way the homing agent writes it at the end of a local create
+   ``--nets`` vxlan networks, each host having local endpoints on ``2`` of them only. First each
+   host gets one real endpoint on each of its 2 networks through its agent's create path
+   (``POST /debug/endpoints``): an agent watches only the networks it has local endpoints on
+   (netplugin/served.py); ``--expect all`` makes the bench wait for every remote endpoint on every
+   host instead (a tree from before served.py). The E endpoints' state is written into etcd the way the homing agent writes it at the end of a local create
    (``/contiv.io/oper/eps/<id>``, batches of 100 puts per txn, paced at ``--ep-rate`` endpoints/s,
    a batch that etcd does not answer within the client's 10 s is retried and counted): the
    veth/OVS-port/IPAM part of a
@@ -78,6 +81,7 @@ OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 VXBR = "contivVxlanBridge"
 BIN = Path(sys.executable).parent
 ETCD_CLIENT = ["http"]  # the agents' and netmaster's etcd client (--etcd-client)
+EXPECT = ["served"]  # --expect
 #: etcd and netmaster run at this priority (--servers-nice): in a cluster they have their own
 #: machines, here they share 2 cores with N agents and 2N OVS daemons ([] = no change)
 NICE: list[str] = []
@@ -578,6 +582,22 @@ def endpoints_phase(bed: Bed, total: int, nets: int, timeout: float, rate: float
     for k in range(nets):
         bed.create_network(f"ep{k}", f"10.{60 + k}.0.0/16")
     time.sleep(1)
+    local_nets = {h.name: {(h.idx) % nets, (h.idx + 1) % nets} for h in bed.hosts}
+    # one real local endpoint per host and network of the host (the agent's own create path, veth
+    # and OVS port included): an agent serves the networks it has local endpoints on (served.py)
+    seeds: list[tuple[Host, int]] = []
+
+    def seed(hk: tuple[Host, int]) -> None:
+        h, k = hk
+        body = {"network": f"ep{k}", "endpointID": f"tmsseed{h.idx}x{k}"}
+        st, out = http("POST", h.debug_url + "/debug/endpoints", body, timeout=120)
+        if st != 200:
+            raise RuntimeError(f"seed endpoint on {h.name} ep{k}: {st} {out}")
+
+    seeds = [(h, k) for h in bed.hosts for k in sorted(local_nets[h.name])]
+    with ThreadPoolExecutor(4) as ex:
+        list(ex.map(seed, seeds))
+    time.sleep(1)
     # wait until every agent has the networks (flows settle), then take each host's baseline
     base = {}
     for h in bed.hosts:
@@ -587,7 +607,7 @@ def endpoints_phase(bed: Bed, total: int, nets: int, timeout: float, rate: float
             time.sleep(0.3)
         base[h.name] = c
     layout: list[tuple[Host, int]] = []  # (homing host, network index)
-    next_ip = [1] * nets
+    next_ip = [100 * 256 + 1] * nets  # 10.6x.100.1 on: clear of the seeds' allocated addresses
     recs: list[tuple[str, str]] = []
     for j in range(total):
         h = bed.hosts[j % n]
@@ -603,8 +623,18 @@ def endpoints_phase(bed: Bed, total: int, nets: int, timeout: float, rate: float
         )  # fmt: skip
         recs.append((keys.ep_oper(ep_id), rec.to_json()))
         layout.append((h, k))
-    local_nets = {h.name: {(h.idx) % nets, (h.idx + 1) % nets} for h in bed.hosts}
-    local_count = {h.name: sum(1 for hh, _ in layout if hh is h) for h in bed.hosts}
+    # what each agent must program: every remote endpoint (EXPECT "all": the design before
+    # served.py), or those of the networks it serves; the seeds are in the flow baseline already
+    if EXPECT[0] == "all":
+        want = {h.name: sum(1 for hh, _ in layout if hh is not h) for h in bed.hosts}
+        seed_remote = {h.name: sum(1 for hh, _ in seeds if hh is not h) for h in bed.hosts}
+    else:
+        want = {
+            h.name: sum(1 for hh, k in layout if hh is not h and k in local_nets[h.name]) for h in bed.hosts
+        }
+        seed_remote = {
+            h.name: sum(1 for hh, k in seeds if hh is not h and k in local_nets[h.name]) for h in bed.hosts
+        }
 
     nm_pid, etcd_pid = bed.netmaster.pid, bed.etcd.pid
     ev0 = {h.name: agent_metric(h, "contiv_netplugin_watch_events_total") for h in bed.hosts}
@@ -647,11 +677,11 @@ def endpoints_phase(bed: Bed, total: int, nets: int, timeout: float, rate: float
         for h in list(pending):
             c = flow_count(h)
             last[h.name] = c
-            remote = total - local_count[h.name]
+            remote = want[h.name]
             if per_ep is None and h is probe and c > base[h.name]:
                 # the flows per remote endpoint, learnt once this agent counts all of them applied
                 m = agent_metric(h, "contiv_netplugin_endpoints")
-                if m.get('contiv_netplugin_endpoints{kind="remote"}') == remote:
+                if m.get('contiv_netplugin_endpoints{kind="remote"}') == remote + seed_remote[h.name]:
                     time.sleep(0.5)
                     c = flow_count(h)
                     per_ep = (c - base[h.name]) / remote
@@ -669,11 +699,14 @@ def endpoints_phase(bed: Bed, total: int, nets: int, timeout: float, rate: float
     rss = [vmrss_kb(h.agent.pid) / 1024 for h in bed.hosts]
     pre = keys.OPER_EPS
     lab = f'contiv_netplugin_watch_events_total{{prefix="{pre}"}}'
-    received, irrelevant = [], []
+    received, irrelevant, received_irrelevant = [], [], []
     for h in bed.hosts:
         ev1 = agent_metric(h, "contiv_netplugin_watch_events_total")
-        received.append(ev1.get(lab, 0) - ev0[h.name].get(lab, 0))
+        got = ev1.get(lab, 0) - ev0[h.name].get(lab, 0)
+        received.append(got)
         irrelevant.append(sum(1 for hh, k in layout if hh is not h and k not in local_nets[h.name]))
+        # what it received beyond the endpoints of its own networks (its own records included)
+        received_irrelevant.append(max(0, got - sum(1 for _, k in layout if k in local_nets[h.name])))
     out = {
         "endpoints": total,
         "networks": nets,
@@ -693,7 +726,9 @@ def endpoints_phase(bed: Bed, total: int, nets: int, timeout: float, rate: float
         "ovs_cpu_s_total": (ovs_cpu_ms(bed) - ovs0) / 1000,
         "bench_ofctl_cpu_s": (children_cpu_ms() - kids0) / 1000,
         "watch_events_per_agent_median": statistics.median(received),
-        "irrelevant_events_per_agent_median": statistics.median(irrelevant),
+        "irrelevant_endpoints_per_agent_median": statistics.median(irrelevant),
+        "irrelevant_events_received_per_agent_median": statistics.median(received_irrelevant),
+        "remote_endpoints_programmed_per_agent_median": statistics.median(want.values()),
     }
     print(f"  [{n} hosts] endpoints: {json.dumps({k: round(v, 2) for k, v in out.items()})}", flush=True)
     return out
@@ -710,6 +745,9 @@ def main() -> None:
     ap.add_argument("--servers-nice", type=int, default=0,
                     help="run etcd and netmaster under `nice -n VALUE` (e.g. -10: as if on their own machines)")  # fmt: skip
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--expect", choices=("served", "all"), default="served",
+                    help="remote endpoints each agent must program: those of the networks it serves "
+                    "(netplugin/served.py), or all (to measure a tree from before served.py)")  # fmt: skip
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--json", help="also write the results to this file")
     ap.add_argument("--profile", default="", help="run host 1's agent under cProfile, written to this file")
@@ -721,6 +759,7 @@ def main() -> None:
     if os.geteuid() != 0:
         sys.exit("bench_mesh needs root (netns, veth, OVS)")
     ETCD_CLIENT[0] = a.etcd_client
+    EXPECT[0] = a.expect
     if a.servers_nice:
         NICE[:] = ["nice", "-n", str(a.servers_nice)]
     compile_bytecode()

@@ -25,6 +25,11 @@ answer from then on (netplugin/observe.py), its other routes answer 503 until st
 
 Watches use ``contivpy.common.watch.list_and_watch`` + ``Mirror``: step 3 consumes the first Snapshot of
 each prefix, the watch tasks the rest; a re-list (compaction, store failure) is turned into the diff.
+Remote endpoints are watched per served network (netplugin/served.py, ``NetworkWatches``): step 3
+reads this host's endpoints (port record + their oper records) and lists the networks they serve;
+later, a create opens its network's watch before it returns (``_serve``) and reconciler key
+``servedNetworks`` of the global reconciler converges the watches after a delete, a network change or
+a fwd-mode switch.
 On shutdown the service keys are *not* deleted (``close(deregister=False)``): a restarting agent keeps
 its peers' tunnels until the 10 s leases expire.
 
@@ -53,7 +58,7 @@ from contivpy.common.reconcile import Reconciler
 from contivpy.common.registry import ServiceInfo, ServiceRegistry
 from contivpy.common.watch import Mirror, list_and_watch
 from contivpy.model import keys
-from contivpy.model.state import GlobalConfig
+from contivpy.model.state import GlobalConfig, OperEndpoint, OvsDriverOper
 from contivpy.netplugin.cni.pods import PodService
 from contivpy.netplugin.cni.server import CniServer
 from contivpy.netplugin.config import Config
@@ -70,11 +75,13 @@ from contivpy.netplugin.managers.service import ServiceManager
 from contivpy.netplugin.managers.vtep import VtepManager
 from contivpy.netplugin.nameserver import NameServer
 from contivpy.netplugin.netmaster_client import NetmasterClient
+from contivpy.netplugin.served import NetworkWatches, served_networks
 from contivpy.netplugin.vrf import VrfAllocator
 
 log = logging.getLogger("netplugin")
 T = TypeVar("T")
 DEFAULT_PVT_SUBNET = "172.19.0.0/16"
+SERVED = "servedNetworks"  # global reconciler key: converge the endpoint watches to ``served()``
 
 
 class FatalConfigError(Exception):
@@ -127,7 +134,12 @@ class Agent:
         self.nets.in_use = self._net_in_use
         self.services.tenant_ready = self.nets.has_tenant
         self.nets.dependents.append(lambda nid: self.services.wake_tenant(self.nets.tenant_of_applied(nid)))
-        self.endpoints.released = self.nets.rec.enqueue
+        self.endpoints.released = self._released
+        self.endpoints.serve = self._serve
+        # remote endpoints: one list+watch per served network (served.py), not the whole prefix
+        self.ep_watches = NetworkWatches(self.kv, lambda nid, ep_id, v: self.remote.on_update(ep_id, v, nid))
+        self._local_opers: dict[str, OperEndpoint] = {}  # this host's endpoints as read at start-up
+        self._installed: dict[str, int] = {}  # net id -> stream generation whose listing is programmed
         self.global_rec: Reconciler[str] = Reconciler("global", self._reconcile_global)
         self.reconcilers: list[Reconciler] = [
             self.nets.rec,
@@ -143,7 +155,6 @@ class Agent:
         self._watches = [
             (keys.NETS, self._on_network),
             (keys.service_prefix(keys.SVC_NETPLUGIN_VTEP), self.vteps.on_update),
-            (keys.OPER_EPS, self.remote.on_update),
             (keys.POLICY_RULE, self.policy.on_update),
             (keys.EPGS, self._on_group),
             (keys.SERVICE_LB, self._on_service_lb),
@@ -172,6 +183,7 @@ class Agent:
         if g.fwdMode in ("bridge", "routing") and g.fwdMode != self.fwd_mode:
             self.fwd_mode = g.fwdMode
             self.global_rec.enqueue("fwdMode")
+            self.global_rec.enqueue(SERVED)  # routing serves whole tenants
 
     # -- start-up steps ----------------------------------------------------------------------
     async def _wait_global(self) -> None:
@@ -222,6 +234,9 @@ class Agent:
             metrics.WATCH_EVENTS.inc(prefix, amount=len(evs))
             for ev in evs:
                 handler(ev.key[len(prefix) :], ev.value if ev.type == "put" else None)
+        # then the endpoints of the served networks, each from its own listing
+        await retry_store("reading this host's endpoints", self._read_local_opers)
+        await self.ep_watches.converge(self.served)
 
     def _on_group(self, epg_key: str, value: str | None) -> None:
         self.qos.on_update(epg_key, value)
@@ -232,8 +247,57 @@ class Agent:
         self.names.table.mark_stale()
 
     def _on_network(self, net_id: str, value: str | None) -> None:
+        known = net_id in self.nets.desired
         self.nets.on_update(net_id, value)
         self.infra.on_update(net_id, value)
+        if known != (net_id in self.nets.desired):  # (not on each address allocation's update)
+            self.global_rec.enqueue(SERVED)  # routing mode, contivh1: a tenant's networks are served
+
+    # -- served networks (served.py, docs/architecture.md "Served networks") ---------------------
+    def served(self) -> set[str]:
+        """The networks whose endpoints this agent watches now."""
+        local = self.endpoints.local_networks() | set(self.infra.desired) | set(self.infra.applied)
+        local |= {ep.netID for ep in self._local_opers.values()}  # (start-up, until re-bound)
+        return served_networks(local, self.nets.desired, self.fwd_mode == "routing")
+
+    async def _serve(self, net_id: str) -> None:
+        """A local create on ``net_id`` (counted in ``endpoints.creating``): make sure the network is
+        watched and its remote endpoints are programmed before the create goes on."""
+        w = self.ep_watches
+        if self._installed.get(net_id, -1) == w.generation(net_id):
+            return  # (the stream's listing was programmed for an earlier create: nothing to wait for)
+        opened = {net_id}
+        if net_id not in w.networks():
+            opened |= await w.converge(self.served)
+        gens = {n: w.generation(n) for n in opened}
+        if await self.remote.wait_installed(opened):
+            self._installed.update(gens)
+        else:
+            log.warning("endpoint create on %s: remote endpoints still being programmed", net_id)
+
+    def _released(self, net_id: str) -> None:
+        """A local endpoint left ``net_id`` (or its create failed)."""
+        self.nets.rec.enqueue(net_id)
+        self.global_rec.enqueue(SERVED)
+
+    async def _read_local_opers(self) -> None:
+        """This host's endpoints (port record, then their oper records in one read): at start-up they
+        decide the served networks before any stream is listed, so a restart converges to the
+        same remote endpoints, and ``endpoints.restore`` re-binds from them."""
+        kv = await self.kv.get(keys.ovs_driver_oper(self.cfg.host))
+        rec = OvsDriverOper.from_json(kv.value) if kv else OvsDriverOper()
+        ids = sorted(rec.LocalEpInfo)
+        opers: dict[str, OperEndpoint] = {}
+        for i in range(0, len(ids), 100):  # (get_many: at most 100 keys per request)
+            batch = ids[i : i + 100]
+            got_all = await self.kv.get_many([keys.ep_oper(e) for e in batch])
+            for ep_id, got in zip(batch, got_all, strict=True):
+                if got is not None:
+                    try:
+                        opers[ep_id] = OperEndpoint.from_json(got.value)
+                    except (ValueError, TypeError):
+                        log.warning("ignoring malformed oper record of local endpoint %s", ep_id)
+        self._local_opers = opers
 
     def _net_in_use(self, net_id: str) -> bool:
         """A network stays programmed while a remote or local endpoint (or its infra port) uses it."""
@@ -249,6 +313,12 @@ class Agent:
             return
         if key == "fwdMode":
             await self._reconcile_fwd_mode()
+            self.global_rec.enqueue(SERVED)
+            return
+        if key == SERVED:
+            await self.ep_watches.converge(self.served)
+            open_now = self.ep_watches.networks()
+            self._installed = {n: g for n, g in self._installed.items() if n in open_now}
             return
         if self.arp_mode != self._arp_applied:
             await self.dp.set_arp_mode(self.arp_mode)
@@ -395,8 +465,9 @@ class Agent:
                     tg.create_task(r.run())
                     r.mark_synced()
                 await self._settle()
-                listed = self.remote.take_listed_local()
+                listed = {**self._local_opers, **self.remote.take_listed_local()}
                 await retry_store("re-binding local endpoints", lambda: self.endpoints.restore(listed))
+                self._local_opers = {}  # the re-bound ones are local endpoints now
                 await retry_store("restoring CNI attachments", self.pods.restore)
                 await self.vteps.prune_stale()
                 await self.infra.prune()
@@ -407,6 +478,8 @@ class Agent:
                     log.warning("stale VRF ids not pruned: %s", e)
                 for prefix, handler in self._watches:
                     tg.create_task(self._watch(prefix, handler))
+                tg.create_task(self.ep_watches.run())
+                self.global_rec.enqueue(SERVED)  # (a restored endpoint that could not be re-bound)
                 tg.create_task(self._register())
                 tg.create_task(self._serve_docker())
                 tg.create_task(self._serve_cni())
@@ -417,6 +490,7 @@ class Agent:
         finally:
             for it, _ in self._streams.values():
                 await it.aclose()
+            await self.ep_watches.aclose()
             # Not deregistered on shutdown: a restarting agent keeps its peers' tunnels (lease TTL 10 s).
             await self.registry.close(deregister=False)
             await self.netmaster.close()

@@ -10,7 +10,8 @@
   ``contiv_netplugin_endpoints{kind=local|remote}``, ``contiv_netplugin_flows{bridge,table}``
   (flows installed, by OpenFlow table name), ``contiv_netplugin_openflow_connected{bridge}``,
   ``contiv_netplugin_ovsdb_connected``,
-  ``contiv_netplugin_ready``, ``contiv_netplugin_reconcile_queue_depth{reconciler}``,
+  ``contiv_netplugin_ready``, ``contiv_netplugin_served_networks`` (networks whose endpoints it
+  watches, netplugin/served.py), ``contiv_netplugin_reconcile_queue_depth{reconciler}``,
   ``contiv_netplugin_reconcile_backoff_keys{reconciler}``,
   ``contiv_netplugin_reconcile_failures_total{reconciler}`` and
   ``contiv_netplugin_reconcile_retries_total{reconciler}``; plus the event metrics of
@@ -69,7 +70,12 @@ def _collect(agent) -> list[Family]:
     ready = Family("gauge", "contiv_netplugin_ready", "1 once the first sync is done").add(
         1 if agent.ready.is_set() else 0
     )
-    return [eps, flows, conn, ovsdb, depth, backoff, failures, retries, ready]
+    served = Family(
+        "gauge",
+        "contiv_netplugin_served_networks",
+        "Networks whose endpoints this agent watches (netplugin/served.py)",
+    ).add(len(agent.ep_watches.networks()))
+    return [eps, flows, conn, ovsdb, depth, backoff, failures, retries, ready, served]
 
 
 def install(app: web.Application, agent) -> None:

@@ -44,12 +44,13 @@ def test_failing_key_does_not_block_other_keys_or_its_delete():
             assert st["lastError"] and "Traceback" not in st["lastError"]
             assert st["nextRetryIn"] is not None and st["nextRetryIn"] >= 0
 
-            # an endpoint added after the bad key is learnt by h1 (remote flows to h2's VTEP)
+            # an endpoint added after the bad key is learnt by h1 (remote flows to h2's VTEP); h1
+            # serves the network once it has an endpoint on it (netplugin/served.py)
+            i1, c1 = make_ep(h1, "rk-a", "rk1")
             i2, c2 = make_ep(h2, "rk-a", "rk2")
             wait_for(
                 lambda: has_flow(h1, "table=9", f"dl_dst={i2['mac_address']}"), 15, what="remote flow on h1"
             )
-            i1, c1 = make_ep(h1, "rk-a", "rk1")
             assert c1.ping(c2.ip), "ping h1->h2 while a VTEP key keeps failing"
             # a new network is programmed (a local endpoint can only be plugged into a programmed one)
             bed.create_network("rk-b", "10.113.2.0/24")

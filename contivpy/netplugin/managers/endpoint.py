@@ -25,11 +25,13 @@ Restart (``restore``): local endpoints listed in ``LocalEpInfo`` whose ``vvportN
 re-bound (OVS port kept as is, so its ofport and flows stay identical); OVS ports with an
 ``endpoint-id`` that no local endpoint claims are removed.
 
-Remote endpoints (``RemoteEndpointManager``): desired = every ``/contiv.io/oper/eps/`` record whose
-``homingHost`` is another host; one reconciler key per endpoint, installed once its network and its
-VTEP are applied (those managers re-enqueue the endpoints waiting for them), removed when its record, its
-network or its VTEP goes. A local endpoint leaving calls ``released(net_id)`` so that a network whose
-removal waited for it is reconciled again.
+Remote endpoints (``RemoteEndpointManager``): desired = every ``/contiv.io/oper/eps/`` record of a
+served network (netplugin/served.py: one watch per network) whose ``homingHost`` is another host; a
+local create waits for its network's (``wait_installed``). One reconciler key per endpoint,
+installed once its network and its VTEP are applied (those managers re-enqueue the endpoints
+waiting for them), removed when its record, its network or its VTEP goes, or its network stops
+being served. A local endpoint leaving calls ``released(net_id)`` so that a network whose removal
+waited for it is reconciled again, and the served networks are re-evaluated.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from contivpy.common.errors import (
     ConflictError,
@@ -81,10 +83,15 @@ class RemoteEndpointManager:
         nets.dependents.append(self._wake_net)
         vteps.dependents.append(self._wake_vtep)
 
-    def on_update(self, ep_id: str, value: str | None) -> None:
-        if self.listed_local is not None:
-            self.listed_local.pop(ep_id, None)
+    def on_update(self, ep_id: str, value: str | None, net: str | None = None) -> None:
+        """A change of ``/contiv.io/oper/eps/<ep_id>``. ``net``: the network whose stream delivered
+        it (served.py); a record of another network that shares the prefix is ignored."""
         if value is None:
+            cur = self.desired.get(ep_id)
+            if net is not None and cur is not None and cur.netID != net:
+                return
+            if self.listed_local is not None:
+                self.listed_local.pop(ep_id, None)
             self.desired.pop(ep_id, None)
         else:
             try:
@@ -92,6 +99,10 @@ class RemoteEndpointManager:
             except (ValueError, TypeError):
                 log.warning("ignoring malformed oper endpoint %s", ep_id)
                 return
+            if net is not None and ep.netID != net:
+                return
+            if self.listed_local is not None:
+                self.listed_local.pop(ep_id, None)
             if ep.homingHost != self.host:
                 self.desired[ep_id] = ep
             else:
@@ -99,6 +110,29 @@ class RemoteEndpointManager:
                 if self.listed_local is not None:
                     self.listed_local[ep_id] = ep
         self.rec.enqueue(ep_id)
+
+    async def wait_installed(self, net_ids: set[str], timeout: float = 5.0) -> bool:
+        """Until every remote endpoint of ``net_ids`` that can be programmed now (its network and VTEP
+        applied) is: what a local create waits for after opening the networks' watches. False (logged
+        by the caller) after ``timeout``, e.g. while a flow keeps failing (the reconciler retries)."""
+
+        def pending() -> bool:
+            for eid, ep in self.desired.items():
+                if ep.netID in net_ids:
+                    spec = self._spec(ep)
+                    if spec is not None and self.applied.get(eid) != spec:
+                        return True
+            return False
+
+        try:
+            async with asyncio.timeout(timeout):
+                while pending():
+                    await self.rec.wait_settled()
+                    if pending():
+                        await asyncio.sleep(0.005)
+        except TimeoutError:
+            return False
+        return True
 
     def take_listed_local(self) -> dict[str, OperEndpoint]:
         """This host's oper records as listed (and watched) so far; stops collecting them."""
@@ -192,6 +226,14 @@ class EndpointService:
         self._reserved: dict[str, int] = {}  # endpoint -> port number held until its record is written
         self._last_port = 0  # the last port number handed out (the next search starts after it)
         self.released: Callable[[str], None] = lambda _net_id: None  # a local endpoint left this network
+        # creates in flight per network (they count as local endpoints for the served set), and the
+        # daemon's hook that opens a network's endpoint watch before the first create on it returns
+        self.creating: dict[str, int] = {}
+        self.serve: Callable[[str], Awaitable[None]] | None = None
+
+    def local_networks(self) -> set[str]:
+        """Networks with a local endpoint or a create in flight (the served set's input)."""
+        return {f"{e.network}.{e.tenant}" for e in self.local.values()} | set(self.creating)
 
     async def mtu(self, bridge: str = VXLAN_BRIDGE) -> int:
         """The MTU of a port on ``bridge``: ``--mtu N`` on every port; ``auto`` (the original's HEAD
@@ -341,11 +383,20 @@ class EndpointService:
                 },
             )
             ep = (cfg_ep or {}).get("EndpointConfig", cfg_ep) or {}
+            self.creating[net_id] = self.creating.get(net_id, 0) + 1
             try:
                 return await self._plug(spec, ep_id, endpoint_id, tenant, network, group, ep)
             except BaseException:
                 await self._release(tenant, network, group, endpoint_id, ep.get("ipAddress", ""))
                 raise
+            finally:
+                left = self.creating[net_id] - 1
+                if left:
+                    self.creating[net_id] = left
+                else:
+                    del self.creating[net_id]
+                if ep_id not in self.local:  # failed: the network may no longer be served
+                    self.released(net_id)
 
     async def _plug(self, spec, ep_id, endpoint_id, tenant, network, group, ep: dict) -> EndpointInfo:
         ip, mac = ep.get("ipAddress", ""), ep.get("macAddress", "")
@@ -363,6 +414,8 @@ class EndpointService:
             await links.ensure_veth(port, ovs_port, mac=mac, mtu=await self.mtu(spec.bridge), tx_off=tx_off)
             done.append("veth")
             await self._wait_network(spec.id)
+            if self.serve is not None:  # the network's remote endpoints, before the create returns
+                await self.serve(spec.id)
             ofport, fresh = await self.dp.plug_port(spec, ovs_port, ep_id)
             done.append("port")
             eps = EpSpec(
