@@ -21,6 +21,12 @@ Contiv specifics (docs/original.md §5.2/5.3): bridges ``contivVxlanBridge``/``c
 ``tos=inherit``, ``dst_port``; endpoint Interfaces get ``ingress_policing_rate``/``_burst`` from the
 group's netprofile (``set_ingress_policing``).
 
+Group commit: port additions (``_add_port``: ``ensure_port``, ``ensure_bond``) of concurrent callers
+go out in ONE transaction (common/groupcommit.py: whoever comes while one is in flight joins the
+next; each caller gets its own answer, and a refused transaction is retried request by request, so
+one bad request fails only its caller). Every transaction that changes a bridge makes ovs-vswitchd
+reconfigure, work that grows with the number of ports; N concurrent endpoint creates now cause one.
+
 Bonds (``ensure_bond``): one Port with several Interfaces and ``bond_mode``/``lacp``/``other_config``. An
 equal bond (same members, same settings) is kept; otherwise the bond, and any port named like one of its
 members, is replaced in one transaction. ``bond_members`` reads a bond back (absent/not a bond: None).
@@ -37,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contivpy.common.errors import ExternalServiceError
+from contivpy.common.groupcommit import GroupCommit
 
 log = logging.getLogger(__name__)
 #: vswitchd probes an idle controller connection after this many ms and drops it when no answer
@@ -55,6 +62,20 @@ def _set(values) -> list:
 
 def _map(d: dict[str, str]) -> list:
     return ["map", [[k, str(v)] for k, v in sorted(d.items())]]
+
+
+def _renamed(obj, k: int):
+    """``obj`` (operations or a row) with every named uuid (``uuid-name`` and ``["named-uuid", X]``)
+    suffixed ``_k``, so that several requests' operations can share one transaction."""
+    if isinstance(obj, list):
+        if len(obj) == 2 and obj[0] == "named-uuid" and isinstance(obj[1], str):
+            return ["named-uuid", f"{obj[1]}_{k}"]
+        return [_renamed(x, k) for x in obj]
+    if isinstance(obj, dict):
+        return {
+            key: (f"{v}_{k}" if key == "uuid-name" else _renamed(v, k)) for key, v in obj.items()
+        }
+    return obj
 
 
 def _from_set(v) -> list:
@@ -109,6 +130,11 @@ class OvsdbClient:
         self._ids = itertools.count(1)
         self._rx_task: asyncio.Task | None = None
         self._lock = asyncio.Lock()
+        # Port additions of concurrent callers (endpoint creates) share one transaction: each
+        # bridge-changing transaction makes ovs-vswitchd reconfigure, O(ports) of work.
+        self._adds: GroupCommit[tuple[str, list[dict], dict], bool] = GroupCommit(
+            self._add_ports, self._add_port_one, name="ovsdb port adds"
+        )
 
     # -- transport -------------------------------------------------------------------------
     @property
@@ -448,21 +474,37 @@ class OvsdbClient:
 
     async def _add_port(self, bridge: str, ops: list[dict], port_row: dict) -> bool:
         """Run ``ops`` (which insert the port's interfaces) plus the Port row ``port_row`` (uuid-name
-        ``port``) into ``bridge``, in one transaction; ExternalServiceError if the bridge is missing."""
-        ops = ops + [
-            {"op": "insert", "table": "Port", "row": port_row, "uuid-name": "port"},
-            {
-                "op": "mutate",
-                "table": "Bridge",
-                "where": [["name", "==", bridge]],
-                "mutations": [["ports", "insert", _set([["named-uuid", "port"]])]],
-            },
-            {"op": "select", "table": "Bridge", "where": [["name", "==", bridge]], "columns": ["name"]},
-        ]
+        ``port``) into ``bridge``, in one transaction; ExternalServiceError if the bridge is missing.
+        Concurrent calls share one transaction (``_adds``, see the module docstring)."""
+        return await self._adds.submit((bridge, ops, port_row))
+
+    async def _add_port_one(self, req: tuple[str, list[dict], dict]) -> bool:
+        return (await self._add_ports([req]))[0]
+
+    async def _add_ports(self, reqs: list[tuple[str, list[dict], dict]]) -> list[bool | BaseException]:
+        """Several ``_add_port`` requests in ONE transaction: request k's named uuids get the suffix
+        ``_k``; one ``ports`` mutation and one existence check per bridge. A failing operation fails
+        the whole transaction (raised: the group commit then retries each request alone)."""
+        ops: list[dict] = []
+        by_bridge: dict[str, list[list]] = {}
+        for k, (bridge, pre, port_row) in enumerate(reqs):
+            ops += _renamed(pre, k)
+            ops.append({"op": "insert", "table": "Port", "row": _renamed(port_row, k), "uuid-name": f"port_{k}"})
+            by_bridge.setdefault(bridge, []).append(["named-uuid", f"port_{k}"])
+        checks: dict[str, int] = {}
+        for bridge, uuids in by_bridge.items():
+            where = [["name", "==", bridge]]
+            ops.append({"op": "mutate", "table": "Bridge", "where": where, "mutations": [["ports", "insert", _set(uuids)]]})  # fmt: skip
+            checks[bridge] = len(ops)
+            ops.append({"op": "select", "table": "Bridge", "where": where, "columns": ["name"]})
         res = await self.transact(*ops)
-        if not res[len(ops) - 1].get("rows"):
-            raise ExternalServiceError(f"OVS bridge {bridge} does not exist")
-        return True
+        if len(reqs) > 1:
+            log.debug("OVSDB: %d ports added in one transaction", len(reqs))
+        out: list[bool | BaseException] = []
+        for bridge, _, _ in reqs:
+            ok = bool(res[checks[bridge]].get("rows"))
+            out.append(True if ok else ExternalServiceError(f"OVS bridge {bridge} does not exist"))
+        return out
 
     async def _remove_port_ops(self, name: str) -> list[dict]:
         rows = await self.select("Port", [["name", "==", name]], ["_uuid"])
