@@ -90,7 +90,9 @@ class GroupCommit(Generic[T, R]):
                     if len(items) == 1:
                         results = [e]
                     else:
-                        log.debug("group commit %s: batch of %d failed (%s), one by one", self.name, len(items), e)
+                        log.debug(
+                            "group commit %s: batch of %d failed (%s), one by one", self.name, len(items), e
+                        )
                         results = [await self._single(i) for i in items]
                 for (_, fut), res in zip(taken, results, strict=True):
                     if fut.done():

@@ -72,9 +72,7 @@ def _renamed(obj, k: int):
             return ["named-uuid", f"{obj[1]}_{k}"]
         return [_renamed(x, k) for x in obj]
     if isinstance(obj, dict):
-        return {
-            key: (f"{v}_{k}" if key == "uuid-name" else _renamed(v, k)) for key, v in obj.items()
-        }
+        return {key: (f"{v}_{k}" if key == "uuid-name" else _renamed(v, k)) for key, v in obj.items()}
     return obj
 
 
@@ -489,7 +487,9 @@ class OvsdbClient:
         by_bridge: dict[str, list[list]] = {}
         for k, (bridge, pre, port_row) in enumerate(reqs):
             ops += _renamed(pre, k)
-            ops.append({"op": "insert", "table": "Port", "row": _renamed(port_row, k), "uuid-name": f"port_{k}"})
+            ops.append(
+                {"op": "insert", "table": "Port", "row": _renamed(port_row, k), "uuid-name": f"port_{k}"}
+            )
             by_bridge.setdefault(bridge, []).append(["named-uuid", f"port_{k}"])
         checks: dict[str, int] = {}
         for bridge, uuids in by_bridge.items():
