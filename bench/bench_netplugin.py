@@ -32,7 +32,8 @@ request (~0.2-0.3 ms of its CPU), so the default adds some 30-60 ms to the CPU f
 
 ``--rate``: endpoint create throughput only: ``-n`` sequential creates (p50 latency, agent CPU
 per create), then ``-n`` creates from ``--parallel`` clients (endpoints/s, agent CPU per create),
-then deletes; ``--runs`` rounds on one test bed, medians printed.
+then deletes; ``--runs`` rounds on one test bed, medians printed; also the CPU per create of the other
+processes and, where the agent has them, the mean batch sizes of its group commits (/metrics).
 
 ``--etcd-counts``: etcd requests per endpoint create and per delete, by kind, per process
 (netmaster, the creating agent h1, the other agent h2), from the ``contiv_etcd_*`` counters of
@@ -53,6 +54,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -229,8 +231,28 @@ def bench_startup(a) -> None:
           f"VmRSS {med(rss):.1f} MiB ({', '.join(f'{x:.1f}' for x in rss)})")  # fmt: skip
 
 
+def group_commits(host) -> dict[str, list[float]]:
+    """The agent's group commit counters (``writer -> [batches, items]``) from its /metrics (absent
+    before this change: empty)."""
+    import re
+
+    text = ""
+    try:
+        with urllib.request.urlopen(host.debug_url + "/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        pass
+    out: dict[str, list[float]] = {}
+    for m in re.finditer(
+        r'contiv_netplugin_group_commit_(batches|items)_total\{writer="([^"]+)"\} (\S+)', text
+    ):
+        out.setdefault(m.group(2), [0.0, 0.0])[0 if m.group(1) == "batches" else 1] = float(m.group(3))
+    return out
+
+
 def bench_rate(a) -> None:
     seq, seq_cpu, par, par_cpu, dl = [], [], [], [], []
+    sizes: dict[str, list[float]] = {}
     others: dict[str, list[float]] = {}
     with Testbed(2) as bed:
         bed.start_all()
@@ -246,9 +268,14 @@ def bench_rate(a) -> None:
             lat = [create(h1, "bnet", f"s{r}-{i}")[0] for i in range(a.n)]
             c1, t1 = cpu_ms(pid), time.perf_counter()
             o1 = {k: cpu_ms(v) for k, v in procs.items()}
+            g1 = group_commits(h1)
             with ThreadPoolExecutor(a.parallel) as ex:
                 list(ex.map(lambda i, r=r: create(h1, "bnet", f"p{r}-{i}"), range(a.n)))
             t2, c2 = time.perf_counter(), cpu_ms(pid)
+            for w, (b, n) in group_commits(h1).items():
+                b0, n0 = g1.get(w, [0.0, 0.0])
+                if b > b0:
+                    sizes.setdefault(w, []).append((n - n0) / (b - b0))
             for k, v in procs.items():
                 others.setdefault(k, []).append((cpu_ms(v) - o1[k]) / a.n)
             flows = "\n".join(h1.flows())
@@ -270,6 +297,9 @@ def bench_rate(a) -> None:
           f"agent CPU {med(par_cpu):.1f} ms/create")  # fmt: skip
     print("CPU ms per create with parallel clients, other processes: "
           + ", ".join(f"{k} {med(v):.1f}" for k, v in others.items()))  # fmt: skip
+    if sizes:
+        print("mean group commit batch size with parallel clients: "
+              + ", ".join(f"{k} {med(v):.1f}" for k, v in sorted(sizes.items())))  # fmt: skip
 
 
 def bench_etcd_counts(a) -> None:

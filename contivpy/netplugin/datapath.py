@@ -308,7 +308,7 @@ class Datapath:
                 await self.flows[bridge].add_local_endpoints(eps)
                 return [None] * len(eps)
 
-            gc = self._ep_adds[bridge] = GroupCommit(batch, name=f"local endpoint flows {bridge}")
+            gc = self._ep_adds[bridge] = GroupCommit(batch, name=f"endpoint_flows_{bridge}")
         await gc.submit(ep)
 
     async def add_local_endpoints(self, eps: list[EpSpec]) -> None:

@@ -69,7 +69,17 @@ def _collect(agent) -> list[Family]:
     ready = Family("gauge", "contiv_netplugin_ready", "1 once the first sync is done").add(
         1 if agent.ready.is_set() else 0
     )
-    return [eps, flows, conn, ovsdb, depth, backoff, failures, retries, ready]
+    gcb = Family(
+        "counter", "contiv_netplugin_group_commit_batches", "Batches written by a group commit", ("writer",)
+    )
+    gci = Family(
+        "counter", "contiv_netplugin_group_commit_items", "Requests written by a group commit", ("writer",)
+    )
+    writers = [agent.dp.ovs._adds, *agent.dp._ep_adds.values(), agent.endpoints._commits]
+    for w in writers:
+        gcb.add(w.batches, w.name)
+        gci.add(w.items, w.name)
+    return [eps, flows, conn, ovsdb, depth, backoff, failures, retries, ready, gcb, gci]
 
 
 def install(app: web.Application, agent) -> None:

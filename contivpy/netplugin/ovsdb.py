@@ -131,7 +131,7 @@ class OvsdbClient:
         # Port additions of concurrent callers (endpoint creates) share one transaction: each
         # bridge-changing transaction makes ovs-vswitchd reconfigure, O(ports) of work.
         self._adds: GroupCommit[tuple[str, list[dict], dict], bool] = GroupCommit(
-            self._add_ports, self._add_port_one, name="ovsdb port adds"
+            self._add_ports, self._add_port_one, name="ovsdb_port_adds"
         )
 
     # -- transport -------------------------------------------------------------------------

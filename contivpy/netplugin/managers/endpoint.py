@@ -196,7 +196,7 @@ class EndpointService:
         self._port_lock = asyncio.Lock()  # port number allocation/release (one record per host)
         # the commits of concurrent creates: one txn for those that come while one is in flight
         self._commits: GroupCommit[tuple[str, int, dict, OperEndpoint], None] = GroupCommit(
-            self._commit_many, max_batch=16, name="endpoint commits"
+            self._commit_many, max_batch=16, name="endpoint_commits"
         )
         self._port_rec: tuple[int, OvsDriverOper] | None = None  # last written (mod revision, record)
         self._reserved: dict[str, int] = {}  # endpoint -> port number held until its record is written
