@@ -26,6 +26,9 @@ go out in ONE transaction (common/groupcommit.py: whoever comes while one is in 
 next; each caller gets its own answer, and a refused transaction is retried request by request, so
 one bad request fails only its caller). Every transaction that changes a bridge makes ovs-vswitchd
 reconfigure, work that grows with the number of ports; N concurrent endpoint creates now cause one.
+The batch also waits (one ``wait`` transaction) until vswitchd has given the new ports their
+ofports, which ``wait_ofport`` then returns without asking; so a batch stays in flight while
+vswitchd reconfigures, and the creates arriving meanwhile all go in the next one.
 
 Bonds (``ensure_bond``): one Port with several Interfaces and ``bond_mode``/``lacp``/``other_config``. An
 equal bond (same members, same settings) is kept; otherwise the bond, and any port named like one of its
@@ -128,10 +131,11 @@ class OvsdbClient:
         self._ids = itertools.count(1)
         self._rx_task: asyncio.Task | None = None
         self._lock = asyncio.Lock()
+        self._ofport_hint: dict[str, int] = {}  # ofports read by a port-add batch, taken by wait_ofport
         # Port additions of concurrent callers (endpoint creates) share one transaction: each
         # bridge-changing transaction makes ovs-vswitchd reconfigure, O(ports) of work.
         self._adds: GroupCommit[tuple[str, list[dict], dict], bool] = GroupCommit(
-            self._add_ports, self._add_port_one, name="ovsdb_port_adds"
+            self._add_ports_waited, self._add_port_one, name="ovsdb_port_adds"
         )
 
     # -- transport -------------------------------------------------------------------------
@@ -477,7 +481,45 @@ class OvsdbClient:
         return await self._adds.submit((bridge, ops, port_row))
 
     async def _add_port_one(self, req: tuple[str, list[dict], dict]) -> bool:
-        return (await self._add_ports([req]))[0]
+        return (await self._add_ports_waited([req]))[0]
+
+    async def _add_ports_waited(self, reqs: list[tuple[str, list[dict], dict]]) -> list[bool | BaseException]:
+        """``_add_ports``, then ONE transaction that waits until vswitchd has given every added
+        single-interface port its ofport and reads them (``_ofport_hint``: the callers'
+        ``wait_ofport`` then asks nothing). The batch is in flight until vswitchd has taken the
+        change in, so the creates arriving meanwhile join the next one: fewer reconfigurations.
+        A failed wait is ignored (each caller's ``wait_ofport`` waits, polls and reports)."""
+        out = await self._add_ports(reqs)
+        names = [
+            row["name"]
+            for (_, _, row), ok in zip(reqs, out, strict=True)
+            if ok is True
+            and isinstance(row.get("interfaces"), list)
+            and row["interfaces"][:1] == ["named-uuid"]
+        ]
+        if not names:
+            return out
+        ms = int(min(5.0, self.timeout / 2) * 1000)
+        ops: list[dict] = []
+        for n in names:
+            where = [["name", "==", n]]
+            ops.append({"op": "wait", "table": "Interface", "where": where, "columns": ["ofport"],
+                        "until": "!=", "rows": [{"ofport": ["set", []]}], "timeout": ms})  # fmt: skip
+        for n in names:
+            ops.append(
+                {"op": "select", "table": "Interface", "where": [["name", "==", n]], "columns": ["ofport"]}
+            )
+        try:
+            res = await self.transact(*ops)
+        except ExternalServiceError as e:
+            log.debug("OVSDB: waiting for the ofports of %s failed: %s", names, e)
+            return out
+        for n, r in zip(names, res[len(names) :], strict=False):
+            rows = r.get("rows") if isinstance(r, dict) else None
+            ofp = _from_set(rows[0]["ofport"]) if rows else []
+            if ofp and isinstance(ofp[0], int) and ofp[0] > 0:
+                self._ofport_hint[n] = ofp[0]
+        return out
 
     async def _add_ports(self, reqs: list[tuple[str, list[dict], dict]]) -> list[bool | BaseException]:
         """Several ``_add_port`` requests in ONE transaction: request k's named uuids get the suffix
@@ -486,6 +528,7 @@ class OvsdbClient:
         ops: list[dict] = []
         by_bridge: dict[str, list[list]] = {}
         for k, (bridge, pre, port_row) in enumerate(reqs):
+            self._ofport_hint.pop(port_row.get("name", ""), None)
             ops += _renamed(pre, k)
             ops.append(
                 {"op": "insert", "table": "Port", "row": _renamed(port_row, k), "uuid-name": f"port_{k}"}
@@ -525,6 +568,7 @@ class OvsdbClient:
 
     async def remove_port(self, bridge: str, name: str) -> bool:
         """Remove port ``name`` (from whatever bridge holds it). Absent is fine; returns True if removed."""
+        self._ofport_hint.pop(name, None)
         ops = await self._remove_port_ops(name)
         if ops:
             await self.transact(*ops)
@@ -582,6 +626,9 @@ class OvsdbClient:
 
     async def wait_ofport(self, name: str, timeout: float = 5.0) -> int:
         """Wait until vswitchd has attached the interface and return its OpenFlow port number."""
+        hint = self._ofport_hint.pop(name, None)
+        if hint is not None:  # read by the batch that added the port (after it got it)
+            return hint
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         delay = 0.002
