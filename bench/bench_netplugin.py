@@ -4,6 +4,7 @@
     python bench/bench_netplugin.py --startup [--runs 7] [--startup-eps 100]
     python bench/bench_netplugin.py --rate [-n 200] [--parallel 10] [--runs 3]
     python bench/bench_netplugin.py --etcd-counts [-n 50] [--parallel 10] [--group]
+    python bench/bench_netplugin.py --ovs-costs [-n 100] [--parallel 10]
 
 Measures (printed as a Markdown table):
 - endpoint create latency, sequential: request (agent endpoint API, same code path as the Docker
@@ -34,6 +35,11 @@ request (~0.2-0.3 ms of its CPU), so the default adds some 30-60 ms to the CPU f
 per create), then ``-n`` creates from ``--parallel`` clients (endpoints/s, agent CPU per create),
 then deletes; ``--runs`` rounds on one test bed, medians printed; also the CPU per create of the other
 processes and, where the agent has them, the mean batch sizes of its group commits (/metrics).
+
+``--ovs-costs``: what endpoint creates cost ovs-vswitchd: link events per create (``ip monitor
+link`` in host 1's netns, by kind) and vswitchd CPU per create, for ``-n`` sequential creates then
+``-n`` from ``--parallel`` clients; then vswitchd CPU per link event (alias changes 20 ms apart) on
+a device that is not an OVS port and on one that is.
 
 ``--etcd-counts``: etcd requests per endpoint create and per delete, by kind, per process
 (netmaster, the creating agent h1, the other agent h2), from the ``contiv_etcd_*`` counters of
@@ -302,6 +308,66 @@ def bench_rate(a) -> None:
               + ", ".join(f"{k} {med(v):.1f}" for k, v in sorted(sizes.items())))  # fmt: skip
 
 
+def bench_ovs_costs(a) -> None:
+    """``--ovs-costs``: what endpoint creates make ovs-vswitchd do (docs/benchmarks.md, "Endpoint
+    creates with 10 clients"): link events per create in the host's netns (``ip monitor link``),
+    vswitchd CPU per create, then vswitchd CPU per link event (an alias change, 20 ms apart) on a
+    device that is not an OVS port (``vportN``) and on one that is (``vvportN``)."""
+    import re
+    import subprocess
+
+    with Testbed(2) as bed:
+        bed.start_all()
+        h1 = bed.hosts[1]
+        bed.create_network("bnet", "10.120.0.0/16")
+        vs = h1._ovs_pids[1]
+        create(h1, "bnet", "warm")
+        delete(h1, "bnet", "warm")
+        names: list[str] = []
+        created: list[str] = []
+        for mode in ("sequential", f"{a.parallel} clients"):
+            mon = subprocess.Popen(
+                ["ip", "-n", h1.netns, "-o", "monitor", "link"], stdout=subprocess.PIPE, text=True
+            )
+            time.sleep(0.3)
+            c0 = cpu_ms(vs)
+            eps = [f"{mode[0]}{i}" for i in range(a.n)]
+            created += eps
+            if mode == "sequential":
+                infos = [create(h1, "bnet", ep)[1] for ep in eps]
+            else:
+                with ThreadPoolExecutor(a.parallel) as ex:
+                    infos = [i for _, i in ex.map(lambda ep: create(h1, "bnet", ep), eps)]
+            time.sleep(2)  # the kernel's linkwatch events come up to a second later
+            cpu = (cpu_ms(vs) - c0) / a.n
+            mon.terminate()
+            lines = mon.communicate()[0].splitlines()
+            kinds: dict[str, int] = {}
+            for ln in lines:
+                k = re.sub(r"vv?port\d+", lambda m: "vvportN" if m.group(0).startswith("vv") else "vportN",
+                           " ".join(ln.split()[1:3]))  # fmt: skip
+                kinds[k] = kinds.get(k, 0) + 1
+            print(f"{mode}: {len(lines) / a.n:.2f} link events per create, ovs-vswitchd {cpu:.1f} ms CPU per create "
+                  "(including 2 s idle)")  # fmt: skip
+            for k, v in sorted(kinds.items(), key=lambda x: -x[1]):
+                if v >= a.n / 10:
+                    print(f"  {v / a.n:.2f}  {k}")
+            names += [i["port_name"] for i in infos]
+        for what, dev in (("not an OVS port", names[0]), ("an OVS port", "v" + names[0])):
+            k = 50
+            c0 = cpu_ms(vs)
+            for i in range(k):
+                subprocess.run(
+                    ["ip", "-n", h1.netns, "link", "set", "dev", dev, "alias", f"b{i}"], check=True
+                )
+                time.sleep(0.02)
+            time.sleep(0.5)
+            print(f"link event on {what} ({dev}), {2 * a.n} endpoints: ovs-vswitchd {(cpu_ms(vs) - c0) / k:.2f} ms "
+                  "CPU per event (including ~30 ms idle)")  # fmt: skip
+        with ThreadPoolExecutor(a.parallel) as ex:
+            list(ex.map(lambda ep: delete(h1, "bnet", ep), created))
+
+
 def bench_etcd_counts(a) -> None:
     from tests.support import etcdcount as ec
 
@@ -373,6 +439,7 @@ def main() -> None:
     ap.add_argument("--profile", default="", help="--startup: one more start-up under cProfile, to this file")
     ap.add_argument("--rate", action="store_true")
     ap.add_argument("--etcd-counts", action="store_true")
+    ap.add_argument("--ovs-costs", action="store_true")
     ap.add_argument("--group", action="store_true", help="--etcd-counts: endpoints in an endpoint group")
     ap.add_argument("--runs", type=int, default=5)
     a = ap.parse_args()
@@ -384,6 +451,9 @@ def main() -> None:
         return
     if a.etcd_counts:
         bench_etcd_counts(a)
+        return
+    if a.ovs_costs:
+        bench_ovs_costs(a)
         return
     res: dict = {"latency": []}
     with Testbed(2) as bed:
