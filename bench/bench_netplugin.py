@@ -4,6 +4,7 @@
     python bench/bench_netplugin.py --startup [--runs 7] [--startup-eps 100]
     python bench/bench_netplugin.py --rate [-n 200] [--parallel 10] [--runs 3]
     python bench/bench_netplugin.py --etcd-counts [-n 50] [--parallel 10] [--group]
+    python bench/bench_netplugin.py --ovs-costs [-n 100] [--parallel 10]
 
 Measures (printed as a Markdown table):
 - endpoint create latency, sequential: request (agent endpoint API, same code path as the Docker
@@ -32,7 +33,14 @@ request (~0.2-0.3 ms of its CPU), so the default adds some 30-60 ms to the CPU f
 
 ``--rate``: endpoint create throughput only: ``-n`` sequential creates (p50 latency, agent CPU
 per create), then ``-n`` creates from ``--parallel`` clients (endpoints/s, agent CPU per create),
-then deletes; ``--runs`` rounds on one test bed, medians printed.
+then deletes; ``--runs`` rounds on one test bed, medians printed; also the CPU per create of the other
+processes and, where the agent has them, the mean batch sizes of its group commits (/metrics).
+
+``--ovs-costs``: what endpoint creates cost ovs-vswitchd: link events per create (``ip monitor
+link`` in host 1's netns, by kind) and vswitchd CPU per create, for ``-n`` sequential creates then
+``-n`` from ``--parallel`` clients; then vswitchd CPU per link event (alias changes 20 ms apart) on
+a device that is not an OVS port and on one that is, and for one burst of link events on every
+endpoint's OVS port at once.
 
 ``--etcd-counts``: etcd requests per endpoint create and per delete, by kind, per process
 (netmaster, the creating agent h1, the other agent h2), from the ``contiv_etcd_*`` counters of
@@ -53,6 +61,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -229,8 +238,28 @@ def bench_startup(a) -> None:
           f"VmRSS {med(rss):.1f} MiB ({', '.join(f'{x:.1f}' for x in rss)})")  # fmt: skip
 
 
+def group_commits(host) -> dict[str, list[float]]:
+    """The agent's group commit counters (``writer -> [batches, items]``) from its /metrics (absent
+    before this change: empty)."""
+    import re
+
+    text = ""
+    try:
+        with urllib.request.urlopen(host.debug_url + "/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        pass
+    out: dict[str, list[float]] = {}
+    for m in re.finditer(
+        r'contiv_netplugin_group_commit_(batches|items)_total\{writer="([^"]+)"\} (\S+)', text
+    ):
+        out.setdefault(m.group(2), [0.0, 0.0])[0 if m.group(1) == "batches" else 1] = float(m.group(3))
+    return out
+
+
 def bench_rate(a) -> None:
     seq, seq_cpu, par, par_cpu, dl = [], [], [], [], []
+    sizes: dict[str, list[float]] = {}
     others: dict[str, list[float]] = {}
     with Testbed(2) as bed:
         bed.start_all()
@@ -246,9 +275,14 @@ def bench_rate(a) -> None:
             lat = [create(h1, "bnet", f"s{r}-{i}")[0] for i in range(a.n)]
             c1, t1 = cpu_ms(pid), time.perf_counter()
             o1 = {k: cpu_ms(v) for k, v in procs.items()}
+            g1 = group_commits(h1)
             with ThreadPoolExecutor(a.parallel) as ex:
                 list(ex.map(lambda i, r=r: create(h1, "bnet", f"p{r}-{i}"), range(a.n)))
             t2, c2 = time.perf_counter(), cpu_ms(pid)
+            for w, (b, n) in group_commits(h1).items():
+                b0, n0 = g1.get(w, [0.0, 0.0])
+                if b > b0:
+                    sizes.setdefault(w, []).append((n - n0) / (b - b0))
             for k, v in procs.items():
                 others.setdefault(k, []).append((cpu_ms(v) - o1[k]) / a.n)
             flows = "\n".join(h1.flows())
@@ -270,6 +304,76 @@ def bench_rate(a) -> None:
           f"agent CPU {med(par_cpu):.1f} ms/create")  # fmt: skip
     print("CPU ms per create with parallel clients, other processes: "
           + ", ".join(f"{k} {med(v):.1f}" for k, v in others.items()))  # fmt: skip
+    if sizes:
+        print("mean group commit batch size with parallel clients: "
+              + ", ".join(f"{k} {med(v):.1f}" for k, v in sorted(sizes.items())))  # fmt: skip
+
+
+def bench_ovs_costs(a) -> None:
+    """``--ovs-costs``: what endpoint creates make ovs-vswitchd do (docs/benchmarks.md, "Endpoint
+    creates with 10 clients"): link events per create in the host's netns (``ip monitor link``),
+    vswitchd CPU per create, then vswitchd CPU per link event (an alias change, 20 ms apart) on a
+    device that is not an OVS port (``vportN``) and on one that is (``vvportN``)."""
+    import re
+    import subprocess
+
+    with Testbed(2) as bed:
+        bed.start_all()
+        h1 = bed.hosts[1]
+        bed.create_network("bnet", "10.120.0.0/16")
+        vs = h1._ovs_pids[1]
+        create(h1, "bnet", "warm")
+        delete(h1, "bnet", "warm")
+        names: list[str] = []
+        created: list[str] = []
+        for mode in ("sequential", f"{a.parallel} clients"):
+            out = h1.dir / "ip-monitor.txt"  # a file, not a pipe: a full pipe makes ip lose events
+            with out.open("w") as f:
+                mon = subprocess.Popen(["ip", "-n", h1.netns, "-o", "monitor", "link"], stdout=f)
+            time.sleep(0.3)
+            c0 = cpu_ms(vs)
+            eps = [f"{mode[0]}{i}" for i in range(a.n)]
+            created += eps
+            if mode == "sequential":
+                infos = [create(h1, "bnet", ep)[1] for ep in eps]
+            else:
+                with ThreadPoolExecutor(a.parallel) as ex:
+                    infos = [i for _, i in ex.map(lambda ep: create(h1, "bnet", ep), eps)]
+            time.sleep(2)  # the kernel's linkwatch events come up to a second later
+            cpu = (cpu_ms(vs) - c0) / a.n
+            mon.terminate()
+            mon.wait()
+            lines = out.read_text().splitlines()
+            kinds: dict[str, int] = {}
+            for ln in lines:
+                k = re.sub(r"vv?port\d+", lambda m: "vvportN" if m.group(0).startswith("vv") else "vportN",
+                           " ".join(ln.split()[1:3]))  # fmt: skip
+                kinds[k] = kinds.get(k, 0) + 1
+            print(f"{mode}: {len(lines) / a.n:.2f} link events per create, ovs-vswitchd {cpu:.1f} ms CPU per create "
+                  "(including 2 s idle)")  # fmt: skip
+            for k, v in sorted(kinds.items(), key=lambda x: -x[1]):
+                if v >= a.n / 10:
+                    print(f"  {v / a.n:.2f}  {k}")
+            names += [i["port_name"] for i in infos]
+        for what, dev in (("not an OVS port", names[0]), ("an OVS port", "v" + names[0])):
+            k = 50
+            c0 = cpu_ms(vs)
+            for i in range(k):
+                subprocess.run(
+                    ["ip", "-n", h1.netns, "link", "set", "dev", dev, "alias", f"b{i}"], check=True
+                )
+                time.sleep(0.02)
+            time.sleep(0.5)
+            print(f"link event on {what} ({dev}), {2 * a.n} endpoints: ovs-vswitchd {(cpu_ms(vs) - c0) / k:.2f} ms "
+                  "CPU per event (including ~30 ms idle)")  # fmt: skip
+        burst = "".join(f"link set dev v{n} alias burst\n" for n in names)
+        c0 = cpu_ms(vs)
+        subprocess.run(["ip", "-n", h1.netns, "-batch", "-"], input=burst, text=True, check=True)
+        time.sleep(1)
+        print(f"one burst of {len(names)} link events, one on each OVS port (ip -batch): ovs-vswitchd "
+              f"{cpu_ms(vs) - c0:.1f} ms CPU in all (including 1 s idle)")  # fmt: skip
+        with ThreadPoolExecutor(a.parallel) as ex:
+            list(ex.map(lambda ep: delete(h1, "bnet", ep), created))
 
 
 def bench_etcd_counts(a) -> None:
@@ -343,6 +447,7 @@ def main() -> None:
     ap.add_argument("--profile", default="", help="--startup: one more start-up under cProfile, to this file")
     ap.add_argument("--rate", action="store_true")
     ap.add_argument("--etcd-counts", action="store_true")
+    ap.add_argument("--ovs-costs", action="store_true")
     ap.add_argument("--group", action="store_true", help="--etcd-counts: endpoints in an endpoint group")
     ap.add_argument("--runs", type=int, default=5)
     a = ap.parse_args()
@@ -354,6 +459,9 @@ def main() -> None:
         return
     if a.etcd_counts:
         bench_etcd_counts(a)
+        return
+    if a.ovs_costs:
+        bench_ovs_costs(a)
         return
     res: dict = {"latency": []}
     with Testbed(2) as bed:

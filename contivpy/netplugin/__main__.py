@@ -5,6 +5,8 @@ for one JSON object per line, ``--use-syslog``/``--syslog-url`` to send them to 
 SIGTERM/SIGINT stop the agent cleanly; like the original, bridges, ports and flows are left in place
 so containers keep their connectivity while the agent is down (the host port ``contivh0`` and the iptables
 nat rules too). ``netplugin --cleanup [--ovsdb ADDR]`` is the clean uninstall of host access.
+When run as the daemon, the cyclic garbage collector is off while the modules load and the agent
+starts (``common/startup.py``, as netmaster); the agent turns it on again once it is ready.
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ import logging
 import signal
 import sys
 
-from contivpy.common import fastweb
+from contivpy.common import startup
+
+if __name__ == "__main__" or sys.argv[:1] == ["netplugin"]:  # run as the daemon (python -m, bin/netplugin)
+    startup.pause()  # before the other imports: they are most of the start-up
+
+from contivpy.common import fastweb  # noqa: E402
 
 fastweb.install()  # before anything imports aiohttp (config does): its client side loads on first use
 
@@ -64,11 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = parse(argv)
     except ShowVersion:
+        startup.resume()
         from contivpy.common.version import version_text
 
         sys.stdout.write(version_text())
         return 0
     except ConfigError as e:
+        startup.resume()
         if str(e):  # logged like netmaster's: a logrus text line on stderr (argparse printed its own)
             setup_logging()
             logging.getLogger("netplugin").error("%s", e)
@@ -80,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("netplugin").error("%s", exc)
         return EXIT_CONFIG
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if cfg.cleanup:
+        startup.resume()
     return asyncio.run(_cleanup(cfg) if cfg.cleanup else _amain(cfg))
 
 

@@ -20,6 +20,8 @@ Start-up (docs/original.md §5.2, with etcd watches instead of the ofnet RPC rel
      registration (``contivpy.common.registry``, 10 s leases, retried every second until etcd answers),
      the Docker plugin (when present) and the CNI server (``--cni-socket``, every mode; attachments
      interrupted by a restart are rolled back first).
+The cyclic GC, paused by ``__main__`` (common/startup.py), resumes ``STARTUP_GC_DELAY`` seconds after
+the agent is ready (step 4), or at once if it stops before.
 The debug REST server (:9090) is bound before step 1: ``/healthz``, ``/readyz`` and ``/metrics``
 answer from then on (netplugin/observe.py), its other routes answer 503 until step 4.
 
@@ -48,7 +50,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from contivpy.common import metrics
+from contivpy.common import metrics, startup
 from contivpy.common.errors import ExternalServiceError, StoreError, ValidationError
 from contivpy.common.httpserve import GuardedRunner, serve_tcp, split_hostport
 from contivpy.common.kv import open_store
@@ -82,6 +84,7 @@ log = logging.getLogger("netplugin")
 T = TypeVar("T")
 DEFAULT_PVT_SUBNET = "172.19.0.0/16"
 SERVED = "servedNetworks"  # global reconciler key: converge the endpoint watches to ``served()``
+STARTUP_GC_DELAY = 1.0  # seconds after the agent is ready: the cyclic GC is on again (common/startup.py)
 
 
 class FatalConfigError(Exception):
@@ -452,6 +455,7 @@ class Agent:
             log.warning(w)
         debug = await self._start_debug()
         self._load_k8s()
+        gc_timer: asyncio.TimerHandle | None = None
         try:
             await self._wait_global()
             await self._start_datapath()
@@ -486,8 +490,12 @@ class Agent:
                 tg.create_task(self.names.run())
                 tg.create_task(self.bgp.run())
                 self.ready.set()
+                gc_timer = asyncio.get_running_loop().call_later(STARTUP_GC_DELAY, startup.resume)
                 log.info("netplugin started on host %s (vtep %s)", self.cfg.host, self.cfg.vtep_ip)
         finally:
+            if gc_timer is not None:
+                gc_timer.cancel()
+            startup.resume()
             for it, _ in self._streams.values():
                 await it.aclose()
             await self.ep_watches.aclose()

@@ -27,6 +27,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from contivpy.common.groupcommit import GroupCommit
 from contivpy.netplugin import iptables, links
 from contivpy.netplugin.ofnet_flows import OfnetFlows
 from contivpy.netplugin.ovsdb import OvsdbClient
@@ -92,6 +93,9 @@ class Datapath:
         self.ovs = OvsdbClient(cfg.ovsdb)
         self.flows: dict[str, OfnetFlows] = {}
         self.vteps: dict[str, int] = {}  # peer ip -> ofport
+        # Local endpoint flows of concurrent callers go to the switch together, per bridge: one
+        # update of the network's flood group and one barrier for all of them (common/groupcommit.py).
+        self._ep_adds: dict[str, GroupCommit[EpSpec, None]] = {}
 
     async def start(self) -> None:
         """Listen as controller, create/fix both bridges and the uplinks, then wait for OVS to connect.
@@ -294,7 +298,18 @@ class Datapath:
         return await self.ovs.wait_ofport(ovs_port), created
 
     async def add_local_endpoint(self, ep: EpSpec) -> None:
-        await self.flows[ep.net.bridge].add_local_endpoint(ep)
+        """Install the endpoint's flows (returns once the switch has them). Concurrent calls for
+        one bridge are installed together; a batch the switch refuses is retried one by one."""
+        bridge = ep.net.bridge
+        gc = self._ep_adds.get(bridge)
+        if gc is None:
+
+            async def batch(eps: list[EpSpec]) -> list[None]:
+                await self.flows[bridge].add_local_endpoints(eps)
+                return [None] * len(eps)
+
+            gc = self._ep_adds[bridge] = GroupCommit(batch, name=f"endpoint_flows_{bridge}")
+        await gc.submit(ep)
 
     async def add_local_endpoints(self, eps: list[EpSpec]) -> None:
         """Several local endpoints at once (a restart's re-bind): one flow update per bridge."""

@@ -2,7 +2,8 @@
 
 Contiv endpoint interfaces (docs/original.md §5.3): a veth pair per endpoint, container side ``vport<N>``
 (moved into the container by Docker/CNI), OVS side ``vvport<N>``; the container side gets the endpoint MAC
-(``02:02:<ipv4 bytes>``) and the MTU; the OVS side is ``NOARP`` (the host kernel never answers ARP on it) (1450 like the 1.1.x agent, or the lowest host MTU - 50 on request).
+(``02:02:<ipv4 bytes>``) and the MTU; the OVS side is ``NOARP`` (the host kernel never answers ARP on it),
+up and promiscuous from its creation (MTU 1450 like the 1.1.x agent, or the lowest host MTU - 50 on request).
 
 On the userspace (netdev) datapath the container side must have TX checksum offload off, or TCP/UDP
 frames reach the peer with unfinished checksums and are dropped (found when building the test bed, tests/fixtures/testbed.py). The
@@ -45,6 +46,7 @@ SIOCETHTOOL = 0x8946
 IFF_NOARP = 0x80
 ETHTOOL_STXCSUM = 0x00000017
 ETHTOOL_SGRO = 0x0000002C
+_OVS_SIDE_FLAGS = IFF_NOARP | rtnl.IFF_UP | rtnl.IFF_PROMISC  # the OVS side of an endpoint's veth
 _SKIP_MTU_PREFIXES = ("docker", "veth", "vport", "vvport", "lo", "ovs-", "contiv")
 
 
@@ -106,8 +108,11 @@ def _ensure_veth(name: str, peer: str, mac: str | None, mtu: int, tx_off: bool) 
         # OVS reads from vvportN and would answer a container's ARP for the host's own addresses
         # (contivh0's, the underlay's) with vvportN's MAC, bypassing the pipeline.
         # One request: every link change makes ovs-vswitchd re-read the host's interfaces.
+        # PROMISC too: OVS puts every port it attaches into promiscuous mode; set at creation,
+        # the userspace datapath finds it set and makes no link change of its own (the kernel
+        # datapath's module notifies its own promiscuity change either way).
         try:
-            nl.add_veth(name, peer, mtu=mtu, mac=mac, peer_flags=IFF_NOARP | rtnl.IFF_UP)
+            nl.add_veth(name, peer, mtu=mtu, mac=mac, peer_flags=_OVS_SIDE_FLAGS)
             created = True
         except OSError as e:
             if e.errno != errno.EEXIST:  # EEXIST: raced with ourselves, fixed up below
@@ -117,8 +122,7 @@ def _ensure_veth(name: str, peer: str, mac: str | None, mtu: int, tx_off: bool) 
         if a is None or b is None:
             raise OSError(errno.ENODEV, f"veth pair {name}/{peer} is incomplete")
         nl.set_link(a.index, mtu=mtu, mac=mac)
-        up = IFF_NOARP | rtnl.IFF_UP
-        nl.set_link(b.index, mtu=mtu, flags=up, change=up)
+        nl.set_link(b.index, mtu=mtu, flags=_OVS_SIDE_FLAGS, change=_OVS_SIDE_FLAGS)
     if tx_off:
         _tx_csum_off(name)
     _gro_on(name)

@@ -75,7 +75,17 @@ def _collect(agent) -> list[Family]:
         "contiv_netplugin_served_networks",
         "Networks whose endpoints this agent watches (netplugin/served.py)",
     ).add(len(agent.ep_watches.networks()))
-    return [eps, flows, conn, ovsdb, depth, backoff, failures, retries, ready, served]
+    gcb = Family(
+        "counter", "contiv_netplugin_group_commit_batches", "Batches written by a group commit", ("writer",)
+    )
+    gci = Family(
+        "counter", "contiv_netplugin_group_commit_items", "Requests written by a group commit", ("writer",)
+    )
+    writers = [agent.dp.ovs._adds, *agent.dp._ep_adds.values(), agent.endpoints._commits]
+    for w in writers:
+        gcb.add(w.batches, w.name)
+        gci.add(w.items, w.name)
+    return [eps, flows, conn, ovsdb, depth, backoff, failures, retries, ready, served, gcb, gci]
 
 
 def install(app: web.Application, agent) -> None:

@@ -21,6 +21,15 @@ Contiv specifics (docs/original.md §5.2/5.3): bridges ``contivVxlanBridge``/``c
 ``tos=inherit``, ``dst_port``; endpoint Interfaces get ``ingress_policing_rate``/``_burst`` from the
 group's netprofile (``set_ingress_policing``).
 
+Group commit: port additions (``_add_port``: ``ensure_port``, ``ensure_bond``) of concurrent callers
+go out in ONE transaction (common/groupcommit.py: whoever comes while one is in flight joins the
+next; each caller gets its own answer, and a refused transaction is retried request by request, so
+one bad request fails only its caller). Every transaction that changes a bridge makes ovs-vswitchd
+reconfigure, work that grows with the number of ports; N concurrent endpoint creates now cause one.
+The batch also waits (one ``wait`` transaction) until vswitchd has given the new ports their
+ofports, which ``wait_ofport`` then returns without asking; so a batch stays in flight while
+vswitchd reconfigures, and the creates arriving meanwhile all go in the next one.
+
 Bonds (``ensure_bond``): one Port with several Interfaces and ``bond_mode``/``lacp``/``other_config``. An
 equal bond (same members, same settings) is kept; otherwise the bond, and any port named like one of its
 members, is replaced in one transaction. ``bond_members`` reads a bond back (absent/not a bond: None).
@@ -37,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contivpy.common.errors import ExternalServiceError
+from contivpy.common.groupcommit import GroupCommit
 
 log = logging.getLogger(__name__)
 #: vswitchd probes an idle controller connection after this many ms and drops it when no answer
@@ -55,6 +65,18 @@ def _set(values) -> list:
 
 def _map(d: dict[str, str]) -> list:
     return ["map", [[k, str(v)] for k, v in sorted(d.items())]]
+
+
+def _renamed(obj, k: int):
+    """``obj`` (operations or a row) with every named uuid (``uuid-name`` and ``["named-uuid", X]``)
+    suffixed ``_k``, so that several requests' operations can share one transaction."""
+    if isinstance(obj, list):
+        if len(obj) == 2 and obj[0] == "named-uuid" and isinstance(obj[1], str):
+            return ["named-uuid", f"{obj[1]}_{k}"]
+        return [_renamed(x, k) for x in obj]
+    if isinstance(obj, dict):
+        return {key: (f"{v}_{k}" if key == "uuid-name" else _renamed(v, k)) for key, v in obj.items()}
+    return obj
 
 
 def _from_set(v) -> list:
@@ -109,6 +131,12 @@ class OvsdbClient:
         self._ids = itertools.count(1)
         self._rx_task: asyncio.Task | None = None
         self._lock = asyncio.Lock()
+        self._ofport_hint: dict[str, int] = {}  # ofports read by a port-add batch, taken by wait_ofport
+        # Port additions of concurrent callers (endpoint creates) share one transaction: each
+        # bridge-changing transaction makes ovs-vswitchd reconfigure, O(ports) of work.
+        self._adds: GroupCommit[tuple[str, list[dict], dict], bool] = GroupCommit(
+            self._add_ports_waited, self._add_port_one, name="ovsdb_port_adds"
+        )
 
     # -- transport -------------------------------------------------------------------------
     @property
@@ -448,21 +476,78 @@ class OvsdbClient:
 
     async def _add_port(self, bridge: str, ops: list[dict], port_row: dict) -> bool:
         """Run ``ops`` (which insert the port's interfaces) plus the Port row ``port_row`` (uuid-name
-        ``port``) into ``bridge``, in one transaction; ExternalServiceError if the bridge is missing."""
-        ops = ops + [
-            {"op": "insert", "table": "Port", "row": port_row, "uuid-name": "port"},
-            {
-                "op": "mutate",
-                "table": "Bridge",
-                "where": [["name", "==", bridge]],
-                "mutations": [["ports", "insert", _set([["named-uuid", "port"]])]],
-            },
-            {"op": "select", "table": "Bridge", "where": [["name", "==", bridge]], "columns": ["name"]},
+        ``port``) into ``bridge``, in one transaction; ExternalServiceError if the bridge is missing.
+        Concurrent calls share one transaction (``_adds``, see the module docstring)."""
+        return await self._adds.submit((bridge, ops, port_row))
+
+    async def _add_port_one(self, req: tuple[str, list[dict], dict]) -> bool:
+        return (await self._add_ports_waited([req]))[0]
+
+    async def _add_ports_waited(self, reqs: list[tuple[str, list[dict], dict]]) -> list[bool | BaseException]:
+        """``_add_ports``, then ONE transaction that waits until vswitchd has given every added
+        single-interface port its ofport and reads them (``_ofport_hint``: the callers'
+        ``wait_ofport`` then asks nothing). The batch is in flight until vswitchd has taken the
+        change in, so the creates arriving meanwhile join the next one: fewer reconfigurations.
+        A failed wait is ignored (each caller's ``wait_ofport`` waits, polls and reports)."""
+        out = await self._add_ports(reqs)
+        names = [
+            row["name"]
+            for (_, _, row), ok in zip(reqs, out, strict=True)
+            if ok is True
+            and isinstance(row.get("interfaces"), list)
+            and row["interfaces"][:1] == ["named-uuid"]
         ]
+        if not names:
+            return out
+        ms = int(min(5.0, self.timeout / 2) * 1000)
+        ops: list[dict] = []
+        for n in names:
+            where = [["name", "==", n]]
+            ops.append({"op": "wait", "table": "Interface", "where": where, "columns": ["ofport"],
+                        "until": "!=", "rows": [{"ofport": ["set", []]}], "timeout": ms})  # fmt: skip
+        for n in names:
+            ops.append(
+                {"op": "select", "table": "Interface", "where": [["name", "==", n]], "columns": ["ofport"]}
+            )
+        try:
+            res = await self.transact(*ops)
+        except ExternalServiceError as e:
+            log.debug("OVSDB: waiting for the ofports of %s failed: %s", names, e)
+            return out
+        for n, r in zip(names, res[len(names) :], strict=False):
+            rows = r.get("rows") if isinstance(r, dict) else None
+            ofp = _from_set(rows[0]["ofport"]) if rows else []
+            if ofp and isinstance(ofp[0], int) and ofp[0] > 0:
+                self._ofport_hint[n] = ofp[0]
+        return out
+
+    async def _add_ports(self, reqs: list[tuple[str, list[dict], dict]]) -> list[bool | BaseException]:
+        """Several ``_add_port`` requests in ONE transaction: request k's named uuids get the suffix
+        ``_k``; one ``ports`` mutation and one existence check per bridge. A failing operation fails
+        the whole transaction (raised: the group commit then retries each request alone)."""
+        ops: list[dict] = []
+        by_bridge: dict[str, list[list]] = {}
+        for k, (bridge, pre, port_row) in enumerate(reqs):
+            self._ofport_hint.pop(port_row.get("name", ""), None)
+            ops += _renamed(pre, k)
+            ops.append(
+                {"op": "insert", "table": "Port", "row": _renamed(port_row, k), "uuid-name": f"port_{k}"}
+            )
+            by_bridge.setdefault(bridge, []).append(["named-uuid", f"port_{k}"])
+        checks: dict[str, int] = {}
+        for bridge, uuids in by_bridge.items():
+            where = [["name", "==", bridge]]
+            ops.append({"op": "mutate", "table": "Bridge", "where": where, "mutations": [["ports", "insert", _set(uuids)]]})  # fmt: skip
+            checks[bridge] = len(ops)
+            ops.append({"op": "select", "table": "Bridge", "where": where, "columns": ["name"]})
         res = await self.transact(*ops)
-        if not res[len(ops) - 1].get("rows"):
-            raise ExternalServiceError(f"OVS bridge {bridge} does not exist")
-        return True
+        if len(reqs) > 1:
+            log.debug("OVSDB: %d ports added in one transaction", len(reqs))
+        out: list[bool | BaseException] = []
+        for bridge, _, _ in reqs:
+            ok = bool(res[checks[bridge]].get("rows"))
+            out.append(True if ok else ExternalServiceError(f"OVS bridge {bridge} does not exist"))
+        return out
 
     async def _remove_port_ops(self, name: str) -> list[dict]:
         rows = await self.select("Port", [["name", "==", name]], ["_uuid"])
@@ -483,6 +568,7 @@ class OvsdbClient:
 
     async def remove_port(self, bridge: str, name: str) -> bool:
         """Remove port ``name`` (from whatever bridge holds it). Absent is fine; returns True if removed."""
+        self._ofport_hint.pop(name, None)
         ops = await self._remove_port_ops(name)
         if ops:
             await self.transact(*ops)
@@ -540,6 +626,9 @@ class OvsdbClient:
 
     async def wait_ofport(self, name: str, timeout: float = 5.0) -> int:
         """Wait until vswitchd has attached the interface and return its OpenFlow port number."""
+        hint = self._ofport_hint.pop(name, None)
+        if hint is not None:  # read by the batch that added the port (after it got it)
+            return hint
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         delay = 0.002

@@ -547,16 +547,22 @@ def encode_flow_mod(flow: Flow, command: int, xid: int) -> bytes:
     return _patch_xid(_flow_bytes(flow, command), xid)
 
 
+@lru_cache(maxsize=1 << 16)
+def _bucket(actions: tuple, gtype: int) -> bytes:
+    """One bucket's bytes (memoised: a flood group is re-sent whole with one bucket more or less,
+    so nearly all of its buckets were encoded before)."""
+    acts = encode_actions(actions)
+    # len, weight (select groups: equal weights of 1, as ovs-ofctl defaults), watch_port,
+    # watch_group, pad[4]
+    weight = 1 if gtype == GT_SELECT else 0
+    return struct.pack("!HHII4x", 16 + len(acts), weight, OFPP_ANY, OFPG_ANY) + acts
+
+
 def encode_group_mod(group: Group, command: int, xid: int) -> bytes:
     gtype = {"all": GT_ALL, "select": GT_SELECT}[group.type]
     buckets = b""
     if command != GROUP_DELETE:
-        for b in group.buckets:
-            acts = encode_actions(b)
-            # len, weight (select groups: equal weights of 1, as ovs-ofctl defaults), watch_port,
-            # watch_group, pad[4]
-            weight = 1 if gtype == GT_SELECT else 0
-            buckets += struct.pack("!HHII4x", 16 + len(acts), weight, OFPP_ANY, OFPG_ANY) + acts
+        buckets = b"".join(_bucket(tuple(b), gtype) for b in group.buckets)
     body = struct.pack("!HBxI", command, gtype, group.group_id) + buckets
     return _HDR.pack(OFP_VERSION, T_GROUP_MOD, 8 + len(body), xid) + body
 

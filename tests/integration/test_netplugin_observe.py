@@ -174,3 +174,23 @@ def test_netplugin_probes_and_metrics():
             30, 0.2, "vteps backoff cleared",
         )  # fmt: skip
         assert h.netplugin.poll() is None
+
+
+def test_cyclic_gc_is_on_again_after_the_start_up():
+    """The entry point pauses the cyclic GC (common/startup.py); the ready agent resumes it
+    ``STARTUP_GC_DELAY`` later: the Python collector's counts in /metrics then move (a paused
+    collector never runs a generation-0 pass; the resume runs one full collection)."""
+    from tests.fixtures.testbed import Testbed
+
+    with Testbed(1) as bed:
+        h = bed.hosts[1]
+        h.start_netplugin()
+        gen = "python_gc_collections_total"
+
+        def collected() -> bool:
+            m = scrape(h)
+            return val(m, gen, generation="2") >= 1 and val(m, gen, generation="0") >= 1
+
+        wait_for(collected, 15, 0.2, "the cyclic GC running again in the agent")
+        first = val(scrape(h), gen, generation="0")
+        wait_for(lambda: val(scrape(h), gen, generation="0") > first, 15, 0.2, "generation-0 passes")

@@ -13,6 +13,11 @@ Local endpoint create (``EndpointService.create_endpoint``), in this order, each
      with the group's netprofile (``QosManager.bind``);
   5. ONE txn: compare-and-swap of the port record (``currPortNum`` and the endpoint's ``LocalEpInfo``
      entry) and ``/contiv.io/oper/eps/<id>``: from now on every other host learns the endpoint.
+Concurrent creates share their writes (common/groupcommit.py: whoever comes while one is in flight
+joins the next, each caller gets its own answer, a failed batch is retried one by one): the OVSDB
+port additions (one transaction: one reconfiguration of ovs-vswitchd), the flows (one switch update
+per bridge: one rewrite of the network's flood group) and step 5 (one txn, one rewrite of the port
+record, with every endpoint's oper record).
 A failure in 3-5 undoes what was done (flows, port, veth, the reservation; the records if the
 commit's answer was lost) and releases the endpoint in netmaster, so nothing is left half-created.
 The port record and the oper record are always written together, so one never exists without the
@@ -48,6 +53,7 @@ from contivpy.common.errors import (
     NotFoundError,
     ValidationError,
 )
+from contivpy.common.groupcommit import GroupCommit
 from contivpy.common.kv.base import Compare, Delete, KVStore, Put
 from contivpy.common.netaddr import mac_from_ip
 from contivpy.common.reconcile import Reconciler
@@ -222,6 +228,10 @@ class EndpointService:
         self._locks: dict[str, asyncio.Lock] = {}
         self._mtu: int | None = None
         self._port_lock = asyncio.Lock()  # port number allocation/release (one record per host)
+        # the commits of concurrent creates: one txn for those that come while one is in flight
+        self._commits: GroupCommit[tuple[str, int, dict, OperEndpoint], None] = GroupCommit(
+            self._commit_many, max_batch=16, name="endpoint_commits"
+        )
         self._port_rec: tuple[int, OvsDriverOper] | None = None  # last written (mod revision, record)
         self._reserved: dict[str, int] = {}  # endpoint -> port number held until its record is written
         self._last_port = 0  # the last port number handed out (the next search starts after it)
@@ -306,17 +316,27 @@ class EndpointService:
 
     async def _commit(self, ep_id: str, n: int, epg_key: str, bridge_type: str, oper: OperEndpoint) -> None:
         """ONE txn: the endpoint's ``LocalEpInfo`` entry and ``currPortNum`` (CAS on the record)
-        and its oper record ``/contiv.io/oper/eps/<id>`` (from now on other hosts learn it)."""
-        key = keys.ovs_driver_oper(self.cfg.host)
+        and its oper record ``/contiv.io/oper/eps/<id>`` (from now on other hosts learn it).
+        Concurrent creates' commits share that txn (``_commits``: group commit)."""
         entry = {"Ovsportname": f"vvport{n}", "EpgKey": epg_key, "BridgeType": bridge_type}
+        await self._commits.submit((ep_id, n, entry, oper))
+
+    async def _commit_many(self, items: list[tuple[str, int, dict, OperEndpoint]]) -> list[None]:
+        """The commits of several endpoints in ONE txn (CAS on the port record, every endpoint's
+        entry and oper record); the record is read again and the txn retried when the compare fails.
+        A store error fails the txn for all (the group commit then retries each alone)."""
+        key = keys.ovs_driver_oper(self.cfg.host)
         async with self._port_lock:
             while True:
                 rev, rec = await self._read_port_record(key)
-                rec.currPortNum = self._last_port or n
-                rec.LocalEpInfo[ep_id] = entry
-                if await self._write_port_record(key, rev, rec, [Put(keys.ep_oper(ep_id), oper.to_json())]):
-                    self._reserved.pop(ep_id, None)
-                    return
+                rec.currPortNum = self._last_port or max(n for _, n, _, _ in items)
+                for ep_id, _, entry, _ in items:
+                    rec.LocalEpInfo[ep_id] = entry
+                ops = [Put(keys.ep_oper(ep_id), oper.to_json()) for ep_id, _, _, oper in items]
+                if await self._write_port_record(key, rev, rec, ops):
+                    for ep_id, *_ in items:
+                        self._reserved.pop(ep_id, None)
+                    return [None] * len(items)
 
     async def _forget(self, ep_id: str, oper_stored: bool) -> None:
         """Drop the endpoint's ``LocalEpInfo`` entry and its oper record in ONE txn (CAS on the
