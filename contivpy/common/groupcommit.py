@@ -48,14 +48,14 @@ class GroupCommit(Generic[T, R]):
     ) -> None:
         self._batch, self._one = batch, one
         self.max_batch, self.name = max_batch, name
-        self._queue: list[tuple[T, asyncio.Future]] = []
-        self._task: asyncio.Task | None = None
+        self._queue: list[tuple[T, asyncio.Future[R]]] = []
+        self._task: asyncio.Task[None] | None = None
         self.batches = 0  # batches run (a fallback to single items counts as one): for tests, metrics
         self.items = 0
 
     async def submit(self, item: T) -> R:
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future = loop.create_future()
+        fut: asyncio.Future[R] = loop.create_future()
         entry = (item, fut)
         self._queue.append(entry)
         if self._task is None or self._task.done():
@@ -75,7 +75,7 @@ class GroupCommit(Generic[T, R]):
             raise
 
     async def _drain(self) -> None:
-        taken: list[tuple[T, asyncio.Future]] = []
+        taken: list[tuple[T, asyncio.Future[R]]] = []
         try:
             while self._queue:
                 taken, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
