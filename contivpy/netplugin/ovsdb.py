@@ -2,11 +2,12 @@
 
 Why not ovsdbapp: its IDL runs in its own thread, its Open_vSwitch transactions wait for vswitchd's
 ``cur_cfg`` and it mirrors the whole database; the agent needs a dozen idempotent operations, each one
-transaction, awaited on the event loop. This module is the only place that speaks OVSDB.
+transaction, awaited on the event loop. This module and ``ovsdb_conn.py`` (the connection:
+JSON-RPC framing, request ids, ``echo``, reconnect; ``OvsdbClient`` extends it) are the only places
+that speak OVSDB.
 
 Design
-- One persistent connection (unix:PATH or tcp:IP:PORT). Requests are matched to replies by id; the
-  server's ``echo`` keep-alives are answered. On a broken connection every pending call fails with
+- One persistent connection (ovsdb_conn.py): on a broken connection every pending call fails with
   ``ExternalServiceError`` and the next call reconnects.
 - Operations are *ensure*-style and idempotent (design guide A2): ``ensure_bridge``, ``ensure_port``
   (access / trunk / vxlan / internal), ``remove_port`` (absent is fine), ``list_ports`` (to reconcile after a
@@ -38,15 +39,12 @@ members, is replaced in one transaction. ``bond_members`` reads a bond back (abs
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
-import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 from contivpy.common.errors import ExternalServiceError
 from contivpy.common.groupcommit import GroupCommit
+from contivpy.netplugin.ovsdb_conn import DB, OvsdbConnection
 
 log = logging.getLogger(__name__)
 #: vswitchd probes an idle controller connection after this many ms and drops it when no answer
@@ -54,9 +52,6 @@ log = logging.getLogger(__name__)
 #: bench_mesh) then lost its OpenFlow connections and re-synced every flow, again and again; a
 #: dead agent is noticed anyway (its TCP connection closes), and fail_mode=secure keeps the flows.
 CONTROLLER_INACTIVITY_PROBE_MS = 30_000
-
-DB = "Open_vSwitch"
-_decoder = json.JSONDecoder()
 
 
 def _set(values) -> list:
@@ -121,131 +116,17 @@ def _port_info(name: str, p: dict, i: dict) -> PortInfo:
     )
 
 
-class OvsdbClient:
+class OvsdbClient(OvsdbConnection):
+    """The agent's OVSDB operations, each one transaction on the shared connection."""
+
     def __init__(self, address: str, timeout: float = 10.0) -> None:
-        self.address = address
-        self.timeout = timeout
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._pending: dict[int, asyncio.Future] = {}
-        self._ids = itertools.count(1)
-        self._rx_task: asyncio.Task | None = None
-        self._lock = asyncio.Lock()
+        super().__init__(address, timeout)
         self._ofport_hint: dict[str, int] = {}  # ofports read by a port-add batch, taken by wait_ofport
         # Port additions of concurrent callers (endpoint creates) share one transaction: each
         # bridge-changing transaction makes ovs-vswitchd reconfigure, O(ports) of work.
         self._adds: GroupCommit[tuple[str, list[dict], dict], bool] = GroupCommit(
             self._add_ports_waited, self._add_port_one, name="ovsdb_port_adds"
         )
-
-    # -- transport -------------------------------------------------------------------------
-    @property
-    def connected(self) -> bool:
-        """An OVSDB session is open (the receive loop clears it when the connection drops)."""
-        return self._writer is not None and not self._writer.is_closing()
-
-    async def connect(self) -> None:
-        async with self._lock:
-            if self._writer is not None and not self._writer.is_closing():
-                return
-            try:
-                if self.address.startswith("unix:"):
-                    r, w = await asyncio.wait_for(
-                        asyncio.open_unix_connection(self.address[5:]), self.timeout
-                    )
-                elif self.address.startswith("tcp:"):
-                    host, port = self.address[4:].rsplit(":", 1)
-                    r, w = await asyncio.wait_for(asyncio.open_connection(host, int(port)), self.timeout)
-                else:
-                    raise ExternalServiceError(f"unsupported OVSDB address {self.address!r}")
-            except (OSError, TimeoutError) as e:
-                raise ExternalServiceError(f"cannot connect to OVSDB at {self.address}: {e}") from e
-            self._reader, self._writer = r, w
-            self._rx_task = asyncio.get_running_loop().create_task(self._rx_loop(r, w))
-
-    async def close(self) -> None:
-        w, t = self._writer, self._rx_task
-        self._writer = self._reader = None
-        if w is not None:
-            w.close()
-            with contextlib.suppress(Exception):
-                await w.wait_closed()
-        if t is not None:
-            t.cancel()
-            with contextlib.suppress(BaseException):
-                await t
-        self._fail_pending("OVSDB connection closed")
-
-    def _fail_pending(self, msg: str) -> None:
-        for fut in self._pending.values():
-            if not fut.done():
-                fut.set_exception(ExternalServiceError(msg))
-        self._pending.clear()
-
-    async def _rx_loop(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        buf = ""
-        try:
-            while True:
-                chunk = await r.read(65536)
-                if not chunk:
-                    break
-                buf += chunk.decode()
-                while buf:
-                    buf = buf.lstrip()
-                    if not buf:
-                        break
-                    try:
-                        msg, end = _decoder.raw_decode(buf)
-                    except json.JSONDecodeError:
-                        break  # incomplete message
-                    buf = buf[end:]
-                    self._dispatch(msg, w)
-        except (OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            if self._writer is w:
-                self._writer = self._reader = None
-            self._fail_pending(f"OVSDB connection to {self.address} lost")
-
-    def _dispatch(self, msg: dict, w: asyncio.StreamWriter) -> None:
-        if msg.get("method") == "echo":
-            w.write(
-                json.dumps({"id": msg.get("id"), "result": msg.get("params", []), "error": None}).encode()
-            )
-            return
-        fut = self._pending.pop(msg.get("id"), None)
-        if fut is not None and not fut.done():
-            if msg.get("error") is not None:
-                fut.set_exception(ExternalServiceError(f"OVSDB error: {msg['error']}"))
-            else:
-                fut.set_result(msg.get("result"))
-
-    async def call(self, method: str, params: list) -> Any:
-        await self.connect()
-        rid = next(self._ids)
-        fut = asyncio.get_running_loop().create_future()
-        self._pending[rid] = fut
-        assert self._writer is not None
-        self._writer.write(json.dumps({"method": method, "params": params, "id": rid}).encode())
-        try:
-            return await asyncio.wait_for(fut, self.timeout)
-        except TimeoutError as e:
-            self._pending.pop(rid, None)
-            raise ExternalServiceError(f"OVSDB {method} timed out") from e
-
-    async def transact(self, *ops: dict) -> list:
-        result = await self.call("transact", [DB, *ops])
-        for i, r in enumerate(result or []):
-            if isinstance(r, dict) and r.get("error"):
-                op = ops[i]["op"] if i < len(ops) else "commit"
-                raise ExternalServiceError(f"OVSDB {op} failed: {r.get('error')}: {r.get('details', '')}")
-        return result
-
-    async def select(self, table: str, where: list, columns: list[str] | None = None) -> list[dict]:
-        op: dict = {"op": "select", "table": table, "where": where}
-        if columns:
-            op["columns"] = columns
-        return (await self.transact(op))[0]["rows"]
 
     # -- bridges ---------------------------------------------------------------------------
     async def bridge_exists(self, name: str) -> bool:
