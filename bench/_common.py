@@ -284,42 +284,46 @@ class BenchEnv:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+async def post_each(port: int, n: int, request_of, conns: int = 4) -> None:
+    """POST ``request_of(i) -> (path, body)`` for i in 0..n-1 over ``conns`` keep-alive connections
+    (each takes the next i); the first answer other than 200 stops all with its status and body."""
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+
+    async def worker() -> None:
+        c = KeepAliveClient(port)
+        await c.connect()
+        try:
+            while not queue.empty():
+                path, body = request_of(queue.get_nowait())
+                st, data = await c.request("POST", path, json.dumps(body).encode())
+                if st != 200:
+                    raise RuntimeError(f"POST {path}: {st} {data[:300]!r}")
+        finally:
+            await c.close()
+
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(conns):
+            tg.create_task(worker())
+
+
 def create_networks(port: int, n: int, prefix: str = "bench", conns: int = 4, mixed: bool = False) -> None:
     """Create ``n`` networks ``<prefix>NNNN`` (10.<100+i//256>.<i%256>.0/24; from i = 39,936 on
     11.x.y.0/24) over keep-alive conns; vxlan, or with ``mixed`` every other one vlan (each tag
     pool holds 4,094 networks)."""
 
-    async def run() -> None:
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for i in range(n):
-            queue.put_nowait(i)
+    def request_of(i: int) -> tuple[str, dict]:
+        name = f"{prefix}{i:04d}"
+        body = {
+            "networkName": name,
+            "tenantName": "default",
+            "encap": "vlan" if mixed and i % 2 else "vxlan",
+            "subnet": f"{10 + (100 + i // 256) // 256}.{(100 + i // 256) % 256}.{i % 256}.0/24",
+        }
+        return f"/api/v1/networks/default:{name}/", body
 
-        async def worker() -> None:
-            c = KeepAliveClient(port)
-            await c.connect()
-            try:
-                while not queue.empty():
-                    i = queue.get_nowait()
-                    name = f"{prefix}{i:04d}"
-                    body = {
-                        "networkName": name,
-                        "tenantName": "default",
-                        "encap": "vlan" if mixed and i % 2 else "vxlan",
-                        "subnet": f"{10 + (100 + i // 256) // 256}.{(100 + i // 256) % 256}.{i % 256}.0/24",
-                    }
-                    st, data = await c.request(
-                        "POST", f"/api/v1/networks/default:{name}/", json.dumps(body).encode()
-                    )
-                    if st != 200:
-                        raise RuntimeError(f"create {name}: {st} {data[:300]!r}")
-            finally:
-                await c.close()
-
-        async with asyncio.TaskGroup() as tg:
-            for _ in range(conns):
-                tg.create_task(worker())
-
-    asyncio.run(run())
+    asyncio.run(post_each(port, n, request_of, conns))
 
 
 def ratio_table(res: dict[str, list[float]], ref: str, runs: int, title: str = "") -> None:

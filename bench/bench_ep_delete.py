@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, BenchEnv, KeepAliveClient, cpu_ms, median, request  # noqa: E402
+from _common import ROOT, BenchEnv, KeepAliveClient, cpu_ms, median, post_each, request  # noqa: E402
 
 NET = "bedn{}"
 SETTLE = 2.0
@@ -60,21 +60,7 @@ async def _post(c: KeepAliveClient, path: str, body: dict) -> None:
 
 
 async def _populate(port: int, net: str, n: int, conns: int = 4) -> None:
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(n):
-        queue.put_nowait(i)
-
-    async def worker() -> None:
-        c = KeepAliveClient(port)
-        await c.connect()
-        try:
-            while not queue.empty():
-                i = queue.get_nowait()
-                await _post(c, "/plugin/createEndpoint", _ep(net, f"{net}c{i}"))
-        finally:
-            await c.close()
-
-    await asyncio.gather(*(worker() for _ in range(conns)))
+    await post_each(port, n, lambda i: ("/plugin/createEndpoint", _ep(net, f"{net}c{i}")), conns)
 
 
 async def _deletes(env: BenchEnv, port: int, pid: int, net: str, victims: list[str]) -> dict[str, float]:

@@ -18,22 +18,30 @@ from tests.fixtures.testbed import http_json, wait_for
 pytestmark = [pytest.mark.root, pytest.mark.ovs, pytest.mark.etcd]
 
 
-def make_ep(host, network: str, ep_id: str, tenant: str = "default", group: str = ""):
+def create_ep(host, network: str, ep_id: str, tenant: str = "default", group: str = "", timeout=30) -> dict:
+    """An endpoint through the agent's debug API (the Docker plugin's path), no container: its info."""
     st, info = http_json(
         "POST",
         host.debug_url + "/debug/endpoints",
         {"tenant": tenant, "network": network, "group": group, "endpointID": ep_id},
-        timeout=30,
+        timeout=timeout,
     )
     assert st == 200, info
+    return info
+
+
+def make_ep(host, network: str, ep_id: str, tenant: str = "default", group: str = ""):
+    info = create_ep(host, network, ep_id, tenant, group)
     c = host.container(
         info["port_name"], f"{info['ip_address']}/{info['prefix_len']}", info["gateway"] or None
     )
     return info, c
 
 
-def delete_ep(host, network: str, ep_id: str, tenant: str = "default"):
-    st, out = http_json("DELETE", f"{host.debug_url}/debug/endpoints/{tenant}/{network}/{ep_id}", timeout=30)
+def delete_ep(host, network: str, ep_id: str, tenant: str = "default", timeout=30):
+    st, out = http_json(
+        "DELETE", f"{host.debug_url}/debug/endpoints/{tenant}/{network}/{ep_id}", timeout=timeout
+    )
     assert st == 200, out
 
 

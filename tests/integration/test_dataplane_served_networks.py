@@ -17,6 +17,8 @@ import urllib.request
 import pytest
 
 from tests.fixtures.testbed import http_json, wait_for
+from tests.integration import test_dataplane_basic as basic
+from tests.integration.test_dataplane_basic import create_ep
 
 pytestmark = [pytest.mark.root, pytest.mark.ovs, pytest.mark.etcd]
 
@@ -37,16 +39,11 @@ def ep_events(host) -> float:
 
 
 def make_ep(host, ep_id: str) -> dict:
-    st, info = http_json(
-        "POST", host.debug_url + "/debug/endpoints", {"network": NET, "endpointID": ep_id}, timeout=30
-    )
-    assert st == 200, info
-    return info
+    return create_ep(host, NET, ep_id)
 
 
 def delete_ep(host, ep_id: str) -> None:
-    st, out = http_json("DELETE", f"{host.debug_url}/debug/endpoints/default/{NET}/{ep_id}", timeout=30)
-    assert st == 200, out
+    basic.delete_ep(host, NET, ep_id)
 
 
 def remote_flows(host, info: dict) -> list[str]:

@@ -24,7 +24,8 @@ import time
 
 import pytest
 
-from tests.fixtures.testbed import Testbed, http_json
+from tests.fixtures.testbed import Testbed
+from tests.integration.test_dataplane_basic import create_ep, delete_ep
 from tests.support import etcdcount as ec
 
 pytestmark = [pytest.mark.root, pytest.mark.ovs, pytest.mark.etcd]
@@ -34,16 +35,11 @@ NET, SUBNET = "eqnet", "10.121.0.0/16"
 
 
 def _create(host, ep: str) -> dict:
-    st, info = http_json(
-        "POST", host.debug_url + "/debug/endpoints", {"network": NET, "endpointID": ep}, timeout=60
-    )
-    assert st == 200, info
-    return info
+    return create_ep(host, NET, ep, timeout=60)
 
 
 def _delete(host, ep: str) -> None:
-    st, out = http_json("DELETE", f"{host.debug_url}/debug/endpoints/default/{NET}/{ep}", timeout=60)
-    assert st == 200, out
+    delete_ep(host, NET, ep, timeout=60)
 
 
 def _phase(urls, costs, fn) -> tuple[dict[str, dict[str, float]], float]:
