@@ -10,6 +10,7 @@ from contivpy.common.kv.memory import MemoryKV
 from contivpy.model import keys
 from contivpy.netplugin.datapath import NetSpec
 from contivpy.netplugin.served import NetworkWatches, net_prefix, served_networks
+from tests.support.kvfaults import CompactBeforeFirstWatch
 
 
 def net(
@@ -118,35 +119,16 @@ async def test_streams_open_from_their_listing_and_close_without_leftovers():
     assert not [t for t in asyncio.all_tasks() if "eps-watch" in t.get_name() or "list-watch" in t.get_name()]
 
 
-class CompactOnFirstWatch:
-    """A MemoryKV whose first watch starts after changes and a compaction past its start revision
-    (a stream that fell behind): etcd then cancels the watch and list_and_watch must re-list."""
-
-    def __init__(self, inner: MemoryKV) -> None:
-        self.inner, self.watches = inner, 0
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def watch_prefix(self, prefix, start_revision=0, **kw):
-        self.watches += 1
-        first = self.watches == 1
-
-        async def gen():
-            if first:
-                await self.inner.delete(keys.ep_oper("a.default-e1"))
-                rev = await self.inner.put(*_oper("a.default", "e2"))
-                await self.inner.compact(rev)
-            async for ev in self.inner.watch_prefix(prefix, start_revision):
-                yield ev
-
-        return gen()
+async def _e1_gone_e2_new(inner) -> int:
+    """Before the first watch: e1 deleted, e2 written (the revision to compact at)."""
+    await inner.delete(keys.ep_oper("a.default-e1"))
+    return await inner.put(*_oper("a.default", "e2"))
 
 
 async def test_a_stream_relists_after_compaction_as_a_diff():
     inner = MemoryKV()
     await inner.put(*_oper("a.default", "e1"))
-    kv = CompactOnFirstWatch(inner)
+    kv = CompactBeforeFirstWatch(inner, _e1_gone_e2_new)
     got: list[tuple[str, str | None]] = []
     w = NetworkWatches(kv, lambda nid, tail, v: got.append((tail, v)))
     runner = asyncio.create_task(w.run())

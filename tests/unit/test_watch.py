@@ -10,6 +10,7 @@ from contivpy.common.errors import StoreError
 from contivpy.common.kv import Event
 from contivpy.common.pump import PumpedIterator
 from contivpy.common.watch import Mirror, Snapshot, list_and_watch
+from tests.support import kvfaults
 
 P = "/tkv/lw/"
 
@@ -19,31 +20,16 @@ async def nxt(it, timeout: float = 10.0):
         return await anext(it)
 
 
-class CompactBeforeFirstWatch:
-    """Delegates to a real store; before the first watch starts, writes and compacts the store
-    so that the watch's start revision is really gone (a slow consumer after a compaction)."""
+async def _b_a_c(inner) -> int:
+    """Before the first watch: b written, a deleted, c written (the revision to compact at)."""
+    await inner.put(P + "b", "2")
+    await inner.delete(P + "a")
+    return await inner.put(P + "c", "3")
 
+
+class CompactBeforeFirstWatch(kvfaults.CompactBeforeFirstWatch):
     def __init__(self, inner) -> None:
-        self.inner = inner
-        self.watches = 0
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def watch_prefix(self, prefix, start_revision=0, **kw):
-        self.watches += 1
-        first = self.watches == 1
-
-        async def gen():
-            if first:
-                await self.inner.put(P + "b", "2")
-                await self.inner.delete(P + "a")
-                rev = await self.inner.put(P + "c", "3")
-                await self.inner.compact(rev)
-            async for ev in self.inner.watch_prefix(prefix, start_revision):
-                yield ev
-
-        return gen()
+        super().__init__(inner, _b_a_c)
 
 
 class FailFirstWatch(CompactBeforeFirstWatch):
