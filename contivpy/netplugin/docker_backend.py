@@ -53,7 +53,7 @@ class AgentBackend:
 
     def routed(self) -> bool:
         """The forwarding mode the agent applies now (a live switch changes it)."""
-        return getattr(self.endpoints.cfg, "fwdmode", "bridge") == "routing"
+        return self.endpoints.cfg.fwdmode == "routing"
 
     async def get_endpoint(self, state_id: str) -> PluggedEndpoint | None:
         info = self.endpoints.local.get(state_id)
